@@ -1,0 +1,90 @@
+# SensorSpace — build, run, test, bench.
+#   make            build build/sensorspace (installs missing packages first)
+#   make run        build and start on the embedded store in ./data
+#   make test       unit + end-to-end tests, then the same under ASan+UBSan
+#   make bench      benchmarks against nginx and influxdb (bench/README.md)
+
+CC      ?= cc
+PKGS    := libuv openssl jansson sqlite3 libsodium
+BUILD   ?= build
+SAN     ?= 0
+
+CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+                 -Wno-missing-field-initializers -D_GNU_SOURCE -Isrc -g \
+                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS_COMMON := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+
+ifeq ($(SAN),1)
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+  OPT := -O2
+endif
+
+CFLAGS  += $(CFLAGS_COMMON) $(OPT)
+LDFLAGS += $(OPT)
+
+LIB_SRCS  := $(filter-out src/main.c,$(wildcard src/*/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJ  := $(BUILD)/src/main.o
+LIB       := $(BUILD)/libsensorspace.a
+BIN       := $(BUILD)/sensorspace
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+DEPS_OK   := $(BUILD)/.deps-ok
+
+.PHONY: all run test test-once unit e2e bench clean deps fuzz
+
+all: $(BIN)
+
+# Every object waits for the packages; scripts/deps.sh installs what is missing.
+$(DEPS_OK): scripts/deps.sh
+	@mkdir -p $(@D)
+	@pkg-config --exists $(PKGS) && test -f /usr/include/http_parser.h && \
+	  test -f /usr/include/cmocka.h && /usr/bin/python3 -c 'import pytest, requests' \
+	  2>/dev/null || bash scripts/deps.sh
+	@touch $@
+
+deps:
+	bash scripts/deps.sh
+
+$(BUILD)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(MAIN_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_COMMON) -lcmocka
+
+run: $(BIN)
+	$(BIN) serve --data-dir ./data
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: $(BIN)
+	SENSORSPACE_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -x tests/e2e
+
+test-once: unit e2e
+
+# The suite runs twice: an optimised build, then one under AddressSanitizer
+# and UndefinedBehaviorSanitizer (ASAN_OPTIONS make any leak fail the run).
+test:
+	$(MAKE) test-once
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) test-once BUILD=build/asan SAN=1
+
+bench: $(BIN)
+	bash scripts/deps.sh --bench
+	bash bench/run.sh $(abspath $(BIN))
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages SensorSpace builds, tests and benchmarks with.
+# Called by `make` when a pkg-config module or test tool is missing; safe to
+# run again (apt-get skips what is already installed).
+set -euo pipefail
+
+BUILD_PKGS="build-essential pkg-config libuv1-dev libssl-dev libhttp-parser-dev
+  libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev"
+TEST_PKGS="python3 python3-pytest python3-requests curl openssl"
+BENCH_PKGS="wrk nginx-light influxdb"
+
+want="$BUILD_PKGS $TEST_PKGS"
+[ "${1:-}" = "--bench" ] && want="$want $BENCH_PKGS"
+
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,175 @@
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A config file line, like any input, has a bound. */
+#define CONFIG_LINE_MAX 4096u
+
+typedef struct config_key {
+    const char *name;
+    size_t offset;
+    const char *fallback;
+} config_key;
+
+#define KEY(name, field, def) {name, offsetof(config, field), def}
+static const config_key config_keys[] = {
+    KEY("data-dir", data_dir, "./data"),
+    KEY("store", store, "sqlite:"),
+    KEY("listen-https", listen_https, "0.0.0.0:8443"),
+    KEY("listen-http", listen_http, "127.0.0.1:8080"),
+    KEY("listen-mqtts", listen_mqtts, "0.0.0.0:8883"),
+    KEY("listen-mqtt", listen_mqtt, "127.0.0.1:1883"),
+    KEY("listen-tcp", listen_tcp, "127.0.0.1:7070"),
+    KEY("listen-udp", listen_udp, "127.0.0.1:7070"),
+    KEY("tls-cert", tls_cert, ""),
+    KEY("tls-key", tls_key, ""),
+    KEY("log-level", log_level, "info"),
+    KEY("durability", durability, "full"),
+    KEY("tcp-idle-timeout", tcp_idle_timeout, "300"),
+};
+#undef KEY
+#define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
+
+void config_defaults(config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < CONFIG_KEYS; i++)
+        snprintf((char *)cfg + config_keys[i].offset, CONFIG_VALUE_MAX, "%s",
+                 config_keys[i].fallback);
+}
+
+int config_set(config *cfg, const char *key, const char *value)
+{
+    for (size_t i = 0; i < CONFIG_KEYS; i++) {
+        if (strcmp(config_keys[i].name, key) != 0)
+            continue;
+        if (strlen(value) >= CONFIG_VALUE_MAX)
+            return SS_INVAL;
+        snprintf((char *)cfg + config_keys[i].offset, CONFIG_VALUE_MAX, "%s", value);
+        return SS_OK;
+    }
+    return SS_INVAL;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read config file %s", path);
+        return SS_IO;
+    }
+    char line[CONFIG_LINE_MAX];
+    int lineno = 0, rc = SS_OK;
+    while (rc == SS_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected key = value", path, lineno);
+            rc = SS_INVAL;
+            break;
+        }
+        *eq = '\0';
+        if (config_set(cfg, trim(s), trim(eq + 1))) {
+            snprintf(err, errlen, "%s:%d: unknown key or value too long: %s", path, lineno,
+                     trim(s));
+            rc = SS_INVAL;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+/* "--key=value" or "--key value": the key and the value, advancing *i. */
+static int split_flag(int argc, char **argv, int *i, char *key, size_t cap, const char **value)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0)
+        return SS_INVAL;
+    arg += 2;
+    const char *eq = strchr(arg, '=');
+    size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (klen == 0 || klen >= cap)
+        return SS_INVAL;
+    memcpy(key, arg, klen);
+    key[klen] = '\0';
+    if (eq) {
+        *value = eq + 1;
+        return SS_OK;
+    }
+    if (*i + 1 >= argc)
+        return SS_INVAL;
+    *value = argv[++*i];
+    return SS_OK;
+}
+
+int config_from_args(config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    char key[64];
+    const char *value;
+    /* The file first, so that every flag wins over it. */
+    for (int i = 0; i < argc; i++) {
+        if (split_flag(argc, argv, &i, key, sizeof key, &value) == 0 &&
+            strcmp(key, "config") == 0) {
+            int rc = config_load_file(cfg, value, err, errlen);
+            if (rc)
+                return rc;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (split_flag(argc, argv, &i, key, sizeof key, &value)) {
+            snprintf(err, errlen, "bad argument %s (flags are --name VALUE)", arg);
+            return SS_INVAL;
+        }
+        if (strcmp(key, "config") == 0)
+            continue;
+        if (config_set(cfg, key, value)) {
+            snprintf(err, errlen, "unknown flag --%s (see sensorspace help)", key);
+            return SS_INVAL;
+        }
+    }
+    return SS_OK;
+}
+
+int config_validate(const config *cfg, char *err, size_t errlen)
+{
+    log_level level;
+    if (log_parse_level(cfg->log_level, &level)) {
+        snprintf(err, errlen, "log-level must be debug, info, warn or error");
+        return SS_INVAL;
+    }
+    if (strcmp(cfg->durability, "full") != 0 && strcmp(cfg->durability, "normal") != 0) {
+        snprintf(err, errlen, "durability must be full or normal");
+        return SS_INVAL;
+    }
+    char *end;
+    long secs = strtol(cfg->tcp_idle_timeout, &end, 10);
+    if (*end || secs < 1 || secs > 86400) {
+        snprintf(err, errlen, "tcp-idle-timeout must be 1..86400 seconds");
+        return SS_INVAL;
+    }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        snprintf(err, errlen, "tls-cert and tls-key go together");
+        return SS_INVAL;
+    }
+    return SS_OK;
+}

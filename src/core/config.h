@@ -1,0 +1,48 @@
+/* config.h — the settings of `sensorspace serve`: flags and config file.
+ *
+ * Every flag is also a key of the config file (same name without "--");
+ * flags win over the file. The file has one "key = value" per line; blank
+ * lines and lines starting with '#' are skipped. */
+#ifndef SS_CONFIG_H
+#define SS_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_VALUE_MAX 1024u
+
+typedef struct config {
+    char data_dir[CONFIG_VALUE_MAX];
+    char store[CONFIG_VALUE_MAX];
+    char listen_https[CONFIG_VALUE_MAX];
+    char listen_http[CONFIG_VALUE_MAX];
+    char listen_mqtts[CONFIG_VALUE_MAX];
+    char listen_mqtt[CONFIG_VALUE_MAX];
+    char listen_tcp[CONFIG_VALUE_MAX];
+    char listen_udp[CONFIG_VALUE_MAX];
+    char tls_cert[CONFIG_VALUE_MAX];
+    char tls_key[CONFIG_VALUE_MAX];
+    char log_level[CONFIG_VALUE_MAX];
+    char durability[CONFIG_VALUE_MAX];   /* "full" or "normal" */
+    char tcp_idle_timeout[CONFIG_VALUE_MAX];  /* seconds */
+} config;
+
+/* Fills in the defaults of SPEC §1. */
+void config_defaults(config *cfg);
+
+/* Applies argv (after the command word): "--key value" or "--key=value",
+ * and "--config FILE" (read first, whatever its position, so flags win).
+ * OUT err: a message naming the bad flag or line. 0, SS_INVAL, SS_IO. */
+int config_from_args(config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Sets one key ("data-dir", "listen-http" …). 0 or SS_INVAL (unknown key,
+ * value too long). */
+int config_set(config *cfg, const char *key, const char *value);
+
+/* Reads a config file. 0, SS_IO (cannot read), SS_INVAL (bad line; err says
+ * which). */
+int config_load_file(config *cfg, const char *path, char *err, size_t errlen);
+
+/* Checks values (log level, durability, timeouts). 0 or SS_INVAL. */
+int config_validate(const config *cfg, char *err, size_t errlen);
+
+#endif

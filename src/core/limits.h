@@ -1,0 +1,76 @@
+/* limits.h — every limit of SensorSpace, named, with why it has its value.
+ *
+ * Configuration may lower a limit but never raise it past the ceiling here
+ * (the sqlite3_limit habit): config_load clamps to these. */
+#ifndef SS_LIMITS_H
+#define SS_LIMITS_H
+
+#include <stdint.h>
+
+/* SPEC §4: 1 MiB HTTP body by default. A batch of 10 000 JSON readings of a
+ * few channels fits with room; bigger uploads should be split. */
+#define SS_HTTP_BODY_MAX (1024u * 1024u)
+/* SPEC §4: 64 KiB request head. Browsers send under 8 KiB; the rest is abuse. */
+#define SS_HTTP_HEAD_MAX (64u * 1024u)
+/* SPEC §4: time to deliver a complete request head, from the first byte of the
+ * request (or from accept for the first one). Defeats slow-drip clients. */
+#define SS_HTTP_HEAD_TIMEOUT_MS 10000u
+/* Time to deliver the body once the head is in: 1 MiB at 256 kbit/s is 33 s. */
+#define SS_HTTP_BODY_TIMEOUT_MS 60000u
+/* An idle keep-alive connection is closed after this long, like nginx's 75 s. */
+#define SS_HTTP_KEEPALIVE_TIMEOUT_MS 75000u
+/* Headers kept per request; the rest are counted against the head limit and
+ * dropped. We read only a handful. */
+#define SS_HTTP_HEADERS_MAX 64u
+/* Requests a client may pipeline before we stop reading from it until the
+ * queue drains: bounds memory per connection. */
+#define SS_HTTP_PIPELINE_MAX 32u
+
+/* SPEC §3.3: 10 000 readings per request. */
+#define SS_INGEST_READINGS_MAX 10000u
+/* SPEC §3: channel names are [A-Za-z0-9_.-]{1,64}. */
+#define SS_CHANNEL_MAX 64u
+/* SPEC §3: a ts more than 10 minutes in the future is refused. */
+#define SS_TS_FUTURE_MAX_MS (10LL * 60 * 1000)
+/* SPEC §3: a ts before 2000-01-01T00:00:00Z is refused. */
+#define SS_TS_MIN_MS 946684800000LL
+/* SPEC §4: 64 KiB per line of the line format. */
+#define SS_LINE_MAX (64u * 1024u)
+
+/* SPEC §2: secrets are random, at least 128 bits; we use 256. */
+#define SS_SECRET_BYTES 32u
+/* A secret hash (BLAKE2b-256) as stored. */
+#define SS_SECRET_HASH_BYTES 32u
+/* Opaque IDs: 96 random bits, hex: unguessable, short in URLs. */
+#define SS_ID_BYTES 12u
+#define SS_ID_LEN (SS_ID_BYTES * 2u)
+/* Names of orgs, devices, dashboards; descriptions. */
+#define SS_NAME_MAX 200u
+#define SS_DESCRIPTION_MAX 2000u
+#define SS_EMAIL_MAX 254u
+/* SPEC §1: the admin password has at least 12 characters. */
+#define SS_PASSWORD_MIN 12u
+/* Argon2 works on whatever it is given; a cap keeps login cheap to refuse. */
+#define SS_PASSWORD_MAX 1024u
+
+/* A user session lasts this long after login (absolute expiry). */
+#define SS_SESSION_TTL_MS (12LL * 60 * 60 * 1000)
+/* Failed logins per account or per address before 429, within the window. */
+#define SS_LOGIN_FAILURES_MAX 10u
+#define SS_LOGIN_WINDOW_MS (15LL * 60 * 1000)
+
+/* Group commit: the store thread takes at most this many readings in one
+ * transaction, so one huge backlog cannot starve acknowledgements. */
+#define SS_COMMIT_READINGS_MAX 50000u
+
+/* Query results: a series request returns at most this many points. */
+#define SS_QUERY_LIMIT_DEFAULT 1000u
+#define SS_QUERY_LIMIT_MAX 100000u
+/* Aggregation buckets per request. */
+#define SS_QUERY_BUCKETS_MAX 100000u
+
+_Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
+_Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
+_Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");
+
+#endif

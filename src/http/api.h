@@ -1,0 +1,30 @@
+/* api.h — the REST API of SPEC §2 on top of the HTTP server.
+ *
+ * api_handle is the server's request callback. Device ingest runs on the
+ * loop thread (token from the in-memory cache, parse, ingest queue); every
+ * request that needs the store runs on the libuv worker pool with a store
+ * connection of its own, so the loop never waits on disk or Argon2. */
+#ifndef SS_HTTP_API_H
+#define SS_HTTP_API_H
+
+#include <uv.h>
+
+#include "aaa/device_cache.h"
+#include "aaa/throttle.h"
+#include "http/server.h"
+#include "ingest/queue.h"
+#include "store/store.h"
+
+typedef struct api_ctx {
+    uv_loop_t *loop;
+    store *store;
+    ingest_queue *queue;
+    device_cache *devices;
+    throttle *logins;
+    size_t requests_in_flight;  /* loop thread only */
+} api_ctx;
+
+/* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */
+void api_handle(void *ctx, http_request *req);
+
+#endif

@@ -1,0 +1,172 @@
+/* api_auth.c — sign in, sign out, who am I. */
+#include "aaa/password.h"
+#include "aaa/secret.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/api_call.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CSRF_HEADER "X-CSRF-Token"
+#define THROTTLE_KEY_MAX 320
+
+static void lowercase(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* 1 when either the account or the address is throttled (answered 429). */
+static int login_throttled(api_call *call, const char *user_key, const char *addr_key)
+{
+    int64_t wait = throttle_check(call->app->logins, user_key, call->now_ms);
+    int64_t wait_addr = throttle_check(call->app->logins, addr_key, call->now_ms);
+    if (wait_addr > wait)
+        wait = wait_addr;
+    if (wait <= 0)
+        return 0;
+    api_reply_error(call, 429, "too_many_attempts", "too many failed sign-ins; try again later");
+    snprintf(call->extra_headers, sizeof call->extra_headers, "Retry-After: %lld\r\n",
+             (long long)((wait + 999) / 1000));
+    return 1;
+}
+
+/* Checks the password, spending the same Argon2 time whether or not the
+ * user exists, so timing tells nothing. 1 when the user may sign in. */
+static int check_credentials(api_call *call, const char *email, const char *password)
+{
+    int rc = store_user_get_by_email(call->db, email, &call->user);
+    if (rc == SS_NOT_FOUND) {
+        char dummy[STORE_PW_HASH_MAX];
+        password_dummy_hash(dummy);
+        password_verify(password, dummy);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    int ok = password_verify(password, call->user.pw_hash);
+    return ok && !call->user.disabled;
+}
+
+static json_t *login_answer(api_call *call, const char *token)
+{
+    return json_pack("{s:s,s:I,s:s,s:s,s:o}", "token", token, "expires_at",
+                     (json_int_t)call->session.expires_at, "csrf", call->session.csrf,
+                     "csrf_header", CSRF_HEADER, "user", api_user_json(&call->user));
+}
+
+static void start_session(api_call *call)
+{
+    char token[SECRET_TEXT_MAX];
+    memset(&call->session, 0, sizeof call->session);
+    secret_new(SECRET_PREFIX_SESSION, token, call->session.token_hash);
+    memcpy(call->session.user_id, call->user.id, sizeof call->session.user_id);
+    secret_random_hex(call->session.csrf, SS_SECRET_BYTES);
+    call->session.created_at = call->now_ms;
+    call->session.expires_at = call->now_ms + SS_SESSION_TTL_MS;
+    int rc = store_session_create(call->db, &call->session);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        sodium_memzero(token, sizeof token);
+        return;
+    }
+    api_reply_json(call, 200, login_answer(call, token));
+    snprintf(call->extra_headers, sizeof call->extra_headers,
+             "Set-Cookie: ss_session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s\r\n"
+             "Cache-Control: no-store\r\n",
+             token, (long long)(SS_SESSION_TTL_MS / 1000), call->req->tls ? "; Secure" : "");
+    sodium_memzero(token, sizeof token);
+}
+
+void api_login(api_call *call)
+{
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    int bad = 0;
+    const char *email_in = api_json_string(body, "email", SS_EMAIL_MAX, &bad);
+    const char *password = api_json_string(body, "password", SS_PASSWORD_MAX, &bad);
+    if (bad || !email_in || !password) {
+        json_decref(body);
+        api_reply_error(call, 400, "bad_request", "email and password are required strings");
+        return;
+    }
+    char email[SS_EMAIL_MAX + 1];
+    snprintf(email, sizeof email, "%s", email_in);
+    lowercase(email);
+    char user_key[THROTTLE_KEY_MAX], addr_key[THROTTLE_KEY_MAX];
+    snprintf(user_key, sizeof user_key, "user:%s", email);
+    snprintf(addr_key, sizeof addr_key, "addr:%s", call->req->peer);
+    if (login_throttled(call, user_key, addr_key)) {
+        json_decref(body);
+        return;
+    }
+    int ok = check_credentials(call, email, password);
+    json_decref(body);
+    if (ok < 0) {
+        api_reply_store_error(call, ok);
+        return;
+    }
+    if (!ok) {
+        throttle_fail(call->app->logins, user_key, call->now_ms);
+        throttle_fail(call->app->logins, addr_key, call->now_ms);
+        log_info("auth", "failed sign-in from %s", call->req->peer);
+        api_reply_error(call, 401, "invalid_credentials", "wrong email or password");
+        return;
+    }
+    throttle_clear(call->app->logins, user_key);
+    start_session(call);
+}
+
+void api_logout(api_call *call)
+{
+    if (api_require_user(call))
+        return;
+    int rc = store_session_delete(call->db, call->session.token_hash);
+    if (rc && rc != SS_NOT_FOUND) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    api_reply_empty(call);
+    snprintf(call->extra_headers, sizeof call->extra_headers,
+             "Set-Cookie: ss_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n");
+}
+
+static int add_membership(void *ctx, const char *org_id, store_role role)
+{
+    json_array_append_new(ctx, json_pack("{s:s,s:s}", "org_id", org_id, "role",
+                                         api_role_name(role)));
+    return 0;
+}
+
+void api_me(api_call *call)
+{
+    if (api_require_user(call))
+        return;
+    json_t *memberships = json_array();
+    int rc = store_membership_list(call->db, call->user.id, add_membership, memberships);
+    if (rc) {
+        json_decref(memberships);
+        api_reply_store_error(call, rc);
+        return;
+    }
+    json_t *me = api_user_json(&call->user);
+    json_object_set_new(me, "memberships", memberships);
+    json_object_set_new(me, "user", api_user_json(&call->user));
+    api_reply_json(call, 200, me);
+}
+
+void api_healthz(api_call *call)
+{
+    if (store_ping(call->db)) {
+        api_reply_error(call, 503, "store_unavailable", "the store does not answer");
+        return;
+    }
+    buf_free(&call->body);
+    buf_append_str(&call->body, "ok\n");
+    call->status = 200;
+    call->content_type = "text/plain; charset=utf-8";
+}

@@ -1,0 +1,222 @@
+/* api_common.c — answers, authentication and role checks shared by every
+ * resource handler on the worker pool. */
+#include "aaa/secret.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/api_call.h"
+
+#include <http_parser.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define SESSION_COOKIE "ss_session"
+#define BEARER_PREFIX "Bearer "
+
+void api_reply_json(api_call *call, int status, json_t *value)
+{
+    buf_free(&call->body);
+    char *text = value ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(value);
+    if (!text) {
+        call->status = 500;
+        return;
+    }
+    call->status = status;
+    call->content_type = "application/json";
+    buf_append_str(&call->body, text);
+    free(text);
+}
+
+void api_reply_error(api_call *call, int status, const char *code, const char *message)
+{
+    json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    api_reply_json(call, status, err);
+    if (status == 401)
+        snprintf(call->extra_headers, sizeof call->extra_headers, "WWW-Authenticate: Bearer\r\n");
+}
+
+void api_reply_empty(api_call *call)
+{
+    buf_free(&call->body);
+    call->status = 204;
+    call->content_type = NULL;
+}
+
+void api_reply_store_error(api_call *call, int err)
+{
+    switch (err) {
+    case SS_NOT_FOUND:
+        api_reply_error(call, 404, "not_found", "no such resource");
+        break;
+    case SS_EXISTS:
+        api_reply_error(call, 409, "conflict", "it exists already");
+        break;
+    case SS_FULL:
+        api_reply_error(call, 503, "store_unavailable", "the store is full; reads still work");
+        break;
+    default:
+        api_reply_error(call, 503, "store_unavailable", "the store cannot serve the request now");
+        break;
+    }
+}
+
+json_t *api_body_object(api_call *call)
+{
+    json_error_t jerr;
+    const ss_buf *b = &call->req->body;
+    json_t *v = json_loadb(b->data ? b->data : "", b->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v || !json_is_object(v)) {
+        json_decref(v);
+        api_reply_error(call, 400, "bad_request", "the body must be a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+const char *api_json_string(json_t *obj, const char *key, size_t max, int *bad)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return NULL;
+    if (!json_is_string(v) || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        *bad = 1;
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* The session token from "Authorization: Bearer …" or the ss_session cookie. */
+static const char *find_session_token(const http_request *req, size_t *len, int *via_cookie)
+{
+    const char *auth = http_request_header(req, "authorization");
+    if (auth && strncasecmp(auth, BEARER_PREFIX, strlen(BEARER_PREFIX)) == 0) {
+        const char *t = auth + strlen(BEARER_PREFIX);
+        *len = strlen(t);
+        *via_cookie = 0;
+        return t;
+    }
+    const char *cookie = http_request_header(req, "cookie");
+    for (const char *p = cookie; p && *p;) {
+        while (*p == ' ')
+            p++;
+        const char *end = strchr(p, ';');
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        size_t nlen = strlen(SESSION_COOKIE);
+        if (plen > nlen && strncmp(p, SESSION_COOKIE, nlen) == 0 && p[nlen] == '=') {
+            *len = plen - nlen - 1;
+            *via_cookie = 1;
+            return p + nlen + 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static int method_mutates(int method)
+{
+    return method != HTTP_GET && method != HTTP_HEAD && method != HTTP_OPTIONS;
+}
+
+int api_require_user(api_call *call)
+{
+    size_t len = 0;
+    const char *token = find_session_token(call->req, &len, &call->via_cookie);
+    if (!token || len == 0 || len >= SECRET_TEXT_MAX) {
+        api_reply_error(call, 401, "unauthenticated", "sign in first (Authorization: Bearer)");
+        return 1;
+    }
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    secret_hash(token, len, hash);
+    int rc = store_session_get(call->db, hash, call->now_ms, &call->session);
+    if (rc == 0)
+        rc = store_user_get(call->db, call->session.user_id, &call->user);
+    if (rc == SS_NOT_FOUND || (rc == 0 && call->user.disabled)) {
+        api_reply_error(call, 401, "unauthenticated", "the session has ended; sign in again");
+        return 1;
+    }
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return 1;
+    }
+    if (call->via_cookie && method_mutates(call->req->method)) {
+        const char *csrf = http_request_header(call->req, "x-csrf-token");
+        if (!csrf || strlen(csrf) != strlen(call->session.csrf) ||
+            sodium_memcmp(csrf, call->session.csrf, strlen(csrf)) != 0) {
+            api_reply_error(call, 403, "csrf_failed", "the X-CSRF-Token header is missing or wrong");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role)
+{
+    store_role r = STORE_ROLE_NONE;
+    int rc = SS_OK;
+    if (!secret_id_valid(org_id)) {
+        rc = SS_NOT_FOUND;
+    } else if (call->user.superadmin) {
+        store_org org;
+        rc = store_org_get(call->db, org_id, &org);
+        r = STORE_ROLE_OWNER;
+    } else {
+        rc = store_role_effective(call->db, call->user.id, org_id, &r);
+    }
+    if (rc == SS_NOT_FOUND || (rc == 0 && r == STORE_ROLE_NONE)) {
+        api_reply_error(call, 404, "not_found", "no such resource");
+        return 1;
+    }
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return 1;
+    }
+    if (r < min) {
+        api_reply_error(call, 403, "forbidden", "your role does not allow this");
+        return 1;
+    }
+    if (role)
+        *role = r;
+    return 0;
+}
+
+static const char *const role_names[] = {"none", "viewer", "editor", "admin", "owner"};
+
+const char *api_role_name(store_role role)
+{
+    return role >= STORE_ROLE_NONE && role <= STORE_ROLE_OWNER ? role_names[role] : "none";
+}
+
+int api_role_parse(const char *name, store_role *out)
+{
+    for (int i = STORE_ROLE_VIEWER; i <= STORE_ROLE_OWNER; i++) {
+        if (strcmp(name, role_names[i]) == 0) {
+            *out = (store_role)i;
+            return SS_OK;
+        }
+    }
+    return SS_INVAL;
+}
+
+json_t *api_user_json(const store_user *u)
+{
+    return json_pack("{s:s,s:s,s:b,s:b,s:I}", "id", u->id, "email", u->email, "superadmin",
+                     u->superadmin, "disabled", u->disabled, "created_at",
+                     (json_int_t)u->created_at);
+}
+
+json_t *api_org_json(const store_org *o)
+{
+    return json_pack("{s:s,s:s,s:o,s:I}", "id", o->id, "name", o->name, "parent_id",
+                     o->parent_id[0] ? json_string(o->parent_id) : json_null(), "created_at",
+                     (json_int_t)o->created_at);
+}
+
+json_t *api_device_json(const store_device *d)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "id", d->id, "org_id", d->org_id, "name",
+                     d->name, "description", d->description, "disabled", d->disabled,
+                     "created_at", (json_int_t)d->created_at);
+}

@@ -1,0 +1,166 @@
+#include "aaa/secret.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/api.h"
+#include "http/api_call.h"
+
+#include <http_parser.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Path segments of the longest route ("/api/v1/devices/{id}/token"). */
+#define ROUTE_SEGMENTS_MAX 8
+
+typedef struct route {
+    int method;
+    const char *pattern;  /* "{}" stands for an ID segment */
+    api_worker_fn fn;
+} route;
+
+static const route routes[] = {
+    {HTTP_GET, "/healthz", api_healthz},
+    {HTTP_POST, "/api/v1/auth/login", api_login},
+    {HTTP_POST, "/api/v1/auth/logout", api_logout},
+    {HTTP_GET, "/api/v1/me", api_me},
+    {HTTP_GET, "/api/v1/orgs", api_orgs_list},
+    {HTTP_POST, "/api/v1/orgs", api_orgs_create},
+    {HTTP_GET, "/api/v1/orgs/{}", api_org_get},
+    {HTTP_PATCH, "/api/v1/orgs/{}", api_org_patch},
+    {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list},
+    {HTTP_POST, "/api/v1/orgs/{}/members", api_members_add},
+    {HTTP_GET, "/api/v1/orgs/{}/devices", api_devices_list},
+    {HTTP_POST, "/api/v1/orgs/{}/devices", api_devices_create},
+    {HTTP_GET, "/api/v1/devices/{}", api_device_get},
+    {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch},
+    {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete},
+    {HTTP_POST, "/api/v1/devices/{}/token", api_device_rotate},
+    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels},
+    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest},
+    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data},
+};
+#define ROUTES (sizeof routes / sizeof routes[0])
+
+/* SPEC §2: a credential in the URL is refused before anything else. */
+static const char *const url_credential_names[] = {
+    "token", "auth_token", "access_token", "api_key", "apikey", "key",
+};
+
+static int query_has_credential(const http_request *req)
+{
+    if (!req->query[0])
+        return 0;
+    for (size_t i = 0; i < sizeof url_credential_names / sizeof url_credential_names[0]; i++)
+        if (http_query_has(req, url_credential_names[i]))
+            return 1;
+    return 0;
+}
+
+/* Matches path against pattern, copying ID segments into params. */
+static int route_match(const char *pattern, const char *path,
+                       char params[API_PARAMS_MAX][SS_ID_LEN + 1])
+{
+    size_t nparams = 0;
+    while (*pattern && *path) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            const char *end = strchr(path, '/');
+            size_t len = end ? (size_t)(end - path) : strlen(path);
+            if (len == 0 || len > SS_ID_LEN || nparams >= API_PARAMS_MAX)
+                return 0;
+            memcpy(params[nparams], path, len);
+            params[nparams][len] = '\0';
+            nparams++;
+            pattern += 2;
+            path += len;
+            continue;
+        }
+        if (*pattern != *path)
+            return 0;
+        pattern++;
+        path++;
+    }
+    /* A trailing slash is the same resource. */
+    if (*path == '/' && path[1] == '\0')
+        path++;
+    return *pattern == '\0' && *path == '\0';
+}
+
+static void on_work(uv_work_t *w)
+{
+    api_call *call = w->data;
+    call->now_ms = clock_now_ms();
+    int rc = store_conn_acquire(call->app->store, &call->db);
+    if (rc) {
+        api_reply_error(call, 503, "store_unavailable", "the store cannot be reached");
+        return;
+    }
+    const route *r = call->req->data;
+    r->fn(call);
+    store_conn_release(call->app->store, call->db);
+    call->db = NULL;
+}
+
+static void on_work_done(uv_work_t *w, int status)
+{
+    api_call *call = w->data;
+    call->app->requests_in_flight--;
+    if (status != 0 || call->status == 0)
+        api_reply_error(call, 500, "internal", "the request could not be served");
+    call->req->data = NULL;
+    http_respond(call->req, call->status, call->content_type, call->body.data, call->body.len,
+                 call->extra_headers[0] ? call->extra_headers : NULL);
+    buf_free(&call->body);
+    free(call);
+}
+
+static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
+                            char params[API_PARAMS_MAX][SS_ID_LEN + 1])
+{
+    api_call *call = calloc(1, sizeof *call);
+    if (!call) {
+        http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
+        return;
+    }
+    call->app = app;
+    call->req = req;
+    memcpy(call->params, params, sizeof call->params);
+    call->work.data = call;
+    req->data = (void *)r;
+    app->requests_in_flight++;
+    if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
+        app->requests_in_flight--;
+        free(call);
+        http_respond_error(req, 503, "overloaded", "the server cannot take the request now", NULL);
+    }
+}
+
+void api_handle(void *ctx, http_request *req)
+{
+    api_ctx *app = ctx;
+    if (query_has_credential(req)) {
+        http_respond_error(req, 400, "token_in_url",
+                           "credentials belong in a header (X-Auth-Token or Authorization), "
+                           "never in the URL", NULL);
+        return;
+    }
+    if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
+        api_data_post(app, req);
+        return;
+    }
+    char params[API_PARAMS_MAX][SS_ID_LEN + 1] = {{0}};
+    int path_known = 0;
+    for (size_t i = 0; i < ROUTES; i++) {
+        if (!route_match(routes[i].pattern, req->path, params))
+            continue;
+        path_known = 1;
+        if (routes[i].method == req->method) {
+            dispatch_worker(app, req, &routes[i], params);
+            return;
+        }
+    }
+    if (path_known || strcmp(req->path, "/api/v1/data") == 0)
+        http_respond_error(req, 405, "method_not_allowed", "this method is not allowed here", NULL);
+    else
+        http_respond_error(req, 404, "not_found", "no such resource", NULL);
+}

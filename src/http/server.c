@@ -1,0 +1,667 @@
+#include "http/server.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "net/listen.h"
+
+#include <http_parser.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of pipelined input buffered while a request is in flight; past it we
+ * stop reading the socket until the answer is out (backpressure). */
+#define HTTP_PENDING_MAX (SS_HTTP_HEAD_MAX + 16u * 1024u)
+/* Room for a status line and our fixed headers. */
+#define HTTP_HEAD_OUT_MAX 1024u
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    http_server_options opt;
+    size_t connections;
+    int stopping;
+    int listener_closed;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+    http_conn *conns;       /* every open connection, for stop */
+};
+
+typedef enum {
+    PHASE_IDLE,     /* between requests: keep-alive timer */
+    PHASE_HEAD,     /* reading the head: head timer */
+    PHASE_BODY,     /* reading the body: body timer */
+    PHASE_WAITING,  /* handler has the request: no timer */
+} conn_phase;
+
+struct http_conn {
+    net_stream stream;      /* first: the stream's callbacks cast back */
+    uv_timer_t timer;
+    http_server *server;
+    http_conn *prev, *next;
+    http_parser parser;
+    http_request req;
+    ss_buf pending;         /* pipelined bytes read while a request is in flight */
+    ss_buf header_field;    /* the header name being read */
+    conn_phase phase;
+    int reject_status;      /* set by a parser callback to refuse the request */
+    int last_was_value;     /* header callbacks alternate field/value */
+    int handles_open;       /* stream + timer not yet closed */
+    unsigned closing : 1;
+    unsigned in_flight : 1;
+    unsigned read_paused : 1;
+};
+
+static const http_parser_settings parser_settings;
+
+/* ---- lifetime -------------------------------------------------------- */
+
+static void request_reset(http_request *req)
+{
+    buf_reset(&req->target);
+    buf_reset(&req->headers);
+    buf_free(&req->body);
+    req->header_count = 0;
+    req->path = "";
+    req->query = "";
+    req->data = NULL;
+}
+
+static void conn_free(http_conn *c)
+{
+    http_server *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->connections--;
+    buf_free(&c->req.target);
+    buf_free(&c->req.headers);
+    buf_free(&c->req.body);
+    buf_free(&c->pending);
+    buf_free(&c->header_field);
+    free(c);
+    if (s->stopping && s->connections == 0 && s->listener_closed && s->stopped)
+        s->stopped(s->stopped_arg);
+}
+
+/* A connection is freed when both handles are closed and no handler holds
+ * its request: whichever comes last frees it. */
+static void conn_maybe_free(http_conn *c)
+{
+    if (c->handles_open == 0 && !c->in_flight)
+        conn_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    http_conn *c = h->data;
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void on_stream_closed(net_stream *st)
+{
+    http_conn *c = (http_conn *)st;
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void conn_close(http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    net_stream_close(&c->stream);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void on_timeout(uv_timer_t *t);
+
+static void conn_set_phase(http_conn *c, conn_phase phase)
+{
+    c->phase = phase;
+    uint64_t ms = 0;
+    switch (phase) {
+    case PHASE_IDLE: ms = SS_HTTP_KEEPALIVE_TIMEOUT_MS; break;
+    case PHASE_HEAD: ms = SS_HTTP_HEAD_TIMEOUT_MS; break;
+    case PHASE_BODY: ms = SS_HTTP_BODY_TIMEOUT_MS; break;
+    case PHASE_WAITING: uv_timer_stop(&c->timer); return;
+    }
+    uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    }
+    return "Unknown";
+}
+
+static void conn_feed(http_conn *c, const char *data, size_t len);
+
+static void conn_next_request(http_conn *c)
+{
+    request_reset(&c->req);
+    c->reject_status = 0;
+    http_parser_pause(&c->parser, 0);
+    conn_set_phase(c, PHASE_IDLE);
+    if (c->read_paused) {
+        c->read_paused = 0;
+        net_stream_resume(&c->stream);
+    }
+    if (c->pending.len == 0)
+        return;
+    /* Take the buffered bytes out first: feeding may buffer again. */
+    ss_buf pending = c->pending;
+    c->pending = (ss_buf)SS_BUF_INIT;
+    conn_feed(c, pending.data, pending.len);
+    buf_free(&pending);
+}
+
+static int write_response(http_conn *c, int status, const char *content_type, const char *body,
+                          size_t len, const char *extra, int keep_alive)
+{
+    ss_buf out = SS_BUF_INIT;
+    int rc = buf_printf(&out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Content-Length: %zu\r\n"
+                        "%s%s%s"
+                        "%s"
+                        "%s"
+                        "\r\n",
+                        status, http_status_text(status), len,
+                        content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                        content_type ? "\r\n" : "", extra ? extra : "",
+                        keep_alive ? "" : "Connection: close\r\n");
+    if (rc == 0 && len)
+        rc = buf_append(&out, body, len);
+    if (rc == 0)
+        rc = net_stream_write(&c->stream, out.data, out.len);
+    buf_free(&out);
+    return rc;
+}
+
+void http_respond(http_request *req, int status, const char *content_type, const char *body,
+                  size_t len, const char *extra_headers)
+{
+    http_conn *c = req->conn;
+    c->in_flight = 0;
+    if (c->closing) {
+        conn_maybe_free(c);
+        return;
+    }
+    int keep_alive = req->keep_alive && !c->server->stopping && !c->reject_status;
+    if (log_enabled(LOG_DEBUG))
+        log_debug(c->server->opt.name, "%s %s %d %lldms", http_method_str(req->method),
+                  req->path, status, (long long)(clock_mono_ms() - req->started_ms));
+    if (write_response(c, status, content_type, body, len, extra_headers, keep_alive)) {
+        conn_close(c);
+        return;
+    }
+    if (!keep_alive) {
+        uv_timer_stop(&c->timer);
+        net_stream_close_after_write(&c->stream);
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        return;
+    }
+    conn_next_request(c);
+}
+
+void http_respond_error(http_request *req, int status, const char *code, const char *message,
+                        const char *extra_json)
+{
+    json_t *msg = json_string(message);
+    char *msg_text = msg ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
+    ss_buf b = SS_BUF_INIT;
+    int rc = buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":%s%s%s}}", code,
+                        msg_text ? msg_text : "\"\"", extra_json ? "," : "",
+                        extra_json ? extra_json : "");
+    const char *extra = status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL;
+    if (rc == 0)
+        http_respond(req, status, "application/json", b.data, b.len, extra);
+    else
+        http_respond(req, 500, NULL, NULL, 0, NULL);
+    buf_free(&b);
+    free(msg_text);
+    json_decref(msg);
+}
+
+/* Refuses a request the parser could not accept: the error answer, then
+ * close. The request never reaches a handler. */
+static void conn_refuse(http_conn *c, int status, const char *code, const char *message)
+{
+    c->reject_status = status;
+    c->in_flight = 1;
+    c->req.keep_alive = 0;
+    log_info(c->server->opt.name, "refused request from %s: %d %s", c->req.peer, status, code);
+    http_respond_error(&c->req, status, code, message, NULL);
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static int on_message_begin(http_parser *p)
+{
+    http_conn *c = p->data;
+    c->req.started_ms = clock_mono_ms();
+    if (c->phase == PHASE_IDLE)
+        conn_set_phase(c, PHASE_HEAD);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    return buf_append(&c->req.target, at, len) ? -1 : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    if (c->last_was_value) {
+        buf_reset(&c->header_field);
+        c->last_was_value = 0;
+    }
+    return buf_append(&c->header_field, at, len) ? -1 : 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    http_request *req = &c->req;
+    if (!c->last_was_value) {
+        c->last_was_value = 1;
+        if (req->header_count >= SS_HTTP_HEADERS_MAX)
+            return 0;
+        for (size_t i = 0; i < c->header_field.len; i++) {
+            char ch = c->header_field.data[i];
+            if (ch >= 'A' && ch <= 'Z')
+                c->header_field.data[i] = (char)(ch + 32);
+        }
+        if (buf_append(&req->headers, c->header_field.data, c->header_field.len + 1))
+            return -1;
+        req->header_count++;
+        return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
+    }
+    if (req->header_count > SS_HTTP_HEADERS_MAX || req->headers.len == 0)
+        return 0;
+    /* A value in pieces: drop the NUL, append, terminate again. */
+    req->headers.len--;
+    return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
+}
+
+static void split_target(http_request *req)
+{
+    if (buf_append(&req->target, "", 1)) {
+        req->path = "";
+        req->query = "";
+        return;
+    }
+    char *q = memchr(req->target.data, '?', req->target.len);
+    if (q) {
+        *q = '\0';
+        req->query = q + 1;
+    } else {
+        req->query = "";
+    }
+    req->path = req->target.data;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    c->last_was_value = 0;
+    buf_reset(&c->header_field);
+    split_target(&c->req);
+    size_t max = c->server->opt.body_max;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max) {
+        c->reject_status = 413;
+        return -1;
+    }
+    const char *expect = http_request_header(&c->req, "expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0)
+        net_stream_write(&c->stream, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    conn_set_phase(c, PHASE_BODY);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    http_conn *c = p->data;
+    if (c->req.body.len + len > c->server->opt.body_max) {
+        c->reject_status = 413;
+        return -1;
+    }
+    return buf_append(&c->req.body, at, len) ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    c->req.method = p->method;
+    c->req.keep_alive = http_should_keep_alive(p);
+    /* Stop after this message: later bytes wait until it is answered. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void conn_dispatch(http_conn *c)
+{
+    c->in_flight = 1;
+    conn_set_phase(c, PHASE_WAITING);
+    c->server->opt.on_request(c->server->opt.ctx, &c->req);
+}
+
+static void conn_parse_error(http_conn *c)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->reject_status == 413) {
+        conn_refuse(c, 413, "too_large", "the request body is larger than the limit");
+        return;
+    }
+    if (e == HPE_HEADER_OVERFLOW) {
+        conn_refuse(c, 431, "head_too_large", "the request head is larger than 64 KiB");
+        return;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "malformed HTTP request: %s", http_errno_description(e));
+    conn_refuse(c, 400, "bad_request", msg);
+}
+
+/* Runs the parser over bytes. Stops at the end of one message (the parser
+ * pauses itself there) and dispatches it; bytes after it are kept for when
+ * the answer is out. */
+static void conn_feed(http_conn *c, const char *data, size_t len)
+{
+    if (c->phase == PHASE_IDLE && len)
+        conn_set_phase(c, PHASE_HEAD);
+    /* The head limit is http-parser's own (http_parser_set_max_header_size,
+     * set once at start): it counts the request line and every header. */
+    size_t parsed = http_parser_execute(&c->parser, &parser_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) {
+        if (parsed < len && buf_append(&c->pending, data + parsed, len - parsed)) {
+            conn_close(c);
+            return;
+        }
+        conn_dispatch(c);
+        return;
+    }
+    if (e != HPE_OK) {
+        conn_parse_error(c);
+        return;
+    }
+}
+
+/* ---- stream callbacks --------------------------------------------------- */
+
+static void on_read(net_stream *st, const char *data, size_t len)
+{
+    http_conn *c = (http_conn *)st;
+    if (c->closing)
+        return;
+    if (c->in_flight) {
+        if (buf_append(&c->pending, data, len)) {
+            conn_close(c);
+            return;
+        }
+        if (c->pending.len > HTTP_PENDING_MAX && !c->read_paused) {
+            c->read_paused = 1;
+            net_stream_pause(&c->stream);
+        }
+        return;
+    }
+    conn_feed(c, data, len);
+}
+
+static void on_stream_error(net_stream *st, int err)
+{
+    http_conn *c = (http_conn *)st;
+    if (err != SS_CLOSED)
+        log_debug(c->server->opt.name, "connection from %s: %s", c->req.peer, ss_strerror(err));
+    conn_close(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    if (c->phase == PHASE_IDLE || c->in_flight) {
+        conn_close(c);
+        return;
+    }
+    /* A client that started a request and stalled: tell it, then close. */
+    conn_refuse(c, 408, "request_timeout", "the request was not received in time");
+}
+
+/* ---- listener --------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    http_server *s = listener->data;
+    if (status < 0 || s->stopping)
+        return;
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->server = s;
+    c->stream.on_read = on_read;
+    c->stream.on_error = on_stream_error;
+    c->stream.on_close = on_stream_closed;
+    c->stream.data = c;
+    c->req.conn = c;
+    c->req.server = s;
+    c->req.tls = s->opt.tls != NULL;
+    c->req.path = "";
+    c->req.query = "";
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->connections++;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    if (net_stream_accept(listener, &c->stream, s->opt.tls, s->opt.bufs)) {
+        /* The stream's on_close still runs and frees through the usual path. */
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        return;
+    }
+    net_stream_peer(&c->stream, c->req.peer, sizeof c->req.peer);
+    conn_set_phase(c, PHASE_IDLE);
+    /* The first request must start within the head timeout, not keep-alive's. */
+    uv_timer_start(&c->timer, on_timeout, SS_HTTP_HEAD_TIMEOUT_MS, 0);
+}
+
+int http_server_start(uv_loop_t *loop, const char *addr, const http_server_options *opt,
+                      http_server **out, char *bound, size_t cap)
+{
+    http_parser_set_max_header_size(SS_HTTP_HEAD_MAX);
+    net_addr na;
+    if (net_addr_parse(addr, &na))
+        return SS_INVAL;
+    http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_NOMEM;
+    s->loop = loop;
+    s->opt = *opt;
+    if (s->opt.body_max == 0 || s->opt.body_max > SS_HTTP_BODY_MAX)
+        s->opt.body_max = SS_HTTP_BODY_MAX;
+    s->listener.data = s;
+    int rc = net_tcp_listen(loop, &s->listener, &na, on_connection, bound, cap);
+    if (rc) {
+        /* net_tcp_listen closed the handle; free once libuv has let go of it. */
+        s->listener_closed = 0;
+        s->stopping = 1;
+        *out = s;
+        return rc;
+    }
+    *out = s;
+    return SS_OK;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    http_server *s = h->data;
+    s->listener_closed = 1;
+    if (s->connections == 0 && s->stopped)
+        s->stopped(s->stopped_arg);
+}
+
+void http_server_stop(http_server *s, void (*done)(void *arg), void *arg)
+{
+    s->stopped = done;
+    s->stopped_arg = arg;
+    s->stopping = 1;
+    if (!uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    else
+        s->listener_closed = 1;
+    /* Idle connections go now; one with a request in flight closes after
+     * its answer (keep-alive is off while stopping). */
+    http_conn *c = s->conns;
+    while (c) {
+        http_conn *next = c->next;
+        if (!c->in_flight)
+            conn_close(c);
+        c = next;
+    }
+    if (s->connections == 0 && s->listener_closed && done)
+        done(arg);
+}
+
+void http_server_free(http_server *s)
+{
+    free(s);
+}
+
+size_t http_server_connections(const http_server *s)
+{
+    return s->connections;
+}
+
+/* ---- request accessors --------------------------------------------------- */
+
+const char *http_request_header(const http_request *req, const char *name)
+{
+    const char *p = req->headers.data;
+    for (size_t i = 0; i < req->header_count && p; i++) {
+        const char *value = p + strlen(p) + 1;
+        if (strcmp(p, name) == 0)
+            return value;
+        p = value + strlen(value) + 1;
+    }
+    return NULL;
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+static int decode_component(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%') {
+            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return SS_INVAL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return SS_TOO_LARGE;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return SS_OK;
+}
+
+/* Finds parameter `name` in the query; sets value/len. 1 found, 0 not. */
+static int query_find(const char *query, const char *name, const char **value, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        char key[64];
+        if (klen < sizeof key && decode_component(p, klen, key, sizeof key) == 0 &&
+            strlen(key) == nlen && strcmp(key, name) == 0) {
+            *value = eq ? eq + 1 : p + len;
+            *vlen = eq ? len - klen - 1 : 0;
+            return 1;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+int http_query_get(const http_request *req, const char *name, char *out, size_t cap)
+{
+    const char *value;
+    size_t vlen;
+    if (!query_find(req->query, name, &value, &vlen))
+        return 0;
+    int rc = decode_component(value, vlen, out, cap);
+    return rc ? rc : 1;
+}
+
+int http_query_has(const http_request *req, const char *name)
+{
+    const char *value;
+    size_t vlen;
+    return query_find(req->query, name, &value, &vlen);
+}

@@ -1,0 +1,99 @@
+/* server.h — the HTTP/1.1 server: connections, parsing, limits, responses.
+ *
+ * Requests are parsed by http-parser from bytes a net_stream delivers (plain
+ * or TLS alike). A connection has at most one request in flight: a client
+ * may pipeline, and its later requests wait (buffered, bounded) until the
+ * earlier one is answered, so responses go out in order. The handler may
+ * answer at once or later (after a worker or a commit): the request and its
+ * connection stay valid until http_respond is called, even if the peer has
+ * gone (the answer is then dropped).
+ *
+ * Limits of SPEC §4 are enforced here, before any handler runs: head size
+ * (431), body size (413, refused from Content-Length before the body is
+ * read), head and body timeouts (408), malformed requests (400); each gets a
+ * JSON error and the connection is closed. */
+#ifndef SS_HTTP_SERVER_H
+#define SS_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "net/stream.h"
+
+typedef struct http_conn http_conn;
+typedef struct http_server http_server;
+
+typedef struct http_request {
+    http_conn *conn;        /* private */
+    http_server *server;
+    int method;             /* enum http_method of http_parser.h */
+    const char *path;       /* NUL-terminated, without the query */
+    const char *query;      /* after '?', "" when none; never log it */
+    ss_buf target;          /* private: path '\0' query '\0' */
+    ss_buf headers;         /* private: lowercased name '\0' value '\0' … */
+    size_t header_count;
+    ss_buf body;
+    int keep_alive;
+    int tls;                /* 1 when it came over TLS */
+    char peer[46];          /* the client's address */
+    int64_t started_ms;     /* monotonic */
+    void *data;             /* the handler's, for an answer given later */
+} http_request;
+
+/* Runs for each complete request, on the loop thread. The handler must
+ * eventually call http_respond exactly once for this request. */
+typedef void (*http_request_cb)(void *ctx, http_request *req);
+
+typedef struct http_server_options {
+    const char *name;        /* "http" or "https", for logs */
+    SSL_CTX *tls;            /* NULL for plaintext */
+    http_request_cb on_request;
+    void *ctx;
+    net_loop_buffers *bufs;  /* the loop's shared read buffers */
+    size_t body_max;         /* <= SS_HTTP_BODY_MAX */
+} http_server_options;
+
+/* Binds and starts listening. OUT bound: "HOST:PORT" actually bound.
+ * 0, SS_NOMEM, or a negative libuv error (address in use …). */
+int http_server_start(uv_loop_t *loop, const char *addr, const http_server_options *opt,
+                      http_server **out, char *bound, size_t cap);
+
+/* Stops accepting; connections with a request in flight finish it and are
+ * then closed; idle ones are closed now. `done` runs (on the loop) when the
+ * last connection and the listener are closed; then free with
+ * http_server_free. */
+void http_server_stop(http_server *s, void (*done)(void *arg), void *arg);
+void http_server_free(http_server *s);
+
+/* Open connections right now. */
+size_t http_server_connections(const http_server *s);
+
+/* The value of a header (name lowercase), or NULL. Valid until the answer. */
+const char *http_request_header(const http_request *req, const char *name);
+
+/* Copies the percent-decoded value of query parameter `name` into out.
+ * 1 when present, 0 when absent; SS_TOO_LARGE when it does not fit, SS_INVAL
+ * for a bad escape. */
+int http_query_get(const http_request *req, const char *name, char *out, size_t cap);
+
+/* 1 when the query string names parameter `name` (with or without a value). */
+int http_query_has(const http_request *req, const char *name);
+
+/* Answers the request: status, body (copied) of len bytes with its content
+ * type, and extra header lines (each ending "\r\n", or NULL). After this
+ * call the request must not be touched. */
+void http_respond(http_request *req, int status, const char *content_type, const char *body,
+                  size_t len, const char *extra_headers);
+
+/* Answers with the JSON error of SPEC §2:
+ * {"error":{"code":code,"message":message}} (plus any extra JSON members,
+ * given as a fragment like "\"index\":3", or NULL). */
+void http_respond_error(http_request *req, int status, const char *code, const char *message,
+                        const char *extra_json);
+
+/* The reason phrase of a status ("Not Found"). */
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,275 @@
+#include "server/server.h"
+#include "aaa/device_cache.h"
+#include "aaa/secret.h"
+#include "aaa/throttle.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "http/api.h"
+#include "http/server.h"
+#include "ingest/queue.h"
+#include "net/listen.h"
+#include "net/stream.h"
+#include "net/tls.h"
+#include "server/bootstrap.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_CAP 4096u
+#define BOUND_CAP 64u
+
+/* Everything the running server owns: the one struct, passed by pointer. */
+typedef struct server {
+    const config *cfg;
+    uv_loop_t loop;
+    net_loop_buffers bufs;
+    store *store;
+    device_cache *devices;
+    throttle *logins;
+    ingest_queue *queue;
+    SSL_CTX *tls;
+    api_ctx api;
+    http_server *http;
+    http_server *https;
+    int listeners_running;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    int stopping;
+} server;
+
+static int ensure_data_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return SS_OK;
+    fprintf(stderr, "cannot create data dir %s: %s\n", dir, strerror(errno));
+    return SS_IO;
+}
+
+static int cache_device(void *ctx, const store_device *d)
+{
+    return device_cache_put(ctx, d->id, d->org_id, d->token_hash, d->disabled) ? 1 : 0;
+}
+
+static int open_store(server *sv)
+{
+    char err[512] = "";
+    store_options opt = {
+        .url = sv->cfg->store,
+        .data_dir = sv->cfg->data_dir,
+        .durability = strcmp(sv->cfg->durability, "normal") == 0 ? STORE_DURABILITY_NORMAL
+                                                                 : STORE_DURABILITY_FULL,
+    };
+    if (store_open(&opt, &sv->store, err, sizeof err)) {
+        fprintf(stderr, "cannot open the store: %s\n", err);
+        return SS_STORE;
+    }
+    if (bootstrap_superadmin(sv->store, sv->cfg->data_dir)) {
+        fprintf(stderr, "cannot create the superadmin\n");
+        return SS_STORE;
+    }
+    store_conn *c;
+    int rc = device_cache_new(&sv->devices);
+    if (rc == 0)
+        rc = store_conn_acquire(sv->store, &c);
+    if (rc == 0) {
+        rc = store_device_list_all(c, cache_device, sv->devices);
+        store_conn_release(sv->store, c);
+    }
+    if (rc)
+        fprintf(stderr, "cannot load devices: %s\n", ss_strerror(rc));
+    return rc;
+}
+
+static int setup_tls(server *sv)
+{
+    const config *cfg = sv->cfg;
+    if (strcmp(cfg->listen_https, "off") == 0 && strcmp(cfg->listen_mqtts, "off") == 0)
+        return SS_OK;
+    char cert[PATH_CAP], key[PATH_CAP], err[512] = "";
+    if (cfg->tls_cert[0]) {
+        snprintf(cert, sizeof cert, "%s", cfg->tls_cert);
+        snprintf(key, sizeof key, "%s", cfg->tls_key);
+    } else {
+        int generated = 0;
+        if (tls_ensure_self_signed(cfg->data_dir, cert, key, PATH_CAP, &generated)) {
+            fprintf(stderr, "cannot create a TLS certificate in %s\n", cfg->data_dir);
+            return SS_TLS;
+        }
+        char fp[96];
+        if (tls_cert_fingerprint(cert, fp) == 0)
+            printf("tls certificate %s%s sha256 %s\n", cert, generated ? " (generated)" : "", fp);
+    }
+    sv->tls = tls_server_ctx_new(cert, key, err, sizeof err);
+    if (!sv->tls) {
+        fprintf(stderr, "cannot use the TLS certificate: %s\n", err);
+        return SS_TLS;
+    }
+    return SS_OK;
+}
+
+static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *tls,
+                      http_server **out)
+{
+    if (strcmp(addr, "off") == 0)
+        return SS_OK;
+    http_server_options opt = {
+        .name = name, .tls = tls, .on_request = api_handle, .ctx = &sv->api, .bufs = &sv->bufs,
+    };
+    char bound[BOUND_CAP];
+    int rc = http_server_start(&sv->loop, addr, &opt, out, bound, sizeof bound);
+    if (rc) {
+        fprintf(stderr, "cannot listen %s on %s: %s\n", name, addr,
+                rc == SS_INVAL ? "bad address" : uv_strerror(rc));
+        return rc;
+    }
+    sv->listeners_running++;
+    printf("listening %s %s\n", name, bound);
+    return SS_OK;
+}
+
+/* Listeners of protocols this build does not serve yet: their flags are
+ * accepted and validated, and the operator is told. */
+static int note_unserved(const char *name, const char *addr)
+{
+    net_addr na;
+    if (net_addr_parse(addr, &na)) {
+        fprintf(stderr, "bad address for listen-%s: %s\n", name, addr);
+        return SS_INVAL;
+    }
+    if (!na.off)
+        log_warn("server", "the %s listener is not available in this version; %s ignored", name,
+                 addr);
+    return SS_OK;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_listener_stopped(void *arg)
+{
+    server *sv = arg;
+    if (--sv->listeners_running > 0)
+        return;
+    /* Every HTTP answer is out; commit what is still queued, then let the
+     * loop end. */
+    ingest_queue_stop(sv->queue);
+    sv->queue = NULL;
+    uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server *sv = h->data;
+    if (sv->stopping)
+        return;
+    sv->stopping = 1;
+    log_info("server", "signal %d: stopping", signum);
+    sv->listeners_running++;  /* held until every listener has been asked */
+    if (sv->http)
+        http_server_stop(sv->http, on_listener_stopped, sv);
+    if (sv->https)
+        http_server_stop(sv->https, on_listener_stopped, sv);
+    on_listener_stopped(sv);
+}
+
+static int start_loop_parts(server *sv)
+{
+    const config *cfg = sv->cfg;
+    int rc = ingest_queue_start(&sv->loop, sv->store, NULL, NULL, &sv->queue);
+    if (rc) {
+        fprintf(stderr, "cannot start the store thread: %s\n", ss_strerror(rc));
+        return rc;
+    }
+    sv->api = (api_ctx){.loop = &sv->loop, .store = sv->store, .queue = sv->queue,
+                        .devices = sv->devices, .logins = sv->logins};
+    if ((rc = start_http(sv, "https", cfg->listen_https, sv->tls, &sv->https)) ||
+        (rc = start_http(sv, "http", cfg->listen_http, NULL, &sv->http)) ||
+        (rc = note_unserved("mqtts", cfg->listen_mqtts)) ||
+        (rc = note_unserved("mqtt", cfg->listen_mqtt)) ||
+        (rc = note_unserved("tcp", cfg->listen_tcp)) ||
+        (rc = note_unserved("udp", cfg->listen_udp)))
+        return rc;
+    uv_signal_init(&sv->loop, &sv->sigint);
+    uv_signal_init(&sv->loop, &sv->sigterm);
+    sv->sigint.data = sv->sigterm.data = sv;
+    uv_signal_start(&sv->sigint, on_signal, SIGINT);
+    uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+    fflush(stdout);
+    return SS_OK;
+}
+
+static void free_server(server *sv)
+{
+    if (sv->http)
+        http_server_free(sv->http);
+    if (sv->https)
+        http_server_free(sv->https);
+    if (sv->tls)
+        SSL_CTX_free(sv->tls);
+    device_cache_free(sv->devices);
+    throttle_free(sv->logins);
+    if (sv->store)
+        store_close(sv->store);
+    free(sv);
+}
+
+/* A start that failed half-way: close what is open and let libuv finish. */
+static void abort_start(server *sv)
+{
+    if (sv->queue)
+        ingest_queue_stop(sv->queue);
+    sv->queue = NULL;
+    if (sv->http && sv->listeners_running)
+        http_server_stop(sv->http, NULL, NULL);
+    if (sv->https && sv->listeners_running)
+        http_server_stop(sv->https, NULL, NULL);
+    uv_run(&sv->loop, UV_RUN_DEFAULT);
+}
+
+int server_run(const config *cfg)
+{
+    log_level level = LOG_INFO;
+    log_parse_level(cfg->log_level, &level);
+    log_set_level(level);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (secret_init())
+        return 1;
+    server *sv = calloc(1, sizeof *sv);
+    if (!sv)
+        return 1;
+    sv->cfg = cfg;
+    int rc = ensure_data_dir(cfg->data_dir);
+    if (rc == 0)
+        rc = throttle_new(&sv->logins);
+    if (rc == 0)
+        rc = open_store(sv);
+    if (rc == 0)
+        rc = setup_tls(sv);
+    if (rc) {
+        free_server(sv);
+        return 1;
+    }
+    uv_loop_init(&sv->loop);
+    sv->loop.data = &sv->bufs;
+    rc = start_loop_parts(sv);
+    if (rc) {
+        abort_start(sv);
+    } else {
+        log_info("server", "ready (store %s, durability %s)", cfg->store, cfg->durability);
+        uv_run(&sv->loop, UV_RUN_DEFAULT);
+        log_info("server", "stopped");
+    }
+    uv_loop_close(&sv->loop);
+    free_server(sv);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,154 @@
+/* sqlite_migrate.c — the SQLite schema as an ordered list of migrations.
+ *
+ * PRAGMA user_version holds the number of migrations applied. Migration i
+ * (counting from 1) takes the schema from version i-1 to i and runs in its
+ * own transaction together with the version bump, so a crash leaves the
+ * database at a version boundary. A shipped migration is never edited: a
+ * change is a new entry at the end. */
+#include "store/sqlite_internal.h"
+
+#include <stdio.h>
+
+#include "core/err.h"
+
+/* Why the layout is as it is:
+ * - token hashes are BLOBs so a lookup compares 32 raw bytes;
+ * - readings hang off a small integer series id (one per device and channel)
+ *   in a WITHOUT ROWID table keyed (series_id, ts): a batch insert appends to
+ *   one b-tree and a range scan of a channel is a contiguous key range;
+ * - readings carry no foreign key: checking one per inserted reading costs a
+ *   series lookup on the hottest path; store_device_delete deletes a
+ *   device's readings before its series, and the writers' series caches are
+ *   invalidated by a generation counter (store_sqlite.c);
+ * - series keeps last_ts/last_value so "latest" needs no scan. */
+static const char *const migrations[] = {
+    /* 1: accounts, organisations, devices, readings. */
+    "CREATE TABLE users ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  email TEXT NOT NULL UNIQUE,"
+    "  pw_hash TEXT NOT NULL,"
+    "  superadmin INTEGER NOT NULL,"
+    "  disabled INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE sessions ("
+    "  token_hash BLOB PRIMARY KEY NOT NULL,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  csrf TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE INDEX sessions_by_user ON sessions(user_id);"
+    "CREATE TABLE orgs ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  parent_id TEXT REFERENCES orgs(id),"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX orgs_by_parent ON orgs(parent_id);"
+    "CREATE INDEX orgs_by_name ON orgs(name, id);"
+    "CREATE TABLE memberships ("
+    "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 4),"
+    "  PRIMARY KEY (org_id, user_id)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE INDEX memberships_by_user ON memberships(user_id);"
+    "CREATE TABLE devices ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES orgs(id),"
+    "  name TEXT NOT NULL,"
+    "  description TEXT NOT NULL,"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  disabled INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX devices_by_org ON devices(org_id, name, id);"
+    "CREATE TABLE series ("
+    "  id INTEGER PRIMARY KEY,"
+    "  device_id TEXT NOT NULL REFERENCES devices(id),"
+    "  channel TEXT NOT NULL,"
+    "  last_ts INTEGER NOT NULL,"
+    "  last_value REAL NOT NULL,"
+    "  UNIQUE (device_id, channel)"
+    ") STRICT;"
+    "CREATE TABLE readings ("
+    "  series_id INTEGER NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  value REAL NOT NULL,"
+    "  PRIMARY KEY (series_id, ts)"
+    ") WITHOUT ROWID, STRICT;",
+};
+
+#define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+
+int store_sqlite_schema_latest(void)
+{
+    return MIGRATION_COUNT;
+}
+
+static int schema_version(sqlite3 *db, int *out, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK)
+        snprintf(errbuf, errlen, "cannot read the schema version: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? SS_OK : SS_STORE;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, int target, char *errbuf, size_t errlen)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return SS_OK;
+    snprintf(errbuf, errlen, "schema migration %d failed: %s", target, sqlite3_errmsg(db));
+    return SS_STORE;
+}
+
+/* Runs the migration reaching version `target`, unless another process got
+ * there first (checked under the write lock). */
+static int apply_one(sqlite3 *db, int target, char *errbuf, size_t errlen)
+{
+    int err = exec_sql(db, "BEGIN IMMEDIATE", target, errbuf, errlen);
+    if (err)
+        return err;
+    int version = 0;
+    err = schema_version(db, &version, errbuf, errlen);
+    if (!err && version < target) {
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", target);
+        err = exec_sql(db, migrations[target - 1], target, errbuf, errlen);
+        if (!err)
+            err = exec_sql(db, bump, target, errbuf, errlen);
+    }
+    if (!err)
+        err = exec_sql(db, "COMMIT", target, errbuf, errlen);
+    if (err && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+int store_sqlite_migrate(sqlite3 *db, char *errbuf, size_t errlen)
+{
+    int version = 0;
+    int err = schema_version(db, &version, errbuf, errlen);
+    if (err)
+        return err;
+    if (version > MIGRATION_COUNT) {
+        snprintf(errbuf, errlen,
+                 "database schema version %d is newer than this build knows (%d): "
+                 "run a newer SensorSpace or restore a matching backup",
+                 version, MIGRATION_COUNT);
+        return SS_STORE;
+    }
+    for (int target = version + 1; target <= MIGRATION_COUNT && !err; target++)
+        err = apply_one(db, target, errbuf, errlen);
+    return err;
+}

@@ -1,0 +1,229 @@
+/* store.h — the whole surface of the store.
+ *
+ * The store speaks users, sessions, organisations, devices, readings and
+ * series, never rows or SQL: SQLite today (store_sqlite.c), PostgreSQL and a
+ * time-series engine later, behind this same header.
+ *
+ * Threads: a `store` is shared by every thread. Each thread that talks to it
+ * takes a `store_conn` with store_conn_acquire and gives it back with
+ * store_conn_release; a connection is used by one thread at a time.
+ *
+ * Returns: every function returns 0 on success or a negative SS_* code:
+ * SS_NOT_FOUND (no such thing), SS_EXISTS (unique key taken), SS_FULL (disk
+ * full: writes refused, reads still served), SS_STORE (any other store
+ * failure, logged with its cause), SS_NOMEM. A failed write leaves nothing
+ * behind (each call is one transaction).
+ *
+ * Strings: IDs are SS_ID_LEN lowercase hex characters; every char array of a
+ * record is NUL-terminated; an empty parent_id means "no parent". */
+#ifndef SS_STORE_H
+#define SS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "ingest/reading.h"
+
+typedef struct store store;
+typedef struct store_conn store_conn;
+
+typedef enum {
+    /* Each commit reaches the disk before it is acknowledged: survives a
+     * power loss. Costs one fsync per group commit. */
+    STORE_DURABILITY_FULL = 0,
+    /* Each commit reaches the OS before it is acknowledged: survives a killed
+     * process, not a power loss. */
+    STORE_DURABILITY_NORMAL = 1,
+} store_durability;
+
+typedef struct store_options {
+    const char *url;       /* "sqlite:" (file in data_dir) or "sqlite:/path/file.db" */
+    const char *data_dir;  /* existing directory */
+    store_durability durability;
+} store_options;
+
+/* Opens the store and brings its schema to the newest version (versioned
+ * migrations, each in its own transaction). OUT out; errbuf gets a reason a
+ * person can act on. Returns 0, SS_INVAL (bad url), SS_STORE. */
+int store_open(const store_options *opt, store **out, char *errbuf, size_t errlen);
+/* Closes every connection; all must have been released. */
+void store_close(store *s);
+
+/* Takes an idle connection, opening one if none is idle. 0, SS_STORE. */
+int store_conn_acquire(store *s, store_conn **out);
+void store_conn_release(store *s, store_conn *c);
+
+/* Answers 0 when the store can serve a trivial read (for /healthz). */
+int store_ping(store_conn *c);
+
+/* ---- users ------------------------------------------------------------ */
+
+/* Argon2id encoded hash as produced by crypto_pwhash_str. */
+#define STORE_PW_HASH_MAX 128
+
+typedef struct store_user {
+    char id[SS_ID_LEN + 1];
+    char email[SS_EMAIL_MAX + 1];   /* stored lowercased by the caller */
+    char pw_hash[STORE_PW_HASH_MAX];
+    int superadmin;
+    int disabled;
+    int64_t created_at;
+} store_user;
+
+int store_user_count(store_conn *c, int64_t *out);
+/* SS_EXISTS when the id or email is taken. */
+int store_user_create(store_conn *c, const store_user *u);
+int store_user_get(store_conn *c, const char *id, store_user *out);
+int store_user_get_by_email(store_conn *c, const char *email, store_user *out);
+int store_user_set_password(store_conn *c, const char *id, const char *pw_hash);
+int store_user_set_disabled(store_conn *c, const char *id, int disabled);
+
+/* ---- sessions (people signed in) ------------------------------------- */
+
+typedef struct store_session {
+    uint8_t token_hash[SS_SECRET_HASH_BYTES];
+    char user_id[SS_ID_LEN + 1];
+    char csrf[2 * SS_SECRET_BYTES + 1];
+    int64_t created_at;
+    int64_t expires_at;
+} store_session;
+
+int store_session_create(store_conn *c, const store_session *s);
+/* SS_NOT_FOUND when absent or expired (expires_at <= now_ms). */
+int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
+                      store_session *out);
+int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
+/* Deletes every session of the user except `keep` (NULL: all of them). */
+int store_session_delete_user(store_conn *c, const char *user_id,
+                              const uint8_t *keep /* SS_SECRET_HASH_BYTES or NULL */);
+
+/* ---- organisations and roles ----------------------------------------- */
+
+typedef struct store_org {
+    char id[SS_ID_LEN + 1];
+    char name[SS_NAME_MAX + 1];
+    char parent_id[SS_ID_LEN + 1];  /* "" for a top-level org */
+    int64_t created_at;
+} store_org;
+
+/* Roles, each including the ones below it (SPEC §2). */
+typedef enum {
+    STORE_ROLE_NONE = 0,
+    STORE_ROLE_VIEWER = 1,
+    STORE_ROLE_EDITOR = 2,
+    STORE_ROLE_ADMIN = 3,
+    STORE_ROLE_OWNER = 4,
+} store_role;
+
+/* Callbacks of list functions return 0 to go on, nonzero to stop early
+ * (the list function then returns 0). Records passed are valid only during
+ * the call. */
+typedef int (*store_org_cb)(void *ctx, const store_org *org);
+
+/* SS_NOT_FOUND when parent_id names no org. */
+int store_org_create(store_conn *c, const store_org *org);
+int store_org_get(store_conn *c, const char *id, store_org *out);
+/* Every org when user_id is NULL; else the orgs the user is a member of and
+ * all their descendants. Ordered by name, then id. */
+int store_org_list(store_conn *c, const char *user_id, store_org_cb cb, void *ctx);
+/* Sets (inserts or replaces) the user's role in the org; STORE_ROLE_NONE
+ * removes the membership. */
+int store_membership_set(store_conn *c, const char *org_id, const char *user_id, store_role role);
+/* The user's highest role over the org and all its ancestors (a role in an
+ * org holds in its descendants). STORE_ROLE_NONE when there is none, and
+ * SS_NOT_FOUND when the org does not exist. */
+int store_role_effective(store_conn *c, const char *user_id, const char *org_id,
+                         store_role *out);
+
+/* Renames the org. SS_NOT_FOUND when absent. */
+int store_org_rename(store_conn *c, const char *id, const char *name);
+
+typedef int (*store_member_cb)(void *ctx, const store_user *u, store_role role);
+/* The org's direct members with their roles, by email. */
+int store_member_list(store_conn *c, const char *org_id, store_member_cb cb, void *ctx);
+
+typedef int (*store_membership_cb)(void *ctx, const char *org_id, store_role role);
+/* The user's direct memberships. */
+int store_membership_list(store_conn *c, const char *user_id, store_membership_cb cb, void *ctx);
+
+/* ---- devices ----------------------------------------------------------- */
+
+typedef struct store_device {
+    char id[SS_ID_LEN + 1];
+    char org_id[SS_ID_LEN + 1];
+    char name[SS_NAME_MAX + 1];
+    char description[SS_DESCRIPTION_MAX + 1];
+    uint8_t token_hash[SS_SECRET_HASH_BYTES];
+    int disabled;
+    int64_t created_at;
+} store_device;
+
+typedef int (*store_device_cb)(void *ctx, const store_device *d);
+
+/* SS_NOT_FOUND when org_id names no org. */
+int store_device_create(store_conn *c, const store_device *d);
+int store_device_get(store_conn *c, const char *id, store_device *out);
+/* The org's devices, by name then id. */
+int store_device_list(store_conn *c, const char *org_id, store_device_cb cb, void *ctx);
+/* Every device of every org, for the in-memory token cache. */
+int store_device_list_all(store_conn *c, store_device_cb cb, void *ctx);
+/* Writes name, description and disabled of `d` (matched by d->id). */
+int store_device_update(store_conn *c, const store_device *d);
+int store_device_set_token(store_conn *c, const char *id,
+                           const uint8_t hash[SS_SECRET_HASH_BYTES]);
+/* Deletes the device and every reading it stored. */
+int store_device_delete(store_conn *c, const char *id);
+
+/* ---- readings and series ---------------------------------------------- */
+
+typedef struct store_batch {
+    const char *device_id;
+    const char *org_id;
+    const ss_reading *readings;
+    size_t len;
+} store_batch;
+
+/* Stores every reading of every batch in one transaction: all or nothing.
+ * A reading with the same device, channel and ts as a stored one replaces
+ * its value (writes are idempotent, so a retried batch does not double).
+ * Returns 0 only once the commit is as durable as the store's durability
+ * setting promises. SS_FULL when the disk is full. */
+int store_write_batches(store_conn *c, const store_batch *batches, size_t n);
+
+typedef struct store_channel {
+    char name[SS_CHANNEL_MAX + 1];
+    int64_t count;      /* readings stored */
+    int64_t last_ts;    /* the newest reading's ts */
+    double last_value;  /* and its value */
+} store_channel;
+
+typedef int (*store_channel_cb)(void *ctx, const store_channel *ch);
+/* The device's channels, by name. */
+int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx);
+
+typedef struct store_query {
+    const char *device_id;
+    const char *channel;
+    int64_t from;   /* inclusive, ms */
+    int64_t to;     /* exclusive, ms */
+    size_t limit;   /* at most this many points or buckets (>= 1) */
+    int desc;       /* 1: newest first */
+} store_query;
+
+typedef int (*store_point_cb)(void *ctx, int64_t ts, double value);
+/* Raw points of one channel in [from, to), ordered by ts. */
+int store_query_points(store_conn *c, const store_query *q, store_point_cb cb, void *ctx);
+
+typedef enum {
+    STORE_AGG_AVG, STORE_AGG_MIN, STORE_AGG_MAX, STORE_AGG_SUM,
+    STORE_AGG_COUNT, STORE_AGG_FIRST, STORE_AGG_LAST,
+} store_agg;
+
+/* One point per non-empty bucket of `every_ms` in [from, to); a bucket
+ * starts at a multiple of every_ms since the epoch and its start is the
+ * point's ts. first/last are by ts within the bucket. Ordered as q->desc. */
+int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
+                        store_point_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,1492 @@
+/* store_sqlite.c — store.h on SQLite 3.
+ *
+ * A `store` is a path, a durability setting and a mutex-protected pool of
+ * connections. Each connection prepares its statements once (lazily, on
+ * first use) and keeps them; each call binds, steps and resets. Writes that
+ * span statements run in BEGIN IMMEDIATE transactions: the write lock is
+ * taken up front, so two writers queue on the busy timeout instead of
+ * deadlocking when a reader tries to upgrade. The schema lives in
+ * sqlite_migrate.c. */
+#include "store/store.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "store/sqlite_internal.h"
+
+#define LOG_MOD "store"
+
+/* Every connection writes (sessions, devices, the store thread's group
+ * commits) and SQLite has one writer at a time. Transactions are short (a
+ * group commit of SS_COMMIT_READINGS_MAX readings takes well under a
+ * second), so a writer that waits 5 s for the lock is facing a stuck
+ * process, not a busy one. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+/* Page cache per connection, KiB (a negative cache_size counts KiB): holds
+ * the upper levels of the readings b-tree and the series table; a handful of
+ * connections stay well under 100 MiB. */
+#define STORE_CACHE_KIB 16384
+/* Orgs nest a few levels (provider, customer, site). A walk up or down the
+ * tree stops at this depth, so a cycle (impossible through the API, possible
+ * in a hand-edited file) cannot loop forever. A plain literal: it is pasted
+ * into SQL text. */
+#define STORE_ORG_DEPTH_MAX 32
+/* Series cache slots per writing connection; a power of two so the hash is
+ * masked. About 120 bytes a slot, 1 MiB per writer, allocated on the first
+ * write. When the fill limit is reached the cache is emptied and refilled:
+ * open addressing stays fast below 3/4 full. */
+#define SERIES_CACHE_SLOTS 8192u
+#define SERIES_CACHE_FILL_MAX (SERIES_CACHE_SLOTS / 4u * 3u)
+/* WAL pages (4 KiB) before a commit checkpoints them into the database. A
+ * group commit of single readings from many devices dirties one readings
+ * page per device; checkpointing every 1000 pages (the default) rewrote
+ * those same pages into the file after nearly every commit. 10000 pages
+ * (about 40 MiB of WAL) checkpoints a page once per ~10 commits: ~30% more
+ * readings/s in that case, measured. */
+#define STORE_WAL_CHECKPOINT_PAGES 10000
+/* After a checkpoint the WAL file is truncated to this size, bytes, so a
+ * burst does not leave a huge file behind; above the checkpoint size so it
+ * is not truncated and regrown every time. */
+#define STORE_WAL_SIZE_LIMIT 67108864
+/* The database file inside data_dir for the URL "sqlite:". */
+#define STORE_DB_FILE "sensorspace.db"
+#define STORE_URL_SCHEME "sqlite:"
+/* Room for an error message from open, for the log. */
+#define STORE_ERR_MAX 512
+
+_Static_assert((SERIES_CACHE_SLOTS & (SERIES_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+_Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* ---- statements ---------------------------------------------------------- */
+
+#define USER_COLS "id, email, pw_hash, superadmin, disabled, created_at"
+#define ORG_COLS "id, name, parent_id, created_at"
+#define DEVICE_COLS "id, org_id, name, description, token_hash, disabled, created_at"
+
+/* Buckets: ts >= SS_TS_MIN_MS > 0, so ts % every is never negative and
+ * ts - ts % every is the start of the bucket. For first/last, SQLite fills
+ * the bare column `value` from the row holding min(ts)/max(ts) of the group
+ * (documented behaviour for a single min()/max() aggregate). */
+#define BUCKET_SQL(expr, order)                                                  \
+    "SELECT ts - ts % ?4 AS b, " expr " FROM readings"                           \
+    " WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b ORDER BY b " order \
+    " LIMIT ?5"
+
+#define STMT_MAP(X)                                                                      \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                          \
+    X(COMMIT, "COMMIT")                                                                  \
+    X(ROLLBACK, "ROLLBACK")                                                              \
+    X(PING, "SELECT 1")                                                                  \
+    X(USER_COUNT, "SELECT count(*) FROM users")                                          \
+    X(USER_INSERT, "INSERT INTO users(" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)")  \
+    X(USER_GET, "SELECT " USER_COLS " FROM users WHERE id = ?1")                         \
+    X(USER_GET_EMAIL, "SELECT " USER_COLS " FROM users WHERE email = ?1")                \
+    X(USER_SET_PW, "UPDATE users SET pw_hash = ?2 WHERE id = ?1")                        \
+    X(USER_SET_DISABLED, "UPDATE users SET disabled = ?2 WHERE id = ?1")                 \
+    X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, csrf, created_at,"      \
+                      " expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")                        \
+    X(SESSION_GET, "SELECT token_hash, user_id, csrf, created_at, expires_at"            \
+                   " FROM sessions WHERE token_hash = ?1 AND expires_at > ?2")           \
+    X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                      \
+    X(SESSION_DELETE_USER, "DELETE FROM sessions WHERE user_id = ?1"                     \
+                           " AND token_hash IS NOT ?2")                                  \
+    X(ORG_INSERT, "INSERT INTO orgs(" ORG_COLS ") VALUES (?1, ?2, ?3, ?4)")              \
+    X(ORG_GET, "SELECT " ORG_COLS " FROM orgs WHERE id = ?1")                            \
+    X(ORG_LIST_ALL, "SELECT " ORG_COLS " FROM orgs ORDER BY name, id")                   \
+    X(ORG_LIST_USER,                                                                     \
+      "WITH RECURSIVE tree(id, depth) AS ("                                              \
+      " SELECT org_id, 0 FROM memberships WHERE user_id = ?1"                            \
+      " UNION"                                                                           \
+      " SELECT o.id, t.depth + 1 FROM orgs o JOIN tree t ON o.parent_id = t.id"          \
+      "  WHERE t.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT " ORG_COLS " FROM orgs WHERE id IN (SELECT id FROM tree)"                 \
+      " ORDER BY name, id")                                                              \
+    X(MEMBER_UPSERT, "INSERT INTO memberships(org_id, user_id, role) VALUES (?1, ?2, ?3)" \
+                     " ON CONFLICT(org_id, user_id) DO UPDATE SET role = excluded.role") \
+    X(MEMBER_DELETE, "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")       \
+    X(ORG_RENAME, "UPDATE orgs SET name = ?2 WHERE id = ?1")                             \
+    X(ORG_MEMBERS, "SELECT u.id, u.email, u.pw_hash, u.superadmin, u.disabled,"          \
+                   " u.created_at, m.role FROM memberships m JOIN users u"               \
+                   " ON u.id = m.user_id WHERE m.org_id = ?1 ORDER BY u.email")          \
+    X(MEMBER_LIST, "SELECT org_id, role FROM memberships WHERE user_id = ?1"             \
+                   " ORDER BY org_id")                                                   \
+    X(ROLE_EFFECTIVE,                                                                    \
+      "WITH RECURSIVE up(id, depth) AS ("                                                \
+      " SELECT id, 0 FROM orgs WHERE id = ?2"                                            \
+      " UNION ALL"                                                                       \
+      " SELECT o.parent_id, u.depth + 1 FROM up u JOIN orgs o ON o.id = u.id"            \
+      "  WHERE o.parent_id IS NOT NULL AND u.depth < " STR(STORE_ORG_DEPTH_MAX) ")"      \
+      " SELECT (SELECT count(*) FROM up),"                                               \
+      "  coalesce((SELECT max(role) FROM memberships WHERE user_id = ?1"                 \
+      "   AND org_id IN (SELECT id FROM up)), 0)")                                       \
+    X(DEVICE_INSERT, "INSERT INTO devices(" DEVICE_COLS ")"                              \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                             \
+    X(DEVICE_GET, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1")                   \
+    X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE org_id = ?1"               \
+                   " ORDER BY name, id")                                                 \
+    X(DEVICE_LIST_ALL, "SELECT " DEVICE_COLS " FROM devices ORDER BY id")                \
+    X(DEVICE_UPDATE, "UPDATE devices SET name = ?2, description = ?3, disabled = ?4"     \
+                     " WHERE id = ?1")                                                   \
+    X(DEVICE_SET_TOKEN, "UPDATE devices SET token_hash = ?2 WHERE id = ?1")              \
+    X(DEVICE_DEL_READINGS, "DELETE FROM readings WHERE series_id IN"                     \
+                           " (SELECT id FROM series WHERE device_id = ?1)")              \
+    X(DEVICE_DEL_SERIES, "DELETE FROM series WHERE device_id = ?1")                      \
+    X(DEVICE_DELETE, "DELETE FROM devices WHERE id = ?1")                                \
+    X(SERIES_FIND, "SELECT id FROM series WHERE device_id = ?1 AND channel = ?2")        \
+    X(SERIES_INSERT, "INSERT INTO series(device_id, channel, last_ts, last_value)"       \
+                     " VALUES (?1, ?2, ?3, ?4)")                                         \
+    X(SERIES_SET_LAST, "UPDATE series SET last_ts = ?2, last_value = ?3"                 \
+                       " WHERE id = ?1 AND last_ts <= ?2")                               \
+    X(READING_UPSERT, "INSERT INTO readings(series_id, ts, value) VALUES (?1, ?2, ?3)"   \
+                      " ON CONFLICT(series_id, ts) DO UPDATE SET value = excluded.value") \
+    X(CHANNEL_LIST, "SELECT channel, (SELECT count(*) FROM readings r"                   \
+                    " WHERE r.series_id = s.id), last_ts, last_value"                    \
+                    " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
+    X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \
+                  " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
+    X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
+                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(BUCKET_AVG_ASC, BUCKET_SQL("avg(value)", "ASC"))                                   \
+    X(BUCKET_AVG_DESC, BUCKET_SQL("avg(value)", "DESC"))                                 \
+    X(BUCKET_MIN_ASC, BUCKET_SQL("min(value)", "ASC"))                                   \
+    X(BUCKET_MIN_DESC, BUCKET_SQL("min(value)", "DESC"))                                 \
+    X(BUCKET_MAX_ASC, BUCKET_SQL("max(value)", "ASC"))                                   \
+    X(BUCKET_MAX_DESC, BUCKET_SQL("max(value)", "DESC"))                                 \
+    X(BUCKET_SUM_ASC, BUCKET_SQL("sum(value)", "ASC"))                                   \
+    X(BUCKET_SUM_DESC, BUCKET_SQL("sum(value)", "DESC"))                                 \
+    X(BUCKET_COUNT_ASC, BUCKET_SQL("count(value)", "ASC"))                               \
+    X(BUCKET_COUNT_DESC, BUCKET_SQL("count(value)", "DESC"))                             \
+    X(BUCKET_FIRST_ASC, BUCKET_SQL("value, min(ts)", "ASC"))                             \
+    X(BUCKET_FIRST_DESC, BUCKET_SQL("value, min(ts)", "DESC"))                           \
+    X(BUCKET_LAST_ASC, BUCKET_SQL("value, max(ts)", "ASC"))                              \
+    X(BUCKET_LAST_DESC, BUCKET_SQL("value, max(ts)", "DESC"))
+
+typedef enum {
+#define STMT_ENUM(name, sql) STMT_##name,
+    STMT_MAP(STMT_ENUM)
+#undef STMT_ENUM
+    STMT_COUNT
+} stmt_id;
+
+static const char *const stmt_sql[STMT_COUNT] = {
+#define STMT_TEXT(name, sql) sql,
+    STMT_MAP(STMT_TEXT)
+#undef STMT_TEXT
+};
+
+static const char *const stmt_name[STMT_COUNT] = {
+#define STMT_NAME(name, sql) #name,
+    STMT_MAP(STMT_NAME)
+#undef STMT_NAME
+};
+
+/* Indexed by store_agg, then by desc. */
+static const stmt_id bucket_stmt[][2] = {
+    [STORE_AGG_AVG] = {STMT_BUCKET_AVG_ASC, STMT_BUCKET_AVG_DESC},
+    [STORE_AGG_MIN] = {STMT_BUCKET_MIN_ASC, STMT_BUCKET_MIN_DESC},
+    [STORE_AGG_MAX] = {STMT_BUCKET_MAX_ASC, STMT_BUCKET_MAX_DESC},
+    [STORE_AGG_SUM] = {STMT_BUCKET_SUM_ASC, STMT_BUCKET_SUM_DESC},
+    [STORE_AGG_COUNT] = {STMT_BUCKET_COUNT_ASC, STMT_BUCKET_COUNT_DESC},
+    [STORE_AGG_FIRST] = {STMT_BUCKET_FIRST_ASC, STMT_BUCKET_FIRST_DESC},
+    [STORE_AGG_LAST] = {STMT_BUCKET_LAST_ASC, STMT_BUCKET_LAST_DESC},
+};
+
+/* ---- types --------------------------------------------------------------- */
+
+/* One (device, channel) → series id, plus the newest reading of the current
+ * write call for that series (flushed to series.last_* before commit). */
+typedef struct series_slot {
+    int64_t series_id;  /* 0: empty (INTEGER PRIMARY KEY ids start at 1) */
+    int64_t pend_ts;
+    double pend_value;
+    uint32_t hash;
+    uint8_t channel_len;
+    uint8_t pending;
+    char device_id[SS_ID_LEN + 1];
+    char channel[SS_CHANNEL_MAX + 1];
+} series_slot;
+
+typedef struct series_cache {
+    series_slot *slots;    /* SERIES_CACHE_SLOTS; NULL until the first write */
+    uint32_t *touched;     /* slots with a pending last_ts/last_value */
+    size_t used;
+    size_t ntouched;
+    uint64_t generation;   /* the store's device generation the slots belong to */
+} series_cache;
+
+/* What a reading's series is looked up by. */
+typedef struct series_key {
+    const char *device_id;
+    size_t device_len;
+    const char *channel;
+    size_t channel_len;
+    uint32_t hash;
+} series_key;
+
+struct store_conn {
+    sqlite3 *db;
+    store *owner;
+    store_conn *next_idle;
+    sqlite3_stmt *stmts[STMT_COUNT];
+    series_cache cache;
+};
+
+struct store {
+    char path[PATH_MAX];
+    store_durability durability;
+    pthread_mutex_t lock;  /* guards idle and open_count */
+    store_conn *idle;
+    size_t open_count;
+    /* Bumped by every device delete while it holds the write lock. A writer
+     * compares it with its cache's after taking the write lock and drops
+     * the cache when it moved, so no writer can hold the id of a series
+     * deleted by another connection (readings have no foreign key that
+     * would catch such a write). */
+    atomic_uint_fast64_t device_generation;
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Maps an SQLite result code to an SS_* code; logs what an operator must
+ * see (anything but a taken key or a missing parent). */
+static int sq_err(store_conn *c, int rc, const char *what)
+{
+    switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return SS_EXISTS;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return SS_NOT_FOUND;
+    default:
+        break;
+    }
+    if ((rc & 0xff) == SQLITE_FULL) {
+        log_warn(LOG_MOD, "%s: %s: writes refused until space is freed", what,
+                 sqlite3_errmsg(c->db));
+        return SS_FULL;
+    }
+    if ((rc & 0xff) == SQLITE_NOMEM)
+        return SS_NOMEM;
+    log_error(LOG_MOD, "%s: %s (code %d)", what, sqlite3_errmsg(c->db), rc);
+    return SS_STORE;
+}
+
+/* Binding with SQLITE_STATIC never allocates; a bind fails only on a wrong
+ * index or a statement left running, both bugs. The binds of one call are
+ * OR-ed together (SQLITE_OK is 0) and checked once. */
+static int bind_check(store_conn *c, stmt_id id, int rc)
+{
+    if (rc == SQLITE_OK)
+        return SS_OK;
+    log_error(LOG_MOD, "%s: bind failed: %s", stmt_name[id], sqlite3_errmsg(c->db));
+    sqlite3_reset(c->stmts[id]);
+    return SS_STORE;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const uint8_t *b, size_t len)
+{
+    return sqlite3_bind_blob(st, i, b, (int)len, SQLITE_STATIC);
+}
+
+/* size_t limits beyond INT64_MAX mean "no limit". */
+static int64_t limit_i64(size_t limit)
+{
+    return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    size_t len = s ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    if (len >= cap)
+        len = cap - 1;
+    if (len)
+        memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+static void col_blob(sqlite3_stmt *st, int i, uint8_t *dst, size_t cap)
+{
+    const void *b = sqlite3_column_blob(st, i);
+    size_t len = b ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    if (len > cap)
+        len = cap;
+    memset(dst, 0, cap);
+    if (len)
+        memcpy(dst, b, len);
+}
+
+/* Prepares statement `id` on first use; it stays prepared for the life of
+ * the connection. */
+static int stmt_get(store_conn *c, stmt_id id, sqlite3_stmt **out)
+{
+    if (!c->stmts[id]) {
+        int rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmts[id], NULL);
+        if (rc != SQLITE_OK)
+            return sq_err(c, rc, stmt_name[id]);
+    }
+    *out = c->stmts[id];
+    return SS_OK;
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static int step_done(store_conn *c, stmt_id id)
+{
+    int rc = sqlite3_step(c->stmts[id]);
+    int err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, stmt_name[id]);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
+/* As step_done, and SS_NOT_FOUND when no row was changed. */
+static int step_changed(store_conn *c, stmt_id id)
+{
+    int err = step_done(c, id);
+    if (err == SS_OK && sqlite3_changes(c->db) == 0)
+        return SS_NOT_FOUND;
+    return err;
+}
+
+/* Steps to the first row: SS_OK with the row readable, SS_NOT_FOUND or an
+ * error. The caller resets the statement. */
+static int step_row(store_conn *c, stmt_id id)
+{
+    int rc = sqlite3_step(c->stmts[id]);
+    if (rc == SQLITE_ROW)
+        return SS_OK;
+    if (rc == SQLITE_DONE)
+        return SS_NOT_FOUND;
+    return sq_err(c, rc, stmt_name[id]);
+}
+
+/* Ends a row loop: SQLITE_DONE (or a stop asked by the callback) is
+ * success. Resets the statement. */
+static int rows_end(store_conn *c, stmt_id id, int rc)
+{
+    int err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, stmt_name[id]);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+static int tx_begin(store_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_BEGIN, &st);
+    return err ? err : step_done(c, STMT_BEGIN);
+}
+
+static int tx_commit(store_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_COMMIT, &st);
+    return err ? err : step_done(c, STMT_COMMIT);
+}
+
+/* Some errors (SQLITE_FULL, IOERR) already rolled the transaction back;
+ * only roll back what is still open. */
+static void tx_rollback(store_conn *c)
+{
+    if (sqlite3_get_autocommit(c->db))
+        return;
+    sqlite3_stmt *st = NULL;
+    if (stmt_get(c, STMT_ROLLBACK, &st) == SS_OK)
+        step_done(c, STMT_ROLLBACK);
+}
+
+/* Commits when err is SS_OK, else rolls back; returns the outcome. */
+static int tx_end(store_conn *c, int err)
+{
+    if (err == SS_OK)
+        err = tx_commit(c);
+    if (err != SS_OK)
+        tx_rollback(c);
+    return err;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static void conn_free(store_conn *c)
+{
+    for (size_t i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(c->stmts[i]);
+    sqlite3_close(c->db);
+    free(c->cache.slots);
+    free(c->cache.touched);
+    free(c);
+}
+
+/* WAL lets readers run beside the one writer and turns a commit into one
+ * append (plus one fsync with synchronous=FULL). */
+static int conn_wal(store_conn *c, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    int ok = mode && strcmp((const char *)mode, "wal") == 0;
+    if (!ok)
+        set_err(errbuf, errlen, "%s: cannot enable WAL journal mode: %s", c->owner->path,
+                rc == SQLITE_ROW ? "not supported on this file system" : sqlite3_errmsg(c->db));
+    sqlite3_finalize(st);
+    return ok ? SS_OK : SS_STORE;
+}
+
+/* synchronous=FULL syncs the WAL at every commit: a commit survives a power
+ * loss. In WAL mode synchronous=NORMAL syncs only at checkpoints: a commit
+ * is in the OS once acknowledged and survives the process being killed, but
+ * the newest commits may be lost on a power loss. */
+static const char *const sync_pragma[] = {
+    [STORE_DURABILITY_FULL] = "PRAGMA synchronous = FULL",
+    [STORE_DURABILITY_NORMAL] = "PRAGMA synchronous = NORMAL",
+};
+
+static int conn_configure(store_conn *c, char *errbuf, size_t errlen)
+{
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+    int err = conn_wal(c, errbuf, errlen);
+    if (err)
+        return err;
+    const char *pragmas[] = {
+        sync_pragma[c->owner->durability],
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA cache_size = -" STR(STORE_CACHE_KIB),
+        "PRAGMA temp_store = MEMORY",
+        "PRAGMA wal_autocheckpoint = " STR(STORE_WAL_CHECKPOINT_PAGES),
+        "PRAGMA journal_size_limit = " STR(STORE_WAL_SIZE_LIMIT),
+    };
+    for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
+        if (sqlite3_exec(c->db, pragmas[i], NULL, NULL, NULL) != SQLITE_OK) {
+            set_err(errbuf, errlen, "%s: %s: %s", c->owner->path, pragmas[i],
+                    sqlite3_errmsg(c->db));
+            return SS_STORE;
+        }
+    }
+    return SS_OK;
+}
+
+/* NOMUTEX: a connection is used by one thread at a time (store.h), so
+ * SQLite's per-connection mutex would only cost. */
+static int conn_open(store *s, store_conn **out, char *errbuf, size_t errlen)
+{
+    store_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return SS_NOMEM;
+    c->owner = s;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(s->path, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(errbuf, errlen, "cannot open %s: %s", s->path,
+                c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        conn_free(c);
+        return rc == SQLITE_NOMEM ? SS_NOMEM : SS_STORE;
+    }
+    int err = conn_configure(c, errbuf, errlen);
+    if (err) {
+        conn_free(c);
+        return err;
+    }
+    *out = c;
+    return SS_OK;
+}
+
+int store_conn_acquire(store *s, store_conn **out)
+{
+    pthread_mutex_lock(&s->lock);
+    store_conn *c = s->idle;
+    if (c)
+        s->idle = c->next_idle;
+    pthread_mutex_unlock(&s->lock);
+    if (c) {
+        c->next_idle = NULL;
+        *out = c;
+        return SS_OK;
+    }
+    char why[STORE_ERR_MAX] = "";
+    int err = conn_open(s, &c, why, sizeof why);
+    if (err) {
+        log_error(LOG_MOD, "new connection: %s", why[0] ? why : ss_strerror(err));
+        return err == SS_NOMEM ? SS_NOMEM : SS_STORE;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->open_count++;
+    pthread_mutex_unlock(&s->lock);
+    *out = c;
+    return SS_OK;
+}
+
+void store_conn_release(store *s, store_conn *c)
+{
+    if (!c)
+        return;
+    /* Every call ends its own transaction; this only guards against a bug
+     * handing the next user a connection holding the write lock. */
+    tx_rollback(c);
+    pthread_mutex_lock(&s->lock);
+    c->next_idle = s->idle;
+    s->idle = c;
+    pthread_mutex_unlock(&s->lock);
+}
+
+sqlite3 *store_sqlite_db(store_conn *c)
+{
+    return c->db;
+}
+
+/* ---- open and close ---------------------------------------------------------- */
+
+static int store_path(const store_options *opt, char *path, size_t cap, char *errbuf,
+                      size_t errlen)
+{
+    const char *url = opt->url ? opt->url : "";
+    size_t scheme = strlen(STORE_URL_SCHEME);
+    if (strncmp(url, STORE_URL_SCHEME, scheme) != 0) {
+        set_err(errbuf, errlen, "unknown store url \"%s\": use \"sqlite:\" or \"sqlite:/path/file.db\"",
+                url);
+        return SS_INVAL;
+    }
+    const char *file = url + scheme;
+    int n;
+    if (file[0] == '\0') {
+        if (!opt->data_dir || opt->data_dir[0] == '\0') {
+            set_err(errbuf, errlen, "store url \"sqlite:\" needs a data directory");
+            return SS_INVAL;
+        }
+        n = snprintf(path, cap, "%s/%s", opt->data_dir, STORE_DB_FILE);
+    } else if (file[0] == '/') {
+        n = snprintf(path, cap, "%s", file);
+    } else {
+        set_err(errbuf, errlen, "store url \"%s\": the file path must be absolute", url);
+        return SS_INVAL;
+    }
+    if (n < 0 || (size_t)n >= cap) {
+        set_err(errbuf, errlen, "store file path is too long");
+        return SS_INVAL;
+    }
+    return SS_OK;
+}
+
+static void store_free(store *s)
+{
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static int store_init(const store_options *opt, store *s, char *errbuf, size_t errlen)
+{
+    if (opt->durability != STORE_DURABILITY_FULL && opt->durability != STORE_DURABILITY_NORMAL) {
+        set_err(errbuf, errlen, "unknown store durability %d", (int)opt->durability);
+        return SS_INVAL;
+    }
+    s->durability = opt->durability;
+    atomic_init(&s->device_generation, 0);
+    return store_path(opt, s->path, sizeof s->path, errbuf, errlen);
+}
+
+int store_open(const store_options *opt, store **out, char *errbuf, size_t errlen)
+{
+    char local[STORE_ERR_MAX];
+    if (!errbuf || errlen == 0) {
+        errbuf = local;
+        errlen = sizeof local;
+    }
+    errbuf[0] = '\0';
+    if (!opt || !out) {
+        set_err(errbuf, errlen, "no store options");
+        return SS_INVAL;
+    }
+    store *s = calloc(1, sizeof *s);
+    if (!s)
+        return SS_NOMEM;
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        free(s);
+        return SS_NOMEM;
+    }
+    store_conn *c = NULL;
+    int err = store_init(opt, s, errbuf, errlen);
+    if (!err)
+        err = conn_open(s, &c, errbuf, errlen);
+    if (!err)
+        err = store_sqlite_migrate(c->db, errbuf, errlen);
+    if (err) {
+        if (c)
+            conn_free(c);
+        store_free(s);
+        return err == SS_INVAL || err == SS_NOMEM ? err : SS_STORE;
+    }
+    s->idle = c;
+    s->open_count = 1;
+    *out = s;
+    return SS_OK;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    size_t closed = 0;
+    while (s->idle) {
+        store_conn *c = s->idle;
+        s->idle = c->next_idle;
+        conn_free(c);
+        closed++;
+    }
+    /* A connection still out is a bug in the caller; freeing under it
+     * would turn that into a use after free, so it leaks instead. */
+    if (closed != s->open_count)
+        log_error(LOG_MOD, "closed with %zu connection(s) still acquired",
+                  s->open_count - closed);
+    store_free(s);
+}
+
+int store_ping(store_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_PING, &st);
+    if (err)
+        return err;
+    err = step_row(c, STMT_PING);
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_STORE : err;
+}
+
+/* ---- users --------------------------------------------------------------------- */
+
+int store_user_count(store_conn *c, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USER_COUNT, &st);
+    if (err)
+        return err;
+    err = step_row(c, STMT_USER_COUNT);
+    if (!err)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_STORE : err;
+}
+
+int store_user_create(store_conn *c, const store_user *u)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USER_INSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_USER_INSERT,
+                     bind_text(st, 1, u->id) | bind_text(st, 2, u->email) |
+                         bind_text(st, 3, u->pw_hash) | sqlite3_bind_int(st, 4, u->superadmin != 0) |
+                         sqlite3_bind_int(st, 5, u->disabled != 0) |
+                         sqlite3_bind_int64(st, 6, u->created_at));
+    return err ? err : step_done(c, STMT_USER_INSERT);
+}
+
+static void user_from_row(sqlite3_stmt *st, store_user *u)
+{
+    col_text(st, 0, u->id, sizeof u->id);
+    col_text(st, 1, u->email, sizeof u->email);
+    col_text(st, 2, u->pw_hash, sizeof u->pw_hash);
+    u->superadmin = sqlite3_column_int(st, 3);
+    u->disabled = sqlite3_column_int(st, 4);
+    u->created_at = sqlite3_column_int64(st, 5);
+}
+
+static int user_get_by(store_conn *c, stmt_id id, const char *key, store_user *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    err = bind_check(c, id, bind_text(st, 1, key));
+    if (err)
+        return err;
+    err = step_row(c, id);
+    if (!err)
+        user_from_row(st, out);
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_user_get(store_conn *c, const char *id, store_user *out)
+{
+    return user_get_by(c, STMT_USER_GET, id, out);
+}
+
+int store_user_get_by_email(store_conn *c, const char *email, store_user *out)
+{
+    return user_get_by(c, STMT_USER_GET_EMAIL, email, out);
+}
+
+int store_user_set_password(store_conn *c, const char *id, const char *pw_hash)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USER_SET_PW, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_USER_SET_PW, bind_text(st, 1, id) | bind_text(st, 2, pw_hash));
+    return err ? err : step_changed(c, STMT_USER_SET_PW);
+}
+
+int store_user_set_disabled(store_conn *c, const char *id, int disabled)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USER_SET_DISABLED, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_USER_SET_DISABLED,
+                     bind_text(st, 1, id) | sqlite3_bind_int(st, 2, disabled != 0));
+    return err ? err : step_changed(c, STMT_USER_SET_DISABLED);
+}
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+int store_session_create(store_conn *c, const store_session *s)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_INSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SESSION_INSERT,
+                     bind_blob(st, 1, s->token_hash, sizeof s->token_hash) |
+                         bind_text(st, 2, s->user_id) | bind_text(st, 3, s->csrf) |
+                         sqlite3_bind_int64(st, 4, s->created_at) |
+                         sqlite3_bind_int64(st, 5, s->expires_at));
+    return err ? err : step_done(c, STMT_SESSION_INSERT);
+}
+
+int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
+                      store_session *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SESSION_GET,
+                     bind_blob(st, 1, hash, SS_SECRET_HASH_BYTES) |
+                         sqlite3_bind_int64(st, 2, now_ms));
+    if (err)
+        return err;
+    err = step_row(c, STMT_SESSION_GET);
+    if (!err) {
+        col_blob(st, 0, out->token_hash, sizeof out->token_hash);
+        col_text(st, 1, out->user_id, sizeof out->user_id);
+        col_text(st, 2, out->csrf, sizeof out->csrf);
+        out->created_at = sqlite3_column_int64(st, 3);
+        out->expires_at = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_DELETE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SESSION_DELETE, bind_blob(st, 1, hash, SS_SECRET_HASH_BYTES));
+    return err ? err : step_changed(c, STMT_SESSION_DELETE);
+}
+
+/* `token_hash IS NOT NULL` holds for every row, so a NULL keep deletes all
+ * of the user's sessions with the same statement. Deleting none is not an
+ * error: the user may simply have no other session. */
+int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t *keep)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_DELETE_USER, &st);
+    if (err)
+        return err;
+    int rc = bind_text(st, 1, user_id);
+    rc |= keep ? bind_blob(st, 2, keep, SS_SECRET_HASH_BYTES) : sqlite3_bind_null(st, 2);
+    err = bind_check(c, STMT_SESSION_DELETE_USER, rc);
+    return err ? err : step_done(c, STMT_SESSION_DELETE_USER);
+}
+
+/* ---- organisations and roles ------------------------------------------------ */
+
+int store_org_create(store_conn *c, const store_org *org)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_INSERT, &st);
+    if (err)
+        return err;
+    int rc = bind_text(st, 1, org->id) | bind_text(st, 2, org->name);
+    rc |= org->parent_id[0] ? bind_text(st, 3, org->parent_id) : sqlite3_bind_null(st, 3);
+    rc |= sqlite3_bind_int64(st, 4, org->created_at);
+    err = bind_check(c, STMT_ORG_INSERT, rc);
+    return err ? err : step_done(c, STMT_ORG_INSERT);
+}
+
+static void org_from_row(sqlite3_stmt *st, store_org *org)
+{
+    col_text(st, 0, org->id, sizeof org->id);
+    col_text(st, 1, org->name, sizeof org->name);
+    col_text(st, 2, org->parent_id, sizeof org->parent_id);
+    org->created_at = sqlite3_column_int64(st, 3);
+}
+
+int store_org_get(store_conn *c, const char *id, store_org *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ORG_GET, bind_text(st, 1, id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_ORG_GET);
+    if (!err)
+        org_from_row(st, out);
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_org_list(store_conn *c, const char *user_id, store_org_cb cb, void *ctx)
+{
+    stmt_id id = user_id ? STMT_ORG_LIST_USER : STMT_ORG_LIST_ALL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    if (user_id) {
+        err = bind_check(c, id, bind_text(st, 1, user_id));
+        if (err)
+            return err;
+    }
+    int rc;
+    store_org org;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        org_from_row(st, &org);
+        if (cb(ctx, &org) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, id, rc);
+}
+
+static int membership_delete(store_conn *c, const char *org_id, const char *user_id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_MEMBER_DELETE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_MEMBER_DELETE, bind_text(st, 1, org_id) | bind_text(st, 2, user_id));
+    return err ? err : step_changed(c, STMT_MEMBER_DELETE);
+}
+
+/* SS_NOT_FOUND for an unknown org or user (foreign keys), or when removing
+ * a membership that does not exist. */
+int store_membership_set(store_conn *c, const char *org_id, const char *user_id, store_role role)
+{
+    if ((int)role < (int)STORE_ROLE_NONE || (int)role > (int)STORE_ROLE_OWNER)
+        return SS_INVAL;
+    if (role == STORE_ROLE_NONE)
+        return membership_delete(c, org_id, user_id);
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_MEMBER_UPSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_MEMBER_UPSERT,
+                     bind_text(st, 1, org_id) | bind_text(st, 2, user_id) |
+                         sqlite3_bind_int(st, 3, (int)role));
+    return err ? err : step_done(c, STMT_MEMBER_UPSERT);
+}
+
+/* One statement: the walk up from the org (at most STORE_ORG_DEPTH_MAX
+ * steps) counts the orgs found (0: no such org) and takes the user's
+ * highest role among them. */
+int store_role_effective(store_conn *c, const char *user_id, const char *org_id,
+                         store_role *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ROLE_EFFECTIVE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ROLE_EFFECTIVE, bind_text(st, 1, user_id) | bind_text(st, 2, org_id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_ROLE_EFFECTIVE);
+    if (!err && sqlite3_column_int64(st, 0) == 0)
+        err = SS_NOT_FOUND;
+    if (!err) {
+        int role = sqlite3_column_int(st, 1);
+        *out = role > STORE_ROLE_OWNER ? STORE_ROLE_OWNER : (store_role)role;
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+int store_org_rename(store_conn *c, const char *id, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_RENAME, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ORG_RENAME, bind_text(st, 1, id) | bind_text(st, 2, name));
+    return err ? err : step_changed(c, STMT_ORG_RENAME);
+}
+
+int store_member_list(store_conn *c, const char *org_id, store_member_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_MEMBERS, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ORG_MEMBERS, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    int rc;
+    store_user u;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        user_from_row(st, &u);
+        if (cb(ctx, &u, (store_role)sqlite3_column_int(st, 6)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_ORG_MEMBERS, rc);
+}
+
+int store_membership_list(store_conn *c, const char *user_id, store_membership_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_MEMBER_LIST, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_MEMBER_LIST, bind_text(st, 1, user_id));
+    if (err)
+        return err;
+    int rc;
+    char org_id[SS_ID_LEN + 1];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, org_id, sizeof org_id);
+        if (cb(ctx, org_id, (store_role)sqlite3_column_int(st, 1)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_MEMBER_LIST, rc);
+}
+
+/* ---- devices ------------------------------------------------------------------ */
+
+int store_device_create(store_conn *c, const store_device *d)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_INSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_DEVICE_INSERT,
+                     bind_text(st, 1, d->id) | bind_text(st, 2, d->org_id) |
+                         bind_text(st, 3, d->name) | bind_text(st, 4, d->description) |
+                         bind_blob(st, 5, d->token_hash, sizeof d->token_hash) |
+                         sqlite3_bind_int(st, 6, d->disabled != 0) |
+                         sqlite3_bind_int64(st, 7, d->created_at));
+    return err ? err : step_done(c, STMT_DEVICE_INSERT);
+}
+
+static void device_from_row(sqlite3_stmt *st, store_device *d)
+{
+    col_text(st, 0, d->id, sizeof d->id);
+    col_text(st, 1, d->org_id, sizeof d->org_id);
+    col_text(st, 2, d->name, sizeof d->name);
+    col_text(st, 3, d->description, sizeof d->description);
+    col_blob(st, 4, d->token_hash, sizeof d->token_hash);
+    d->disabled = sqlite3_column_int(st, 5);
+    d->created_at = sqlite3_column_int64(st, 6);
+}
+
+int store_device_get(store_conn *c, const char *id, store_device *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_DEVICE_GET, bind_text(st, 1, id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_DEVICE_GET);
+    if (!err)
+        device_from_row(st, out);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* store_device is 2.3 KiB: one on the heap per list call, not per row. */
+static int device_rows(store_conn *c, stmt_id id, store_device_cb cb, void *ctx)
+{
+    store_device *d = malloc(sizeof *d);
+    if (!d) {
+        sqlite3_reset(c->stmts[id]);
+        return SS_NOMEM;
+    }
+    int rc;
+    while ((rc = sqlite3_step(c->stmts[id])) == SQLITE_ROW) {
+        device_from_row(c->stmts[id], d);
+        if (cb(ctx, d) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    free(d);
+    return rows_end(c, id, rc);
+}
+
+int store_device_list(store_conn *c, const char *org_id, store_device_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_LIST, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_DEVICE_LIST, bind_text(st, 1, org_id));
+    return err ? err : device_rows(c, STMT_DEVICE_LIST, cb, ctx);
+}
+
+int store_device_list_all(store_conn *c, store_device_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_LIST_ALL, &st);
+    return err ? err : device_rows(c, STMT_DEVICE_LIST_ALL, cb, ctx);
+}
+
+int store_device_update(store_conn *c, const store_device *d)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_UPDATE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_DEVICE_UPDATE,
+                     bind_text(st, 1, d->id) | bind_text(st, 2, d->name) |
+                         bind_text(st, 3, d->description) |
+                         sqlite3_bind_int(st, 4, d->disabled != 0));
+    return err ? err : step_changed(c, STMT_DEVICE_UPDATE);
+}
+
+int store_device_set_token(store_conn *c, const char *id, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_SET_TOKEN, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_DEVICE_SET_TOKEN,
+                     bind_text(st, 1, id) | bind_blob(st, 2, hash, SS_SECRET_HASH_BYTES));
+    return err ? err : step_changed(c, STMT_DEVICE_SET_TOKEN);
+}
+
+/* Readings first (they have no foreign key), then series, then the device
+ * (whose absence is SS_NOT_FOUND and rolls everything back). */
+static int device_delete_rows(store_conn *c, const char *id)
+{
+    static const stmt_id steps[] = {STMT_DEVICE_DEL_READINGS, STMT_DEVICE_DEL_SERIES,
+                                    STMT_DEVICE_DELETE};
+    int err = SS_OK;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
+        sqlite3_stmt *st = NULL;
+        err = stmt_get(c, steps[i], &st);
+        if (!err)
+            err = bind_check(c, steps[i], bind_text(st, 1, id));
+    }
+    if (!err)
+        err = step_done(c, STMT_DEVICE_DEL_READINGS);
+    if (!err)
+        err = step_done(c, STMT_DEVICE_DEL_SERIES);
+    if (!err)
+        err = step_changed(c, STMT_DEVICE_DELETE);
+    return err;
+}
+
+int store_device_delete(store_conn *c, const char *id)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    /* Inside the write lock: see store.device_generation. */
+    atomic_fetch_add(&c->owner->device_generation, 1);
+    return tx_end(c, device_delete_rows(c, id));
+}
+
+/* ---- series cache ---------------------------------------------------------------- */
+
+static void cache_clear(series_cache *sc)
+{
+    if (sc->used)
+        memset(sc->slots, 0, SERIES_CACHE_SLOTS * sizeof *sc->slots);
+    sc->used = 0;
+    sc->ntouched = 0;
+}
+
+static int cache_ready(series_cache *sc)
+{
+    if (sc->slots)
+        return SS_OK;
+    sc->slots = calloc(SERIES_CACHE_SLOTS, sizeof *sc->slots);
+    sc->touched = calloc(SERIES_CACHE_FILL_MAX, sizeof *sc->touched);
+    if (sc->slots && sc->touched)
+        return SS_OK;
+    free(sc->slots);
+    free(sc->touched);
+    sc->slots = NULL;
+    sc->touched = NULL;
+    return SS_NOMEM;
+}
+
+/* Called with the write lock held, so no device delete can slip between
+ * this check and the commit. */
+static void cache_sync_generation(store_conn *c)
+{
+    uint64_t gen = atomic_load(&c->owner->device_generation);
+    if (gen == c->cache.generation)
+        return;
+    cache_clear(&c->cache);
+    c->cache.generation = gen;
+}
+
+/* FNV-1a: short keys, no adversary able to choose them beyond their own
+ * channel names, and a miss costs only one indexed query. */
+static uint32_t hash_bytes(uint32_t h, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+#define FNV_OFFSET 2166136261u
+/* Hashed between device id and channel; no valid id or channel holds it. */
+#define HASH_SEPARATOR "/"
+
+/* The slot holding the key, or the empty slot where it belongs. The fill
+ * limit guarantees an empty slot exists. */
+static series_slot *cache_probe(series_cache *sc, const series_key *k)
+{
+    uint32_t mask = SERIES_CACHE_SLOTS - 1;
+    for (uint32_t i = k->hash & mask;; i = (i + 1) & mask) {
+        series_slot *s = &sc->slots[i];
+        if (s->series_id == 0)
+            return s;
+        if (s->hash == k->hash && s->channel_len == k->channel_len &&
+            memcmp(s->channel, k->channel, k->channel_len) == 0 &&
+            memcmp(s->device_id, k->device_id, k->device_len) == 0 &&
+            s->device_id[k->device_len] == '\0')
+            return s;
+    }
+}
+
+static int series_set_last(store_conn *c, const series_slot *s)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SERIES_SET_LAST, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SERIES_SET_LAST,
+                     sqlite3_bind_int64(st, 1, s->series_id) | sqlite3_bind_int64(st, 2, s->pend_ts) |
+                         sqlite3_bind_double(st, 3, s->pend_value));
+    return err ? err : step_done(c, STMT_SERIES_SET_LAST);
+}
+
+/* Writes each touched series' newest reading of this call to its row,
+ * where it is newer than (or as new as) the stored one: one UPDATE per
+ * series, not per reading. */
+static int series_flush(store_conn *c)
+{
+    series_cache *sc = &c->cache;
+    for (size_t i = 0; i < sc->ntouched; i++) {
+        series_slot *s = &sc->slots[sc->touched[i]];
+        int err = series_set_last(c, s);
+        if (err)
+            return err;
+        s->pending = 0;
+    }
+    sc->ntouched = 0;
+    return SS_OK;
+}
+
+static int series_find(store_conn *c, const series_key *k, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SERIES_FIND, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SERIES_FIND,
+                     sqlite3_bind_text(st, 1, k->device_id, (int)k->device_len, SQLITE_STATIC) |
+                         sqlite3_bind_text(st, 2, k->channel, (int)k->channel_len, SQLITE_STATIC));
+    if (err)
+        return err;
+    err = step_row(c, STMT_SERIES_FIND);
+    if (!err)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* A new series starts with its first reading as the last one. SS_NOT_FOUND
+ * (foreign key) when the device does not exist. */
+static int series_insert(store_conn *c, const series_key *k, const ss_reading *r, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SERIES_INSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SERIES_INSERT,
+                     sqlite3_bind_text(st, 1, k->device_id, (int)k->device_len, SQLITE_STATIC) |
+                         sqlite3_bind_text(st, 2, k->channel, (int)k->channel_len, SQLITE_STATIC) |
+                         sqlite3_bind_int64(st, 3, r->ts) | sqlite3_bind_double(st, 4, r->value));
+    if (!err)
+        err = step_done(c, STMT_SERIES_INSERT);
+    if (!err)
+        *out = sqlite3_last_insert_rowid(c->db);
+    return err;
+}
+
+static void slot_fill(series_slot *s, const series_key *k, int64_t series_id)
+{
+    s->series_id = series_id;
+    s->hash = k->hash;
+    s->pending = 0;
+    s->channel_len = (uint8_t)k->channel_len;
+    memcpy(s->device_id, k->device_id, k->device_len);
+    s->device_id[k->device_len] = '\0';
+    memcpy(s->channel, k->channel, k->channel_len);
+    s->channel[k->channel_len] = '\0';
+}
+
+/* The reading's series slot: from the cache, else looked up or created
+ * (once per series per connection after warm-up). A full cache is flushed
+ * and emptied first. */
+static int series_resolve(store_conn *c, const series_key *k, const ss_reading *r,
+                          series_slot **out)
+{
+    series_cache *sc = &c->cache;
+    series_slot *s = cache_probe(sc, k);
+    if (s->series_id != 0) {
+        *out = s;
+        return SS_OK;
+    }
+    if (sc->used >= SERIES_CACHE_FILL_MAX) {
+        int err = series_flush(c);
+        if (err)
+            return err;
+        cache_clear(sc);
+        s = cache_probe(sc, k);
+    }
+    int64_t id = 0;
+    int err = series_find(c, k, &id);
+    if (err == SS_NOT_FOUND)
+        err = series_insert(c, k, r, &id);
+    if (err)
+        return err;
+    slot_fill(s, k, id);
+    sc->used++;
+    *out = s;
+    return SS_OK;
+}
+
+/* Remembers the call's newest reading of the series; a later reading with
+ * the same ts wins, as its value also wins in readings. */
+static void series_note(series_cache *sc, series_slot *s, const ss_reading *r)
+{
+    if (s->pending && r->ts < s->pend_ts)
+        return;
+    if (!s->pending)
+        sc->touched[sc->ntouched++] = (uint32_t)(s - sc->slots);
+    s->pending = 1;
+    s->pend_ts = r->ts;
+    s->pend_value = r->value;
+}
+
+/* ---- writing readings ---------------------------------------------------------- */
+
+static int reading_insert(store_conn *c, sqlite3_stmt *st, int64_t series_id, const ss_reading *r)
+{
+    int rc = sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, r->ts) |
+             sqlite3_bind_double(st, 3, r->value);
+    int err = bind_check(c, STMT_READING_UPSERT, rc);
+    return err ? err : step_done(c, STMT_READING_UPSERT);
+}
+
+static int batch_write(store_conn *c, sqlite3_stmt *ins, const store_batch *b)
+{
+    if (!b->device_id || (!b->readings && b->len > 0))
+        return SS_INVAL;
+    series_key k = {.device_id = b->device_id};
+    k.device_len = strnlen(b->device_id, SS_ID_LEN + 1);
+    if (k.device_len == 0 || k.device_len > SS_ID_LEN)
+        return SS_INVAL;
+    uint32_t device_hash = hash_bytes(hash_bytes(FNV_OFFSET, k.device_id, k.device_len),
+                                      HASH_SEPARATOR, 1);
+    for (size_t i = 0; i < b->len; i++) {
+        const ss_reading *r = &b->readings[i];
+        k.channel = r->channel;
+        k.channel_len = strnlen(r->channel, sizeof r->channel);
+        if (k.channel_len == 0 || k.channel_len > SS_CHANNEL_MAX)
+            return SS_INVAL;
+        k.hash = hash_bytes(device_hash, k.channel, k.channel_len);
+        series_slot *s;
+        int err = series_resolve(c, &k, r, &s);
+        if (!err)
+            err = reading_insert(c, ins, s->series_id, r);
+        if (err)
+            return err;
+        series_note(&c->cache, s, r);
+    }
+    return SS_OK;
+}
+
+/* One transaction for all batches. Per reading: a cache probe and one
+ * prepared upsert; per series touched: one UPDATE of last_ts/last_value. On
+ * any failure everything is rolled back and the cache emptied (it may name
+ * series whose insert was just rolled back). A device that does not exist
+ * (deleted since its token was checked) fails the call with SS_NOT_FOUND. */
+int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
+{
+    if (n > 0 && !batches)
+        return SS_INVAL;
+    sqlite3_stmt *ins = NULL;
+    int err = cache_ready(&c->cache);
+    if (!err)
+        err = stmt_get(c, STMT_READING_UPSERT, &ins);
+    if (!err)
+        err = tx_begin(c);
+    if (err)
+        return err;
+    cache_sync_generation(c);
+    for (size_t i = 0; i < n && !err; i++)
+        err = batch_write(c, ins, &batches[i]);
+    if (!err)
+        err = series_flush(c);
+    err = tx_end(c, err);
+    if (err)
+        cache_clear(&c->cache);
+    return err;
+}
+
+/* ---- reading queries -------------------------------------------------------------- */
+
+static int query_series(store_conn *c, const store_query *q, int64_t *out)
+{
+    if (!q || !q->device_id || !q->channel || q->limit == 0)
+        return SS_INVAL;
+    size_t dlen = strlen(q->device_id);
+    size_t clen = strlen(q->channel);
+    if (dlen > SS_ID_LEN || clen > SS_CHANNEL_MAX)
+        return SS_NOT_FOUND;
+    series_key k = {.device_id = q->device_id, .device_len = dlen,
+                    .channel = q->channel, .channel_len = clen};
+    return series_find(c, &k, out);
+}
+
+/* Steps a query of (ts, value) rows into the callback. */
+static int point_rows(store_conn *c, stmt_id id, store_point_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = c->stmts[id];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cb(ctx, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, id, rc);
+}
+
+int store_query_points(store_conn *c, const store_query *q, store_point_cb cb, void *ctx)
+{
+    int64_t series_id;
+    int err = query_series(c, q, &series_id);
+    if (err == SS_NOT_FOUND)
+        return SS_OK;
+    if (err)
+        return err;
+    stmt_id id = q->desc ? STMT_POINTS_DESC : STMT_POINTS_ASC;
+    sqlite3_stmt *st = NULL;
+    err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    err = bind_check(c, id,
+                     sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, q->from) |
+                         sqlite3_bind_int64(st, 3, q->to) |
+                         sqlite3_bind_int64(st, 4, limit_i64(q->limit)));
+    return err ? err : point_rows(c, id, cb, ctx);
+}
+
+int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
+                        store_point_cb cb, void *ctx)
+{
+    if (every_ms <= 0 || (int)fn < (int)STORE_AGG_AVG || (int)fn > (int)STORE_AGG_LAST)
+        return SS_INVAL;
+    int64_t series_id;
+    int err = query_series(c, q, &series_id);
+    if (err == SS_NOT_FOUND)
+        return SS_OK;
+    if (err)
+        return err;
+    stmt_id id = bucket_stmt[fn][q->desc ? 1 : 0];
+    sqlite3_stmt *st = NULL;
+    err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    err = bind_check(c, id,
+                     sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, q->from) |
+                         sqlite3_bind_int64(st, 3, q->to) | sqlite3_bind_int64(st, 4, every_ms) |
+                         sqlite3_bind_int64(st, 5, limit_i64(q->limit)));
+    return err ? err : point_rows(c, id, cb, ctx);
+}
+
+/* ---- channels --------------------------------------------------------------------- */
+
+int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_CHANNEL_LIST, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_CHANNEL_LIST, bind_text(st, 1, device_id));
+    if (err)
+        return err;
+    int rc;
+    store_channel ch;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, ch.name, sizeof ch.name);
+        ch.count = sqlite3_column_int64(st, 1);
+        ch.last_ts = sqlite3_column_int64(st, 2);
+        ch.last_value = sqlite3_column_double(st, 3);
+        if (cb(ctx, &ch) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_CHANNEL_LIST, rc);
+}

@@ -1,0 +1,198 @@
+"""End-to-end fixtures: the real sensorspace binary on free ports, with a
+data dir of its own, driven by real clients (requests, curl, raw sockets)."""
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+import shutil
+
+import pytest
+import requests
+import urllib3
+
+BIN = os.environ.get("SENSORSPACE_BIN", os.path.join(os.path.dirname(__file__), "../../build/sensorspace"))
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "correct-horse-battery"
+START_TIMEOUT = 30
+
+
+class Server:
+    """One running server process and what it printed."""
+
+    def __init__(self, data_dir, extra_args=(), env=None):
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.proc = None
+        self.addrs = {}
+        self.stdout_lines = []
+        self.log_path = os.path.join(data_dir, "server.log")
+
+    def start(self):
+        env = dict(os.environ)
+        env.setdefault("SENSORSPACE_ADMIN_EMAIL", ADMIN_EMAIL)
+        env.setdefault("SENSORSPACE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        if self.env:
+            env.update(self.env)
+        args = [BIN, "serve", "--data-dir", self.data_dir,
+                "--listen-http", "127.0.0.1:0", "--listen-https", "127.0.0.1:0",
+                "--listen-mqtt", "off", "--listen-mqtts", "off",
+                "--listen-tcp", "off", "--listen-udp", "off"] + self.extra_args
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env)
+        self.addrs = {}
+        want = {"http", "https"} - {a.split("-", 1)[1] for a in self._off_listeners()}
+        deadline = time.time() + START_TIMEOUT
+        buf = b""
+        while want - set(self.addrs):
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("server did not start: %r\n%s" % (buf, self.read_log()))
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if not r:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode()
+                self.stdout_lines.append(text)
+                parts = text.split()
+                if len(parts) == 3 and parts[0] == "listening":
+                    self.addrs[parts[1]] = parts[2]
+        return self
+
+    def _off_listeners(self):
+        offs = []
+        for i, a in enumerate(self.extra_args):
+            if a.startswith("--listen-") and i + 1 < len(self.extra_args) and self.extra_args[i + 1] == "off":
+                offs.append(a[2:])
+        return offs
+
+    @property
+    def http(self):
+        return "http://" + self.addrs["http"]
+
+    @property
+    def https(self):
+        return "https://" + self.addrs["https"].replace("127.0.0.1", "localhost")
+
+    @property
+    def cert(self):
+        return os.path.join(self.data_dir, "tls-cert.pem")
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        self.proc = None
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+
+class Api:
+    """A signed-in client of the REST API."""
+
+    def __init__(self, base, token=None, verify=True):
+        self.base = base
+        self.s = requests.Session()
+        self.s.verify = verify
+        if token:
+            self.s.headers["Authorization"] = "Bearer " + token
+
+    def url(self, path):
+        return self.base + path
+
+    def get(self, path, **kw):
+        return self.s.get(self.url(path), timeout=30, **kw)
+
+    def post(self, path, **kw):
+        return self.s.post(self.url(path), timeout=30, **kw)
+
+    def patch(self, path, **kw):
+        return self.s.patch(self.url(path), timeout=30, **kw)
+
+    def delete(self, path, **kw):
+        return self.s.delete(self.url(path), timeout=30, **kw)
+
+    def put(self, path, **kw):
+        return self.s.put(self.url(path), timeout=30, **kw)
+
+
+def login(base, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, verify=True):
+    r = requests.post(base + "/api/v1/auth/login", json={"email": email, "password": password},
+                      timeout=30, verify=verify)
+    assert r.status_code == 200, r.text
+    return Api(base, r.json()["token"], verify)
+
+
+def new_server(extra_args=(), env=None):
+    d = tempfile.mkdtemp(prefix="ss-e2e-")
+    return Server(d, extra_args, env)
+
+
+@pytest.fixture(scope="session")
+def server():
+    srv = new_server().start()
+    yield srv
+    rc = srv.stop()
+    log = srv.read_log()
+    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    assert rc == 0, "server exited %s\n%s" % (rc, log)
+
+
+@pytest.fixture
+def fresh_server():
+    """A server of the test's own, for restarts and kills."""
+    srvs = []
+
+    def make(extra_args=(), env=None):
+        srv = new_server(extra_args, env)
+        srvs.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in srvs:
+        srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def admin(server):
+    return login(server.http)
+
+
+@pytest.fixture
+def org(admin):
+    r = admin.post("/api/v1/orgs", json={"name": "org-%d" % time.monotonic_ns()})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.fixture
+def device(admin, org):
+    r = admin.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "sensor-1"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def now_ms():
+    return int(time.time() * 1000)

@@ -1,0 +1,156 @@
+/* Unit tests of src/core: buffers, errors, clock parsing, config. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/err.h"
+
+static void buf_appends_and_consumes(void **state)
+{
+    (void)state;
+    ss_buf b = SS_BUF_INIT;
+    assert_int_equal(buf_append_str(&b, "hello"), 0);
+    assert_int_equal(buf_printf(&b, " %d", 42), 0);
+    assert_string_equal(b.data, "hello 42");
+    buf_consume(&b, 6);
+    assert_string_equal(b.data, "42");
+    assert_int_equal(b.len, 2);
+    buf_consume(&b, 10);
+    assert_int_equal(b.len, 0);
+    for (int i = 0; i < 10000; i++)
+        assert_int_equal(buf_append(&b, "x", 1), 0);
+    assert_int_equal(b.len, 10000);
+    char *p = buf_steal(&b);
+    assert_non_null(p);
+    assert_null(b.data);
+    free(p);
+    buf_free(&b);
+}
+
+static void buf_refuses_impossible_sizes(void **state)
+{
+    (void)state;
+    ss_buf b = SS_BUF_INIT;
+    buf_append_str(&b, "x");
+    assert_int_equal(buf_reserve(&b, SIZE_MAX - 1), SS_NOMEM);
+    assert_string_equal(b.data, "x");
+    buf_free(&b);
+}
+
+static void err_names_and_messages(void **state)
+{
+    (void)state;
+    assert_string_equal(ss_err_name(SS_NOT_FOUND), "NOT_FOUND");
+    assert_string_equal(ss_strerror(SS_OK), "success");
+    assert_string_equal(ss_err_name(-999), "UNKNOWN");
+    assert_string_equal(ss_strerror(-999), "unknown error");
+}
+
+static void clock_parses_ms_and_rfc3339(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(clock_parse_time("1732480000000", &ms), 0);
+    assert_int_equal(ms, 1732480000000LL);
+    assert_int_equal(clock_parse_time("2024-11-24T20:26:40Z", &ms), 0);
+    assert_int_equal(ms, 1732480000000LL);
+    assert_int_equal(clock_parse_time("2024-11-24T21:26:40.5+01:00", &ms), 0);
+    assert_int_equal(ms, 1732480000500LL);
+    assert_int_equal(clock_parse_time("2000-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 946684800000LL);
+    assert_int_equal(clock_parse_time("2024-13-01T00:00:00Z", &ms), SS_INVAL);
+    assert_int_equal(clock_parse_time("2024-11-24T20:26:40", &ms), SS_INVAL);
+    assert_int_equal(clock_parse_time("yesterday", &ms), SS_INVAL);
+    assert_int_equal(clock_parse_time("", &ms), SS_INVAL);
+    assert_int_equal(clock_parse_time("12x", &ms), SS_INVAL);
+}
+
+static void config_defaults_match_spec(void **state)
+{
+    (void)state;
+    config cfg;
+    config_defaults(&cfg);
+    assert_string_equal(cfg.listen_https, "0.0.0.0:8443");
+    assert_string_equal(cfg.listen_http, "127.0.0.1:8080");
+    assert_string_equal(cfg.listen_mqtts, "0.0.0.0:8883");
+    assert_string_equal(cfg.listen_mqtt, "127.0.0.1:1883");
+    assert_string_equal(cfg.listen_tcp, "127.0.0.1:7070");
+    assert_string_equal(cfg.listen_udp, "127.0.0.1:7070");
+    assert_string_equal(cfg.data_dir, "./data");
+    assert_string_equal(cfg.store, "sqlite:");
+    assert_string_equal(cfg.log_level, "info");
+    assert_string_equal(cfg.durability, "full");
+}
+
+static void config_flags_win_over_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ss-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "# comment\n\nlisten-http = 127.0.0.1:9\nlog-level=debug\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    config cfg;
+    config_defaults(&cfg);
+    char err[256] = "";
+    char *argv[] = {"--listen-http", "off", "--config", path, "--data-dir=/tmp/x"};
+    assert_int_equal(config_from_args(&cfg, 5, argv, err, sizeof err), 0);
+    assert_string_equal(cfg.listen_http, "off");
+    assert_string_equal(cfg.log_level, "debug");
+    assert_string_equal(cfg.data_dir, "/tmp/x");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), 0);
+    unlink(path);
+}
+
+static void config_refuses_bad_input(void **state)
+{
+    (void)state;
+    config cfg;
+    config_defaults(&cfg);
+    char err[256] = "";
+    char *unknown[] = {"--nope", "1"};
+    assert_int_equal(config_from_args(&cfg, 2, unknown, err, sizeof err), SS_INVAL);
+    assert_non_null(strstr(err, "--nope"));
+    char *missing[] = {"--data-dir"};
+    assert_int_equal(config_from_args(&cfg, 1, missing, err, sizeof err), SS_INVAL);
+    char *bare[] = {"serve"};
+    assert_int_equal(config_from_args(&cfg, 1, bare, err, sizeof err), SS_INVAL);
+    char *nofile[] = {"--config", "/nonexistent/file"};
+    assert_int_equal(config_from_args(&cfg, 2, nofile, err, sizeof err), SS_IO);
+    config_set(&cfg, "durability", "sometimes");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    config_defaults(&cfg);
+    config_set(&cfg, "log-level", "loud");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    config_defaults(&cfg);
+    config_set(&cfg, "tls-cert", "/x.pem");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    char big[CONFIG_VALUE_MAX + 1];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(config_set(&cfg, "data-dir", big), SS_INVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(buf_appends_and_consumes),
+        cmocka_unit_test(buf_refuses_impossible_sizes),
+        cmocka_unit_test(err_names_and_messages),
+        cmocka_unit_test(clock_parses_ms_and_rfc3339),
+        cmocka_unit_test(config_defaults_match_spec),
+        cmocka_unit_test(config_flags_win_over_file),
+        cmocka_unit_test(config_refuses_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

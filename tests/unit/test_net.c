@@ -1,0 +1,1262 @@
+/* test_net.c — listener addresses, the plain and TLS stream, the TLS context.
+ *
+ * Stream tests run a real loop on 127.0.0.1:0 with one blocking client in a
+ * thread (plain sockets or OpenSSL over the socket). The client thread never
+ * asserts: it records what it saw and the main thread checks after join. Each
+ * test ends with every handle closed and uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "net/listen.h"
+#include "net/stream.h"
+#include "net/tls.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+/* A test whose loop is still running after this has hung. */
+#define TEST_GUARD_MS 20000
+/* A client blocked this long on its socket gives up (below the guard). */
+#define CLIENT_IO_TIMEOUT_S 10
+/* Big enough to overflow loopback socket buffers, so writes get queued. */
+#define BIG_PAYLOAD (8u * 1024u * 1024u)
+#define BIG_CHUNK (64u * 1024u)
+/* Several TLS records (16 KiB each) in one client send. */
+#define MULTI_RECORD_BYTES 40000u
+#define ECHO_BYTES 100000u
+#define RESUME_AFTER_MS 100
+#define PATH_CAP 512
+
+enum srv_mode {
+    MODE_ECHO,          /* write back what arrives */
+    MODE_CLOSE_IN_READ, /* net_stream_close inside the first on_read */
+    MODE_BIG_THEN_CLOSE,/* on the first read: BIG_PAYLOAD, then close_after_write */
+    MODE_PAUSE_ECHO,    /* echo, pause after the first read, resume by timer */
+    MODE_RECORD,        /* count only */
+};
+
+typedef struct fixture fixture;
+typedef struct conn {
+    net_stream s; /* first: the callbacks get a net_stream * */
+    fixture *f;
+} conn;
+
+struct fixture {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t client_done;
+    uv_timer_t guard;
+    uv_timer_t resume_timer;
+    net_loop_buffers *bufs;
+    SSL_CTX *srv_ctx;
+    SSL_CTX *cli_ctx;
+    char dir[64];
+    char cert[PATH_CAP], key[PATH_CAP];
+    int port;
+    enum srv_mode mode;
+    unsigned char *pattern; /* BIG_CHUNK bytes of pattern() */
+    conn *c;
+    /* server side, loop thread only */
+    int accepted, reads, errors, last_err, closes, reads_while_paused;
+    int write_fail, write_after_close_rc, drain_seen, handshake_done;
+    uint64_t read_total, bytes_in, bytes_out;
+    size_t max_write_pending;
+    char peer[64];
+    int timed_out, client_finished, finishing;
+    /* set once the server has queued its big payload; the client reads only
+     * then, so the payload cannot all fit in socket buffers */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int server_queued;
+    /* client side, client thread only until joined */
+    void (*client_fn)(fixture *);
+    int cli_ok, cli_connect_failed, cli_version, cli_verify, cli_close_notify;
+    size_t cli_received;
+    char cli_cipher[64];
+    unsigned char cli_peer_md[32];
+};
+
+static unsigned char pattern_byte(size_t i)
+{
+    return (unsigned char)(i % 251u);
+}
+
+/* ---- server side -------------------------------------------------------- */
+
+static void finish(fixture *f)
+{
+    if (f->finishing)
+        return;
+    f->finishing = 1;
+    uv_close((uv_handle_t *)&f->listener, NULL);
+    uv_close((uv_handle_t *)&f->client_done, NULL);
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    uv_close((uv_handle_t *)&f->resume_timer, NULL);
+}
+
+static void maybe_finish(fixture *f)
+{
+    if (f->client_finished && f->accepted > 0 && f->closes == f->accepted)
+        finish(f);
+}
+
+static void on_srv_close(net_stream *s)
+{
+    conn *c = (conn *)s;
+    fixture *f = c->f;
+    f->closes++;
+    f->bytes_in = s->bytes_in;
+    f->bytes_out = s->bytes_out;
+    f->c = NULL;
+    free(c);
+    maybe_finish(f);
+}
+
+static void on_srv_error(net_stream *s, int err)
+{
+    fixture *f = ((conn *)s)->f;
+    f->errors++;
+    f->last_err = err;
+    net_stream_close(s);
+}
+
+static void on_resume_timer(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    if (f->c)
+        net_stream_resume(&f->c->s);
+}
+
+static void send_big_then_close(fixture *f, net_stream *s)
+{
+    for (size_t off = 0; off < BIG_PAYLOAD; off += BIG_CHUNK) {
+        for (size_t i = 0; i < BIG_CHUNK; i++)
+            f->pattern[i] = pattern_byte(off + i);
+        if (net_stream_write(s, f->pattern, BIG_CHUNK) != 0)
+            f->write_fail++;
+        if (s->write_pending > f->max_write_pending)
+            f->max_write_pending = s->write_pending;
+    }
+    net_stream_close_after_write(s);
+    f->write_after_close_rc = net_stream_write(s, "x", 1);
+    pthread_mutex_lock(&f->mu);
+    f->server_queued = 1;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void on_srv_read(net_stream *s, const char *data, size_t len)
+{
+    fixture *f = ((conn *)s)->f;
+    f->reads++;
+    f->read_total += len;
+    f->handshake_done = s->ssl ? (int)s->handshake_done : 1;
+    if (s->paused)
+        f->reads_while_paused++;
+    if (s->drain)
+        f->drain_seen = 1;
+    switch (f->mode) {
+    case MODE_ECHO:
+        if (net_stream_write(s, data, len) != 0)
+            f->write_fail++;
+        break;
+    case MODE_CLOSE_IN_READ:
+        net_stream_close(s);
+        net_stream_close(s); /* idempotent */
+        f->write_after_close_rc = net_stream_write(s, data, len);
+        break;
+    case MODE_BIG_THEN_CLOSE:
+        if (f->reads == 1)
+            send_big_then_close(f, s);
+        break;
+    case MODE_PAUSE_ECHO:
+        if (net_stream_write(s, data, len) != 0)
+            f->write_fail++;
+        if (f->reads == 1) {
+            net_stream_pause(s);
+            uv_timer_start(&f->resume_timer, on_resume_timer, RESUME_AFTER_MS, 0);
+        }
+        break;
+    case MODE_RECORD:
+        break;
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    fixture *f = server->data;
+    if (status < 0)
+        return;
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->f = f;
+    c->s.on_read = on_srv_read;
+    c->s.on_error = on_srv_error;
+    c->s.on_close = on_srv_close;
+    c->s.data = c;
+    f->accepted++;
+    f->c = c;
+    if (net_stream_accept(server, &c->s, f->srv_ctx, f->bufs) == 0)
+        net_stream_peer(&c->s, f->peer, sizeof f->peer);
+}
+
+static void on_client_done(uv_async_t *a)
+{
+    fixture *f = a->data;
+    f->client_finished = 1;
+    maybe_finish(f);
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    f->timed_out = 1;
+    if (f->c)
+        net_stream_close(&f->c->s);
+    if (f->accepted == 0)
+        f->accepted = f->closes = 1; /* nothing to wait for */
+}
+
+/* ---- client side (its own thread; records, never asserts) --------------- */
+
+static int cli_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = CLIENT_IO_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads up to len bytes; returns how many arrived before EOF or error. */
+static size_t recv_upto(int fd, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+static unsigned char *pattern_buf(size_t len)
+{
+    unsigned char *p = malloc(len);
+    for (size_t i = 0; p && i < len; i++)
+        p[i] = pattern_byte(i);
+    return p;
+}
+
+static int pattern_ok(const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != pattern_byte(i))
+            return 0;
+    return 1;
+}
+
+static SSL *cli_tls(fixture *f, int fd)
+{
+    SSL *ssl = SSL_new(f->cli_ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set1_host(ssl, "localhost");
+    if (SSL_connect(ssl) != 1) {
+        f->cli_connect_failed = 1;
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    f->cli_version = SSL_version(ssl);
+    f->cli_verify = (int)SSL_get_verify_result(ssl);
+    snprintf(f->cli_cipher, sizeof f->cli_cipher, "%s", SSL_get_cipher_name(ssl));
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    unsigned int mdlen = 0;
+    if (peer)
+        X509_digest(peer, EVP_sha256(), f->cli_peer_md, &mdlen);
+    X509_free(peer);
+    return ssl;
+}
+
+/* Encrypts all of data into records and sends them with one send(), so the
+ * server gets several records in one read. */
+static int ssl_send_burst(SSL *ssl, int fd, const void *data, size_t len)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    BIO *sock = SSL_get_wbio(ssl);
+    BIO_up_ref(sock);
+    SSL_set0_wbio(ssl, mem);
+    size_t written = 0;
+    int ok = SSL_write_ex(ssl, data, len, &written) == 1;
+    char *p = NULL;
+    long n = BIO_get_mem_data(mem, &p);
+    ok = ok && n > 0 && send_all(fd, p, (size_t)n) == 0;
+    SSL_set0_wbio(ssl, sock);
+    return ok ? 0 : -1;
+}
+
+static int ssl_write_all(SSL *ssl, const void *data, size_t len)
+{
+    size_t written = 0;
+    return SSL_write_ex(ssl, data, len, &written) == 1 ? 0 : -1;
+}
+
+/* Reads up to len bytes; notes a clean close_notify. */
+static size_t ssl_read_upto(fixture *f, SSL *ssl, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        size_t n = 0;
+        if (SSL_read_ex(ssl, buf + got, len - got, &n) != 1) {
+            if (SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN)
+                f->cli_close_notify = 1;
+            ERR_clear_error();
+            break;
+        }
+        got += n;
+    }
+    return got;
+}
+
+static void cli_wait_server_queued(fixture *f)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CLIENT_IO_TIMEOUT_S;
+    pthread_mutex_lock(&f->mu);
+    while (!f->server_queued && pthread_cond_timedwait(&f->cond, &f->mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void *client_main(void *arg)
+{
+    fixture *f = arg;
+    f->client_fn(f);
+    uv_async_send(&f->client_done);
+    return NULL;
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static int port_of(const char *bound)
+{
+    const char *colon = strrchr(bound, ':');
+    return colon ? atoi(colon + 1) : 0;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    f->bufs = calloc(1, sizeof *f->bufs);
+    f->pattern = malloc(BIG_CHUNK);
+    assert_non_null(f->bufs);
+    assert_non_null(f->pattern);
+    f->client_done.data = f->guard.data = f->resume_timer.data = f->listener.data = f;
+    assert_int_equal(uv_async_init(&f->loop, &f->client_done, on_client_done), 0);
+    uv_timer_init(&f->loop, &f->guard);
+    uv_timer_init(&f->loop, &f->resume_timer);
+    uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
+    uv_unref((uv_handle_t *)&f->guard);
+    net_addr a;
+    char bound[64];
+    assert_int_equal(net_addr_parse("127.0.0.1:0", &a), 0);
+    assert_int_equal(net_tcp_listen(&f->loop, &f->listener, &a, on_connection, bound, sizeof bound),
+                     0);
+    f->listener.data = f;
+    f->port = port_of(bound);
+    assert_true(f->port > 0);
+    *state = f;
+    return 0;
+}
+
+static void make_tls_files(char *dir, size_t dircap, char *cert, char *key)
+{
+    snprintf(dir, dircap, "/tmp/test_net.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    int generated = 0;
+    assert_int_equal(tls_ensure_self_signed(dir, cert, key, PATH_CAP, &generated), 0);
+    assert_int_equal(generated, 1);
+}
+
+static void remove_tls_files(const char *dir, const char *cert, const char *key)
+{
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+
+/* A client context that trusts exactly the generated certificate. */
+static SSL_CTX *client_ctx(const char *cert)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, cert, NULL), 1);
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+static int setup_tls(void **state)
+{
+    setup(state);
+    fixture *f = *state;
+    make_tls_files(f->dir, sizeof f->dir, f->cert, f->key);
+    char err[256] = "";
+    f->srv_ctx = tls_server_ctx_new(f->cert, f->key, err, sizeof err);
+    assert_non_null(f->srv_ctx);
+    f->cli_ctx = client_ctx(f->cert);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (!f->finishing)
+        finish(f);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    SSL_CTX_free(f->srv_ctx);
+    SSL_CTX_free(f->cli_ctx);
+    if (f->dir[0])
+        remove_tls_files(f->dir, f->cert, f->key);
+    free(f->bufs);
+    free(f->pattern);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cond);
+    free(f);
+    return 0;
+}
+
+/* Runs the loop with client_fn in a thread until the client is done and every
+ * accepted stream has closed. */
+static void run(fixture *f, enum srv_mode mode, void (*client_fn)(fixture *))
+{
+    pthread_t th;
+    f->mode = mode;
+    f->client_fn = client_fn;
+    assert_int_equal(pthread_create(&th, NULL, client_main, f), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    assert_false(f->timed_out);
+    assert_int_equal(f->closes, f->accepted);
+}
+
+/* ---- client scenarios --------------------------------------------------- */
+
+static void cli_plain_echo(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    unsigned char *out = pattern_buf(ECHO_BYTES), *in = malloc(ECHO_BYTES);
+    if (fd >= 0 && send_all(fd, out, ECHO_BYTES) == 0) {
+        f->cli_received = recv_upto(fd, in, ECHO_BYTES);
+        f->cli_ok = f->cli_received == ECHO_BYTES && pattern_ok(in, ECHO_BYTES);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(out);
+    free(in);
+}
+
+static void cli_tls_echo(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    unsigned char *out = pattern_buf(ECHO_BYTES), *in = malloc(ECHO_BYTES);
+    if (ssl && ssl_write_all(ssl, out, ECHO_BYTES) == 0) {
+        f->cli_received = ssl_read_upto(f, ssl, in, ECHO_BYTES);
+        f->cli_ok = f->cli_received == ECHO_BYTES && pattern_ok(in, ECHO_BYTES);
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    free(out);
+    free(in);
+}
+
+/* Sends a trigger, waits until the server has queued everything, then reads
+ * to EOF. */
+static void cli_read_big(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    unsigned char *in = malloc(BIG_PAYLOAD + 1);
+    if (fd >= 0 && send_all(fd, "go", 2) == 0) {
+        cli_wait_server_queued(f);
+        f->cli_received = recv_upto(fd, in, BIG_PAYLOAD + 1);
+        f->cli_ok = f->cli_received == BIG_PAYLOAD && pattern_ok(in, BIG_PAYLOAD);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(in);
+}
+
+static void cli_tls_read_big(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    unsigned char *in = malloc(BIG_PAYLOAD + 1);
+    if (ssl && ssl_write_all(ssl, "go", 2) == 0) {
+        cli_wait_server_queued(f);
+        f->cli_received = ssl_read_upto(f, ssl, in, BIG_PAYLOAD + 1);
+        f->cli_ok = f->cli_received == BIG_PAYLOAD && pattern_ok(in, BIG_PAYLOAD);
+    }
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    free(in);
+}
+
+/* Sends, then waits for the server to close on its side. */
+static void cli_send_then_wait_eof(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    unsigned char buf[16];
+    if (fd >= 0 && send_all(fd, "0123456789", 10) == 0)
+        f->cli_ok = recv_upto(fd, buf, sizeof buf) == 0;
+    if (fd >= 0)
+        close(fd);
+}
+
+static void cli_tls_burst_then_wait_eof(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    unsigned char *out = pattern_buf(MULTI_RECORD_BYTES);
+    unsigned char buf[16];
+    if (ssl && ssl_send_burst(ssl, fd, out, MULTI_RECORD_BYTES) == 0)
+        f->cli_ok = ssl_read_upto(f, ssl, buf, sizeof buf) == 0;
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    free(out);
+}
+
+static void cli_send_then_close(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    if (fd >= 0)
+        f->cli_ok = send_all(fd, "hello", 5) == 0;
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Sends FIN, then reads whatever the server still sends (a TLS 1.3 session
+ * ticket) until it closes: closing with unread data would send RST. */
+static void cli_fin_and_drain(int fd)
+{
+    unsigned char buf[4096];
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, buf, sizeof buf, 0) > 0)
+        ;
+    close(fd);
+}
+
+/* Sends, then aborts the connection with RST (SO_LINGER 0). */
+static void cli_send_then_reset(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (fd < 0)
+        return;
+    f->cli_ok = send_all(fd, "hello", 5) == 0;
+    usleep(20000);
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+/* close_notify, then FIN. */
+static void cli_tls_send_then_shutdown(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    if (ssl) {
+        f->cli_ok = ssl_write_all(ssl, "hello", 5) == 0;
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    if (fd >= 0)
+        cli_fin_and_drain(fd);
+}
+
+/* FIN without close_notify. */
+static void cli_tls_send_then_drop(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    if (ssl)
+        f->cli_ok = ssl_write_all(ssl, "hello", 5) == 0;
+    SSL_free(ssl);
+    if (fd >= 0)
+        cli_fin_and_drain(fd);
+}
+
+static void cli_garbage(fixture *f)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    int fd = cli_connect(f->port);
+    unsigned char buf[256];
+    if (fd >= 0 && send_all(fd, req, sizeof req - 1) == 0) {
+        recv_upto(fd, buf, sizeof buf); /* until the server closes */
+        f->cli_ok = 1;
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static void cli_tls_handshake_only(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    f->cli_ok = ssl != NULL;
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Plain: two sends apart in time, both echoed although the server paused
+ * after the first. */
+static void cli_plain_two_parts(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    unsigned char *out = pattern_buf(2000), in[2000];
+    if (fd >= 0 && send_all(fd, out, 1000) == 0) {
+        usleep(20000);
+        if (send_all(fd, out + 1000, 1000) == 0) {
+            f->cli_received = recv_upto(fd, in, sizeof in);
+            f->cli_ok = f->cli_received == sizeof in && pattern_ok(in, sizeof in);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(out);
+}
+
+/* TLS: several records in one send; the server pauses after the first and
+ * must deliver the rest on resume although nothing more arrives. */
+static void cli_tls_burst_echo(fixture *f)
+{
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    unsigned char *out = pattern_buf(MULTI_RECORD_BYTES), *in = malloc(MULTI_RECORD_BYTES);
+    if (ssl && ssl_send_burst(ssl, fd, out, MULTI_RECORD_BYTES) == 0) {
+        f->cli_received = ssl_read_upto(f, ssl, in, MULTI_RECORD_BYTES);
+        f->cli_ok = f->cli_received == MULTI_RECORD_BYTES && pattern_ok(in, MULTI_RECORD_BYTES);
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    free(out);
+    free(in);
+}
+
+/* ---- stream tests: plain ------------------------------------------------ */
+
+static void test_plain_echo_counts_bytes(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_ECHO, cli_plain_echo);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->accepted, 1);
+    assert_int_equal(f->read_total, ECHO_BYTES);
+    assert_int_equal(f->bytes_in, ECHO_BYTES);
+    assert_int_equal(f->bytes_out, ECHO_BYTES);
+    assert_int_equal(f->write_fail, 0);
+    assert_string_equal(f->peer, "127.0.0.1");
+}
+
+static void test_plain_peer_close_reports_ss_closed(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_send_then_close);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->read_total, 5);
+    assert_int_equal(f->errors, 1);
+    assert_int_equal(f->last_err, SS_CLOSED);
+}
+
+static void test_plain_peer_reset_reports_ss_closed(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_send_then_reset);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->errors, 1);
+    assert_int_equal(f->last_err, SS_CLOSED);
+}
+
+static void test_plain_close_inside_on_read_is_safe(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_CLOSE_IN_READ, cli_send_then_wait_eof);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->reads, 1);
+    assert_int_equal(f->errors, 0);
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(f->write_after_close_rc, SS_CLOSED);
+}
+
+static void test_plain_close_after_write_delivers_everything(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_BIG_THEN_CLOSE, cli_read_big);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->cli_received, BIG_PAYLOAD);
+    assert_int_equal(f->write_fail, 0);
+    assert_true(f->max_write_pending > 0); /* the queued path was taken */
+    assert_int_equal(f->bytes_out, BIG_PAYLOAD);
+    assert_int_equal(f->errors, 0);
+    assert_int_equal(f->write_after_close_rc, SS_CLOSED);
+}
+
+static void test_plain_pause_holds_reads_until_resume(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_PAUSE_ECHO, cli_plain_two_parts);
+    assert_true(f->cli_ok);
+    assert_true(f->reads >= 2);
+    assert_int_equal(f->reads_while_paused, 0);
+    assert_int_equal(f->read_total, 2000);
+}
+
+/* ---- stream tests: TLS -------------------------------------------------- */
+
+static void test_tls13_echo_counts_records(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_ECHO, cli_tls_echo);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->cli_version, TLS1_3_VERSION);
+    assert_int_equal(f->cli_verify, X509_V_OK); /* SAN localhost matched */
+    assert_int_equal(f->read_total, ECHO_BYTES);
+    assert_true(f->bytes_in > ECHO_BYTES);
+    assert_true(f->bytes_out > ECHO_BYTES);
+    assert_int_equal(f->write_fail, 0);
+    assert_int_equal(f->last_err, SS_CLOSED); /* the client's close_notify */
+}
+
+static void test_tls12_client_gets_ecdhe_aead(void **state)
+{
+    fixture *f = *state;
+    SSL_CTX_set_max_proto_version(f->cli_ctx, TLS1_2_VERSION);
+    run(f, MODE_ECHO, cli_tls_echo);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->cli_version, TLS1_2_VERSION);
+    assert_non_null(strstr(f->cli_cipher, "ECDHE-ECDSA-"));
+    assert_true(strstr(f->cli_cipher, "GCM") || strstr(f->cli_cipher, "CHACHA20"));
+}
+
+static void test_tls12_cbc_only_client_is_refused(void **state)
+{
+    fixture *f = *state;
+    SSL_CTX_set_max_proto_version(f->cli_ctx, TLS1_2_VERSION);
+    assert_int_equal(
+        SSL_CTX_set_cipher_list(f->cli_ctx, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"), 1);
+    run(f, MODE_ECHO, cli_tls_handshake_only);
+    assert_false(f->cli_ok);
+    assert_true(f->cli_connect_failed);
+    assert_int_equal(f->last_err, SS_TLS);
+    assert_int_equal(f->reads, 0);
+}
+
+static void test_tls11_client_is_refused(void **state)
+{
+    fixture *f = *state;
+    SSL_CTX_set_min_proto_version(f->cli_ctx, TLS1_1_VERSION);
+    SSL_CTX_set_max_proto_version(f->cli_ctx, TLS1_1_VERSION);
+    assert_int_equal(SSL_CTX_set_cipher_list(f->cli_ctx, "DEFAULT:@SECLEVEL=0"), 1);
+    run(f, MODE_ECHO, cli_tls_handshake_only);
+    assert_true(f->cli_connect_failed);
+    assert_int_equal(f->errors, 1);
+    assert_int_equal(f->last_err, SS_TLS);
+    assert_int_equal(f->reads, 0);
+}
+
+static void test_tls_garbage_reports_ss_tls(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_ECHO, cli_garbage);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->errors, 1);
+    assert_int_equal(f->last_err, SS_TLS);
+    assert_int_equal(f->reads, 0);
+    assert_true(f->bytes_in > 0);
+}
+
+static void test_tls_close_notify_reports_ss_closed(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_tls_send_then_shutdown);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->read_total, 5);
+    assert_int_equal(f->errors, 1);
+    assert_int_equal(f->last_err, SS_CLOSED);
+}
+
+static void test_tls_fin_without_close_notify_reports_ss_closed(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_tls_send_then_drop);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->read_total, 5);
+    assert_int_equal(f->errors, 1);
+    assert_int_equal(f->last_err, SS_CLOSED);
+}
+
+static void test_tls_close_inside_on_read_stops_delivery(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_CLOSE_IN_READ, cli_tls_burst_then_wait_eof);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->reads, 1); /* later records in the same read not delivered */
+    assert_int_equal(f->errors, 0);
+    assert_int_equal(f->closes, 1);
+    assert_int_equal(f->write_after_close_rc, SS_CLOSED);
+}
+
+static void test_tls_close_after_write_sends_all_then_close_notify(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_BIG_THEN_CLOSE, cli_tls_read_big);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->cli_received, BIG_PAYLOAD);
+    assert_true(f->cli_close_notify);
+    assert_true(f->max_write_pending > 0);
+    assert_true(f->bytes_out > BIG_PAYLOAD);
+    assert_int_equal(f->errors, 0);
+}
+
+static void test_tls_resume_delivers_buffered_records(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_PAUSE_ECHO, cli_tls_burst_echo);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->read_total, MULTI_RECORD_BYTES);
+    assert_true(f->reads >= 3); /* one per record */
+    assert_int_equal(f->reads_while_paused, 0);
+    assert_true(f->drain_seen); /* delivered by the loop, not by new input */
+}
+
+static void test_tls_fingerprint_matches_served_cert(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_ECHO, cli_tls_handshake_only);
+    assert_true(f->cli_ok);
+    char fp[96], want[96];
+    assert_int_equal(tls_cert_fingerprint(f->cert, fp), 0);
+    for (int i = 0; i < 32; i++)
+        snprintf(want + i * 3, sizeof want - (size_t)i * 3, i < 31 ? "%02X:" : "%02X",
+                 f->cli_peer_md[i]);
+    assert_string_equal(fp, want);
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+static void expect_v4(const char *text, const char *ip, int port)
+{
+    net_addr a;
+    char got[64];
+    assert_int_equal(net_addr_parse(text, &a), 0);
+    assert_int_equal(a.off, 0);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&a.sa;
+    assert_int_equal(in->sin_family, AF_INET);
+    assert_int_equal(ntohs(in->sin_port), port);
+    uv_ip4_name(in, got, sizeof got);
+    assert_string_equal(got, ip);
+}
+
+static void test_addr_parse_accepts_ipv4_localhost_and_off(void **state)
+{
+    (void)state;
+    expect_v4("127.0.0.1:8080", "127.0.0.1", 8080);
+    expect_v4("0.0.0.0:0", "0.0.0.0", 0);
+    expect_v4("localhost:7070", "127.0.0.1", 7070);
+    expect_v4("255.255.255.255:65535", "255.255.255.255", 65535);
+    expect_v4("10.1.2.3:00080", "10.1.2.3", 80);
+    net_addr a;
+    assert_int_equal(net_addr_parse("off", &a), 0);
+    assert_int_equal(a.off, 1);
+}
+
+static void test_addr_parse_accepts_bracketed_ipv6(void **state)
+{
+    (void)state;
+    net_addr a;
+    char got[64];
+    assert_int_equal(net_addr_parse("[::1]:1883", &a), 0);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a.sa;
+    assert_int_equal(in6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(in6->sin6_port), 1883);
+    uv_ip6_name(in6, got, sizeof got);
+    assert_string_equal(got, "::1");
+    assert_int_equal(net_addr_parse("[::]:0", &a), 0);
+    assert_int_equal(net_addr_parse("[2001:db8::42]:8443", &a), 0);
+}
+
+static void test_addr_parse_refuses_bad_input(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", "off ", "OFF", "127.0.0.1", "127.0.0.1:", ":8080", "127.0.0.1:65536",
+        "127.0.0.1:99999", "127.0.0.1:000080", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:80x",
+        "127.0.0.1: 80", "127.0.0.1:8080:1", "256.0.0.1:80", "1.2.3:80", "01.2.3.4:80",
+        "::1:80", "[::1]", "[::1]80", "[::1]:", "[]:80", "[127.0.0.1]:80", "[::1:80",
+        "example.com:80", "localhost", "localhost:", " 127.0.0.1:80",
+        "1111111111111111111111111111111111111111111111111111111111111111111111:80",
+    };
+    net_addr a;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (net_addr_parse(bad[i], &a) != SS_INVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+    assert_int_equal(net_addr_parse(NULL, &a), SS_INVAL);
+}
+
+static void test_addr_format_round_trips(void **state)
+{
+    (void)state;
+    net_addr a;
+    char out[64];
+    assert_int_equal(net_addr_parse("127.0.0.1:8080", &a), 0);
+    net_addr_format((const struct sockaddr *)&a.sa, out, sizeof out);
+    assert_string_equal(out, "127.0.0.1:8080");
+    assert_int_equal(net_addr_parse("[::1]:1883", &a), 0);
+    net_addr_format((const struct sockaddr *)&a.sa, out, sizeof out);
+    assert_string_equal(out, "[::1]:1883");
+    net_addr_format((const struct sockaddr *)&a.sa, out, 4); /* truncated, terminated */
+    assert_string_equal(out, "[::");
+}
+
+static void test_listen_port_zero_reports_bound_port_and_in_use_fails(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_tcp_t a, b;
+    net_addr addr;
+    char bound[64], again[64];
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(net_addr_parse("127.0.0.1:0", &addr), 0);
+    assert_int_equal(net_tcp_listen(&loop, &a, &addr, on_connection, bound, sizeof bound), 0);
+    assert_true(port_of(bound) > 0);
+    assert_int_equal(strncmp(bound, "127.0.0.1:", 10), 0);
+    assert_int_equal(net_addr_parse(bound, &addr), 0);
+    assert_int_equal(net_tcp_listen(&loop, &b, &addr, on_connection, again, sizeof again),
+                     UV_EADDRINUSE);
+    uv_close((uv_handle_t *)&a, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT); /* b was closed by net_tcp_listen */
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_listen_ipv6_loopback_and_off(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_tcp_t t;
+    net_addr addr;
+    char bound[64];
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(net_addr_parse("off", &addr), 0);
+    assert_int_equal(net_tcp_listen(&loop, &t, &addr, on_connection, bound, sizeof bound),
+                     UV_EINVAL);
+    assert_int_equal(net_addr_parse("[::1]:0", &addr), 0);
+    assert_int_equal(net_tcp_listen(&loop, &t, &addr, on_connection, bound, sizeof bound), 0);
+    assert_int_equal(strncmp(bound, "[::1]:", 6), 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_udp_bind_reports_bound_port(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_udp_t u, u2;
+    net_addr addr;
+    char bound[64], again[64];
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(net_addr_parse("127.0.0.1:0", &addr), 0);
+    assert_int_equal(net_udp_bind(&loop, &u, &addr, bound, sizeof bound), 0);
+    assert_true(port_of(bound) > 0);
+    assert_int_equal(net_addr_parse(bound, &addr), 0);
+    assert_int_equal(net_udp_bind(&loop, &u2, &addr, again, sizeof again), UV_EADDRINUSE);
+    uv_close((uv_handle_t *)&u, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* ---- certificate and context -------------------------------------------- */
+
+static int san_has(GENERAL_NAMES *names, int type, const unsigned char *want, int len)
+{
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != type)
+            continue;
+        ASN1_STRING *s = type == GEN_DNS ? g->d.dNSName : g->d.iPAddress;
+        if (ASN1_STRING_length(s) == len && memcmp(ASN1_STRING_get0_data(s), want, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static X509 *read_cert(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    X509 *x = PEM_read_X509(fp, NULL, NULL, NULL);
+    fclose(fp);
+    assert_non_null(x);
+    return x;
+}
+
+static void check_cert_fields(X509 *x)
+{
+    static const unsigned char v4[4] = {127, 0, 0, 1};
+    static const unsigned char v6[16] = {[15] = 1};
+    assert_int_equal(X509_get_version(x), X509_VERSION_3);
+    GENERAL_NAMES *san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    assert_non_null(san);
+    assert_true(san_has(san, GEN_DNS, (const unsigned char *)"localhost", 9));
+    assert_true(san_has(san, GEN_IPADD, v4, 4));
+    assert_true(san_has(san, GEN_IPADD, v6, 16));
+    GENERAL_NAMES_free(san);
+    BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, NULL, NULL);
+    assert_non_null(bc);
+    assert_false(bc->ca);
+    BASIC_CONSTRAINTS_free(bc);
+    assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+    assert_int_equal(X509_get_extended_key_usage(x), XKU_SSL_SERVER);
+    int days = 0, secs = 0;
+    assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)),
+                     1);
+    assert_true(days >= 3652);
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(x);
+    assert_int_equal(ASN1_STRING_length(serial), 16);
+    EVP_PKEY *pk = X509_get0_pubkey(x);
+    assert_non_null(pk);
+    assert_true(EVP_PKEY_is_a(pk, "EC"));
+    char group[32] = "";
+    size_t glen = 0;
+    assert_int_equal(EVP_PKEY_get_group_name(pk, group, sizeof group, &glen), 1);
+    assert_string_equal(group, "prime256v1");
+    assert_int_equal(X509_verify(x, pk), 1); /* self-signed */
+}
+
+static void test_self_signed_cert_has_spec_fields(void **state)
+{
+    (void)state;
+    char dir[64], cert[PATH_CAP], key[PATH_CAP];
+    make_tls_files(dir, sizeof dir, cert, key);
+    X509 *x = read_cert(cert);
+    check_cert_fields(x);
+    X509_free(x);
+    struct stat st;
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    remove_tls_files(dir, cert, key);
+}
+
+static void test_self_signed_is_kept_then_remade_when_a_file_is_missing(void **state)
+{
+    (void)state;
+    char dir[64], cert[PATH_CAP], key[PATH_CAP], fp1[96], fp2[96], fp3[96];
+    int generated = -1;
+    make_tls_files(dir, sizeof dir, cert, key);
+    assert_int_equal(tls_cert_fingerprint(cert, fp1), 0);
+    assert_int_equal(tls_ensure_self_signed(dir, cert, key, PATH_CAP, &generated), 0);
+    assert_int_equal(generated, 0);
+    assert_int_equal(tls_cert_fingerprint(cert, fp2), 0);
+    assert_string_equal(fp1, fp2);
+    unlink(key);
+    assert_int_equal(tls_ensure_self_signed(dir, cert, key, PATH_CAP, &generated), 0);
+    assert_int_equal(generated, 1);
+    assert_int_equal(tls_cert_fingerprint(cert, fp3), 0);
+    assert_string_not_equal(fp1, fp3);
+    char err[256] = "";
+    SSL_CTX *ctx = tls_server_ctx_new(cert, key, err, sizeof err);
+    assert_non_null(ctx); /* the new key matches the new cert */
+    SSL_CTX_free(ctx);
+    remove_tls_files(dir, cert, key);
+}
+
+static void test_self_signed_errors(void **state)
+{
+    (void)state;
+    char cert[PATH_CAP], key[PATH_CAP];
+    int generated = -1;
+    assert_int_equal(tls_ensure_self_signed("/nonexistent/dir", cert, key, PATH_CAP, &generated),
+                     SS_IO);
+    assert_int_equal(generated, 0);
+    char small_c[8], small_k[8];
+    assert_int_equal(tls_ensure_self_signed("/tmp", small_c, small_k, sizeof small_c, &generated),
+                     SS_INVAL);
+}
+
+static void test_fingerprint_format_and_errors(void **state)
+{
+    (void)state;
+    char dir[64], cert[PATH_CAP], key[PATH_CAP], fp[96];
+    make_tls_files(dir, sizeof dir, cert, key);
+    assert_int_equal(tls_cert_fingerprint(cert, fp), 0);
+    assert_int_equal(strlen(fp), 95);
+    for (int i = 0; i < 95; i++) {
+        if (i % 3 == 2)
+            assert_int_equal(fp[i], ':');
+        else
+            assert_non_null(strchr("0123456789ABCDEF", fp[i]));
+    }
+    /* SHA-256 of the DER, computed another way */
+    X509 *x = read_cert(cert);
+    unsigned char *der = NULL, md[32];
+    int len = i2d_X509(x, &der);
+    assert_true(len > 0);
+    assert_int_equal(EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL), 1);
+    char want[4];
+    snprintf(want, sizeof want, "%02X:", md[0]);
+    assert_memory_equal(fp, want, 3);
+    snprintf(want, sizeof want, "%02X", md[31]);
+    assert_string_equal(fp + 93, want);
+    OPENSSL_free(der);
+    X509_free(x);
+    assert_int_equal(tls_cert_fingerprint(key, fp), SS_TLS); /* not a certificate */
+    assert_int_equal(tls_cert_fingerprint("/nonexistent/cert.pem", fp), SS_IO);
+    remove_tls_files(dir, cert, key);
+}
+
+static void test_server_ctx_settings(void **state)
+{
+    (void)state;
+    char dir[64], cert[PATH_CAP], key[PATH_CAP], err[256] = "";
+    make_tls_files(dir, sizeof dir, cert, key);
+    SSL_CTX *ctx = tls_server_ctx_new(cert, key, err, sizeof err);
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+    assert_int_equal(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION);
+    uint64_t want = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET;
+    assert_true((SSL_CTX_get_options(ctx) & want) == want);
+    assert_true(SSL_CTX_get_mode(ctx) & SSL_MODE_RELEASE_BUFFERS);
+    STACK_OF(SSL_CIPHER) *ciphers = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
+        if (SSL_CIPHER_get_kx_nid(c) == NID_kx_any)
+            continue; /* a TLS 1.3 suite: (EC)DHE and AEAD by design */
+        assert_int_equal(SSL_CIPHER_get_kx_nid(c), NID_kx_ecdhe);
+        assert_true(SSL_CIPHER_is_aead(c));
+    }
+    SSL_CTX_free(ctx);
+    remove_tls_files(dir, cert, key);
+}
+
+static void test_server_ctx_refuses_mismatched_or_missing_files(void **state)
+{
+    (void)state;
+    char d1[64], c1[PATH_CAP], k1[PATH_CAP], d2[64], c2[PATH_CAP], k2[PATH_CAP];
+    char err[256] = "";
+    make_tls_files(d1, sizeof d1, c1, k1);
+    make_tls_files(d2, sizeof d2, c2, k2);
+    assert_null(tls_server_ctx_new(c1, k2, err, sizeof err));
+    assert_true(strlen(err) > 0);
+    err[0] = '\0';
+    assert_null(tls_server_ctx_new("/nonexistent/cert.pem", k1, err, sizeof err));
+    assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+    err[0] = '\0';
+    assert_null(tls_server_ctx_new(c1, "/nonexistent/key.pem", err, sizeof err));
+    assert_true(strlen(err) > 0);
+    assert_int_equal(ERR_peek_error(), 0); /* the error queue is left empty */
+    remove_tls_files(d1, c1, k1);
+    remove_tls_files(d2, c2, k2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_addr_parse_accepts_ipv4_localhost_and_off),
+        cmocka_unit_test(test_addr_parse_accepts_bracketed_ipv6),
+        cmocka_unit_test(test_addr_parse_refuses_bad_input),
+        cmocka_unit_test(test_addr_format_round_trips),
+        cmocka_unit_test(test_listen_port_zero_reports_bound_port_and_in_use_fails),
+        cmocka_unit_test(test_listen_ipv6_loopback_and_off),
+        cmocka_unit_test(test_udp_bind_reports_bound_port),
+        cmocka_unit_test(test_self_signed_cert_has_spec_fields),
+        cmocka_unit_test(test_self_signed_is_kept_then_remade_when_a_file_is_missing),
+        cmocka_unit_test(test_self_signed_errors),
+        cmocka_unit_test(test_fingerprint_format_and_errors),
+        cmocka_unit_test(test_server_ctx_settings),
+        cmocka_unit_test(test_server_ctx_refuses_mismatched_or_missing_files),
+        cmocka_unit_test_setup_teardown(test_plain_echo_counts_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_peer_close_reports_ss_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_peer_reset_reports_ss_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_close_inside_on_read_is_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_close_after_write_delivers_everything, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_plain_pause_holds_reads_until_resume, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls13_echo_counts_records, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls12_client_gets_ecdhe_aead, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls12_cbc_only_client_is_refused, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls11_client_is_refused, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_garbage_reports_ss_tls, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_close_notify_reports_ss_closed, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_fin_without_close_notify_reports_ss_closed,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_close_inside_on_read_stops_delivery, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_close_after_write_sends_all_then_close_notify,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_resume_delivers_buffered_records, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_fingerprint_matches_served_cert, setup_tls,
+                                        teardown),
+    };
+    return cmocka_run_group_tests_name("net", tests, NULL, NULL);
+}

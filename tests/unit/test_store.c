@@ -1,0 +1,1481 @@
+/* test_store.c — the SQLite store against store.h, each case in its own
+ * temporary data directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/limits.h"
+#include "store/sqlite_internal.h"
+#include "store/store.h"
+
+/* A bucket-aligned base time, well after SS_TS_MIN_MS. */
+#define MINUTE 60000LL
+#define BASE ((SS_TS_MIN_MS / MINUTE + 1000) * MINUTE)
+#define COLLECT_MAX 64
+
+typedef struct fx {
+    char dir[64];
+    char db_path[128];
+    store *s;
+    store_conn *c;
+} fx;
+
+/* ---- fixture --------------------------------------------------------- */
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static fx *fx_new(void)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/ss_test_store_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db_path, sizeof f->db_path, "%s/sensorspace.db", f->dir);
+    return f;
+}
+
+static int fx_open(fx *f, store_durability d)
+{
+    store_options opt = {.url = "sqlite:", .data_dir = f->dir, .durability = d};
+    char why[256];
+    int err = store_open(&opt, &f->s, why, sizeof why);
+    if (err)
+        return err;
+    return store_conn_acquire(f->s, &f->c);
+}
+
+static void fx_close(fx *f)
+{
+    if (f->c)
+        store_conn_release(f->s, f->c);
+    store_close(f->s);
+    f->c = NULL;
+    f->s = NULL;
+}
+
+static int setup_with(void **state, store_durability d)
+{
+    fx *f = fx_new();
+    if (fx_open(f, d) != SS_OK) {
+        rm_dir(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, STORE_DURABILITY_NORMAL);
+}
+
+static int setup_bare(void **state)
+{
+    *state = fx_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->s)
+        fx_close(f);
+    rm_dir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void make_id(char out[SS_ID_LEN + 1], unsigned tag, unsigned n)
+{
+    snprintf(out, SS_ID_LEN + 1, "%08x%016x", tag, n);
+}
+
+#define TAG_USER 0xaa
+#define TAG_ORG 0xbb
+#define TAG_DEVICE 0xcc
+
+static int64_t q_int(store_conn *c, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_sqlite_db(c), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void exec_raw(store_conn *c, const char *sql)
+{
+    assert_int_equal(sqlite3_exec(store_sqlite_db(c), sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static int add_user(store_conn *c, unsigned n, const char *email)
+{
+    store_user u = {.superadmin = 0, .disabled = 0, .created_at = 1000 + n};
+    make_id(u.id, TAG_USER, n);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    snprintf(u.pw_hash, sizeof u.pw_hash, "$argon2id$v=19$hash-%u", n);
+    return store_user_create(c, &u);
+}
+
+/* parent < 0: top-level. */
+static int add_org(store_conn *c, unsigned n, const char *name, int parent)
+{
+    store_org o = {.created_at = 2000 + n};
+    make_id(o.id, TAG_ORG, n);
+    snprintf(o.name, sizeof o.name, "%s", name);
+    if (parent >= 0)
+        make_id(o.parent_id, TAG_ORG, (unsigned)parent);
+    return store_org_create(c, &o);
+}
+
+static void fill_hash(uint8_t h[SS_SECRET_HASH_BYTES], uint8_t seed)
+{
+    for (size_t i = 0; i < SS_SECRET_HASH_BYTES; i++)
+        h[i] = (uint8_t)(seed + i);
+}
+
+static int add_device(store_conn *c, unsigned n, unsigned org, const char *name, uint8_t seed)
+{
+    store_device d = {.disabled = 0, .created_at = 3000 + n};
+    make_id(d.id, TAG_DEVICE, n);
+    make_id(d.org_id, TAG_ORG, org);
+    snprintf(d.name, sizeof d.name, "%s", name);
+    snprintf(d.description, sizeof d.description, "device %u", n);
+    fill_hash(d.token_hash, seed);
+    return store_device_create(c, &d);
+}
+
+static ss_reading rd(const char *channel, int64_t ts, double value)
+{
+    ss_reading r = {.ts = ts, .value = value};
+    snprintf(r.channel, sizeof r.channel, "%s", channel);
+    return r;
+}
+
+static int write_one(store_conn *c, unsigned device, const ss_reading *rs, size_t n)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, device);
+    store_batch b = {.device_id = id, .org_id = "", .readings = rs, .len = n};
+    return store_write_batches(c, &b, 1);
+}
+
+/* A device with one org, ready for readings. */
+static void add_org_and_device(store_conn *c, unsigned device)
+{
+    int err = add_org(c, 1, "org", -1);
+    assert_true(err == SS_OK || err == SS_EXISTS);
+    assert_int_equal(add_device(c, device, 1, "dev", (uint8_t)device), SS_OK);
+}
+
+typedef struct collect {
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+    char ids[COLLECT_MAX][SS_ID_LEN + 1];
+    store_role roles[COLLECT_MAX];
+    int64_t ts[COLLECT_MAX];
+    double v[COLLECT_MAX];
+    store_channel ch[COLLECT_MAX];
+} collect;
+
+static collect *collect_new(void)
+{
+    collect *k = calloc(1, sizeof *k);
+    assert_non_null(k);
+    return k;
+}
+
+static int collect_next(collect *k)
+{
+    k->n++;
+    return k->stop_after && k->n >= k->stop_after;
+}
+
+static int org_cb(void *ctx, const store_org *org)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX)
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", org->id);
+    return collect_next(k);
+}
+
+static int member_cb(void *ctx, const char *org_id, store_role role)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX) {
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", org_id);
+        k->roles[k->n] = role;
+    }
+    return collect_next(k);
+}
+
+static int device_cb(void *ctx, const store_device *d)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX)
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", d->id);
+    return collect_next(k);
+}
+
+static int point_cb(void *ctx, int64_t ts, double value)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX) {
+        k->ts[k->n] = ts;
+        k->v[k->n] = value;
+    }
+    return collect_next(k);
+}
+
+static int channel_cb(void *ctx, const store_channel *ch)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX)
+        k->ch[k->n] = *ch;
+    return collect_next(k);
+}
+
+static void assert_id(const char *got, unsigned tag, unsigned n)
+{
+    char want[SS_ID_LEN + 1];
+    make_id(want, tag, n);
+    assert_string_equal(got, want);
+}
+
+static collect *channels_of(store_conn *c, unsigned device)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, device);
+    collect *k = collect_new();
+    assert_int_equal(store_channel_list(c, id, channel_cb, k), SS_OK);
+    return k;
+}
+
+static int64_t orphan_readings(store_conn *c)
+{
+    return q_int(c, "SELECT count(*) FROM readings WHERE series_id NOT IN (SELECT id FROM series)");
+}
+
+/* ---- open, migrations, durability ---------------------------------------- */
+
+static void test_open_creates_schema_and_reopen_keeps_version(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(fx_open(f, STORE_DURABILITY_FULL), SS_OK);
+    assert_true(store_sqlite_schema_latest() >= 1);
+    assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
+    assert_int_equal(add_user(f->c, 1, "a@example.com"), SS_OK);
+    fx_close(f);
+
+    assert_int_equal(fx_open(f, STORE_DURABILITY_FULL), SS_OK);
+    assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
+    int64_t n = -1;
+    assert_int_equal(store_user_count(f->c, &n), SS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_ping(f->c), SS_OK);
+}
+
+static void test_open_refuses_newer_schema(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", store_sqlite_schema_latest() + 1);
+    exec_raw(f->c, sql);
+    fx_close(f);
+
+    store_options opt = {.url = "sqlite:", .data_dir = f->dir};
+    char why[256] = "";
+    store *s = NULL;
+    assert_int_equal(store_open(&opt, &s, why, sizeof why), SS_STORE);
+    assert_null(s);
+    assert_non_null(strstr(why, "newer"));
+}
+
+static void test_open_url_with_absolute_path(void **state)
+{
+    fx *f = *state;
+    char url[160];
+    snprintf(url, sizeof url, "sqlite:%s/other.db", f->dir);
+    store_options opt = {.url = url, .data_dir = NULL};
+    char why[256];
+    assert_int_equal(store_open(&opt, &f->s, why, sizeof why), SS_OK);
+    assert_int_equal(store_conn_acquire(f->s, &f->c), SS_OK);
+    assert_int_equal(store_ping(f->c), SS_OK);
+    char path[160];
+    snprintf(path, sizeof path, "%s/other.db", f->dir);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_not_equal(access(f->db_path, F_OK), 0);
+}
+
+static void test_open_rejects_bad_urls_with_reason(void **state)
+{
+    fx *f = *state;
+    const char *bad[] = {"postgres://localhost/db", "", "sqlite", "sqlite:relative.db",
+                         "SQLITE:", "sqlite:./x.db"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        store_options opt = {.url = bad[i], .data_dir = f->dir};
+        char why[256] = "";
+        store *s = NULL;
+        assert_int_equal(store_open(&opt, &s, why, sizeof why), SS_INVAL);
+        assert_null(s);
+        assert_true(strlen(why) > 0);
+    }
+    store_options none = {.url = NULL, .data_dir = f->dir};
+    store *s = NULL;
+    assert_int_equal(store_open(&none, &s, NULL, 0), SS_INVAL);
+    store_options nodir = {.url = "sqlite:", .data_dir = NULL};
+    assert_int_equal(store_open(&nodir, &s, NULL, 0), SS_INVAL);
+    store_options baddur = {.url = "sqlite:", .data_dir = f->dir, .durability = 7};
+    assert_int_equal(store_open(&baddur, &s, NULL, 0), SS_INVAL);
+}
+
+static void test_open_missing_data_dir_is_store_error(void **state)
+{
+    fx *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/missing", f->dir);
+    store_options opt = {.url = "sqlite:", .data_dir = dir};
+    char why[256] = "";
+    store *s = NULL;
+    assert_int_equal(store_open(&opt, &s, why, sizeof why), SS_STORE);
+    assert_true(strlen(why) > 0);
+}
+
+static void test_durability_full_syncs_every_commit(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(fx_open(f, STORE_DURABILITY_FULL), SS_OK);
+    assert_int_equal(q_int(f->c, "PRAGMA synchronous"), 2);
+    assert_int_equal(q_int(f->c, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(q_int(f->c, "PRAGMA foreign_keys"), 1);
+    /* A second connection gets the same settings. */
+    store_conn *c2 = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &c2), SS_OK);
+    assert_ptr_not_equal(c2, f->c);
+    assert_int_equal(q_int(c2, "PRAGMA synchronous"), 2);
+    assert_int_equal(q_int(c2, "PRAGMA foreign_keys"), 1);
+    store_conn_release(f->s, c2);
+}
+
+static void test_durability_normal_in_wal(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    assert_int_equal(q_int(f->c, "PRAGMA synchronous"), 1);
+    assert_int_equal(q_int(f->c, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+}
+
+static void test_pool_reuses_released_connections(void **state)
+{
+    fx *f = *state;
+    store_conn *a = NULL, *b = NULL, *again = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &a), SS_OK);
+    assert_int_equal(store_conn_acquire(f->s, &b), SS_OK);
+    assert_ptr_not_equal(a, b);
+    assert_ptr_not_equal(a, f->c);
+    store_conn_release(f->s, a);
+    assert_int_equal(store_conn_acquire(f->s, &again), SS_OK);
+    assert_ptr_equal(again, a);
+    store_conn_release(f->s, again);
+    store_conn_release(f->s, b);
+}
+
+/* ---- users ------------------------------------------------------------------ */
+
+static void test_user_create_get_and_count(void **state)
+{
+    fx *f = *state;
+    int64_t n = -1;
+    assert_int_equal(store_user_count(f->c, &n), SS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(store_user_count(f->c, &n), SS_OK);
+    assert_int_equal(n, 1);
+
+    store_user u;
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_USER, 1);
+    assert_int_equal(store_user_get(f->c, id, &u), SS_OK);
+    assert_string_equal(u.id, id);
+    assert_string_equal(u.email, "ann@example.com");
+    assert_string_equal(u.pw_hash, "$argon2id$v=19$hash-1");
+    assert_int_equal(u.superadmin, 0);
+    assert_int_equal(u.disabled, 0);
+    assert_int_equal(u.created_at, 1001);
+
+    memset(&u, 0, sizeof u);
+    assert_int_equal(store_user_get_by_email(f->c, "ann@example.com", &u), SS_OK);
+    assert_string_equal(u.id, id);
+    assert_int_equal(store_user_get_by_email(f->c, "ANN@example.com", &u), SS_NOT_FOUND);
+    make_id(id, TAG_USER, 99);
+    assert_int_equal(store_user_get(f->c, id, &u), SS_NOT_FOUND);
+}
+
+static void test_user_duplicate_email_or_id_exists(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(add_user(f->c, 2, "ann@example.com"), SS_EXISTS);
+    assert_int_equal(add_user(f->c, 1, "bob@example.com"), SS_EXISTS);
+    int64_t n = -1;
+    assert_int_equal(store_user_count(f->c, &n), SS_OK);
+    assert_int_equal(n, 1);
+}
+
+static void test_user_superadmin_and_longest_email_round_trip(void **state)
+{
+    fx *f = *state;
+    store_user u = {.superadmin = 1, .created_at = 5};
+    make_id(u.id, TAG_USER, 7);
+    memset(u.email, 'e', SS_EMAIL_MAX);
+    u.email[SS_EMAIL_MAX] = '\0';
+    memset(u.pw_hash, 'h', STORE_PW_HASH_MAX - 1);
+    u.pw_hash[STORE_PW_HASH_MAX - 1] = '\0';
+    assert_int_equal(store_user_create(f->c, &u), SS_OK);
+    store_user got;
+    assert_int_equal(store_user_get(f->c, u.id, &got), SS_OK);
+    assert_string_equal(got.email, u.email);
+    assert_string_equal(got.pw_hash, u.pw_hash);
+    assert_int_equal(got.superadmin, 1);
+}
+
+static void test_user_set_password_and_disabled(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    char id[SS_ID_LEN + 1], missing[SS_ID_LEN + 1];
+    make_id(id, TAG_USER, 1);
+    make_id(missing, TAG_USER, 2);
+    assert_int_equal(store_user_set_password(f->c, id, "$argon2id$new"), SS_OK);
+    assert_int_equal(store_user_set_disabled(f->c, id, 1), SS_OK);
+    store_user u;
+    assert_int_equal(store_user_get(f->c, id, &u), SS_OK);
+    assert_string_equal(u.pw_hash, "$argon2id$new");
+    assert_int_equal(u.disabled, 1);
+    assert_int_equal(store_user_set_disabled(f->c, id, 0), SS_OK);
+    assert_int_equal(store_user_get(f->c, id, &u), SS_OK);
+    assert_int_equal(u.disabled, 0);
+    assert_int_equal(store_user_set_password(f->c, missing, "x"), SS_NOT_FOUND);
+    assert_int_equal(store_user_set_disabled(f->c, missing, 1), SS_NOT_FOUND);
+}
+
+/* ---- sessions ----------------------------------------------------------------- */
+
+static store_session mk_session(unsigned user, uint8_t seed, int64_t expires)
+{
+    store_session s = {.created_at = 100, .expires_at = expires};
+    fill_hash(s.token_hash, seed);
+    make_id(s.user_id, TAG_USER, user);
+    snprintf(s.csrf, sizeof s.csrf, "csrf-%u", seed);
+    return s;
+}
+
+static void test_session_create_get_and_expiry(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    store_session s = mk_session(1, 10, 5000);
+    assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    store_session got;
+    assert_int_equal(store_session_get(f->c, s.token_hash, 4999, &got), SS_OK);
+    assert_memory_equal(got.token_hash, s.token_hash, SS_SECRET_HASH_BYTES);
+    assert_string_equal(got.user_id, s.user_id);
+    assert_string_equal(got.csrf, "csrf-10");
+    assert_int_equal(got.created_at, 100);
+    assert_int_equal(got.expires_at, 5000);
+    /* expires_at <= now is expired. */
+    assert_int_equal(store_session_get(f->c, s.token_hash, 5000, &got), SS_NOT_FOUND);
+    uint8_t other[SS_SECRET_HASH_BYTES];
+    fill_hash(other, 11);
+    assert_int_equal(store_session_get(f->c, other, 0, &got), SS_NOT_FOUND);
+}
+
+static void test_session_unknown_user_or_duplicate(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    store_session s = mk_session(2, 10, 5000);
+    assert_int_equal(store_session_create(f->c, &s), SS_NOT_FOUND);
+    s = mk_session(1, 10, 5000);
+    assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    assert_int_equal(store_session_create(f->c, &s), SS_EXISTS);
+}
+
+static void test_session_delete(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    store_session s = mk_session(1, 10, 5000);
+    assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    assert_int_equal(store_session_delete(f->c, s.token_hash), SS_OK);
+    store_session got;
+    assert_int_equal(store_session_get(f->c, s.token_hash, 0, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_delete(f->c, s.token_hash), SS_NOT_FOUND);
+}
+
+static void test_session_delete_user_keeps_one_or_none(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(add_user(f->c, 2, "bob@example.com"), SS_OK);
+    store_session s[3] = {mk_session(1, 10, 9000), mk_session(1, 20, 9000), mk_session(1, 30, 9000)};
+    store_session bob = mk_session(2, 40, 9000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_session_create(f->c, &s[i]), SS_OK);
+    assert_int_equal(store_session_create(f->c, &bob), SS_OK);
+
+    assert_int_equal(store_session_delete_user(f->c, s[0].user_id, s[1].token_hash), SS_OK);
+    store_session got;
+    assert_int_equal(store_session_get(f->c, s[0].token_hash, 0, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_get(f->c, s[1].token_hash, 0, &got), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[2].token_hash, 0, &got), SS_NOT_FOUND);
+
+    assert_int_equal(store_session_delete_user(f->c, s[0].user_id, NULL), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[1].token_hash, 0, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_get(f->c, bob.token_hash, 0, &got), SS_OK);
+    /* Nothing left to delete is not an error. */
+    assert_int_equal(store_session_delete_user(f->c, s[0].user_id, NULL), SS_OK);
+}
+
+/* ---- organisations -------------------------------------------------------------- */
+
+/* 1 "beta" top, 2 "alpha" child of 1, 3 "gamma" child of 2, 4 "alpha" top. */
+static void add_org_tree(store_conn *c)
+{
+    assert_int_equal(add_org(c, 1, "beta", -1), SS_OK);
+    assert_int_equal(add_org(c, 2, "alpha", 1), SS_OK);
+    assert_int_equal(add_org(c, 3, "gamma", 2), SS_OK);
+    assert_int_equal(add_org(c, 4, "alpha", -1), SS_OK);
+}
+
+static void test_org_create_top_level_and_child(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    store_org o;
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_ORG, 1);
+    assert_int_equal(store_org_get(f->c, id, &o), SS_OK);
+    assert_string_equal(o.name, "beta");
+    assert_string_equal(o.parent_id, "");
+    assert_int_equal(o.created_at, 2001);
+    make_id(id, TAG_ORG, 3);
+    assert_int_equal(store_org_get(f->c, id, &o), SS_OK);
+    assert_id(o.parent_id, TAG_ORG, 2);
+    make_id(id, TAG_ORG, 9);
+    assert_int_equal(store_org_get(f->c, id, &o), SS_NOT_FOUND);
+}
+
+static void test_org_child_of_unknown_parent_not_found(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 2, "orphan", 1), SS_NOT_FOUND);
+    assert_int_equal(add_org(f->c, 1, "top", -1), SS_OK);
+    assert_int_equal(add_org(f->c, 1, "again", -1), SS_EXISTS);
+}
+
+static void test_org_list_all_by_name_then_id(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    collect *k = collect_new();
+    assert_int_equal(store_org_list(f->c, NULL, org_cb, k), SS_OK);
+    assert_int_equal(k->n, 4);
+    assert_id(k->ids[0], TAG_ORG, 2);
+    assert_id(k->ids[1], TAG_ORG, 4);
+    assert_id(k->ids[2], TAG_ORG, 1);
+    assert_id(k->ids[3], TAG_ORG, 3);
+    free(k);
+
+    k = collect_new();
+    k->stop_after = 2;
+    assert_int_equal(store_org_list(f->c, NULL, org_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    free(k);
+}
+
+static void test_org_list_for_user_includes_descendants_once(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(add_user(f->c, 2, "bob@example.com"), SS_OK);
+    char ann[SS_ID_LEN + 1], bob[SS_ID_LEN + 1], o1[SS_ID_LEN + 1], o3[SS_ID_LEN + 1];
+    make_id(ann, TAG_USER, 1);
+    make_id(bob, TAG_USER, 2);
+    make_id(o1, TAG_ORG, 1);
+    make_id(o3, TAG_ORG, 3);
+    /* Member of the top and, again, of a grandchild. */
+    assert_int_equal(store_membership_set(f->c, o1, ann, STORE_ROLE_VIEWER), SS_OK);
+    assert_int_equal(store_membership_set(f->c, o3, ann, STORE_ROLE_EDITOR), SS_OK);
+
+    collect *k = collect_new();
+    assert_int_equal(store_org_list(f->c, ann, org_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    assert_id(k->ids[0], TAG_ORG, 2);
+    assert_id(k->ids[1], TAG_ORG, 1);
+    assert_id(k->ids[2], TAG_ORG, 3);
+    free(k);
+
+    k = collect_new();
+    assert_int_equal(store_org_list(f->c, bob, org_cb, k), SS_OK);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+/* ---- roles ---------------------------------------------------------------------- */
+
+static store_role role_of(store_conn *c, unsigned user, unsigned org)
+{
+    char u[SS_ID_LEN + 1], o[SS_ID_LEN + 1];
+    make_id(u, TAG_USER, user);
+    make_id(o, TAG_ORG, org);
+    store_role r = (store_role)-1;
+    assert_int_equal(store_role_effective(c, u, o, &r), SS_OK);
+    return r;
+}
+
+static int set_role(store_conn *c, unsigned user, unsigned org, store_role role)
+{
+    char u[SS_ID_LEN + 1], o[SS_ID_LEN + 1];
+    make_id(u, TAG_USER, user);
+    make_id(o, TAG_ORG, org);
+    return store_membership_set(c, o, u, role);
+}
+
+static void add_people(store_conn *c)
+{
+    add_org_tree(c);
+    assert_int_equal(add_user(c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(add_user(c, 2, "bob@example.com"), SS_OK);
+    assert_int_equal(add_user(c, 3, "cat@example.com"), SS_OK);
+    assert_int_equal(add_user(c, 4, "stranger@example.com"), SS_OK);
+}
+
+static void test_role_inherited_from_grandparent(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(set_role(f->c, 1, 1, STORE_ROLE_ADMIN), SS_OK);
+    assert_int_equal(role_of(f->c, 1, 3), STORE_ROLE_ADMIN);
+    assert_int_equal(role_of(f->c, 1, 2), STORE_ROLE_ADMIN);
+    assert_int_equal(role_of(f->c, 1, 1), STORE_ROLE_ADMIN);
+    assert_int_equal(role_of(f->c, 1, 4), STORE_ROLE_NONE);
+}
+
+static void test_role_highest_wins_and_never_flows_up(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(set_role(f->c, 2, 3, STORE_ROLE_VIEWER), SS_OK);
+    assert_int_equal(set_role(f->c, 2, 2, STORE_ROLE_OWNER), SS_OK);
+    assert_int_equal(role_of(f->c, 2, 3), STORE_ROLE_OWNER);
+    assert_int_equal(role_of(f->c, 2, 1), STORE_ROLE_NONE);
+    assert_int_equal(set_role(f->c, 3, 1, STORE_ROLE_EDITOR), SS_OK);
+    assert_int_equal(set_role(f->c, 3, 3, STORE_ROLE_VIEWER), SS_OK);
+    assert_int_equal(role_of(f->c, 3, 3), STORE_ROLE_EDITOR);
+    /* Replacing a role. */
+    assert_int_equal(set_role(f->c, 3, 1, STORE_ROLE_VIEWER), SS_OK);
+    assert_int_equal(role_of(f->c, 3, 3), STORE_ROLE_VIEWER);
+}
+
+static void test_role_none_for_strangers_not_found_for_unknown_org(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(role_of(f->c, 4, 3), STORE_ROLE_NONE);
+    char u[SS_ID_LEN + 1], o[SS_ID_LEN + 1];
+    make_id(u, TAG_USER, 4);
+    make_id(o, TAG_ORG, 77);
+    store_role r = STORE_ROLE_OWNER;
+    assert_int_equal(store_role_effective(f->c, u, o, &r), SS_NOT_FOUND);
+}
+
+static void test_membership_none_removes_and_unknowns(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(set_role(f->c, 1, 2, STORE_ROLE_EDITOR), SS_OK);
+    assert_int_equal(set_role(f->c, 1, 2, STORE_ROLE_NONE), SS_OK);
+    assert_int_equal(role_of(f->c, 1, 2), STORE_ROLE_NONE);
+    assert_int_equal(set_role(f->c, 1, 2, STORE_ROLE_NONE), SS_NOT_FOUND);
+    assert_int_equal(set_role(f->c, 1, 99, STORE_ROLE_VIEWER), SS_NOT_FOUND);
+    assert_int_equal(set_role(f->c, 99, 1, STORE_ROLE_VIEWER), SS_NOT_FOUND);
+    assert_int_equal(set_role(f->c, 1, 1, (store_role)5), SS_INVAL);
+    assert_int_equal(set_role(f->c, 1, 1, (store_role)-1), SS_INVAL);
+}
+
+static void test_membership_list_direct_only(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(set_role(f->c, 1, 3, STORE_ROLE_VIEWER), SS_OK);
+    assert_int_equal(set_role(f->c, 1, 1, STORE_ROLE_OWNER), SS_OK);
+    char u[SS_ID_LEN + 1];
+    make_id(u, TAG_USER, 1);
+    collect *k = collect_new();
+    assert_int_equal(store_membership_list(f->c, u, member_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_id(k->ids[0], TAG_ORG, 1);
+    assert_int_equal(k->roles[0], STORE_ROLE_OWNER);
+    assert_id(k->ids[1], TAG_ORG, 3);
+    assert_int_equal(k->roles[1], STORE_ROLE_VIEWER);
+    free(k);
+}
+
+/* A cycle cannot be made through store.h; a hand-edited file could. */
+static void test_org_cycle_does_not_loop(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    exec_raw(f->c, "UPDATE orgs SET parent_id = '000000bb0000000000000003'"
+                   " WHERE id = '000000bb0000000000000001'");
+    assert_int_equal(set_role(f->c, 1, 2, STORE_ROLE_EDITOR), SS_OK);
+    assert_int_equal(role_of(f->c, 4, 3), STORE_ROLE_NONE);
+    assert_int_equal(role_of(f->c, 1, 1), STORE_ROLE_EDITOR);
+    char u[SS_ID_LEN + 1];
+    make_id(u, TAG_USER, 1);
+    collect *k = collect_new();
+    assert_int_equal(store_org_list(f->c, u, org_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    free(k);
+}
+
+/* ---- devices -------------------------------------------------------------------- */
+
+static void test_device_create_get_round_trip(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "org", -1), SS_OK);
+    store_device d = {.disabled = 1, .created_at = 42};
+    make_id(d.id, TAG_DEVICE, 1);
+    make_id(d.org_id, TAG_ORG, 1);
+    memset(d.name, 'n', SS_NAME_MAX);
+    memset(d.description, 'd', SS_DESCRIPTION_MAX);
+    fill_hash(d.token_hash, 200);
+    assert_int_equal(store_device_create(f->c, &d), SS_OK);
+    store_device got;
+    memset(&got, 0x55, sizeof got);
+    assert_int_equal(store_device_get(f->c, d.id, &got), SS_OK);
+    assert_string_equal(got.id, d.id);
+    assert_string_equal(got.org_id, d.org_id);
+    assert_string_equal(got.name, d.name);
+    assert_string_equal(got.description, d.description);
+    assert_memory_equal(got.token_hash, d.token_hash, SS_SECRET_HASH_BYTES);
+    assert_int_equal(got.disabled, 1);
+    assert_int_equal(got.created_at, 42);
+    char missing[SS_ID_LEN + 1];
+    make_id(missing, TAG_DEVICE, 2);
+    assert_int_equal(store_device_get(f->c, missing, &got), SS_NOT_FOUND);
+}
+
+static void test_device_duplicates_and_unknown_org(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "org", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "a", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "b", 1), SS_EXISTS);
+    assert_int_equal(add_device(f->c, 1, 1, "c", 2), SS_EXISTS);
+    assert_int_equal(add_device(f->c, 3, 9, "d", 3), SS_NOT_FOUND);
+}
+
+static void test_device_list_by_org_and_all(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(f->c, 2, "two", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "b-dev", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "a-dev", 2), SS_OK);
+    assert_int_equal(add_device(f->c, 3, 2, "z-dev", 3), SS_OK);
+    char org[SS_ID_LEN + 1];
+    make_id(org, TAG_ORG, 1);
+    collect *k = collect_new();
+    assert_int_equal(store_device_list(f->c, org, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_id(k->ids[0], TAG_DEVICE, 2);
+    assert_id(k->ids[1], TAG_DEVICE, 1);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_device_list_all(f->c, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    free(k);
+    k = collect_new();
+    k->stop_after = 1;
+    assert_int_equal(store_device_list_all(f->c, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    free(k);
+}
+
+static void test_device_update_and_set_token(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "org", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "a", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "b", 2), SS_OK);
+    store_device d;
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_get(f->c, id, &d), SS_OK);
+    snprintf(d.name, sizeof d.name, "renamed");
+    snprintf(d.description, sizeof d.description, "new text");
+    d.disabled = 1;
+    assert_int_equal(store_device_update(f->c, &d), SS_OK);
+    store_device got;
+    assert_int_equal(store_device_get(f->c, id, &got), SS_OK);
+    assert_string_equal(got.name, "renamed");
+    assert_string_equal(got.description, "new text");
+    assert_int_equal(got.disabled, 1);
+
+    uint8_t h[SS_SECRET_HASH_BYTES];
+    fill_hash(h, 90);
+    assert_int_equal(store_device_set_token(f->c, id, h), SS_OK);
+    assert_int_equal(store_device_get(f->c, id, &got), SS_OK);
+    assert_memory_equal(got.token_hash, h, SS_SECRET_HASH_BYTES);
+    fill_hash(h, 2);
+    assert_int_equal(store_device_set_token(f->c, id, h), SS_EXISTS);
+
+    make_id(d.id, TAG_DEVICE, 9);
+    assert_int_equal(store_device_update(f->c, &d), SS_NOT_FOUND);
+    assert_int_equal(store_device_set_token(f->c, d.id, h), SS_NOT_FOUND);
+}
+
+static void test_device_delete_removes_readings(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    assert_int_equal(add_device(f->c, 2, 1, "keep", 2), SS_OK);
+    ss_reading rs[] = {rd("t", BASE, 1), rd("h", BASE, 2), rd("t", BASE + 1, 3)};
+    assert_int_equal(write_one(f->c, 1, rs, 3), SS_OK);
+    assert_int_equal(write_one(f->c, 2, rs, 3), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    store_device d;
+    assert_int_equal(store_device_get(f->c, id, &d), SS_NOT_FOUND);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 0);
+    free(k);
+    k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 2);
+    free(k);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 3);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM series"), 2);
+    assert_int_equal(store_device_delete(f->c, id), SS_NOT_FOUND);
+}
+
+/* ---- readings --------------------------------------------------------------------- */
+
+static void test_write_batches_two_devices_and_channel_list(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    assert_int_equal(add_device(f->c, 2, 1, "two", 2), SS_OK);
+    ss_reading r1[] = {rd("temp", BASE + 10, 20.5), rd("hum", BASE + 10, 40),
+                       rd("temp", BASE + 20, 21.5)};
+    ss_reading r2[] = {rd("temp", BASE + 5, -3)};
+    char d1[SS_ID_LEN + 1], d2[SS_ID_LEN + 1];
+    make_id(d1, TAG_DEVICE, 1);
+    make_id(d2, TAG_DEVICE, 2);
+    store_batch b[] = {{.device_id = d1, .org_id = "", .readings = r1, .len = 3},
+                       {.device_id = d2, .org_id = "", .readings = r2, .len = 1}};
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_OK);
+
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_string_equal(k->ch[0].name, "hum");
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 10);
+    assert_true(k->ch[0].last_value == 40);
+    assert_string_equal(k->ch[1].name, "temp");
+    assert_int_equal(k->ch[1].count, 2);
+    assert_int_equal(k->ch[1].last_ts, BASE + 20);
+    assert_true(k->ch[1].last_value == 21.5);
+    free(k);
+    k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 5);
+    assert_true(k->ch[0].last_value == -3);
+    free(k);
+    /* An empty call and an empty batch are fine. */
+    assert_int_equal(store_write_batches(f->c, NULL, 0), SS_OK);
+    assert_int_equal(write_one(f->c, 1, NULL, 0), SS_OK);
+}
+
+static void test_write_duplicate_ts_replaces_value(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading a = rd("t", BASE, 1);
+    ss_reading b = rd("t", BASE, 2);
+    assert_int_equal(write_one(f->c, 1, &a, 1), SS_OK);
+    assert_int_equal(write_one(f->c, 1, &b, 1), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_true(k->ch[0].last_value == 2);
+    free(k);
+    /* Within one call the later reading wins. */
+    ss_reading same[] = {rd("t", BASE + 1, 5), rd("t", BASE + 1, 6)};
+    assert_int_equal(write_one(f->c, 1, same, 2), SS_OK);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->ch[0].count, 2);
+    assert_int_equal(k->ch[0].last_ts, BASE + 1);
+    assert_true(k->ch[0].last_value == 6);
+    free(k);
+}
+
+static void test_write_older_reading_keeps_last(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading newer = rd("t", BASE + 5000, 5);
+    ss_reading older[] = {rd("t", BASE + 3000, 3), rd("t", BASE + 1000, 1)};
+    assert_int_equal(write_one(f->c, 1, &newer, 1), SS_OK);
+    assert_int_equal(write_one(f->c, 1, older, 2), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->ch[0].count, 3);
+    assert_int_equal(k->ch[0].last_ts, BASE + 5000);
+    assert_true(k->ch[0].last_value == 5);
+    free(k);
+    /* Same ts as the last one in a later call: its value becomes the last. */
+    ss_reading again = rd("t", BASE + 5000, 55);
+    assert_int_equal(write_one(f->c, 1, &again, 1), SS_OK);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->ch[0].count, 3);
+    assert_true(k->ch[0].last_value == 55);
+    free(k);
+}
+
+static void test_write_longest_channel_and_bad_input(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading r = {.ts = BASE, .value = 1};
+    memset(r.channel, 'c', SS_CHANNEL_MAX);
+    r.channel[SS_CHANNEL_MAX] = '\0';
+    assert_int_equal(write_one(f->c, 1, &r, 1), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(strlen(k->ch[0].name), SS_CHANNEL_MAX);
+    free(k);
+
+    ss_reading unterminated = r;
+    memset(unterminated.channel, 'c', sizeof unterminated.channel);
+    assert_int_equal(write_one(f->c, 1, &unterminated, 1), SS_INVAL);
+    ss_reading empty = rd("", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &empty, 1), SS_INVAL);
+    store_batch nodev = {.device_id = NULL, .readings = &r, .len = 1};
+    assert_int_equal(store_write_batches(f->c, &nodev, 1), SS_INVAL);
+    char longid[SS_ID_LEN + 2];
+    memset(longid, 'a', SS_ID_LEN + 1);
+    longid[SS_ID_LEN + 1] = '\0';
+    store_batch toolong = {.device_id = longid, .readings = &r, .len = 1};
+    assert_int_equal(store_write_batches(f->c, &toolong, 1), SS_INVAL);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    free(k);
+}
+
+static void test_write_all_or_nothing_with_unknown_device(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    assert_int_equal(add_device(f->c, 2, 1, "two", 2), SS_OK);
+    ss_reading rs[] = {rd("t", BASE, 1), rd("u", BASE, 2)};
+    char d1[SS_ID_LEN + 1], ghost[SS_ID_LEN + 1];
+    make_id(d1, TAG_DEVICE, 1);
+    make_id(ghost, TAG_DEVICE, 9);
+    store_batch b[] = {{.device_id = d1, .readings = rs, .len = 2},
+                       {.device_id = ghost, .readings = rs, .len = 2}};
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_NOT_FOUND);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 0);
+    free(k);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 0);
+
+    /* The rolled-back series ids must not linger in the cache: device 2
+     * takes the ids first, then device 1 must get series of its own. */
+    assert_int_equal(write_one(f->c, 2, rs, 2), SS_OK);
+    assert_int_equal(write_one(f->c, 1, rs, 1), SS_OK);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    free(k);
+    k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[1].count, 1);
+    free(k);
+    assert_int_equal(orphan_readings(f->c), 0);
+}
+
+static void test_write_disk_full_is_full_and_leaves_nothing(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading first = rd("t", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &first, 1), SS_OK);
+    enum { N = 5000 };
+    ss_reading *rs = calloc(N, sizeof *rs);
+    assert_non_null(rs);
+    for (int i = 0; i < N; i++)
+        rs[i] = rd(i % 2 ? "t" : "big", BASE + 1 + i, i);
+    int64_t pages = q_int(f->c, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages);
+    exec_raw(f->c, sql);
+    assert_int_equal(write_one(f->c, 1, rs, N), SS_FULL);
+    /* Reads are still served; nothing of the call is left. */
+    assert_int_equal(store_ping(f->c), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE);
+    free(k);
+    exec_raw(f->c, "PRAGMA max_page_count = 1000000");
+    assert_int_equal(write_one(f->c, 1, rs, N), SS_OK);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ch[0].count, N / 2);
+    assert_int_equal(k->ch[1].count, N / 2 + 1);
+    assert_int_equal(k->ch[1].last_ts, BASE + N);
+    free(k);
+    assert_int_equal(orphan_readings(f->c), 0);
+    free(rs);
+}
+
+/* More distinct series in one call than the cache holds: it is flushed and
+ * refilled mid-transaction, and every series' last reading stays right. */
+static void test_write_more_series_than_cache_holds(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { CHANNELS = 7000 };
+    ss_reading *rs = calloc(2 * CHANNELS, sizeof *rs);
+    assert_non_null(rs);
+    char name[16];
+    for (int i = 0; i < CHANNELS; i++) {
+        snprintf(name, sizeof name, "c%05d", i);
+        rs[i] = rd(name, BASE, i);
+        rs[CHANNELS + i] = rd(name, BASE + 1, i + 0.5);
+    }
+    assert_int_equal(write_one(f->c, 1, rs, 2 * CHANNELS), SS_OK);
+    assert_int_equal(write_one(f->c, 1, rs, CHANNELS), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM series"), CHANNELS);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 2 * CHANNELS);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM series WHERE last_ts = %lld"
+             " AND last_value = CAST(substr(channel, 2) AS INTEGER) + 0.5",
+             (long long)(BASE + 1));
+    assert_int_equal(q_int(f->c, sql), CHANNELS);
+    assert_int_equal(orphan_readings(f->c), 0);
+    free(rs);
+}
+
+/* ---- queries ------------------------------------------------------------------------ */
+
+/* Ten points of "t" at BASE + i s, value i. */
+static void add_ten_points(store_conn *c)
+{
+    add_org_and_device(c, 1);
+    ss_reading rs[10];
+    for (int i = 0; i < 10; i++)
+        rs[i] = rd("t", BASE + i * 1000, i);
+    assert_int_equal(write_one(c, 1, rs, 10), SS_OK);
+}
+
+static collect *points(store_conn *c, int64_t from, int64_t to, size_t limit, int desc)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_query q = {.device_id = id, .channel = "t", .from = from, .to = to,
+                     .limit = limit, .desc = desc};
+    collect *k = collect_new();
+    assert_int_equal(store_query_points(c, &q, point_cb, k), SS_OK);
+    return k;
+}
+
+static void assert_values(const collect *k, const double *want, size_t n)
+{
+    assert_int_equal(k->n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_true(k->v[i] == want[i]);
+}
+
+static void test_points_from_inclusive_to_exclusive(void **state)
+{
+    fx *f = *state;
+    add_ten_points(f->c);
+    collect *k = points(f->c, BASE + 2000, BASE + 7000, 100, 0);
+    assert_values(k, (double[]){2, 3, 4, 5, 6}, 5);
+    assert_int_equal(k->ts[0], BASE + 2000);
+    free(k);
+    k = points(f->c, BASE + 2000, BASE + 7000, 100, 1);
+    assert_values(k, (double[]){6, 5, 4, 3, 2}, 5);
+    free(k);
+    k = points(f->c, BASE + 5000, BASE + 5000, 100, 0);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+static void test_points_limit_asc_and_desc(void **state)
+{
+    fx *f = *state;
+    add_ten_points(f->c);
+    collect *k = points(f->c, BASE + 2000, BASE + 7000, 3, 0);
+    assert_values(k, (double[]){2, 3, 4}, 3);
+    free(k);
+    k = points(f->c, BASE + 2000, BASE + 7000, 3, 1);
+    assert_values(k, (double[]){6, 5, 4}, 3);
+    free(k);
+    k = points(f->c, 0, INT64_MAX, 1, 1);
+    assert_values(k, (double[]){9}, 1);
+    free(k);
+    k = points(f->c, 0, INT64_MAX, 10, 0);
+    assert_int_equal(k->n, 10);
+    free(k);
+}
+
+static void test_points_callback_stops_early(void **state)
+{
+    fx *f = *state;
+    add_ten_points(f->c);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_query q = {.device_id = id, .channel = "t", .from = 0, .to = INT64_MAX, .limit = 100};
+    collect *k = collect_new();
+    k->stop_after = 2;
+    assert_int_equal(store_query_points(f->c, &q, point_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    free(k);
+    /* The statement was reset: the next query starts afresh. */
+    k = points(f->c, 0, INT64_MAX, 100, 0);
+    assert_int_equal(k->n, 10);
+    free(k);
+}
+
+static void test_query_unknown_device_or_channel_is_empty(void **state)
+{
+    fx *f = *state;
+    add_ten_points(f->c);
+    char id[SS_ID_LEN + 1], ghost[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    make_id(ghost, TAG_DEVICE, 9);
+    store_query q[] = {
+        {.device_id = ghost, .channel = "t", .from = 0, .to = INT64_MAX, .limit = 10},
+        {.device_id = id, .channel = "nope", .from = 0, .to = INT64_MAX, .limit = 10},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        collect *k = collect_new();
+        assert_int_equal(store_query_points(f->c, &q[i], point_cb, k), SS_OK);
+        assert_int_equal(store_query_buckets(f->c, &q[i], MINUTE, STORE_AGG_AVG, point_cb, k),
+                         SS_OK);
+        assert_int_equal(k->n, 0);
+        free(k);
+    }
+}
+
+static void test_query_bad_arguments_inval(void **state)
+{
+    fx *f = *state;
+    add_ten_points(f->c);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_query q = {.device_id = id, .channel = "t", .from = 0, .to = INT64_MAX, .limit = 0};
+    collect *k = collect_new();
+    assert_int_equal(store_query_points(f->c, &q, point_cb, k), SS_INVAL);
+    q.limit = 1;
+    assert_int_equal(store_query_buckets(f->c, &q, 0, STORE_AGG_AVG, point_cb, k), SS_INVAL);
+    assert_int_equal(store_query_buckets(f->c, &q, -5, STORE_AGG_AVG, point_cb, k), SS_INVAL);
+    assert_int_equal(store_query_buckets(f->c, &q, MINUTE, (store_agg)7, point_cb, k), SS_INVAL);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+/* Bucket 0 [BASE, +1 min): 1 @0 s, 5 @10 s, 3 @50 s. Bucket 1: 10 @65 s,
+ * -2 @119.999 s. Bucket 2 empty. Bucket 3: 7 @180 s. Written out of order
+ * so first/last must come from ts, not from insertion. */
+static void add_bucket_points(store_conn *c)
+{
+    add_org_and_device(c, 1);
+    ss_reading rs[] = {
+        rd("t", BASE + 50000, 3), rd("t", BASE + 180000, 7), rd("t", BASE + 10000, 5),
+        rd("t", BASE + 119999, -2), rd("t", BASE, 1), rd("t", BASE + 65000, 10),
+    };
+    assert_int_equal(write_one(c, 1, rs, sizeof rs / sizeof rs[0]), SS_OK);
+}
+
+static collect *buckets(store_conn *c, int64_t from, size_t limit, int desc, store_agg fn)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_query q = {.device_id = id, .channel = "t", .from = from, .to = BASE + 4 * MINUTE,
+                     .limit = limit, .desc = desc};
+    collect *k = collect_new();
+    assert_int_equal(store_query_buckets(c, &q, MINUTE, fn, point_cb, k), SS_OK);
+    return k;
+}
+
+static void test_buckets_every_function(void **state)
+{
+    fx *f = *state;
+    add_bucket_points(f->c);
+    static const struct {
+        store_agg fn;
+        double want[3];
+    } cases[] = {
+        {STORE_AGG_AVG, {3, 4, 7}},   {STORE_AGG_MIN, {1, -2, 7}},
+        {STORE_AGG_MAX, {5, 10, 7}},  {STORE_AGG_SUM, {9, 8, 7}},
+        {STORE_AGG_COUNT, {3, 2, 1}}, {STORE_AGG_FIRST, {1, 10, 7}},
+        {STORE_AGG_LAST, {3, -2, 7}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        collect *k = buckets(f->c, BASE, 100, 0, cases[i].fn);
+        assert_values(k, cases[i].want, 3);
+        assert_int_equal(k->ts[0], BASE);
+        assert_int_equal(k->ts[1], BASE + MINUTE);
+        assert_int_equal(k->ts[2], BASE + 3 * MINUTE);
+        free(k);
+        k = buckets(f->c, BASE, 100, 1, cases[i].fn);
+        double rev[3] = {cases[i].want[2], cases[i].want[1], cases[i].want[0]};
+        assert_values(k, rev, 3);
+        assert_int_equal(k->ts[0], BASE + 3 * MINUTE);
+        free(k);
+    }
+}
+
+static void test_buckets_limit_and_partial_first_bucket(void **state)
+{
+    fx *f = *state;
+    add_bucket_points(f->c);
+    collect *k = buckets(f->c, BASE, 2, 0, STORE_AGG_SUM);
+    assert_values(k, (double[]){9, 8}, 2);
+    free(k);
+    k = buckets(f->c, BASE, 2, 1, STORE_AGG_SUM);
+    assert_values(k, (double[]){7, 8}, 2);
+    free(k);
+    /* from inside bucket 0: its start stays the epoch multiple. */
+    k = buckets(f->c, BASE + 10000, 1, 0, STORE_AGG_AVG);
+    assert_values(k, (double[]){4}, 1);
+    assert_int_equal(k->ts[0], BASE);
+    free(k);
+    k = buckets(f->c, BASE + 10000, 1, 0, STORE_AGG_FIRST);
+    assert_values(k, (double[]){5}, 1);
+    free(k);
+}
+
+/* ---- concurrency and the series cache -------------------------------------------------- */
+
+#define THREAD_TXNS 100
+#define THREAD_READINGS 20
+
+typedef struct writer {
+    store *s;
+    unsigned device;
+    int64_t ts0;
+    int failures;
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    store_conn *c = NULL;
+    if (store_conn_acquire(w->s, &c) != SS_OK) {
+        w->failures++;
+        return NULL;
+    }
+    ss_reading rs[THREAD_READINGS];
+    for (int t = 0; t < THREAD_TXNS; t++) {
+        for (int i = 0; i < THREAD_READINGS; i++) {
+            int64_t ts = w->ts0 + t * THREAD_READINGS + i;
+            /* Own channel, plus one both threads write to. */
+            rs[i] = rd(i % 2 ? "own" : "shared", ts, (double)ts);
+        }
+        if (write_one(c, w->device, rs, THREAD_READINGS) != SS_OK)
+            w->failures++;
+    }
+    store_conn_release(w->s, c);
+    return NULL;
+}
+
+static void test_concurrent_writers_never_surface_busy(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    assert_int_equal(add_device(f->c, 2, 1, "two", 2), SS_OK);
+    writer w[2] = {{.s = f->s, .device = 1, .ts0 = BASE},
+                   {.s = f->s, .device = 1, .ts0 = BASE + 1000000}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+    /* Meanwhile this connection keeps reading. */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(store_ping(f->c), SS_OK);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(w[0].failures + w[1].failures, 0);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ch[0].count + k->ch[1].count, 2 * THREAD_TXNS * THREAD_READINGS);
+    assert_int_equal(k->ch[1].count, THREAD_TXNS * THREAD_READINGS);
+    assert_int_equal(k->ch[0].last_ts, BASE + 1000000 + THREAD_TXNS * THREAD_READINGS - 1);
+    free(k);
+}
+
+/* Connection A caches device 1's series ids; connection B deletes the
+ * device and a new device with the same id appears. A's next write must
+ * land in new series, not in the ids of deleted ones. */
+static void test_series_cache_survives_delete_on_other_connection(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading a = rd("t", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &a, 1), SS_OK);
+
+    store_conn *b = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &b), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(b, id), SS_OK);
+    /* Without the device, A's write is refused and leaves nothing. */
+    ss_reading a2 = rd("t", BASE + 1, 2);
+    assert_int_equal(write_one(f->c, 1, &a2, 1), SS_NOT_FOUND);
+    assert_int_equal(orphan_readings(f->c), 0);
+
+    assert_int_equal(add_device(b, 1, 1, "reborn", 77), SS_OK);
+    store_conn_release(f->s, b);
+    ss_reading a3 = rd("t", BASE + 2, 3);
+    assert_int_equal(write_one(f->c, 1, &a3, 1), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 2);
+    free(k);
+    assert_int_equal(orphan_readings(f->c), 0);
+}
+
+/* The same with the delete between two warm writes and no failed write in
+ * between to empty the cache by accident. */
+static void test_series_cache_dropped_after_delete_and_recreate(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    assert_int_equal(add_device(f->c, 2, 1, "two", 2), SS_OK);
+    ss_reading a = rd("t", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &a, 1), SS_OK);
+
+    store_conn *b = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &b), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(b, id), SS_OK);
+    assert_int_equal(add_device(b, 1, 1, "reborn", 77), SS_OK);
+    /* Device 2 takes the freed series id. */
+    assert_int_equal(write_one(b, 2, &a, 1), SS_OK);
+    store_conn_release(f->s, b);
+
+    ss_reading a2 = rd("t", BASE + 1, 2);
+    assert_int_equal(write_one(f->c, 1, &a2, 1), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 1);
+    free(k);
+    k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    free(k);
+    assert_int_equal(orphan_readings(f->c), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TB(fn) cmocka_unit_test_setup_teardown(fn, setup_bare, teardown)
+        TB(test_open_creates_schema_and_reopen_keeps_version),
+        TB(test_open_refuses_newer_schema),
+        TB(test_open_url_with_absolute_path),
+        TB(test_open_rejects_bad_urls_with_reason),
+        TB(test_open_missing_data_dir_is_store_error),
+        TB(test_durability_full_syncs_every_commit),
+        TB(test_durability_normal_in_wal),
+        T(test_pool_reuses_released_connections),
+        T(test_user_create_get_and_count),
+        T(test_user_duplicate_email_or_id_exists),
+        T(test_user_superadmin_and_longest_email_round_trip),
+        T(test_user_set_password_and_disabled),
+        T(test_session_create_get_and_expiry),
+        T(test_session_unknown_user_or_duplicate),
+        T(test_session_delete),
+        T(test_session_delete_user_keeps_one_or_none),
+        T(test_org_create_top_level_and_child),
+        T(test_org_child_of_unknown_parent_not_found),
+        T(test_org_list_all_by_name_then_id),
+        T(test_org_list_for_user_includes_descendants_once),
+        T(test_role_inherited_from_grandparent),
+        T(test_role_highest_wins_and_never_flows_up),
+        T(test_role_none_for_strangers_not_found_for_unknown_org),
+        T(test_membership_none_removes_and_unknowns),
+        T(test_membership_list_direct_only),
+        T(test_org_cycle_does_not_loop),
+        T(test_device_create_get_round_trip),
+        T(test_device_duplicates_and_unknown_org),
+        T(test_device_list_by_org_and_all),
+        T(test_device_update_and_set_token),
+        T(test_device_delete_removes_readings),
+        T(test_write_batches_two_devices_and_channel_list),
+        T(test_write_duplicate_ts_replaces_value),
+        T(test_write_older_reading_keeps_last),
+        T(test_write_longest_channel_and_bad_input),
+        T(test_write_all_or_nothing_with_unknown_device),
+        T(test_write_disk_full_is_full_and_leaves_nothing),
+        T(test_write_more_series_than_cache_holds),
+        T(test_points_from_inclusive_to_exclusive),
+        T(test_points_limit_asc_and_desc),
+        T(test_points_callback_stops_early),
+        T(test_query_unknown_device_or_channel_is_empty),
+        T(test_query_bad_arguments_inval),
+        T(test_buckets_every_function),
+        T(test_buckets_limit_and_partial_first_bucket),
+        T(test_concurrent_writers_never_surface_busy),
+        T(test_series_cache_survives_delete_on_other_connection),
+        T(test_series_cache_dropped_after_delete_and_recreate),
+#undef T
+#undef TB
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
