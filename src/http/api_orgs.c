@@ -217,6 +217,6 @@ void api_members_add(api_call *call)
     }
     json_t *m = api_user_json(&u);
     json_object_set_new(m, "user_id", json_string(u.id));
-    json_object_set_new(m, "role", json_string(role_name));
+    json_object_set_new(m, "role", json_string(api_role_name(role)));
     api_reply_json(call, 201, m);
 }

@@ -170,9 +170,15 @@ def fresh_server():
         return srv.start()
 
     yield make
+    codes = []
     for srv in srvs:
-        srv.stop()
+        running = srv.proc is not None and srv.proc.poll() is None
+        rc = srv.stop()
+        if running:
+            codes.append((rc, srv.read_log()))
         shutil.rmtree(srv.data_dir, ignore_errors=True)
+    for rc, log in codes:
+        assert rc == 0, "server exited %s\n%s" % (rc, log)
 
 
 @pytest.fixture(scope="session")
