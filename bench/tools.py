@@ -39,6 +39,8 @@ def http(method, url, body=None, headers=None):
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise ConnectionError(f"{method} {url}: {e}") from None
 
 
 def ss_json(method, url, body=None, token=None):
@@ -63,7 +65,7 @@ def cmd_wait_http(a):
             status, _ = http("GET", a.url)
             if status < 500:
                 return
-        except OSError:
+        except ConnectionError:
             pass
         time.sleep(0.2)
     sys.exit(f"no answer from {a.url} within {a.timeout}s")
@@ -129,7 +131,10 @@ def main():
     s = sub.add_parser("influx-count"); s.add_argument("port"); s.add_argument("device")
     s.add_argument("--db", default="bench"); s.set_defaults(f=cmd_influx_count)
     a = p.parse_args()
-    a.f(a)
+    try:
+        a.f(a)
+    except ConnectionError as e:
+        sys.exit(str(e))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,6 @@
 #define CSRF_HEADER "X-CSRF-Token"
 #define THROTTLE_KEY_MAX 320
 
-static void lowercase(char *s)
-{
-    for (; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
-}
-
 /* 1 when either the account or the address is throttled (answered 429). */
 static int login_throttled(api_call *call, const char *user_key, const char *addr_key)
 {
@@ -96,7 +90,7 @@ void api_login(api_call *call)
     }
     char email[SS_EMAIL_MAX + 1];
     snprintf(email, sizeof email, "%s", email_in);
-    lowercase(email);
+    api_lowercase(email);
     char user_key[THROTTLE_KEY_MAX], addr_key[THROTTLE_KEY_MAX];
     snprintf(user_key, sizeof user_key, "user:%s", email);
     snprintf(addr_key, sizeof addr_key, "addr:%s", call->req->peer);

@@ -58,6 +58,18 @@ int api_require_user(api_call *call);
  * STORE_ROLE_OWNER for the superadmin. */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
 
+/* 1 when name is a usable name: present and not only white space (the
+ * length was checked by api_json_string). */
+int api_name_valid(const char *name);
+
+/* Lowercases ASCII in place (emails are kept lowercase). */
+void api_lowercase(char *s);
+
+/* Signs the user in, loads the device named by the first path parameter and
+ * checks the user holds at least `min` in its org. Answers (401, 404 for
+ * another org's device, 403) and returns nonzero on failure. */
+int api_load_device(api_call *call, store_role min, store_device *d);
+
 /* Role names. */
 const char *api_role_name(store_role role);
 int api_role_parse(const char *name, store_role *out);

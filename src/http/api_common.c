@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "http/api_call.h"
 
+#include <ctype.h>
 #include <http_parser.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -180,6 +181,35 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
     if (role)
         *role = r;
     return 0;
+}
+
+int api_name_valid(const char *name)
+{
+    if (!name)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!isspace((unsigned char)*p))
+            return 1;
+    return 0;
+}
+
+void api_lowercase(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+int api_load_device(api_call *call, store_role min, store_device *d)
+{
+    if (api_require_user(call))
+        return 1;
+    int rc = secret_id_valid(call->params[0]) ? store_device_get(call->db, call->params[0], d)
+                                              : SS_NOT_FOUND;
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return 1;
+    }
+    return api_require_role(call, d->org_id, min, NULL);
 }
 
 static const char *const role_names[] = {"none", "viewer", "editor", "admin", "owner"};

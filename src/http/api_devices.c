@@ -29,16 +29,6 @@ void api_devices_list(api_call *call)
     api_reply_json(call, 200, list);
 }
 
-static int name_valid(const char *name)
-{
-    if (!name)
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!isspace((unsigned char)*p))
-            return 1;
-    return 0;
-}
-
 /* The answer that carries a token: the one time it is shown. */
 static void reply_with_token(api_call *call, int status, json_t *obj, char *token)
 {
@@ -58,7 +48,7 @@ void api_devices_create(api_call *call)
     int bad = 0;
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     const char *desc = api_json_string(body, "description", SS_DESCRIPTION_MAX, &bad);
-    if (bad || !name_valid(name)) {
+    if (bad || !api_name_valid(name)) {
         json_decref(body);
         api_reply_error(call, 400, "bad_request",
                         "name (1-200 characters) is required; description is a string");
@@ -83,26 +73,10 @@ void api_devices_create(api_call *call)
     }
     reply_with_token(call, 201, api_device_json(&d), token);
 }
-
-/* Loads the device named in the path and checks the caller's role in its
- * org. Answers and returns nonzero on failure (404 for another org's). */
-static int load_device(api_call *call, store_role min, store_device *d)
-{
-    if (api_require_user(call))
-        return 1;
-    int rc = secret_id_valid(call->params[0]) ? store_device_get(call->db, call->params[0], d)
-                                              : SS_NOT_FOUND;
-    if (rc) {
-        api_reply_store_error(call, rc);
-        return 1;
-    }
-    return api_require_role(call, d->org_id, min, NULL);
-}
-
 void api_device_get(api_call *call)
 {
     store_device d;
-    if (load_device(call, STORE_ROLE_VIEWER, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
         return;
     api_reply_json(call, 200, api_device_json(&d));
 }
@@ -113,7 +87,7 @@ static int apply_patch(api_call *call, json_t *body, store_device *d)
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     const char *desc = api_json_string(body, "description", SS_DESCRIPTION_MAX, &bad);
     json_t *disabled = json_object_get(body, "disabled");
-    if (bad || (name && !name_valid(name)) || (disabled && !json_is_boolean(disabled))) {
+    if (bad || (name && !api_name_valid(name)) || (disabled && !json_is_boolean(disabled))) {
         api_reply_error(call, 400, "bad_request",
                         "name is 1-200 characters, description a string, disabled a boolean");
         return 1;
@@ -130,7 +104,7 @@ static int apply_patch(api_call *call, json_t *body, store_device *d)
 void api_device_patch(api_call *call)
 {
     store_device d;
-    if (load_device(call, STORE_ROLE_EDITOR, &d))
+    if (api_load_device(call, STORE_ROLE_EDITOR, &d))
         return;
     json_t *body = api_body_object(call);
     if (!body)
@@ -151,7 +125,7 @@ void api_device_patch(api_call *call)
 void api_device_delete(api_call *call)
 {
     store_device d;
-    if (load_device(call, STORE_ROLE_EDITOR, &d))
+    if (api_load_device(call, STORE_ROLE_EDITOR, &d))
         return;
     /* Refuse the token first: no reading may land after the answer. */
     device_cache_remove(call->app->devices, d.id);
@@ -167,7 +141,7 @@ void api_device_delete(api_call *call)
 void api_device_rotate(api_call *call)
 {
     store_device d;
-    if (load_device(call, STORE_ROLE_EDITOR, &d))
+    if (api_load_device(call, STORE_ROLE_EDITOR, &d))
         return;
     char token[SECRET_TEXT_MAX];
     uint8_t hash[SS_SECRET_HASH_BYTES];

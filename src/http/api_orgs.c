@@ -28,18 +28,6 @@ void api_orgs_list(api_call *call)
     }
     api_reply_json(call, 200, list);
 }
-
-/* A name: 1..SS_NAME_MAX bytes, not only spaces. */
-static int name_valid(const char *name)
-{
-    if (!name)
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!isspace((unsigned char)*p))
-            return 1;
-    return 0;
-}
-
 void api_orgs_create(api_call *call)
 {
     if (api_require_user(call))
@@ -50,7 +38,7 @@ void api_orgs_create(api_call *call)
     int bad = 0;
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     const char *parent = api_json_string(body, "parent_id", SS_ID_LEN, &bad);
-    if (bad || !name_valid(name)) {
+    if (bad || !api_name_valid(name)) {
         json_decref(body);
         api_reply_error(call, 400, "bad_request", "name (1-200 characters) is required");
         return;
@@ -102,7 +90,7 @@ void api_org_patch(api_call *call)
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     store_org org;
     int rc = store_org_get(call->db, call->params[0], &org);
-    if (rc == 0 && (bad || (name && !name_valid(name)))) {
+    if (rc == 0 && (bad || (name && !api_name_valid(name)))) {
         json_decref(body);
         api_reply_error(call, 400, "bad_request", "name must be 1-200 characters");
         return;
@@ -146,12 +134,6 @@ void api_members_list(api_call *call)
         return;
     }
     api_reply_json(call, 200, ml.list);
-}
-
-static void lowercase(char *s)
-{
-    for (; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
 }
 
 /* Creates the user with the given password, or finds the existing one. */
@@ -203,7 +185,7 @@ void api_members_add(api_call *call)
     }
     char email[SS_EMAIL_MAX + 1];
     snprintf(email, sizeof email, "%s", email_in);
-    lowercase(email);
+    api_lowercase(email);
     store_user u;
     int rc = find_or_create_user(call, email, password, &u);
     json_decref(body);

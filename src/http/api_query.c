@@ -15,19 +15,6 @@
 #define QUERY_CHANNEL_LIST_MAX (QUERY_CHANNELS_MAX * (SS_CHANNEL_MAX + 1))
 #define QUERY_PARAM_MAX 64
 
-static int load_device(api_call *call, store_device *d)
-{
-    if (api_require_user(call))
-        return 1;
-    int rc = secret_id_valid(call->params[0]) ? store_device_get(call->db, call->params[0], d)
-                                              : SS_NOT_FOUND;
-    if (rc) {
-        api_reply_store_error(call, rc);
-        return 1;
-    }
-    return api_require_role(call, d->org_id, STORE_ROLE_VIEWER, NULL);
-}
-
 static int append_channel(void *ctx, const store_channel *ch)
 {
     json_array_append_new(ctx, json_pack("{s:s,s:I,s:I,s:f}", "name", ch->name, "count",
@@ -39,7 +26,7 @@ static int append_channel(void *ctx, const store_channel *ch)
 void api_device_channels(api_call *call)
 {
     store_device d;
-    if (load_device(call, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
         return;
     json_t *list = json_array();
     int rc = store_channel_list(call->db, d.id, append_channel, list);
@@ -61,7 +48,7 @@ static int add_latest(void *ctx, const store_channel *ch)
 void api_device_latest(api_call *call)
 {
     store_device d;
-    if (load_device(call, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
         return;
     json_t *obj = json_object();
     int rc = store_channel_list(call->db, d.id, add_latest, obj);
@@ -202,7 +189,7 @@ void api_device_data(api_call *call)
 {
     store_device d;
     data_params p = {0};
-    if (load_device(call, &d) || parse_data_params(call, &p))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || parse_data_params(call, &p))
         return;
     p.q.device_id = d.id;
     json_t *names = json_array(), *series = json_object();

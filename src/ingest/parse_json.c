@@ -13,28 +13,6 @@
 
 #include "core/err.h"
 
-/* SPEC-level promise: a message never echoes more than this many bytes of
- * the input, so a secret pasted into a body cannot be read back in full. */
-#define JSON_EXCERPT_MAX 64u
-/* Room for an excerpt, its "..." marker and the NUL. */
-#define JSON_EXCERPT_SIZE (JSON_EXCERPT_MAX * 2u)
-
-/* Copies at most JSON_EXCERPT_MAX bytes of src as printable ASCII (anything
- * else becomes '?'), so a message stays valid UTF-8 whatever came in. */
-static void json_excerpt(char *dst, const char *src, size_t len)
-{
-    size_t n = len < JSON_EXCERPT_MAX ? len : JSON_EXCERPT_MAX;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (len > n) {
-        memcpy(dst + n, "...", 4);
-        return;
-    }
-    dst[n] = '\0';
-}
-
 static int json_fail(ss_parse_error *err, int rc, size_t position, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -54,11 +32,11 @@ static int json_load_failed(const json_error_t *jerr, ss_parse_error *err)
 {
     if (json_error_code(jerr) == json_error_out_of_memory)
         return json_fail(err, SS_NOMEM, 0, "out of memory parsing JSON");
-    char ex[JSON_EXCERPT_SIZE];
+    char ex[READING_EXCERPT_SIZE];
     const char *near = strstr(jerr->text, "near '");
     size_t head = near ? (size_t)(near - jerr->text) + 6 : strlen(jerr->text);
     const char *tail = near ? near + 6 : "";
-    json_excerpt(ex, tail, strlen(tail));
+    reading_excerpt(ex, tail, strlen(tail));
     return json_fail(err, SS_PARSE, 0, "invalid JSON at line %d column %d: %.*s%s", jerr->line,
                      jerr->column, (int)head, jerr->text, ex);
 }
@@ -98,8 +76,8 @@ static int json_parse_ts(const json_t *v, size_t idx, int64_t now_ms, int64_t *t
 static int json_push_one(const char *key, size_t key_len, const json_t *v, size_t idx,
                          int64_t ts, ss_readings *out, ss_parse_error *err)
 {
-    char ex[JSON_EXCERPT_SIZE];
-    json_excerpt(ex, key, key_len);
+    char ex[READING_EXCERPT_SIZE];
+    reading_excerpt(ex, key, key_len);
     if (!reading_channel_valid(key, key_len))
         return json_fail(err, SS_PARSE, idx,
                          "reading %zu: channel \"%s\" is not a valid name ([A-Za-z0-9_.-]{1,64})",
@@ -145,8 +123,8 @@ static int json_check_wrapped_keys(const json_t *set, size_t idx, ss_parse_error
     json_object_keylen_foreach((json_t *)set, key, key_len, v) {
         if (json_key_is(key, key_len, "ts") || json_key_is(key, key_len, "values"))
             continue;
-        char ex[JSON_EXCERPT_SIZE];
-        json_excerpt(ex, key, key_len);
+        char ex[READING_EXCERPT_SIZE];
+        reading_excerpt(ex, key, key_len);
         return json_fail(err, SS_PARSE, idx,
                          "reading %zu: unexpected key \"%s\" beside \"ts\" and \"values\"", idx,
                          ex);

@@ -16,10 +16,6 @@
 
 #include "core/err.h"
 
-/* A message never echoes more than this many bytes of the input. */
-#define LINE_EXCERPT_MAX 64u
-/* Room for an excerpt, its "..." marker and the NUL. */
-#define LINE_EXCERPT_SIZE (LINE_EXCERPT_MAX * 2u)
 /* Longest value text converted: a double needs 17 significant digits plus
  * sign, point and exponent; 128 leaves room for padding zeros and makes the
  * strtod copy a small stack buffer. */
@@ -29,21 +25,6 @@ typedef struct line_cursor {
     const char *p;
     const char *end;
 } line_cursor;
-
-/* Printable ASCII or '?': the message stays valid UTF-8 whatever came in. */
-static void line_excerpt(char *dst, const char *src, size_t len)
-{
-    size_t n = len < LINE_EXCERPT_MAX ? len : LINE_EXCERPT_MAX;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)src[i];
-        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-    }
-    if (len > n) {
-        memcpy(dst + n, "...", 4);
-        return;
-    }
-    dst[n] = '\0';
-}
 
 static int line_fail(ss_parse_error *err, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -113,7 +94,7 @@ static size_t line_token_len(const char *p, const char *end)
 static int line_parse_channel(line_cursor *c, const char **name, size_t *name_len,
                               ss_parse_error *err)
 {
-    char ex[LINE_EXCERPT_SIZE];
+    char ex[READING_EXCERPT_SIZE];
     const char *start = c->p;
     while (c->p < c->end && line_is_channel_char(*c->p))
         c->p++;
@@ -121,10 +102,10 @@ static int line_parse_channel(line_cursor *c, const char **name, size_t *name_le
     if (n == 0 && c->p == c->end)
         return line_fail(err, SS_PARSE, "expected a channel name at the end of the line");
     if (n == 0) {
-        line_excerpt(ex, c->p, (size_t)(c->end - c->p));
+        reading_excerpt(ex, c->p, (size_t)(c->end - c->p));
         return line_fail(err, SS_PARSE, "expected a channel name, found \"%s\"", ex);
     }
-    line_excerpt(ex, start, n);
+    reading_excerpt(ex, start, n);
     if (!reading_channel_valid(start, n))
         return line_fail(err, SS_PARSE,
                          "channel \"%s\" is not a valid name ([A-Za-z0-9_.-]{1,64})", ex);
@@ -141,8 +122,8 @@ static int line_parse_value(line_cursor *c, const char *ch, double *value, ss_pa
     const char *start = c->p;
     const char *q = line_scan_number(start, c->end);
     if (!q || (q < c->end && *q != ',' && *q != ' ')) {
-        char ex[LINE_EXCERPT_SIZE];
-        line_excerpt(ex, start, line_token_len(start, c->end));
+        char ex[READING_EXCERPT_SIZE];
+        reading_excerpt(ex, start, line_token_len(start, c->end));
         return line_fail(err, SS_PARSE, "value of \"%s\" is not a number: \"%s\"", ch, ex);
     }
     size_t n = (size_t)(q - start);
@@ -184,8 +165,8 @@ static int line_parse_pair(line_cursor *c, ss_readings *out, ss_parse_error *err
 static int line_parse_ts(const char *p, const char *end, int64_t now_ms, int64_t *ts,
                          ss_parse_error *err)
 {
-    char ex[LINE_EXCERPT_SIZE];
-    line_excerpt(ex, p, (size_t)(end - p));
+    char ex[READING_EXCERPT_SIZE];
+    reading_excerpt(ex, p, (size_t)(end - p));
     if (p == end)
         return line_fail(err, SS_PARSE, "expected a ts after the space");
     int64_t v = 0;

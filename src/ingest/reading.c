@@ -82,3 +82,17 @@ int reading_ts_check(int64_t ts, int64_t now_ms)
         return SS_INVAL;
     return SS_OK;
 }
+
+void reading_excerpt(char *dst, const char *src, size_t len)
+{
+    size_t n = len < READING_EXCERPT_MAX ? len : READING_EXCERPT_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (len > n) {
+        memcpy(dst + n, "...", 4);
+        return;
+    }
+    dst[n] = '\0';
+}

@@ -33,4 +33,15 @@ int reading_channel_valid(const char *name, size_t len);
 /* 0 when ts lies within [SS_TS_MIN_MS, now_ms + SS_TS_FUTURE_MAX_MS], else SS_INVAL. */
 int reading_ts_check(int64_t ts, int64_t now_ms);
 
+/* A parser's error message never echoes more than this many bytes of the
+ * input, so a secret pasted into a body cannot be read back in full. */
+#define READING_EXCERPT_MAX 64u
+/* Room for an excerpt, its "..." marker and the NUL. */
+#define READING_EXCERPT_SIZE (READING_EXCERPT_MAX * 2u)
+
+/* Copies at most READING_EXCERPT_MAX bytes of src into dst
+ * (READING_EXCERPT_SIZE bytes) as printable ASCII, anything else as '?', so
+ * a message stays valid UTF-8 whatever came in; "..." marks a cut. */
+void reading_excerpt(char *dst, const char *src, size_t len);
+
 #endif

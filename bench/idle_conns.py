@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""idle_conns.py — memory per idle HTTP keep-alive connection of a server.
+
+Opens --conns connections to 127.0.0.1:--port, sends one `GET --path` on each
+and reads the whole answer, then leaves them all open and idle, and reads
+VmRSS of --pid (one or more pids, summed: nginx's worker) from /proc before
+and after. Prints `RESULT key=value ...`.
+
+Bounded: connects in waves of --wave (the listen backlog is 1024), every wait
+has a deadline, and the whole measurement must end within --budget seconds of
+the first request, well inside the server's 75 s keep-alive idle timeout,
+else it reports failure instead of a number.
+"""
+import argparse
+import errno
+import os
+import selectors
+import socket
+import sys
+import time
+
+SETTLE_S = 1.0  # let the server finish its per-connection bookkeeping
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def open_fds(pids):
+    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids)
+
+
+def connect_wave(port, n, request, deadline):
+    """Opens n sockets, sends request on each and reads each full answer.
+    Returns the sockets (all answered) or raises."""
+    sel = selectors.DefaultSelector()
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        rc = s.connect_ex(("127.0.0.1", port))
+        if rc not in (0, errno.EINPROGRESS):
+            raise OSError(rc, os.strerror(rc))
+        socks.append(s)
+        sel.register(s, selectors.EVENT_WRITE, {"sent": False, "got": b""})
+    pending = n
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{pending} of {n} connections not answered in time")
+        for key, _ in sel.select(timeout=1.0):
+            s, st = key.fileobj, key.data
+            if not st["sent"]:
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                s.send(request)  # tiny: fits the empty send buffer at once
+                st["sent"] = True
+                sel.modify(s, selectors.EVENT_READ, st)
+                continue
+            chunk = s.recv(4096)
+            if not chunk:
+                raise ConnectionError("server closed a connection before answering")
+            st["got"] += chunk
+            if answered(st["got"]):
+                if not st["got"].startswith(b"HTTP/1.1 200"):
+                    raise ConnectionError(f"unexpected answer {st['got'][:60]!r}")
+                sel.unregister(s)
+                pending -= 1
+    sel.close()
+    return socks
+
+
+def answered(data):
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            return len(body) >= int(v.strip())
+    return True
+
+
+def still_open(socks):
+    """Counts sockets the server has not closed (no EOF pending)."""
+    alive = 0
+    for s in socks:
+        try:
+            alive += s.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+    return alive
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--pid", type=int, action="append", required=True)
+    p.add_argument("--conns", type=int, default=10000)
+    p.add_argument("--wave", type=int, default=500)
+    p.add_argument("--path", default="/healthz")
+    p.add_argument("--budget", type=float, default=60.0)
+    a = p.parse_args()
+    request = f"GET {a.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    before = rss_kib(a.pid)
+    fds_before = open_fds(a.pid)
+    t0 = time.monotonic()
+    deadline = t0 + a.budget
+    socks = []
+    while len(socks) < a.conns:
+        socks += connect_wave(a.port, min(a.wave, a.conns - len(socks)), request, deadline)
+    time.sleep(SETTLE_S)
+    after = rss_kib(a.pid)
+    fds_after = open_fds(a.pid)
+    alive = still_open(socks)
+    elapsed = time.monotonic() - t0
+    ok = alive == a.conns and elapsed < a.budget
+    for s in socks:
+        s.close()
+    per_conn = (after - before) * 1024 / a.conns
+    print(f"RESULT ok={int(ok)} conns={a.conns} alive={alive} rss_before_kib={before} "
+          f"rss_after_kib={after} bytes_per_conn={per_conn:.0f} fds_before={fds_before} "
+          f"fds_after={fds_after} elapsed_s={elapsed:.1f}")
+    if not ok:
+        sys.exit(f"idle_conns: only {alive}/{a.conns} connections open after {elapsed:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
