@@ -16,9 +16,10 @@ int password_hash(const char *password, char out[STORE_PW_HASH_MAX]);
 /* 1 when password matches the encoded hash, else 0. */
 int password_verify(const char *password, const char *encoded);
 
-/* An encoded hash of a random password: verified against when the user is
- * unknown, so an unknown user costs the same time as a wrong password. */
-int password_dummy_hash(char out[STORE_PW_HASH_MAX]);
+/* An encoded hash, with the parameters password_hash uses, of a random
+ * password nobody knows: verify against it when the user is unknown, so an
+ * unknown user costs the same Argon2 time as a wrong password. */
+const char *password_dummy_hash(void);
 
 /* A new random password of `len` characters from an unambiguous alphabet
  * into out (len + 1 bytes). */

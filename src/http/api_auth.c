@@ -34,9 +34,7 @@ static int check_credentials(api_call *call, const char *email, const char *pass
 {
     int rc = store_user_get_by_email(call->db, email, &call->user);
     if (rc == SS_NOT_FOUND) {
-        char dummy[STORE_PW_HASH_MAX];
-        password_dummy_hash(dummy);
-        password_verify(password, dummy);
+        password_verify(password, password_dummy_hash());
         return 0;
     }
     if (rc)

@@ -67,6 +67,9 @@ static void passwords_hash_and_verify(void **state)
     assert_false(password_verify("correct horse batterx", hash));
     assert_int_equal(password_hash("elevenchars", hash), SS_INVAL);
     assert_int_equal(password_hash("twelve chars", hash), 0);
+    /* the dummy hash has the real parameters, so it costs the same */
+    assert_int_equal(strncmp(password_dummy_hash(), hash, strlen("$argon2id$v=19$m=65536,t=2,p=1$")), 0);
+    assert_false(password_verify("correct horse battery", password_dummy_hash()));
     char generated[21];
     password_generate(generated, 20);
     assert_int_equal(strlen(generated), 20);

@@ -1,0 +1,52 @@
+/* conn_registry.h — live connections by principal, so a revocation closes
+ * them at once.
+ *
+ * Every authenticated long-lived connection (a TCP ingest connection, an
+ * MQTT session, later an SSE stream) registers under its principal's ID (a
+ * device, a user, an API key). A revocation (token rotated, device disabled
+ * or deleted, key revoked, user disabled) may happen on any thread (REST
+ * handlers run on the worker pool); the registry hands it to the loop, which
+ * calls `close` on every connection of that principal.
+ *
+ * Entries live in the connection's own struct (caller storage). */
+#ifndef SS_CONN_REGISTRY_H
+#define SS_CONN_REGISTRY_H
+
+#include <uv.h>
+
+#include "core/limits.h"
+
+typedef struct conn_registry conn_registry;
+typedef struct conn_reg_entry conn_reg_entry;
+
+/* Runs on the loop thread when the entry's principal is revoked; the entry
+ * is already removed from the registry. The owner closes its connection. */
+typedef void (*conn_revoked_cb)(conn_reg_entry *e);
+
+struct conn_reg_entry {
+    char principal[SS_ID_LEN + 1];
+    conn_revoked_cb on_revoked;
+    void *data;                 /* the owner's */
+    /* Private to the registry. */
+    conn_reg_entry *prev, *next;
+    int registered;
+};
+
+/* Creates the registry and its uv_async on loop. 0 or SS_NOMEM. */
+int conn_registry_new(uv_loop_t *loop, conn_registry **out);
+/* Closes the async handle; the memory is freed in its close callback, so
+ * run the loop once more afterwards. Loop thread only. */
+void conn_registry_close(conn_registry *r);
+
+/* Registers e (on_revoked and data set by the caller) under principal.
+ * Loop thread only. */
+void conn_registry_add(conn_registry *r, conn_reg_entry *e, const char *principal);
+/* Unregisters e; harmless when it is not registered. Loop thread only. */
+void conn_registry_remove(conn_registry *r, conn_reg_entry *e);
+/* Revokes a principal: every connection registered under it now is closed
+ * on the loop thread soon after this call. Any thread. 0 or SS_NOMEM. */
+int conn_registry_revoke(conn_registry *r, const char *principal);
+/* Connections registered under principal right now. Loop thread only. */
+size_t conn_registry_count(conn_registry *r, const char *principal);
+
+#endif

@@ -1,0 +1,1248 @@
+/* test_http.c — the HTTP/1.1 server: requests, answers, limits, lifetime.
+ *
+ * Each test starts http_server_start on 127.0.0.1:0 on a private loop and
+ * drives it from one client thread with blocking sockets. The client thread
+ * never asserts: it records the raw responses it read, and whether it saw EOF;
+ * the server side records what the handler saw. The main thread checks after
+ * the loop has ended, the server is stopped and freed and uv_loop_close() == 0.
+ * "Late" answers come from a uv_timer, to stand for a slow handler. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "core/limits.h"
+#include "http/server.h"
+#include "net/stream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A loop still running after this has hung: stop it and fail. */
+#define TEST_GUARD_MS 8000
+/* A client blocked this long on its socket gives up (below the guard). */
+#define CLIENT_IO_TIMEOUT_S 3
+/* A slow handler answers after this long. */
+#define LATE_MS 100
+/* Long enough for the server to read the first of two writes on its own. */
+#define SPLIT_PAUSE_US 50000
+#define MAX_LATE 16
+#define MAX_RESP 8
+#define RESP_CAP 8192
+#define SEEN_CAP 8192
+#define EVENTS_CAP 1024
+#define CLI_BUF (128u * 1024u)
+/* Small body limit so the N / N+1 edges are cheap to send. */
+#define SMALL_BODY_MAX 100u
+
+typedef struct fixture fixture;
+typedef void (*inspect_fn)(fixture *f, http_request *req);
+
+struct fixture {
+    uv_loop_t loop;
+    http_server *srv;
+    net_loop_buffers *bufs;
+    uv_async_t client_done;
+    uv_timer_t guard;
+    uv_timer_t late_timer;
+    int port;
+    /* loop thread */
+    inspect_fn inspect;
+    http_request *late[MAX_LATE];
+    size_t late_n;
+    int requests;
+    int stop_called, done_calls, client_finished, finishing, timed_out;
+    size_t conns_at_stop, conns_at_done, conns_before_late, conns_after_late;
+    char events[EVENTS_CAP];
+    char seen[SEEN_CAP];
+    /* client thread, read by the main thread after join */
+    void (*client_fn)(fixture *);
+    char resp[MAX_RESP][RESP_CAP];
+    int nresp;
+    int eof[4];
+    int reconnect_refused;
+};
+
+typedef struct cli {
+    int fd;
+    size_t len;
+    char buf[CLI_BUF];
+} cli;
+
+static void appendf(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void appendf(char *dst, size_t cap, const char *fmt, ...)
+{
+    size_t n = strlen(dst);
+    if (n + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- server side ---------------------------------------------------------- */
+
+static void maybe_finish(fixture *f);
+
+static void on_stopped(void *arg)
+{
+    fixture *f = arg;
+    f->done_calls++;
+    f->conns_at_done = http_server_connections(f->srv);
+    appendf(f->events, sizeof f->events, "done;");
+}
+
+static void stop_server(fixture *f)
+{
+    f->stop_called = 1;
+    appendf(f->events, sizeof f->events, "stop;");
+    http_server_stop(f->srv, on_stopped, f);
+    f->conns_at_stop = http_server_connections(f->srv);
+}
+
+/* The default answer: names the path and the body length, so the client can
+ * tell answers apart and see they came in order. */
+static void answer(fixture *f, http_request *req)
+{
+    char body[256];
+    int n = snprintf(body, sizeof body, "path=%s body=%zu", req->path, req->body.len);
+    appendf(f->events, sizeof f->events, "resp%s;", req->path);
+    http_respond(req, 200, "text/plain", body, (size_t)n, "X-Test: 1\r\n");
+}
+
+static void on_late(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    /* Answering may dispatch a pipelined request that is late too: take the
+     * list out first. */
+    http_request *todo[MAX_LATE];
+    size_t n = f->late_n;
+    memcpy(todo, f->late, n * sizeof *todo);
+    f->late_n = 0;
+    f->conns_before_late = http_server_connections(f->srv);
+    for (size_t i = 0; i < n; i++)
+        answer(f, todo[i]);
+    f->conns_after_late = http_server_connections(f->srv);
+    maybe_finish(f);
+}
+
+static void answer_late(fixture *f, http_request *req)
+{
+    if (f->late_n == MAX_LATE) {
+        answer(f, req);
+        return;
+    }
+    f->late[f->late_n++] = req;
+    if (!uv_is_active((uv_handle_t *)&f->late_timer))
+        uv_timer_start(&f->late_timer, on_late, LATE_MS, 0);
+}
+
+static void on_request(void *ctx, http_request *req)
+{
+    fixture *f = ctx;
+    f->requests++;
+    appendf(f->events, sizeof f->events, "req%s;", req->path);
+    if (f->inspect)
+        f->inspect(f, req);
+    if (strncmp(req->path, "/slow", 5) == 0) {
+        answer_late(f, req);
+    } else if (strcmp(req->path, "/stop-now") == 0) {
+        answer(f, req);
+        stop_server(f);
+    } else if (strcmp(req->path, "/stop-slow") == 0) {
+        stop_server(f);
+        answer_late(f, req);
+    } else if (strcmp(req->path, "/count") == 0) {
+        char body[32];
+        int n = snprintf(body, sizeof body, "%zu", http_server_connections(f->srv));
+        appendf(f->events, sizeof f->events, "resp%s;", req->path);
+        http_respond(req, 200, "text/plain", body, (size_t)n, NULL);
+    } else {
+        answer(f, req);
+    }
+}
+
+static void maybe_finish(fixture *f)
+{
+    if (!f->client_finished || f->late_n > 0 || f->finishing)
+        return;
+    f->finishing = 1;
+    if (!f->stop_called)
+        stop_server(f);
+    uv_close((uv_handle_t *)&f->client_done, NULL);
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    uv_close((uv_handle_t *)&f->late_timer, NULL);
+}
+
+static void on_client_done(uv_async_t *a)
+{
+    fixture *f = a->data;
+    f->client_finished = 1;
+    maybe_finish(f);
+}
+
+static void on_guard(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    f->timed_out = 1;
+    uv_stop(&f->loop);
+}
+
+/* ---- client side ---------------------------------------------------------- */
+
+static int cli_open(fixture *f, cli *c)
+{
+    c->len = 0;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = CLIENT_IO_TIMEOUT_S};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static cli *cli_new(fixture *f)
+{
+    cli *c = calloc(1, sizeof *c);
+    if (c && cli_open(f, c) != 0)
+        c->fd = -1;
+    return c;
+}
+
+static void cli_free(cli *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+static void cli_send(cli *c, const char *data, size_t len)
+{
+    while (c->fd >= 0 && len) {
+        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void cli_sends(cli *c, const char *text)
+{
+    cli_send(c, text, strlen(text));
+}
+
+/* >0 bytes read, 0 EOF, -1 error or timeout. */
+static int cli_fill(cli *c)
+{
+    if (c->fd < 0 || c->len == CLI_BUF)
+        return -1;
+    ssize_t n = recv(c->fd, c->buf + c->len, CLI_BUF - c->len, 0);
+    if (n < 0)
+        return -1;
+    c->len += (size_t)n;
+    return (int)n;
+}
+
+static size_t content_length_of(const char *head, size_t len)
+{
+    char tmp[RESP_CAP];
+    size_t n = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
+    memcpy(tmp, head, n);
+    tmp[n] = '\0';
+    const char *p = strcasestr(tmp, "\r\ncontent-length:");
+    return p ? (size_t)strtoul(p + 17, NULL, 10) : 0;
+}
+
+/* Reads one response (head and Content-Length body) into f->resp. The
+ * status, or -1 when the connection ended or timed out first. */
+static int cli_read_resp(fixture *f, cli *c)
+{
+    char *end;
+    while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
+        if (cli_fill(c) <= 0)
+            return -1;
+    size_t head = (size_t)(end - c->buf) + 4;
+    size_t total = head + content_length_of(c->buf, head);
+    while (c->len < total)
+        if (cli_fill(c) <= 0)
+            return -1;
+    if (f->nresp < MAX_RESP) {
+        size_t keep = total < RESP_CAP - 1 ? total : RESP_CAP - 1;
+        memcpy(f->resp[f->nresp], c->buf, keep);
+        f->resp[f->nresp][keep] = '\0';
+        f->nresp++;
+    }
+    memmove(c->buf, c->buf + total, c->len - total);
+    c->len -= total;
+    return atoi(f->resp[f->nresp - 1] + 9);
+}
+
+/* 1 when the server closed (clean EOF with nothing unread), 0 on extra
+ * bytes, -1 on an error or timeout. */
+static int cli_wait_eof(cli *c)
+{
+    if (c->len)
+        return 0;
+    int n = cli_fill(c);
+    return n == 0 ? 1 : n > 0 ? 0 : -1;
+}
+
+static void *client_main(void *arg)
+{
+    fixture *f = arg;
+    f->client_fn(f);
+    uv_async_send(&f->client_done);
+    return NULL;
+}
+
+/* ---- fixture -------------------------------------------------------------- */
+
+static int setup_with(void **state, size_t body_max)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->bufs = calloc(1, sizeof *f->bufs);
+    assert_non_null(f->bufs);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->client_done.data = f->guard.data = f->late_timer.data = f;
+    assert_int_equal(uv_async_init(&f->loop, &f->client_done, on_client_done), 0);
+    uv_timer_init(&f->loop, &f->guard);
+    uv_timer_init(&f->loop, &f->late_timer);
+    uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
+    http_server_options opt = {
+        .name = "http", .on_request = on_request, .ctx = f, .bufs = f->bufs,
+        .body_max = body_max,
+    };
+    char bound[64] = "";
+    assert_int_equal(http_server_start(&f->loop, "127.0.0.1:0", &opt, &f->srv, bound, sizeof bound),
+                     0);
+    assert_non_null(f->srv);
+    assert_true(strncmp(bound, "127.0.0.1:", 10) == 0);
+    f->port = atoi(bound + 10);
+    assert_true(f->port > 0);
+    assert_int_equal(http_server_connections(f->srv), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+static int setup_small(void **state)
+{
+    return setup_with(state, SMALL_BODY_MAX);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    http_server_free(f->srv);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f->bufs);
+    free(f);
+    return 0;
+}
+
+/* Runs the loop with client_fn in a thread until the client is done, every
+ * late answer is out and the server has stopped with every handle closed. */
+static void run(fixture *f, void (*client_fn)(fixture *))
+{
+    pthread_t th;
+    f->client_fn = client_fn;
+    assert_int_equal(pthread_create(&th, NULL, client_main, f), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    assert_false(f->timed_out);
+    assert_int_equal(f->done_calls, 1);
+    assert_int_equal(f->conns_at_done, 0);
+    assert_int_equal(http_server_connections(f->srv), 0);
+}
+
+/* ---- response checks (main thread) ---------------------------------------- */
+
+static int resp_status(const fixture *f, int i)
+{
+    return i < f->nresp ? atoi(f->resp[i] + 9) : -1;
+}
+
+static const char *resp_body(const fixture *f, int i)
+{
+    const char *end = i < f->nresp ? strstr(f->resp[i], "\r\n\r\n") : NULL;
+    return end ? end + 4 : "";
+}
+
+/* 1 when response i has the header line exactly (e.g. "Connection: close"). */
+static int resp_has(const fixture *f, int i, const char *line)
+{
+    if (i >= f->nresp)
+        return 0;
+    char needle[256];
+    snprintf(needle, sizeof needle, "\r\n%s\r\n", line);
+    const char *end = strstr(f->resp[i], "\r\n\r\n");
+    const char *hit = strstr(f->resp[i], needle);
+    return hit && end && hit <= end;
+}
+
+/* ---- a simple GET, keep-alive, HTTP/1.0 ---------------------------------- */
+
+static void inspect_simple(fixture *f, http_request *req)
+{
+    appendf(f->seen, sizeof f->seen, "%s|%s|[%s]|%s|tls=%d|ka=%d|body=%zu|t=%d", http_method_str(req->method),
+            req->path, req->query, req->peer, req->tls, req->keep_alive, req->body.len,
+            req->started_ms > 0);
+}
+
+static void cli_simple_get(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_simple_get_gets_status_headers_and_body(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_simple;
+    run(f, cli_simple_get);
+    assert_string_equal(f->seen, "GET|/hello|[]|127.0.0.1|tls=0|ka=1|body=0|t=1");
+    assert_int_equal(f->nresp, 1);
+    assert_true(strncmp(f->resp[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_true(resp_has(f, 0, "Content-Length: 17"));
+    assert_true(resp_has(f, 0, "Content-Type: text/plain"));
+    assert_true(resp_has(f, 0, "X-Test: 1"));
+    assert_false(resp_has(f, 0, "Connection: close"));
+    assert_string_equal(resp_body(f, 0), "path=/hello body=0");
+}
+
+static void cli_keep_alive(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_sends(c, "POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void inspect_count(fixture *f, http_request *req)
+{
+    appendf(f->seen, sizeof f->seen, "%s=%zu;", req->path, http_server_connections(f->srv));
+}
+
+static void test_keep_alive_serves_two_requests_on_one_connection(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_count;
+    run(f, cli_keep_alive);
+    assert_string_equal(f->seen, "/one=1;/two=1;");
+    assert_int_equal(f->nresp, 2);
+    assert_string_equal(resp_body(f, 0), "path=/one body=0");
+    assert_string_equal(resp_body(f, 1), "path=/two body=3");
+    assert_false(resp_has(f, 1, "Connection: close"));
+}
+
+static void cli_http10(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /old HTTP/1.0\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "GET /ka1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_sends(c, "GET /ka2 HTTP/1.1\r\nConnection: close\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_http10_closes_after_answer_unless_keep_alive(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_http10);
+    assert_int_equal(f->nresp, 3);
+    assert_int_equal(resp_status(f, 0), 200);
+    assert_true(resp_has(f, 0, "Connection: close"));
+    assert_int_equal(f->eof[0], 1);
+    assert_false(resp_has(f, 1, "Connection: close"));
+    assert_string_equal(resp_body(f, 1), "path=/ka1 body=0");
+    assert_true(resp_has(f, 2, "Connection: close"));
+    assert_string_equal(resp_body(f, 2), "path=/ka2 body=0");
+    assert_int_equal(f->eof[1], 1);
+}
+
+/* ---- pipelining: one request in flight, answers in order ------------------- */
+
+static void cli_pipeline(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+    for (int i = 0; i < 3; i++)
+        cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_pipelined_requests_wait_for_the_late_first_answer(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_pipeline);
+    assert_string_equal(f->events, "req/slow;resp/slow;req/a;resp/a;req/b;resp/b;stop;done;");
+    assert_int_equal(f->nresp, 3);
+    assert_string_equal(resp_body(f, 0), "path=/slow body=0");
+    assert_string_equal(resp_body(f, 1), "path=/a body=0");
+    assert_string_equal(resp_body(f, 2), "path=/b body=2");
+}
+
+/* Pipelined bytes that arrive while the first request is in flight, with the
+ * second request split across the two writes; the second is slow too. */
+static void cli_pipeline_split(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /slow1 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow2 HT");
+    usleep(SPLIT_PAUSE_US);
+    cli_sends(c, "TP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 3; i++)
+        cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_pipelined_request_split_across_writes_is_answered_in_order(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_pipeline_split);
+    assert_string_equal(f->events,
+                        "req/slow1;resp/slow1;req/slow2;resp/slow2;req/c;resp/c;stop;done;");
+    assert_int_equal(f->nresp, 3);
+    assert_string_equal(resp_body(f, 0), "path=/slow1 body=0");
+    assert_string_equal(resp_body(f, 1), "path=/slow2 body=0");
+    assert_string_equal(resp_body(f, 2), "path=/c body=0");
+}
+
+/* ---- headers ---------------------------------------------------------------- */
+
+static void seen_header(fixture *f, http_request *req, const char *name)
+{
+    const char *v = http_request_header(req, name);
+    appendf(f->seen, sizeof f->seen, "%s=%s;", name, v ? v : "(null)");
+}
+
+static void inspect_headers(fixture *f, http_request *req)
+{
+    seen_header(f, req, "x-custom-header");
+    seen_header(f, req, "content-type");
+    seen_header(f, req, "x-split");
+    seen_header(f, req, "x-split-name");
+    seen_header(f, req, "x-empty");
+    seen_header(f, req, "missing");
+    appendf(f->seen, sizeof f->seen, "n=%zu", req->header_count);
+}
+
+static void cli_headers(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /h HTTP/1.1\r\nHost: x\r\nX-CUSTOM-Header: Value1\r\n"
+                 "content-TYPE: text/plain\r\nX-Empty:\r\nX-Split: hel");
+    usleep(SPLIT_PAUSE_US);
+    cli_sends(c, "lo world\r\nX-Split-Na");
+    usleep(SPLIT_PAUSE_US);
+    cli_sends(c, "me: v2\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_header_lookup_by_lowercase_name_and_split_value(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_headers;
+    run(f, cli_headers);
+    assert_string_equal(f->seen, "x-custom-header=Value1;content-type=text/plain;"
+                                 "x-split=hello world;x-split-name=v2;x-empty=;missing=(null);n=6");
+    assert_int_equal(resp_status(f, 0), 200);
+}
+
+static void inspect_many_headers(fixture *f, http_request *req)
+{
+    seen_header(f, req, "h0");
+    seen_header(f, req, "h63");
+    seen_header(f, req, "h64");
+    appendf(f->seen, sizeof f->seen, "n=%zu", req->header_count);
+}
+
+/* SS_HTTP_HEADERS_MAX headers are kept, the next is dropped — also when the
+ * dropped header's value arrives in two pieces. */
+static void cli_many_headers(fixture *f)
+{
+    char head[4096] = "GET /many HTTP/1.1\r\n";
+    for (unsigned i = 0; i < SS_HTTP_HEADERS_MAX; i++)
+        appendf(head, sizeof head, "h%u: v%u\r\n", i, i);
+    appendf(head, sizeof head, "h64: aa");
+    cli *c = cli_new(f);
+    cli_sends(c, head);
+    usleep(SPLIT_PAUSE_US);
+    cli_sends(c, "a\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_headers_past_the_limit_are_dropped_even_when_split(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_many_headers;
+    run(f, cli_many_headers);
+    assert_int_equal(resp_status(f, 0), 200);
+    assert_string_equal(f->seen, "h0=v0;h63=v63;h64=(null);n=64");
+}
+
+/* ---- query strings ---------------------------------------------------------- */
+
+static void seen_query(fixture *f, http_request *req, const char *name, size_t cap)
+{
+    char out[64];
+    memset(out, 'X', sizeof out);
+    int rc = http_query_get(req, name, out, cap);
+    appendf(f->seen, sizeof f->seen, "%s:%d:%s;", name, rc, rc == 1 ? out : "-");
+}
+
+static void inspect_query(fixture *f, http_request *req)
+{
+    appendf(f->seen, sizeof f->seen, "%s?%s;", req->path, req->query);
+    seen_query(f, req, "a", 64);
+    seen_query(f, req, "name", 64);
+    seen_query(f, req, "plus", 64);
+    seen_query(f, req, "empty", 64);
+    seen_query(f, req, "flag", 64);
+    seen_query(f, req, "missing", 64);
+    seen_query(f, req, "bad", 64);
+    seen_query(f, req, "trunc", 64);
+    seen_query(f, req, "long", 11); /* 10 bytes and the NUL: fits */
+    seen_query(f, req, "long", 10); /* one short */
+    seen_query(f, req, "enckey", 64);
+    seen_query(f, req, "utf", 64);
+    appendf(f->seen, sizeof f->seen, "has:%d%d%d%d%d%d", http_query_has(req, "flag"),
+            http_query_has(req, "empty"), http_query_has(req, "a"), http_query_has(req, "missing"),
+            http_query_has(req, "fla"), http_query_has(req, "lon"));
+}
+
+static void cli_query(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /q?a=1&name=hello%20world&plus=a+b%2Bc&empty=&flag&bad=%zz"
+                 "&long=abcdefghij&enc%6Bey=v%3d1&utf=%C3%A9&trunc=%4 HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_query_get_decodes_and_reports_absent_bad_and_too_long(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_query;
+    run(f, cli_query);
+    assert_int_equal(resp_status(f, 0), 200);
+    assert_string_equal(resp_body(f, 0), "path=/q body=0");
+    char expect[1024];
+    snprintf(expect, sizeof expect,
+             "/q?a=1&name=hello%%20world&plus=a+b%%2Bc&empty=&flag&bad=%%zz&long=abcdefghij"
+             "&enc%%6Bey=v%%3d1&utf=%%C3%%A9&trunc=%%4;"
+             "a:1:1;name:1:hello world;plus:1:a b+c;empty:1:;flag:1:;missing:0:-;bad:%d:-;"
+             "trunc:%d:-;long:1:abcdefghij;long:%d:-;enckey:1:v=1;utf:1:\xc3\xa9;has:111000",
+             SS_INVAL, SS_INVAL, SS_TOO_LARGE);
+    assert_string_equal(f->seen, expect);
+}
+
+static void inspect_no_query(fixture *f, http_request *req)
+{
+    char out[8];
+    appendf(f->seen, sizeof f->seen, "%s|[%s]|%d|%d", req->path, req->query,
+            http_query_get(req, "a", out, sizeof out), http_query_has(req, "a"));
+}
+
+static void cli_no_query(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /plain HTTP/1.1\r\n\r\nGET /empty? HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_query_absent_or_empty_has_no_parameters(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_no_query;
+    run(f, cli_no_query);
+    assert_string_equal(f->seen, "/plain|[]|0|0/empty|[]|0|0");
+}
+
+static void inspect_query_cap0(fixture *f, http_request *req)
+{
+    char out[4] = "XYZ";
+    int rc = http_query_get(req, "empty", out, 0);
+    appendf(f->seen, sizeof f->seen, "%d:%c", rc, out[0] ? out[0] : '0');
+}
+
+static void cli_query_cap0(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /q?empty= HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+/* cap 0 has no room even for the terminating NUL: nothing may be written. */
+static void test_query_get_with_cap_zero_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_query_cap0;
+    run(f, cli_query_cap0);
+    char expect[32];
+    snprintf(expect, sizeof expect, "%d:X", SS_TOO_LARGE);
+    assert_string_equal(f->seen, expect);
+}
+
+/* ---- bodies ------------------------------------------------------------------- */
+
+static void inspect_body(fixture *f, http_request *req)
+{
+    appendf(f->seen, sizeof f->seen, "%s:%zu:%.*s;", req->path, req->body.len, (int)req->body.len,
+            req->body.data ? req->body.data : "");
+}
+
+static void cli_bodies(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /len HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello");
+    usleep(SPLIT_PAUSE_US);
+    cli_sends(c, " world");
+    cli_read_resp(f, c);
+    cli_sends(c, "POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhello\r\n6\r\n wo");
+    usleep(SPLIT_PAUSE_US);
+    cli_sends(c, "rld\r\n0\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_sends(c, "POST /zero HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_content_length_and_chunked_bodies_arrive_whole(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_body;
+    run(f, cli_bodies);
+    assert_string_equal(f->seen, "/len:11:hello world;/chunked:11:hello world;/zero:0:;");
+    assert_int_equal(f->nresp, 3);
+    assert_string_equal(resp_body(f, 1), "path=/chunked body=11");
+}
+
+static void cli_body_at_limit(fixture *f)
+{
+    char body[SMALL_BODY_MAX + 1];
+    memset(body, 'b', sizeof body);
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /at HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
+    cli_send(c, body, SMALL_BODY_MAX);
+    cli_read_resp(f, c);
+    /* Over by one: refused from the head alone, the body is never sent. */
+    cli_sends(c, "POST /over HTTP/1.1\r\nContent-Length: 101\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_content_length_over_body_max_gets_413_before_the_body(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_body;
+    run(f, cli_body_at_limit);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nresp, 2);
+    assert_string_equal(resp_body(f, 0), "path=/at body=100");
+    assert_int_equal(resp_status(f, 1), 413);
+    assert_true(strncmp(f->resp[1], "HTTP/1.1 413 Content Too Large\r\n", 32) == 0);
+    assert_true(resp_has(f, 1, "Connection: close"));
+    assert_true(resp_has(f, 1, "Content-Type: application/json"));
+    assert_non_null(strstr(resp_body(f, 1), "\"code\":\"too_large\""));
+    assert_int_equal(f->eof[0], 1);
+}
+
+static void cli_chunked_limit(fixture *f)
+{
+    char chunk[SMALL_BODY_MAX];
+    memset(chunk, 'c', sizeof chunk);
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /at HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n");
+    cli_send(c, chunk, 50);
+    cli_sends(c, "\r\n32\r\n");
+    cli_send(c, chunk, 50);
+    cli_sends(c, "\r\n0\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_sends(c, "POST /over HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n");
+    cli_send(c, chunk, 100);
+    cli_sends(c, "\r\n1\r\nc\r\n0\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_chunked_body_over_body_max_gets_413(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_chunked_limit);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nresp, 2);
+    assert_string_equal(resp_body(f, 0), "path=/at body=100");
+    assert_int_equal(resp_status(f, 1), 413);
+    assert_true(resp_has(f, 1, "Connection: close"));
+    assert_non_null(strstr(resp_body(f, 1), "\"too_large\""));
+    assert_int_equal(f->eof[0], 1);
+}
+
+static void cli_expect_continue(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /e HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-Continue\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_sends(c, "hello");
+    cli_read_resp(f, c);
+    /* Too large: the refusal comes instead of the 100. */
+    cli_sends(c, "POST /e2 HTTP/1.1\r\nContent-Length: 101\r\nExpect: 100-continue\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_expect_100_continue_comes_before_the_final_answer(void **state)
+{
+    fixture *f = *state;
+    f->inspect = inspect_body;
+    run(f, cli_expect_continue);
+    assert_int_equal(f->nresp, 3);
+    assert_string_equal(f->resp[0], "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_int_equal(resp_status(f, 1), 200);
+    assert_string_equal(resp_body(f, 1), "path=/e body=5");
+    assert_string_equal(f->seen, "/e:5:hello;");
+    assert_int_equal(resp_status(f, 2), 413);
+    assert_int_equal(f->eof[0], 1);
+}
+
+/* ---- malformed and oversized requests ---------------------------------------- */
+
+static void cli_bad_line(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GARBAGE\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "GET / HTTP/1.1\r\nno colon here\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+    /* A good request, then garbage pipelined behind it: the good one is
+     * answered, then the garbage is refused. */
+    c = cli_new(f);
+    cli_sends(c, "GET /ok HTTP/1.1\r\n\r\nBAD\x01 / HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    f->eof[2] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_malformed_request_gets_400_json_and_close(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_bad_line);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nresp, 4);
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            continue;
+        assert_int_equal(resp_status(f, i), 400);
+        assert_true(resp_has(f, i, "Connection: close"));
+        assert_true(resp_has(f, i, "Content-Type: application/json"));
+        json_error_t err;
+        json_t *j = json_loads(resp_body(f, i), 0, &err);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                            "bad_request");
+        json_decref(j);
+    }
+    assert_string_equal(resp_body(f, 2), "path=/ok body=0");
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->eof[1], 1);
+    assert_int_equal(f->eof[2], 1);
+}
+
+/* A head of `total` bytes: request line, one padding header, the blank line. */
+static char *make_head(size_t total)
+{
+    const char *start = "GET /big HTTP/1.1\r\nX-Pad: ";
+    const char *end = "\r\n\r\n";
+    char *h = malloc(total + 1);
+    if (!h)
+        return NULL;
+    size_t s = strlen(start), e = strlen(end);
+    memcpy(h, start, s);
+    memset(h + s, 'p', total - s - e);
+    memcpy(h + total - e, end, e);
+    h[total] = '\0';
+    return h;
+}
+
+static void cli_big_heads(fixture *f)
+{
+    char *ok = make_head(60000);
+    char *big = make_head(70000);
+    cli *c = cli_new(f);
+    if (ok)
+        cli_sends(c, ok);
+    cli_read_resp(f, c);
+    cli_free(c);
+    c = cli_new(f);
+    if (big)
+        cli_sends(c, big);
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+    free(ok);
+    free(big);
+}
+
+static void test_head_over_64k_gets_431(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_big_heads);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->nresp, 2);
+    assert_int_equal(resp_status(f, 0), 200);
+    assert_int_equal(resp_status(f, 1), 431);
+    assert_true(resp_has(f, 1, "Connection: close"));
+    assert_non_null(strstr(resp_body(f, 1), "\"code\":\"head_too_large\""));
+    assert_int_equal(f->eof[0], 1);
+}
+
+/* ---- http_respond_error -------------------------------------------------------- */
+
+static void inspect_error(fixture *f, http_request *req)
+{
+    (void)f;
+    if (strcmp(req->path, "/err") == 0)
+        req->data = "err";
+}
+
+static void cli_errors(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /err HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_sends(c, "GET /err401 HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+#define ERR_MESSAGE "say \"hi\"\\ \n\t\x01 \xc3\xa9"
+
+/* This test's own handler: answers with http_respond_error. */
+static void on_request_error(void *ctx, http_request *req)
+{
+    fixture *f = ctx;
+    f->requests++;
+    if (strcmp(req->path, "/err") == 0)
+        http_respond_error(req, 422, "invalid", ERR_MESSAGE, "\"index\":3");
+    else
+        http_respond_error(req, 401, "unauthorized", "no token", NULL);
+}
+
+static void test_respond_error_escapes_message_and_adds_fragment(void **state)
+{
+    fixture *f = *state;
+    /* Restart with the error handler. */
+    http_server_stop(f->srv, NULL, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    http_server_free(f->srv);
+    http_server_options opt = {.name = "http", .on_request = on_request_error, .ctx = f,
+                               .bufs = f->bufs};
+    char bound[64];
+    assert_int_equal(http_server_start(&f->loop, "127.0.0.1:0", &opt, &f->srv, bound, sizeof bound),
+                     0);
+    f->port = atoi(bound + 10);
+    run(f, cli_errors);
+    assert_int_equal(f->nresp, 2);
+    assert_true(strncmp(f->resp[0], "HTTP/1.1 422 Unprocessable Content\r\n", 36) == 0);
+    assert_true(resp_has(f, 0, "Content-Type: application/json"));
+    assert_false(resp_has(f, 0, "Connection: close"));
+    const char *body = resp_body(f, 0);
+    /* Raw control characters never appear in the JSON text. */
+    for (const char *p = body; *p; p++)
+        assert_true((unsigned char)*p >= 0x20);
+    json_error_t err;
+    json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &err);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), 1);
+    json_t *e = json_object_get(j, "error");
+    assert_int_equal(json_object_size(e), 3);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "invalid");
+    assert_string_equal(json_string_value(json_object_get(e, "message")), ERR_MESSAGE);
+    assert_int_equal(json_integer_value(json_object_get(e, "index")), 3);
+    json_decref(j);
+    assert_int_equal(resp_status(f, 1), 401);
+    assert_true(resp_has(f, 1, "WWW-Authenticate: Bearer"));
+    assert_string_equal(resp_body(f, 1),
+                        "{\"error\":{\"code\":\"unauthorized\",\"message\":\"no token\"}}");
+}
+
+static void test_status_text(void **state)
+{
+    (void)state;
+    assert_string_equal(http_status_text(200), "OK");
+    assert_string_equal(http_status_text(404), "Not Found");
+    assert_string_equal(http_status_text(413), "Content Too Large");
+    assert_string_equal(http_status_text(431), "Request Header Fields Too Large");
+    assert_string_equal(http_status_text(599), "Unknown");
+}
+
+/* ---- the peer goes while the handler holds the request -------------------------- */
+
+static void cli_close_while_slow(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /slow HTTP/1.1\r\n\r\nGET /never HTTP/1.1\r\n\r\n");
+    cli_free(c);
+}
+
+static void test_peer_close_while_handler_holds_request_is_safe(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_close_while_slow);
+    /* The connection lived until the late answer, which was dropped and freed
+     * it; the pipelined request behind it never ran. */
+    assert_string_equal(f->events, "req/slow;resp/slow;stop;done;");
+    assert_int_equal(f->conns_before_late, 1);
+    assert_int_equal(f->conns_after_late, 0);
+}
+
+static void cli_reset_while_slow(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /slow HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    usleep(SPLIT_PAUSE_US);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    cli_free(c);
+}
+
+static void test_peer_reset_while_handler_holds_request_is_safe(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_reset_while_slow);
+    assert_string_equal(f->events, "req/slow;resp/slow;stop;done;");
+    assert_int_equal(f->conns_after_late, 0);
+}
+
+/* ---- stop ------------------------------------------------------------------------ */
+
+static void cli_stop_idle(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stop-now HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+    cli probe;
+    f->reconnect_refused = cli_open(f, &probe) != 0;
+    if (probe.fd >= 0)
+        close(probe.fd);
+}
+
+static void test_stop_closes_idle_connection_and_listener(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stop_idle);
+    assert_int_equal(f->nresp, 1);
+    assert_int_equal(resp_status(f, 0), 200);
+    assert_int_equal(f->eof[0], 1);
+    assert_true(f->reconnect_refused);
+    assert_string_equal(f->events, "req/stop-now;resp/stop-now;stop;done;");
+}
+
+static void cli_stop_in_flight(fixture *f)
+{
+    cli *idle = cli_new(f);
+    cli_sends(idle, "GET /first HTTP/1.1\r\n\r\n");
+    cli_read_resp(f, idle);
+    cli *busy = cli_new(f);
+    cli_sends(busy, "GET /stop-slow HTTP/1.1\r\n\r\n");
+    f->eof[0] = cli_wait_eof(idle);
+    cli_read_resp(f, busy);
+    f->eof[1] = cli_wait_eof(busy);
+    cli_free(idle);
+    cli_free(busy);
+}
+
+static void test_stop_lets_in_flight_request_finish_then_calls_done(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stop_in_flight);
+    assert_string_equal(f->events, "req/first;resp/first;req/stop-slow;stop;resp/stop-slow;done;");
+    /* At stop the idle connection is closing, not yet closed. */
+    assert_int_equal(f->conns_at_stop, 2);
+    assert_int_equal(f->conns_before_late, 1);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->nresp, 2);
+    assert_string_equal(resp_body(f, 1), "path=/stop-slow body=0");
+    assert_true(resp_has(f, 1, "Connection: close"));
+    assert_int_equal(f->eof[1], 1);
+}
+
+/* ---- connection counts ------------------------------------------------------------ */
+
+static void cli_counts(fixture *f)
+{
+    cli *c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = cli_new(f);
+        cli_sends(c[i], "GET /count HTTP/1.1\r\n\r\n");
+        cli_read_resp(f, c[i]);
+    }
+    cli_free(c[0]);
+    /* The server notices the close on its next loop turn: ask until it has. */
+    for (int tries = 0; tries < 50; tries++) {
+        int before = f->nresp;
+        cli_sends(c[2], "GET /count HTTP/1.1\r\n\r\n");
+        cli_read_resp(f, c[2]);
+        if (f->nresp == before || strcmp(resp_body(f, f->nresp - 1), "2") == 0)
+            break;
+        f->nresp--;
+        usleep(10000);
+    }
+    cli_free(c[1]);
+    cli_free(c[2]);
+}
+
+static void test_connections_counts_open_connections(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_counts);
+    assert_int_equal(f->nresp, 4);
+    assert_string_equal(resp_body(f, 0), "1");
+    assert_string_equal(resp_body(f, 1), "2");
+    assert_string_equal(resp_body(f, 2), "3");
+    assert_string_equal(resp_body(f, 3), "2");
+}
+
+/* ---- start errors -------------------------------------------------------------------- */
+
+static void test_start_refuses_bad_address_and_address_in_use(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    net_loop_buffers *bufs = calloc(1, sizeof *bufs);
+    assert_non_null(bufs);
+    http_server_options opt = {.name = "http", .on_request = on_request, .bufs = bufs};
+    http_server *a = NULL, *b = NULL;
+    char bound[64];
+    assert_int_equal(http_server_start(&loop, "nonsense", &opt, &a, bound, sizeof bound), SS_INVAL);
+    assert_null(a);
+    assert_int_equal(http_server_start(&loop, "127.0.0.1:0", &opt, &a, bound, sizeof bound), 0);
+    char taken[64];
+    snprintf(taken, sizeof taken, "%s", bound);
+    int rc = http_server_start(&loop, taken, &opt, &b, bound, sizeof bound);
+    assert_int_equal(rc, UV_EADDRINUSE);
+    /* On a libuv error the half-made server is handed out to be freed once
+     * the loop has let go of its listener. */
+    http_server_stop(a, NULL, NULL);
+    if (b)
+        http_server_stop(b, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    http_server_free(a);
+    http_server_free(b);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(bufs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_text),
+        cmocka_unit_test(test_start_refuses_bad_address_and_address_in_use),
+        cmocka_unit_test_setup_teardown(test_simple_get_gets_status_headers_and_body, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_serves_two_requests_on_one_connection,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http10_closes_after_answer_unless_keep_alive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_requests_wait_for_the_late_first_answer,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pipelined_request_split_across_writes_is_answered_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_lookup_by_lowercase_name_and_split_value,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_headers_past_the_limit_are_dropped_even_when_split,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_query_get_decodes_and_reports_absent_bad_and_too_long, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_absent_or_empty_has_no_parameters, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_query_get_with_cap_zero_writes_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_content_length_and_chunked_bodies_arrive_whole,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_content_length_over_body_max_gets_413_before_the_body, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body_over_body_max_gets_413, setup_small,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_expect_100_continue_comes_before_the_final_answer,
+                                        setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_request_gets_400_json_and_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_head_over_64k_gets_431, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_respond_error_escapes_message_and_adds_fragment,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_close_while_handler_holds_request_is_safe,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_reset_while_handler_holds_request_is_safe,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_closes_idle_connection_and_listener, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stop_lets_in_flight_request_finish_then_calls_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_counts_open_connections, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
