@@ -4,7 +4,8 @@
 Opens --conns connections to 127.0.0.1:--port, sends one `GET --path` on each
 and reads the whole answer, then leaves them all open and idle, and reads
 VmRSS of --pid (one or more pids, summed: nginx's worker) from /proc before
-and after. Prints `RESULT key=value ...`.
+and after (and once more after closing them all: how much the server gives
+back). Prints `RESULT key=value ...`.
 
 Bounded: connects in waves of --wave (the listen backlog is 1024), every wait
 has a deadline, and the whole measurement must end within --budget seconds of
@@ -126,9 +127,12 @@ def main():
     ok = alive == a.conns and elapsed < a.budget
     for s in socks:
         s.close()
+    time.sleep(SETTLE_S)
+    closed = rss_kib(a.pid)
     per_conn = (after - before) * 1024 / a.conns
     print(f"RESULT ok={int(ok)} conns={a.conns} alive={alive} rss_before_kib={before} "
-          f"rss_after_kib={after} bytes_per_conn={per_conn:.0f} fds_before={fds_before} "
+          f"rss_after_kib={after} rss_closed_kib={closed} bytes_per_conn={per_conn:.0f} "
+          f"fds_before={fds_before} "
           f"fds_after={fds_after} elapsed_s={elapsed:.1f}")
     if not ok:
         sys.exit(f"idle_conns: only {alive}/{a.conns} connections open after {elapsed:.1f}s")

@@ -1,5 +1,6 @@
 /* main.c — the command line: sensorspace serve | version | help. */
 #include "core/config.h"
+#include "server/reset_password.h"
 #include "server/server.h"
 
 #include <stdio.h>
@@ -23,6 +24,8 @@ static const char serve_help[] =
     "  --durability full|normal  full: acknowledged data survives a power loss (default);\n"
     "                            normal: it survives a killed process, not a power loss\n"
     "  --tcp-idle-timeout SECS   idle TCP ingest connections close after this (300)\n"
+    "  --session-ttl SECS        a sign-in lasts at most this long (43200)\n"
+    "  --session-idle-timeout SECS  an unused sign-in ends after this (7200)\n"
     "  --log-level LEVEL         debug, info, warn, error (info)\n"
     "\n"
     "Any listener takes 'off'; port 0 picks a free port. Each flag is also a key\n"
@@ -32,6 +35,7 @@ static const char main_help[] =
     "usage: sensorspace COMMAND [ARGS]\n"
     "\n"
     "  serve     run the server (sensorspace serve --help)\n"
+    "  reset-password  set a user's password offline (reset-password --help)\n"
     "  version   print the version\n"
     "  help      this text\n";
 
@@ -59,6 +63,8 @@ int main(int argc, char **argv)
     const char *cmd = argc > 1 ? argv[1] : "help";
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "reset-password") == 0)
+        return reset_password_main(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("sensorspace %s\n", SENSORSPACE_VERSION);
         return 0;

@@ -175,6 +175,20 @@ int device_cache_put(device_cache *c, const char *device_id, const char *org_id,
     return rc;
 }
 
+int device_cache_set_token(device_cache *c, const char *device_id,
+                           const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    pthread_mutex_lock(&c->lock);
+    cache_node *node = find_by_id(c, device_id, NULL);
+    if (node) {
+        unlink_by_hash(c, node);
+        memcpy(node->hash, hash, SS_SECRET_HASH_BYTES);
+        link_by_hash(c, node);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return node ? SS_OK : SS_NOT_FOUND;
+}
+
 int device_cache_set_disabled(device_cache *c, const char *device_id, int disabled)
 {
     pthread_mutex_lock(&c->lock);

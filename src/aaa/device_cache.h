@@ -28,6 +28,11 @@ void device_cache_free(device_cache *c);
  * device id is already known. 0 or SS_NOMEM. */
 int device_cache_put(device_cache *c, const char *device_id, const char *org_id,
                      const uint8_t hash[SS_SECRET_HASH_BYTES], int disabled);
+/* Changes only the token hash (a rotation), keeping the disabled flag the
+ * cache holds: a rotation racing a disable cannot enable the device again,
+ * nor bring back a deleted one. 0 or SS_NOT_FOUND. */
+int device_cache_set_token(device_cache *c, const char *device_id,
+                           const uint8_t hash[SS_SECRET_HASH_BYTES]);
 /* Changes only the disabled flag. 0 or SS_NOT_FOUND. */
 int device_cache_set_disabled(device_cache *c, const char *device_id, int disabled);
 /* Forgets the device (deleted). 0 or SS_NOT_FOUND. */

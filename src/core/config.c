@@ -32,6 +32,8 @@ static const config_key config_keys[] = {
     KEY("log-level", log_level, "info"),
     KEY("durability", durability, "full"),
     KEY("tcp-idle-timeout", tcp_idle_timeout, "300"),
+    KEY("session-ttl", session_ttl, "43200"),
+    KEY("session-idle-timeout", session_idle_timeout, "7200"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -78,6 +80,12 @@ int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
     int lineno = 0, rc = SS_OK;
     while (rc == SS_OK && fgets(line, sizeof line, f)) {
         lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line longer than %u bytes", path, lineno,
+                     CONFIG_LINE_MAX - 1);
+            rc = SS_INVAL;
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;
@@ -150,6 +158,16 @@ int config_from_args(config *cfg, int argc, char **argv, char *err, size_t errle
     return SS_OK;
 }
 
+int config_seconds(const char *text, long max, long *out)
+{
+    char *end;
+    long secs = strtol(text, &end, 10);
+    if (end == text || *end || secs < 1 || secs > max)
+        return SS_INVAL;
+    *out = secs;
+    return SS_OK;
+}
+
 int config_validate(const config *cfg, char *err, size_t errlen)
 {
     log_level level;
@@ -161,11 +179,21 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "durability must be full or normal");
         return SS_INVAL;
     }
-    char *end;
-    long secs = strtol(cfg->tcp_idle_timeout, &end, 10);
-    if (*end || secs < 1 || secs > 86400) {
-        snprintf(err, errlen, "tcp-idle-timeout must be 1..86400 seconds");
-        return SS_INVAL;
+    static const struct {
+        const char *name;
+        size_t offset;
+        long max;
+    } seconds[] = {
+        {"tcp-idle-timeout", offsetof(config, tcp_idle_timeout), 86400},
+        {"session-ttl", offsetof(config, session_ttl), 30L * 86400},
+        {"session-idle-timeout", offsetof(config, session_idle_timeout), 30L * 86400},
+    };
+    for (size_t i = 0; i < sizeof seconds / sizeof seconds[0]; i++) {
+        long secs;
+        if (config_seconds((const char *)cfg + seconds[i].offset, seconds[i].max, &secs)) {
+            snprintf(err, errlen, "%s must be 1..%ld seconds", seconds[i].name, seconds[i].max);
+            return SS_INVAL;
+        }
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         snprintf(err, errlen, "tls-cert and tls-key go together");

@@ -24,6 +24,8 @@ typedef struct config {
     char log_level[CONFIG_VALUE_MAX];
     char durability[CONFIG_VALUE_MAX];   /* "full" or "normal" */
     char tcp_idle_timeout[CONFIG_VALUE_MAX];  /* seconds */
+    char session_ttl[CONFIG_VALUE_MAX];        /* seconds: absolute session expiry */
+    char session_idle_timeout[CONFIG_VALUE_MAX];  /* seconds: idle session expiry */
 } config;
 
 /* Fills in the defaults of SPEC §1. */
@@ -41,6 +43,9 @@ int config_set(config *cfg, const char *key, const char *value);
 /* Reads a config file. 0, SS_IO (cannot read), SS_INVAL (bad line; err says
  * which). */
 int config_load_file(config *cfg, const char *path, char *err, size_t errlen);
+
+/* A whole number of seconds in [1, max] into *out. 0 or SS_INVAL. */
+int config_seconds(const char *text, long max, long *out);
 
 /* Checks values (log level, durability, timeouts). 0 or SS_INVAL. */
 int config_validate(const config *cfg, char *err, size_t errlen);

@@ -24,7 +24,8 @@
     X(TLS, -13, "TLS failure")                                          \
     X(CLOSED, -14, "closed")                                            \
     X(TIMEOUT, -15, "timed out")                                        \
-    X(BUSY, -16, "busy")
+    X(BUSY, -16, "busy")                                                \
+    X(CONFLICT, -17, "conflicts with the current state")
 
 enum ss_err {
 #define SS_ERR_ENUM(name, code, msg) SS_##name = (code),

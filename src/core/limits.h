@@ -55,6 +55,15 @@
 
 /* A user session lasts this long after login (absolute expiry). */
 #define SS_SESSION_TTL_MS (12LL * 60 * 60 * 1000)
+/* A session unused this long ends (idle expiry): a forgotten browser tab
+ * does not stay signed in for the whole day. */
+#define SS_SESSION_IDLE_MS (2LL * 60 * 60 * 1000)
+/* last_seen_at is written at most this often per session: idle expiry
+ * needs minutes of precision, not a store write per request. */
+#define SS_SESSION_TOUCH_MS (60LL * 1000)
+/* API keys an organisation may hold; audit entries one request returns. */
+#define SS_AUDIT_LIMIT_DEFAULT 100u
+#define SS_AUDIT_LIMIT_MAX 10000u
 /* Failed logins per account or per address before 429, within the window. */
 #define SS_LOGIN_FAILURES_MAX 10u
 #define SS_LOGIN_WINDOW_MS (15LL * 60 * 1000)

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "aaa/conn_registry.h"
 #include "aaa/device_cache.h"
 #include "aaa/throttle.h"
 #include "http/server.h"
@@ -21,6 +22,9 @@ typedef struct api_ctx {
     ingest_queue *queue;
     device_cache *devices;
     throttle *logins;
+    conn_registry *conns;       /* live connections by principal, for revocation */
+    int64_t session_ttl_ms;     /* absolute session expiry; 0: SS_SESSION_TTL_MS */
+    int64_t session_idle_ms;    /* idle session expiry; 0: SS_SESSION_IDLE_MS */
     size_t requests_in_flight;  /* loop thread only */
 } api_ctx;
 

@@ -1,4 +1,5 @@
 /* api_auth.c — sign in, sign out, who am I. */
+#include "aaa/conn_registry.h"
 #include "aaa/password.h"
 #include "aaa/secret.h"
 #include "core/err.h"
@@ -53,12 +54,16 @@ static json_t *login_answer(api_call *call, const char *token)
 static void start_session(api_call *call)
 {
     char token[SECRET_TEXT_MAX];
+    int64_t ttl = call->app->session_ttl_ms ? call->app->session_ttl_ms : SS_SESSION_TTL_MS;
     memset(&call->session, 0, sizeof call->session);
     secret_new(SECRET_PREFIX_SESSION, token, call->session.token_hash);
+    secret_new_id(call->session.id);
     memcpy(call->session.user_id, call->user.id, sizeof call->session.user_id);
     secret_random_hex(call->session.csrf, SS_SECRET_BYTES);
+    snprintf(call->session.peer, sizeof call->session.peer, "%s", call->req->peer);
     call->session.created_at = call->now_ms;
-    call->session.expires_at = call->now_ms + SS_SESSION_TTL_MS;
+    call->session.last_seen_at = call->now_ms;
+    call->session.expires_at = call->now_ms + ttl;
     int rc = store_session_create(call->db, &call->session);
     if (rc) {
         api_reply_store_error(call, rc);
@@ -69,7 +74,7 @@ static void start_session(api_call *call)
     snprintf(call->extra_headers, sizeof call->extra_headers,
              "Set-Cookie: ss_session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s\r\n"
              "Cache-Control: no-store\r\n",
-             token, (long long)(SS_SESSION_TTL_MS / 1000), call->req->tls ? "; Secure" : "");
+             token, (long long)(ttl / 1000), call->req->tls ? "; Secure" : "");
     sodium_memzero(token, sizeof token);
 }
 
@@ -149,6 +154,181 @@ void api_me(api_call *call)
     json_object_set_new(me, "memberships", memberships);
     json_object_set_new(me, "user", api_user_json(&call->user));
     api_reply_json(call, 200, me);
+}
+
+/* {new_password} checked and hashed into out; answers 400 on failure. */
+static int new_password_hash(api_call *call, json_t *body, char out[STORE_PW_HASH_MAX])
+{
+    int bad = 0;
+    const char *pw = api_json_string(body, "new_password", SS_PASSWORD_MAX, &bad);
+    if (bad || !pw || password_hash(pw, out)) {
+        api_reply_error(call, 400, "weak_password",
+                        "new_password is required and has 12 to 1024 characters");
+        return 1;
+    }
+    return 0;
+}
+
+void api_me_password(api_call *call)
+{
+    if (api_require_user(call))
+        return;
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    int bad = 0;
+    const char *current = api_json_string(body, "current_password", SS_PASSWORD_MAX, &bad);
+    char hash[STORE_PW_HASH_MAX];
+    if (bad || !current || !password_verify(current, call->user.pw_hash)) {
+        json_decref(body);
+        api_reply_error(call, 403, "wrong_password", "current_password is not right");
+        return;
+    }
+    int failed = new_password_hash(call, body, hash);
+    json_decref(body);
+    if (failed)
+        return;
+    int rc = store_user_set_password(call->db, call->user.id, hash);
+    if (rc == 0)
+        rc = store_session_delete_user(call->db, call->user.id, call->session.token_hash);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    char target[64];
+    snprintf(target, sizeof target, "user:%s", call->user.id);
+    api_audit(call, "", "user.password", target, NULL);
+    api_reply_empty(call);
+}
+
+typedef struct session_list {
+    api_call *call;
+    json_t *list;
+} session_list;
+
+static int append_session(void *ctx, const store_session *s)
+{
+    session_list *sl = ctx;
+    int current = strcmp(s->id, sl->call->session.id) == 0;
+    json_array_append_new(sl->list, json_pack("{s:s,s:s,s:I,s:I,s:I,s:b}", "id", s->id, "address",
+                                              s->peer, "created_at", (json_int_t)s->created_at,
+                                              "last_seen_at", (json_int_t)s->last_seen_at,
+                                              "expires_at", (json_int_t)s->expires_at, "current",
+                                              current));
+    return 0;
+}
+
+void api_me_sessions(api_call *call)
+{
+    if (api_require_user(call))
+        return;
+    session_list sl = {call, json_array()};
+    int rc = store_session_list_user(call->db, call->user.id, call->now_ms, append_session, &sl);
+    if (rc) {
+        json_decref(sl.list);
+        api_reply_store_error(call, rc);
+        return;
+    }
+    api_reply_json(call, 200, sl.list);
+}
+
+void api_me_session_delete(api_call *call)
+{
+    if (api_require_user(call))
+        return;
+    int rc = secret_id_valid(call->params[0])
+                 ? store_session_delete_id(call->db, call->user.id, call->params[0])
+                 : SS_NOT_FOUND;
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    api_reply_empty(call);
+}
+
+/* Superadmin acting on a user named in the path; answers on failure. */
+static int load_user_as_superadmin(api_call *call, store_user *u)
+{
+    if (api_require_user(call))
+        return 1;
+    if (!call->user.superadmin) {
+        api_reply_error(call, 403, "forbidden", "only the superadmin manages users");
+        return 1;
+    }
+    int rc = secret_id_valid(call->params[0]) ? store_user_get(call->db, call->params[0], u)
+                                              : SS_NOT_FOUND;
+    if (rc)
+        api_reply_store_error(call, rc);
+    return rc;
+}
+
+/* Ends every session and live connection of the user. */
+static int end_user_sessions(api_call *call, const char *user_id)
+{
+    int rc = store_session_delete_user(call->db, user_id, NULL);
+    if (rc == 0 && call->app->conns)
+        conn_registry_revoke(call->app->conns, user_id);
+    return rc;
+}
+
+void api_user_patch(api_call *call)
+{
+    store_user u;
+    if (load_user_as_superadmin(call, &u))
+        return;
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    json_t *disabled = json_object_get(body, "disabled");
+    int ok = json_is_boolean(disabled);
+    int value = json_is_true(disabled);
+    json_decref(body);
+    if (!ok) {
+        api_reply_error(call, 400, "bad_request", "disabled (a boolean) is required");
+        return;
+    }
+    if (value && strcmp(u.id, call->user.id) == 0) {
+        api_reply_error(call, 409, "conflict", "the superadmin cannot disable itself");
+        return;
+    }
+    int rc = store_user_set_disabled(call->db, u.id, value);
+    if (rc == 0 && value)
+        rc = end_user_sessions(call, u.id);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    u.disabled = value;
+    char target[64];
+    snprintf(target, sizeof target, "user:%s", u.id);
+    api_audit(call, "", value ? "user.disable" : "user.enable", target, NULL);
+    api_reply_json(call, 200, api_user_json(&u));
+}
+
+void api_user_password(api_call *call)
+{
+    store_user u;
+    if (load_user_as_superadmin(call, &u))
+        return;
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    char hash[STORE_PW_HASH_MAX];
+    int failed = new_password_hash(call, body, hash);
+    json_decref(body);
+    if (failed)
+        return;
+    int rc = store_user_set_password(call->db, u.id, hash);
+    if (rc == 0)
+        rc = end_user_sessions(call, u.id);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    char target[64];
+    snprintf(target, sizeof target, "user:%s", u.id);
+    api_audit(call, "", "user.password_reset", target, NULL);
+    api_reply_empty(call);
 }
 
 void api_healthz(api_call *call)

@@ -13,6 +13,13 @@
 #define API_PARAMS_MAX 2
 #define API_EXTRA_HEADERS_MAX 512
 
+/* Who is asking: a person signed in, or an app with an API key. */
+typedef enum {
+    API_PRINCIPAL_NONE = 0,
+    API_PRINCIPAL_USER,
+    API_PRINCIPAL_KEY,
+} api_principal;
+
 typedef struct api_call {
     uv_work_t work;
     api_ctx *app;
@@ -20,9 +27,11 @@ typedef struct api_call {
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];  /* path parameters, in order */
     store_conn *db;
     int64_t now_ms;
-    /* The person signed in (after api_require_user). */
-    store_user user;
-    store_session session;
+    /* Who is asking (after api_authenticate or api_require_user). */
+    api_principal principal;
+    store_user user;        /* API_PRINCIPAL_USER */
+    store_session session;  /* API_PRINCIPAL_USER */
+    store_apikey key;       /* API_PRINCIPAL_KEY */
     int via_cookie;
     /* The answer, sent by the loop once the worker is done. */
     int status;
@@ -46,17 +55,31 @@ void api_reply_store_error(api_call *call, int err);
  * is not one. */
 json_t *api_body_object(api_call *call);
 
-/* Authenticates the person (Bearer session token or ss_session cookie; a
- * mutating request by cookie must carry a matching X-CSRF-Token). Answers
- * 401/403 and returns nonzero when that fails. */
+/* Authenticates a person or an app: "Authorization: Bearer" with a session
+ * token or an API key ("ssk_…"), or the ss_session cookie (a mutating
+ * request by cookie must carry a matching X-CSRF-Token). Sessions past
+ * their idle or absolute expiry end here. Answers 401/403 and returns
+ * nonzero when that fails. */
+int api_authenticate(api_call *call);
+
+/* The same, for endpoints that only a person may use (an API key gets 403). */
 int api_require_user(api_call *call);
 
-/* Checks the signed-in user holds at least `min` in the org (or is the
- * superadmin). Answers 404 when the org does not exist or the user has no
- * role in it (never revealing that it exists), 403 when the role is too
- * low, and returns nonzero then. OUT role (may be NULL): the effective role,
- * STORE_ROLE_OWNER for the superadmin. */
+/* Checks the caller holds at least `min` in the org. A user: the superadmin,
+ * or a role in the org or an ancestor. An API key: its org is the org or an
+ * ancestor, and its scopes cover `min` (viewer: data:read or manage;
+ * editor, admin: manage; owner: never). Answers 404 when the org does not
+ * exist or the caller has no role in it (never revealing that it exists),
+ * 403 when the role or scope is too low, and returns nonzero then.
+ * OUT role (may be NULL): the effective role (STORE_ROLE_OWNER for the
+ * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
+
+/* Appends to the audit log: the caller as actor, its address, now.
+ * target is "<kind>:<id>"; detail is short text or JSON without secrets.
+ * A failure to write is logged, never answered: the change is made. */
+void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
+               const char *detail);
 
 /* 1 when name is a usable name: present and not only white space (the
  * length was checked by api_json_string). */
@@ -103,6 +126,19 @@ void api_device_channels(api_call *call);
 void api_device_latest(api_call *call);
 void api_device_data(api_call *call);
 void api_healthz(api_call *call);
+void api_me_password(api_call *call);
+void api_me_sessions(api_call *call);
+void api_me_session_delete(api_call *call);
+void api_user_patch(api_call *call);
+void api_user_password(api_call *call);
+void api_org_delete(api_call *call);
+void api_member_patch(api_call *call);
+void api_member_delete(api_call *call);
+void api_apikeys_list(api_call *call);
+void api_apikeys_create(api_call *call);
+void api_apikey_delete(api_call *call);
+void api_audit_list(api_call *call);
+void api_audit_list_all(api_call *call);
 
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);

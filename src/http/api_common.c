@@ -14,6 +14,8 @@
 
 #define SESSION_COOKIE "ss_session"
 #define BEARER_PREFIX "Bearer "
+/* The org tree is shallow; a walk longer than this is a broken tree. */
+#define API_ORG_WALK_MAX 64
 
 void api_reply_json(api_call *call, int status, json_t *value)
 {
@@ -121,7 +123,47 @@ static int method_mutates(int method)
     return method != HTTP_GET && method != HTTP_HEAD && method != HTTP_OPTIONS;
 }
 
-int api_require_user(api_call *call)
+static int csrf_ok(api_call *call)
+{
+    if (!call->via_cookie || !method_mutates(call->req->method))
+        return 1;
+    const char *csrf = http_request_header(call->req, "x-csrf-token");
+    size_t len = strlen(call->session.csrf);
+    return csrf && strlen(csrf) == len && sodium_memcmp(csrf, call->session.csrf, len) == 0;
+}
+
+static int64_t session_idle_ms(const api_call *call)
+{
+    return call->app->session_idle_ms ? call->app->session_idle_ms : SS_SESSION_IDLE_MS;
+}
+
+/* Loads the session and its user; ends a session that sat idle too long. */
+static int load_session(api_call *call, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    int rc = store_session_get(call->db, hash, call->now_ms, &call->session);
+    if (rc == 0 && call->now_ms - call->session.last_seen_at > session_idle_ms(call)) {
+        store_session_delete(call->db, hash);
+        rc = SS_NOT_FOUND;
+    }
+    if (rc == 0)
+        rc = store_user_get(call->db, call->session.user_id, &call->user);
+    if (rc == 0 && call->user.disabled)
+        rc = SS_NOT_FOUND;
+    /* Touch often enough that a session in use never looks idle. */
+    int64_t touch_every = session_idle_ms(call) / 4;
+    if (touch_every > SS_SESSION_TOUCH_MS)
+        touch_every = SS_SESSION_TOUCH_MS;
+    if (rc == 0 && call->now_ms - call->session.last_seen_at > touch_every)
+        store_session_touch(call->db, hash, call->now_ms);
+    return rc;
+}
+
+static int load_key(api_call *call, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    return store_apikey_get_by_hash(call->db, hash, &call->key);
+}
+
+int api_authenticate(api_call *call)
 {
     size_t len = 0;
     const char *token = find_session_token(call->req, &len, &call->via_cookie);
@@ -131,42 +173,90 @@ int api_require_user(api_call *call)
     }
     uint8_t hash[SS_SECRET_HASH_BYTES];
     secret_hash(token, len, hash);
-    int rc = store_session_get(call->db, hash, call->now_ms, &call->session);
-    if (rc == 0)
-        rc = store_user_get(call->db, call->session.user_id, &call->user);
-    if (rc == SS_NOT_FOUND || (rc == 0 && call->user.disabled)) {
-        api_reply_error(call, 401, "unauthenticated", "the session has ended; sign in again");
+    size_t plen = strlen(SECRET_PREFIX_APIKEY);
+    int is_key = !call->via_cookie && len > plen && strncmp(token, SECRET_PREFIX_APIKEY, plen) == 0 &&
+                 token[plen] == '_';
+    int rc = is_key ? load_key(call, hash) : load_session(call, hash);
+    if (rc == SS_NOT_FOUND) {
+        api_reply_error(call, 401, "unauthenticated",
+                        is_key ? "the API key is not valid" : "the session has ended; sign in again");
         return 1;
     }
     if (rc) {
         api_reply_store_error(call, rc);
         return 1;
     }
-    if (call->via_cookie && method_mutates(call->req->method)) {
-        const char *csrf = http_request_header(call->req, "x-csrf-token");
-        if (!csrf || strlen(csrf) != strlen(call->session.csrf) ||
-            sodium_memcmp(csrf, call->session.csrf, strlen(csrf)) != 0) {
-            api_reply_error(call, 403, "csrf_failed", "the X-CSRF-Token header is missing or wrong");
-            return 1;
-        }
+    call->principal = is_key ? API_PRINCIPAL_KEY : API_PRINCIPAL_USER;
+    if (!csrf_ok(call)) {
+        api_reply_error(call, 403, "csrf_failed", "the X-CSRF-Token header is missing or wrong");
+        return 1;
     }
     return 0;
+}
+
+int api_require_user(api_call *call)
+{
+    if (api_authenticate(call))
+        return 1;
+    if (call->principal == API_PRINCIPAL_USER)
+        return 0;
+    api_reply_error(call, 403, "forbidden", "this endpoint is for people signed in, not API keys");
+    return 1;
+}
+
+/* Key org scope: 1 when org_id is the key's org or one of its descendants. */
+static int org_within(api_call *call, const char *org_id, const char *ancestor, int *err)
+{
+    char id[SS_ID_LEN + 1];
+    snprintf(id, sizeof id, "%s", org_id);
+    for (int depth = 0; depth < API_ORG_WALK_MAX && id[0]; depth++) {
+        if (strcmp(id, ancestor) == 0)
+            return 1;
+        store_org org;
+        *err = store_org_get(call->db, id, &org);
+        if (*err)
+            return 0;
+        memcpy(id, org.parent_id, sizeof id);
+    }
+    return 0;
+}
+
+static store_role key_role(unsigned scopes)
+{
+    if (scopes & STORE_SCOPE_MANAGE)
+        return STORE_ROLE_ADMIN;
+    if (scopes & STORE_SCOPE_DATA_READ)
+        return STORE_ROLE_VIEWER;
+    return STORE_ROLE_NONE;
+}
+
+/* The caller's role in the org: SS_NOT_FOUND when the org does not exist. */
+static int effective_role(api_call *call, const char *org_id, store_role *r, int *member)
+{
+    store_org org;
+    int rc;
+    *member = 1;
+    if (call->principal == API_PRINCIPAL_KEY) {
+        rc = 0;
+        *member = org_within(call, org_id, call->key.org_id, &rc);
+        *r = *member ? key_role(call->key.scopes) : STORE_ROLE_NONE;
+        return rc;
+    }
+    if (call->user.superadmin) {
+        *r = STORE_ROLE_OWNER;
+        return store_org_get(call->db, org_id, &org);
+    }
+    rc = store_role_effective(call->db, call->user.id, org_id, r);
+    *member = *r != STORE_ROLE_NONE;
+    return rc;
 }
 
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role)
 {
     store_role r = STORE_ROLE_NONE;
-    int rc = SS_OK;
-    if (!secret_id_valid(org_id)) {
-        rc = SS_NOT_FOUND;
-    } else if (call->user.superadmin) {
-        store_org org;
-        rc = store_org_get(call->db, org_id, &org);
-        r = STORE_ROLE_OWNER;
-    } else {
-        rc = store_role_effective(call->db, call->user.id, org_id, &r);
-    }
-    if (rc == SS_NOT_FOUND || (rc == 0 && r == STORE_ROLE_NONE)) {
+    int member = 0;
+    int rc = secret_id_valid(org_id) ? effective_role(call, org_id, &r, &member) : SS_NOT_FOUND;
+    if (rc == SS_NOT_FOUND || (rc == 0 && !member)) {
         api_reply_error(call, 404, "not_found", "no such resource");
         return 1;
     }
@@ -175,12 +265,33 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
         return 1;
     }
     if (r < min) {
-        api_reply_error(call, 403, "forbidden", "your role does not allow this");
+        api_reply_error(call, 403, "forbidden",
+                        call->principal == API_PRINCIPAL_KEY ? "the API key's scopes do not allow this"
+                                                             : "your role does not allow this");
         return 1;
     }
     if (role)
         *role = r;
     return 0;
+}
+
+void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
+               const char *detail)
+{
+    store_audit a = {0};
+    a.ts = call->now_ms;
+    snprintf(a.org_id, sizeof a.org_id, "%s", org_id ? org_id : "");
+    if (call->principal == API_PRINCIPAL_KEY)
+        snprintf(a.actor, sizeof a.actor, "apikey:%s", call->key.id);
+    else
+        snprintf(a.actor, sizeof a.actor, "user:%s", call->user.id);
+    snprintf(a.action, sizeof a.action, "%s", action);
+    snprintf(a.target, sizeof a.target, "%s", target);
+    snprintf(a.addr, sizeof a.addr, "%s", call->req->peer);
+    snprintf(a.detail, sizeof a.detail, "%s", detail ? detail : "");
+    int rc = store_audit_append(call->db, &a);
+    if (rc)
+        log_error("audit", "cannot record %s on %s: %s", action, target, ss_strerror(rc));
 }
 
 int api_name_valid(const char *name)
@@ -201,7 +312,7 @@ void api_lowercase(char *s)
 
 int api_load_device(api_call *call, store_role min, store_device *d)
 {
-    if (api_require_user(call))
+    if (api_authenticate(call))
         return 1;
     int rc = secret_id_valid(call->params[0]) ? store_device_get(call->db, call->params[0], d)
                                               : SS_NOT_FOUND;

@@ -44,6 +44,8 @@ static void on_committed(ingest_item *item, int status)
         char body[64];
         int n = snprintf(body, sizeof body, "{\"stored\":%zu}", item->readings.len);
         http_respond(req, 200, "application/json", body, (size_t)n, NULL);
+    } else if (status == SS_NOT_FOUND) {
+        http_respond_error(req, 401, "invalid_token", "the device no longer exists", NULL);
     } else if (status == SS_FULL) {
         http_respond_error(req, 503, "store_unavailable", "the store is full; nothing was stored",
                            NULL);

@@ -15,9 +15,16 @@ static int append_device(void *ctx, const store_device *d)
     return 0;
 }
 
+static void audit_device(api_call *call, const store_device *d, const char *action)
+{
+    char target[64];
+    snprintf(target, sizeof target, "device:%s", d->id);
+    api_audit(call, d->org_id, action, target, NULL);
+}
+
 void api_devices_list(api_call *call)
 {
-    if (api_require_user(call) || api_require_role(call, call->params[0], STORE_ROLE_VIEWER, NULL))
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_VIEWER, NULL))
         return;
     json_t *list = json_array();
     int rc = store_device_list(call->db, call->params[0], append_device, list);
@@ -40,7 +47,7 @@ static void reply_with_token(api_call *call, int status, json_t *obj, char *toke
 
 void api_devices_create(api_call *call)
 {
-    if (api_require_user(call) || api_require_role(call, call->params[0], STORE_ROLE_EDITOR, NULL))
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_EDITOR, NULL))
         return;
     json_t *body = api_body_object(call);
     if (!body)
@@ -71,6 +78,7 @@ void api_devices_create(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
+    audit_device(call, &d, "device.create");
     reply_with_token(call, 201, api_device_json(&d), token);
 }
 void api_device_get(api_call *call)
@@ -79,6 +87,15 @@ void api_device_get(api_call *call)
     if (api_load_device(call, STORE_ROLE_VIEWER, &d))
         return;
     api_reply_json(call, 200, api_device_json(&d));
+}
+
+/* Closes the device's live connections (TCP ingest, later MQTT): its old
+ * token must stop working on them too, not only on new ones. Best effort:
+ * without memory the change itself still stands. */
+static void revoke_connections(api_call *call, const char *device_id)
+{
+    if (call->app->conns)
+        conn_registry_revoke(call->app->conns, device_id);
 }
 
 static int apply_patch(api_call *call, json_t *body, store_device *d)
@@ -119,6 +136,9 @@ void api_device_patch(api_call *call)
         return;
     }
     device_cache_set_disabled(call->app->devices, d.id, d.disabled);
+    if (d.disabled)
+        revoke_connections(call, d.id);
+    audit_device(call, &d, "device.update");
     api_reply_json(call, 200, api_device_json(&d));
 }
 
@@ -135,6 +155,8 @@ void api_device_delete(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
+    revoke_connections(call, d.id);
+    audit_device(call, &d, "device.delete");
     api_reply_empty(call);
 }
 
@@ -148,11 +170,13 @@ void api_device_rotate(api_call *call)
     secret_new(SECRET_PREFIX_DEVICE, token, hash);
     int rc = store_device_set_token(call->db, d.id, hash);
     if (rc == 0)
-        rc = device_cache_put(call->app->devices, d.id, d.org_id, hash, d.disabled);
+        rc = device_cache_set_token(call->app->devices, d.id, hash);
     if (rc) {
         sodium_memzero(token, sizeof token);
         api_reply_store_error(call, rc);
         return;
     }
+    revoke_connections(call, d.id);
+    audit_device(call, &d, "device.rotate_token");
     reply_with_token(call, 200, json_pack("{s:s}", "id", d.id), token);
 }

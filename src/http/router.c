@@ -10,8 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Path segments of the longest route ("/api/v1/devices/{id}/token"). */
-#define ROUTE_SEGMENTS_MAX 8
 
 typedef struct route {
     int method;
@@ -24,10 +22,23 @@ static const route routes[] = {
     {HTTP_POST, "/api/v1/auth/login", api_login},
     {HTTP_POST, "/api/v1/auth/logout", api_logout},
     {HTTP_GET, "/api/v1/me", api_me},
+    {HTTP_PUT, "/api/v1/me/password", api_me_password},
+    {HTTP_GET, "/api/v1/me/sessions", api_me_sessions},
+    {HTTP_DELETE, "/api/v1/me/sessions/{}", api_me_session_delete},
+    {HTTP_PATCH, "/api/v1/users/{}", api_user_patch},
+    {HTTP_PUT, "/api/v1/users/{}/password", api_user_password},
+    {HTTP_GET, "/api/v1/audit", api_audit_list_all},
     {HTTP_GET, "/api/v1/orgs", api_orgs_list},
     {HTTP_POST, "/api/v1/orgs", api_orgs_create},
     {HTTP_GET, "/api/v1/orgs/{}", api_org_get},
     {HTTP_PATCH, "/api/v1/orgs/{}", api_org_patch},
+    {HTTP_DELETE, "/api/v1/orgs/{}", api_org_delete},
+    {HTTP_PATCH, "/api/v1/orgs/{}/members/{}", api_member_patch},
+    {HTTP_DELETE, "/api/v1/orgs/{}/members/{}", api_member_delete},
+    {HTTP_GET, "/api/v1/orgs/{}/apikeys", api_apikeys_list},
+    {HTTP_POST, "/api/v1/orgs/{}/apikeys", api_apikeys_create},
+    {HTTP_DELETE, "/api/v1/apikeys/{}", api_apikey_delete},
+    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list},
     {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list},
     {HTTP_POST, "/api/v1/orgs/{}/members", api_members_add},
     {HTTP_GET, "/api/v1/orgs/{}/devices", api_devices_list},

@@ -14,8 +14,11 @@
 /* Bytes of pipelined input buffered while a request is in flight; past it we
  * stop reading the socket until the answer is out (backpressure). */
 #define HTTP_PENDING_MAX (SS_HTTP_HEAD_MAX + 16u * 1024u)
-/* Room for a status line and our fixed headers. */
-#define HTTP_HEAD_OUT_MAX 1024u
+/* Answers queued for a peer that does not read them: past this we stop
+ * parsing its requests until the kernel has taken the answers. */
+#define HTTP_WRITE_PENDING_MAX (256u * 1024u)
+/* A connection closing after its last answer gets this long to take it. */
+#define HTTP_LINGER_TIMEOUT_MS 10000u
 
 struct http_server {
     uv_loop_t *loop;
@@ -43,15 +46,21 @@ struct http_conn {
     http_conn *prev, *next;
     http_parser parser;
     http_request req;
-    ss_buf pending;         /* pipelined bytes read while a request is in flight */
+    ss_buf pending;         /* bytes read and not yet parsed (pipelining) */
+    size_t pending_pos;     /* parsed up to here */
     ss_buf header_field;    /* the header name being read */
     conn_phase phase;
     int reject_status;      /* set by a parser callback to refuse the request */
     int last_was_value;     /* header callbacks alternate field/value */
     int handles_open;       /* stream + timer not yet closed */
     unsigned closing : 1;
-    unsigned in_flight : 1;
+    unsigned lingering : 1;     /* last answer queued; closes once written */
+    unsigned in_flight : 1;     /* a handler holds the request */
+    unsigned dispatching : 1;   /* inside the handler call: answers do not parse on */
     unsigned read_paused : 1;
+    unsigned headers_done : 1;  /* later header callbacks are trailers: ignored */
+    unsigned dropping_value : 1;  /* the header past the limit being skipped */
+    unsigned request_started : 1; /* a byte of the current request has come */
 };
 
 static const http_parser_settings parser_settings;
@@ -104,21 +113,46 @@ static void on_handle_closed(uv_handle_t *h)
     conn_maybe_free(c);
 }
 
+static void conn_close_timer(http_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->timer))
+        return;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
 static void on_stream_closed(net_stream *st)
 {
     http_conn *c = (http_conn *)st;
+    c->closing = 1;
+    conn_close_timer(c);
     c->handles_open--;
     conn_maybe_free(c);
 }
 
+/* Closes now, dropping anything unwritten. */
 static void conn_close(http_conn *c)
 {
     if (c->closing)
         return;
     c->closing = 1;
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    conn_close_timer(c);
     net_stream_close(&c->stream);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+/* Closes once the last answer is written, or after HTTP_LINGER_TIMEOUT_MS
+ * if the peer does not take it: a peer that stops reading cannot hold the
+ * connection, nor a shutdown, for ever. */
+static void conn_close_after_write(http_conn *c)
+{
+    c->lingering = 1;
+    net_stream_close_after_write(&c->stream);
+    uv_timer_start(&c->timer, on_linger_timeout, HTTP_LINGER_TIMEOUT_MS, 0);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -167,43 +201,40 @@ const char *http_status_text(int status)
     return "Unknown";
 }
 
-static void conn_feed(http_conn *c, const char *data, size_t len);
+static void conn_drain(http_conn *c);
 
-static void conn_next_request(http_conn *c)
+/* Ready for the next request on a kept-alive connection. Parsing goes on
+ * in conn_drain, never from here: an answer given inside the handler call
+ * must not parse (and dispatch) the next request on top of the stack. */
+static void conn_reset_request(http_conn *c)
 {
     request_reset(&c->req);
     c->reject_status = 0;
+    c->headers_done = 0;
+    c->dropping_value = 0;
+    c->request_started = 0;
     http_parser_pause(&c->parser, 0);
     conn_set_phase(c, PHASE_IDLE);
-    if (c->read_paused) {
-        c->read_paused = 0;
-        net_stream_resume(&c->stream);
-    }
-    if (c->pending.len == 0)
-        return;
-    /* Take the buffered bytes out first: feeding may buffer again. */
-    ss_buf pending = c->pending;
-    c->pending = (ss_buf)SS_BUF_INIT;
-    conn_feed(c, pending.data, pending.len);
-    buf_free(&pending);
 }
 
 static int write_response(http_conn *c, int status, const char *content_type, const char *body,
                           size_t len, const char *extra, int keep_alive)
 {
+    /* 204 carries no Content-Length (RFC 9110 §8.6); HEAD gets the head of
+     * the answer only (§9.3.2). */
+    int no_body = status == 204 || (c->req.method == HTTP_HEAD && !c->reject_status);
+    char length[48] = "";
+    if (status != 204)
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
+    const char *connection = !keep_alive ? "Connection: close\r\n"
+                             : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
+                                                         : "";
     ss_buf out = SS_BUF_INIT;
-    int rc = buf_printf(&out,
-                        "HTTP/1.1 %d %s\r\n"
-                        "Content-Length: %zu\r\n"
-                        "%s%s%s"
-                        "%s"
-                        "%s"
-                        "\r\n",
-                        status, http_status_text(status), len,
-                        content_type ? "Content-Type: " : "", content_type ? content_type : "",
-                        content_type ? "\r\n" : "", extra ? extra : "",
-                        keep_alive ? "" : "Connection: close\r\n");
-    if (rc == 0 && len)
+    int rc = buf_printf(&out, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status,
+                        http_status_text(status), length, content_type ? "Content-Type: " : "",
+                        content_type ? content_type : "", content_type ? "\r\n" : "",
+                        extra ? extra : "", connection);
+    if (rc == 0 && len && !no_body)
         rc = buf_append(&out, body, len);
     if (rc == 0)
         rc = net_stream_write(&c->stream, out.data, out.len);
@@ -229,13 +260,12 @@ void http_respond(http_request *req, int status, const char *content_type, const
         return;
     }
     if (!keep_alive) {
-        uv_timer_stop(&c->timer);
-        net_stream_close_after_write(&c->stream);
-        c->closing = 1;
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        conn_close_after_write(c);
         return;
     }
-    conn_next_request(c);
+    conn_reset_request(c);
+    if (!c->dispatching)
+        conn_drain(c);
 }
 
 void http_respond_error(http_request *req, int status, const char *code, const char *message,
@@ -274,6 +304,7 @@ static int on_message_begin(http_parser *p)
 {
     http_conn *c = p->data;
     c->req.started_ms = clock_mono_ms();
+    c->request_started = 1;
     if (c->phase == PHASE_IDLE)
         conn_set_phase(c, PHASE_HEAD);
     return 0;
@@ -288,6 +319,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
+    if (c->headers_done)
+        return 0;
     if (c->last_was_value) {
         buf_reset(&c->header_field);
         c->last_was_value = 0;
@@ -299,9 +332,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
     http_request *req = &c->req;
+    if (c->headers_done)
+        return 0;
     if (!c->last_was_value) {
         c->last_was_value = 1;
-        if (req->header_count >= SS_HTTP_HEADERS_MAX)
+        c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX;
+        if (c->dropping_value)
             return 0;
         for (size_t i = 0; i < c->header_field.len; i++) {
             char ch = c->header_field.data[i];
@@ -313,7 +349,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
         req->header_count++;
         return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
     }
-    if (req->header_count > SS_HTTP_HEADERS_MAX || req->headers.len == 0)
+    if (c->dropping_value || req->headers.len == 0)
         return 0;
     /* A value in pieces: drop the NUL, append, terminate again. */
     req->headers.len--;
@@ -341,6 +377,7 @@ static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
     c->last_was_value = 0;
+    c->headers_done = 1;
     buf_reset(&c->header_field);
     split_target(&c->req);
     size_t max = c->server->opt.body_max;
@@ -388,8 +425,10 @@ static const http_parser_settings parser_settings = {
 static void conn_dispatch(http_conn *c)
 {
     c->in_flight = 1;
+    c->dispatching = 1;
     conn_set_phase(c, PHASE_WAITING);
     c->server->opt.on_request(c->server->opt.ctx, &c->req);
+    c->dispatching = 0;
 }
 
 static void conn_parse_error(http_conn *c)
@@ -408,29 +447,70 @@ static void conn_parse_error(http_conn *c)
     conn_refuse(c, 400, "bad_request", msg);
 }
 
-/* Runs the parser over bytes. Stops at the end of one message (the parser
- * pauses itself there) and dispatches it; bytes after it are kept for when
- * the answer is out. */
-static void conn_feed(http_conn *c, const char *data, size_t len)
+/* Runs the parser over bytes. 1: a message is complete (the parser paused
+ * itself at its end); 0: more bytes are needed; -1: refused (answered).
+ * OUT used: bytes consumed. */
+static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 {
     if (c->phase == PHASE_IDLE && len)
         conn_set_phase(c, PHASE_HEAD);
     /* The head limit is http-parser's own (http_parser_set_max_header_size,
      * set once at start): it counts the request line and every header. */
-    size_t parsed = http_parser_execute(&c->parser, &parser_settings, data, len);
+    *used = http_parser_execute(&c->parser, &parser_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
-        if (parsed < len && buf_append(&c->pending, data + parsed, len - parsed)) {
-            conn_close(c);
-            return;
-        }
-        conn_dispatch(c);
-        return;
-    }
+    if (e == HPE_PAUSED)
+        return 1;
     if (e != HPE_OK) {
         conn_parse_error(c);
-        return;
+        return -1;
     }
+    return 0;
+}
+
+/* 1 when the connection should not take another request now. */
+static int conn_busy(http_conn *c)
+{
+    return c->closing || c->lingering || c->in_flight ||
+           c->stream.write_pending > HTTP_WRITE_PENDING_MAX;
+}
+
+static void conn_pending_compact(http_conn *c)
+{
+    if (c->pending_pos == c->pending.len) {
+        buf_reset(&c->pending);
+        c->pending_pos = 0;
+    }
+}
+
+static void conn_update_backpressure(http_conn *c)
+{
+    size_t unparsed = c->pending.len - c->pending_pos;
+    int want_pause = unparsed > HTTP_PENDING_MAX ||
+                     c->stream.write_pending > HTTP_WRITE_PENDING_MAX;
+    if (c->closing || c->lingering || want_pause == (int)c->read_paused)
+        return;
+    c->read_paused = (unsigned)want_pause;
+    if (want_pause)
+        net_stream_pause(&c->stream);
+    else
+        net_stream_resume(&c->stream);
+}
+
+/* Parses and dispatches buffered requests one after the other, in a loop,
+ * until one goes asynchronous or the bytes run out. */
+static void conn_drain(http_conn *c)
+{
+    while (!conn_busy(c) && c->pending_pos < c->pending.len) {
+        size_t used = 0;
+        int rc = conn_parse(c, c->pending.data + c->pending_pos, c->pending.len - c->pending_pos,
+                            &used);
+        c->pending_pos += used;
+        if (rc != 1)
+            break;
+        conn_dispatch(c);
+    }
+    conn_pending_compact(c);
+    conn_update_backpressure(c);
 }
 
 /* ---- stream callbacks --------------------------------------------------- */
@@ -438,20 +518,31 @@ static void conn_feed(http_conn *c, const char *data, size_t len)
 static void on_read(net_stream *st, const char *data, size_t len)
 {
     http_conn *c = (http_conn *)st;
-    if (c->closing)
+    if (c->closing || c->lingering)
         return;
-    if (c->in_flight) {
+    if (conn_busy(c) || c->pending_pos < c->pending.len) {
         if (buf_append(&c->pending, data, len)) {
             conn_close(c);
             return;
         }
-        if (c->pending.len > HTTP_PENDING_MAX && !c->read_paused) {
-            c->read_paused = 1;
-            net_stream_pause(&c->stream);
-        }
+        conn_drain(c);
         return;
     }
-    conn_feed(c, data, len);
+    /* The common case: parse straight from the read buffer, copy nothing. */
+    size_t used = 0;
+    if (conn_parse(c, data, len, &used) != 1)
+        return;
+    if (used < len && buf_append(&c->pending, data + used, len - used)) {
+        conn_close(c);
+        return;
+    }
+    conn_dispatch(c);
+    conn_drain(c);
+}
+
+static void on_drained(net_stream *st)
+{
+    conn_drain((http_conn *)st);
 }
 
 static void on_stream_error(net_stream *st, int err)
@@ -465,7 +556,9 @@ static void on_stream_error(net_stream *st, int err)
 static void on_timeout(uv_timer_t *t)
 {
     http_conn *c = t->data;
-    if (c->phase == PHASE_IDLE || c->in_flight) {
+    /* Nothing of a request came: close without a word, as browsers expect
+     * of an idle connection. */
+    if (c->phase == PHASE_IDLE || c->in_flight || !c->request_started) {
         conn_close(c);
         return;
     }
@@ -475,15 +568,37 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---- listener --------------------------------------------------------- */
 
+static void on_scratch_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Out of memory for a connection: accept it anyway and close it at once,
+ * since a listener whose pending connection is not accepted stops being
+ * polled by libuv and would never accept again. */
+static void refuse_connection(uv_stream_t *listener)
+{
+    uv_tcp_t *scratch = malloc(sizeof *scratch);
+    if (!scratch || uv_tcp_init(listener->loop, scratch)) {
+        free(scratch);
+        return;
+    }
+    uv_accept(listener, (uv_stream_t *)scratch);
+    uv_close((uv_handle_t *)scratch, on_scratch_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     http_server *s = listener->data;
     if (status < 0 || s->stopping)
         return;
     http_conn *c = calloc(1, sizeof *c);
-    if (!c)
+    if (!c) {
+        refuse_connection(listener);
         return;
+    }
     c->server = s;
+    c->stream.on_drained = on_drained;
     c->stream.on_read = on_read;
     c->stream.on_error = on_stream_error;
     c->stream.on_close = on_stream_closed;
@@ -510,9 +625,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     net_stream_peer(&c->stream, c->req.peer, sizeof c->req.peer);
-    conn_set_phase(c, PHASE_IDLE);
-    /* The first request must start within the head timeout, not keep-alive's. */
-    uv_timer_start(&c->timer, on_timeout, SS_HTTP_HEAD_TIMEOUT_MS, 0);
+    /* The first request's head must be in within the head timeout of the
+     * accept, however slowly its bytes (or a TLS handshake) come. */
+    conn_set_phase(c, PHASE_HEAD);
 }
 
 int http_server_start(uv_loop_t *loop, const char *addr, const http_server_options *opt,
@@ -607,6 +722,8 @@ static int hex_value(char ch)
 static int decode_component(const char *s, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
+    if (cap == 0)
+        return SS_TOO_LARGE;
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
         if (ch == '+') {

@@ -101,6 +101,22 @@ static int queue_reserve_batches(ingest_queue *q, size_t n)
     return SS_OK;
 }
 
+/* A device deleted while its readings waited in the queue fails the whole
+ * group commit (SS_NOT_FOUND). Rare; so then each item is committed on its
+ * own, and only the deleted device's items fail. */
+static void queue_commit_each(ingest_queue *q, ingest_item *run)
+{
+    for (ingest_item *it = run; it; it = it->next) {
+        store_batch b = {
+            .device_id = it->device_id,
+            .org_id = it->org_id,
+            .readings = it->readings.items,
+            .len = it->readings.len,
+        };
+        it->status = it->readings.len ? store_write_batches(q->conn, &b, 1) : SS_OK;
+    }
+}
+
 /* One transaction for the run; sets every item's status. Items without
  * readings take no part in the write and complete with 0 whatever it gave
  * (queue.h), keeping their place in the order. */
@@ -120,6 +136,10 @@ static void queue_commit_run(ingest_queue *q, ingest_item *run, size_t n_items)
     }
     if (rc == SS_OK && nb > 0)
         rc = store_write_batches(q->conn, q->batches, nb);
+    if (rc == SS_NOT_FOUND && nb > 1) {
+        queue_commit_each(q, run);
+        return;
+    }
     if (rc != SS_OK)
         log_warn("ingest", "commit of %zu items failed: %s", n_items, ss_strerror(rc));
     for (ingest_item *it = run; it; it = it->next)

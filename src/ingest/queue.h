@@ -19,7 +19,8 @@
 typedef struct ingest_item ingest_item;
 
 /* Runs on the loop thread once the item's readings are committed (status 0)
- * or refused by the store (SS_STORE, SS_FULL, SS_NOMEM). The item belongs to
+ * or refused by the store (SS_STORE, SS_FULL, SS_NOMEM, or SS_NOT_FOUND when
+ * the device was deleted meanwhile; only that device's items fail then). The item belongs to
  * the submitter again from this call on. */
 typedef void (*ingest_done_cb)(ingest_item *item, int status);
 

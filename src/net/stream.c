@@ -103,8 +103,12 @@ static void on_write_done(uv_write_t *req, int status)
     if (status == 0)
         s->bytes_out += w->len;
     free(w);
-    if (status < 0 && status != UV_ECANCELED)
+    if (status < 0 && status != UV_ECANCELED) {
         stream_fail(s, SS_IO);
+        return;
+    }
+    if (s->write_pending == 0 && s->on_drained && !s->closing)
+        s->on_drained(s);
 }
 
 /* Copies bytes into one allocation with its request and queues it. */
@@ -391,6 +395,7 @@ int net_stream_accept(uv_stream_t *server, net_stream *s, SSL_CTX *tls, net_loop
     *s = (net_stream){.on_read = keep.on_read,
                       .on_error = keep.on_error,
                       .on_close = keep.on_close,
+                      .on_drained = keep.on_drained,
                       .data = keep.data,
                       .bufs = bufs};
     if (uv_tcp_init(server->loop, &s->tcp) != 0) {

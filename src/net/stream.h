@@ -33,6 +33,9 @@ typedef void (*net_read_cb)(net_stream *s, const char *data, size_t len);
 typedef void (*net_error_cb)(net_stream *s, int err);
 /* The handle is closed; the owner may free the memory holding the stream. */
 typedef void (*net_close_cb)(net_stream *s);
+/* Everything queued has been written (write_pending dropped to 0): an owner
+ * that stopped reading because its peer was not reading may go on. */
+typedef void (*net_drained_cb)(net_stream *s);
 
 struct net_stream {
     uv_tcp_t tcp;        /* tcp.data points back to this stream */
@@ -40,6 +43,7 @@ struct net_stream {
     net_read_cb on_read;
     net_error_cb on_error;
     net_close_cb on_close;
+    net_drained_cb on_drained;  /* optional */
     void *data;          /* the owner's */
     struct net_loop_buffers *bufs;  /* the loop's shared read buffers (from accept) */
     uv_idle_t *drain;    /* TLS only, made on first need: delivers plaintext that

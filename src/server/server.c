@@ -1,4 +1,5 @@
 #include "server/server.h"
+#include "aaa/conn_registry.h"
 #include "aaa/device_cache.h"
 #include "aaa/secret.h"
 #include "aaa/throttle.h"
@@ -7,6 +8,8 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "ingest/queue.h"
+#include "ingest/tcp_ingest.h"
+#include "ingest/udp_ingest.h"
 #include "net/listen.h"
 #include "net/stream.h"
 #include "net/tls.h"
@@ -23,6 +26,8 @@
 
 #define PATH_CAP 4096u
 #define BOUND_CAP 64u
+/* The ceiling config_validate allows for the session lifetimes (30 days). */
+#define SESSION_SECONDS_MAX (30L * 86400)
 
 /* Everything the running server owns: the one struct, passed by pointer. */
 typedef struct server {
@@ -33,10 +38,13 @@ typedef struct server {
     device_cache *devices;
     throttle *logins;
     ingest_queue *queue;
+    conn_registry *conns;
     SSL_CTX *tls;
     api_ctx api;
     http_server *http;
     http_server *https;
+    tcp_ingest *tcp;
+    udp_ingest *udp;
     int listeners_running;
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -133,6 +141,46 @@ static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *t
     return SS_OK;
 }
 
+static int start_tcp(server *sv)
+{
+    const char *addr = sv->cfg->listen_tcp;
+    if (strcmp(addr, "off") == 0)
+        return SS_OK;
+    tcp_ingest_options opt = {
+        .queue = sv->queue, .devices = sv->devices, .conns = sv->conns, .bufs = &sv->bufs,
+        /* config_validate has checked the range (1..86400 s). */
+        .idle_timeout_ms = (uint64_t)strtol(sv->cfg->tcp_idle_timeout, NULL, 10) * 1000u,
+    };
+    char bound[BOUND_CAP];
+    int rc = tcp_ingest_start(&sv->loop, addr, &opt, &sv->tcp, bound, sizeof bound);
+    if (rc) {
+        fprintf(stderr, "cannot listen tcp on %s: %s\n", addr,
+                rc == SS_INVAL ? "bad address" : rc == SS_NOMEM ? "out of memory" : uv_strerror(rc));
+        return rc;
+    }
+    sv->listeners_running++;
+    printf("listening tcp %s\n", bound);
+    return SS_OK;
+}
+
+static int start_udp(server *sv)
+{
+    const char *addr = sv->cfg->listen_udp;
+    if (strcmp(addr, "off") == 0)
+        return SS_OK;
+    udp_ingest_options opt = {.queue = sv->queue, .devices = sv->devices};
+    char bound[BOUND_CAP];
+    int rc = udp_ingest_start(&sv->loop, addr, &opt, &sv->udp, bound, sizeof bound);
+    if (rc) {
+        fprintf(stderr, "cannot listen udp on %s: %s\n", addr,
+                rc == SS_INVAL ? "bad address" : rc == SS_NOMEM ? "out of memory" : uv_strerror(rc));
+        return rc;
+    }
+    sv->listeners_running++;
+    printf("listening udp %s\n", bound);
+    return SS_OK;
+}
+
 /* Listeners of protocols this build does not serve yet: their flags are
  * accepted and validated, and the operator is told. */
 static int note_unserved(const char *name, const char *addr)
@@ -160,8 +208,16 @@ static void on_listener_stopped(void *arg)
         return;
     /* Every HTTP answer is out; commit what is still queued, then let the
      * loop end. */
+    if (sv->udp) {
+        udp_ingest_stats st;
+        udp_ingest_get_stats(sv->udp, &st);
+        log_info("udp", "%llu datagrams stored, %llu refused", (unsigned long long)st.stored,
+                 (unsigned long long)st.refused);
+    }
     ingest_queue_stop(sv->queue);
     sv->queue = NULL;
+    conn_registry_close(sv->conns);
+    sv->conns = NULL;
     uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
 }
@@ -178,6 +234,12 @@ static void on_signal(uv_signal_t *h, int signum)
         http_server_stop(sv->http, on_listener_stopped, sv);
     if (sv->https)
         http_server_stop(sv->https, on_listener_stopped, sv);
+    /* TCP connections commit and acknowledge what they read before they
+     * report stopped, so the ingest queue stops after them. */
+    if (sv->tcp)
+        tcp_ingest_stop(sv->tcp, on_listener_stopped, sv);
+    if (sv->udp)
+        udp_ingest_stop(sv->udp, on_listener_stopped, sv);
     on_listener_stopped(sv);
 }
 
@@ -189,20 +251,32 @@ static int start_loop_parts(server *sv)
         fprintf(stderr, "cannot start the store thread: %s\n", ss_strerror(rc));
         return rc;
     }
-    sv->api = (api_ctx){.loop = &sv->loop, .store = sv->store, .queue = sv->queue,
-                        .devices = sv->devices, .logins = sv->logins};
-    if ((rc = start_http(sv, "https", cfg->listen_https, sv->tls, &sv->https)) ||
-        (rc = start_http(sv, "http", cfg->listen_http, NULL, &sv->http)) ||
-        (rc = note_unserved("mqtts", cfg->listen_mqtts)) ||
-        (rc = note_unserved("mqtt", cfg->listen_mqtt)) ||
-        (rc = note_unserved("tcp", cfg->listen_tcp)) ||
-        (rc = note_unserved("udp", cfg->listen_udp)))
+    rc = conn_registry_new(&sv->loop, &sv->conns);
+    if (rc) {
+        fprintf(stderr, "cannot start the connection registry: %s\n", ss_strerror(rc));
         return rc;
+    }
+    sv->api = (api_ctx){.loop = &sv->loop, .store = sv->store, .queue = sv->queue,
+                        .devices = sv->devices, .logins = sv->logins, .conns = sv->conns};
+    /* config_validate has checked both; 0 (unparsed) means the default. */
+    long secs = 0;
+    if (config_seconds(cfg->session_ttl, SESSION_SECONDS_MAX, &secs) == 0)
+        sv->api.session_ttl_ms = (int64_t)secs * 1000;
+    if (config_seconds(cfg->session_idle_timeout, SESSION_SECONDS_MAX, &secs) == 0)
+        sv->api.session_idle_ms = (int64_t)secs * 1000;
+    /* Before the first "listening" line: a supervisor may send SIGTERM as
+     * soon as it reads one, and that must be a clean stop, not a kill. */
     uv_signal_init(&sv->loop, &sv->sigint);
     uv_signal_init(&sv->loop, &sv->sigterm);
     sv->sigint.data = sv->sigterm.data = sv;
     uv_signal_start(&sv->sigint, on_signal, SIGINT);
     uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+    if ((rc = start_http(sv, "https", cfg->listen_https, sv->tls, &sv->https)) ||
+        (rc = start_http(sv, "http", cfg->listen_http, NULL, &sv->http)) ||
+        (rc = note_unserved("mqtts", cfg->listen_mqtts)) ||
+        (rc = note_unserved("mqtt", cfg->listen_mqtt)) ||
+        (rc = start_tcp(sv)) || (rc = start_udp(sv)))
+        return rc;
     fflush(stdout);
     return SS_OK;
 }
@@ -213,6 +287,10 @@ static void free_server(server *sv)
         http_server_free(sv->http);
     if (sv->https)
         http_server_free(sv->https);
+    if (sv->tcp)
+        tcp_ingest_free(sv->tcp);
+    if (sv->udp)
+        udp_ingest_free(sv->udp);
     if (sv->tls)
         SSL_CTX_free(sv->tls);
     device_cache_free(sv->devices);
@@ -232,6 +310,18 @@ static void abort_start(server *sv)
         http_server_stop(sv->http, NULL, NULL);
     if (sv->https && sv->listeners_running)
         http_server_stop(sv->https, NULL, NULL);
+    /* Nothing was accepted yet: these only close their sockets. */
+    if (sv->tcp)
+        tcp_ingest_stop(sv->tcp, NULL, NULL);
+    if (sv->udp)
+        udp_ingest_stop(sv->udp, NULL, NULL);
+    if (sv->conns)
+        conn_registry_close(sv->conns);
+    sv->conns = NULL;
+    if (uv_is_active((uv_handle_t *)&sv->sigint)) {
+        uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
+        uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
+    }
     uv_run(&sv->loop, UV_RUN_DEFAULT);
 }
 

@@ -19,6 +19,11 @@ int store_sqlite_schema_latest(void);
  * SS_STORE with a reason a person can act on in errbuf (errbuf non-NULL,
  * errlen > 0). */
 int store_sqlite_migrate(sqlite3 *db, char *errbuf, size_t errlen);
+/* As store_sqlite_migrate, stopping at `target_version` (nothing to do when
+ * the database is already there or past it), so a test can build a database
+ * as an older release left it and check the upgrade. SS_INVAL for a version
+ * this build does not know. */
+int store_sqlite_migrate_to(sqlite3 *db, int target_version, char *errbuf, size_t errlen);
 
 /* The connection's SQLite handle, for tests that inspect pragmas or inject
  * faults (PRAGMA max_page_count to fill the "disk"). Not for production

@@ -78,6 +78,40 @@ static const char *const migrations[] = {
     "  value REAL NOT NULL,"
     "  PRIMARY KEY (series_id, ts)"
     ") WITHOUT ROWID, STRICT;",
+
+    /* 2: sessions named and listable, API keys, the audit log.
+     * - a session's id is a name for lists, not a secret; sessions from
+     *   version 1 have none (''), hence a partial unique index;
+     * - apikeys.created_by and every audit column are plain text without a
+     *   foreign key: they record history, which outlives the user or org
+     *   they name (store_org_delete keeps the audit rows);
+     * - audit is read by org over a time range, newest first: the index
+     *   (org_id, ts) ends in the rowid, so ORDER BY ts, id walks it. */
+    "ALTER TABLE sessions ADD COLUMN id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sessions ADD COLUMN peer TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX sessions_by_id ON sessions(id) WHERE id <> '';"
+    "CREATE TABLE apikeys ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES orgs(id),"
+    "  name TEXT NOT NULL,"
+    "  scopes INTEGER NOT NULL,"
+    "  key_hash BLOB NOT NULL UNIQUE,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX apikeys_by_org ON apikeys(org_id, created_at);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL,"
+    "  org_id TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  addr TEXT NOT NULL,"
+    "  detail TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX audit_by_org_ts ON audit(org_id, ts);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
@@ -137,6 +171,16 @@ static int apply_one(sqlite3 *db, int target, char *errbuf, size_t errlen)
 
 int store_sqlite_migrate(sqlite3 *db, char *errbuf, size_t errlen)
 {
+    return store_sqlite_migrate_to(db, MIGRATION_COUNT, errbuf, errlen);
+}
+
+int store_sqlite_migrate_to(sqlite3 *db, int target_version, char *errbuf, size_t errlen)
+{
+    if (target_version < 0 || target_version > MIGRATION_COUNT) {
+        snprintf(errbuf, errlen, "no schema version %d (this build knows 0 to %d)",
+                 target_version, MIGRATION_COUNT);
+        return SS_INVAL;
+    }
     int version = 0;
     int err = schema_version(db, &version, errbuf, errlen);
     if (err)
@@ -148,7 +192,7 @@ int store_sqlite_migrate(sqlite3 *db, char *errbuf, size_t errlen)
                  version, MIGRATION_COUNT);
         return SS_STORE;
     }
-    for (int target = version + 1; target <= MIGRATION_COUNT && !err; target++)
+    for (int target = version + 1; target <= target_version && !err; target++)
         err = apply_one(db, target, errbuf, errlen);
     return err;
 }

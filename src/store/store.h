@@ -83,10 +83,13 @@ int store_user_set_disabled(store_conn *c, const char *id, int disabled);
 
 typedef struct store_session {
     uint8_t token_hash[SS_SECRET_HASH_BYTES];
+    char id[SS_ID_LEN + 1];         /* not a secret: names the session in lists */
     char user_id[SS_ID_LEN + 1];
     char csrf[2 * SS_SECRET_BYTES + 1];
+    char peer[46];                  /* address it signed in from */
     int64_t created_at;
-    int64_t expires_at;
+    int64_t last_seen_at;           /* for idle expiry */
+    int64_t expires_at;             /* absolute expiry */
 } store_session;
 
 int store_session_create(store_conn *c, const store_session *s);
@@ -97,6 +100,17 @@ int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]
 /* Deletes every session of the user except `keep` (NULL: all of them). */
 int store_session_delete_user(store_conn *c, const char *user_id,
                               const uint8_t *keep /* SS_SECRET_HASH_BYTES or NULL */);
+/* Sets last_seen_at. SS_NOT_FOUND when the session is gone. */
+int store_session_touch(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms);
+
+typedef int (*store_session_cb)(void *ctx, const store_session *s);
+/* The user's sessions not yet expired at now_ms (absolute expiry), newest
+ * first. The token_hash of each is filled too; never show it. */
+int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
+                            store_session_cb cb, void *ctx);
+/* Deletes the user's session with this id. SS_NOT_FOUND when the user has
+ * none by that id. */
+int store_session_delete_id(store_conn *c, const char *user_id, const char *id);
 
 /* ---- organisations and roles ----------------------------------------- */
 
@@ -136,6 +150,15 @@ int store_membership_set(store_conn *c, const char *org_id, const char *user_id,
 int store_role_effective(store_conn *c, const char *user_id, const char *org_id,
                          store_role *out);
 
+/* Deletes the org with its devices (and their readings), memberships and
+ * API keys, in one transaction. SS_CONFLICT when it has child orgs (they
+ * must be deleted first), SS_NOT_FOUND when absent. The audit log keeps its
+ * entries. */
+int store_org_delete(store_conn *c, const char *id);
+/* Ids of the org's devices (for the token cache when deleting an org). */
+int store_org_device_ids(store_conn *c, const char *org_id,
+                         int (*cb)(void *ctx, const char *device_id), void *ctx);
+
 /* Renames the org. SS_NOT_FOUND when absent. */
 int store_org_rename(store_conn *c, const char *id, const char *name);
 
@@ -143,9 +166,63 @@ typedef int (*store_member_cb)(void *ctx, const store_user *u, store_role role);
 /* The org's direct members with their roles, by email. */
 int store_member_list(store_conn *c, const char *org_id, store_member_cb cb, void *ctx);
 
+/* The user's direct role in the org (STORE_ROLE_NONE when not a member). */
+int store_membership_get(store_conn *c, const char *org_id, const char *user_id,
+                         store_role *out);
+/* Direct members of the org holding exactly `role`. */
+int store_member_count(store_conn *c, const char *org_id, store_role role, int64_t *out);
+
 typedef int (*store_membership_cb)(void *ctx, const char *org_id, store_role role);
 /* The user's direct memberships. */
 int store_membership_list(store_conn *c, const char *user_id, store_membership_cb cb, void *ctx);
+
+/* ---- API keys (apps) ----------------------------------------------- */
+
+#define STORE_SCOPE_DATA_READ 1u
+#define STORE_SCOPE_DATA_WRITE 2u
+#define STORE_SCOPE_MANAGE 4u
+
+typedef struct store_apikey {
+    char id[SS_ID_LEN + 1];
+    char org_id[SS_ID_LEN + 1];
+    char name[SS_NAME_MAX + 1];
+    unsigned scopes;                 /* STORE_SCOPE_* bits */
+    uint8_t key_hash[SS_SECRET_HASH_BYTES];
+    char created_by[SS_ID_LEN + 1];  /* user id */
+    int64_t created_at;
+} store_apikey;
+
+typedef int (*store_apikey_cb)(void *ctx, const store_apikey *k);
+
+/* SS_NOT_FOUND when org_id names no org; SS_EXISTS for a duplicate hash. */
+int store_apikey_create(store_conn *c, const store_apikey *k);
+int store_apikey_get(store_conn *c, const char *id, store_apikey *out);
+int store_apikey_get_by_hash(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES],
+                             store_apikey *out);
+/* The org's keys, newest first. */
+int store_apikey_list(store_conn *c, const char *org_id, store_apikey_cb cb, void *ctx);
+int store_apikey_delete(store_conn *c, const char *id);
+
+/* ---- audit log ------------------------------------------------------- */
+
+typedef struct store_audit {
+    int64_t id;            /* assigned by the store, increasing */
+    int64_t ts;            /* ms */
+    char org_id[SS_ID_LEN + 1];  /* "" for actions outside any org */
+    char actor[48];        /* "user:<id>" or "apikey:<id>" */
+    char action[48];       /* "device.create", "member.remove" … */
+    char target[80];       /* the thing acted on: "device:<id>" … */
+    char addr[46];         /* the client's address */
+    char detail[256];      /* short JSON or text; never a secret */
+} store_audit;
+
+typedef int (*store_audit_cb)(void *ctx, const store_audit *a);
+
+/* Appends an entry (a->id is ignored). There is no update nor delete. */
+int store_audit_append(store_conn *c, const store_audit *a);
+/* Entries of the org with from <= ts < to, newest first, at most limit. */
+int store_audit_list(store_conn *c, const char *org_id, int64_t from, int64_t to, size_t limit,
+                     store_audit_cb cb, void *ctx);
 
 /* ---- devices ----------------------------------------------------------- */
 

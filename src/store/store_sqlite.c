@@ -74,6 +74,9 @@ _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
 #define USER_COLS "id, email, pw_hash, superadmin, disabled, created_at"
 #define ORG_COLS "id, name, parent_id, created_at"
 #define DEVICE_COLS "id, org_id, name, description, token_hash, disabled, created_at"
+#define SESSION_COLS "token_hash, id, user_id, csrf, peer, created_at, last_seen_at, expires_at"
+#define APIKEY_COLS "id, org_id, name, scopes, key_hash, created_by, created_at"
+#define AUDIT_COLS "id, ts, org_id, actor, action, target, addr, detail"
 
 /* Buckets: ts >= SS_TS_MIN_MS > 0, so ts % every is never negative and
  * ts - ts % every is the start of the bucket. For first/last, SQLite fills
@@ -95,10 +98,17 @@ _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
     X(USER_GET_EMAIL, "SELECT " USER_COLS " FROM users WHERE email = ?1")                \
     X(USER_SET_PW, "UPDATE users SET pw_hash = ?2 WHERE id = ?1")                        \
     X(USER_SET_DISABLED, "UPDATE users SET disabled = ?2 WHERE id = ?1")                 \
-    X(SESSION_INSERT, "INSERT INTO sessions(token_hash, user_id, csrf, created_at,"      \
-                      " expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")                        \
-    X(SESSION_GET, "SELECT token_hash, user_id, csrf, created_at, expires_at"            \
+    X(SESSION_INSERT, "INSERT INTO sessions(" SESSION_COLS ")"                           \
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                        \
+    X(SESSION_GET, "SELECT " SESSION_COLS                                                \
                    " FROM sessions WHERE token_hash = ?1 AND expires_at > ?2")           \
+    X(SESSION_TOUCH, "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2)"          \
+                     " WHERE token_hash = ?1")                                           \
+    X(SESSION_LIST_USER, "SELECT " SESSION_COLS " FROM sessions"                         \
+                         " WHERE user_id = ?1 AND expires_at > ?2"                       \
+                         " ORDER BY created_at DESC, id DESC")                           \
+    X(SESSION_DELETE_ID, "DELETE FROM sessions WHERE user_id = ?1 AND id = ?2"           \
+                         " AND id <> ''")                                                \
     X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                      \
     X(SESSION_DELETE_USER, "DELETE FROM sessions WHERE user_id = ?1"                     \
                            " AND token_hash IS NOT ?2")                                  \
@@ -117,6 +127,31 @@ _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
                      " ON CONFLICT(org_id, user_id) DO UPDATE SET role = excluded.role") \
     X(MEMBER_DELETE, "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")       \
     X(ORG_RENAME, "UPDATE orgs SET name = ?2 WHERE id = ?1")                             \
+    X(ORG_DELETE_CHECK, "SELECT (SELECT count(*) FROM orgs WHERE id = ?1),"              \
+                        " EXISTS (SELECT 1 FROM orgs WHERE parent_id = ?1)")             \
+    X(ORG_DEL_READINGS, "DELETE FROM readings WHERE series_id IN (SELECT s.id"           \
+                        " FROM series s JOIN devices d ON d.id = s.device_id"            \
+                        " WHERE d.org_id = ?1)")                                         \
+    X(ORG_DEL_SERIES, "DELETE FROM series WHERE device_id IN"                            \
+                      " (SELECT id FROM devices WHERE org_id = ?1)")                     \
+    X(ORG_DEL_DEVICES, "DELETE FROM devices WHERE org_id = ?1")                          \
+    X(ORG_DEL_APIKEYS, "DELETE FROM apikeys WHERE org_id = ?1")                          \
+    X(ORG_DEL_MEMBERS, "DELETE FROM memberships WHERE org_id = ?1")                      \
+    X(ORG_DELETE, "DELETE FROM orgs WHERE id = ?1")                                      \
+    X(ORG_DEVICE_IDS, "SELECT id FROM devices WHERE org_id = ?1 ORDER BY id")            \
+    X(MEMBER_GET, "SELECT role FROM memberships WHERE org_id = ?1 AND user_id = ?2")     \
+    X(MEMBER_COUNT, "SELECT count(*) FROM memberships WHERE org_id = ?1 AND role = ?2")  \
+    X(APIKEY_INSERT, "INSERT INTO apikeys(" APIKEY_COLS ")"                              \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                             \
+    X(APIKEY_GET, "SELECT " APIKEY_COLS " FROM apikeys WHERE id = ?1")                   \
+    X(APIKEY_GET_HASH, "SELECT " APIKEY_COLS " FROM apikeys WHERE key_hash = ?1")        \
+    X(APIKEY_LIST, "SELECT " APIKEY_COLS " FROM apikeys WHERE org_id = ?1"               \
+                   " ORDER BY created_at DESC, id DESC")                                 \
+    X(APIKEY_DELETE, "DELETE FROM apikeys WHERE id = ?1")                                \
+    X(AUDIT_INSERT, "INSERT INTO audit(ts, org_id, actor, action, target, addr, detail)" \
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                              \
+    X(AUDIT_LIST, "SELECT " AUDIT_COLS " FROM audit WHERE org_id = ?1"                   \
+                  " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC LIMIT ?4")        \
     X(ORG_MEMBERS, "SELECT u.id, u.email, u.pw_hash, u.superadmin, u.disabled,"          \
                    " u.created_at, m.role FROM memberships m JOIN users u"               \
                    " ON u.id = m.user_id WHERE m.org_id = ?1 ORDER BY u.email")          \
@@ -780,10 +815,24 @@ int store_session_create(store_conn *c, const store_session *s)
         return err;
     err = bind_check(c, STMT_SESSION_INSERT,
                      bind_blob(st, 1, s->token_hash, sizeof s->token_hash) |
-                         bind_text(st, 2, s->user_id) | bind_text(st, 3, s->csrf) |
-                         sqlite3_bind_int64(st, 4, s->created_at) |
-                         sqlite3_bind_int64(st, 5, s->expires_at));
+                         bind_text(st, 2, s->id) | bind_text(st, 3, s->user_id) |
+                         bind_text(st, 4, s->csrf) | bind_text(st, 5, s->peer) |
+                         sqlite3_bind_int64(st, 6, s->created_at) |
+                         sqlite3_bind_int64(st, 7, s->last_seen_at) |
+                         sqlite3_bind_int64(st, 8, s->expires_at));
     return err ? err : step_done(c, STMT_SESSION_INSERT);
+}
+
+static void session_from_row(sqlite3_stmt *st, store_session *s)
+{
+    col_blob(st, 0, s->token_hash, sizeof s->token_hash);
+    col_text(st, 1, s->id, sizeof s->id);
+    col_text(st, 2, s->user_id, sizeof s->user_id);
+    col_text(st, 3, s->csrf, sizeof s->csrf);
+    col_text(st, 4, s->peer, sizeof s->peer);
+    s->created_at = sqlite3_column_int64(st, 5);
+    s->last_seen_at = sqlite3_column_int64(st, 6);
+    s->expires_at = sqlite3_column_int64(st, 7);
 }
 
 int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
@@ -799,13 +848,8 @@ int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], i
     if (err)
         return err;
     err = step_row(c, STMT_SESSION_GET);
-    if (!err) {
-        col_blob(st, 0, out->token_hash, sizeof out->token_hash);
-        col_text(st, 1, out->user_id, sizeof out->user_id);
-        col_text(st, 2, out->csrf, sizeof out->csrf);
-        out->created_at = sqlite3_column_int64(st, 3);
-        out->expires_at = sqlite3_column_int64(st, 4);
-    }
+    if (!err)
+        session_from_row(st, out);
     sqlite3_reset(st);
     return err;
 }
@@ -833,6 +877,55 @@ int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t 
     rc |= keep ? bind_blob(st, 2, keep, SS_SECRET_HASH_BYTES) : sqlite3_bind_null(st, 2);
     err = bind_check(c, STMT_SESSION_DELETE_USER, rc);
     return err ? err : step_done(c, STMT_SESSION_DELETE_USER);
+}
+
+/* last_seen_at never moves back: two requests of one session finishing out
+ * of order keep the later time. */
+int store_session_touch(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_TOUCH, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SESSION_TOUCH,
+                     bind_blob(st, 1, hash, SS_SECRET_HASH_BYTES) |
+                         sqlite3_bind_int64(st, 2, now_ms));
+    return err ? err : step_changed(c, STMT_SESSION_TOUCH);
+}
+
+int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
+                            store_session_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_LIST_USER, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SESSION_LIST_USER,
+                     bind_text(st, 1, user_id) | sqlite3_bind_int64(st, 2, now_ms));
+    if (err)
+        return err;
+    int rc;
+    store_session s;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        session_from_row(st, &s);
+        if (cb(ctx, &s) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_SESSION_LIST_USER, rc);
+}
+
+/* Sessions from schema version 1 have the id '': they cannot be named, so
+ * an empty id matches none of them. */
+int store_session_delete_id(store_conn *c, const char *user_id, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SESSION_DELETE_ID, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SESSION_DELETE_ID, bind_text(st, 1, user_id) | bind_text(st, 2, id));
+    return err ? err : step_changed(c, STMT_SESSION_DELETE_ID);
 }
 
 /* ---- organisations and roles ------------------------------------------------ */
@@ -1000,6 +1093,279 @@ int store_membership_list(store_conn *c, const char *user_id, store_membership_c
         }
     }
     return rows_end(c, STMT_MEMBER_LIST, rc);
+}
+
+/* Under the write lock, so no child can appear between the check and the
+ * delete. The parent_id foreign key would refuse the delete anyway, but as
+ * a constraint error that reads as "not found". */
+static int org_delete_check(store_conn *c, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_DELETE_CHECK, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ORG_DELETE_CHECK, bind_text(st, 1, id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_ORG_DELETE_CHECK);
+    if (!err && sqlite3_column_int64(st, 0) == 0)
+        err = SS_NOT_FOUND;
+    else if (!err && sqlite3_column_int(st, 1) != 0)
+        err = SS_CONFLICT;
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Children before parents: readings (no foreign key), series, devices, API
+ * keys, memberships, then the org. Audit rows stay: they are history. */
+static int org_delete_rows(store_conn *c, const char *id)
+{
+    static const stmt_id steps[] = {STMT_ORG_DEL_READINGS, STMT_ORG_DEL_SERIES,
+                                    STMT_ORG_DEL_DEVICES,  STMT_ORG_DEL_APIKEYS,
+                                    STMT_ORG_DEL_MEMBERS,  STMT_ORG_DELETE};
+    int err = SS_OK;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
+        sqlite3_stmt *st = NULL;
+        err = stmt_get(c, steps[i], &st);
+        if (!err)
+            err = bind_check(c, steps[i], bind_text(st, 1, id));
+        if (!err)
+            err = steps[i] == STMT_ORG_DELETE ? step_changed(c, steps[i]) : step_done(c, steps[i]);
+    }
+    return err;
+}
+
+int store_org_delete(store_conn *c, const char *id)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    err = org_delete_check(c, id);
+    if (!err) {
+        /* Inside the write lock: see store.device_generation. */
+        atomic_fetch_add(&c->owner->device_generation, 1);
+        err = org_delete_rows(c, id);
+    }
+    return tx_end(c, err);
+}
+
+int store_org_device_ids(store_conn *c, const char *org_id,
+                         int (*cb)(void *ctx, const char *device_id), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_DEVICE_IDS, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ORG_DEVICE_IDS, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    int rc;
+    char id[SS_ID_LEN + 1];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, id, sizeof id);
+        if (cb(ctx, id) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_ORG_DEVICE_IDS, rc);
+}
+
+int store_membership_get(store_conn *c, const char *org_id, const char *user_id,
+                         store_role *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_MEMBER_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_MEMBER_GET, bind_text(st, 1, org_id) | bind_text(st, 2, user_id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_MEMBER_GET);
+    if (!err) {
+        int role = sqlite3_column_int(st, 0);
+        *out = role > STORE_ROLE_OWNER ? STORE_ROLE_OWNER : (store_role)role;
+    } else if (err == SS_NOT_FOUND) {
+        *out = STORE_ROLE_NONE;
+        err = SS_OK;
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+/* SS_INVAL for a role no membership can hold (STORE_ROLE_NONE included:
+ * non-members have no row to count). */
+int store_member_count(store_conn *c, const char *org_id, store_role role, int64_t *out)
+{
+    if ((int)role < (int)STORE_ROLE_VIEWER || (int)role > (int)STORE_ROLE_OWNER)
+        return SS_INVAL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_MEMBER_COUNT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_MEMBER_COUNT,
+                     bind_text(st, 1, org_id) | sqlite3_bind_int(st, 2, (int)role));
+    if (err)
+        return err;
+    err = step_row(c, STMT_MEMBER_COUNT);
+    if (!err)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_STORE : err;
+}
+
+/* ---- API keys ------------------------------------------------------------------ */
+
+/* Every scope bit store.h defines; a key with any other bit is refused so
+ * an unknown scope can never be granted by accident. */
+#define STORE_SCOPES_ALL (STORE_SCOPE_DATA_READ | STORE_SCOPE_DATA_WRITE | STORE_SCOPE_MANAGE)
+
+/* SS_INVAL for unknown scope bits. */
+int store_apikey_create(store_conn *c, const store_apikey *k)
+{
+    if ((k->scopes & ~STORE_SCOPES_ALL) != 0)
+        return SS_INVAL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_APIKEY_INSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_APIKEY_INSERT,
+                     bind_text(st, 1, k->id) | bind_text(st, 2, k->org_id) |
+                         bind_text(st, 3, k->name) | sqlite3_bind_int64(st, 4, k->scopes) |
+                         bind_blob(st, 5, k->key_hash, sizeof k->key_hash) |
+                         bind_text(st, 6, k->created_by) |
+                         sqlite3_bind_int64(st, 7, k->created_at));
+    return err ? err : step_done(c, STMT_APIKEY_INSERT);
+}
+
+static void apikey_from_row(sqlite3_stmt *st, store_apikey *k)
+{
+    col_text(st, 0, k->id, sizeof k->id);
+    col_text(st, 1, k->org_id, sizeof k->org_id);
+    col_text(st, 2, k->name, sizeof k->name);
+    k->scopes = (unsigned)sqlite3_column_int64(st, 3) & STORE_SCOPES_ALL;
+    col_blob(st, 4, k->key_hash, sizeof k->key_hash);
+    col_text(st, 5, k->created_by, sizeof k->created_by);
+    k->created_at = sqlite3_column_int64(st, 6);
+}
+
+/* Runs a one-row lookup whose ?1 is already bound. */
+static int apikey_get_row(store_conn *c, stmt_id id, store_apikey *out)
+{
+    int err = step_row(c, id);
+    if (!err)
+        apikey_from_row(c->stmts[id], out);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
+int store_apikey_get(store_conn *c, const char *id, store_apikey *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_APIKEY_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_APIKEY_GET, bind_text(st, 1, id));
+    return err ? err : apikey_get_row(c, STMT_APIKEY_GET, out);
+}
+
+int store_apikey_get_by_hash(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES],
+                             store_apikey *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_APIKEY_GET_HASH, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_APIKEY_GET_HASH, bind_blob(st, 1, hash, SS_SECRET_HASH_BYTES));
+    return err ? err : apikey_get_row(c, STMT_APIKEY_GET_HASH, out);
+}
+
+int store_apikey_list(store_conn *c, const char *org_id, store_apikey_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_APIKEY_LIST, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_APIKEY_LIST, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    int rc;
+    store_apikey k;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        apikey_from_row(st, &k);
+        if (cb(ctx, &k) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_APIKEY_LIST, rc);
+}
+
+int store_apikey_delete(store_conn *c, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_APIKEY_DELETE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_APIKEY_DELETE, bind_text(st, 1, id));
+    return err ? err : step_changed(c, STMT_APIKEY_DELETE);
+}
+
+/* ---- audit log ----------------------------------------------------------------- */
+
+int store_audit_append(store_conn *c, const store_audit *a)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_AUDIT_INSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_AUDIT_INSERT,
+                     sqlite3_bind_int64(st, 1, a->ts) | bind_text(st, 2, a->org_id) |
+                         bind_text(st, 3, a->actor) | bind_text(st, 4, a->action) |
+                         bind_text(st, 5, a->target) | bind_text(st, 6, a->addr) |
+                         bind_text(st, 7, a->detail));
+    return err ? err : step_done(c, STMT_AUDIT_INSERT);
+}
+
+static void audit_from_row(sqlite3_stmt *st, store_audit *a)
+{
+    a->id = sqlite3_column_int64(st, 0);
+    a->ts = sqlite3_column_int64(st, 1);
+    col_text(st, 2, a->org_id, sizeof a->org_id);
+    col_text(st, 3, a->actor, sizeof a->actor);
+    col_text(st, 4, a->action, sizeof a->action);
+    col_text(st, 5, a->target, sizeof a->target);
+    col_text(st, 6, a->addr, sizeof a->addr);
+    col_text(st, 7, a->detail, sizeof a->detail);
+}
+
+/* SS_INVAL for a limit of 0, as for readings queries. Entries with the same
+ * ts come newest appended first (by id). */
+int store_audit_list(store_conn *c, const char *org_id, int64_t from, int64_t to, size_t limit,
+                     store_audit_cb cb, void *ctx)
+{
+    if (limit == 0)
+        return SS_INVAL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_AUDIT_LIST, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_AUDIT_LIST,
+                     bind_text(st, 1, org_id) | sqlite3_bind_int64(st, 2, from) |
+                         sqlite3_bind_int64(st, 3, to) |
+                         sqlite3_bind_int64(st, 4, limit_i64(limit)));
+    if (err)
+        return err;
+    int rc;
+    store_audit a;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        audit_from_row(st, &a);
+        if (cb(ctx, &a) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_AUDIT_LIST, rc);
 }
 
 /* ---- devices ------------------------------------------------------------------ */

@@ -43,7 +43,7 @@ class Server:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env)
         self.addrs = {}
-        want = {"http", "https"} - {a.split("-", 1)[1] for a in self._off_listeners()}
+        want = ({"http", "https"} | self._on_listeners()) - {a.split("-", 1)[1] for a in self._off_listeners()}
         deadline = time.time() + START_TIMEOUT
         buf = b""
         while want - set(self.addrs):
@@ -69,6 +69,16 @@ class Server:
             if a.startswith("--listen-") and i + 1 < len(self.extra_args) and self.extra_args[i + 1] == "off":
                 offs.append(a[2:])
         return offs
+
+    def _on_listeners(self):
+        """Listeners besides http/https that extra_args turn on (tcp, udp):
+        start() waits for their "listening" lines too."""
+        ons = set()
+        for i, a in enumerate(self.extra_args):
+            name = a[len("--listen-"):] if a.startswith("--listen-") else ""
+            if name in ("tcp", "udp") and i + 1 < len(self.extra_args) and self.extra_args[i + 1] != "off":
+                ons.add(name)
+        return ons
 
     @property
     def http(self):

@@ -96,10 +96,17 @@ static void cache_finds_by_token_and_follows_changes(void **state)
     assert_int_equal(device_cache_set_disabled(c, "dev1", 1), 0);
     assert_int_equal(device_cache_lookup(c, h2, &e), 0);
     assert_int_equal(e.disabled, 1);
+    /* a rotation keeps the disabled flag */
+    assert_int_equal(device_cache_set_token(c, "dev1", h1), 0);
+    assert_int_equal(device_cache_lookup(c, h2, &e), SS_NOT_FOUND);
+    assert_int_equal(device_cache_lookup(c, h1, &e), 0);
+    assert_int_equal(e.disabled, 1);
+    assert_int_equal(device_cache_set_token(c, "dev1", h2), 0);
     assert_int_equal(device_cache_remove(c, "dev1"), 0);
     assert_int_equal(device_cache_lookup(c, h2, &e), SS_NOT_FOUND);
     assert_int_equal(device_cache_remove(c, "dev1"), SS_NOT_FOUND);
     assert_int_equal(device_cache_set_disabled(c, "dev1", 0), SS_NOT_FOUND);
+    assert_int_equal(device_cache_set_token(c, "dev1", h1), SS_NOT_FOUND);
     device_cache_free(c);
 }
 

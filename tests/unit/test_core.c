@@ -135,6 +135,20 @@ static void config_refuses_bad_input(void **state)
     config_defaults(&cfg);
     config_set(&cfg, "tls-cert", "/x.pem");
     assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    /* a line past the file line limit is refused, not split in two */
+    char path[] = "/tmp/ss-config-long-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char comment[5000];
+    memset(comment, 'x', sizeof comment);
+    comment[0] = '#';
+    assert_int_equal(write(fd, comment, sizeof comment), (ssize_t)sizeof comment);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    config_defaults(&cfg);
+    assert_int_equal(config_load_file(&cfg, path, err, sizeof err), SS_INVAL);
+    assert_non_null(strstr(err, "longer"));
+    unlink(path);
     char big[CONFIG_VALUE_MAX + 1];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';

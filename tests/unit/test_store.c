@@ -204,6 +204,7 @@ typedef struct collect {
     char ids[COLLECT_MAX][SS_ID_LEN + 1];
     store_role roles[COLLECT_MAX];
     int64_t ts[COLLECT_MAX];
+    int64_t num[COLLECT_MAX];
     double v[COLLECT_MAX];
     store_channel ch[COLLECT_MAX];
 } collect;
@@ -1421,6 +1422,681 @@ static void test_series_cache_dropped_after_delete_and_recreate(void **state)
     assert_int_equal(orphan_readings(f->c), 0);
 }
 
+/* ---- schema version 2: sessions named, API keys, audit ------------------------ */
+
+#define TAG_SESSION 0xdd
+#define TAG_APIKEY 0xee
+/* The longest text an IPv6 address with an IPv4 tail takes. */
+#define PEER_LONGEST "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+
+static int session_cb(void *ctx, const store_session *s)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX) {
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", s->id);
+        k->ts[k->n] = s->created_at;
+    }
+    return collect_next(k);
+}
+
+static int id_cb(void *ctx, const char *id)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX)
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", id);
+    return collect_next(k);
+}
+
+static int apikey_cb(void *ctx, const store_apikey *key)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX) {
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", key->id);
+        k->ts[k->n] = key->created_at;
+    }
+    return collect_next(k);
+}
+
+static int audit_cb(void *ctx, const store_audit *a)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX) {
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", a->org_id);
+        k->ts[k->n] = a->ts;
+        k->num[k->n] = a->id;
+    }
+    return collect_next(k);
+}
+
+/* A session named by `n`, created at `created`. */
+static store_session mk_named_session(unsigned user, unsigned n, int64_t created, int64_t expires)
+{
+    store_session s = mk_session(user, (uint8_t)(100 + n), expires);
+    make_id(s.id, TAG_SESSION, n);
+    snprintf(s.peer, sizeof s.peer, "192.0.2.%u", n);
+    s.created_at = created;
+    s.last_seen_at = created;
+    return s;
+}
+
+/* A database left by a release with schema version 1, holding a user and
+ * a session: opening it upgrades the schema and keeps the session. */
+static void test_migrate_from_version_1_keeps_sessions(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db_path, &db), SQLITE_OK);
+    char why[256] = "";
+    assert_int_equal(store_sqlite_migrate_to(db, 1, why, sizeof why), SS_OK);
+    const char *v1_rows =
+        "INSERT INTO users VALUES ('000000aa0000000000000001', 'ann@example.com', 'h', 0, 0, 1);"
+        "INSERT INTO sessions VALUES (x'0102', '000000aa0000000000000001', 'csrf-old', 5, 9000);"
+        "INSERT INTO sessions VALUES (x'0304', '000000aa0000000000000001', 'csrf-old2', 6, 9000);";
+    assert_int_equal(sqlite3_exec(db, v1_rows, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    /* Unknown versions are refused; an older target is a no-op. */
+    assert_int_equal(store_sqlite_migrate_to(db, store_sqlite_schema_latest() + 1, why, sizeof why),
+                     SS_INVAL);
+    assert_int_equal(store_sqlite_migrate_to(db, -1, why, sizeof why), SS_INVAL);
+    assert_int_equal(store_sqlite_migrate_to(db, 0, why, sizeof why), SS_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    assert_int_equal(store_sqlite_schema_latest(), 2);
+    assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM sessions WHERE id = '' AND peer = ''"
+                                 " AND last_seen_at = 0"), 2);
+    char uid[SS_ID_LEN + 1];
+    make_id(uid, TAG_USER, 1);
+    collect *k = collect_new();
+    assert_int_equal(store_session_list_user(f->c, uid, 0, session_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_string_equal(k->ids[0], "");
+    assert_int_equal(k->ts[0], 6);
+    free(k);
+    /* Unnamed sessions cannot be deleted by name. */
+    assert_int_equal(store_session_delete_id(f->c, uid, ""), SS_NOT_FOUND);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM sessions"), 2);
+    /* New sessions and the new tables work in the upgraded file. */
+    store_session s = mk_named_session(1, 1, 10, 9000);
+    assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    store_audit a = {.ts = 1};
+    assert_int_equal(store_audit_append(f->c, &a), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM apikeys"), 0);
+}
+
+static void test_session_new_fields_round_trip(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    store_session s = mk_named_session(1, 7, 100, 5000);
+    snprintf(s.peer, sizeof s.peer, "%s", PEER_LONGEST);
+    s.last_seen_at = 150;
+    assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    store_session got;
+    memset(&got, 0x5a, sizeof got);
+    assert_int_equal(store_session_get(f->c, s.token_hash, 4999, &got), SS_OK);
+    assert_id(got.id, TAG_SESSION, 7);
+    assert_string_equal(got.peer, PEER_LONGEST);
+    assert_int_equal(strlen(got.peer), sizeof got.peer - 1);
+    assert_int_equal(got.created_at, 100);
+    assert_int_equal(got.last_seen_at, 150);
+    assert_int_equal(got.expires_at, 5000);
+    assert_string_equal(got.csrf, s.csrf);
+    assert_memory_equal(got.token_hash, s.token_hash, SS_SECRET_HASH_BYTES);
+}
+
+static void test_session_duplicate_id_exists_unnamed_allowed(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    store_session a = mk_named_session(1, 1, 100, 5000);
+    store_session b = mk_named_session(1, 2, 100, 5000);
+    memcpy(b.id, a.id, sizeof b.id);
+    assert_int_equal(store_session_create(f->c, &a), SS_OK);
+    assert_int_equal(store_session_create(f->c, &b), SS_EXISTS);
+    /* Unnamed sessions (as version 1 made them) do not collide. */
+    store_session u1 = mk_session(1, 50, 5000), u2 = mk_session(1, 51, 5000);
+    assert_int_equal(store_session_create(f->c, &u1), SS_OK);
+    assert_int_equal(store_session_create(f->c, &u2), SS_OK);
+}
+
+static void test_session_touch_moves_last_seen_forward_only(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    store_session s = mk_named_session(1, 1, 100, 5000);
+    assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    store_session got;
+    assert_int_equal(store_session_touch(f->c, s.token_hash, 700), SS_OK);
+    assert_int_equal(store_session_get(f->c, s.token_hash, 0, &got), SS_OK);
+    assert_int_equal(got.last_seen_at, 700);
+    /* A request finishing late with an older time does not move it back. */
+    assert_int_equal(store_session_touch(f->c, s.token_hash, 600), SS_OK);
+    assert_int_equal(store_session_get(f->c, s.token_hash, 0, &got), SS_OK);
+    assert_int_equal(got.last_seen_at, 700);
+    assert_int_equal(got.created_at, 100);
+    assert_int_equal(got.expires_at, 5000);
+
+    assert_int_equal(store_session_delete(f->c, s.token_hash), SS_OK);
+    assert_int_equal(store_session_touch(f->c, s.token_hash, 800), SS_NOT_FOUND);
+    uint8_t other[SS_SECRET_HASH_BYTES];
+    fill_hash(other, 200);
+    assert_int_equal(store_session_touch(f->c, other, 800), SS_NOT_FOUND);
+}
+
+static void test_session_list_newest_first_skips_expired_and_others(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(add_user(f->c, 2, "bob@example.com"), SS_OK);
+    store_session s[] = {
+        mk_named_session(1, 1, 100, 9000), mk_named_session(1, 2, 300, 9000),
+        mk_named_session(1, 3, 200, 9000), mk_named_session(1, 4, 400, 1000), /* expires */
+        mk_named_session(2, 5, 500, 9000),                                     /* bob's */
+    };
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+        assert_int_equal(store_session_create(f->c, &s[i]), SS_OK);
+    char uid[SS_ID_LEN + 1];
+    make_id(uid, TAG_USER, 1);
+
+    collect *k = collect_new();
+    assert_int_equal(store_session_list_user(f->c, uid, 1000, session_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    assert_id(k->ids[0], TAG_SESSION, 2);
+    assert_id(k->ids[1], TAG_SESSION, 3);
+    assert_id(k->ids[2], TAG_SESSION, 1);
+    free(k);
+
+    /* expires_at > now still counts: 999 < 1000. */
+    k = collect_new();
+    assert_int_equal(store_session_list_user(f->c, uid, 999, session_cb, k), SS_OK);
+    assert_int_equal(k->n, 4);
+    assert_id(k->ids[0], TAG_SESSION, 4);
+    free(k);
+
+    k = collect_new();
+    k->stop_after = 1;
+    assert_int_equal(store_session_list_user(f->c, uid, 1000, session_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    free(k);
+
+    char nobody[SS_ID_LEN + 1];
+    make_id(nobody, TAG_USER, 9);
+    k = collect_new();
+    assert_int_equal(store_session_list_user(f->c, nobody, 0, session_cb, k), SS_OK);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+static void test_session_delete_id_only_for_its_user(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    assert_int_equal(add_user(f->c, 2, "bob@example.com"), SS_OK);
+    store_session ann = mk_named_session(1, 1, 100, 9000);
+    store_session ann2 = mk_named_session(1, 2, 100, 9000);
+    store_session bob = mk_named_session(2, 3, 100, 9000);
+    assert_int_equal(store_session_create(f->c, &ann), SS_OK);
+    assert_int_equal(store_session_create(f->c, &ann2), SS_OK);
+    assert_int_equal(store_session_create(f->c, &bob), SS_OK);
+
+    /* Bob cannot end Ann's session by naming it. */
+    assert_int_equal(store_session_delete_id(f->c, bob.user_id, ann.id), SS_NOT_FOUND);
+    store_session got;
+    assert_int_equal(store_session_get(f->c, ann.token_hash, 0, &got), SS_OK);
+
+    assert_int_equal(store_session_delete_id(f->c, ann.user_id, ann.id), SS_OK);
+    assert_int_equal(store_session_get(f->c, ann.token_hash, 0, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_get(f->c, ann2.token_hash, 0, &got), SS_OK);
+    assert_int_equal(store_session_get(f->c, bob.token_hash, 0, &got), SS_OK);
+    assert_int_equal(store_session_delete_id(f->c, ann.user_id, ann.id), SS_NOT_FOUND);
+    assert_int_equal(store_session_delete_id(f->c, ann.user_id, ""), SS_NOT_FOUND);
+}
+
+/* ---- org delete, device ids, membership queries ------------------------------- */
+
+static int add_apikey(store_conn *c, unsigned n, unsigned org, uint8_t seed, int64_t created)
+{
+    store_apikey k = {.scopes = STORE_SCOPE_DATA_READ, .created_at = created};
+    make_id(k.id, TAG_APIKEY, n);
+    make_id(k.org_id, TAG_ORG, org);
+    snprintf(k.name, sizeof k.name, "key %u", n);
+    fill_hash(k.key_hash, seed);
+    make_id(k.created_by, TAG_USER, 1);
+    return store_apikey_create(c, &k);
+}
+
+static int add_audit(store_conn *c, unsigned org, int64_t ts, const char *action)
+{
+    store_audit a = {.id = 12345, .ts = ts};
+    if (org)
+        make_id(a.org_id, TAG_ORG, org);
+    snprintf(a.actor, sizeof a.actor, "user:%08x%016x", TAG_USER, 1u);
+    snprintf(a.action, sizeof a.action, "%s", action);
+    snprintf(a.target, sizeof a.target, "org:%u", org);
+    snprintf(a.addr, sizeof a.addr, "198.51.100.7");
+    snprintf(a.detail, sizeof a.detail, "{\"n\":%lld}", (long long)ts);
+    return store_audit_append(c, &a);
+}
+
+static void test_org_delete_refuses_children_then_removes_all_but_audit(void **state)
+{
+    fx *f = *state;
+    add_people(f->c); /* orgs 1 > 2 > 3, 4; users 1-4 */
+    assert_int_equal(add_device(f->c, 1, 2, "in2", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 2, "in2b", 2), SS_OK);
+    assert_int_equal(add_device(f->c, 3, 4, "in4", 3), SS_OK);
+    ss_reading rs[] = {rd("t", BASE, 1), rd("h", BASE, 2)};
+    for (unsigned d = 1; d <= 3; d++)
+        assert_int_equal(write_one(f->c, d, rs, 2), SS_OK);
+    assert_int_equal(set_role(f->c, 1, 2, STORE_ROLE_ADMIN), SS_OK);
+    assert_int_equal(set_role(f->c, 2, 4, STORE_ROLE_ADMIN), SS_OK);
+    assert_int_equal(add_apikey(f->c, 1, 2, 41, 1), SS_OK);
+    assert_int_equal(add_apikey(f->c, 2, 4, 42, 1), SS_OK);
+    assert_int_equal(add_audit(f->c, 2, 10, "device.create"), SS_OK);
+
+    char o2[SS_ID_LEN + 1], o3[SS_ID_LEN + 1];
+    make_id(o2, TAG_ORG, 2);
+    make_id(o3, TAG_ORG, 3);
+    /* Org 2 still has child 3: nothing is touched. */
+    assert_int_equal(store_org_delete(f->c, o2), SS_CONFLICT);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM devices"), 3);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 6);
+
+    assert_int_equal(store_org_delete(f->c, o3), SS_OK);
+    assert_int_equal(store_org_delete(f->c, o2), SS_OK);
+    store_org org;
+    assert_int_equal(store_org_get(f->c, o2, &org), SS_NOT_FOUND);
+    assert_int_equal(store_org_get(f->c, o3, &org), SS_NOT_FOUND);
+    assert_int_equal(store_org_delete(f->c, o2), SS_NOT_FOUND);
+
+    /* Org 4's device, readings, member and key are untouched. */
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM devices"), 1);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM series"), 2);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 2);
+    assert_int_equal(orphan_readings(f->c), 0);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM memberships"), 1);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM apikeys"), 1);
+    store_device d;
+    char dev1[SS_ID_LEN + 1];
+    make_id(dev1, TAG_DEVICE, 1);
+    assert_int_equal(store_device_get(f->c, dev1, &d), SS_NOT_FOUND);
+    store_apikey key;
+    char k1[SS_ID_LEN + 1];
+    make_id(k1, TAG_APIKEY, 1);
+    assert_int_equal(store_apikey_get(f->c, k1, &key), SS_NOT_FOUND);
+    /* The audit log keeps the deleted org's entries. */
+    collect *k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o2, 0, 100, 10, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    free(k);
+    /* The parent is now childless and deletable; the users remain. */
+    char o1[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    assert_int_equal(store_org_delete(f->c, o1), SS_OK);
+    int64_t n = 0;
+    assert_int_equal(store_user_count(f->c, &n), SS_OK);
+    assert_int_equal(n, 4);
+}
+
+/* A writer on another connection cached the series of an org's device; the
+ * org is deleted and a device with the same id comes back. */
+static void test_org_delete_drops_series_cache_of_other_connections(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading a = rd("t", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &a, 1), SS_OK);
+
+    store_conn *b = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &b), SS_OK);
+    char o1[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    assert_int_equal(store_org_delete(b, o1), SS_OK);
+    assert_int_equal(add_org(b, 1, "again", -1), SS_OK);
+    assert_int_equal(add_device(b, 2, 1, "other", 2), SS_OK);
+    assert_int_equal(write_one(b, 2, &a, 1), SS_OK); /* may reuse the freed series id */
+    assert_int_equal(add_device(b, 1, 1, "reborn", 1), SS_OK);
+    store_conn_release(f->s, b);
+
+    ss_reading a2 = rd("t", BASE + 1, 2);
+    assert_int_equal(write_one(f->c, 1, &a2, 1), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 1);
+    free(k);
+    k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE);
+    free(k);
+    assert_int_equal(orphan_readings(f->c), 0);
+}
+
+static void test_org_device_ids_of_one_org_only(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    assert_int_equal(add_device(f->c, 3, 1, "c", 3), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "a", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 2, "b", 2), SS_OK);
+    char o1[SS_ID_LEN + 1], o4[SS_ID_LEN + 1], o9[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(o4, TAG_ORG, 4);
+    make_id(o9, TAG_ORG, 9);
+    collect *k = collect_new();
+    assert_int_equal(store_org_device_ids(f->c, o1, id_cb, k), SS_OK);
+    assert_int_equal(k->n, 2); /* not the child org's device */
+    assert_id(k->ids[0], TAG_DEVICE, 1);
+    assert_id(k->ids[1], TAG_DEVICE, 3);
+    free(k);
+    k = collect_new();
+    k->stop_after = 1;
+    assert_int_equal(store_org_device_ids(f->c, o1, id_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_org_device_ids(f->c, o4, id_cb, k), SS_OK);
+    assert_int_equal(store_org_device_ids(f->c, o9, id_cb, k), SS_OK);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+static void test_membership_get_direct_role_only(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(set_role(f->c, 1, 1, STORE_ROLE_OWNER), SS_OK);
+    assert_int_equal(set_role(f->c, 1, 3, STORE_ROLE_VIEWER), SS_OK);
+    char u1[SS_ID_LEN + 1], o1[SS_ID_LEN + 1], o2[SS_ID_LEN + 1], o3[SS_ID_LEN + 1];
+    char o9[SS_ID_LEN + 1];
+    make_id(u1, TAG_USER, 1);
+    make_id(o1, TAG_ORG, 1);
+    make_id(o2, TAG_ORG, 2);
+    make_id(o3, TAG_ORG, 3);
+    make_id(o9, TAG_ORG, 9);
+    store_role r = (store_role)-1;
+    assert_int_equal(store_membership_get(f->c, o1, u1, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_OWNER);
+    /* Direct only: the inherited owner role does not show in org 3 or 2. */
+    assert_int_equal(store_membership_get(f->c, o3, u1, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_VIEWER);
+    r = (store_role)-1;
+    assert_int_equal(store_membership_get(f->c, o2, u1, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_NONE);
+    r = (store_role)-1;
+    assert_int_equal(store_membership_get(f->c, o9, u1, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_NONE);
+}
+
+static void test_member_count_exact_role(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    assert_int_equal(set_role(f->c, 1, 1, STORE_ROLE_OWNER), SS_OK);
+    assert_int_equal(set_role(f->c, 2, 1, STORE_ROLE_OWNER), SS_OK);
+    assert_int_equal(set_role(f->c, 3, 1, STORE_ROLE_ADMIN), SS_OK);
+    assert_int_equal(set_role(f->c, 4, 2, STORE_ROLE_OWNER), SS_OK);
+    char o1[SS_ID_LEN + 1], o3[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(o3, TAG_ORG, 3);
+    int64_t n = -1;
+    assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_OWNER, &n), SS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_ADMIN, &n), SS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_VIEWER, &n), SS_OK);
+    assert_int_equal(n, 0);
+    /* Not inherited: org 3 has no direct owner. */
+    assert_int_equal(store_member_count(f->c, o3, STORE_ROLE_OWNER, &n), SS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(set_role(f->c, 2, 1, STORE_ROLE_NONE), SS_OK);
+    assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_OWNER, &n), SS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_NONE, &n), SS_INVAL);
+    assert_int_equal(store_member_count(f->c, o1, (store_role)5, &n), SS_INVAL);
+}
+
+/* ---- API keys --------------------------------------------------------------------- */
+
+static void assert_apikey_equal(const store_apikey *got, const store_apikey *want)
+{
+    assert_string_equal(got->id, want->id);
+    assert_string_equal(got->org_id, want->org_id);
+    assert_string_equal(got->name, want->name);
+    assert_int_equal(got->scopes, want->scopes);
+    assert_memory_equal(got->key_hash, want->key_hash, SS_SECRET_HASH_BYTES);
+    assert_string_equal(got->created_by, want->created_by);
+    assert_int_equal(got->created_at, want->created_at);
+}
+
+static void test_apikey_create_get_and_by_hash_round_trip(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    store_apikey k = {.scopes = STORE_SCOPE_DATA_READ | STORE_SCOPE_DATA_WRITE | STORE_SCOPE_MANAGE,
+                      .created_at = 4242};
+    make_id(k.id, TAG_APIKEY, 1);
+    make_id(k.org_id, TAG_ORG, 2);
+    memset(k.name, 'n', SS_NAME_MAX);
+    fill_hash(k.key_hash, 9);
+    make_id(k.created_by, TAG_USER, 3);
+    assert_int_equal(store_apikey_create(f->c, &k), SS_OK);
+
+    store_apikey got;
+    memset(&got, 0x5a, sizeof got);
+    assert_int_equal(store_apikey_get(f->c, k.id, &got), SS_OK);
+    assert_apikey_equal(&got, &k);
+    memset(&got, 0x5a, sizeof got);
+    assert_int_equal(store_apikey_get_by_hash(f->c, k.key_hash, &got), SS_OK);
+    assert_apikey_equal(&got, &k);
+
+    uint8_t other[SS_SECRET_HASH_BYTES];
+    fill_hash(other, 10);
+    assert_int_equal(store_apikey_get_by_hash(f->c, other, &got), SS_NOT_FOUND);
+    char missing[SS_ID_LEN + 1];
+    make_id(missing, TAG_APIKEY, 2);
+    assert_int_equal(store_apikey_get(f->c, missing, &got), SS_NOT_FOUND);
+}
+
+static void test_apikey_duplicates_unknown_org_and_bad_scopes(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    assert_int_equal(add_apikey(f->c, 1, 1, 7, 1), SS_OK);
+    /* Same hash, new id. */
+    assert_int_equal(add_apikey(f->c, 2, 1, 7, 1), SS_EXISTS);
+    /* Same id, new hash. */
+    assert_int_equal(add_apikey(f->c, 1, 1, 8, 1), SS_EXISTS);
+    assert_int_equal(add_apikey(f->c, 3, 99, 9, 1), SS_NOT_FOUND);
+    store_apikey k = {.scopes = STORE_SCOPE_MANAGE << 1};
+    make_id(k.id, TAG_APIKEY, 4);
+    make_id(k.org_id, TAG_ORG, 1);
+    fill_hash(k.key_hash, 11);
+    assert_int_equal(store_apikey_create(f->c, &k), SS_INVAL);
+    k.scopes = 0; /* a key with no scope is useless but harmless */
+    assert_int_equal(store_apikey_create(f->c, &k), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM apikeys"), 2);
+}
+
+static void test_apikey_list_newest_first_per_org_and_delete(void **state)
+{
+    fx *f = *state;
+    add_org_tree(f->c);
+    assert_int_equal(add_apikey(f->c, 1, 1, 1, 100), SS_OK);
+    assert_int_equal(add_apikey(f->c, 2, 1, 2, 300), SS_OK);
+    assert_int_equal(add_apikey(f->c, 3, 1, 3, 200), SS_OK);
+    assert_int_equal(add_apikey(f->c, 4, 2, 4, 400), SS_OK);
+    char o1[SS_ID_LEN + 1], o3[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(o3, TAG_ORG, 3);
+    collect *k = collect_new();
+    assert_int_equal(store_apikey_list(f->c, o1, apikey_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    assert_id(k->ids[0], TAG_APIKEY, 2);
+    assert_id(k->ids[1], TAG_APIKEY, 3);
+    assert_id(k->ids[2], TAG_APIKEY, 1);
+    free(k);
+    k = collect_new();
+    k->stop_after = 2;
+    assert_int_equal(store_apikey_list(f->c, o1, apikey_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_apikey_list(f->c, o3, apikey_cb, k), SS_OK);
+    assert_int_equal(k->n, 0);
+    free(k);
+
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_APIKEY, 2);
+    assert_int_equal(store_apikey_delete(f->c, id), SS_OK);
+    store_apikey got;
+    assert_int_equal(store_apikey_get(f->c, id, &got), SS_NOT_FOUND);
+    uint8_t h[SS_SECRET_HASH_BYTES];
+    fill_hash(h, 2);
+    assert_int_equal(store_apikey_get_by_hash(f->c, h, &got), SS_NOT_FOUND);
+    assert_int_equal(store_apikey_delete(f->c, id), SS_NOT_FOUND);
+    k = collect_new();
+    assert_int_equal(store_apikey_list(f->c, o1, apikey_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    free(k);
+}
+
+/* ---- audit log -------------------------------------------------------------------- */
+
+static void test_audit_round_trip_with_increasing_ids(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_audit(f->c, 1, 500, "member.remove"), SS_OK);
+    assert_int_equal(add_audit(f->c, 1, 600, "member.add"), SS_OK);
+    /* Entries outside any org. */
+    assert_int_equal(add_audit(f->c, 0, 550, "user.disable"), SS_OK);
+
+    char o1[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    collect *k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 10, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ts[0], 600);
+    assert_int_equal(k->ts[1], 500);
+    assert_true(k->num[0] > k->num[1]);
+    assert_true(k->num[1] > 0);
+    assert_true(k->num[1] != 12345); /* the caller's id is ignored */
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_audit_list(f->c, "", 0, INT64_MAX, 10, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ts[0], 550);
+    free(k);
+}
+
+typedef struct audit_one {
+    store_audit a;
+    int n;
+} audit_one;
+
+static int audit_copy_cb(void *ctx, const store_audit *a)
+{
+    audit_one *o = ctx;
+    o->a = *a;
+    o->n++;
+    return 0;
+}
+
+static void test_audit_fields_round_trip_at_full_length(void **state)
+{
+    fx *f = *state;
+    store_audit a = {.ts = 600};
+    make_id(a.org_id, TAG_ORG, 1);
+    memset(a.actor, 'a', sizeof a.actor - 1);
+    memset(a.action, 'b', sizeof a.action - 1);
+    memset(a.target, 'c', sizeof a.target - 1);
+    memset(a.addr, 'd', sizeof a.addr - 1);
+    memset(a.detail, 'e', sizeof a.detail - 1);
+    assert_int_equal(store_audit_append(f->c, &a), SS_OK);
+    audit_one o = {.n = 0};
+    assert_int_equal(store_audit_list(f->c, a.org_id, 600, 601, 1, audit_copy_cb, &o), SS_OK);
+    assert_int_equal(o.n, 1);
+    assert_true(o.a.id > 0);
+    assert_int_equal(o.a.ts, 600);
+    assert_string_equal(o.a.org_id, a.org_id);
+    assert_string_equal(o.a.actor, a.actor);
+    assert_string_equal(o.a.action, a.action);
+    assert_string_equal(o.a.target, a.target);
+    assert_string_equal(o.a.addr, a.addr);
+    assert_string_equal(o.a.detail, a.detail);
+}
+
+static void test_audit_list_range_limit_newest_first_per_org(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(add_audit(f->c, 1, 1000 + 10 * i, "device.create"), SS_OK);
+    /* Same ts twice: the later append comes first. */
+    assert_int_equal(add_audit(f->c, 1, 1050, "device.delete"), SS_OK);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(add_audit(f->c, 2, 1000 + 10 * i, "org.rename"), SS_OK);
+    char o1[SS_ID_LEN + 1], o2[SS_ID_LEN + 1], o3[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(o2, TAG_ORG, 2);
+    make_id(o3, TAG_ORG, 3);
+
+    /* from inclusive, to exclusive. */
+    collect *k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 1020, 1060, 100, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 5);
+    int64_t want[] = {1050, 1050, 1040, 1030, 1020};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(k->ts[i], want[i]);
+        assert_id(k->ids[i], TAG_ORG, 1);
+    }
+    assert_true(k->num[0] > k->num[1]);
+    free(k);
+
+    /* limit N of N+1. */
+    k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 10, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 10);
+    assert_int_equal(k->ts[0], 1090);
+    assert_int_equal(k->ts[9], 1000 + 10);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 11, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 11);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, SIZE_MAX, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 11);
+    free(k);
+
+    k = collect_new();
+    k->stop_after = 3;
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 100, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    free(k);
+
+    k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o2, 0, INT64_MAX, 100, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_id(k->ids[i], TAG_ORG, 2);
+    free(k);
+
+    k = collect_new();
+    assert_int_equal(store_audit_list(f->c, o3, 0, INT64_MAX, 100, audit_cb, k), SS_OK);
+    assert_int_equal(store_audit_list(f->c, o1, 1060, 1060, 100, audit_cb, k), SS_OK);
+    assert_int_equal(store_audit_list(f->c, o1, 2000, 1000, 100, audit_cb, k), SS_OK);
+    assert_int_equal(k->n, 0);
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 0, audit_cb, k), SS_INVAL);
+    free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1474,6 +2150,23 @@ int main(void)
         T(test_concurrent_writers_never_surface_busy),
         T(test_series_cache_survives_delete_on_other_connection),
         T(test_series_cache_dropped_after_delete_and_recreate),
+        TB(test_migrate_from_version_1_keeps_sessions),
+        T(test_session_new_fields_round_trip),
+        T(test_session_duplicate_id_exists_unnamed_allowed),
+        T(test_session_touch_moves_last_seen_forward_only),
+        T(test_session_list_newest_first_skips_expired_and_others),
+        T(test_session_delete_id_only_for_its_user),
+        T(test_org_delete_refuses_children_then_removes_all_but_audit),
+        T(test_org_delete_drops_series_cache_of_other_connections),
+        T(test_org_device_ids_of_one_org_only),
+        T(test_membership_get_direct_role_only),
+        T(test_member_count_exact_role),
+        T(test_apikey_create_get_and_by_hash_round_trip),
+        T(test_apikey_duplicates_unknown_org_and_bad_scopes),
+        T(test_apikey_list_newest_first_per_org_and_delete),
+        T(test_audit_round_trip_with_increasing_ids),
+        T(test_audit_fields_round_trip_at_full_length),
+        T(test_audit_list_range_limit_newest_first_per_org),
 #undef T
 #undef TB
     };

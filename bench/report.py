@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""report.py — turns run.sh's records into tables on stdout and RESULTS.md.
+
+Records are lines of key=value tokens (bench=single|batch|idle, peer=..., and
+the RESULT fields of wrk/single.lua, batch_client.py, idle_conns.py).
+
+  report.py --records R --missed         prints the targets missed, one a line
+  report.py --records R --machine M --profiles DIR --out RESULTS.md ...
+
+Hand-written analysis between the markers ANALYSIS_BEGIN / ANALYSIS_END in the
+existing RESULTS.md is carried over into the new one, so a re-run does not
+erase it (its date says which run it was written for).
+"""
+import argparse
+import os
+import sys
+
+SS = "sensorspace-full"
+SS_NORMAL = "sensorspace-normal"
+NGX1, NGXA, INFLUX = "nginx-1", "nginx-auto", "influxdb"
+TARGET_VS_NGINX = 0.5
+TARGET_VS_INFLUX = 2.0
+TARGET_BATCH = 0.5
+TARGET_IDLE_BYTES = 8192
+ANALYSIS_BEGIN = "<!-- ANALYSIS_BEGIN -->"
+ANALYSIS_END = "<!-- ANALYSIS_END -->"
+
+
+def load(path):
+    recs = []
+    with open(path) as f:
+        for line in f:
+            r = dict(tok.split("=", 1) for tok in line.split() if "=" in tok)
+            if r:
+                recs.append(r)
+    return recs
+
+
+def num(r, k, default=0.0):
+    try:
+        return float(r.get(k, default))
+    except ValueError:
+        return default
+
+
+def best(recs, bench, peer, key):
+    rows = [r for r in recs if r["bench"] == bench and r["peer"] == peer]
+    return max(rows, key=lambda r: num(r, key)) if rows else None
+
+
+def ratio(a, b, key):
+    if not a or not b or num(b, key) == 0:
+        return None
+    return num(a, key) / num(b, key)
+
+
+def targets(recs):
+    """(name, value, target, met) for every target whose peers were measured."""
+    out = []
+    ss = best(recs, "single", SS, "rps")
+    for peer, tgt, name in ((NGX1, TARGET_VS_NGINX, "single: sensorspace-full / nginx-1"),
+                            (INFLUX, TARGET_VS_INFLUX, "single: sensorspace-full / influxdb")):
+        v = ratio(ss, best(recs, "single", peer, "rps"), "rps")
+        if v is not None:
+            out.append((name, f"{v:.2f}x", f">= {tgt}x", v >= tgt))
+    v = ratio(best(recs, "batch", SS, "readings_per_s"), best(recs, "batch", INFLUX, "readings_per_s"),
+              "readings_per_s")
+    if v is not None:
+        out.append(("batch: sensorspace-full / influxdb", f"{v:.2f}x", f">= {TARGET_BATCH}x", v >= TARGET_BATCH))
+    idle = best(recs, "idle", "sensorspace", "bytes_per_conn")
+    if idle:
+        b = num(idle, "bytes_per_conn")
+        ok = b < TARGET_IDLE_BYTES and idle.get("ok") == "1"
+        out.append(("idle: sensorspace bytes per connection", f"{b:.0f} B", f"< {TARGET_IDLE_BYTES} B", ok))
+    return out
+
+
+def table(head, rows):
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def single_check(r):
+    """Acked vs stored: nothing acked may be missing; a few more may be stored
+    (requests in flight when wrk stopped, committed but never read)."""
+    if r.get("stored", "-") == "-":
+        return "n/a"
+    acked = int(num(r, "requests") - num(r, "err_status"))
+    stored = int(num(r, "stored"))
+    if stored < acked:
+        return f"**LOST {acked - stored}**"
+    return f"ok (+{stored - acked} in flight)"
+
+
+def errors(r):
+    parts = [f"{k[4:]} {int(num(r, k))}" for k in
+             ("err_connect", "err_read", "err_write", "err_timeout") if num(r, k)]
+    return ", ".join(parts) or "0"
+
+
+def single_section(recs):
+    rows = [r for r in recs if r["bench"] == "single"]
+    if not rows:
+        return ""
+    peers = list(dict.fromkeys(r["peer"] for r in rows))
+    ss = best(recs, "single", SS, "rps")
+    summary = []
+    for p in peers:
+        b = best(recs, "single", p, "rps")
+        rr = ratio(ss, b, "rps")
+        summary.append((p, f"{num(b, 'rps'):,.0f}", f"-t{b['threads']} -c{b['conns']}",
+                        f"{num(b, 'p50_us') / 1000:.2f}", f"{num(b, 'p99_us') / 1000:.2f}",
+                        f"{rr:.2f}x" if rr is not None and p != SS else "—"))
+    detail = [(r.get("round", "1"), r["peer"], f"-t{r['threads']} -c{r['conns']}", f"{num(r, 'rps'):,.0f}",
+               f"{num(r, 'p50_us') / 1000:.2f}", f"{num(r, 'p99_us') / 1000:.2f}",
+               int(num(r, "err_status")), errors(r), r.get("stored", "-"), single_check(r))
+              for r in rows]
+    return ("### 1. One reading per HTTP request (keep-alive, wrk)\n\n"
+            "Best setting per peer; the ratio column is sensorspace-full divided by the peer.\n\n"
+            + table(("peer", "requests/s", "wrk setting", "p50 ms", "p99 ms", "sensorspace-full / peer"),
+                    summary)
+            + "\n\nEvery run (non-2xx = wrk's `Non-2xx or 3xx responses`, i.e. status >= 400; "
+              "stored = readings the server holds afterwards, checked against the 2xx answers):\n\n"
+            + table(("round", "peer", "wrk setting", "requests/s", "p50 ms", "p99 ms", "non-2xx",
+                     "socket errors", "stored", "acked vs stored"), detail) + "\n")
+
+
+def batch_section(recs):
+    rows = [r for r in recs if r["bench"] == "batch"]
+    if not rows:
+        return ""
+    ss = best(recs, "batch", SS, "readings_per_s")
+    peers = list(dict.fromkeys(r["peer"] for r in rows))
+    summary = []
+    for p in peers:
+        b = best(recs, "batch", p, "readings_per_s")
+        rr = ratio(ss, b, "readings_per_s")
+        summary.append((p, f"{num(b, 'readings_per_s'):,.0f}", b["conns"],
+                        f"{num(b, 'bytes_per_request') / 1024:.1f} KiB",
+                        f"{rr:.2f}x" if rr is not None and p != SS else "—"))
+    detail = []
+    for r in rows:
+        acked, stored = int(num(r, "readings")), int(num(r, "stored"))
+        check = "ok" if stored == acked else (f"**LOST {acked - stored}**" if stored < acked
+                                               else f"+{stored - acked} unacked")
+        detail.append((r.get("round", "1"), r["peer"], r["conns"], f"{num(r, 'readings_per_s'):,.0f}", r["ok"], r["bad"],
+                       r["conn_errors"], f"{num(r, 'elapsed_s'):.1f}", acked, stored, check))
+    return ("### 2. Batches of 1000 readings per request\n\n"
+            + table(("peer", "readings/s", "connections", "body", "sensorspace-full / peer"), summary)
+            + "\n\nEvery run:\n\n"
+            + table(("round", "peer", "connections", "readings/s", "2xx", "non-2xx", "conn errors", "seconds",
+                     "acked readings", "stored", "check"), detail) + "\n")
+
+
+def idle_section(recs):
+    rows = [r for r in recs if r["bench"] == "idle"]
+    if not rows:
+        return ""
+    out = [(r["peer"], r["alive"] + "/" + r["conns"], f"{num(r, 'rss_before_kib') / 1024:.1f} MiB",
+            f"{num(r, 'rss_after_kib') / 1024:.1f} MiB", f"{num(r, 'rss_closed_kib') / 1024:.1f} MiB",
+            f"{num(r, 'bytes_per_conn'):,.0f}", r["fds_after"], r["elapsed_s"]) for r in rows]
+    return ("### 3. Memory per idle keep-alive connection\n\n"
+            "Each connection made one `GET /healthz` first and then stayed open and idle; "
+            "VmRSS of the serving process (nginx: its one worker). "
+            "Kernel socket buffers are not in VmRSS.\n\n"
+            + table(("server", "open", "RSS before", "RSS with all open", "RSS after closing",
+                     "bytes / connection", "server fds", "seconds"), out) + "\n")
+
+
+def targets_section(recs):
+    rows = [(n, v, t, "met" if ok else "**missed**") for n, v, t, ok in targets(recs)]
+    return "### Targets\n\n" + table(("figure", "measured", "target", ""), rows) + "\n"
+
+
+def profiles_section(d):
+    if not d or not os.path.isdir(d):
+        return ""
+    parts = []
+    for name in sorted(os.listdir(d)):
+        if name.startswith("profile-") and name.endswith(".txt"):
+            with open(os.path.join(d, name)) as f:
+                parts.append(f"#### {name[8:-4]} workload\n\n```\n{f.read().rstrip()}\n```\n")
+    if not parts:
+        return ""
+    return "### 4. Profiles\n\n" + "\n".join(parts)
+
+
+def old_analysis(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    i, j = text.find(ANALYSIS_BEGIN), text.find(ANALYSIS_END)
+    return text[i:j + len(ANALYSIS_END)] if 0 <= i < j else ""
+
+
+def render(a, recs):
+    with open(a.machine) as f:
+        machine = [line.rstrip("\n") for line in f if line.strip()]
+    analysis = old_analysis(a.out) or (ANALYSIS_BEGIN + "\n" + ANALYSIS_END)
+    return "\n".join([
+        "# SensorSpace benchmark results",
+        "",
+        "Generated by `bench/run.sh` (`make bench`); see bench/README.md for what each figure "
+        "measures. All traffic on 127.0.0.1; client and servers share the machine's cores.",
+        "",
+        "## Machine",
+        "",
+        *[f"- {m}" for m in machine],
+        f"- wrk settings tried (threads:connections): {a.settings}; batch connections tried: "
+        f"{a.batch_conns}; rounds: {a.rounds} (every peer restarted fresh in each; best run reported)",
+        f"- total run time: {a.runtime_s} s",
+        "",
+        "## Results",
+        "",
+        targets_section(recs),
+        single_section(recs),
+        batch_section(recs),
+        idle_section(recs),
+        profiles_section(a.profiles),
+        "## Analysis",
+        "",
+        analysis,
+        "",
+    ])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--records", required=True)
+    p.add_argument("--missed", action="store_true")
+    p.add_argument("--machine")
+    p.add_argument("--profiles")
+    p.add_argument("--settings", default="")
+    p.add_argument("--batch-conns", default="")
+    p.add_argument("--rounds", default="1")
+    p.add_argument("--runtime-s", default="?")
+    p.add_argument("--out")
+    a = p.parse_args()
+    recs = load(a.records)
+    if a.missed:
+        for name, v, t, ok in targets(recs):
+            if not ok:
+                print(f"{name} ({v}, target {t})")
+        return
+    text = render(a, recs)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+    # The tables on stdout, for whoever ran `make bench`.
+    for section in (targets_section(recs), single_section(recs), batch_section(recs), idle_section(recs)):
+        if section:
+            sys.stdout.write(section + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# bench/run.sh — SensorSpace benchmarks against nginx and InfluxDB 1.6, run
+# side by side on this machine, loopback only. See bench/README.md.
+#
+#   bash bench/run.sh /abs/path/to/build/sensorspace      (what `make bench` does)
+#
+# Knobs (environment):
+#   BENCH_DURATION=10          seconds per wrk run
+#   BENCH_SETTINGS="1:64 2:256"  wrk threads:connections tried per peer
+#   BENCH_ROUNDS=2             rounds of benchmarks 1 and 2, every peer freshly
+#                              started in each; the best run counts (the
+#                              machine may be shared: best-of filters bursts
+#                              of someone else's load)
+#   BENCH_BATCHES=4000         requests of 1000 readings per batch run (upper bound)
+#   BENCH_BATCH_CONNS="4 16"   concurrent connections tried in the batch runs
+#   BENCH_IDLE_CONNS=10000     idle keep-alive connections in the memory run
+#   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
+#   BENCH_ONLY="single batch idle"   which benchmarks to run
+#   BENCH_KEEP=1               keep the temp dir (data, logs) afterwards
+#   BENCH_RESULTS=FILE         where the report goes (default bench/RESULTS.md)
+#
+# Every process it starts is recorded and stopped on exit (trap); every port is
+# a free one the kernel picked; everything lives in one temp dir under /tmp;
+# every wait has a bound.
+set -euo pipefail
+
+BIN=${1:?usage: bash bench/run.sh /abs/path/to/sensorspace}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DURATION=${BENCH_DURATION:-10}
+SETTINGS=${BENCH_SETTINGS:-"1:64 2:256"}
+ROUNDS=${BENCH_ROUNDS:-2}
+ROUND=1
+BATCHES=${BENCH_BATCHES:-4000}
+BATCH_CONNS=${BENCH_BATCH_CONNS:-"4 16"}
+BATCH_SIZE=1000
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+PROFILE=${BENCH_PROFILE:-auto}
+ONLY=${BENCH_ONLY:-"single batch idle"}
+RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
+WARMUP_S=2
+START_TIMEOUT_S=30     # a server that has not said "listening" by then is broken
+STOP_TIMEOUT_S=15      # SIGTERM, then SIGKILL
+ADMIN_PASSWORD=bench-password-123
+ADMIN_EMAIL=admin@localhost
+DAY_MS=86400000
+
+[ -x "$BIN" ] || { echo "run.sh: $BIN is not an executable" >&2; exit 2; }
+for tool in wrk nginx influxd python3 curl; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (make bench installs it)" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/ss-bench.XXXXXX)
+REC=$WORK/records.txt      # one line per measurement, key=value tokens
+: >"$REC"
+PIDS=()
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# stop_pid PID: SIGTERM, SIGKILL after STOP_TIMEOUT_S, and forget the pid so
+# cleanup never signals a number the kernel may have handed to someone else.
+stop_pid() {
+    local pid=$1 i p keep=()
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < STOP_TIMEOUT_S * 10; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "pid $pid ignored SIGTERM for ${STOP_TIMEOUT_S}s; SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+cleanup() {
+    local rc=$? pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
+        log "temp dir kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Raise the fd limit for the 10 000 idle connections (client and servers
+# inherit it); the hard limit is the ceiling we may take.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT=$(ulimit -n)
+if [ "$FD_LIMIT" != unlimited ] && [ "$FD_LIMIT" -lt $((IDLE_CONNS + 200)) ]; then
+    IDLE_CONNS=$((FD_LIMIT - 200))
+    log "ulimit -n is $FD_LIMIT: idle connections lowered to $IDLE_CONNS"
+fi
+
+ports() { python3 "$HERE/tools.py" ports "$1"; }
+now_ms() { date +%s%3N; }
+
+# ---- machine description ---------------------------------------------------
+
+describe_machine() {
+    local out=$WORK/machine.txt
+    {
+        echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+        echo "nproc: $(nproc)"
+        echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+        echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+        echo "kernel: $(uname -sr)"
+        echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "temp dir filesystem: $(df -T "$WORK" | awk 'NR==2 {print $2" on "$1}')"
+        echo "fsync of 4 KiB there (median of 50): $(python3 - "$WORK" <<'EOF'
+import os, sys, time
+p = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o600)
+ts = []
+for _ in range(50):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter(); os.fsync(fd); ts.append(time.perf_counter() - t)
+os.close(fd); os.unlink(p)
+print(f"{sorted(ts)[25] * 1e3:.2f} ms")
+EOF
+)"
+        echo "ulimit -n: $FD_LIMIT"
+        echo "sensorspace: $("$BIN" version 2>&1 | head -1) ($BIN)"
+        echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+        echo "nginx: $(nginx -v 2>&1 | cut -d' ' -f3)"
+        echo "influxdb: $(influxd version 2>&1 | head -1)"
+        echo "python: $(python3 --version 2>&1)"
+        echo "libuv: $(pkg-config --modversion libuv 2>/dev/null || echo '?'), sqlite: $(pkg-config --modversion sqlite3 2>/dev/null || echo '?')"
+    } >"$out"
+    cat "$out" >&2
+}
+
+# ---- sensorspace -------------------------------------------------------------
+
+SS_PID="" SS_PORT="" SS_ADMIN="" SS_DIR=""
+SS_DEVICES=()   # "id token", handed out by next_device
+
+# start_ss NAME DURABILITY DEVICES [WRAPPER...]: the wrapper (valgrind ...)
+# execs the server, so $! is the server's pid either way.
+start_ss() {
+    local name=$1 durability=$2 devices=$3
+    shift 3
+    SS_DIR=$WORK/$name
+    mkdir -p "$SS_DIR"
+    SENSORSPACE_ADMIN_PASSWORD=$ADMIN_PASSWORD SENSORSPACE_ADMIN_EMAIL=$ADMIN_EMAIL \
+        "$@" "$BIN" serve --data-dir "$SS_DIR/data" --listen-http 127.0.0.1:0 \
+        --listen-https off --listen-mqtt off --listen-mqtts off --listen-tcp off \
+        --listen-udp off --durability "$durability" \
+        >"$SS_DIR/stdout" 2>"$SS_DIR/stderr" &
+    SS_PID=$!
+    PIDS+=("$SS_PID")
+    local i
+    SS_PORT=""
+    for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do
+        SS_PORT=$(sed -n 's/^listening http 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SS_DIR/stdout" | head -1)
+        [ -n "$SS_PORT" ] && break
+        kill -0 "$SS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$SS_PORT" ]; then
+        log "sensorspace ($name) did not start; stderr:"; tail -20 "$SS_DIR/stderr" >&2
+        exit 1
+    fi
+    python3 "$HERE/tools.py" wait-http "http://127.0.0.1:$SS_PORT/healthz" --timeout "$START_TIMEOUT_S"
+    python3 "$HERE/tools.py" ss-setup "$SS_PORT" --devices "$devices" \
+        --email "$ADMIN_EMAIL" --password "$ADMIN_PASSWORD" >"$SS_DIR/devices"
+    SS_ADMIN=$(awk '$1 == "admin" {print $2}' "$SS_DIR/devices")
+    mapfile -t SS_DEVICES < <(awk '$1 != "admin"' "$SS_DIR/devices")
+    log "sensorspace $name (durability $durability) pid $SS_PID on 127.0.0.1:$SS_PORT"
+}
+
+stop_ss() {
+    stop_pid "$SS_PID"
+    SS_PID=""
+}
+
+# next_device: sets DEV_ID and DEV_TOKEN to a device not used yet in this server.
+next_device() {
+    [ ${#SS_DEVICES[@]} -gt 0 ] || { log "out of devices"; exit 1; }
+    read -r DEV_ID DEV_TOKEN <<<"${SS_DEVICES[0]}"
+    SS_DEVICES=("${SS_DEVICES[@]:1}")
+}
+
+ss_count() {
+    sleep 0.5   # requests wrk left in flight at its deadline may still commit
+    python3 "$HERE/tools.py" ss-count "$SS_PORT" "$SS_ADMIN" "$DEV_ID"
+}
+
+# ---- nginx -------------------------------------------------------------------
+
+NGX_PID="" NGX_PORT=""
+
+start_nginx() {
+    local name=$1 workers=$2 dir=$WORK/$1 i
+    mkdir -p "$dir"
+    NGX_PORT=$(ports 1)
+    sed -e "s|@WORKERS@|$workers|" -e "s|@PORT@|$NGX_PORT|" -e "s|@DIR@|$dir|g" \
+        "$HERE/conf/nginx.conf.in" >"$dir/nginx.conf"
+    nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout" 2>&1 &
+    NGX_PID=$!
+    PIDS+=("$NGX_PID")
+    python3 "$HERE/tools.py" wait-http "http://127.0.0.1:$NGX_PORT/healthz" --timeout "$START_TIMEOUT_S" || {
+        tail -20 "$dir/error.log" "$dir/stdout" >&2; exit 1; }
+    log "nginx $name (worker_processes $workers) pid $NGX_PID on 127.0.0.1:$NGX_PORT"
+}
+
+stop_nginx() {
+    stop_pid "$NGX_PID"
+    NGX_PID=""
+}
+
+# ---- influxdb ----------------------------------------------------------------
+
+INFLUX_PID="" INFLUX_PORT=""
+
+start_influx() {
+    local dir=$WORK/$1 rpc
+    mkdir -p "$dir"
+    read -r INFLUX_PORT rpc < <(ports 2)
+    sed -e "s|@PORT@|$INFLUX_PORT|" -e "s|@RPCPORT@|$rpc|" -e "s|@DIR@|$dir|g" \
+        "$HERE/conf/influxdb.conf.in" >"$dir/influxdb.conf"
+    influxd run -config "$dir/influxdb.conf" >"$dir/log" 2>&1 &
+    INFLUX_PID=$!
+    PIDS+=("$INFLUX_PID")
+    python3 "$HERE/tools.py" wait-http "http://127.0.0.1:$INFLUX_PORT/ping" --timeout "$START_TIMEOUT_S" || {
+        tail -20 "$dir/log" >&2; exit 1; }
+    python3 "$HERE/tools.py" influx-create "$INFLUX_PORT"
+    log "influxd pid $INFLUX_PID on 127.0.0.1:$INFLUX_PORT"
+}
+
+stop_influx() {
+    stop_pid "$INFLUX_PID"
+    INFLUX_PID=""
+}
+
+# ---- benchmark 1: one reading per request ------------------------------------
+
+# wrk_run THREADS CONNS SECONDS URL LOGFILE MODE ARG...: prints the RESULT fields.
+wrk_run() {
+    local t=$1 c=$2 d=$3 url=$4 out=$5
+    shift 5
+    timeout $((d + 30)) wrk -t"$t" -c"$c" -d"${d}s" --timeout 10s \
+        -s "$HERE/wrk/single.lua" "$url" -- "$@" >"$out" 2>&1 || {
+        log "wrk failed:"; tail -5 "$out" >&2; return 1; }
+    # wrk's own summary lines, kept as evidence of non-2xx answers.
+    grep -E 'Non-2xx|Socket errors' "$out" | sed 's/^/  wrk: /' >&2 || true
+    sed -n 's/^RESULT //p' "$out"
+}
+
+# single_peer PEER MODE URL [COUNTER]: warm-up, then every wrk setting.
+# MODE ss: each run on its own device, stored readings counted after.
+# MODE influx: each run on its own series, counted after.
+single_peer() {
+    local peer=$1 mode=$2 url=$3 base setting t c res arg stored dev
+    base=$(($(now_ms) - 7 * DAY_MS))
+    for setting in warmup $SETTINGS; do
+        if [ "$setting" = warmup ]; then t=1 c=64; else t=${setting%%:*} c=${setting##*:}; fi
+        case $mode in
+            ss) next_device; arg=$DEV_TOKEN; dev=$DEV_ID ;;
+            influx) dev="single-${setting/:/x}"; arg=$dev ;;
+            nginx) arg="" dev="" ;;
+        esac
+        local secs=$DURATION
+        [ "$setting" = warmup ] && secs=$WARMUP_S
+        res=$(wrk_run "$t" "$c" "$secs" "$url" "$WORK/wrk-$ROUND-$peer-$setting.log" "$mode" "$base" $arg) || exit 1
+        [ "$setting" = warmup ] && continue
+        stored=-
+        case $mode in
+            ss) stored=$(ss_count) ;;
+            influx) sleep 0.5; stored=$(python3 "$HERE/tools.py" influx-count "$INFLUX_PORT" "$dev") ;;
+        esac
+        echo "bench=single round=$ROUND peer=$peer threads=$t conns=$c duration_s=$DURATION stored=$stored $res" >>"$REC"
+        log "single $peer t$t c$c: $(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res") req/s, stored $stored"
+    done
+}
+
+# ---- benchmark 2: batches of 1000 readings -----------------------------------
+
+# batch_peer PEER TARGET: one run per BATCH_CONNS on a fresh device / series.
+batch_peer() {
+    local peer=$1 target=$2 conns base res stored arg dev
+    for conns in $BATCH_CONNS; do
+        base=$(($(now_ms) - 14 * DAY_MS))
+        if [ "$target" = ss ]; then
+            next_device; dev=$DEV_ID; arg=(--token "$DEV_TOKEN" --port "$SS_PORT")
+        else
+            dev="batch-$peer-c$conns"; arg=(--series "$dev" --port "$INFLUX_PORT")
+        fi
+        res=$(timeout 180 python3 "$HERE/batch_client.py" --target "$target" "${arg[@]}" \
+            --base-ms "$base" --batches "$BATCHES" --size "$BATCH_SIZE" --conns "$conns" \
+            --time-limit 30 2>"$WORK/batch-$ROUND-$peer-$conns.err" | sed -n 's/^RESULT //p') || true
+        [ -s "$WORK/batch-$ROUND-$peer-$conns.err" ] && sed 's/^/  batch: /' "$WORK/batch-$ROUND-$peer-$conns.err" >&2
+        [ -n "$res" ] || { log "batch client failed for $peer"; exit 1; }
+        if [ "$target" = ss ]; then
+            stored=$(ss_count)
+        else
+            sleep 0.5; stored=$(python3 "$HERE/tools.py" influx-count "$INFLUX_PORT" "$dev")
+        fi
+        echo "bench=batch round=$ROUND peer=$peer stored=$stored $res" >>"$REC"
+        log "batch $peer c$conns: $(sed -n 's/.*readings_per_s=\([0-9]*\).*/\1/p' <<<"$res") readings/s, stored $stored"
+    done
+}
+
+# ---- benchmark 3: memory per idle keep-alive connection ----------------------
+
+# idle_peer PEER PORT PATH PID...
+idle_peer() {
+    local peer=$1 port=$2 path=$3 res pidargs=() p
+    shift 3
+    for p in "$@"; do pidargs+=(--pid "$p"); done
+    res=$(timeout 120 python3 "$HERE/idle_conns.py" --port "$port" --path "$path" \
+        --conns "$IDLE_CONNS" "${pidargs[@]}" --budget 60 | sed -n 's/^RESULT //p') || true
+    [ -n "$res" ] || { log "idle_conns failed for $peer"; exit 1; }
+    echo "bench=idle peer=$peer $res" >>"$REC"
+    log "idle $peer: $(sed -n 's/.*bytes_per_conn=\([0-9]*\).*/\1/p' <<<"$res") bytes/connection"
+}
+
+# ---- profiling (4) -----------------------------------------------------------
+
+# When `perf stat -e instructions` works, perf record -g; else callgrind, with
+# collection switched on only for the measured load (not for start-up's Argon2).
+profile_workload() {
+    local what=$1 out=$WORK/profile-$1.txt base
+    base=$(($(now_ms) - 21 * DAY_MS))
+    if perf stat -e instructions true 2>&1 | grep -q '[0-9] *instructions'; then
+        start_ss "prof-$what" full 4
+        next_device
+        perf record -g -o "$WORK/perf-$what.data" -p "$SS_PID" -- sleep 12 >/dev/null 2>&1 &
+        local perf_pid=$!
+        PIDS+=("$perf_pid")
+        profile_load "$what" "$base" "$((DURATION))"
+        wait "$perf_pid" || true
+        stop_pid "$perf_pid"
+        stop_ss
+        { echo "perf record -g, $what workload, top symbols (self):"
+          perf report -i "$WORK/perf-$what.data" --no-children --stdio 2>/dev/null \
+            | grep -E '^ +[0-9]' | head -30; } >"$out"
+    else
+        command -v valgrind >/dev/null || { echo "no perf counters and no valgrind" >"$out"; return; }
+        start_ss "prof-$what" full 4 valgrind --tool=callgrind --instr-atstart=no \
+            --callgrind-out-file="$WORK/callgrind-$what.out"
+        next_device
+        callgrind_control -i on "$SS_PID" >/dev/null 2>&1
+        profile_load "$what" "$base" 10
+        callgrind_control -i off "$SS_PID" >/dev/null 2>&1
+        stop_ss
+        { echo "valgrind --tool=callgrind ($what workload under valgrind; perf has no"
+          echo "hardware counters on this machine). Self cost, top functions:"
+          callgrind_annotate "$WORK/callgrind-$what.out" 2>/dev/null | top_functions 30
+          echo
+          echo "Inclusive cost, top entries:"
+          callgrind_annotate --inclusive=yes "$WORK/callgrind-$what.out" 2>/dev/null \
+            | top_functions 40; } >"$out"
+    fi
+    log "profile written: $out"
+}
+
+# top_functions N: the first N function lines of callgrind_annotate, without
+# the PROGRAM TOTALS line and without a function's second entry under another
+# spelling of its file name (/work/main/src/x.c and src/x.c).
+# Reads all its input (no head): an early exit would SIGPIPE the writer and,
+# with pipefail, end the run.
+top_functions() {
+    grep -E '^ *[0-9,]+ \(' | grep -v 'PROGRAM TOTALS' \
+        | awk -v n="$1" '{ f = $0; sub(/^[^)]*\) +/, "", f); sub(/ .*/, "", f); sub(/^.*:/, "", f)
+                       if (!seen[f]++ && shown < n) { print; shown++ } }'
+}
+
+profile_load() {
+    local what=$1 base=$2 secs=$3
+    case $what in
+        single) wrk_run 1 64 "$secs" "http://127.0.0.1:$SS_PORT" "$WORK/wrk-prof.log" ss "$base" "$DEV_TOKEN" >/dev/null ;;
+        batch) timeout 120 python3 "$HERE/batch_client.py" --target ss --port "$SS_PORT" \
+            --token "$DEV_TOKEN" --base-ms "$base" --batches 200 --conns 4 --time-limit "$secs" >/dev/null ;;
+    esac
+}
+
+# ---- main --------------------------------------------------------------------
+
+T0=$(date +%s)
+read -r -a STAT0 < <(head -1 /proc/stat)
+describe_machine
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+
+# One round: every peer of benchmarks 1 and 2, each freshly started.
+bench_round() {
+    local durability workers
+    for durability in full normal; do
+        start_ss "ss-$durability-r$ROUND" "$durability" 16
+        want single && single_peer "sensorspace-$durability" ss "http://127.0.0.1:$SS_PORT"
+        want batch && batch_peer "sensorspace-$durability" ss
+        stop_ss
+    done
+    if want single; then
+        for workers in 1 auto; do
+            start_nginx "nginx-$workers-r$ROUND" "$workers"
+            single_peer "nginx-$workers" nginx "http://127.0.0.1:$NGX_PORT"
+            stop_nginx
+        done
+    fi
+    start_influx "influx-r$ROUND"
+    want single && single_peer influxdb influx "http://127.0.0.1:$INFLUX_PORT"
+    want batch && batch_peer influxdb influx
+    stop_influx
+}
+
+if want single || want batch; then
+    for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+        log "round $ROUND of $ROUNDS"
+        bench_round
+    done
+fi
+
+if want idle; then
+    start_ss ss-idle full 1
+    idle_peer sensorspace "$SS_PORT" /healthz "$SS_PID"
+    stop_ss
+    start_nginx nginx-idle 1
+    idle_peer nginx-1 "$NGX_PORT" /healthz $(pgrep -P "$NGX_PID")
+    stop_nginx
+fi
+
+# CPU time stolen by the hypervisor and spent idle over the run: a noisy
+# neighbour shows up here rather than as a mystery in the numbers.
+read -r -a STAT1 < <(head -1 /proc/stat)
+python3 - "${STAT0[*]}" "${STAT1[*]}" >>"$WORK/machine.txt" <<'EOF'
+import sys
+a, b = ([int(x) for x in s.split()[1:9]] for s in sys.argv[1:3])
+d = [y - x for x, y in zip(a, b)]
+total = sum(d) or 1
+print(f"cpu during the run: busy {100 * (total - d[3] - d[4] - d[7]) / total:.0f}%, "
+      f"idle {100 * (d[3] + d[4]) / total:.0f}%, stolen by the hypervisor {100 * d[7] / total:.1f}%")
+EOF
+
+report() {
+    python3 "$HERE/report.py" --records "$REC" --machine "$WORK/machine.txt" \
+        --profiles "$WORK" --settings "$SETTINGS" --batch-conns "$BATCH_CONNS" --rounds "$ROUNDS" \
+        --runtime-s $(($(date +%s) - T0)) --out "$RESULTS_MD" "$@"
+}
+
+# The measurements are written before profiling, so a profiler's failure
+# cannot cost them.
+report >/dev/null
+MISSED=$(python3 "$HERE/report.py" --records "$REC" --missed)
+if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ -n "$MISSED" ]; }; then
+    log "targets missed: ${MISSED:-none}; profiling"
+    if want single; then profile_workload single || log "profiling (single) failed"; fi
+    if want batch; then profile_workload batch || log "profiling (batch) failed"; fi
+fi
+report
+log "done in $(($(date +%s) - T0)) s; report: $RESULTS_MD"

@@ -1,0 +1,147 @@
+/* api_apikeys.c — API keys for apps: created with scopes, shown once,
+ * revoked at once. */
+#include "aaa/conn_registry.h"
+#include "aaa/secret.h"
+#include "core/err.h"
+#include "http/api_call.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct scope_name {
+    const char *name;
+    unsigned bit;
+} scope_name;
+
+static const scope_name scope_names[] = {
+    {"data:read", STORE_SCOPE_DATA_READ},
+    {"data:write", STORE_SCOPE_DATA_WRITE},
+    {"manage", STORE_SCOPE_MANAGE},
+};
+#define SCOPES (sizeof scope_names / sizeof scope_names[0])
+
+static json_t *scopes_json(unsigned scopes)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < SCOPES; i++)
+        if (scopes & scope_names[i].bit)
+            json_array_append_new(list, json_string(scope_names[i].name));
+    return list;
+}
+
+/* A non-empty array of known scope names; 0 when it is not one. */
+static unsigned parse_scopes(json_t *array)
+{
+    unsigned scopes = 0;
+    size_t i;
+    json_t *v;
+    if (!json_is_array(array) || json_array_size(array) == 0)
+        return 0;
+    json_array_foreach(array, i, v) {
+        size_t k = 0;
+        while (k < SCOPES && !(json_is_string(v) && strcmp(json_string_value(v), scope_names[k].name) == 0))
+            k++;
+        if (k == SCOPES)
+            return 0;
+        scopes |= scope_names[k].bit;
+    }
+    return scopes;
+}
+
+static json_t *apikey_json(const store_apikey *k)
+{
+    return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I}", "id", k->id, "org_id", k->org_id, "name",
+                     k->name, "scopes", scopes_json(k->scopes), "created_by", k->created_by,
+                     "created_at", (json_int_t)k->created_at);
+}
+
+static int append_key(void *ctx, const store_apikey *k)
+{
+    json_array_append_new(ctx, apikey_json(k));
+    return 0;
+}
+
+void api_apikeys_list(api_call *call)
+{
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+        return;
+    json_t *list = json_array();
+    int rc = store_apikey_list(call->db, call->params[0], append_key, list);
+    if (rc) {
+        json_decref(list);
+        api_reply_store_error(call, rc);
+        return;
+    }
+    api_reply_json(call, 200, list);
+}
+
+void api_apikeys_create(api_call *call)
+{
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+        return;
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    int bad = 0;
+    const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
+    unsigned scopes = parse_scopes(json_object_get(body, "scopes"));
+    if (bad || !api_name_valid(name) || !scopes) {
+        json_decref(body);
+        api_reply_error(call, 400, "bad_request",
+                        "name (1-200 characters) and scopes (a non-empty list of data:read, "
+                        "data:write, manage) are required");
+        return;
+    }
+    store_apikey k = {0};
+    char key[SECRET_TEXT_MAX];
+    secret_new_id(k.id);
+    snprintf(k.org_id, sizeof k.org_id, "%s", call->params[0]);
+    snprintf(k.name, sizeof k.name, "%s", name);
+    json_decref(body);
+    k.scopes = scopes;
+    snprintf(k.created_by, sizeof k.created_by, "%s",
+             call->principal == API_PRINCIPAL_KEY ? call->key.id : call->user.id);
+    k.created_at = call->now_ms;
+    secret_new(SECRET_PREFIX_APIKEY, key, k.key_hash);
+    int rc = store_apikey_create(call->db, &k);
+    if (rc) {
+        sodium_memzero(key, sizeof key);
+        api_reply_store_error(call, rc);
+        return;
+    }
+    char target[64];
+    snprintf(target, sizeof target, "apikey:%s", k.id);
+    api_audit(call, k.org_id, "apikey.create", target, NULL);
+    json_t *answer = apikey_json(&k);
+    json_object_set_new(answer, "key", json_string(key));
+    sodium_memzero(key, sizeof key);
+    api_reply_json(call, 201, answer);
+    snprintf(call->extra_headers, sizeof call->extra_headers, "Cache-Control: no-store\r\n");
+}
+
+void api_apikey_delete(api_call *call)
+{
+    if (api_authenticate(call))
+        return;
+    store_apikey k;
+    int rc = secret_id_valid(call->params[0]) ? store_apikey_get(call->db, call->params[0], &k)
+                                              : SS_NOT_FOUND;
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    if (api_require_role(call, k.org_id, STORE_ROLE_ADMIN, NULL))
+        return;
+    rc = store_apikey_delete(call->db, k.id);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    if (call->app->conns)
+        conn_registry_revoke(call->app->conns, k.id);
+    char target[64];
+    snprintf(target, sizeof target, "apikey:%s", k.id);
+    api_audit(call, k.org_id, "apikey.revoke", target, NULL);
+    api_reply_empty(call);
+}

@@ -1,0 +1,210 @@
+/* api_members.c — who belongs to an organisation, with which role.
+ *
+ * Rules (SPEC §2): admins manage members; nobody grants a role above their
+ * own; only owners grant, change or remove the owner role; the last owner
+ * of an org cannot be removed or lowered. A change takes effect on the very
+ * next request, since every request reads roles from the store. */
+#include "aaa/password.h"
+#include "aaa/secret.h"
+#include "core/err.h"
+#include "http/api_call.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static json_t *member_json(const store_user *u, store_role role)
+{
+    return json_pack("{s:s,s:s,s:s,s:b}", "user_id", u->id, "email", u->email, "role",
+                     api_role_name(role), "disabled", u->disabled);
+}
+
+static int append_member(void *ctx, const store_user *u, store_role role)
+{
+    json_array_append_new(ctx, member_json(u, role));
+    return 0;
+}
+
+void api_members_list(api_call *call)
+{
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+        return;
+    json_t *list = json_array();
+    int rc = store_member_list(call->db, call->params[0], append_member, list);
+    if (rc) {
+        json_decref(list);
+        api_reply_store_error(call, rc);
+        return;
+    }
+    api_reply_json(call, 200, list);
+}
+
+/* Creates the user with the given password, or finds the existing one.
+ * Returns 0, a store error, or 1 when it answered already. */
+static int find_or_create_user(api_call *call, const char *email, const char *password,
+                               store_user *u)
+{
+    int rc = store_user_get_by_email(call->db, email, u);
+    if (rc != SS_NOT_FOUND)
+        return rc;
+    if (!password) {
+        api_reply_error(call, 400, "bad_request", "a new user needs a password");
+        return 1;
+    }
+    memset(u, 0, sizeof *u);
+    secret_new_id(u->id);
+    snprintf(u->email, sizeof u->email, "%s", email);
+    u->created_at = call->now_ms;
+    if (password_hash(password, u->pw_hash)) {
+        api_reply_error(call, 400, "weak_password", "a password has 12 to 1024 characters");
+        return 1;
+    }
+    return store_user_create(call->db, u);
+}
+
+/* May a caller holding `mine` move a member from `from` to `to`? Answers
+ * 403 and returns nonzero when not. */
+static int check_grant(api_call *call, store_role mine, store_role from, store_role to)
+{
+    if (to > mine) {
+        api_reply_error(call, 403, "forbidden", "you cannot grant a role above your own");
+        return 1;
+    }
+    if ((from == STORE_ROLE_OWNER || to == STORE_ROLE_OWNER) && mine < STORE_ROLE_OWNER) {
+        api_reply_error(call, 403, "forbidden", "only an owner manages owners");
+        return 1;
+    }
+    return 0;
+}
+
+/* Refuses (409) to take the owner role from the org's last owner. */
+static int check_last_owner(api_call *call, const char *org_id, store_role from, store_role to)
+{
+    if (from != STORE_ROLE_OWNER || to == STORE_ROLE_OWNER)
+        return 0;
+    int64_t owners = 0;
+    int rc = store_member_count(call->db, org_id, STORE_ROLE_OWNER, &owners);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return 1;
+    }
+    if (owners <= 1) {
+        api_reply_error(call, 409, "last_owner", "an organisation keeps at least one owner");
+        return 1;
+    }
+    return 0;
+}
+
+static void audit_member(api_call *call, const char *action, const char *user_id,
+                         store_role role)
+{
+    char target[64], detail[64];
+    snprintf(target, sizeof target, "user:%s", user_id);
+    snprintf(detail, sizeof detail, "{\"role\":\"%s\"}", api_role_name(role));
+    api_audit(call, call->params[0], action, target, detail);
+}
+
+void api_members_add(api_call *call)
+{
+    store_role mine;
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, &mine))
+        return;
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    int bad = 0;
+    const char *email_in = api_json_string(body, "email", SS_EMAIL_MAX, &bad);
+    const char *role_name = api_json_string(body, "role", 16, &bad);
+    const char *password = api_json_string(body, "password", SS_PASSWORD_MAX, &bad);
+    store_role role, current = STORE_ROLE_NONE;
+    if (bad || !email_in || !strchr(email_in, '@') || !role_name ||
+        api_role_parse(role_name, &role)) {
+        json_decref(body);
+        api_reply_error(call, 400, "bad_request",
+                        "email and role (viewer, editor, admin, owner) are required");
+        return;
+    }
+    char email[SS_EMAIL_MAX + 1];
+    snprintf(email, sizeof email, "%s", email_in);
+    api_lowercase(email);
+    store_user u;
+    int rc = find_or_create_user(call, email, password, &u);
+    json_decref(body);
+    if (rc == 1)
+        return;
+    if (rc == 0)
+        rc = store_membership_get(call->db, call->params[0], u.id, &current);
+    if (rc == 0 && (check_grant(call, mine, current, role) ||
+                    check_last_owner(call, call->params[0], current, role)))
+        return;
+    if (rc == 0)
+        rc = store_membership_set(call->db, call->params[0], u.id, role);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    audit_member(call, "member.add", u.id, role);
+    api_reply_json(call, 201, member_json(&u, role));
+}
+
+/* Loads the member named in the path: 404 when not a direct member. */
+static int load_member(api_call *call, store_user *u, store_role *role)
+{
+    int rc = secret_id_valid(call->params[1]) ? store_user_get(call->db, call->params[1], u)
+                                              : SS_NOT_FOUND;
+    if (rc == 0)
+        rc = store_membership_get(call->db, call->params[0], u->id, role);
+    if (rc == 0 && *role == STORE_ROLE_NONE)
+        rc = SS_NOT_FOUND;
+    if (rc)
+        api_reply_store_error(call, rc);
+    return rc;
+}
+
+void api_member_patch(api_call *call)
+{
+    store_role mine, current, role;
+    store_user u;
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, &mine) ||
+        load_member(call, &u, &current))
+        return;
+    json_t *body = api_body_object(call);
+    if (!body)
+        return;
+    int bad = 0;
+    const char *role_name = api_json_string(body, "role", 16, &bad);
+    int ok = !bad && role_name && api_role_parse(role_name, &role) == 0;
+    json_decref(body);
+    if (!ok) {
+        api_reply_error(call, 400, "bad_request", "role is viewer, editor, admin or owner");
+        return;
+    }
+    if (check_grant(call, mine, current, role) ||
+        check_last_owner(call, call->params[0], current, role))
+        return;
+    int rc = store_membership_set(call->db, call->params[0], u.id, role);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    audit_member(call, "member.role", u.id, role);
+    api_reply_json(call, 200, member_json(&u, role));
+}
+
+void api_member_delete(api_call *call)
+{
+    store_role mine, current;
+    store_user u;
+    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, &mine) ||
+        load_member(call, &u, &current))
+        return;
+    if (check_grant(call, mine, current, STORE_ROLE_NONE) ||
+        check_last_owner(call, call->params[0], current, STORE_ROLE_NONE))
+        return;
+    int rc = store_membership_set(call->db, call->params[0], u.id, STORE_ROLE_NONE);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    audit_member(call, "member.remove", u.id, current);
+    api_reply_empty(call);
+}

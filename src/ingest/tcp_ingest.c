@@ -1,0 +1,670 @@
+/* tcp_ingest.c — the TCP direct socket (SPEC §3.4).
+ *
+ * One connection moves through three phases: AUTH (the first line must be
+ * "AUTH <token>"), DATA (line-format lines), FINISHING (no more reading:
+ * what was read is committed and answered, then the socket closes after its
+ * last write). Lines are cut out of each read as they come; a line begun in
+ * one read is kept in `line` until its end arrives, so any split across TCP
+ * segments reads the same.
+ *
+ * Batching: the lines of one read are parsed into the `filling` batch, which
+ * goes to the ingest queue as one item unless an item is already in
+ * flight; then it waits, and grows with later reads, until that commit
+ * completes. At most one item in flight per connection keeps the ACKs in
+ * order without a sequence table. Answers produced while handling one event
+ * are gathered in `out` and written together: fewer packets on a metered
+ * link.
+ *
+ * Lifetime: the connection is freed when both its handles are closed and
+ * no item is in flight (the queue owns the item until `done`), whichever
+ * happens last (the http server's habit). */
+#include "ingest/tcp_ingest.h"
+
+#include "aaa/secret.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "ingest/parse.h"
+#include "net/listen.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TCP_LOG "tcp"
+#define TCP_AUTH_WORD "AUTH "
+#define TCP_AUTH_WORD_LEN (sizeof TCP_AUTH_WORD - 1u)
+/* The AUTH line: the word, the longest token we issue, and a '\r'. A longer
+ * first line is not a token of ours; refusing it at this length keeps an
+ * unauthenticated peer's buffer small (Redis's tighter limit before AUTH). */
+#define TCP_AUTH_LINE_MAX (TCP_AUTH_WORD_LEN + SECRET_TEXT_MAX + 1u)
+/* A data line may carry SS_LINE_MAX bytes plus the '\r' of a "\r\n". */
+#define TCP_DATA_LINE_MAX (SS_LINE_MAX + 1u)
+/* Readings parsed while a batch is in flight before the connection stops
+ * being read: a device that outpaces the disk waits in the kernel's socket
+ * buffer, not in our memory. One read can still add what 64 KiB of lines
+ * carry, so the bound per connection is this plus one read's worth, twice
+ * (filling and in flight). The same count as one HTTP request. */
+#define TCP_PENDING_READINGS_MAX SS_INGEST_READINGS_MAX
+/* Answers the peer has not read yet. A client that floods bad lines and
+ * never reads its ERRs would grow our write queue without end; past this we
+ * stop reading from it until the queue has drained. ACKs are coalesced, so
+ * an honest device stays far below. */
+#define TCP_UNREAD_ANSWERS_MAX (256u * 1024u)
+/* After the last answer is queued, how long a closing connection may take
+ * to get it out: a peer that stopped reading cannot hold the socket open. */
+#define TCP_CLOSE_LINGER_MS 10000u
+/* A line buffer that grew past this (a long line) is freed once the line is
+ * done instead of kept: an idle connection holds no large buffer. */
+#define TCP_LINE_BUF_KEEP 1024u
+
+typedef enum { TCP_AUTH, TCP_DATA, TCP_FINISHING } tcp_phase;
+
+typedef struct tcp_batch {
+    ingest_item item;      /* item.readings: the batch's readings */
+    uint64_t *lines;       /* the line number of each data line, in order */
+    size_t n_lines;
+    size_t cap_lines;
+} tcp_batch;
+
+typedef struct tcp_conn tcp_conn;
+
+struct tcp_ingest {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    tcp_ingest_options opt;
+    tcp_conn *conns;        /* every open connection, for stop */
+    size_t connections;
+    int stopping;
+    int listener_closed;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+};
+
+struct tcp_conn {
+    net_stream stream;      /* first: the stream callbacks cast back */
+    uv_timer_t timer;       /* AUTH deadline, then the idle timeout */
+    tcp_ingest *owner;
+    tcp_conn *prev, *next;
+    conn_reg_entry reg;
+    device_cache_entry dev;
+    tcp_phase phase;
+    ss_buf line;            /* the line begun in an earlier read */
+    ss_buf out;             /* answers of the current event, sent together */
+    uint64_t lines_done;    /* lines after AUTH ended so far */
+    uint64_t stored;        /* data lines stored: the ACK count */
+    tcp_batch batch[2];
+    tcp_batch *filling;     /* parsed, not yet submitted */
+    tcp_batch *flight;      /* submitted, not yet committed; NULL when none */
+    int handles_open;       /* stream + timer not yet closed */
+    char peer[46];
+    unsigned closing : 1;
+    unsigned skipping : 1;  /* dropping the rest of an over-long line */
+    unsigned read_paused : 1;
+    unsigned out_failed : 1;
+};
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void batch_clear(tcp_batch *b)
+{
+    /* Freed, not reset: a batch is made per commit, and an idle connection
+     * should hold no readings memory. */
+    readings_free(&b->item.readings);
+    free(b->lines);
+    b->lines = NULL;
+    b->n_lines = b->cap_lines = 0;
+}
+
+static void conn_free(tcp_conn *c)
+{
+    tcp_ingest *t = c->owner;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    t->connections--;
+    conn_registry_remove(t->opt.conns, &c->reg);
+    buf_free(&c->line);
+    buf_free(&c->out);
+    batch_clear(&c->batch[0]);
+    batch_clear(&c->batch[1]);
+    log_debug(TCP_LOG, "connection from %s closed after %" PRIu64 " stored lines", c->peer,
+              c->stored);
+    free(c);
+    if (t->stopping && t->connections == 0 && t->listener_closed && t->stopped)
+        t->stopped(t->stopped_arg);
+}
+
+static void conn_maybe_free(tcp_conn *c)
+{
+    if (c->handles_open == 0 && !c->flight)
+        conn_free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    tcp_conn *c = h->data;
+    c->handles_open--;
+    conn_maybe_free(c);
+}
+
+static void conn_close_timer(tcp_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->timer))
+        return;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+static void on_stream_closed(net_stream *st)
+{
+    tcp_conn *c = (tcp_conn *)st;
+    c->handles_open--;
+    conn_close_timer(c);
+    conn_maybe_free(c);
+}
+
+/* Closes now, dropping unsent answers. */
+static void conn_close(tcp_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    conn_registry_remove(c->owner->opt.conns, &c->reg);
+    conn_close_timer(c);
+    net_stream_close(&c->stream);
+}
+
+static void on_linger_expired(uv_timer_t *t)
+{
+    tcp_conn *c = t->data;
+    log_debug(TCP_LOG, "%s did not take its last answers in time", c->peer);
+    net_stream_close(&c->stream);
+}
+
+/* Closes once the answers already written are out, or after the linger
+ * time; the timer is closed with the stream. */
+static void conn_close_after_write(tcp_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    conn_registry_remove(c->owner->opt.conns, &c->reg);
+    uv_timer_start(&c->timer, on_linger_expired, TCP_CLOSE_LINGER_MS, 0);
+    net_stream_close_after_write(&c->stream);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static void answer(tcp_conn *c, const char *text)
+{
+    if (buf_append_str(&c->out, text))
+        c->out_failed = 1;
+}
+
+/* "ERR <line-no> <code> <name>[ <message>]\n". The message is the parser's,
+ * which quotes at most a short printable excerpt of the input; anything
+ * that could end the answer line early is replaced all the same. */
+static void answer_line_error(tcp_conn *c, uint64_t line_no, int code, const char *name,
+                              const char *message)
+{
+    size_t start = c->out.len;
+    if (buf_printf(&c->out, "ERR %" PRIu64 " %d %s%s%s\n", line_no, code, name,
+                   message ? " " : "", message ? message : "")) {
+        c->out_failed = 1;
+        return;
+    }
+    for (size_t i = start; i + 1 < c->out.len; i++) {
+        unsigned char ch = (unsigned char)c->out.data[i];
+        if (ch < 0x20 || ch == 0x7f)
+            c->out.data[i] = '?';
+    }
+}
+
+/* Sends the gathered answers. Returns nonzero when the connection was
+ * closed (write failed, or the peer does not read its answers). */
+static int conn_flush(tcp_conn *c)
+{
+    if (c->closing)
+        return 1;
+    if (c->out_failed) {
+        log_warn(TCP_LOG, "out of memory answering %s; closing", c->peer);
+        conn_close(c);
+        return 1;
+    }
+    if (c->out.len == 0)
+        return 0;
+    int rc = net_stream_write(&c->stream, c->out.data, c->out.len);
+    buf_reset(&c->out);
+    if (rc) {
+        log_debug(TCP_LOG, "writing to %s: %s", c->peer, ss_strerror(rc));
+        conn_close(c);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- batches and commits -------------------------------------------------- */
+
+static int batch_add_line(tcp_batch *b, uint64_t line_no)
+{
+    if (b->n_lines == b->cap_lines) {
+        size_t cap = b->cap_lines ? b->cap_lines * 2 : 16;
+        uint64_t *p = realloc(b->lines, cap * sizeof *p);
+        if (!p)
+            return SS_NOMEM;
+        b->lines = p;
+        b->cap_lines = cap;
+    }
+    b->lines[b->n_lines++] = line_no;
+    return SS_OK;
+}
+
+/* Refuses every data line of a batch with the same answer: a failed commit
+ * (503), and later a quota refusal (429). */
+static void batch_refuse(tcp_conn *c, const tcp_batch *b, int code, const char *name)
+{
+    for (size_t i = 0; i < b->n_lines; i++)
+        answer_line_error(c, b->lines[i], code, name, NULL);
+}
+
+static void on_committed(ingest_item *item, int status);
+
+/* The one place a batch becomes an ingest item. The quota check of SPEC §5
+ * (readings and bytes per org and day) belongs here, before the submit:
+ * over quota, batch_refuse(c, b, 429, "quota_exceeded") and clear it. */
+static void conn_submit(tcp_conn *c)
+{
+    tcp_batch *b = c->filling;
+    c->filling = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
+    c->flight = b;
+    memcpy(b->item.device_id, c->dev.device_id, sizeof b->item.device_id);
+    memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
+    b->item.done = on_committed;
+    b->item.data = c;
+    ingest_queue_submit(c->owner->opt.queue, &b->item);
+}
+
+/* Submits the waiting batch when nothing is in flight. */
+static void conn_pump(tcp_conn *c)
+{
+    if (!c->closing && !c->flight && c->filling->item.readings.len > 0)
+        conn_submit(c);
+}
+
+/* Stops reading while too much waits behind the commit in flight or in the
+ * write queue, and starts again once it has gone out. */
+static void conn_backpressure(tcp_conn *c)
+{
+    if (c->closing || c->phase != TCP_DATA)
+        return;
+    int full = (c->flight && c->filling->item.readings.len >= TCP_PENDING_READINGS_MAX) ||
+               c->stream.write_pending > TCP_UNREAD_ANSWERS_MAX;
+    if (full && !c->read_paused) {
+        c->read_paused = 1;
+        net_stream_pause(&c->stream);
+    } else if (!full && c->read_paused) {
+        c->read_paused = 0;
+        net_stream_resume(&c->stream);
+    }
+}
+
+/* A finishing connection closes once its last batch is answered. */
+static void conn_maybe_end(tcp_conn *c)
+{
+    if (c->phase == TCP_FINISHING && !c->closing && !c->flight &&
+        c->filling->item.readings.len == 0)
+        conn_close_after_write(c);
+}
+
+static void on_committed(ingest_item *item, int status)
+{
+    tcp_conn *c = item->data;
+    tcp_batch *b = c->flight;
+    c->flight = NULL;
+    if (c->closing) {
+        /* Revoked or failed meanwhile: nobody to tell. */
+        batch_clear(b);
+        conn_maybe_free(c);
+        return;
+    }
+    if (status == SS_OK) {
+        c->stored += b->n_lines;
+        char ack[32];
+        snprintf(ack, sizeof ack, "ACK %" PRIu64 "\n", c->stored);
+        answer(c, ack);
+    } else {
+        log_warn(TCP_LOG, "commit for %s failed: %s", c->peer, ss_strerror(status));
+        batch_refuse(c, b, 503, "store_unavailable");
+    }
+    batch_clear(b);
+    conn_pump(c);
+    if (conn_flush(c))
+        return;
+    conn_backpressure(c);
+    conn_maybe_end(c);
+}
+
+/* ---- lines -------------------------------------------------------------- */
+
+static void conn_refuse_auth(tcp_conn *c, const char *why)
+{
+    log_info(TCP_LOG, "refused connection from %s: %s", c->peer, why);
+    answer(c, "ERR 401 invalid_token\n");
+    if (conn_flush(c) == 0)
+        conn_close_after_write(c);
+}
+
+static void conn_auth(tcp_conn *c, const char *text, size_t len)
+{
+    if (len <= TCP_AUTH_WORD_LEN || memcmp(text, TCP_AUTH_WORD, TCP_AUTH_WORD_LEN) != 0) {
+        conn_refuse_auth(c, "the first line is not AUTH <token>");
+        return;
+    }
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    secret_hash(text + TCP_AUTH_WORD_LEN, len - TCP_AUTH_WORD_LEN, hash);
+    if (device_cache_lookup(c->owner->opt.devices, hash, &c->dev) || c->dev.disabled) {
+        conn_refuse_auth(c, "unknown or disabled device token");
+        return;
+    }
+    c->phase = TCP_DATA;
+    conn_registry_add(c->owner->opt.conns, &c->reg, c->dev.device_id);
+    answer(c, "OK\n");
+    /* on_read arms the idle timeout once this read is handled. */
+    log_debug(TCP_LOG, "device %s connected from %s", c->dev.device_id, c->peer);
+}
+
+/* One data line, its terminator removed: parsed into the filling batch or
+ * answered with its error. */
+static void conn_data_line(tcp_conn *c, const char *text, size_t len, int64_t now)
+{
+    uint64_t no = ++c->lines_done;
+    if (len > SS_LINE_MAX) {
+        answer_line_error(c, no, 413, "too_large", NULL);
+        return;
+    }
+    tcp_batch *b = c->filling;
+    size_t before = b->item.readings.len;
+    ss_parse_error err = {0};
+    int rc = parse_line(text, len, now, &b->item.readings, &err);
+    if (rc == SS_OK && b->item.readings.len > before)
+        rc = batch_add_line(b, no);
+    if (rc == SS_NOMEM) {
+        b->item.readings.len = before;
+        log_warn(TCP_LOG, "out of memory reading from %s; closing", c->peer);
+        conn_close(c);
+        return;
+    }
+    if (rc)
+        answer_line_error(c, no, 400, "bad_reading", err.message);
+}
+
+static void conn_line(tcp_conn *c, const char *text, size_t len, int64_t now)
+{
+    if (len > 0 && text[len - 1] == '\r')
+        len--;
+    if (c->phase == TCP_AUTH)
+        conn_auth(c, text, len);
+    else
+        conn_data_line(c, text, len, now);
+}
+
+/* The line being read outgrew its cap before its end arrived. */
+static void conn_line_overflow(tcp_conn *c)
+{
+    buf_free(&c->line);
+    if (c->phase == TCP_AUTH) {
+        conn_refuse_auth(c, "the first line is too long for AUTH <token>");
+        return;
+    }
+    answer_line_error(c, c->lines_done + 1, 413, "too_large", NULL);
+    c->skipping = 1;
+}
+
+static size_t conn_line_cap(const tcp_conn *c)
+{
+    return c->phase == TCP_AUTH ? TCP_AUTH_LINE_MAX : TCP_DATA_LINE_MAX;
+}
+
+/* An over-long line has ended: it was answered when it overflowed. */
+static void conn_skip_done(tcp_conn *c)
+{
+    c->skipping = 0;
+    c->lines_done++;
+}
+
+static void conn_line_reset(tcp_conn *c)
+{
+    if (c->line.cap > TCP_LINE_BUF_KEEP)
+        buf_free(&c->line);
+    else
+        buf_reset(&c->line);
+}
+
+/* Cuts the bytes of one read into lines. Stops early when the connection
+ * closes (refused AUTH, out of memory). */
+static void conn_feed(tcp_conn *c, const char *data, size_t len)
+{
+    int64_t now = clock_now_ms();
+    const char *p = data;
+    const char *end = data + len;
+    while (p < end && !c->closing) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        if (c->skipping) {
+            if (nl)
+                conn_skip_done(c);
+        } else if (c->line.len + n > conn_line_cap(c)) {
+            conn_line_overflow(c);
+            if (nl && c->skipping)
+                conn_skip_done(c);
+        } else if (!nl || c->line.len > 0) {
+            if (buf_append(&c->line, p, n)) {
+                log_warn(TCP_LOG, "out of memory reading from %s; closing", c->peer);
+                conn_close(c);
+                return;
+            }
+            if (nl) {
+                conn_line(c, c->line.data, c->line.len, now);
+                conn_line_reset(c);
+            }
+        } else {
+            /* A whole line inside this read: parsed in place, no copy. */
+            conn_line(c, p, n, now);
+        }
+        p = nl ? nl + 1 : end;
+    }
+}
+
+/* Stops reading and lets what was read finish: commit, answer, close. For
+ * the peer's FIN, the idle timeout and server stop. */
+static void conn_finish(tcp_conn *c)
+{
+    if (c->closing || c->phase == TCP_FINISHING)
+        return;
+    if (c->phase == TCP_AUTH) {
+        conn_close(c);
+        return;
+    }
+    c->phase = TCP_FINISHING;
+    uv_timer_stop(&c->timer);
+    net_stream_pause(&c->stream);
+    c->read_paused = 1;
+    conn_pump(c);
+    if (conn_flush(c))
+        return;
+    conn_maybe_end(c);
+}
+
+/* ---- stream and timer callbacks ------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    tcp_conn *c = t->data;
+    if (c->phase == TCP_AUTH)
+        log_info(TCP_LOG, "%s sent no AUTH line within %u ms; closing", c->peer,
+                 TCP_INGEST_AUTH_TIMEOUT_MS);
+    else
+        log_debug(TCP_LOG, "%s idle; closing", c->peer);
+    conn_finish(c);
+}
+
+static void conn_arm_idle(tcp_conn *c)
+{
+    uv_timer_start(&c->timer, on_timer, c->owner->opt.idle_timeout_ms, 0);
+}
+
+static void on_read(net_stream *st, const char *data, size_t len)
+{
+    tcp_conn *c = (tcp_conn *)st;
+    if (c->closing || c->phase == TCP_FINISHING)
+        return;
+    conn_feed(c, data, len);
+    if (c->closing)
+        return;
+    if (c->phase == TCP_DATA)
+        conn_arm_idle(c);
+    conn_pump(c);
+    if (conn_flush(c))
+        return;
+    conn_backpressure(c);
+}
+
+/* The peer shut its side (FIN): what it sent is committed and answered
+ * before we close ours. A last line without its newline may be cut short
+ * (a reset mid-line reads the same), so it is refused, never stored. */
+static void conn_eof(tcp_conn *c)
+{
+    if (c->line.len > 0 && !c->skipping) {
+        answer_line_error(c, ++c->lines_done, 400, "bad_reading",
+                          "the stream ended inside this line (no newline)");
+        buf_free(&c->line);
+    } else if (c->skipping) {
+        conn_skip_done(c);
+    }
+    conn_finish(c);
+}
+
+static void on_stream_error(net_stream *st, int err)
+{
+    tcp_conn *c = (tcp_conn *)st;
+    if (err != SS_CLOSED || c->phase == TCP_AUTH) {
+        if (err != SS_CLOSED)
+            log_debug(TCP_LOG, "connection from %s: %s", c->peer, ss_strerror(err));
+        conn_close(c);
+        return;
+    }
+    conn_eof(c);
+}
+
+/* The peer has read every answer: reading may go on. */
+static void on_drained(net_stream *st)
+{
+    conn_backpressure((tcp_conn *)st);
+}
+
+static void on_revoked(conn_reg_entry *e)
+{
+    tcp_conn *c = e->data;
+    log_info(TCP_LOG, "device %s: token revoked; closing the connection from %s",
+             c->dev.device_id, c->peer);
+    conn_close(c);
+}
+
+/* ---- listener ----------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    tcp_ingest *t = listener->data;
+    if (status < 0 || t->stopping)
+        return;
+    tcp_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->owner = t;
+    c->stream.on_read = on_read;
+    c->stream.on_error = on_stream_error;
+    c->stream.on_close = on_stream_closed;
+    c->stream.on_drained = on_drained;
+    c->stream.data = c;
+    c->reg.on_revoked = on_revoked;
+    c->reg.data = c;
+    c->filling = &c->batch[0];
+    c->next = t->conns;
+    if (t->conns)
+        t->conns->prev = c;
+    t->conns = c;
+    t->connections++;
+    uv_timer_init(t->loop, &c->timer);
+    c->timer.data = c;
+    c->handles_open = 2;
+    if (net_stream_accept(listener, &c->stream, NULL, t->opt.bufs)) {
+        /* The stream's on_close still runs and frees through the usual path. */
+        c->closing = 1;
+        conn_close_timer(c);
+        return;
+    }
+    net_stream_peer(&c->stream, c->peer, sizeof c->peer);
+    uv_timer_start(&c->timer, on_timer, TCP_INGEST_AUTH_TIMEOUT_MS, 0);
+}
+
+int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options *opt,
+                     tcp_ingest **out, char *bound, size_t cap)
+{
+    net_addr na;
+    if (net_addr_parse(addr, &na) || na.off)
+        return SS_INVAL;
+    tcp_ingest *t = calloc(1, sizeof *t);
+    if (!t)
+        return SS_NOMEM;
+    t->loop = loop;
+    t->opt = *opt;
+    if (t->opt.idle_timeout_ms == 0)
+        t->opt.idle_timeout_ms = TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS;
+    t->listener.data = t;
+    *out = t;
+    int rc = net_tcp_listen(loop, &t->listener, &na, on_connection, bound, cap);
+    if (rc)
+        t->stopping = 1;  /* net_tcp_listen closed the handle */
+    return rc;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    tcp_ingest *t = h->data;
+    t->listener_closed = 1;
+    if (t->connections == 0 && t->stopped)
+        t->stopped(t->stopped_arg);
+}
+
+void tcp_ingest_stop(tcp_ingest *t, void (*done)(void *arg), void *arg)
+{
+    t->stopped = done;
+    t->stopped_arg = arg;
+    t->stopping = 1;
+    if (!uv_is_closing((uv_handle_t *)&t->listener))
+        uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+    else
+        t->listener_closed = 1;
+    /* Freeing waits for the close callbacks, so the list stays whole here. */
+    for (tcp_conn *c = t->conns; c; c = c->next)
+        conn_finish(c);
+    if (t->connections == 0 && t->listener_closed && done)
+        done(arg);
+}
+
+void tcp_ingest_free(tcp_ingest *t)
+{
+    free(t);
+}
+
+size_t tcp_ingest_connections(const tcp_ingest *t)
+{
+    return t->connections;
+}

@@ -1,0 +1,245 @@
+/* udp_ingest.c — UDP ingest (SPEC §3.5).
+ *
+ * Each datagram is handled whole on the loop thread the moment it arrives:
+ * token line, then every line parsed with parse_line_readings (which is all
+ * or nothing), then one ingest item. Nothing is sent back: a device on a
+ * metered link chose UDP to save the bytes of an answer. */
+#include "ingest/udp_ingest.h"
+
+#include "aaa/secret.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "ingest/parse.h"
+#include "net/listen.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UDP_LOG "udp"
+/* One byte past the limit: a datagram that fills the buffer is over it
+ * (a still larger one arrives cut, flagged UV_UDP_PARTIAL). */
+#define UDP_RECV_BUF_SIZE (UDP_INGEST_DATAGRAM_MAX + 1u)
+/* Datagrams submitted and not yet committed. UDP has no backpressure: a
+ * sender faster than the disk would otherwise grow the queue without end;
+ * past this, datagrams are refused (and counted) until commits catch up.
+ * 1024 datagrams of the largest size are about 64 MiB of input. */
+#define UDP_IN_FLIGHT_MAX 1024u
+
+struct udp_ingest {
+    uv_udp_t udp;
+    udp_ingest_options opt;
+    udp_ingest_stats stats;
+    size_t in_flight;
+    int stopping;
+    int handle_closed;
+    void (*stopped)(void *arg);
+    void *stopped_arg;
+    char buf[UDP_RECV_BUF_SIZE];  /* one datagram at a time: the loop thread's */
+};
+
+/* One datagram on its way to the store. */
+typedef struct udp_item {
+    ingest_item item;
+    udp_ingest *owner;
+} udp_item;
+
+static void udp_maybe_stopped(udp_ingest *u)
+{
+    if (u->stopping && u->handle_closed && u->in_flight == 0 && u->stopped)
+        u->stopped(u->stopped_arg);
+}
+
+static void udp_refuse(udp_ingest *u, const struct sockaddr *from, const char *why)
+{
+    u->stats.refused++;
+    if (!log_enabled(LOG_DEBUG))
+        return;
+    char peer[64] = "?";
+    if (from)
+        net_addr_format(from, peer, sizeof peer);
+    log_debug(UDP_LOG, "refused datagram from %s (%" PRIu64 " refused so far): %s", peer,
+              u->stats.refused, why);
+}
+
+static void on_committed(ingest_item *item, int status)
+{
+    udp_item *it = (udp_item *)item;
+    udp_ingest *u = it->owner;
+    u->in_flight--;
+    if (status == SS_OK) {
+        u->stats.stored++;
+    } else {
+        log_warn(UDP_LOG, "commit failed: %s; datagram dropped", ss_strerror(status));
+        udp_refuse(u, NULL, "the store refused the commit");
+    }
+    readings_free(&it->item.readings);
+    free(it);
+    udp_maybe_stopped(u);
+}
+
+/* Why a datagram was refused, for the debug log. */
+static int udp_fail(ss_parse_error *err, int rc, const char *why)
+{
+    snprintf(err->message, sizeof err->message, "%s", why);
+    return rc;
+}
+
+/* Splits off the token line: its length, and where the lines begin. */
+static int udp_split_token(const char *d, size_t len, size_t *token_len, size_t *body_off,
+                           ss_parse_error *err)
+{
+    const char *nl = memchr(d, '\n', len);
+    if (!nl)
+        return udp_fail(err, SS_AUTH, "no token line");
+    size_t n = (size_t)(nl - d);
+    *body_off = n + 1;
+    if (n > 0 && d[n - 1] == '\r')
+        n--;
+    if (n == 0 || n >= SECRET_TEXT_MAX)
+        return udp_fail(err, SS_AUTH, "the token line is empty or too long");
+    *token_len = n;
+    return SS_OK;
+}
+
+/* Authenticates and parses one datagram into a new item. 0, or an error
+ * with err->message saying why (no item is made). */
+static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **out,
+                         ss_parse_error *err)
+{
+    size_t token_len = 0, off = 0;
+    int rc = udp_split_token(d, len, &token_len, &off, err);
+    if (rc)
+        return rc;
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    device_cache_entry dev;
+    secret_hash(d, token_len, hash);
+    if (device_cache_lookup(u->opt.devices, hash, &dev) || dev.disabled)
+        return udp_fail(err, SS_AUTH, "unknown or disabled device token");
+    udp_item *it = calloc(1, sizeof *it);
+    if (!it)
+        return udp_fail(err, SS_NOMEM, "out of memory");
+    rc = parse_line_readings(d + off, len - off, clock_now_ms(), SS_INGEST_READINGS_MAX,
+                             &it->item.readings, err);
+    if (rc) {
+        readings_free(&it->item.readings);
+        free(it);
+        return rc;
+    }
+    memcpy(it->item.device_id, dev.device_id, sizeof it->item.device_id);
+    memcpy(it->item.org_id, dev.org_id, sizeof it->item.org_id);
+    it->item.done = on_committed;
+    it->item.data = u;
+    it->owner = u;
+    *out = it;
+    return SS_OK;
+}
+
+static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flags,
+                         const struct sockaddr *from)
+{
+    u->stats.received++;
+    if (len == 0) {
+        udp_refuse(u, from, "empty datagram");
+        return;
+    }
+    if ((flags & UV_UDP_PARTIAL) || len > UDP_INGEST_DATAGRAM_MAX) {
+        udp_refuse(u, from, "datagram over UDP_INGEST_DATAGRAM_MAX bytes");
+        return;
+    }
+    if (u->in_flight >= UDP_IN_FLIGHT_MAX) {
+        udp_refuse(u, from, "too many datagrams waiting for the store");
+        return;
+    }
+    udp_item *it = NULL;
+    ss_parse_error err = {0};
+    if (udp_make_item(u, d, len, &it, &err)) {
+        udp_refuse(u, from, err.message);
+        return;
+    }
+    u->in_flight++;
+    ingest_queue_submit(u->opt.queue, &it->item);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    udp_ingest *u = h->data;
+    *buf = uv_buf_init(u->buf, sizeof u->buf);
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                    unsigned flags)
+{
+    udp_ingest *u = h->data;
+    if (nread < 0) {
+        log_debug(UDP_LOG, "receive failed: %s", uv_strerror((int)nread));
+        return;
+    }
+    /* nread 0 with no address: the socket is drained, not a datagram. */
+    if (!from || u->stopping)
+        return;
+    udp_datagram(u, buf->base, (size_t)nread, flags, from);
+}
+
+int udp_ingest_start(uv_loop_t *loop, const char *addr, const udp_ingest_options *opt,
+                     udp_ingest **out, char *bound, size_t cap)
+{
+    net_addr na;
+    if (net_addr_parse(addr, &na) || na.off)
+        return SS_INVAL;
+    udp_ingest *u = calloc(1, sizeof *u);
+    if (!u)
+        return SS_NOMEM;
+    u->opt = *opt;
+    u->udp.data = u;
+    *out = u;
+    int rc = net_udp_bind(loop, &u->udp, &na, bound, cap);
+    if (rc == 0)
+        rc = uv_udp_recv_start(&u->udp, on_alloc, on_recv);
+    if (rc) {
+        if (!uv_is_closing((uv_handle_t *)&u->udp))
+            uv_close((uv_handle_t *)&u->udp, NULL);
+        u->stopping = 1;
+    }
+    return rc;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    udp_ingest *u = h->data;
+    u->handle_closed = 1;
+    udp_maybe_stopped(u);
+}
+
+void udp_ingest_stop(udp_ingest *u, void (*done)(void *arg), void *arg)
+{
+    u->stopped = done;
+    u->stopped_arg = arg;
+    u->stopping = 1;
+    if (uv_is_closing((uv_handle_t *)&u->udp)) {
+        u->handle_closed = 1;
+        udp_maybe_stopped(u);
+        return;
+    }
+    uv_udp_recv_stop(&u->udp);
+    uv_close((uv_handle_t *)&u->udp, on_closed);
+}
+
+void udp_ingest_free(udp_ingest *u)
+{
+    free(u);
+}
+
+uint64_t udp_ingest_refused(const udp_ingest *u)
+{
+    return u->stats.refused;
+}
+
+void udp_ingest_get_stats(const udp_ingest *u, udp_ingest_stats *out)
+{
+    *out = u->stats;
+}

@@ -1,0 +1,94 @@
+#include "server/reset_password.h"
+#include "aaa/password.h"
+#include "aaa/secret.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "store/store.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GENERATED_PASSWORD_LEN 20u
+
+static const char usage[] =
+    "usage: sensorspace reset-password --email EMAIL [--data-dir DIR] [--store URL]\n"
+    "\n"
+    "Sets a new password for the user, enables the account and ends all of its\n"
+    "sessions. The password comes from SENSORSPACE_NEW_PASSWORD (12 characters or\n"
+    "more); without it one is generated and printed once.\n";
+
+static int apply(store *s, const char *email, const char *password)
+{
+    store_conn *c;
+    store_user u;
+    char hash[STORE_PW_HASH_MAX];
+    int rc = password_hash(password, hash);
+    if (rc) {
+        fprintf(stderr, "reset-password: the password must have 12 to 1024 characters\n");
+        return rc;
+    }
+    rc = store_conn_acquire(s, &c);
+    if (rc)
+        return rc;
+    rc = store_user_get_by_email(c, email, &u);
+    if (rc == SS_NOT_FOUND)
+        fprintf(stderr, "reset-password: no user %s\n", email);
+    if (rc == 0)
+        rc = store_user_set_password(c, u.id, hash);
+    if (rc == 0)
+        rc = store_user_set_disabled(c, u.id, 0);
+    if (rc == 0)
+        rc = store_session_delete_user(c, u.id, NULL);
+    store_conn_release(s, c);
+    return rc;
+}
+
+int reset_password_main(int argc, char **argv)
+{
+    char email[SS_EMAIL_MAX + 1] = "", err[512] = "";
+    config cfg;
+    config_defaults(&cfg);
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--email") == 0 && i + 1 < argc) {
+            snprintf(email, sizeof email, "%s", argv[++i]);
+        } else if (i + 1 < argc && (strcmp(argv[i], "--data-dir") == 0 ||
+                                    strcmp(argv[i], "--store") == 0)) {
+            config_set(&cfg, argv[i] + 2, argv[i + 1]);
+            i++;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!email[0] || secret_init()) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    for (char *p = email; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    const char *given = getenv("SENSORSPACE_NEW_PASSWORD");
+    char generated[GENERATED_PASSWORD_LEN + 1];
+    password_generate(generated, GENERATED_PASSWORD_LEN);
+    const char *password = given && *given ? given : generated;
+    store_options opt = {.url = cfg.store, .data_dir = cfg.data_dir};
+    store *s;
+    if (store_open(&opt, &s, err, sizeof err)) {
+        fprintf(stderr, "reset-password: cannot open the store: %s\n", err);
+        return 1;
+    }
+    int rc = apply(s, email, password);
+    store_close(s);
+    if (rc == 0 && password == generated)
+        printf("new password for %s: %s\n", email, generated);
+    else if (rc == 0)
+        printf("password of %s reset\n", email);
+    sodium_memzero(generated, sizeof generated);
+    return rc ? 1 : 0;
+}
