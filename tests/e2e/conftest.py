@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real sensorspace binary on free ports, with a
 data dir of its own, driven by real clients (requests, curl, raw sockets)."""
 import os
+import re
 import select
 import signal
 import subprocess
@@ -16,6 +17,21 @@ BIN = os.environ.get("SENSORSPACE_BIN", os.path.join(os.path.dirname(__file__), 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct-horse-battery"
 START_TIMEOUT = 30
+
+# Secrets must never reach a log (SPEC §2). Every test server runs at debug
+# level, and its log is searched for anything shaped like one of our secrets
+# and for the passwords the tests use, when it stops.
+SECRET_PATTERN = re.compile(rb"ss[dsk]_[0-9a-f]{16,}")
+TEST_PASSWORDS = [ADMIN_PASSWORD, "member-password-1", "a-long-password-1", "a-long-password-2",
+                  "chosen-password-77", "new-password-22", "reset-password-3", "wrong-password-1",
+                  "wrong-password-123", "wrong-password-9", "wrong-password-x", "bench-password-123"]
+
+
+def assert_no_secrets(log_bytes, where):
+    m = SECRET_PATTERN.search(log_bytes)
+    assert m is None, "a secret reached the log of %s: %r" % (where, m.group(0)[:12])
+    for pw in TEST_PASSWORDS:
+        assert pw.encode() not in log_bytes, "a password reached the log of %s" % where
 
 
 class Server:
@@ -39,7 +55,8 @@ class Server:
         args = [BIN, "serve", "--data-dir", self.data_dir,
                 "--listen-http", "127.0.0.1:0", "--listen-https", "127.0.0.1:0",
                 "--listen-mqtt", "off", "--listen-mqtts", "off",
-                "--listen-tcp", "off", "--listen-udp", "off"] + self.extra_args
+                "--listen-tcp", "off", "--listen-udp", "off",
+                "--log-level", "debug"] + self.extra_args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=env)
         self.addrs = {}
@@ -112,6 +129,8 @@ class Server:
         self.proc.stdout.close()
         self.log.close()
         self.proc = None
+        with open(self.log_path, "rb") as f:
+            assert_no_secrets(f.read(), self.data_dir)
         return rc
 
     def kill(self):

@@ -37,6 +37,15 @@ class World:
             r = admin.post("/api/v1/orgs/%s/apikeys" % self.org["id"], json={"name": scope, "scopes": [scope]})
             assert r.status_code == 201, r.text
             self.keys[scope] = r.json()
+        # a member whose account is then disabled, and a key then revoked
+        gone = "disabled-%s@example.com" % tag
+        uid = admin.post("/api/v1/orgs/%s/members" % self.org["id"],
+                         json={"email": gone, "role": "owner", "password": PW}).json()["user_id"]
+        self.disabled = login(server.http, gone, PW)
+        assert admin.patch("/api/v1/users/" + uid, json={"disabled": True}).status_code == 200
+        key = admin.post("/api/v1/orgs/%s/apikeys" % self.org["id"], json={"name": "old", "scopes": ["manage"]}).json()
+        assert admin.delete("/api/v1/apikeys/" + key["id"]).status_code == 204
+        self.revoked_key = key["key"]
         self.device = admin.post("/api/v1/orgs/%s/devices" % self.org["id"], json={"name": "d"}).json()
         self.foreign = admin.post("/api/v1/orgs/%s/devices" % self.other["id"], json={"name": "f"}).json()
 
@@ -45,6 +54,10 @@ class World:
             return self.admin
         if who == "anonymous":
             return Api(self.server.http)
+        if who == "disabled":
+            return self.disabled
+        if who == "revoked-key":
+            return Api(self.server.http, self.revoked_key)
         if who.startswith("key:"):
             return Api(self.server.http, self.keys[who[4:]]["key"])
         return login(self.server.http, self.users[who][0], PW)
@@ -107,13 +120,16 @@ def fill_body(body, world):
     return {k: fill(v, world) if isinstance(v, str) else v for k, v in body.items()}
 
 
-@pytest.mark.parametrize("who", WHO)
+# Credentials that were good once: every endpoint answers 401.
+GONE = ["disabled", "revoked-key"]
+
+
+@pytest.mark.parametrize("who", WHO + GONE)
 def test_authorization_matrix(world, who):
     api = world.client(who)
-    col = WHO.index(who)
     wrong = []
     for method, path, body, expected in MATRIX:
-        want = expected[col]
+        want = 401 if who in GONE else expected[WHO.index(who)]
         if want is None:
             continue  # would really change something; covered elsewhere
         r = api.s.request(method, api.url(fill(path, world)), json=fill_body(body, world), timeout=30)

@@ -6,7 +6,9 @@ import subprocess
 
 import requests
 
-from conftest import ADMIN_EMAIL, BIN, login, new_server
+import pytest
+
+from conftest import ADMIN_EMAIL, BIN, assert_no_secrets, login, new_server
 
 
 def test_healthz_over_http_and_https(server):
@@ -109,3 +111,11 @@ def test_token_in_url_refused(server, device):
         assert r.status_code == 400, name
         assert r.json()["error"]["code"] == "token_in_url"
     assert device["token"] not in server.read_log()
+
+
+def test_log_secret_guard_catches_a_token():
+    assert_no_secrets(b"info http: POST /api/v1/data 200", "sample")
+    with pytest.raises(AssertionError):
+        assert_no_secrets(b"debug x: ssd_" + b"ab" * 32, "sample")
+    with pytest.raises(AssertionError):
+        assert_no_secrets(b"debug x: correct-horse-battery", "sample")
