@@ -328,7 +328,8 @@ idle_peer() {
 profile_workload() {
     local what=$1 out=$WORK/profile-$1.txt base
     base=$(($(now_ms) - 21 * DAY_MS))
-    if perf stat -e instructions true 2>&1 | grep -q '[0-9] *instructions'; then
+    # grep without -q reads all its input: no SIGPIPE for perf under pipefail.
+    if perf stat -e instructions true 2>&1 | grep '[0-9] *instructions' >/dev/null; then
         start_ss "prof-$what" full 4
         next_device
         perf record -g -o "$WORK/perf-$what.data" -p "$SS_PID" -- sleep 12 >/dev/null 2>&1 &
@@ -340,7 +341,7 @@ profile_workload() {
         stop_ss
         { echo "perf record -g, $what workload, top symbols (self):"
           perf report -i "$WORK/perf-$what.data" --no-children --stdio 2>/dev/null \
-            | grep -E '^ +[0-9]' | head -30; } >"$out"
+            | grep -E '^ +[0-9]' | awk 'NR <= 30'; } >"$out"
     else
         command -v valgrind >/dev/null || { echo "no perf counters and no valgrind" >"$out"; return; }
         start_ss "prof-$what" full 4 valgrind --tool=callgrind --instr-atstart=no \

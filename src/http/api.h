@@ -11,6 +11,8 @@
 
 #include "aaa/conn_registry.h"
 #include "aaa/device_cache.h"
+#include "aaa/meter.h"
+#include "aaa/quota.h"
 #include "aaa/throttle.h"
 #include "http/server.h"
 #include "ingest/queue.h"
@@ -23,6 +25,9 @@ typedef struct api_ctx {
     device_cache *devices;
     throttle *logins;
     conn_registry *conns;       /* live connections by principal, for revocation */
+    quota *quotas;              /* per-org limits, enforced on every protocol */
+    meter *meter;               /* accounting: usage and session records */
+    metrics *metrics;           /* GET /metrics and ingest refusals; may be NULL */
     int64_t session_ttl_ms;     /* absolute session expiry; 0: SS_SESSION_TTL_MS */
     int64_t session_idle_ms;    /* idle session expiry; 0: SS_SESSION_IDLE_MS */
     size_t requests_in_flight;  /* loop thread only */
@@ -30,5 +35,10 @@ typedef struct api_ctx {
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */
 void api_handle(void *ctx, http_request *req);
+
+/* The http_account_cb of every HTTP(S) listener: bytes, requests and
+ * session records to the meter (SPEC §5). */
+void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
+                 int closing);
 
 #endif

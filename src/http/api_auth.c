@@ -127,6 +127,7 @@ void api_logout(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
+    call->signed_out = 1;
     api_reply_empty(call);
     snprintf(call->extra_headers, sizeof call->extra_headers,
              "Set-Cookie: ss_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n");

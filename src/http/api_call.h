@@ -38,6 +38,9 @@ typedef struct api_call {
     const char *content_type;
     ss_buf body;
     char extra_headers[API_EXTRA_HEADERS_MAX];
+    int64_t scratch;        /* a handler's running count across store callbacks */
+    char acct_org[SS_ID_LEN + 1];  /* the org the request acted in (accounting) */
+    int signed_out;         /* the person's login session ended here */
 } api_call;
 
 typedef void (*api_worker_fn)(api_call *call);
@@ -139,8 +142,16 @@ void api_apikeys_create(api_call *call);
 void api_apikey_delete(api_call *call);
 void api_audit_list(api_call *call);
 void api_audit_list_all(api_call *call);
+/* GET /metrics from a non-loopback peer: the superadmin only. */
+void api_metrics(api_call *call);
+void api_usage(api_call *call);
+void api_sessions(api_call *call);
+void api_quota_get(api_call *call);
+void api_quota_put(api_call *call);
 
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);
+/* GET /metrics from a loopback peer, on the loop thread: no credential. */
+void api_metrics_local(api_ctx *app, http_request *req);
 
 #endif

@@ -272,6 +272,7 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
     }
     if (role)
         *role = r;
+    snprintf(call->acct_org, sizeof call->acct_org, "%s", org_id);
     return 0;
 }
 

@@ -37,9 +37,30 @@ static body_format detect_format(const http_request *req)
     return BODY_LINES;
 }
 
+/* An HTTP ingest in flight: the queue item, and where to report. */
+typedef struct http_ingest {
+    ingest_item item;   /* first: the queue hands this pointer back */
+    api_ctx *app;
+    http_request *req;
+} http_ingest;
+
 static void on_committed(ingest_item *item, int status)
 {
-    http_request *req = item->data;
+    http_ingest *hi = (http_ingest *)item;
+    http_request *req = hi->req;
+    req->principal.refused = status != SS_OK;
+    if (status == SS_OK)
+        req->principal.readings_stored = item->readings.len;
+    else
+        req->principal.readings_refused = item->readings.len;
+    if (hi->app->quotas)
+        quota_finish_readings(hi->app->quotas, item->org_id, (int64_t)item->readings.len,
+                              status == SS_OK, clock_now_ms());
+    if (status != SS_OK)
+        metrics_readings_refused(hi->app->metrics,
+                                 status == SS_NOT_FOUND ? METRICS_REFUSED_INVALID_TOKEN
+                                                        : METRICS_REFUSED_STORE_UNAVAILABLE,
+                                 item->readings.len);
     if (status == 0) {
         char body[64];
         int n = snprintf(body, sizeof body, "{\"stored\":%zu}", item->readings.len);
@@ -54,7 +75,7 @@ static void on_committed(ingest_item *item, int status)
                            NULL);
     }
     readings_free(&item->readings);
-    free(item);
+    free(hi);
 }
 
 /* Finds the device by token. Answers 401 and returns nonzero when unknown. */
@@ -76,6 +97,17 @@ static int authenticate_device(http_request *req, api_ctx *app, device_cache_ent
     return 0;
 }
 
+/* The metrics reason of a body refused before the queue. */
+static metrics_reason refusal_reason(int rc)
+{
+    switch (rc) {
+    case SS_QUOTA: return METRICS_REFUSED_QUOTA_EXCEEDED;
+    case SS_TOO_LARGE: return METRICS_REFUSED_TOO_LARGE;
+    case SS_NOMEM: return METRICS_REFUSED_STORE_UNAVAILABLE;
+    default: return METRICS_REFUSED_BAD_READING;
+    }
+}
+
 static void refuse_parse(http_request *req, int rc, const ss_parse_error *err, body_format fmt)
 {
     if (rc == SS_NOMEM) {
@@ -94,10 +126,15 @@ static void refuse_parse(http_request *req, int rc, const ss_parse_error *err, b
 void api_data_post(api_ctx *app, http_request *req)
 {
     device_cache_entry dev;
-    if (authenticate_device(req, app, &dev))
+    if (authenticate_device(req, app, &dev)) {
+        metrics_readings_refused(app->metrics, METRICS_REFUSED_INVALID_TOKEN, 1);
         return;
-    ingest_item *item = calloc(1, sizeof *item);
-    if (!item) {
+    }
+    req->principal.kind = HTTP_PRINCIPAL_DEVICE;
+    memcpy(req->principal.id, dev.device_id, sizeof req->principal.id);
+    memcpy(req->principal.org_id, dev.org_id, sizeof req->principal.org_id);
+    http_ingest *hi = calloc(1, sizeof *hi);
+    if (!hi) {
         http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
         return;
     }
@@ -105,19 +142,37 @@ void api_data_post(api_ctx *app, http_request *req)
     ss_parse_error err = {0};
     const char *body = req->body.data ? req->body.data : "";
     int64_t now = clock_now_ms();
+    ingest_item *item = &hi->item;
     int rc = fmt == BODY_JSON ? parse_json_readings(body, req->body.len, now,
                                                     SS_INGEST_READINGS_MAX, &item->readings, &err)
                               : parse_line_readings(body, req->body.len, now,
                                                     SS_INGEST_READINGS_MAX, &item->readings, &err);
+    if (rc == 0 && app->quotas &&
+        (quota_check_bytes(app->quotas, dev.org_id, now) ||
+         quota_reserve_readings(app->quotas, dev.org_id, (int64_t)item->readings.len, now)))
+        rc = SS_QUOTA;
     if (rc) {
+        /* Over quota the readings are parsed and counted; otherwise the
+         * request counts as one. */
+        metrics_readings_refused(app->metrics, refusal_reason(rc),
+                                 rc == SS_QUOTA ? item->readings.len : 1);
+        req->principal.refused = 1;
+        req->principal.readings_refused = rc == SS_QUOTA ? item->readings.len : 0;
         readings_free(&item->readings);
-        free(item);
-        refuse_parse(req, rc, &err, fmt);
+        free(hi);
+        if (rc == SS_QUOTA)
+            http_respond_error(req, 429, "quota_exceeded",
+                               "the organisation is over its quota for today", NULL);
+        else
+            refuse_parse(req, rc, &err, fmt);
         return;
     }
+    hi->app = app;
+    hi->req = req;
     memcpy(item->device_id, dev.device_id, sizeof item->device_id);
     memcpy(item->org_id, dev.org_id, sizeof item->org_id);
+    item->protocol = req->tls ? "https" : "http";
+    item->received_at = now;
     item->done = on_committed;
-    item->data = req;
     ingest_queue_submit(app->queue, item);
 }

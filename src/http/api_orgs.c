@@ -93,6 +93,8 @@ void api_orgs_create(api_call *call)
     org.created_at = call->now_ms;
     json_decref(body);
     int rc = store_org_create(call->db, &org);
+    if (rc == 0 && call->app->quotas)
+        rc = quota_set_org(call->app->quotas, org.id, org.parent_id);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
@@ -172,6 +174,8 @@ void api_org_delete(api_call *call)
         json_array_foreach(devices, i, dev) {
             device_cache_remove(call->app->devices, json_string_value(dev));
         }
+        if (call->app->quotas)
+            quota_remove_org(call->app->quotas, id);
     }
     json_decref(devices);
     if (rc == SS_CONFLICT) {

@@ -2,6 +2,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http/api.h"
 #include "http/api_call.h"
 
@@ -19,6 +20,7 @@ typedef struct route {
 
 static const route routes[] = {
     {HTTP_GET, "/healthz", api_healthz},
+    {HTTP_GET, "/metrics", api_metrics},
     {HTTP_POST, "/api/v1/auth/login", api_login},
     {HTTP_POST, "/api/v1/auth/logout", api_logout},
     {HTTP_GET, "/api/v1/me", api_me},
@@ -39,6 +41,10 @@ static const route routes[] = {
     {HTTP_POST, "/api/v1/orgs/{}/apikeys", api_apikeys_create},
     {HTTP_DELETE, "/api/v1/apikeys/{}", api_apikey_delete},
     {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list},
+    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage},
+    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions},
+    {HTTP_GET, "/api/v1/orgs/{}/quota", api_quota_get},
+    {HTTP_PUT, "/api/v1/orgs/{}/quota", api_quota_put},
     {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list},
     {HTTP_POST, "/api/v1/orgs/{}/members", api_members_add},
     {HTTP_GET, "/api/v1/orgs/{}/devices", api_devices_list},
@@ -112,9 +118,27 @@ static void on_work(uv_work_t *w)
     call->db = NULL;
 }
 
+/* Tells accounting who the request was from (api_account). */
+static void note_principal(api_call *call)
+{
+    http_principal *p = &call->req->principal;
+    if (call->principal == API_PRINCIPAL_USER) {
+        p->kind = HTTP_PRINCIPAL_USER;
+        snprintf(p->id, sizeof p->id, "%s", call->user.id);
+        snprintf(p->login_id, sizeof p->login_id, "%s", call->session.id);
+        snprintf(p->org_id, sizeof p->org_id, "%s", call->acct_org);
+        p->session_ended = call->signed_out;
+    } else if (call->principal == API_PRINCIPAL_KEY) {
+        p->kind = HTTP_PRINCIPAL_APIKEY;
+        snprintf(p->id, sizeof p->id, "%s", call->key.id);
+        snprintf(p->org_id, sizeof p->org_id, "%s", call->key.org_id);
+    }
+}
+
 static void on_work_done(uv_work_t *w, int status)
 {
     api_call *call = w->data;
+    note_principal(call);
     call->app->requests_in_flight--;
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
@@ -160,6 +184,13 @@ void api_handle(void *ctx, http_request *req)
         return;
     }
     char params[API_PARAMS_MAX][SS_ID_LEN + 1] = {{0}};
+    /* SPEC §2: anyone on loopback reads the metrics; others take the
+     * worker route below, which wants the superadmin. */
+    if (req->method == HTTP_GET && route_match("/metrics", req->path, params) &&
+        metrics_peer_is_local(req->peer)) {
+        api_metrics_local(app, req);
+        return;
+    }
     int path_known = 0;
     for (size_t i = 0; i < ROUTES; i++) {
         if (!route_match(routes[i].pattern, req->path, params))

@@ -19,6 +19,11 @@
 #define HTTP_WRITE_PENDING_MAX (256u * 1024u)
 /* A connection closing after its last answer gets this long to take it. */
 #define HTTP_LINGER_TIMEOUT_MS 10000u
+/* Room for the head of an answer: status line, our headers and the
+ * handler's extra ones (API_EXTRA_HEADERS_MAX is 512). */
+#define HTTP_HEAD_OUT_MAX 2048u
+/* Answers up to this size are assembled on the stack: most are. */
+#define HTTP_SMALL_ANSWER 4096u
 
 struct http_server {
     uv_loop_t *loop;
@@ -48,6 +53,8 @@ struct http_conn {
     http_request req;
     ss_buf pending;         /* bytes read and not yet parsed (pipelining) */
     size_t pending_pos;     /* parsed up to here */
+    metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
+    uint64_t acct_in, acct_out;         /* the stream's counters already accounted */
     ss_buf header_field;    /* the header name being read */
     conn_phase phase;
     int reject_status;      /* set by a parser callback to refuse the request */
@@ -76,6 +83,26 @@ static void request_reset(http_request *req)
     req->path = "";
     req->query = "";
     req->data = NULL;
+    memset(&req->principal, 0, sizeof req->principal);
+}
+
+static metrics_protocol server_listener(const http_server *s)
+{
+    return s->opt.tls ? METRICS_HTTPS : METRICS_HTTP;
+}
+
+/* Adds the bytes moved since the last report: after each answer and at
+ * close, so a long keep-alive connection shows up before it ends. */
+static void conn_report_bytes(http_conn *c, int closing)
+{
+    metrics_stream_bytes(c->server->opt.metrics, server_listener(c->server), &c->bytes_reported,
+                         c->stream.bytes_in, c->stream.bytes_out);
+    if (!c->server->opt.on_account)
+        return;
+    c->server->opt.on_account(c->server->opt.ctx, &c->req, c->stream.bytes_in - c->acct_in,
+                              c->stream.bytes_out - c->acct_out, closing);
+    c->acct_in = c->stream.bytes_in;
+    c->acct_out = c->stream.bytes_out;
 }
 
 static void conn_free(http_conn *c)
@@ -88,6 +115,7 @@ static void conn_free(http_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->connections--;
+    metrics_connection_closed(s->opt.metrics, server_listener(s));
     buf_free(&c->req.target);
     buf_free(&c->req.headers);
     buf_free(&c->req.body);
@@ -125,6 +153,7 @@ static void on_stream_closed(net_stream *st)
 {
     http_conn *c = (http_conn *)st;
     c->closing = 1;
+    conn_report_bytes(c, 1);
     conn_close_timer(c);
     c->handles_open--;
     conn_maybe_free(c);
@@ -217,28 +246,55 @@ static void conn_reset_request(http_conn *c)
     conn_set_phase(c, PHASE_IDLE);
 }
 
+/* Appends a string to a head being built in a fixed buffer; 0 when it
+ * does not fit. */
+static size_t head_put(char *head, size_t pos, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (pos == 0 || pos + n >= cap)
+        return 0;
+    memcpy(head + pos, s, n);
+    return pos + n;
+}
+
+/* Builds the answer in one allocation and one write: this runs for every
+ * request, so no printf beyond the status line and the length. */
 static int write_response(http_conn *c, int status, const char *content_type, const char *body,
                           size_t len, const char *extra, int keep_alive)
 {
     /* 204 carries no Content-Length (RFC 9110 §8.6); HEAD gets the head of
      * the answer only (§9.3.2). */
     int no_body = status == 204 || (c->req.method == HTTP_HEAD && !c->reject_status);
-    char length[48] = "";
-    if (status != 204)
-        snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
-    const char *connection = !keep_alive ? "Connection: close\r\n"
-                             : c->parser.http_minor == 0 ? "Connection: keep-alive\r\n"
-                                                         : "";
-    ss_buf out = SS_BUF_INIT;
-    int rc = buf_printf(&out, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n", status,
-                        http_status_text(status), length, content_type ? "Content-Type: " : "",
-                        content_type ? content_type : "", content_type ? "\r\n" : "",
-                        extra ? extra : "", connection);
-    if (rc == 0 && len && !no_body)
-        rc = buf_append(&out, body, len);
-    if (rc == 0)
-        rc = net_stream_write(&c->stream, out.data, out.len);
-    buf_free(&out);
+    char head[HTTP_HEAD_OUT_MAX];
+    int n = status == 204 ? snprintf(head, sizeof head, "HTTP/1.1 204 %s\r\n", http_status_text(204))
+                          : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
+                                     status, http_status_text(status), len);
+    size_t pos = n > 0 && (size_t)n < sizeof head ? (size_t)n : 0;
+    if (content_type) {
+        pos = head_put(head, pos, sizeof head, "Content-Type: ");
+        pos = head_put(head, pos, sizeof head, content_type);
+        pos = head_put(head, pos, sizeof head, "\r\n");
+    }
+    if (extra)
+        pos = head_put(head, pos, sizeof head, extra);
+    if (!keep_alive)
+        pos = head_put(head, pos, sizeof head, "Connection: close\r\n");
+    else if (c->parser.http_minor == 0)
+        pos = head_put(head, pos, sizeof head, "Connection: keep-alive\r\n");
+    pos = head_put(head, pos, sizeof head, "\r\n");
+    if (pos == 0)
+        return SS_TOO_LARGE;
+    size_t body_len = no_body ? 0 : len;
+    char small[HTTP_SMALL_ANSWER];
+    char *out = pos + body_len <= sizeof small ? small : malloc(pos + body_len);
+    if (!out)
+        return SS_NOMEM;
+    memcpy(out, head, pos);
+    if (body_len)
+        memcpy(out + pos, body, body_len);
+    int rc = net_stream_write(&c->stream, out, pos + body_len);
+    if (out != small)
+        free(out);
     return rc;
 }
 
@@ -259,6 +315,8 @@ void http_respond(http_request *req, int status, const char *content_type, const
         conn_close(c);
         return;
     }
+    metrics_http_request(c->server->opt.metrics, server_listener(c->server), status);
+    conn_report_bytes(c, 0);
     if (!keep_alive) {
         conn_close_after_write(c);
         return;
@@ -613,6 +671,7 @@ static void on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->connections++;
+    metrics_connection_opened(s->opt.metrics, server_listener(s));
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     uv_timer_init(s->loop, &c->timer);

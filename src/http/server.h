@@ -20,10 +20,32 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
+#include "core/metrics.h"
 #include "net/stream.h"
 
 typedef struct http_conn http_conn;
 typedef struct http_server http_server;
+
+/* Who a request turned out to be from, as the handler found it: the HTTP
+ * server only carries it to the accounting callback. */
+typedef enum {
+    HTTP_PRINCIPAL_NONE = 0,
+    HTTP_PRINCIPAL_DEVICE,
+    HTTP_PRINCIPAL_USER,
+    HTTP_PRINCIPAL_APIKEY,
+} http_principal_kind;
+
+typedef struct http_principal {
+    http_principal_kind kind;
+    char id[SS_ID_LEN + 1];        /* device, user or API key */
+    char org_id[SS_ID_LEN + 1];    /* the org the request acted in, "" if none */
+    char login_id[SS_ID_LEN + 1];  /* a person's login session */
+    uint64_t readings_stored;      /* ingest: stored by this request */
+    uint64_t readings_refused;     /* ingest: refused (0 when unreadable) */
+    int refused;                   /* the request was refused */
+    int session_ended;             /* a person signed out with this request */
+} http_principal;
 
 typedef struct http_request {
     http_conn *conn;        /* private */
@@ -40,11 +62,21 @@ typedef struct http_request {
     char peer[46];          /* the client's address */
     int64_t started_ms;     /* monotonic */
     void *data;             /* the handler's, for an answer given later */
+    http_principal principal;  /* set by the handler; reset per request */
+    void *conn_data;        /* the accounting callback's, kept across the
+                               requests of a connection */
 } http_request;
 
 /* Runs for each complete request, on the loop thread. The handler must
  * eventually call http_respond exactly once for this request. */
 typedef void (*http_request_cb)(void *ctx, http_request *req);
+
+/* Accounting: runs on the loop after each answer (closing 0) and once after
+ * the connection has closed (closing 1), with the bytes moved on the socket
+ * since the last call (TLS records included) and the request last answered
+ * (its principal and conn_data, which the callback frees when closing). */
+typedef void (*http_account_cb)(void *ctx, http_request *req, uint64_t bytes_in,
+                                uint64_t bytes_out, int closing);
 
 typedef struct http_server_options {
     const char *name;        /* "http" or "https", for logs */
@@ -53,6 +85,8 @@ typedef struct http_server_options {
     void *ctx;
     net_loop_buffers *bufs;  /* the loop's shared read buffers */
     size_t body_max;         /* <= SS_HTTP_BODY_MAX */
+    metrics *metrics;        /* may be NULL: nothing is counted */
+    http_account_cb on_account;  /* may be NULL */
 } http_server_options;
 
 /* Binds and starts listening. OUT bound: "HOST:PORT" actually bound.

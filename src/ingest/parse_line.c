@@ -105,12 +105,17 @@ static int line_parse_channel(line_cursor *c, const char **name, size_t *name_le
         reading_excerpt(ex, c->p, (size_t)(c->end - c->p));
         return line_fail(err, SS_PARSE, "expected a channel name, found \"%s\"", ex);
     }
-    reading_excerpt(ex, start, n);
-    if (!reading_channel_valid(start, n))
+    /* The excerpt is made only on the way to an error: the success path is
+     * the hot path. */
+    if (!reading_channel_valid(start, n)) {
+        reading_excerpt(ex, start, n);
         return line_fail(err, SS_PARSE,
                          "channel \"%s\" is not a valid name ([A-Za-z0-9_.-]{1,64})", ex);
-    if (c->p == c->end || *c->p != '=')
+    }
+    if (c->p == c->end || *c->p != '=') {
+        reading_excerpt(ex, start, n);
         return line_fail(err, SS_PARSE, "expected '=' after channel \"%s\"", ex);
+    }
     c->p++;
     *name = start;
     *name_len = n;
@@ -166,21 +171,24 @@ static int line_parse_ts(const char *p, const char *end, int64_t now_ms, int64_t
                          ss_parse_error *err)
 {
     char ex[READING_EXCERPT_SIZE];
-    reading_excerpt(ex, p, (size_t)(end - p));
     if (p == end)
         return line_fail(err, SS_PARSE, "expected a ts after the space");
     int64_t v = 0;
     for (const char *q = p; q < end; q++) {
-        if (!line_is_digit(*q))
+        if (!line_is_digit(*q)) {
+            reading_excerpt(ex, p, (size_t)(end - p));
             return line_fail(err, SS_PARSE, "ts \"%s\" is not an integer (ms since the epoch)",
                              ex);
+        }
         int d = *q - '0';
         /* Saturate: any value this large is out of range anyway. */
         v = (v > (INT64_MAX - d) / 10) ? INT64_MAX : v * 10 + d;
     }
-    if (reading_ts_check(v, now_ms) != SS_OK)
+    if (reading_ts_check(v, now_ms) != SS_OK) {
+        reading_excerpt(ex, p, (size_t)(end - p));
         return line_fail(err, SS_PARSE,
                          "ts %s is before 2000-01-01 or more than 10 minutes in the future", ex);
+    }
     *ts = v;
     return SS_OK;
 }

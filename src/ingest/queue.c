@@ -25,6 +25,7 @@ struct ingest_queue {
     store *s;
     ingest_commit_cb on_commit;
     void *ctx;
+    metrics *metrics;     /* set before the first submit; may be NULL */
 
     uv_async_t async;     /* loop side; the queue is freed in its close_cb */
     uv_thread_t thread;
@@ -112,6 +113,8 @@ static void queue_commit_each(ingest_queue *q, ingest_item *run)
             .org_id = it->org_id,
             .readings = it->readings.items,
             .len = it->readings.len,
+            .protocol = it->protocol,
+            .received_at = it->received_at,
         };
         it->status = it->readings.len ? store_write_batches(q->conn, &b, 1) : SS_OK;
     }
@@ -132,6 +135,8 @@ static void queue_commit_run(ingest_queue *q, ingest_item *run, size_t n_items)
             .org_id = it->org_id,
             .readings = it->readings.items,
             .len = it->readings.len,
+            .protocol = it->protocol,
+            .received_at = it->received_at,
         };
     }
     if (rc == SS_OK && nb > 0)
@@ -146,6 +151,22 @@ static void queue_commit_run(ingest_queue *q, ingest_item *run, size_t n_items)
         it->status = it->readings.len ? rc : SS_OK;
 }
 
+/* Reports one run's commit: its readings and time, and a store failure
+ * (a deleted device's refusal is not one). */
+static void queue_observe(ingest_queue *q, const ingest_item *run, uint64_t ns)
+{
+    uint64_t readings = 0;
+    int failed = 0;
+    for (const ingest_item *it = run; it; it = it->next) {
+        readings += it->readings.len;
+        failed |= it->status != SS_OK && it->status != SS_NOT_FOUND;
+    }
+    if (readings > 0)
+        metrics_commit(q->metrics, readings, ns);
+    if (failed)
+        metrics_store_error(q->metrics);
+}
+
 /* Takes one run, commits it outside the lock, and files it under `done`.
  * Called with mu held; returns with mu held. */
 static void queue_process_run(ingest_queue *q)
@@ -153,7 +174,9 @@ static void queue_process_run(ingest_queue *q)
     size_t n_items;
     ingest_item *run = queue_take_run(q, &n_items);
     uv_mutex_unlock(&q->mu);
+    uint64_t started = uv_hrtime();
     queue_commit_run(q, run, n_items);
+    queue_observe(q, run, uv_hrtime() - started);
     ingest_item *last = run;
     while (last->next)
         last = last->next;
@@ -183,6 +206,10 @@ static void queue_deliver_one(ingest_queue *q, ingest_item *it)
 {
     int status = it->status;
     q->depth--;
+    metrics_queue_depth(q->metrics, q->depth);
+    if (status == SS_OK)
+        metrics_readings_stored(q->metrics, metrics_protocol_parse(it->protocol),
+                                it->readings.len);
     if (status == SS_OK && q->on_commit)
         q->on_commit(q->ctx, it);
     it->done(it, status);
@@ -284,6 +311,7 @@ void ingest_queue_submit(ingest_queue *q, ingest_item *item)
 {
     item->status = SS_OK;
     q->depth++;
+    metrics_queue_depth(q->metrics, q->depth);
     uv_mutex_lock(&q->mu);
     queue_list_append(&q->pending, item, item);
     uv_cond_signal(&q->cond);
@@ -293,6 +321,11 @@ void ingest_queue_submit(ingest_queue *q, ingest_item *item)
 size_t ingest_queue_depth(const ingest_queue *q)
 {
     return q->depth;
+}
+
+void ingest_queue_set_metrics(ingest_queue *q, metrics *m)
+{
+    q->metrics = m;
 }
 
 /* After the join the store thread is gone, so this thread commits what is

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "core/limits.h"
+#include "core/metrics.h"
 #include "ingest/reading.h"
 #include "store/store.h"
 
@@ -28,6 +29,8 @@ struct ingest_item {
     char device_id[SS_ID_LEN + 1];
     char org_id[SS_ID_LEN + 1];
     ss_readings readings;   /* owned by the submitter; the queue never frees it */
+    const char *protocol;   /* "http", "https", "tcp", "udp": a static string */
+    int64_t received_at;    /* ms; usage is counted in this hour (UTC) */
     ingest_done_cb done;    /* required */
     void *data;             /* the submitter's */
     /* Private to the queue. */
@@ -55,6 +58,11 @@ void ingest_queue_submit(ingest_queue *q, ingest_item *item);
 
 /* Items submitted and not yet completed (the ingest queue depth). */
 size_t ingest_queue_depth(const ingest_queue *q);
+
+/* Reports the queue depth, each commit's size and time, store errors and
+ * readings stored per protocol to m (NULL: nothing). Loop thread, before
+ * the first submit. */
+void ingest_queue_set_metrics(ingest_queue *q, metrics *m);
 
 /* Commits everything already submitted, runs every `done`, stops and joins
  * the store thread, and frees the queue. Loop thread only, inside or

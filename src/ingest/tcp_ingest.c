@@ -101,6 +101,10 @@ struct tcp_conn {
     tcp_batch *flight;      /* submitted, not yet committed; NULL when none */
     int handles_open;       /* stream + timer not yet closed */
     char peer[46];
+    metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
+    meter_session acct;     /* the session record, from AUTH on */
+    uint64_t acct_in, acct_out;  /* the stream's counters already in the meter */
+    const char *end_reason; /* why it ends: "closed" unless set */
     unsigned closing : 1;
     unsigned skipping : 1;  /* dropping the rest of an over-long line */
     unsigned read_paused : 1;
@@ -129,6 +133,9 @@ static void conn_free(tcp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     t->connections--;
+    metrics_connection_closed(t->opt.metrics, METRICS_TCP);
+    if (t->opt.meter)
+        meter_session_end(t->opt.meter, &c->acct, c->end_reason ? c->end_reason : "closed");
     conn_registry_remove(t->opt.conns, &c->reg);
     buf_free(&c->line);
     buf_free(&c->out);
@@ -162,9 +169,24 @@ static void conn_close_timer(tcp_conn *c)
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
+/* Adds the bytes moved since the last report: after each write of answers
+ * and at close, so a long-lived device connection shows up before it ends. */
+static void conn_report_bytes(tcp_conn *c)
+{
+    metrics_stream_bytes(c->owner->opt.metrics, METRICS_TCP, &c->bytes_reported,
+                         c->stream.bytes_in, c->stream.bytes_out);
+    if (c->phase == TCP_AUTH || !c->owner->opt.meter)
+        return;
+    meter_bytes(c->owner->opt.meter, &c->acct, c->dev.org_id, "tcp",
+                c->stream.bytes_in - c->acct_in, c->stream.bytes_out - c->acct_out);
+    c->acct_in = c->stream.bytes_in;
+    c->acct_out = c->stream.bytes_out;
+}
+
 static void on_stream_closed(net_stream *st)
 {
     tcp_conn *c = (tcp_conn *)st;
+    conn_report_bytes(c);
     c->handles_open--;
     conn_close_timer(c);
     conn_maybe_free(c);
@@ -215,6 +237,15 @@ static void answer_line_error(tcp_conn *c, uint64_t line_no, int code, const cha
                               const char *message)
 {
     size_t start = c->out.len;
+    /* A refused line counts as one message; batch_refuse counts the
+     * readings of a refused batch (429, 503) itself. */
+    if (code == 400 || code == 413) {
+        metrics_readings_refused(c->owner->opt.metrics,
+                                 code == 413 ? METRICS_REFUSED_TOO_LARGE
+                                             : METRICS_REFUSED_BAD_READING, 1);
+        if (c->owner->opt.meter)
+            meter_refused(c->owner->opt.meter, &c->acct, c->dev.org_id, "tcp", 0);
+    }
     if (buf_printf(&c->out, "ERR %" PRIu64 " %d %s%s%s\n", line_no, code, name,
                    message ? " " : "", message ? message : "")) {
         c->out_failed = 1;
@@ -242,6 +273,7 @@ static int conn_flush(tcp_conn *c)
         return 0;
     int rc = net_stream_write(&c->stream, c->out.data, c->out.len);
     buf_reset(&c->out);
+    conn_report_bytes(c);
     if (rc) {
         log_debug(TCP_LOG, "writing to %s: %s", c->peer, ss_strerror(rc));
         conn_close(c);
@@ -270,22 +302,53 @@ static int batch_add_line(tcp_batch *b, uint64_t line_no)
  * (503), and later a quota refusal (429). */
 static void batch_refuse(tcp_conn *c, const tcp_batch *b, int code, const char *name)
 {
+    metrics_readings_refused(c->owner->opt.metrics,
+                             code == 429 ? METRICS_REFUSED_QUOTA_EXCEEDED
+                                         : METRICS_REFUSED_STORE_UNAVAILABLE,
+                             b->item.readings.len);
+    if (c->owner->opt.meter)
+        meter_refused(c->owner->opt.meter, &c->acct, c->dev.org_id, "tcp",
+                      b->item.readings.len);
     for (size_t i = 0; i < b->n_lines; i++)
         answer_line_error(c, b->lines[i], code, name, NULL);
 }
 
 static void on_committed(ingest_item *item, int status);
 
-/* The one place a batch becomes an ingest item. The quota check of SPEC §5
- * (readings and bytes per org and day) belongs here, before the submit:
- * over quota, batch_refuse(c, b, 429, "quota_exceeded") and clear it. */
+/* Reserves the batch's readings against the org's quotas (SPEC §5).
+ * Nonzero when the org is over a limit: the batch is refused whole. */
+static int conn_over_quota(tcp_conn *c, tcp_batch *b)
+{
+    quota *q = c->owner->opt.quotas;
+    int64_t now = clock_now_ms();
+    if (!q)
+        return 0;
+    return quota_check_bytes(q, c->dev.org_id, now) ||
+           quota_reserve_readings(q, c->dev.org_id, (int64_t)b->item.readings.len, now);
+}
+
+static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)
+{
+    if (c->owner->opt.quotas)
+        quota_finish_readings(c->owner->opt.quotas, c->dev.org_id,
+                              (int64_t)b->item.readings.len, stored, clock_now_ms());
+}
+
+/* The one place a batch becomes an ingest item. */
 static void conn_submit(tcp_conn *c)
 {
     tcp_batch *b = c->filling;
+    if (conn_over_quota(c, b)) {
+        batch_refuse(c, b, 429, "quota_exceeded");
+        batch_clear(b);
+        return;
+    }
     c->filling = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
     c->flight = b;
     memcpy(b->item.device_id, c->dev.device_id, sizeof b->item.device_id);
     memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
+    b->item.protocol = "tcp";
+    b->item.received_at = clock_now_ms();
     b->item.done = on_committed;
     b->item.data = c;
     ingest_queue_submit(c->owner->opt.queue, &b->item);
@@ -328,6 +391,7 @@ static void on_committed(ingest_item *item, int status)
     tcp_conn *c = item->data;
     tcp_batch *b = c->flight;
     c->flight = NULL;
+    conn_finish_quota(c, b, status == SS_OK);
     if (c->closing) {
         /* Revoked or failed meanwhile: nobody to tell. */
         batch_clear(b);
@@ -335,6 +399,8 @@ static void on_committed(ingest_item *item, int status)
         return;
     }
     if (status == SS_OK) {
+        if (c->owner->opt.meter)
+            meter_stored(c->owner->opt.meter, &c->acct, b->item.readings.len);
         c->stored += b->n_lines;
         char ack[32];
         snprintf(ack, sizeof ack, "ACK %" PRIu64 "\n", c->stored);
@@ -356,6 +422,7 @@ static void on_committed(ingest_item *item, int status)
 static void conn_refuse_auth(tcp_conn *c, const char *why)
 {
     log_info(TCP_LOG, "refused connection from %s: %s", c->peer, why);
+    metrics_readings_refused(c->owner->opt.metrics, METRICS_REFUSED_INVALID_TOKEN, 1);
     answer(c, "ERR 401 invalid_token\n");
     if (conn_flush(c) == 0)
         conn_close_after_write(c);
@@ -375,6 +442,13 @@ static void conn_auth(tcp_conn *c, const char *text, size_t len)
     }
     c->phase = TCP_DATA;
     conn_registry_add(c->owner->opt.conns, &c->reg, c->dev.device_id);
+    if (c->owner->opt.meter) {
+        meter_session_open(c->owner->opt.meter, &c->acct, "device", c->dev.device_id,
+                           c->dev.org_id, "tcp", c->peer);
+        /* The session's bytes start with the AUTH line that opened it. */
+        c->acct_in = 0;
+        c->acct_out = c->stream.bytes_out;
+    }
     answer(c, "OK\n");
     /* on_read arms the idle timeout once this read is handled. */
     log_debug(TCP_LOG, "device %s connected from %s", c->dev.device_id, c->peer);
@@ -512,6 +586,7 @@ static void on_timer(uv_timer_t *t)
                  TCP_INGEST_AUTH_TIMEOUT_MS);
     else
         log_debug(TCP_LOG, "%s idle; closing", c->peer);
+    c->end_reason = "timeout";
     conn_finish(c);
 }
 
@@ -555,8 +630,10 @@ static void on_stream_error(net_stream *st, int err)
 {
     tcp_conn *c = (tcp_conn *)st;
     if (err != SS_CLOSED || c->phase == TCP_AUTH) {
-        if (err != SS_CLOSED)
+        if (err != SS_CLOSED) {
             log_debug(TCP_LOG, "connection from %s: %s", c->peer, ss_strerror(err));
+            c->end_reason = "error";
+        }
         conn_close(c);
         return;
     }
@@ -574,6 +651,7 @@ static void on_revoked(conn_reg_entry *e)
     tcp_conn *c = e->data;
     log_info(TCP_LOG, "device %s: token revoked; closing the connection from %s",
              c->dev.device_id, c->peer);
+    c->end_reason = "revoked";
     conn_close(c);
 }
 
@@ -601,6 +679,7 @@ static void on_connection(uv_stream_t *listener, int status)
         t->conns->prev = c;
     t->conns = c;
     t->connections++;
+    metrics_connection_opened(t->opt.metrics, METRICS_TCP);
     uv_timer_init(t->loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 2;
@@ -653,8 +732,10 @@ void tcp_ingest_stop(tcp_ingest *t, void (*done)(void *arg), void *arg)
     else
         t->listener_closed = 1;
     /* Freeing waits for the close callbacks, so the list stays whole here. */
-    for (tcp_conn *c = t->conns; c; c = c->next)
+    for (tcp_conn *c = t->conns; c; c = c->next) {
+        c->end_reason = "shutdown";
         conn_finish(c);
+    }
     if (t->connections == 0 && t->listener_closed && done)
         done(arg);
 }

@@ -28,6 +28,9 @@
 
 #include "aaa/conn_registry.h"
 #include "aaa/device_cache.h"
+#include "aaa/meter.h"
+#include "aaa/quota.h"
+#include "core/metrics.h"
 #include "ingest/queue.h"
 #include "net/stream.h"
 
@@ -42,8 +45,11 @@ typedef struct tcp_ingest_options {
     ingest_queue *queue;      /* required */
     device_cache *devices;    /* required: tokens are looked up here */
     conn_registry *conns;     /* required: revocations close connections */
+    quota *quotas;            /* optional: per-org limits, checked per batch */
+    meter *meter;             /* optional: session records and usage */
     net_loop_buffers *bufs;   /* the loop's shared read buffers */
     uint64_t idle_timeout_ms; /* 0: TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS */
+    metrics *metrics;         /* may be NULL: nothing is counted */
 } tcp_ingest_options;
 
 /* Binds addr ("HOST:PORT") and starts accepting.

@@ -70,15 +70,33 @@ static void on_committed(ingest_item *item, int status)
     udp_item *it = (udp_item *)item;
     udp_ingest *u = it->owner;
     u->in_flight--;
+    if (u->opt.quotas)
+        quota_finish_readings(u->opt.quotas, it->item.org_id, (int64_t)it->item.readings.len,
+                              status == SS_OK, clock_now_ms());
     if (status == SS_OK) {
         u->stats.stored++;
     } else {
         log_warn(UDP_LOG, "commit failed: %s; datagram dropped", ss_strerror(status));
+        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_STORE_UNAVAILABLE,
+                                 it->item.readings.len);
+        if (u->opt.meter)
+            meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
         udp_refuse(u, NULL, "the store refused the commit");
     }
     readings_free(&it->item.readings);
     free(it);
     udp_maybe_stopped(u);
+}
+
+/* The metrics reason of a datagram udp_make_item refused. */
+static metrics_reason udp_reason(int rc)
+{
+    switch (rc) {
+    case SS_AUTH: return METRICS_REFUSED_INVALID_TOKEN;
+    case SS_TOO_LARGE: return METRICS_REFUSED_TOO_LARGE;
+    case SS_NOMEM: return METRICS_REFUSED_STORE_UNAVAILABLE;
+    default: return METRICS_REFUSED_BAD_READING;
+    }
 }
 
 /* Why a datagram was refused, for the debug log. */
@@ -131,6 +149,8 @@ static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **ou
     }
     memcpy(it->item.device_id, dev.device_id, sizeof it->item.device_id);
     memcpy(it->item.org_id, dev.org_id, sizeof it->item.org_id);
+    it->item.protocol = "udp";
+    it->item.received_at = clock_now_ms();
     it->item.done = on_committed;
     it->item.data = u;
     it->owner = u;
@@ -138,26 +158,56 @@ static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **ou
     return SS_OK;
 }
 
+/* Reserves the datagram's readings against its org's quotas (SPEC §5). */
+static int udp_over_quota(udp_ingest *u, udp_item *it)
+{
+    int64_t now = clock_now_ms();
+    if (!u->opt.quotas)
+        return 0;
+    return quota_check_bytes(u->opt.quotas, it->item.org_id, now) ||
+           quota_reserve_readings(u->opt.quotas, it->item.org_id,
+                                  (int64_t)it->item.readings.len, now);
+}
+
 static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flags,
                          const struct sockaddr *from)
 {
     u->stats.received++;
+    metrics_bytes(u->opt.metrics, METRICS_UDP, len, 0);
     if (len == 0) {
+        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_BAD_READING, 1);
         udp_refuse(u, from, "empty datagram");
         return;
     }
     if ((flags & UV_UDP_PARTIAL) || len > UDP_INGEST_DATAGRAM_MAX) {
+        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_TOO_LARGE, 1);
         udp_refuse(u, from, "datagram over UDP_INGEST_DATAGRAM_MAX bytes");
         return;
     }
     if (u->in_flight >= UDP_IN_FLIGHT_MAX) {
+        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_STORE_UNAVAILABLE, 1);
         udp_refuse(u, from, "too many datagrams waiting for the store");
         return;
     }
     udp_item *it = NULL;
     ss_parse_error err = {0};
-    if (udp_make_item(u, d, len, &it, &err)) {
+    int rc = udp_make_item(u, d, len, &it, &err);
+    if (rc) {
+        metrics_readings_refused(u->opt.metrics, udp_reason(rc), 1);
         udp_refuse(u, from, err.message);
+        return;
+    }
+    /* The token names the org: from here on the datagram is its usage. */
+    if (u->opt.meter)
+        meter_bytes(u->opt.meter, NULL, it->item.org_id, "udp", len, 0);
+    if (udp_over_quota(u, it)) {
+        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_QUOTA_EXCEEDED,
+                                 it->item.readings.len);
+        if (u->opt.meter)
+            meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
+        readings_free(&it->item.readings);
+        free(it);
+        udp_refuse(u, from, "quota_exceeded");
         return;
     }
     u->in_flight++;

@@ -15,6 +15,9 @@
 #include <uv.h>
 
 #include "aaa/device_cache.h"
+#include "aaa/meter.h"
+#include "aaa/quota.h"
+#include "core/metrics.h"
 #include "ingest/queue.h"
 
 /* The largest UDP payload IPv4 can carry (65535 - 20 IP - 8 UDP header).
@@ -27,6 +30,9 @@ typedef struct udp_ingest udp_ingest;
 typedef struct udp_ingest_options {
     ingest_queue *queue;      /* required */
     device_cache *devices;    /* required */
+    quota *quotas;            /* optional: per-org limits, checked per datagram */
+    meter *meter;             /* optional: usage per org (no session records: SPEC §5) */
+    metrics *metrics;         /* may be NULL: nothing is counted */
 } udp_ingest_options;
 
 /* What happened to the datagrams received so far. Loop thread only. */

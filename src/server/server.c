@@ -1,10 +1,14 @@
 #include "server/server.h"
 #include "aaa/conn_registry.h"
 #include "aaa/device_cache.h"
+#include "aaa/meter.h"
+#include "aaa/quota.h"
 #include "aaa/secret.h"
 #include "aaa/throttle.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "ingest/queue.h"
@@ -39,6 +43,9 @@ typedef struct server {
     throttle *logins;
     ingest_queue *queue;
     conn_registry *conns;
+    metrics *metrics;     /* GET /metrics; every part reports here */
+    quota *quotas;        /* per-org limits and today's counts */
+    meter *meter;         /* accounting written in batches */
     SSL_CTX *tls;
     api_ctx api;
     http_server *http;
@@ -94,6 +101,48 @@ static int open_store(server *sv)
     return rc;
 }
 
+static int quota_org(void *ctx, const char *id, const char *parent_id)
+{
+    return quota_set_org(ctx, id, parent_id) ? 1 : 0;
+}
+
+static int quota_limits_of(void *ctx, const store_quota *q)
+{
+    quota_limits l = {q->max_devices, q->max_readings_per_day, q->max_bytes_per_day};
+    quota_set_limits(ctx, q->org_id, &l);
+    return 0;
+}
+
+static int quota_today(void *ctx, const store_usage *u)
+{
+    quota_load_usage(ctx, u->org_id, u->readings, u->bytes_in, clock_now_ms());
+    return 0;
+}
+
+/* Quotas start from the org tree, the limits and what today already used;
+ * session records a crash left open are closed. */
+static int load_accounting(server *sv)
+{
+    store_conn *c;
+    int64_t now = clock_now_ms();
+    int rc = quota_new(&sv->quotas);
+    if (rc == 0)
+        rc = store_conn_acquire(sv->store, &c);
+    if (rc)
+        return rc;
+    rc = store_org_tree(c, quota_org, sv->quotas);
+    if (rc == 0)
+        rc = store_quota_list(c, quota_limits_of, sv->quotas);
+    if (rc == 0)
+        rc = store_usage_day(c, now / STORE_DAY_MS * STORE_DAY_MS, quota_today, sv->quotas);
+    if (rc == 0)
+        rc = store_acct_session_close_stale(c, now);
+    store_conn_release(sv->store, c);
+    if (rc)
+        fprintf(stderr, "cannot load accounting: %s\n", ss_strerror(rc));
+    return rc;
+}
+
 static int setup_tls(server *sv)
 {
     const config *cfg = sv->cfg;
@@ -128,6 +177,7 @@ static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *t
         return SS_OK;
     http_server_options opt = {
         .name = name, .tls = tls, .on_request = api_handle, .ctx = &sv->api, .bufs = &sv->bufs,
+        .metrics = sv->metrics, .on_account = api_account,
     };
     char bound[BOUND_CAP];
     int rc = http_server_start(&sv->loop, addr, &opt, out, bound, sizeof bound);
@@ -150,6 +200,7 @@ static int start_tcp(server *sv)
         .queue = sv->queue, .devices = sv->devices, .conns = sv->conns, .bufs = &sv->bufs,
         /* config_validate has checked the range (1..86400 s). */
         .idle_timeout_ms = (uint64_t)strtol(sv->cfg->tcp_idle_timeout, NULL, 10) * 1000u,
+        .metrics = sv->metrics, .quotas = sv->quotas, .meter = sv->meter,
     };
     char bound[BOUND_CAP];
     int rc = tcp_ingest_start(&sv->loop, addr, &opt, &sv->tcp, bound, sizeof bound);
@@ -169,6 +220,9 @@ static int start_udp(server *sv)
     if (strcmp(addr, "off") == 0)
         return SS_OK;
     udp_ingest_options opt = {.queue = sv->queue, .devices = sv->devices};
+    opt.metrics = sv->metrics;
+    opt.quotas = sv->quotas;
+    opt.meter = sv->meter;
     char bound[BOUND_CAP];
     int rc = udp_ingest_start(&sv->loop, addr, &opt, &sv->udp, bound, sizeof bound);
     if (rc) {
@@ -216,6 +270,8 @@ static void on_listener_stopped(void *arg)
     }
     ingest_queue_stop(sv->queue);
     sv->queue = NULL;
+    /* Every connection has ended its session record: write the last counts. */
+    meter_stop(sv->meter, "shutdown");
     conn_registry_close(sv->conns);
     sv->conns = NULL;
     uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
@@ -251,6 +307,12 @@ static int start_loop_parts(server *sv)
         fprintf(stderr, "cannot start the store thread: %s\n", ss_strerror(rc));
         return rc;
     }
+    ingest_queue_set_metrics(sv->queue, sv->metrics);
+    rc = meter_new(&sv->loop, sv->store, sv->quotas, &sv->meter);
+    if (rc) {
+        fprintf(stderr, "cannot start accounting: %s\n", ss_strerror(rc));
+        return rc;
+    }
     rc = conn_registry_new(&sv->loop, &sv->conns);
     if (rc) {
         fprintf(stderr, "cannot start the connection registry: %s\n", ss_strerror(rc));
@@ -258,6 +320,9 @@ static int start_loop_parts(server *sv)
     }
     sv->api = (api_ctx){.loop = &sv->loop, .store = sv->store, .queue = sv->queue,
                         .devices = sv->devices, .logins = sv->logins, .conns = sv->conns};
+    sv->api.metrics = sv->metrics;
+    sv->api.quotas = sv->quotas;
+    sv->api.meter = sv->meter;
     /* config_validate has checked both; 0 (unparsed) means the default. */
     long secs = 0;
     if (config_seconds(cfg->session_ttl, SESSION_SECONDS_MAX, &secs) == 0)
@@ -294,6 +359,9 @@ static void free_server(server *sv)
     if (sv->tls)
         SSL_CTX_free(sv->tls);
     device_cache_free(sv->devices);
+    metrics_free(sv->metrics);
+    meter_free(sv->meter);
+    quota_free(sv->quotas);
     throttle_free(sv->logins);
     if (sv->store)
         store_close(sv->store);
@@ -318,6 +386,8 @@ static void abort_start(server *sv)
     if (sv->conns)
         conn_registry_close(sv->conns);
     sv->conns = NULL;
+    if (sv->meter)
+        meter_stop(sv->meter, "shutdown");
     if (uv_is_active((uv_handle_t *)&sv->sigint)) {
         uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
         uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
@@ -342,7 +412,11 @@ int server_run(const config *cfg)
     if (rc == 0)
         rc = throttle_new(&sv->logins);
     if (rc == 0)
+        rc = metrics_new(&sv->metrics);
+    if (rc == 0)
         rc = open_store(sv);
+    if (rc == 0)
+        rc = load_accounting(sv);
     if (rc == 0)
         rc = setup_tls(sv);
     if (rc) {

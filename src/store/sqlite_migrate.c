@@ -112,6 +112,60 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL"
     ") STRICT;"
     "CREATE INDEX audit_by_org_ts ON audit(org_id, ts);",
+
+    /* 3: accounting — usage per org, hour and protocol; quotas; session
+     * records.
+     * - usage and acct_sessions carry no foreign key: they are billing
+     *   history and outlive the org they name (store_org_delete keeps
+     *   them); a quota belongs to a live org and goes with it;
+     * - usage is keyed (org_id, hour, protocol) WITHOUT ROWID: a commit
+     *   upserts a few rows by exact key, and a query for some orgs over a
+     *   time range walks one contiguous key range per org;
+     * - usage_by_hour serves the start-up scan of one day over every org
+     *   (store_usage_day) without reading the whole history; rows are
+     *   inserted once per org, hour and protocol and then only their
+     *   counters change, so the index costs nothing on the hot path;
+     * - acct_sessions are listed by org, newest first; the few active ones
+     *   are found at start-up through a partial index (ended rows, nearly
+     *   all of them, stay out of it). */
+    "CREATE TABLE usage ("
+    "  org_id TEXT NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  protocol TEXT NOT NULL,"
+    "  bytes_in INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_out INTEGER NOT NULL DEFAULT 0,"
+    "  messages INTEGER NOT NULL DEFAULT 0,"
+    "  readings INTEGER NOT NULL DEFAULT 0,"
+    "  rejected INTEGER NOT NULL DEFAULT 0,"
+    "  api_requests INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (org_id, hour, protocol)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE INDEX usage_by_hour ON usage(hour);"
+    "CREATE TABLE quotas ("
+    "  org_id TEXT PRIMARY KEY NOT NULL REFERENCES orgs(id),"
+    "  max_devices INTEGER NOT NULL,"
+    "  max_readings_per_day INTEGER NOT NULL,"
+    "  max_bytes_per_day INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE acct_sessions ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  principal_id TEXT NOT NULL,"
+    "  org_id TEXT NOT NULL,"
+    "  protocol TEXT NOT NULL,"
+    "  addr TEXT NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  ended_at INTEGER NOT NULL,"
+    "  end_reason TEXT NOT NULL,"
+    "  bytes_in INTEGER NOT NULL,"
+    "  bytes_out INTEGER NOT NULL,"
+    "  messages INTEGER NOT NULL,"
+    "  readings INTEGER NOT NULL,"
+    "  refused INTEGER NOT NULL,"
+    "  api_requests INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX acct_sessions_by_org ON acct_sessions(org_id, started_at);"
+    "CREATE INDEX acct_sessions_active ON acct_sessions(ended_at) WHERE ended_at = 0;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

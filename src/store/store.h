@@ -28,6 +28,9 @@
 typedef struct store store;
 typedef struct store_conn store_conn;
 
+/* Protocols, as usage and session records name them. */
+#define STORE_PROTOCOL_MAX 8   /* "https", "http", "tcp", "udp", "mqtt", "mqtts" */
+
 typedef enum {
     /* Each commit reaches the disk before it is acknowledged: survives a
      * power loss. Costs one fsync per group commit. */
@@ -176,6 +179,93 @@ typedef int (*store_membership_cb)(void *ctx, const char *org_id, store_role rol
 /* The user's direct memberships. */
 int store_membership_list(store_conn *c, const char *user_id, store_membership_cb cb, void *ctx);
 
+/* ---- usage and quotas (accounting) ---------------------------------- */
+
+#define STORE_HOUR_MS 3600000LL
+#define STORE_DAY_MS 86400000LL
+
+typedef struct store_usage {
+    char org_id[SS_ID_LEN + 1];
+    int64_t bucket;            /* ms: start of the hour (or day, in queries) */
+    char protocol[STORE_PROTOCOL_MAX + 1];
+    int64_t bytes_in;
+    int64_t bytes_out;
+    int64_t messages;
+    int64_t readings;
+    int64_t rejected;
+    int64_t api_requests;
+} store_usage;
+
+/* Adds each delta to its (org_id, hour bucket, protocol) row, creating the
+ * row when needed, in one transaction. bucket must be an hour start. */
+int store_usage_add(store_conn *c, const store_usage *deltas, size_t n);
+
+typedef int (*store_usage_cb)(void *ctx, const store_usage *u);
+/* Usage summed over the given orgs, per bucket of `every_ms` (an hour or a
+ * day: STORE_HOUR_MS or STORE_DAY_MS) and protocol, for hours in
+ * [from, to), ordered by bucket then protocol. org_id of each row is the
+ * first of org_ids. */
+int store_usage_query(store_conn *c, const char *const *org_ids, size_t n_orgs, int64_t from,
+                      int64_t to, int64_t every_ms, store_usage_cb cb, void *ctx);
+/* Per org, the sums of readings and of bytes (in + out) over all protocols
+ * for the hours in [day_start, day_start + STORE_DAY_MS): for the quota
+ * state at start-up. Rows carry org_id, readings, bytes_in (the sum). */
+int store_usage_day(store_conn *c, int64_t day_start, store_usage_cb cb, void *ctx);
+
+/* Every org's id and parent id, for the in-memory org tree. */
+int store_org_tree(store_conn *c, int (*cb)(void *ctx, const char *id, const char *parent_id),
+                   void *ctx);
+/* The org and all its descendants (the org first). */
+int store_org_subtree(store_conn *c, const char *org_id,
+                      int (*cb)(void *ctx, const char *id), void *ctx);
+/* The org's device count. */
+int store_device_count(store_conn *c, const char *org_id, int64_t *out);
+
+typedef struct store_quota {
+    char org_id[SS_ID_LEN + 1];
+    int64_t max_devices;           /* 0: unlimited */
+    int64_t max_readings_per_day;  /* 0: unlimited */
+    int64_t max_bytes_per_day;     /* 0: unlimited */
+} store_quota;
+
+/* Sets (inserts or replaces) the org's quota; all zero removes it. */
+int store_quota_set(store_conn *c, const store_quota *q);
+/* The org's quota; all zero (and 0) when none is set. */
+int store_quota_get(store_conn *c, const char *org_id, store_quota *out);
+int store_quota_list(store_conn *c, int (*cb)(void *ctx, const store_quota *q), void *ctx);
+
+/* ---- session records (accounting) --------------------------------------- */
+
+typedef struct store_acct_session {
+    char id[SS_ID_LEN + 1];
+    char kind[8];                  /* "device", "user", "apikey" */
+    char principal_id[SS_ID_LEN + 1];
+    char org_id[SS_ID_LEN + 1];    /* "" for a user without one org */
+    char protocol[STORE_PROTOCOL_MAX + 1];
+    char addr[46];
+    int64_t started_at;
+    int64_t ended_at;              /* 0 while active */
+    char end_reason[16];           /* closed, timeout, revoked, quota, error, shutdown, crash */
+    int64_t bytes_in;
+    int64_t bytes_out;
+    int64_t messages;
+    int64_t readings;
+    int64_t refused;
+    int64_t api_requests;
+} store_acct_session;
+
+/* Writes each record whole (insert or replace by id), in one transaction:
+ * the meter flushes live sessions' running counts and ended ones. */
+int store_acct_session_put(store_conn *c, const store_acct_session *s, size_t n);
+typedef int (*store_acct_session_cb)(void *ctx, const store_acct_session *s);
+/* The org's session records, newest first, at most limit; kind NULL for
+ * every kind; active_only: ended_at = 0 only. */
+int store_acct_session_list(store_conn *c, const char *org_id, const char *kind, int active_only,
+                            size_t limit, store_acct_session_cb cb, void *ctx);
+/* At start-up: records left active by a crash get ended_at = now and
+ * end_reason "crash". */
+int store_acct_session_close_stale(store_conn *c, int64_t now_ms);
+
 /* ---- API keys (apps) ----------------------------------------------- */
 
 #define STORE_SCOPE_DATA_READ 1u
@@ -259,11 +349,16 @@ typedef struct store_batch {
     const char *org_id;
     const ss_reading *readings;
     size_t len;
+    const char *protocol;   /* that brought the readings; NULL counts as "http" */
+    int64_t received_at;    /* ms; its UTC hour is the usage bucket */
 } store_batch;
 
 /* Stores every reading of every batch in one transaction: all or nothing.
  * A reading with the same device, channel and ts as a stored one replaces
  * its value (writes are idempotent, so a retried batch does not double).
+ * In the same transaction, each batch adds 1 message and `len` readings to
+ * the usage of (org, hour of received_at, protocol): after any crash the
+ * usage equals what is stored, no more and no less.
  * Returns 0 only once the commit is as durable as the store's durability
  * setting promises. SS_FULL when the disk is full. */
 int store_write_batches(store_conn *c, const store_batch *batches, size_t n);

@@ -57,6 +57,19 @@
  * burst does not leave a huge file behind; above the checkpoint size so it
  * is not truncated and regrown every time. */
 #define STORE_WAL_SIZE_LIMIT 67108864
+/* Distinct (org, hour, protocol) usage rows one write call sums in memory
+ * before upserting them. A group commit holds batches of a few orgs in one
+ * or two hours over a handful of protocols; when more keys come, the sums
+ * so far are upserted and the slots reused (the upsert adds, so splitting a
+ * key's sum over two upserts gives the same row). */
+#define USAGE_AGG_SLOTS 64u
+/* Orgs one usage query sums (an org and its descendants): each is one
+ * bound parameter of an IN list. */
+#define USAGE_QUERY_ORGS_MAX 1024u
+/* Room for the usage query's text: the fixed part and, per org, ",?NNNN". */
+#define USAGE_QUERY_SQL_MAX (512u + USAGE_QUERY_ORGS_MAX * 8u)
+/* The protocol a batch without one arrived by (store.h). */
+#define USAGE_PROTOCOL_DEFAULT "http"
 /* The database file inside data_dir for the URL "sqlite:". */
 #define STORE_DB_FILE "sensorspace.db"
 #define STORE_URL_SCHEME "sqlite:"
@@ -65,6 +78,8 @@
 
 _Static_assert((SERIES_CACHE_SLOTS & (SERIES_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
 _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
+_Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
+               "usage key lengths are kept in a byte");
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -77,6 +92,11 @@ _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
 #define SESSION_COLS "token_hash, id, user_id, csrf, peer, created_at, last_seen_at, expires_at"
 #define APIKEY_COLS "id, org_id, name, scopes, key_hash, created_by, created_at"
 #define AUDIT_COLS "id, ts, org_id, actor, action, target, addr, detail"
+#define USAGE_COUNTERS "bytes_in, bytes_out, messages, readings, rejected, api_requests"
+#define QUOTA_COLS "org_id, max_devices, max_readings_per_day, max_bytes_per_day"
+#define ACCT_COLS                                                                 \
+    "id, kind, principal_id, org_id, protocol, addr, started_at, ended_at,"       \
+    " end_reason, bytes_in, bytes_out, messages, readings, refused, api_requests"
 
 /* Buckets: ts >= SS_TS_MIN_MS > 0, so ts % every is never negative and
  * ts - ts % every is the start of the bucket. For first/last, SQLite fills
@@ -137,6 +157,7 @@ _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
     X(ORG_DEL_DEVICES, "DELETE FROM devices WHERE org_id = ?1")                          \
     X(ORG_DEL_APIKEYS, "DELETE FROM apikeys WHERE org_id = ?1")                          \
     X(ORG_DEL_MEMBERS, "DELETE FROM memberships WHERE org_id = ?1")                      \
+    X(ORG_DEL_QUOTA, "DELETE FROM quotas WHERE org_id = ?1")                             \
     X(ORG_DELETE, "DELETE FROM orgs WHERE id = ?1")                                      \
     X(ORG_DEVICE_IDS, "SELECT id FROM devices WHERE org_id = ?1 ORDER BY id")            \
     X(MEMBER_GET, "SELECT role FROM memberships WHERE org_id = ?1 AND user_id = ?2")     \
@@ -193,6 +214,53 @@ _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \
+                        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(org_id, hour, protocol)" \
+                        " DO UPDATE SET messages = messages + excluded.messages,"        \
+                        " readings = readings + excluded.readings")                      \
+    X(USAGE_ADD, "INSERT INTO usage(org_id, hour, protocol, " USAGE_COUNTERS ")"         \
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"                          \
+                 " ON CONFLICT(org_id, hour, protocol) DO UPDATE SET"                    \
+                 " bytes_in = bytes_in + excluded.bytes_in,"                             \
+                 " bytes_out = bytes_out + excluded.bytes_out,"                          \
+                 " messages = messages + excluded.messages,"                             \
+                 " readings = readings + excluded.readings,"                             \
+                 " rejected = rejected + excluded.rejected,"                             \
+                 " api_requests = api_requests + excluded.api_requests")                 \
+    X(USAGE_DAY, "SELECT org_id, sum(readings), sum(bytes_in + bytes_out) FROM usage"    \
+                 " WHERE hour >= ?1 AND hour < ?2 GROUP BY org_id ORDER BY org_id")      \
+    X(ORG_TREE, "SELECT id, coalesce(parent_id, '') FROM orgs ORDER BY id")              \
+    X(ORG_SUBTREE,                                                                       \
+      "WITH RECURSIVE down(id, depth) AS ("                                              \
+      " SELECT id, 0 FROM orgs WHERE id = ?1"                                            \
+      " UNION"                                                                           \
+      " SELECT o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"          \
+      "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT id, min(depth) AS m FROM down GROUP BY id ORDER BY m, id")                \
+    X(DEVICE_COUNT, "SELECT count(*) FROM devices WHERE org_id = ?1")                    \
+    X(QUOTA_UPSERT, "INSERT INTO quotas(" QUOTA_COLS ") VALUES (?1, ?2, ?3, ?4)"         \
+                    " ON CONFLICT(org_id) DO UPDATE SET"                                 \
+                    " max_devices = excluded.max_devices,"                               \
+                    " max_readings_per_day = excluded.max_readings_per_day,"             \
+                    " max_bytes_per_day = excluded.max_bytes_per_day")                   \
+    X(QUOTA_DELETE, "DELETE FROM quotas WHERE org_id = ?1")                              \
+    X(QUOTA_GET, "SELECT " QUOTA_COLS " FROM quotas WHERE org_id = ?1")                  \
+    X(QUOTA_LIST, "SELECT " QUOTA_COLS " FROM quotas ORDER BY org_id")                   \
+    X(ACCT_UPSERT, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"    \
+                   " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                  \
+                   " ON CONFLICT(id) DO UPDATE SET kind = excluded.kind,"                \
+                   " principal_id = excluded.principal_id, org_id = excluded.org_id,"    \
+                   " protocol = excluded.protocol, addr = excluded.addr,"                \
+                   " started_at = excluded.started_at, ended_at = excluded.ended_at,"    \
+                   " end_reason = excluded.end_reason, bytes_in = excluded.bytes_in,"    \
+                   " bytes_out = excluded.bytes_out, messages = excluded.messages,"      \
+                   " readings = excluded.readings, refused = excluded.refused,"          \
+                   " api_requests = excluded.api_requests")                              \
+    X(ACCT_LIST, "SELECT " ACCT_COLS " FROM acct_sessions WHERE org_id = ?1"             \
+                 " AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR ended_at = 0)"           \
+                 " ORDER BY started_at DESC, id DESC LIMIT ?4")                          \
+    X(ACCT_CLOSE_STALE, "UPDATE acct_sessions SET ended_at = ?1, end_reason = 'crash'"   \
+                        " WHERE ended_at = 0")                                           \
     X(BUCKET_AVG_ASC, BUCKET_SQL("avg(value)", "ASC"))                                   \
     X(BUCKET_AVG_DESC, BUCKET_SQL("avg(value)", "DESC"))                                 \
     X(BUCKET_MIN_ASC, BUCKET_SQL("min(value)", "ASC"))                                   \
@@ -270,12 +338,30 @@ typedef struct series_key {
     uint32_t hash;
 } series_key;
 
+/* One usage row's additions of the current write call. */
+typedef struct usage_slot {
+    int64_t hour;
+    int64_t messages;
+    int64_t readings;
+    uint8_t org_len;
+    uint8_t protocol_len;
+    char org_id[SS_ID_LEN + 1];
+    char protocol[STORE_PROTOCOL_MAX + 1];
+} usage_slot;
+
+typedef struct usage_agg {
+    usage_slot slots[USAGE_AGG_SLOTS];
+    size_t used;
+    size_t last;  /* the slot hit last: consecutive batches share a key */
+} usage_agg;
+
 struct store_conn {
     sqlite3 *db;
     store *owner;
     store_conn *next_idle;
     sqlite3_stmt *stmts[STMT_COUNT];
     series_cache cache;
+    usage_agg usage;
 };
 
 struct store {
@@ -1117,12 +1203,14 @@ static int org_delete_check(store_conn *c, const char *id)
 }
 
 /* Children before parents: readings (no foreign key), series, devices, API
- * keys, memberships, then the org. Audit rows stay: they are history. */
+ * keys, memberships, the quota, then the org. Audit rows, usage and session
+ * records stay: they are history (and billing). */
 static int org_delete_rows(store_conn *c, const char *id)
 {
     static const stmt_id steps[] = {STMT_ORG_DEL_READINGS, STMT_ORG_DEL_SERIES,
                                     STMT_ORG_DEL_DEVICES,  STMT_ORG_DEL_APIKEYS,
-                                    STMT_ORG_DEL_MEMBERS,  STMT_ORG_DELETE};
+                                    STMT_ORG_DEL_MEMBERS,  STMT_ORG_DEL_QUOTA,
+                                    STMT_ORG_DELETE};
     int err = SS_OK;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
         sqlite3_stmt *st = NULL;
@@ -1731,11 +1819,107 @@ static int batch_write(store_conn *c, sqlite3_stmt *ins, const store_batch *b)
     return SS_OK;
 }
 
+/* ---- usage of a write call ------------------------------------------------------ */
+
+/* UTC hours start at multiples of an hour since the epoch; floor, so a
+ * time before the epoch still lands at its hour's start. */
+static int64_t hour_of(int64_t ms)
+{
+    int64_t r = ms % STORE_HOUR_MS;
+    return ms - (r < 0 ? r + STORE_HOUR_MS : r);
+}
+
+/* Upserts every summed row and empties the slots. */
+static int usage_flush(store_conn *c)
+{
+    usage_agg *ua = &c->usage;
+    sqlite3_stmt *st = NULL;
+    int err = ua->used ? stmt_get(c, STMT_USAGE_ADD_COUNTS, &st) : SS_OK;
+    for (size_t i = 0; i < ua->used && !err; i++) {
+        const usage_slot *u = &ua->slots[i];
+        err = bind_check(c, STMT_USAGE_ADD_COUNTS,
+                         sqlite3_bind_text(st, 1, u->org_id, u->org_len, SQLITE_STATIC) |
+                             sqlite3_bind_int64(st, 2, u->hour) |
+                             sqlite3_bind_text(st, 3, u->protocol, u->protocol_len,
+                                               SQLITE_STATIC) |
+                             sqlite3_bind_int64(st, 4, u->messages) |
+                             sqlite3_bind_int64(st, 5, u->readings));
+        if (!err)
+            err = step_done(c, STMT_USAGE_ADD_COUNTS);
+    }
+    ua->used = 0;
+    ua->last = 0;
+    return err;
+}
+
+static int usage_slot_match(const usage_slot *u, int64_t hour, const char *org, size_t org_len,
+                            const char *protocol, size_t protocol_len)
+{
+    return u->hour == hour && u->org_len == org_len && u->protocol_len == protocol_len &&
+           memcmp(u->org_id, org, org_len) == 0 && memcmp(u->protocol, protocol, protocol_len) == 0;
+}
+
+/* The slot of the key: the last one hit, else found by a scan of the few
+ * used, else a new one (after upserting the sums so far when all are
+ * used). */
+static int usage_slot_get(store_conn *c, int64_t hour, const char *org, size_t org_len,
+                          const char *protocol, size_t protocol_len, usage_slot **out)
+{
+    usage_agg *ua = &c->usage;
+    if (ua->used && usage_slot_match(&ua->slots[ua->last], hour, org, org_len, protocol,
+                                     protocol_len)) {
+        *out = &ua->slots[ua->last];
+        return SS_OK;
+    }
+    for (size_t i = 0; i < ua->used; i++) {
+        if (usage_slot_match(&ua->slots[i], hour, org, org_len, protocol, protocol_len)) {
+            ua->last = i;
+            *out = &ua->slots[i];
+            return SS_OK;
+        }
+    }
+    if (ua->used == USAGE_AGG_SLOTS) {
+        int err = usage_flush(c);
+        if (err)
+            return err;
+    }
+    usage_slot *u = &ua->slots[ua->used];
+    *u = (usage_slot){.hour = hour, .org_len = (uint8_t)org_len,
+                      .protocol_len = (uint8_t)protocol_len};
+    memcpy(u->org_id, org, org_len);
+    memcpy(u->protocol, protocol, protocol_len);
+    ua->last = ua->used++;
+    *out = u;
+    return SS_OK;
+}
+
+/* Adds the batch's 1 message and len readings to its usage slot. A batch
+ * without an org (tests, tools) is counted under the org "", so the usage
+ * still adds up to what is stored. */
+static int usage_note(store_conn *c, const store_batch *b)
+{
+    const char *org = b->org_id ? b->org_id : "";
+    const char *protocol = b->protocol && b->protocol[0] ? b->protocol : USAGE_PROTOCOL_DEFAULT;
+    size_t org_len = strnlen(org, SS_ID_LEN + 1);
+    size_t protocol_len = strnlen(protocol, STORE_PROTOCOL_MAX + 1);
+    if (org_len > SS_ID_LEN || protocol_len > STORE_PROTOCOL_MAX)
+        return SS_INVAL;
+    usage_slot *u;
+    int err = usage_slot_get(c, hour_of(b->received_at), org, org_len, protocol, protocol_len,
+                             &u);
+    if (err)
+        return err;
+    u->messages++;
+    u->readings += (int64_t)b->len;
+    return SS_OK;
+}
+
 /* One transaction for all batches. Per reading: a cache probe and one
- * prepared upsert; per series touched: one UPDATE of last_ts/last_value. On
- * any failure everything is rolled back and the cache emptied (it may name
- * series whose insert was just rolled back). A device that does not exist
- * (deleted since its token was checked) fails the call with SS_NOT_FOUND. */
+ * prepared upsert; per series touched: one UPDATE of last_ts/last_value;
+ * per distinct (org, hour, protocol): one usage upsert. On any failure
+ * everything is rolled back and the cache emptied (it may name series whose
+ * insert was just rolled back). A device that does not exist (deleted since
+ * its token was checked) fails the call with SS_NOT_FOUND. */
 int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
 {
     if (n > 0 && !batches)
@@ -1749,10 +1933,16 @@ int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
     if (err)
         return err;
     cache_sync_generation(c);
-    for (size_t i = 0; i < n && !err; i++)
-        err = batch_write(c, ins, &batches[i]);
+    for (size_t i = 0; i < n && !err; i++) {
+        err = usage_note(c, &batches[i]);
+        if (!err)
+            err = batch_write(c, ins, &batches[i]);
+    }
     if (!err)
         err = series_flush(c);
+    if (!err)
+        err = usage_flush(c);
+    c->usage.used = 0;  /* a failed call leaves no sums for the next */
     err = tx_end(c, err);
     if (err)
         cache_clear(&c->cache);
@@ -1855,4 +2045,428 @@ int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb
         }
     }
     return rows_end(c, STMT_CHANNEL_LIST, rc);
+}
+
+/* ---- usage ------------------------------------------------------------------------ */
+
+/* A char array of a record, bound up to its NUL (or its end, should a
+ * caller forget the NUL). */
+static int bind_arr(sqlite3_stmt *st, int i, const char *arr, size_t cap)
+{
+    return sqlite3_bind_text(st, i, arr, (int)strnlen(arr, cap), SQLITE_STATIC);
+}
+
+/* 1 when the array holds a NUL-terminated string. */
+static int arr_ok(const char *arr, size_t cap)
+{
+    return strnlen(arr, cap) < cap;
+}
+
+/* SS_INVAL for an unterminated string, an empty protocol or a bucket that
+ * is not an hour start. */
+static int usage_delta_check(const store_usage *u)
+{
+    if (!arr_ok(u->org_id, sizeof u->org_id) || !arr_ok(u->protocol, sizeof u->protocol) ||
+        u->protocol[0] == '\0')
+        return SS_INVAL;
+    return hour_of(u->bucket) == u->bucket ? SS_OK : SS_INVAL;
+}
+
+static int usage_add_one(store_conn *c, sqlite3_stmt *st, const store_usage *u)
+{
+    int err = bind_check(c, STMT_USAGE_ADD,
+                         bind_arr(st, 1, u->org_id, sizeof u->org_id) |
+                             sqlite3_bind_int64(st, 2, u->bucket) |
+                             bind_arr(st, 3, u->protocol, sizeof u->protocol) |
+                             sqlite3_bind_int64(st, 4, u->bytes_in) |
+                             sqlite3_bind_int64(st, 5, u->bytes_out) |
+                             sqlite3_bind_int64(st, 6, u->messages) |
+                             sqlite3_bind_int64(st, 7, u->readings) |
+                             sqlite3_bind_int64(st, 8, u->rejected) |
+                             sqlite3_bind_int64(st, 9, u->api_requests));
+    return err ? err : step_done(c, STMT_USAGE_ADD);
+}
+
+/* Every delta is checked before the transaction starts: a bad one writes
+ * nothing. */
+int store_usage_add(store_conn *c, const store_usage *deltas, size_t n)
+{
+    if (n > 0 && !deltas)
+        return SS_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (usage_delta_check(&deltas[i]))
+            return SS_INVAL;
+    }
+    if (n == 0)
+        return SS_OK;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USAGE_ADD, &st);
+    if (!err)
+        err = tx_begin(c);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n && !err; i++)
+        err = usage_add_one(c, st, &deltas[i]);
+    return tx_end(c, err);
+}
+
+/* The query text for n_orgs orgs (1 <= n_orgs <= USAGE_QUERY_ORGS_MAX):
+ * ?1 bucket width, ?2 from, ?3 to, ?4... the org ids. The bucket is the
+ * floor of the hour to a multiple of the width. */
+static void usage_query_sql(char *sql, size_t cap, size_t n_orgs)
+{
+    int len = snprintf(sql, cap,
+                       "SELECT hour - ((hour %% ?1) + ?1) %% ?1 AS b, protocol,"
+                       " sum(bytes_in), sum(bytes_out), sum(messages), sum(readings),"
+                       " sum(rejected), sum(api_requests) FROM usage"
+                       " WHERE hour >= ?2 AND hour < ?3 AND org_id IN (");
+    for (size_t i = 0; i < n_orgs; i++)
+        len += snprintf(sql + len, cap - (size_t)len, "%s?%zu", i ? "," : "", i + 4);
+    snprintf(sql + len, cap - (size_t)len, ") GROUP BY b, protocol ORDER BY b, protocol");
+}
+
+static int usage_query_bind(sqlite3_stmt *st, const char *const *org_ids, size_t n_orgs,
+                            int64_t from, int64_t to, int64_t every_ms)
+{
+    int rc = sqlite3_bind_int64(st, 1, every_ms) | sqlite3_bind_int64(st, 2, from) |
+             sqlite3_bind_int64(st, 3, to);
+    for (size_t i = 0; i < n_orgs; i++)
+        rc |= bind_text(st, (int)i + 4, org_ids[i]);
+    return rc;
+}
+
+static void usage_from_row(sqlite3_stmt *st, const char *org_id, store_usage *u)
+{
+    snprintf(u->org_id, sizeof u->org_id, "%s", org_id);
+    u->bucket = sqlite3_column_int64(st, 0);
+    col_text(st, 1, u->protocol, sizeof u->protocol);
+    u->bytes_in = sqlite3_column_int64(st, 2);
+    u->bytes_out = sqlite3_column_int64(st, 3);
+    u->messages = sqlite3_column_int64(st, 4);
+    u->readings = sqlite3_column_int64(st, 5);
+    u->rejected = sqlite3_column_int64(st, 6);
+    u->api_requests = sqlite3_column_int64(st, 7);
+}
+
+/* SQLITE_DONE at the end or when the callback stops, else the step's
+ * error. */
+static int usage_rows(sqlite3_stmt *st, const char *org_id, store_usage_cb cb, void *ctx)
+{
+    int rc;
+    store_usage u;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        usage_from_row(st, org_id, &u);
+        if (cb(ctx, &u) != 0)
+            return SQLITE_DONE;
+    }
+    return rc;
+}
+
+static int usage_query_args_check(const char *const *org_ids, size_t n_orgs, int64_t every_ms)
+{
+    if (every_ms != STORE_HOUR_MS && every_ms != STORE_DAY_MS)
+        return SS_INVAL;
+    if (n_orgs > USAGE_QUERY_ORGS_MAX || (n_orgs > 0 && !org_ids))
+        return SS_INVAL;
+    for (size_t i = 0; i < n_orgs; i++) {
+        if (!org_ids[i] || strnlen(org_ids[i], SS_ID_LEN + 1) > SS_ID_LEN)
+            return SS_INVAL;
+    }
+    return SS_OK;
+}
+
+/* Its text depends on the number of orgs, so the statement is prepared
+ * per call: a usage report is a rare request, not the ingest path. No orgs
+ * sum to nothing: no rows. */
+int store_usage_query(store_conn *c, const char *const *org_ids, size_t n_orgs, int64_t from,
+                      int64_t to, int64_t every_ms, store_usage_cb cb, void *ctx)
+{
+    int err = usage_query_args_check(org_ids, n_orgs, every_ms);
+    if (err || n_orgs == 0)
+        return err;
+    char *sql = malloc(USAGE_QUERY_SQL_MAX);
+    if (!sql)
+        return SS_NOMEM;
+    usage_query_sql(sql, USAGE_QUERY_SQL_MAX, n_orgs);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    free(sql);
+    if (rc == SQLITE_OK)
+        rc = usage_query_bind(st, org_ids, n_orgs, from, to, every_ms);
+    if (rc == SQLITE_OK)
+        rc = usage_rows(st, org_ids[0], cb, ctx);
+    err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, "usage query");
+    sqlite3_finalize(st);
+    return err;
+}
+
+int store_usage_day(store_conn *c, int64_t day_start, store_usage_cb cb, void *ctx)
+{
+    if (day_start > INT64_MAX - STORE_DAY_MS)
+        return SS_INVAL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USAGE_DAY, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_USAGE_DAY,
+                     sqlite3_bind_int64(st, 1, day_start) |
+                         sqlite3_bind_int64(st, 2, day_start + STORE_DAY_MS));
+    if (err)
+        return err;
+    int rc;
+    store_usage u = {.bucket = day_start};
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, u.org_id, sizeof u.org_id);
+        u.readings = sqlite3_column_int64(st, 1);
+        u.bytes_in = sqlite3_column_int64(st, 2);
+        if (cb(ctx, &u) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_USAGE_DAY, rc);
+}
+
+/* ---- org tree and device count ----------------------------------------------------- */
+
+int store_org_tree(store_conn *c, int (*cb)(void *ctx, const char *id, const char *parent_id),
+                   void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_TREE, &st);
+    if (err)
+        return err;
+    int rc;
+    char id[SS_ID_LEN + 1], parent[SS_ID_LEN + 1];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, id, sizeof id);
+        col_text(st, 1, parent, sizeof parent);
+        if (cb(ctx, id, parent) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_ORG_TREE, rc);
+}
+
+/* Breadth first (by depth, then id), so the org itself comes first.
+ * SS_NOT_FOUND when there is no such org. */
+int store_org_subtree(store_conn *c, const char *org_id, int (*cb)(void *ctx, const char *id),
+                      void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ORG_SUBTREE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ORG_SUBTREE, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    int rc;
+    size_t rows = 0;
+    char id[SS_ID_LEN + 1];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
+        col_text(st, 0, id, sizeof id);
+        if (cb(ctx, id) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    err = rows_end(c, STMT_ORG_SUBTREE, rc);
+    return !err && rows == 0 ? SS_NOT_FOUND : err;
+}
+
+/* 0 for an org without devices, or with no such org. */
+int store_device_count(store_conn *c, const char *org_id, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_COUNT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_DEVICE_COUNT, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_DEVICE_COUNT);
+    if (!err)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_STORE : err;
+}
+
+/* ---- quotas ----------------------------------------------------------------------- */
+
+/* SS_INVAL for a negative limit; SS_NOT_FOUND (foreign key) when setting a
+ * quota on an org that does not exist. Removing a quota never set is not
+ * an error. */
+int store_quota_set(store_conn *c, const store_quota *q)
+{
+    if (!arr_ok(q->org_id, sizeof q->org_id) || q->max_devices < 0 ||
+        q->max_readings_per_day < 0 || q->max_bytes_per_day < 0)
+        return SS_INVAL;
+    int none = q->max_devices == 0 && q->max_readings_per_day == 0 && q->max_bytes_per_day == 0;
+    stmt_id id = none ? STMT_QUOTA_DELETE : STMT_QUOTA_UPSERT;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    int rc = bind_arr(st, 1, q->org_id, sizeof q->org_id);
+    if (!none)
+        rc |= sqlite3_bind_int64(st, 2, q->max_devices) |
+              sqlite3_bind_int64(st, 3, q->max_readings_per_day) |
+              sqlite3_bind_int64(st, 4, q->max_bytes_per_day);
+    err = bind_check(c, id, rc);
+    return err ? err : step_done(c, id);
+}
+
+static void quota_from_row(sqlite3_stmt *st, store_quota *q)
+{
+    col_text(st, 0, q->org_id, sizeof q->org_id);
+    q->max_devices = sqlite3_column_int64(st, 1);
+    q->max_readings_per_day = sqlite3_column_int64(st, 2);
+    q->max_bytes_per_day = sqlite3_column_int64(st, 3);
+}
+
+int store_quota_get(store_conn *c, const char *org_id, store_quota *out)
+{
+    *out = (store_quota){0};
+    snprintf(out->org_id, sizeof out->org_id, "%s", org_id);
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_QUOTA_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_QUOTA_GET, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_QUOTA_GET);
+    if (!err)
+        quota_from_row(st, out);
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_OK : err;
+}
+
+/* Orgs with a quota, by org id. */
+int store_quota_list(store_conn *c, int (*cb)(void *ctx, const store_quota *q), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_QUOTA_LIST, &st);
+    if (err)
+        return err;
+    int rc;
+    store_quota q;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        quota_from_row(st, &q);
+        if (cb(ctx, &q) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_QUOTA_LIST, rc);
+}
+
+/* ---- session records ---------------------------------------------------------------- */
+
+/* SS_INVAL for an empty id or kind, or any unterminated string. */
+static int acct_check(const store_acct_session *s)
+{
+    int ok = arr_ok(s->id, sizeof s->id) && arr_ok(s->kind, sizeof s->kind) &&
+             arr_ok(s->principal_id, sizeof s->principal_id) &&
+             arr_ok(s->org_id, sizeof s->org_id) && arr_ok(s->protocol, sizeof s->protocol) &&
+             arr_ok(s->addr, sizeof s->addr) && arr_ok(s->end_reason, sizeof s->end_reason);
+    return ok && s->id[0] && s->kind[0] ? SS_OK : SS_INVAL;
+}
+
+static int acct_put_one(store_conn *c, sqlite3_stmt *st, const store_acct_session *s)
+{
+    int rc = bind_arr(st, 1, s->id, sizeof s->id) | bind_arr(st, 2, s->kind, sizeof s->kind) |
+             bind_arr(st, 3, s->principal_id, sizeof s->principal_id) |
+             bind_arr(st, 4, s->org_id, sizeof s->org_id) |
+             bind_arr(st, 5, s->protocol, sizeof s->protocol) |
+             bind_arr(st, 6, s->addr, sizeof s->addr) | sqlite3_bind_int64(st, 7, s->started_at) |
+             sqlite3_bind_int64(st, 8, s->ended_at) |
+             bind_arr(st, 9, s->end_reason, sizeof s->end_reason);
+    rc |= sqlite3_bind_int64(st, 10, s->bytes_in) | sqlite3_bind_int64(st, 11, s->bytes_out) |
+          sqlite3_bind_int64(st, 12, s->messages) | sqlite3_bind_int64(st, 13, s->readings) |
+          sqlite3_bind_int64(st, 14, s->refused) | sqlite3_bind_int64(st, 15, s->api_requests);
+    int err = bind_check(c, STMT_ACCT_UPSERT, rc);
+    return err ? err : step_done(c, STMT_ACCT_UPSERT);
+}
+
+/* Every record is checked before the transaction starts. */
+int store_acct_session_put(store_conn *c, const store_acct_session *s, size_t n)
+{
+    if (n > 0 && !s)
+        return SS_INVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (acct_check(&s[i]))
+            return SS_INVAL;
+    }
+    if (n == 0)
+        return SS_OK;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ACCT_UPSERT, &st);
+    if (!err)
+        err = tx_begin(c);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n && !err; i++)
+        err = acct_put_one(c, st, &s[i]);
+    return tx_end(c, err);
+}
+
+static void acct_from_row(sqlite3_stmt *st, store_acct_session *s)
+{
+    col_text(st, 0, s->id, sizeof s->id);
+    col_text(st, 1, s->kind, sizeof s->kind);
+    col_text(st, 2, s->principal_id, sizeof s->principal_id);
+    col_text(st, 3, s->org_id, sizeof s->org_id);
+    col_text(st, 4, s->protocol, sizeof s->protocol);
+    col_text(st, 5, s->addr, sizeof s->addr);
+    s->started_at = sqlite3_column_int64(st, 6);
+    s->ended_at = sqlite3_column_int64(st, 7);
+    col_text(st, 8, s->end_reason, sizeof s->end_reason);
+    s->bytes_in = sqlite3_column_int64(st, 9);
+    s->bytes_out = sqlite3_column_int64(st, 10);
+    s->messages = sqlite3_column_int64(st, 11);
+    s->readings = sqlite3_column_int64(st, 12);
+    s->refused = sqlite3_column_int64(st, 13);
+    s->api_requests = sqlite3_column_int64(st, 14);
+}
+
+/* SS_INVAL for a limit of 0, as for the audit log. Records started at the
+ * same time come by id, descending. */
+int store_acct_session_list(store_conn *c, const char *org_id, const char *kind, int active_only,
+                            size_t limit, store_acct_session_cb cb, void *ctx)
+{
+    if (limit == 0)
+        return SS_INVAL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ACCT_LIST, &st);
+    if (err)
+        return err;
+    int rc = bind_text(st, 1, org_id) |
+             (kind ? bind_text(st, 2, kind) : sqlite3_bind_null(st, 2)) |
+             sqlite3_bind_int(st, 3, active_only != 0) |
+             sqlite3_bind_int64(st, 4, limit_i64(limit));
+    err = bind_check(c, STMT_ACCT_LIST, rc);
+    if (err)
+        return err;
+    store_acct_session s;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        acct_from_row(st, &s);
+        if (cb(ctx, &s) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_ACCT_LIST, rc);
+}
+
+int store_acct_session_close_stale(store_conn *c, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_ACCT_CLOSE_STALE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_ACCT_CLOSE_STALE, sqlite3_bind_int64(st, 1, now_ms));
+    return err ? err : step_done(c, STMT_ACCT_CLOSE_STALE);
 }

@@ -1065,8 +1065,12 @@ static void test_write_disk_full_is_full_and_leaves_nothing(void **state)
     assert_int_equal(k->ch[0].count, 1);
     assert_int_equal(k->ch[0].last_ts, BASE);
     free(k);
+    /* Nor of its usage: the first write's row only. */
+    assert_int_equal(q_int(f->c, "SELECT messages * 1000 + readings FROM usage"), 1001);
     exec_raw(f->c, "PRAGMA max_page_count = 1000000");
     assert_int_equal(write_one(f->c, 1, rs, N), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT messages * 100000 + readings FROM usage"),
+                     2 * 100000 + 1 + N);
     k = channels_of(f->c, 1);
     assert_int_equal(k->n, 2);
     assert_int_equal(k->ch[0].count, N / 2);
@@ -1506,7 +1510,7 @@ static void test_migrate_from_version_1_keeps_sessions(void **state)
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
     assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
-    assert_int_equal(store_sqlite_schema_latest(), 2);
+    assert_int_equal(store_sqlite_schema_latest(), 3);
     assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM sessions WHERE id = '' AND peer = ''"
                                  " AND last_seen_at = 0"), 2);
@@ -2097,6 +2101,825 @@ static void test_audit_list_range_limit_newest_first_per_org(void **state)
     free(k);
 }
 
+/* ---- usage, quotas, session records ------------------------------------------ */
+
+/* A UTC day start (hence an hour start) after BASE. */
+#define DAY0 ((BASE / STORE_DAY_MS + 10) * STORE_DAY_MS)
+#define HOUR(n) (DAY0 + (int64_t)(n) * STORE_HOUR_MS)
+#define USAGE_MAX 256
+
+typedef struct usage_list {
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+    store_usage u[USAGE_MAX];
+} usage_list;
+
+static int usage_cb(void *ctx, const store_usage *u)
+{
+    usage_list *l = ctx;
+    if (l->n < USAGE_MAX)
+        l->u[l->n] = *u;
+    l->n++;
+    return l->stop_after && l->n >= l->stop_after;
+}
+
+static usage_list *usage_of(store_conn *c, unsigned org, int64_t from, int64_t to, int64_t every)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_ORG, org);
+    const char *ids[] = {id};
+    usage_list *l = calloc(1, sizeof *l);
+    assert_non_null(l);
+    assert_int_equal(store_usage_query(c, ids, 1, from, to, every, usage_cb, l), SS_OK);
+    return l;
+}
+
+static void assert_usage(const store_usage *u, int64_t bucket, const char *protocol,
+                         int64_t messages, int64_t readings)
+{
+    assert_int_equal(u->bucket, bucket);
+    assert_string_equal(u->protocol, protocol);
+    assert_int_equal(u->messages, messages);
+    assert_int_equal(u->readings, readings);
+}
+
+/* A batch of device `device` in org `org`. */
+static store_batch mk_batch(char dev[SS_ID_LEN + 1], char org[SS_ID_LEN + 1], unsigned device,
+                            unsigned org_n, const ss_reading *rs, size_t n, const char *protocol,
+                            int64_t received_at)
+{
+    make_id(dev, TAG_DEVICE, device);
+    make_id(org, TAG_ORG, org_n);
+    return (store_batch){.device_id = dev, .org_id = org, .readings = rs, .len = n,
+                         .protocol = protocol, .received_at = received_at};
+}
+
+static store_usage mk_usage(unsigned org, int64_t hour, const char *protocol, int64_t k)
+{
+    store_usage u = {.bucket = hour, .bytes_in = 100 * k, .bytes_out = 10 * k, .messages = k,
+                     .readings = 2 * k, .rejected = 3 * k, .api_requests = 4 * k};
+    make_id(u.org_id, TAG_ORG, org);
+    snprintf(u.protocol, sizeof u.protocol, "%s", protocol);
+    return u;
+}
+
+/* Two orgs: devices 1 and 2 in org 1, device 3 in org 2. */
+static void add_two_orgs_three_devices(store_conn *c)
+{
+    assert_int_equal(add_org(c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(c, 2, "two", -1), SS_OK);
+    assert_int_equal(add_device(c, 1, 1, "d1", 1), SS_OK);
+    assert_int_equal(add_device(c, 2, 1, "d2", 2), SS_OK);
+    assert_int_equal(add_device(c, 3, 2, "d3", 3), SS_OK);
+}
+
+static void test_write_batches_add_usage_per_org_hour_protocol(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    ss_reading rs[] = {rd("t", BASE, 1), rd("u", BASE, 2)};
+    char d[6][SS_ID_LEN + 1], o[6][SS_ID_LEN + 1];
+    store_batch b[] = {
+        /* Same org, hour and protocol from two devices: one row. */
+        mk_batch(d[0], o[0], 1, 1, rs, 2, "http", HOUR(0)),
+        mk_batch(d[1], o[1], 2, 1, rs, 1, "http", HOUR(1) - 1),
+        /* Another protocol: its own row. */
+        mk_batch(d[2], o[2], 1, 1, rs, 1, "tcp", HOUR(0) + 5),
+        /* The hour of received_at, not of the readings' ts. */
+        mk_batch(d[3], o[3], 2, 1, rs, 2, "http", HOUR(1)),
+        /* No protocol counts as "http"; another org its own row. */
+        mk_batch(d[4], o[4], 3, 2, rs, 1, NULL, HOUR(0) + 7),
+        mk_batch(d[5], o[5], 1, 1, rs, 1, NULL, HOUR(0) + 9),
+    };
+    assert_int_equal(store_write_batches(f->c, b, 6), SS_OK);
+
+    usage_list *l = usage_of(f->c, 1, HOUR(0), HOUR(24), STORE_HOUR_MS);
+    assert_int_equal(l->n, 3);
+    assert_usage(&l->u[0], HOUR(0), "http", 3, 4);
+    assert_usage(&l->u[1], HOUR(0), "tcp", 1, 1);
+    assert_usage(&l->u[2], HOUR(1), "http", 1, 2);
+    assert_int_equal(l->u[0].bytes_in + l->u[0].bytes_out + l->u[0].rejected +
+                         l->u[0].api_requests, 0);
+    free(l);
+    l = usage_of(f->c, 2, HOUR(0), HOUR(24), STORE_HOUR_MS);
+    assert_int_equal(l->n, 1);
+    assert_usage(&l->u[0], HOUR(0), "http", 1, 1);
+    free(l);
+
+    /* A later commit adds to the same rows. */
+    assert_int_equal(store_write_batches(f->c, b, 1), SS_OK);
+    l = usage_of(f->c, 1, HOUR(0), HOUR(1), STORE_HOUR_MS);
+    assert_int_equal(l->n, 2);
+    assert_usage(&l->u[0], HOUR(0), "http", 4, 6);
+    free(l);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), 4);
+}
+
+/* More distinct (org, hour, protocol) keys in one call than the in-memory
+ * sums hold: every key still ends with its exact count, and the usage adds
+ * up to what was stored. */
+static void test_write_batches_usage_with_many_keys_in_one_call(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    enum { KEYS = 150, PER_KEY = 3 };
+    store_batch *b = calloc(KEYS * PER_KEY, sizeof *b);
+    ss_reading *rs = calloc(KEYS * PER_KEY, sizeof *rs);
+    char dev[SS_ID_LEN + 1], org[SS_ID_LEN + 1];
+    make_id(dev, TAG_DEVICE, 1);
+    make_id(org, TAG_ORG, 1);
+    assert_non_null(b);
+    assert_non_null(rs);
+    /* Keys interleaved, so each comes back after the sums have filled. */
+    for (size_t i = 0; i < KEYS * PER_KEY; i++) {
+        rs[i] = rd("t", BASE + (int64_t)i, (double)i);
+        b[i] = (store_batch){.device_id = dev, .org_id = org, .readings = &rs[i], .len = 1,
+                             .protocol = "udp", .received_at = HOUR(i % KEYS) + 1};
+    }
+    assert_int_equal(store_write_batches(f->c, b, KEYS * PER_KEY), SS_OK);
+    free(b);
+    free(rs);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), KEYS);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage WHERE messages = 3 AND readings = 3"),
+                     KEYS);
+    assert_int_equal(q_int(f->c, "SELECT sum(readings) FROM usage"),
+                     q_int(f->c, "SELECT count(*) FROM readings"));
+}
+
+static void test_write_batches_failed_adds_no_usage(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    ss_reading r = rd("t", BASE, 1);
+    char d[3][SS_ID_LEN + 1], o[3][SS_ID_LEN + 1];
+
+    /* A device deleted since its token was checked fails the whole call. */
+    assert_int_equal(store_device_delete(f->c, mk_batch(d[0], o[0], 2, 1, &r, 1, "http", 0)
+                                                   .device_id),
+                     SS_OK);
+    store_batch b[] = {mk_batch(d[1], o[1], 1, 1, &r, 1, "http", HOUR(0)),
+                       mk_batch(d[2], o[2], 2, 1, &r, 1, "http", HOUR(0))};
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_NOT_FOUND);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), 0);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 0);
+
+    /* A protocol or org too long is refused, with nothing written. */
+    b[1].device_id = b[0].device_id;
+    b[1].protocol = "123456789";
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_INVAL);
+    b[1].protocol = "12345678";
+    char long_org[SS_ID_LEN + 2];
+    memset(long_org, 'b', SS_ID_LEN + 1);
+    long_org[SS_ID_LEN + 1] = '\0';
+    b[1].org_id = long_org;
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_INVAL);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), 0);
+
+    /* Nothing of the failed calls lingers: the next one counts only itself. */
+    b[1].org_id = b[0].org_id;
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_OK);
+    usage_list *l = usage_of(f->c, 1, HOUR(0), HOUR(1), STORE_HOUR_MS);
+    assert_int_equal(l->n, 2);
+    assert_usage(&l->u[0], HOUR(0), "12345678", 1, 1);
+    assert_usage(&l->u[1], HOUR(0), "http", 1, 1);
+    free(l);
+}
+
+static void test_usage_add_accumulates_all_counters(void **state)
+{
+    fx *f = *state;
+    store_usage u[] = {mk_usage(1, HOUR(2), "https", 1), mk_usage(1, HOUR(2), "https", 2),
+                       mk_usage(1, HOUR(2), "mqtt", 5)};
+    assert_int_equal(store_usage_add(f->c, u, 3), SS_OK);
+    assert_int_equal(store_usage_add(f->c, u, 1), SS_OK);
+    usage_list *l = usage_of(f->c, 1, HOUR(0), HOUR(24), STORE_HOUR_MS);
+    assert_int_equal(l->n, 2);
+    const store_usage *h = &l->u[0];
+    assert_int_equal(h->bucket, HOUR(2));
+    assert_string_equal(h->protocol, "https");
+    assert_id(h->org_id, TAG_ORG, 1);
+    assert_int_equal(h->bytes_in, 400);
+    assert_int_equal(h->bytes_out, 40);
+    assert_int_equal(h->messages, 4);
+    assert_int_equal(h->readings, 8);
+    assert_int_equal(h->rejected, 12);
+    assert_int_equal(h->api_requests, 16);
+    assert_usage(&l->u[1], HOUR(2), "mqtt", 5, 10);
+    free(l);
+    /* Usage needs no org row (history outlives orgs). */
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM orgs"), 0);
+}
+
+static void test_usage_add_bad_delta_writes_nothing(void **state)
+{
+    fx *f = *state;
+    store_usage u[] = {mk_usage(1, HOUR(2), "https", 1), mk_usage(1, HOUR(2) + 1, "https", 1)};
+    assert_int_equal(store_usage_add(f->c, u, 2), SS_INVAL);
+    u[1] = mk_usage(1, HOUR(3), "", 1);
+    assert_int_equal(store_usage_add(f->c, u, 2), SS_INVAL);
+    memset(u[1].protocol, 'p', sizeof u[1].protocol);
+    assert_int_equal(store_usage_add(f->c, u, 2), SS_INVAL);
+    assert_int_equal(store_usage_add(f->c, NULL, 1), SS_INVAL);
+    assert_int_equal(store_usage_add(f->c, NULL, 0), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), 0);
+}
+
+static void test_usage_query_hours_days_orgs_and_bounds(void **state)
+{
+    fx *f = *state;
+    store_usage u[] = {
+        mk_usage(1, HOUR(0), "http", 1),  mk_usage(1, HOUR(0), "tcp", 2),
+        mk_usage(1, HOUR(5), "http", 4),  mk_usage(1, HOUR(24), "http", 8),
+        mk_usage(2, HOUR(23), "http", 16), mk_usage(2, HOUR(25), "udp", 32),
+        mk_usage(3, HOUR(1), "http", 64),
+    };
+    assert_int_equal(store_usage_add(f->c, u, sizeof u / sizeof u[0]), SS_OK);
+    char o1[SS_ID_LEN + 1], o2[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(o2, TAG_ORG, 2);
+
+    /* Per hour, one org, ordered by bucket then protocol. */
+    usage_list *l = usage_of(f->c, 1, HOUR(0), HOUR(48), STORE_HOUR_MS);
+    assert_int_equal(l->n, 4);
+    assert_usage(&l->u[0], HOUR(0), "http", 1, 2);
+    assert_usage(&l->u[1], HOUR(0), "tcp", 2, 4);
+    assert_usage(&l->u[2], HOUR(5), "http", 4, 8);
+    assert_usage(&l->u[3], HOUR(24), "http", 8, 16);
+    free(l);
+
+    /* Bounds: from inclusive, to exclusive. */
+    l = usage_of(f->c, 1, HOUR(5), HOUR(24), STORE_HOUR_MS);
+    assert_int_equal(l->n, 1);
+    assert_usage(&l->u[0], HOUR(5), "http", 4, 8);
+    free(l);
+    l = usage_of(f->c, 1, HOUR(5) + 1, HOUR(24) + 1, STORE_HOUR_MS);
+    assert_int_equal(l->n, 1);
+    assert_usage(&l->u[0], HOUR(24), "http", 8, 16);
+    free(l);
+
+    /* Per UTC day over two orgs: summed, named by the first org. */
+    const char *ids[] = {o2, o1};
+    l = calloc(1, sizeof *l);
+    assert_int_equal(store_usage_query(f->c, ids, 2, HOUR(0), HOUR(48), STORE_DAY_MS, usage_cb, l),
+                     SS_OK);
+    assert_int_equal(l->n, 4);
+    assert_usage(&l->u[0], DAY0, "http", 1 + 4 + 16, 2 * (1 + 4 + 16));
+    assert_usage(&l->u[1], DAY0, "tcp", 2, 4);
+    assert_usage(&l->u[2], DAY0 + STORE_DAY_MS, "http", 8, 16);
+    assert_usage(&l->u[3], DAY0 + STORE_DAY_MS, "udp", 32, 64);
+    for (size_t i = 0; i < l->n; i++)
+        assert_string_equal(l->u[i].org_id, o2);
+    assert_int_equal(l->u[0].bytes_in, 100 * 21);
+    assert_int_equal(l->u[0].api_requests, 4 * 21);
+    free(l);
+
+    /* The callback stops early. */
+    l = calloc(1, sizeof *l);
+    l->stop_after = 1;
+    assert_int_equal(store_usage_query(f->c, ids, 2, HOUR(0), HOUR(48), STORE_DAY_MS, usage_cb, l),
+                     SS_OK);
+    assert_int_equal(l->n, 1);
+    free(l);
+
+    /* An org without usage, no orgs, an empty range: no rows. */
+    l = usage_of(f->c, 9, HOUR(0), HOUR(48), STORE_HOUR_MS);
+    assert_int_equal(l->n, 0);
+    assert_int_equal(store_usage_query(f->c, ids, 0, HOUR(0), HOUR(48), STORE_HOUR_MS, usage_cb,
+                                       l), SS_OK);
+    assert_int_equal(store_usage_query(f->c, ids, 2, HOUR(5), HOUR(5), STORE_HOUR_MS, usage_cb,
+                                       l), SS_OK);
+    assert_int_equal(l->n, 0);
+    free(l);
+
+    /* Only hours and days. */
+    assert_int_equal(store_usage_query(f->c, ids, 2, HOUR(0), HOUR(48), 60000, usage_cb, NULL),
+                     SS_INVAL);
+    assert_int_equal(store_usage_query(f->c, ids, 2, HOUR(0), HOUR(48), 0, usage_cb, NULL),
+                     SS_INVAL);
+    const char *bad[] = {o1, NULL};
+    assert_int_equal(store_usage_query(f->c, bad, 2, HOUR(0), HOUR(48), STORE_HOUR_MS, usage_cb,
+                                       NULL), SS_INVAL);
+    assert_int_equal(store_usage_query(f->c, NULL, 1, HOUR(0), HOUR(48), STORE_HOUR_MS, usage_cb,
+                                       NULL), SS_INVAL);
+}
+
+/* The IN list holds up to 1024 orgs (an org and its descendants). */
+static void test_usage_query_org_count_limit(void **state)
+{
+    fx *f = *state;
+    enum { ORGS_MAX = 1024 };
+    char(*ids)[SS_ID_LEN + 1] = calloc(ORGS_MAX + 1, sizeof *ids);
+    const char **ptrs = calloc(ORGS_MAX + 1, sizeof *ptrs);
+    assert_non_null(ids);
+    assert_non_null(ptrs);
+    for (unsigned i = 0; i <= ORGS_MAX; i++) {
+        make_id(ids[i], TAG_ORG, i + 1);
+        ptrs[i] = ids[i];
+    }
+    store_usage u[] = {mk_usage(1, HOUR(0), "http", 1), mk_usage(ORGS_MAX, HOUR(0), "http", 2),
+                       mk_usage(ORGS_MAX + 1, HOUR(0), "http", 4)};
+    assert_int_equal(store_usage_add(f->c, u, 3), SS_OK);
+    usage_list *l = calloc(1, sizeof *l);
+    assert_int_equal(store_usage_query(f->c, ptrs, ORGS_MAX, HOUR(0), HOUR(1), STORE_HOUR_MS,
+                                       usage_cb, l), SS_OK);
+    assert_int_equal(l->n, 1);
+    assert_usage(&l->u[0], HOUR(0), "http", 3, 6);
+    free(l);
+    assert_int_equal(store_usage_query(f->c, ptrs, ORGS_MAX + 1, HOUR(0), HOUR(1), STORE_HOUR_MS,
+                                       usage_cb, NULL), SS_INVAL);
+    free(ptrs);
+    free(ids);
+}
+
+static void test_usage_day_sums_readings_and_bytes_per_org(void **state)
+{
+    fx *f = *state;
+    store_usage u[] = {
+        mk_usage(1, HOUR(0), "http", 1), mk_usage(1, HOUR(23), "tcp", 2),
+        mk_usage(1, HOUR(24), "http", 100), mk_usage(1, HOUR(-1), "http", 200),
+        mk_usage(2, HOUR(12), "udp", 4),
+    };
+    assert_int_equal(store_usage_add(f->c, u, sizeof u / sizeof u[0]), SS_OK);
+    usage_list *l = calloc(1, sizeof *l);
+    assert_int_equal(store_usage_day(f->c, DAY0, usage_cb, l), SS_OK);
+    assert_int_equal(l->n, 2);
+    assert_id(l->u[0].org_id, TAG_ORG, 1);
+    assert_int_equal(l->u[0].readings, 2 * 3);
+    assert_int_equal(l->u[0].bytes_in, 110 * 3);
+    assert_id(l->u[1].org_id, TAG_ORG, 2);
+    assert_int_equal(l->u[1].readings, 8);
+    assert_int_equal(l->u[1].bytes_in, 440);
+    free(l);
+    l = calloc(1, sizeof *l);
+    assert_int_equal(store_usage_day(f->c, DAY0 + 2 * STORE_DAY_MS, usage_cb, l), SS_OK);
+    assert_int_equal(l->n, 0);
+    free(l);
+}
+
+typedef struct tree_list {
+    size_t n;
+    size_t stop_after;
+    char ids[COLLECT_MAX][SS_ID_LEN + 1];
+    char parents[COLLECT_MAX][SS_ID_LEN + 1];
+} tree_list;
+
+static int tree_cb(void *ctx, const char *id, const char *parent_id)
+{
+    tree_list *t = ctx;
+    if (t->n < COLLECT_MAX) {
+        snprintf(t->ids[t->n], sizeof t->ids[0], "%s", id);
+        snprintf(t->parents[t->n], sizeof t->parents[0], "%s", parent_id ? parent_id : "(null)");
+    }
+    t->n++;
+    return t->stop_after && t->n >= t->stop_after;
+}
+
+static int subtree_cb(void *ctx, const char *id)
+{
+    return tree_cb(ctx, id, "");
+}
+
+/* 1 ─┬─ 2 ── 3
+ *    └─ 4
+ * 5 */
+static void add_org_forest(store_conn *c)
+{
+    assert_int_equal(add_org(c, 1, "a", -1), SS_OK);
+    assert_int_equal(add_org(c, 2, "b", 1), SS_OK);
+    assert_int_equal(add_org(c, 3, "c", 2), SS_OK);
+    assert_int_equal(add_org(c, 4, "d", 1), SS_OK);
+    assert_int_equal(add_org(c, 5, "e", -1), SS_OK);
+}
+
+static void test_org_tree_lists_every_org_with_parent(void **state)
+{
+    fx *f = *state;
+    tree_list *t = calloc(1, sizeof *t);
+    assert_int_equal(store_org_tree(f->c, tree_cb, t), SS_OK);
+    assert_int_equal(t->n, 0);
+    add_org_forest(f->c);
+    assert_int_equal(store_org_tree(f->c, tree_cb, t), SS_OK);
+    assert_int_equal(t->n, 5);
+    unsigned parent[] = {0, 1, 2, 1, 0};
+    for (unsigned i = 0; i < 5; i++) {
+        assert_id(t->ids[i], TAG_ORG, i + 1);
+        if (parent[i])
+            assert_id(t->parents[i], TAG_ORG, parent[i]);
+        else
+            assert_string_equal(t->parents[i], "");
+    }
+    free(t);
+    t = calloc(1, sizeof *t);
+    t->stop_after = 2;
+    assert_int_equal(store_org_tree(f->c, tree_cb, t), SS_OK);
+    assert_int_equal(t->n, 2);
+    free(t);
+}
+
+static void test_org_subtree_org_first_with_grandchildren(void **state)
+{
+    fx *f = *state;
+    add_org_forest(f->c);
+    char id[SS_ID_LEN + 1];
+    tree_list *t = calloc(1, sizeof *t);
+    make_id(id, TAG_ORG, 1);
+    assert_int_equal(store_org_subtree(f->c, id, subtree_cb, t), SS_OK);
+    assert_int_equal(t->n, 4);
+    assert_id(t->ids[0], TAG_ORG, 1);
+    assert_id(t->ids[1], TAG_ORG, 2);
+    assert_id(t->ids[2], TAG_ORG, 4);
+    assert_id(t->ids[3], TAG_ORG, 3);
+    free(t);
+
+    t = calloc(1, sizeof *t);
+    make_id(id, TAG_ORG, 2);
+    assert_int_equal(store_org_subtree(f->c, id, subtree_cb, t), SS_OK);
+    assert_int_equal(t->n, 2);
+    assert_id(t->ids[0], TAG_ORG, 2);
+    assert_id(t->ids[1], TAG_ORG, 3);
+    free(t);
+
+    t = calloc(1, sizeof *t);
+    make_id(id, TAG_ORG, 5);
+    assert_int_equal(store_org_subtree(f->c, id, subtree_cb, t), SS_OK);
+    assert_int_equal(t->n, 1);
+    assert_id(t->ids[0], TAG_ORG, 5);
+    free(t);
+
+    t = calloc(1, sizeof *t);
+    t->stop_after = 1;
+    make_id(id, TAG_ORG, 1);
+    assert_int_equal(store_org_subtree(f->c, id, subtree_cb, t), SS_OK);
+    assert_int_equal(t->n, 1);
+    make_id(id, TAG_ORG, 9);
+    assert_int_equal(store_org_subtree(f->c, id, subtree_cb, t), SS_NOT_FOUND);
+    free(t);
+}
+
+/* A hand-edited cycle (impossible through the API) ends, each org once. */
+static void test_org_subtree_cycle_ends(void **state)
+{
+    fx *f = *state;
+    add_org_forest(f->c);
+    exec_raw(f->c, "PRAGMA foreign_keys = OFF");
+    exec_raw(f->c, "UPDATE orgs SET parent_id = '000000bb0000000000000003'"
+                   " WHERE id = '000000bb0000000000000001'");
+    exec_raw(f->c, "PRAGMA foreign_keys = ON");
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_ORG, 1);
+    tree_list *t = calloc(1, sizeof *t);
+    assert_int_equal(store_org_subtree(f->c, id, subtree_cb, t), SS_OK);
+    assert_int_equal(t->n, 4);
+    assert_id(t->ids[0], TAG_ORG, 1);
+    free(t);
+}
+
+static void test_device_count_per_org(void **state)
+{
+    fx *f = *state;
+    char o1[SS_ID_LEN + 1], o2[SS_ID_LEN + 1], o9[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(o2, TAG_ORG, 2);
+    make_id(o9, TAG_ORG, 9);
+    int64_t n = -1;
+    add_two_orgs_three_devices(f->c);
+    assert_int_equal(store_device_count(f->c, o1, &n), SS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_device_count(f->c, o2, &n), SS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_device_count(f->c, o9, &n), SS_OK);
+    assert_int_equal(n, 0);
+    char d[SS_ID_LEN + 1];
+    make_id(d, TAG_DEVICE, 3);
+    assert_int_equal(store_device_delete(f->c, d), SS_OK);
+    assert_int_equal(store_device_count(f->c, o2, &n), SS_OK);
+    assert_int_equal(n, 0);
+}
+
+typedef struct quota_list {
+    size_t n;
+    store_quota q[COLLECT_MAX];
+} quota_list;
+
+static int quota_cb(void *ctx, const store_quota *q)
+{
+    quota_list *l = ctx;
+    if (l->n < COLLECT_MAX)
+        l->q[l->n] = *q;
+    l->n++;
+    return 0;
+}
+
+static store_quota mk_quota(unsigned org, int64_t dev, int64_t rd_day, int64_t bytes_day)
+{
+    store_quota q = {.max_devices = dev, .max_readings_per_day = rd_day,
+                     .max_bytes_per_day = bytes_day};
+    make_id(q.org_id, TAG_ORG, org);
+    return q;
+}
+
+static void assert_quota(const store_quota *got, const store_quota *want)
+{
+    assert_string_equal(got->org_id, want->org_id);
+    assert_int_equal(got->max_devices, want->max_devices);
+    assert_int_equal(got->max_readings_per_day, want->max_readings_per_day);
+    assert_int_equal(got->max_bytes_per_day, want->max_bytes_per_day);
+}
+
+static void test_quota_set_get_list_and_remove(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    store_quota got;
+    memset(&got, 0x55, sizeof got);
+    store_quota q1 = mk_quota(1, 10, 0, 5000), q2 = mk_quota(2, 0, 100, 0);
+    assert_int_equal(store_quota_get(f->c, q1.org_id, &got), SS_OK);
+    assert_string_equal(got.org_id, q1.org_id);
+    assert_int_equal(got.max_devices + got.max_readings_per_day + got.max_bytes_per_day, 0);
+
+    assert_int_equal(store_quota_set(f->c, &q1), SS_OK);
+    assert_int_equal(store_quota_set(f->c, &q2), SS_OK);
+    assert_int_equal(store_quota_get(f->c, q1.org_id, &got), SS_OK);
+    assert_quota(&got, &q1);
+    /* Set again replaces. */
+    q1 = mk_quota(1, 11, 12, INT64_MAX);
+    assert_int_equal(store_quota_set(f->c, &q1), SS_OK);
+    assert_int_equal(store_quota_get(f->c, q1.org_id, &got), SS_OK);
+    assert_quota(&got, &q1);
+
+    quota_list *l = calloc(1, sizeof *l);
+    assert_int_equal(store_quota_list(f->c, quota_cb, l), SS_OK);
+    assert_int_equal(l->n, 2);
+    assert_quota(&l->q[0], &q1);
+    assert_quota(&l->q[1], &q2);
+    free(l);
+
+    /* All zero removes; removing none is fine. */
+    store_quota zero = mk_quota(2, 0, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &zero), SS_OK);
+    assert_int_equal(store_quota_set(f->c, &zero), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM quotas"), 1);
+    assert_int_equal(store_quota_get(f->c, q2.org_id, &got), SS_OK);
+    assert_int_equal(got.max_readings_per_day, 0);
+}
+
+static void test_quota_bad_values_and_unknown_org(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    store_quota q = mk_quota(1, -1, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_INVAL);
+    q = mk_quota(1, 0, -1, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_INVAL);
+    q = mk_quota(1, 0, 0, -1);
+    assert_int_equal(store_quota_set(f->c, &q), SS_INVAL);
+    q = mk_quota(9, 1, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_NOT_FOUND);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM quotas"), 0);
+}
+
+static store_acct_session mk_acct(unsigned n, unsigned org, const char *kind, int64_t started,
+                                  int64_t ended)
+{
+    store_acct_session s = {.started_at = started, .ended_at = ended, .bytes_in = n,
+                            .bytes_out = 2 * n, .messages = 3 * n, .readings = 4 * n,
+                            .refused = 5 * n, .api_requests = 6 * n};
+    snprintf(s.id, sizeof s.id, "%08x%016x", 0xddu, n);
+    snprintf(s.kind, sizeof s.kind, "%s", kind);
+    make_id(s.principal_id, TAG_DEVICE, n);
+    if (org)
+        make_id(s.org_id, TAG_ORG, org);
+    snprintf(s.protocol, sizeof s.protocol, "mqtts");
+    snprintf(s.addr, sizeof s.addr, "2001:db8::%u", n);
+    snprintf(s.end_reason, sizeof s.end_reason, "%s", ended ? "closed" : "");
+    return s;
+}
+
+typedef struct acct_list {
+    size_t n;
+    store_acct_session s[COLLECT_MAX];
+} acct_list;
+
+static int acct_cb(void *ctx, const store_acct_session *s)
+{
+    acct_list *l = ctx;
+    if (l->n < COLLECT_MAX)
+        l->s[l->n] = *s;
+    l->n++;
+    return 0;
+}
+
+static acct_list *acct_of(store_conn *c, unsigned org, const char *kind, int active_only,
+                          size_t limit)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_ORG, org);
+    acct_list *l = calloc(1, sizeof *l);
+    assert_non_null(l);
+    assert_int_equal(store_acct_session_list(c, id, kind, active_only, limit, acct_cb, l), SS_OK);
+    return l;
+}
+
+static void assert_acct(const store_acct_session *got, const store_acct_session *want)
+{
+    assert_string_equal(got->id, want->id);
+    assert_string_equal(got->kind, want->kind);
+    assert_string_equal(got->principal_id, want->principal_id);
+    assert_string_equal(got->org_id, want->org_id);
+    assert_string_equal(got->protocol, want->protocol);
+    assert_string_equal(got->addr, want->addr);
+    assert_string_equal(got->end_reason, want->end_reason);
+    assert_int_equal(got->started_at, want->started_at);
+    assert_int_equal(got->ended_at, want->ended_at);
+    assert_int_equal(got->bytes_in, want->bytes_in);
+    assert_int_equal(got->bytes_out, want->bytes_out);
+    assert_int_equal(got->messages, want->messages);
+    assert_int_equal(got->readings, want->readings);
+    assert_int_equal(got->refused, want->refused);
+    assert_int_equal(got->api_requests, want->api_requests);
+}
+
+static void test_acct_session_put_inserts_then_updates(void **state)
+{
+    fx *f = *state;
+    store_acct_session s = mk_acct(1, 1, "device", 100, 0);
+    assert_int_equal(store_acct_session_put(f->c, &s, 1), SS_OK);
+    acct_list *l = acct_of(f->c, 1, NULL, 0, 10);
+    assert_int_equal(l->n, 1);
+    assert_acct(&l->s[0], &s);
+    free(l);
+    /* Same id: the record is replaced whole. */
+    s.ended_at = 200;
+    s.messages = 99;
+    snprintf(s.end_reason, sizeof s.end_reason, "timeout");
+    assert_int_equal(store_acct_session_put(f->c, &s, 1), SS_OK);
+    l = acct_of(f->c, 1, NULL, 0, 10);
+    assert_int_equal(l->n, 1);
+    assert_acct(&l->s[0], &s);
+    free(l);
+    /* Every string at full length round-trips. */
+    store_acct_session full = mk_acct(2, 1, "apikey", 300, 0);
+    memset(full.kind, 'k', sizeof full.kind - 1);
+    memset(full.protocol, 'p', sizeof full.protocol - 1);
+    memset(full.addr, 'a', sizeof full.addr - 1);
+    memset(full.end_reason, 'e', sizeof full.end_reason - 1);
+    assert_int_equal(store_acct_session_put(f->c, &full, 1), SS_OK);
+    l = acct_of(f->c, 1, NULL, 0, 1);
+    assert_int_equal(l->n, 1);
+    assert_acct(&l->s[0], &full);
+    free(l);
+}
+
+static void test_acct_session_put_bad_record_writes_nothing(void **state)
+{
+    fx *f = *state;
+    store_acct_session s[2] = {mk_acct(1, 1, "device", 100, 0), mk_acct(2, 1, "", 100, 0)};
+    assert_int_equal(store_acct_session_put(f->c, s, 2), SS_INVAL);
+    s[1] = mk_acct(2, 1, "user", 100, 0);
+    s[1].id[0] = '\0';
+    assert_int_equal(store_acct_session_put(f->c, s, 2), SS_INVAL);
+    s[1] = mk_acct(2, 1, "user", 100, 0);
+    memset(s[1].addr, 'a', sizeof s[1].addr);
+    assert_int_equal(store_acct_session_put(f->c, s, 2), SS_INVAL);
+    assert_int_equal(store_acct_session_put(f->c, NULL, 1), SS_INVAL);
+    assert_int_equal(store_acct_session_put(f->c, NULL, 0), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM acct_sessions"), 0);
+}
+
+static void test_acct_session_list_filters_and_limit(void **state)
+{
+    fx *f = *state;
+    store_acct_session s[] = {
+        mk_acct(1, 1, "device", 100, 150), mk_acct(2, 1, "user", 300, 0),
+        mk_acct(3, 1, "device", 200, 0),   mk_acct(4, 1, "apikey", 400, 450),
+        mk_acct(5, 2, "device", 500, 0),   mk_acct(6, 0, "user", 600, 0),
+    };
+    assert_int_equal(store_acct_session_put(f->c, s, 6), SS_OK);
+
+    acct_list *l = acct_of(f->c, 1, NULL, 0, 100);
+    assert_int_equal(l->n, 4);
+    int64_t want[] = {400, 300, 200, 100};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(l->s[i].started_at, want[i]);
+    free(l);
+
+    l = acct_of(f->c, 1, "device", 0, 100);
+    assert_int_equal(l->n, 2);
+    assert_int_equal(l->s[0].started_at, 200);
+    assert_int_equal(l->s[1].started_at, 100);
+    free(l);
+
+    l = acct_of(f->c, 1, NULL, 1, 100);
+    assert_int_equal(l->n, 2);
+    assert_int_equal(l->s[0].started_at, 300);
+    assert_int_equal(l->s[1].started_at, 200);
+    free(l);
+
+    l = acct_of(f->c, 1, "device", 1, 100);
+    assert_int_equal(l->n, 1);
+    assert_string_equal(l->s[0].kind, "device");
+    assert_int_equal(l->s[0].ended_at, 0);
+    free(l);
+
+    /* limit N of N+1. */
+    l = acct_of(f->c, 1, NULL, 0, 3);
+    assert_int_equal(l->n, 3);
+    assert_int_equal(l->s[2].started_at, 200);
+    free(l);
+    l = acct_of(f->c, 1, NULL, 0, SIZE_MAX);
+    assert_int_equal(l->n, 4);
+    free(l);
+
+    /* A user without one org is listed under "". */
+    l = calloc(1, sizeof *l);
+    assert_int_equal(store_acct_session_list(f->c, "", NULL, 0, 10, acct_cb, l), SS_OK);
+    assert_int_equal(l->n, 1);
+    assert_int_equal(l->s[0].started_at, 600);
+    assert_int_equal(store_acct_session_list(f->c, "", NULL, 0, 0, acct_cb, l), SS_INVAL);
+    free(l);
+    l = acct_of(f->c, 1, "nokind", 0, 100);
+    assert_int_equal(l->n, 0);
+    free(l);
+}
+
+static void test_acct_session_close_stale_ends_active_as_crash(void **state)
+{
+    fx *f = *state;
+    store_acct_session s[] = {mk_acct(1, 1, "device", 100, 150), mk_acct(2, 1, "user", 300, 0),
+                              mk_acct(3, 2, "device", 200, 0)};
+    assert_int_equal(store_acct_session_put(f->c, s, 3), SS_OK);
+    assert_int_equal(store_acct_session_close_stale(f->c, 9000), SS_OK);
+    acct_list *l = acct_of(f->c, 1, NULL, 0, 10);
+    assert_int_equal(l->n, 2);
+    assert_int_equal(l->s[0].ended_at, 9000);
+    assert_string_equal(l->s[0].end_reason, "crash");
+    assert_int_equal(l->s[0].messages, 6);
+    assert_int_equal(l->s[1].ended_at, 150);
+    assert_string_equal(l->s[1].end_reason, "closed");
+    free(l);
+    l = acct_of(f->c, 2, NULL, 1, 10);
+    assert_int_equal(l->n, 0);
+    free(l);
+    /* Nothing left active: a second call changes nothing. */
+    assert_int_equal(store_acct_session_close_stale(f->c, 9999), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM acct_sessions WHERE ended_at = 9999"), 0);
+}
+
+/* Deleting an org drops its quota but keeps its usage and session records
+ * (billing history). */
+static void test_org_delete_removes_quota_keeps_usage_and_sessions(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    store_quota q1 = mk_quota(1, 5, 0, 0), q2 = mk_quota(2, 7, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q1), SS_OK);
+    assert_int_equal(store_quota_set(f->c, &q2), SS_OK);
+    ss_reading r = rd("t", BASE, 1);
+    char d[SS_ID_LEN + 1], o[SS_ID_LEN + 1];
+    store_batch b = mk_batch(d, o, 3, 2, &r, 1, "tcp", HOUR(0));
+    assert_int_equal(store_write_batches(f->c, &b, 1), SS_OK);
+    store_acct_session s = mk_acct(1, 2, "device", 100, 0);
+    assert_int_equal(store_acct_session_put(f->c, &s, 1), SS_OK);
+
+    assert_int_equal(store_org_delete(f->c, o), SS_OK);
+    store_quota got;
+    assert_int_equal(store_quota_get(f->c, o, &got), SS_OK);
+    assert_int_equal(got.max_devices, 0);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM quotas"), 1);
+    usage_list *l = usage_of(f->c, 2, HOUR(0), HOUR(1), STORE_HOUR_MS);
+    assert_int_equal(l->n, 1);
+    assert_usage(&l->u[0], HOUR(0), "tcp", 1, 1);
+    free(l);
+    acct_list *a = acct_of(f->c, 2, NULL, 0, 10);
+    assert_int_equal(a->n, 1);
+    free(a);
+}
+
+/* A database left at schema version 2 gains the accounting tables and
+ * keeps its rows. */
+static void test_migrate_from_version_2_adds_accounting(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db_path, &db), SQLITE_OK);
+    char why[256] = "";
+    assert_int_equal(store_sqlite_migrate_to(db, 2, why, sizeof why), SS_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO orgs VALUES ('000000bb0000000000000001',"
+                                      " 'old', NULL, 1)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "SELECT * FROM usage", NULL, NULL, NULL), SQLITE_ERROR);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    assert_int_equal(q_int(f->c, "PRAGMA user_version"), 3);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM orgs"), 1);
+    store_quota q = mk_quota(1, 3, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_OK);
+    store_usage u = mk_usage(1, HOUR(0), "http", 1);
+    assert_int_equal(store_usage_add(f->c, &u, 1), SS_OK);
+    store_acct_session s = mk_acct(1, 1, "device", 1, 0);
+    assert_int_equal(store_acct_session_put(f->c, &s, 1), SS_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2167,6 +2990,26 @@ int main(void)
         T(test_audit_round_trip_with_increasing_ids),
         T(test_audit_fields_round_trip_at_full_length),
         T(test_audit_list_range_limit_newest_first_per_org),
+        T(test_write_batches_add_usage_per_org_hour_protocol),
+        T(test_write_batches_usage_with_many_keys_in_one_call),
+        T(test_write_batches_failed_adds_no_usage),
+        T(test_usage_add_accumulates_all_counters),
+        T(test_usage_add_bad_delta_writes_nothing),
+        T(test_usage_query_hours_days_orgs_and_bounds),
+        T(test_usage_query_org_count_limit),
+        T(test_usage_day_sums_readings_and_bytes_per_org),
+        T(test_org_tree_lists_every_org_with_parent),
+        T(test_org_subtree_org_first_with_grandchildren),
+        T(test_org_subtree_cycle_ends),
+        T(test_device_count_per_org),
+        T(test_quota_set_get_list_and_remove),
+        T(test_quota_bad_values_and_unknown_org),
+        T(test_acct_session_put_inserts_then_updates),
+        T(test_acct_session_put_bad_record_writes_nothing),
+        T(test_acct_session_list_filters_and_limit),
+        T(test_acct_session_close_stale_ends_active_as_crash),
+        T(test_org_delete_removes_quota_keeps_usage_and_sessions),
+        TB(test_migrate_from_version_2_adds_accounting),
 #undef T
 #undef TB
     };

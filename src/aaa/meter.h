@@ -1,0 +1,78 @@
+/* meter.h — accounting on the loop thread (SPEC §5).
+ *
+ * Readings and messages stored are counted by the store in the commit that
+ * stores them. Everything else — bytes on the wire, refused messages, API
+ * requests, and the session records — is counted here in memory, on the
+ * hot path without a store write, and written in batches: once a second a
+ * flush hands the deltas and the changed session records to the worker
+ * pool, which writes them in one transaction. Bytes also count toward the
+ * org's bytes quota at once.
+ *
+ * A session record lives in its connection (meter_session, caller
+ * storage); records of people signed in live in the meter itself, keyed by
+ * the login session, since one login spans many connections. Loop thread
+ * only, except meter_new/meter_free. */
+#ifndef SS_METER_H
+#define SS_METER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "aaa/quota.h"
+#include "store/store.h"
+
+/* How often counts reach the store: what a kill -9 can lose of bytes and
+ * refusals (readings and messages stored are never lost). */
+#define METER_FLUSH_MS 1000u
+/* A person's session record ends after this long without a request. */
+#define METER_USER_IDLE_MS (5LL * 60 * 1000)
+
+typedef struct meter meter;
+
+typedef struct meter_session {
+    store_acct_session rec;
+    /* Private to the meter. */
+    struct meter_session *prev, *next;
+    int open;
+    int dirty;
+} meter_session;
+
+/* 0 or SS_NOMEM. The flush timer starts at once. q may be NULL. */
+int meter_new(uv_loop_t *loop, store *s, quota *q, meter **out);
+/* Ends every open record with `reason` ("shutdown"), writes everything
+ * still in memory synchronously (the loop is stopping), and closes the
+ * timer; free with meter_free after the loop has run the close. */
+void meter_stop(meter *m, const char *reason);
+void meter_free(meter *m);
+
+/* Opens a record: kind "device", "user" or "apikey"; org_id may be "". */
+void meter_session_open(meter *m, meter_session *s, const char *kind, const char *principal_id,
+                        const char *org_id, const char *protocol, const char *addr);
+/* Ends it ("closed", "timeout", "revoked", "quota", "error", "shutdown");
+ * harmless on a record not open. After this the caller may free s. */
+void meter_session_end(meter *m, meter_session *s, const char *reason);
+
+/* Bytes on the wire (TLS included) for an org (may be "": then only the
+ * session counts) over a protocol; s may be NULL. */
+void meter_bytes(meter *m, meter_session *s, const char *org_id, const char *protocol,
+                 uint64_t in, uint64_t out);
+/* A message (request, line batch, datagram) stored with n readings: the
+ * session's counts (usage got them in the commit). */
+void meter_stored(meter *m, meter_session *s, uint64_t readings);
+/* A message refused (bad, over quota, …) carrying n readings (0 when it
+ * could not be read). Counts rejected usage and the session. */
+void meter_refused(meter *m, meter_session *s, const char *org_id, const char *protocol,
+                   uint64_t readings);
+/* An API request by a person or an app. */
+void meter_api_request(meter *m, meter_session *s, const char *org_id, const char *protocol);
+
+/* The record of a person's login session (created on first use, ended by
+ * meter_user_end or after METER_USER_IDLE_MS without use). */
+meter_session *meter_user_session(meter *m, const char *login_id, const char *user_id,
+                                  const char *protocol, const char *addr);
+void meter_user_end(meter *m, const char *login_id, const char *reason);
+
+/* Writes what is pending now (the timer does this every METER_FLUSH_MS). */
+void meter_flush(meter *m);
+
+#endif

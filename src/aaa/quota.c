@@ -1,0 +1,251 @@
+#include "aaa/quota.h"
+#include "core/err.h"
+#include "core/limits.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUOTA_DAY_MS 86400000LL
+/* The org tree is shallow; a longer walk means a broken tree. */
+#define QUOTA_DEPTH_MAX 64
+#define QUOTA_INITIAL_BUCKETS 256u
+
+typedef struct quota_org {
+    struct quota_org *next;
+    char id[SS_ID_LEN + 1];
+    char parent_id[SS_ID_LEN + 1];
+    quota_limits limits;
+    int64_t day;               /* the UTC day the counts are for */
+    int64_t readings;          /* stored today, this org and below */
+    int64_t reserved;          /* queued, not yet stored */
+    int64_t bytes;             /* on the wire today, this org and below */
+} quota_org;
+
+struct quota {
+    pthread_mutex_t lock;
+    quota_org **buckets;
+    size_t nbuckets;
+    size_t count;
+};
+
+static size_t id_slot(const char *id, size_t nbuckets)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+    return (size_t)(h & (nbuckets - 1));
+}
+
+int quota_new(quota **out)
+{
+    quota *q = calloc(1, sizeof *q);
+    if (!q)
+        return SS_NOMEM;
+    q->nbuckets = QUOTA_INITIAL_BUCKETS;
+    q->buckets = calloc(q->nbuckets, sizeof *q->buckets);
+    if (!q->buckets) {
+        free(q);
+        return SS_NOMEM;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    *out = q;
+    return SS_OK;
+}
+
+void quota_free(quota *q)
+{
+    if (!q)
+        return;
+    for (size_t i = 0; i < q->nbuckets; i++) {
+        quota_org *o = q->buckets[i];
+        while (o) {
+            quota_org *next = o->next;
+            free(o);
+            o = next;
+        }
+    }
+    free(q->buckets);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+static quota_org *find(quota *q, const char *id)
+{
+    for (quota_org *o = q->buckets[id_slot(id, q->nbuckets)]; o; o = o->next)
+        if (strcmp(o->id, id) == 0)
+            return o;
+    return NULL;
+}
+
+static int grow(quota *q)
+{
+    size_t n = q->nbuckets * 2;
+    quota_org **b = calloc(n, sizeof *b);
+    if (!b)
+        return SS_NOMEM;
+    for (size_t i = 0; i < q->nbuckets; i++) {
+        quota_org *o = q->buckets[i];
+        while (o) {
+            quota_org *next = o->next;
+            size_t slot = id_slot(o->id, n);
+            o->next = b[slot];
+            b[slot] = o;
+            o = next;
+        }
+    }
+    free(q->buckets);
+    q->buckets = b;
+    q->nbuckets = n;
+    return SS_OK;
+}
+
+/* Counts are per UTC day: the first touch on a new day starts afresh. */
+static void roll_day(quota_org *o, int64_t now_ms)
+{
+    int64_t day = now_ms / QUOTA_DAY_MS;
+    if (o->day == day)
+        return;
+    o->day = day;
+    o->readings = 0;
+    o->bytes = 0;
+}
+
+/* The org and its ancestors, nearest first. Returns how many. */
+static size_t chain(quota *q, const char *org_id, quota_org **out, int64_t now_ms)
+{
+    size_t n = 0;
+    quota_org *o = find(q, org_id);
+    while (o && n < QUOTA_DEPTH_MAX) {
+        roll_day(o, now_ms);
+        out[n++] = o;
+        o = o->parent_id[0] ? find(q, o->parent_id) : NULL;
+    }
+    return n;
+}
+
+int quota_set_org(quota *q, const char *org_id, const char *parent_id)
+{
+    int rc = SS_OK;
+    pthread_mutex_lock(&q->lock);
+    quota_org *o = find(q, org_id);
+    if (!o && q->count >= q->nbuckets)
+        rc = grow(q);
+    if (!o && rc == SS_OK) {
+        o = calloc(1, sizeof *o);
+        if (o) {
+            snprintf(o->id, sizeof o->id, "%s", org_id);
+            size_t slot = id_slot(org_id, q->nbuckets);
+            o->next = q->buckets[slot];
+            q->buckets[slot] = o;
+            q->count++;
+        } else {
+            rc = SS_NOMEM;
+        }
+    }
+    if (o)
+        snprintf(o->parent_id, sizeof o->parent_id, "%s", parent_id ? parent_id : "");
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+void quota_remove_org(quota *q, const char *org_id)
+{
+    pthread_mutex_lock(&q->lock);
+    quota_org **link = &q->buckets[id_slot(org_id, q->nbuckets)];
+    for (; *link; link = &(*link)->next) {
+        if (strcmp((*link)->id, org_id) == 0) {
+            quota_org *gone = *link;
+            *link = gone->next;
+            free(gone);
+            q->count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+int quota_set_limits(quota *q, const char *org_id, const quota_limits *l)
+{
+    pthread_mutex_lock(&q->lock);
+    quota_org *o = find(q, org_id);
+    if (o)
+        o->limits = *l;
+    pthread_mutex_unlock(&q->lock);
+    return o ? SS_OK : SS_NOT_FOUND;
+}
+
+void quota_load_usage(quota *q, const char *org_id, int64_t readings, int64_t bytes,
+                      int64_t now_ms)
+{
+    quota_org *orgs[QUOTA_DEPTH_MAX];
+    pthread_mutex_lock(&q->lock);
+    size_t n = chain(q, org_id, orgs, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        orgs[i]->readings += readings;
+        orgs[i]->bytes += bytes;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+static int over(const quota_org *o, int64_t more_readings)
+{
+    const quota_limits *l = &o->limits;
+    if (l->max_readings_per_day && o->readings + o->reserved + more_readings > l->max_readings_per_day)
+        return 1;
+    return l->max_bytes_per_day && o->bytes >= l->max_bytes_per_day;
+}
+
+int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms)
+{
+    quota_org *orgs[QUOTA_DEPTH_MAX];
+    int rc = SS_OK;
+    pthread_mutex_lock(&q->lock);
+    size_t len = chain(q, org_id, orgs, now_ms);
+    for (size_t i = 0; i < len && rc == SS_OK; i++)
+        if (over(orgs[i], n))
+            rc = SS_QUOTA;
+    for (size_t i = 0; i < len && rc == SS_OK; i++)
+        orgs[i]->reserved += n;
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, int64_t now_ms)
+{
+    quota_org *orgs[QUOTA_DEPTH_MAX];
+    pthread_mutex_lock(&q->lock);
+    size_t len = chain(q, org_id, orgs, now_ms);
+    for (size_t i = 0; i < len; i++) {
+        orgs[i]->reserved -= n;
+        if (orgs[i]->reserved < 0)
+            orgs[i]->reserved = 0;
+        if (stored)
+            orgs[i]->readings += n;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void quota_add_bytes(quota *q, const char *org_id, int64_t bytes, int64_t now_ms)
+{
+    quota_org *orgs[QUOTA_DEPTH_MAX];
+    pthread_mutex_lock(&q->lock);
+    size_t len = chain(q, org_id, orgs, now_ms);
+    for (size_t i = 0; i < len; i++)
+        orgs[i]->bytes += bytes;
+    pthread_mutex_unlock(&q->lock);
+}
+
+int quota_check_bytes(quota *q, const char *org_id, int64_t now_ms)
+{
+    quota_org *orgs[QUOTA_DEPTH_MAX];
+    int rc = SS_OK;
+    pthread_mutex_lock(&q->lock);
+    size_t len = chain(q, org_id, orgs, now_ms);
+    for (size_t i = 0; i < len && rc == SS_OK; i++)
+        if (orgs[i]->limits.max_bytes_per_day && orgs[i]->bytes >= orgs[i]->limits.max_bytes_per_day)
+            rc = SS_QUOTA;
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}

@@ -1,0 +1,81 @@
+/* api_acct.c — accounting of HTTP(S): each answered request's bytes on the
+ * socket, API requests and readings go to the meter under the principal the
+ * handler found. A device's or an app's record spans the requests it makes
+ * on one keep-alive connection; a person's spans their login session. */
+#include "http/api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct api_conn_acct {
+    meter_session device;   /* the device this connection carried last */
+    meter_session apikey;   /* the API key this connection carried last */
+} api_conn_acct;
+
+/* The record of this principal on this connection: the open one when it is
+ * the same principal, else a new one (the previous ends). */
+static meter_session *conn_record(meter *m, meter_session *slot, const char *kind,
+                                  const http_principal *p, const char *protocol,
+                                  const char *peer)
+{
+    if (slot->open && strcmp(slot->rec.principal_id, p->id) == 0)
+        return slot;
+    meter_session_end(m, slot, "closed");
+    meter_session_open(m, slot, kind, p->id, p->org_id, protocol, peer);
+    return slot;
+}
+
+static meter_session *record_for(meter *m, http_request *req, const char *protocol)
+{
+    http_principal *p = &req->principal;
+    if (p->kind == HTTP_PRINCIPAL_USER)
+        return meter_user_session(m, p->login_id, p->id, protocol, req->peer);
+    if (p->kind != HTTP_PRINCIPAL_DEVICE && p->kind != HTTP_PRINCIPAL_APIKEY)
+        return NULL;
+    api_conn_acct *a = req->conn_data;
+    if (!a) {
+        a = calloc(1, sizeof *a);
+        if (!a)
+            return NULL;
+        req->conn_data = a;
+    }
+    if (p->kind == HTTP_PRINCIPAL_DEVICE)
+        return conn_record(m, &a->device, "device", p, protocol, req->peer);
+    return conn_record(m, &a->apikey, "apikey", p, protocol, req->peer);
+}
+
+static void count_request(meter *m, meter_session *s, const http_principal *p, const char *org,
+                          const char *protocol)
+{
+    if (p->kind == HTTP_PRINCIPAL_DEVICE && p->refused)
+        meter_refused(m, s, org, protocol, p->readings_refused);
+    else if (p->kind == HTTP_PRINCIPAL_DEVICE)
+        meter_stored(m, s, p->readings_stored);
+    else if (p->kind != HTTP_PRINCIPAL_NONE)
+        meter_api_request(m, s, org, protocol);
+}
+
+void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
+                 int closing)
+{
+    api_ctx *app = ctx;
+    meter *m = app->meter;
+    if (!m)
+        return;
+    const char *protocol = req->tls ? "https" : "http";
+    http_principal *p = &req->principal;
+    meter_session *s = record_for(m, req, protocol);
+    const char *org = p->org_id[0] ? p->org_id : s ? s->rec.org_id : "";
+    meter_bytes(m, s, org, protocol, bytes_in, bytes_out);
+    if (!closing)
+        count_request(m, s, p, org, protocol);
+    if (p->kind == HTTP_PRINCIPAL_USER && p->session_ended)
+        meter_user_end(m, p->login_id, "closed");
+    api_conn_acct *a = req->conn_data;
+    if (closing && a) {
+        meter_session_end(m, &a->device, "closed");
+        meter_session_end(m, &a->apikey, "closed");
+        free(a);
+        req->conn_data = NULL;
+    }
+}

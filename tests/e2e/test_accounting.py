@@ -1,0 +1,284 @@
+"""Accounting (SPEC §5): usage per org, hour and protocol; quotas on every
+protocol at once; session records; exact counts after kill -9."""
+import csv
+import io
+import json
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import Server, login, new_server, now_ms
+
+ARGS = ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"]
+
+
+@pytest.fixture(scope="module")
+def srv():
+    s = new_server(ARGS).start()
+    yield s
+    rc = s.stop()
+    log = s.read_log()
+    shutil.rmtree(s.data_dir, ignore_errors=True)
+    assert rc == 0, "server exited %s\n%s" % (rc, log)
+
+
+@pytest.fixture(scope="module")
+def api(srv):
+    return login(srv.http)
+
+
+def new_org_device(api, parent=None):
+    body = {"name": "acct-%d" % time.monotonic_ns()}
+    if parent:
+        body["parent_id"] = parent
+    org = api.post("/api/v1/orgs", json=body).json()
+    dev = api.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "d"}).json()
+    return org, dev
+
+
+def http_post(base, token, body, verify=True):
+    return requests.post(base + "/api/v1/data", data=body, timeout=30, verify=verify,
+                         headers={"X-Auth-Token": token, "Content-Type": "text/plain"})
+
+
+class Tcp:
+    def __init__(self, srv, token):
+        host, port = srv.addrs["tcp"].rsplit(":", 1)
+        self.s = socket.create_connection((host, int(port)), timeout=10)
+        self.f = self.s.makefile("rb")
+        self.sent = 0
+        self.send("AUTH %s\n" % token)
+        assert self.line() == "OK"
+
+    def send(self, text):
+        data = text.encode()
+        self.s.sendall(data)
+        self.sent += len(data)
+
+    def line(self):
+        return self.f.readline().decode().strip()
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def udp_send(srv, token, lines):
+    host, port = srv.addrs["udp"].rsplit(":", 1)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(("%s\n%s\n" % (token, lines)).encode(), (host, int(port)))
+    u.close()
+
+
+def usage(api, org_id, **params):
+    q = "&".join("%s=%s" % kv for kv in params.items())
+    r = api.get("/api/v1/orgs/%s/usage?%s" % (org_id, q))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def by_protocol(rows):
+    out = {}
+    for row in rows:
+        p = out.setdefault(row["protocol"], {k: 0 for k in row if k not in ("bucket", "protocol")})
+        for k, v in row.items():
+            if k not in ("bucket", "protocol"):
+                p[k] += v
+    return out
+
+
+def wait_for(fn, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_usage_per_protocol(srv, api):
+    org, dev = new_org_device(api)
+    tok = dev["token"]
+    assert http_post(srv.http, tok, "a=1\nb=2").status_code == 200
+    assert http_post(srv.https, tok, "a=3\nb=4", verify=srv.cert).status_code == 200
+    t = Tcp(srv, tok)
+    t.send("a=1,b=2,c=3\n")
+    assert t.line() == "ACK 1"
+    t.close()
+    udp_send(srv, tok, "a=1\nb=1")
+
+    def settled():
+        u = by_protocol(usage(api, org["id"])["usage"])
+        return u if "udp" in u and u.get("tcp", {}).get("bytes_in") else None
+    u = wait_for(settled)
+    assert u, usage(api, org["id"])
+    assert u["http"]["readings"] == 2 and u["http"]["messages"] == 1
+    assert u["https"]["readings"] == 2 and u["https"]["messages"] == 1
+    assert u["tcp"]["readings"] == 3 and u["tcp"]["messages"] == 1
+    assert u["udp"]["readings"] == 2 and u["udp"]["messages"] == 1
+    assert u["tcp"]["bytes_in"] == t.sent
+    assert u["tcp"]["bytes_out"] == len("OK\nACK 1\n")
+    # the same request costs more bytes over TLS: records and handshake count
+    recs = {r["protocol"]: r for r in api.get("/api/v1/orgs/%s/sessions?kind=device" % org["id"]).json()}
+    assert recs["https"]["bytes_in"] > recs["http"]["bytes_in"] > 0
+    assert recs["https"]["readings"] == 2 and recs["http"]["readings"] == 2
+
+
+def test_bad_input_counts_as_rejected(srv, api):
+    org, dev = new_org_device(api)
+    assert http_post(srv.http, dev["token"], "bad line").status_code == 400
+    u = wait_for(lambda: (by_protocol(usage(api, org["id"])["usage"]).get("http") or {}).get("rejected"))
+    assert u == 1
+    u = by_protocol(usage(api, org["id"])["usage"])["http"]
+    assert u["readings"] == 0 and u["messages"] == 0 and u["api_requests"] >= 2
+
+
+def test_usage_csv_and_days_and_children(srv, api):
+    parent, pdev = new_org_device(api)
+    child, cdev = new_org_device(api, parent["id"])
+    http_post(srv.http, pdev["token"], "x=1")
+    http_post(srv.http, cdev["token"], "x=1\ny=2")
+    r = api.get("/api/v1/orgs/%s/usage?format=csv&every=day&include_children=true" % parent["id"])
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert list(rows[0].keys()) == ["bucket", "protocol", "bytes_in", "bytes_out", "messages",
+                                    "readings", "rejected", "api_requests"]
+    assert sum(int(row["readings"]) for row in rows) == 3
+    day = int(rows[0]["bucket"])
+    assert day % 86400000 == 0
+    alone = usage(api, parent["id"], every="day")
+    assert sum(row["readings"] for row in alone["usage"]) == 1
+    for bad in ["every=week", "format=xml", "from=yesterday", "include_children=maybe"]:
+        assert api.get("/api/v1/orgs/%s/usage?%s" % (parent["id"], bad)).status_code == 400
+
+
+def test_quota_across_protocols(srv, api):
+    org, dev = new_org_device(api)
+    tok = dev["token"]
+    r = api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 5})
+    assert r.status_code == 200 and r.json()["max_readings_per_day"] == 5
+    assert http_post(srv.http, tok, "a=1\nb=1").status_code == 200  # 2
+    t = Tcp(srv, tok)
+    t.send("a=1,b=1\n")  # 4
+    assert t.line() == "ACK 1"
+    udp_send(srv, tok, "c=1")  # 5
+    wait_for(lambda: api.get("/api/v1/devices/%s/channels" % dev["id"]).json()
+             and sum(c["count"] for c in api.get("/api/v1/devices/%s/channels" % dev["id"]).json()) == 5)
+    # the next reading, on every protocol, is refused in the protocol's own terms
+    r = http_post(srv.http, tok, "z=1")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
+    t.send("z=1\n")
+    assert t.line() == "ERR 2 429 quota_exceeded"
+    udp_send(srv, tok, "z=1")
+    time.sleep(0.5)
+    chans = {c["name"] for c in api.get("/api/v1/devices/%s/channels" % dev["id"]).json()}
+    assert "z" not in chans
+    # raising the quota lets data in again, without a restart
+    assert api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 100}).status_code == 200
+    assert http_post(srv.http, tok, "z=1").status_code == 200
+    t.send("z=2 %d\n" % (now_ms() - 5))
+    assert t.line() == "ACK 2"
+    t.close()
+
+
+def test_batch_crossing_quota_refused_whole(srv, api):
+    org, dev = new_org_device(api)
+    api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 3})
+    r = http_post(srv.http, dev["token"], "a=1,b=2,c=3,d=4")
+    assert r.status_code == 429
+    assert api.get("/api/v1/devices/%s/channels" % dev["id"]).json() == []
+    assert http_post(srv.http, dev["token"], "a=1,b=2,c=3").status_code == 200
+
+
+def test_child_usage_counts_toward_parent_quota(srv, api):
+    parent, pdev = new_org_device(api)
+    child, cdev = new_org_device(api, parent["id"])
+    api.put("/api/v1/orgs/%s/quota" % parent["id"], json={"max_readings_per_day": 2})
+    assert http_post(srv.http, cdev["token"], "a=1,b=1").status_code == 200
+    assert http_post(srv.http, pdev["token"], "a=1").status_code == 429
+    assert http_post(srv.http, cdev["token"], "c=1").status_code == 429
+
+
+def test_device_quota(srv, api):
+    org, dev = new_org_device(api)
+    api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_devices": 2})
+    assert api.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "2"}).status_code == 201
+    r = api.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "3"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
+
+
+def test_quota_set_only_from_above(srv, api):
+    parent, _ = new_org_device(api)
+    child, _ = new_org_device(api, parent["id"])
+    api.post("/api/v1/orgs/%s/members" % child["id"],
+             json={"email": "cadmin-%d@example.com" % time.monotonic_ns(), "role": "admin",
+                   "password": "member-password-1"})
+    members = api.get("/api/v1/orgs/%s/members" % child["id"]).json()
+    cadmin = login(srv.http, members[0]["email"], "member-password-1")
+    assert cadmin.put("/api/v1/orgs/%s/quota" % child["id"], json={"max_devices": 0}).status_code in (403, 404)
+    assert api.put("/api/v1/orgs/%s/quota" % child["id"], json={"max_devices": -1}).status_code == 400
+    assert api.put("/api/v1/orgs/%s/quota" % child["id"], json={"max_devices": "x"}).status_code == 400
+
+
+def test_session_records(srv, api):
+    org, dev = new_org_device(api)
+    t = Tcp(srv, dev["token"])
+    t.send("a=1\n")
+    assert t.line() == "ACK 1"
+
+    def active():
+        rows = api.get("/api/v1/orgs/%s/sessions?kind=device&active=true" % org["id"]).json()
+        return rows if rows and rows[0]["readings"] == 1 else None
+    rows = wait_for(active)
+    assert rows and rows[0]["protocol"] == "tcp" and rows[0]["principal_id"] == dev["id"]
+    assert rows[0]["ended_at"] is None and rows[0]["address"] == "127.0.0.1"
+    t.close()
+
+    def ended():
+        rows = api.get("/api/v1/orgs/%s/sessions?kind=device" % org["id"]).json()
+        return [r for r in rows if r["protocol"] == "tcp" and r["ended_at"]]
+    rows = wait_for(ended)
+    assert rows and rows[0]["end_reason"] == "closed" and rows[0]["bytes_in"] == t.sent
+    assert api.get("/api/v1/orgs/%s/sessions?kind=robot" % org["id"]).status_code == 400
+
+
+def test_usage_exact_after_kill9(fresh_server):
+    srv = fresh_server(ARGS)
+    api = login(srv.http)
+    org, dev = new_org_device(api)
+    stop = threading.Event()
+    base = now_ms() - 400000
+
+    def sender(k):
+        s = requests.Session()
+        i = 0
+        while not stop.is_set() and i < 5000:
+            try:
+                s.post(srv.http + "/api/v1/data", data="v=%d %d" % (i, base + k * 10000 + i),
+                       headers={"X-Auth-Token": dev["token"]}, timeout=5)
+            except requests.RequestException:
+                return
+            i += 1
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    srv.kill()
+    stop.set()
+    for t in threads:
+        t.join()
+    again = Server(srv.data_dir, ARGS).start()
+    try:
+        api = login(again.http)
+        stored = sum(c["count"] for c in api.get("/api/v1/devices/%s/channels" % dev["id"]).json())
+        u = by_protocol(usage(api, org["id"])["usage"])
+        assert stored > 0 and u["http"]["readings"] == stored and u["http"]["messages"] == stored
+        # records left open by the kill are closed as crashed
+        rows = api.get("/api/v1/orgs/%s/sessions?active=true" % org["id"]).json()
+        assert rows == []
+    finally:
+        again.stop()
