@@ -30,6 +30,10 @@
 
 #define PATH_CAP 4096u
 #define BOUND_CAP 64u
+/* How often the write-ahead log is checkpointed off the commit path: often
+ * enough that the store thread's own automatic checkpoint, which holds up
+ * every acknowledgement of its commit, almost never runs. */
+#define SERVER_CHECKPOINT_MS 1000u
 /* The ceiling config_validate allows for the session lifetimes (30 days). */
 #define SESSION_SECONDS_MAX (30L * 86400)
 
@@ -55,6 +59,9 @@ typedef struct server {
     int listeners_running;
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    uv_timer_t checkpoint_timer;
+    uv_work_t checkpoint_work;
+    int checkpointing;    /* checkpoint_work is on the worker pool */
     int stopping;
 } server;
 
@@ -255,6 +262,33 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
+static void on_checkpoint_work(uv_work_t *w)
+{
+    server *sv = w->data;
+    store_conn *c;
+    if (store_conn_acquire(sv->store, &c) == 0) {
+        store_checkpoint(c);
+        store_conn_release(sv->store, c);
+    }
+}
+
+static void on_checkpoint_done(uv_work_t *w, int status)
+{
+    (void)status;
+    server *sv = w->data;
+    sv->checkpointing = 0;
+}
+
+static void on_checkpoint_timer(uv_timer_t *t)
+{
+    server *sv = t->data;
+    if (sv->checkpointing)
+        return;
+    sv->checkpoint_work.data = sv;
+    if (uv_queue_work(&sv->loop, &sv->checkpoint_work, on_checkpoint_work, on_checkpoint_done) == 0)
+        sv->checkpointing = 1;
+}
+
 static void on_listener_stopped(void *arg)
 {
     server *sv = arg;
@@ -274,6 +308,7 @@ static void on_listener_stopped(void *arg)
     meter_stop(sv->meter, "shutdown");
     conn_registry_close(sv->conns);
     sv->conns = NULL;
+    uv_close((uv_handle_t *)&sv->checkpoint_timer, on_handle_closed);
     uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
 }
@@ -329,6 +364,10 @@ static int start_loop_parts(server *sv)
         sv->api.session_ttl_ms = (int64_t)secs * 1000;
     if (config_seconds(cfg->session_idle_timeout, SESSION_SECONDS_MAX, &secs) == 0)
         sv->api.session_idle_ms = (int64_t)secs * 1000;
+    uv_timer_init(&sv->loop, &sv->checkpoint_timer);
+    sv->checkpoint_timer.data = sv;
+    uv_timer_start(&sv->checkpoint_timer, on_checkpoint_timer, SERVER_CHECKPOINT_MS,
+                   SERVER_CHECKPOINT_MS);
     /* Before the first "listening" line: a supervisor may send SIGTERM as
      * soon as it reads one, and that must be a clean stop, not a kill. */
     uv_signal_init(&sv->loop, &sv->sigint);
@@ -388,6 +427,8 @@ static void abort_start(server *sv)
     sv->conns = NULL;
     if (sv->meter)
         meter_stop(sv->meter, "shutdown");
+    if (uv_is_active((uv_handle_t *)&sv->checkpoint_timer))
+        uv_close((uv_handle_t *)&sv->checkpoint_timer, on_handle_closed);
     if (uv_is_active((uv_handle_t *)&sv->sigint)) {
         uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
         uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);

@@ -60,6 +60,13 @@ void store_conn_release(store *s, store_conn *c);
 /* Answers 0 when the store can serve a trivial read (for /healthz). */
 int store_ping(store_conn *c);
 
+/* Moves committed data from the write-ahead log into the database without
+ * waiting for, or blocking, the writer (a passive checkpoint). Call it
+ * often from off the commit path, so that the commit that crosses the
+ * automatic checkpoint size rarely has to do this work itself. 0 or
+ * SS_STORE; a checkpoint that could not finish is not an error. */
+int store_checkpoint(store_conn *c);
+
 /* ---- users ------------------------------------------------------------ */
 
 /* Argon2id encoded hash as produced by crypto_pwhash_str. */

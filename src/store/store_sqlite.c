@@ -805,6 +805,15 @@ int store_ping(store_conn *c)
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
+int store_checkpoint(store_conn *c)
+{
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return SS_OK;
+    log_warn("store", "checkpoint: %s", sqlite3_errmsg(c->db));
+    return SS_STORE;
+}
+
 /* ---- users --------------------------------------------------------------------- */
 
 int store_user_count(store_conn *c, int64_t *out)
