@@ -161,7 +161,7 @@ def main():
     p.add_argument("--connect-budget", type=float, default=60)
     a = p.parse_args()
     with open(a.devices) as f:
-        devs = [Dev(*line.split()) for line in f if line.strip() and not line.startswith("admin")]
+        devs = [Dev(*line.split()) for line in f if line.strip() and line.split()[0] not in ("admin", "org")]
     n = len(devs)
     before = rss_kib(a.pid)
     t = time.monotonic()

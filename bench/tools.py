@@ -73,12 +73,18 @@ def cmd_wait_http(a):
 
 def cmd_ss_setup(a):
     """Logs in, makes one org and a.devices devices; prints one line per device:
-    `<id> <token>`, and the admin session token first as `admin <token>`."""
+    `<id> <token>`, and first the admin session token as `admin <token>` and
+    the org as `org <id>`. With --quota, sets the org's readings-per-day quota
+    (as the superadmin): accounting and quotas are always on, and a limit
+    makes every message go through the quota check rather than skip it."""
     base = f"http://127.0.0.1:{a.port}/api/v1"
     login = ss_json("POST", base + "/auth/login", {"email": a.email, "password": a.password})
     tok = login["token"]
     org = ss_json("POST", base + "/orgs", {"name": "bench"}, tok)
+    if a.quota:
+        ss_json("PUT", f"{base}/orgs/{org['id']}/quota", {"max_readings_per_day": a.quota}, tok)
     print("admin", tok)
+    print("org", org["id"])
     for i in range(a.devices):
         d = ss_json("POST", f"{base}/orgs/{org['id']}/devices", {"name": f"bench-{i}"}, tok)
         print(d["id"], d["token"])
@@ -123,6 +129,7 @@ def main():
     s.add_argument("--timeout", type=float, default=30); s.set_defaults(f=cmd_wait_http)
     s = sub.add_parser("ss-setup"); s.add_argument("port"); s.add_argument("--devices", type=int, default=1)
     s.add_argument("--email", default="admin@localhost"); s.add_argument("--password", required=True)
+    s.add_argument("--quota", type=int, default=0, help="max_readings_per_day of the bench org (0: none set)")
     s.set_defaults(f=cmd_ss_setup)
     s = sub.add_parser("ss-count"); s.add_argument("port"); s.add_argument("token"); s.add_argument("device")
     s.set_defaults(f=cmd_ss_count)

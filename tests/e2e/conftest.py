@@ -178,14 +178,28 @@ def new_server(extra_args=(), env=None):
     return Server(d, extra_args, env)
 
 
-@pytest.fixture(scope="session")
-def server():
-    srv = new_server().start()
+def running_server(args=()):
+    """Starts a server, yields it, and checks it stops cleanly (exit 0)."""
+    srv = new_server(args).start()
     yield srv
     rc = srv.stop()
     log = srv.read_log()
     shutil.rmtree(srv.data_dir, ignore_errors=True)
     assert rc == 0, "server exited %s\n%s" % (rc, log)
+    return log
+
+
+def module_server(args):
+    """A module-scoped fixture of a server started with extra args."""
+    @pytest.fixture(scope="module")
+    def srv():
+        yield from running_server(args)
+    return srv
+
+
+@pytest.fixture(scope="session")
+def server():
+    yield from running_server()
 
 
 @pytest.fixture

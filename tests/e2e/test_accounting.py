@@ -3,7 +3,6 @@ protocol at once; session records; exact counts after kill -9."""
 import csv
 import io
 import json
-import shutil
 import socket
 import threading
 import time
@@ -11,19 +10,12 @@ import time
 import pytest
 import requests
 
-from conftest import Server, login, new_server, now_ms
+from conftest import Server, login, module_server, now_ms
 
 ARGS = ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"]
 
 
-@pytest.fixture(scope="module")
-def srv():
-    s = new_server(ARGS).start()
-    yield s
-    rc = s.stop()
-    log = s.read_log()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
-    assert rc == 0, "server exited %s\n%s" % (rc, log)
+srv = module_server(ARGS)
 
 
 @pytest.fixture(scope="module")

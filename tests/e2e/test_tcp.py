@@ -2,26 +2,18 @@
 framing across segments, ACK counts against what is stored, ERR lines,
 limits, timeouts, half-close, kill -9, and revocation closing a live
 connection."""
-import shutil
 import socket
 import time
 
 import pytest
 
-from conftest import Server, login, new_server, now_ms
+from conftest import Server, login, module_server, now_ms
 
 TCP_ARGS = ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "off", "--log-level", "debug"]
 LINE_MAX = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def srv():
-    s = new_server(TCP_ARGS).start()
-    yield s
-    rc = s.stop()
-    log = s.read_log()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
-    assert rc == 0, "server exited %s\n%s" % (rc, log)
+srv = module_server(TCP_ARGS)
 
 
 @pytest.fixture(scope="module")

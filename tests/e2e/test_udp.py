@@ -2,13 +2,12 @@
 "<token>\\n<line>\\n…", stored whole or not at all, no reply, refusals
 counted (read back from the server's debug log)."""
 import re
-import shutil
 import socket
 import time
 
 import pytest
 
-from conftest import login, new_server, now_ms
+from conftest import login, now_ms, running_server
 
 UDP_ARGS = ["--listen-udp", "127.0.0.1:0", "--listen-tcp", "off", "--log-level", "debug"]
 DATAGRAM_MAX = 65507
@@ -17,12 +16,7 @@ REFUSED_RE = re.compile(r"refused datagram from \S+ \((\d+) refused so far\)")
 
 @pytest.fixture(scope="module")
 def srv():
-    s = new_server(UDP_ARGS).start()
-    yield s
-    rc = s.stop()
-    log = s.read_log()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
-    assert rc == 0, "server exited %s\n%s" % (rc, log)
+    log = yield from running_server(UDP_ARGS)
     assert re.search(r"udp: \d+ datagrams stored, \d+ refused", log), log
 
 
