@@ -32,11 +32,13 @@ struct meter {
     store_acct_session *recs;  /* records to write at the next flush */
     size_t n_recs, cap_recs;
     int flushing;              /* a job is on the worker pool */
+    int stopping;              /* meter_stop waits for that job to write last */
 };
 
 /* Person records are heap-owned by the meter. */
 typedef struct meter_user {
     meter_session s;           /* first: found through the open list */
+    char login_id[SS_ID_LEN + 1];
     int64_t last_seen;
 } meter_user;
 
@@ -210,25 +212,28 @@ void meter_api_request(meter *m, meter_session *s, const char *org_id, const cha
 
 /* ---- people ------------------------------------------------------------- */
 
-static meter_user *find_user(meter *m, const char *login_id)
+static meter_user *find_user(meter *m, const char *login_id, const char *org_id)
 {
-    for (meter_session *s = m->open; s; s = s->next)
-        if (is_user_record(s) && strcmp(s->rec.id, login_id) == 0)
-            return (meter_user *)s;
+    for (meter_session *s = m->open; s; s = s->next) {
+        if (!is_user_record(s))
+            continue;
+        meter_user *u = (meter_user *)s;
+        if (strcmp(u->login_id, login_id) == 0 && (!org_id || strcmp(s->rec.org_id, org_id) == 0))
+            return u;
+    }
     return NULL;
 }
 
 meter_session *meter_user_session(meter *m, const char *login_id, const char *user_id,
-                                  const char *protocol, const char *addr)
+                                  const char *org_id, const char *protocol, const char *addr)
 {
-    meter_user *u = find_user(m, login_id);
+    meter_user *u = find_user(m, login_id, org_id ? org_id : "");
     if (!u) {
         u = calloc(1, sizeof *u);
         if (!u)
             return NULL;
-        meter_session_open(m, &u->s, "user", user_id, "", protocol, addr);
-        /* One record per login: its id is the login session's. */
-        snprintf(u->s.rec.id, sizeof u->s.rec.id, "%s", login_id);
+        meter_session_open(m, &u->s, "user", user_id, org_id, protocol, addr);
+        snprintf(u->login_id, sizeof u->login_id, "%s", login_id);
     }
     u->last_seen = clock_mono_ms();
     return &u->s;
@@ -236,11 +241,11 @@ meter_session *meter_user_session(meter *m, const char *login_id, const char *us
 
 void meter_user_end(meter *m, const char *login_id, const char *reason)
 {
-    meter_user *u = find_user(m, login_id);
-    if (!u)
-        return;
-    meter_session_end(m, &u->s, reason);
-    free(u);
+    meter_user *u;
+    while ((u = find_user(m, login_id, NULL)) != NULL) {
+        meter_session_end(m, &u->s, reason);
+        free(u);
+    }
 }
 
 static void end_idle_users(meter *m)
@@ -286,13 +291,19 @@ static void job_free(meter_job *job)
     free(job);
 }
 
+static void final_write(meter *m);
+
 static void on_job_done(uv_work_t *w, int status)
 {
     meter_job *job = w->data;
-    job->owner->flushing = 0;
+    meter *m = job->owner;
+    m->flushing = 0;
     if (status || job->rc)
         log_error(METER_LOG, "writing accounting failed: %s", ss_strerror(job->rc));
     job_free(job);
+    /* Written after this job, never before it: the last state wins. */
+    if (m->stopping)
+        final_write(m);
 }
 
 /* Takes everything pending into a job; NULL when there is nothing. */
@@ -343,6 +354,18 @@ static void on_timer(uv_timer_t *t)
     meter_flush(t->data);
 }
 
+/* The loop is stopping: what is left is written right here. */
+static void final_write(meter *m)
+{
+    m->stopping = 0;
+    meter_job *job = take_job(m);
+    if (job && write_job(m->store, job))
+        log_error(METER_LOG, "writing the last accounting failed");
+    if (job)
+        job_free(job);
+    uv_close((uv_handle_t *)&m->timer, NULL);
+}
+
 void meter_stop(meter *m, const char *reason)
 {
     uv_timer_stop(&m->timer);
@@ -355,13 +378,10 @@ void meter_stop(meter *m, const char *reason)
             free(s);
         s = next;
     }
-    /* The loop is stopping: write what is left right here. */
-    meter_job *job = take_job(m);
-    if (job && write_job(m->store, job))
-        log_error(METER_LOG, "writing the last accounting failed");
-    if (job)
-        job_free(job);
-    uv_close((uv_handle_t *)&m->timer, NULL);
+    if (m->flushing)
+        m->stopping = 1;
+    else
+        final_write(m);
 }
 
 void meter_free(meter *m)

@@ -66,10 +66,13 @@ void meter_refused(meter *m, meter_session *s, const char *org_id, const char *p
 /* An API request by a person or an app. */
 void meter_api_request(meter *m, meter_session *s, const char *org_id, const char *protocol);
 
-/* The record of a person's login session (created on first use, ended by
- * meter_user_end or after METER_USER_IDLE_MS without use). */
+/* The record of a person's login session in one org (org_id "" for
+ * requests outside any org): created on first use, ended by meter_user_end
+ * or after METER_USER_IDLE_MS without use. Records carry the org so that an
+ * org's admins see only what was done in their org. */
 meter_session *meter_user_session(meter *m, const char *login_id, const char *user_id,
-                                  const char *protocol, const char *addr);
+                                  const char *org_id, const char *protocol, const char *addr);
+/* Ends every record of the login session. */
 void meter_user_end(meter *m, const char *login_id, const char *reason);
 
 /* Writes what is pending now (the timer does this every METER_FLUSH_MS). */

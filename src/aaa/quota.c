@@ -153,6 +153,16 @@ int quota_set_org(quota *q, const char *org_id, const char *parent_id)
 void quota_remove_org(quota *q, const char *org_id)
 {
     pthread_mutex_lock(&q->lock);
+    /* What the org has reserved would never be finished against it now:
+     * release it from its ancestors, or their quota shrinks for good. */
+    quota_org *self = find(q, org_id);
+    quota_org *up = self && self->parent_id[0] ? find(q, self->parent_id) : NULL;
+    for (int depth = 0; up && depth < QUOTA_DEPTH_MAX; depth++) {
+        up->reserved -= self->reserved;
+        if (up->reserved < 0)
+            up->reserved = 0;
+        up = up->parent_id[0] ? find(q, up->parent_id) : NULL;
+    }
     quota_org **link = &q->buckets[id_slot(org_id, q->nbuckets)];
     for (; *link; link = &(*link)->next) {
         if (strcmp((*link)->id, org_id) == 0) {

@@ -25,11 +25,15 @@ static meter_session *conn_record(meter *m, meter_session *slot, const char *kin
     return slot;
 }
 
-static meter_session *record_for(meter *m, http_request *req, const char *protocol)
+static meter_session *record_for(meter *m, http_request *req, const char *protocol,
+                                 int closing)
 {
     http_principal *p = &req->principal;
+    /* The bytes of a closing connection belong to no new person record. */
+    if (p->kind == HTTP_PRINCIPAL_USER && closing)
+        return NULL;
     if (p->kind == HTTP_PRINCIPAL_USER)
-        return meter_user_session(m, p->login_id, p->id, protocol, req->peer);
+        return meter_user_session(m, p->login_id, p->id, p->org_id, protocol, req->peer);
     if (p->kind != HTTP_PRINCIPAL_DEVICE && p->kind != HTTP_PRINCIPAL_APIKEY)
         return NULL;
     api_conn_acct *a = req->conn_data;
@@ -64,12 +68,12 @@ void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes
         return;
     const char *protocol = req->tls ? "https" : "http";
     http_principal *p = &req->principal;
-    meter_session *s = record_for(m, req, protocol);
+    meter_session *s = record_for(m, req, protocol, closing);
     const char *org = p->org_id[0] ? p->org_id : s ? s->rec.org_id : "";
     meter_bytes(m, s, org, protocol, bytes_in, bytes_out);
     if (!closing)
         count_request(m, s, p, org, protocol);
-    if (p->kind == HTTP_PRINCIPAL_USER && p->session_ended)
+    if (p->kind == HTTP_PRINCIPAL_USER && p->session_ended && !closing)
         meter_user_end(m, p->login_id, "closed");
     api_conn_acct *a = req->conn_data;
     if (closing && a) {

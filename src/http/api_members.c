@@ -94,6 +94,17 @@ static int check_last_owner(api_call *call, const char *org_id, store_role from,
     return 0;
 }
 
+/* The store re-checks the last owner inside the change itself: a request
+ * racing another one's demotion is answered like the early check would. */
+static int reply_change_error(api_call *call, int rc)
+{
+    if (rc == SS_CONFLICT)
+        api_reply_error(call, 409, "last_owner", "an organisation keeps at least one owner");
+    else if (rc)
+        api_reply_store_error(call, rc);
+    return rc;
+}
+
 static void audit_member(api_call *call, const char *action, const char *user_id,
                          store_role role)
 {
@@ -137,11 +148,9 @@ void api_members_add(api_call *call)
                     check_last_owner(call, call->params[0], current, role)))
         return;
     if (rc == 0)
-        rc = store_membership_set(call->db, call->params[0], u.id, role);
-    if (rc) {
-        api_reply_store_error(call, rc);
+        rc = store_membership_change(call->db, call->params[0], u.id, role);
+    if (reply_change_error(call, rc))
         return;
-    }
     audit_member(call, "member.add", u.id, role);
     api_reply_json(call, 201, member_json(&u, role));
 }
@@ -181,11 +190,9 @@ void api_member_patch(api_call *call)
     if (check_grant(call, mine, current, role) ||
         check_last_owner(call, call->params[0], current, role))
         return;
-    int rc = store_membership_set(call->db, call->params[0], u.id, role);
-    if (rc) {
-        api_reply_store_error(call, rc);
+    int rc = store_membership_change(call->db, call->params[0], u.id, role);
+    if (reply_change_error(call, rc))
         return;
-    }
     audit_member(call, "member.role", u.id, role);
     api_reply_json(call, 200, member_json(&u, role));
 }
@@ -200,11 +207,9 @@ void api_member_delete(api_call *call)
     if (check_grant(call, mine, current, STORE_ROLE_NONE) ||
         check_last_owner(call, call->params[0], current, STORE_ROLE_NONE))
         return;
-    int rc = store_membership_set(call->db, call->params[0], u.id, STORE_ROLE_NONE);
-    if (rc) {
-        api_reply_store_error(call, rc);
+    int rc = store_membership_change(call->db, call->params[0], u.id, STORE_ROLE_NONE);
+    if (reply_change_error(call, rc))
         return;
-    }
     audit_member(call, "member.remove", u.id, current);
     api_reply_empty(call);
 }

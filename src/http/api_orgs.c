@@ -173,6 +173,8 @@ void api_org_delete(api_call *call)
         json_t *dev;
         json_array_foreach(devices, i, dev) {
             device_cache_remove(call->app->devices, json_string_value(dev));
+            if (call->app->conns)
+                conn_registry_revoke(call->app->conns, json_string_value(dev));
         }
         if (call->app->quotas)
             quota_remove_org(call->app->quotas, id);

@@ -15,10 +15,11 @@
 /* Default windows: a day of hours, a month of days. */
 #define USAGE_HOURS_DEFAULT (24 * STORE_HOUR_MS)
 #define USAGE_DAYS_DEFAULT (31 * STORE_DAY_MS)
+/* Times past this (year 2100) are refused: far beyond any usage, and far
+ * from overflowing when rounded to buckets. */
+#define USAGE_TIME_MAX 4102444800000LL
 #define SESSIONS_LIMIT_DEFAULT 100
 #define SESSIONS_LIMIT_MAX 10000
-/* Person records are found among all people's: at most this many looked at. */
-#define SESSIONS_USER_SCAN_MAX 50000
 
 typedef struct usage_params {
     int64_t from, to, every;
@@ -56,6 +57,8 @@ static int parse_usage_params(api_call *call, usage_params *p)
     p->from = p->to - (p->every == STORE_DAY_MS ? USAGE_DAYS_DEFAULT : USAGE_HOURS_DEFAULT);
     rc = param_text(call, "from", text, sizeof text);
     if (rc < 0 || (rc > 0 && clock_parse_time(text, &p->from)) || p->from > p->to)
+        goto bad;
+    if (p->from < 0 || p->to > USAGE_TIME_MAX)
         goto bad;
     /* Whole buckets: from rounds down, to rounds up. */
     p->from = p->from / p->every * p->every;
@@ -124,6 +127,12 @@ void api_usage(api_call *call)
     }
     int rc = p.children ? store_org_subtree(call->db, call->params[0], add_org_id, orgs)
                         : add_org_id(orgs, call->params[0]);
+    if (rc == 0 && orgs->n >= USAGE_ORGS_MAX) {
+        free(orgs);
+        api_reply_error(call, 413, "too_large",
+                        "more than 1024 organisations below this one: ask for them one by one");
+        return;
+    }
     usage_out out = {.csv = p.csv, .rows = json_array(), .text = SS_BUF_INIT};
     if (p.csv)
         buf_append_str(&out.text, "bucket,protocol,bytes_in,bytes_out,messages,readings,rejected,"
@@ -156,15 +165,11 @@ void api_usage(api_call *call)
 
 typedef struct session_out {
     json_t *list;
-    json_t *members;   /* user ids (object keys) when listing people */
-    size_t limit;
 } session_out;
 
 static int add_session(void *ctx, const store_acct_session *s)
 {
     session_out *out = ctx;
-    if (out->members && !json_object_get(out->members, s->principal_id))
-        return 0;
     json_array_append_new(out->list, json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "id", s->id, "kind",
         s->kind, "principal_id", s->principal_id, "org_id", s->org_id, "protocol", s->protocol,
@@ -174,18 +179,11 @@ static int add_session(void *ctx, const store_acct_session *s)
         (json_int_t)s->bytes_in, "bytes_out", (json_int_t)s->bytes_out, "messages",
         (json_int_t)s->messages, "readings", (json_int_t)s->readings, "refused",
         (json_int_t)s->refused, "api_requests", (json_int_t)s->api_requests));
-    return json_array_size(out->list) >= out->limit;
-}
-
-static int add_member_id(void *ctx, const store_user *u, store_role role)
-{
-    (void)role;
-    json_object_set_new(ctx, u->id, json_true());
     return 0;
 }
 
-/* Devices' and apps' records carry their org; a person's carry none (one
- * login spans orgs): the org's people are its direct members. */
+/* Every record carries the org it acted in: a person's login has one
+ * record per org it used, so an org's admins see only their org. */
 void api_sessions(api_call *call)
 {
     if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
@@ -203,21 +201,9 @@ void api_sessions(api_call *call)
                         "kind is device, user or apikey; active true or false; limit 1 to 10000");
         return;
     }
-    int active_only = strcmp(active, "true") == 0;
-    session_out out = {.list = json_array(), .limit = (size_t)limit};
-    int rc = 0;
-    if (!kind[0] || strcmp(kind, "user") != 0) {
-        rc = store_acct_session_list(call->db, call->params[0], kind[0] ? kind : NULL, active_only,
-                                     (size_t)limit, add_session, &out);
-    }
-    if (rc == 0 && (!kind[0] || strcmp(kind, "user") == 0) && json_array_size(out.list) < out.limit) {
-        out.members = json_object();
-        rc = store_member_list(call->db, call->params[0], add_member_id, out.members);
-        if (rc == 0)
-            rc = store_acct_session_list(call->db, "", "user", active_only, SESSIONS_USER_SCAN_MAX,
-                                         add_session, &out);
-        json_decref(out.members);
-    }
+    session_out out = {.list = json_array()};
+    int rc = store_acct_session_list(call->db, call->params[0], kind[0] ? kind : NULL,
+                                     strcmp(active, "true") == 0, (size_t)limit, add_session, &out);
     if (rc) {
         json_decref(out.list);
         api_reply_store_error(call, rc);
@@ -269,13 +255,12 @@ static int require_quota_setter(api_call *call, const store_org *org)
     return api_require_role(call, org->parent_id, STORE_ROLE_ADMIN, NULL);
 }
 
+/* A field of the body, when given; *out keeps its value otherwise. */
 static int quota_field(json_t *body, const char *key, int64_t *out)
 {
     json_t *v = json_object_get(body, key);
-    if (!v) {
-        *out = 0;
+    if (!v)
         return 0;
-    }
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return 1;
     *out = json_integer_value(v);
@@ -298,7 +283,15 @@ void api_quota_put(api_call *call)
     json_t *body = api_body_object(call);
     if (!body)
         return;
+    /* Fields not given keep their value: tightening one limit never lifts
+     * another. */
     store_quota q = {0};
+    rc = store_quota_get(call->db, org.id, &q);
+    if (rc) {
+        json_decref(body);
+        api_reply_store_error(call, rc);
+        return;
+    }
     snprintf(q.org_id, sizeof q.org_id, "%s", org.id);
     int bad = quota_field(body, "max_devices", &q.max_devices) ||
               quota_field(body, "max_readings_per_day", &q.max_readings_per_day) ||

@@ -392,6 +392,8 @@ static void on_committed(ingest_item *item, int status)
     tcp_batch *b = c->flight;
     c->flight = NULL;
     conn_finish_quota(c, b, status == SS_OK);
+    if (status == SS_OK && c->owner->opt.meter)
+        meter_stored(c->owner->opt.meter, &c->acct, b->item.readings.len);
     if (c->closing) {
         /* Revoked or failed meanwhile: nobody to tell. */
         batch_clear(b);
@@ -399,8 +401,6 @@ static void on_committed(ingest_item *item, int status)
         return;
     }
     if (status == SS_OK) {
-        if (c->owner->opt.meter)
-            meter_stored(c->owner->opt.meter, &c->acct, b->item.readings.len);
         c->stored += b->n_lines;
         char ack[32];
         snprintf(ack, sizeof ack, "ACK %" PRIu64 "\n", c->stored);

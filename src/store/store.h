@@ -176,6 +176,13 @@ typedef int (*store_member_cb)(void *ctx, const store_user *u, store_role role);
 /* The org's direct members with their roles, by email. */
 int store_member_list(store_conn *c, const char *org_id, store_member_cb cb, void *ctx);
 
+/* Sets the user's role like store_membership_set, but in one transaction
+ * with the check that the org keeps an owner: SS_CONFLICT (nothing changed)
+ * when it would take the owner role from the org's last owner, so two
+ * owners demoting each other at once cannot leave the org with none. */
+int store_membership_change(store_conn *c, const char *org_id, const char *user_id,
+                            store_role role);
+
 /* The user's direct role in the org (STORE_ROLE_NONE when not a member). */
 int store_membership_get(store_conn *c, const char *org_id, const char *user_id,
                          store_role *out);

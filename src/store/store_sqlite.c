@@ -1114,6 +1114,25 @@ int store_membership_set(store_conn *c, const char *org_id, const char *user_id,
     return err ? err : step_done(c, STMT_MEMBER_UPSERT);
 }
 
+int store_membership_change(store_conn *c, const char *org_id, const char *user_id,
+                            store_role role)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    store_role current = STORE_ROLE_NONE;
+    int64_t owners = 0;
+    err = store_membership_get(c, org_id, user_id, &current);
+    if (!err && current == STORE_ROLE_OWNER && role != STORE_ROLE_OWNER) {
+        err = store_member_count(c, org_id, STORE_ROLE_OWNER, &owners);
+        if (!err && owners <= 1)
+            err = SS_CONFLICT;
+    }
+    if (!err)
+        err = store_membership_set(c, org_id, user_id, role);
+    return tx_end(c, err);
+}
+
 /* One statement: the walk up from the org (at most STORE_ORG_DEPTH_MAX
  * steps) counts the orgs found (0: no such org) and takes the user's
  * highest role among them. */

@@ -274,3 +274,50 @@ def test_usage_exact_after_kill9(fresh_server):
         assert rows == []
     finally:
         again.stop()
+
+
+def test_quota_put_keeps_fields_not_given(srv, api):
+    org, _ = new_org_device(api)
+    q = "/api/v1/orgs/%s/quota" % org["id"]
+    assert api.put(q, json={"max_devices": 5, "max_readings_per_day": 100, "max_bytes_per_day": 9999}).status_code == 200
+    r = api.put(q, json={"max_readings_per_day": 200})
+    assert r.json() == {"org_id": org["id"], "max_devices": 5, "max_readings_per_day": 200,
+                        "max_bytes_per_day": 9999}
+    assert api.get(q).json() == r.json()
+    assert api.get("/api/v1/orgs/%s/usage?to=9223372036854775807" % org["id"]).status_code == 400
+
+
+def test_person_records_stay_in_their_org(srv, api):
+    x, _ = new_org_device(api)
+    b, _ = new_org_device(api)
+    tag = time.monotonic_ns()
+    both = "both-%d@example.com" % tag
+    badmin = "badmin-%d@example.com" % tag
+    for org, email, role in [(x, both, "admin"), (b, both, "viewer"), (b, badmin, "admin")]:
+        r = api.post("/api/v1/orgs/%s/members" % org["id"],
+                     json={"email": email, "role": role, "password": "member-password-1"})
+        assert r.status_code == 201
+    person = login(srv.http, both, "member-password-1")
+    for _ in range(3):
+        assert person.get("/api/v1/orgs/%s/devices" % x["id"]).status_code == 200
+    admin_b = login(srv.http, badmin, "member-password-1")
+
+    def records(org_api, org):
+        return org_api.get("/api/v1/orgs/%s/sessions?kind=user" % org["id"]).json()
+    uid = person.get("/api/v1/me").json()["id"]
+    x_recs = wait_for(lambda: [r for r in records(api, x) if r["principal_id"] == uid])
+    assert x_recs and x_recs[0]["org_id"] == x["id"] and x_recs[0]["api_requests"] == 3
+    # B's admin sees nothing of what the shared member did in X
+    assert all(r["org_id"] == b["id"] for r in records(admin_b, b))
+    assert not [r for r in records(admin_b, b) if r["principal_id"] == uid]
+
+
+def test_org_delete_closes_device_connections(srv, api):
+    org, dev = new_org_device(api)
+    t = Tcp(srv, dev["token"])
+    t.send("a=1\n")
+    assert t.line() == "ACK 1"
+    assert api.delete("/api/v1/orgs/" + org["id"]).status_code == 204
+    t.s.settimeout(5)
+    assert t.f.readline() == b""  # closed by the server
+    t.close()

@@ -137,24 +137,29 @@ static void open_records_are_closed_at_stop_and_bytes_hit_quota(void **state)
     meter_api_request(fx->m, &s, "org1", "https");
     meter_bytes(fx->m, &s, "org1", "https", 30, 30);
     assert_int_equal(quota_check_bytes(fx->q, "org1", clock_now_ms()), SS_QUOTA);
-    meter_session *u = meter_user_session(fx->m, "login1", "user1", "http", "127.0.0.1");
+    meter_session *u = meter_user_session(fx->m, "login1", "user1", "org1", "http", "127.0.0.1");
     assert_non_null(u);
-    assert_ptr_equal(meter_user_session(fx->m, "login1", "user1", "http", "127.0.0.1"), u);
+    assert_ptr_equal(meter_user_session(fx->m, "login1", "user1", "org1", "http", "127.0.0.1"), u);
+    /* another org of the same login is another record */
+    meter_session *elsewhere = meter_user_session(fx->m, "login1", "user1", "", "http", "127.0.0.1");
+    assert_ptr_not_equal(elsewhere, u);
     meter_api_request(fx->m, u, "org1", "http");
     meter_stop(fx->m, "shutdown");
     found f = {0};
     read_back(fx, "org1", &f);
-    assert_int_equal(f.n, 1);
-    assert_string_equal(f.recs[0].end_reason, "shutdown");
-    assert_int_equal(f.recs[0].api_requests, 1);
+    assert_int_equal(f.n, 2);  /* the app's and the person's, in org1 */
+    for (size_t i = 0; i < f.n; i++) {
+        assert_string_equal(f.recs[i].end_reason, "shutdown");
+        assert_int_equal(f.recs[i].api_requests, 1);
+    }
     store_conn *c;
     found people = {0};
     assert_int_equal(store_conn_acquire(fx->s, &c), 0);
-    assert_int_equal(store_acct_session_list(c, "", "user", 0, 8, take_session, &people), 0);
+    assert_int_equal(store_acct_session_list(c, "org1", "user", 0, 8, take_session, &people), 0);
     store_conn_release(fx->s, c);
     assert_int_equal(people.n, 1);
-    assert_string_equal(people.recs[0].id, "login1");
-    assert_int_equal(people.recs[0].api_requests, 1);
+    assert_string_equal(people.recs[0].principal_id, "user1");
+    assert_int_equal(strlen(people.recs[0].id), SS_ID_LEN);
 }
 
 static void flush_on_the_worker_pool(void **state)

@@ -93,6 +93,19 @@ static void new_utc_day_starts_afresh(void **state)
     quota_free(q);
 }
 
+static void deleting_an_org_releases_its_reservations(void **state)
+{
+    (void)state;
+    quota *q = tree();
+    quota_limits l = {.max_readings_per_day = 10};
+    assert_int_equal(quota_set_limits(q, "root", &l), 0);
+    assert_int_equal(quota_reserve_readings(q, "grandchild", 8, NOW), 0);
+    quota_remove_org(q, "grandchild");
+    quota_finish_readings(q, "grandchild", 8, 0, NOW);
+    assert_int_equal(quota_reserve_readings(q, "root", 10, NOW), 0);
+    quota_free(q);
+}
+
 static void bytes_limit(void **state)
 {
     (void)state;
@@ -135,6 +148,7 @@ int main(void)
         cmocka_unit_test(reservations_block_concurrent_batches_and_release),
         cmocka_unit_test(new_utc_day_starts_afresh),
         cmocka_unit_test(bytes_limit),
+        cmocka_unit_test(deleting_an_org_releases_its_reservations),
         cmocka_unit_test(unknown_and_removed_orgs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1867,6 +1867,26 @@ static void test_member_count_exact_role(void **state)
     assert_int_equal(store_member_count(f->c, o1, (store_role)5, &n), SS_INVAL);
 }
 
+static void test_membership_change_keeps_an_owner(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    char o1[SS_ID_LEN + 1], u1[SS_ID_LEN + 1], u2[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    make_id(u1, TAG_USER, 1);
+    make_id(u2, TAG_USER, 2);
+    assert_int_equal(store_membership_change(f->c, o1, u1, STORE_ROLE_OWNER), SS_OK);
+    assert_int_equal(store_membership_change(f->c, o1, u2, STORE_ROLE_OWNER), SS_OK);
+    assert_int_equal(store_membership_change(f->c, o1, u1, STORE_ROLE_ADMIN), SS_OK);
+    /* u2 is the last owner now: neither lowered nor removed */
+    assert_int_equal(store_membership_change(f->c, o1, u2, STORE_ROLE_ADMIN), SS_CONFLICT);
+    assert_int_equal(store_membership_change(f->c, o1, u2, STORE_ROLE_NONE), SS_CONFLICT);
+    store_role r;
+    assert_int_equal(store_membership_get(f->c, o1, u2, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_OWNER);
+    assert_int_equal(store_membership_change(f->c, o1, u1, STORE_ROLE_NONE), SS_OK);
+}
+
 /* ---- API keys --------------------------------------------------------------------- */
 
 static void assert_apikey_equal(const store_apikey *got, const store_apikey *want)
@@ -2984,6 +3004,7 @@ int main(void)
         T(test_org_device_ids_of_one_org_only),
         T(test_membership_get_direct_role_only),
         T(test_member_count_exact_role),
+        T(test_membership_change_keeps_an_owner),
         T(test_apikey_create_get_and_by_hash_round_trip),
         T(test_apikey_duplicates_unknown_org_and_bad_scopes),
         T(test_apikey_list_newest_first_per_org_and_delete),
