@@ -124,9 +124,10 @@ static int udp_split_token(const char *d, size_t len, size_t *token_len, size_t 
 }
 
 /* Authenticates and parses one datagram into a new item. 0, or an error
- * with err->message saying why (no item is made). */
+ * with err->message saying why (no item is made). OUT org_id: the device's
+ * org once the token is known ("" before), so a refusal is its usage. */
 static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **out,
-                         ss_parse_error *err)
+                         ss_parse_error *err, char org_id[SS_ID_LEN + 1])
 {
     size_t token_len = 0, off = 0;
     int rc = udp_split_token(d, len, &token_len, &off, err);
@@ -137,6 +138,7 @@ static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **ou
     secret_hash(d, token_len, hash);
     if (device_cache_lookup(u->opt.devices, hash, &dev) || dev.disabled)
         return udp_fail(err, SS_AUTH, "unknown or disabled device token");
+    memcpy(org_id, dev.org_id, SS_ID_LEN + 1);
     udp_item *it = calloc(1, sizeof *it);
     if (!it)
         return udp_fail(err, SS_NOMEM, "out of memory");
@@ -191,9 +193,14 @@ static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flag
     }
     udp_item *it = NULL;
     ss_parse_error err = {0};
-    int rc = udp_make_item(u, d, len, &it, &err);
+    char org_id[SS_ID_LEN + 1] = "";
+    int rc = udp_make_item(u, d, len, &it, &err, org_id);
     if (rc) {
         metrics_readings_refused(u->opt.metrics, udp_reason(rc), 1);
+        if (u->opt.meter && org_id[0]) {
+            meter_bytes(u->opt.meter, NULL, org_id, "udp", len, 0);
+            meter_refused(u->opt.meter, NULL, org_id, "udp", 0);
+        }
         udp_refuse(u, from, err.message);
         return;
     }

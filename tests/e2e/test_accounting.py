@@ -321,3 +321,12 @@ def test_org_delete_closes_device_connections(srv, api):
     t.s.settimeout(5)
     assert t.f.readline() == b""  # closed by the server
     t.close()
+
+
+def test_refused_datagram_counts_in_usage(srv, api):
+    org, dev = new_org_device(api)
+    udp_send(srv, dev["token"], "this is not a reading")
+    rejected = wait_for(lambda: (by_protocol(usage(api, org["id"])["usage"]).get("udp") or {}).get("rejected"))
+    assert rejected == 1
+    u = by_protocol(usage(api, org["id"])["usage"])["udp"]
+    assert u["bytes_in"] == len(dev["token"]) + len("\nthis is not a reading\n") and u["readings"] == 0
