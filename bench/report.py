@@ -22,6 +22,13 @@ TARGET_VS_NGINX = 0.5
 TARGET_VS_INFLUX = 2.0
 TARGET_BATCH = 0.5
 TARGET_IDLE_BYTES = 8192
+TARGET_TCP_VS_INFLUX = 0.5     # TCP ingest vs influxdb /write batches of 1000
+TARGET_TCP_VS_BATCH = 1.0      # TCP ingest no slower than sensorspace's own HTTP batches
+TARGET_WIRE_TCP = 0.1          # TCP bytes per reading <= 1/10 of HTTPS's
+TARGET_ACCT_PCT = 5.0          # accounting + quota code, share of instructions
+AMORTISE_READINGS = 360        # a persistent connection held 1 h at one reading per 10 s
+TCP_IP_HEADER = 40             # IPv4 + TCP without options, per segment
+UDP_IP_HEADER = 28             # IPv4 + UDP, per datagram
 ANALYSIS_BEGIN = "<!-- ANALYSIS_BEGIN -->"
 ANALYSIS_END = "<!-- ANALYSIS_END -->"
 
@@ -67,6 +74,28 @@ def targets(recs):
               "readings_per_s")
     if v is not None:
         out.append(("batch: sensorspace-full / influxdb", f"{v:.2f}x", f">= {TARGET_BATCH}x", v >= TARGET_BATCH))
+    tcp = best(recs, "tcp", SS, "readings_per_s")
+    for peer_bench, peer, tgt, name in (("batch", INFLUX, TARGET_TCP_VS_INFLUX, "tcp: sensorspace-full TCP / influxdb batch"),
+                                        ("batch", SS, TARGET_TCP_VS_BATCH, "tcp: sensorspace-full TCP / its HTTP batch")):
+        v = ratio(tcp, best(recs, peer_bench, peer, "readings_per_s"), "readings_per_s")
+        if v is not None:
+            out.append((name, f"{v:.2f}x", f">= {tgt}x", v >= tgt))
+    dev = best(recs, "devices", "sensorspace", "lines")
+    if dev:
+        out.append(("devices: every reading acked and stored",
+                    f"{int(num(dev, 'acked'))}/{int(num(dev, 'lines'))} acked, "
+                    f"{int(num(dev, 'devices_stored_mismatch'))} devices short", "all", dev.get("ok") == "1"))
+    w = {r["scenario"]: wire_figures(r) for r in recs if r["bench"] == "wire"}
+    for ref in ("https-keepalive", "https-fresh"):
+        if "tcp" in w and ref in w and w[ref]["wire"]:
+            v = w["tcp"]["wire"] / w[ref]["wire"]
+            out.append((f"wire: tcp / {ref} bytes per reading (with IP+TCP headers)", f"{v:.3f}",
+                        f"<= {TARGET_WIRE_TCP}", v <= TARGET_WIRE_TCP))
+    acct = best(recs, "acct", "sensorspace", "total_ir")
+    if acct:
+        v = num(acct, "acct_share_pct")
+        out.append(("acct: meter_/quota_/metrics_/api_account share of instructions", f"{v:.2f}%",
+                    f"< {TARGET_ACCT_PCT}%", v < TARGET_ACCT_PCT))
     idle = best(recs, "idle", "sensorspace", "bytes_per_conn")
     if idle:
         b = num(idle, "bytes_per_conn")
@@ -168,6 +197,138 @@ def idle_section(recs):
                      "bytes / connection", "server fds", "seconds"), out) + "\n")
 
 
+def tcp_section(recs):
+    rows = [r for r in recs if r["bench"] == "tcp"]
+    if not rows:
+        return ""
+    tcp = best(recs, "tcp", SS, "readings_per_s")
+    peers = [("tcp", SS, "TCP ingest"), ("tcp", SS_NORMAL, "TCP ingest"),
+             ("batch", SS, "HTTP, batches of 1000"), ("batch", SS_NORMAL, "HTTP, batches of 1000"),
+             ("batch", INFLUX, "/write, batches of 1000")]
+    summary = []
+    for bench, peer, how in peers:
+        b = best(recs, bench, peer, "readings_per_s")
+        if not b:
+            continue
+        rr = ratio(tcp, b, "readings_per_s")
+        summary.append((peer, how, f"{num(b, 'readings_per_s'):,.0f}", b.get("conns", "?"),
+                        "—" if (bench, peer) == ("tcp", SS) or rr is None else f"{rr:.2f}x"))
+    detail = []
+    for r in rows:
+        acked, stored = int(num(r, "acked")), int(num(r, "stored"))
+        check = "ok" if stored == acked == int(num(r, "lines")) and r.get("complete") == "1" else (
+            f"**LOST {acked - stored}**" if stored < acked else f"**sent {r['lines']} acked {acked} stored {stored}**")
+        detail.append((r.get("round", "1"), r["peer"], r["conns"], f"{num(r, 'readings_per_s'):,.0f}", r["lines"],
+                       acked, r["ack_messages"], r["err_lines"], f"{num(r, 'elapsed_s'):.1f}", stored, check))
+    return ("### 5. TCP ingest: lines streamed over 4 connections\n\n"
+            "`tcp_client.c`: `AUTH`, then `temp=V <ts>` lines (one reading each, ~24 B) in 64 KiB writes; the "
+            "clock stops at the `ACK n` covering every line sent. The HTTP batch and influxdb rows are "
+            "benchmark 2's best runs in the same run (same readings).\n\n"
+            + table(("peer", "how", "readings/s", "connections", "sensorspace-full TCP / peer"), summary)
+            + "\n\nEvery TCP run:\n\n"
+            + table(("round", "peer", "connections", "readings/s", "lines sent", "acked (ACK totals)",
+                     "ACK messages", "ERR lines", "seconds", "stored", "check"), detail) + "\n")
+
+
+def devices_section(recs):
+    r = best(recs, "devices", "sensorspace", "lines")
+    if not r:
+        return ""
+    row = (r["devices"], r["seconds"], r["lines"], r["acked"], r["ack_messages"], r["err_lines"],
+           r["devices_stored_mismatch"], f"{num(r, 'rss_before_kib') / 1024:.1f} MiB",
+           f"{num(r, 'rss_connected_kib') / 1024:.1f} MiB", f"{num(r, 'rss_after_kib') / 1024:.1f} MiB",
+           f"{num(r, 'bytes_per_conn'):,.0f}", f"{num(r, 'bytes_per_conn_after'):,.0f}",
+           f"{r['ack_p50_ms']} / {r['ack_p99_ms']} / {r['ack_max_ms']}")
+    return ("### 6. Devices on TCP, one reading a second each\n\n"
+            "`tcp_devices.py`: every device holds its own connection (AUTH, `OK`), then sends one line a second, "
+            "the devices spread evenly over each second; `--durability full`. Bytes per connection = "
+            "(VmRSS with all connected, before any reading - VmRSS before connecting) / devices; "
+            "\"after\" = the same at the end of the run. Stored short = devices whose stored count "
+            "differs from the lines they sent.\n\n"
+            + table(("devices", "seconds", "lines sent", "acked", "ACK messages", "ERR lines", "devices stored short",
+                     "RSS before", "RSS connected", "RSS after", "bytes / connection", "bytes / connection after",
+                     "ACK latency p50 / p99 / max ms"), [row]) + "\n")
+
+
+def wire_figures(r):
+    """Per reading: payload (steady, amortised) and with headers."""
+    n = max(num(r, "readings"), 1)
+    per, segs = num(r, "reading_bytes"), num(r, "reading_segs")
+    fixed, fixed_segs = num(r, "setup_bytes") + num(r, "end_bytes"), num(r, "setup_segs") + num(r, "end_segs")
+    if r["scenario"] == "udp":
+        return {"payload": per, "segs": segs, "amort": per, "amort_segs": segs,
+                "wire": per + UDP_IP_HEADER * segs, "hdr": UDP_IP_HEADER}
+    amort, amort_segs = per + fixed / AMORTISE_READINGS, segs + fixed_segs / AMORTISE_READINGS
+    return {"payload": per, "segs": segs, "amort": amort, "amort_segs": amort_segs,
+            "wire": amort + TCP_IP_HEADER * amort_segs, "hdr": TCP_IP_HEADER, "n": n}
+
+
+WIRE_MODES = {
+    "https-keepalive": "HTTPS, one keep-alive connection",
+    "https-fresh": "HTTPS, new connection per reading",
+    "https-resumed": "HTTPS, new connection, TLS resumption tried",
+    "http-keepalive": "plain HTTP, keep-alive",
+    "tcp": "TCP socket, persistent, AUTH once",
+    "udp": "UDP datagram incl. token",
+}
+
+
+def wire_section(recs):
+    rows = [r for r in recs if r["bench"] == "wire"]
+    if not rows:
+        return ""
+    figs = {r["scenario"]: wire_figures(r) for r in rows}
+    ref = figs.get("https-keepalive")
+    out = []
+    for r in rows:
+        f = figs[r["scenario"]]
+        fixed = f"{int(num(r, 'setup_bytes'))} B / {int(num(r, 'setup_segs'))} + {int(num(r, 'end_bytes'))} B / " \
+                f"{int(num(r, 'end_segs'))}" if r["scenario"] in ("https-keepalive", "http-keepalive", "tcp") else (
+                    f"handshake {r['handshake_bytes']} B / {r['handshake_segs']}" if "fresh" in r["scenario"]
+                    or "resumed" in r["scenario"] else "—")
+        client_total, server = num(r, "total_bytes"), num(r, "server_bytes")
+        expect = 2 * int(num(r, "sent"))
+        out.append((WIRE_MODES.get(r["scenario"], r["scenario"]), r["readings"], f"{f['payload']:.1f}",
+                    f"{f['segs']:.2f}", fixed, f"{f['amort']:.1f}", f"{f['wire']:.1f}",
+                    f"{f['wire'] / ref['wire']:.3f}" if ref else "—",
+                    f"{int(server):,} / {int(client_total):,}",
+                    "ok" if int(num(r, "stored")) >= expect else f"**{r['stored']}/{expect}**"))
+    return ("### 7. Bytes on the wire per reading (two channels, `temp=V,rh=W <ts>`)\n\n"
+            "`wire_bytes.py`, one device per scenario. Bytes = TCP payload both ways as the kernel counts it on "
+            "the client socket (`TCP_INFO` bytes_acked + bytes_received: TLS records included; SYN and FIN "
+            "add 1 each), segments = segs_out + segs_in there (SYN, pure ACKs and FIN included); UDP: the "
+            "datagram. The client pauses 50 ms after each answer, longer than the delayed-ACK timer, as a "
+            "device waiting 10 s would. Persistent connections: the steady cost per reading, and the "
+            f"setup (connect, TLS handshake, AUTH) + teardown spread over {AMORTISE_READINGS} readings "
+            "(a connection held 1 h at one reading per 10 s). With headers: + "
+            f"{TCP_IP_HEADER} B per TCP segment (IPv4 + TCP without options; Linux adds 12 B of timestamps "
+            f"unless disabled), + {UDP_IP_HEADER} B per UDP datagram. Loopback's 64 KiB MSS puts the TLS "
+            "handshake in fewer segments than a 1500 B MTU link would. Server count = the server's own "
+            "accounting (session records' bytes_in + bytes_out for the device; usage for UDP) against the "
+            "client's total for the same connections.\n\n"
+            + table(("protocol", "readings", "payload B / reading (steady)", "segments / reading",
+                     "setup + teardown (B / segments)", f"payload B / reading, setup over {AMORTISE_READINGS}",
+                     "with IP headers B / reading", "/ HTTPS keep-alive", "server count / client count (B)",
+                     "stored"), out) + "\n")
+
+
+def acct_section(recs, d):
+    r = best(recs, "acct", "sensorspace", "total_ir")
+    if not r:
+        return ""
+    text = ""
+    path = os.path.join(d, "profile-acct.txt") if d else ""
+    if path and os.path.exists(path):
+        with open(path) as f:
+            text = f.read().rstrip()
+    return ("### 8. Accounting and quotas: share of the single-reading path (callgrind)\n\n"
+            f"{int(num(r, 'requests')):,} requests of one reading (`batch_client.py --size 1 --conns 8`), "
+            f"{num(r, 'ir_per_request'):,.0f} instructions per request in all threads; the accounting + quota "
+            f"functions the target names: {num(r, 'acct_share_pct'):.2f}% (inclusive, nothing counted twice); "
+            f"with the store's usage rows and the server's byte reporting: "
+            f"{num(r, 'acct_with_store_pct'):.2f}%.\n\n```\n{text}\n```\n")
+
+
 def targets_section(recs):
     rows = [(n, v, t, "met" if ok else "**missed**") for n, v, t, ok in targets(recs)]
     return "### Targets\n\n" + table(("figure", "measured", "target", ""), rows) + "\n"
@@ -178,7 +339,7 @@ def profiles_section(d):
         return ""
     parts = []
     for name in sorted(os.listdir(d)):
-        if name.startswith("profile-") and name.endswith(".txt"):
+        if name.startswith("profile-") and name.endswith(".txt") and name != "profile-acct.txt":
             with open(os.path.join(d, name)) as f:
                 parts.append(f"#### {name[8:-4]} workload\n\n```\n{f.read().rstrip()}\n```\n")
     if not parts:
@@ -219,6 +380,10 @@ def render(a, recs):
         single_section(recs),
         batch_section(recs),
         idle_section(recs),
+        tcp_section(recs),
+        devices_section(recs),
+        wire_section(recs),
+        acct_section(recs, a.profiles),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -250,7 +415,8 @@ def main():
         with open(a.out, "w") as f:
             f.write(text)
     # The tables on stdout, for whoever ran `make bench`.
-    for section in (targets_section(recs), single_section(recs), batch_section(recs), idle_section(recs)):
+    for section in (targets_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
+                    tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles)):
         if section:
             sys.stdout.write(section + "\n")
 

@@ -14,8 +14,15 @@
 #   BENCH_BATCHES=4000         requests of 1000 readings per batch run (upper bound)
 #   BENCH_BATCH_CONNS="4 16"   concurrent connections tried in the batch runs
 #   BENCH_IDLE_CONNS=10000     idle keep-alive connections in the memory run
+#   BENCH_TCP_CONNS=4          connections of the TCP ingest run (5)
+#   BENCH_TCP_LINES=1000000    lines per TCP connection (upper bound; 30 s cap)
+#   BENCH_DEVICES=1000         devices holding a TCP connection each (6)
+#   BENCH_DEVICES_SECONDS=20   seconds they send one reading a second
+#   BENCH_WIRE_READINGS=40     readings per scenario of the bytes-on-the-wire run (7)
+#   BENCH_ACCT_REQUESTS=20000  single-reading requests profiled under callgrind (8)
+#   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
-#   BENCH_ONLY="single batch idle"   which benchmarks to run
+#   BENCH_ONLY="single batch tcp idle devices wire acct"   which benchmarks to run
 #   BENCH_KEEP=1               keep the temp dir (data, logs) afterwards
 #   BENCH_RESULTS=FILE         where the report goes (default bench/RESULTS.md)
 #
@@ -26,6 +33,11 @@ set -euo pipefail
 
 BIN=${1:?usage: bash bench/run.sh /abs/path/to/sensorspace}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    : "${BENCH_DURATION:=3}" "${BENCH_SETTINGS:=1:64}" "${BENCH_ROUNDS:=1}" "${BENCH_BATCHES:=500}"
+    : "${BENCH_BATCH_CONNS:=4}" "${BENCH_IDLE_CONNS:=2000}" "${BENCH_TCP_LINES:=250000}"
+    : "${BENCH_DEVICES_SECONDS:=5}" "${BENCH_WIRE_READINGS:=12}" "${BENCH_ACCT_REQUESTS:=5000}"
+fi
 DURATION=${BENCH_DURATION:-10}
 SETTINGS=${BENCH_SETTINGS:-"1:64 2:256"}
 ROUNDS=${BENCH_ROUNDS:-2}
@@ -35,7 +47,16 @@ BATCH_CONNS=${BENCH_BATCH_CONNS:-"4 16"}
 BATCH_SIZE=1000
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 PROFILE=${BENCH_PROFILE:-auto}
-ONLY=${BENCH_ONLY:-"single batch idle"}
+TCP_CONNS=${BENCH_TCP_CONNS:-4}
+TCP_LINES=${BENCH_TCP_LINES:-1000000}
+DEVICES=${BENCH_DEVICES:-1000}
+DEVICES_SECONDS=${BENCH_DEVICES_SECONDS:-20}
+WIRE_READINGS=${BENCH_WIRE_READINGS:-40}
+ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
+# A readings-per-day quota far above what a run stores: accounting and quotas
+# are always on, and with a limit set every message takes the quota check.
+QUOTA=1000000000
+ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
 WARMUP_S=2
 START_TIMEOUT_S=30     # a server that has not said "listening" by then is broken
@@ -45,7 +66,7 @@ ADMIN_EMAIL=admin@localhost
 DAY_MS=86400000
 
 [ -x "$BIN" ] || { echo "run.sh: $BIN is not an executable" >&2; exit 2; }
-for tool in wrk nginx influxd python3 curl; do
+for tool in wrk nginx influxd python3 curl cc; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (make bench installs it)" >&2; exit 2; }
 done
 
@@ -138,11 +159,17 @@ EOF
 
 # ---- sensorspace -------------------------------------------------------------
 
-SS_PID="" SS_PORT="" SS_ADMIN="" SS_DIR=""
+SS_PID="" SS_PORT="" SS_ADMIN="" SS_DIR="" SS_ORG=""
+SS_TCP_PORT="" SS_UDP_PORT="" SS_HTTPS_PORT=""
+SS_HTTPS=off    # the wire benchmark turns it on (127.0.0.1:0): a certificate is made at start
 SS_DEVICES=()   # "id token", handed out by next_device
 
+# ss_listen PROTO: the port the server printed as `listening PROTO 127.0.0.1:PORT`.
+ss_listen() { sed -n "s/^listening $1 127\.0\.0\.1:\([0-9]*\).*/\1/p" "$SS_DIR/stdout" | head -1; }
+
 # start_ss NAME DURABILITY DEVICES [WRAPPER...]: the wrapper (valgrind ...)
-# execs the server, so $! is the server's pid either way.
+# execs the server, so $! is the server's pid either way. TCP and UDP ingest
+# listen on free loopback ports; the bench org gets the QUOTA.
 start_ss() {
     local name=$1 durability=$2 devices=$3
     shift 3
@@ -150,16 +177,16 @@ start_ss() {
     mkdir -p "$SS_DIR"
     SENSORSPACE_ADMIN_PASSWORD=$ADMIN_PASSWORD SENSORSPACE_ADMIN_EMAIL=$ADMIN_EMAIL \
         "$@" "$BIN" serve --data-dir "$SS_DIR/data" --listen-http 127.0.0.1:0 \
-        --listen-https off --listen-mqtt off --listen-mqtts off --listen-tcp off \
-        --listen-udp off --durability "$durability" \
+        --listen-https "$SS_HTTPS" --listen-mqtt off --listen-mqtts off --listen-tcp 127.0.0.1:0 \
+        --listen-udp 127.0.0.1:0 --durability "$durability" \
         >"$SS_DIR/stdout" 2>"$SS_DIR/stderr" &
     SS_PID=$!
     PIDS+=("$SS_PID")
     local i
     SS_PORT=""
     for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do
-        SS_PORT=$(sed -n 's/^listening http 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SS_DIR/stdout" | head -1)
-        [ -n "$SS_PORT" ] && break
+        SS_PORT=$(ss_listen http)
+        [ -n "$SS_PORT" ] && [ -n "$(ss_listen udp)" ] && break
         kill -0 "$SS_PID" 2>/dev/null || break
         sleep 0.1
     done
@@ -168,10 +195,12 @@ start_ss() {
         exit 1
     fi
     python3 "$HERE/tools.py" wait-http "http://127.0.0.1:$SS_PORT/healthz" --timeout "$START_TIMEOUT_S"
-    python3 "$HERE/tools.py" ss-setup "$SS_PORT" --devices "$devices" \
+    SS_TCP_PORT=$(ss_listen tcp) SS_UDP_PORT=$(ss_listen udp) SS_HTTPS_PORT=$(ss_listen https)
+    python3 "$HERE/tools.py" ss-setup "$SS_PORT" --devices "$devices" --quota "$QUOTA" \
         --email "$ADMIN_EMAIL" --password "$ADMIN_PASSWORD" >"$SS_DIR/devices"
     SS_ADMIN=$(awk '$1 == "admin" {print $2}' "$SS_DIR/devices")
-    mapfile -t SS_DEVICES < <(awk '$1 != "admin"' "$SS_DIR/devices")
+    SS_ORG=$(awk '$1 == "org" {print $2}' "$SS_DIR/devices")
+    mapfile -t SS_DEVICES < <(awk '$1 != "admin" && $1 != "org"' "$SS_DIR/devices")
     log "sensorspace $name (durability $durability) pid $SS_PID on 127.0.0.1:$SS_PORT"
 }
 
@@ -321,6 +350,76 @@ idle_peer() {
     log "idle $peer: $(sed -n 's/.*bytes_per_conn=\([0-9]*\).*/\1/p' <<<"$res") bytes/connection"
 }
 
+# ---- benchmark 5: TCP ingest, 4 connections streaming lines -----------------
+
+# tcp_peer PEER: one run on a fresh device; tcp_client.c (compiled into the
+# temp dir at start) waits for the ACK covering every line it sent.
+tcp_peer() {
+    local peer=$1 base res stored err=$WORK/tcp-$ROUND-$1.err
+    base=$(($(now_ms) - 28 * DAY_MS))
+    next_device
+    res=$(timeout 120 "$WORK/tcp_client" "$SS_TCP_PORT" "$DEV_TOKEN" "$base" "$TCP_CONNS" "$TCP_LINES" 30 \
+        2>"$err" | sed -n 's/^RESULT //p') || true
+    [ -s "$err" ] && sed 's/^/  tcp: /' "$err" >&2
+    [ -n "$res" ] || { log "tcp client failed for $peer"; exit 1; }
+    stored=$(ss_count)
+    echo "bench=tcp round=$ROUND peer=$peer stored=$stored $res" >>"$REC"
+    log "tcp $peer c$TCP_CONNS: $(sed -n 's/.*readings_per_s=\([0-9]*\).*/\1/p' <<<"$res") readings/s, stored $stored"
+}
+
+# ---- benchmark 6: many devices on TCP, one reading a second each -------------
+
+devices_run() {
+    local res
+    start_ss ss-devices full "$DEVICES"
+    res=$(timeout $((DEVICES_SECONDS + 150)) python3 "$HERE/tcp_devices.py" --tcp-port "$SS_TCP_PORT" \
+        --http-port "$SS_PORT" --admin "$SS_ADMIN" --devices "$SS_DIR/devices" --pid "$SS_PID" \
+        --seconds "$DEVICES_SECONDS" 2>"$WORK/devices.err" | sed -n 's/^RESULT //p') || true
+    [ -s "$WORK/devices.err" ] && sed 's/^/  devices: /' "$WORK/devices.err" | head -20 >&2
+    stop_ss
+    [ -n "$res" ] || { log "tcp_devices failed"; exit 1; }
+    echo "bench=devices peer=sensorspace $res" >>"$REC"
+    log "devices: $res"
+}
+
+# ---- benchmark 7: bytes on the wire per reading ------------------------------
+
+wire_run() {
+    SS_HTTPS=127.0.0.1:0
+    start_ss ss-wire full 8
+    SS_HTTPS=off
+    timeout 300 python3 "$HERE/wire_bytes.py" --http-port "$SS_PORT" --https-port "$SS_HTTPS_PORT" \
+        --tcp-port "$SS_TCP_PORT" --udp-port "$SS_UDP_PORT" --admin "$SS_ADMIN" \
+        --devices "$SS_DIR/devices" --readings "$WIRE_READINGS" 2>"$WORK/wire.err" \
+        | sed -n 's/^RESULT /bench=wire /p' >>"$REC" || true
+    [ -s "$WORK/wire.err" ] && sed 's/^/  wire: /' "$WORK/wire.err" | sort | uniq -c >&2
+    stop_ss
+    grep -q '^bench=wire' "$REC" || { log "wire_bytes failed"; exit 1; }
+    log "wire: $(grep -c '^bench=wire' "$REC") scenarios measured"
+}
+
+# ---- benchmark 8: share of accounting and quota code, callgrind --------------
+
+# One reading per request over keep-alive (batch_client.py with --size 1),
+# server under callgrind with --durability normal, collection on only while
+# the load runs; tools.py acct-share sums the accounting functions.
+acct_run() {
+    local out=$WORK/callgrind-acct.out res
+    command -v valgrind >/dev/null || { log "no valgrind: accounting profile skipped"; return; }
+    start_ss ss-acct normal 1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out"
+    next_device
+    callgrind_control -i on "$SS_PID" >/dev/null 2>&1
+    res=$(timeout 300 python3 "$HERE/batch_client.py" --target ss --port "$SS_PORT" --token "$DEV_TOKEN" \
+        --base-ms $(($(now_ms) - 35 * DAY_MS)) --batches "$ACCT_REQUESTS" --size 1 --conns 8 \
+        --time-limit 240 | sed -n 's/^RESULT //p') || true
+    callgrind_control -i off "$SS_PID" >/dev/null 2>&1
+    stop_ss
+    [ -n "$res" ] || { log "accounting profile: client failed"; return; }
+    python3 "$HERE/tools.py" acct-share "$out" --requests "$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$res")" \
+        --text "$WORK/profile-acct.txt" >>"$REC"
+    log "accounting share: $(tail -1 "$REC")"
+}
+
 # ---- profiling (4) -----------------------------------------------------------
 
 # When `perf stat -e instructions` works, perf record -g; else callgrind, with
@@ -396,6 +495,7 @@ bench_round() {
         start_ss "ss-$durability-r$ROUND" "$durability" 16
         want single && single_peer "sensorspace-$durability" ss "http://127.0.0.1:$SS_PORT"
         want batch && batch_peer "sensorspace-$durability" ss
+        want tcp && tcp_peer "sensorspace-$durability"
         stop_ss
     done
     if want single; then
@@ -407,11 +507,14 @@ bench_round() {
     fi
     start_influx "influx-r$ROUND"
     want single && single_peer influxdb influx "http://127.0.0.1:$INFLUX_PORT"
-    want batch && batch_peer influxdb influx
+    { want batch || want tcp; } && batch_peer influxdb influx
     stop_influx
 }
 
-if want single || want batch; then
+if want tcp; then
+    cc -O2 -o "$WORK/tcp_client" "$HERE/tcp_client.c" || { log "cannot compile tcp_client.c"; exit 1; }
+fi
+if want single || want batch || want tcp; then
     for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         log "round $ROUND of $ROUNDS"
         bench_round
@@ -426,6 +529,9 @@ if want idle; then
     idle_peer nginx-1 "$NGX_PORT" /healthz $(pgrep -P "$NGX_PID")
     stop_nginx
 fi
+want devices && devices_run
+want wire && wire_run
+want acct && acct_run
 
 # CPU time stolen by the hypervisor and spent idle over the run: a noisy
 # neighbour shows up here rather than as a mystery in the numbers.
