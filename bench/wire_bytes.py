@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """wire_bytes.py — benchmark 7: bytes on the wire per reading, per protocol,
-for a device sending one reading of two channels (`temp=V,rh=W <ts>`).
+for a device sending one reading of two channels (`temp=V,rh=W <ts>`, or
+without the ts with --server-time).
 
   wire_bytes.py --http-port H --https-port S --tcp-port T --udp-port U \
                 --admin TOKEN --devices FILE --readings N
@@ -55,8 +56,12 @@ def diff(a, b):
     return b[0] - a[0], b[1] - a[1]
 
 
+SERVER_TIME = False      # --server-time: lines without a ts, the server's clock decides
+
+
 def line(ts):
-    return f"temp={(ts % 400) / 10:.1f},rh={(ts % 97) / 2:.1f} {ts}"
+    values = f"temp={(ts % 400) / 10:.1f},rh={(ts % 97) / 2:.1f}"
+    return values if SERVER_TIME else f"{values} {ts}"
 
 
 def http_request(token, body):
@@ -214,7 +219,11 @@ def main():
     p.add_argument("--admin", required=True)
     p.add_argument("--devices", required=True)
     p.add_argument("--readings", type=int, default=40)
+    p.add_argument("--server-time", action="store_true",
+                   help="send readings without a ts (server time), on every protocol alike")
     a = p.parse_args()
+    global SERVER_TIME
+    SERVER_TIME = a.server_time
     with open(a.devices) as f:
         rows = [ln.split() for ln in f if ln.strip()]
     org = next(r[1] for r in rows if r[0] == "org")

@@ -37,7 +37,8 @@ void quota_load_usage(quota *q, const char *org_id, int64_t readings, int64_t by
                       int64_t now_ms);
 
 /* Reserves n readings in the org and its ancestors. SS_QUOTA (nothing
- * reserved) when any of them would cross its readings or bytes limit. */
+ * reserved) when any of them would cross its readings limit or has used up
+ * its bytes for today: the one check a message needs. */
 int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms);
 /* Ends a reservation: stored readings count for today, refused ones are
  * released. */

@@ -148,8 +148,7 @@ void api_data_post(api_ctx *app, http_request *req)
                               : parse_line_readings(body, req->body.len, now,
                                                     SS_INGEST_READINGS_MAX, &item->readings, &err);
     if (rc == 0 && app->quotas &&
-        (quota_check_bytes(app->quotas, dev.org_id, now) ||
-         quota_reserve_readings(app->quotas, dev.org_id, (int64_t)item->readings.len, now)))
+        quota_reserve_readings(app->quotas, dev.org_id, (int64_t)item->readings.len, now))
         rc = SS_QUOTA;
     if (rc) {
         /* Over quota the readings are parsed and counted; otherwise the

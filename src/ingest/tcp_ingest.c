@@ -323,8 +323,7 @@ static int conn_over_quota(tcp_conn *c, tcp_batch *b)
     int64_t now = clock_now_ms();
     if (!q)
         return 0;
-    return quota_check_bytes(q, c->dev.org_id, now) ||
-           quota_reserve_readings(q, c->dev.org_id, (int64_t)b->item.readings.len, now);
+    return quota_reserve_readings(q, c->dev.org_id, (int64_t)b->item.readings.len, now);
 }
 
 static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)

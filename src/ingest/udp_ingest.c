@@ -166,8 +166,7 @@ static int udp_over_quota(udp_ingest *u, udp_item *it)
     int64_t now = clock_now_ms();
     if (!u->opt.quotas)
         return 0;
-    return quota_check_bytes(u->opt.quotas, it->item.org_id, now) ||
-           quota_reserve_readings(u->opt.quotas, it->item.org_id,
+    return quota_reserve_readings(u->opt.quotas, it->item.org_id,
                                   (int64_t)it->item.readings.len, now);
 }
 
