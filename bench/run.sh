@@ -463,7 +463,7 @@ profile_workload() {
 
 # top_functions N: the first N function lines of callgrind_annotate, without
 # the PROGRAM TOTALS line and without a function's second entry under another
-# spelling of its file name (/work/main/src/x.c and src/x.c).
+# spelling of its file name (/abs/path/src/x.c and src/x.c).
 # Reads all its input (no head): an early exit would SIGPIPE the writer and,
 # with pipefail, end the run.
 top_functions() {
