@@ -22,9 +22,6 @@
 /* Headers kept per request; the rest are counted against the head limit and
  * dropped. We read only a handful. */
 #define SS_HTTP_HEADERS_MAX 64u
-/* Requests a client may pipeline before we stop reading from it until the
- * queue drains: bounds memory per connection. */
-#define SS_HTTP_PIPELINE_MAX 32u
 
 /* SPEC §3.3: 10 000 readings per request. */
 #define SS_INGEST_READINGS_MAX 10000u
@@ -61,7 +58,7 @@
 /* last_seen_at is written at most this often per session: idle expiry
  * needs minutes of precision, not a store write per request. */
 #define SS_SESSION_TOUCH_MS (60LL * 1000)
-/* API keys an organisation may hold; audit entries one request returns. */
+/* Audit entries one request returns, by default and at most. */
 #define SS_AUDIT_LIMIT_DEFAULT 100u
 #define SS_AUDIT_LIMIT_MAX 10000u
 /* Failed logins per account or per address before 429, within the window. */
@@ -75,8 +72,6 @@
 /* Query results: a series request returns at most this many points. */
 #define SS_QUERY_LIMIT_DEFAULT 1000u
 #define SS_QUERY_LIMIT_MAX 100000u
-/* Aggregation buckets per request. */
-#define SS_QUERY_BUCKETS_MAX 100000u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
