@@ -214,6 +214,9 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?4,"                    \
+                         " readings = readings + ?5"                                    \
+                         " WHERE org_id = ?1 AND hour = ?2 AND protocol = ?3")           \
     X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \
                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(org_id, hour, protocol)" \
                         " DO UPDATE SET messages = messages + excluded.messages,"        \
@@ -1857,24 +1860,38 @@ static int64_t hour_of(int64_t ms)
     return ms - (r < 0 ? r + STORE_HOUR_MS : r);
 }
 
-/* Upserts every summed row and empties the slots. */
+/* Adds one summed row: an UPDATE of the existing row (one seek, the usual
+ * case: the row of this hour exists after the first commit in it), else
+ * the insert. */
+static int usage_write_slot(store_conn *c, const usage_slot *u)
+{
+    static const stmt_id ids[] = {STMT_USAGE_BUMP_COUNTS, STMT_USAGE_ADD_COUNTS};
+    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
+        sqlite3_stmt *st = NULL;
+        int err = stmt_get(c, ids[k], &st);
+        if (!err)
+            err = bind_check(c, ids[k],
+                             sqlite3_bind_text(st, 1, u->org_id, u->org_len, SQLITE_STATIC) |
+                                 sqlite3_bind_int64(st, 2, u->hour) |
+                                 sqlite3_bind_text(st, 3, u->protocol, u->protocol_len,
+                                                   SQLITE_STATIC) |
+                                 sqlite3_bind_int64(st, 4, u->messages) |
+                                 sqlite3_bind_int64(st, 5, u->readings));
+        if (!err)
+            err = step_done(c, ids[k]);
+        if (err || sqlite3_changes(c->db) > 0)
+            return err;
+    }
+    return SS_OK;
+}
+
+/* Writes every summed row and empties the slots. */
 static int usage_flush(store_conn *c)
 {
     usage_agg *ua = &c->usage;
-    sqlite3_stmt *st = NULL;
-    int err = ua->used ? stmt_get(c, STMT_USAGE_ADD_COUNTS, &st) : SS_OK;
-    for (size_t i = 0; i < ua->used && !err; i++) {
-        const usage_slot *u = &ua->slots[i];
-        err = bind_check(c, STMT_USAGE_ADD_COUNTS,
-                         sqlite3_bind_text(st, 1, u->org_id, u->org_len, SQLITE_STATIC) |
-                             sqlite3_bind_int64(st, 2, u->hour) |
-                             sqlite3_bind_text(st, 3, u->protocol, u->protocol_len,
-                                               SQLITE_STATIC) |
-                             sqlite3_bind_int64(st, 4, u->messages) |
-                             sqlite3_bind_int64(st, 5, u->readings));
-        if (!err)
-            err = step_done(c, STMT_USAGE_ADD_COUNTS);
-    }
+    int err = SS_OK;
+    for (size_t i = 0; i < ua->used && !err; i++)
+        err = usage_write_slot(c, &ua->slots[i]);
     ua->used = 0;
     ua->last = 0;
     return err;
