@@ -68,12 +68,7 @@ void api_apikeys_list(api_call *call)
         return;
     json_t *list = json_array();
     int rc = store_apikey_list(call->db, call->params[0], append_key, list);
-    if (rc) {
-        json_decref(list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, list);
+    api_reply_list(call, rc, list);
 }
 
 void api_apikeys_create(api_call *call)

@@ -55,12 +55,7 @@ static void list_for(api_call *call, const char *org_id)
         return;
     json_t *list = json_array();
     int rc = store_audit_list(call->db, org_id, from, to, limit, append_entry, list);
-    if (rc) {
-        json_decref(list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, list);
+    api_reply_list(call, rc, list);
 }
 
 void api_audit_list(api_call *call)

@@ -225,12 +225,7 @@ void api_me_sessions(api_call *call)
         return;
     session_list sl = {call, json_array()};
     int rc = store_session_list_user(call->db, call->user.id, call->now_ms, append_session, &sl);
-    if (rc) {
-        json_decref(sl.list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, sl.list);
+    api_reply_list(call, rc, sl.list);
 }
 
 void api_me_session_delete(api_call *call)

@@ -53,6 +53,9 @@ void api_reply_error(api_call *call, int status, const char *code, const char *m
 void api_reply_empty(api_call *call);
 /* Maps a store error to its answer (404, 409, 503 …). */
 void api_reply_store_error(api_call *call, int err);
+/* The end of every list handler: 200 with value (reference stolen) when
+ * the store answered rc == 0, else the store error (value freed). */
+void api_reply_list(api_call *call, int rc, json_t *value);
 
 /* The request body as a JSON object; answers 400 and returns NULL when it
  * is not one. */

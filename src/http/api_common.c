@@ -65,6 +65,16 @@ void api_reply_store_error(api_call *call, int err)
     }
 }
 
+void api_reply_list(api_call *call, int rc, json_t *value)
+{
+    if (rc) {
+        json_decref(value);
+        api_reply_store_error(call, rc);
+        return;
+    }
+    api_reply_json(call, 200, value);
+}
+
 json_t *api_body_object(api_call *call)
 {
     json_error_t jerr;

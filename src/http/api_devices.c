@@ -31,12 +31,7 @@ void api_devices_list(api_call *call)
         return;
     json_t *list = json_array();
     int rc = store_device_list(call->db, call->params[0], append_device, list);
-    if (rc) {
-        json_decref(list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, list);
+    api_reply_list(call, rc, list);
 }
 
 /* The answer that carries a token: the one time it is shown. */

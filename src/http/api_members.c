@@ -30,12 +30,7 @@ void api_members_list(api_call *call)
         return;
     json_t *list = json_array();
     int rc = store_member_list(call->db, call->params[0], append_member, list);
-    if (rc) {
-        json_decref(list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, list);
+    api_reply_list(call, rc, list);
 }
 
 /* Creates the user with the given password, or finds the existing one.

@@ -52,12 +52,7 @@ void api_orgs_list(api_call *call)
     else
         rc = store_org_list(call->db, call->user.superadmin ? NULL : call->user.id, append_org,
                             &ol);
-    if (rc) {
-        json_decref(ol.list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, ol.list);
+    api_reply_list(call, rc, ol.list);
 }
 
 void api_orgs_create(api_call *call)

@@ -30,12 +30,7 @@ void api_device_channels(api_call *call)
         return;
     json_t *list = json_array();
     int rc = store_channel_list(call->db, d.id, append_channel, list);
-    if (rc) {
-        json_decref(list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, list);
+    api_reply_list(call, rc, list);
 }
 
 static int add_latest(void *ctx, const store_channel *ch)
@@ -52,12 +47,7 @@ void api_device_latest(api_call *call)
         return;
     json_t *obj = json_object();
     int rc = store_channel_list(call->db, d.id, add_latest, obj);
-    if (rc) {
-        json_decref(obj);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, obj);
+    api_reply_list(call, rc, obj);
 }
 
 typedef struct data_params {

@@ -192,7 +192,10 @@ void api_sessions(api_call *call)
     int rk = http_query_get(call->req, "kind", kind, sizeof kind);
     int ra = http_query_get(call->req, "active", active, sizeof active);
     int rl = http_query_get(call->req, "limit", limit_text, sizeof limit_text);
-    long limit = rl > 0 ? strtol(limit_text, NULL, 10) : SESSIONS_LIMIT_DEFAULT;
+    char *end = limit_text;
+    long limit = rl > 0 ? strtol(limit_text, &end, 10) : SESSIONS_LIMIT_DEFAULT;
+    if (rl > 0 && (end == limit_text || *end))
+        limit = 0;  /* not a whole number: refused below */
     if (rk < 0 || ra < 0 || rl < 0 || (kind[0] && strcmp(kind, "device") && strcmp(kind, "user") &&
                                        strcmp(kind, "apikey")) ||
         (active[0] && strcmp(active, "true") && strcmp(active, "false")) || limit < 1 ||
@@ -204,12 +207,7 @@ void api_sessions(api_call *call)
     session_out out = {.list = json_array()};
     int rc = store_acct_session_list(call->db, call->params[0], kind[0] ? kind : NULL,
                                      strcmp(active, "true") == 0, (size_t)limit, add_session, &out);
-    if (rc) {
-        json_decref(out.list);
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, out.list);
+    api_reply_list(call, rc, out.list);
 }
 
 /* ---- quotas ---------------------------------------------------------------- */

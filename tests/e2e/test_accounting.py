@@ -235,7 +235,8 @@ def test_session_records(srv, api):
         return [r for r in rows if r["protocol"] == "tcp" and r["ended_at"]]
     rows = wait_for(ended)
     assert rows and rows[0]["end_reason"] == "closed" and rows[0]["bytes_in"] == t.sent
-    assert api.get("/api/v1/orgs/%s/sessions?kind=robot" % org["id"]).status_code == 400
+    for bad in ["kind=robot", "limit=10abc", "limit=0", "active=maybe"]:
+        assert api.get("/api/v1/orgs/%s/sessions?%s" % (org["id"], bad)).status_code == 400
 
 
 def test_usage_exact_after_kill9(fresh_server):
