@@ -29,6 +29,7 @@ struct meter {
     meter_session *open;       /* every open record */
     store_usage *usage;        /* deltas since the last flush */
     size_t n_usage, cap_usage;
+    size_t last_usage;         /* the row hit last: most requests hit it again */
     store_acct_session *recs;  /* records to write at the next flush */
     size_t n_recs, cap_recs;
     int flushing;              /* a job is on the worker pool */
@@ -81,15 +82,25 @@ static void queue_record(meter *m, const store_acct_session *r)
     m->recs[m->n_recs++] = *r;
 }
 
+static int usage_row_is(const store_usage *u, int64_t hour, const char *org_id,
+                        const char *protocol)
+{
+    return u->bucket == hour && strcmp(u->org_id, org_id) == 0 &&
+           strcmp(u->protocol, protocol) == 0;
+}
+
 /* The usage row of (org, this hour, protocol), made when missing. */
 static store_usage *usage_row(meter *m, const char *org_id, const char *protocol)
 {
     int64_t hour = clock_now_ms() / STORE_HOUR_MS * STORE_HOUR_MS;
+    if (m->last_usage < m->n_usage &&
+        usage_row_is(&m->usage[m->last_usage], hour, org_id, protocol))
+        return &m->usage[m->last_usage];
     for (size_t i = 0; i < m->n_usage; i++) {
-        store_usage *u = &m->usage[i];
-        if (u->bucket == hour && strcmp(u->org_id, org_id) == 0 &&
-            strcmp(u->protocol, protocol) == 0)
-            return u;
+        if (usage_row_is(&m->usage[i], hour, org_id, protocol)) {
+            m->last_usage = i;
+            return &m->usage[i];
+        }
     }
     if (m->n_usage == m->cap_usage) {
         size_t cap = m->cap_usage ? m->cap_usage * 2 : 16;
@@ -99,6 +110,7 @@ static store_usage *usage_row(meter *m, const char *org_id, const char *protocol
         m->usage = p;
         m->cap_usage = cap;
     }
+    m->last_usage = m->n_usage;
     store_usage *u = &m->usage[m->n_usage++];
     memset(u, 0, sizeof *u);
     snprintf(u->org_id, sizeof u->org_id, "%s", org_id);
@@ -168,8 +180,6 @@ void meter_bytes(meter *m, meter_session *s, const char *org_id, const char *pro
         u->bytes_in += (int64_t)in;
         u->bytes_out += (int64_t)out;
     }
-    if (m->quota)
-        quota_add_bytes(m->quota, org_id, (int64_t)(in + out), clock_now_ms());
 }
 
 void meter_stored(meter *m, meter_session *s, uint64_t readings)
@@ -306,6 +316,24 @@ static void on_job_done(uv_work_t *w, int status)
         final_write(m);
 }
 
+/* The bytes of this flush count toward each org's bytes quota here, once a
+ * second rather than per request: the quota's mutex and org walk stay off
+ * the per-request path, and a bytes quota is reached at most one flush
+ * late. A row of a day already over counts toward no quota. */
+static void quota_add_flushed_bytes(meter *m)
+{
+    if (!m->quota)
+        return;
+    int64_t now = clock_now_ms();
+    int64_t today = now / STORE_DAY_MS;
+    for (size_t i = 0; i < m->n_usage; i++) {
+        const store_usage *u = &m->usage[i];
+        int64_t bytes = u->bytes_in + u->bytes_out;
+        if (bytes && u->bucket / STORE_DAY_MS == today)
+            quota_add_bytes(m->quota, u->org_id, bytes, now);
+    }
+}
+
 /* Takes everything pending into a job; NULL when there is nothing. */
 static meter_job *take_job(meter *m)
 {
@@ -320,6 +348,7 @@ static meter_job *take_job(meter *m)
     meter_job *job = calloc(1, sizeof *job);
     if (!job)
         return NULL;
+    quota_add_flushed_bytes(m);
     job->owner = m;
     job->usage = m->usage;
     job->n_usage = m->n_usage;
@@ -327,7 +356,7 @@ static meter_job *take_job(meter *m)
     job->n_recs = m->n_recs;
     job->work.data = job;
     m->usage = NULL;
-    m->n_usage = m->cap_usage = 0;
+    m->n_usage = m->cap_usage = m->last_usage = 0;
     m->recs = NULL;
     m->n_recs = m->cap_recs = 0;
     return job;

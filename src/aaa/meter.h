@@ -5,8 +5,9 @@
  * requests, and the session records — is counted here in memory, on the
  * hot path without a store write, and written in batches: once a second a
  * flush hands the deltas and the changed session records to the worker
- * pool, which writes them in one transaction. Bytes also count toward the
- * org's bytes quota at once.
+ * pool, which writes them in one transaction. Bytes count toward the
+ * org's bytes quota at that flush too (a bytes quota is reached at most one
+ * flush late).
  *
  * A session record lives in its connection (meter_session, caller
  * storage); records of people signed in live in the meter itself, keyed by

@@ -177,6 +177,31 @@ def test_quota_across_protocols(srv, api):
     t.close()
 
 
+def test_bytes_quota_across_protocols(srv, api):
+    org, dev = new_org_device(api)
+    tok = dev["token"]
+    q = "/api/v1/orgs/%s/quota" % org["id"]
+    assert api.put(q, json={"max_bytes_per_day": 400}).status_code == 200
+    t = Tcp(srv, tok)
+    t.send("a=2 %d\n" % (now_ms() - 5))
+    assert t.line() == "ACK 1"
+    assert http_post(srv.http, tok, "a=1").status_code == 200  # ~300 B: over 400 now
+    # bytes reach the quota at the next accounting flush, with the usage rows
+    assert wait_for(lambda: sum(r["bytes_in"] + r["bytes_out"]
+                                for r in usage(api, org["id"])["usage"]) > 400)
+    r = http_post(srv.http, tok, "b=1")
+    assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
+    t.send("b=2\n")
+    assert t.line() == "ERR 2 429 quota_exceeded"
+    udp_send(srv, tok, "c=1")
+    time.sleep(0.5)
+    chans = {c["name"] for c in api.get("/api/v1/devices/%s/channels" % dev["id"]).json()}
+    assert chans == {"a"}
+    assert api.put(q, json={"max_bytes_per_day": 0}).status_code == 200
+    assert http_post(srv.http, tok, "b=1").status_code == 200
+    t.close()
+
+
 def test_batch_crossing_quota_refused_whole(srv, api):
     org, dev = new_org_device(api)
     api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 3})
