@@ -92,10 +92,15 @@ def targets(recs):
             out.append((f"wire: tcp / {ref} bytes per reading (with IP+TCP headers)", f"{v:.3f}",
                         f"<= {TARGET_WIRE_TCP}", v <= TARGET_WIRE_TCP))
     acct = best(recs, "acct", "sensorspace", "total_ir")
-    if acct:
-        v = num(acct, "acct_share_pct")
-        out.append(("acct: meter_/quota_/metrics_/api_account share of instructions", f"{v:.2f}%",
+    if acct and "acct_at_group_pct" in acct:
+        v = num(acct, "acct_at_group_pct")
+        out.append((f"acct: accounting + quota + usage writes, share of instructions per request "
+                    f"at benchmark 1's commit size (g = {num(acct, 'group_real'):.0f})", f"{v:.2f}%",
                     f"< {TARGET_ACCT_PCT}%", v < TARGET_ACCT_PCT))
+    elif acct:
+        v = num(acct, "acct_with_store_pct")
+        out.append(("acct: accounting + quota + usage writes, share of instructions per request",
+                    f"{v:.2f}%", f"< {TARGET_ACCT_PCT}%", v < TARGET_ACCT_PCT))
     idle = best(recs, "idle", "sensorspace", "bytes_per_conn")
     if idle:
         b = num(idle, "bytes_per_conn")
@@ -321,12 +326,17 @@ def acct_section(recs, d):
     if path and os.path.exists(path):
         with open(path) as f:
             text = f.read().rstrip()
+    at_g = ""
+    if "acct_at_group_pct" in r:
+        at_g = (f" At the commit size benchmark 1 had at full speed (g = {num(r, 'group_real'):.1f} requests "
+                f"per commit; under valgrind the store commits far more often), fitted from a second run with "
+                f"one connection: **{num(r, 'acct_at_group_pct'):.2f}%**.")
     return ("### 8. Accounting and quotas: share of the single-reading path (callgrind)\n\n"
             f"{int(num(r, 'requests')):,} requests of one reading (`batch_client.py --size 1 --conns 8`), "
             f"{num(r, 'ir_per_request'):,.0f} instructions per request in all threads; the accounting + quota "
-            f"functions the target names: {num(r, 'acct_share_pct'):.2f}% (inclusive, nothing counted twice); "
-            f"with the store's usage rows and the server's byte reporting: "
-            f"{num(r, 'acct_with_store_pct'):.2f}%.\n\n```\n{text}\n```\n")
+            f"functions: {num(r, 'acct_share_pct'):.2f}% (inclusive, nothing counted twice); "
+            f"with the store's usage write in each commit and the server's byte reporting: "
+            f"{num(r, 'acct_with_store_pct'):.2f}%.{at_g}\n\n```\n{text}\n```\n")
 
 
 def targets_section(recs):

@@ -297,11 +297,15 @@ single_peer() {
         esac
         local secs=$DURATION
         [ "$setting" = warmup ] && secs=$WARMUP_S
+        local commits0="" commits1=""
+        [ "$mode" = ss ] && commits0=$(python3 "$HERE/tools.py" ss-commits "$SS_PORT")
         res=$(wrk_run "$t" "$c" "$secs" "$url" "$WORK/wrk-$ROUND-$peer-$setting.log" "$mode" "$base" $arg) || exit 1
         [ "$setting" = warmup ] && continue
         stored=-
         case $mode in
-            ss) stored=$(ss_count) ;;
+            ss) stored=$(ss_count)
+                commits1=$(python3 "$HERE/tools.py" ss-commits "$SS_PORT")
+                res="$res $(python3 "$HERE/tools.py" commits-delta "$commits0" "$commits1")" ;;
             influx) sleep 0.5; stored=$(python3 "$HERE/tools.py" influx-count "$INFLUX_PORT" "$dev") ;;
         esac
         echo "bench=single round=$ROUND peer=$peer threads=$t conns=$c duration_s=$DURATION stored=$stored $res" >>"$REC"
@@ -402,21 +406,32 @@ wire_run() {
 
 # One reading per request over keep-alive (batch_client.py with --size 1),
 # server under callgrind with --durability normal, collection on only while
-# the load runs; tools.py acct-share sums the accounting functions.
-acct_run() {
-    local out=$WORK/callgrind-acct.out res
-    command -v valgrind >/dev/null || { log "no valgrind: accounting profile skipped"; return; }
-    start_ss ss-acct normal 1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out"
+# the load runs; tools.py acct-share sums the accounting functions. Two runs:
+# 1 connection (every commit holds one request) and 8 (a few per commit), so
+# that instructions per request can be split into a per-request part and a
+# per-commit part and told at the commit size benchmark 1 really had (under
+# valgrind the store commits far more often than at full speed).
+acct_one() {
+    local conns=$1 out=$WORK/callgrind-acct-c$1.out res commits
+    start_ss "ss-acct-c$conns" normal 1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out"
     next_device
     callgrind_control -i on "$SS_PID" >/dev/null 2>&1
     res=$(timeout 300 python3 "$HERE/batch_client.py" --target ss --port "$SS_PORT" --token "$DEV_TOKEN" \
-        --base-ms $(($(now_ms) - 35 * DAY_MS)) --batches "$ACCT_REQUESTS" --size 1 --conns 8 \
+        --base-ms $(($(now_ms) - 35 * DAY_MS)) --batches "$ACCT_REQUESTS" --size 1 --conns "$conns" \
         --time-limit 240 | sed -n 's/^RESULT //p') || true
     callgrind_control -i off "$SS_PID" >/dev/null 2>&1
+    commits=$(python3 "$HERE/tools.py" ss-commits "$SS_PORT")
     stop_ss
-    [ -n "$res" ] || { log "accounting profile: client failed"; return; }
-    python3 "$HERE/tools.py" acct-share "$out" --requests "$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$res")" \
-        --text "$WORK/profile-acct.txt" >>"$REC"
+    [ -n "$res" ] || { log "accounting profile ($conns connections): client failed"; return 1; }
+    echo "$out:$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$res"):${commits%% *}"
+}
+
+acct_run() {
+    local a b g
+    command -v valgrind >/dev/null || { log "no valgrind: accounting profile skipped"; return; }
+    a=$(acct_one 1) && b=$(acct_one 8) || return
+    g=$(python3 "$HERE/tools.py" single-group "$REC")
+    python3 "$HERE/tools.py" acct-share "$b" "$a" --group "$g" --text "$WORK/profile-acct.txt" >>"$REC"
     log "accounting share: $(tail -1 "$REC")"
 }
 

@@ -1,6 +1,7 @@
 #include "aaa/device_cache.h"
 #include "aaa/secret.h"
 #include "core/err.h"
+#include "core/hash.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -34,13 +35,9 @@ static size_t hash_slot(const uint8_t *hash, size_t nbuckets)
     return (size_t)(v & (nbuckets - 1));
 }
 
-/* FNV-1a over the id text. */
 static size_t id_slot(const char *id, size_t nbuckets)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-    return (size_t)(h & (nbuckets - 1));
+    return (size_t)(hash_id(id) & (nbuckets - 1));
 }
 
 int device_cache_new(device_cache **out)

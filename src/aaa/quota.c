@@ -1,5 +1,6 @@
 #include "aaa/quota.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/limits.h"
 
 #include <pthread.h>
@@ -16,6 +17,8 @@ typedef struct quota_org {
     struct quota_org *next;
     char id[SS_ID_LEN + 1];
     char parent_id[SS_ID_LEN + 1];
+    struct quota_org *parent;  /* found by parent_id, valid while parent_gen == gen */
+    uint64_t parent_gen;
     quota_limits limits;
     int64_t day;               /* the UTC day the counts are for */
     int64_t readings;          /* stored today, this org and below */
@@ -28,14 +31,12 @@ struct quota {
     quota_org **buckets;
     size_t nbuckets;
     size_t count;
+    uint64_t gen;              /* changes when an org is freed: kept pointers die */
 };
 
 static size_t id_slot(const char *id, size_t nbuckets)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
-    return (size_t)(h & (nbuckets - 1));
+    return (size_t)(hash_id(id) & (nbuckets - 1));
 }
 
 int quota_new(quota **out)
@@ -50,6 +51,7 @@ int quota_new(quota **out)
         return SS_NOMEM;
     }
     pthread_mutex_init(&q->lock, NULL);
+    q->gen = 1;  /* a zeroed quota_ref is never valid */
     *out = q;
     return SS_OK;
 }
@@ -112,15 +114,42 @@ static void roll_day(quota_org *o, int64_t now_ms)
     o->bytes = 0;
 }
 
+/* The org by the caller's ref while it is valid and names this org, else
+ * by id (then kept in the ref). */
+static quota_org *lookup(quota *q, const char *org_id, quota_ref *ref)
+{
+    if (ref && ref->org && ref->gen == q->gen && strcmp(((quota_org *)ref->org)->id, org_id) == 0)
+        return (quota_org *)ref->org;
+    quota_org *o = find(q, org_id);
+    if (ref) {
+        ref->org = o;
+        ref->gen = q->gen;
+    }
+    return o;
+}
+
+/* A parent not known yet is not remembered: it may be added later. */
+static quota_org *parent_of(quota *q, quota_org *o)
+{
+    if (!o->parent_id[0])
+        return NULL;
+    if (o->parent_gen != q->gen) {
+        o->parent = find(q, o->parent_id);
+        o->parent_gen = o->parent ? q->gen : 0;
+    }
+    return o->parent;
+}
+
 /* The org and its ancestors, nearest first. Returns how many. */
-static size_t chain(quota *q, const char *org_id, quota_org **out, int64_t now_ms)
+static size_t chain(quota *q, const char *org_id, quota_ref *ref, quota_org **out,
+                    int64_t now_ms)
 {
     size_t n = 0;
-    quota_org *o = find(q, org_id);
+    quota_org *o = lookup(q, org_id, ref);
     while (o && n < QUOTA_DEPTH_MAX) {
         roll_day(o, now_ms);
         out[n++] = o;
-        o = o->parent_id[0] ? find(q, o->parent_id) : NULL;
+        o = parent_of(q, o);
     }
     return n;
 }
@@ -144,8 +173,10 @@ int quota_set_org(quota *q, const char *org_id, const char *parent_id)
             rc = SS_NOMEM;
         }
     }
-    if (o)
+    if (o) {
         snprintf(o->parent_id, sizeof o->parent_id, "%s", parent_id ? parent_id : "");
+        o->parent_gen = 0;
+    }
     pthread_mutex_unlock(&q->lock);
     return rc;
 }
@@ -170,6 +201,7 @@ void quota_remove_org(quota *q, const char *org_id)
             *link = gone->next;
             free(gone);
             q->count--;
+            q->gen++;
             break;
         }
     }
@@ -191,7 +223,7 @@ void quota_load_usage(quota *q, const char *org_id, int64_t readings, int64_t by
 {
     quota_org *orgs[QUOTA_DEPTH_MAX];
     pthread_mutex_lock(&q->lock);
-    size_t n = chain(q, org_id, orgs, now_ms);
+    size_t n = chain(q, org_id, NULL, orgs, now_ms);
     for (size_t i = 0; i < n; i++) {
         orgs[i]->readings += readings;
         orgs[i]->bytes += bytes;
@@ -207,12 +239,13 @@ static int over(const quota_org *o, int64_t more_readings)
     return l->max_bytes_per_day && o->bytes >= l->max_bytes_per_day;
 }
 
-int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms)
+int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms,
+                           quota_ref *ref)
 {
     quota_org *orgs[QUOTA_DEPTH_MAX];
     int rc = SS_OK;
     pthread_mutex_lock(&q->lock);
-    size_t len = chain(q, org_id, orgs, now_ms);
+    size_t len = chain(q, org_id, ref, orgs, now_ms);
     for (size_t i = 0; i < len && rc == SS_OK; i++)
         if (over(orgs[i], n))
             rc = SS_QUOTA;
@@ -222,11 +255,12 @@ int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_
     return rc;
 }
 
-void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, int64_t now_ms)
+void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, int64_t now_ms,
+                           quota_ref *ref)
 {
     quota_org *orgs[QUOTA_DEPTH_MAX];
     pthread_mutex_lock(&q->lock);
-    size_t len = chain(q, org_id, orgs, now_ms);
+    size_t len = chain(q, org_id, ref, orgs, now_ms);
     for (size_t i = 0; i < len; i++) {
         orgs[i]->reserved -= n;
         if (orgs[i]->reserved < 0)
@@ -241,7 +275,7 @@ void quota_add_bytes(quota *q, const char *org_id, int64_t bytes, int64_t now_ms
 {
     quota_org *orgs[QUOTA_DEPTH_MAX];
     pthread_mutex_lock(&q->lock);
-    size_t len = chain(q, org_id, orgs, now_ms);
+    size_t len = chain(q, org_id, NULL, orgs, now_ms);
     for (size_t i = 0; i < len; i++)
         orgs[i]->bytes += bytes;
     pthread_mutex_unlock(&q->lock);
@@ -252,7 +286,7 @@ int quota_check_bytes(quota *q, const char *org_id, int64_t now_ms)
     quota_org *orgs[QUOTA_DEPTH_MAX];
     int rc = SS_OK;
     pthread_mutex_lock(&q->lock);
-    size_t len = chain(q, org_id, orgs, now_ms);
+    size_t len = chain(q, org_id, NULL, orgs, now_ms);
     for (size_t i = 0; i < len && rc == SS_OK; i++)
         if (orgs[i]->limits.max_bytes_per_day && orgs[i]->bytes >= orgs[i]->limits.max_bytes_per_day)
             rc = SS_QUOTA;

@@ -16,6 +16,15 @@
 
 typedef struct quota quota;
 
+/* What a caller may keep between calls (a connection's, a message's), so
+ * that the next call for the same org skips the lookup by id. Zero it
+ * before first use; it stays safe across org deletions and when the next
+ * call names another org (both are checked). */
+typedef struct quota_ref {
+    const void *org;
+    uint64_t gen;
+} quota_ref;
+
 typedef struct quota_limits {
     int64_t max_devices;
     int64_t max_readings_per_day;
@@ -38,11 +47,13 @@ void quota_load_usage(quota *q, const char *org_id, int64_t readings, int64_t by
 
 /* Reserves n readings in the org and its ancestors. SS_QUOTA (nothing
  * reserved) when any of them would cross its readings limit or has used up
- * its bytes for today: the one check a message needs. */
-int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms);
+ * its bytes for today: the one check a message needs. ref may be NULL. */
+int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms,
+                           quota_ref *ref);
 /* Ends a reservation: stored readings count for today, refused ones are
  * released. */
-void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, int64_t now_ms);
+void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, int64_t now_ms,
+                           quota_ref *ref);
 /* Counts bytes on the wire for the org and its ancestors. */
 void quota_add_bytes(quota *q, const char *org_id, int64_t bytes, int64_t now_ms);
 /* SS_QUOTA when the org or an ancestor has used up its bytes for today. */

@@ -40,5 +40,8 @@ void api_handle(void *ctx, http_request *req);
  * session records to the meter (SPEC §5). */
 void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
                  int closing);
+/* The connection's quota ref (kept in its accounting state, which
+ * api_account frees at close); NULL when out of memory. */
+quota_ref *api_conn_quota_ref(http_request *req);
 
 #endif

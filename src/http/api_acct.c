@@ -10,7 +10,22 @@
 typedef struct api_conn_acct {
     meter_session device;   /* the device this connection carried last */
     meter_session apikey;   /* the API key this connection carried last */
+    quota_ref quota;        /* the org its last message was reserved in */
 } api_conn_acct;
+
+/* The connection's state, made on first use; NULL when out of memory. */
+static api_conn_acct *conn_acct(http_request *req)
+{
+    if (!req->conn_data)
+        req->conn_data = calloc(1, sizeof(api_conn_acct));
+    return req->conn_data;
+}
+
+quota_ref *api_conn_quota_ref(http_request *req)
+{
+    api_conn_acct *a = conn_acct(req);
+    return a ? &a->quota : NULL;
+}
 
 /* The record of this principal on this connection: the open one when it is
  * the same principal, else a new one (the previous ends). */
@@ -36,13 +51,9 @@ static meter_session *record_for(meter *m, http_request *req, const char *protoc
         return meter_user_session(m, p->login_id, p->id, p->org_id, protocol, req->peer);
     if (p->kind != HTTP_PRINCIPAL_DEVICE && p->kind != HTTP_PRINCIPAL_APIKEY)
         return NULL;
-    api_conn_acct *a = req->conn_data;
-    if (!a) {
-        a = calloc(1, sizeof *a);
-        if (!a)
-            return NULL;
-        req->conn_data = a;
-    }
+    api_conn_acct *a = conn_acct(req);
+    if (!a)
+        return NULL;
     if (p->kind == HTTP_PRINCIPAL_DEVICE)
         return conn_record(m, &a->device, "device", p, protocol, req->peer);
     return conn_record(m, &a->apikey, "apikey", p, protocol, req->peer);
@@ -59,13 +70,9 @@ static void count_request(meter *m, meter_session *s, const http_principal *p, c
         meter_api_request(m, s, org, protocol);
 }
 
-void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
-                 int closing)
+static void account(meter *m, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
+                    int closing)
 {
-    api_ctx *app = ctx;
-    meter *m = app->meter;
-    if (!m)
-        return;
     const char *protocol = req->tls ? "https" : "http";
     http_principal *p = &req->principal;
     meter_session *s = record_for(m, req, protocol, closing);
@@ -79,7 +86,17 @@ void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes
     if (closing && a) {
         meter_session_end(m, &a->device, "closed");
         meter_session_end(m, &a->apikey, "closed");
-        free(a);
+    }
+}
+
+void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
+                 int closing)
+{
+    api_ctx *app = ctx;
+    if (app->meter)
+        account(app->meter, req, bytes_in, bytes_out, closing);
+    if (closing) {
+        free(req->conn_data);
         req->conn_data = NULL;
     }
 }

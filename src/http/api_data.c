@@ -42,7 +42,24 @@ typedef struct http_ingest {
     ingest_item item;   /* first: the queue hands this pointer back */
     api_ctx *app;
     http_request *req;
+    quota_ref quota;    /* found at the reservation, used again at its end */
 } http_ingest;
+
+/* Reserves the message's readings. The connection's ref spares the lookup
+ * by org id on a keep-alive connection; the message keeps its own copy for
+ * the end of the reservation. */
+static int reserve_quota(api_ctx *app, http_request *req, http_ingest *hi, const char *org_id,
+                         int64_t now)
+{
+    quota_ref *conn = api_conn_quota_ref(req);
+    if (conn)
+        hi->quota = *conn;
+    int rc = quota_reserve_readings(app->quotas, org_id, (int64_t)hi->item.readings.len, now,
+                                    &hi->quota);
+    if (conn)
+        *conn = hi->quota;
+    return rc;
+}
 
 static void on_committed(ingest_item *item, int status)
 {
@@ -55,7 +72,7 @@ static void on_committed(ingest_item *item, int status)
         req->principal.readings_refused = item->readings.len;
     if (hi->app->quotas)
         quota_finish_readings(hi->app->quotas, item->org_id, (int64_t)item->readings.len,
-                              status == SS_OK, clock_now_ms());
+                              status == SS_OK, clock_now_ms(), &hi->quota);
     if (status != SS_OK)
         metrics_readings_refused(hi->app->metrics,
                                  status == SS_NOT_FOUND ? METRICS_REFUSED_INVALID_TOKEN
@@ -148,7 +165,7 @@ void api_data_post(api_ctx *app, http_request *req)
                               : parse_line_readings(body, req->body.len, now,
                                                     SS_INGEST_READINGS_MAX, &item->readings, &err);
     if (rc == 0 && app->quotas &&
-        quota_reserve_readings(app->quotas, dev.org_id, (int64_t)item->readings.len, now))
+        reserve_quota(app, req, hi, dev.org_id, now))
         rc = SS_QUOTA;
     if (rc) {
         /* Over quota the readings are parsed and counted; otherwise the

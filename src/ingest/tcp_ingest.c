@@ -103,6 +103,7 @@ struct tcp_conn {
     char peer[46];
     metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
     meter_session acct;     /* the session record, from AUTH on */
+    quota_ref quota;        /* the device's org in the quotas, from AUTH on */
     uint64_t acct_in, acct_out;  /* the stream's counters already in the meter */
     const char *end_reason; /* why it ends: "closed" unless set */
     unsigned closing : 1;
@@ -323,14 +324,15 @@ static int conn_over_quota(tcp_conn *c, tcp_batch *b)
     int64_t now = clock_now_ms();
     if (!q)
         return 0;
-    return quota_reserve_readings(q, c->dev.org_id, (int64_t)b->item.readings.len, now);
+    return quota_reserve_readings(q, c->dev.org_id, (int64_t)b->item.readings.len, now,
+                                  &c->quota);
 }
 
 static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)
 {
     if (c->owner->opt.quotas)
         quota_finish_readings(c->owner->opt.quotas, c->dev.org_id,
-                              (int64_t)b->item.readings.len, stored, clock_now_ms());
+                              (int64_t)b->item.readings.len, stored, clock_now_ms(), &c->quota);
 }
 
 /* The one place a batch becomes an ingest item. */

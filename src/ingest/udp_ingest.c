@@ -45,6 +45,7 @@ struct udp_ingest {
 typedef struct udp_item {
     ingest_item item;
     udp_ingest *owner;
+    quota_ref quota;    /* found at the reservation, used again at its end */
 } udp_item;
 
 static void udp_maybe_stopped(udp_ingest *u)
@@ -72,7 +73,7 @@ static void on_committed(ingest_item *item, int status)
     u->in_flight--;
     if (u->opt.quotas)
         quota_finish_readings(u->opt.quotas, it->item.org_id, (int64_t)it->item.readings.len,
-                              status == SS_OK, clock_now_ms());
+                              status == SS_OK, clock_now_ms(), &it->quota);
     if (status == SS_OK) {
         u->stats.stored++;
     } else {
@@ -167,7 +168,7 @@ static int udp_over_quota(udp_ingest *u, udp_item *it)
     if (!u->opt.quotas)
         return 0;
     return quota_reserve_readings(u->opt.quotas, it->item.org_id,
-                                  (int64_t)it->item.readings.len, now);
+                                  (int64_t)it->item.readings.len, now, &it->quota);
 }
 
 static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flags,

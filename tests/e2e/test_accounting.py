@@ -202,6 +202,23 @@ def test_bytes_quota_across_protocols(srv, api):
     t.close()
 
 
+def test_one_connection_two_orgs_each_its_own_quota(srv, api):
+    limited, ldev = new_org_device(api)
+    free_org, fdev = new_org_device(api)
+    api.put("/api/v1/orgs/%s/quota" % limited["id"], json={"max_readings_per_day": 1})
+    s = requests.Session()  # one keep-alive connection carries both devices
+
+    def post(dev, line):
+        return s.post(srv.http + "/api/v1/data", data=line, headers={"X-Auth-Token": dev["token"]})
+    assert post(ldev, "a=1").status_code == 200
+    assert post(fdev, "a=1").status_code == 200
+    assert post(ldev, "a=2 %d" % (now_ms() - 5)).status_code == 429
+    assert post(fdev, "a=2 %d" % (now_ms() - 5)).status_code == 200
+    assert post(fdev, "a=3 %d" % (now_ms() - 3)).status_code == 200
+    assert post(ldev, "a=3 %d" % (now_ms() - 3)).status_code == 429
+    s.close()
+
+
 def test_batch_crossing_quota_refused_whole(srv, api):
     org, dev = new_org_device(api)
     api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 3})

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/hash.h"
 
 static void buf_appends_and_consumes(void **state)
 {
@@ -155,12 +156,39 @@ static void config_refuses_bad_input(void **state)
     assert_int_equal(config_set(&cfg, "data-dir", big), SS_INVAL);
 }
 
+static void hash_id_spreads_ids_and_reads_every_byte(void **state)
+{
+    (void)state;
+    assert_true(hash_id("5f0c1e2d3a4b5c6d7e8f9a0b") == hash_id("5f0c1e2d3a4b5c6d7e8f9a0b"));
+    /* a change in any byte, and in the length, changes the hash */
+    const char *base = "5f0c1e2d3a4b5c6d7e8f9a0b";
+    char id[32];
+    for (size_t i = 0; i < strlen(base); i++) {
+        snprintf(id, sizeof id, "%s", base);
+        id[i] = id[i] == 'x' ? 'y' : 'x';
+        assert_true(hash_id(id) != hash_id(base));
+    }
+    assert_true(hash_id("") != hash_id("0"));
+    assert_true(hash_id("org1") != hash_id("org10"));
+    /* sequential ids land in many of 256 buckets */
+    unsigned char used[256] = {0};
+    size_t distinct = 0;
+    for (int i = 0; i < 256; i++) {
+        snprintf(id, sizeof id, "org%d", i);
+        size_t slot = (size_t)(hash_id(id) & 255);
+        distinct += !used[slot];
+        used[slot] = 1;
+    }
+    assert_true(distinct > 140);  /* a uniform hash fills ~162 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buf_appends_and_consumes),
         cmocka_unit_test(buf_refuses_impossible_sizes),
         cmocka_unit_test(err_names_and_messages),
+        cmocka_unit_test(hash_id_spreads_ids_and_reads_every_byte),
         cmocka_unit_test(clock_parses_ms_and_rfc3339),
         cmocka_unit_test(config_defaults_match_spec),
         cmocka_unit_test(config_flags_win_over_file),
