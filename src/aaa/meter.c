@@ -168,10 +168,27 @@ static void unlink_open(meter *m, meter_session *s)
     s->prev = s->next = NULL;
 }
 
+/* A record's bytes reach its org's usage at each flush and at its end,
+ * not per request: the request path only adds to the record. */
+static void fold_bytes(meter *m, meter_session *s)
+{
+    int64_t in = s->rec.bytes_in - s->usage_in, out = s->rec.bytes_out - s->usage_out;
+    if ((in == 0 && out == 0) || !s->rec.org_id[0])
+        return;
+    store_usage *u = usage_row(m, s->rec.org_id, s->rec.protocol);
+    if (!u)
+        return;  /* out of memory: the next fold carries them */
+    u->bytes_in += in;
+    u->bytes_out += out;
+    s->usage_in = s->rec.bytes_in;
+    s->usage_out = s->rec.bytes_out;
+}
+
 void meter_session_end(meter *m, meter_session *s, const char *reason)
 {
     if (!s || !s->open)
         return;
+    fold_bytes(m, s);
     s->open = 0;
     unlink_open(m, s);
     s->rec.ended_at = clock_now_ms();
@@ -185,9 +202,11 @@ void meter_bytes(meter *m, meter_session *s, const char *org_id, const char *pro
     if (in == 0 && out == 0)
         return;
     if (s && s->open) {
+        /* a record is of one org and protocol: its bytes go to usage at the flush */
         s->rec.bytes_in += (int64_t)in;
         s->rec.bytes_out += (int64_t)out;
         s->dirty = 1;
+        return;
     }
     if (!org_id || !org_id[0])
         return;
@@ -355,6 +374,7 @@ static meter_job *take_job(meter *m)
 {
     for (meter_session *s = m->open; s; s = s->next) {
         if (s->dirty) {
+            fold_bytes(m, s);
             queue_record(m, &s->rec);
             s->dirty = 0;
         }

@@ -36,6 +36,7 @@ typedef struct meter_session {
     struct meter_session *prev, *next;
     int open;
     int dirty;
+    int64_t usage_in, usage_out;  /* of rec's bytes, those already in usage */
 } meter_session;
 
 /* 0 or SS_NOMEM. The flush timer starts at once. q may be NULL. */
@@ -53,8 +54,11 @@ void meter_session_open(meter *m, meter_session *s, const char *kind, const char
  * harmless on a record not open. After this the caller may free s. */
 void meter_session_end(meter *m, meter_session *s, const char *reason);
 
-/* Bytes on the wire (TLS included) for an org (may be "": then only the
- * session counts) over a protocol; s may be NULL. */
+/* Bytes on the wire (TLS included). With an open record s they are added
+ * to it alone, and reach the usage of the record's org and protocol at the
+ * next flush (the request path touches nothing shared); without one
+ * (s NULL or not open) they go to the usage of org_id over protocol (org
+ * "" : nowhere). */
 void meter_bytes(meter *m, meter_session *s, const char *org_id, const char *protocol,
                  uint64_t in, uint64_t out);
 /* A message (request, line batch, datagram) stored with n readings: the
