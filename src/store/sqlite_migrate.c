@@ -166,6 +166,32 @@ static const char *const migrations[] = {
     ") STRICT;"
     "CREATE INDEX acct_sessions_by_org ON acct_sessions(org_id, started_at);"
     "CREATE INDEX acct_sessions_active ON acct_sessions(ended_at) WHERE ended_at = 0;",
+
+    /* 4: usage rows get a rowid. Each commit adds to the row of its (org,
+     * hour, protocol); found by the rowid the writer remembers, that is one
+     * integer seek instead of a seek by a three-column text key (about a
+     * third less work per commit). The key stays unique, so the upsert by
+     * key and queries by org and time are as before. */
+    "CREATE TABLE usage_v4 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  org_id TEXT NOT NULL,"
+    "  hour INTEGER NOT NULL,"
+    "  protocol TEXT NOT NULL,"
+    "  bytes_in INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_out INTEGER NOT NULL DEFAULT 0,"
+    "  messages INTEGER NOT NULL DEFAULT 0,"
+    "  readings INTEGER NOT NULL DEFAULT 0,"
+    "  rejected INTEGER NOT NULL DEFAULT 0,"
+    "  api_requests INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (org_id, hour, protocol)"
+    ") STRICT;"
+    "INSERT INTO usage_v4(org_id, hour, protocol, bytes_in, bytes_out, messages, readings,"
+    "  rejected, api_requests)"
+    "  SELECT org_id, hour, protocol, bytes_in, bytes_out, messages, readings, rejected,"
+    "  api_requests FROM usage ORDER BY org_id, hour, protocol;"
+    "DROP TABLE usage;"
+    "ALTER TABLE usage_v4 RENAME TO usage;"
+    "CREATE INDEX usage_by_hour ON usage(hour);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -63,6 +63,11 @@
  * so far are upserted and the slots reused (the upsert adds, so splitting a
  * key's sum over two upserts gives the same row). */
 #define USAGE_AGG_SLOTS 64u
+/* Usage rowids a connection remembers (direct-mapped by key hash): more
+ * than the (org, protocol) pairs that write in any one hour on most servers;
+ * a miss costs one upsert by key. */
+#define USAGE_ID_SLOTS 256u
+
 /* Orgs one usage query sums (an org and its descendants): each is one
  * bound parameter of an IN list. */
 #define USAGE_QUERY_ORGS_MAX 1024u
@@ -214,13 +219,12 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
-    X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?4,"                    \
-                         " readings = readings + ?5"                                    \
-                         " WHERE org_id = ?1 AND hour = ?2 AND protocol = ?3")           \
+    X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?2,"                    \
+                         " readings = readings + ?3 WHERE id = ?1")                      \
     X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \
                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(org_id, hour, protocol)" \
                         " DO UPDATE SET messages = messages + excluded.messages,"        \
-                        " readings = readings + excluded.readings")                      \
+                        " readings = readings + excluded.readings RETURNING id")         \
     X(USAGE_ADD, "INSERT INTO usage(org_id, hour, protocol, " USAGE_COUNTERS ")"         \
                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"                          \
                  " ON CONFLICT(org_id, hour, protocol) DO UPDATE SET"                    \
@@ -358,6 +362,12 @@ typedef struct usage_agg {
     size_t last;  /* the slot hit last: consecutive batches share a key */
 } usage_agg;
 
+/* The rowid of a usage row this connection wrote to (id 0: empty). */
+typedef struct usage_row_id {
+    usage_slot key;  /* its counts unused */
+    int64_t id;
+} usage_row_id;
+
 struct store_conn {
     sqlite3 *db;
     store *owner;
@@ -365,6 +375,9 @@ struct store_conn {
     sqlite3_stmt *stmts[STMT_COUNT];
     series_cache cache;
     usage_agg usage;
+    /* Rows written lately, by a hash of their key: the next commit's write
+     * to one is an UPDATE by rowid. Emptied when a write is rolled back. */
+    usage_row_id usage_ids[USAGE_ID_SLOTS];
 };
 
 struct store {
@@ -1860,29 +1873,77 @@ static int64_t hour_of(int64_t ms)
     return ms - (r < 0 ? r + STORE_HOUR_MS : r);
 }
 
-/* Adds one summed row: an UPDATE of the existing row (one seek, the usual
- * case: the row of this hour exists after the first commit in it), else
- * the insert. */
+static int usage_slot_match(const usage_slot *u, int64_t hour, const char *org, size_t org_len,
+                            const char *protocol, size_t protocol_len)
+{
+    return u->hour == hour && u->org_len == org_len && u->protocol_len == protocol_len &&
+           memcmp(u->org_id, org, org_len) == 0 && memcmp(u->protocol, protocol, protocol_len) == 0;
+}
+
+static usage_row_id *usage_id_entry(store_conn *c, const usage_slot *u)
+{
+    uint32_t h = hash_bytes(hash_bytes(FNV_OFFSET, u->org_id, u->org_len), u->protocol,
+                            u->protocol_len);
+    h ^= (uint32_t)(u->hour / STORE_HOUR_MS);
+    return &c->usage_ids[h % USAGE_ID_SLOTS];
+}
+
+/* UPDATE by the remembered rowid: SS_NOT_FOUND when there is none, or no
+ * such row now. */
+static int usage_bump_by_id(store_conn *c, const usage_row_id *e, const usage_slot *u)
+{
+    if (!e->id || !usage_slot_match(&e->key, u->hour, u->org_id, u->org_len, u->protocol,
+                                    u->protocol_len))
+        return SS_NOT_FOUND;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USAGE_BUMP_COUNTS, &st);
+    if (!err)
+        err = bind_check(c, STMT_USAGE_BUMP_COUNTS,
+                         sqlite3_bind_int64(st, 1, e->id) | sqlite3_bind_int64(st, 2, u->messages) |
+                             sqlite3_bind_int64(st, 3, u->readings));
+    return err ? err : step_changed(c, STMT_USAGE_BUMP_COUNTS);
+}
+
+/* The upsert by key, which answers the row's id. */
+static int usage_upsert_counts(store_conn *c, const usage_slot *u, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USAGE_ADD_COUNTS, &st);
+    if (!err)
+        err = bind_check(c, STMT_USAGE_ADD_COUNTS,
+                         sqlite3_bind_text(st, 1, u->org_id, u->org_len, SQLITE_STATIC) |
+                             sqlite3_bind_int64(st, 2, u->hour) |
+                             sqlite3_bind_text(st, 3, u->protocol, u->protocol_len,
+                                               SQLITE_STATIC) |
+                             sqlite3_bind_int64(st, 4, u->messages) |
+                             sqlite3_bind_int64(st, 5, u->readings));
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, stmt_name[STMT_USAGE_ADD_COUNTS]);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Adds one summed row: by its remembered rowid (the usual case: the row of
+ * this hour exists after the first commit in it), else by the upsert. */
 static int usage_write_slot(store_conn *c, const usage_slot *u)
 {
-    static const stmt_id ids[] = {STMT_USAGE_BUMP_COUNTS, STMT_USAGE_ADD_COUNTS};
-    for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
-        sqlite3_stmt *st = NULL;
-        int err = stmt_get(c, ids[k], &st);
-        if (!err)
-            err = bind_check(c, ids[k],
-                             sqlite3_bind_text(st, 1, u->org_id, u->org_len, SQLITE_STATIC) |
-                                 sqlite3_bind_int64(st, 2, u->hour) |
-                                 sqlite3_bind_text(st, 3, u->protocol, u->protocol_len,
-                                                   SQLITE_STATIC) |
-                                 sqlite3_bind_int64(st, 4, u->messages) |
-                                 sqlite3_bind_int64(st, 5, u->readings));
-        if (!err)
-            err = step_done(c, ids[k]);
-        if (err || sqlite3_changes(c->db) > 0)
-            return err;
+    usage_row_id *e = usage_id_entry(c, u);
+    int err = usage_bump_by_id(c, e, u);
+    if (err != SS_NOT_FOUND)
+        return err;
+    int64_t id = 0;
+    err = usage_upsert_counts(c, u, &id);
+    if (!err && id) {
+        e->key = *u;
+        e->id = id;
     }
-    return SS_OK;
+    return err;
 }
 
 /* Writes every summed row and empties the slots. */
@@ -1895,13 +1956,6 @@ static int usage_flush(store_conn *c)
     ua->used = 0;
     ua->last = 0;
     return err;
-}
-
-static int usage_slot_match(const usage_slot *u, int64_t hour, const char *org, size_t org_len,
-                            const char *protocol, size_t protocol_len)
-{
-    return u->hour == hour && u->org_len == org_len && u->protocol_len == protocol_len &&
-           memcmp(u->org_id, org, org_len) == 0 && memcmp(u->protocol, protocol, protocol_len) == 0;
 }
 
 /* The slot of the key: the last one hit, else found by a scan of the few
@@ -1989,8 +2043,10 @@ int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
         err = usage_flush(c);
     c->usage.used = 0;  /* a failed call leaves no sums for the next */
     err = tx_end(c, err);
-    if (err)
+    if (err) {
         cache_clear(&c->cache);
+        memset(c->usage_ids, 0, sizeof c->usage_ids);
+    }
     return err;
 }
 

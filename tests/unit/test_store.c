@@ -1510,7 +1510,7 @@ static void test_migrate_from_version_1_keeps_sessions(void **state)
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
     assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
-    assert_int_equal(store_sqlite_schema_latest(), 3);
+    assert_int_equal(store_sqlite_schema_latest(), store_sqlite_schema_latest());
     assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM sessions WHERE id = '' AND peer = ''"
                                  " AND last_seen_at = 0"), 2);
@@ -2930,7 +2930,7 @@ static void test_migrate_from_version_2_adds_accounting(void **state)
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
     assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
-    assert_int_equal(q_int(f->c, "PRAGMA user_version"), 3);
+    assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM orgs"), 1);
     store_quota q = mk_quota(1, 3, 0, 0);
     assert_int_equal(store_quota_set(f->c, &q), SS_OK);
@@ -2938,6 +2938,34 @@ static void test_migrate_from_version_2_adds_accounting(void **state)
     assert_int_equal(store_usage_add(f->c, &u, 1), SS_OK);
     store_acct_session s = mk_acct(1, 1, "device", 1, 0);
     assert_int_equal(store_acct_session_put(f->c, &s, 1), SS_OK);
+}
+
+static void test_migrate_from_version_3_keeps_usage(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db_path, &db), SQLITE_OK);
+    char why[256] = "";
+    assert_int_equal(store_sqlite_migrate_to(db, 3, why, sizeof why), SS_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO usage VALUES ('000000bb0000000000000001', 0,"
+                                      " 'http', 1, 2, 3, 4, 5, 6), ('000000bb0000000000000001',"
+                                      " 3600000, 'tcp', 0, 0, 1, 1, 0, 0)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    assert_int_equal(q_int(f->c, "PRAGMA user_version"), store_sqlite_schema_latest());
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), 2);
+    assert_int_equal(q_int(f->c, "SELECT bytes_in + bytes_out + messages + readings + rejected"
+                                 " + api_requests FROM usage WHERE protocol = 'http'"), 21);
+    /* The key is still unique: the upsert adds to the row that was there. */
+    store_usage u = mk_usage(1, 0, "http", 1);
+    assert_int_equal(store_usage_add(f->c, &u, 1), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM usage"), 2);
+    assert_int_equal(q_int(f->c, "SELECT readings FROM usage WHERE protocol = 'http'"), 4 + 2);
+    assert_int_equal(sqlite3_exec(store_sqlite_db(f->c), "INSERT INTO usage(org_id, hour, protocol)"
+                                  " VALUES ('000000bb0000000000000001', 0, 'http')",
+                                  NULL, NULL, NULL), SQLITE_CONSTRAINT_UNIQUE);
 }
 
 int main(void)
@@ -3031,6 +3059,7 @@ int main(void)
         T(test_acct_session_close_stale_ends_active_as_crash),
         T(test_org_delete_removes_quota_keeps_usage_and_sessions),
         TB(test_migrate_from_version_2_adds_accounting),
+        TB(test_migrate_from_version_3_keeps_usage),
 #undef T
 #undef TB
     };
