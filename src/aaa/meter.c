@@ -293,6 +293,22 @@ void meter_user_end(meter *m, const char *login_id, const char *reason)
     }
 }
 
+void meter_user_end_all(meter *m, const char *user_id, const char *keep_login_id,
+                        const char *reason)
+{
+    meter_session *s = m->open;
+    while (s) {
+        meter_session *next = s->next;
+        meter_user *u = (meter_user *)s;
+        if (is_user_record(s) && strcmp(s->rec.principal_id, user_id) == 0 &&
+            !(keep_login_id && strcmp(u->login_id, keep_login_id) == 0)) {
+            meter_session_end(m, s, reason);
+            free(u);
+        }
+        s = next;
+    }
+}
+
 static void end_idle_users(meter *m)
 {
     int64_t now = clock_mono_ms();

@@ -79,6 +79,10 @@ meter_session *meter_user_session(meter *m, const char *login_id, const char *us
                                   const char *org_id, const char *protocol, const char *addr);
 /* Ends every record of the login session. */
 void meter_user_end(meter *m, const char *login_id, const char *reason);
+/* Ends every record of the user's login sessions but keep_login_id's
+ * (NULL: all of them). */
+void meter_user_end_all(meter *m, const char *user_id, const char *keep_login_id,
+                        const char *reason);
 
 /* Writes what is pending now (the timer does this every METER_FLUSH_MS). */
 void meter_flush(meter *m);

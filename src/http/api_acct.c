@@ -70,6 +70,18 @@ static void count_request(meter *m, meter_session *s, const http_principal *p, c
         meter_api_request(m, s, org, protocol);
 }
 
+/* Records of login sessions the request ended (a session deleted by id, a
+ * password changed, a user disabled or its password reset) end now, not
+ * at their idle timeout. */
+static void end_other_logins(meter *m, const http_principal *p)
+{
+    if (p->ended_login[0])
+        meter_user_end(m, p->ended_login, "revoked");
+    if (p->ended_user[0])
+        meter_user_end_all(m, p->ended_user, p->ended_user_keeps_own ? p->login_id : NULL,
+                           "revoked");
+}
+
 static void account(meter *m, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
                     int closing)
 {
@@ -82,6 +94,8 @@ static void account(meter *m, http_request *req, uint64_t bytes_in, uint64_t byt
         count_request(m, s, p, org, protocol);
     if (p->kind == HTTP_PRINCIPAL_USER && p->session_ended && !closing)
         meter_user_end(m, p->login_id, "closed");
+    if (p->kind == HTTP_PRINCIPAL_USER && !closing)
+        end_other_logins(m, p);
     api_conn_acct *a = req->conn_data;
     if (closing && a) {
         meter_session_end(m, &a->device, "closed");

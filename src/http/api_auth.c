@@ -196,6 +196,8 @@ void api_me_password(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
+    memcpy(call->ended_user, call->user.id, sizeof call->ended_user);
+    call->ended_user_keeps_own = 1;
     char target[64];
     snprintf(target, sizeof target, "user:%s", call->user.id);
     api_audit(call, "", "user.password", target, NULL);
@@ -239,6 +241,7 @@ void api_me_session_delete(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
+    snprintf(call->ended_login, sizeof call->ended_login, "%s", call->params[0]);
     api_reply_empty(call);
 }
 
@@ -264,6 +267,8 @@ static int end_user_sessions(api_call *call, const char *user_id)
     int rc = store_session_delete_user(call->db, user_id, NULL);
     if (rc == 0 && call->app->conns)
         conn_registry_revoke(call->app->conns, user_id);
+    if (rc == 0)
+        snprintf(call->ended_user, sizeof call->ended_user, "%s", user_id);
     return rc;
 }
 

@@ -38,9 +38,11 @@ typedef struct api_call {
     const char *content_type;
     ss_buf body;
     char extra_headers[API_EXTRA_HEADERS_MAX];
-    int64_t scratch;        /* a handler's running count across store callbacks */
     char acct_org[SS_ID_LEN + 1];  /* the org the request acted in (accounting) */
     int signed_out;         /* the person's login session ended here */
+    char ended_login[SS_ID_LEN + 1];  /* another login session ended here */
+    char ended_user[SS_ID_LEN + 1];   /* every login of this user ended here ... */
+    int ended_user_keeps_own;         /* ... but the caller's own */
 } api_call;
 
 typedef void (*api_worker_fn)(api_call *call);

@@ -9,9 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The org tree is shallow; a longer walk means a broken tree. */
-#define DEVICE_QUOTA_DEPTH_MAX 64
-
 static int append_device(void *ctx, const store_device *d)
 {
     json_array_append_new(ctx, api_device_json(d));
@@ -43,40 +40,6 @@ static void reply_with_token(api_call *call, int status, json_t *obj, char *toke
     snprintf(call->extra_headers, sizeof call->extra_headers, "Cache-Control: no-store\r\n");
 }
 
-static int count_devices(void *ctx, const char *org_id)
-{
-    api_call *call = ctx;
-    int64_t n = 0;
-    if (store_device_count(call->db, org_id, &n))
-        return 1;
-    call->scratch += n;
-    return 0;
-}
-
-/* max_devices of the org and of every ancestor, each counting the devices
- * of its whole subtree (a customer's devices count toward its parent).
- * Answers 429 and returns nonzero when one more device would cross one. */
-static int device_quota_exceeded(api_call *call, const char *org_id)
-{
-    char id[SS_ID_LEN + 1];
-    snprintf(id, sizeof id, "%s", org_id);
-    for (int depth = 0; id[0] && depth < DEVICE_QUOTA_DEPTH_MAX; depth++) {
-        store_quota q;
-        store_org org;
-        if (store_quota_get(call->db, id, &q) || store_org_get(call->db, id, &org))
-            break;
-        call->scratch = 0;
-        if (q.max_devices && store_org_subtree(call->db, id, count_devices, call) == 0 &&
-            call->scratch >= q.max_devices) {
-            api_reply_error(call, 429, "quota_exceeded",
-                            "the organisation has as many devices as its quota allows");
-            return 1;
-        }
-        memcpy(id, org.parent_id, sizeof id);
-    }
-    return 0;
-}
-
 void api_devices_create(api_call *call)
 {
     if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_EDITOR, NULL))
@@ -93,10 +56,6 @@ void api_devices_create(api_call *call)
                         "name (1-200 characters) is required; description is a string");
         return;
     }
-    if (device_quota_exceeded(call, call->params[0])) {
-        json_decref(body);
-        return;
-    }
     store_device d = {0};
     char token[SECRET_TEXT_MAX];
     secret_new_id(d.id);
@@ -111,7 +70,11 @@ void api_devices_create(api_call *call)
         rc = device_cache_put(call->app->devices, d.id, d.org_id, d.token_hash, 0);
     if (rc) {
         sodium_memzero(token, sizeof token);
-        api_reply_store_error(call, rc);
+        if (rc == SS_QUOTA)
+            api_reply_error(call, 429, "quota_exceeded",
+                            "the organisation has as many devices as its quota allows");
+        else
+            api_reply_store_error(call, rc);
         return;
     }
     audit_device(call, &d, "device.create");

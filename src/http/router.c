@@ -128,6 +128,9 @@ static void note_principal(api_call *call)
         snprintf(p->login_id, sizeof p->login_id, "%s", call->session.id);
         snprintf(p->org_id, sizeof p->org_id, "%s", call->acct_org);
         p->session_ended = call->signed_out;
+        memcpy(p->ended_login, call->ended_login, sizeof p->ended_login);
+        memcpy(p->ended_user, call->ended_user, sizeof p->ended_user);
+        p->ended_user_keeps_own = call->ended_user_keeps_own;
     } else if (call->principal == API_PRINCIPAL_KEY) {
         p->kind = HTTP_PRINCIPAL_APIKEY;
         snprintf(p->id, sizeof p->id, "%s", call->key.id);

@@ -45,6 +45,11 @@ typedef struct http_principal {
     uint64_t readings_refused;     /* ingest: refused (0 when unreadable) */
     int refused;                   /* the request was refused */
     int session_ended;             /* a person signed out with this request */
+    /* Login sessions this request ended besides its own sign-out: one by
+     * id, or every one of a user (but the request's own when it stays). */
+    char ended_login[SS_ID_LEN + 1];
+    char ended_user[SS_ID_LEN + 1];
+    int ended_user_keeps_own;
 } http_principal;
 
 typedef struct http_request {

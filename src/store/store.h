@@ -232,8 +232,6 @@ int store_org_tree(store_conn *c, int (*cb)(void *ctx, const char *id, const cha
 /* The org and all its descendants (the org first). */
 int store_org_subtree(store_conn *c, const char *org_id,
                       int (*cb)(void *ctx, const char *id), void *ctx);
-/* The org's device count. */
-int store_device_count(store_conn *c, const char *org_id, int64_t *out);
 
 typedef struct store_quota {
     char org_id[SS_ID_LEN + 1];
@@ -342,7 +340,9 @@ typedef struct store_device {
 
 typedef int (*store_device_cb)(void *ctx, const store_device *d);
 
-/* SS_NOT_FOUND when org_id names no org. */
+/* SS_NOT_FOUND when org_id names no org; SS_QUOTA when the org or an
+ * ancestor already has as many devices (its own and its descendants') as
+ * its max_devices allows, checked in the same transaction as the insert. */
 int store_device_create(store_conn *c, const store_device *d);
 int store_device_get(store_conn *c, const char *id, store_device *out);
 /* The org's devices, by name then id. */

@@ -192,6 +192,21 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
       " SELECT (SELECT count(*) FROM up),"                                               \
       "  coalesce((SELECT max(role) FROM memberships WHERE user_id = ?1"                 \
       "   AND org_id IN (SELECT id FROM up)), 0)")                                       \
+    X(DEVICE_QUOTA_FULL,                                                                 \
+      "WITH RECURSIVE up(id, depth) AS ("                                                \
+      " SELECT id, 0 FROM orgs WHERE id = ?1"                                            \
+      " UNION ALL"                                                                       \
+      " SELECT o.parent_id, u.depth + 1 FROM up u JOIN orgs o ON o.id = u.id"            \
+      "  WHERE o.parent_id IS NOT NULL AND u.depth < " STR(STORE_ORG_DEPTH_MAX) "),"     \
+      " limited(id, most) AS (SELECT q.org_id, q.max_devices FROM quotas q"              \
+      "  JOIN up ON q.org_id = up.id WHERE q.max_devices > 0),"                          \
+      " down(top, id, depth) AS ("                                                       \
+      " SELECT id, id, 0 FROM limited"                                                   \
+      " UNION"                                                                           \
+      " SELECT d.top, o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"   \
+      "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT EXISTS (SELECT 1 FROM limited l WHERE (SELECT count(*) FROM devices v"    \
+      "  WHERE v.org_id IN (SELECT id FROM down WHERE top = l.id)) >= l.most)")          \
     X(DEVICE_INSERT, "INSERT INTO devices(" DEVICE_COLS ")"                              \
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                             \
     X(DEVICE_GET, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1")                   \
@@ -244,7 +259,6 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
       " SELECT o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"          \
       "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
       " SELECT id, min(depth) AS m FROM down GROUP BY id ORDER BY m, id")                \
-    X(DEVICE_COUNT, "SELECT count(*) FROM devices WHERE org_id = ?1")                    \
     X(QUOTA_UPSERT, "INSERT INTO quotas(" QUOTA_COLS ") VALUES (?1, ?2, ?3, ?4)"         \
                     " ON CONFLICT(org_id) DO UPDATE SET"                                 \
                     " max_devices = excluded.max_devices,"                               \
@@ -1502,7 +1516,26 @@ int store_audit_list(store_conn *c, const char *org_id, int64_t from, int64_t to
 
 /* ---- devices ------------------------------------------------------------------ */
 
-int store_device_create(store_conn *c, const store_device *d)
+/* SS_QUOTA when the org or an ancestor already has as many devices in its
+ * subtree as its max_devices allows. */
+static int device_quota_check(store_conn *c, const char *org_id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_DEVICE_QUOTA_FULL, &st);
+    if (!err)
+        err = bind_check(c, STMT_DEVICE_QUOTA_FULL, bind_text(st, 1, org_id));
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        err = sqlite3_column_int(st, 0) ? SS_QUOTA : SS_OK;
+    else
+        err = sq_err(c, rc, stmt_name[STMT_DEVICE_QUOTA_FULL]);
+    sqlite3_reset(st);
+    return err;
+}
+
+static int device_insert(store_conn *c, const store_device *d)
 {
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_DEVICE_INSERT, &st);
@@ -1515,6 +1548,19 @@ int store_device_create(store_conn *c, const store_device *d)
                          sqlite3_bind_int(st, 6, d->disabled != 0) |
                          sqlite3_bind_int64(st, 7, d->created_at));
     return err ? err : step_done(c, STMT_DEVICE_INSERT);
+}
+
+/* The check and the insert in one write transaction: two creates at once
+ * cannot both pass the last free place. */
+int store_device_create(store_conn *c, const store_device *d)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    err = device_quota_check(c, d->org_id);
+    if (!err)
+        err = device_insert(c, d);
+    return tx_end(c, err);
 }
 
 static void device_from_row(sqlite3_stmt *st, store_device *d)
@@ -2378,21 +2424,6 @@ int store_org_subtree(store_conn *c, const char *org_id, int (*cb)(void *ctx, co
 }
 
 /* 0 for an org without devices, or with no such org. */
-int store_device_count(store_conn *c, const char *org_id, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    int err = stmt_get(c, STMT_DEVICE_COUNT, &st);
-    if (err)
-        return err;
-    err = bind_check(c, STMT_DEVICE_COUNT, bind_text(st, 1, org_id));
-    if (err)
-        return err;
-    err = step_row(c, STMT_DEVICE_COUNT);
-    if (!err)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return err == SS_NOT_FOUND ? SS_STORE : err;
-}
 
 /* ---- quotas ----------------------------------------------------------------------- */
 

@@ -245,6 +245,25 @@ def test_device_quota(srv, api):
     assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
 
 
+def test_device_quota_holds_under_concurrent_creates(srv, api):
+    org, _ = new_org_device(api)  # 1 device
+    api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_devices": 5})
+    statuses = []
+
+    def create(k):
+        # each thread on its own connection, so the creates run side by side
+        r = requests.post(srv.http + "/api/v1/orgs/%s/devices" % org["id"], json={"name": "c%d" % k},
+                          headers={"Authorization": api.s.headers["Authorization"]}, timeout=30)
+        statuses.append(r.status_code)
+    threads = [threading.Thread(target=create, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] * 4 + [429] * 12, statuses
+    assert len(api.get("/api/v1/orgs/%s/devices" % org["id"]).json()) == 5
+
+
 def test_quota_set_only_from_above(srv, api):
     parent, _ = new_org_device(api)
     child, _ = new_org_device(api, parent["id"])
@@ -353,6 +372,31 @@ def test_person_records_stay_in_their_org(srv, api):
     # B's admin sees nothing of what the shared member did in X
     assert all(r["org_id"] == b["id"] for r in records(admin_b, b))
     assert not [r for r in records(admin_b, b) if r["principal_id"] == uid]
+
+
+def test_password_change_ends_the_other_logins_records_at_once(srv, api):
+    org, _ = new_org_device(api)
+    email = "twice-%d@example.com" % time.monotonic_ns()
+    assert api.post("/api/v1/orgs/%s/members" % org["id"],
+                    json={"email": email, "role": "admin", "password": "member-password-1"}).status_code == 201
+    first = login(srv.http, email, "member-password-1")
+    second = login(srv.http, email, "member-password-1")
+    for who in (first, second):
+        assert who.get("/api/v1/orgs/%s/devices" % org["id"]).status_code == 200
+    uid = first.get("/api/v1/me").json()["id"]
+
+    def mine():
+        rows = api.get("/api/v1/orgs/%s/sessions?kind=user" % org["id"]).json()
+        return [r for r in rows if r["principal_id"] == uid]
+    assert wait_for(lambda: len(mine()) == 2)
+    r = first.put("/api/v1/me/password", json={"current_password": "member-password-1",
+                                               "new_password": "member-password-2"})
+    assert r.status_code == 204
+    assert second.get("/api/v1/me").status_code == 401
+    # the second login's record ends now (revoked), well before the idle timeout
+    ended = wait_for(lambda: [r for r in mine() if r["ended_at"]])
+    assert len(ended) == 1 and ended[0]["end_reason"] == "revoked"
+    assert len([r for r in mine() if r["ended_at"] is None]) == 1
 
 
 def test_org_delete_closes_device_connections(srv, api):

@@ -191,6 +191,37 @@ static void flush_on_the_worker_pool(void **state)
     meter_stop(fx->m, "shutdown");
 }
 
+static void a_users_logins_end_at_once_but_the_kept_one(void **state)
+{
+    fixture *fx = *state;
+    assert_non_null(meter_user_session(fx->m, "login1", "user1", "org1", "http", "::1"));
+    assert_non_null(meter_user_session(fx->m, "login2", "user1", "org1", "http", "::1"));
+    assert_non_null(meter_user_session(fx->m, "login3", "user2", "org1", "http", "::1"));
+    assert_non_null(meter_user_session(fx->m, "login4", "user1", "org1", "http", "::1"));
+    meter_user_end_all(fx->m, "user1", "login1", "revoked");
+    meter_user_end(fx->m, "login3", "revoked");
+    meter_flush(fx->m);
+    size_t revoked = 0, active = 0;
+    for (int i = 0; i < 200 && revoked + active < 4; i++) {  /* the flush runs on a worker */
+        usleep(10000);
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        found f = {0};
+        read_back(fx, "org1", &f);
+        revoked = active = 0;
+        for (size_t k = 0; k < f.n; k++) {
+            revoked += f.recs[k].ended_at > 0 && strcmp(f.recs[k].end_reason, "revoked") == 0;
+            active += f.recs[k].ended_at == 0 && strcmp(f.recs[k].principal_id, "user1") == 0;
+        }
+    }
+    assert_int_equal(revoked, 3);
+    assert_int_equal(active, 1);  /* login1's */
+    meter_stop(fx->m, "shutdown");
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    found g = {0};
+    read_back(fx, "org1", &g);
+    assert_int_equal(g.n, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +229,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(open_records_are_closed_at_stop_and_bytes_hit_quota, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(flush_on_the_worker_pool, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_users_logins_end_at_once_but_the_kept_one, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

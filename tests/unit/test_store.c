@@ -2594,27 +2594,6 @@ static void test_org_subtree_cycle_ends(void **state)
     free(t);
 }
 
-static void test_device_count_per_org(void **state)
-{
-    fx *f = *state;
-    char o1[SS_ID_LEN + 1], o2[SS_ID_LEN + 1], o9[SS_ID_LEN + 1];
-    make_id(o1, TAG_ORG, 1);
-    make_id(o2, TAG_ORG, 2);
-    make_id(o9, TAG_ORG, 9);
-    int64_t n = -1;
-    add_two_orgs_three_devices(f->c);
-    assert_int_equal(store_device_count(f->c, o1, &n), SS_OK);
-    assert_int_equal(n, 2);
-    assert_int_equal(store_device_count(f->c, o2, &n), SS_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(store_device_count(f->c, o9, &n), SS_OK);
-    assert_int_equal(n, 0);
-    char d[SS_ID_LEN + 1];
-    make_id(d, TAG_DEVICE, 3);
-    assert_int_equal(store_device_delete(f->c, d), SS_OK);
-    assert_int_equal(store_device_count(f->c, o2, &n), SS_OK);
-    assert_int_equal(n, 0);
-}
 
 typedef struct quota_list {
     size_t n;
@@ -2968,6 +2947,35 @@ static void test_migrate_from_version_3_keeps_usage(void **state)
                                   NULL, NULL, NULL), SQLITE_CONSTRAINT_UNIQUE);
 }
 
+/* max_devices counts the devices of the org's whole subtree, and is
+ * checked by the create itself, so no two creates can pass it together. */
+static void test_device_create_respects_max_devices_up_the_tree(void **state)
+{
+    fx *f = *state;
+    add_two_orgs_three_devices(f->c);
+    assert_int_equal(add_org(f->c, 3, "child of one", 1), SS_OK);
+    store_quota q = mk_quota(1, 3, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_OK);
+    assert_int_equal(add_device(f->c, 4, 3, "in the child", 4), SS_OK);  /* 3 of 3 */
+    assert_int_equal(add_device(f->c, 5, 1, "one too many", 5), SS_QUOTA);
+    assert_int_equal(add_device(f->c, 6, 3, "one too many below", 6), SS_QUOTA);
+    assert_int_equal(add_device(f->c, 7, 2, "another tree", 7), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM devices"), 5);
+    /* a free place again, or no limit: creates pass */
+    char d[SS_ID_LEN + 1];
+    make_id(d, TAG_DEVICE, 4);
+    assert_int_equal(store_device_delete(f->c, d), SS_OK);
+    assert_int_equal(add_device(f->c, 5, 1, "fits now", 5), SS_OK);
+    q = mk_quota(1, 0, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_OK);
+    assert_int_equal(add_device(f->c, 6, 3, "unlimited", 6), SS_OK);
+    /* a limit below the child counts only the child's subtree */
+    q = mk_quota(3, 1, 0, 0);
+    assert_int_equal(store_quota_set(f->c, &q), SS_OK);
+    assert_int_equal(add_device(f->c, 8, 3, "child full", 8), SS_QUOTA);
+    assert_int_equal(add_device(f->c, 9, 1, "parent free", 9), SS_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3050,7 +3058,6 @@ int main(void)
         T(test_org_tree_lists_every_org_with_parent),
         T(test_org_subtree_org_first_with_grandchildren),
         T(test_org_subtree_cycle_ends),
-        T(test_device_count_per_org),
         T(test_quota_set_get_list_and_remove),
         T(test_quota_bad_values_and_unknown_org),
         T(test_acct_session_put_inserts_then_updates),
@@ -3060,6 +3067,7 @@ int main(void)
         T(test_org_delete_removes_quota_keeps_usage_and_sessions),
         TB(test_migrate_from_version_2_adds_accounting),
         TB(test_migrate_from_version_3_keeps_usage),
+        T(test_device_create_respects_max_devices_up_the_tree),
 #undef T
 #undef TB
     };
