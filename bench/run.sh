@@ -388,16 +388,22 @@ devices_run() {
 
 # ---- benchmark 7: bytes on the wire per reading ------------------------------
 
+# Twice, each on a fresh server (UDP usage is per org, so the servers'
+# counts stay apart): readings with the device's ts, and without one (the
+# server stamps them on arrival, as a device sending live readings may).
 wire_run() {
-    SS_HTTPS=127.0.0.1:0
-    start_ss ss-wire full 8
-    SS_HTTPS=off
-    timeout 300 python3 "$HERE/wire_bytes.py" --http-port "$SS_PORT" --https-port "$SS_HTTPS_PORT" \
-        --tcp-port "$SS_TCP_PORT" --udp-port "$SS_UDP_PORT" --admin "$SS_ADMIN" \
-        --devices "$SS_DIR/devices" --readings "$WIRE_READINGS" 2>"$WORK/wire.err" \
-        | sed -n 's/^RESULT /bench=wire /p' >>"$REC" || true
+    local flag
+    for flag in "" --server-time; do
+        SS_HTTPS=127.0.0.1:0
+        start_ss "ss-wire${flag:+-server}" full 8
+        SS_HTTPS=off
+        timeout 300 python3 "$HERE/wire_bytes.py" --http-port "$SS_PORT" --https-port "$SS_HTTPS_PORT" \
+            --tcp-port "$SS_TCP_PORT" --udp-port "$SS_UDP_PORT" --admin "$SS_ADMIN" \
+            --devices "$SS_DIR/devices" --readings "$WIRE_READINGS" $flag 2>>"$WORK/wire.err" \
+            | sed -n 's/^RESULT /bench=wire /p' >>"$REC" || true
+        stop_ss
+    done
     [ -s "$WORK/wire.err" ] && sed 's/^/  wire: /' "$WORK/wire.err" | sort | uniq -c >&2
-    stop_ss
     grep -q '^bench=wire' "$REC" || { log "wire_bytes failed"; exit 1; }
     log "wire: $(grep -c '^bench=wire' "$REC") scenarios measured"
 }

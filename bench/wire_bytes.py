@@ -253,7 +253,8 @@ def main():
               f"reading_bytes={r['readings'][0] / r['n']:.1f} reading_segs={r['readings'][1] / r['n']:.2f} "
               f"end_bytes={r['end'][0]} end_segs={r['end'][1]} handshake_bytes={hs[0]} handshake_segs={hs[1]} "
               f"total_bytes={total} total_segs={segs} server_bytes={server_bytes(a, org, dev_id, proto)} "
-              f"stored={stored(a, dev_id)} channels=2 tls_resumed={r.get('resumed', '-')}")
+              f"stored={stored(a, dev_id)} channels=2 tls_resumed={r.get('resumed', '-')} "
+              f"ts={'server' if SERVER_TIME else 'device'}")
 
 if __name__ == "__main__":
     main()
