@@ -274,7 +274,7 @@ def wire_figures(r):
 WIRE_MODES = {
     "https-keepalive": "HTTPS, one keep-alive connection",
     "https-fresh": "HTTPS, new connection per reading",
-    "https-resumed": "HTTPS, new connection, TLS resumption tried",
+    "https-resumed": "HTTPS, new connection resuming the TLS session",
     "http-keepalive": "plain HTTP, keep-alive",
     "tcp": "TCP socket, persistent, AUTH once",
     "udp": "UDP datagram incl. token",

@@ -46,6 +46,7 @@ static void stream_fail(net_stream *s, int err)
     if (s->closing || s->failed)
         return;
     s->failed = 1;
+    s->tls_broken = err == SS_TLS;
     uv_read_stop((uv_stream_t *)&s->tcp);
     if (s->shutdown_after_write) {
         net_stream_close(s);
@@ -57,11 +58,24 @@ static void stream_fail(net_stream *s, int err)
 
 /* ---- closing ------------------------------------------------------------ */
 
+/* OpenSSL drops a session from the cache when the connection is freed
+ * without our close_notify, and devices often just close the socket. A
+ * connection whose handshake finished and whose TLS never failed (the
+ * socket ending is no TLS failure) keeps its session resumable, as nginx
+ * does, so a device that reconnects skips the certificate and the full key
+ * exchange. */
+static void tls_keep_session(net_stream *s)
+{
+    if (s->handshake_done && !s->tls_broken)
+        SSL_set_shutdown(s->ssl, SSL_get_shutdown(s->ssl) | SSL_SENT_SHUTDOWN);
+}
+
 static void stream_handle_closed(net_stream *s)
 {
     if (--s->open_handles > 0)
         return;
     if (s->ssl) {
+        tls_keep_session(s);
         SSL_free(s->ssl);
         s->ssl = NULL;
     }

@@ -57,6 +57,7 @@ struct net_stream {
     unsigned shutdown_after_write : 1;
     unsigned handshake_done : 1;
     unsigned failed : 1;        /* an error was reported: no more reads */
+    unsigned tls_broken : 1;    /* TLS itself failed: its session is not kept */
     unsigned open_handles : 2;  /* tcp and drain not yet closed; on_close at 0 */
 };
 

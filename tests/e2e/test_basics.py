@@ -1,6 +1,8 @@
 """The server starts, prints its listeners, answers health checks, signs in,
 and stops cleanly."""
 import os
+import socket
+import ssl
 import stat
 import subprocess
 
@@ -16,6 +18,26 @@ def test_healthz_over_http_and_https(server):
     assert r.status_code == 200 and r.text.strip() == "ok"
     r = requests.get(server.https + "/healthz", timeout=10, verify=server.cert)
     assert r.status_code == 200
+
+
+def test_tls_session_resumes_after_the_device_just_closes(server):
+    """A device that reconnects resumes its TLS session (no certificate, no
+    full key exchange), even when it closed without close_notify."""
+    host, port = server.addrs["https"].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=server.cert)
+    ctx.check_hostname = False
+    session = None
+    reused = []
+    for _ in range(3):
+        raw = socket.create_connection((host, int(port)), timeout=10)
+        s = ctx.wrap_socket(raw, session=session)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        reused.append(s.session_reused)
+        session = s.session
+        raw.close()  # the socket just closes: no close_notify
+        s.close()
+    assert reused == [False, True, True]
 
 
 def test_prints_listening_lines(server):
