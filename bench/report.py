@@ -17,6 +17,7 @@ import sys
 
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
+BASELINE = "baseline-full"     # BENCH_BASELINE's server, durability full
 NGX1, NGXA, INFLUX = "nginx-1", "nginx-auto", "influxdb"
 TARGET_VS_NGINX = 0.5
 TARGET_VS_INFLUX = 2.0
@@ -24,6 +25,7 @@ TARGET_BATCH = 0.5
 TARGET_IDLE_BYTES = 8192
 TARGET_TCP_VS_INFLUX = 0.5     # TCP ingest vs influxdb /write batches of 1000
 TARGET_TCP_VS_BATCH = 1.0      # TCP ingest no slower than sensorspace's own HTTP batches
+TARGET_TCP_HOLDS = 0.9         # TCP / influxdb with accounting, of the same without (run-to-run noise)
 TARGET_WIRE_TCP = 0.1          # TCP bytes per reading <= 1/10 of HTTPS's
 TARGET_ACCT_PCT = 5.0          # accounting + quota code, share of instructions
 AMORTISE_READINGS = 360        # a persistent connection held 1 h at one reading per 10 s
@@ -75,6 +77,13 @@ def targets(recs):
     if v is not None:
         out.append(("batch: sensorspace-full / influxdb", f"{v:.2f}x", f">= {TARGET_BATCH}x", v >= TARGET_BATCH))
     tcp = best(recs, "tcp", SS, "readings_per_s")
+    base = best(recs, "tcp", BASELINE, "readings_per_s")
+    infl = best(recs, "batch", INFLUX, "readings_per_s")
+    if tcp and base and infl:
+        now, before = ratio(tcp, infl, "readings_per_s"), ratio(base, infl, "readings_per_s")
+        out.append((f"tcp: TCP / influxdb batch with accounting and quotas, against the same at revision "
+                    f"{base['rev']} without them", f"{now:.2f}x vs {before:.2f}x",
+                    f">= {TARGET_TCP_HOLDS:.0%} of it", now >= TARGET_TCP_HOLDS * before))
     for peer_bench, peer, tgt, name in (("batch", INFLUX, TARGET_TCP_VS_INFLUX, "tcp: sensorspace-full TCP / influxdb batch"),
                                         ("batch", SS, TARGET_TCP_VS_BATCH, "tcp: sensorspace-full TCP / its HTTP batch")):
         v = ratio(tcp, best(recs, peer_bench, peer, "readings_per_s"), "readings_per_s")
@@ -210,7 +219,9 @@ def tcp_section(recs):
     if not rows:
         return ""
     tcp = best(recs, "tcp", SS, "readings_per_s")
+    base = best(recs, "tcp", BASELINE, "readings_per_s")
     peers = [("tcp", SS, "TCP ingest"), ("tcp", SS_NORMAL, "TCP ingest"),
+             ("tcp", BASELINE, f"TCP ingest, revision {base['rev']} (no accounting or quotas)" if base else ""),
              ("batch", SS, "HTTP, batches of 1000"), ("batch", SS_NORMAL, "HTTP, batches of 1000"),
              ("batch", INFLUX, "/write, batches of 1000")]
     summary = []

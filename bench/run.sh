@@ -23,6 +23,10 @@
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
 #   BENCH_ONLY="single batch tcp idle devices wire acct"   which benchmarks to run
+#   BENCH_BASELINE=REV         also run TCP ingest (5) on the server of git revision
+#                              REV (built from `git archive`), side by side: an A/B.
+#                              Default 56a2759, the last revision before accounting
+#                              and quotas; empty: none
 #   BENCH_KEEP=1               keep the temp dir (data, logs) afterwards
 #   BENCH_RESULTS=FILE         where the report goes (default bench/RESULTS.md)
 #
@@ -58,6 +62,8 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 QUOTA=1000000000
 ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
+BASELINE=${BENCH_BASELINE-56a2759}
+BASE_BIN=
 WARMUP_S=2
 START_TIMEOUT_S=30     # a server that has not said "listening" by then is broken
 STOP_TIMEOUT_S=15      # SIGTERM, then SIGKILL
@@ -371,6 +377,28 @@ tcp_peer() {
     log "tcp $peer c$TCP_CONNS: $(sed -n 's/.*readings_per_s=\([0-9]*\).*/\1/p' <<<"$res") readings/s, stored $stored"
 }
 
+# build_baseline: BASE_BIN = the server of revision BASELINE, built apart.
+build_baseline() {
+    local dir=$WORK/baseline
+    mkdir -p "$dir"
+    git -C "$HERE/.." archive "$BASELINE" | tar -x -C "$dir" &&
+        make -C "$dir" -j2 build/sensorspace >"$dir/build.log" 2>&1 || {
+        log "cannot build baseline $BASELINE:"; tail -5 "$dir/build.log" >&2; exit 1; }
+    BASE_BIN=$dir/build/sensorspace
+    log "baseline $BASELINE built"
+}
+
+# baseline_tcp: benchmark 5 on the baseline server (no quota: it may have none).
+baseline_tcp() {
+    local bin=$BIN quota=$QUOTA
+    BIN=$BASE_BIN QUOTA=0
+    start_ss "baseline-r$ROUND" full 16
+    tcp_peer baseline-full
+    stop_ss
+    BIN=$bin QUOTA=$quota
+    sed -i '$ s/$/ rev='"$BASELINE"'/' "$REC"
+}
+
 # ---- benchmark 6: many devices on TCP, one reading a second each -------------
 
 devices_run() {
@@ -519,6 +547,7 @@ bench_round() {
         want tcp && tcp_peer "sensorspace-$durability"
         stop_ss
     done
+    want tcp && [ -n "$BASE_BIN" ] && baseline_tcp
     if want single; then
         for workers in 1 auto; do
             start_nginx "nginx-$workers-r$ROUND" "$workers"
@@ -534,6 +563,11 @@ bench_round() {
 
 if want tcp; then
     cc -O2 -o "$WORK/tcp_client" "$HERE/tcp_client.c" || { log "cannot compile tcp_client.c"; exit 1; }
+    if [ -n "$BASELINE" ] && git -C "$HERE/.." cat-file -e "$BASELINE^{commit}" 2>/dev/null; then
+        build_baseline
+    elif [ -n "$BASELINE" ]; then
+        log "baseline $BASELINE is not in this checkout: TCP A/B skipped"
+    fi
 fi
 if want single || want batch || want tcp; then
     for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
