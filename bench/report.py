@@ -450,7 +450,9 @@ def main():
             if not ok:
                 print(f"{name} ({v}, target {t})")
         return
-    text = render(a, recs)
+    # The checkout's own path says nothing to a reader on another machine.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    text = render(a, recs).replace(root + "/", "")
     if a.out:
         with open(a.out, "w") as f:
             f.write(text)
