@@ -59,6 +59,19 @@ static meter_session *record_for(meter *m, http_request *req, const char *protoc
     return conn_record(m, &a->apikey, "apikey", p, protocol, req->peer);
 }
 
+/* The record still open on this connection (its device's, else its app's):
+ * where the bytes of its closing (a TLS close_notify, the last ACKs) go,
+ * since no request carries a principal then. */
+static meter_session *conn_open_record(http_request *req)
+{
+    api_conn_acct *a = req->conn_data;
+    if (a && a->device.open)
+        return &a->device;
+    if (a && a->apikey.open)
+        return &a->apikey;
+    return NULL;
+}
+
 static void count_request(meter *m, meter_session *s, const http_principal *p, const char *org,
                           const char *protocol)
 {
@@ -88,6 +101,8 @@ static void account(meter *m, http_request *req, uint64_t bytes_in, uint64_t byt
     const char *protocol = req->tls ? "https" : "http";
     http_principal *p = &req->principal;
     meter_session *s = record_for(m, req, protocol, closing);
+    if (!s && closing)
+        s = conn_open_record(req);
     const char *org = p->org_id[0] ? p->org_id : s ? s->rec.org_id : "";
     meter_bytes(m, s, org, protocol, bytes_in, bytes_out);
     if (!closing)

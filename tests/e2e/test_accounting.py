@@ -4,6 +4,8 @@ import csv
 import io
 import json
 import socket
+import ssl
+import struct
 import threading
 import time
 
@@ -298,6 +300,61 @@ def test_session_records(srv, api):
     assert rows and rows[0]["end_reason"] == "closed" and rows[0]["bytes_in"] == t.sent
     for bad in ["kind=robot", "limit=10abc", "limit=0", "active=maybe"]:
         assert api.get("/api/v1/orgs/%s/sessions?%s" % (org["id"], bad)).status_code == 400
+
+
+def kernel_bytes(sock):
+    """Bytes both ways as the kernel counts them (struct tcp_info:
+    tcpi_bytes_acked @120, tcpi_bytes_received @128)."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    return sum(struct.unpack_from("<QQ", raw, 120))
+
+
+def keepalive_device_bytes(addr, token, cafile=None):
+    """Three readings on one keep-alive connection, TLS when cafile is given,
+    ended with close_notify and FIN: the kernel's count of its bytes."""
+    host, port = addr.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    s = raw
+    if cafile:
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = False
+        s = ctx.wrap_socket(raw)
+    for i in range(3):
+        body = b"v=%d" % i
+        s.sendall(b"POST /api/v1/data HTTP/1.1\r\nHost: x\r\nX-Auth-Token: " + token.encode() +
+                  b"\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        got = b""
+        while b'"stored"' not in got:
+            got += s.recv(4096)
+    if cafile:
+        s = s.unwrap()
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(4096):
+        pass
+    time.sleep(0.2)  # the last ACK
+    total = kernel_bytes(s)
+    s.close()
+    return total
+
+
+def test_session_bytes_match_the_kernels_count_http_and_https(srv, api):
+    """Every byte of a device's keep-alive connection is in its record, the
+    TLS close_notify after its last request included: HTTPS differs from the
+    kernel's count by exactly what plain HTTP does (the kernel counts the
+    SYN and FIN sequence numbers too)."""
+    org, dev = new_org_device(api)
+    off = {}
+    for proto, cafile in (("http", None), ("https", srv.cert)):
+        client = keepalive_device_bytes(srv.addrs[proto], dev["token"], cafile)
+
+        def ended():
+            rows = api.get("/api/v1/orgs/%s/sessions?kind=device" % org["id"]).json()
+            return [r for r in rows if r["protocol"] == proto and r["ended_at"]]
+        rows = wait_for(ended)
+        assert len(rows) == 1
+        off[proto] = client - (rows[0]["bytes_in"] + rows[0]["bytes_out"])
+    assert 0 <= off["http"] <= 4
+    assert off["https"] == off["http"], off
 
 
 def test_usage_exact_after_kill9(fresh_server):
