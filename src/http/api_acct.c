@@ -11,6 +11,8 @@ typedef struct api_conn_acct {
     meter_session device;   /* the device this connection carried last */
     meter_session apikey;   /* the API key this connection carried last */
     quota_ref quota;        /* the org its last message was reserved in */
+    conn_reg_entry reg;     /* under the principal of its last request */
+    int watched;            /* reg was added (the registry may have dropped it since) */
 } api_conn_acct;
 
 /* The connection's state, made on first use; NULL when out of memory. */
@@ -118,14 +120,43 @@ static void account(meter *m, http_request *req, uint64_t bytes_in, uint64_t byt
     }
 }
 
+static void on_principal_revoked(conn_reg_entry *e)
+{
+    http_request_close(e->data);
+}
+
+/* Registers the connection under the principal of its last request, so a
+ * revocation (device token rotated, device disabled or deleted, key
+ * revoked, user disabled) closes it at once, as it does a TCP connection;
+ * each later request is refused anyway. */
+static void conn_watch(api_ctx *app, http_request *req)
+{
+    const http_principal *p = &req->principal;
+    if (!app->conns || p->kind == HTTP_PRINCIPAL_NONE || !p->id[0])
+        return;
+    api_conn_acct *a = conn_acct(req);
+    if (!a || (a->watched && strcmp(a->reg.principal, p->id) == 0))
+        return;
+    conn_registry_remove(app->conns, &a->reg);
+    a->reg.on_revoked = on_principal_revoked;
+    a->reg.data = req;
+    conn_registry_add(app->conns, &a->reg, p->id);
+    a->watched = 1;
+}
+
 void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
                  int closing)
 {
     api_ctx *app = ctx;
+    if (!closing)
+        conn_watch(app, req);
     if (app->meter)
         account(app->meter, req, bytes_in, bytes_out, closing);
-    if (closing) {
-        free(req->conn_data);
+    api_conn_acct *a = req->conn_data;
+    if (closing && a) {
+        if (app->conns)
+            conn_registry_remove(app->conns, &a->reg);
+        free(a);
         req->conn_data = NULL;
     }
 }

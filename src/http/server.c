@@ -68,6 +68,7 @@ struct http_conn {
     unsigned headers_done : 1;  /* later header callbacks are trailers: ignored */
     unsigned dropping_value : 1;  /* the header past the limit being skipped */
     unsigned request_started : 1; /* a byte of the current request has come */
+    unsigned close_after_answer : 1;  /* http_request_close came while in flight */
 };
 
 static const http_parser_settings parser_settings;
@@ -307,7 +308,8 @@ void http_respond(http_request *req, int status, const char *content_type, const
         conn_maybe_free(c);
         return;
     }
-    int keep_alive = req->keep_alive && !c->server->stopping && !c->reject_status;
+    int keep_alive = req->keep_alive && !c->server->stopping && !c->reject_status &&
+                     !c->close_after_answer;
     if (log_enabled(LOG_DEBUG))
         log_debug(c->server->opt.name, "%s %s %d %lldms", http_method_str(req->method),
                   req->path, status, (long long)(clock_mono_ms() - req->started_ms));
@@ -324,6 +326,18 @@ void http_respond(http_request *req, int status, const char *content_type, const
     conn_reset_request(c);
     if (!c->dispatching)
         conn_drain(c);
+}
+
+void http_request_close(http_request *req)
+{
+    http_conn *c = req->conn;
+    if (c->closing || c->lingering)
+        return;
+    if (c->in_flight) {
+        c->close_after_answer = 1;
+        return;
+    }
+    conn_close(c);
 }
 
 void http_respond_error(http_request *req, int status, const char *code, const char *message,

@@ -132,6 +132,12 @@ void http_respond(http_request *req, int status, const char *content_type, const
 void http_respond_error(http_request *req, int status, const char *code, const char *message,
                         const char *extra_json);
 
+/* Ends the request's connection for a reason outside HTTP (the principal
+ * it carried was revoked): at once when no answer is owed, else right
+ * after the answer a handler still owes (with `Connection: close`). The
+ * request struct stays valid until the accounting callback's close. */
+void http_request_close(http_request *req);
+
 /* The reason phrase of a status ("Not Found"). */
 const char *http_status_text(int status);
 

@@ -1,4 +1,7 @@
 """Organisations, devices and their tokens, guarded by roles."""
+import socket
+
+import pytest
 import requests
 
 from conftest import login
@@ -124,3 +127,85 @@ def test_https_cookie_is_secure(server):
     r = requests.post(server.https + "/api/v1/auth/login", timeout=30, verify=server.cert,
                       json={"email": "admin@example.com", "password": "correct-horse-battery"})
     assert "Secure" in r.headers["Set-Cookie"]
+
+
+def raw_request(sock, method, path, headers, body=b""):
+    """One request on a kept-alive raw socket; returns the answer's head and
+    body (Content-Length framed)."""
+    head = "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % (method, path, len(body))
+    head += "".join("%s: %s\r\n" % kv for kv in headers.items())
+    sock.sendall(head.encode() + b"\r\n" + body)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed before an answer"
+        got += chunk
+    head, rest = got.split(b"\r\n\r\n", 1)
+    lengths = [l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
+    length = int(lengths[0]) if lengths else 0
+    while len(rest) < length:
+        rest += sock.recv(4096)
+    return head.decode(), rest
+
+
+def closed_by_server(sock, timeout=5):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, socket.timeout):
+        return False
+
+
+@pytest.mark.parametrize("how", ["rotate", "disable", "delete"])
+def test_revoking_a_device_closes_its_keepalive_connections(server, admin, org, how):
+    dev = admin.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "ka"}).json()
+    other = admin.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "kb"}).json()
+    host, port = server.addrs["http"].rsplit(":", 1)
+    socks = {}
+    for d in (dev, other):
+        socks[d["id"]] = socket.create_connection((host, int(port)), timeout=10)
+        head, _ = raw_request(socks[d["id"]], "POST", "/api/v1/data", {"X-Auth-Token": d["token"]}, b"t=1")
+        assert head.startswith("HTTP/1.1 200")
+    if how == "rotate":
+        assert admin.post("/api/v1/devices/%s/token" % dev["id"]).status_code == 200
+    elif how == "disable":
+        assert admin.patch("/api/v1/devices/" + dev["id"], json={"disabled": True}).status_code == 200
+    else:
+        assert admin.delete("/api/v1/devices/" + dev["id"]).status_code == 204
+    assert closed_by_server(socks[dev["id"]])
+    # the other device's connection goes on
+    head, _ = raw_request(socks[other["id"]], "POST", "/api/v1/data", {"X-Auth-Token": other["token"]},
+                          b"t=2 %d" % 1732480000000)
+    assert head.startswith("HTTP/1.1 200")
+    for s in socks.values():
+        s.close()
+
+
+def test_a_key_revoking_itself_gets_its_answer_then_the_close(server, admin, org):
+    key = admin.post("/api/v1/orgs/%s/apikeys" % org["id"], json={"name": "self", "scopes": ["manage"]}).json()
+    host, port = server.addrs["http"].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    auth = {"Authorization": "Bearer " + key["key"]}
+    head, _ = raw_request(s, "GET", "/api/v1/orgs/%s/devices" % org["id"], auth)
+    assert head.startswith("HTTP/1.1 200")
+    head, _ = raw_request(s, "DELETE", "/api/v1/apikeys/" + key["id"], auth)
+    assert head.startswith("HTTP/1.1 204")
+    assert closed_by_server(s)
+    s.close()
+
+
+def test_disabling_a_user_closes_their_keepalive_connections(server, admin, org):
+    email = "ka-user-%s@example.com" % org["id"]
+    r = admin.post("/api/v1/orgs/%s/members" % org["id"],
+                   json={"email": email, "role": "viewer", "password": "member-password-1"})
+    assert r.status_code == 201
+    token = requests.post(server.http + "/api/v1/auth/login", timeout=30,
+                          json={"email": email, "password": "member-password-1"}).json()["token"]
+    host, port = server.addrs["http"].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    head, _ = raw_request(s, "GET", "/api/v1/orgs/%s/devices" % org["id"], {"Authorization": "Bearer " + token})
+    assert head.startswith("HTTP/1.1 200")
+    uid = [m for m in admin.get("/api/v1/orgs/%s/members" % org["id"]).json() if m["email"] == email][0]["user_id"]
+    assert admin.patch("/api/v1/users/" + uid, json={"disabled": True}).status_code == 200
+    assert closed_by_server(s)
+    s.close()
