@@ -142,7 +142,8 @@ def _fn_name(rest):
 
 
 def callgrind_costs(path, inclusive):
-    """({function: Ir}, total Ir, {function: {caller: Ir}}) from callgrind_annotate
+    """({function: Ir}, total Ir, {function: {caller: Ir}}, {function: {caller: calls}})
+    from callgrind_annotate
     (--auto=no: the function table only; --tree=caller for the inclusive run, so
     that costs reached through another accounting function can be told apart).
     A function listed under two spellings of its file keeps its larger entry."""
@@ -168,17 +169,15 @@ def callgrind_costs(path, inclusive):
                 callers[fn] = {c: cir for c, cir, _ in pending}
                 calls[fn] = {c: cn for c, _, cn in pending}
             pending = []
-    callgrind_costs.calls = calls
-    return costs, total, callers
+    return costs, total, callers, calls
 
 
 def acct_costs(path, requests):
     """One callgrind run: the table of accounting functions, and the
     instructions in all, in accounting code (nothing counted twice) and in
     the usage and byte-reporting code around it."""
-    inc, total, callers = callgrind_costs(path, True)
-    calls = callgrind_costs.calls
-    self_, _, _ = callgrind_costs(path, False)
+    inc, total, callers, calls = callgrind_costs(path, True)
+    self_ = callgrind_costs(path, False)[0]
     acct = sorted((f for f in inc if ACCT_FN.search(f)), key=lambda f: -inc[f])
     outer = {f: sum(ir for c, ir in callers.get(f, {}).items() if not ACCT_FN.search(c)) for f in acct}
     info = sorted((f for f in inc if STORE_USAGE_FN.search(f) and not ACCT_FN.search(f)), key=lambda f: -inc[f])

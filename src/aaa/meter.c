@@ -30,8 +30,6 @@ struct meter {
     store_usage *usage;        /* deltas since the last flush */
     size_t n_usage, cap_usage;
     size_t last_usage;         /* the row hit last: most requests hit it again */
-    int64_t hour;              /* the current UTC hour (ms) ... */
-    uint64_t hour_until;       /* ... until this uv_now(): no clock read per request */
     store_acct_session *recs;  /* records to write at the next flush */
     size_t n_recs, cap_recs;
     int flushing;              /* a job is on the worker pool */
@@ -91,24 +89,10 @@ static int usage_row_is(const store_usage *u, int64_t hour, const char *org_id,
            strcmp(u->protocol, protocol) == 0;
 }
 
-/* The start of the current UTC hour. The clock is read once an hour and at
- * every flush (so a step of the wall clock shows within a second); in
- * between, the loop's cached time says when the hour ends. */
-static int64_t current_hour(meter *m)
-{
-    uint64_t mono = uv_now(m->loop);
-    if (mono < m->hour_until)
-        return m->hour;
-    int64_t now = clock_now_ms();
-    m->hour = now / STORE_HOUR_MS * STORE_HOUR_MS;
-    m->hour_until = mono + (uint64_t)(m->hour + STORE_HOUR_MS - now);
-    return m->hour;
-}
-
 /* The usage row of (org, this hour, protocol), made when missing. */
 static store_usage *usage_row(meter *m, const char *org_id, const char *protocol)
 {
-    int64_t hour = current_hour(m);
+    int64_t hour = clock_now_ms() / STORE_HOUR_MS * STORE_HOUR_MS;
     if (m->last_usage < m->n_usage &&
         usage_row_is(&m->usage[m->last_usage], hour, org_id, protocol))
         return &m->usage[m->last_usage];
@@ -416,7 +400,6 @@ static meter_job *take_job(meter *m)
 
 void meter_flush(meter *m)
 {
-    m->hour_until = 0;  /* read the wall clock again at the next count */
     if (m->flushing)
         return;
     end_idle_users(m);

@@ -280,16 +280,3 @@ void quota_add_bytes(quota *q, const char *org_id, int64_t bytes, int64_t now_ms
         orgs[i]->bytes += bytes;
     pthread_mutex_unlock(&q->lock);
 }
-
-int quota_check_bytes(quota *q, const char *org_id, int64_t now_ms)
-{
-    quota_org *orgs[QUOTA_DEPTH_MAX];
-    int rc = SS_OK;
-    pthread_mutex_lock(&q->lock);
-    size_t len = chain(q, org_id, NULL, orgs, now_ms);
-    for (size_t i = 0; i < len && rc == SS_OK; i++)
-        if (orgs[i]->limits.max_bytes_per_day && orgs[i]->bytes >= orgs[i]->limits.max_bytes_per_day)
-            rc = SS_QUOTA;
-    pthread_mutex_unlock(&q->lock);
-    return rc;
-}

@@ -56,7 +56,5 @@ void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, 
                            quota_ref *ref);
 /* Counts bytes on the wire for the org and its ancestors. */
 void quota_add_bytes(quota *q, const char *org_id, int64_t bytes, int64_t now_ms);
-/* SS_QUOTA when the org or an ancestor has used up its bytes for today. */
-int quota_check_bytes(quota *q, const char *org_id, int64_t now_ms);
 
 #endif

@@ -1,7 +1,11 @@
 /* api_acct.c — accounting of HTTP(S): each answered request's bytes on the
  * socket, API requests and readings go to the meter under the principal the
  * handler found. A device's or an app's record spans the requests it makes
- * on one keep-alive connection; a person's spans their login session. */
+ * on one keep-alive connection; a person's spans their login session.
+ *
+ * It also owns the rest of a connection's state across requests, kept in
+ * req->conn_data and freed at close: the quota ref of its last message and
+ * its entry in the connection registry (so a revocation closes it). */
 #include "http/api.h"
 
 #include <stdlib.h>

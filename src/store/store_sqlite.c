@@ -1524,15 +1524,12 @@ static int device_quota_check(store_conn *c, const char *org_id)
     int err = stmt_get(c, STMT_DEVICE_QUOTA_FULL, &st);
     if (!err)
         err = bind_check(c, STMT_DEVICE_QUOTA_FULL, bind_text(st, 1, org_id));
-    if (err)
-        return err;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        err = sqlite3_column_int(st, 0) ? SS_QUOTA : SS_OK;
-    else
-        err = sq_err(c, rc, stmt_name[STMT_DEVICE_QUOTA_FULL]);
+    if (!err)
+        err = step_row(c, STMT_DEVICE_QUOTA_FULL);
+    if (!err && sqlite3_column_int(st, 0))
+        err = SS_QUOTA;
     sqlite3_reset(st);
-    return err;
+    return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
 static int device_insert(store_conn *c, const store_device *d)
@@ -1963,16 +1960,14 @@ static int usage_upsert_counts(store_conn *c, const usage_slot *u, int64_t *id)
                                                SQLITE_STATIC) |
                              sqlite3_bind_int64(st, 4, u->messages) |
                              sqlite3_bind_int64(st, 5, u->readings));
-    if (err)
-        return err;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    /* The upsert is done by the first step (SQLite makes every change of a
+     * statement with RETURNING there), so the reset after its row is safe. */
+    if (!err)
+        err = step_row(c, STMT_USAGE_ADD_COUNTS);
+    if (!err)
         *id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    }
-    err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, stmt_name[STMT_USAGE_ADD_COUNTS]);
     sqlite3_reset(st);
-    return err;
+    return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
 /* Adds one summed row: by its remembered rowid (the usual case: the row of
@@ -1985,7 +1980,7 @@ static int usage_write_slot(store_conn *c, const usage_slot *u)
         return err;
     int64_t id = 0;
     err = usage_upsert_counts(c, u, &id);
-    if (!err && id) {
+    if (!err) {
         e->key = *u;
         e->id = id;
     }

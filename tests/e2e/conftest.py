@@ -245,3 +245,16 @@ def device(admin, org):
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def new_org_device(api, parent=None, prefix="org"):
+    """A new organisation (under parent, if given) with one device: (org, device
+    with its token)."""
+    body = {"name": "%s-%d" % (prefix, time.monotonic_ns())}
+    if parent:
+        body["parent_id"] = parent
+    org = api.post("/api/v1/orgs", json=body)
+    assert org.status_code == 201, org.text
+    dev = api.post("/api/v1/orgs/%s/devices" % org.json()["id"], json={"name": "%s-dev" % prefix})
+    assert dev.status_code == 201, dev.text
+    return org.json(), dev.json()

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import Server, login, module_server, now_ms
+from conftest import Server, login, module_server, new_org_device, now_ms
 
 ARGS = ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"]
 
@@ -23,15 +23,6 @@ srv = module_server(ARGS)
 @pytest.fixture(scope="module")
 def api(srv):
     return login(srv.http)
-
-
-def new_org_device(api, parent=None):
-    body = {"name": "acct-%d" % time.monotonic_ns()}
-    if parent:
-        body["parent_id"] = parent
-    org = api.post("/api/v1/orgs", json=body).json()
-    dev = api.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "d"}).json()
-    return org, dev
 
 
 def http_post(base, token, body, verify=True):
@@ -325,7 +316,9 @@ def keepalive_device_bytes(addr, token, cafile=None):
                   b"\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         got = b""
         while b'"stored"' not in got:
-            got += s.recv(4096)
+            chunk = s.recv(4096)
+            assert chunk, "connection closed before an answer"
+            got += chunk
     if cafile:
         s = s.unwrap()
     s.shutdown(socket.SHUT_WR)

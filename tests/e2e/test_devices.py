@@ -144,7 +144,9 @@ def raw_request(sock, method, path, headers, body=b""):
     lengths = [l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")]
     length = int(lengths[0]) if lengths else 0
     while len(rest) < length:
-        rest += sock.recv(4096)
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed inside an answer"
+        rest += chunk
     return head.decode(), rest
 
 

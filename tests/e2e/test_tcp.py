@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import Server, login, module_server, now_ms
+from conftest import new_org_device, Server, login, module_server, now_ms
 
 TCP_ARGS = ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "off", "--log-level", "debug"]
 LINE_MAX = 64 * 1024
@@ -27,11 +27,7 @@ def dev(api):
 
 
 def make_device(api):
-    org = api.post("/api/v1/orgs", json={"name": "tcp-%d" % time.monotonic_ns()})
-    assert org.status_code == 201, org.text
-    r = api.post("/api/v1/orgs/%s/devices" % org.json()["id"], json={"name": "tcp-dev"})
-    assert r.status_code == 201, r.text
-    return r.json()
+    return new_org_device(api, prefix="tcp")[1]
 
 
 class Conn:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import login, now_ms, running_server
+from conftest import new_org_device, login, now_ms, running_server
 
 UDP_ARGS = ["--listen-udp", "127.0.0.1:0", "--listen-tcp", "off", "--log-level", "debug"]
 DATAGRAM_MAX = 65507
@@ -31,11 +31,7 @@ def dev(api):
 
 
 def make_device(api):
-    org = api.post("/api/v1/orgs", json={"name": "udp-%d" % time.monotonic_ns()})
-    assert org.status_code == 201, org.text
-    r = api.post("/api/v1/orgs/%s/devices" % org.json()["id"], json={"name": "udp-dev"})
-    assert r.status_code == 201, r.text
-    return r.json()
+    return new_org_device(api, prefix="udp")[1]
 
 
 def send(srv, payload, family=socket.AF_INET):

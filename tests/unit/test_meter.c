@@ -137,9 +137,9 @@ static void open_records_are_closed_at_stop_and_bytes_hit_quota(void **state)
     meter_api_request(fx->m, &s, "org1", "https");
     meter_bytes(fx->m, &s, "org1", "https", 30, 30);
     /* bytes reach the quota at the flush, not per request */
-    assert_int_equal(quota_check_bytes(fx->q, "org1", clock_now_ms()), 0);
+    assert_int_equal(quota_reserve_readings(fx->q, "org1", 0, clock_now_ms(), NULL), 0);
     meter_flush(fx->m);
-    assert_int_equal(quota_check_bytes(fx->q, "org1", clock_now_ms()), SS_QUOTA);
+    assert_int_equal(quota_reserve_readings(fx->q, "org1", 0, clock_now_ms(), NULL), SS_QUOTA);
     meter_session *u = meter_user_session(fx->m, "login1", "user1", "org1", "http", "127.0.0.1");
     assert_non_null(u);
     assert_ptr_equal(meter_user_session(fx->m, "login1", "user1", "org1", "http", "127.0.0.1"), u);
