@@ -9,10 +9,18 @@ PKGS    := libuv openssl jansson sqlite3 libsodium
 BUILD   ?= build
 SAN     ?= 0
 
-CFLAGS_COMMON := -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-                 -Wno-missing-field-initializers -D_GNU_SOURCE -Isrc -g \
-                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS_COMMON := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
+DEPS_OK   := $(BUILD)/.deps-ok
+PKG_FLAGS := $(BUILD)/pkg-flags
+
+# The packages' flags are read when a recipe runs, never when this file is
+# parsed: on a new machine the packages are installed only by then. The
+# DEPS_OK step writes them to $(PKG_FLAGS) (line 1: cflags, line 2: libs).
+PKG_CFLAGS = $(shell sed -n 1p $(PKG_FLAGS) 2>/dev/null)
+PKG_LIBS   = $(shell sed -n 2p $(PKG_FLAGS) 2>/dev/null)
+
+CFLAGS_COMMON = -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+                -Wno-missing-field-initializers -D_GNU_SOURCE -Isrc -g $(PKG_CFLAGS)
+LDLIBS_COMMON = $(PKG_LIBS) -lhttp_parser -lpthread -lm
 
 ifeq ($(SAN),1)
   OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -30,18 +38,19 @@ LIB       := $(BUILD)/libsensorspace.a
 BIN       := $(BUILD)/sensorspace
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-DEPS_OK   := $(BUILD)/.deps-ok
 
 .PHONY: all run test test-once unit e2e bench clean deps fuzz
 
 all: $(BIN)
 
 # Every object waits for the packages; scripts/deps.sh installs what is missing.
-$(DEPS_OK): scripts/deps.sh
+$(DEPS_OK): scripts/deps.sh Makefile
 	@mkdir -p $(@D)
 	@pkg-config --exists $(PKGS) && test -f /usr/include/http_parser.h && \
 	  test -f /usr/include/cmocka.h && /usr/bin/python3 -c 'import pytest, requests' \
 	  2>/dev/null || bash scripts/deps.sh
+	@{ pkg-config --cflags $(PKGS) && pkg-config --libs $(PKGS); } > $(PKG_FLAGS).tmp
+	@mv $(PKG_FLAGS).tmp $(PKG_FLAGS)
 	@touch $@
 
 deps:
