@@ -60,7 +60,11 @@ static int cmd_serve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc > 1 ? argv[1] : "help";
+    if (argc < 2) {
+        fputs(main_help, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "reset-password") == 0)

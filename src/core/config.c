@@ -69,6 +69,19 @@ static char *trim(char *s)
     return s;
 }
 
+/* A '#' after whitespace starts a comment, as on a line of its own:
+ * "listen-http = 127.0.0.1:8080  # local only". A '#' inside a value
+ * ("data-dir = /srv/data#2") stays part of it. */
+static void strip_comment(char *value)
+{
+    for (char *p = value; *p; p++) {
+        if (*p == '#' && (p == value || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
 int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -96,6 +109,7 @@ int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
             break;
         }
         *eq = '\0';
+        strip_comment(eq + 1);
         if (config_set(cfg, trim(s), trim(eq + 1))) {
             snprintf(err, errlen, "%s:%d: unknown key or value too long: %s", path, lineno,
                      trim(s));

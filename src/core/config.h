@@ -2,7 +2,8 @@
  *
  * Every flag is also a key of the config file (same name without "--");
  * flags win over the file. The file has one "key = value" per line; blank
- * lines and lines starting with '#' are skipped. */
+ * lines and lines starting with '#' are skipped, and a '#' after whitespace
+ * starts a comment at the end of a line. */
 #ifndef SS_CONFIG_H
 #define SS_CONFIG_H
 

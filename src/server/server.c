@@ -21,15 +21,19 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PATH_CAP 4096u
 #define BOUND_CAP 64u
+/* https, http, mqtts, mqtt, tcp, udp. */
+#define SERVER_LISTENERS 6
 /* How often the write-ahead log is checkpointed off the commit path: often
  * enough that the store thread's own automatic checkpoint, which holds up
  * every acknowledgement of its commit, almost never runs. */
@@ -57,6 +61,9 @@ typedef struct server {
     tcp_ingest *tcp;
     udp_ingest *udp;
     int listeners_running;
+    /* "listening" lines, printed once every listener is bound. */
+    char bound[SERVER_LISTENERS][BOUND_CAP + sizeof "listening mqtts "];
+    int bound_count;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t checkpoint_timer;
@@ -65,12 +72,61 @@ typedef struct server {
     int stopping;
 } server;
 
+/* The data dir exists (created here, mode 0700, when its parent does), is a
+ * directory, and we may create files in it: said in those words, rather
+ * than as the store's "unable to open database file" later. */
 static int ensure_data_dir(const char *dir)
 {
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-        return SS_OK;
-    fprintf(stderr, "cannot create data dir %s: %s\n", dir, strerror(errno));
-    return SS_IO;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cannot create data dir %s: %s%s\n", dir, strerror(errno),
+                errno == ENOENT ? " (its parent directory does not exist)" : "");
+        return SS_IO;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "cannot use data dir %s: %s\n", dir, strerror(errno));
+        return SS_IO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "data dir %s is not a directory\n", dir);
+        return SS_IO;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "data dir %s is not writable by this user: %s\n", dir, strerror(errno));
+        return SS_IO;
+    }
+    return SS_OK;
+}
+
+/* Every listener address and the given TLS files, checked before the data
+ * dir, the store or a certificate is touched: a typo costs nothing. */
+static int validate_startup(const config *cfg)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } listeners[] = {
+        {"https", offsetof(config, listen_https)}, {"http", offsetof(config, listen_http)},
+        {"mqtts", offsetof(config, listen_mqtts)}, {"mqtt", offsetof(config, listen_mqtt)},
+        {"tcp", offsetof(config, listen_tcp)},     {"udp", offsetof(config, listen_udp)},
+    };
+    for (size_t i = 0; i < sizeof listeners / sizeof listeners[0]; i++) {
+        const char *addr = (const char *)cfg + listeners[i].offset;
+        net_addr na;
+        if (net_addr_parse(addr, &na)) {
+            fprintf(stderr, "bad address for listen-%s: %s (expected HOST:PORT or off)\n",
+                    listeners[i].name, addr);
+            return SS_INVAL;
+        }
+    }
+    const char *files[] = {cfg->tls_cert, cfg->tls_key};
+    for (size_t i = 0; i < 2; i++) {
+        if (files[i][0] && access(files[i], R_OK) != 0) {
+            fprintf(stderr, "cannot read %s: %s\n", files[i], strerror(errno));
+            return SS_IO;
+        }
+    }
+    return SS_OK;
 }
 
 static int cache_device(void *ctx, const store_device *d)
@@ -177,6 +233,20 @@ static int setup_tls(server *sv)
     return SS_OK;
 }
 
+static void note_bound(server *sv, const char *name, const char *bound)
+{
+    if (sv->bound_count < SERVER_LISTENERS)
+        snprintf(sv->bound[sv->bound_count++], sizeof sv->bound[0], "listening %s %s", name,
+                 bound);
+}
+
+static void print_bound(const server *sv)
+{
+    for (int i = 0; i < sv->bound_count; i++)
+        printf("%s\n", sv->bound[i]);
+    fflush(stdout);
+}
+
 static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *tls,
                       http_server **out)
 {
@@ -194,7 +264,7 @@ static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *t
         return rc;
     }
     sv->listeners_running++;
-    printf("listening %s %s\n", name, bound);
+    note_bound(sv, name, bound);
     return SS_OK;
 }
 
@@ -217,7 +287,7 @@ static int start_tcp(server *sv)
         return rc;
     }
     sv->listeners_running++;
-    printf("listening tcp %s\n", bound);
+    note_bound(sv, "tcp", bound);
     return SS_OK;
 }
 
@@ -238,20 +308,16 @@ static int start_udp(server *sv)
         return rc;
     }
     sv->listeners_running++;
-    printf("listening udp %s\n", bound);
+    note_bound(sv, "udp", bound);
     return SS_OK;
 }
 
 /* Listeners of protocols this build does not serve yet: their flags are
- * accepted and validated, and the operator is told. */
+ * accepted (validate_startup checked them), and the operator is told. */
 static int note_unserved(const char *name, const char *addr)
 {
     net_addr na;
-    if (net_addr_parse(addr, &na)) {
-        fprintf(stderr, "bad address for listen-%s: %s\n", name, addr);
-        return SS_INVAL;
-    }
-    if (!na.off)
+    if (net_addr_parse(addr, &na) == 0 && !na.off)
         log_warn("server", "the %s listener is not available in this version; %s ignored", name,
                  addr);
     return SS_OK;
@@ -381,7 +447,7 @@ static int start_loop_parts(server *sv)
         (rc = note_unserved("mqtt", cfg->listen_mqtt)) ||
         (rc = start_tcp(sv)) || (rc = start_udp(sv)))
         return rc;
-    fflush(stdout);
+    print_bound(sv);
     return SS_OK;
 }
 
@@ -449,17 +515,23 @@ int server_run(const config *cfg)
     if (!sv)
         return 1;
     sv->cfg = cfg;
+    if (validate_startup(cfg)) {
+        free_server(sv);
+        return 2;
+    }
     int rc = ensure_data_dir(cfg->data_dir);
     if (rc == 0)
         rc = throttle_new(&sv->logins);
     if (rc == 0)
         rc = metrics_new(&sv->metrics);
+    /* The certificate before the store: a bad one stops us before the
+     * store and the superadmin are created. */
+    if (rc == 0)
+        rc = setup_tls(sv);
     if (rc == 0)
         rc = open_store(sv);
     if (rc == 0)
         rc = load_accounting(sv);
-    if (rc == 0)
-        rc = setup_tls(sv);
     if (rc) {
         free_server(sv);
         return 1;

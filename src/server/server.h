@@ -9,7 +9,9 @@
 #include "core/config.h"
 
 /* Runs the server until a stop signal. Returns the process exit code:
- * 0 after a clean stop, 1 when it could not start (reason on stderr). */
+ * 0 after a clean stop, 2 for a bad listener address or TLS file (found
+ * before anything is written), 1 when it could not start otherwise (reason
+ * on stderr). */
 int server_run(const config *cfg);
 
 #endif

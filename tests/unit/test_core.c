@@ -113,6 +113,26 @@ static void config_flags_win_over_file(void **state)
     unlink(path);
 }
 
+static void config_comment_after_a_value(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ss-config-comment-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char text[] = "log-level = warn  # quiet\ndata-dir = /srv/data#2\n"
+                        "listen-http=off\t#tab before\n";
+    assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
+    close(fd);
+    config cfg;
+    config_defaults(&cfg);
+    char err[256] = "";
+    assert_int_equal(config_load_file(&cfg, path, err, sizeof err), 0);
+    assert_string_equal(cfg.log_level, "warn");
+    assert_string_equal(cfg.data_dir, "/srv/data#2");
+    assert_string_equal(cfg.listen_http, "off");
+    unlink(path);
+}
+
 static void config_refuses_bad_input(void **state)
 {
     (void)state;
@@ -192,6 +212,7 @@ int main(void)
         cmocka_unit_test(clock_parses_ms_and_rfc3339),
         cmocka_unit_test(config_defaults_match_spec),
         cmocka_unit_test(config_flags_win_over_file),
+        cmocka_unit_test(config_comment_after_a_value),
         cmocka_unit_test(config_refuses_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
