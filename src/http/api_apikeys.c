@@ -1,6 +1,5 @@
 /* api_apikeys.c — API keys for apps: created with scopes, shown once,
  * revoked at once. */
-#include "aaa/conn_registry.h"
 #include "aaa/secret.h"
 #include "core/err.h"
 #include "http/api_call.h"
@@ -133,8 +132,7 @@ void api_apikey_delete(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
-    if (call->app->conns)
-        conn_registry_revoke(call->app->conns, k.id);
+    api_revoke(call, k.id);
     char target[64];
     snprintf(target, sizeof target, "apikey:%s", k.id);
     api_audit(call, k.org_id, "apikey.revoke", target, NULL);

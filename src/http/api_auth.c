@@ -1,5 +1,4 @@
 /* api_auth.c — sign in, sign out, who am I. */
-#include "aaa/conn_registry.h"
 #include "aaa/password.h"
 #include "aaa/secret.h"
 #include "core/err.h"
@@ -265,8 +264,8 @@ static int load_user_as_superadmin(api_call *call, store_user *u)
 static int end_user_sessions(api_call *call, const char *user_id)
 {
     int rc = store_session_delete_user(call->db, user_id, NULL);
-    if (rc == 0 && call->app->conns)
-        conn_registry_revoke(call->app->conns, user_id);
+    if (rc == 0)
+        api_revoke(call, user_id);
     if (rc == 0)
         snprintf(call->ended_user, sizeof call->ended_user, "%s", user_id);
     return rc;

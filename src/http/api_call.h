@@ -43,9 +43,16 @@ typedef struct api_call {
     char ended_login[SS_ID_LEN + 1];  /* another login session ended here */
     char ended_user[SS_ID_LEN + 1];   /* every login of this user ended here ... */
     int ended_user_keeps_own;         /* ... but the caller's own */
+    int closes_connection;  /* the request revoked its own credential */
 } api_call;
 
 typedef void (*api_worker_fn)(api_call *call);
+
+/* Closes every connection of principal_id (a device, key or user just
+ * revoked). When that is the caller itself, its own connection is closed
+ * right after this answer: it was not registered yet if this is its first
+ * request, and the revocation must not miss it. */
+void api_revoke(api_call *call, const char *principal_id);
 
 /* Answers with a JSON value (reference stolen). */
 void api_reply_json(api_call *call, int status, json_t *value);

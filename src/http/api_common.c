@@ -204,6 +204,17 @@ int api_authenticate(api_call *call)
     return 0;
 }
 
+void api_revoke(api_call *call, const char *principal_id)
+{
+    if (call->app->conns)
+        conn_registry_revoke(call->app->conns, principal_id);
+    const char *self = call->principal == API_PRINCIPAL_KEY    ? call->key.id
+                       : call->principal == API_PRINCIPAL_USER ? call->user.id
+                                                               : "";
+    if (self[0] && strcmp(self, principal_id) == 0)
+        call->closes_connection = 1;
+}
+
 int api_require_user(api_call *call)
 {
     if (api_authenticate(call))

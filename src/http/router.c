@@ -146,6 +146,8 @@ static void on_work_done(uv_work_t *w, int status)
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
     call->req->data = NULL;
+    if (call->closes_connection)
+        http_request_close(call->req);
     http_respond(call->req, call->status, call->content_type, call->body.data, call->body.len,
                  call->extra_headers[0] ? call->extra_headers : NULL);
     buf_free(&call->body);

@@ -196,6 +196,19 @@ def test_a_key_revoking_itself_gets_its_answer_then_the_close(server, admin, org
     s.close()
 
 
+def test_a_key_revoking_itself_on_its_first_request_closes_that_connection(server, admin, org):
+    """The DELETE is the connection's first request, so nothing had
+    registered it under the key yet: it still closes after the 204."""
+    key = admin.post("/api/v1/orgs/%s/apikeys" % org["id"], json={"name": "self", "scopes": ["manage"]}).json()
+    host, port = server.addrs["http"].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    head, _ = raw_request(s, "DELETE", "/api/v1/apikeys/" + key["id"], {"Authorization": "Bearer " + key["key"]})
+    assert head.startswith("HTTP/1.1 204")
+    assert "Connection: close" in head
+    assert closed_by_server(s)
+    s.close()
+
+
 def test_disabling_a_user_closes_their_keepalive_connections(server, admin, org):
     email = "ka-user-%s@example.com" % org["id"]
     r = admin.post("/api/v1/orgs/%s/members" % org["id"],
