@@ -27,7 +27,10 @@ echo "== debootstrap $suite (minbase) into $root"
 debootstrap --variant=minbase "$suite" "$root" >"$root.debootstrap.log" 2>&1 ||
   { tail -20 "$root.debootstrap.log"; exit 1; }
 rm -f "$root.debootstrap.log"
+# A debootstrapped root has no /etc/hosts; every installed machine names
+# localhost there, and the generated certificate is for localhost.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
 mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount -t sysfs sys "$root/sys"
