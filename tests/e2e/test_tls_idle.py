@@ -30,6 +30,13 @@ def rss_bytes(pid):
     raise AssertionError("no VmRSS")
 
 
+def under_asan(pid):
+    """AddressSanitizer's allocator keeps freed memory in quarantine and pads
+    every block: resident memory then says nothing about the server's own."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def client_context():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -79,7 +86,8 @@ def test_idle_tls_connections_after_a_burst_cost_little_and_serve_again(fresh_se
     time.sleep(SETTLE_S)
     per_conn = (rss_bytes(pid) - before) / CONNS
     try:
-        assert per_conn < MAX_BYTES_PER_CONN, f"{per_conn:.0f} resident bytes per idle HTTPS connection"
+        if not under_asan(pid):
+            assert per_conn < MAX_BYTES_PER_CONN, f"{per_conn:.0f} resident bytes per idle HTTPS connection"
         for s in socks:  # idle, buffers released: the next request still works
             s.sendall(REQUEST)
         for s in socks:
