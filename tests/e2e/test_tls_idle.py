@@ -14,7 +14,7 @@ CONNS = 500
 WARMUP_CONNS = 10        # OpenSSL sets itself up on the first handshakes
 SETTLE_S = 0.5
 # Resident bytes an idle HTTPS connection may add, measured after a burst of
-# CONNS concurrent handshakes. OpenSSL 3.0 keeps about 15 KiB per connection
+# CONNS concurrent handshakes. OpenSSL 3.0 keeps about 14 KiB per connection
 # (its SSL object, with buffers released); the burst's freed handshake memory
 # on top used to stay resident (about 46 KB per connection in all), and is
 # given back now (about 23 KB: what stays is heap pages still partly used).
