@@ -13,7 +13,8 @@
 #                              of someone else's load)
 #   BENCH_BATCHES=4000         requests of 1000 readings per batch run (upper bound)
 #   BENCH_BATCH_CONNS="4 16"   concurrent connections tried in the batch runs
-#   BENCH_IDLE_CONNS=10000     idle keep-alive connections in the memory run
+#   BENCH_IDLE_CONNS=10000     idle keep-alive connections in the memory run (per
+#                              server and protocol: HTTP, then HTTPS)
 #   BENCH_TCP_CONNS=4          connections of the TCP ingest run (5)
 #   BENCH_TCP_LINES=1000000    lines per TCP connection (upper bound; 30 s cap)
 #   BENCH_DEVICES=1000         devices holding a TCP connection each (6)
@@ -72,7 +73,7 @@ ADMIN_EMAIL=admin@localhost
 DAY_MS=86400000
 
 [ -x "$BIN" ] || { echo "run.sh: $BIN is not an executable" >&2; exit 2; }
-for tool in wrk nginx influxd python3 curl cc; do
+for tool in wrk nginx influxd python3 curl cc openssl; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (make bench installs it)" >&2; exit 2; }
 done
 
@@ -234,9 +235,13 @@ NGX_PID="" NGX_PORT=""
 start_nginx() {
     local name=$1 workers=$2 dir=$WORK/$1 i
     mkdir -p "$dir"
-    NGX_PORT=$(ports 1)
-    sed -e "s|@WORKERS@|$workers|" -e "s|@PORT@|$NGX_PORT|" -e "s|@DIR@|$dir|g" \
-        "$HERE/conf/nginx.conf.in" >"$dir/nginx.conf"
+    read -r NGX_PORT NGX_TLS_PORT < <(ports 2)
+    # The same kind of certificate sensorspace makes for itself (ECDSA P-256).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null ||
+        { log "cannot make nginx's certificate"; exit 1; }
+    sed -e "s|@WORKERS@|$workers|" -e "s|@PORT@|$NGX_PORT|" -e "s|@TLSPORT@|$NGX_TLS_PORT|" \
+        -e "s|@DIR@|$dir|g" "$HERE/conf/nginx.conf.in" >"$dir/nginx.conf"
     nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout" 2>&1 &
     NGX_PID=$!
     PIDS+=("$NGX_PID")
@@ -348,16 +353,35 @@ batch_peer() {
 
 # ---- benchmark 3: memory per idle keep-alive connection ----------------------
 
-# idle_peer PEER PORT PATH PID...
+# idle_peer PEER http|https PORT PATH PID...   (on a server fresh for it: memory
+# freed by an earlier run would be reused and hide this one's cost)
 idle_peer() {
-    local peer=$1 port=$2 path=$3 res pidargs=() p
-    shift 3
+    local peer=$1 proto=$2 port=$3 path=$4 res pidargs=() p tls=()
+    shift 4
     for p in "$@"; do pidargs+=(--pid "$p"); done
-    res=$(timeout 120 python3 "$HERE/idle_conns.py" --port "$port" --path "$path" \
+    [ "$proto" = https ] && tls=(--tls)
+    res=$(timeout 120 python3 "$HERE/idle_conns.py" --port "$port" --path "$path" "${tls[@]}" \
         --conns "$IDLE_CONNS" "${pidargs[@]}" --budget 60 | sed -n 's/^RESULT //p') || true
-    [ -n "$res" ] || { log "idle_conns failed for $peer"; exit 1; }
+    [ -n "$res" ] || { log "idle_conns failed for $peer ($proto)"; exit 1; }
     echo "bench=idle peer=$peer $res" >>"$REC"
-    log "idle $peer: $(sed -n 's/.*bytes_per_conn=\([0-9]*\).*/\1/p' <<<"$res") bytes/connection"
+    log "idle $peer $proto: $(sed -n 's/.*bytes_per_conn=\([0-9]*\).*/\1/p' <<<"$res") bytes/connection"
+}
+
+idle_run() {
+    start_ss ss-idle full 1
+    idle_peer sensorspace http "$SS_PORT" /healthz "$SS_PID"
+    stop_ss
+    SS_HTTPS=127.0.0.1:0
+    start_ss ss-idle-tls full 1
+    SS_HTTPS=off
+    idle_peer sensorspace https "$SS_HTTPS_PORT" /healthz "$SS_PID"
+    stop_ss
+    start_nginx nginx-idle 1
+    idle_peer nginx-1 http "$NGX_PORT" /healthz $(pgrep -P "$NGX_PID")
+    stop_nginx
+    start_nginx nginx-idle-tls 1
+    idle_peer nginx-1 https "$NGX_TLS_PORT" /healthz $(pgrep -P "$NGX_PID")
+    stop_nginx
 }
 
 # ---- benchmark 5: TCP ingest, 4 connections streaming lines -----------------
@@ -576,14 +600,7 @@ if want single || want batch || want tcp; then
     done
 fi
 
-if want idle; then
-    start_ss ss-idle full 1
-    idle_peer sensorspace "$SS_PORT" /healthz "$SS_PID"
-    stop_ss
-    start_nginx nginx-idle 1
-    idle_peer nginx-1 "$NGX_PORT" /healthz $(pgrep -P "$NGX_PID")
-    stop_nginx
-fi
+want idle && idle_run
 want devices && devices_run
 want wire && wire_run
 want acct && acct_run

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,15 @@
 #include <openssl/buffer.h>
 #include <openssl/err.h>
 
-/* A memory BIO never shrinks. One that grew past this (a large response or
- * upload) is swapped for a fresh one once empty, so an idle TLS connection
- * keeps no large buffer: SSL_MODE_RELEASE_BUFFERS would be pointless else. */
-#define NET_TLS_BIO_KEEP 1024u
-
 /* OpenSSL wants more ciphertext: the normal way a TLS read loop ends. */
 #define TLS_WANT_MORE 1
+
+/* Handshakes at once, since the last trim, that make the heap worth giving
+ * back when the last of them ends. Each leaves about 40 KiB of freed heap
+ * that glibc keeps resident (in the middle of the heap, so never trimmed by
+ * itself): 32 at once leave over 1 MiB, while a trim costs well under 1 ms
+ * per MiB given back. A trickle of reconnects (a few at once) never trims. */
+#define NET_TRIM_HANDSHAKE_PEAK 32u
 
 /* One queued write: the request and the bytes in one allocation. */
 typedef struct net_wreq {
@@ -70,10 +73,36 @@ static void tls_keep_session(net_stream *s)
         SSL_set_shutdown(s->ssl, SSL_get_shutdown(s->ssl) | SSL_SENT_SHUTDOWN);
 }
 
+/* ---- handshake memory --------------------------------------------------- */
+
+static void hs_begin(net_stream *s)
+{
+    net_loop_buffers *b = s->bufs;
+    s->hs_in_flight = 1;
+    if (++b->handshakes_in_flight > b->handshakes_peak)
+        b->handshakes_peak = b->handshakes_in_flight;
+}
+
+/* The handshake finished or its stream closed. The last of a burst gives the
+ * heap pages its peers freed back to the system. */
+static void hs_end(net_stream *s)
+{
+    net_loop_buffers *b = s->bufs;
+    if (!s->hs_in_flight)
+        return;
+    s->hs_in_flight = 0;
+    if (--b->handshakes_in_flight > 0 || b->handshakes_peak < NET_TRIM_HANDSHAKE_PEAK)
+        return;
+    b->handshakes_peak = 0;
+    b->trims++;
+    malloc_trim(0);
+}
+
 static void stream_handle_closed(net_stream *s)
 {
     if (--s->open_handles > 0)
         return;
+    hs_end(s);
     if (s->ssl) {
         tls_keep_session(s);
         SSL_free(s->ssl);
@@ -206,12 +235,20 @@ static BIO *tls_bio_new(void)
     return b;
 }
 
-/* Whether a memory BIO's buffer grew past what an idle stream may keep. */
-static int tls_bio_is_big(BIO *b)
+/* A memory BIO never shrinks: emptied, it keeps the buffer it grew to (a
+ * handshake flight, a request, a response). Once empty that buffer is given
+ * back, so an idle TLS connection holds none; SSL_MODE_RELEASE_BUFFERS does
+ * the same for OpenSSL's own record buffers. The cost is one small malloc
+ * per flush, nothing beside the record's encryption. */
+static void tls_bio_release(BIO *b)
 {
     BUF_MEM *bm = NULL;
     BIO_get_mem_ptr(b, &bm);
-    return bm && bm->max > NET_TLS_BIO_KEEP;
+    if (!bm || bm->max == 0 || BIO_ctrl_pending(b) > 0)
+        return;
+    BUF_MEM *empty = BUF_MEM_new();
+    if (empty)
+        BIO_set_mem_buf(b, empty, BIO_CLOSE);
 }
 
 /* Sends what OpenSSL wrote into the output BIO, then empties it. */
@@ -223,11 +260,8 @@ static int tls_flush(net_stream *s)
     if (n <= 0)
         return SS_OK;
     int rc = stream_send(s, p, (size_t)n);
-    BIO *fresh = tls_bio_is_big(out) ? tls_bio_new() : NULL;
-    if (fresh)
-        SSL_set0_wbio(s->ssl, fresh);
-    else
-        BIO_reset(out);
+    BIO_reset(out);
+    tls_bio_release(out);
     return rc;
 }
 
@@ -240,6 +274,7 @@ static int tls_step(net_stream *s)
         if (r != 1)
             return tls_status(s, r);
         s->handshake_done = 1;
+        hs_end(s);
         return SS_OK;
     }
     char *plain = s->bufs->plain_buf;
@@ -271,12 +306,7 @@ static void tls_drain(net_stream *s)
         stream_fail(s, rc == SS_NOMEM ? SS_IO : rc);
         return;
     }
-    BIO *in = SSL_get_rbio(s->ssl);
-    if (BIO_ctrl_pending(in) > 0 || !tls_bio_is_big(in))
-        return;
-    BIO *fresh = tls_bio_new();
-    if (fresh)
-        SSL_set0_rbio(s->ssl, fresh);
+    tls_bio_release(SSL_get_rbio(s->ssl));
 }
 
 static void tls_feed(net_stream *s, const char *data, size_t len)
@@ -333,6 +363,7 @@ static int tls_attach(net_stream *s, SSL_CTX *ctx)
     }
     SSL_set_bio(s->ssl, in, out);
     SSL_set_accept_state(s->ssl);
+    hs_begin(s);
     return SS_OK;
 }
 

@@ -44,6 +44,12 @@
 #define MULTI_RECORD_BYTES 40000u
 #define ECHO_BYTES 100000u
 #define RESUME_AFTER_MS 100
+/* A request-sized exchange, as an idle device makes between long pauses. */
+#define SMALL_BYTES 100u
+/* Idle checks in one scenario (small, large, small exchange). */
+#define IDLE_CHECKS 3
+/* Handshakes at once: more than the stream's trim threshold (32). */
+#define BURST_CONNS 40
 #define PATH_CAP 512
 
 enum srv_mode {
@@ -66,6 +72,7 @@ struct fixture {
     uv_async_t client_done;
     uv_timer_t guard;
     uv_timer_t resume_timer;
+    uv_async_t idle_check;  /* the client asks the loop to look at an idle stream */
     net_loop_buffers *bufs;
     SSL_CTX *srv_ctx;
     SSL_CTX *cli_ctx;
@@ -87,9 +94,12 @@ struct fixture {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int server_queued;
+    int accepted_shared;         /* f->accepted, for the client */
+    int idle_checks;             /* idle checks done, for the client */
+    size_t idle_held[IDLE_CHECKS];  /* bytes the idle stream's BIOs held */
     /* client side, client thread only until joined */
     void (*client_fn)(fixture *);
-    int cli_ok, cli_connect_failed, cli_version, cli_verify, cli_close_notify;
+    int cli_ok, cli_connect_failed, cli_version, cli_verify, cli_close_notify, cli_reused;
     size_t cli_received;
     char cli_cipher[64];
     unsigned char cli_peer_md[32];
@@ -111,6 +121,7 @@ static void finish(fixture *f)
     uv_close((uv_handle_t *)&f->client_done, NULL);
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->resume_timer, NULL);
+    uv_close((uv_handle_t *)&f->idle_check, NULL);
 }
 
 static void maybe_finish(fixture *f)
@@ -216,8 +227,33 @@ static void on_connection(uv_stream_t *server, int status)
     c->s.data = c;
     f->accepted++;
     f->c = c;
+    pthread_mutex_lock(&f->mu);
+    f->accepted_shared = f->accepted;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
     if (net_stream_accept(server, &c->s, f->srv_ctx, f->bufs) == 0)
         net_stream_peer(&c->s, f->peer, sizeof f->peer);
+}
+
+/* What a memory BIO holds allocated, empty or not. */
+static size_t bio_held(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    BIO_get_mem_ptr(b, &bm);
+    return bm ? bm->max : 0;
+}
+
+/* The client has its answer and waits: the stream is idle now. */
+static void on_idle_check(uv_async_t *a)
+{
+    fixture *f = a->data;
+    pthread_mutex_lock(&f->mu);
+    int k = f->idle_checks;
+    if (k < IDLE_CHECKS && f->c && f->c->s.ssl)
+        f->idle_held[k] = bio_held(SSL_get_rbio(f->c->s.ssl)) + bio_held(SSL_get_wbio(f->c->s.ssl));
+    f->idle_checks++;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void on_client_done(uv_async_t *a)
@@ -298,10 +334,13 @@ static int pattern_ok(const unsigned char *p, size_t len)
     return 1;
 }
 
-static SSL *cli_tls(fixture *f, int fd)
+/* A TLS client on fd; resumes sess when given. */
+static SSL *cli_tls_resuming(fixture *f, int fd, SSL_SESSION *sess)
 {
     SSL *ssl = SSL_new(f->cli_ctx);
     SSL_set_fd(ssl, fd);
+    if (sess)
+        SSL_set_session(ssl, sess);
     SSL_set_tlsext_host_name(ssl, "localhost");
     SSL_set1_host(ssl, "localhost");
     if (SSL_connect(ssl) != 1) {
@@ -318,7 +357,13 @@ static SSL *cli_tls(fixture *f, int fd)
     if (peer)
         X509_digest(peer, EVP_sha256(), f->cli_peer_md, &mdlen);
     X509_free(peer);
+    f->cli_reused = SSL_session_reused(ssl);
     return ssl;
+}
+
+static SSL *cli_tls(fixture *f, int fd)
+{
+    return cli_tls_resuming(f, fd, NULL);
 }
 
 /* Encrypts all of data into records and sends them with one send(), so the
@@ -372,6 +417,25 @@ static void cli_wait_server_queued(fixture *f)
     pthread_mutex_unlock(&f->mu);
 }
 
+/* Waits (bounded) until `*counter` reaches n; both under f->mu. */
+static void cli_wait_count(fixture *f, const int *counter, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CLIENT_IO_TIMEOUT_S;
+    pthread_mutex_lock(&f->mu);
+    while (*counter < n && pthread_cond_timedwait(&f->cond, &f->mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Has the loop look at the idle stream, and waits until it has. */
+static void cli_idle_check(fixture *f, int n)
+{
+    uv_async_send(&f->idle_check);
+    cli_wait_count(f, &f->idle_checks, n);
+}
+
 static void *client_main(void *arg)
 {
     fixture *f = arg;
@@ -400,7 +464,9 @@ static int setup(void **state)
     assert_non_null(f->bufs);
     assert_non_null(f->pattern);
     f->client_done.data = f->guard.data = f->resume_timer.data = f->listener.data = f;
+    f->idle_check.data = f;
     assert_int_equal(uv_async_init(&f->loop, &f->client_done, on_client_done), 0);
+    assert_int_equal(uv_async_init(&f->loop, &f->idle_check, on_idle_check), 0);
     uv_timer_init(&f->loop, &f->guard);
     uv_timer_init(&f->loop, &f->resume_timer);
     uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
@@ -698,6 +764,111 @@ static void cli_tls_burst_echo(fixture *f)
     free(in);
 }
 
+/* Echoes `len` bytes over ssl; 1 when they came back intact. */
+static int cli_tls_exchange(fixture *f, SSL *ssl, unsigned char *in, size_t len)
+{
+    unsigned char *out = pattern_buf(len);
+    int ok = out && ssl_write_all(ssl, out, len) == 0 && ssl_read_upto(f, ssl, in, len) == len &&
+             pattern_ok(in, len);
+    free(out);
+    return ok;
+}
+
+/* A device's life on one connection: a small request, idle; a large one
+ * (the buffers grow), idle; a small one again. The loop looks at the stream
+ * in each pause. */
+static void cli_tls_idle_between_requests(fixture *f)
+{
+    static const size_t sizes[IDLE_CHECKS] = {SMALL_BYTES, ECHO_BYTES, SMALL_BYTES};
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    unsigned char *in = malloc(ECHO_BYTES);
+    int ok = ssl != NULL;
+    for (int i = 0; ok && i < IDLE_CHECKS; i++) {
+        ok = cli_tls_exchange(f, ssl, in, sizes[i]);
+        if (ok)
+            cli_idle_check(f, i + 1);
+    }
+    f->cli_ok = ok;
+    if (ssl)
+        SSL_shutdown(ssl);
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    free(in);
+}
+
+/* A device that just drops its connection (no close_notify) comes back,
+ * resumes its session, idles and sends again. */
+static void cli_tls_resume_then_idle(fixture *f)
+{
+    unsigned char in[SMALL_BYTES];
+    int fd = cli_connect(f->port);
+    SSL *ssl = fd >= 0 ? cli_tls(f, fd) : NULL;
+    int ok = ssl && cli_tls_exchange(f, ssl, in, sizeof in); /* the ticket comes first */
+    SSL_SESSION *sess = ok ? SSL_get1_session(ssl) : NULL;
+    /* Sends nothing: only keeps OpenSSL from marking the client's copy of
+     * the session unresumable, as it does for a connection freed unclosed. */
+    if (ssl)
+        SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN);
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    fd = sess ? cli_connect(f->port) : -1;
+    ssl = fd >= 0 ? cli_tls_resuming(f, fd, sess) : NULL;
+    ok = ssl && cli_tls_exchange(f, ssl, in, sizeof in);
+    if (ok)
+        cli_idle_check(f, 1);
+    f->cli_ok = ok && cli_tls_exchange(f, ssl, in, sizeof in);
+    if (ssl)
+        SSL_shutdown(ssl);
+    SSL_free(ssl);
+    SSL_SESSION_free(sess);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Opens BURST_CONNS connections and waits until the server has accepted
+ * them all, so all their handshakes are in flight at once. */
+static int cli_open_burst(fixture *f, int *fds)
+{
+    int ok = 1;
+    for (int i = 0; i < BURST_CONNS; i++) {
+        fds[i] = cli_connect(f->port);
+        ok = ok && fds[i] >= 0;
+    }
+    cli_wait_count(f, &f->accepted_shared, BURST_CONNS);
+    return ok;
+}
+
+/* A reconnect storm: every handshake completes, then all just close. */
+static void cli_tls_handshake_burst(fixture *f)
+{
+    int fds[BURST_CONNS];
+    SSL *ssl[BURST_CONNS] = {0};
+    int ok = cli_open_burst(f, fds);
+    for (int i = 0; ok && i < BURST_CONNS; i++) {
+        ssl[i] = cli_tls(f, fds[i]);
+        ok = ssl[i] != NULL;
+    }
+    f->cli_ok = ok;
+    for (int i = 0; i < BURST_CONNS; i++) {
+        SSL_free(ssl[i]);
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+}
+
+/* Connections that never start their handshake. */
+static void cli_tcp_burst_then_close(fixture *f)
+{
+    int fds[BURST_CONNS];
+    f->cli_ok = cli_open_burst(f, fds);
+    for (int i = 0; i < BURST_CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 /* ---- stream tests: plain ------------------------------------------------ */
 
 static void test_plain_echo_counts_bytes(void **state)
@@ -895,6 +1066,88 @@ static void test_tls_fingerprint_matches_served_cert(void **state)
         snprintf(want + i * 3, sizeof want - (size_t)i * 3, i < 31 ? "%02X:" : "%02X",
                  f->cli_peer_md[i]);
     assert_string_equal(fp, want);
+}
+
+/* An idle TLS stream holds no BIO buffer, whatever the last exchange's
+ * size, and serves the next request as before. One handshake at a time gives
+ * no heap back (no trim). */
+static void test_tls_idle_stream_holds_no_buffers_and_serves_again(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_ECHO, cli_tls_idle_between_requests);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->idle_checks, IDLE_CHECKS);
+    for (int i = 0; i < IDLE_CHECKS; i++)
+        assert_int_equal(f->idle_held[i], 0);
+    assert_int_equal(f->read_total, 2 * SMALL_BYTES + ECHO_BYTES);
+    assert_int_equal(f->write_fail, 0);
+    assert_int_equal(f->bufs->handshakes_in_flight, 0);
+    assert_int_equal(f->bufs->trims, 0);
+}
+
+static void test_tls12_idle_stream_holds_no_buffers_and_serves_again(void **state)
+{
+    fixture *f = *state;
+    SSL_CTX_set_max_proto_version(f->cli_ctx, TLS1_2_VERSION);
+    run(f, MODE_ECHO, cli_tls_idle_between_requests);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->cli_version, TLS1_2_VERSION);
+    for (int i = 0; i < IDLE_CHECKS; i++)
+        assert_int_equal(f->idle_held[i], 0);
+    assert_int_equal(f->read_total, 2 * SMALL_BYTES + ECHO_BYTES);
+}
+
+static void test_tls_session_resumes_and_idles(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_ECHO, cli_tls_resume_then_idle);
+    assert_true(f->cli_ok);
+    assert_true(f->cli_reused);
+    assert_int_equal(f->accepted, 2);
+    assert_int_equal(f->idle_held[0], 0);
+    assert_int_equal(f->read_total, 3 * SMALL_BYTES);
+}
+
+static void test_tls12_session_resumes_and_idles(void **state)
+{
+    fixture *f = *state;
+    SSL_CTX_set_max_proto_version(f->cli_ctx, TLS1_2_VERSION);
+    run(f, MODE_ECHO, cli_tls_resume_then_idle);
+    assert_true(f->cli_ok);
+    assert_true(f->cli_reused);
+    assert_int_equal(f->idle_held[0], 0);
+}
+
+/* The last handshake of a burst gives the heap back, once. */
+static void test_tls_handshake_burst_trims_once(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_tls_handshake_burst);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->accepted, BURST_CONNS);
+    assert_int_equal(f->bufs->trims, 1);
+    assert_int_equal(f->bufs->handshakes_in_flight, 0);
+}
+
+/* Handshakes that end by the stream closing count as ended too. */
+static void test_tls_unfinished_handshakes_end_on_close(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_tcp_burst_then_close);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->closes, BURST_CONNS);
+    assert_int_equal(f->bufs->handshakes_in_flight, 0);
+    assert_int_equal(f->bufs->trims, 1);
+}
+
+/* Plain streams have no handshake to count. */
+static void test_plain_streams_count_no_handshakes(void **state)
+{
+    fixture *f = *state;
+    run(f, MODE_RECORD, cli_tcp_burst_then_close);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->bufs->handshakes_peak, 0);
+    assert_int_equal(f->bufs->trims, 0);
 }
 
 /* ---- addresses ---------------------------------------------------------- */
@@ -1255,6 +1508,16 @@ int main(void)
                                         setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls_resume_delivers_buffered_records, setup_tls,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_tls_idle_stream_holds_no_buffers_and_serves_again,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls12_idle_stream_holds_no_buffers_and_serves_again,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_session_resumes_and_idles, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls12_session_resumes_and_idles, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_handshake_burst_trims_once, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_unfinished_handshakes_end_on_close, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_plain_streams_count_no_handshakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls_fingerprint_matches_served_cert, setup_tls,
                                         teardown),
     };
