@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/sqlite_internal.h"
@@ -395,6 +396,18 @@ typedef struct usage_row_id {
     int64_t id;
 } usage_row_id;
 
+/* A session delete held in memory: by token hash, or of a user's sessions
+ * (one by id, or all but `keep`) created up to `at`. */
+typedef struct held_delete {
+    int by_hash;
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    char user_id[SS_ID_LEN + 1];
+    char id[SS_ID_LEN + 1];          /* "": every one of the user's */
+    int has_keep;
+    uint8_t keep[SS_SECRET_HASH_BYTES];
+    int64_t at;
+} held_delete;
+
 struct store_conn {
     sqlite3 *db;
     store *owner;
@@ -435,6 +448,10 @@ struct store {
     pthread_mutex_t held_lock;
     store_session held[STORE_HELD_SESSIONS_MAX];
     size_t n_held;
+    /* Session deletes the disk had no room for: the sessions they name are
+     * refused from here on, and the deletes written when space returns. */
+    held_delete dels[STORE_HELD_SESSIONS_MAX];
+    size_t n_dels;
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -1066,6 +1083,8 @@ int store_user_set_disabled(store_conn *c, const char *id, int disabled)
 
 /* ---- sessions ------------------------------------------------------------------ */
 
+static int held_deletes_write(store_conn *c);
+
 /* Sessions held in memory, for sign-in on a full disk (store.h). Every
  * session call looks here first, under held_lock: a held session is never
  * in the database too, since the write that moves it there and its removal
@@ -1127,21 +1146,20 @@ int store_session_create(store_conn *c, const store_session *s)
 int store_session_write_held(store_conn *c, int64_t now_ms)
 {
     store *s = c->owner;
-    int err = SS_OK;
     pthread_mutex_lock(&s->held_lock);
-    while (s->n_held > 0 && err != SS_FULL) {
+    int err = held_deletes_write(c);
+    while (s->n_held > 0 && err == SS_OK) {
         store_session *h = &s->held[0];
         err = h->expires_at > now_ms ? session_insert(c, h) : SS_OK;
-        if (err == SS_OK || err == SS_EXISTS || err == SS_NOT_FOUND) {
-            /* written, or not to be: an id taken, a user deleted */
+        if (err == SS_EXISTS || err == SS_NOT_FOUND)
+            err = SS_OK;  /* not to be written: an id taken, a user deleted */
+        if (err == SS_OK) {
             memmove(&s->held[0], &s->held[1], (s->n_held - 1) * sizeof s->held[0]);
             s->n_held--;
-        } else if (err != SS_FULL) {
-            break;
         }
     }
     pthread_mutex_unlock(&s->held_lock);
-    return err == SS_EXISTS || err == SS_NOT_FOUND ? SS_OK : err;
+    return err;
 }
 
 /* The held session of this hash, when it has not expired. 1 when found. */
@@ -1158,8 +1176,8 @@ static int held_get(store *s, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t 
 }
 
 /* Removes the held sessions matching; the number removed. */
-static size_t held_delete(store *s, const uint8_t *hash, const char *user_id, const char *id,
-                          const uint8_t *keep)
+static size_t held_drop(store *s, const uint8_t *hash, const char *user_id, const char *id,
+                        const uint8_t *keep)
 {
     size_t n = 0;
     pthread_mutex_lock(&s->held_lock);
@@ -1175,6 +1193,65 @@ static size_t held_delete(store *s, const uint8_t *hash, const char *user_id, co
     }
     pthread_mutex_unlock(&s->held_lock);
     return n;
+}
+
+static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
+static int session_delete_user_db(store_conn *c, const char *user_id, const uint8_t *keep);
+static int session_delete_id_db(store_conn *c, const char *user_id, const char *id);
+
+/* 1 when a held delete names the session. Under held_lock. */
+static int held_deleted(const store *s, const store_session *sess)
+{
+    for (size_t i = 0; i < s->n_dels; i++) {
+        const held_delete *d = &s->dels[i];
+        if (d->by_hash ? memcmp(d->hash, sess->token_hash, SS_SECRET_HASH_BYTES) == 0
+                       : strcmp(d->user_id, sess->user_id) == 0 && sess->created_at <= d->at &&
+                             (!d->id[0] || strcmp(d->id, sess->id) == 0) &&
+                             !(d->has_keep &&
+                               memcmp(d->keep, sess->token_hash, SS_SECRET_HASH_BYTES) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Holds a delete the disk had no room for: SS_OK, or SS_FULL when there
+ * is no room in memory either. */
+static int held_delete_add(store *s, const held_delete *d)
+{
+    int err = SS_FULL;
+    pthread_mutex_lock(&s->held_lock);
+    if (s->n_dels < STORE_HELD_SESSIONS_MAX) {
+        s->dels[s->n_dels++] = *d;
+        err = SS_OK;
+    }
+    pthread_mutex_unlock(&s->held_lock);
+    if (!err)
+        log_info(LOG_MOD, "disk full: a sign-out is kept in memory until space returns");
+    return err;
+}
+
+static int held_delete_write(store_conn *c, const held_delete *d)
+{
+    int err = d->by_hash ? session_delete_db(c, d->hash)
+              : d->id[0] ? session_delete_id_db(c, d->user_id, d->id)
+                         : session_delete_user_db(c, d->user_id, d->has_keep ? d->keep : NULL);
+    return err == SS_NOT_FOUND ? SS_OK : err;
+}
+
+/* Writes the held deletes, oldest first, until one does not fit. Under
+ * held_lock. */
+static int held_deletes_write(store_conn *c)
+{
+    store *s = c->owner;
+    int err = SS_OK;
+    while (s->n_dels > 0 && !err) {
+        err = held_delete_write(c, &s->dels[0]);
+        if (!err) {
+            memmove(&s->dels[0], &s->dels[1], (s->n_dels - 1) * sizeof s->dels[0]);
+            s->n_dels--;
+        }
+    }
+    return err;
 }
 
 static int held_touch(store *s, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms)
@@ -1230,13 +1307,60 @@ int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], i
     if (!err)
         session_from_row(st, out);
     sqlite3_reset(st);
+    if (!err) {
+        pthread_mutex_lock(&c->owner->held_lock);
+        if (held_deleted(c->owner, out))
+            err = SS_NOT_FOUND;
+        pthread_mutex_unlock(&c->owner->held_lock);
+    }
     return err;
 }
 
 int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES])
 {
-    if (held_delete(c->owner, hash, NULL, NULL, NULL))
+    if (held_drop(c->owner, hash, NULL, NULL, NULL))
         return SS_OK;
+    int err = session_delete_db(c, hash);
+    if (err != SS_FULL)
+        return err;
+    held_delete d = {.by_hash = 1};
+    memcpy(d.hash, hash, sizeof d.hash);
+    return held_delete_add(c->owner, &d);
+}
+
+/* A user's sessions: the held ones go at once; on a full disk the delete of
+ * the stored ones is held, for sessions created until now. */
+static int delete_user_sessions(store_conn *c, const char *user_id, const char *id,
+                                const uint8_t *keep)
+{
+    size_t held = held_drop(c->owner, NULL, user_id, id, keep);
+    if (id && held)
+        return SS_OK;
+    int err = id ? session_delete_id_db(c, user_id, id) : session_delete_user_db(c, user_id, keep);
+    if (err != SS_FULL)
+        return err;
+    held_delete d = {.has_keep = keep != NULL, .at = clock_now_ms()};
+    snprintf(d.user_id, sizeof d.user_id, "%s", user_id);
+    snprintf(d.id, sizeof d.id, "%s", id ? id : "");
+    if (keep)
+        memcpy(d.keep, keep, sizeof d.keep);
+    return held_delete_add(c->owner, &d);
+}
+
+int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t *keep)
+{
+    return delete_user_sessions(c, user_id, NULL, keep);
+}
+
+int store_session_delete_id(store_conn *c, const char *user_id, const char *id)
+{
+    if (!id[0])
+        return SS_NOT_FOUND;
+    return delete_user_sessions(c, user_id, id, NULL);
+}
+
+static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_DELETE, &st);
     if (err)
@@ -1248,9 +1372,8 @@ int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]
 /* `token_hash IS NOT NULL` holds for every row, so a NULL keep deletes all
  * of the user's sessions with the same statement. Deleting none is not an
  * error: the user may simply have no other session. */
-int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t *keep)
+static int session_delete_user_db(store_conn *c, const char *user_id, const uint8_t *keep)
 {
-    held_delete(c->owner, NULL, user_id, NULL, keep);
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_DELETE_USER, &st);
     if (err)
@@ -1294,7 +1417,10 @@ int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
     store_session s;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         session_from_row(st, &s);
-        if (cb(ctx, &s) != 0) {
+        pthread_mutex_lock(&c->owner->held_lock);
+        int gone = held_deleted(c->owner, &s);
+        pthread_mutex_unlock(&c->owner->held_lock);
+        if (!gone && cb(ctx, &s) != 0) {
             rc = SQLITE_DONE;
             break;
         }
@@ -1304,10 +1430,8 @@ int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
 
 /* Sessions from schema version 1 have the id '': they cannot be named, so
  * an empty id matches none of them. */
-int store_session_delete_id(store_conn *c, const char *user_id, const char *id)
+static int session_delete_id_db(store_conn *c, const char *user_id, const char *id)
 {
-    if (id[0] && held_delete(c->owner, NULL, user_id, id, NULL))
-        return SS_OK;
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_DELETE_ID, &st);
     if (err)
