@@ -475,7 +475,8 @@ static void merge_recs(meter *m)
         if (!has_record(m->recs, m->n_recs, m->held_recs[i].id))
             m->held_recs[kept++] = m->held_recs[i];
     }
-    memcpy(&m->held_recs[kept], m->recs, m->n_recs * sizeof *m->recs);
+    if (m->n_recs)
+        memcpy(&m->held_recs[kept], m->recs, m->n_recs * sizeof *m->recs);
     m->n_held_recs = kept + m->n_recs;
     m->n_recs = 0;
     if (m->n_held_recs <= METER_HELD_RECORDS_MAX)
