@@ -270,14 +270,32 @@ def test_accounting_survives_a_held_write_lock(fresh_server):
     assert "kept for the next write" in log
 
 
-def test_http_device_records_survive_kill9(fresh_server):
-    srv = fresh_server()
+def tcp_one_reading(addr, token, line):
+    """A TCP connection of its own: AUTH, one line, its ACK, close."""
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as c:
+        f = c.makefile("rwb")
+        f.write(b"AUTH " + token.encode() + b"\n")
+        f.flush()
+        assert f.readline() == b"OK\n"
+        f.write(line.encode() + b"\n")
+        f.flush()
+        assert f.readline() == b"ACK 1\n"
+
+
+@pytest.mark.parametrize("protocol", ["http", "tcp"])
+def test_device_records_survive_kill9(fresh_server, protocol):
+    srv = fresh_server(["--listen-tcp", "127.0.0.1:0"])
     api = login(srv.http)
     org, dev = new_org_device(api)
     t0 = now_ms() - 60000
     n = 30
     for k in range(n):  # each on a connection of its own: a record each
-        r = requests.post(srv.http + DATA, data="v=%d %d" % (k, t0 + k), timeout=10,
+        line = "v=%d %d" % (k, t0 + k)
+        if protocol == "tcp":
+            tcp_one_reading(srv.addrs["tcp"], dev["token"], line)
+            continue
+        r = requests.post(srv.http + DATA, data=line, timeout=10,
                           headers={"X-Auth-Token": dev["token"], "Connection": "close"})
         assert r.status_code == 200
     srv.kill()
@@ -285,9 +303,9 @@ def test_http_device_records_survive_kill9(fresh_server):
     try:
         api = login(again.http)
         recs = api.get("/api/v1/orgs/%s/sessions?kind=device&limit=1000" % org["id"]).json()
-        recs = recs["sessions"] if isinstance(recs, dict) else recs
-        mine = [r for r in recs if r["principal_id"] == dev["id"]]
-        assert len(mine) == n, "%d of %d HTTP device records survived kill -9" % (len(mine), n)
+        mine = [r for r in recs if r["principal_id"] == dev["id"] and r["protocol"] == protocol]
+        assert len(mine) == n, "%d of %d %s device records survived kill -9" % (len(mine), n,
+                                                                                  protocol)
         for r in mine:
             assert r["ended_at"] is not None
             assert r["end_reason"] in ("closed", "crash"), r
