@@ -42,6 +42,7 @@ struct meter {
     store_acct_session *held_recs;
     size_t n_held_recs;
     int64_t close_stale_at;    /* meter_close_stale's, until written */
+    int failing;               /* the last write failed: said once, not every second */
     int flushing;              /* a job is on the worker pool */
     int stopping;              /* meter_stop waits for that job to write last */
 };
@@ -363,8 +364,9 @@ static void hold_back(meter *m, meter_job *job)
         log_error(METER_LOG, "accounting refused by the store as invalid; dropped");
         return;
     }
-    log_warn(METER_LOG, "writing accounting failed: %s; kept for the next write",
-             ss_strerror(job->rc));
+    if (!m->failing)
+        log_warn(METER_LOG, "writing accounting failed: %s; kept for the next write",
+                 ss_strerror(job->rc));
     if (!job->usage_done) {
         m->held_usage = job->usage;
         m->n_held_usage = job->n_usage;
@@ -390,6 +392,9 @@ static void on_job_done(uv_work_t *w, int status)
         job->rc = SS_STORE;
     if (job->rc)
         hold_back(m, job);
+    else if (m->failing)
+        log_info(METER_LOG, "accounting written again");
+    m->failing = job->rc != 0;
     job_free(job);
     /* Written after this job, never before it: the last state wins. */
     if (m->stopping)
