@@ -18,6 +18,9 @@ typedef struct meter_job {
     size_t n_usage;
     store_acct_session *recs;
     size_t n_recs;
+    int64_t close_stale_at;    /* 0: nothing to close */
+    /* Which of its writes (one transaction each) succeeded, in order. */
+    int stale_done, usage_done, recs_done;
     int rc;
 } meter_job;
 
@@ -32,6 +35,14 @@ struct meter {
     size_t last_usage;         /* the row hit last: most requests hit it again */
     store_acct_session *recs;  /* records to write at the next flush */
     size_t n_recs, cap_recs;
+    /* What failed writes carried, for the next one: already counted
+     * toward quotas; records oldest first. Empty while a job is out. */
+    store_usage *held_usage;
+    size_t n_held_usage;
+    store_acct_session *held_recs;
+    size_t n_held_recs;
+    int64_t close_stale_at;    /* meter_close_stale's, until written */
+    int failing;               /* the last write failed: said once, not every second */
     int flushing;              /* a job is on the worker pool */
     int stopping;              /* meter_stop waits for that job to write last */
 };
@@ -315,10 +326,19 @@ static int write_job(store *st, meter_job *job)
     int rc = store_conn_acquire(st, &c);
     if (rc)
         return rc;
-    if (job->n_usage)
+    /* First: it must never end a record this process wrote. */
+    if (job->close_stale_at) {
+        rc = store_acct_session_close_stale(c, job->close_stale_at);
+        job->stale_done = rc == 0;
+    }
+    if (rc == 0 && job->n_usage) {
         rc = store_usage_add(c, job->usage, job->n_usage);
-    if (rc == 0 && job->n_recs)
+        job->usage_done = rc == 0;
+    }
+    if (rc == 0 && job->n_recs) {
         rc = store_acct_session_put(c, job->recs, job->n_recs);
+        job->recs_done = rc == 0;
+    }
     store_conn_release(st, c);
     return rc;
 }
@@ -336,6 +356,29 @@ static void job_free(meter_job *job)
     free(job);
 }
 
+/* What the job did not write goes back to be merged into the next one.
+ * The held arrays are empty while a job is out (take_job moved them). */
+static void hold_back(meter *m, meter_job *job)
+{
+    if (job->rc == SS_INVAL) {
+        log_error(METER_LOG, "accounting refused by the store as invalid; dropped");
+        return;
+    }
+    if (!m->failing)
+        log_warn(METER_LOG, "writing accounting failed: %s; kept for the next write",
+                 ss_strerror(job->rc));
+    if (!job->usage_done) {
+        m->held_usage = job->usage;
+        m->n_held_usage = job->n_usage;
+        job->usage = NULL;
+    }
+    if (!job->recs_done) {
+        m->held_recs = job->recs;
+        m->n_held_recs = job->n_recs;
+        job->recs = NULL;
+    }
+}
+
 static void final_write(meter *m);
 
 static void on_job_done(uv_work_t *w, int status)
@@ -343,8 +386,15 @@ static void on_job_done(uv_work_t *w, int status)
     meter_job *job = w->data;
     meter *m = job->owner;
     m->flushing = 0;
-    if (status || job->rc)
-        log_error(METER_LOG, "writing accounting failed: %s", ss_strerror(job->rc));
+    if (job->stale_done)
+        m->close_stale_at = 0;
+    if (status && !job->rc)
+        job->rc = SS_STORE;
+    if (job->rc)
+        hold_back(m, job);
+    else if (m->failing)
+        log_info(METER_LOG, "accounting written again");
+    m->failing = job->rc != 0;
     job_free(job);
     /* Written after this job, never before it: the last state wins. */
     if (m->stopping)
@@ -354,7 +404,8 @@ static void on_job_done(uv_work_t *w, int status)
 /* The bytes of this flush count toward each org's bytes quota here, once a
  * second rather than per request: the quota's mutex and org walk stay off
  * the per-request path, and a bytes quota is reached at most one flush
- * late. A row of a day already over counts toward no quota. */
+ * late. A row of a day already over counts toward no quota. Rows held
+ * back from a failed write were counted when they were new. */
 static void quota_add_flushed_bytes(meter *m)
 {
     if (!m->quota)
@@ -369,7 +420,81 @@ static void quota_add_flushed_bytes(meter *m)
     }
 }
 
-/* Takes everything pending into a job; NULL when there is nothing. */
+/* Room in the held arrays for everything new (and one, so that no size is
+ * 0); nothing is lost when it fails. */
+static int held_reserve(meter *m)
+{
+    store_usage *u = realloc(m->held_usage, (m->n_held_usage + m->n_usage + 1) * sizeof *u);
+    if (!u)
+        return SS_NOMEM;
+    m->held_usage = u;
+    store_acct_session *r = realloc(m->held_recs, (m->n_held_recs + m->n_recs + 1) * sizeof *r);
+    if (!r)
+        return SS_NOMEM;
+    m->held_recs = r;
+    return SS_OK;
+}
+
+static void usage_sum(store_usage *dst, const store_usage *src)
+{
+    dst->bytes_in += src->bytes_in;
+    dst->bytes_out += src->bytes_out;
+    dst->messages += src->messages;
+    dst->readings += src->readings;
+    dst->rejected += src->rejected;
+    dst->api_requests += src->api_requests;
+}
+
+/* New usage rows into the held ones, one row per org, hour and protocol. */
+static void merge_usage(meter *m)
+{
+    for (size_t i = 0; i < m->n_usage; i++) {
+        const store_usage *u = &m->usage[i];
+        size_t k = 0;
+        while (k < m->n_held_usage &&
+               !usage_row_is(&m->held_usage[k], u->bucket, u->org_id, u->protocol))
+            k++;
+        if (k == m->n_held_usage)
+            m->held_usage[m->n_held_usage++] = *u;
+        else
+            usage_sum(&m->held_usage[k], u);
+    }
+    m->n_usage = m->last_usage = 0;
+}
+
+static int has_record(const store_acct_session *recs, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(recs[i].id, id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* New record snapshots after the held ones, each replacing an older
+ * snapshot of its record; the oldest dropped past METER_HELD_RECORDS_MAX. */
+static void merge_recs(meter *m)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < m->n_held_recs; i++) {
+        if (!has_record(m->recs, m->n_recs, m->held_recs[i].id))
+            m->held_recs[kept++] = m->held_recs[i];
+    }
+    if (m->n_recs)
+        memcpy(&m->held_recs[kept], m->recs, m->n_recs * sizeof *m->recs);
+    m->n_held_recs = kept + m->n_recs;
+    m->n_recs = 0;
+    if (m->n_held_recs <= METER_HELD_RECORDS_MAX)
+        return;
+    size_t drop = m->n_held_recs - METER_HELD_RECORDS_MAX;
+    memmove(m->held_recs, m->held_recs + drop, METER_HELD_RECORDS_MAX * sizeof *m->held_recs);
+    m->n_held_recs = METER_HELD_RECORDS_MAX;
+    log_warn(METER_LOG, "store failing: %zu oldest session records dropped (their counts are "
+             "kept in usage)", drop);
+}
+
+/* Takes everything pending, merged into what failed writes held back,
+ * into a job; NULL when there is nothing (or no memory: it all stays). */
 static meter_job *take_job(meter *m)
 {
     for (meter_session *s = m->open; s; s = s->next) {
@@ -379,22 +504,25 @@ static meter_job *take_job(meter *m)
             s->dirty = 0;
         }
     }
-    if (m->n_usage == 0 && m->n_recs == 0)
+    if (m->n_usage == 0 && m->n_recs == 0 && m->n_held_usage == 0 && m->n_held_recs == 0 &&
+        m->close_stale_at == 0)
         return NULL;
     meter_job *job = calloc(1, sizeof *job);
-    if (!job)
+    if (!job || held_reserve(m)) {
+        free(job);
         return NULL;
+    }
     quota_add_flushed_bytes(m);
-    job->owner = m;
-    job->usage = m->usage;
-    job->n_usage = m->n_usage;
-    job->recs = m->recs;
-    job->n_recs = m->n_recs;
+    merge_usage(m);
+    merge_recs(m);
+    *job = (meter_job){.owner = m, .usage = m->held_usage, .n_usage = m->n_held_usage,
+                       .recs = m->held_recs, .n_recs = m->n_held_recs,
+                       .close_stale_at = m->close_stale_at};
     job->work.data = job;
-    m->usage = NULL;
-    m->n_usage = m->cap_usage = m->last_usage = 0;
-    m->recs = NULL;
-    m->n_recs = m->cap_recs = 0;
+    m->held_usage = NULL;
+    m->n_held_usage = 0;
+    m->held_recs = NULL;
+    m->n_held_recs = 0;
     return job;
 }
 
@@ -419,16 +547,36 @@ static void on_timer(uv_timer_t *t)
     meter_flush(t->data);
 }
 
+/* What a last write that failed loses, for the log. */
+static void log_lost(const meter_job *job)
+{
+    store_usage lost = {0};
+    for (size_t i = 0; !job->usage_done && i < job->n_usage; i++)
+        usage_sum(&lost, &job->usage[i]);
+    log_error(METER_LOG, "writing the last accounting failed (%s): lost %lld bytes in, %lld "
+              "bytes out, %lld refused, %lld API requests, %zu session records",
+              ss_strerror(job->rc), (long long)lost.bytes_in, (long long)lost.bytes_out,
+              (long long)lost.rejected, (long long)lost.api_requests,
+              job->recs_done ? (size_t)0 : job->n_recs);
+}
+
 /* The loop is stopping: what is left is written right here. */
 static void final_write(meter *m)
 {
     m->stopping = 0;
     meter_job *job = take_job(m);
-    if (job && write_job(m->store, job))
-        log_error(METER_LOG, "writing the last accounting failed");
-    if (job)
+    if (job) {
+        job->rc = write_job(m->store, job);
+        if (job->rc)
+            log_lost(job);
         job_free(job);
+    }
     uv_close((uv_handle_t *)&m->timer, NULL);
+}
+
+void meter_close_stale(meter *m, int64_t now_ms)
+{
+    m->close_stale_at = now_ms;
 }
 
 void meter_stop(meter *m, const char *reason)
@@ -455,5 +603,7 @@ void meter_free(meter *m)
         return;
     free(m->usage);
     free(m->recs);
+    free(m->held_usage);
+    free(m->held_recs);
     free(m);
 }

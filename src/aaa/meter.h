@@ -9,6 +9,11 @@
  * org's bytes quota at that flush too (a bytes quota is reached at most one
  * flush late).
  *
+ * A write that fails (disk full, the write lock held too long) loses
+ * nothing: what it carried is kept and merged into the next flush, which
+ * retries it (usage rows add up per org, hour and protocol; a record's
+ * newer snapshot replaces an older one).
+ *
  * A session record lives in its connection (meter_session, caller
  * storage); records of people signed in live in the meter itself, keyed by
  * the login session, since one login spans many connections. Loop thread
@@ -25,6 +30,13 @@
 /* How often counts reach the store: what a kill -9 can lose of bytes and
  * refusals (readings and messages stored are never lost). */
 #define METER_FLUSH_MS 1000u
+/* Session records a failing store keeps for the next write, at most: a
+ * few minutes of records of a busy server (about 200 bytes each). Past it
+ * the oldest records are dropped, and only they: their bytes, refusals and
+ * requests are already in the usage rows, which are kept whole (one per
+ * org, hour and protocol, so they stay small however long the store
+ * fails). */
+#define METER_HELD_RECORDS_MAX 8192u
 /* A person's session record ends after this long without a request. */
 #define METER_USER_IDLE_MS (5LL * 60 * 1000)
 
@@ -86,5 +98,10 @@ void meter_user_end_all(meter *m, const char *user_id, const char *keep_login_id
 
 /* Writes what is pending now (the timer does this every METER_FLUSH_MS). */
 void meter_flush(meter *m);
+
+/* Records a previous process left open are ended as "crash" (records
+ * started before now_ms) by the next write, before anything else it
+ * writes, retried with it until it succeeds: for a start on a full disk. */
+void meter_close_stale(meter *m, int64_t now_ms);
 
 #endif

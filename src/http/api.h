@@ -43,5 +43,10 @@ void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes
 /* The connection's quota ref (kept in its accounting state, which
  * api_account frees at close); NULL when out of memory. */
 quota_ref *api_conn_quota_ref(http_request *req);
+/* The connection's record of the device of this request (req->principal),
+ * opened now when not open for that device, so that the ingest commit can
+ * write it with the readings; the request's accounting later counts into
+ * the same record. NULL without a meter or memory. */
+meter_session *api_conn_device_record(api_ctx *app, http_request *req);
 
 #endif

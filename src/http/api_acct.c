@@ -46,6 +46,15 @@ static meter_session *conn_record(meter *m, meter_session *slot, const char *kin
     return slot;
 }
 
+meter_session *api_conn_device_record(api_ctx *app, http_request *req)
+{
+    api_conn_acct *a = app->meter ? conn_acct(req) : NULL;
+    if (!a)
+        return NULL;
+    return conn_record(app->meter, &a->device, "device", &req->principal,
+                       req->tls ? "https" : "http", req->peer);
+}
+
 static meter_session *record_for(meter *m, http_request *req, const char *protocol,
                                  int closing)
 {

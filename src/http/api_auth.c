@@ -338,7 +338,9 @@ void api_healthz(api_call *call)
         return;
     }
     buf_free(&call->body);
-    buf_append_str(&call->body, "ok\n");
+    /* Still 200 on a full disk: reads and sign-in are served (SPEC §4). */
+    buf_append_str(&call->body, store_full(call->app->store) ? "ok: store full, new data refused\n"
+                                                             : "ok\n");
     call->status = 200;
     call->content_type = "text/plain; charset=utf-8";
 }

@@ -43,6 +43,7 @@ typedef struct http_ingest {
     api_ctx *app;
     http_request *req;
     quota_ref quota;    /* found at the reservation, used again at its end */
+    store_acct_session session;  /* the connection's record as this request leaves it */
 } http_ingest;
 
 /* Reserves the message's readings. The connection's ref spares the lookup
@@ -93,6 +94,21 @@ static void on_committed(ingest_item *item, int status)
     }
     readings_free(&item->readings);
     free(hi);
+}
+
+/* An HTTP device record is written with the readings it brings, as a TCP
+ * connection's is at its first flush: a kill -9 a moment after the answer
+ * leaves it in the store, ended "crash" at the next start. The snapshot
+ * counts this request as stored, as the record will once it settles. */
+static void note_session(api_ctx *app, http_request *req, http_ingest *hi)
+{
+    meter_session *rec = api_conn_device_record(app, req);
+    if (!rec)
+        return;
+    hi->session = rec->rec;
+    hi->session.messages++;
+    hi->session.readings += (int64_t)hi->item.readings.len;
+    hi->item.session = &hi->session;
 }
 
 /* Finds the device by token. Answers 401 and returns nonzero when unknown. */
@@ -189,6 +205,7 @@ void api_data_post(api_ctx *app, http_request *req)
     memcpy(item->org_id, dev.org_id, sizeof item->org_id);
     item->protocol = req->tls ? "https" : "http";
     item->received_at = now;
+    note_session(app, req, hi);
     item->done = on_committed;
     ingest_queue_submit(app->queue, item);
 }

@@ -115,6 +115,7 @@ static void queue_commit_each(ingest_queue *q, ingest_item *run)
             .len = it->readings.len,
             .protocol = it->protocol,
             .received_at = it->received_at,
+            .session = it->session,
         };
         it->status = it->readings.len ? store_write_batches(q->conn, &b, 1) : SS_OK;
     }
@@ -137,6 +138,7 @@ static void queue_commit_run(ingest_queue *q, ingest_item *run, size_t n_items)
             .len = it->readings.len,
             .protocol = it->protocol,
             .received_at = it->received_at,
+            .session = it->session,
         };
     }
     if (rc == SS_OK && nb > 0)

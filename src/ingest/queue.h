@@ -31,6 +31,10 @@ struct ingest_item {
     ss_readings readings;   /* owned by the submitter; the queue never frees it */
     const char *protocol;   /* "http", "https", "tcp", "udp": a static string */
     int64_t received_at;    /* ms; usage is counted in this hour (UTC) */
+    /* The session record it came by, or NULL: committed with the readings
+     * when the store has none of that id yet (store_batch.session). Valid
+     * until `done`. */
+    const store_acct_session *session;
     ingest_done_cb done;    /* required */
     void *data;             /* the submitter's */
     /* Private to the queue. */

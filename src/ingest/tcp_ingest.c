@@ -68,6 +68,7 @@ typedef struct tcp_batch {
     uint64_t *lines;       /* the line number of each data line, in order */
     size_t n_lines;
     size_t cap_lines;
+    store_acct_session session;  /* the record as this batch leaves it */
 } tcp_batch;
 
 typedef struct tcp_conn tcp_conn;
@@ -350,6 +351,12 @@ static void conn_submit(tcp_conn *c)
     memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
     b->item.protocol = "tcp";
     b->item.received_at = clock_now_ms();
+    /* The record is committed with its first readings: a kill -9 within
+     * the second before its first flush still leaves it, ended "crash". */
+    b->item.session = c->acct.open ? &b->session : NULL;
+    b->session = c->acct.rec;
+    b->session.messages++;
+    b->session.readings += (int64_t)b->item.readings.len;
     b->item.done = on_committed;
     b->item.data = c;
     ingest_queue_submit(c->owner->opt.queue, &b->item);

@@ -69,6 +69,7 @@ typedef struct server {
     uv_timer_t checkpoint_timer;
     uv_work_t checkpoint_work;
     int checkpointing;    /* checkpoint_work is on the worker pool */
+    int64_t stale_at;     /* records a crash left open, to end once the disk has room */
     int stopping;
 } server;
 
@@ -183,7 +184,9 @@ static int quota_today(void *ctx, const store_usage *u)
 }
 
 /* Quotas start from the org tree, the limits and what today already used;
- * session records a crash left open are closed. */
+ * session records a crash left open are closed, or on a full disk left to
+ * the meter's first write that finds room: a full disk still serves reads
+ * and sign-in (SPEC §4), so it must not stop the start. */
 static int load_accounting(server *sv)
 {
     store_conn *c;
@@ -200,6 +203,11 @@ static int load_accounting(server *sv)
         rc = store_usage_day(c, now / STORE_DAY_MS * STORE_DAY_MS, quota_today, sv->quotas);
     if (rc == 0)
         rc = store_acct_session_close_stale(c, now);
+    if (rc == SS_FULL) {
+        fprintf(stderr, "the disk is full: new data is refused until space is freed\n");
+        sv->stale_at = now;
+        rc = SS_OK;
+    }
     store_conn_release(sv->store, c);
     if (rc)
         fprintf(stderr, "cannot load accounting: %s\n", ss_strerror(rc));
@@ -333,6 +341,7 @@ static void on_checkpoint_work(uv_work_t *w)
     server *sv = w->data;
     store_conn *c;
     if (store_conn_acquire(sv->store, &c) == 0) {
+        store_session_write_held(c, clock_now_ms());
         store_checkpoint(c);
         store_conn_release(sv->store, c);
     }
@@ -414,6 +423,8 @@ static int start_loop_parts(server *sv)
         fprintf(stderr, "cannot start accounting: %s\n", ss_strerror(rc));
         return rc;
     }
+    if (sv->stale_at)
+        meter_close_stale(sv->meter, sv->stale_at);
     rc = conn_registry_new(&sv->loop, &sv->conns);
     if (rc) {
         fprintf(stderr, "cannot start the connection registry: %s\n", ss_strerror(rc));

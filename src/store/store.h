@@ -63,9 +63,20 @@ int store_ping(store_conn *c);
 /* Moves committed data from the write-ahead log into the database without
  * waiting for, or blocking, the writer (a passive checkpoint). Call it
  * often from off the commit path, so that the commit that crosses the
- * automatic checkpoint size rarely has to do this work itself. 0 or
- * SS_STORE; a checkpoint that could not finish is not an error. */
+ * automatic checkpoint size rarely has to do this work itself. 0,
+ * SS_FULL or SS_STORE; a checkpoint that could not finish is not an error.
+ *
+ * Disk space: a checkpoint runs (this one, the automatic one, the one at
+ * close) only when the disk has room for every page the log holds, since
+ * one that runs out of room half-way frees nothing and keeps the space it
+ * took; until then new data goes on into the log. After a write met a
+ * full disk, the first checkpoint that fits folds the whole log and
+ * truncates it, giving its space back. */
 int store_checkpoint(store_conn *c);
+
+/* 1 while the disk is full: the last write met no room (a commit that
+ * succeeds clears it). Any thread. */
+int store_full(store *s);
 
 /* ---- users ------------------------------------------------------------ */
 
@@ -102,7 +113,15 @@ typedef struct store_session {
     int64_t expires_at;             /* absolute expiry */
 } store_session;
 
+/* On a full disk the session is held in memory instead (SS_OK), served by
+ * every session call below as if stored (expiry, touch, delete, list), and
+ * written by store_session_write_held once there is room; a restart before
+ * that ends it (the person signs in again). SS_FULL only when
+ * the memory for held sessions is full too. */
 int store_session_create(store_conn *c, const store_session *s);
+/* Writes the sessions held in memory, oldest first, until the disk is full
+ * again (SS_FULL); expired ones are dropped. Call it now and then. */
+int store_session_write_held(store_conn *c, int64_t now_ms);
 /* SS_NOT_FOUND when absent or expired (expires_at <= now_ms). */
 int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
                       store_session *out);
@@ -274,8 +293,8 @@ typedef int (*store_acct_session_cb)(void *ctx, const store_acct_session *s);
  * every kind; active_only: ended_at = 0 only. */
 int store_acct_session_list(store_conn *c, const char *org_id, const char *kind, int active_only,
                             size_t limit, store_acct_session_cb cb, void *ctx);
-/* At start-up: records left active by a crash get ended_at = now and
- * end_reason "crash". */
+/* At start-up: records left active by a crash (started before now_ms)
+ * get ended_at = now and end_reason "crash". */
 int store_acct_session_close_stale(store_conn *c, int64_t now_ms);
 
 /* ---- API keys (apps) ----------------------------------------------- */
@@ -365,6 +384,11 @@ typedef struct store_batch {
     size_t len;
     const char *protocol;   /* that brought the readings; NULL counts as "http" */
     int64_t received_at;    /* ms; its UTC hour is the usage bucket */
+    /* The session record the batch came by, or NULL: written in the same
+     * transaction when the store has no record of that id yet, so a record
+     * that stored readings survives a crash (and is ended "crash" at the
+     * next start). A record already there is left as it is. */
+    const store_acct_session *session;
 } store_batch;
 
 /* Stores every reading of every batch in one transaction: all or nothing.

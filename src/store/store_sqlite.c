@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/sqlite_internal.h"
@@ -53,6 +56,14 @@
  * (about 40 MiB of WAL) checkpoints a page once per ~10 commits: ~30% more
  * readings/s in that case, measured. */
 #define STORE_WAL_CHECKPOINT_PAGES 10000
+/* Bytes of free space a checkpoint leaves untouched besides the pages it
+ * moves: room for the shared-memory index and the database's own growth of
+ * a b-tree level. */
+#define STORE_CHECKPOINT_SLACK_BYTES (1024 * 1024)
+/* Sign-ins a full disk keeps in memory until space returns (about 300
+ * bytes each): many more people than sign in during the minutes an
+ * operator takes to free space. Past it a sign-in answers 503. */
+#define STORE_HELD_SESSIONS_MAX 1024u
 /* After a checkpoint the WAL file is truncated to this size, bytes, so a
  * burst does not leave a huge file behind; above the checkpoint size so it
  * is not truncated and regrown every time. */
@@ -281,7 +292,10 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                  " AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR ended_at = 0)"           \
                  " ORDER BY started_at DESC, id DESC LIMIT ?4")                          \
     X(ACCT_CLOSE_STALE, "UPDATE acct_sessions SET ended_at = ?1, end_reason = 'crash'"   \
-                        " WHERE ended_at = 0")                                           \
+                        " WHERE ended_at = 0 AND started_at < ?1")                       \
+    X(ACCT_OPEN, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"      \
+                 " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                    \
+                 " ON CONFLICT(id) DO NOTHING")                                          \
     X(BUCKET_AVG_ASC, BUCKET_SQL("avg(value)", "ASC"))                                   \
     X(BUCKET_AVG_DESC, BUCKET_SQL("avg(value)", "DESC"))                                 \
     X(BUCKET_MIN_ASC, BUCKET_SQL("min(value)", "ASC"))                                   \
@@ -382,6 +396,18 @@ typedef struct usage_row_id {
     int64_t id;
 } usage_row_id;
 
+/* A session delete held in memory: by token hash, or of a user's sessions
+ * (one by id, or all but `keep`) created up to `at`. */
+typedef struct held_delete {
+    int by_hash;
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    char user_id[SS_ID_LEN + 1];
+    char id[SS_ID_LEN + 1];          /* "": every one of the user's */
+    int has_keep;
+    uint8_t keep[SS_SECRET_HASH_BYTES];
+    int64_t at;
+} held_delete;
+
 struct store_conn {
     sqlite3 *db;
     store *owner;
@@ -406,6 +432,26 @@ struct store {
      * deleted by another connection (readings have no foreign key that
      * would catch such a write). */
     atomic_uint_fast64_t device_generation;
+    /* The disk is full: the last write met SQLITE_FULL (cleared by a
+     * commit that succeeds). */
+    atomic_int full;
+    /* A write met a full disk since the log was last folded whole into the
+     * database and truncated: the next checkpoint that can finish does so,
+     * giving the log's space back. */
+    atomic_int shrink_log;
+    /* Frames in the write-ahead log after the last commit: a checkpoint
+     * may have to add up to this many pages to the database file. */
+    atomic_int_fast64_t wal_frames;
+    int page_size;
+    /* Sign-ins the disk had no room for (STORE_HELD_SESSIONS_MAX): served
+     * from here and written when space returns. */
+    pthread_mutex_t held_lock;
+    store_session held[STORE_HELD_SESSIONS_MAX];
+    size_t n_held;
+    /* Session deletes the disk had no room for: the sessions they name are
+     * refused from here on, and the deletes written when space returns. */
+    held_delete dels[STORE_HELD_SESSIONS_MAX];
+    size_t n_dels;
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -437,6 +483,8 @@ static int sq_err(store_conn *c, int rc, const char *what)
         break;
     }
     if ((rc & 0xff) == SQLITE_FULL) {
+        atomic_store(&c->owner->full, 1);
+        atomic_store(&c->owner->shrink_log, 1);
         log_warn(LOG_MOD, "%s: %s: writes refused until space is freed", what,
                  sqlite3_errmsg(c->db));
         return SS_FULL;
@@ -563,7 +611,11 @@ static int tx_commit(store_conn *c)
 {
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_COMMIT, &st);
-    return err ? err : step_done(c, STMT_COMMIT);
+    if (!err)
+        err = step_done(c, STMT_COMMIT);
+    if (!err)
+        atomic_store(&c->owner->full, 0);
+    return err;
 }
 
 /* Some errors (SQLITE_FULL, IOERR) already rolled the transaction back;
@@ -587,10 +639,79 @@ static int tx_end(store_conn *c, int err)
     return err;
 }
 
+/* ---- space for checkpoints -------------------------------------------------- */
+
+/* Free bytes on the file system of the database, as an unprivileged
+ * process may use them; -1 when that cannot be read. */
+static int64_t disk_free_bytes(const store *s)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    struct statvfs v;
+    if (statvfs(dir, &v) != 0)
+        return -1;
+    return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+}
+
+/* 1 when a checkpoint can finish: the disk has room for every page the log
+ * holds. A checkpoint that runs out of space half-way keeps the pages it
+ * added to the database file and frees nothing, so space an operator frees
+ * would go to it, not to new data; better to wait until it fits, and let
+ * new data take the space meanwhile. */
+static int checkpoint_fits(const store *s)
+{
+    int64_t free_bytes = disk_free_bytes(s);
+    if (free_bytes < 0)
+        return 1;
+    int64_t need = (int64_t)atomic_load(&s->wal_frames) * s->page_size +
+                   STORE_CHECKPOINT_SLACK_BYTES;
+    return free_bytes >= need;
+}
+
+/* SQLite's automatic checkpoint, replaced by the same PASSIVE checkpoint at
+ * the same size, which runs only when it fits; it also learns the log's
+ * size after each commit. */
+static int on_wal_commit(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+    store *s = ctx;
+    atomic_store(&s->wal_frames, frames);
+    if (frames >= STORE_WAL_CHECKPOINT_PAGES && checkpoint_fits(s))
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+/* At start the log's size is known only from its file (frames of 24 bytes
+ * of header and a page): an upper bound of what a checkpoint needs. */
+static void wal_frames_from_file(store *s, sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    s->page_size = 4096;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0)
+        s->page_size = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    char wal[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    struct stat sb;
+    if (stat(wal, &sb) == 0)
+        atomic_store(&s->wal_frames, (int64_t)sb.st_size / (s->page_size + 24));
+}
+
 /* ---- connections ----------------------------------------------------------- */
 
 static void conn_free(store_conn *c)
 {
+    /* The last connection to close checkpoints the log; on a full disk
+     * that would only eat what space is left. */
+    if (c->db && !checkpoint_fits(c->owner))
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     for (size_t i = 0; i < STMT_COUNT; i++)
         sqlite3_finalize(c->stmts[i]);
     sqlite3_close(c->db);
@@ -637,7 +758,6 @@ static int conn_configure(store_conn *c, char *errbuf, size_t errlen)
         "PRAGMA foreign_keys = ON",
         "PRAGMA cache_size = -" STR(STORE_CACHE_KIB),
         "PRAGMA temp_store = MEMORY",
-        "PRAGMA wal_autocheckpoint = " STR(STORE_WAL_CHECKPOINT_PAGES),
         "PRAGMA journal_size_limit = " STR(STORE_WAL_SIZE_LIMIT),
     };
     for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
@@ -647,6 +767,7 @@ static int conn_configure(store_conn *c, char *errbuf, size_t errlen)
             return SS_STORE;
         }
     }
+    sqlite3_wal_hook(c->db, on_wal_commit, c->owner);
     return SS_OK;
 }
 
@@ -753,6 +874,7 @@ static int store_path(const store_options *opt, char *path, size_t cap, char *er
 
 static void store_free(store *s)
 {
+    pthread_mutex_destroy(&s->held_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -787,10 +909,17 @@ int store_open(const store_options *opt, store **out, char *errbuf, size_t errle
         free(s);
         return SS_NOMEM;
     }
+    if (pthread_mutex_init(&s->held_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return SS_NOMEM;
+    }
     store_conn *c = NULL;
     int err = store_init(opt, s, errbuf, errlen);
     if (!err)
         err = conn_open(s, &c, errbuf, errlen);
+    if (!err)
+        wal_frames_from_file(s, c->db);
     if (!err)
         err = store_sqlite_migrate(c->db, errbuf, errlen);
     if (err) {
@@ -835,12 +964,34 @@ int store_ping(store_conn *c)
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
+int store_full(store *s)
+{
+    return atomic_load(&s->full);
+}
+
+/* After a full disk the log is folded whole and truncated (TRUNCATE
+ * waits, up to the busy timeout, for readers to move on): the log's space
+ * goes back to the disk, for the database to grow into. */
 int store_checkpoint(store_conn *c)
 {
-    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+    store *s = c->owner;
+    if (!checkpoint_fits(s))
         return SS_OK;
-    log_warn("store", "checkpoint: %s", sqlite3_errmsg(c->db));
+    int shrink = atomic_load(&s->shrink_log);
+    int rc = sqlite3_wal_checkpoint_v2(
+        c->db, NULL, shrink ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc == SQLITE_OK && shrink) {
+        atomic_store(&s->shrink_log, 0);
+        atomic_store(&s->wal_frames, 0);
+        log_info(LOG_MOD, "write-ahead log folded into the database and truncated");
+    }
+    if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+        return SS_OK;
+    if ((rc & 0xff) == SQLITE_FULL) {
+        atomic_store(&s->shrink_log, 1);
+        return SS_FULL;
+    }
+    log_warn(LOG_MOD, "checkpoint: %s", sqlite3_errmsg(c->db));
     return SS_STORE;
 }
 
@@ -932,7 +1083,43 @@ int store_user_set_disabled(store_conn *c, const char *id, int disabled)
 
 /* ---- sessions ------------------------------------------------------------------ */
 
-int store_session_create(store_conn *c, const store_session *s)
+static int held_deletes_write(store_conn *c);
+
+/* Sessions held in memory, for sign-in on a full disk (store.h). Every
+ * session call looks here first, under held_lock: a held session is never
+ * in the database too, since the write that moves it there and its removal
+ * from here happen under the same lock. */
+
+static ssize_t held_find(const store *s, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    for (size_t i = 0; i < s->n_held; i++) {
+        if (memcmp(s->held[i].token_hash, hash, SS_SECRET_HASH_BYTES) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+static void held_remove(store *s, size_t i)
+{
+    s->held[i] = s->held[--s->n_held];
+}
+
+/* SS_OK once held, SS_FULL when there is no room left for it either. */
+static int held_add(store *s, const store_session *sess)
+{
+    int err = SS_FULL;
+    pthread_mutex_lock(&s->held_lock);
+    if (s->n_held < STORE_HELD_SESSIONS_MAX) {
+        s->held[s->n_held++] = *sess;
+        err = SS_OK;
+    }
+    pthread_mutex_unlock(&s->held_lock);
+    if (!err)
+        log_info(LOG_MOD, "disk full: a sign-in is kept in memory until space returns");
+    return err;
+}
+
+static int session_insert(store_conn *c, const store_session *s)
 {
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_INSERT, &st);
@@ -946,6 +1133,148 @@ int store_session_create(store_conn *c, const store_session *s)
                          sqlite3_bind_int64(st, 7, s->last_seen_at) |
                          sqlite3_bind_int64(st, 8, s->expires_at));
     return err ? err : step_done(c, STMT_SESSION_INSERT);
+}
+
+int store_session_create(store_conn *c, const store_session *s)
+{
+    int err = session_insert(c, s);
+    return err == SS_FULL ? held_add(c->owner, s) : err;
+}
+
+/* Moves held sessions to the database, oldest first, until one does not
+ * fit; drops those expired meanwhile. */
+int store_session_write_held(store_conn *c, int64_t now_ms)
+{
+    store *s = c->owner;
+    pthread_mutex_lock(&s->held_lock);
+    int err = held_deletes_write(c);
+    while (s->n_held > 0 && err == SS_OK) {
+        store_session *h = &s->held[0];
+        err = h->expires_at > now_ms ? session_insert(c, h) : SS_OK;
+        if (err == SS_EXISTS || err == SS_NOT_FOUND)
+            err = SS_OK;  /* not to be written: an id taken, a user deleted */
+        if (err == SS_OK) {
+            memmove(&s->held[0], &s->held[1], (s->n_held - 1) * sizeof s->held[0]);
+            s->n_held--;
+        }
+    }
+    pthread_mutex_unlock(&s->held_lock);
+    return err;
+}
+
+/* The held session of this hash, when it has not expired. 1 when found. */
+static int held_get(store *s, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
+                    store_session *out)
+{
+    pthread_mutex_lock(&s->held_lock);
+    ssize_t i = held_find(s, hash);
+    int found = i >= 0 && s->held[i].expires_at > now_ms;
+    if (found)
+        *out = s->held[i];
+    pthread_mutex_unlock(&s->held_lock);
+    return found;
+}
+
+/* Removes the held sessions matching; the number removed. */
+static size_t held_drop(store *s, const uint8_t *hash, const char *user_id, const char *id,
+                        const uint8_t *keep)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->held_lock);
+    for (size_t i = s->n_held; i-- > 0;) {
+        const store_session *h = &s->held[i];
+        int match = hash ? memcmp(h->token_hash, hash, SS_SECRET_HASH_BYTES) == 0
+                         : strcmp(h->user_id, user_id) == 0 && (!id || strcmp(h->id, id) == 0) &&
+                               !(keep && memcmp(h->token_hash, keep, SS_SECRET_HASH_BYTES) == 0);
+        if (match) {
+            held_remove(s, i);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->held_lock);
+    return n;
+}
+
+static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
+static int session_delete_user_db(store_conn *c, const char *user_id, const uint8_t *keep);
+static int session_delete_id_db(store_conn *c, const char *user_id, const char *id);
+
+/* 1 when a held delete names the session. Under held_lock. */
+static int held_deleted(const store *s, const store_session *sess)
+{
+    for (size_t i = 0; i < s->n_dels; i++) {
+        const held_delete *d = &s->dels[i];
+        if (d->by_hash ? memcmp(d->hash, sess->token_hash, SS_SECRET_HASH_BYTES) == 0
+                       : strcmp(d->user_id, sess->user_id) == 0 && sess->created_at <= d->at &&
+                             (!d->id[0] || strcmp(d->id, sess->id) == 0) &&
+                             !(d->has_keep &&
+                               memcmp(d->keep, sess->token_hash, SS_SECRET_HASH_BYTES) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Holds a delete the disk had no room for: SS_OK, or SS_FULL when there
+ * is no room in memory either. */
+static int held_delete_add(store *s, const held_delete *d)
+{
+    int err = SS_FULL;
+    pthread_mutex_lock(&s->held_lock);
+    if (s->n_dels < STORE_HELD_SESSIONS_MAX) {
+        s->dels[s->n_dels++] = *d;
+        err = SS_OK;
+    }
+    pthread_mutex_unlock(&s->held_lock);
+    if (!err)
+        log_info(LOG_MOD, "disk full: a sign-out is kept in memory until space returns");
+    return err;
+}
+
+static int held_delete_write(store_conn *c, const held_delete *d)
+{
+    int err = d->by_hash ? session_delete_db(c, d->hash)
+              : d->id[0] ? session_delete_id_db(c, d->user_id, d->id)
+                         : session_delete_user_db(c, d->user_id, d->has_keep ? d->keep : NULL);
+    return err == SS_NOT_FOUND ? SS_OK : err;
+}
+
+/* Writes the held deletes, oldest first, until one does not fit. Under
+ * held_lock. */
+static int held_deletes_write(store_conn *c)
+{
+    store *s = c->owner;
+    int err = SS_OK;
+    while (s->n_dels > 0 && !err) {
+        err = held_delete_write(c, &s->dels[0]);
+        if (!err) {
+            memmove(&s->dels[0], &s->dels[1], (s->n_dels - 1) * sizeof s->dels[0]);
+            s->n_dels--;
+        }
+    }
+    return err;
+}
+
+static int held_touch(store *s, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms)
+{
+    pthread_mutex_lock(&s->held_lock);
+    ssize_t i = held_find(s, hash);
+    if (i >= 0 && s->held[i].last_seen_at < now_ms)
+        s->held[i].last_seen_at = now_ms;
+    pthread_mutex_unlock(&s->held_lock);
+    return i >= 0;
+}
+
+static int held_list(store *s, const char *user_id, int64_t now_ms, store_session_cb cb,
+                     void *ctx)
+{
+    int stop = 0;
+    pthread_mutex_lock(&s->held_lock);
+    for (size_t i = 0; i < s->n_held && !stop; i++) {
+        if (strcmp(s->held[i].user_id, user_id) == 0 && s->held[i].expires_at > now_ms)
+            stop = cb(ctx, &s->held[i]);
+    }
+    pthread_mutex_unlock(&s->held_lock);
+    return stop;
 }
 
 static void session_from_row(sqlite3_stmt *st, store_session *s)
@@ -963,6 +1292,8 @@ static void session_from_row(sqlite3_stmt *st, store_session *s)
 int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
                       store_session *out)
 {
+    if (held_get(c->owner, hash, now_ms, out))
+        return SS_OK;
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_GET, &st);
     if (err)
@@ -976,10 +1307,59 @@ int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], i
     if (!err)
         session_from_row(st, out);
     sqlite3_reset(st);
+    if (!err) {
+        pthread_mutex_lock(&c->owner->held_lock);
+        if (held_deleted(c->owner, out))
+            err = SS_NOT_FOUND;
+        pthread_mutex_unlock(&c->owner->held_lock);
+    }
     return err;
 }
 
 int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES])
+{
+    if (held_drop(c->owner, hash, NULL, NULL, NULL))
+        return SS_OK;
+    int err = session_delete_db(c, hash);
+    if (err != SS_FULL)
+        return err;
+    held_delete d = {.by_hash = 1};
+    memcpy(d.hash, hash, sizeof d.hash);
+    return held_delete_add(c->owner, &d);
+}
+
+/* A user's sessions: the held ones go at once; on a full disk the delete of
+ * the stored ones is held, for sessions created until now. */
+static int delete_user_sessions(store_conn *c, const char *user_id, const char *id,
+                                const uint8_t *keep)
+{
+    size_t held = held_drop(c->owner, NULL, user_id, id, keep);
+    if (id && held)
+        return SS_OK;
+    int err = id ? session_delete_id_db(c, user_id, id) : session_delete_user_db(c, user_id, keep);
+    if (err != SS_FULL)
+        return err;
+    held_delete d = {.has_keep = keep != NULL, .at = clock_now_ms()};
+    snprintf(d.user_id, sizeof d.user_id, "%s", user_id);
+    snprintf(d.id, sizeof d.id, "%s", id ? id : "");
+    if (keep)
+        memcpy(d.keep, keep, sizeof d.keep);
+    return held_delete_add(c->owner, &d);
+}
+
+int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t *keep)
+{
+    return delete_user_sessions(c, user_id, NULL, keep);
+}
+
+int store_session_delete_id(store_conn *c, const char *user_id, const char *id)
+{
+    if (!id[0])
+        return SS_NOT_FOUND;
+    return delete_user_sessions(c, user_id, id, NULL);
+}
+
+static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES])
 {
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_DELETE, &st);
@@ -992,7 +1372,7 @@ int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]
 /* `token_hash IS NOT NULL` holds for every row, so a NULL keep deletes all
  * of the user's sessions with the same statement. Deleting none is not an
  * error: the user may simply have no other session. */
-int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t *keep)
+static int session_delete_user_db(store_conn *c, const char *user_id, const uint8_t *keep)
 {
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_DELETE_USER, &st);
@@ -1008,6 +1388,8 @@ int store_session_delete_user(store_conn *c, const char *user_id, const uint8_t 
  * of order keep the later time. */
 int store_session_touch(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms)
 {
+    if (held_touch(c->owner, hash, now_ms))
+        return SS_OK;
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_TOUCH, &st);
     if (err)
@@ -1021,6 +1403,8 @@ int store_session_touch(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES],
 int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
                             store_session_cb cb, void *ctx)
 {
+    if (held_list(c->owner, user_id, now_ms, cb, ctx))
+        return SS_OK;
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_LIST_USER, &st);
     if (err)
@@ -1033,7 +1417,10 @@ int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
     store_session s;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         session_from_row(st, &s);
-        if (cb(ctx, &s) != 0) {
+        pthread_mutex_lock(&c->owner->held_lock);
+        int gone = held_deleted(c->owner, &s);
+        pthread_mutex_unlock(&c->owner->held_lock);
+        if (!gone && cb(ctx, &s) != 0) {
             rc = SQLITE_DONE;
             break;
         }
@@ -1043,7 +1430,7 @@ int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
 
 /* Sessions from schema version 1 have the id '': they cannot be named, so
  * an empty id matches none of them. */
-int store_session_delete_id(store_conn *c, const char *user_id, const char *id)
+static int session_delete_id_db(store_conn *c, const char *user_id, const char *id)
 {
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_SESSION_DELETE_ID, &st);
@@ -2054,6 +2441,18 @@ static int usage_note(store_conn *c, const store_batch *b)
     return SS_OK;
 }
 
+static int acct_check(const store_acct_session *s);
+static int acct_put_one(store_conn *c, stmt_id id, const store_acct_session *s);
+
+/* The batch's session record, when it has none in the store yet. */
+static int batch_session(store_conn *c, const store_batch *b)
+{
+    if (!b->session)
+        return SS_OK;
+    int err = acct_check(b->session);
+    return err ? err : acct_put_one(c, STMT_ACCT_OPEN, b->session);
+}
+
 /* One transaction for all batches. Per reading: a cache probe and one
  * prepared upsert; per series touched: one UPDATE of last_ts/last_value;
  * per distinct (org, hour, protocol): one usage upsert. On any failure
@@ -2077,6 +2476,8 @@ int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
         err = usage_note(c, &batches[i]);
         if (!err)
             err = batch_write(c, ins, &batches[i]);
+        if (!err)
+            err = batch_session(c, &batches[i]);
     }
     if (!err)
         err = series_flush(c);
@@ -2502,8 +2903,12 @@ static int acct_check(const store_acct_session *s)
     return ok && s->id[0] && s->kind[0] ? SS_OK : SS_INVAL;
 }
 
-static int acct_put_one(store_conn *c, sqlite3_stmt *st, const store_acct_session *s)
+static int acct_put_one(store_conn *c, stmt_id id, const store_acct_session *s)
 {
+    sqlite3_stmt *st = NULL;
+    int serr = stmt_get(c, id, &st);
+    if (serr)
+        return serr;
     int rc = bind_arr(st, 1, s->id, sizeof s->id) | bind_arr(st, 2, s->kind, sizeof s->kind) |
              bind_arr(st, 3, s->principal_id, sizeof s->principal_id) |
              bind_arr(st, 4, s->org_id, sizeof s->org_id) |
@@ -2514,8 +2919,8 @@ static int acct_put_one(store_conn *c, sqlite3_stmt *st, const store_acct_sessio
     rc |= sqlite3_bind_int64(st, 10, s->bytes_in) | sqlite3_bind_int64(st, 11, s->bytes_out) |
           sqlite3_bind_int64(st, 12, s->messages) | sqlite3_bind_int64(st, 13, s->readings) |
           sqlite3_bind_int64(st, 14, s->refused) | sqlite3_bind_int64(st, 15, s->api_requests);
-    int err = bind_check(c, STMT_ACCT_UPSERT, rc);
-    return err ? err : step_done(c, STMT_ACCT_UPSERT);
+    int err = bind_check(c, id, rc);
+    return err ? err : step_done(c, id);
 }
 
 /* Every record is checked before the transaction starts. */
@@ -2529,14 +2934,11 @@ int store_acct_session_put(store_conn *c, const store_acct_session *s, size_t n)
     }
     if (n == 0)
         return SS_OK;
-    sqlite3_stmt *st = NULL;
-    int err = stmt_get(c, STMT_ACCT_UPSERT, &st);
-    if (!err)
-        err = tx_begin(c);
+    int err = tx_begin(c);
     if (err)
         return err;
     for (size_t i = 0; i < n && !err; i++)
-        err = acct_put_one(c, st, &s[i]);
+        err = acct_put_one(c, STMT_ACCT_UPSERT, &s[i]);
     return tx_end(c, err);
 }
 

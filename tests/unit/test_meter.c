@@ -15,6 +15,7 @@
 #include "aaa/secret.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "store/sqlite_internal.h"
 #include "store/store.h"
 
 typedef struct fixture {
@@ -222,6 +223,122 @@ static void a_users_logins_end_at_once_but_the_kept_one(void **state)
     assert_int_equal(g.n, 4);
 }
 
+/* Makes the store refuse writes (SQLITE_READONLY, as a full disk or a
+ * held lock would fail them) or take them again. The pool holds the one
+ * connection every call here uses in turn. */
+static void store_writable(fixture *fx, int on)
+{
+    store_conn *c;
+    assert_int_equal(store_conn_acquire(fx->s, &c), 0);
+    assert_int_equal(sqlite3_exec(store_sqlite_db(c),
+                                  on ? "PRAGMA query_only = 0" : "PRAGMA query_only = 1", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    store_conn_release(fx->s, c);
+}
+
+static int count_record(void *ctx, const store_acct_session *s)
+{
+    (void)s;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void a_failed_write_is_kept_and_merged_into_the_next(void **state)
+{
+    fixture *fx = *state;
+    store_writable(fx, 0);
+    meter_session s;
+    meter_session_open(fx->m, &s, "device", "dev1", "org1", "http", "127.0.0.1");
+    meter_bytes(fx->m, &s, "org1", "http", 100, 20);
+    meter_refused(fx->m, &s, "org1", "http", 0);
+    meter_bytes(fx->m, NULL, "org1", "udp", 7, 0);
+    meter_flush(fx->m);
+    uv_run(&fx->loop, UV_RUN_ONCE);  /* the write fails on the worker pool */
+    found none = {0};
+    read_back(fx, "org1", &none);
+    assert_int_equal(none.n, 0);
+    assert_int_equal(none.n_usage, 0);
+    /* more counts meanwhile, then the store takes writes again */
+    meter_bytes(fx->m, &s, "org1", "http", 5, 5);
+    meter_refused(fx->m, &s, "org1", "http", 2);
+    meter_bytes(fx->m, NULL, "org1", "udp", 3, 0);
+    meter_session_end(fx->m, &s, "closed");
+    store_writable(fx, 1);
+    meter_stop(fx->m, "shutdown");
+    found f = {0};
+    read_back(fx, "org1", &f);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.recs[0].end_reason, "closed");
+    assert_int_equal(f.recs[0].bytes_in, 105);
+    assert_int_equal(f.recs[0].bytes_out, 25);
+    assert_int_equal(f.recs[0].refused, 3);
+    assert_int_equal(f.n_usage, 2);  /* http, udp: one row each, nothing counted twice */
+    assert_string_equal(f.usage[0].protocol, "http");
+    assert_int_equal(f.usage[0].bytes_in, 105);
+    assert_int_equal(f.usage[0].bytes_out, 25);
+    assert_int_equal(f.usage[0].rejected, 3);
+    assert_string_equal(f.usage[1].protocol, "udp");
+    assert_int_equal(f.usage[1].bytes_in, 10);
+}
+
+static void records_past_the_limit_drop_the_oldest_and_usage_keeps_their_counts(void **state)
+{
+    fixture *fx = *state;
+    store_writable(fx, 0);
+    size_t n = METER_HELD_RECORDS_MAX + 10;
+    for (size_t i = 0; i < n; i++) {
+        meter_session s;
+        meter_session_open(fx->m, &s, "device", "dev1", "org1", "tcp", "127.0.0.1");
+        meter_bytes(fx->m, &s, "org1", "tcp", 1, 0);
+        meter_session_end(fx->m, &s, "closed");
+    }
+    meter_flush(fx->m);
+    uv_run(&fx->loop, UV_RUN_ONCE);
+    store_writable(fx, 1);
+    meter_stop(fx->m, "shutdown");
+    store_conn *c;
+    size_t recs = 0;
+    assert_int_equal(store_conn_acquire(fx->s, &c), 0);
+    assert_int_equal(store_acct_session_list(c, "org1", NULL, 0, n, count_record, &recs), 0);
+    store_conn_release(fx->s, c);
+    assert_int_equal(recs, METER_HELD_RECORDS_MAX);
+    found f = {0};
+    read_back(fx, "org1", &f);
+    assert_int_equal(f.n_usage, 1);
+    assert_int_equal(f.usage[0].bytes_in, (int64_t)n);
+}
+
+static void records_a_crash_left_open_end_at_the_first_write_that_fits(void **state)
+{
+    fixture *fx = *state;
+    store_conn *c;
+    store_acct_session old = {.id = "stale1", .kind = "device", .principal_id = "dev9",
+                              .org_id = "org1", .protocol = "tcp", .started_at = 1000};
+    assert_int_equal(store_conn_acquire(fx->s, &c), 0);
+    assert_int_equal(store_acct_session_put(c, &old, 1), 0);
+    store_conn_release(fx->s, c);
+    store_writable(fx, 0);
+    meter_close_stale(fx->m, clock_now_ms());
+    meter_flush(fx->m);
+    uv_run(&fx->loop, UV_RUN_ONCE);  /* fails: the record stays open */
+    meter_session s;  /* a record of this process, started after */
+    meter_session_open(fx->m, &s, "device", "dev1", "org1", "tcp", "127.0.0.1");
+    store_writable(fx, 1);
+    meter_flush(fx->m);
+    uv_run(&fx->loop, UV_RUN_ONCE);
+    found f = {0};
+    read_back(fx, "org1", &f);
+    assert_int_equal(f.n, 2);
+    for (size_t i = 0; i < f.n; i++) {
+        int stale = strcmp(f.recs[i].id, "stale1") == 0;
+        assert_string_equal(f.recs[i].end_reason, stale ? "crash" : "");
+        assert_true(stale ? f.recs[i].ended_at > 0 : f.recs[i].ended_at == 0);
+    }
+    meter_session_end(fx->m, &s, "closed");
+    meter_stop(fx->m, "shutdown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +348,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(flush_on_the_worker_pool, setup, teardown),
         cmocka_unit_test_setup_teardown(a_users_logins_end_at_once_but_the_kept_one, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_failed_write_is_kept_and_merged_into_the_next, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            records_past_the_limit_drop_the_oldest_and_usage_keeps_their_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(records_a_crash_left_open_end_at_the_first_write_that_fits,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -522,6 +522,59 @@ static void test_session_create_get_and_expiry(void **state)
     assert_int_equal(store_session_get(f->c, other, 0, &got), SS_NOT_FOUND);
 }
 
+static int count_session(void *ctx, const store_session *s)
+{
+    (void)s;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* SPEC §4: sign-in on a full disk. The page count is pinned, so sessions
+ * fill the pages there are and the rest meet SQLITE_FULL: those are held in
+ * memory, served, revoked, and written once there is room. */
+static void test_session_on_a_full_disk_is_held_until_space_returns(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             (long long)q_int(f->c, "PRAGMA page_count"));
+    exec_raw(f->c, sql);
+    enum { N = 200 };
+    store_session *s = calloc(N, sizeof *s);
+    assert_non_null(s);
+    for (int i = 0; i < N; i++) {
+        s[i] = mk_session(1, (uint8_t)i, 1000000);
+        snprintf(s[i].id, sizeof s[i].id, "%024x", i + 1);
+        assert_int_equal(store_session_create(f->c, &s[i]), SS_OK);
+    }
+    assert_int_equal(store_full(f->s), 1);
+    store_session got;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_session_get(f->c, s[i].token_hash, 999999, &got), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[N - 1].token_hash, 1000000, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_touch(f->c, s[N - 1].token_hash, 500), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[N - 1].token_hash, 0, &got), SS_OK);
+    assert_int_equal(got.last_seen_at, 500);
+    assert_int_equal(store_session_delete(f->c, s[N - 1].token_hash), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[N - 1].token_hash, 0, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_delete_id(f->c, s[N - 2].user_id, s[N - 2].id), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[N - 2].token_hash, 0, &got), SS_NOT_FOUND);
+    size_t listed = 0;
+    assert_int_equal(store_session_list_user(f->c, s[0].user_id, 0, count_session, &listed), 0);
+    assert_int_equal(listed, N - 2);
+    assert_int_equal(store_session_write_held(f->c, 0), SS_FULL);
+    exec_raw(f->c, "PRAGMA max_page_count = 1000000");
+    assert_int_equal(store_session_write_held(f->c, 0), SS_OK);
+    /* in the database now: a reopened store has every one but the two ended */
+    fx_close(f);
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(store_session_get(f->c, s[i].token_hash, 0, &got),
+                         i >= N - 2 ? SS_NOT_FOUND : SS_OK);
+    free(s);
+}
+
 static void test_session_unknown_user_or_duplicate(void **state)
 {
     fx *f = *state;
@@ -2994,6 +3047,7 @@ int main(void)
         T(test_user_superadmin_and_longest_email_round_trip),
         T(test_user_set_password_and_disabled),
         T(test_session_create_get_and_expiry),
+        T(test_session_on_a_full_disk_is_held_until_space_returns),
         T(test_session_unknown_user_or_duplicate),
         T(test_session_delete),
         T(test_session_delete_user_keeps_one_or_none),
