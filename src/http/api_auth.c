@@ -2,6 +2,7 @@
 #include "aaa/conn_registry.h"
 #include "aaa/password.h"
 #include "aaa/secret.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "http/api_call.h"
@@ -342,4 +343,14 @@ void api_healthz(api_call *call)
     buf_append_str(&call->body, "ok\n");
     call->status = 200;
     call->content_type = "text/plain; charset=utf-8";
+}
+
+void api_healthz_local(api_ctx *app, http_request *req)
+{
+    if (!store_maint_healthy(app->maint, clock_now_ms())) {
+        http_respond_error(req, 503, "store_unavailable", "the store does not answer", NULL);
+        return;
+    }
+    static const char ok[] = "ok\n";
+    http_respond(req, 200, "text/plain; charset=utf-8", ok, sizeof ok - 1, NULL);
 }

@@ -7,6 +7,7 @@
 #include "http/api_call.h"
 
 #include <http_parser.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,12 +17,13 @@ typedef struct route {
     int method;
     const char *pattern;  /* "{}" stands for an ID segment */
     api_worker_fn fn;
+    api_weight weight;
 } route;
 
 static const route routes[] = {
     {HTTP_GET, "/healthz", api_healthz},
     {HTTP_GET, "/metrics", api_metrics},
-    {HTTP_POST, "/api/v1/auth/login", api_login},
+    {HTTP_POST, "/api/v1/auth/login", api_login, API_SIGN_IN},
     {HTTP_POST, "/api/v1/auth/logout", api_logout},
     {HTTP_GET, "/api/v1/me", api_me},
     {HTTP_PUT, "/api/v1/me/password", api_me_password},
@@ -29,7 +31,7 @@ static const route routes[] = {
     {HTTP_DELETE, "/api/v1/me/sessions/{}", api_me_session_delete},
     {HTTP_PATCH, "/api/v1/users/{}", api_user_patch},
     {HTTP_PUT, "/api/v1/users/{}/password", api_user_password},
-    {HTTP_GET, "/api/v1/audit", api_audit_list_all},
+    {HTTP_GET, "/api/v1/audit", api_audit_list_all, API_HEAVY},
     {HTTP_GET, "/api/v1/orgs", api_orgs_list},
     {HTTP_POST, "/api/v1/orgs", api_orgs_create},
     {HTTP_GET, "/api/v1/orgs/{}", api_org_get},
@@ -40,9 +42,9 @@ static const route routes[] = {
     {HTTP_GET, "/api/v1/orgs/{}/apikeys", api_apikeys_list},
     {HTTP_POST, "/api/v1/orgs/{}/apikeys", api_apikeys_create},
     {HTTP_DELETE, "/api/v1/apikeys/{}", api_apikey_delete},
-    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list},
-    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage},
-    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions},
+    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list, API_HEAVY},
+    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage, API_HEAVY},
+    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions, API_HEAVY},
     {HTTP_GET, "/api/v1/orgs/{}/quota", api_quota_get},
     {HTTP_PUT, "/api/v1/orgs/{}/quota", api_quota_put},
     {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list},
@@ -53,9 +55,9 @@ static const route routes[] = {
     {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch},
     {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete},
     {HTTP_POST, "/api/v1/devices/{}/token", api_device_rotate},
-    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels},
-    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest},
-    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data},
+    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels, API_HEAVY},
+    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest, API_HEAVY},
+    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 
@@ -114,6 +116,8 @@ static void on_work(uv_work_t *w)
     }
     const route *r = call->req->data;
     r->fn(call);
+    if (call->gated_org[0])
+        api_gate_leave_org(call->app->gate, call->gated_org);
     store_conn_release(call->app->store, call->db);
     call->db = NULL;
 }
@@ -143,6 +147,8 @@ static void on_work_done(uv_work_t *w, int status)
     api_call *call = w->data;
     note_principal(call);
     call->app->requests_in_flight--;
+    if (call->gated_principal)
+        api_gate_leave_principal(call->app->gate, call->gate_key);
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
     call->req->data = NULL;
@@ -150,6 +156,76 @@ static void on_work_done(uv_work_t *w, int status)
                  call->extra_headers[0] ? call->extra_headers : NULL);
     buf_free(&call->body);
     free(call);
+}
+
+/* A refusal by the loop-side gate, answered after SS_API_BUSY_DELAY_MS. */
+typedef struct busy_answer {
+    uv_timer_t timer;
+    http_request *req;
+} busy_answer;
+
+static const char busy_body[] =
+    "{\"error\":{\"code\":\"too_many_requests\",\"message\":\"too many heavy requests in "
+    "flight from this client at once; wait for an answer before sending more\"}}";
+
+static void respond_busy(http_request *req)
+{
+    char headers[64];
+    snprintf(headers, sizeof headers, "Retry-After: %d\r\n", API_GATE_RETRY_AFTER_S);
+    http_respond(req, 429, "application/json", busy_body, sizeof busy_body - 1, headers);
+}
+
+static void on_busy_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_busy_timer(uv_timer_t *t)
+{
+    busy_answer *b = t->data;
+    respond_busy(b->req);
+    uv_close((uv_handle_t *)&b->timer, on_busy_closed);
+}
+
+/* A client that resends at once after each 429 would otherwise keep the
+ * loop busy answering it; held back a little, it costs the loop no more
+ * than one refusal per connection per delay. Without memory for the
+ * timer, the answer goes at once. */
+static void refuse_busy(api_ctx *app, http_request *req)
+{
+    busy_answer *b = calloc(1, sizeof *b);
+    if (!b || uv_timer_init(app->loop, &b->timer) != 0) {
+        free(b);
+        respond_busy(req);
+        return;
+    }
+    b->req = req;
+    b->timer.data = b;
+    uv_timer_start(&b->timer, on_busy_timer, SS_API_BUSY_DELAY_MS, 0);
+}
+
+/* The loop-side gate of a heavy request (api_gate.h): its credential, or
+ * for sign-in and a request without one its client address, may have only
+ * so many in flight. Answers 429 and returns nonzero when over. */
+static int gate_principal(api_ctx *app, http_request *req, api_call *call)
+{
+    if (call->weight == API_LIGHT || !app->gate)
+        return 0;
+    size_t len = 0;
+    int via_cookie = 0;
+    const char *who = call->weight == API_HEAVY ? api_find_credential(req, &len, &via_cookie)
+                                                : NULL;
+    if (!who || len == 0) {
+        who = req->peer;
+        len = strlen(req->peer);
+    }
+    api_gate_key(app->gate, who, len, call->gate_key);
+    if (api_gate_enter_principal(app->gate, call->gate_key) == 0) {
+        call->gated_principal = 1;
+        return 0;
+    }
+    refuse_busy(app, req);
+    return 1;
 }
 
 static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
@@ -160,6 +236,11 @@ static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
         http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
         return;
     }
+    call->weight = r->weight;
+    if (gate_principal(app, req, call)) {
+        free(call);
+        return;
+    }
     call->app = app;
     call->req = req;
     memcpy(call->params, params, sizeof call->params);
@@ -168,6 +249,8 @@ static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
     app->requests_in_flight++;
     if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
         app->requests_in_flight--;
+        if (call->gated_principal)
+            api_gate_leave_principal(app->gate, call->gate_key);
         free(call);
         http_respond_error(req, 503, "overloaded", "the server cannot take the request now", NULL);
     }
@@ -192,6 +275,10 @@ void api_handle(void *ctx, http_request *req)
     if (req->method == HTTP_GET && route_match("/metrics", req->path, params) &&
         metrics_peer_is_local(req->peer)) {
         api_metrics_local(app, req);
+        return;
+    }
+    if (req->method == HTTP_GET && app->maint && route_match("/healthz", req->path, params)) {
+        api_healthz_local(app, req);
         return;
     }
     int path_known = 0;
