@@ -75,17 +75,21 @@
 
 /* Heavy REST requests (data queries, channel lists, usage, audit and
  * session lists, sign-in's Argon2) share libuv's worker pool (4 threads):
- * - in flight (queued or running) per credential, or per client address
- *   for sign-in: two lets a dashboard overlap its requests, and one
- *   client on hundreds of connections still takes no more;
+ * - in flight (queued, waiting or running) per credential, or per client
+ *   address for sign-in: four lets a dashboard overlap its widgets'
+ *   queries, and one client on hundreds of connections still takes no
+ *   more; past it, 429;
  * - in flight in all: bounds the queue of heavy work (and its memory);
  *   past it every heavy request gets 429 until some finish;
- * - running per org: half the pool, so another org's query finds a worker;
- * - running in all: one worker of four stays for light requests. */
-#define SS_API_HEAVY_PER_PRINCIPAL 2u
+ * - running per org: half the pool, so another org's query finds a
+ *   worker; past it a request waits its turn on the loop;
+ * - running in all: one worker of four stays for light requests;
+ * - the longest a request waits for its org's turn before it gets 429. */
+#define SS_API_HEAVY_PER_PRINCIPAL 4u
 #define SS_API_HEAVY_QUEUED_MAX 256u
 #define SS_API_HEAVY_PER_ORG 2u
 #define SS_API_HEAVY_RUNNING_MAX 3u
+#define SS_API_HEAVY_WAIT_MS 10000u
 /* A request refused by the per-credential gate is answered (429) after
  * this delay: a client resending at once costs the loop at most one
  * refusal per connection per delay, not a busy loop. */

@@ -39,6 +39,9 @@ typedef struct api_ctx {
     size_t requests_in_flight;  /* loop thread only */
     api_gate *gate;             /* heavy requests' shares; NULL: no limit */
     store_maint *maint;         /* /healthz state, purge wake-up; may be NULL */
+    /* Heavy calls waiting for their org's share of the pool, oldest first
+     * (loop thread only). */
+    struct api_call *waiting_head, *waiting_tail;
 } api_ctx;
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */

@@ -35,6 +35,11 @@ typedef struct api_call {
     int gated_principal;   /* holds a credential share (loop thread) */
     uint8_t gate_key[API_GATE_KEY_BYTES];
     char gated_org[SS_ID_LEN + 1];  /* holds this org's share ("" none) */
+    int freed_share;       /* gave an org's share back (worker to loop) */
+    int waiting;           /* found no share free: to wait on the loop */
+    char wait_org[SS_ID_LEN + 1];   /* the org whose share it waits for */
+    uint64_t waiting_since;         /* loop time (ms) it began to wait */
+    struct api_call *next_waiting;
     http_request *req;
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];  /* path parameters, in order */
     store_conn *db;
@@ -116,8 +121,10 @@ const char *api_find_credential(const http_request *req, size_t *len, int *via_c
 void api_reply_busy(api_call *call, const char *message);
 
 /* For a heavy call: takes the org's share of the worker pool (once per
- * call; the router gives it back when the handler returns). Answers 429
- * and returns nonzero when the org or the pool is at its limit.
+ * call; the router gives it back when the handler returns). When the org
+ * or the pool is at its limit it marks the call to wait (the router runs
+ * it again once a share frees) and returns nonzero: the handler returns
+ * at once, answering nothing.
  * api_require_role calls it; a heavy handler that acts in an org without
  * api_require_role calls it itself. */
 int api_gate_org(api_call *call, const char *org_id);

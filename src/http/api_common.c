@@ -297,8 +297,8 @@ int api_gate_org(api_call *call, const char *org_id)
     if (call->weight != API_HEAVY || call->gated_org[0] || !call->app->gate)
         return 0;
     if (api_gate_enter_org(call->app->gate, org_id)) {
-        api_reply_busy(call, "the organisation (or the server) runs as many heavy requests "
-                             "as it may at once; retry shortly");
+        call->waiting = 1;
+        snprintf(call->wait_org, sizeof call->wait_org, "%s", org_id);
         return 1;
     }
     snprintf(call->gated_org, sizeof call->gated_org, "%s", org_id);

@@ -128,6 +128,15 @@ int api_gate_enter_org(api_gate *g, const char *org_id)
     return rc;
 }
 
+int api_gate_has_room(api_gate *g, const char *org_id)
+{
+    uv_mutex_lock(&g->mu);
+    org_slot *s = g->running < SS_API_HEAVY_RUNNING_MAX ? org_find(g, org_id) : NULL;
+    int room = s && s->running < SS_API_HEAVY_PER_ORG;
+    uv_mutex_unlock(&g->mu);
+    return room;
+}
+
 void api_gate_leave_org(api_gate *g, const char *org_id)
 {
     uv_mutex_lock(&g->mu);

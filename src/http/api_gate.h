@@ -2,16 +2,17 @@
  * (data queries, channel lists, usage, audit and session lists, sign-in).
  * Private to src/http.
  *
- * Two gates, both answering 429 too_many_requests (Retry-After) rather
- * than queueing without bound:
+ * Two gates:
  * - before a heavy request is queued for a worker (loop thread): at most
  *   SS_API_HEAVY_PER_PRINCIPAL in flight per credential (a session token
  *   or API key; for sign-in and requests without one, the client
- *   address), and at most SS_API_HEAVY_QUEUED_MAX in flight in all;
+ *   address), and at most SS_API_HEAVY_QUEUED_MAX in flight in all; over
+ *   either, 429 too_many_requests with Retry-After;
  * - once a worker knows the org a heavy request acts in (any thread): at
  *   most SS_API_HEAVY_PER_ORG running per org and SS_API_HEAVY_RUNNING_MAX
  *   in all, so one org never holds more than part of the pool and a light
- *   request always finds a free worker soon. */
+ *   request always finds a free worker soon; a request over these waits
+ *   on the loop (bounded by the first gate) and runs when a share frees. */
 #ifndef SS_HTTP_API_GATE_H
 #define SS_HTTP_API_GATE_H
 
@@ -42,5 +43,7 @@ void api_gate_leave_principal(api_gate *g, const uint8_t key[API_GATE_KEY_BYTES]
  * org or the pool runs as many heavy requests as allowed. */
 int api_gate_enter_org(api_gate *g, const char *org_id);
 void api_gate_leave_org(api_gate *g, const char *org_id);
+/* 1 when api_gate_enter_org would admit the org now. Any thread. */
+int api_gate_has_room(api_gate *g, const char *org_id);
 
 #endif

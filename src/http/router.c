@@ -116,8 +116,11 @@ static void on_work(uv_work_t *w)
     }
     const route *r = call->req->data;
     r->fn(call);
-    if (call->gated_org[0])
+    if (call->gated_org[0]) {
         api_gate_leave_org(call->app->gate, call->gated_org);
+        call->gated_org[0] = '\0';
+        call->freed_share = 1;
+    }
     store_conn_release(call->app->store, call->db);
     call->db = NULL;
 }
@@ -142,9 +145,9 @@ static void note_principal(api_call *call)
     }
 }
 
-static void on_work_done(uv_work_t *w, int status)
+/* Sends the answer and ends the call (status: the worker's, 0 on the loop). */
+static void finish(api_call *call, int status)
 {
-    api_call *call = w->data;
     note_principal(call);
     call->app->requests_in_flight--;
     if (call->gated_principal)
@@ -156,6 +159,86 @@ static void on_work_done(uv_work_t *w, int status)
                  call->extra_headers[0] ? call->extra_headers : NULL);
     buf_free(&call->body);
     free(call);
+}
+
+static void on_work_done(uv_work_t *w, int status);
+
+/* A heavy call whose org (or the pool) had no share free waits on the loop,
+ * in arrival order, and runs again from the start when a share frees. It
+ * keeps its credential's share meanwhile, so the wait is bounded in count
+ * (SS_API_HEAVY_QUEUED_MAX, and per credential) and, by
+ * SS_API_HEAVY_WAIT_MS, in time. */
+static void park(api_ctx *app, api_call *call)
+{
+    buf_free(&call->body);
+    call->status = 0;
+    call->content_type = NULL;
+    call->extra_headers[0] = '\0';
+    call->principal = API_PRINCIPAL_NONE;
+    call->acct_org[0] = '\0';
+    call->waiting = 0;
+    if (!call->waiting_since)  /* waits again after losing a race: keeps its age */
+        call->waiting_since = uv_now(app->loop);
+    call->next_waiting = NULL;
+    if (app->waiting_tail)
+        app->waiting_tail->next_waiting = call;
+    else
+        app->waiting_head = call;
+    app->waiting_tail = call;
+}
+
+static void unlink_waiting(api_ctx *app, api_call *prev, api_call *call)
+{
+    if (prev)
+        prev->next_waiting = call->next_waiting;
+    else
+        app->waiting_head = call->next_waiting;
+    if (app->waiting_tail == call)
+        app->waiting_tail = prev;
+    call->next_waiting = NULL;
+}
+
+/* Runs the first waiting call whose org has a share free; answers 429 to
+ * those that waited too long. */
+static void wake_one(api_ctx *app)
+{
+    uint64_t now = uv_now(app->loop);
+    api_call *prev = NULL, *call = app->waiting_head;
+    while (call) {
+        api_call *next = call->next_waiting;
+        if (now - call->waiting_since > SS_API_HEAVY_WAIT_MS) {
+            unlink_waiting(app, prev, call);
+            api_reply_busy(call, "the organisation runs as many heavy requests as it may, "
+                                 "and this one waited too long; retry shortly");
+            finish(call, 0);
+        } else if (api_gate_has_room(app->gate, call->wait_org)) {
+            unlink_waiting(app, prev, call);
+            if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
+                api_reply_error(call, 503, "overloaded", "the server cannot take the request now");
+                finish(call, 0);
+            }
+            return;
+        } else {
+            prev = call;
+        }
+        call = next;
+    }
+}
+
+static void on_work_done(uv_work_t *w, int status)
+{
+    api_call *call = w->data;
+    api_ctx *app = call->app;
+    int freed = call->freed_share;
+    call->freed_share = 0;
+    if (status == 0 && call->waiting)
+        park(app, call);
+    else
+        finish(call, status);
+    /* A parked call may have missed the share freed while it was on its
+     * way back here: look again. */
+    if (freed || app->waiting_head)
+        wake_one(app);
 }
 
 /* A refusal by the loop-side gate, answered after SS_API_BUSY_DELAY_MS. */

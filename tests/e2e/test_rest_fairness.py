@@ -236,3 +236,27 @@ def test_query_without_channel_keeps_the_channel_cap(srv):
     names = ",".join("c%02d" % i for i in range(1, 33))
     r = admin.get(data, params={"channel": names})
     assert r.status_code == 200 and len(r.json()["series"]) == 32
+
+
+def test_an_orgs_requests_over_its_share_wait_their_turn(srv):
+    """Five apps of one org query at once: two run, the others wait for the
+    org's share instead of being refused, and every one is answered."""
+    admin = login(srv.http)
+    org, dev = new_org_device(admin, prefix="queue")
+    readings_db.fill(srv.data_dir, dev["id"], ["v"], 100000)
+    keys = [admin.post("/api/v1/orgs/%s/apikeys" % org["id"],
+                       json={"name": "app%d" % i, "scopes": ["data:read"]}).json()["key"]
+            for i in range(5)]
+    url = srv.http + "/api/v1/devices/%s/data?channel=v&limit=100000" % dev["id"]
+    results = []
+
+    def query(key):
+        r = requests.get(url, headers={"Authorization": "Bearer " + key}, timeout=30)
+        results.append((r.status_code, len(r.content)))
+
+    threads = [threading.Thread(target=query, args=(k,)) for k in keys]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=40)
+    assert [st for st, _ in results] == [200] * 5, results
