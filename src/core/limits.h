@@ -105,9 +105,11 @@
 #define SS_PURGE_PAUSE_MS 30u
 /* /healthz answers from the store health the housekeeping thread measures
  * this often, without waiting for a worker; a measure older than the
- * stale age (a stuck store) answers 503. */
+ * stale age (a stuck store) answers 503. The stale age is past the
+ * store's 5 s busy timeout plus a ping period, so a purge chunk waiting
+ * for the write lock behind a long commit never reads as a dead store. */
 #define SS_HEALTH_PING_MS 1000u
-#define SS_HEALTH_STALE_MS 5000u
+#define SS_HEALTH_STALE_MS 10000u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");

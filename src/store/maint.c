@@ -33,11 +33,13 @@ static void ping(store_maint *m, store_conn *c)
         atomic_store(&m->pinged_at, clock_now_ms());
 }
 
-/* Waits up to ms, or until kicked or stopped. Returns 1 when stopping. */
-static int wait_ms(store_maint *m, uint64_t ms)
+/* Waits up to ms, or until stopped, or (when idle) kicked. A kick does
+ * not cut the pause between two purge chunks short: that pause is what
+ * lets ingest commit. Returns 1 when stopping. */
+static int wait_ms(store_maint *m, uint64_t ms, int idle)
 {
     uv_mutex_lock(&m->mu);
-    if (!m->stop && !m->kicked)
+    if (!m->stop && !(idle && m->kicked))
         uv_cond_timedwait(&m->cond, &m->mu, ms * NS_PER_MS);
     m->kicked = 0;
     int stop = m->stop;
@@ -84,7 +86,7 @@ static void maint_main(void *arg)
         }
         int more = c ? purge_chunk(m, c) : 0;
         uint64_t wait = more ? pause_after(clock_now_ms() - now) : SS_HEALTH_PING_MS;
-        if (wait_ms(m, wait))
+        if (wait_ms(m, wait, !more))
             break;
     }
     if (c)

@@ -16,6 +16,8 @@
 
 #include "core/err.h"
 #include "core/limits.h"
+#include "core/clock.h"
+#include "store/maint.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
@@ -981,6 +983,37 @@ static void test_purge_resumes_after_reopen(void **state)
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), N - 15);
     assert_int_equal(purge_all(f->c, 15), N - 15);
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 0);
+}
+
+/* The housekeeping thread reports the store healthy at once, and purges a
+ * deleted device's readings once kicked, in chunks of the size it is
+ * given. */
+static void test_maint_thread_purges_and_reports_health(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { N = 45 };
+    ss_reading rs[N];
+    for (int i = 0; i < N; i++)
+        rs[i] = rd("t", BASE + i, i);
+    assert_int_equal(write_one(f->c, 1, rs, N), SS_OK);
+    store_maint *m = NULL;
+    store_maint_options opt = {.purge_chunk_rows = 10};
+    assert_int_equal(store_maint_start(f->s, &opt, &m), SS_OK);
+    assert_true(store_maint_healthy(m, clock_now_ms()));
+    assert_false(store_maint_healthy(m, clock_now_ms() + SS_HEALTH_STALE_MS + 1));
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    store_maint_kick(m);
+    for (int i = 0; i < 500 && store_maint_purged(m) < N; i++)
+        usleep(10000);
+    assert_int_equal(store_maint_purged(m), N);
+    store_maint_stop(m);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 0);
+    int64_t pending = -1;
+    assert_int_equal(store_purge_pending(f->c, &pending), SS_OK);
+    assert_int_equal(pending, 0);
 }
 
 /* A series created while another waits for the purge never takes its id:
@@ -3135,6 +3168,7 @@ int main(void)
         T(test_device_delete_purges_in_bounded_chunks),
         T(test_purge_resumes_after_reopen),
         T(test_new_series_never_takes_an_id_waiting_for_purge),
+        T(test_maint_thread_purges_and_reports_health),
         T(test_write_batches_two_devices_and_channel_list),
         T(test_write_duplicate_ts_replaces_value),
         T(test_write_older_reading_keeps_last),
