@@ -73,6 +73,44 @@
 #define SS_QUERY_LIMIT_DEFAULT 1000u
 #define SS_QUERY_LIMIT_MAX 100000u
 
+/* Heavy REST requests (data queries, channel lists, usage, audit and
+ * session lists, sign-in's Argon2) share libuv's worker pool (4 threads):
+ * - in flight (queued, waiting or running) per credential, or per client
+ *   address for sign-in: four lets a dashboard overlap its widgets'
+ *   queries, and one client on hundreds of connections still takes no
+ *   more; past it, 429;
+ * - in flight in all: bounds the queue of heavy work (and its memory);
+ *   past it every heavy request gets 429 until some finish;
+ * - running per org: half the pool, so another org's query finds a
+ *   worker; past it a request waits its turn on the loop;
+ * - running in all: one worker of four stays for light requests;
+ * - the longest a request waits for its org's turn before it gets 429. */
+#define SS_API_HEAVY_PER_PRINCIPAL 4u
+#define SS_API_HEAVY_QUEUED_MAX 256u
+#define SS_API_HEAVY_PER_ORG 2u
+#define SS_API_HEAVY_RUNNING_MAX 3u
+#define SS_API_HEAVY_WAIT_MS 10000u
+/* A request refused by the per-credential gate is answered (429) after
+ * this delay: a client resending at once costs the loop at most one
+ * refusal per connection per delay, not a busy loop. */
+#define SS_API_BUSY_DELAY_MS 100u
+
+/* Deleting a device moves its readings to a purge list; a background
+ * thread deletes them this many per transaction (about 10-30 ms of write
+ * lock), so ingest commits interleave with even a purge of millions. */
+#define SS_PURGE_CHUNK_ROWS 10000u
+/* The purge sleeps at least this long (and at least as long as the last
+ * chunk took) between chunks: longer than SQLite's busy-wait steps, so a
+ * commit waiting for the write lock gets it in the gap. */
+#define SS_PURGE_PAUSE_MS 30u
+/* /healthz answers from the store health the housekeeping thread measures
+ * this often, without waiting for a worker; a measure older than the
+ * stale age (a stuck store) answers 503. The stale age is past the
+ * store's 5 s busy timeout plus a ping period, so a purge chunk waiting
+ * for the write lock behind a long commit never reads as a dead store. */
+#define SS_HEALTH_PING_MS 1000u
+#define SS_HEALTH_STALE_MS 10000u
+
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
 _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");

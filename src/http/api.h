@@ -16,7 +16,13 @@
 #include "aaa/throttle.h"
 #include "http/server.h"
 #include "ingest/queue.h"
+#include "store/maint.h"
 #include "store/store.h"
+
+/* Fair shares of the worker pool for heavy requests (api_gate.h). */
+typedef struct api_gate api_gate;
+int api_gate_new(api_gate **out);
+void api_gate_free(api_gate *g);
 
 typedef struct api_ctx {
     uv_loop_t *loop;
@@ -31,6 +37,11 @@ typedef struct api_ctx {
     int64_t session_ttl_ms;     /* absolute session expiry; 0: SS_SESSION_TTL_MS */
     int64_t session_idle_ms;    /* idle session expiry; 0: SS_SESSION_IDLE_MS */
     size_t requests_in_flight;  /* loop thread only */
+    api_gate *gate;             /* heavy requests' shares; NULL: no limit */
+    store_maint *maint;         /* /healthz state, purge wake-up; may be NULL */
+    /* Heavy calls waiting for their org's share of the pool, oldest first
+     * (loop thread only). */
+    struct api_call *waiting_head, *waiting_tail;
 } api_ctx;
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */

@@ -1,6 +1,7 @@
 /* api_auth.c — sign in, sign out, who am I. */
 #include "aaa/password.h"
 #include "aaa/secret.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "http/api_call.h"
@@ -343,4 +344,17 @@ void api_healthz(api_call *call)
                                                              : "ok\n");
     call->status = 200;
     call->content_type = "text/plain; charset=utf-8";
+}
+
+void api_healthz_local(api_ctx *app, http_request *req)
+{
+    if (!store_maint_healthy(app->maint, clock_now_ms())) {
+        http_respond_error(req, 503, "store_unavailable", "the store does not answer", NULL);
+        return;
+    }
+    /* Still 200 on a full disk: reads and sign-in are served (SPEC §4). */
+    static const char ok[] = "ok\n", full[] = "ok: store full, new data refused\n";
+    int is_full = store_full(app->store);
+    http_respond(req, 200, "text/plain; charset=utf-8", is_full ? full : ok,
+                 is_full ? sizeof full - 1 : sizeof ok - 1, NULL);
 }

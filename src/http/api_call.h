@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "http/api.h"
+#include "http/api_gate.h"
 #include "store/store.h"
 
 #define API_PARAMS_MAX 2
@@ -20,9 +21,25 @@ typedef enum {
     API_PRINCIPAL_KEY,
 } api_principal;
 
+/* How a route shares the worker pool (api_gate.h). */
+typedef enum {
+    API_LIGHT = 0,   /* a few indexed reads or writes */
+    API_HEAVY,       /* scans readings, usage, audit: gated per credential and org */
+    API_SIGN_IN,     /* Argon2: gated per client address */
+} api_weight;
+
 typedef struct api_call {
     uv_work_t work;
     api_ctx *app;
+    api_weight weight;
+    int gated_principal;   /* holds a credential share (loop thread) */
+    uint8_t gate_key[API_GATE_KEY_BYTES];
+    char gated_org[SS_ID_LEN + 1];  /* holds this org's share ("" none) */
+    int freed_share;       /* gave an org's share back (worker to loop) */
+    int waiting;           /* found no share free: to wait on the loop */
+    char wait_org[SS_ID_LEN + 1];   /* the org whose share it waits for */
+    uint64_t waiting_since;         /* loop time (ms) it began to wait */
+    struct api_call *next_waiting;
     http_request *req;
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];  /* path parameters, in order */
     store_conn *db;
@@ -103,6 +120,22 @@ int api_name_valid(const char *name);
 /* Lowercases ASCII in place (emails are kept lowercase). */
 void api_lowercase(char *s);
 
+/* The credential a request carries: the token of "Authorization: Bearer"
+ * or of the ss_session cookie (*via_cookie tells which); NULL when none. */
+const char *api_find_credential(const http_request *req, size_t *len, int *via_cookie);
+
+/* Answers 429 too_many_requests with Retry-After. */
+void api_reply_busy(api_call *call, const char *message);
+
+/* For a heavy call: takes the org's share of the worker pool (once per
+ * call; the router gives it back when the handler returns). When the org
+ * or the pool is at its limit it marks the call to wait (the router runs
+ * it again once a share frees) and returns nonzero: the handler returns
+ * at once, answering nothing.
+ * api_require_role calls it; a heavy handler that acts in an org without
+ * api_require_role calls it itself. */
+int api_gate_org(api_call *call, const char *org_id);
+
 /* Signs the user in, loads the device named by the first path parameter and
  * checks the user holds at least `min` in its org. Answers (401, 404 for
  * another org's device, 403) and returns nonzero on failure. */
@@ -160,6 +193,9 @@ void api_usage(api_call *call);
 void api_sessions(api_call *call);
 void api_quota_get(api_call *call);
 void api_quota_put(api_call *call);
+
+/* GET /healthz, on the loop thread: from the store's health state. */
+void api_healthz_local(api_ctx *app, http_request *req);
 
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);

@@ -101,8 +101,7 @@ const char *api_json_string(json_t *obj, const char *key, size_t max, int *bad)
     return json_string_value(v);
 }
 
-/* The session token from "Authorization: Bearer …" or the ss_session cookie. */
-static const char *find_session_token(const http_request *req, size_t *len, int *via_cookie)
+const char *api_find_credential(const http_request *req, size_t *len, int *via_cookie)
 {
     const char *auth = http_request_header(req, "authorization");
     if (auth && strncasecmp(auth, BEARER_PREFIX, strlen(BEARER_PREFIX)) == 0) {
@@ -176,7 +175,7 @@ static int load_key(api_call *call, const uint8_t hash[SS_SECRET_HASH_BYTES])
 int api_authenticate(api_call *call)
 {
     size_t len = 0;
-    const char *token = find_session_token(call->req, &len, &call->via_cookie);
+    const char *token = api_find_credential(call->req, &len, &call->via_cookie);
     if (!token || len == 0 || len >= SECRET_TEXT_MAX) {
         api_reply_error(call, 401, "unauthenticated", "sign in first (Authorization: Bearer)");
         return 1;
@@ -294,6 +293,26 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
     if (role)
         *role = r;
     snprintf(call->acct_org, sizeof call->acct_org, "%s", org_id);
+    return api_gate_org(call, org_id);
+}
+
+void api_reply_busy(api_call *call, const char *message)
+{
+    api_reply_error(call, 429, "too_many_requests", message);
+    snprintf(call->extra_headers, sizeof call->extra_headers, "Retry-After: %d\r\n",
+             API_GATE_RETRY_AFTER_S);
+}
+
+int api_gate_org(api_call *call, const char *org_id)
+{
+    if (call->weight != API_HEAVY || call->gated_org[0] || !call->app->gate)
+        return 0;
+    if (api_gate_enter_org(call->app->gate, org_id)) {
+        call->waiting = 1;
+        snprintf(call->wait_org, sizeof call->wait_org, "%s", org_id);
+        return 1;
+    }
+    snprintf(call->gated_org, sizeof call->gated_org, "%s", org_id);
     return 0;
 }
 

@@ -155,6 +155,7 @@ void api_device_delete(api_call *call)
         return;
     }
     revoke_connections(call, d.id);
+    store_maint_kick(call->app->maint);  /* its readings: purged in the background */
     audit_device(call, &d, "device.delete");
     api_reply_empty(call);
 }

@@ -173,6 +173,7 @@ void api_org_delete(api_call *call)
         }
         if (call->app->quotas)
             quota_remove_org(call->app->quotas, id);
+        store_maint_kick(call->app->maint);  /* the devices' readings: in the background */
     }
     json_decref(devices);
     if (rc == SS_CONFLICT) {

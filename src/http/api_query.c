@@ -152,17 +152,32 @@ static int query_channel(api_call *call, data_params *p, const char *channel, js
     return rc;
 }
 
-static int add_channel_name(void *ctx, const store_channel *ch)
+/* Collects names up to one past the cap, then stops: one more is enough to
+ * know the device has too many to answer them all. */
+static int add_channel_name(void *ctx, const char *name)
 {
-    json_array_append_new(ctx, json_string(ch->name));
-    return 0;
+    json_array_append_new(ctx, json_string(name));
+    return json_array_size(ctx) > QUERY_CHANNELS_MAX;
+}
+
+/* Every channel of a device that has at most QUERY_CHANNELS_MAX; past that
+ * the caller must choose (a 400 naming `channel`), never a silent cut. */
+static int all_channels(api_call *call, data_params *p, json_t *names)
+{
+    int rc = store_channel_names(call->db, p->q.device_id, add_channel_name, names);
+    if (rc || json_array_size(names) <= QUERY_CHANNELS_MAX)
+        return rc;
+    api_reply_error(call, 400, "bad_request",
+                    "channel: the device has more than 32 channels; "
+                    "name up to 32 of them with channel=a,b,...");
+    return 1;
 }
 
 /* The channels asked for, or every channel of the device when none is. */
 static int channel_names(api_call *call, data_params *p, json_t *names)
 {
     if (!p->channels[0])
-        return store_channel_list(call->db, p->q.device_id, add_channel_name, names);
+        return all_channels(call, p, names);
     char *save = NULL;
     for (char *name = strtok_r(p->channels, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (!reading_channel_valid(name, strlen(name)) || json_array_size(names) >= QUERY_CHANNELS_MAX) {

@@ -7,6 +7,7 @@
 #include "http/api_call.h"
 
 #include <http_parser.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,12 +17,13 @@ typedef struct route {
     int method;
     const char *pattern;  /* "{}" stands for an ID segment */
     api_worker_fn fn;
+    api_weight weight;
 } route;
 
 static const route routes[] = {
     {HTTP_GET, "/healthz", api_healthz},
     {HTTP_GET, "/metrics", api_metrics},
-    {HTTP_POST, "/api/v1/auth/login", api_login},
+    {HTTP_POST, "/api/v1/auth/login", api_login, API_SIGN_IN},
     {HTTP_POST, "/api/v1/auth/logout", api_logout},
     {HTTP_GET, "/api/v1/me", api_me},
     {HTTP_PUT, "/api/v1/me/password", api_me_password},
@@ -29,7 +31,7 @@ static const route routes[] = {
     {HTTP_DELETE, "/api/v1/me/sessions/{}", api_me_session_delete},
     {HTTP_PATCH, "/api/v1/users/{}", api_user_patch},
     {HTTP_PUT, "/api/v1/users/{}/password", api_user_password},
-    {HTTP_GET, "/api/v1/audit", api_audit_list_all},
+    {HTTP_GET, "/api/v1/audit", api_audit_list_all, API_HEAVY},
     {HTTP_GET, "/api/v1/orgs", api_orgs_list},
     {HTTP_POST, "/api/v1/orgs", api_orgs_create},
     {HTTP_GET, "/api/v1/orgs/{}", api_org_get},
@@ -40,9 +42,9 @@ static const route routes[] = {
     {HTTP_GET, "/api/v1/orgs/{}/apikeys", api_apikeys_list},
     {HTTP_POST, "/api/v1/orgs/{}/apikeys", api_apikeys_create},
     {HTTP_DELETE, "/api/v1/apikeys/{}", api_apikey_delete},
-    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list},
-    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage},
-    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions},
+    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list, API_HEAVY},
+    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage, API_HEAVY},
+    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions, API_HEAVY},
     {HTTP_GET, "/api/v1/orgs/{}/quota", api_quota_get},
     {HTTP_PUT, "/api/v1/orgs/{}/quota", api_quota_put},
     {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list},
@@ -53,9 +55,9 @@ static const route routes[] = {
     {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch},
     {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete},
     {HTTP_POST, "/api/v1/devices/{}/token", api_device_rotate},
-    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels},
-    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest},
-    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data},
+    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels, API_HEAVY},
+    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest, API_HEAVY},
+    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 
@@ -114,6 +116,11 @@ static void on_work(uv_work_t *w)
     }
     const route *r = call->req->data;
     r->fn(call);
+    if (call->gated_org[0]) {
+        api_gate_leave_org(call->app->gate, call->gated_org);
+        call->gated_org[0] = '\0';
+        call->freed_share = 1;
+    }
     store_conn_release(call->app->store, call->db);
     call->db = NULL;
 }
@@ -138,11 +145,13 @@ static void note_principal(api_call *call)
     }
 }
 
-static void on_work_done(uv_work_t *w, int status)
+/* Sends the answer and ends the call (status: the worker's, 0 on the loop). */
+static void finish(api_call *call, int status)
 {
-    api_call *call = w->data;
     note_principal(call);
     call->app->requests_in_flight--;
+    if (call->gated_principal)
+        api_gate_leave_principal(call->app->gate, call->gate_key);
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
     call->req->data = NULL;
@@ -154,12 +163,167 @@ static void on_work_done(uv_work_t *w, int status)
     free(call);
 }
 
+static void on_work_done(uv_work_t *w, int status);
+
+/* A heavy call whose org (or the pool) had no share free waits on the loop,
+ * in arrival order, and runs again from the start when a share frees. It
+ * keeps its credential's share meanwhile, so the wait is bounded in count
+ * (SS_API_HEAVY_QUEUED_MAX, and per credential) and, by
+ * SS_API_HEAVY_WAIT_MS, in time. */
+static void park(api_ctx *app, api_call *call)
+{
+    buf_free(&call->body);
+    call->status = 0;
+    call->content_type = NULL;
+    call->extra_headers[0] = '\0';
+    call->principal = API_PRINCIPAL_NONE;
+    call->acct_org[0] = '\0';
+    call->waiting = 0;
+    if (!call->waiting_since)  /* waits again after losing a race: keeps its age */
+        call->waiting_since = uv_now(app->loop);
+    call->next_waiting = NULL;
+    if (app->waiting_tail)
+        app->waiting_tail->next_waiting = call;
+    else
+        app->waiting_head = call;
+    app->waiting_tail = call;
+}
+
+static void unlink_waiting(api_ctx *app, api_call *prev, api_call *call)
+{
+    if (prev)
+        prev->next_waiting = call->next_waiting;
+    else
+        app->waiting_head = call->next_waiting;
+    if (app->waiting_tail == call)
+        app->waiting_tail = prev;
+    call->next_waiting = NULL;
+}
+
+/* Runs the first waiting call whose org has a share free; answers 429 to
+ * those that waited too long. */
+static void wake_one(api_ctx *app)
+{
+    uint64_t now = uv_now(app->loop);
+    api_call *prev = NULL, *call = app->waiting_head;
+    while (call) {
+        api_call *next = call->next_waiting;
+        if (now - call->waiting_since > SS_API_HEAVY_WAIT_MS) {
+            unlink_waiting(app, prev, call);
+            api_reply_busy(call, "the organisation runs as many heavy requests as it may, "
+                                 "and this one waited too long; retry shortly");
+            finish(call, 0);
+        } else if (api_gate_has_room(app->gate, call->wait_org)) {
+            unlink_waiting(app, prev, call);
+            if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
+                api_reply_error(call, 503, "overloaded", "the server cannot take the request now");
+                finish(call, 0);
+            }
+            return;
+        } else {
+            prev = call;
+        }
+        call = next;
+    }
+}
+
+static void on_work_done(uv_work_t *w, int status)
+{
+    api_call *call = w->data;
+    api_ctx *app = call->app;
+    int freed = call->freed_share;
+    call->freed_share = 0;
+    if (status == 0 && call->waiting)
+        park(app, call);
+    else
+        finish(call, status);
+    /* A parked call may have missed the share freed while it was on its
+     * way back here: look again. */
+    if (freed || app->waiting_head)
+        wake_one(app);
+}
+
+/* A refusal by the loop-side gate, answered after SS_API_BUSY_DELAY_MS. */
+typedef struct busy_answer {
+    uv_timer_t timer;
+    http_request *req;
+} busy_answer;
+
+static const char busy_body[] =
+    "{\"error\":{\"code\":\"too_many_requests\",\"message\":\"too many heavy requests in "
+    "flight from this client at once; wait for an answer before sending more\"}}";
+
+static void respond_busy(http_request *req)
+{
+    char headers[64];
+    snprintf(headers, sizeof headers, "Retry-After: %d\r\n", API_GATE_RETRY_AFTER_S);
+    http_respond(req, 429, "application/json", busy_body, sizeof busy_body - 1, headers);
+}
+
+static void on_busy_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_busy_timer(uv_timer_t *t)
+{
+    busy_answer *b = t->data;
+    respond_busy(b->req);
+    uv_close((uv_handle_t *)&b->timer, on_busy_closed);
+}
+
+/* A client that resends at once after each 429 would otherwise keep the
+ * loop busy answering it; held back a little, it costs the loop no more
+ * than one refusal per connection per delay. Without memory for the
+ * timer, the answer goes at once. */
+static void refuse_busy(api_ctx *app, http_request *req)
+{
+    busy_answer *b = calloc(1, sizeof *b);
+    if (!b || uv_timer_init(app->loop, &b->timer) != 0) {
+        free(b);
+        respond_busy(req);
+        return;
+    }
+    b->req = req;
+    b->timer.data = b;
+    uv_timer_start(&b->timer, on_busy_timer, SS_API_BUSY_DELAY_MS, 0);
+}
+
+/* The loop-side gate of a heavy request (api_gate.h): its credential, or
+ * for sign-in and a request without one its client address, may have only
+ * so many in flight. Answers 429 and returns nonzero when over. */
+static int gate_principal(api_ctx *app, http_request *req, api_call *call)
+{
+    if (call->weight == API_LIGHT || !app->gate)
+        return 0;
+    size_t len = 0;
+    int via_cookie = 0;
+    const char *who = call->weight == API_HEAVY ? api_find_credential(req, &len, &via_cookie)
+                                                : NULL;
+    if (!who || len == 0) {
+        who = req->peer;
+        len = strlen(req->peer);
+    }
+    api_gate_key(app->gate, who, len, call->gate_key);
+    if (api_gate_enter_principal(app->gate, call->gate_key) == 0) {
+        call->gated_principal = 1;
+        return 0;
+    }
+    refuse_busy(app, req);
+    return 1;
+}
+
 static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
                             char params[API_PARAMS_MAX][SS_ID_LEN + 1])
 {
     api_call *call = calloc(1, sizeof *call);
     if (!call) {
         http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
+        return;
+    }
+    call->weight = r->weight;
+    if (gate_principal(app, req, call)) {
+        free(call);
         return;
     }
     call->app = app;
@@ -170,6 +334,8 @@ static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
     app->requests_in_flight++;
     if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
         app->requests_in_flight--;
+        if (call->gated_principal)
+            api_gate_leave_principal(app->gate, call->gate_key);
         free(call);
         http_respond_error(req, 503, "overloaded", "the server cannot take the request now", NULL);
     }
@@ -194,6 +360,10 @@ void api_handle(void *ctx, http_request *req)
     if (req->method == HTTP_GET && route_match("/metrics", req->path, params) &&
         metrics_peer_is_local(req->peer)) {
         api_metrics_local(app, req);
+        return;
+    }
+    if (req->method == HTTP_GET && app->maint && route_match("/healthz", req->path, params)) {
+        api_healthz_local(app, req);
         return;
     }
     int path_known = 0;

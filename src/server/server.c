@@ -18,6 +18,7 @@
 #include "net/stream.h"
 #include "net/tls.h"
 #include "server/bootstrap.h"
+#include "store/maint.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -56,6 +57,8 @@ typedef struct server {
     meter *meter;         /* accounting written in batches */
     SSL_CTX *tls;
     api_ctx api;
+    api_gate *gate;       /* heavy requests' shares of the worker pool */
+    store_maint *maint;   /* store health for /healthz; purge of deleted readings */
     http_server *http;
     http_server *https;
     tcp_ingest *tcp;
@@ -430,11 +433,20 @@ static int start_loop_parts(server *sv)
         fprintf(stderr, "cannot start the connection registry: %s\n", ss_strerror(rc));
         return rc;
     }
+    rc = api_gate_new(&sv->gate);
+    if (rc == 0)
+        rc = store_maint_start(sv->store, NULL, &sv->maint);
+    if (rc) {
+        fprintf(stderr, "cannot start the store housekeeping: %s\n", ss_strerror(rc));
+        return rc;
+    }
     sv->api = (api_ctx){.loop = &sv->loop, .store = sv->store, .queue = sv->queue,
                         .devices = sv->devices, .logins = sv->logins, .conns = sv->conns};
     sv->api.metrics = sv->metrics;
     sv->api.quotas = sv->quotas;
     sv->api.meter = sv->meter;
+    sv->api.gate = sv->gate;
+    sv->api.maint = sv->maint;
     /* config_validate has checked both; 0 (unparsed) means the default. */
     long secs = 0;
     if (config_seconds(cfg->session_ttl, SESSION_SECONDS_MAX, &secs) == 0)
@@ -477,6 +489,8 @@ static void free_server(server *sv)
     device_cache_free(sv->devices);
     metrics_free(sv->metrics);
     meter_free(sv->meter);
+    store_maint_stop(sv->maint);
+    api_gate_free(sv->gate);
     quota_free(sv->quotas);
     throttle_free(sv->logins);
     if (sv->store)

@@ -17,9 +17,10 @@
  *   in a WITHOUT ROWID table keyed (series_id, ts): a batch insert appends to
  *   one b-tree and a range scan of a channel is a contiguous key range;
  * - readings carry no foreign key: checking one per inserted reading costs a
- *   series lookup on the hottest path; store_device_delete deletes a
- *   device's readings before its series, and the writers' series caches are
- *   invalidated by a generation counter (store_sqlite.c);
+ *   series lookup on the hottest path; store_device_delete puts a
+ *   device's series on the purge list (migration 5) before deleting them,
+ *   and the writers' series caches are invalidated by a generation counter
+ *   (store_sqlite.c);
  * - series keeps last_ts/last_value so "latest" needs no scan. */
 static const char *const migrations[] = {
     /* 1: accounts, organisations, devices, readings. */
@@ -192,6 +193,17 @@ static const char *const migrations[] = {
     "DROP TABLE usage;"
     "ALTER TABLE usage_v4 RENAME TO usage;"
     "CREATE INDEX usage_by_hour ON usage(hour);",
+
+    /* 5: a deleted device's readings are purged in the background. The
+     * delete moves its series ids here in the transaction that deletes the
+     * device (so the list is as durable as the delete, and a restart
+     * resumes the purge); store_purge_step deletes their readings in
+     * bounded chunks and drops each id with its last reading. A new series
+     * never takes an id still listed here (series ids are assigned past
+     * both tables' maxima). */
+    "CREATE TABLE purge_series ("
+    "  series_id INTEGER PRIMARY KEY"
+    ") STRICT;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -179,8 +179,8 @@ int store_membership_set(store_conn *c, const char *org_id, const char *user_id,
 int store_role_effective(store_conn *c, const char *user_id, const char *org_id,
                          store_role *out);
 
-/* Deletes the org with its devices (and their readings), memberships and
- * API keys, in one transaction. SS_CONFLICT when it has child orgs (they
+/* Deletes the org with its devices, memberships and API keys, in one
+ * transaction; the devices' readings go as in store_device_delete. SS_CONFLICT when it has child orgs (they
  * must be deleted first), SS_NOT_FOUND when absent. The audit log keeps its
  * entries. */
 int store_org_delete(store_conn *c, const char *id);
@@ -372,8 +372,19 @@ int store_device_list_all(store_conn *c, store_device_cb cb, void *ctx);
 int store_device_update(store_conn *c, const store_device *d);
 int store_device_set_token(store_conn *c, const char *id,
                            const uint8_t hash[SS_SECRET_HASH_BYTES]);
-/* Deletes the device and every reading it stored. */
+/* Deletes the device, in one short transaction however many readings it
+ * has: the device and its series are gone at once (from every answer), and
+ * its readings are put on a durable purge list that store_purge_step
+ * empties in bounded chunks. */
 int store_device_delete(store_conn *c, const char *id);
+
+/* Deletes at most max_rows readings of deleted devices (oldest purge first)
+ * in one transaction, so the purge interleaves with ingest commits instead
+ * of holding the write lock for seconds. OUT deleted: readings deleted;
+ * more: 0 once the purge list is empty (nothing left to call for). */
+int store_purge_step(store_conn *c, size_t max_rows, size_t *deleted, int *more);
+/* Series of deleted devices whose readings are still to be purged. */
+int store_purge_pending(store_conn *c, int64_t *series);
 
 /* ---- readings and series ---------------------------------------------- */
 
@@ -409,8 +420,12 @@ typedef struct store_channel {
 } store_channel;
 
 typedef int (*store_channel_cb)(void *ctx, const store_channel *ch);
-/* The device's channels, by name. */
+/* The device's channels, by name. Counting readings walks each series:
+ * for names alone use store_channel_names. */
 int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx);
+/* The names of the device's channels, by name, without touching readings. */
+int store_channel_names(store_conn *c, const char *device_id,
+                        int (*cb)(void *ctx, const char *name), void *ctx);
 
 typedef struct store_query {
     const char *device_id;

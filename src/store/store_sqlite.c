@@ -165,9 +165,9 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(ORG_RENAME, "UPDATE orgs SET name = ?2 WHERE id = ?1")                             \
     X(ORG_DELETE_CHECK, "SELECT (SELECT count(*) FROM orgs WHERE id = ?1),"              \
                         " EXISTS (SELECT 1 FROM orgs WHERE parent_id = ?1)")             \
-    X(ORG_DEL_READINGS, "DELETE FROM readings WHERE series_id IN (SELECT s.id"           \
+    X(ORG_PURGE_SERIES, "INSERT OR IGNORE INTO purge_series(series_id) SELECT s.id"      \
                         " FROM series s JOIN devices d ON d.id = s.device_id"            \
-                        " WHERE d.org_id = ?1)")                                         \
+                        " WHERE d.org_id = ?1")                                          \
     X(ORG_DEL_SERIES, "DELETE FROM series WHERE device_id IN"                            \
                       " (SELECT id FROM devices WHERE org_id = ?1)")                     \
     X(ORG_DEL_DEVICES, "DELETE FROM devices WHERE org_id = ?1")                          \
@@ -227,13 +227,22 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(DEVICE_UPDATE, "UPDATE devices SET name = ?2, description = ?3, disabled = ?4"     \
                      " WHERE id = ?1")                                                   \
     X(DEVICE_SET_TOKEN, "UPDATE devices SET token_hash = ?2 WHERE id = ?1")              \
-    X(DEVICE_DEL_READINGS, "DELETE FROM readings WHERE series_id IN"                     \
-                           " (SELECT id FROM series WHERE device_id = ?1)")              \
+    X(DEVICE_PURGE_SERIES, "INSERT OR IGNORE INTO purge_series(series_id)"               \
+                           " SELECT id FROM series WHERE device_id = ?1")                \
+    X(PURGE_NEXT, "SELECT series_id FROM purge_series ORDER BY series_id LIMIT 1")       \
+    X(PURGE_BOUND, "SELECT ts FROM readings WHERE series_id = ?1"                        \
+                   " ORDER BY ts LIMIT 1 OFFSET ?2")                                     \
+    X(PURGE_BELOW, "DELETE FROM readings WHERE series_id = ?1 AND ts < ?2")              \
+    X(PURGE_REST, "DELETE FROM readings WHERE series_id = ?1")                           \
+    X(PURGE_DONE, "DELETE FROM purge_series WHERE series_id = ?1")                       \
+    X(PURGE_COUNT, "SELECT count(*) FROM purge_series")                                  \
     X(DEVICE_DEL_SERIES, "DELETE FROM series WHERE device_id = ?1")                      \
     X(DEVICE_DELETE, "DELETE FROM devices WHERE id = ?1")                                \
     X(SERIES_FIND, "SELECT id FROM series WHERE device_id = ?1 AND channel = ?2")        \
-    X(SERIES_INSERT, "INSERT INTO series(device_id, channel, last_ts, last_value)"       \
-                     " VALUES (?1, ?2, ?3, ?4)")                                         \
+    X(SERIES_INSERT, "INSERT INTO series(id, device_id, channel, last_ts, last_value)"   \
+                     " VALUES (1 + max(coalesce((SELECT max(id) FROM series), 0),"       \
+                     " coalesce((SELECT max(series_id) FROM purge_series), 0)),"         \
+                     " ?1, ?2, ?3, ?4)")                                                 \
     X(SERIES_SET_LAST, "UPDATE series SET last_ts = ?2, last_value = ?3"                 \
                        " WHERE id = ?1 AND last_ts <= ?2")                               \
     X(READING_UPSERT, "INSERT INTO readings(series_id, ts, value) VALUES (?1, ?2, ?3)"   \
@@ -241,6 +250,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(CHANNEL_LIST, "SELECT channel, (SELECT count(*) FROM readings r"                   \
                     " WHERE r.series_id = s.id), last_ts, last_value"                    \
                     " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
+    X(CHANNEL_NAMES, "SELECT channel FROM series WHERE device_id = ?1 ORDER BY channel")  \
     X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
@@ -1647,12 +1657,13 @@ static int org_delete_check(store_conn *c, const char *id)
     return err;
 }
 
-/* Children before parents: readings (no foreign key), series, devices, API
- * keys, memberships, the quota, then the org. Audit rows, usage and session
- * records stay: they are history (and billing). */
+/* Children before parents: the series go to the purge list (their readings
+ * are deleted later, in bounded chunks: store_purge_step), then series,
+ * devices, API keys, memberships, the quota, then the org. Audit rows,
+ * usage and session records stay: they are history (and billing). */
 static int org_delete_rows(store_conn *c, const char *id)
 {
-    static const stmt_id steps[] = {STMT_ORG_DEL_READINGS, STMT_ORG_DEL_SERIES,
+    static const stmt_id steps[] = {STMT_ORG_PURGE_SERIES, STMT_ORG_DEL_SERIES,
                                     STMT_ORG_DEL_DEVICES,  STMT_ORG_DEL_APIKEYS,
                                     STMT_ORG_DEL_MEMBERS,  STMT_ORG_DEL_QUOTA,
                                     STMT_ORG_DELETE};
@@ -2035,11 +2046,12 @@ int store_device_set_token(store_conn *c, const char *id, const uint8_t hash[SS_
     return err ? err : step_changed(c, STMT_DEVICE_SET_TOKEN);
 }
 
-/* Readings first (they have no foreign key), then series, then the device
- * (whose absence is SS_NOT_FOUND and rolls everything back). */
+/* The series go to the purge list (their readings are deleted later, in
+ * bounded chunks: store_purge_step), then series, then the device (whose
+ * absence is SS_NOT_FOUND and rolls everything back). */
 static int device_delete_rows(store_conn *c, const char *id)
 {
-    static const stmt_id steps[] = {STMT_DEVICE_DEL_READINGS, STMT_DEVICE_DEL_SERIES,
+    static const stmt_id steps[] = {STMT_DEVICE_PURGE_SERIES, STMT_DEVICE_DEL_SERIES,
                                     STMT_DEVICE_DELETE};
     int err = SS_OK;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
@@ -2049,7 +2061,7 @@ static int device_delete_rows(store_conn *c, const char *id)
             err = bind_check(c, steps[i], bind_text(st, 1, id));
     }
     if (!err)
-        err = step_done(c, STMT_DEVICE_DEL_READINGS);
+        err = step_done(c, STMT_DEVICE_PURGE_SERIES);
     if (!err)
         err = step_done(c, STMT_DEVICE_DEL_SERIES);
     if (!err)
@@ -2065,6 +2077,119 @@ int store_device_delete(store_conn *c, const char *id)
     /* Inside the write lock: see store.device_generation. */
     atomic_fetch_add(&c->owner->device_generation, 1);
     return tx_end(c, device_delete_rows(c, id));
+}
+
+/* ---- purge of deleted devices' readings -------------------------------------------- */
+
+/* The oldest series waiting for the purge: SS_NOT_FOUND when none. */
+static int purge_next(store_conn *c, int64_t *series_id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_PURGE_NEXT, &st);
+    if (!err)
+        err = step_row(c, STMT_PURGE_NEXT);
+    if (!err)
+        *series_id = sqlite3_column_int64(st, 0);
+    if (st)
+        sqlite3_reset(st);
+    return err;
+}
+
+/* The ts of the series' reading `skip` places from its oldest: the first
+ * one a chunk of `skip` readings leaves. SS_NOT_FOUND when fewer remain. */
+static int purge_bound(store_conn *c, int64_t series_id, size_t skip, int64_t *ts)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_PURGE_BOUND, &st);
+    if (!err)
+        err = bind_check(c, STMT_PURGE_BOUND,
+                         sqlite3_bind_int64(st, 1, series_id) |
+                             sqlite3_bind_int64(st, 2, limit_i64(skip)));
+    if (!err)
+        err = step_row(c, STMT_PURGE_BOUND);
+    if (!err)
+        *ts = sqlite3_column_int64(st, 0);
+    if (st)
+        sqlite3_reset(st);
+    return err;
+}
+
+/* Runs one of the PURGE_* deletes; *changed gets the rows it deleted. */
+static int purge_exec(store_conn *c, stmt_id id, int64_t series_id, int64_t ts, size_t *changed)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    int rc = sqlite3_bind_int64(st, 1, series_id);
+    if (id == STMT_PURGE_BELOW)
+        rc |= sqlite3_bind_int64(st, 2, ts);
+    err = bind_check(c, id, rc);
+    if (!err)
+        err = step_done(c, id);
+    if (!err && changed)
+        *changed = (size_t)sqlite3_changes(c->db);
+    return err;
+}
+
+/* Deletes up to `budget` readings of one purged series, oldest first; the
+ * series leaves the list with its last reading. */
+static int purge_series_chunk(store_conn *c, int64_t series_id, size_t budget, size_t *deleted)
+{
+    int64_t bound = 0;
+    int err = purge_bound(c, series_id, budget, &bound);
+    if (err == SS_OK)
+        return purge_exec(c, STMT_PURGE_BELOW, series_id, bound, deleted);
+    if (err != SS_NOT_FOUND)
+        return err;
+    err = purge_exec(c, STMT_PURGE_REST, series_id, 0, deleted);
+    return err ? err : purge_exec(c, STMT_PURGE_DONE, series_id, 0, NULL);
+}
+
+static int purge_rows(store_conn *c, size_t max_rows, size_t *deleted, int *more)
+{
+    int err = SS_OK;
+    while (!err && *deleted < max_rows) {
+        int64_t series_id = 0;
+        err = purge_next(c, &series_id);
+        if (err == SS_NOT_FOUND) {
+            *more = 0;
+            return SS_OK;
+        }
+        size_t n = 0;
+        if (!err)
+            err = purge_series_chunk(c, series_id, max_rows - *deleted, &n);
+        *deleted += n;
+    }
+    return err;
+}
+
+int store_purge_step(store_conn *c, size_t max_rows, size_t *deleted, int *more)
+{
+    *deleted = 0;
+    *more = 1;
+    if (max_rows == 0)
+        return SS_INVAL;
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    err = tx_end(c, purge_rows(c, max_rows, deleted, more));
+    if (err)
+        *deleted = 0;
+    return err;
+}
+
+int store_purge_pending(store_conn *c, int64_t *series)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_PURGE_COUNT, &st);
+    if (err)
+        return err;
+    err = step_row(c, STMT_PURGE_COUNT);
+    if (!err)
+        *series = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
 /* ---- series cache ---------------------------------------------------------------- */
@@ -2588,6 +2713,28 @@ int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb
         }
     }
     return rows_end(c, STMT_CHANNEL_LIST, rc);
+}
+
+int store_channel_names(store_conn *c, const char *device_id,
+                        int (*cb)(void *ctx, const char *name), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_CHANNEL_NAMES, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_CHANNEL_NAMES, bind_text(st, 1, device_id));
+    if (err)
+        return err;
+    int rc;
+    char name[SS_CHANNEL_MAX + 1];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, name, sizeof name);
+        if (cb(ctx, name) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, STMT_CHANNEL_NAMES, rc);
 }
 
 /* ---- usage ------------------------------------------------------------------------ */

@@ -16,6 +16,8 @@
 
 #include "core/err.h"
 #include "core/limits.h"
+#include "core/clock.h"
+#include "store/maint.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
@@ -282,9 +284,27 @@ static collect *channels_of(store_conn *c, unsigned device)
     return k;
 }
 
+/* Readings of no series that are not waiting for the purge either: lost
+ * to every answer and to the purge alike. */
 static int64_t orphan_readings(store_conn *c)
 {
-    return q_int(c, "SELECT count(*) FROM readings WHERE series_id NOT IN (SELECT id FROM series)");
+    return q_int(c, "SELECT count(*) FROM readings WHERE series_id NOT IN (SELECT id FROM series)"
+                    " AND series_id NOT IN (SELECT series_id FROM purge_series)");
+}
+
+/* Runs the purge of deleted devices' readings to its end; the number of
+ * readings it deleted. */
+static size_t purge_all(store_conn *c, size_t chunk)
+{
+    size_t total = 0, deleted = 0;
+    int more = 1;
+    for (int i = 0; more && i < 100000; i++) {
+        assert_int_equal(store_purge_step(c, chunk, &deleted, &more), SS_OK);
+        assert_true(deleted <= chunk);
+        total += deleted;
+    }
+    assert_int_equal(more, 0);
+    return total;
 }
 
 /* ---- open, migrations, durability ---------------------------------------- */
@@ -943,9 +963,139 @@ static void test_device_delete_removes_readings(void **state)
     k = channels_of(f->c, 2);
     assert_int_equal(k->n, 2);
     free(k);
+    /* The readings wait for the purge, then are gone. */
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 6);
+    assert_int_equal(purge_all(f->c, SS_PURGE_CHUNK_ROWS), 3);
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 3);
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM series"), 2);
     assert_int_equal(store_device_delete(f->c, id), SS_NOT_FOUND);
+}
+
+/* Many readings go in chunks of at most the given size, oldest first, and
+ * leave the other device's readings alone. */
+static void test_device_delete_purges_in_bounded_chunks(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    assert_int_equal(add_device(f->c, 2, 1, "keep", 2), SS_OK);
+    enum { N = 25 };
+    ss_reading rs[N];
+    for (int i = 0; i < N; i++)
+        rs[i] = rd(i % 2 ? "a" : "b", BASE + i, i);
+    assert_int_equal(write_one(f->c, 1, rs, N), SS_OK);
+    assert_int_equal(write_one(f->c, 2, rs, 3), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    int64_t pending = 0;
+    assert_int_equal(store_purge_pending(f->c, &pending), SS_OK);
+    assert_int_equal(pending, 2);
+
+    size_t deleted = 0;
+    int more = 0;
+    assert_int_equal(store_purge_step(f->c, 10, &deleted, &more), SS_OK);
+    assert_int_equal(deleted, 10);
+    assert_int_equal(more, 1);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), N + 3 - 10);
+    assert_int_equal(purge_all(f->c, 10), N - 10);
+    assert_int_equal(store_purge_pending(f->c, &pending), SS_OK);
+    assert_int_equal(pending, 0);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 3);
+    assert_int_equal(orphan_readings(f->c), 0);
+    /* Nothing left: a step is a no-op. */
+    assert_int_equal(store_purge_step(f->c, 10, &deleted, &more), SS_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(more, 0);
+    assert_int_equal(store_purge_step(f->c, 0, &deleted, &more), SS_INVAL);
+}
+
+/* The purge list is durable: a store closed half-way through a purge
+ * finishes it after it is opened again. */
+static void test_purge_resumes_after_reopen(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { N = 40 };
+    ss_reading rs[N];
+    for (int i = 0; i < N; i++)
+        rs[i] = rd("t", BASE + i, i);
+    assert_int_equal(write_one(f->c, 1, rs, N), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    size_t deleted = 0;
+    int more = 0;
+    assert_int_equal(store_purge_step(f->c, 15, &deleted, &more), SS_OK);
+    assert_int_equal(deleted, 15);
+    fx_close(f);
+
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    int64_t pending = 0;
+    assert_int_equal(store_purge_pending(f->c, &pending), SS_OK);
+    assert_int_equal(pending, 1);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), N - 15);
+    assert_int_equal(purge_all(f->c, 15), N - 15);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 0);
+}
+
+/* The housekeeping thread reports the store healthy at once, and purges a
+ * deleted device's readings once kicked, in chunks of the size it is
+ * given. */
+static void test_maint_thread_purges_and_reports_health(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { N = 45 };
+    ss_reading rs[N];
+    for (int i = 0; i < N; i++)
+        rs[i] = rd("t", BASE + i, i);
+    assert_int_equal(write_one(f->c, 1, rs, N), SS_OK);
+    store_maint *m = NULL;
+    store_maint_options opt = {.purge_chunk_rows = 10};
+    assert_int_equal(store_maint_start(f->s, &opt, &m), SS_OK);
+    assert_true(store_maint_healthy(m, clock_now_ms()));
+    assert_false(store_maint_healthy(m, clock_now_ms() + SS_HEALTH_STALE_MS + 1));
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    store_maint_kick(m);
+    for (int i = 0; i < 500 && store_maint_purged(m) < N; i++)
+        usleep(10000);
+    assert_int_equal(store_maint_purged(m), N);
+    store_maint_stop(m);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 0);
+    int64_t pending = -1;
+    assert_int_equal(store_purge_pending(f->c, &pending), SS_OK);
+    assert_int_equal(pending, 0);
+}
+
+/* A series created while another waits for the purge never takes its id:
+ * the purge would delete the new readings, and the old ones would show up
+ * as the new series'. */
+static void test_new_series_never_takes_an_id_waiting_for_purge(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading a = rd("t", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &a, 1), SS_OK);
+    int64_t old_id = q_int(f->c, "SELECT max(id) FROM series");
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "new", 2), SS_OK);
+    ss_reading b = rd("t", BASE + 5, 2);
+    assert_int_equal(write_one(f->c, 2, &b, 1), SS_OK);
+    assert_true(q_int(f->c, "SELECT max(id) FROM series") > old_id);
+    collect *k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    free(k);
+    assert_int_equal(purge_all(f->c, SS_PURGE_CHUNK_ROWS), 1);
+    k = channels_of(f->c, 2);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 5);
+    free(k);
 }
 
 /* ---- readings --------------------------------------------------------------------- */
@@ -1767,6 +1917,9 @@ static void test_org_delete_refuses_children_then_removes_all_but_audit(void **s
 
     assert_int_equal(store_org_delete(f->c, o3), SS_OK);
     assert_int_equal(store_org_delete(f->c, o2), SS_OK);
+    /* The devices' readings wait for the purge. */
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 6);
+    assert_int_equal(purge_all(f->c, 3), 4);
     store_org org;
     assert_int_equal(store_org_get(f->c, o2, &org), SS_NOT_FOUND);
     assert_int_equal(store_org_get(f->c, o3, &org), SS_NOT_FOUND);
@@ -3066,6 +3219,10 @@ int main(void)
         T(test_device_list_by_org_and_all),
         T(test_device_update_and_set_token),
         T(test_device_delete_removes_readings),
+        T(test_device_delete_purges_in_bounded_chunks),
+        T(test_purge_resumes_after_reopen),
+        T(test_new_series_never_takes_an_id_waiting_for_purge),
+        T(test_maint_thread_purges_and_reports_health),
         T(test_write_batches_two_devices_and_channel_list),
         T(test_write_duplicate_ts_replaces_value),
         T(test_write_older_reading_keeps_last),
