@@ -2,6 +2,7 @@
  * resource handler on the worker pool. */
 #include "aaa/secret.h"
 #include "core/err.h"
+#include "core/json_out.h"
 #include "core/log.h"
 #include "http/api_call.h"
 
@@ -20,16 +21,15 @@
 void api_reply_json(api_call *call, int status, json_t *value)
 {
     buf_free(&call->body);
-    char *text = value ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    int rc = json_out_value(&call->body, value);
     json_decref(value);
-    if (!text) {
+    if (rc) {
+        buf_free(&call->body);
         call->status = 500;
         return;
     }
     call->status = status;
     call->content_type = "application/json";
-    buf_append_str(&call->body, text);
-    free(text);
 }
 
 void api_reply_error(api_call *call, int status, const char *code, const char *message)
