@@ -200,7 +200,9 @@ void api_me_password(api_call *call)
     call->ended_user_keeps_own = 1;
     char target[64];
     snprintf(target, sizeof target, "user:%s", call->user.id);
-    api_audit(call, "", "user.password", target, NULL);
+    api_audit(call, "", "user.password", target,
+              json_pack("{s:s,s:s,s:b}", "email", call->user.email, "password",
+                        AUDIT_SECRET_CHANGED, "other_sessions_ended", 1));
     api_reply_empty(call);
 }
 
@@ -302,7 +304,8 @@ void api_user_patch(api_call *call)
     u.disabled = value;
     char target[64];
     snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", value ? "user.disable" : "user.enable", target, NULL);
+    api_audit(call, "", value ? "user.disable" : "user.enable", target,
+              json_pack("{s:s,s:b}", "email", u.email, "disabled", value));
     api_reply_json(call, 200, api_user_json(&u));
 }
 
@@ -328,7 +331,9 @@ void api_user_password(api_call *call)
     }
     char target[64];
     snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", "user.password_reset", target, NULL);
+    api_audit(call, "", "user.password_reset", target,
+              json_pack("{s:s,s:s,s:b,s:b}", "email", u.email, "password", AUDIT_SECRET_CHANGED,
+                        "sessions_ended", 1, "login_throttle_lifted", 1));
     api_reply_empty(call);
 }
 

@@ -83,11 +83,15 @@ int api_require_user(api_call *call);
  * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
 
-/* Appends to the audit log: the caller as actor, its address, now.
- * target is "<kind>:<id>"; detail is short text or JSON without secrets.
- * A failure to write is logged, never answered: the change is made. */
+/* Appends to the audit log: the caller as actor (its id, and its email or
+ * the API key's name), its address, now. target is "<kind>:<id>"; detail
+ * (reference stolen; NULL for none) is an object of the fields changed and
+ * their new values, never a secret: a secret field changed is named with
+ * the value AUDIT_SECRET_CHANGED. Long values are cut to fit. A failure to
+ * write is logged, never answered: the change is made. */
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
-               const char *detail);
+               json_t *detail);
+#define AUDIT_SECRET_CHANGED "(changed)"
 
 /* 1 when name is a usable name: present and not only white space (the
  * length was checked by api_json_string). */

@@ -100,13 +100,14 @@ static int reply_change_error(api_call *call, int rc)
     return rc;
 }
 
-static void audit_member(api_call *call, const char *action, const char *user_id,
-                         store_role role)
+static void audit_member(api_call *call, const char *action, const store_user *u,
+                         store_role role, store_role before)
 {
-    char target[64], detail[64];
-    snprintf(target, sizeof target, "user:%s", user_id);
-    snprintf(detail, sizeof detail, "{\"role\":\"%s\"}", api_role_name(role));
-    api_audit(call, call->params[0], action, target, detail);
+    char target[64];
+    snprintf(target, sizeof target, "user:%s", u->id);
+    api_audit(call, call->params[0], action, target,
+              json_pack("{s:s,s:s,s:s}", "email", u->email, "role", api_role_name(role),
+                        "previous_role", api_role_name(before)));
 }
 
 void api_members_add(api_call *call)
@@ -146,7 +147,7 @@ void api_members_add(api_call *call)
         rc = store_membership_change(call->db, call->params[0], u.id, role);
     if (reply_change_error(call, rc))
         return;
-    audit_member(call, "member.add", u.id, role);
+    audit_member(call, "member.add", &u, role, current);
     api_reply_json(call, 201, member_json(&u, role));
 }
 
@@ -188,7 +189,7 @@ void api_member_patch(api_call *call)
     int rc = store_membership_change(call->db, call->params[0], u.id, role);
     if (reply_change_error(call, rc))
         return;
-    audit_member(call, "member.role", u.id, role);
+    audit_member(call, "member.role", &u, role, current);
     api_reply_json(call, 200, member_json(&u, role));
 }
 
@@ -205,6 +206,6 @@ void api_member_delete(api_call *call)
     int rc = store_membership_change(call->db, call->params[0], u.id, STORE_ROLE_NONE);
     if (reply_change_error(call, rc))
         return;
-    audit_member(call, "member.remove", u.id, current);
+    audit_member(call, "member.remove", &u, STORE_ROLE_NONE, current);
     api_reply_empty(call);
 }
