@@ -143,6 +143,7 @@ void api_me_sessions(api_call *call);
 void api_me_session_delete(api_call *call);
 void api_user_patch(api_call *call);
 void api_user_password(api_call *call);
+void api_user_unlock(api_call *call);
 void api_org_delete(api_call *call);
 void api_member_patch(api_call *call);
 void api_member_delete(api_call *call);

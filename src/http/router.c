@@ -29,6 +29,7 @@ static const route routes[] = {
     {HTTP_DELETE, "/api/v1/me/sessions/{}", api_me_session_delete},
     {HTTP_PATCH, "/api/v1/users/{}", api_user_patch},
     {HTTP_PUT, "/api/v1/users/{}/password", api_user_password},
+    {HTTP_POST, "/api/v1/users/{}/unlock", api_user_unlock},
     {HTTP_GET, "/api/v1/audit", api_audit_list_all},
     {HTTP_GET, "/api/v1/orgs", api_orgs_list},
     {HTTP_POST, "/api/v1/orgs", api_orgs_create},
