@@ -195,7 +195,7 @@ static void invite(api_call *call, store_role mine, const char *email, const cha
                         "password of a new account");
         return;
     }
-    store_user u;
+    store_user u = {0};
     store_invitation inv = {.role = role, .created_at = call->now_ms};
     int rc = invitee_account(call, email, hash, &u);
     sodium_memzero(hash, sizeof hash);
