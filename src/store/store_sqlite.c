@@ -908,6 +908,7 @@ static void user_from_row(sqlite3_stmt *st, store_user *u)
     u->superadmin = sqlite3_column_int(st, 3);
     u->disabled = sqlite3_column_int(st, 4);
     u->created_at = sqlite3_column_int64(st, 5);
+    u->login_unlocked_at = 0;  /* read only by store_user_get*, column 6 */
 }
 
 static int user_get_by(store_conn *c, stmt_id id, const char *key, store_user *out)

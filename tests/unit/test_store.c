@@ -2139,6 +2139,7 @@ static void test_audit_fields_round_trip_at_full_length(void **state)
     memset(a.target, 'c', sizeof a.target - 1);
     memset(a.addr, 'd', sizeof a.addr - 1);
     memset(a.detail, 'e', sizeof a.detail - 1);
+    memset(a.actor_name, 'f', sizeof a.actor_name - 1);
     assert_int_equal(store_audit_append(f->c, &a), SS_OK);
     audit_one o = {.n = 0};
     assert_int_equal(store_audit_list(f->c, a.org_id, 600, 601, 1, audit_copy_cb, &o), SS_OK);
@@ -2151,6 +2152,7 @@ static void test_audit_fields_round_trip_at_full_length(void **state)
     assert_string_equal(o.a.target, a.target);
     assert_string_equal(o.a.addr, a.addr);
     assert_string_equal(o.a.detail, a.detail);
+    assert_string_equal(o.a.actor_name, a.actor_name);
 }
 
 static void test_audit_list_range_limit_newest_first_per_org(void **state)
