@@ -163,26 +163,10 @@ static void actor_id(const api_call *call, char *out, size_t cap)
         snprintf(out, cap, "user:%s", call->user.id);
 }
 
-/* The invitation's account: the existing one (its password untouched), or
- * a new one with the given password. */
-static int invitee_account(api_call *call, const char *email, const char *pw_hash, store_user *u)
-{
-    int rc = store_user_get_by_email(call->db, email, u);
-    if (rc != SS_NOT_FOUND)
-        return rc;
-    memset(u, 0, sizeof *u);
-    secret_new_id(u->id);
-    snprintf(u->email, sizeof u->email, "%s", email);
-    snprintf(u->pw_hash, sizeof u->pw_hash, "%s", pw_hash);
-    u->created_at = call->now_ms;
-    rc = store_user_create(call->db, u);
-    /* created meanwhile by another request: invite that account */
-    return rc == SS_EXISTS ? store_user_get_by_email(call->db, email, u) : rc;
-}
-
 /* Every step here runs alike whether or not the email has an account: the
  * same checks, one Argon2 hash of the password given (kept only for a new
- * account), one invitation, one answer. What differs is one row insert. */
+ * account), one transaction that invites, one answer. What differs is one
+ * row insert inside that transaction. */
 static void invite(api_call *call, store_role mine, const char *email, const char *password,
                    store_role role)
 {
@@ -195,16 +179,17 @@ static void invite(api_call *call, store_role mine, const char *email, const cha
                         "password of a new account");
         return;
     }
-    store_user u = {0};
-    store_invitation inv = {.role = role, .created_at = call->now_ms};
-    int rc = invitee_account(call, email, hash, &u);
+    store_user fresh = {.created_at = call->now_ms};
+    secret_new_id(fresh.id);
+    snprintf(fresh.email, sizeof fresh.email, "%s", email);
+    snprintf(fresh.pw_hash, sizeof fresh.pw_hash, "%s", hash);
     sodium_memzero(hash, sizeof hash);
+    store_invitation inv = {.role = role, .created_at = call->now_ms};
     secret_new_id(inv.id);
     snprintf(inv.org_id, sizeof inv.org_id, "%s", call->params[0]);
-    memcpy(inv.user_id, u.id, sizeof inv.user_id);
     actor_id(call, inv.invited_by, sizeof inv.invited_by);
-    if (rc == 0)
-        rc = store_invitation_put(call->db, &inv);
+    int rc = store_invitation_invite(call->db, &fresh, &inv);
+    sodium_memzero(fresh.pw_hash, sizeof fresh.pw_hash);
     if (rc) {
         api_reply_store_error(call, rc);
         return;

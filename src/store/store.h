@@ -221,6 +221,11 @@ typedef int (*store_invitation_cb)(void *ctx, const store_invitation *inv);
  * org is replaced (new id, role, inviter and time). SS_NOT_FOUND when the
  * org or user does not exist. */
 int store_invitation_put(store_conn *c, const store_invitation *inv);
+/* Invites whoever has new_user->email, in one transaction (one commit,
+ * whether or not the account exists): the existing account, untouched, or
+ * else new_user, created. Sets inv->user_id to the account's id, then puts
+ * the invitation as store_invitation_put does. */
+int store_invitation_invite(store_conn *c, const store_user *new_user, store_invitation *inv);
 int store_invitation_get(store_conn *c, const char *id, store_invitation *out);
 /* The user's invitations / the org's, newest first. */
 int store_invitation_list_user(store_conn *c, const char *user_id, store_invitation_cb cb,

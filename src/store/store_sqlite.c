@@ -1535,6 +1535,24 @@ int store_invitation_put(store_conn *c, const store_invitation *inv)
     return err ? err : step_done(c, STMT_INVITE_UPSERT);
 }
 
+int store_invitation_invite(store_conn *c, const store_user *new_user, store_invitation *inv)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    store_user found;
+    err = store_user_get_by_email(c, new_user->email, &found);
+    if (err == SS_NOT_FOUND) {
+        found = *new_user;
+        err = store_user_create(c, &found);
+    }
+    if (!err) {
+        memcpy(inv->user_id, found.id, sizeof inv->user_id);
+        err = store_invitation_put(c, inv);
+    }
+    return tx_end(c, err);
+}
+
 static void invitation_from_row(sqlite3_stmt *st, store_invitation *inv)
 {
     col_text(st, 0, inv->id, sizeof inv->id);

@@ -816,6 +816,41 @@ static void test_invitation_put_accept_decline(void **state)
     assert_int_equal(store_invitation_put(f->c, &inv), SS_NOT_FOUND);
 }
 
+/* One transaction: the existing account untouched, or the new one made. */
+static void test_invitation_invite_existing_or_new(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    store_user fresh = {.created_at = 9};
+    make_id(fresh.id, TAG_USER, 50);
+    snprintf(fresh.email, sizeof fresh.email, "bob@example.com");
+    snprintf(fresh.pw_hash, sizeof fresh.pw_hash, "$argon2id$new");
+    store_invitation inv = {.role = STORE_ROLE_VIEWER, .created_at = 9};
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000011");
+    make_id(inv.org_id, TAG_ORG, 1);
+    assert_int_equal(store_invitation_invite(f->c, &fresh, &inv), SS_OK);
+    char bob[SS_ID_LEN + 1];
+    make_id(bob, TAG_USER, 2);
+    assert_string_equal(inv.user_id, bob);
+    store_user u;
+    assert_int_equal(store_user_get(f->c, bob, &u), SS_OK);
+    assert_string_equal(u.pw_hash, "$argon2id$v=19$hash-2");
+    assert_int_equal(store_user_get(f->c, fresh.id, &u), SS_NOT_FOUND);
+    snprintf(fresh.email, sizeof fresh.email, "new@example.com");
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000012");
+    assert_int_equal(store_invitation_invite(f->c, &fresh, &inv), SS_OK);
+    assert_string_equal(inv.user_id, fresh.id);
+    assert_int_equal(store_user_get_by_email(f->c, "new@example.com", &u), SS_OK);
+    assert_string_equal(u.pw_hash, "$argon2id$new");
+    /* an unknown org leaves no account behind */
+    snprintf(fresh.email, sizeof fresh.email, "ghost@example.com");
+    make_id(fresh.id, TAG_USER, 51);
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000013");
+    make_id(inv.org_id, TAG_ORG, 99);
+    assert_int_equal(store_invitation_invite(f->c, &fresh, &inv), SS_NOT_FOUND);
+    assert_int_equal(store_user_get_by_email(f->c, "ghost@example.com", &u), SS_NOT_FOUND);
+}
+
 static void test_user_unlock_login_moves_forward(void **state)
 {
     fx *f = *state;
@@ -3107,6 +3142,7 @@ int main(void)
         T(test_user_in_reach_of_admins_and_keys),
         T(test_invitation_put_accept_decline),
         T(test_user_unlock_login_moves_forward),
+        T(test_invitation_invite_existing_or_new),
         T(test_org_cycle_does_not_loop),
         T(test_device_create_get_round_trip),
         T(test_device_duplicates_and_unknown_org),
