@@ -61,6 +61,12 @@
 /* Audit entries one request returns, by default and at most. */
 #define SS_AUDIT_LIMIT_DEFAULT 100u
 #define SS_AUDIT_LIMIT_MAX 10000u
+/* An audit entry's detail (the fields changed, as JSON): room for every
+ * field of any change, names of 200 characters included. When a detail
+ * would not fit, each value is cut to SS_AUDIT_VALUE_MAX bytes: a name or
+ * description says what changed in its first words. */
+#define SS_AUDIT_DETAIL_MAX 1024u
+#define SS_AUDIT_VALUE_MAX 120u
 /* Login throttle (SPEC §4; docs/operations.md). An account may fail
  * SS_LOGIN_ACCOUNT_FREE times (typos), an address SS_LOGIN_ADDR_FREE times
  * (an office behind one NAT); each failure after that doubles the wait

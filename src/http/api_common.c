@@ -17,9 +17,6 @@
 #define BEARER_PREFIX "Bearer "
 /* The org tree is shallow; a walk longer than this is a broken tree. */
 #define API_ORG_WALK_MAX 64
-/* An audit value longer than this is cut when the detail would not fit:
- * names and descriptions say what changed in their first words. */
-#define AUDIT_VALUE_MAX 120
 
 void api_reply_json(api_call *call, int status, json_t *value)
 {
@@ -289,17 +286,17 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
     return 0;
 }
 
-/* Cuts a string value to AUDIT_VALUE_MAX bytes at a UTF-8 boundary. */
+/* Cuts a string value to SS_AUDIT_VALUE_MAX bytes at a UTF-8 boundary. */
 static void shorten_strings(json_t *detail)
 {
     const char *key;
     json_t *v;
     json_object_foreach(detail, key, v) {
         size_t len = json_is_string(v) ? json_string_length(v) : 0;
-        if (len <= AUDIT_VALUE_MAX)
+        if (len <= SS_AUDIT_VALUE_MAX)
             continue;
         const char *text = json_string_value(v);
-        size_t cut = AUDIT_VALUE_MAX;
+        size_t cut = SS_AUDIT_VALUE_MAX;
         while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
             cut--;
         json_object_set_new(detail, key, json_sprintf("%.*s...", (int)cut, text));

@@ -357,7 +357,7 @@ int store_apikey_delete(store_conn *c, const char *id);
 
 /* Detail of an audit entry: the changed fields and their new values, each
  * value shortened to fit (api_audit). */
-#define STORE_AUDIT_DETAIL_MAX 1024
+#define STORE_AUDIT_DETAIL_MAX SS_AUDIT_DETAIL_MAX
 
 typedef struct store_audit {
     int64_t id;            /* assigned by the store, increasing */
