@@ -2,6 +2,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,12 +131,29 @@ static void make_key(char *out, const char *kind, const char *name)
     snprintf(out, THROTTLE_KEY_MAX, "%s:%s", kind, name);
 }
 
+/* An IPv6 client may pick any address of its /64 (privacy addresses), so
+ * each would look like a fresh address that has never failed: IPv6 is
+ * counted per /64. IPv4, and IPv4 mapped into IPv6, per address. */
+static void make_addr_key(char *out, const char *addr)
+{
+    struct in6_addr a6;
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!strchr(addr, ':') || inet_pton(AF_INET6, addr, &a6) != 1 ||
+        memcmp(a6.s6_addr, v4_mapped, sizeof v4_mapped) == 0) {
+        make_key(out, "addr", addr);
+        return;
+    }
+    const uint8_t *b = a6.s6_addr;
+    snprintf(out, THROTTLE_KEY_MAX, "addr:%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7]);
+}
+
 int64_t throttle_login_wait(throttle *t, const char *account, const char *addr,
                             int64_t lifted_at, int64_t now_ms)
 {
     char akey[THROTTLE_KEY_MAX], ikey[THROTTLE_KEY_MAX];
     make_key(akey, "user", account);
-    make_key(ikey, "addr", addr);
+    make_addr_key(ikey, addr);
     pthread_mutex_lock(&t->lock);
     throttle_slot *acct = find(t, akey, now_ms);
     if (acct && acct->last_fail <= lifted_at) {
@@ -166,7 +184,7 @@ void throttle_login_failed(throttle *t, const char *account, const char *addr, i
 {
     char akey[THROTTLE_KEY_MAX], ikey[THROTTLE_KEY_MAX];
     make_key(akey, "user", account);
-    make_key(ikey, "addr", addr);
+    make_addr_key(ikey, addr);
     pthread_mutex_lock(&t->lock);
     count_failure(t, akey, now_ms);
     count_failure(t, ikey, now_ms);

@@ -252,6 +252,20 @@ static void throttle_forgets_and_stays_bounded(void **state)
     throttle_free(t);
 }
 
+/* An IPv6 client cannot look clean by moving within its /64. */
+static void throttle_counts_ipv6_per_64(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, "2001:db8:1:2::66", 50, T0);
+    assert_true(throttle_login_wait(t, ACCOUNT, "2001:db8:1:2:abcd::9", 0, T0) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, "2001:db8:1:3::66", 0, T0), 0);
+    /* IPv4 mapped into IPv6 stays per address */
+    fail_n(t, ACCOUNT, "::ffff:192.0.2.1", 50, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, "::ffff:192.0.2.2", 0, T0), 0);
+    throttle_free(t);
+}
+
 /* Configuration lowers the cap (tests run with a short one), never raises it. */
 static void throttle_limits_lower_never_raise(void **state)
 {
@@ -286,6 +300,7 @@ int main(void)
         cmocka_unit_test(throttle_lift_releases_account),
         cmocka_unit_test(throttle_forgets_and_stays_bounded),
         cmocka_unit_test(throttle_limits_lower_never_raise),
+        cmocka_unit_test(throttle_counts_ipv6_per_64),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
