@@ -139,6 +139,14 @@ static void config_refuses_bad_input(void **state)
     config_defaults(&cfg);
     config_set(&cfg, "tls-cert", "/x.pem");
     assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    /* the sign-in throttle's cap may be lowered, never raised */
+    config_defaults(&cfg);
+    config_set(&cfg, "login-delay-max", "2");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_OK);
+    config_set(&cfg, "login-delay-max", "61");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    assert_non_null(strstr(err, "login-delay-max"));
+    config_defaults(&cfg);
     /* a line past the file line limit is refused, not split in two */
     char path[] = "/tmp/ss-config-long-XXXXXX";
     int fd = mkstemp(path);
