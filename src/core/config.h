@@ -27,6 +27,7 @@ typedef struct config {
     char tcp_idle_timeout[CONFIG_VALUE_MAX];  /* seconds */
     char session_ttl[CONFIG_VALUE_MAX];        /* seconds: absolute session expiry */
     char session_idle_timeout[CONFIG_VALUE_MAX];  /* seconds: idle session expiry */
+    char login_delay_max[CONFIG_VALUE_MAX];    /* seconds: longest sign-in throttle wait */
 } config;
 
 /* Fills in the defaults of SPEC §1. */

@@ -61,9 +61,25 @@
 /* Audit entries one request returns, by default and at most. */
 #define SS_AUDIT_LIMIT_DEFAULT 100u
 #define SS_AUDIT_LIMIT_MAX 10000u
-/* Failed logins per account or per address before 429, within the window. */
-#define SS_LOGIN_FAILURES_MAX 10u
-#define SS_LOGIN_WINDOW_MS (15LL * 60 * 1000)
+/* An audit entry's detail (the fields changed, as JSON): room for every
+ * field of any change, names of 200 characters included. When a detail
+ * would not fit, each value is cut to SS_AUDIT_VALUE_MAX bytes: a name or
+ * description says what changed in its first words. */
+#define SS_AUDIT_DETAIL_MAX 1024u
+#define SS_AUDIT_VALUE_MAX 120u
+/* Login throttle (SPEC §4; docs/operations.md). An account may fail
+ * SS_LOGIN_ACCOUNT_FREE times (typos), an address SS_LOGIN_ADDR_FREE times
+ * (an office behind one NAT); each failure after that doubles the wait
+ * before the next try, from SS_LOGIN_DELAY_BASE_MS up to
+ * SS_LOGIN_DELAY_MAX_MS: one guess a minute per account at most, yet no
+ * stranger's failures keep the rightful person waiting longer than a
+ * minute, and not at all from an address that has not been failing.
+ * Failures are forgotten SS_LOGIN_FORGET_MS after the last one. */
+#define SS_LOGIN_ACCOUNT_FREE 5u
+#define SS_LOGIN_ADDR_FREE 10u
+#define SS_LOGIN_DELAY_BASE_MS 1000LL
+#define SS_LOGIN_DELAY_MAX_MS (60LL * 1000)
+#define SS_LOGIN_FORGET_MS (15LL * 60 * 1000)
 
 /* Group commit: the store thread takes at most this many readings in one
  * transaction, so one huge backlog cannot starve acknowledgements. */
@@ -114,5 +130,8 @@
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
 _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");
+_Static_assert(SS_LOGIN_DELAY_BASE_MS <= SS_LOGIN_DELAY_MAX_MS &&
+                   SS_LOGIN_DELAY_MAX_MS < SS_LOGIN_FORGET_MS,
+               "a login delay ends before its failures are forgotten");
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/json_out.h"
 
 /* The most bounds a histogram of ours has (commit duration: 11). */
 #define HIST_BOUNDS_MAX 16
@@ -233,24 +235,43 @@ static int render_requests(metrics *m, ss_buf *out)
     return rc;
 }
 
+/* Every double of the exposition as in the JSON answers: the shortest text
+ * that reads back to it. */
+static const char *shortest(double v, char num[JSON_OUT_DOUBLE_MAX])
+{
+    json_out_double(v, num);
+    return num;
+}
+
+/* A count of base units in the unit of the series name. Dividing by the
+ * whole number of base units per unit (1e9 ns per s) is exact where
+ * multiplying by its inexact reciprocal is not: 5 ms prints as 0.005. */
+static double scaled(const histogram *h, uint64_t x)
+{
+    if (h->scale == 1.0)
+        return (double)x;
+    return (double)x / (double)llround(1.0 / h->scale);
+}
+
 static int render_histogram(histogram *h, ss_buf *out, const char *name, const char *help)
 {
+    char num[JSON_OUT_DOUBLE_MAX];
     int rc = render_head(out, name, "histogram", help);
     uint64_t cumulative = 0;
     for (size_t i = 0; rc == 0 && i <= h->n_bounds; i++) {
         cumulative += load(&h->buckets[i]);
         if (i < h->n_bounds)
-            rc = buf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                            (double)h->bounds[i] * h->scale, cumulative);
+            rc = buf_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+                            shortest(scaled(h, h->bounds[i]), num), cumulative);
         else
             rc = buf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
     }
-    /* Whole units print exactly; scaled ones (ns → s) to the nanosecond. */
+    /* Whole units print exactly; scaled ones (ns → s) in their shortest form. */
     uint64_t sum = load(&h->sum);
     if (rc == 0 && h->scale == 1.0)
         rc = buf_printf(out, "%s_sum %" PRIu64 "\n", name, sum);
     else if (rc == 0)
-        rc = buf_printf(out, "%s_sum %.9f\n", name, (double)sum * h->scale);
+        rc = buf_printf(out, "%s_sum %s\n", name, shortest(scaled(h, sum), num));
     if (rc == 0)
         rc = buf_printf(out, "%s_count %" PRIu64 "\n", name, cumulative);
     return rc;
@@ -274,13 +295,14 @@ static int render_process(metrics *m, ss_buf *out)
 {
     const char *rss = "sensorspace_process_resident_memory_bytes";
     const char *start = "sensorspace_process_start_time_seconds";
+    char num[JSON_OUT_DOUBLE_MAX];
     int rc = render_head(out, rss, "gauge", "Resident memory size in bytes.");
     if (rc == 0)
         rc = buf_printf(out, "%s %" PRIu64 "\n", rss, resident_bytes());
     if (rc == 0)
         rc = render_head(out, start, "gauge", "When the server started, in seconds since the epoch.");
     if (rc == 0)
-        rc = buf_printf(out, "%s %.3f\n", start, (double)m->start_ms / 1000.0);
+        rc = buf_printf(out, "%s %s\n", start, shortest((double)m->start_ms / 1000.0, num));
     return rc;
 }
 

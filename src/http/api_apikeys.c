@@ -106,7 +106,8 @@ void api_apikeys_create(api_call *call)
     }
     char target[64];
     snprintf(target, sizeof target, "apikey:%s", k.id);
-    api_audit(call, k.org_id, "apikey.create", target, NULL);
+    api_audit(call, k.org_id, "apikey.create", target,
+              json_pack("{s:s,s:o}", "name", k.name, "scopes", scopes_json(k.scopes)));
     json_t *answer = apikey_json(&k);
     json_object_set_new(answer, "key", json_string(key));
     sodium_memzero(key, sizeof key);
@@ -135,6 +136,6 @@ void api_apikey_delete(api_call *call)
     api_revoke(call, k.id);
     char target[64];
     snprintf(target, sizeof target, "apikey:%s", k.id);
-    api_audit(call, k.org_id, "apikey.revoke", target, NULL);
+    api_audit(call, k.org_id, "apikey.revoke", target, json_pack("{s:s}", "name", k.name));
     api_reply_empty(call);
 }

@@ -11,11 +11,15 @@
 
 static int append_entry(void *ctx, const store_audit *a)
 {
-    json_array_append_new(ctx, json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
+    json_error_t jerr;
+    json_t *detail = json_loads(a->detail, 0, &jerr);
+    if (!detail)  /* entries from before details were JSON objects */
+        detail = a->detail[0] ? json_string(a->detail) : json_object();
+    json_array_append_new(ctx, json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "id",
                                          (json_int_t)a->id, "ts", (json_int_t)a->ts, "org_id",
-                                         a->org_id, "actor", a->actor, "action", a->action,
-                                         "target", a->target, "address", a->addr, "detail",
-                                         a->detail));
+                                         a->org_id, "actor", a->actor, "actor_name",
+                                         a->actor_name, "action", a->action, "target",
+                                         a->target, "address", a->addr, "detail", detail));
     return 0;
 }
 

@@ -12,34 +12,41 @@
 #include <string.h>
 
 #define CSRF_HEADER "X-CSRF-Token"
-#define THROTTLE_KEY_MAX 320
 
-/* 1 when either the account or the address is throttled (answered 429). */
-static int login_throttled(api_call *call, const char *user_key, const char *addr_key)
+/* 1 when the attempt must wait (answered 429, saying how long). */
+static int login_throttled(api_call *call, const char *email, int64_t lifted_at)
 {
-    int64_t wait = throttle_check(call->app->logins, user_key, call->now_ms);
-    int64_t wait_addr = throttle_check(call->app->logins, addr_key, call->now_ms);
-    if (wait_addr > wait)
-        wait = wait_addr;
+    int64_t wait = throttle_login_wait(call->app->logins, email, call->req->peer, lifted_at,
+                                       call->now_ms);
     if (wait <= 0)
         return 0;
-    api_reply_error(call, 429, "too_many_attempts", "too many failed sign-ins; try again later");
-    snprintf(call->extra_headers, sizeof call->extra_headers, "Retry-After: %lld\r\n",
-             (long long)((wait + 999) / 1000));
+    long long secs = (long long)((wait + 999) / 1000);
+    char msg[128];
+    snprintf(msg, sizeof msg, "too many failed sign-ins; try again in %lld second%s", secs,
+             secs == 1 ? "" : "s");
+    api_reply_error(call, 429, "too_many_attempts", msg);
+    snprintf(call->extra_headers, sizeof call->extra_headers, "Retry-After: %lld\r\n", secs);
     return 1;
+}
+
+/* Loads the account signing in: 1 found, 0 no such email, or a store
+ * error. The throttle needs its last lift before any password is checked. */
+static int load_login_user(api_call *call, const char *email)
+{
+    int rc = store_user_get_by_email(call->db, email, &call->user);
+    if (rc == SS_NOT_FOUND)
+        memset(&call->user, 0, sizeof call->user);
+    return rc == SS_NOT_FOUND ? 0 : rc == 0 ? 1 : rc;
 }
 
 /* Checks the password, spending the same Argon2 time whether or not the
  * user exists, so timing tells nothing. 1 when the user may sign in. */
-static int check_credentials(api_call *call, const char *email, const char *password)
+static int check_credentials(api_call *call, int found, const char *password)
 {
-    int rc = store_user_get_by_email(call->db, email, &call->user);
-    if (rc == SS_NOT_FOUND) {
+    if (!found) {
         password_verify(password, password_dummy_hash());
         return 0;
     }
-    if (rc)
-        return rc;
     int ok = password_verify(password, call->user.pw_hash);
     return ok && !call->user.disabled;
 }
@@ -94,27 +101,25 @@ void api_login(api_call *call)
     char email[SS_EMAIL_MAX + 1];
     snprintf(email, sizeof email, "%s", email_in);
     api_lowercase(email);
-    char user_key[THROTTLE_KEY_MAX], addr_key[THROTTLE_KEY_MAX];
-    snprintf(user_key, sizeof user_key, "user:%s", email);
-    snprintf(addr_key, sizeof addr_key, "addr:%s", call->req->peer);
-    if (login_throttled(call, user_key, addr_key)) {
+    int found = load_login_user(call, email);
+    if (found < 0) {
+        json_decref(body);
+        api_reply_store_error(call, found);
+        return;
+    }
+    if (login_throttled(call, email, call->user.login_unlocked_at)) {
         json_decref(body);
         return;
     }
-    int ok = check_credentials(call, email, password);
+    int ok = check_credentials(call, found, password);
     json_decref(body);
-    if (ok < 0) {
-        api_reply_store_error(call, ok);
-        return;
-    }
     if (!ok) {
-        throttle_fail(call->app->logins, user_key, call->now_ms);
-        throttle_fail(call->app->logins, addr_key, call->now_ms);
+        throttle_login_failed(call->app->logins, email, call->req->peer, call->now_ms);
         log_info("auth", "failed sign-in from %s", call->req->peer);
         api_reply_error(call, 401, "invalid_credentials", "wrong email or password");
         return;
     }
-    throttle_clear(call->app->logins, user_key);
+    throttle_login_ok(call->app->logins, email);
     start_session(call);
 }
 
@@ -200,7 +205,9 @@ void api_me_password(api_call *call)
     call->ended_user_keeps_own = 1;
     char target[64];
     snprintf(target, sizeof target, "user:%s", call->user.id);
-    api_audit(call, "", "user.password", target, NULL);
+    api_audit(call, "", "user.password", target,
+              json_pack("{s:s,s:s,s:b}", "email", call->user.email, "password",
+                        AUDIT_SECRET_CHANGED, "other_sessions_ended", 1));
     api_reply_empty(call);
 }
 
@@ -302,7 +309,8 @@ void api_user_patch(api_call *call)
     u.disabled = value;
     char target[64];
     snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", value ? "user.disable" : "user.enable", target, NULL);
+    api_audit(call, "", value ? "user.disable" : "user.enable", target,
+              json_pack("{s:s,s:b}", "email", u.email, "disabled", value));
     api_reply_json(call, 200, api_user_json(&u));
 }
 
@@ -322,13 +330,36 @@ void api_user_password(api_call *call)
     int rc = store_user_set_password(call->db, u.id, hash);
     if (rc == 0)
         rc = end_user_sessions(call, u.id);
+    if (rc == 0)
+        rc = store_user_unlock_login(call->db, u.id, call->now_ms);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
     char target[64];
     snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", "user.password_reset", target, NULL);
+    api_audit(call, "", "user.password_reset", target,
+              json_pack("{s:s,s:s,s:b,s:b}", "email", u.email, "password", AUDIT_SECRET_CHANGED,
+                        "sessions_ended", 1, "login_throttle_lifted", 1));
+    api_reply_empty(call);
+}
+
+/* Lifts the account's sign-in throttle (docs/operations.md) without
+ * touching its password: for the person a guesser keeps waiting. */
+void api_user_unlock(api_call *call)
+{
+    store_user u;
+    if (load_user_as_superadmin(call, &u))
+        return;
+    int rc = store_user_unlock_login(call->db, u.id, call->now_ms);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    char target[64];
+    snprintf(target, sizeof target, "user:%s", u.id);
+    api_audit(call, "", "user.unlock", target,
+              json_pack("{s:s,s:b}", "email", u.email, "login_throttle_lifted", 1));
     api_reply_empty(call);
 }
 

@@ -107,11 +107,15 @@ int api_require_user(api_call *call);
  * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
 
-/* Appends to the audit log: the caller as actor, its address, now.
- * target is "<kind>:<id>"; detail is short text or JSON without secrets.
- * A failure to write is logged, never answered: the change is made. */
+/* Appends to the audit log: the caller as actor (its id, and its email or
+ * the API key's name), its address, now. target is "<kind>:<id>"; detail
+ * (reference stolen; NULL for none) is an object of the fields changed and
+ * their new values, never a secret: a secret field changed is named with
+ * the value AUDIT_SECRET_CHANGED. Long values are cut to fit. A failure to
+ * write is logged, never answered: the change is made. */
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
-               const char *detail);
+               json_t *detail);
+#define AUDIT_SECRET_CHANGED "(changed)"
 
 /* 1 when name is a usable name: present and not only white space (the
  * length was checked by api_json_string). */
@@ -164,6 +168,11 @@ void api_org_get(api_call *call);
 void api_org_patch(api_call *call);
 void api_members_list(api_call *call);
 void api_members_add(api_call *call);
+void api_org_invitations_list(api_call *call);
+void api_org_invitation_delete(api_call *call);
+void api_me_invitations(api_call *call);
+void api_invitation_accept(api_call *call);
+void api_invitation_decline(api_call *call);
 void api_devices_list(api_call *call);
 void api_devices_create(api_call *call);
 void api_device_get(api_call *call);
@@ -179,6 +188,7 @@ void api_me_sessions(api_call *call);
 void api_me_session_delete(api_call *call);
 void api_user_patch(api_call *call);
 void api_user_password(api_call *call);
+void api_user_unlock(api_call *call);
 void api_org_delete(api_call *call);
 void api_member_patch(api_call *call);
 void api_member_delete(api_call *call);

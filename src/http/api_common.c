@@ -2,6 +2,7 @@
  * resource handler on the worker pool. */
 #include "aaa/secret.h"
 #include "core/err.h"
+#include "core/json_out.h"
 #include "core/log.h"
 #include "http/api_call.h"
 
@@ -20,16 +21,15 @@
 void api_reply_json(api_call *call, int status, json_t *value)
 {
     buf_free(&call->body);
-    char *text = value ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    int rc = json_out_value(&call->body, value);
     json_decref(value);
-    if (!text) {
+    if (rc) {
+        buf_free(&call->body);
         call->status = 500;
         return;
     }
     call->status = status;
     call->content_type = "application/json";
-    buf_append_str(&call->body, text);
-    free(text);
 }
 
 void api_reply_error(api_call *call, int status, const char *code, const char *message)
@@ -316,20 +316,69 @@ int api_gate_org(api_call *call, const char *org_id)
     return 0;
 }
 
+/* Cuts a string value to SS_AUDIT_VALUE_MAX bytes at a UTF-8 boundary. */
+static void shorten_strings(json_t *detail)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(detail, key, v) {
+        size_t len = json_is_string(v) ? json_string_length(v) : 0;
+        if (len <= SS_AUDIT_VALUE_MAX)
+            continue;
+        const char *text = json_string_value(v);
+        size_t cut = SS_AUDIT_VALUE_MAX;
+        while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+            cut--;
+        json_object_set_new(detail, key, json_sprintf("%.*s...", (int)cut, text));
+    }
+}
+
+/* The detail as JSON text in out: the values shortened when the whole
+ * does not fit, and only the field names when even that does not. */
+static void audit_detail_text(json_t *detail, char *out, size_t cap)
+{
+    ss_buf b = SS_BUF_INIT;
+    int rc = json_out_value(&b, detail);
+    if (rc == 0 && b.len >= cap) {
+        shorten_strings(detail);
+        buf_reset(&b);
+        rc = json_out_value(&b, detail);
+    }
+    if (rc == 0 && b.len >= cap) {
+        json_t *names = json_array();
+        const char *key;
+        json_t *v;
+        json_object_foreach(detail, key, v)
+            json_array_append_new(names, json_string(key));
+        buf_reset(&b);
+        json_t *brief = json_pack("{s:o}", "changed", names);
+        rc = json_out_value(&b, brief);
+        json_decref(brief);
+    }
+    snprintf(out, cap, "%s", rc == 0 && b.len < cap ? b.data : "{}");
+    buf_free(&b);
+}
+
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
-               const char *detail)
+               json_t *detail)
 {
     store_audit a = {0};
     a.ts = call->now_ms;
     snprintf(a.org_id, sizeof a.org_id, "%s", org_id ? org_id : "");
-    if (call->principal == API_PRINCIPAL_KEY)
+    if (call->principal == API_PRINCIPAL_KEY) {
         snprintf(a.actor, sizeof a.actor, "apikey:%s", call->key.id);
-    else
+        snprintf(a.actor_name, sizeof a.actor_name, "%s", call->key.name);
+    } else {
         snprintf(a.actor, sizeof a.actor, "user:%s", call->user.id);
+        snprintf(a.actor_name, sizeof a.actor_name, "%s", call->user.email);
+    }
     snprintf(a.action, sizeof a.action, "%s", action);
     snprintf(a.target, sizeof a.target, "%s", target);
     snprintf(a.addr, sizeof a.addr, "%s", call->req->peer);
-    snprintf(a.detail, sizeof a.detail, "%s", detail ? detail : "");
+    if (!detail)
+        detail = json_object();
+    audit_detail_text(detail, a.detail, sizeof a.detail);
+    json_decref(detail);
     int rc = store_audit_append(call->db, &a);
     if (rc)
         log_error("audit", "cannot record %s on %s: %s", action, target, ss_strerror(rc));

@@ -15,11 +15,25 @@ static int append_device(void *ctx, const store_device *d)
     return 0;
 }
 
-static void audit_device(api_call *call, const store_device *d, const char *action)
+static void audit_device(api_call *call, const store_device *d, const char *action,
+                         json_t *detail)
 {
     char target[64];
     snprintf(target, sizeof target, "device:%s", d->id);
-    api_audit(call, d->org_id, action, target, NULL);
+    api_audit(call, d->org_id, action, target, detail);
+}
+
+/* The fields a PATCH set, with their new values. */
+static json_t *patch_detail(json_t *body)
+{
+    static const char *const fields[] = {"name", "description", "disabled"};
+    json_t *detail = json_object();
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        json_t *v = json_object_get(body, fields[i]);
+        if (v && !json_is_null(v))
+            json_object_set(detail, fields[i], v);
+    }
+    return detail;
 }
 
 void api_devices_list(api_call *call)
@@ -77,7 +91,8 @@ void api_devices_create(api_call *call)
             api_reply_store_error(call, rc);
         return;
     }
-    audit_device(call, &d, "device.create");
+    audit_device(call, &d, "device.create",
+                 json_pack("{s:s,s:s}", "name", d.name, "description", d.description));
     reply_with_token(call, 201, api_device_json(&d), token);
 }
 void api_device_get(api_call *call)
@@ -126,18 +141,20 @@ void api_device_patch(api_call *call)
     if (!body)
         return;
     int bad = apply_patch(call, body, &d);
+    json_t *detail = bad ? NULL : patch_detail(body);
     json_decref(body);
     if (bad)
         return;
     int rc = store_device_update(call->db, &d);
     if (rc) {
+        json_decref(detail);
         api_reply_store_error(call, rc);
         return;
     }
     device_cache_set_disabled(call->app->devices, d.id, d.disabled);
     if (d.disabled)
         revoke_connections(call, d.id);
-    audit_device(call, &d, "device.update");
+    audit_device(call, &d, "device.update", detail);
     api_reply_json(call, 200, api_device_json(&d));
 }
 
@@ -156,7 +173,7 @@ void api_device_delete(api_call *call)
     }
     revoke_connections(call, d.id);
     store_maint_kick(call->app->maint);  /* its readings: purged in the background */
-    audit_device(call, &d, "device.delete");
+    audit_device(call, &d, "device.delete", json_pack("{s:s}", "name", d.name));
     api_reply_empty(call);
 }
 
@@ -177,6 +194,7 @@ void api_device_rotate(api_call *call)
         return;
     }
     revoke_connections(call, d.id);
-    audit_device(call, &d, "device.rotate_token");
+    audit_device(call, &d, "device.rotate_token",
+                 json_pack("{s:s,s:s}", "name", d.name, "token", AUDIT_SECRET_CHANGED));
     reply_with_token(call, 200, json_pack("{s:s}", "id", d.id), token);
 }

@@ -2,13 +2,17 @@
  *
  * Rules (SPEC §2): admins manage members; nobody grants a role above their
  * own; only owners grant, change or remove the owner role; the last owner
- * of an org cannot be removed or lowered. A change takes effect on the very
- * next request, since every request reads roles from the store. */
+ * of an org cannot be removed or lowered. A person joins only with their
+ * own consent (an invitation they accept, api_invitations.c) or by the
+ * superadmin's act, and adding a person never reveals whether their email
+ * has an account outside the caller's reach. A change takes effect on the
+ * very next request, since every request reads roles from the store. */
 #include "aaa/password.h"
 #include "aaa/secret.h"
 #include "core/err.h"
 #include "http/api_call.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -100,13 +104,104 @@ static int reply_change_error(api_call *call, int rc)
     return rc;
 }
 
-static void audit_member(api_call *call, const char *action, const char *user_id,
+static void audit_member(api_call *call, const char *action, const store_user *u,
+                         store_role role, store_role before)
+{
+    char target[64];
+    snprintf(target, sizeof target, "user:%s", u->id);
+    api_audit(call, call->params[0], action, target,
+              json_pack("{s:s,s:s,s:s}", "email", u->email, "role", api_role_name(role),
+                        "previous_role", api_role_name(before)));
+}
+
+/* SPEC §2: a person who has an account joins only with their consent or
+ * the superadmin's act, and the answer never reveals whether an email has
+ * an account outside the caller's reach. So the superadmin adds directly,
+ * and so does an admin adding someone already a member within their reach
+ * (their existence is known to that admin); everyone else is invited. */
+static int adds_directly(api_call *call, const char *email, store_user *u, int *direct)
+{
+    int rc = store_user_get_by_email(call->db, email, u);
+    *direct = call->principal == API_PRINCIPAL_USER && call->user.superadmin;
+    if (*direct || (rc && rc != SS_NOT_FOUND))
+        return rc == SS_NOT_FOUND ? 0 : rc;
+    /* asked for an unknown email too (of nobody), so both take one query */
+    int key = call->principal == API_PRINCIPAL_KEY;
+    int known = 0;
+    int err = store_user_in_reach(call->db, key ? NULL : call->user.id,
+                                  key ? call->key.org_id : NULL, rc ? "" : u->id, &known);
+    *direct = rc == 0 && known;
+    return err;
+}
+
+static void add_directly(api_call *call, store_role mine, const char *email, const char *password,
                          store_role role)
 {
-    char target[64], detail[64];
-    snprintf(target, sizeof target, "user:%s", user_id);
-    snprintf(detail, sizeof detail, "{\"role\":\"%s\"}", api_role_name(role));
-    api_audit(call, call->params[0], action, target, detail);
+    store_user u;
+    store_role current = STORE_ROLE_NONE;
+    int rc = find_or_create_user(call, email, password, &u);
+    if (rc == 1)
+        return;
+    if (rc == 0)
+        rc = store_membership_get(call->db, call->params[0], u.id, &current);
+    if (rc == 0 && (check_grant(call, mine, current, role) ||
+                    check_last_owner(call, call->params[0], current, role)))
+        return;
+    if (rc == 0)
+        rc = store_membership_change(call->db, call->params[0], u.id, role);
+    if (reply_change_error(call, rc))
+        return;
+    audit_member(call, "member.add", &u, role, current);
+    api_reply_json(call, 201, member_json(&u, role));
+}
+
+static void actor_id(const api_call *call, char *out, size_t cap)
+{
+    if (call->principal == API_PRINCIPAL_KEY)
+        snprintf(out, cap, "apikey:%s", call->key.id);
+    else
+        snprintf(out, cap, "user:%s", call->user.id);
+}
+
+/* Every step here runs alike whether or not the email has an account: the
+ * same checks, one Argon2 hash of the password given (kept only for a new
+ * account), one transaction that invites, one answer. What differs is one
+ * row insert inside that transaction. */
+static void invite(api_call *call, store_role mine, const char *email, const char *password,
+                   store_role role)
+{
+    char hash[STORE_PW_HASH_MAX];
+    if (check_grant(call, mine, STORE_ROLE_NONE, role))
+        return;
+    if (!password || password_hash(password, hash)) {
+        api_reply_error(call, 400, "weak_password",
+                        "password (12 to 1024 characters) is required: it becomes the "
+                        "password of a new account");
+        return;
+    }
+    store_user fresh = {.created_at = call->now_ms};
+    secret_new_id(fresh.id);
+    snprintf(fresh.email, sizeof fresh.email, "%s", email);
+    snprintf(fresh.pw_hash, sizeof fresh.pw_hash, "%s", hash);
+    sodium_memzero(hash, sizeof hash);
+    store_invitation inv = {.role = role, .created_at = call->now_ms};
+    secret_new_id(inv.id);
+    snprintf(inv.org_id, sizeof inv.org_id, "%s", call->params[0]);
+    actor_id(call, inv.invited_by, sizeof inv.invited_by);
+    int rc = store_invitation_invite(call->db, &fresh, &inv);
+    sodium_memzero(fresh.pw_hash, sizeof fresh.pw_hash);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return;
+    }
+    char target[64];
+    snprintf(target, sizeof target, "invitation:%s", inv.id);
+    api_audit(call, call->params[0], "member.invite", target,
+              json_pack("{s:s,s:s}", "email", email, "role", api_role_name(role)));
+    api_reply_json(call, 202,
+                   json_pack("{s:s,s:{s:s,s:s,s:s,s:s,s:I}}", "status", "invited", "invitation",
+                             "id", inv.id, "org_id", inv.org_id, "email", email, "role",
+                             api_role_name(role), "created_at", (json_int_t)inv.created_at));
 }
 
 void api_members_add(api_call *call)
@@ -121,7 +216,7 @@ void api_members_add(api_call *call)
     const char *email_in = api_json_string(body, "email", SS_EMAIL_MAX, &bad);
     const char *role_name = api_json_string(body, "role", 16, &bad);
     const char *password = api_json_string(body, "password", SS_PASSWORD_MAX, &bad);
-    store_role role, current = STORE_ROLE_NONE;
+    store_role role;
     if (bad || !email_in || !strchr(email_in, '@') || !role_name ||
         api_role_parse(role_name, &role)) {
         json_decref(body);
@@ -133,21 +228,15 @@ void api_members_add(api_call *call)
     snprintf(email, sizeof email, "%s", email_in);
     api_lowercase(email);
     store_user u;
-    int rc = find_or_create_user(call, email, password, &u);
+    int direct = 0;
+    int rc = adds_directly(call, email, &u, &direct);
+    if (rc)
+        api_reply_store_error(call, rc);
+    else if (direct)
+        add_directly(call, mine, email, password, role);
+    else
+        invite(call, mine, email, password, role);
     json_decref(body);
-    if (rc == 1)
-        return;
-    if (rc == 0)
-        rc = store_membership_get(call->db, call->params[0], u.id, &current);
-    if (rc == 0 && (check_grant(call, mine, current, role) ||
-                    check_last_owner(call, call->params[0], current, role)))
-        return;
-    if (rc == 0)
-        rc = store_membership_change(call->db, call->params[0], u.id, role);
-    if (reply_change_error(call, rc))
-        return;
-    audit_member(call, "member.add", u.id, role);
-    api_reply_json(call, 201, member_json(&u, role));
 }
 
 /* Loads the member named in the path: 404 when not a direct member. */
@@ -188,7 +277,7 @@ void api_member_patch(api_call *call)
     int rc = store_membership_change(call->db, call->params[0], u.id, role);
     if (reply_change_error(call, rc))
         return;
-    audit_member(call, "member.role", u.id, role);
+    audit_member(call, "member.role", &u, role, current);
     api_reply_json(call, 200, member_json(&u, role));
 }
 
@@ -205,6 +294,6 @@ void api_member_delete(api_call *call)
     int rc = store_membership_change(call->db, call->params[0], u.id, STORE_ROLE_NONE);
     if (reply_change_error(call, rc))
         return;
-    audit_member(call, "member.remove", u.id, current);
+    audit_member(call, "member.remove", &u, STORE_ROLE_NONE, current);
     api_reply_empty(call);
 }

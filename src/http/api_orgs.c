@@ -96,7 +96,9 @@ void api_orgs_create(api_call *call)
     }
     char target[64];
     snprintf(target, sizeof target, "org:%s", org.id);
-    api_audit(call, org.parent_id[0] ? org.parent_id : org.id, "org.create", target, NULL);
+    api_audit(call, org.parent_id[0] ? org.parent_id : org.id, "org.create", target,
+              json_pack("{s:s,s:o}", "name", org.name, "parent_id",
+                        org.parent_id[0] ? json_string(org.parent_id) : json_null()));
     api_reply_json(call, 201, api_org_json(&org));
 }
 
@@ -140,7 +142,7 @@ void api_org_patch(api_call *call)
     }
     char target[64];
     snprintf(target, sizeof target, "org:%s", org.id);
-    api_audit(call, org.id, "org.rename", target, NULL);
+    api_audit(call, org.id, "org.rename", target, json_pack("{s:s}", "name", org.name));
     api_reply_json(call, 200, api_org_json(&org));
 }
 
@@ -159,6 +161,7 @@ void api_org_delete(api_call *call)
     const char *id = call->params[0];
     json_t *devices = json_array();
     int rc = store_org_device_ids(call->db, id, collect_device, devices);
+    json_int_t n_devices = (json_int_t)json_array_size(devices);
     if (rc == 0)
         rc = store_org_delete(call->db, id);
     if (rc == 0) {
@@ -187,6 +190,6 @@ void api_org_delete(api_call *call)
     }
     char target[64];
     snprintf(target, sizeof target, "org:%s", id);
-    api_audit(call, id, "org.delete", target, NULL);
+    api_audit(call, id, "org.delete", target, json_pack("{s:I}", "devices_deleted", n_devices));
     api_reply_empty(call);
 }

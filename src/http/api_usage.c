@@ -309,12 +309,11 @@ void api_quota_put(api_call *call)
     quota_limits l = {q.max_devices, q.max_readings_per_day, q.max_bytes_per_day};
     if (call->app->quotas)
         quota_set_limits(call->app->quotas, org.id, &l);
-    char target[64], detail[160];
+    char target[64];
     snprintf(target, sizeof target, "org:%s", org.id);
-    snprintf(detail, sizeof detail,
-             "{\"max_devices\":%lld,\"max_readings_per_day\":%lld,\"max_bytes_per_day\":%lld}",
-             (long long)q.max_devices, (long long)q.max_readings_per_day,
-             (long long)q.max_bytes_per_day);
-    api_audit(call, org.id, "org.quota", target, detail);
+    api_audit(call, org.id, "org.quota", target,
+              json_pack("{s:I,s:I,s:I}", "max_devices", (json_int_t)q.max_devices,
+                        "max_readings_per_day", (json_int_t)q.max_readings_per_day,
+                        "max_bytes_per_day", (json_int_t)q.max_bytes_per_day));
     api_reply_json(call, 200, quota_json(&q));
 }

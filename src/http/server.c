@@ -1,6 +1,7 @@
 #include "http/server.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/json_out.h"
 #include "core/limits.h"
 #include "core/log.h"
 #include "net/listen.h"
@@ -344,18 +345,18 @@ void http_respond_error(http_request *req, int status, const char *code, const c
                         const char *extra_json)
 {
     json_t *msg = json_string(message);
-    char *msg_text = msg ? json_dumps(msg, JSON_ENCODE_ANY) : NULL;
     ss_buf b = SS_BUF_INIT;
-    int rc = buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":%s%s%s}}", code,
-                        msg_text ? msg_text : "\"\"", extra_json ? "," : "",
-                        extra_json ? extra_json : "");
+    int rc = buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+    if (rc == 0)
+        rc = msg ? json_out_value(&b, msg) : buf_append_str(&b, "\"\"");
+    if (rc == 0)
+        rc = buf_printf(&b, "%s%s}}", extra_json ? "," : "", extra_json ? extra_json : "");
     const char *extra = status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL;
     if (rc == 0)
         http_respond(req, status, "application/json", b.data, b.len, extra);
     else
         http_respond(req, 500, NULL, NULL, 0, NULL);
     buf_free(&b);
-    free(msg_text);
     json_decref(msg);
 }
 

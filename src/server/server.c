@@ -545,8 +545,13 @@ int server_run(const config *cfg)
         return 2;
     }
     int rc = ensure_data_dir(cfg->data_dir);
+    throttle_limits lim;
+    throttle_limits_default(&lim);
+    long delay_secs = 0;
+    if (config_seconds(cfg->login_delay_max, SS_LOGIN_DELAY_MAX_MS / 1000, &delay_secs) == 0)
+        lim.max_ms = (int64_t)delay_secs * 1000;
     if (rc == 0)
-        rc = throttle_new(&sv->logins);
+        rc = throttle_new(&lim, &sv->logins);
     if (rc == 0)
         rc = metrics_new(&sv->metrics);
     /* The certificate before the store: a bad one stops us before the

@@ -204,6 +204,29 @@ static const char *const migrations[] = {
     "CREATE TABLE purge_series ("
     "  series_id INTEGER PRIMARY KEY"
     ") STRICT;",
+
+    /* 6: consent to join, login throttle lifts, audit actors by name.
+     * - an invitation is a pending membership: (org, user) unique, so
+     *   inviting again only changes the role; it goes with its org or
+     *   user, and is looked up by user for "my invitations";
+     * - users.login_unlocked_at is written by whoever lifts the login
+     *   throttle of an account (the superadmin, or `reset-password`
+     *   offline): the server reads it at each sign-in, so a lift reaches a
+     *   running server, or every node of a shared store, without a signal;
+     * - audit.actor_name records the actor's email or API key name as it
+     *   was then: history, like the rest of the row. */
+    "CREATE TABLE invitations ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 4),"
+    "  invited_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (org_id, user_id)"
+    ") STRICT;"
+    "CREATE INDEX invitations_by_user ON invitations(user_id, created_at);"
+    "ALTER TABLE users ADD COLUMN login_unlocked_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE audit ADD COLUMN actor_name TEXT NOT NULL DEFAULT '';",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

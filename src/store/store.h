@@ -90,6 +90,7 @@ typedef struct store_user {
     int superadmin;
     int disabled;
     int64_t created_at;
+    int64_t login_unlocked_at;      /* ms of the last lift of its login throttle; 0: never */
 } store_user;
 
 int store_user_count(store_conn *c, int64_t *out);
@@ -99,6 +100,15 @@ int store_user_get(store_conn *c, const char *id, store_user *out);
 int store_user_get_by_email(store_conn *c, const char *email, store_user *out);
 int store_user_set_password(store_conn *c, const char *id, const char *pw_hash);
 int store_user_set_disabled(store_conn *c, const char *id, int disabled);
+/* Lifts the login throttle of the account: sets login_unlocked_at to now_ms
+ * (never backwards), which every server reads at the next sign-in.
+ * SS_NOT_FOUND when there is no such user. */
+int store_user_unlock_login(store_conn *c, const char *id, int64_t now_ms);
+/* *out = 1 when the user is a direct member of an org in reach: an org
+ * where admin_id holds admin or owner, or the org key_org_id, or a
+ * descendant of either (NULL for either: none). */
+int store_user_in_reach(store_conn *c, const char *admin_id, const char *key_org_id,
+                        const char *user_id, int *out);
 
 /* ---- sessions (people signed in) ------------------------------------- */
 
@@ -211,6 +221,44 @@ int store_member_count(store_conn *c, const char *org_id, store_role role, int64
 typedef int (*store_membership_cb)(void *ctx, const char *org_id, store_role role);
 /* The user's direct memberships. */
 int store_membership_list(store_conn *c, const char *user_id, store_membership_cb cb, void *ctx);
+
+/* ---- invitations (joining an org with the person's consent) ---------- */
+
+typedef struct store_invitation {
+    char id[SS_ID_LEN + 1];
+    char org_id[SS_ID_LEN + 1];
+    char user_id[SS_ID_LEN + 1];
+    char email[SS_EMAIL_MAX + 1];   /* the invitee's, filled by reads */
+    store_role role;
+    char invited_by[48];            /* an audit actor: "user:<id>", "apikey:<id>" */
+    int64_t created_at;
+} store_invitation;
+
+typedef int (*store_invitation_cb)(void *ctx, const store_invitation *inv);
+
+/* Invites the user to the org; an invitation of the same user to the same
+ * org is replaced (new id, role, inviter and time). SS_NOT_FOUND when the
+ * org or user does not exist. */
+int store_invitation_put(store_conn *c, const store_invitation *inv);
+/* Invites whoever has new_user->email, in one transaction (one commit,
+ * whether or not the account exists): the existing account, untouched, or
+ * else new_user, created. Sets inv->user_id to the account's id, then puts
+ * the invitation as store_invitation_put does. */
+int store_invitation_invite(store_conn *c, const store_user *new_user, store_invitation *inv);
+int store_invitation_get(store_conn *c, const char *id, store_invitation *out);
+/* The user's invitations / the org's, newest first. */
+int store_invitation_list_user(store_conn *c, const char *user_id, store_invitation_cb cb,
+                               void *ctx);
+int store_invitation_list_org(store_conn *c, const char *org_id, store_invitation_cb cb,
+                              void *ctx);
+/* Withdraws or declines. SS_NOT_FOUND when absent. */
+int store_invitation_delete(store_conn *c, const char *id);
+/* In one transaction: the user's invitation becomes a membership with the
+ * invited role (a higher role the user holds already stays) and is gone.
+ * SS_NOT_FOUND when the user has no invitation by that id. OUT out: the
+ * invitation as it was. */
+int store_invitation_accept(store_conn *c, const char *id, const char *user_id,
+                            store_invitation *out);
 
 /* ---- usage and quotas (accounting) ---------------------------------- */
 
@@ -326,15 +374,20 @@ int store_apikey_delete(store_conn *c, const char *id);
 
 /* ---- audit log ------------------------------------------------------- */
 
+/* Detail of an audit entry: the changed fields and their new values, each
+ * value shortened to fit (api_audit). */
+#define STORE_AUDIT_DETAIL_MAX SS_AUDIT_DETAIL_MAX
+
 typedef struct store_audit {
     int64_t id;            /* assigned by the store, increasing */
     int64_t ts;            /* ms */
     char org_id[SS_ID_LEN + 1];  /* "" for actions outside any org */
-    char actor[48];        /* "user:<id>" or "apikey:<id>" */
+    char actor[48];        /* "user:<id>", "apikey:<id>" or "cli:reset-password" */
+    char actor_name[SS_EMAIL_MAX + 1];  /* the user's email or the key's name, then */
     char action[48];       /* "device.create", "member.remove" … */
     char target[80];       /* the thing acted on: "device:<id>" … */
     char addr[46];         /* the client's address */
-    char detail[256];      /* short JSON or text; never a secret */
+    char detail[STORE_AUDIT_DETAIL_MAX];  /* JSON object; never a secret */
 } store_audit;
 
 typedef int (*store_audit_cb)(void *ctx, const store_audit *a);

@@ -107,7 +107,9 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
 #define DEVICE_COLS "id, org_id, name, description, token_hash, disabled, created_at"
 #define SESSION_COLS "token_hash, id, user_id, csrf, peer, created_at, last_seen_at, expires_at"
 #define APIKEY_COLS "id, org_id, name, scopes, key_hash, created_by, created_at"
-#define AUDIT_COLS "id, ts, org_id, actor, action, target, addr, detail"
+#define AUDIT_COLS "id, ts, org_id, actor, action, target, addr, detail, actor_name"
+#define INVITE_COLS "i.id, i.org_id, i.user_id, i.role, i.invited_by, i.created_at, u.email"
+#define INVITE_FROM " FROM invitations i JOIN users u ON u.id = i.user_id"
 #define USAGE_COUNTERS "bytes_in, bytes_out, messages, readings, rejected, api_requests"
 #define QUOTA_COLS "org_id, max_devices, max_readings_per_day, max_bytes_per_day"
 #define ACCT_COLS                                                                 \
@@ -130,8 +132,32 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(PING, "SELECT 1")                                                                  \
     X(USER_COUNT, "SELECT count(*) FROM users")                                          \
     X(USER_INSERT, "INSERT INTO users(" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)")  \
-    X(USER_GET, "SELECT " USER_COLS " FROM users WHERE id = ?1")                         \
-    X(USER_GET_EMAIL, "SELECT " USER_COLS " FROM users WHERE email = ?1")                \
+    X(USER_GET, "SELECT " USER_COLS ", login_unlocked_at FROM users WHERE id = ?1")      \
+    X(USER_GET_EMAIL, "SELECT " USER_COLS ", login_unlocked_at FROM users"               \
+                      " WHERE email = ?1")                                               \
+    X(USER_UNLOCK, "UPDATE users SET login_unlocked_at = max(login_unlocked_at, ?2)"     \
+                   " WHERE id = ?1")                                                     \
+    X(USER_IN_REACH,                                                                     \
+      "WITH RECURSIVE down(id, depth) AS ("                                              \
+      " SELECT org_id, 0 FROM memberships WHERE user_id = ?1 AND role >= 3"              \
+      " UNION"                                                                           \
+      " SELECT id, 0 FROM orgs WHERE id = ?2"                                            \
+      " UNION"                                                                           \
+      " SELECT o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"          \
+      "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT EXISTS (SELECT 1 FROM memberships WHERE user_id = ?3"                     \
+      "  AND org_id IN (SELECT id FROM down))")                                          \
+    X(INVITE_UPSERT, "INSERT INTO invitations(id, org_id, user_id, role, invited_by,"    \
+                     " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"                      \
+                     " ON CONFLICT(org_id, user_id) DO UPDATE SET id = excluded.id,"     \
+                     " role = excluded.role, invited_by = excluded.invited_by,"          \
+                     " created_at = excluded.created_at")                                \
+    X(INVITE_GET, "SELECT " INVITE_COLS INVITE_FROM " WHERE i.id = ?1")                  \
+    X(INVITE_LIST_USER, "SELECT " INVITE_COLS INVITE_FROM " WHERE i.user_id = ?1"        \
+                        " ORDER BY i.created_at DESC, i.id")                             \
+    X(INVITE_LIST_ORG, "SELECT " INVITE_COLS INVITE_FROM " WHERE i.org_id = ?1"          \
+                       " ORDER BY i.created_at DESC, i.id")                              \
+    X(INVITE_DELETE, "DELETE FROM invitations WHERE id = ?1")                            \
     X(USER_SET_PW, "UPDATE users SET pw_hash = ?2 WHERE id = ?1")                        \
     X(USER_SET_DISABLED, "UPDATE users SET disabled = ?2 WHERE id = ?1")                 \
     X(SESSION_INSERT, "INSERT INTO sessions(" SESSION_COLS ")"                           \
@@ -174,6 +200,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(ORG_DEL_APIKEYS, "DELETE FROM apikeys WHERE org_id = ?1")                          \
     X(ORG_DEL_MEMBERS, "DELETE FROM memberships WHERE org_id = ?1")                      \
     X(ORG_DEL_QUOTA, "DELETE FROM quotas WHERE org_id = ?1")                             \
+    X(ORG_DEL_INVITES, "DELETE FROM invitations WHERE org_id = ?1")                      \
     X(ORG_DELETE, "DELETE FROM orgs WHERE id = ?1")                                      \
     X(ORG_DEVICE_IDS, "SELECT id FROM devices WHERE org_id = ?1 ORDER BY id")            \
     X(MEMBER_GET, "SELECT role FROM memberships WHERE org_id = ?1 AND user_id = ?2")     \
@@ -185,8 +212,8 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(APIKEY_LIST, "SELECT " APIKEY_COLS " FROM apikeys WHERE org_id = ?1"               \
                    " ORDER BY created_at DESC, id DESC")                                 \
     X(APIKEY_DELETE, "DELETE FROM apikeys WHERE id = ?1")                                \
-    X(AUDIT_INSERT, "INSERT INTO audit(ts, org_id, actor, action, target, addr, detail)" \
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                              \
+    X(AUDIT_INSERT, "INSERT INTO audit(ts, org_id, actor, action, target, addr, detail,"  \
+                    " actor_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")              \
     X(AUDIT_LIST, "SELECT " AUDIT_COLS " FROM audit WHERE org_id = ?1"                   \
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC LIMIT ?4")        \
     X(ORG_MEMBERS, "SELECT u.id, u.email, u.pw_hash, u.superadmin, u.disabled,"          \
@@ -1042,6 +1069,7 @@ static void user_from_row(sqlite3_stmt *st, store_user *u)
     u->superadmin = sqlite3_column_int(st, 3);
     u->disabled = sqlite3_column_int(st, 4);
     u->created_at = sqlite3_column_int64(st, 5);
+    u->login_unlocked_at = 0;  /* read only by store_user_get*, column 6 */
 }
 
 static int user_get_by(store_conn *c, stmt_id id, const char *key, store_user *out)
@@ -1054,8 +1082,10 @@ static int user_get_by(store_conn *c, stmt_id id, const char *key, store_user *o
     if (err)
         return err;
     err = step_row(c, id);
-    if (!err)
+    if (!err) {
         user_from_row(st, out);
+        out->login_unlocked_at = sqlite3_column_int64(st, 6);
+    }
     sqlite3_reset(st);
     return err;
 }
@@ -1089,6 +1119,36 @@ int store_user_set_disabled(store_conn *c, const char *id, int disabled)
     err = bind_check(c, STMT_USER_SET_DISABLED,
                      bind_text(st, 1, id) | sqlite3_bind_int(st, 2, disabled != 0));
     return err ? err : step_changed(c, STMT_USER_SET_DISABLED);
+}
+
+int store_user_unlock_login(store_conn *c, const char *id, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USER_UNLOCK, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_USER_UNLOCK, bind_text(st, 1, id) | sqlite3_bind_int64(st, 2, now_ms));
+    return err ? err : step_changed(c, STMT_USER_UNLOCK);
+}
+
+int store_user_in_reach(store_conn *c, const char *admin_id, const char *key_org_id,
+                        const char *user_id, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_USER_IN_REACH, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_USER_IN_REACH,
+                     (admin_id ? bind_text(st, 1, admin_id) : sqlite3_bind_null(st, 1)) |
+                         (key_org_id ? bind_text(st, 2, key_org_id) : sqlite3_bind_null(st, 2)) |
+                         bind_text(st, 3, user_id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_USER_IN_REACH);
+    if (!err)
+        *out = sqlite3_column_int(st, 0) != 0;
+    sqlite3_reset(st);
+    return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
 /* ---- sessions ------------------------------------------------------------------ */
@@ -1666,7 +1726,7 @@ static int org_delete_rows(store_conn *c, const char *id)
     static const stmt_id steps[] = {STMT_ORG_PURGE_SERIES, STMT_ORG_DEL_SERIES,
                                     STMT_ORG_DEL_DEVICES,  STMT_ORG_DEL_APIKEYS,
                                     STMT_ORG_DEL_MEMBERS,  STMT_ORG_DEL_QUOTA,
-                                    STMT_ORG_DELETE};
+                                    STMT_ORG_DEL_INVITES,  STMT_ORG_DELETE};
     int err = SS_OK;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
         sqlite3_stmt *st = NULL;
@@ -1855,6 +1915,133 @@ int store_apikey_delete(store_conn *c, const char *id)
     return err ? err : step_changed(c, STMT_APIKEY_DELETE);
 }
 
+/* ---- invitations ------------------------------------------------------------- */
+
+int store_invitation_put(store_conn *c, const store_invitation *inv)
+{
+    if ((int)inv->role < (int)STORE_ROLE_VIEWER || (int)inv->role > (int)STORE_ROLE_OWNER)
+        return SS_INVAL;
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_INVITE_UPSERT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_INVITE_UPSERT,
+                     bind_text(st, 1, inv->id) | bind_text(st, 2, inv->org_id) |
+                         bind_text(st, 3, inv->user_id) | sqlite3_bind_int(st, 4, (int)inv->role) |
+                         bind_text(st, 5, inv->invited_by) |
+                         sqlite3_bind_int64(st, 6, inv->created_at));
+    return err ? err : step_done(c, STMT_INVITE_UPSERT);
+}
+
+int store_invitation_invite(store_conn *c, const store_user *new_user, store_invitation *inv)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    store_user found;
+    err = store_user_get_by_email(c, new_user->email, &found);
+    if (err == SS_NOT_FOUND) {
+        found = *new_user;
+        err = store_user_create(c, &found);
+    }
+    if (!err) {
+        memcpy(inv->user_id, found.id, sizeof inv->user_id);
+        err = store_invitation_put(c, inv);
+    }
+    return tx_end(c, err);
+}
+
+static void invitation_from_row(sqlite3_stmt *st, store_invitation *inv)
+{
+    col_text(st, 0, inv->id, sizeof inv->id);
+    col_text(st, 1, inv->org_id, sizeof inv->org_id);
+    col_text(st, 2, inv->user_id, sizeof inv->user_id);
+    int role = sqlite3_column_int(st, 3);
+    inv->role = role > STORE_ROLE_OWNER ? STORE_ROLE_OWNER : (store_role)role;
+    col_text(st, 4, inv->invited_by, sizeof inv->invited_by);
+    inv->created_at = sqlite3_column_int64(st, 5);
+    col_text(st, 6, inv->email, sizeof inv->email);
+}
+
+int store_invitation_get(store_conn *c, const char *id, store_invitation *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_INVITE_GET, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_INVITE_GET, bind_text(st, 1, id));
+    if (err)
+        return err;
+    err = step_row(c, STMT_INVITE_GET);
+    if (!err)
+        invitation_from_row(st, out);
+    sqlite3_reset(st);
+    return err;
+}
+
+static int invitation_rows(store_conn *c, stmt_id id, const char *key, store_invitation_cb cb,
+                           void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, id, &st);
+    if (err)
+        return err;
+    err = bind_check(c, id, bind_text(st, 1, key));
+    if (err)
+        return err;
+    int rc;
+    store_invitation inv;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        invitation_from_row(st, &inv);
+        if (cb(ctx, &inv) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    return rows_end(c, id, rc);
+}
+
+int store_invitation_list_user(store_conn *c, const char *user_id, store_invitation_cb cb,
+                               void *ctx)
+{
+    return invitation_rows(c, STMT_INVITE_LIST_USER, user_id, cb, ctx);
+}
+
+int store_invitation_list_org(store_conn *c, const char *org_id, store_invitation_cb cb,
+                              void *ctx)
+{
+    return invitation_rows(c, STMT_INVITE_LIST_ORG, org_id, cb, ctx);
+}
+
+int store_invitation_delete(store_conn *c, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_INVITE_DELETE, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_INVITE_DELETE, bind_text(st, 1, id));
+    return err ? err : step_changed(c, STMT_INVITE_DELETE);
+}
+
+int store_invitation_accept(store_conn *c, const char *id, const char *user_id,
+                            store_invitation *out)
+{
+    int err = tx_begin(c);
+    if (err)
+        return err;
+    store_role current = STORE_ROLE_NONE;
+    err = store_invitation_get(c, id, out);
+    if (!err && strcmp(out->user_id, user_id) != 0)
+        err = SS_NOT_FOUND;
+    if (!err)
+        err = store_membership_get(c, out->org_id, user_id, &current);
+    if (!err && current < out->role)
+        err = store_membership_set(c, out->org_id, user_id, out->role);
+    if (!err)
+        err = store_invitation_delete(c, id);
+    return tx_end(c, err);
+}
+
 /* ---- audit log ----------------------------------------------------------------- */
 
 int store_audit_append(store_conn *c, const store_audit *a)
@@ -1867,7 +2054,7 @@ int store_audit_append(store_conn *c, const store_audit *a)
                      sqlite3_bind_int64(st, 1, a->ts) | bind_text(st, 2, a->org_id) |
                          bind_text(st, 3, a->actor) | bind_text(st, 4, a->action) |
                          bind_text(st, 5, a->target) | bind_text(st, 6, a->addr) |
-                         bind_text(st, 7, a->detail));
+                         bind_text(st, 7, a->detail) | bind_text(st, 8, a->actor_name));
     return err ? err : step_done(c, STMT_AUDIT_INSERT);
 }
 
@@ -1881,6 +2068,7 @@ static void audit_from_row(sqlite3_stmt *st, store_audit *a)
     col_text(st, 5, a->target, sizeof a->target);
     col_text(st, 6, a->addr, sizeof a->addr);
     col_text(st, 7, a->detail, sizeof a->detail);
+    col_text(st, 8, a->actor_name, sizeof a->actor_name);
 }
 
 /* SS_INVAL for a limit of 0, as for readings queries. Entries with the same

@@ -13,6 +13,7 @@
 #include "aaa/secret.h"
 #include "aaa/throttle.h"
 #include "core/err.h"
+#include "core/limits.h"
 
 static int setup(void **state)
 {
@@ -133,27 +134,154 @@ static void cache_grows_past_its_first_table(void **state)
     device_cache_free(c);
 }
 
-static void throttle_blocks_after_max_failures(void **state)
+/* The clock is injected: every call takes now_ms. */
+#define T0 1000000LL
+#define ACCOUNT "ann@example.com"
+#define EVIL "192.0.2.66"
+#define CLEAN "198.51.100.7"
+
+static throttle *new_throttle(void)
+{
+    throttle *t;
+    assert_int_equal(throttle_new(NULL, &t), 0);
+    return t;
+}
+
+static void fail_n(throttle *t, const char *account, const char *addr, unsigned n, int64_t now)
+{
+    for (unsigned i = 0; i < n; i++)
+        throttle_login_failed(t, account, addr, now);
+}
+
+/* Free failures, then a wait doubling per failure from the base. */
+static void throttle_account_wait_doubles_after_free_failures(void **state)
 {
     (void)state;
-    throttle *t;
-    assert_int_equal(throttle_new(&t), 0);
-    int64_t now = 1000000;
-    for (unsigned i = 0; i < SS_LOGIN_FAILURES_MAX - 1; i++)
-        throttle_fail(t, "user:a", now);
-    assert_int_equal(throttle_check(t, "user:a", now), 0);
-    throttle_fail(t, "user:a", now);
-    assert_true(throttle_check(t, "user:a", now) > 0);
-    assert_int_equal(throttle_check(t, "user:b", now), 0);
-    assert_int_equal(throttle_check(t, "user:a", now + SS_LOGIN_WINDOW_MS), 0);
-    throttle_clear(t, "user:a");
-    assert_int_equal(throttle_check(t, "user:a", now), 0);
-    /* spraying keys cannot grow memory or evict beyond the table */
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, EVIL, SS_LOGIN_ACCOUNT_FREE - 1, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0), 0);
+    throttle_login_failed(t, ACCOUNT, EVIL, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0), SS_LOGIN_DELAY_BASE_MS);
+    throttle_login_failed(t, ACCOUNT, EVIL, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0), 2 * SS_LOGIN_DELAY_BASE_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0 + 500), 2 * SS_LOGIN_DELAY_BASE_MS - 500);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0 + 2 * SS_LOGIN_DELAY_BASE_MS), 0);
+    /* another account from the same address is not held back by this one */
+    assert_int_equal(throttle_login_wait(t, "bob@example.com", EVIL, 0, T0), 0);
+    throttle_free(t);
+}
+
+/* However many failures, nobody waits longer than the cap; guessing runs
+ * at one try per cap at best. */
+static void throttle_wait_is_capped(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, EVIL, 1000, T0);
+    int64_t wait = throttle_login_wait(t, ACCOUNT, EVIL, 0, T0);
+    assert_int_equal(wait, SS_LOGIN_DELAY_MAX_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0 + SS_LOGIN_DELAY_MAX_MS), 0);
+    throttle_free(t);
+}
+
+/* A stranger's failures never hold back an address that has not failed. */
+static void throttle_clean_address_is_not_held_by_account(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, EVIL, 50, T0);
+    assert_true(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0), 0);
+    /* once the clean address fails too, the account's wait binds it */
+    throttle_login_failed(t, ACCOUNT, CLEAN, T0 + 1);
+    assert_true(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + 1) > 0);
+    /* the right password forgets the account's failures, not the address's */
+    throttle_login_ok(t, ACCOUNT);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + 1), 0);
+    assert_int_equal(throttle_login_wait(t, "bob@example.com", EVIL, 0, T0 + 1),
+                     SS_LOGIN_DELAY_MAX_MS - 1);
+    throttle_free(t);
+}
+
+/* An address spraying many accounts waits on its own count. */
+static void throttle_address_waits_on_its_own(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    char account[64];
+    for (unsigned i = 0; i < SS_LOGIN_ADDR_FREE; i++) {
+        snprintf(account, sizeof account, "u%u@example.com", i);
+        assert_int_equal(throttle_login_wait(t, account, EVIL, 0, T0), 0);
+        throttle_login_failed(t, account, EVIL, T0);
+    }
+    assert_int_equal(throttle_login_wait(t, "fresh@example.com", EVIL, 0, T0), SS_LOGIN_DELAY_BASE_MS);
+    assert_int_equal(throttle_login_wait(t, "fresh@example.com", CLEAN, 0, T0), 0);
+    throttle_free(t);
+}
+
+/* A lift forgets the account's failures and the address's earlier ones
+ * for that account; later failures count again. */
+static void throttle_lift_releases_account(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, EVIL, 40, T0);
+    assert_true(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0 + 10) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, T0 + 5, T0 + 10), 0);
+    throttle_login_failed(t, ACCOUNT, EVIL, T0 + 20);
+    /* the address's count is back in force; the account's starts afresh */
+    assert_true(throttle_login_wait(t, ACCOUNT, EVIL, T0 + 5, T0 + 20) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, T0 + 5, T0 + 20), 0);
+    throttle_free(t);
+}
+
+/* Failures are forgotten after the forget time; the table never grows. */
+static void throttle_forgets_and_stays_bounded(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, EVIL, 20, T0);
+    assert_true(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0 + 1) > 0);
+    throttle_login_failed(t, ACCOUNT, EVIL, T0 + SS_LOGIN_FORGET_MS + 1);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0 + SS_LOGIN_FORGET_MS + 1), 0);
     char key[32];
     for (int i = 0; i < 100000; i++) {
-        snprintf(key, sizeof key, "addr:%d", i);
-        throttle_fail(t, key, now);
+        snprintf(key, sizeof key, "k%d", i);
+        throttle_login_failed(t, key, key, T0);
     }
+    throttle_free(t);
+}
+
+/* An IPv6 client cannot look clean by moving within its /64. */
+static void throttle_counts_ipv6_per_64(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    fail_n(t, ACCOUNT, "2001:db8:1:2::66", 50, T0);
+    assert_true(throttle_login_wait(t, ACCOUNT, "2001:db8:1:2:abcd::9", 0, T0) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, "2001:db8:1:3::66", 0, T0), 0);
+    /* IPv4 mapped into IPv6 stays per address */
+    fail_n(t, ACCOUNT, "::ffff:192.0.2.1", 50, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, "::ffff:192.0.2.2", 0, T0), 0);
+    throttle_free(t);
+}
+
+/* Configuration lowers the cap (tests run with a short one), never raises it. */
+static void throttle_limits_lower_never_raise(void **state)
+{
+    (void)state;
+    throttle_limits lim;
+    throttle_limits_default(&lim);
+    lim.max_ms = 2000;
+    throttle *t;
+    assert_int_equal(throttle_new(&lim, &t), 0);
+    fail_n(t, ACCOUNT, EVIL, 100, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0), 2000);
+    throttle_free(t);
+    lim.max_ms = 10 * SS_LOGIN_DELAY_MAX_MS;
+    assert_int_equal(throttle_new(&lim, &t), 0);
+    fail_n(t, ACCOUNT, EVIL, 100, T0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0), SS_LOGIN_DELAY_MAX_MS);
     throttle_free(t);
 }
 
@@ -165,7 +293,14 @@ int main(void)
         cmocka_unit_test(passwords_hash_and_verify),
         cmocka_unit_test(cache_finds_by_token_and_follows_changes),
         cmocka_unit_test(cache_grows_past_its_first_table),
-        cmocka_unit_test(throttle_blocks_after_max_failures),
+        cmocka_unit_test(throttle_account_wait_doubles_after_free_failures),
+        cmocka_unit_test(throttle_wait_is_capped),
+        cmocka_unit_test(throttle_clean_address_is_not_held_by_account),
+        cmocka_unit_test(throttle_address_waits_on_its_own),
+        cmocka_unit_test(throttle_lift_releases_account),
+        cmocka_unit_test(throttle_forgets_and_stays_bounded),
+        cmocka_unit_test(throttle_limits_lower_never_raise),
+        cmocka_unit_test(throttle_counts_ipv6_per_64),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -14,6 +14,9 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/hash.h"
+#include "core/json_out.h"
+
+#include <math.h>
 
 static void buf_appends_and_consumes(void **state)
 {
@@ -156,6 +159,14 @@ static void config_refuses_bad_input(void **state)
     config_defaults(&cfg);
     config_set(&cfg, "tls-cert", "/x.pem");
     assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    /* the sign-in throttle's cap may be lowered, never raised */
+    config_defaults(&cfg);
+    config_set(&cfg, "login-delay-max", "2");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_OK);
+    config_set(&cfg, "login-delay-max", "61");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    assert_non_null(strstr(err, "login-delay-max"));
+    config_defaults(&cfg);
     /* a line past the file line limit is refused, not split in two */
     char path[] = "/tmp/ss-config-long-XXXXXX";
     int fd = mkstemp(path);
@@ -202,6 +213,86 @@ static void hash_id_spreads_ids_and_reads_every_byte(void **state)
     assert_true(distinct > 140);  /* a uniform hash fills ~162 */
 }
 
+/* SPEC §2: numbers print as the shortest text that reads back the same. */
+static void json_out_prints_shortest_round_trip(void **state)
+{
+    (void)state;
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {21.6, "21.6"},
+        {0.1, "0.1"},
+        {1e300, "1e300"},
+        {5e-324, "5e-324"},
+        {-0.0, "-0"},
+        {0.0, "0"},
+        {123456789012345678.0, "1.2345678901234568e17"},
+        {100.0, "100"},
+        {-1.5, "-1.5"},
+        {0.30000000000000004, "0.30000000000000004"},
+        {1e-5, "1e-5"},
+        {2.2250738585072014e-308, "2.2250738585072014e-308"},
+        {1.7976931348623157e308, "1.7976931348623157e308"},
+    };
+    char text[JSON_OUT_DOUBLE_MAX];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = json_out_double(cases[i].v, text);
+        assert_string_equal(text, cases[i].text);
+        assert_int_equal(len, strlen(cases[i].text));
+    }
+    assert_true(signbit(strtod("-0", NULL)));
+}
+
+/* Any double, normal or not, reads back exactly and no shorter text of
+ * fewer digits would (checked against %.*g one digit shorter). */
+static void json_out_round_trips_random_doubles(void **state)
+{
+    (void)state;
+    srand(7);
+    char text[JSON_OUT_DOUBLE_MAX], shorter[512];
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = 0;
+        for (int k = 0; k < 4; k++)
+            bits = (bits << 16) ^ (uint64_t)(rand() & 0xffff);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v))
+            continue;
+        json_out_double(v, text);
+        assert_true(strtod(text, NULL) == v);
+        size_t digits = 0;  /* significant: from the first nonzero digit */
+        for (const char *p = text; *p && *p != 'e'; p++)
+            digits += (digits > 0 || (*p >= '1' && *p <= '9')) && *p >= '0' && *p <= '9';
+        if (digits > 1 && v != 0) {
+            snprintf(shorter, sizeof shorter, "%.*g", (int)digits - 1, v);
+            assert_false(strtod(shorter, NULL) == v);
+        }
+    }
+}
+
+static void json_out_writes_compact_json(void **state)
+{
+    (void)state;
+    json_t *v = json_pack("{s:[f,f,I],s:s,s:b,s:n,s:{}}", "v", 21.6, 1e300,
+                          (json_int_t)123456789012345678LL, "s", "a\"b\\c\n\x01/\xc3\xa9", "t", 1,
+                          "z", "o");
+    ss_buf b = SS_BUF_INIT;
+    assert_int_equal(json_out_value(&b, v), 0);
+    assert_string_equal(b.data, "{\"v\":[21.6,1e300,123456789012345678],"
+                                "\"s\":\"a\\\"b\\\\c\\n\\u0001/\xc3\xa9\",\"t\":true,"
+                                "\"z\":null,\"o\":{}}");
+    /* what jansson reads back is what was written */
+    json_t *back = json_loadb(b.data, b.len, 0, NULL);
+    assert_non_null(back);
+    assert_true(json_real_value(json_array_get(json_object_get(back, "v"), 0)) == 21.6);
+    json_decref(back);
+    buf_free(&b);
+    assert_int_equal(json_out_value(&b, NULL), SS_INVAL);
+    buf_free(&b);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +305,9 @@ int main(void)
         cmocka_unit_test(config_flags_win_over_file),
         cmocka_unit_test(config_comment_after_a_value),
         cmocka_unit_test(config_refuses_bad_input),
+        cmocka_unit_test(json_out_prints_shortest_round_trip),
+        cmocka_unit_test(json_out_round_trips_random_doubles),
+        cmocka_unit_test(json_out_writes_compact_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -810,6 +810,137 @@ static void test_membership_none_removes_and_unknowns(void **state)
     assert_int_equal(set_role(f->c, 1, 1, (store_role)-1), SS_INVAL);
 }
 
+/* Org 1 > 2 > 3, and 4 apart. An admin of 1 reaches members of 1, 2, 3;
+ * an editor's orgs and org 4 are out of reach; a key of org 2 reaches 2, 3. */
+static void test_user_in_reach_of_admins_and_keys(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    char ann[SS_ID_LEN + 1], bob[SS_ID_LEN + 1], cat[SS_ID_LEN + 1], o2[SS_ID_LEN + 1];
+    make_id(ann, TAG_USER, 1);
+    make_id(bob, TAG_USER, 2);
+    make_id(cat, TAG_USER, 3);
+    make_id(o2, TAG_ORG, 2);
+    assert_int_equal(set_role(f->c, 1, 1, STORE_ROLE_ADMIN), SS_OK);
+    assert_int_equal(set_role(f->c, 2, 3, STORE_ROLE_VIEWER), SS_OK);
+    assert_int_equal(set_role(f->c, 3, 4, STORE_ROLE_OWNER), SS_OK);
+    int in = -1;
+    assert_int_equal(store_user_in_reach(f->c, ann, NULL, bob, &in), SS_OK);
+    assert_int_equal(in, 1);
+    assert_int_equal(store_user_in_reach(f->c, ann, NULL, cat, &in), SS_OK);
+    assert_int_equal(in, 0);
+    assert_int_equal(store_user_in_reach(f->c, NULL, o2, bob, &in), SS_OK);
+    assert_int_equal(in, 1);
+    assert_int_equal(store_user_in_reach(f->c, NULL, o2, ann, &in), SS_OK);
+    assert_int_equal(in, 0);
+    /* an editor reaches nobody */
+    assert_int_equal(set_role(f->c, 1, 1, STORE_ROLE_EDITOR), SS_OK);
+    assert_int_equal(store_user_in_reach(f->c, ann, NULL, bob, &in), SS_OK);
+    assert_int_equal(in, 0);
+}
+
+static int count_invitation(void *ctx, const store_invitation *inv)
+{
+    (void)inv;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_invitation_put_accept_decline(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    store_invitation inv = {.role = STORE_ROLE_EDITOR, .created_at = 5};
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000001");
+    make_id(inv.org_id, TAG_ORG, 2);
+    make_id(inv.user_id, TAG_USER, 2);
+    snprintf(inv.invited_by, sizeof inv.invited_by, "user:x");
+    assert_int_equal(store_invitation_put(f->c, &inv), SS_OK);
+    /* again: replaced, not doubled */
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000002");
+    inv.role = STORE_ROLE_VIEWER;
+    assert_int_equal(store_invitation_put(f->c, &inv), SS_OK);
+    int n = 0;
+    assert_int_equal(store_invitation_list_user(f->c, inv.user_id, count_invitation, &n), SS_OK);
+    assert_int_equal(n, 1);
+    store_invitation got;
+    assert_int_equal(store_invitation_get(f->c, "000000000000000000000001", &got), SS_NOT_FOUND);
+    assert_int_equal(store_invitation_get(f->c, "000000000000000000000002", &got), SS_OK);
+    assert_string_equal(got.email, "bob@example.com");
+    assert_int_equal(got.role, STORE_ROLE_VIEWER);
+    /* not a member until accepted, and only by the invitee */
+    assert_int_equal(role_of(f->c, 2, 2), STORE_ROLE_NONE);
+    char ann[SS_ID_LEN + 1];
+    make_id(ann, TAG_USER, 1);
+    assert_int_equal(store_invitation_accept(f->c, got.id, ann, &got), SS_NOT_FOUND);
+    assert_int_equal(store_invitation_accept(f->c, got.id, inv.user_id, &got), SS_OK);
+    assert_int_equal(role_of(f->c, 2, 2), STORE_ROLE_VIEWER);
+    assert_int_equal(store_invitation_accept(f->c, got.id, inv.user_id, &got), SS_NOT_FOUND);
+    /* a higher role held already stays; declining deletes */
+    assert_int_equal(set_role(f->c, 2, 2, STORE_ROLE_ADMIN), SS_OK);
+    assert_int_equal(store_invitation_put(f->c, &inv), SS_OK);
+    assert_int_equal(store_invitation_accept(f->c, inv.id, inv.user_id, &got), SS_OK);
+    assert_int_equal(role_of(f->c, 2, 2), STORE_ROLE_ADMIN);
+    assert_int_equal(store_invitation_put(f->c, &inv), SS_OK);
+    assert_int_equal(store_invitation_delete(f->c, inv.id), SS_OK);
+    assert_int_equal(store_invitation_delete(f->c, inv.id), SS_NOT_FOUND);
+    /* unknown org or user */
+    make_id(inv.org_id, TAG_ORG, 99);
+    assert_int_equal(store_invitation_put(f->c, &inv), SS_NOT_FOUND);
+}
+
+/* One transaction: the existing account untouched, or the new one made. */
+static void test_invitation_invite_existing_or_new(void **state)
+{
+    fx *f = *state;
+    add_people(f->c);
+    store_user fresh = {.created_at = 9};
+    make_id(fresh.id, TAG_USER, 50);
+    snprintf(fresh.email, sizeof fresh.email, "bob@example.com");
+    snprintf(fresh.pw_hash, sizeof fresh.pw_hash, "$argon2id$new");
+    store_invitation inv = {.role = STORE_ROLE_VIEWER, .created_at = 9};
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000011");
+    make_id(inv.org_id, TAG_ORG, 1);
+    assert_int_equal(store_invitation_invite(f->c, &fresh, &inv), SS_OK);
+    char bob[SS_ID_LEN + 1];
+    make_id(bob, TAG_USER, 2);
+    assert_string_equal(inv.user_id, bob);
+    store_user u;
+    assert_int_equal(store_user_get(f->c, bob, &u), SS_OK);
+    assert_string_equal(u.pw_hash, "$argon2id$v=19$hash-2");
+    assert_int_equal(store_user_get(f->c, fresh.id, &u), SS_NOT_FOUND);
+    snprintf(fresh.email, sizeof fresh.email, "new@example.com");
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000012");
+    assert_int_equal(store_invitation_invite(f->c, &fresh, &inv), SS_OK);
+    assert_string_equal(inv.user_id, fresh.id);
+    assert_int_equal(store_user_get_by_email(f->c, "new@example.com", &u), SS_OK);
+    assert_string_equal(u.pw_hash, "$argon2id$new");
+    /* an unknown org leaves no account behind */
+    snprintf(fresh.email, sizeof fresh.email, "ghost@example.com");
+    make_id(fresh.id, TAG_USER, 51);
+    snprintf(inv.id, sizeof inv.id, "%s", "000000000000000000000013");
+    make_id(inv.org_id, TAG_ORG, 99);
+    assert_int_equal(store_invitation_invite(f->c, &fresh, &inv), SS_NOT_FOUND);
+    assert_int_equal(store_user_get_by_email(f->c, "ghost@example.com", &u), SS_NOT_FOUND);
+}
+
+static void test_user_unlock_login_moves_forward(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_USER, 1);
+    store_user u;
+    assert_int_equal(store_user_get(f->c, id, &u), SS_OK);
+    assert_int_equal(u.login_unlocked_at, 0);
+    assert_int_equal(store_user_unlock_login(f->c, id, 500), SS_OK);
+    assert_int_equal(store_user_unlock_login(f->c, id, 400), SS_OK);
+    assert_int_equal(store_user_get_by_email(f->c, "ann@example.com", &u), SS_OK);
+    assert_int_equal(u.login_unlocked_at, 500);
+    make_id(id, TAG_USER, 9);
+    assert_int_equal(store_user_unlock_login(f->c, id, 1), SS_NOT_FOUND);
+}
+
 static void test_membership_list_direct_only(void **state)
 {
     fx *f = *state;
@@ -2249,6 +2380,7 @@ static void test_audit_fields_round_trip_at_full_length(void **state)
     memset(a.target, 'c', sizeof a.target - 1);
     memset(a.addr, 'd', sizeof a.addr - 1);
     memset(a.detail, 'e', sizeof a.detail - 1);
+    memset(a.actor_name, 'f', sizeof a.actor_name - 1);
     assert_int_equal(store_audit_append(f->c, &a), SS_OK);
     audit_one o = {.n = 0};
     assert_int_equal(store_audit_list(f->c, a.org_id, 600, 601, 1, audit_copy_cb, &o), SS_OK);
@@ -2261,6 +2393,7 @@ static void test_audit_fields_round_trip_at_full_length(void **state)
     assert_string_equal(o.a.target, a.target);
     assert_string_equal(o.a.addr, a.addr);
     assert_string_equal(o.a.detail, a.detail);
+    assert_string_equal(o.a.actor_name, a.actor_name);
 }
 
 static void test_audit_list_range_limit_newest_first_per_org(void **state)
@@ -3213,6 +3346,10 @@ int main(void)
         T(test_role_none_for_strangers_not_found_for_unknown_org),
         T(test_membership_none_removes_and_unknowns),
         T(test_membership_list_direct_only),
+        T(test_user_in_reach_of_admins_and_keys),
+        T(test_invitation_put_accept_decline),
+        T(test_user_unlock_login_moves_forward),
+        T(test_invitation_invite_existing_or_new),
         T(test_org_cycle_does_not_loop),
         T(test_device_create_get_round_trip),
         T(test_device_duplicates_and_unknown_org),
