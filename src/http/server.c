@@ -3,13 +3,16 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "http/framing.h"
 #include "net/listen.h"
 
 #include <http_parser.h>
 #include <jansson.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Bytes of pipelined input buffered while a request is in flight; past it we
  * stop reading the socket until the answer is out (backpressure). */
@@ -22,6 +25,9 @@
 /* Room for the head of an answer: status line, our headers and the
  * handler's extra ones (API_EXTRA_HEADERS_MAX is 512). */
 #define HTTP_HEAD_OUT_MAX 2048u
+/* Parameter names longer than this (whitespace aside) are not compared by
+ * http_query_has_name: the names it is asked about are short. */
+#define HTTP_QUERY_NAME_CMP_MAX 64u
 /* Answers up to this size are assembled on the stack: most are. */
 #define HTTP_SMALL_ANSWER 4096u
 
@@ -56,8 +62,12 @@ struct http_conn {
     metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
     uint64_t acct_in, acct_out;         /* the stream's counters already accounted */
     ss_buf header_field;    /* the header name being read */
+    http_head_scan scan;    /* RFC 9112 rules the lenient parser lets pass */
     conn_phase phase;
     int reject_status;      /* set by a parser callback to refuse the request */
+    const char *reject_code;     /* its error code and message */
+    const char *reject_message;
+    unsigned te_count;      /* Transfer-Encoding field lines of this request */
     int last_was_value;     /* header callbacks alternate field/value */
     int handles_open;       /* stream + timer not yet closed */
     unsigned closing : 1;
@@ -69,6 +79,8 @@ struct http_conn {
     unsigned dropping_value : 1;  /* the header past the limit being skipped */
     unsigned request_started : 1; /* a byte of the current request has come */
     unsigned close_after_answer : 1;  /* http_request_close came while in flight */
+    unsigned answered_early : 1;  /* on_head answered: the body is never read */
+    unsigned message_done : 1;    /* the parser stands at the end of a request */
 };
 
 static const http_parser_settings parser_settings;
@@ -227,6 +239,7 @@ const char *http_status_text(int status)
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     }
     return "Unknown";
 }
@@ -240,6 +253,9 @@ static void conn_reset_request(http_conn *c)
 {
     request_reset(&c->req);
     c->reject_status = 0;
+    c->reject_code = c->reject_message = NULL;
+    c->te_count = 0;
+    c->answered_early = 0;
     c->headers_done = 0;
     c->dropping_value = 0;
     c->request_started = 0;
@@ -372,11 +388,27 @@ static void conn_refuse(http_conn *c, int status, const char *code, const char *
 
 /* ---- parsing ---------------------------------------------------------- */
 
+/* Refuses the request from inside a parser callback: the callback returns
+ * this (-1), the parser stops, and conn_parse_error answers. */
+static int conn_reject(http_conn *c, int status, const char *code, const char *message)
+{
+    c->reject_status = status;
+    c->reject_code = code;
+    c->reject_message = message;
+    return -1;
+}
+
+static int reject_malformed(http_conn *c, const char *message)
+{
+    return conn_reject(c, 400, "bad_request", message);
+}
+
 static int on_message_begin(http_parser *p)
 {
     http_conn *c = p->data;
     c->req.started_ms = clock_mono_ms();
     c->request_started = 1;
+    c->message_done = 0;
     if (c->phase == PHASE_IDLE)
         conn_set_phase(c, PHASE_HEAD);
     return 0;
@@ -388,16 +420,81 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return buf_append(&c->req.target, at, len) ? -1 : 0;
 }
 
+/* Headers that may appear once only: two would leave it to each reader
+ * which one counts (RFC 9110 §5.3; RFC 9112 §3.2 for Host, §6.3 for
+ * Content-Length; RFC 6265 §5.4 for Cookie), and the credential headers
+ * must not be first-wins. Transfer-Encoding is counted apart (501). */
+static const char *const singleton_headers[] = {
+    "host", "content-length", "content-type", "authorization", "x-auth-token",
+    "x-csrf-token", "cookie",
+};
+
+static int is_singleton(const char *name)
+{
+    for (size_t i = 0; i < sizeof singleton_headers / sizeof singleton_headers[0]; i++)
+        if (strcmp(name, singleton_headers[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Trims the trailing SP/HTAB of the value last stored (RFC 9110 §5.5: not
+ * part of the value; the parser already skips the leading ones). */
+static void header_finish(http_conn *c)
+{
+    ss_buf *h = &c->req.headers;
+    if (!c->last_was_value || c->dropping_value || h->len == 0)
+        return;
+    size_t end = h->len - 1;  /* the value's NUL */
+    while (end > 0 && (h->data[end - 1] == ' ' || h->data[end - 1] == '\t'))
+        end--;
+    h->data[end] = '\0';
+    h->len = end + 1;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
     if (c->headers_done)
         return 0;
     if (c->last_was_value) {
+        header_finish(c);
         buf_reset(&c->header_field);
         c->last_was_value = 0;
     }
     return buf_append(&c->header_field, at, len) ? -1 : 0;
+}
+
+/* The name is complete: check it, lowercase it, and decide whether the
+ * header is kept. 0, or -1 when the request is refused. */
+static int header_begin(http_conn *c)
+{
+    http_request *req = &c->req;
+    ss_buf *name = &c->header_field;
+    if (!http_field_name_valid(name->data, name->len))
+        return reject_malformed(c, "malformed HTTP request: a header name is not a token "
+                                   "(no whitespace before the colon)");
+    for (size_t i = 0; i < name->len; i++) {
+        char ch = name->data[i];
+        if (ch >= 'A' && ch <= 'Z')
+            name->data[i] = (char)(ch + 32);
+    }
+    if (buf_append(name, "", 1))
+        return -1;
+    name->len--;
+    if (strcmp(name->data, "transfer-encoding") == 0)
+        c->te_count++;
+    int singleton = is_singleton(name->data);
+    if (singleton && http_request_header(req, name->data))
+        return reject_malformed(c, "malformed HTTP request: a header that may appear once "
+                                   "appears twice");
+    /* Past the limit only the headers that must be checked are kept. */
+    c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX && !singleton;
+    if (c->dropping_value)
+        return 0;
+    if (buf_append(&req->headers, name->data, name->len + 1))
+        return -1;
+    req->header_count++;
+    return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -406,19 +503,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     http_request *req = &c->req;
     if (c->headers_done)
         return 0;
+    if (!http_field_value_valid(at, len))
+        return reject_malformed(c, "malformed HTTP request: a control character in a header");
     if (!c->last_was_value) {
         c->last_was_value = 1;
-        c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX;
+        if (header_begin(c))
+            return -1;
         if (c->dropping_value)
             return 0;
-        for (size_t i = 0; i < c->header_field.len; i++) {
-            char ch = c->header_field.data[i];
-            if (ch >= 'A' && ch <= 'Z')
-                c->header_field.data[i] = (char)(ch + 32);
-        }
-        if (buf_append(&req->headers, c->header_field.data, c->header_field.len + 1))
-            return -1;
-        req->header_count++;
         return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
     }
     if (c->dropping_value || req->headers.len == 0)
@@ -428,35 +520,107 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
 }
 
-static void split_target(http_request *req)
+/* Rewrites the target in place as path '\0' query '\0' and points the
+ * request at them; an absolute-form target is served by its path (RFC 9112
+ * §3.2.2). 0, or -1 when the target is refused. */
+static int split_target(http_conn *c, int method)
 {
-    if (buf_append(&req->target, "", 1)) {
-        req->path = "";
-        req->query = "";
-        return;
-    }
-    char *q = memchr(req->target.data, '?', req->target.len);
-    if (q) {
-        *q = '\0';
-        req->query = q + 1;
+    http_request *req = &c->req;
+    http_target t;
+    if (buf_append(&req->target, "", 1))
+        return -1;
+    size_t len = req->target.len - 1;
+    if (http_target_parse(req->target.data, len, &t) || (t.asterisk && method != HTTP_OPTIONS))
+        return reject_malformed(c, "malformed HTTP request: the request target is not a valid "
+                                   "path (characters outside RFC 3986 must be %-encoded)");
+    char *d = req->target.data;
+    size_t pos = 0;
+    if (t.asterisk) {
+        pos = 1;
+    } else if (t.path_len == 0) {
+        d[pos++] = '/';
     } else {
-        req->query = "";
+        memmove(d, d + t.path_off, t.path_len);
+        pos = t.path_len;
     }
-    req->path = req->target.data;
+    d[pos++] = '\0';
+    /* Both moves go left: the query starts after the path in the source. */
+    memmove(d + pos, d + t.query_off, t.query_len);
+    d[pos + t.query_len] = '\0';
+    req->path = d;
+    req->query = d + pos;
+    return 0;
+}
+
+/* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and any Host
+ * sent must be a valid host[:port] (duplicates are refused as they come). */
+static int check_host(http_conn *c, const http_parser *p)
+{
+    const char *host = http_request_header(&c->req, "host");
+    if (!host && p->http_minor >= 1)
+        return reject_malformed(c, "malformed HTTP request: an HTTP/1.1 request needs a Host "
+                                   "header");
+    if (host && !http_host_valid(host, strlen(host)))
+        return reject_malformed(c, "malformed HTTP request: the Host header is not a valid "
+                                   "host[:port]");
+    return 0;
+}
+
+/* RFC 9112 §6.1: the only transfer coding served is chunked. One that ends
+ * in something else cannot be framed at all (§6.3: 400); any other list is
+ * a coding we do not implement (501). */
+static int check_transfer_encoding(http_conn *c)
+{
+    if (c->te_count == 0)
+        return 0;
+    const char *te = http_request_header(&c->req, "transfer-encoding");
+    if (c->te_count == 1 && te && strcasecmp(te, "chunked") == 0)
+        return 0;
+    size_t n = te ? strlen(te) : 0;
+    int ends_chunked = n >= 7 && strcasecmp(te + n - 7, "chunked") == 0;
+    if (c->te_count == 1 && !ends_chunked && strcasestr(te, "chunked"))
+        return reject_malformed(c, "malformed HTTP request: chunked is not the last "
+                                   "transfer coding");
+    return conn_reject(c, 501, "not_implemented",
+                       "the only Transfer-Encoding served is chunked, alone");
+}
+
+/* Lets the handler refuse a request from its head, before the body is
+ * read (a bad credential); the answer then closes the connection. */
+static int conn_head_hook(http_conn *c)
+{
+    http_server *s = c->server;
+    if (!s->opt.on_head)
+        return 0;
+    c->in_flight = 1;
+    int keep_alive = c->req.keep_alive;
+    c->req.keep_alive = 0;
+    if (s->opt.on_head(s->opt.ctx, &c->req)) {
+        c->answered_early = 1;
+        return -1;
+    }
+    c->in_flight = 0;
+    c->req.keep_alive = keep_alive;
+    return 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
+    header_finish(c);
     c->last_was_value = 0;
     c->headers_done = 1;
     buf_reset(&c->header_field);
-    split_target(&c->req);
-    size_t max = c->server->opt.body_max;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max) {
-        c->reject_status = 413;
+    c->req.method = p->method;
+    if (p->http_major != 1)
+        return conn_reject(c, 505, "version_not_supported", "only HTTP/1.x is served here");
+    if (split_target(c, p->method) || check_host(c, p) || check_transfer_encoding(c))
         return -1;
-    }
+    size_t max = c->server->opt.body_max;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max)
+        return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
+    if (conn_head_hook(c))
+        return -1;
     const char *expect = http_request_header(&c->req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0)
         net_stream_write(&c->stream, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -467,10 +631,8 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
-    if (c->req.body.len + len > c->server->opt.body_max) {
-        c->reject_status = 413;
-        return -1;
-    }
+    if (c->req.body.len + len > c->server->opt.body_max)
+        return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     return buf_append(&c->req.body, at, len) ? -1 : 0;
 }
 
@@ -479,6 +641,8 @@ static int on_message_complete(http_parser *p)
     http_conn *c = p->data;
     c->req.method = p->method;
     c->req.keep_alive = http_should_keep_alive(p);
+    c->message_done = 1;
+    http_head_scan_reset(&c->scan);
     /* Stop after this message: later bytes wait until it is answered. */
     http_parser_pause(p, 1);
     return 0;
@@ -506,8 +670,10 @@ static void conn_dispatch(http_conn *c)
 static void conn_parse_error(http_conn *c)
 {
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (c->reject_status == 413) {
-        conn_refuse(c, 413, "too_large", "the request body is larger than the limit");
+    if (c->answered_early)
+        return;
+    if (c->reject_status) {
+        conn_refuse(c, c->reject_status, c->reject_code, c->reject_message);
         return;
     }
     if (e == HPE_HEADER_OVERFLOW) {
@@ -526,6 +692,15 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 {
     if (c->phase == PHASE_IDLE && len)
         conn_set_phase(c, PHASE_HEAD);
+    /* The scanner looks ahead of the parser over the whole chunk; it stops
+     * at the end of the head and starts again once the message is done. */
+    if (http_head_scan_feed(&c->scan, data, len)) {
+        *used = 0;
+        conn_refuse(c, 400, "bad_request",
+                    "malformed HTTP request: a folded header line, whitespace before the first "
+                    "header, or a request line not of the form METHOD SP target SP version");
+        return -1;
+    }
     /* The head limit is http-parser's own (http_parser_set_max_header_size,
      * set once at start): it counts the request line and every header. */
     *used = http_parser_execute(&c->parser, &parser_settings, data, len);
@@ -688,6 +863,7 @@ static void on_connection(uv_stream_t *listener, int status)
     metrics_connection_opened(s->opt.metrics, server_listener(s));
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    http_head_scan_reset(&c->scan);
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 2;
@@ -854,4 +1030,53 @@ int http_query_has(const http_request *req, const char *name)
     const char *value;
     size_t vlen;
     return query_find(req->query, name, &value, &vlen);
+}
+
+/* Decodes a parameter name into out (cap bytes), without its leading and
+ * trailing whitespace. 1 when it fits, 0 when longer (or malformed). */
+static int name_decode_trimmed(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t n = 0, spaces = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%') {
+            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return 0;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (isspace((unsigned char)ch)) {
+            spaces += n > 0;
+            continue;
+        }
+        if (n + spaces + 1 >= cap)
+            return 0;
+        memset(out + n, ' ', spaces);
+        n += spaces;
+        spaces = 0;
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+int http_query_has_name(const http_request *req, const char *const *names, size_t count)
+{
+    const char *p = req->query;
+    while (*p) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        char key[HTTP_QUERY_NAME_CMP_MAX];
+        if (name_decode_trimmed(p, eq ? (size_t)(eq - p) : len, key, sizeof key))
+            for (size_t i = 0; i < count; i++)
+                if (strcasecmp(key, names[i]) == 0)
+                    return 1;
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
 }

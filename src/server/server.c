@@ -183,7 +183,7 @@ static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *t
     if (strcmp(addr, "off") == 0)
         return SS_OK;
     http_server_options opt = {
-        .name = name, .tls = tls, .on_request = api_handle, .ctx = &sv->api, .bufs = &sv->bufs,
+        .name = name, .tls = tls, .on_request = api_handle, .on_head = api_head, .ctx = &sv->api, .bufs = &sv->bufs,
         .metrics = sv->metrics, .on_account = api_account,
     };
     char bound[BOUND_CAP];
