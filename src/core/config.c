@@ -1,5 +1,6 @@
 #include "core/config.h"
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 
 #include <ctype.h>
@@ -34,6 +35,7 @@ static const config_key config_keys[] = {
     KEY("tcp-idle-timeout", tcp_idle_timeout, "300"),
     KEY("session-ttl", session_ttl, "43200"),
     KEY("session-idle-timeout", session_idle_timeout, "7200"),
+    KEY("http-body-timeout", http_body_timeout, "60"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -187,6 +189,8 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         {"tcp-idle-timeout", offsetof(config, tcp_idle_timeout), 86400},
         {"session-ttl", offsetof(config, session_ttl), 30L * 86400},
         {"session-idle-timeout", offsetof(config, session_idle_timeout), 30L * 86400},
+        {"http-body-timeout", offsetof(config, http_body_timeout),
+         SS_HTTP_BODY_TIMEOUT_MS / 1000},
     };
     for (size_t i = 0; i < sizeof seconds / sizeof seconds[0]; i++) {
         long secs;

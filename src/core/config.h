@@ -26,6 +26,7 @@ typedef struct config {
     char tcp_idle_timeout[CONFIG_VALUE_MAX];  /* seconds */
     char session_ttl[CONFIG_VALUE_MAX];        /* seconds: absolute session expiry */
     char session_idle_timeout[CONFIG_VALUE_MAX];  /* seconds: idle session expiry */
+    char http_body_timeout[CONFIG_VALUE_MAX];  /* seconds to send a request body */
 } config;
 
 /* Fills in the defaults of SPEC §1. */

@@ -17,11 +17,6 @@
 /* Bytes of pipelined input buffered while a request is in flight; past it we
  * stop reading the socket until the answer is out (backpressure). */
 #define HTTP_PENDING_MAX (SS_HTTP_HEAD_MAX + 16u * 1024u)
-/* Answers queued for a peer that does not read them: past this we stop
- * parsing its requests until the kernel has taken the answers. */
-#define HTTP_WRITE_PENDING_MAX (256u * 1024u)
-/* A connection closing after its last answer gets this long to take it. */
-#define HTTP_LINGER_TIMEOUT_MS 10000u
 /* Room for the head of an answer: status line, our headers and the
  * handler's extra ones (API_EXTRA_HEADERS_MAX is 512). */
 #define HTTP_HEAD_OUT_MAX 2048u
@@ -60,6 +55,7 @@ struct http_conn {
     ss_buf pending;         /* bytes read and not yet parsed (pipelining) */
     size_t pending_pos;     /* parsed up to here */
     metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
+    uint64_t stall_mark;    /* bytes_out when the send stall timer started */
     uint64_t acct_in, acct_out;         /* the stream's counters already accounted */
     ss_buf header_field;    /* the header name being read */
     http_head_scan scan;    /* RFC 9112 rules the lenient parser lets pass */
@@ -187,19 +183,41 @@ static void on_linger_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
-/* Closes once the last answer is written, or after HTTP_LINGER_TIMEOUT_MS
- * if the peer does not take it: a peer that stops reading cannot hold the
- * connection, nor a shutdown, for ever. */
+/* Closes once the last answer is written, or after SS_HTTP_LINGER_MS if
+ * the peer does not take it: a peer that stops reading cannot hold the
+ * connection, nor a shutdown, for ever. When the peer may still be sending
+ * (a request refused before its end, or more pipelined), its bytes are read
+ * and dropped meanwhile, so that it gets our answer, not a reset. */
 static void conn_close_after_write(http_conn *c)
 {
     c->lingering = 1;
-    net_stream_close_after_write(&c->stream);
-    uv_timer_start(&c->timer, on_linger_timeout, HTTP_LINGER_TIMEOUT_MS, 0);
+    if (!c->message_done || c->pending_pos < c->pending.len)
+        net_stream_close_lingering(&c->stream, SS_HTTP_LINGER_BYTES_MAX);
+    else
+        net_stream_close_after_write(&c->stream);
+    uv_timer_start(&c->timer, on_linger_timeout, SS_HTTP_LINGER_MS, 0);
 }
 
 /* ---- timers ------------------------------------------------------------ */
 
 static void on_timeout(uv_timer_t *t);
+
+/* Between requests with answers still unsent: the peer must take some of
+ * them within the stall time, however long the whole takes. */
+static void on_send_stall(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    if (c->stream.write_pending == 0 || c->stream.bytes_out != c->stall_mark) {
+        c->stall_mark = c->stream.bytes_out;
+        uv_timer_start(&c->timer, c->stream.write_pending ? on_send_stall : on_timeout,
+                       c->stream.write_pending ? c->server->opt.send_stall_ms
+                                               : SS_HTTP_KEEPALIVE_TIMEOUT_MS, 0);
+        return;
+    }
+    log_debug(c->server->opt.name, "closing connection from %s: its answers are not read",
+              c->req.peer);
+    conn_close(c);
+}
 
 static void conn_set_phase(http_conn *c, conn_phase phase)
 {
@@ -208,8 +226,13 @@ static void conn_set_phase(http_conn *c, conn_phase phase)
     switch (phase) {
     case PHASE_IDLE: ms = SS_HTTP_KEEPALIVE_TIMEOUT_MS; break;
     case PHASE_HEAD: ms = SS_HTTP_HEAD_TIMEOUT_MS; break;
-    case PHASE_BODY: ms = SS_HTTP_BODY_TIMEOUT_MS; break;
+    case PHASE_BODY: ms = c->server->opt.body_timeout_ms; break;
     case PHASE_WAITING: uv_timer_stop(&c->timer); return;
+    }
+    if (phase == PHASE_IDLE && c->stream.write_pending > 0) {
+        c->stall_mark = c->stream.bytes_out;
+        uv_timer_start(&c->timer, on_send_stall, c->server->opt.send_stall_ms, 0);
+        return;
     }
     uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
@@ -303,22 +326,48 @@ static int write_response(http_conn *c, int status, const char *content_type, co
         return SS_TOO_LARGE;
     size_t body_len = no_body ? 0 : len;
     char small[HTTP_SMALL_ANSWER];
-    char *out = pos + body_len <= sizeof small ? small : malloc(pos + body_len);
-    if (!out)
-        return SS_NOMEM;
-    memcpy(out, head, pos);
+    if (pos + body_len > sizeof small) {
+        /* A large answer goes out as it is: one more copy of it would only
+         * add to what a connection holds. */
+        int rc = net_stream_write(&c->stream, head, pos);
+        return rc ? rc : net_stream_write(&c->stream, body, body_len);
+    }
+    memcpy(small, head, pos);
     if (body_len)
-        memcpy(out + pos, body, body_len);
-    int rc = net_stream_write(&c->stream, out, pos + body_len);
-    if (out != small)
-        free(out);
-    return rc;
+        memcpy(small + pos, body, body_len);
+    return net_stream_write(&c->stream, small, pos + body_len);
+}
+
+/* Output queued on every connection of the listener and not yet sent. */
+static size_t server_unsent(const http_server *s)
+{
+    size_t total = 0;
+    for (const http_conn *c = s->conns; c; c = c->next)
+        total += c->stream.write_pending;
+    return total;
+}
+
+/* A large answer that would take the listener past its unsent budget. */
+static int answer_over_budget(const http_conn *c, size_t len)
+{
+    return len > SS_HTTP_UNSENT_MAX && c->req.method != HTTP_HEAD &&
+           server_unsent(c->server) + len > SS_HTTP_UNSENT_TOTAL_MAX;
 }
 
 void http_respond(http_request *req, int status, const char *content_type, const char *body,
                   size_t len, const char *extra_headers)
 {
     http_conn *c = req->conn;
+    if (!c->closing && answer_over_budget(c, len)) {
+        log_info(c->server->opt.name, "answer to %s refused: unsent answers over %u bytes",
+                 req->peer, SS_HTTP_UNSENT_TOTAL_MAX);
+        static const char overloaded[] = "{\"error\":{\"code\":\"overloaded\",\"message\":"
+                                         "\"the server holds too many unsent answers; retry "
+                                         "later\"}}";
+        http_respond(req, 503, "application/json", overloaded, sizeof overloaded - 1,
+                     "Retry-After: 1\r\n");
+        return;
+    }
     c->in_flight = 0;
     if (c->closing) {
         conn_maybe_free(c);
@@ -718,7 +767,7 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 static int conn_busy(http_conn *c)
 {
     return c->closing || c->lingering || c->in_flight ||
-           c->stream.write_pending > HTTP_WRITE_PENDING_MAX;
+           c->stream.write_pending > SS_HTTP_UNSENT_MAX;
 }
 
 static void conn_pending_compact(http_conn *c)
@@ -733,7 +782,7 @@ static void conn_update_backpressure(http_conn *c)
 {
     size_t unparsed = c->pending.len - c->pending_pos;
     int want_pause = unparsed > HTTP_PENDING_MAX ||
-                     c->stream.write_pending > HTTP_WRITE_PENDING_MAX;
+                     c->stream.write_pending > SS_HTTP_UNSENT_MAX;
     if (c->closing || c->lingering || want_pause == (int)c->read_paused)
         return;
     c->read_paused = (unsigned)want_pause;
@@ -789,7 +838,11 @@ static void on_read(net_stream *st, const char *data, size_t len)
 
 static void on_drained(net_stream *st)
 {
-    conn_drain((http_conn *)st);
+    http_conn *c = (http_conn *)st;
+    /* All is sent: the keep-alive timer runs from now, not from the answer. */
+    if (c->phase == PHASE_IDLE && !c->in_flight && !c->closing && !c->lingering)
+        conn_set_phase(c, PHASE_IDLE);
+    conn_drain(c);
 }
 
 static void on_stream_error(net_stream *st, int err)
@@ -893,6 +946,10 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
     s->opt = *opt;
     if (s->opt.body_max == 0 || s->opt.body_max > SS_HTTP_BODY_MAX)
         s->opt.body_max = SS_HTTP_BODY_MAX;
+    if (s->opt.body_timeout_ms == 0 || s->opt.body_timeout_ms > SS_HTTP_BODY_TIMEOUT_MS)
+        s->opt.body_timeout_ms = SS_HTTP_BODY_TIMEOUT_MS;
+    if (s->opt.send_stall_ms == 0 || s->opt.send_stall_ms > SS_HTTP_SEND_STALL_MS)
+        s->opt.send_stall_ms = SS_HTTP_SEND_STALL_MS;
     s->listener.data = s;
     int rc = net_tcp_listen(loop, &s->listener, &na, on_connection, bound, cap);
     if (rc) {

@@ -100,6 +100,8 @@ typedef struct http_server_options {
     size_t body_max;         /* <= SS_HTTP_BODY_MAX */
     metrics *metrics;        /* may be NULL: nothing is counted */
     http_account_cb on_account;  /* may be NULL */
+    uint64_t body_timeout_ms;   /* 0: SS_HTTP_BODY_TIMEOUT_MS, never more */
+    uint64_t send_stall_ms;     /* 0: SS_HTTP_SEND_STALL_MS, never more */
 } http_server_options;
 
 /* Binds and starts listening. OUT bound: "HOST:PORT" actually bound.

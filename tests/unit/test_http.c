@@ -48,6 +48,11 @@
 #define SEEN_CAP 8192
 #define EVENTS_CAP 1024
 #define CLI_BUF (128u * 1024u)
+/* A short send stall and body timeout, so their tests take a second. */
+#define SHORT_TIMEOUT_MS 300u
+/* An answer far larger than the socket buffers of a peer that reads nothing. */
+#define BIG_ANSWER (8u * 1024u * 1024u)
+
 /* Small body limit so the N / N+1 edges are cheap to send. */
 #define SMALL_BODY_MAX 100u
 
@@ -177,6 +182,10 @@ static void on_request(void *ctx, http_request *req)
     } else if (strcmp(req->path, "/stop-slow") == 0) {
         stop_server(f);
         answer_late(f, req);
+    } else if (strcmp(req->path, "/huge") == 0) {
+        char *big = calloc(1, BIG_ANSWER);
+        http_respond(req, 200, "text/plain", big, big ? BIG_ANSWER : 0, NULL);
+        free(big);
     } else if (strcmp(req->path, "/count") == 0) {
         char body[32];
         int n = snprintf(body, sizeof body, "%zu", http_server_connections(f->srv));
@@ -365,7 +374,8 @@ static int setup_with(void **state, size_t body_max)
     uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
     http_server_options opt = {
         .name = "http", .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
-        .body_max = body_max,
+        .body_max = body_max, .body_timeout_ms = SHORT_TIMEOUT_MS,
+        .send_stall_ms = SHORT_TIMEOUT_MS,
     };
     char bound[64] = "";
     assert_int_equal(http_server_start(&f->loop, "127.0.0.1:0", &opt, &f->srv, bound, sizeof bound),
@@ -1555,6 +1565,33 @@ static void test_head_hook_answers_before_the_body(void **state)
     assert_int_equal(f->eof[0], 1);
 }
 
+/* A peer that never reads its answer is closed once the answer has not
+ * moved for the stall time; a body that stops coming gets 408. */
+static void cli_stall(fixture *f)
+{
+    cli *c = cli_new(f);
+    int small = 4096;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cli_sends(c, "GET /huge HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(4 * SHORT_TIMEOUT_MS * 1000);
+    f->eof[0] = http_server_connections(f->srv) == 0 ? 1 : 0;
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_unread_answer_stalls_close_and_short_body_gets_408(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stall);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->statuses[0], 408);
+    assert_int_equal(f->eof[1], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1568,6 +1605,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_values_are_trimmed_and_query_names_compare_loosely,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_hook_answers_before_the_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_answer_stalls_close_and_short_body_gets_408,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_simple_get_gets_status_headers_and_body, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_serves_two_requests_on_one_connection,
