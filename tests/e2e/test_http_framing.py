@@ -216,3 +216,14 @@ def test_credential_in_url_in_any_case_is_refused(server, query):
 def test_parameter_that_only_contains_a_credential_name_is_not_refused(server, admin):
     r = admin.get("/api/v1/orgs?keys=1&tokens=2&monkey=3")
     assert r.status_code != 400 or r.json()["error"]["code"] != "token_in_url"
+
+
+def test_two_session_cookies_are_no_credential(server, admin):
+    token = admin.s.headers["Authorization"].split(" ", 1)[1].encode()
+    one = raw(server, req([b"Host: x", b"Connection: close", b"Cookie: ss_session=" + token],
+                          target=b"/api/v1/me"))
+    assert status(one) == 200
+    two = raw(server, req([b"Host: x", b"Connection: close",
+                           b"Cookie: ss_session=" + token + b"; ss_session=sss_" + b"0" * 64],
+                          target=b"/api/v1/me"))
+    assert status(two) == 401
