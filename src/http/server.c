@@ -361,6 +361,9 @@ void http_respond(http_request *req, int status, const char *content_type, const
     if (!c->closing && answer_over_budget(c, len)) {
         log_info(c->server->opt.name, "answer to %s refused: unsent answers over %u bytes",
                  req->peer, SS_HTTP_UNSENT_TOTAL_MAX);
+        /* The connection ends with it: its pipelined requests would each
+         * cost a full answer only to be refused again. */
+        c->close_after_answer = 1;
         static const char overloaded[] = "{\"error\":{\"code\":\"overloaded\",\"message\":"
                                          "\"the server holds too many unsent answers; retry "
                                          "later\"}}";
