@@ -19,7 +19,7 @@ from conftest import module_server, new_org_device, login, now_ms
 BODY_TIMEOUT_S = 1
 # What 50 connections that never read may add to the server's memory: the
 # listener's unsent budget (32 MiB) and some slack.
-UNREAD_GROWTH_MAX_MB = 45
+UNREAD_GROWTH_MAX_MB = 50
 srv = module_server(["--http-body-timeout", str(BODY_TIMEOUT_S)])
 
 
@@ -172,7 +172,7 @@ def test_unread_answers_are_bounded(srv):
         while time.monotonic() < deadline:
             peak = max(peak, rss_kb(pid))
             time.sleep(0.2)
-        assert requests.get(srv.http + "/healthz", timeout=5).status_code == 200
+        assert requests.get(srv.http + "/healthz", timeout=30).status_code == 200
         statuses = [first_status(s) for s in socks]
         print("RSS base %d kB, peak %d kB, growth %.1f MB over 50 connections; first answers: "
               "%d x 200, %d x 503" % (base, peak, (peak - base) / 1024, statuses.count(200),
