@@ -124,6 +124,13 @@ def first_status(s):
     return status(out)
 
 
+def sanitized(pid):
+    """AddressSanitizer keeps freed memory in quarantine: RSS then says
+    nothing about what the server holds."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def test_unread_answers_are_bounded(srv):
     """Clients pipeline large GETs and never read: each connection holds at
     most one answer, all of them together a bounded amount (past it a large
@@ -178,7 +185,8 @@ def test_unread_answers_are_bounded(srv):
               "%d x 200, %d x 503" % (base, peak, (peak - base) / 1024, statuses.count(200),
                                       statuses.count(503)))
         assert statuses.count(200) + statuses.count(503) == len(socks), statuses
-        assert (peak - base) / 1024 < UNREAD_GROWTH_MAX_MB
+        if not sanitized(pid):
+            assert (peak - base) / 1024 < UNREAD_GROWTH_MAX_MB
     finally:
         for s in socks:
             s.close()
