@@ -1077,10 +1077,13 @@ static int query_find(const char *query, const char *name, const char **value, s
 
 int http_query_get(const http_request *req, const char *name, char *out, size_t cap)
 {
-    const char *value;
-    size_t vlen;
+    const char *value, *again;
+    size_t vlen, alen;
     if (!query_find(req->query, name, &value, &vlen))
         return 0;
+    /* Twice is ambiguous: no first-wins, as with headers. */
+    if (query_find(value + vlen, name, &again, &alen))
+        return SS_INVAL;
     int rc = decode_component(value, vlen, out, cap);
     return rc ? rc : 1;
 }

@@ -124,7 +124,7 @@ const char *http_request_header(const http_request *req, const char *name);
 
 /* Copies the percent-decoded value of query parameter `name` into out.
  * 1 when present, 0 when absent; SS_TOO_LARGE when it does not fit, SS_INVAL
- * for a bad escape. */
+ * for a bad escape or a parameter given twice. */
 int http_query_get(const http_request *req, const char *name, char *out, size_t cap);
 
 /* 1 when the query string names parameter `name` (with or without a value). */

@@ -227,3 +227,10 @@ def test_two_session_cookies_are_no_credential(server, admin):
                            b"Cookie: ss_session=" + token + b"; ss_session=sss_" + b"0" * 64],
                           target=b"/api/v1/me"))
     assert status(two) == 401
+
+
+def test_query_parameter_given_twice_is_400(admin, device):
+    r = admin.get("/api/v1/devices/%s/data?limit=1&limit=100000" % device["id"])
+    assert r.status_code == 400, r.text
+    r = admin.get("/api/v1/devices/%s/data?limit=1" % device["id"])
+    assert r.status_code == 200, r.text

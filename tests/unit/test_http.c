@@ -844,6 +844,7 @@ static int inspect_query(fixture *f, http_request *req)
     seen_query(f, req, "long", 10); /* one short */
     seen_query(f, req, "enckey", 64);
     seen_query(f, req, "utf", 64);
+    seen_query(f, req, "twice", 64);
     appendf(f->seen, sizeof f->seen, "has:%d%d%d%d%d%d", http_query_has(req, "flag"),
             http_query_has(req, "empty"), http_query_has(req, "a"), http_query_has(req, "missing"),
             http_query_has(req, "fla"), http_query_has(req, "lon"));
@@ -854,7 +855,8 @@ static void cli_query(fixture *f)
 {
     cli *c = cli_new(f);
     cli_sends(c, "GET /q?a=1&name=hello%20world&plus=a+b%2Bc&empty=&flag"
-                 "&long=abcdefghij&enc%6Bey=v%3d1&utf=%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n");
+                 "&long=abcdefghij&enc%6Bey=v%3d1&utf=%C3%A9&twice=1&tw%69ce=2 HTTP/1.1\r\n"
+                 "Host: x\r\n\r\n");
     cli_read_resp(f, c);
     cli_free(c);
 }
@@ -869,10 +871,10 @@ static void test_query_get_decodes_and_reports_absent_and_too_long(void **state)
     char expect[1024];
     snprintf(expect, sizeof expect,
              "/q?a=1&name=hello%%20world&plus=a+b%%2Bc&empty=&flag&long=abcdefghij"
-             "&enc%%6Bey=v%%3d1&utf=%%C3%%A9;"
+             "&enc%%6Bey=v%%3d1&utf=%%C3%%A9&twice=1&tw%%69ce=2;"
              "a:1:1;name:1:hello world;plus:1:a b+c;empty:1:;flag:1:;missing:0:-;"
-             "long:1:abcdefghij;long:%d:-;enckey:1:v=1;utf:1:\xc3\xa9;has:111000",
-             SS_TOO_LARGE);
+             "long:1:abcdefghij;long:%d:-;enckey:1:v=1;utf:1:\xc3\xa9;twice:%d:-;has:111000",
+             SS_TOO_LARGE, SS_INVAL);
     assert_string_equal(f->seen, expect);
 }
 
