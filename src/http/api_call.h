@@ -157,8 +157,9 @@ void api_quota_put(api_call *call);
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);
 /* POST /api/v1/data, its head only: 0 when the X-Auth-Token is a valid
- * device's; else answers 401 invalid_token and returns 1, so a body is
- * never read for a bad token. */
+ * device's (or absent beside an Authorization header, which the full
+ * handler judges); else answers 401 invalid_token and returns 1, so a body
+ * is never read for a bad token. */
 int api_data_head(api_ctx *app, http_request *req);
 /* GET /metrics from a loopback peer, on the loop thread: no credential. */
 void api_metrics_local(api_ctx *app, http_request *req);
