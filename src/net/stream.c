@@ -382,19 +382,20 @@ static int read_error(ssize_t nread)
  * the stream, once the FIN is out. */
 static void linger_read(net_stream *s, ssize_t nread)
 {
-    if (nread > 0 && (size_t)nread <= s->linger_left) {
-        s->bytes_in += (uint64_t)nread;
-        s->linger_left -= (size_t)nread;
-        return;
-    }
-    if (nread > 0)
-        s->bytes_in += (uint64_t)nread;
     if (nread == 0)
         return;
+    if (nread > 0) {
+        s->bytes_in += (uint64_t)nread;
+        if ((size_t)nread <= s->linger_left) {
+            s->linger_left -= (size_t)nread;
+            return;
+        }
+    }
     s->lingering = 0;
     uv_read_stop((uv_stream_t *)&s->tcp);
-    /* The peer has ended (or sent too much): only our answer keeps it open. */
-    if (s->shutdown_done || nread > 0 || nread != UV_EOF)
+    /* The peer has ended: close once our answer is out (on_shutdown_done);
+     * it failed or sent too much: close now. */
+    if (s->shutdown_done || nread != UV_EOF)
         net_stream_close(s);
 }
 
