@@ -27,6 +27,7 @@ static const char serve_help[] =
     "  --session-ttl SECS        a sign-in lasts at most this long (43200)\n"
     "  --session-idle-timeout SECS  an unused sign-in ends after this (7200)\n"
     "  --login-delay-max SECS    longest wait the sign-in throttle imposes (60, at most 60)\n"
+    "  --http-body-timeout SECS  time to send an HTTP request body, 1..60 (60)\n"
     "  --log-level LEVEL         debug, info, warn, error (info)\n"
     "\n"
     "Any listener takes 'off'; port 0 picks a free port. Each flag is also a key\n"

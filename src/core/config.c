@@ -36,6 +36,7 @@ static const config_key config_keys[] = {
     KEY("session-ttl", session_ttl, "43200"),
     KEY("session-idle-timeout", session_idle_timeout, "7200"),
     KEY("login-delay-max", login_delay_max, "60"),
+    KEY("http-body-timeout", http_body_timeout, "60"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -204,6 +205,8 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         {"session-ttl", offsetof(config, session_ttl), 30L * 86400},
         {"session-idle-timeout", offsetof(config, session_idle_timeout), 30L * 86400},
         {"login-delay-max", offsetof(config, login_delay_max), SS_LOGIN_DELAY_MAX_MS / 1000},
+        {"http-body-timeout", offsetof(config, http_body_timeout),
+         SS_HTTP_BODY_TIMEOUT_MS / 1000},
     };
     for (size_t i = 0; i < sizeof seconds / sizeof seconds[0]; i++) {
         long secs;

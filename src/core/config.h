@@ -28,6 +28,7 @@ typedef struct config {
     char session_ttl[CONFIG_VALUE_MAX];        /* seconds: absolute session expiry */
     char session_idle_timeout[CONFIG_VALUE_MAX];  /* seconds: idle session expiry */
     char login_delay_max[CONFIG_VALUE_MAX];    /* seconds: longest sign-in throttle wait */
+    char http_body_timeout[CONFIG_VALUE_MAX];  /* seconds to send a request body */
 } config;
 
 /* Fills in the defaults of SPEC §1. */

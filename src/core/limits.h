@@ -19,6 +19,24 @@
 #define SS_HTTP_BODY_TIMEOUT_MS 60000u
 /* An idle keep-alive connection is closed after this long, like nginx's 75 s. */
 #define SS_HTTP_KEEPALIVE_TIMEOUT_MS 75000u
+/* A connection closing while its peer may still be sending (a body we
+ * refused) reads and discards for at most this long and this much, so the
+ * peer reads our answer instead of a reset (nginx's lingering close:
+ * lingering_time 30 s; a refused upload of a few MB fits). */
+#define SS_HTTP_LINGER_MS 10000u
+#define SS_HTTP_LINGER_BYTES_MAX (16u * 1024u * 1024u)
+/* Unsent output a connection may hold before its next requests wait
+ * (back-pressure): a client that pipelines and never reads holds one
+ * answer, not all of them. */
+#define SS_HTTP_UNSENT_MAX (64u * 1024u)
+/* Unsent output all connections of a listener may hold: past it an answer
+ * larger than SS_HTTP_UNSENT_MAX is refused with 503 (small ones still go),
+ * so clients that do not read cannot pile up memory one large answer per
+ * connection; the send stall timeout frees what they hold. */
+#define SS_HTTP_UNSENT_TOTAL_MAX (32u * 1024u * 1024u)
+/* A connection whose unsent output has not moved for this long is closed,
+ * like nginx's send_timeout (60 s between two successful writes). */
+#define SS_HTTP_SEND_STALL_MS 60000u
 /* Headers kept per request; the rest are counted against the head limit and
  * dropped. We read only a handful. */
 #define SS_HTTP_HEADERS_MAX 64u

@@ -101,6 +101,9 @@ const char *api_json_string(json_t *obj, const char *key, size_t max, int *bad)
     return json_string_value(v);
 }
 
+/* The session token from "Authorization: Bearer …" or the ss_session cookie.
+ * Two ss_session cookies (one may have been planted by a sibling domain)
+ * are no credential: neither is taken first. */
 const char *api_find_credential(const http_request *req, size_t *len, int *via_cookie)
 {
     const char *auth = http_request_header(req, "authorization");
@@ -111,6 +114,7 @@ const char *api_find_credential(const http_request *req, size_t *len, int *via_c
         return t;
     }
     const char *cookie = http_request_header(req, "cookie");
+    const char *found = NULL;
     for (const char *p = cookie; p && *p;) {
         while (*p == ' ')
             p++;
@@ -118,13 +122,15 @@ const char *api_find_credential(const http_request *req, size_t *len, int *via_c
         size_t plen = end ? (size_t)(end - p) : strlen(p);
         size_t nlen = strlen(SESSION_COOKIE);
         if (plen > nlen && strncmp(p, SESSION_COOKIE, nlen) == 0 && p[nlen] == '=') {
+            if (found)
+                return NULL;
+            found = p + nlen + 1;
             *len = plen - nlen - 1;
             *via_cookie = 1;
-            return p + nlen + 1;
         }
         p = end ? end + 1 : NULL;
     }
-    return NULL;
+    return found;
 }
 
 static int method_mutates(int method)

@@ -66,20 +66,35 @@ static const route routes[] = {
     {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
+/* Room for an Allow list: a path has at most a handful of methods. */
+#define ROUTE_ALLOW_MAX 64u
 
 /* SPEC §2: a credential in the URL is refused before anything else. */
 static const char *const url_credential_names[] = {
     "token", "auth_token", "access_token", "api_key", "apikey", "key",
 };
 
+/* Names compare ignoring case, percent-decoded and trimmed: "?TOKEN=",
+ * "?Key%20=" are credentials as much as "?token=". */
 static int query_has_credential(const http_request *req)
 {
-    if (!req->query[0])
-        return 0;
-    for (size_t i = 0; i < sizeof url_credential_names / sizeof url_credential_names[0]; i++)
-        if (http_query_has(req, url_credential_names[i]))
-            return 1;
-    return 0;
+    return req->query[0] &&
+           http_query_has_name(req, url_credential_names,
+                               sizeof url_credential_names / sizeof url_credential_names[0]);
+}
+
+static void refuse_credential_in_url(http_request *req)
+{
+    http_respond_error(req, 400, "token_in_url",
+                       "credentials belong in a header (X-Auth-Token or Authorization), "
+                       "never in the URL", NULL);
+}
+
+/* RFC 9110 §9.3.2: HEAD is answered wherever GET is, without the body
+ * (the HTTP server drops it). */
+static int method_matches(int route_method, int method)
+{
+    return route_method == method || (route_method == HTTP_GET && method == HTTP_HEAD);
 }
 
 /* Matches path against pattern, copying ID segments into params. */
@@ -347,13 +362,53 @@ static void dispatch_worker(api_ctx *app, http_request *req, const route *r,
     }
 }
 
+/* Appends ", NAME" (or "NAME") to the Allow list unless it is there. */
+static void allow_add(char *allow, size_t cap, const char *method)
+{
+    if (strstr(allow, method))
+        return;
+    size_t n = strlen(allow);
+    snprintf(allow + n, cap - n, "%s%s", n ? ", " : "", method);
+}
+
+/* RFC 9110 §15.5.6: a 405 names the methods the resource has. */
+static void refuse_method(http_request *req)
+{
+    char params[API_PARAMS_MAX][SS_ID_LEN + 1];
+    char allow[ROUTE_ALLOW_MAX] = "";
+    if (strcmp(req->path, "/api/v1/data") == 0)
+        allow_add(allow, sizeof allow, "POST");
+    for (size_t i = 0; i < ROUTES; i++) {
+        if (!route_match(routes[i].pattern, req->path, params))
+            continue;
+        allow_add(allow, sizeof allow, http_method_str(routes[i].method));
+        if (routes[i].method == HTTP_GET)
+            allow_add(allow, sizeof allow, "HEAD");
+    }
+    char extra[ROUTE_ALLOW_MAX + 16];
+    snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+    static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\","
+                               "\"message\":\"this method is not allowed here\"}}";
+    http_respond(req, 405, "application/json", body, sizeof body - 1, extra);
+}
+
+int api_head(void *ctx, http_request *req)
+{
+    api_ctx *app = ctx;
+    if (query_has_credential(req)) {
+        refuse_credential_in_url(req);
+        return 1;
+    }
+    if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0)
+        return api_data_head(app, req);
+    return 0;
+}
+
 void api_handle(void *ctx, http_request *req)
 {
     api_ctx *app = ctx;
     if (query_has_credential(req)) {
-        http_respond_error(req, 400, "token_in_url",
-                           "credentials belong in a header (X-Auth-Token or Authorization), "
-                           "never in the URL", NULL);
+        refuse_credential_in_url(req);
         return;
     }
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
@@ -363,7 +418,7 @@ void api_handle(void *ctx, http_request *req)
     char params[API_PARAMS_MAX][SS_ID_LEN + 1] = {{0}};
     /* SPEC §2: anyone on loopback reads the metrics; others take the
      * worker route below, which wants the superadmin. */
-    if (req->method == HTTP_GET && route_match("/metrics", req->path, params) &&
+    if (method_matches(HTTP_GET, req->method) && route_match("/metrics", req->path, params) &&
         metrics_peer_is_local(req->peer)) {
         api_metrics_local(app, req);
         return;
@@ -377,13 +432,13 @@ void api_handle(void *ctx, http_request *req)
         if (!route_match(routes[i].pattern, req->path, params))
             continue;
         path_known = 1;
-        if (routes[i].method == req->method) {
+        if (method_matches(routes[i].method, req->method)) {
             dispatch_worker(app, req, &routes[i], params);
             return;
         }
     }
     if (path_known || strcmp(req->path, "/api/v1/data") == 0)
-        http_respond_error(req, 405, "method_not_allowed", "this method is not allowed here", NULL);
+        refuse_method(req);
     else
         http_respond_error(req, 404, "not_found", "no such resource", NULL);
 }

@@ -4,6 +4,7 @@
 #include "core/json_out.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "http/framing.h"
 #include "net/listen.h"
 
 #include <http_parser.h>
@@ -11,15 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Bytes of pipelined input buffered while a request is in flight; past it we
  * stop reading the socket until the answer is out (backpressure). */
 #define HTTP_PENDING_MAX (SS_HTTP_HEAD_MAX + 16u * 1024u)
-/* Answers queued for a peer that does not read them: past this we stop
- * parsing its requests until the kernel has taken the answers. */
-#define HTTP_WRITE_PENDING_MAX (256u * 1024u)
-/* A connection closing after its last answer gets this long to take it. */
-#define HTTP_LINGER_TIMEOUT_MS 10000u
 /* Room for the head of an answer: status line, our headers and the
  * handler's extra ones (API_EXTRA_HEADERS_MAX is 512). */
 #define HTTP_HEAD_OUT_MAX 2048u
@@ -55,10 +52,15 @@ struct http_conn {
     ss_buf pending;         /* bytes read and not yet parsed (pipelining) */
     size_t pending_pos;     /* parsed up to here */
     metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
+    uint64_t stall_mark;    /* bytes_out when the send stall timer started */
     uint64_t acct_in, acct_out;         /* the stream's counters already accounted */
     ss_buf header_field;    /* the header name being read */
+    http_head_scan scan;    /* RFC 9112 rules the lenient parser lets pass */
     conn_phase phase;
     int reject_status;      /* set by a parser callback to refuse the request */
+    const char *reject_code;     /* its error code and message */
+    const char *reject_message;
+    unsigned te_count;      /* Transfer-Encoding field lines of this request */
     int last_was_value;     /* header callbacks alternate field/value */
     int handles_open;       /* stream + timer not yet closed */
     unsigned closing : 1;
@@ -70,6 +72,8 @@ struct http_conn {
     unsigned dropping_value : 1;  /* the header past the limit being skipped */
     unsigned request_started : 1; /* a byte of the current request has come */
     unsigned close_after_answer : 1;  /* http_request_close came while in flight */
+    unsigned answered_early : 1;  /* on_head answered: the body is never read */
+    unsigned message_done : 1;    /* the parser stands at the end of a request */
 };
 
 static const http_parser_settings parser_settings;
@@ -176,19 +180,41 @@ static void on_linger_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
-/* Closes once the last answer is written, or after HTTP_LINGER_TIMEOUT_MS
- * if the peer does not take it: a peer that stops reading cannot hold the
- * connection, nor a shutdown, for ever. */
+/* Closes once the last answer is written, or after SS_HTTP_LINGER_MS if
+ * the peer does not take it: a peer that stops reading cannot hold the
+ * connection, nor a shutdown, for ever. When the peer may still be sending
+ * (a request refused before its end, or more pipelined), its bytes are read
+ * and dropped meanwhile, so that it gets our answer, not a reset. */
 static void conn_close_after_write(http_conn *c)
 {
     c->lingering = 1;
-    net_stream_close_after_write(&c->stream);
-    uv_timer_start(&c->timer, on_linger_timeout, HTTP_LINGER_TIMEOUT_MS, 0);
+    if (!c->message_done || c->pending_pos < c->pending.len)
+        net_stream_close_lingering(&c->stream, SS_HTTP_LINGER_BYTES_MAX);
+    else
+        net_stream_close_after_write(&c->stream);
+    uv_timer_start(&c->timer, on_linger_timeout, SS_HTTP_LINGER_MS, 0);
 }
 
 /* ---- timers ------------------------------------------------------------ */
 
 static void on_timeout(uv_timer_t *t);
+
+/* Between requests with answers still unsent: the peer must take some of
+ * them within the stall time, however long the whole takes. */
+static void on_send_stall(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    if (c->stream.write_pending == 0 || c->stream.bytes_out != c->stall_mark) {
+        c->stall_mark = c->stream.bytes_out;
+        uv_timer_start(&c->timer, c->stream.write_pending ? on_send_stall : on_timeout,
+                       c->stream.write_pending ? c->server->opt.send_stall_ms
+                                               : SS_HTTP_KEEPALIVE_TIMEOUT_MS, 0);
+        return;
+    }
+    log_debug(c->server->opt.name, "closing connection from %s: its answers are not read",
+              c->req.peer);
+    conn_close(c);
+}
 
 static void conn_set_phase(http_conn *c, conn_phase phase)
 {
@@ -197,8 +223,13 @@ static void conn_set_phase(http_conn *c, conn_phase phase)
     switch (phase) {
     case PHASE_IDLE: ms = SS_HTTP_KEEPALIVE_TIMEOUT_MS; break;
     case PHASE_HEAD: ms = SS_HTTP_HEAD_TIMEOUT_MS; break;
-    case PHASE_BODY: ms = SS_HTTP_BODY_TIMEOUT_MS; break;
+    case PHASE_BODY: ms = c->server->opt.body_timeout_ms; break;
     case PHASE_WAITING: uv_timer_stop(&c->timer); return;
+    }
+    if (phase == PHASE_IDLE && c->stream.write_pending > 0) {
+        c->stall_mark = c->stream.bytes_out;
+        uv_timer_start(&c->timer, on_send_stall, c->server->opt.send_stall_ms, 0);
+        return;
     }
     uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
@@ -228,6 +259,7 @@ const char *http_status_text(int status)
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     }
     return "Unknown";
 }
@@ -241,6 +273,9 @@ static void conn_reset_request(http_conn *c)
 {
     request_reset(&c->req);
     c->reject_status = 0;
+    c->reject_code = c->reject_message = NULL;
+    c->te_count = 0;
+    c->answered_early = 0;
     c->headers_done = 0;
     c->dropping_value = 0;
     c->request_started = 0;
@@ -288,22 +323,51 @@ static int write_response(http_conn *c, int status, const char *content_type, co
         return SS_TOO_LARGE;
     size_t body_len = no_body ? 0 : len;
     char small[HTTP_SMALL_ANSWER];
-    char *out = pos + body_len <= sizeof small ? small : malloc(pos + body_len);
-    if (!out)
-        return SS_NOMEM;
-    memcpy(out, head, pos);
+    if (pos + body_len > sizeof small) {
+        /* A large answer goes out as it is: one more copy of it would only
+         * add to what a connection holds. */
+        int rc = net_stream_write(&c->stream, head, pos);
+        return rc ? rc : net_stream_write(&c->stream, body, body_len);
+    }
+    memcpy(small, head, pos);
     if (body_len)
-        memcpy(out + pos, body, body_len);
-    int rc = net_stream_write(&c->stream, out, pos + body_len);
-    if (out != small)
-        free(out);
-    return rc;
+        memcpy(small + pos, body, body_len);
+    return net_stream_write(&c->stream, small, pos + body_len);
+}
+
+/* Output queued on every connection of the listener and not yet sent. */
+static size_t server_unsent(const http_server *s)
+{
+    size_t total = 0;
+    for (const http_conn *c = s->conns; c; c = c->next)
+        total += c->stream.write_pending;
+    return total;
+}
+
+/* A large answer that would take the listener past its unsent budget. */
+static int answer_over_budget(const http_conn *c, size_t len)
+{
+    return len > SS_HTTP_UNSENT_MAX && c->req.method != HTTP_HEAD &&
+           server_unsent(c->server) + len > SS_HTTP_UNSENT_TOTAL_MAX;
 }
 
 void http_respond(http_request *req, int status, const char *content_type, const char *body,
                   size_t len, const char *extra_headers)
 {
     http_conn *c = req->conn;
+    if (!c->closing && answer_over_budget(c, len)) {
+        log_info(c->server->opt.name, "answer to %s refused: unsent answers over %u bytes",
+                 req->peer, SS_HTTP_UNSENT_TOTAL_MAX);
+        /* The connection ends with it: its pipelined requests would each
+         * cost a full answer only to be refused again. */
+        c->close_after_answer = 1;
+        static const char overloaded[] = "{\"error\":{\"code\":\"overloaded\",\"message\":"
+                                         "\"the server holds too many unsent answers; retry "
+                                         "later\"}}";
+        http_respond(req, 503, "application/json", overloaded, sizeof overloaded - 1,
+                     "Retry-After: 1\r\n");
+        return;
+    }
     c->in_flight = 0;
     if (c->closing) {
         conn_maybe_free(c);
@@ -373,11 +437,27 @@ static void conn_refuse(http_conn *c, int status, const char *code, const char *
 
 /* ---- parsing ---------------------------------------------------------- */
 
+/* Refuses the request from inside a parser callback: the callback returns
+ * this (-1), the parser stops, and conn_parse_error answers. */
+static int conn_reject(http_conn *c, int status, const char *code, const char *message)
+{
+    c->reject_status = status;
+    c->reject_code = code;
+    c->reject_message = message;
+    return -1;
+}
+
+static int reject_malformed(http_conn *c, const char *message)
+{
+    return conn_reject(c, 400, "bad_request", message);
+}
+
 static int on_message_begin(http_parser *p)
 {
     http_conn *c = p->data;
     c->req.started_ms = clock_mono_ms();
     c->request_started = 1;
+    c->message_done = 0;
     if (c->phase == PHASE_IDLE)
         conn_set_phase(c, PHASE_HEAD);
     return 0;
@@ -389,16 +469,81 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return buf_append(&c->req.target, at, len) ? -1 : 0;
 }
 
+/* Headers that may appear once only: two would leave it to each reader
+ * which one counts (RFC 9110 §5.3; RFC 9112 §3.2 for Host, §6.3 for
+ * Content-Length; RFC 6265 §5.4 for Cookie), and the credential headers
+ * must not be first-wins. Transfer-Encoding is counted apart (501). */
+static const char *const singleton_headers[] = {
+    "host", "content-length", "content-type", "authorization", "x-auth-token",
+    "x-csrf-token", "cookie",
+};
+
+static int is_singleton(const char *name)
+{
+    for (size_t i = 0; i < sizeof singleton_headers / sizeof singleton_headers[0]; i++)
+        if (strcmp(name, singleton_headers[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Trims the trailing SP/HTAB of the value last stored (RFC 9110 §5.5: not
+ * part of the value; the parser already skips the leading ones). */
+static void header_finish(http_conn *c)
+{
+    ss_buf *h = &c->req.headers;
+    if (!c->last_was_value || c->dropping_value || h->len == 0)
+        return;
+    size_t end = h->len - 1;  /* the value's NUL */
+    while (end > 0 && (h->data[end - 1] == ' ' || h->data[end - 1] == '\t'))
+        end--;
+    h->data[end] = '\0';
+    h->len = end + 1;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
     if (c->headers_done)
         return 0;
     if (c->last_was_value) {
+        header_finish(c);
         buf_reset(&c->header_field);
         c->last_was_value = 0;
     }
     return buf_append(&c->header_field, at, len) ? -1 : 0;
+}
+
+/* The name is complete: check it, lowercase it, and decide whether the
+ * header is kept. 0, or -1 when the request is refused. */
+static int header_begin(http_conn *c)
+{
+    http_request *req = &c->req;
+    ss_buf *name = &c->header_field;
+    if (!http_field_name_valid(name->data, name->len))
+        return reject_malformed(c, "malformed HTTP request: a header name is not a token "
+                                   "(no whitespace before the colon)");
+    for (size_t i = 0; i < name->len; i++) {
+        char ch = name->data[i];
+        if (ch >= 'A' && ch <= 'Z')
+            name->data[i] = (char)(ch + 32);
+    }
+    if (buf_append(name, "", 1))
+        return -1;
+    name->len--;
+    if (strcmp(name->data, "transfer-encoding") == 0)
+        c->te_count++;
+    int singleton = is_singleton(name->data);
+    if (singleton && http_request_header(req, name->data))
+        return reject_malformed(c, "malformed HTTP request: a header that may appear once "
+                                   "appears twice");
+    /* Past the limit only the headers that must be checked are kept. */
+    c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX && !singleton;
+    if (c->dropping_value)
+        return 0;
+    if (buf_append(&req->headers, name->data, name->len + 1))
+        return -1;
+    req->header_count++;
+    return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -407,19 +552,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     http_request *req = &c->req;
     if (c->headers_done)
         return 0;
+    if (!http_field_value_valid(at, len))
+        return reject_malformed(c, "malformed HTTP request: a control character in a header");
     if (!c->last_was_value) {
         c->last_was_value = 1;
-        c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX;
+        if (header_begin(c))
+            return -1;
         if (c->dropping_value)
             return 0;
-        for (size_t i = 0; i < c->header_field.len; i++) {
-            char ch = c->header_field.data[i];
-            if (ch >= 'A' && ch <= 'Z')
-                c->header_field.data[i] = (char)(ch + 32);
-        }
-        if (buf_append(&req->headers, c->header_field.data, c->header_field.len + 1))
-            return -1;
-        req->header_count++;
         return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
     }
     if (c->dropping_value || req->headers.len == 0)
@@ -429,35 +569,107 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return buf_append(&req->headers, at, len) || buf_append(&req->headers, "", 1) ? -1 : 0;
 }
 
-static void split_target(http_request *req)
+/* Rewrites the target in place as path '\0' query '\0' and points the
+ * request at them; an absolute-form target is served by its path (RFC 9112
+ * §3.2.2). 0, or -1 when the target is refused. */
+static int split_target(http_conn *c, int method)
 {
-    if (buf_append(&req->target, "", 1)) {
-        req->path = "";
-        req->query = "";
-        return;
-    }
-    char *q = memchr(req->target.data, '?', req->target.len);
-    if (q) {
-        *q = '\0';
-        req->query = q + 1;
+    http_request *req = &c->req;
+    http_target t;
+    if (buf_append(&req->target, "", 1))
+        return -1;
+    size_t len = req->target.len - 1;
+    if (http_target_parse(req->target.data, len, &t) || (t.asterisk && method != HTTP_OPTIONS))
+        return reject_malformed(c, "malformed HTTP request: the request target is not a valid "
+                                   "path (characters outside RFC 3986 must be %-encoded)");
+    char *d = req->target.data;
+    size_t pos = 0;
+    if (t.asterisk) {
+        pos = 1;
+    } else if (t.path_len == 0) {
+        d[pos++] = '/';
     } else {
-        req->query = "";
+        memmove(d, d + t.path_off, t.path_len);
+        pos = t.path_len;
     }
-    req->path = req->target.data;
+    d[pos++] = '\0';
+    /* Both moves go left: the query starts after the path in the source. */
+    memmove(d + pos, d + t.query_off, t.query_len);
+    d[pos + t.query_len] = '\0';
+    req->path = d;
+    req->query = d + pos;
+    return 0;
+}
+
+/* RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, and any Host
+ * sent must be a valid host[:port] (duplicates are refused as they come). */
+static int check_host(http_conn *c, const http_parser *p)
+{
+    const char *host = http_request_header(&c->req, "host");
+    if (!host && p->http_minor >= 1)
+        return reject_malformed(c, "malformed HTTP request: an HTTP/1.1 request needs a Host "
+                                   "header");
+    if (host && !http_host_valid(host, strlen(host)))
+        return reject_malformed(c, "malformed HTTP request: the Host header is not a valid "
+                                   "host[:port]");
+    return 0;
+}
+
+/* RFC 9112 §6.1: the only transfer coding served is chunked. One that ends
+ * in something else cannot be framed at all (§6.3: 400); any other list is
+ * a coding we do not implement (501). */
+static int check_transfer_encoding(http_conn *c)
+{
+    if (c->te_count == 0)
+        return 0;
+    const char *te = http_request_header(&c->req, "transfer-encoding");
+    if (c->te_count == 1 && te && strcasecmp(te, "chunked") == 0)
+        return 0;
+    size_t n = te ? strlen(te) : 0;
+    int ends_chunked = n >= 7 && strcasecmp(te + n - 7, "chunked") == 0;
+    if (c->te_count == 1 && !ends_chunked && strcasestr(te, "chunked"))
+        return reject_malformed(c, "malformed HTTP request: chunked is not the last "
+                                   "transfer coding");
+    return conn_reject(c, 501, "not_implemented",
+                       "the only Transfer-Encoding served is chunked, alone");
+}
+
+/* Lets the handler refuse a request from its head, before the body is
+ * read (a bad credential); the answer then closes the connection. */
+static int conn_head_hook(http_conn *c)
+{
+    http_server *s = c->server;
+    if (!s->opt.on_head)
+        return 0;
+    c->in_flight = 1;
+    int keep_alive = c->req.keep_alive;
+    c->req.keep_alive = 0;
+    if (s->opt.on_head(s->opt.ctx, &c->req)) {
+        c->answered_early = 1;
+        return -1;
+    }
+    c->in_flight = 0;
+    c->req.keep_alive = keep_alive;
+    return 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
+    header_finish(c);
     c->last_was_value = 0;
     c->headers_done = 1;
     buf_reset(&c->header_field);
-    split_target(&c->req);
-    size_t max = c->server->opt.body_max;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max) {
-        c->reject_status = 413;
+    c->req.method = p->method;
+    if (p->http_major != 1)
+        return conn_reject(c, 505, "version_not_supported", "only HTTP/1.x is served here");
+    if (split_target(c, p->method) || check_host(c, p) || check_transfer_encoding(c))
         return -1;
-    }
+    size_t max = c->server->opt.body_max;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max)
+        return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
+    if (conn_head_hook(c))
+        return -1;
     const char *expect = http_request_header(&c->req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0)
         net_stream_write(&c->stream, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -468,10 +680,8 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
-    if (c->req.body.len + len > c->server->opt.body_max) {
-        c->reject_status = 413;
-        return -1;
-    }
+    if (c->req.body.len + len > c->server->opt.body_max)
+        return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     return buf_append(&c->req.body, at, len) ? -1 : 0;
 }
 
@@ -480,6 +690,8 @@ static int on_message_complete(http_parser *p)
     http_conn *c = p->data;
     c->req.method = p->method;
     c->req.keep_alive = http_should_keep_alive(p);
+    c->message_done = 1;
+    http_head_scan_reset(&c->scan);
     /* Stop after this message: later bytes wait until it is answered. */
     http_parser_pause(p, 1);
     return 0;
@@ -507,8 +719,10 @@ static void conn_dispatch(http_conn *c)
 static void conn_parse_error(http_conn *c)
 {
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (c->reject_status == 413) {
-        conn_refuse(c, 413, "too_large", "the request body is larger than the limit");
+    if (c->answered_early)
+        return;
+    if (c->reject_status) {
+        conn_refuse(c, c->reject_status, c->reject_code, c->reject_message);
         return;
     }
     if (e == HPE_HEADER_OVERFLOW) {
@@ -527,6 +741,15 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 {
     if (c->phase == PHASE_IDLE && len)
         conn_set_phase(c, PHASE_HEAD);
+    /* The scanner looks ahead of the parser over the whole chunk; it stops
+     * at the end of the head and starts again once the message is done. */
+    if (http_head_scan_feed(&c->scan, data, len)) {
+        *used = 0;
+        conn_refuse(c, 400, "bad_request",
+                    "malformed HTTP request: a folded header line, whitespace before the first "
+                    "header, or a request line not of the form METHOD SP target SP version");
+        return -1;
+    }
     /* The head limit is http-parser's own (http_parser_set_max_header_size,
      * set once at start): it counts the request line and every header. */
     *used = http_parser_execute(&c->parser, &parser_settings, data, len);
@@ -544,7 +767,7 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 static int conn_busy(http_conn *c)
 {
     return c->closing || c->lingering || c->in_flight ||
-           c->stream.write_pending > HTTP_WRITE_PENDING_MAX;
+           c->stream.write_pending > SS_HTTP_UNSENT_MAX;
 }
 
 static void conn_pending_compact(http_conn *c)
@@ -559,7 +782,7 @@ static void conn_update_backpressure(http_conn *c)
 {
     size_t unparsed = c->pending.len - c->pending_pos;
     int want_pause = unparsed > HTTP_PENDING_MAX ||
-                     c->stream.write_pending > HTTP_WRITE_PENDING_MAX;
+                     c->stream.write_pending > SS_HTTP_UNSENT_MAX;
     if (c->closing || c->lingering || want_pause == (int)c->read_paused)
         return;
     c->read_paused = (unsigned)want_pause;
@@ -615,7 +838,11 @@ static void on_read(net_stream *st, const char *data, size_t len)
 
 static void on_drained(net_stream *st)
 {
-    conn_drain((http_conn *)st);
+    http_conn *c = (http_conn *)st;
+    /* All is sent: the keep-alive timer runs from now, not from the answer. */
+    if (c->phase == PHASE_IDLE && !c->in_flight && !c->closing && !c->lingering)
+        conn_set_phase(c, PHASE_IDLE);
+    conn_drain(c);
 }
 
 static void on_stream_error(net_stream *st, int err)
@@ -689,6 +916,7 @@ static void on_connection(uv_stream_t *listener, int status)
     metrics_connection_opened(s->opt.metrics, server_listener(s));
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    http_head_scan_reset(&c->scan);
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     c->handles_open = 2;
@@ -718,6 +946,10 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
     s->opt = *opt;
     if (s->opt.body_max == 0 || s->opt.body_max > SS_HTTP_BODY_MAX)
         s->opt.body_max = SS_HTTP_BODY_MAX;
+    if (s->opt.body_timeout_ms == 0 || s->opt.body_timeout_ms > SS_HTTP_BODY_TIMEOUT_MS)
+        s->opt.body_timeout_ms = SS_HTTP_BODY_TIMEOUT_MS;
+    if (s->opt.send_stall_ms == 0 || s->opt.send_stall_ms > SS_HTTP_SEND_STALL_MS)
+        s->opt.send_stall_ms = SS_HTTP_SEND_STALL_MS;
     s->listener.data = s;
     int rc = net_tcp_listen(loop, &s->listener, &na, on_connection, bound, cap);
     if (rc) {
@@ -769,90 +1001,4 @@ void http_server_free(http_server *s)
 size_t http_server_connections(const http_server *s)
 {
     return s->connections;
-}
-
-/* ---- request accessors --------------------------------------------------- */
-
-const char *http_request_header(const http_request *req, const char *name)
-{
-    const char *p = req->headers.data;
-    for (size_t i = 0; i < req->header_count && p; i++) {
-        const char *value = p + strlen(p) + 1;
-        if (strcmp(p, name) == 0)
-            return value;
-        p = value + strlen(value) + 1;
-    }
-    return NULL;
-}
-
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-static int decode_component(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-    if (cap == 0)
-        return SS_TOO_LARGE;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%') {
-            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return SS_INVAL;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return SS_TOO_LARGE;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return SS_OK;
-}
-
-/* Finds parameter `name` in the query; sets value/len. 1 found, 0 not. */
-static int query_find(const char *query, const char *name, const char **value, size_t *vlen)
-{
-    size_t nlen = strlen(name);
-    const char *p = query;
-    while (*p) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        char key[64];
-        if (klen < sizeof key && decode_component(p, klen, key, sizeof key) == 0 &&
-            strlen(key) == nlen && strcmp(key, name) == 0) {
-            *value = eq ? eq + 1 : p + len;
-            *vlen = eq ? len - klen - 1 : 0;
-            return 1;
-        }
-        p += len + (end ? 1 : 0);
-    }
-    return 0;
-}
-
-int http_query_get(const http_request *req, const char *name, char *out, size_t cap)
-{
-    const char *value;
-    size_t vlen;
-    if (!query_find(req->query, name, &value, &vlen))
-        return 0;
-    int rc = decode_component(value, vlen, out, cap);
-    return rc ? rc : 1;
-}
-
-int http_query_has(const http_request *req, const char *name)
-{
-    const char *value;
-    size_t vlen;
-    return query_find(req->query, name, &value, &vlen);
 }

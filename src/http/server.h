@@ -76,6 +76,13 @@ typedef struct http_request {
  * eventually call http_respond exactly once for this request. */
 typedef void (*http_request_cb)(void *ctx, http_request *req);
 
+/* Runs once a request's head is complete, before its body is read, on the
+ * loop thread: path, query, method and headers are set, the body is not.
+ * Returns 0 to go on, or 1 after answering the request itself (http_respond
+ * or http_respond_error, at once): the body is then never read and the
+ * connection closes after the answer. */
+typedef int (*http_head_cb)(void *ctx, http_request *req);
+
 /* Accounting: runs on the loop after each answer (closing 0) and once after
  * the connection has closed (closing 1), with the bytes moved on the socket
  * since the last call (TLS records included) and the request last answered
@@ -87,11 +94,14 @@ typedef struct http_server_options {
     const char *name;        /* "http" or "https", for logs */
     SSL_CTX *tls;            /* NULL for plaintext */
     http_request_cb on_request;
+    http_head_cb on_head;    /* may be NULL */
     void *ctx;
     net_loop_buffers *bufs;  /* the loop's shared read buffers */
     size_t body_max;         /* <= SS_HTTP_BODY_MAX */
     metrics *metrics;        /* may be NULL: nothing is counted */
     http_account_cb on_account;  /* may be NULL */
+    uint64_t body_timeout_ms;   /* 0: SS_HTTP_BODY_TIMEOUT_MS, never more */
+    uint64_t send_stall_ms;     /* 0: SS_HTTP_SEND_STALL_MS, never more */
 } http_server_options;
 
 /* Binds and starts listening. OUT bound: "HOST:PORT" actually bound.
@@ -114,11 +124,16 @@ const char *http_request_header(const http_request *req, const char *name);
 
 /* Copies the percent-decoded value of query parameter `name` into out.
  * 1 when present, 0 when absent; SS_TOO_LARGE when it does not fit, SS_INVAL
- * for a bad escape. */
+ * for a bad escape or a parameter given twice. */
 int http_query_get(const http_request *req, const char *name, char *out, size_t cap);
 
 /* 1 when the query string names parameter `name` (with or without a value). */
 int http_query_has(const http_request *req, const char *name);
+
+/* 1 when some parameter of the query is named one of names[0..count),
+ * compared ignoring case after percent-decoding and trimming surrounding
+ * whitespace ("?Key%20=" names "key"); 0 else. */
+int http_query_has_name(const http_request *req, const char *const *names, size_t count);
 
 /* Answers the request: status, body (copied) of len bytes with its content
  * type, and extra header lines (each ending "\r\n", or NULL). After this

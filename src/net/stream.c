@@ -409,9 +409,35 @@ static int read_error(ssize_t nread)
     return (nread == UV_EOF || nread == UV_ECONNRESET) ? SS_CLOSED : SS_IO;
 }
 
+/* A lingering stream throws input away; its end (or too much of it) closes
+ * the stream, once the FIN is out. */
+static void linger_read(net_stream *s, ssize_t nread)
+{
+    if (nread == 0)
+        return;
+    if (nread > 0) {
+        s->bytes_in += (uint64_t)nread;
+        if ((size_t)nread <= s->linger_left) {
+            s->linger_left -= (size_t)nread;
+            return;
+        }
+    }
+    s->lingering = 0;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    /* The peer has ended: close once our answer is out (on_shutdown_done);
+     * it failed or sent too much: close now. */
+    if (s->shutdown_done || nread != UV_EOF)
+        net_stream_close(s);
+}
+
 static void on_uv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     net_stream *s = st->data;
+    if (s->lingering && !s->closing) {
+        linger_read(s, nread);
+        release_read_buf(s, buf);
+        return;
+    }
     if (nread > 0) {
         s->bytes_in += (uint64_t)nread;
         if (s->closing || s->failed || s->shutdown_after_write)
@@ -510,18 +536,18 @@ void net_stream_resume(net_stream *s)
 
 static void on_shutdown_done(uv_shutdown_t *req, int status)
 {
-    (void)status; /* failed or not, the stream closes now */
     net_stream *s = req->handle->data;
     free(req);
+    s->shutdown_done = 1;
+    /* A lingering stream waits for the peer's end; failed or not, any
+     * other closes now. */
+    if (s->lingering && status == 0)
+        return;
     net_stream_close(s);
 }
 
-void net_stream_close_after_write(net_stream *s)
+static void stream_shutdown(net_stream *s)
 {
-    if (s->closing || s->shutdown_after_write)
-        return;
-    s->shutdown_after_write = 1;
-    uv_read_stop((uv_stream_t *)&s->tcp);
     if (s->ssl)
         tls_close_notify(s);
     /* uv_shutdown waits for every queued write, then sends FIN. */
@@ -530,6 +556,32 @@ void net_stream_close_after_write(net_stream *s)
         free(req);
         net_stream_close(s);
     }
+}
+
+void net_stream_close_after_write(net_stream *s)
+{
+    if (s->closing || s->shutdown_after_write)
+        return;
+    s->shutdown_after_write = 1;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    stream_shutdown(s);
+}
+
+void net_stream_close_lingering(net_stream *s, size_t discard_max)
+{
+    if (s->closing || s->shutdown_after_write)
+        return;
+    s->shutdown_after_write = 1;
+    /* A stream that failed has nothing more to read. */
+    s->lingering = !s->failed;
+    s->linger_left = discard_max;
+    /* Reading goes on, or starts again when the owner had paused it. */
+    if (s->lingering && s->paused &&
+        uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_uv_read) != 0)
+        s->lingering = 0;
+    if (!s->lingering)
+        uv_read_stop((uv_stream_t *)&s->tcp);
+    stream_shutdown(s);
 }
 
 void net_stream_peer(const net_stream *s, char *out, size_t cap)

@@ -58,9 +58,12 @@ struct net_stream {
     uint64_t bytes_out;  /* bytes the kernel accepted, TLS records included:
                             counted when written, not when queued */
     size_t write_pending;  /* bytes handed to libuv and not yet written */
+    size_t linger_left;    /* bytes a lingering close may still discard */
     unsigned closing : 1;
     unsigned paused : 1;
     unsigned shutdown_after_write : 1;
+    unsigned lingering : 1;     /* after close: reading and discarding */
+    unsigned shutdown_done : 1; /* the FIN is out */
     unsigned handshake_done : 1;
     unsigned failed : 1;        /* an error was reported: no more reads */
     unsigned tls_broken : 1;    /* TLS itself failed: its session is not kept */
@@ -105,6 +108,14 @@ void net_stream_resume(net_stream *s);
  * then sends FIN. Stops reading at once; on_read and on_error are not called
  * any more, on_close is. */
 void net_stream_close_after_write(net_stream *s);
+/* Like net_stream_close_after_write, but keeps reading after the FIN and
+ * throws away what comes, up to discard_max bytes, until the peer closes
+ * too (nginx's lingering close): a peer still sending a body we refused
+ * then reads our answer, where closing with its bytes unread would send it
+ * a reset that destroys the answer in its receive buffer. The owner bounds
+ * the time (net_stream_close on its own timer); past discard_max the
+ * stream closes at once. */
+void net_stream_close_lingering(net_stream *s, size_t discard_max);
 /* Closes now, dropping anything unwritten. Idempotent. */
 void net_stream_close(net_stream *s);
 

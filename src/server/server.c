@@ -264,8 +264,10 @@ static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *t
     if (strcmp(addr, "off") == 0)
         return SS_OK;
     http_server_options opt = {
-        .name = name, .tls = tls, .on_request = api_handle, .ctx = &sv->api, .bufs = &sv->bufs,
+        .name = name, .tls = tls, .on_request = api_handle, .on_head = api_head, .ctx = &sv->api, .bufs = &sv->bufs,
         .metrics = sv->metrics, .on_account = api_account,
+        /* config_validate has checked the range (1..60 s). */
+        .body_timeout_ms = (uint64_t)strtol(sv->cfg->http_body_timeout, NULL, 10) * 1000u,
     };
     char bound[BOUND_CAP];
     int rc = http_server_start(&sv->loop, addr, &opt, out, bound, sizeof bound);
