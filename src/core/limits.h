@@ -34,6 +34,12 @@
  * so clients that do not read cannot pile up memory one large answer per
  * connection; the send stall timeout frees what they hold. */
 #define SS_HTTP_UNSENT_TOTAL_MAX (32u * 1024u * 1024u)
+/* Unsent output the connections of one principal (a person, key or device)
+ * may hold together: past it that principal's next large answer is refused
+ * with 429, so one tenant's clients that do not read never reach the
+ * listener's budget above, which would refuse everyone's large answers.
+ * Three of the largest query answers (100 000 points, ~2.3 MB) fit. */
+#define SS_HTTP_UNSENT_PRINCIPAL_MAX (8u * 1024u * 1024u)
 /* A connection whose unsent output has not moved for this long is closed,
  * like nginx's send_timeout (60 s between two successful writes). */
 #define SS_HTTP_SEND_STALL_MS 60000u

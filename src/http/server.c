@@ -61,6 +61,8 @@ struct http_conn {
     const char *reject_code;     /* its error code and message */
     const char *reject_message;
     unsigned te_count;      /* Transfer-Encoding field lines of this request */
+    /* The principal of its last answer: whose unsent output it holds. */
+    char holder[SS_ID_LEN + 1];
     int last_was_value;     /* header callbacks alternate field/value */
     int handles_open;       /* stream + timer not yet closed */
     unsigned closing : 1;
@@ -335,39 +337,59 @@ static int write_response(http_conn *c, int status, const char *content_type, co
     return net_stream_write(&c->stream, small, pos + body_len);
 }
 
-/* Output queued on every connection of the listener and not yet sent. */
-static size_t server_unsent(const http_server *s)
+/* Output queued and not yet sent: on every connection of the listener,
+ * and on those whose last answer went to the principal `holder`. */
+static void server_unsent(const http_server *s, const char *holder, size_t *total,
+                          size_t *held)
 {
-    size_t total = 0;
-    for (const http_conn *c = s->conns; c; c = c->next)
-        total += c->stream.write_pending;
-    return total;
+    *total = *held = 0;
+    for (const http_conn *c = s->conns; c; c = c->next) {
+        *total += c->stream.write_pending;
+        if (holder[0] && strcmp(c->holder, holder) == 0)
+            *held += c->stream.write_pending;
+    }
 }
 
-/* A large answer that would take the listener past its unsent budget. */
+/* Whether a large answer goes out: 0, or the status refusing it. A
+ * principal whose clients do not read is refused alone (429) once its own
+ * unsent answers reach their share, before it could fill the listener's
+ * budget that everyone shares (503, the last resort). Only answers past
+ * SS_HTTP_UNSENT_MAX pay for the scan. */
 static int answer_over_budget(const http_conn *c, size_t len)
 {
-    return len > SS_HTTP_UNSENT_MAX && c->req.method != HTTP_HEAD &&
-           server_unsent(c->server) + len > SS_HTTP_UNSENT_TOTAL_MAX;
+    if (len <= SS_HTTP_UNSENT_MAX || c->req.method == HTTP_HEAD)
+        return 0;
+    size_t total, held;
+    server_unsent(c->server, c->req.principal.id, &total, &held);
+    if (held > 0 && held + len > SS_HTTP_UNSENT_PRINCIPAL_MAX)
+        return 429;
+    return total + len > SS_HTTP_UNSENT_TOTAL_MAX ? 503 : 0;
 }
 
 void http_respond(http_request *req, int status, const char *content_type, const char *body,
                   size_t len, const char *extra_headers)
 {
     http_conn *c = req->conn;
-    if (!c->closing && answer_over_budget(c, len)) {
-        log_info(c->server->opt.name, "answer to %s refused: unsent answers over %u bytes",
-                 req->peer, SS_HTTP_UNSENT_TOTAL_MAX);
+    int refuse = c->closing ? 0 : answer_over_budget(c, len);
+    if (refuse) {
+        log_info(c->server->opt.name, "answer to %s refused: %s", req->peer,
+                 refuse == 429 ? "its principal's unsent answers are over their share"
+                               : "the listener's unsent answers are over their budget");
         /* The connection ends with it: its pipelined requests would each
          * cost a full answer only to be refused again. */
         c->close_after_answer = 1;
         static const char overloaded[] = "{\"error\":{\"code\":\"overloaded\",\"message\":"
                                          "\"the server holds too many unsent answers; retry "
                                          "later\"}}";
-        http_respond(req, 503, "application/json", overloaded, sizeof overloaded - 1,
+        static const char unread[] = "{\"error\":{\"code\":\"too_many_requests\",\"message\":"
+                                     "\"earlier answers to this credential are still unread; "
+                                     "read them, then retry\"}}";
+        http_respond(req, refuse, "application/json", refuse == 429 ? unread : overloaded,
+                     refuse == 429 ? sizeof unread - 1 : sizeof overloaded - 1,
                      "Retry-After: 1\r\n");
         return;
     }
+    snprintf(c->holder, sizeof c->holder, "%s", req->principal.id);
     c->in_flight = 0;
     if (c->closing) {
         conn_maybe_free(c);

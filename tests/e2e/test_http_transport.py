@@ -182,9 +182,12 @@ def test_unread_answers_are_bounded(srv):
         assert requests.get(srv.http + "/healthz", timeout=30).status_code == 200
         statuses = [first_status(s) for s in socks]
         print("RSS base %d kB, peak %d kB, growth %.1f MB over 50 connections; first answers: "
-              "%d x 200, %d x 503" % (base, peak, (peak - base) / 1024, statuses.count(200),
-                                      statuses.count(503)))
-        assert statuses.count(200) + statuses.count(503) == len(socks), statuses
+              "%d x 200, %d x 429, %d x 503" % (base, peak, (peak - base) / 1024,
+                                                statuses.count(200), statuses.count(429),
+                                                statuses.count(503)))
+        # 429: the credential's share of heavy requests or of unsent answers
+        # is used up; 503: the listener's unsent budget.
+        assert set(statuses) <= {200, 429, 503}, statuses
         if not sanitized(pid):
             assert (peak - base) / 1024 < UNREAD_GROWTH_MAX_MB
     finally:
