@@ -71,11 +71,13 @@
  * SQLite, while the fixed cost of a commit (the fsync, the series and usage
  * updates) stays a few percent of it. */
 #define SS_COMMIT_READINGS_MAX 20000u
-/* Each organisation with work gets a slice of every commit, round robin:
- * at least one item, and more while its slice stays within this. One full
- * request, so a flooding org takes at most half a commit while another
- * waits, and the other is in the very next commit. */
-#define SS_COMMIT_ORG_SLICE SS_INGEST_READINGS_MAX
+/* Fair share of the store's commits (deficit round robin): each round of
+ * the organisations with work, each gains this many readings of credit and
+ * its items go while its credit covers them. A tenth of a full request: an
+ * org sending one reading is in the very next commit however large the
+ * requests of the others, whose items wait a few rounds (a few fast
+ * commits) for their turn. */
+#define SS_COMMIT_ORG_QUANTUM 1000u
 
 /* The ingest queue's bounds (SPEC §4: the queue is bounded per
  * organisation and device). Readings bound the store's work waiting (the
