@@ -52,7 +52,7 @@ struct queue_share {
     queue_share *ring_prev, *ring_next;  /* in the ring while pending is not empty */
 };
 
-/* The queue's totals and one table of shares. */
+/* Shares by id (organisations, or devices). */
 typedef struct share_table {
     queue_share *buckets[QUEUE_SHARE_BUCKETS];
 } share_table;
