@@ -106,8 +106,51 @@
 #define SS_LOGIN_FORGET_MS (15LL * 60 * 1000)
 
 /* Group commit: the store thread takes at most this many readings in one
- * transaction, so one huge backlog cannot starve acknowledgements. */
-#define SS_COMMIT_READINGS_MAX 50000u
+ * transaction. A sender that arrives while a commit runs waits for it, so
+ * this bounds everyone's added latency: 20 000 readings take 20-40 ms on
+ * SQLite, while the fixed cost of a commit (the fsync, the series and usage
+ * updates) stays a few percent of it. */
+#define SS_COMMIT_READINGS_MAX 20000u
+/* Fair share of the store's commits (deficit round robin): each round of
+ * the organisations with work, each gains this many readings of credit and
+ * its items go while its credit covers them. A tenth of a full request: an
+ * org sending one reading is in the very next commit however large the
+ * requests of the others, whose items wait a few rounds (a few fast
+ * commits) for their turn. */
+#define SS_COMMIT_ORG_QUANTUM 1000u
+
+/* The ingest queue's bounds (SPEC §4: the queue is bounded per
+ * organisation and device). Readings bound the store's work waiting (the
+ * whole queue is about 10 s of commits at worst); bytes bound the memory it
+ * holds (a reading takes 88 bytes in memory, so 65 KiB of UDP lines can
+ * hold 800 KiB). A submit past a bound is refused (HTTP 503 ingest_busy,
+ * TCP stops reading, UDP drops), never queued. */
+#define SS_INGEST_QUEUE_READINGS_MAX 200000u
+#define SS_INGEST_QUEUE_BYTES_MAX (32u * 1024u * 1024u)
+/* Room kept beyond the bounds above for organisations with nothing queued:
+ * even when several others together fill the queue, a quiet org's next
+ * message still gets in. Four full requests. */
+#define SS_INGEST_QUEUE_RESERVE_READINGS (4u * SS_INGEST_READINGS_MAX)
+#define SS_INGEST_QUEUE_RESERVE_BYTES (8u * 1024u * 1024u)
+/* One organisation's share: a quarter of the queue, so it takes four
+ * flooding orgs to fill it, and the reserve still serves the rest. */
+#define SS_INGEST_ORG_READINGS_MAX (SS_INGEST_QUEUE_READINGS_MAX / 4u)
+#define SS_INGEST_ORG_BYTES_MAX (SS_INGEST_QUEUE_BYTES_MAX / 4u)
+/* One device's share of its org's: two full requests in flight, so one
+ * device cannot take its org's whole share from the org's other devices. */
+#define SS_INGEST_DEVICE_READINGS_MAX (2u * SS_INGEST_READINGS_MAX)
+#define SS_INGEST_DEVICE_BYTES_MAX (4u * 1024u * 1024u)
+/* What a client refused with ingest_busy is told to wait, seconds: a
+ * queue share drains in well under a second once its sender pauses. */
+#define SS_INGEST_RETRY_AFTER_S 1u
+
+/* Channels (series) one device may have. Real devices carry a few to a few
+ * hundred (a multi-sensor board, a PLC's registers); 1024 leaves room for
+ * them all, while keeping every device's series in the store thread's
+ * series cache (8192 slots) many times over, and a device's channel list
+ * one page of answer. A reading that would create channel 1025 is refused
+ * (too_many_channels). */
+#define SS_DEVICE_CHANNELS_MAX 1024u
 
 /* Query results: a series request returns at most this many points. */
 #define SS_QUERY_LIMIT_DEFAULT 1000u
@@ -157,5 +200,12 @@ _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers"
 _Static_assert(SS_LOGIN_DELAY_BASE_MS <= SS_LOGIN_DELAY_MAX_MS &&
                    SS_LOGIN_DELAY_MAX_MS < SS_LOGIN_FORGET_MS,
                "a login delay ends before its failures are forgotten");
+_Static_assert(SS_COMMIT_READINGS_MAX >= SS_INGEST_READINGS_MAX, "a full request fits a commit");
+_Static_assert(SS_INGEST_DEVICE_READINGS_MAX <= SS_INGEST_ORG_READINGS_MAX &&
+                   SS_INGEST_ORG_READINGS_MAX <= SS_INGEST_QUEUE_READINGS_MAX,
+               "a device's share within its org's, an org's within the queue");
+_Static_assert(SS_INGEST_DEVICE_BYTES_MAX <= SS_INGEST_ORG_BYTES_MAX &&
+                   SS_INGEST_ORG_BYTES_MAX <= SS_INGEST_QUEUE_BYTES_MAX,
+               "a device's share within its org's, an org's within the queue");
 
 #endif

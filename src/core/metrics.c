@@ -54,6 +54,7 @@ struct metrics {
 static const char *const protocol_names[METRICS_PROTOCOLS] = {"http", "https", "tcp", "udp"};
 static const char *const reason_names[METRICS_REASONS] = {
     "bad_reading", "too_large", "invalid_token", "quota_exceeded", "store_unavailable",
+    "ingest_busy",
 };
 static const char *const class_names[HTTP_CLASSES] = {"2xx", "3xx", "4xx", "5xx"};
 

@@ -43,6 +43,7 @@ typedef enum {
     METRICS_REFUSED_INVALID_TOKEN,
     METRICS_REFUSED_QUOTA_EXCEEDED,
     METRICS_REFUSED_STORE_UNAVAILABLE,
+    METRICS_REFUSED_INGEST_BUSY,  /* the sender's share of the ingest queue was full */
     METRICS_REASONS  /* the count */
 } metrics_reason;
 

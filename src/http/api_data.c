@@ -62,24 +62,51 @@ static int reserve_quota(api_ctx *app, http_request *req, http_ingest *hi, const
     return rc;
 }
 
+/* 503 ingest_busy (SPEC §4): the device's or its organisation's share of
+ * the ingest queue is full; nothing was stored. Retry-After tells the
+ * device when to come back. */
+static void refuse_busy(http_request *req, api_ctx *app, size_t readings)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":\"ingest_busy\",\"message\":\"the ingest queue holds as much "
+        "of this device's or organisation's data as it may; nothing was stored, retry later\"}}";
+    char retry[48];
+    snprintf(retry, sizeof retry, "Retry-After: %u\r\n", SS_INGEST_RETRY_AFTER_S);
+    metrics_readings_refused(app->metrics, METRICS_REFUSED_INGEST_BUSY, readings ? readings : 1);
+    req->principal.refused = 1;
+    req->principal.readings_refused = readings;
+    http_respond(req, 503, "application/json", body, sizeof body - 1, retry);
+}
+
 static void on_committed(ingest_item *item, int status)
 {
     http_ingest *hi = (http_ingest *)item;
     http_request *req = hi->req;
-    req->principal.refused = status != SS_OK;
-    if (status == SS_OK)
+    /* The store refuses a request whole when it would create a channel past
+     * the device's limit (one group: all or nothing). */
+    int too_many_channels = status == SS_OK && item->readings_refused > 0;
+    int stored = status == SS_OK && !too_many_channels;
+    req->principal.refused = !stored;
+    if (stored)
         req->principal.readings_stored = item->readings.len;
     else
         req->principal.readings_refused = item->readings.len;
     if (hi->app->quotas)
         quota_finish_readings(hi->app->quotas, item->org_id, (int64_t)item->readings.len,
-                              status == SS_OK, clock_now_ms(), &hi->quota);
+                              stored, clock_now_ms(), &hi->quota);
     if (status != SS_OK)
         metrics_readings_refused(hi->app->metrics,
                                  status == SS_NOT_FOUND ? METRICS_REFUSED_INVALID_TOKEN
                                                         : METRICS_REFUSED_STORE_UNAVAILABLE,
                                  item->readings.len);
-    if (status == 0) {
+    if (too_many_channels) {
+        char msg[160];
+        metrics_readings_refused(hi->app->metrics, METRICS_REFUSED_BAD_READING, 1);
+        snprintf(msg, sizeof msg,
+                 "a reading would give the device more than %u channels; nothing was stored",
+                 SS_DEVICE_CHANNELS_MAX);
+        http_respond_error(req, 400, "too_many_channels", msg, NULL);
+    } else if (status == 0) {
         char body[64];
         int n = snprintf(body, sizeof body, "{\"stored\":%zu}", item->readings.len);
         http_respond(req, 200, "application/json", body, (size_t)n, NULL);
@@ -178,6 +205,11 @@ void api_data_post(api_ctx *app, http_request *req)
     req->principal.kind = HTTP_PRINCIPAL_DEVICE;
     memcpy(req->principal.id, dev.device_id, sizeof req->principal.id);
     memcpy(req->principal.org_id, dev.org_id, sizeof req->principal.org_id);
+    /* A flooding device is refused before its body costs a parse. */
+    if (!ingest_queue_has_room(app->queue, dev.org_id, dev.device_id)) {
+        refuse_busy(req, app, 0);
+        return;
+    }
     http_ingest *hi = calloc(1, sizeof *hi);
     if (!hi) {
         http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
@@ -219,5 +251,14 @@ void api_data_post(api_ctx *app, http_request *req)
     item->received_at = now;
     note_session(app, req, hi);
     item->done = on_committed;
-    ingest_queue_submit(app->queue, item);
+    /* The body stays in memory until the answer. */
+    item->held_bytes = sizeof *hi - sizeof *item + req->body.len;
+    if (ingest_queue_submit(app->queue, item) != SS_OK) {
+        if (app->quotas)
+            quota_finish_readings(app->quotas, item->org_id, (int64_t)item->readings.len, 0, now,
+                                  &hi->quota);
+        refuse_busy(req, app, item->readings.len);
+        readings_free(&item->readings);
+        free(hi);
+    }
 }

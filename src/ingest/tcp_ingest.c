@@ -30,6 +30,7 @@
 #include "net/listen.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,8 @@ typedef enum { TCP_AUTH, TCP_DATA, TCP_FINISHING } tcp_phase;
 typedef struct tcp_batch {
     ingest_item item;      /* item.readings: the batch's readings */
     uint64_t *lines;       /* the line number of each data line, in order */
+    uint32_t *ends;        /* where each data line's readings end: the item's groups */
+    uint8_t *refused;      /* per data line: refused for the channel limit */
     size_t n_lines;
     size_t cap_lines;
     store_acct_session session;  /* the record as this batch leaves it */
@@ -88,6 +91,7 @@ struct tcp_ingest {
 struct tcp_conn {
     net_stream stream;      /* first: the stream callbacks cast back */
     uv_timer_t timer;       /* AUTH deadline, then the idle timeout */
+    ingest_waiter wait;     /* waiting for room in the ingest queue */
     tcp_ingest *owner;
     tcp_conn *prev, *next;
     conn_reg_entry reg;
@@ -121,7 +125,11 @@ static void batch_clear(tcp_batch *b)
      * should hold no readings memory. */
     readings_free(&b->item.readings);
     free(b->lines);
+    free(b->ends);
+    free(b->refused);
     b->lines = NULL;
+    b->ends = NULL;
+    b->refused = NULL;
     b->n_lines = b->cap_lines = 0;
 }
 
@@ -135,6 +143,7 @@ static void conn_free(tcp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     t->connections--;
+    ingest_queue_cancel_wait(t->opt.queue, &c->wait);
     metrics_connection_closed(t->opt.metrics, METRICS_TCP);
     if (t->opt.meter)
         meter_session_end(t->opt.meter, &c->acct, c->end_reason ? c->end_reason : "closed");
@@ -286,17 +295,35 @@ static int conn_flush(tcp_conn *c)
 
 /* ---- batches and commits -------------------------------------------------- */
 
+/* Grows the per-line arrays together; each keeps its own pointer, so a
+ * failure leaves every array valid at the old capacity or more. */
+static int batch_grow_lines(tcp_batch *b)
+{
+    size_t cap = b->cap_lines ? b->cap_lines * 2 : 16;
+    uint64_t *lines = realloc(b->lines, cap * sizeof *lines);
+    if (lines)
+        b->lines = lines;
+    uint32_t *ends = lines ? realloc(b->ends, cap * sizeof *ends) : NULL;
+    if (ends)
+        b->ends = ends;
+    uint8_t *refused = ends ? realloc(b->refused, cap * sizeof *refused) : NULL;
+    if (!refused)
+        return SS_NOMEM;
+    b->refused = refused;
+    b->cap_lines = cap;
+    return SS_OK;
+}
+
+/* Notes a data line whose readings end the batch so far: one group, stored
+ * or refused whole. */
 static int batch_add_line(tcp_batch *b, uint64_t line_no)
 {
-    if (b->n_lines == b->cap_lines) {
-        size_t cap = b->cap_lines ? b->cap_lines * 2 : 16;
-        uint64_t *p = realloc(b->lines, cap * sizeof *p);
-        if (!p)
-            return SS_NOMEM;
-        b->lines = p;
-        b->cap_lines = cap;
-    }
-    b->lines[b->n_lines++] = line_no;
+    if (b->n_lines == b->cap_lines && batch_grow_lines(b) != SS_OK)
+        return SS_NOMEM;
+    b->lines[b->n_lines] = line_no;
+    b->ends[b->n_lines] = (uint32_t)b->item.readings.len;
+    b->refused[b->n_lines] = 0;
+    b->n_lines++;
     return SS_OK;
 }
 
@@ -336,7 +363,10 @@ static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)
                               (int64_t)b->item.readings.len, stored, clock_now_ms(), &c->quota);
 }
 
-/* The one place a batch becomes an ingest item. */
+/* The one place a batch becomes an ingest item. When the queue has no
+ * room for it (the device's or org's share is full), it stays the filling
+ * batch, the connection stops reading (conn_backpressure) and waits for
+ * room: TCP's own back-pressure holds the device, not our memory. */
 static void conn_submit(tcp_conn *c)
 {
     tcp_batch *b = c->filling;
@@ -345,8 +375,6 @@ static void conn_submit(tcp_conn *c)
         batch_clear(b);
         return;
     }
-    c->filling = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
-    c->flight = b;
     memcpy(b->item.device_id, c->dev.device_id, sizeof b->item.device_id);
     memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
     b->item.protocol = "tcp";
@@ -359,7 +387,17 @@ static void conn_submit(tcp_conn *c)
     b->session.readings += (int64_t)b->item.readings.len;
     b->item.done = on_committed;
     b->item.data = c;
-    ingest_queue_submit(c->owner->opt.queue, &b->item);
+    b->item.group_ends = b->ends;
+    b->item.group_refused = b->refused;
+    b->item.n_groups = b->n_lines;
+    b->item.held_bytes = b->cap_lines * (sizeof *b->lines + sizeof *b->ends + sizeof *b->refused);
+    if (ingest_queue_submit(c->owner->opt.queue, &b->item) != SS_OK) {
+        conn_finish_quota(c, b, 0);
+        ingest_queue_wait(c->owner->opt.queue, &c->wait);
+        return;
+    }
+    c->filling = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
+    c->flight = b;
 }
 
 /* Submits the waiting batch when nothing is in flight. */
@@ -375,7 +413,8 @@ static void conn_backpressure(tcp_conn *c)
 {
     if (c->closing || c->phase != TCP_DATA)
         return;
-    int full = (c->flight && c->filling->item.readings.len >= TCP_PENDING_READINGS_MAX) ||
+    int full = c->wait.waiting ||
+               (c->flight && c->filling->item.readings.len >= TCP_PENDING_READINGS_MAX) ||
                c->stream.write_pending > TCP_UNREAD_ANSWERS_MAX;
     if (full && !c->read_paused) {
         c->read_paused = 1;
@@ -394,14 +433,45 @@ static void conn_maybe_end(tcp_conn *c)
         conn_close_after_write(c);
 }
 
+/* The lines of a committed batch the store refused for the channel limit:
+ * one ERR each, before the ACK that covers the lines after them. Returns
+ * how many. */
+static size_t batch_refuse_channels(tcp_conn *c, const tcp_batch *b)
+{
+    size_t n = 0;
+    char msg[96];
+    snprintf(msg, sizeof msg, "a reading would give the device more than %u channels",
+             SS_DEVICE_CHANNELS_MAX);
+    for (size_t i = 0; i < b->n_lines; i++) {
+        if (!b->refused[i])
+            continue;
+        answer_line_error(c, b->lines[i], 400, "too_many_channels", msg);
+        n++;
+    }
+    return n;
+}
+
+/* Ends the batch's quota reservation and counts what it stored. */
+static void conn_settle(tcp_conn *c, tcp_batch *b, int status)
+{
+    size_t refused = status == SS_OK ? b->item.readings_refused : b->item.readings.len;
+    size_t stored = b->item.readings.len - refused;
+    if (c->owner->opt.quotas) {
+        quota_finish_readings(c->owner->opt.quotas, c->dev.org_id, (int64_t)stored, 1,
+                              clock_now_ms(), &c->quota);
+        quota_finish_readings(c->owner->opt.quotas, c->dev.org_id, (int64_t)refused, 0,
+                              clock_now_ms(), &c->quota);
+    }
+    if (status == SS_OK && c->owner->opt.meter)
+        meter_stored(c->owner->opt.meter, &c->acct, stored);
+}
+
 static void on_committed(ingest_item *item, int status)
 {
     tcp_conn *c = item->data;
     tcp_batch *b = c->flight;
     c->flight = NULL;
-    conn_finish_quota(c, b, status == SS_OK);
-    if (status == SS_OK && c->owner->opt.meter)
-        meter_stored(c->owner->opt.meter, &c->acct, b->item.readings.len);
+    conn_settle(c, b, status);
     if (c->closing) {
         /* Revoked or failed meanwhile: nobody to tell. */
         batch_clear(b);
@@ -409,7 +479,8 @@ static void on_committed(ingest_item *item, int status)
         return;
     }
     if (status == SS_OK) {
-        c->stored += b->n_lines;
+        size_t refused = b->item.readings_refused ? batch_refuse_channels(c, b) : 0;
+        c->stored += b->n_lines - refused;
         char ack[32];
         snprintf(ack, sizeof ack, "ACK %" PRIu64 "\n", c->stored);
         answer(c, ack);
@@ -648,6 +719,20 @@ static void on_stream_error(net_stream *st, int err)
     conn_eof(c);
 }
 
+/* The ingest queue may have room again: submit the waiting batch, and read
+ * again if it went. */
+static void on_queue_room(ingest_waiter *w)
+{
+    tcp_conn *c = (tcp_conn *)((char *)w - offsetof(tcp_conn, wait));
+    if (c->closing)
+        return;
+    conn_pump(c);
+    if (conn_flush(c))
+        return;
+    conn_backpressure(c);
+    conn_maybe_end(c);
+}
+
 /* The peer has read every answer: reading may go on. */
 static void on_drained(net_stream *st)
 {
@@ -681,6 +766,7 @@ static void on_connection(uv_stream_t *listener, int status)
     c->stream.data = c;
     c->reg.on_revoked = on_revoked;
     c->reg.data = c;
+    c->wait.ready = on_queue_room;
     c->filling = &c->batch[0];
     c->next = t->conns;
     if (t->conns)

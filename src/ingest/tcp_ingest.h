@@ -13,8 +13,12 @@
  * carries readings, and only those count in ACK. Lines that arrive in one
  * read go to the ingest queue as one item; a connection has at most one
  * item in flight, and lines that arrive meanwhile wait for it as the next
- * batch, so ACKs go out in order. docs/protocols.md is the device maker's
- * description.
+ * batch, so ACKs go out in order. When the ingest queue refuses a batch
+ * (the device's or org's share is full), the connection stops reading its
+ * socket and waits for room (TCP back-pressure); each line is a group the
+ * store refuses alone when it would create a channel past the device's
+ * limit (ERR <line> 400 too_many_channels). docs/protocols.md is the device
+ * maker's description.
  *
  * Every authenticated connection is registered in the conn_registry under
  * its device ID: rotating the token, disabling or deleting the device

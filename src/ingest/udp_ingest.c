@@ -23,11 +23,6 @@
 /* One byte past the limit: a datagram that fills the buffer is over it
  * (a still larger one arrives cut, flagged UV_UDP_PARTIAL). */
 #define UDP_RECV_BUF_SIZE (UDP_INGEST_DATAGRAM_MAX + 1u)
-/* Datagrams submitted and not yet committed. UDP has no backpressure: a
- * sender faster than the disk would otherwise grow the queue without end;
- * past this, datagrams are refused (and counted) until commits catch up.
- * 1024 datagrams of the largest size are about 64 MiB of input. */
-#define UDP_IN_FLIGHT_MAX 1024u
 
 struct udp_ingest {
     uv_udp_t udp;
@@ -66,16 +61,30 @@ static void udp_refuse(udp_ingest *u, const struct sockaddr *from, const char *w
               u->stats.refused, why);
 }
 
+/* A datagram the store refused whole for the channel limit: a bad
+ * reading, as the parser's refusals are. */
+static void udp_refuse_channels(udp_ingest *u, udp_item *it)
+{
+    metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_BAD_READING, 1);
+    if (u->opt.meter)
+        meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
+    udp_refuse(u, NULL, "too_many_channels: a reading would give the device more than "
+                        "SS_DEVICE_CHANNELS_MAX channels");
+}
+
 static void on_committed(ingest_item *item, int status)
 {
     udp_item *it = (udp_item *)item;
     udp_ingest *u = it->owner;
+    int stored = status == SS_OK && it->item.readings_refused == 0;
     u->in_flight--;
     if (u->opt.quotas)
         quota_finish_readings(u->opt.quotas, it->item.org_id, (int64_t)it->item.readings.len,
-                              status == SS_OK, clock_now_ms(), &it->quota);
-    if (status == SS_OK) {
+                              stored, clock_now_ms(), &it->quota);
+    if (stored) {
         u->stats.stored++;
+    } else if (status == SS_OK) {
+        udp_refuse_channels(u, it);
     } else {
         log_warn(UDP_LOG, "commit failed: %s; datagram dropped", ss_strerror(status));
         metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_STORE_UNAVAILABLE,
@@ -96,6 +105,7 @@ static metrics_reason udp_reason(int rc)
     case SS_AUTH: return METRICS_REFUSED_INVALID_TOKEN;
     case SS_TOO_LARGE: return METRICS_REFUSED_TOO_LARGE;
     case SS_NOMEM: return METRICS_REFUSED_STORE_UNAVAILABLE;
+    case SS_BUSY: return METRICS_REFUSED_INGEST_BUSY;
     default: return METRICS_REFUSED_BAD_READING;
     }
 }
@@ -140,6 +150,9 @@ static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **ou
     if (device_cache_lookup(u->opt.devices, hash, &dev) || dev.disabled)
         return udp_fail(err, SS_AUTH, "unknown or disabled device token");
     memcpy(org_id, dev.org_id, SS_ID_LEN + 1);
+    /* A flooding device is refused before its lines cost a parse. */
+    if (!ingest_queue_has_room(u->opt.queue, dev.org_id, dev.device_id))
+        return udp_fail(err, SS_BUSY, "ingest_busy: the device's share of the ingest queue is full");
     udp_item *it = calloc(1, sizeof *it);
     if (!it)
         return udp_fail(err, SS_NOMEM, "out of memory");
@@ -159,6 +172,21 @@ static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **ou
     it->owner = u;
     *out = it;
     return SS_OK;
+}
+
+/* The org's or device's share of the ingest queue is full (SPEC §4): the
+ * datagram is dropped and counted, its quota reservation given back. */
+static void udp_refuse_busy(udp_ingest *u, udp_item *it, const struct sockaddr *from)
+{
+    if (u->opt.quotas)
+        quota_finish_readings(u->opt.quotas, it->item.org_id, (int64_t)it->item.readings.len, 0,
+                              clock_now_ms(), &it->quota);
+    metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_INGEST_BUSY, it->item.readings.len);
+    if (u->opt.meter)
+        meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
+    readings_free(&it->item.readings);
+    free(it);
+    udp_refuse(u, from, "ingest_busy: the device's share of the ingest queue is full");
 }
 
 /* Reserves the datagram's readings against its org's quotas (SPEC §5). */
@@ -184,11 +212,6 @@ static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flag
     if ((flags & UV_UDP_PARTIAL) || len > UDP_INGEST_DATAGRAM_MAX) {
         metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_TOO_LARGE, 1);
         udp_refuse(u, from, "datagram over UDP_INGEST_DATAGRAM_MAX bytes");
-        return;
-    }
-    if (u->in_flight >= UDP_IN_FLIGHT_MAX) {
-        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_STORE_UNAVAILABLE, 1);
-        udp_refuse(u, from, "too many datagrams waiting for the store");
         return;
     }
     udp_item *it = NULL;
@@ -217,8 +240,12 @@ static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flag
         udp_refuse(u, from, "quota_exceeded");
         return;
     }
+    it->item.held_bytes = sizeof *it - sizeof it->item;
+    if (ingest_queue_submit(u->opt.queue, &it->item) != SS_OK) {
+        udp_refuse_busy(u, it, from);
+        return;
+    }
     u->in_flight++;
-    ingest_queue_submit(u->opt.queue, &it->item);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

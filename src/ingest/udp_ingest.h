@@ -4,9 +4,11 @@
  * A datagram is stored whole or not at all: every line is parsed before
  * anything is submitted, and its readings go to the ingest queue as one
  * item (one transaction). Anything wrong (unknown or disabled token, a bad
- * line, no readings, over the size limit, the store refusing) drops the
- * whole datagram and counts it as refused. docs/protocols.md is the device
- * maker's description. */
+ * line, no readings, over the size limit, a channel past the device's
+ * limit, the device's or org's share of the ingest queue full, the store
+ * refusing) drops the whole datagram and counts it as refused: UDP has no
+ * back-pressure, so a sender faster than its share is dropped, alone.
+ * docs/protocols.md is the device maker's description. */
 #ifndef SS_UDP_INGEST_H
 #define SS_UDP_INGEST_H
 
@@ -40,7 +42,8 @@ typedef struct udp_ingest_stats {
     uint64_t received;   /* datagrams read from the socket */
     uint64_t stored;     /* committed whole */
     uint64_t refused;    /* dropped whole: bad token, bad line, too large,
-                            overloaded, or the store refused the commit */
+                            too many channels, ingest queue share full, or
+                            the store refused the commit */
 } udp_ingest_stats;
 
 /* Binds addr ("HOST:PORT") and starts receiving.

@@ -453,14 +453,31 @@ typedef struct store_batch {
      * that stored readings survives a crash (and is ended "crash" at the
      * next start). A record already there is left as it is. */
     const store_acct_session *session;
+    /* Optional: the batch in groups, each stored whole or refused whole
+     * (TCP: one per line). Group g is readings [end of g-1, group_ends[g]),
+     * the first starts at 0, the last ends at len. NULL: one group, the
+     * whole batch. */
+    const uint32_t *group_ends;
+    size_t n_groups;
+    /* OUT: one flag per group (one when group_ends is NULL), set to 1 for
+     * a group refused because it would give the device more than
+     * SS_DEVICE_CHANNELS_MAX channels, else 0. NULL: such a group fails the
+     * whole call with SS_TOO_LARGE instead. */
+    uint8_t *refused;
 } store_batch;
 
-/* Stores every reading of every batch in one transaction: all or nothing.
+/* Stores every reading of every batch in one transaction: all or nothing,
+ * but for the groups refused for the channel limit: such a group writes
+ * nothing and is flagged in its batch's `refused`, and the rest of the call
+ * is stored. The check costs nothing while every reading's channel is in
+ * the writer's cache of series; a new channel costs one count of the
+ * device's series.
  * A reading with the same device, channel and ts as a stored one replaces
  * its value (writes are idempotent, so a retried batch does not double).
- * In the same transaction, each batch adds 1 message and `len` readings to
- * the usage of (org, hour of received_at, protocol): after any crash the
- * usage equals what is stored, no more and no less.
+ * In the same transaction, each batch that stores any reading adds 1
+ * message and the readings it stored to the usage of (org, hour of
+ * received_at, protocol): after any crash the usage equals what is stored,
+ * no more and no less.
  * Returns 0 only once the commit is as durable as the store's durability
  * setting promises. SS_FULL when the disk is full. */
 int store_write_batches(store_conn *c, const store_batch *batches, size_t n);

@@ -266,6 +266,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(DEVICE_DEL_SERIES, "DELETE FROM series WHERE device_id = ?1")                      \
     X(DEVICE_DELETE, "DELETE FROM devices WHERE id = ?1")                                \
     X(SERIES_FIND, "SELECT id FROM series WHERE device_id = ?1 AND channel = ?2")        \
+    X(SERIES_COUNT, "SELECT count(*) FROM series WHERE device_id = ?1")                  \
     X(SERIES_INSERT, "INSERT INTO series(id, device_id, channel, last_ts, last_value)"   \
                      " VALUES (1 + max(coalesce((SELECT max(id) FROM series), 0),"       \
                      " coalesce((SELECT max(series_id) FROM purge_series), 0)),"         \
@@ -401,6 +402,21 @@ typedef struct series_cache {
     uint64_t generation;   /* the store's device generation the slots belong to */
 } series_cache;
 
+/* The channel check of one batch (SS_DEVICE_CHANNELS_MAX): the channels
+ * it would create, accepted so far, as a set of reading indexes (open
+ * addressing by the key's hash), and the order they were added in, so a
+ * refused group's are taken out again (last in, first out, which linear
+ * probing allows). Allocated with the series cache. */
+#define CHECK_SET_SLOTS (2u * SS_DEVICE_CHANNELS_MAX)
+typedef struct channel_check {
+    uint32_t set[CHECK_SET_SLOTS];           /* reading index + 1; 0: empty */
+    uint32_t added[SS_DEVICE_CHANNELS_MAX];  /* set slots, in the order filled */
+    size_t n_added;                          /* the batch's new channels */
+    int64_t existing;                        /* the device's series; -1: not counted */
+} channel_check;
+
+_Static_assert((CHECK_SET_SLOTS & (CHECK_SET_SLOTS - 1)) == 0, "set: a power of two");
+
 /* What a reading's series is looked up by. */
 typedef struct series_key {
     const char *device_id;
@@ -451,6 +467,7 @@ struct store_conn {
     store_conn *next_idle;
     sqlite3_stmt *stmts[STMT_COUNT];
     series_cache cache;
+    channel_check *check;  /* NULL until the first write */
     usage_agg usage;
     /* Rows written lately, by a hash of their key: the next commit's write
      * to one is an UPDATE by rowid. Emptied when a write is rolled back. */
@@ -754,6 +771,7 @@ static void conn_free(store_conn *c)
     sqlite3_close(c->db);
     free(c->cache.slots);
     free(c->cache.touched);
+    free(c->check);
     free(c);
 }
 
@@ -2405,6 +2423,14 @@ static int cache_ready(series_cache *sc)
     return SS_NOMEM;
 }
 
+/* The series cache and the channel check's scratch, on the first write. */
+static int write_scratch_ready(store_conn *c)
+{
+    if (!c->check)
+        c->check = calloc(1, sizeof *c->check);
+    return c->check ? cache_ready(&c->cache) : SS_NOMEM;
+}
+
 /* Called with the write lock held, so no device delete can slip between
  * this check and the commit. */
 static void cache_sync_generation(store_conn *c)
@@ -2568,6 +2594,117 @@ static void series_note(series_cache *sc, series_slot *s, const ss_reading *r)
     s->pend_value = r->value;
 }
 
+/* The key of a reading of the device k already names. SS_INVAL for a
+ * channel no parser would let through. */
+static int key_of_reading(series_key *k, uint32_t device_hash, const ss_reading *r)
+{
+    k->channel = r->channel;
+    k->channel_len = strnlen(r->channel, sizeof r->channel);
+    if (k->channel_len == 0 || k->channel_len > SS_CHANNEL_MAX)
+        return SS_INVAL;
+    k->hash = hash_bytes(device_hash, k->channel, k->channel_len);
+    return SS_OK;
+}
+
+/* ---- the channel limit ---------------------------------------------------------- */
+
+static int series_count(store_conn *c, const series_key *k, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int err = stmt_get(c, STMT_SERIES_COUNT, &st);
+    if (err)
+        return err;
+    err = bind_check(c, STMT_SERIES_COUNT,
+                     sqlite3_bind_text(st, 1, k->device_id, (int)k->device_len, SQLITE_STATIC));
+    if (!err)
+        err = step_row(c, STMT_SERIES_COUNT);
+    if (!err)
+        *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Whether the reading's series exists: a cache hit (the hot path: no query),
+ * else looked up, and then cached for the write that follows. */
+static int series_known(store_conn *c, const series_key *k, int *known)
+{
+    series_cache *sc = &c->cache;
+    series_slot *s = cache_probe(sc, k);
+    *known = 1;
+    if (s->series_id != 0)
+        return SS_OK;
+    int64_t id = 0;
+    int err = series_find(c, k, &id);
+    if (err == SS_NOT_FOUND)
+        *known = 0;
+    if (err)
+        return err == SS_NOT_FOUND ? SS_OK : err;
+    if (sc->used >= SERIES_CACHE_FILL_MAX) {
+        err = series_flush(c);
+        if (err)
+            return err;
+        cache_clear(sc);
+        s = cache_probe(sc, k);
+    }
+    slot_fill(s, k, id);
+    sc->used++;
+    return SS_OK;
+}
+
+/* The set slot of the reading's channel among the batch's new ones: the
+ * slot holding it, or the empty one where it belongs. */
+static uint32_t check_probe(const channel_check *cc, const ss_reading *rs, const series_key *k)
+{
+    uint32_t mask = CHECK_SET_SLOTS - 1;
+    for (uint32_t i = k->hash & mask;; i = (i + 1) & mask) {
+        uint32_t v = cc->set[i];
+        if (v == 0 || strcmp(rs[v - 1].channel, k->channel) == 0)
+            return i;
+    }
+}
+
+/* Takes the set back to its first `mark` additions. */
+static void check_undo(channel_check *cc, size_t mark)
+{
+    while (cc->n_added > mark)
+        cc->set[cc->added[--cc->n_added]] = 0;
+}
+
+/* Whether readings [from, to) of b may be stored: every new channel they
+ * bring, with those accepted before them in the batch, must keep the
+ * device within SS_DEVICE_CHANNELS_MAX. A refused group's new channels are
+ * taken out of the set again. */
+static int check_group(store_conn *c, const store_batch *b, series_key *k, uint32_t device_hash,
+                       size_t from, size_t to, int *refuse)
+{
+    channel_check *cc = c->check;
+    size_t mark = cc->n_added;
+    *refuse = 0;
+    for (size_t i = from; i < to; i++) {
+        int known = 0;
+        int err = key_of_reading(k, device_hash, &b->readings[i]);
+        if (!err)
+            err = series_known(c, k, &known);
+        if (err)
+            return err;
+        if (known)
+            continue;
+        uint32_t slot = check_probe(cc, b->readings, k);
+        if (cc->set[slot] != 0)
+            continue;
+        if (cc->existing < 0 && (err = series_count(c, k, &cc->existing)) != SS_OK)
+            return err;
+        if (cc->existing + (int64_t)cc->n_added >= (int64_t)SS_DEVICE_CHANNELS_MAX) {
+            check_undo(cc, mark);
+            *refuse = 1;
+            return SS_OK;
+        }
+        cc->set[slot] = (uint32_t)i + 1;
+        cc->added[cc->n_added++] = slot;
+    }
+    return SS_OK;
+}
+
 /* ---- writing readings ---------------------------------------------------------- */
 
 static int reading_insert(store_conn *c, sqlite3_stmt *st, int64_t series_id, const ss_reading *r)
@@ -2578,25 +2715,15 @@ static int reading_insert(store_conn *c, sqlite3_stmt *st, int64_t series_id, co
     return err ? err : step_done(c, STMT_READING_UPSERT);
 }
 
-static int batch_write(store_conn *c, sqlite3_stmt *ins, const store_batch *b)
+static int write_group(store_conn *c, sqlite3_stmt *ins, const store_batch *b, series_key *k,
+                       uint32_t device_hash, size_t from, size_t to)
 {
-    if (!b->device_id || (!b->readings && b->len > 0))
-        return SS_INVAL;
-    series_key k = {.device_id = b->device_id};
-    k.device_len = strnlen(b->device_id, SS_ID_LEN + 1);
-    if (k.device_len == 0 || k.device_len > SS_ID_LEN)
-        return SS_INVAL;
-    uint32_t device_hash = hash_bytes(hash_bytes(FNV_OFFSET, k.device_id, k.device_len),
-                                      HASH_SEPARATOR, 1);
-    for (size_t i = 0; i < b->len; i++) {
+    for (size_t i = from; i < to; i++) {
         const ss_reading *r = &b->readings[i];
-        k.channel = r->channel;
-        k.channel_len = strnlen(r->channel, sizeof r->channel);
-        if (k.channel_len == 0 || k.channel_len > SS_CHANNEL_MAX)
-            return SS_INVAL;
-        k.hash = hash_bytes(device_hash, k.channel, k.channel_len);
         series_slot *s;
-        int err = series_resolve(c, &k, r, &s);
+        int err = key_of_reading(k, device_hash, r);
+        if (!err)
+            err = series_resolve(c, k, r, &s);
         if (!err)
             err = reading_insert(c, ins, s->series_id, r);
         if (err)
@@ -2604,6 +2731,61 @@ static int batch_write(store_conn *c, sqlite3_stmt *ins, const store_batch *b)
         series_note(&c->cache, s, r);
     }
     return SS_OK;
+}
+
+/* Where group g of b ends; SS_INVAL when the groups do not tile the batch. */
+static int group_end(const store_batch *b, size_t g, size_t from, size_t *end)
+{
+    size_t e = b->group_ends ? b->group_ends[g] : b->len;
+    int last = !b->group_ends || g + 1 == b->n_groups;
+    if (e < from || e > b->len || (last && e != b->len))
+        return SS_INVAL;
+    *end = e;
+    return SS_OK;
+}
+
+/* Checks, then writes, one group at a time. OUT written: readings stored. */
+static int batch_groups(store_conn *c, sqlite3_stmt *ins, const store_batch *b, series_key *k,
+                        uint32_t device_hash, size_t *written)
+{
+    size_t n_groups = b->group_ends ? b->n_groups : 1;
+    size_t from = 0;
+    for (size_t g = 0; g < n_groups; g++) {
+        size_t to = 0;
+        int refuse = 0;
+        int err = group_end(b, g, from, &to);
+        if (!err)
+            err = check_group(c, b, k, device_hash, from, to, &refuse);
+        if (!err && refuse && !b->refused)
+            err = SS_TOO_LARGE;
+        if (!err && !refuse)
+            err = write_group(c, ins, b, k, device_hash, from, to);
+        if (err)
+            return err;
+        if (b->refused)
+            b->refused[g] = (uint8_t)refuse;
+        if (!refuse)
+            *written += to - from;
+        from = to;
+    }
+    return SS_OK;
+}
+
+static int batch_write(store_conn *c, sqlite3_stmt *ins, const store_batch *b, size_t *written)
+{
+    *written = 0;
+    if (!b->device_id || (!b->readings && b->len > 0) || (b->group_ends && b->n_groups == 0))
+        return SS_INVAL;
+    series_key k = {.device_id = b->device_id};
+    k.device_len = strnlen(b->device_id, SS_ID_LEN + 1);
+    if (k.device_len == 0 || k.device_len > SS_ID_LEN)
+        return SS_INVAL;
+    uint32_t device_hash = hash_bytes(hash_bytes(FNV_OFFSET, k.device_id, k.device_len),
+                                      HASH_SEPARATOR, 1);
+    c->check->existing = -1;
+    int err = batch_groups(c, ins, b, &k, device_hash, written);
+    check_undo(c->check, 0);
+    return err;
 }
 
 /* ---- usage of a write call ------------------------------------------------------ */
@@ -2733,10 +2915,10 @@ static int usage_slot_get(store_conn *c, int64_t hour, const char *org, size_t o
     return SS_OK;
 }
 
-/* Adds the batch's 1 message and len readings to its usage slot. A batch
- * without an org (tests, tools) is counted under the org "", so the usage
- * still adds up to what is stored. */
-static int usage_note(store_conn *c, const store_batch *b)
+/* Adds the batch's 1 message and the readings it stored to its usage slot.
+ * A batch without an org (tests, tools) is counted under the org "", so
+ * the usage still adds up to what is stored. */
+static int usage_note(store_conn *c, const store_batch *b, size_t written)
 {
     const char *org = b->org_id ? b->org_id : "";
     const char *protocol = b->protocol && b->protocol[0] ? b->protocol : USAGE_PROTOCOL_DEFAULT;
@@ -2750,7 +2932,7 @@ static int usage_note(store_conn *c, const store_batch *b)
     if (err)
         return err;
     u->messages++;
-    u->readings += (int64_t)b->len;
+    u->readings += (int64_t)written;
     return SS_OK;
 }
 
@@ -2777,7 +2959,7 @@ int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
     if (n > 0 && !batches)
         return SS_INVAL;
     sqlite3_stmt *ins = NULL;
-    int err = cache_ready(&c->cache);
+    int err = write_scratch_ready(c);
     if (!err)
         err = stmt_get(c, STMT_READING_UPSERT, &ins);
     if (!err)
@@ -2786,9 +2968,10 @@ int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
         return err;
     cache_sync_generation(c);
     for (size_t i = 0; i < n && !err; i++) {
-        err = usage_note(c, &batches[i]);
-        if (!err)
-            err = batch_write(c, ins, &batches[i]);
+        size_t written = 0;
+        err = batch_write(c, ins, &batches[i], &written);
+        if (!err && (written > 0 || batches[i].len == 0))
+            err = usage_note(c, &batches[i], written);
         if (!err)
             err = batch_session(c, &batches[i]);
     }

@@ -77,7 +77,8 @@ def test_every_series_is_there_with_its_type(server):
     for proto in ("http", "https", "tcp", "udp"):
         for fam in ("readings_stored", "bytes_received", "bytes_sent"):
             value(m, "sensorspace_" + fam, "sensorspace_%s_total" % fam, protocol=proto)
-    for reason in ("bad_reading", "too_large", "invalid_token", "quota_exceeded", "store_unavailable"):
+    for reason in ("bad_reading", "too_large", "invalid_token", "quota_exceeded", "store_unavailable",
+                   "ingest_busy"):
         value(m, "sensorspace_readings_refused", "sensorspace_readings_refused_total", reason=reason)
     assert value(m, "sensorspace_process_resident_memory_bytes",
                  "sensorspace_process_resident_memory_bytes") > 1 << 20

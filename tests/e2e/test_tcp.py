@@ -229,8 +229,10 @@ def test_bad_lines_are_answered_and_the_rest_goes_on(srv, api, dev):
 def test_line_at_the_limit_is_stored_and_over_it_refused_with_413(srv, api, dev):
     ts = now_ms() - 5000
     c = Conn(srv, nodelay=True).auth(dev["token"])
-    # a value is at most 128 bytes, so a long line is many readings
-    pairs = "".join(",p%05d=1" % i for i in range(7281))
+    # a value is at most 128 bytes and a device has at most 1024 channels,
+    # so a long line is 1000 readings of long values
+    zeros = [56 + (i < 529) for i in range(1000)]
+    pairs = "".join(",p%04d=1.%s" % (i, "0" * z) for i, z in enumerate(zeros))
     at_limit = "t=1.000" + pairs
     assert len(at_limit) == LINE_MAX
     over = "t=2.0000" + pairs

@@ -95,7 +95,7 @@ static void refusals_count_per_reason(void **state)
 {
     metrics *m = *state;
     static const char *const names[] = {"bad_reading", "too_large", "invalid_token",
-                                        "quota_exceeded", "store_unavailable"};
+                                        "quota_exceeded", "store_unavailable", "ingest_busy"};
     for (int r = 0; r < METRICS_REASONS; r++)
         metrics_readings_refused(m, (metrics_reason)r, (uint64_t)r + 1);
     metrics_readings_refused(m, METRICS_REASONS, 100);  /* out of range: ignored */

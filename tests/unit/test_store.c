@@ -1420,18 +1420,31 @@ static void test_write_disk_full_is_full_and_leaves_nothing(void **state)
 static void test_write_more_series_than_cache_holds(void **state)
 {
     fx *f = *state;
-    add_org_and_device(f->c, 1);
-    enum { CHANNELS = 7000 };
+    /* More series than the cache holds, spread over devices within the
+     * channel limit. */
+    enum { DEVICES = 7, PER_DEVICE = 1000, CHANNELS = DEVICES * PER_DEVICE };
     ss_reading *rs = calloc(2 * CHANNELS, sizeof *rs);
     assert_non_null(rs);
+    char ids[DEVICES][SS_ID_LEN + 1];
+    store_batch b[DEVICES];
     char name[16];
-    for (int i = 0; i < CHANNELS; i++) {
-        snprintf(name, sizeof name, "c%05d", i);
-        rs[i] = rd(name, BASE, i);
-        rs[CHANNELS + i] = rd(name, BASE + 1, i + 0.5);
+    for (int d = 0; d < DEVICES; d++) {
+        add_org_and_device(f->c, (unsigned)d + 1);
+        make_id(ids[d], TAG_DEVICE, (unsigned)d + 1);
+        ss_reading *mine = rs + 2 * d * PER_DEVICE;
+        for (int i = 0; i < PER_DEVICE; i++) {
+            int ch = d * PER_DEVICE + i;
+            snprintf(name, sizeof name, "c%05d", ch);
+            mine[i] = rd(name, BASE, ch);
+            mine[PER_DEVICE + i] = rd(name, BASE + 1, ch + 0.5);
+        }
+        b[d] = (store_batch){.device_id = ids[d], .org_id = "", .readings = mine,
+                             .len = 2 * PER_DEVICE};
     }
-    assert_int_equal(write_one(f->c, 1, rs, 2 * CHANNELS), SS_OK);
-    assert_int_equal(write_one(f->c, 1, rs, CHANNELS), SS_OK);
+    assert_int_equal(store_write_batches(f->c, b, DEVICES), SS_OK);
+    for (int d = 0; d < DEVICES; d++)
+        b[d].len = PER_DEVICE;
+    assert_int_equal(store_write_batches(f->c, b, DEVICES), SS_OK);
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM series"), CHANNELS);
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), 2 * CHANNELS);
     char sql[160];
@@ -1441,6 +1454,62 @@ static void test_write_more_series_than_cache_holds(void **state)
              (long long)(BASE + 1));
     assert_int_equal(q_int(f->c, sql), CHANNELS);
     assert_int_equal(orphan_readings(f->c), 0);
+    free(rs);
+}
+
+/* SS_DEVICE_CHANNELS_MAX: a group that would create channel 1025 writes
+ * nothing and is flagged; the groups before and after it that stay within
+ * the limit are stored, in the same call as another device's batch. */
+static void test_write_refuses_groups_past_the_channel_limit(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    add_org_and_device(f->c, 2);
+    enum { MAX = SS_DEVICE_CHANNELS_MAX };
+    ss_reading *rs = calloc(MAX + 8, sizeof *rs);
+    assert_non_null(rs);
+    char name[16];
+    for (int i = 0; i < MAX - 2; i++) {
+        snprintf(name, sizeof name, "c%d", i);
+        rs[i] = rd(name, BASE, i);
+    }
+    assert_int_equal(write_one(f->c, 1, rs, MAX - 2), SS_OK);
+    /* Groups: [old c0, new n1] [new n2, new n3] [old c1, c1 again] [new n1 again] */
+    ss_reading g[7] = {rd("c0", BASE + 1, 1), rd("n1", BASE + 1, 2), rd("n2", BASE + 1, 3),
+                       rd("n3", BASE + 1, 4), rd("c1", BASE + 1, 5), rd("c1", BASE + 2, 6),
+                       rd("n1", BASE + 2, 7)};
+    uint32_t ends[4] = {2, 4, 6, 7};
+    uint8_t refused[4] = {9, 9, 9, 9};
+    uint8_t other_refused = 9;
+    char id1[SS_ID_LEN + 1], id2[SS_ID_LEN + 1];
+    make_id(id1, TAG_DEVICE, 1);
+    make_id(id2, TAG_DEVICE, 2);
+    store_batch b[2] = {
+        {.device_id = id1, .org_id = "", .readings = g, .len = 7, .group_ends = ends,
+         .n_groups = 4, .refused = refused},
+        {.device_id = id2, .org_id = "", .readings = g, .len = 4, .refused = &other_refused},
+    };
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_OK);
+    assert_int_equal(refused[0], 0);
+    assert_int_equal(refused[1], 1);  /* n2, n3 would make MAX + 1 */
+    assert_int_equal(refused[2], 0);
+    assert_int_equal(refused[3], 0);  /* n1 exists now */
+    assert_int_equal(other_refused, 0);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM series WHERE channel IN ('n2','n3')"), 2);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM series WHERE device_id = '%s'", id1);
+    assert_int_equal(q_int(f->c, sql), MAX - 1);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM readings"), (MAX - 2) + 5 + 4);
+    /* Usage counts what was stored. */
+    assert_int_equal(q_int(f->c, "SELECT sum(readings) FROM usage"), (MAX - 2) + 5 + 4);
+    /* Without flags to report it, a refused group fails the call whole. */
+    ss_reading two[2] = {rd("x1", BASE, 1), rd("x2", BASE, 2)};
+    assert_int_equal(write_one(f->c, 1, two, 2), SS_TOO_LARGE);
+    ss_reading one = rd("x1", BASE, 1);
+    assert_int_equal(write_one(f->c, 1, &one, 1), SS_OK);
+    assert_int_equal(q_int(f->c, sql), MAX);
+    assert_int_equal(write_one(f->c, 1, &two[1], 1), SS_TOO_LARGE);
+    assert_int_equal(write_one(f->c, 1, &one, 1), SS_OK);  /* existing: still fine */
     free(rs);
 }
 
@@ -3367,6 +3436,7 @@ int main(void)
         T(test_write_all_or_nothing_with_unknown_device),
         T(test_write_disk_full_is_full_and_leaves_nothing),
         T(test_write_more_series_than_cache_holds),
+        T(test_write_refuses_groups_past_the_channel_limit),
         T(test_points_from_inclusive_to_exclusive),
         T(test_points_limit_asc_and_desc),
         T(test_points_callback_stops_early),
