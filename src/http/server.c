@@ -552,14 +552,15 @@ static int header_begin(http_conn *c)
     if (buf_append(name, "", 1))
         return -1;
     name->len--;
-    if (strcmp(name->data, "transfer-encoding") == 0)
-        c->te_count++;
+    int is_te = strcmp(name->data, "transfer-encoding") == 0;
+    c->te_count += is_te;
     int singleton = is_singleton(name->data);
     if (singleton && http_request_header(req, name->data))
         return reject_malformed(c, "malformed HTTP request: a header that may appear once "
                                    "appears twice");
-    /* Past the limit only the headers that must be checked are kept. */
-    c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX && !singleton;
+    /* Past the limit only the headers that must be checked are kept (the
+     * head limit bounds them all the same). */
+    c->dropping_value = req->header_count >= SS_HTTP_HEADERS_MAX && !singleton && !is_te;
     if (c->dropping_value)
         return 0;
     if (buf_append(&req->headers, name->data, name->len + 1))
@@ -649,7 +650,7 @@ static int check_transfer_encoding(http_conn *c)
         return 0;
     size_t n = te ? strlen(te) : 0;
     int ends_chunked = n >= 7 && strcasecmp(te + n - 7, "chunked") == 0;
-    if (c->te_count == 1 && !ends_chunked && strcasestr(te, "chunked"))
+    if (c->te_count == 1 && te && !ends_chunked && strcasestr(te, "chunked"))
         return reject_malformed(c, "malformed HTTP request: chunked is not the last "
                                    "transfer coding");
     return conn_reject(c, 501, "not_implemented",

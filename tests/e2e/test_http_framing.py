@@ -134,6 +134,18 @@ def test_two_transfer_encoding_lines_are_501(server):
     assert status(out) == 501
 
 
+@pytest.mark.parametrize("te", [b"chunked", b"gzip"])
+def test_transfer_encoding_past_the_header_limit_is_still_judged(server, te):
+    """Headers past the 64 kept are dropped, but a Transfer-Encoding is
+    framing: it is kept and judged, and the server stays up."""
+    filler = [b"X-Filler-%d: 1" % i for i in range(80)]
+    body = b"0\r\n\r\n"
+    out = raw(server, req([b"Host: x"] + filler + [b"Transfer-Encoding: " + te], body,
+                          method=b"POST", target=b"/api/v1/data"))
+    assert status(out) == (401 if te == b"chunked" else 501), out[:200]
+    assert status(raw(server, req([b"Host: x", b"Connection: close"]))) == 200
+
+
 def test_chunked_in_any_case_is_accepted(server, device):
     body = b'{"t": 1}'
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
