@@ -28,6 +28,10 @@
  * itself): 32 at once leave over 1 MiB, while a trim costs well under 1 ms
  * per MiB given back. A trickle of reconnects (a few at once) never trims. */
 #define NET_TRIM_HANDSHAKE_PEAK 32u
+/* A trim walks and locks every malloc arena, the workers' and the store
+ * thread's too, from the I/O thread: a client that opens and drops bursts
+ * of TLS connections over and over gets at most one every this long. */
+#define NET_TRIM_INTERVAL_MS 10000u
 
 /* One queued write: the request and the bytes in one allocation. */
 typedef struct net_wreq {
@@ -93,8 +97,12 @@ static void hs_end(net_stream *s)
     s->hs_in_flight = 0;
     if (--b->handshakes_in_flight > 0 || b->handshakes_peak < NET_TRIM_HANDSHAKE_PEAK)
         return;
+    uint64_t now = uv_now(s->tcp.loop);
+    if (b->trims > 0 && now - b->last_trim_ms < NET_TRIM_INTERVAL_MS)
+        return;  /* the peak stays: the end of a later burst trims */
     b->handshakes_peak = 0;
     b->trims++;
+    b->last_trim_ms = now;
     malloc_trim(0);
 }
 

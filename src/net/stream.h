@@ -82,6 +82,7 @@ typedef struct net_loop_buffers {
     unsigned handshakes_in_flight;  /* accepted TLS streams not yet through the handshake */
     unsigned handshakes_peak;       /* the most in flight at once since the last trim */
     unsigned trims;                 /* times handshake memory was given back (tests) */
+    uint64_t last_trim_ms;          /* loop time of the last trim */
 } net_loop_buffers;
 
 /* Accepts a pending connection from `server` into `s` and starts reading.

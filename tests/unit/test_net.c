@@ -1129,6 +1129,21 @@ static void test_tls_handshake_burst_trims_once(void **state)
     assert_int_equal(f->bufs->handshakes_in_flight, 0);
 }
 
+/* A burst right after a trim does not trim again: a client that repeats
+ * bursts gets at most one trim per interval. */
+static void test_tls_handshake_bursts_trim_at_most_once_an_interval(void **state)
+{
+    fixture *f = *state;
+    uv_update_time(&f->loop);
+    f->bufs->trims = 1;  /* as if a burst had just been trimmed */
+    f->bufs->last_trim_ms = uv_now(&f->loop);
+    run(f, MODE_RECORD, cli_tls_handshake_burst);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->bufs->trims, 1);
+    assert_true(f->bufs->handshakes_peak >= BURST_CONNS);
+    assert_int_equal(f->bufs->handshakes_in_flight, 0);
+}
+
 /* Handshakes that end by the stream closing count as ended too. */
 static void test_tls_unfinished_handshakes_end_on_close(void **state)
 {
@@ -1515,6 +1530,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls_session_resumes_and_idles, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls12_session_resumes_and_idles, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls_handshake_burst_trims_once, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_handshake_bursts_trim_at_most_once_an_interval,
+                                        setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls_unfinished_handshakes_end_on_close, setup_tls,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plain_streams_count_no_handshakes, setup, teardown),
