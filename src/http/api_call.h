@@ -107,6 +107,17 @@ int api_require_user(api_call *call);
  * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
 
+/* The role the audit actor ("user:<id>", "apikey:<id>") holds in the org
+ * now, as a request of theirs would get it: STORE_ROLE_NONE once the user
+ * is deleted, disabled or without a role there, or the key revoked. 0 or a
+ * store error. */
+int api_actor_role(api_call *call, const char *actor, const char *org_id, store_role *out);
+
+/* SPEC §2: why a holder of `mine` may not move a member from `from` to
+ * `to` (nobody grants above their own role; only owners manage owners), or
+ * NULL when they may. */
+const char *api_grant_refusal(store_role mine, store_role from, store_role to);
+
 /* Appends to the audit log: the caller as actor (its id, and its email or
  * the API key's name), its address, now. target is "<kind>:<id>"; detail
  * (reference stolen; NULL for none) is an object of the fields changed and
