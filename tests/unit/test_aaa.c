@@ -184,12 +184,12 @@ static void throttle_wait_is_capped(void **state)
     throttle_free(t);
 }
 
-/* A stranger's failures never hold back an address that has not failed. */
+/* A stranger's few failures never hold back an address that has not failed. */
 static void throttle_clean_address_is_not_held_by_account(void **state)
 {
     (void)state;
     throttle *t = new_throttle();
-    fail_n(t, ACCOUNT, EVIL, 50, T0);
+    fail_n(t, ACCOUNT, EVIL, SS_LOGIN_ACCOUNT_SPREAD - 1, T0);
     assert_true(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0) > 0);
     assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0), 0);
     /* once the clean address fails too, the account's wait binds it */
@@ -257,12 +257,83 @@ static void throttle_counts_ipv6_per_64(void **state)
 {
     (void)state;
     throttle *t = new_throttle();
-    fail_n(t, ACCOUNT, "2001:db8:1:2::66", 50, T0);
+    fail_n(t, ACCOUNT, "2001:db8:1:2::66", SS_LOGIN_ACCOUNT_SPREAD - 1, T0);
     assert_true(throttle_login_wait(t, ACCOUNT, "2001:db8:1:2:abcd::9", 0, T0) > 0);
     assert_int_equal(throttle_login_wait(t, ACCOUNT, "2001:db8:1:3::66", 0, T0), 0);
     /* IPv4 mapped into IPv6 stays per address */
-    fail_n(t, ACCOUNT, "::ffff:192.0.2.1", 50, T0);
-    assert_int_equal(throttle_login_wait(t, ACCOUNT, "::ffff:192.0.2.2", 0, T0), 0);
+    fail_n(t, "bob@example.com", "::ffff:192.0.2.1", SS_LOGIN_ACCOUNT_SPREAD - 1, T0);
+    assert_int_equal(throttle_login_wait(t, "bob@example.com", "::ffff:192.0.2.2", 0, T0), 0);
+    throttle_free(t);
+}
+
+/* One fresh /64 after another of an IPv6 /48, each guessing at the
+ * account the moment it may. */
+static void fresh_addr(char *out, size_t cap, unsigned n)
+{
+    snprintf(out, cap, "2001:db8:7:%x::1", n);
+}
+
+/* Guessing spread over many clean addresses: below the spread each new
+ * address is spared the account's wait; from it on every address waits,
+ * never longer than the cap, so guessing stays at about one a minute. */
+static void throttle_spread_guessing_binds_every_address(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    char addr[64];
+    unsigned n = 0;
+    for (; n < SS_LOGIN_ACCOUNT_SPREAD; n++) {
+        fresh_addr(addr, sizeof addr, n);
+        assert_int_equal(throttle_login_wait(t, ACCOUNT, addr, 0, T0), 0);
+        throttle_login_failed(t, ACCOUNT, addr, T0);
+    }
+    /* the next fresh address, and the rightful person's clean one, wait */
+    fresh_addr(addr, sizeof addr, n++);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, addr, 0, T0), SS_LOGIN_DELAY_MAX_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0), SS_LOGIN_DELAY_MAX_MS);
+    /* other accounts are untouched */
+    assert_int_equal(throttle_login_wait(t, "bob@example.com", CLEAN, 0, T0), 0);
+    /* an hour of guessing from a fresh address each time it may: about
+     * one guess a minute, and nobody ever told to wait past the cap */
+    unsigned guesses = 0;
+    int64_t last = T0;
+    for (int64_t now = T0; now < T0 + 60 * 60 * 1000; now += 100) {
+        fresh_addr(addr, sizeof addr, n++);
+        int64_t wait = throttle_login_wait(t, ACCOUNT, addr, 0, now);
+        assert_true(wait <= SS_LOGIN_DELAY_MAX_MS);
+        assert_true(throttle_login_wait(t, ACCOUNT, CLEAN, 0, now) <= SS_LOGIN_DELAY_MAX_MS);
+        if (wait == 0) {
+            throttle_login_failed(t, ACCOUNT, addr, now);
+            guesses++;
+            last = now;
+        }
+    }
+    assert_true(guesses <= 60);
+    /* a lift frees the rightful person at once */
+    assert_true(throttle_login_wait(t, ACCOUNT, CLEAN, 0, last + 1) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, last + 1, last + 1), 0);
+    throttle_free(t);
+}
+
+/* The rightful person, waiting out the cap between guesses, gets a try in
+ * at most the cap; and the spread is forgotten with the failures. */
+static void throttle_spread_wait_is_bounded_and_forgotten(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    char addr[64];
+    for (unsigned n = 0; n < 2 * SS_LOGIN_ACCOUNT_SPREAD; n++) {
+        fresh_addr(addr, sizeof addr, n);
+        throttle_login_failed(t, ACCOUNT, addr, T0);
+    }
+    int64_t wait = throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + 1);
+    assert_true(wait > 0 && wait <= SS_LOGIN_DELAY_MAX_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + 1 + wait), 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + SS_LOGIN_FORGET_MS), 0);
+    /* once forgotten, a fresh address is spared again */
+    fresh_addr(addr, sizeof addr, 9999);
+    throttle_login_failed(t, ACCOUNT, addr, T0 + SS_LOGIN_FORGET_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + SS_LOGIN_FORGET_MS), 0);
     throttle_free(t);
 }
 
@@ -301,6 +372,8 @@ int main(void)
         cmocka_unit_test(throttle_forgets_and_stays_bounded),
         cmocka_unit_test(throttle_limits_lower_never_raise),
         cmocka_unit_test(throttle_counts_ipv6_per_64),
+        cmocka_unit_test(throttle_spread_guessing_binds_every_address),
+        cmocka_unit_test(throttle_spread_wait_is_bounded_and_forgotten),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
