@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "aaa/audit_detail.h"
 #include "core/buf.h"
 #include "http/api.h"
 #include "http/api_gate.h"
@@ -122,11 +123,11 @@ const char *api_grant_refusal(store_role mine, store_role from, store_role to);
  * the API key's name), its address, now. target is "<kind>:<id>"; detail
  * (reference stolen; NULL for none) is an object of the fields changed and
  * their new values, never a secret: a secret field changed is named with
- * the value AUDIT_SECRET_CHANGED. Long values are cut to fit. A failure to
+ * the value AUDIT_SECRET_CHANGED. Long values are cut to fit
+ * (audit_detail_text). A failure to
  * write is logged, never answered: the change is made. */
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
                json_t *detail);
-#define AUDIT_SECRET_CHANGED "(changed)"
 
 /* 1 when name is a usable name: present and not only white space (the
  * length was checked by api_json_string). */

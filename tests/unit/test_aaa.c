@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aaa/audit_detail.h"
 #include "aaa/device_cache.h"
 #include "aaa/password.h"
 #include "aaa/secret.h"
@@ -356,6 +357,50 @@ static void throttle_limits_lower_never_raise(void **state)
     throttle_free(t);
 }
 
+/* The detail as it is when it fits; values cut at a UTF-8 boundary when
+ * not; the field names alone when even that does not fit. */
+static void audit_detail_fits_its_room(void **state)
+{
+    (void)state;
+    char out[SS_AUDIT_DETAIL_MAX];
+    json_t *d = json_pack("{s:s,s:b}", "password", AUDIT_SECRET_CHANGED, "enabled", 1);
+    audit_detail_text(d, out, sizeof out);
+    assert_string_equal(out, "{\"password\":\"(changed)\",\"enabled\":true}");
+    json_decref(d);
+
+    char long_value[4 * SS_AUDIT_VALUE_MAX];
+    memset(long_value, 'a', sizeof long_value - 3);
+    memcpy(long_value + sizeof long_value - 3, "\xc3\xa9", 3); /* ends in an e-acute */
+    long_value[SS_AUDIT_VALUE_MAX - 1] = (char)0xc3;            /* one across the cut */
+    long_value[SS_AUDIT_VALUE_MAX] = (char)0xa9;
+    d = json_object();
+    for (int i = 0; i < 4; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(d, key, json_string(long_value));
+    }
+    audit_detail_text(d, out, sizeof out);
+    json_decref(d);
+    json_t *back = json_loads(out, 0, NULL);
+    assert_non_null(back);
+    const char *k0 = json_string_value(json_object_get(back, "k0"));
+    assert_int_equal(strlen(k0), SS_AUDIT_VALUE_MAX - 1 + 3);
+    assert_string_equal(k0 + SS_AUDIT_VALUE_MAX - 1, "...");
+    json_decref(back);
+
+    d = json_object();
+    for (int i = 0; i < 40; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(d, key, json_string(long_value));
+    }
+    audit_detail_text(d, out, sizeof out);
+    json_decref(d);
+    assert_memory_equal(out, "{\"changed\":[\"k0\",\"k1\",", 19);
+    audit_detail_text(NULL, out, sizeof out);
+    assert_string_equal(out, "{}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +417,7 @@ int main(void)
         cmocka_unit_test(throttle_forgets_and_stays_bounded),
         cmocka_unit_test(throttle_limits_lower_never_raise),
         cmocka_unit_test(throttle_counts_ipv6_per_64),
+        cmocka_unit_test(audit_detail_fits_its_room),
         cmocka_unit_test(throttle_spread_guessing_binds_every_address),
         cmocka_unit_test(throttle_spread_wait_is_bounded_and_forgotten),
     };
