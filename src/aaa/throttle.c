@@ -34,6 +34,7 @@ void throttle_limits_default(throttle_limits *out)
 {
     *out = (throttle_limits){.account_free = SS_LOGIN_ACCOUNT_FREE,
                              .addr_free = SS_LOGIN_ADDR_FREE,
+                             .account_spread = SS_LOGIN_ACCOUNT_SPREAD,
                              .base_ms = SS_LOGIN_DELAY_BASE_MS,
                              .max_ms = SS_LOGIN_DELAY_MAX_MS,
                              .forget_ms = SS_LOGIN_FORGET_MS};
@@ -53,6 +54,8 @@ int throttle_new(const throttle_limits *lim, throttle **out)
     if (lim) {
         t->lim = *lim;
         t->lim.max_ms = clamp(lim->max_ms, 1, SS_LOGIN_DELAY_MAX_MS);
+        if (t->lim.account_spread > SS_LOGIN_ACCOUNT_SPREAD)
+            t->lim.account_spread = SS_LOGIN_ACCOUNT_SPREAD;
         t->lim.base_ms = clamp(lim->base_ms, 1, t->lim.max_ms);
         t->lim.forget_ms = clamp(lim->forget_ms, t->lim.max_ms, SS_LOGIN_FORGET_MS);
     }
@@ -165,7 +168,12 @@ int64_t throttle_login_wait(throttle *t, const char *account, const char *addr,
     if (from && from->last_fail <= lifted_at)
         from = NULL;
     int64_t wait = slot_wait(t, from, t->lim.addr_free, now_ms);
-    int64_t acct_wait = from ? slot_wait(t, acct, t->lim.account_free, now_ms) : 0;
+    /* A clean address is spared the account's wait while the account's
+     * failures are few (a stranger's, or the person's own typos elsewhere);
+     * many of them mean guessing from many addresses, and then every
+     * address waits, each at most max_ms. */
+    int spread = acct && acct->failures >= t->lim.account_spread;
+    int64_t acct_wait = from || spread ? slot_wait(t, acct, t->lim.account_free, now_ms) : 0;
     pthread_mutex_unlock(&t->lock);
     return acct_wait > wait ? acct_wait : wait;
 }

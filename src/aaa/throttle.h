@@ -3,10 +3,12 @@
  * Failures are counted per account and per address. Past a few free ones,
  * each failure doubles the wait before the next attempt is even checked,
  * up to limits.max_ms: guessing stays slow, and nobody waits longer than
- * that. The account's wait binds only attempts from an address that has
- * been failing itself, so a stranger's failures elsewhere never keep the
- * rightful person out. Failures are forgotten limits.forget_ms after the
- * last one. A lift (the store's login_unlocked_at, set by the superadmin
+ * that per attempt. While the account has fewer than limits.account_spread
+ * failures, its wait binds only attempts from an address that has been
+ * failing itself, so a stranger's few failures elsewhere do not hold the
+ * rightful person back at all; from that many on (guessing spread over
+ * many addresses) it binds every address, so each new address gets no
+ * free guess. Failures are forgotten limits.forget_ms after the last one. A lift (the store's login_unlocked_at, set by the superadmin
  * or `sensorspace reset-password`) forgets the account's failures and lets
  * earlier failures of the address not count against that account.
  *
@@ -24,6 +26,7 @@ typedef struct throttle throttle;
 typedef struct throttle_limits {
     unsigned account_free;  /* failures of an account before it waits */
     unsigned addr_free;     /* failures from an address before it waits */
+    unsigned account_spread; /* account failures from which every address waits */
     int64_t base_ms;        /* the first wait; each failure after doubles it */
     int64_t max_ms;         /* the longest wait */
     int64_t forget_ms;      /* failures are forgotten this long after the last */
@@ -33,7 +36,8 @@ typedef struct throttle_limits {
 void throttle_limits_default(throttle_limits *out);
 
 /* lim NULL: the defaults. Values above the defaults' ceilings are lowered to
- * them (max_ms to SS_LOGIN_DELAY_MAX_MS). 0 or SS_NOMEM. */
+ * them (max_ms to SS_LOGIN_DELAY_MAX_MS, account_spread to
+ * SS_LOGIN_ACCOUNT_SPREAD). 0 or SS_NOMEM. */
 int throttle_new(const throttle_limits *lim, throttle **out);
 void throttle_free(throttle *t);
 

@@ -95,11 +95,17 @@
  * SS_LOGIN_ACCOUNT_FREE times (typos), an address SS_LOGIN_ADDR_FREE times
  * (an office behind one NAT); each failure after that doubles the wait
  * before the next try, from SS_LOGIN_DELAY_BASE_MS up to
- * SS_LOGIN_DELAY_MAX_MS: one guess a minute per account at most, yet no
- * stranger's failures keep the rightful person waiting longer than a
- * minute, and not at all from an address that has not been failing.
+ * SS_LOGIN_DELAY_MAX_MS. The account's wait holds back an address with no
+ * failures of its own only once the account has SS_LOGIN_ACCOUNT_SPREAD
+ * failures: below that, a stranger's few failures do not delay the
+ * rightful person at all; from it on, guessing spread over many addresses
+ * (an IPv6 /48 holds 65 536 /64s) stays at about one guess a minute per
+ * account, and the rightful person waits at most SS_LOGIN_DELAY_MAX_MS per
+ * attempt (or asks for a lift). 50: ten times the free failures, far above
+ * any person's typos, yet few guesses against 12+ character passwords.
  * Failures are forgotten SS_LOGIN_FORGET_MS after the last one. */
 #define SS_LOGIN_ACCOUNT_FREE 5u
+#define SS_LOGIN_ACCOUNT_SPREAD 50u
 #define SS_LOGIN_ADDR_FREE 10u
 #define SS_LOGIN_DELAY_BASE_MS 1000LL
 #define SS_LOGIN_DELAY_MAX_MS (60LL * 1000)
@@ -200,6 +206,8 @@ _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers"
 _Static_assert(SS_LOGIN_DELAY_BASE_MS <= SS_LOGIN_DELAY_MAX_MS &&
                    SS_LOGIN_DELAY_MAX_MS < SS_LOGIN_FORGET_MS,
                "a login delay ends before its failures are forgotten");
+_Static_assert(SS_LOGIN_ACCOUNT_SPREAD > SS_LOGIN_ACCOUNT_FREE,
+               "an account's typos never hold back its clean addresses");
 _Static_assert(SS_COMMIT_READINGS_MAX >= SS_INGEST_READINGS_MAX, "a full request fits a commit");
 _Static_assert(SS_INGEST_DEVICE_READINGS_MAX <= SS_INGEST_ORG_READINGS_MAX &&
                    SS_INGEST_ORG_READINGS_MAX <= SS_INGEST_QUEUE_READINGS_MAX,

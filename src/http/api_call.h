@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "aaa/audit_detail.h"
 #include "core/buf.h"
 #include "http/api.h"
 #include "http/api_gate.h"
@@ -107,15 +108,26 @@ int api_require_user(api_call *call);
  * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
 
+/* The role the audit actor ("user:<id>", "apikey:<id>") holds in the org
+ * now, as a request of theirs would get it: STORE_ROLE_NONE once the user
+ * is deleted, disabled or without a role there, or the key revoked. 0 or a
+ * store error. */
+int api_actor_role(api_call *call, const char *actor, const char *org_id, store_role *out);
+
+/* SPEC §2: why a holder of `mine` may not move a member from `from` to
+ * `to` (nobody grants above their own role; only owners manage owners), or
+ * NULL when they may. */
+const char *api_grant_refusal(store_role mine, store_role from, store_role to);
+
 /* Appends to the audit log: the caller as actor (its id, and its email or
  * the API key's name), its address, now. target is "<kind>:<id>"; detail
  * (reference stolen; NULL for none) is an object of the fields changed and
  * their new values, never a secret: a secret field changed is named with
- * the value AUDIT_SECRET_CHANGED. Long values are cut to fit. A failure to
+ * the value AUDIT_SECRET_CHANGED. Long values are cut to fit
+ * (audit_detail_text). A failure to
  * write is logged, never answered: the change is made. */
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
                json_t *detail);
-#define AUDIT_SECRET_CHANGED "(changed)"
 
 /* 1 when name is a usable name: present and not only white space (the
  * length was checked by api_json_string). */

@@ -256,25 +256,68 @@ static store_role key_role(unsigned scopes)
     return STORE_ROLE_NONE;
 }
 
-/* The caller's role in the org: SS_NOT_FOUND when the org does not exist. */
-static int effective_role(api_call *call, const char *org_id, store_role *r, int *member)
+/* The key's role in the org: none outside the org it belongs to and that
+ * org's descendants. */
+static int key_role_in(api_call *call, const store_apikey *key, const char *org_id, store_role *r,
+                       int *member)
+{
+    int rc = 0;
+    *member = org_within(call, org_id, key->org_id, &rc);
+    *r = *member ? key_role(key->scopes) : STORE_ROLE_NONE;
+    return rc;
+}
+
+/* The person's role in the org: SS_NOT_FOUND when the org does not exist. */
+static int user_role_in(api_call *call, const store_user *user, const char *org_id, store_role *r,
+                        int *member)
 {
     store_org org;
-    int rc;
     *member = 1;
-    if (call->principal == API_PRINCIPAL_KEY) {
-        rc = 0;
-        *member = org_within(call, org_id, call->key.org_id, &rc);
-        *r = *member ? key_role(call->key.scopes) : STORE_ROLE_NONE;
-        return rc;
-    }
-    if (call->user.superadmin) {
+    if (user->superadmin) {
         *r = STORE_ROLE_OWNER;
         return store_org_get(call->db, org_id, &org);
     }
-    rc = store_role_effective(call->db, call->user.id, org_id, r);
+    int rc = store_role_effective(call->db, user->id, org_id, r);
     *member = *r != STORE_ROLE_NONE;
     return rc;
+}
+
+/* The caller's role in the org: SS_NOT_FOUND when the org does not exist. */
+static int effective_role(api_call *call, const char *org_id, store_role *r, int *member)
+{
+    if (call->principal == API_PRINCIPAL_KEY)
+        return key_role_in(call, &call->key, org_id, r, member);
+    return user_role_in(call, &call->user, org_id, r, member);
+}
+
+int api_actor_role(api_call *call, const char *actor, const char *org_id, store_role *out)
+{
+    static const char user_kind[] = "user:", key_kind[] = "apikey:";
+    int member = 0, rc = SS_NOT_FOUND;
+    *out = STORE_ROLE_NONE;
+    if (strncmp(actor, user_kind, sizeof user_kind - 1) == 0) {
+        store_user u;
+        rc = store_user_get(call->db, actor + sizeof user_kind - 1, &u);
+        if (rc == 0 && !u.disabled)
+            rc = user_role_in(call, &u, org_id, out, &member);
+    } else if (strncmp(actor, key_kind, sizeof key_kind - 1) == 0) {
+        store_apikey k;
+        rc = store_apikey_get(call->db, actor + sizeof key_kind - 1, &k);
+        if (rc == 0)
+            rc = key_role_in(call, &k, org_id, out, &member);
+    }
+    if (rc == 0 && !member)
+        *out = STORE_ROLE_NONE;
+    return rc == SS_NOT_FOUND ? 0 : rc;
+}
+
+const char *api_grant_refusal(store_role mine, store_role from, store_role to)
+{
+    if (to > mine)
+        return "you cannot grant a role above your own";
+    if ((from == STORE_ROLE_OWNER || to == STORE_ROLE_OWNER) && mine < STORE_ROLE_OWNER)
+        return "only an owner manages owners";
+    return NULL;
 }
 
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role)
@@ -320,49 +363,6 @@ int api_gate_org(api_call *call, const char *org_id)
     }
     snprintf(call->gated_org, sizeof call->gated_org, "%s", org_id);
     return 0;
-}
-
-/* Cuts a string value to SS_AUDIT_VALUE_MAX bytes at a UTF-8 boundary. */
-static void shorten_strings(json_t *detail)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(detail, key, v) {
-        size_t len = json_is_string(v) ? json_string_length(v) : 0;
-        if (len <= SS_AUDIT_VALUE_MAX)
-            continue;
-        const char *text = json_string_value(v);
-        size_t cut = SS_AUDIT_VALUE_MAX;
-        while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
-            cut--;
-        json_object_set_new(detail, key, json_sprintf("%.*s...", (int)cut, text));
-    }
-}
-
-/* The detail as JSON text in out: the values shortened when the whole
- * does not fit, and only the field names when even that does not. */
-static void audit_detail_text(json_t *detail, char *out, size_t cap)
-{
-    ss_buf b = SS_BUF_INIT;
-    int rc = json_out_value(&b, detail);
-    if (rc == 0 && b.len >= cap) {
-        shorten_strings(detail);
-        buf_reset(&b);
-        rc = json_out_value(&b, detail);
-    }
-    if (rc == 0 && b.len >= cap) {
-        json_t *names = json_array();
-        const char *key;
-        json_t *v;
-        json_object_foreach(detail, key, v)
-            json_array_append_new(names, json_string(key));
-        buf_reset(&b);
-        json_t *brief = json_pack("{s:o}", "changed", names);
-        rc = json_out_value(&b, brief);
-        json_decref(brief);
-    }
-    snprintf(out, cap, "%s", rc == 0 && b.len < cap ? b.data : "{}");
-    buf_free(&b);
 }
 
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,

@@ -102,10 +102,38 @@ void api_me_invitations(api_call *call)
     api_reply_list(call, rc, ml.list);
 }
 
+/* An invitation carries its inviter's authority only while they hold it
+ * (SPEC §2: a revocation takes effect on the very next request): once the
+ * inviter could no longer invite to that role in that org (removed,
+ * demoted, disabled, their key revoked), it is void and goes. Returns
+ * nonzero when it answered. */
+static int check_inviter(api_call *call, const store_invitation *inv)
+{
+    store_role mine = STORE_ROLE_NONE;
+    int rc = api_actor_role(call, inv->invited_by, inv->org_id, &mine);
+    if (rc) {
+        api_reply_store_error(call, rc);
+        return 1;
+    }
+    if (mine >= STORE_ROLE_ADMIN && !api_grant_refusal(mine, STORE_ROLE_NONE, inv->role))
+        return 0;
+    rc = store_invitation_delete(call->db, inv->id);
+    if (rc && rc != SS_NOT_FOUND) {
+        api_reply_store_error(call, rc);
+        return 1;
+    }
+    audit_invitation(call, "member.invite_void", inv);
+    api_reply_error(call, 409, "invitation_void",
+                    "whoever invited you can no longer grant this role; ask an admin of the "
+                    "organisation to invite you again");
+    return 1;
+}
+
 void api_invitation_accept(api_call *call)
 {
     store_invitation inv;
-    if (api_require_user(call) || load_invitation(call, 0, NULL, 1, &inv))
+    if (api_require_user(call) || load_invitation(call, 0, NULL, 1, &inv) ||
+        check_inviter(call, &inv))
         return;
     int rc = store_invitation_accept(call->db, inv.id, call->user.id, &inv);
     if (rc) {

@@ -64,15 +64,10 @@ static int find_or_create_user(api_call *call, const char *email, const char *pa
  * 403 and returns nonzero when not. */
 static int check_grant(api_call *call, store_role mine, store_role from, store_role to)
 {
-    if (to > mine) {
-        api_reply_error(call, 403, "forbidden", "you cannot grant a role above your own");
-        return 1;
-    }
-    if ((from == STORE_ROLE_OWNER || to == STORE_ROLE_OWNER) && mine < STORE_ROLE_OWNER) {
-        api_reply_error(call, 403, "forbidden", "only an owner manages owners");
-        return 1;
-    }
-    return 0;
+    const char *refusal = api_grant_refusal(mine, from, to);
+    if (refusal)
+        api_reply_error(call, 403, "forbidden", refusal);
+    return refusal != NULL;
 }
 
 /* Refuses (409) to take the owner role from the org's last owner. */

@@ -1,10 +1,10 @@
 #include "server/reset_password.h"
+#include "aaa/audit_detail.h"
 #include "aaa/password.h"
 #include "aaa/secret.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/json_out.h"
 #include "store/store.h"
 
 #include <ctype.h>
@@ -39,12 +39,9 @@ static void audit_reset(store_conn *c, const store_user *u, int64_t now_ms)
     snprintf(a.target, sizeof a.target, "user:%s", u->id);
     snprintf(a.addr, sizeof a.addr, "local");
     json_t *detail = json_pack("{s:s,s:s,s:b,s:b,s:b}", "email", u->email, "password",
-                               "(changed)", "enabled", 1, "sessions_ended", 1,
+                               AUDIT_SECRET_CHANGED, "enabled", 1, "sessions_ended", 1,
                                "login_throttle_lifted", 1);
-    ss_buf b = SS_BUF_INIT;
-    if (detail && json_out_value(&b, detail) == 0)
-        snprintf(a.detail, sizeof a.detail, "%s", b.data);
-    buf_free(&b);
+    audit_detail_text(detail, a.detail, sizeof a.detail);
     json_decref(detail);
     if (store_audit_append(c, &a))
         fprintf(stderr, "reset-password: the audit entry could not be written\n");

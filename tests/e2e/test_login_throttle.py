@@ -102,3 +102,34 @@ def test_superadmin_lifts_the_throttle(fresh_server):
     assert admin.put("/api/v1/users/%s/password" % member["user_id"],
                      json={"new_password": "reset-password-3"}).status_code == 204
     assert login_from(srv, "127.0.0.9", "locked@example.com", "reset-password-3")[0] == 200
+
+
+ACCOUNT_SPREAD = 50  # SS_LOGIN_ACCOUNT_SPREAD
+
+
+def test_guessing_from_many_addresses_binds_every_address(fresh_server):
+    srv = fresh_server(["--login-delay-max", "2"])
+    admin = login(srv.http)
+    org = admin.post("/api/v1/orgs", json={"name": "spread"}).json()
+    member = admin.post("/api/v1/orgs/%s/members" % org["id"],
+                        json={"email": "sprayed@example.com", "role": "viewer", "password": PW}).json()
+    # one guess from each fresh address: each is spared the account's wait
+    for n in range(ACCOUNT_SPREAD):
+        status, _, _ = login_from(srv, "127.0.1.%d" % (n + 1), "sprayed@example.com", WRONG)
+        assert status == 401
+    # from then on the account's wait binds every address, even a clean one,
+    # and never for longer than the cap
+    status, headers, _ = login_from(srv, "127.0.2.1", "sprayed@example.com", WRONG)
+    assert status == 429 and 0 < int(headers["Retry-After"]) <= 2
+    status, headers, _ = login_from(srv, "127.0.0.1", "sprayed@example.com", PW)
+    assert status == 429 and 0 < int(headers["Retry-After"]) <= 2
+    time.sleep(int(headers["Retry-After"]) + 0.2)
+    status, _, body = login_from(srv, "127.0.0.1", "sprayed@example.com", PW)
+    assert status == 200, body
+    # and the superadmin lifts it at once
+    for n in range(ACCOUNT_SPREAD):
+        login_from(srv, "127.0.3.%d" % (n + 1), "sprayed@example.com", WRONG)
+    assert login_from(srv, "127.0.0.1", "sprayed@example.com", PW)[0] == 429
+    assert admin.post("/api/v1/users/%s/unlock" % member["user_id"]).status_code == 204
+    status, _, body = login_from(srv, "127.0.0.1", "sprayed@example.com", PW)
+    assert status == 200, body

@@ -177,3 +177,80 @@ def test_cross_org_answers_reveal_nothing(people):
 
 def answer_shape():
     return {"status": "invited", "invitation": {"id": "", "org_id": "", "email": "", "role": "", "created_at": 0}}
+
+
+class Inviter:
+    """A second admin of org A, who invites B's person, then loses the
+    authority to (each test takes it away its own way)."""
+
+    def __init__(self, people, role="admin"):
+        self.people = people
+        self.email = people.unknown("inviter")
+        r = people.add(people.root, self.email, role=role)
+        assert r.status_code == 201, r.text
+        self.id = r.json()["user_id"]
+        self.api = login(people.srv.http, self.email, PW)
+
+    def invite(self, api=None, role="admin"):
+        r = self.people.add(api or self.api, self.people.b_email, role=role)
+        assert r.status_code == 202, r.text
+        return r.json()["invitation"]["id"]
+
+    def accept(self, inv):
+        return self.people.b_person.post("/api/v1/invitations/%s/accept" % inv)
+
+    def assert_void(self, inv):
+        p = self.people
+        r = self.accept(inv)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "invitation_void", r.text
+        assert p.b_person.get("/api/v1/orgs/%s/devices" % p.a["id"]).status_code == 404
+        assert p.a["id"] not in [m["org_id"] for m in p.b_person.get("/api/v1/me").json()["memberships"]]
+        # and it is gone
+        assert inv not in [i["id"] for i in p.b_person.get("/api/v1/me/invitations").json()]
+        assert self.accept(inv).status_code == 404
+        actions = [e["action"] for e in p.root.get("/api/v1/orgs/%s/audit" % p.a["id"]).json()]
+        assert "member.invite_void" in actions
+
+
+def test_invitation_void_once_the_inviter_is_removed(people):
+    inviter = Inviter(people)
+    inv = inviter.invite()
+    assert people.root.delete("/api/v1/orgs/%s/members/%s" % (people.a["id"], inviter.id)).status_code == 204
+    inviter.assert_void(inv)
+
+
+def test_invitation_void_once_the_inviter_is_demoted(people):
+    inviter = Inviter(people)
+    inv = inviter.invite()
+    r = people.root.patch("/api/v1/orgs/%s/members/%s" % (people.a["id"], inviter.id), json={"role": "editor"})
+    assert r.status_code == 200, r.text
+    inviter.assert_void(inv)
+
+
+def test_invitation_void_once_the_inviter_is_disabled(people):
+    inviter = Inviter(people)
+    inv = inviter.invite(role="viewer")
+    assert people.root.patch("/api/v1/users/%s" % inviter.id, json={"disabled": True}).status_code == 200
+    inviter.assert_void(inv)
+
+
+def test_invitation_void_once_the_inviting_key_is_revoked(people):
+    inviter = Inviter(people)
+    key = people.root.post("/api/v1/orgs/%s/apikeys" % people.a["id"],
+                           json={"name": "inviter", "scopes": ["manage"]}).json()
+    inv = inviter.invite(Api(people.srv.http, key["key"]), role="editor")
+    assert people.root.delete("/api/v1/apikeys/%s" % key["id"]).status_code == 204
+    inviter.assert_void(inv)
+
+
+def test_invitation_holds_while_the_inviter_still_may_grant_it(people):
+    # an owner demoted to admin may still invite an admin, not an owner
+    inviter = Inviter(people, role="owner")
+    assert people.add(people.root, people.unknown("owner"), role="owner").status_code == 201
+    inv = inviter.invite(role="owner")
+    r = people.root.patch("/api/v1/orgs/%s/members/%s" % (people.a["id"], inviter.id), json={"role": "admin"})
+    assert r.status_code == 200, r.text
+    inviter.assert_void(inv)
+    inv = inviter.invite(role="admin")
+    r = inviter.accept(inv)
+    assert r.status_code == 200 and r.json()["role"] == "admin", r.text

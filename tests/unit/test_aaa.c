@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aaa/audit_detail.h"
 #include "aaa/device_cache.h"
 #include "aaa/password.h"
 #include "aaa/secret.h"
@@ -184,12 +185,12 @@ static void throttle_wait_is_capped(void **state)
     throttle_free(t);
 }
 
-/* A stranger's failures never hold back an address that has not failed. */
+/* A stranger's few failures never hold back an address that has not failed. */
 static void throttle_clean_address_is_not_held_by_account(void **state)
 {
     (void)state;
     throttle *t = new_throttle();
-    fail_n(t, ACCOUNT, EVIL, 50, T0);
+    fail_n(t, ACCOUNT, EVIL, SS_LOGIN_ACCOUNT_SPREAD - 1, T0);
     assert_true(throttle_login_wait(t, ACCOUNT, EVIL, 0, T0) > 0);
     assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0), 0);
     /* once the clean address fails too, the account's wait binds it */
@@ -257,12 +258,83 @@ static void throttle_counts_ipv6_per_64(void **state)
 {
     (void)state;
     throttle *t = new_throttle();
-    fail_n(t, ACCOUNT, "2001:db8:1:2::66", 50, T0);
+    fail_n(t, ACCOUNT, "2001:db8:1:2::66", SS_LOGIN_ACCOUNT_SPREAD - 1, T0);
     assert_true(throttle_login_wait(t, ACCOUNT, "2001:db8:1:2:abcd::9", 0, T0) > 0);
     assert_int_equal(throttle_login_wait(t, ACCOUNT, "2001:db8:1:3::66", 0, T0), 0);
     /* IPv4 mapped into IPv6 stays per address */
-    fail_n(t, ACCOUNT, "::ffff:192.0.2.1", 50, T0);
-    assert_int_equal(throttle_login_wait(t, ACCOUNT, "::ffff:192.0.2.2", 0, T0), 0);
+    fail_n(t, "bob@example.com", "::ffff:192.0.2.1", SS_LOGIN_ACCOUNT_SPREAD - 1, T0);
+    assert_int_equal(throttle_login_wait(t, "bob@example.com", "::ffff:192.0.2.2", 0, T0), 0);
+    throttle_free(t);
+}
+
+/* One fresh /64 after another of an IPv6 /48, each guessing at the
+ * account the moment it may. */
+static void fresh_addr(char *out, size_t cap, unsigned n)
+{
+    snprintf(out, cap, "2001:db8:7:%x::1", n);
+}
+
+/* Guessing spread over many clean addresses: below the spread each new
+ * address is spared the account's wait; from it on every address waits,
+ * never longer than the cap, so guessing stays at about one a minute. */
+static void throttle_spread_guessing_binds_every_address(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    char addr[64];
+    unsigned n = 0;
+    for (; n < SS_LOGIN_ACCOUNT_SPREAD; n++) {
+        fresh_addr(addr, sizeof addr, n);
+        assert_int_equal(throttle_login_wait(t, ACCOUNT, addr, 0, T0), 0);
+        throttle_login_failed(t, ACCOUNT, addr, T0);
+    }
+    /* the next fresh address, and the rightful person's clean one, wait */
+    fresh_addr(addr, sizeof addr, n++);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, addr, 0, T0), SS_LOGIN_DELAY_MAX_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0), SS_LOGIN_DELAY_MAX_MS);
+    /* other accounts are untouched */
+    assert_int_equal(throttle_login_wait(t, "bob@example.com", CLEAN, 0, T0), 0);
+    /* an hour of guessing from a fresh address each time it may: about
+     * one guess a minute, and nobody ever told to wait past the cap */
+    unsigned guesses = 0;
+    int64_t last = T0;
+    for (int64_t now = T0; now < T0 + 60 * 60 * 1000; now += 100) {
+        fresh_addr(addr, sizeof addr, n++);
+        int64_t wait = throttle_login_wait(t, ACCOUNT, addr, 0, now);
+        assert_true(wait <= SS_LOGIN_DELAY_MAX_MS);
+        assert_true(throttle_login_wait(t, ACCOUNT, CLEAN, 0, now) <= SS_LOGIN_DELAY_MAX_MS);
+        if (wait == 0) {
+            throttle_login_failed(t, ACCOUNT, addr, now);
+            guesses++;
+            last = now;
+        }
+    }
+    assert_true(guesses <= 60);
+    /* a lift frees the rightful person at once */
+    assert_true(throttle_login_wait(t, ACCOUNT, CLEAN, 0, last + 1) > 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, last + 1, last + 1), 0);
+    throttle_free(t);
+}
+
+/* The rightful person, waiting out the cap between guesses, gets a try in
+ * at most the cap; and the spread is forgotten with the failures. */
+static void throttle_spread_wait_is_bounded_and_forgotten(void **state)
+{
+    (void)state;
+    throttle *t = new_throttle();
+    char addr[64];
+    for (unsigned n = 0; n < 2 * SS_LOGIN_ACCOUNT_SPREAD; n++) {
+        fresh_addr(addr, sizeof addr, n);
+        throttle_login_failed(t, ACCOUNT, addr, T0);
+    }
+    int64_t wait = throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + 1);
+    assert_true(wait > 0 && wait <= SS_LOGIN_DELAY_MAX_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + 1 + wait), 0);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + SS_LOGIN_FORGET_MS), 0);
+    /* once forgotten, a fresh address is spared again */
+    fresh_addr(addr, sizeof addr, 9999);
+    throttle_login_failed(t, ACCOUNT, addr, T0 + SS_LOGIN_FORGET_MS);
+    assert_int_equal(throttle_login_wait(t, ACCOUNT, CLEAN, 0, T0 + SS_LOGIN_FORGET_MS), 0);
     throttle_free(t);
 }
 
@@ -285,6 +357,50 @@ static void throttle_limits_lower_never_raise(void **state)
     throttle_free(t);
 }
 
+/* The detail as it is when it fits; values cut at a UTF-8 boundary when
+ * not; the field names alone when even that does not fit. */
+static void audit_detail_fits_its_room(void **state)
+{
+    (void)state;
+    char out[SS_AUDIT_DETAIL_MAX];
+    json_t *d = json_pack("{s:s,s:b}", "password", AUDIT_SECRET_CHANGED, "enabled", 1);
+    audit_detail_text(d, out, sizeof out);
+    assert_string_equal(out, "{\"password\":\"(changed)\",\"enabled\":true}");
+    json_decref(d);
+
+    char long_value[4 * SS_AUDIT_VALUE_MAX];
+    memset(long_value, 'a', sizeof long_value - 3);
+    memcpy(long_value + sizeof long_value - 3, "\xc3\xa9", 3); /* ends in an e-acute */
+    long_value[SS_AUDIT_VALUE_MAX - 1] = (char)0xc3;            /* one across the cut */
+    long_value[SS_AUDIT_VALUE_MAX] = (char)0xa9;
+    d = json_object();
+    for (int i = 0; i < 4; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(d, key, json_string(long_value));
+    }
+    audit_detail_text(d, out, sizeof out);
+    json_decref(d);
+    json_t *back = json_loads(out, 0, NULL);
+    assert_non_null(back);
+    const char *k0 = json_string_value(json_object_get(back, "k0"));
+    assert_int_equal(strlen(k0), SS_AUDIT_VALUE_MAX - 1 + 3);
+    assert_string_equal(k0 + SS_AUDIT_VALUE_MAX - 1, "...");
+    json_decref(back);
+
+    d = json_object();
+    for (int i = 0; i < 40; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        json_object_set_new(d, key, json_string(long_value));
+    }
+    audit_detail_text(d, out, sizeof out);
+    json_decref(d);
+    assert_memory_equal(out, "{\"changed\":[\"k0\",\"k1\",", 19);
+    audit_detail_text(NULL, out, sizeof out);
+    assert_string_equal(out, "{}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +417,9 @@ int main(void)
         cmocka_unit_test(throttle_forgets_and_stays_bounded),
         cmocka_unit_test(throttle_limits_lower_never_raise),
         cmocka_unit_test(throttle_counts_ipv6_per_64),
+        cmocka_unit_test(audit_detail_fits_its_room),
+        cmocka_unit_test(throttle_spread_guessing_binds_every_address),
+        cmocka_unit_test(throttle_spread_wait_is_bounded_and_forgotten),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
