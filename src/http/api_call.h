@@ -222,9 +222,8 @@ void api_healthz_local(api_ctx *app, http_request *req);
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);
 /* POST /api/v1/data, its head only: 0 when the X-Auth-Token is a valid
- * device's (or absent beside an Authorization header, which the full
- * handler judges); else answers 401 invalid_token and returns 1, so a body
- * is never read for a bad token. */
+ * device's; else (a bad, missing or other credential) answers 401
+ * invalid_token and returns 1, so a body is never read for it. */
 int api_data_head(api_ctx *app, http_request *req);
 /* GET /metrics from a loopback peer, on the loop thread: no credential. */
 void api_metrics_local(api_ctx *app, http_request *req);
