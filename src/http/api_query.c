@@ -46,7 +46,7 @@ void api_device_latest(api_call *call)
     if (api_load_device(call, STORE_ROLE_VIEWER, &d))
         return;
     json_t *obj = json_object();
-    int rc = store_channel_list(call->db, d.id, add_latest, obj);
+    int rc = store_channel_latest(call->db, d.id, add_latest, obj);
     api_reply_list(call, rc, obj);
 }
 

@@ -493,6 +493,9 @@ typedef int (*store_channel_cb)(void *ctx, const store_channel *ch);
 /* The device's channels, by name. Counting readings walks each series:
  * for names alone use store_channel_names. */
 int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx);
+/* The same without the count (0): each series keeps its newest reading,
+ * so this reads one row per channel and never the readings. */
+int store_channel_latest(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx);
 /* The names of the device's channels, by name, without touching readings. */
 int store_channel_names(store_conn *c, const char *device_id,
                         int (*cb)(void *ctx, const char *name), void *ctx);

@@ -279,6 +279,8 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                     " WHERE r.series_id = s.id), last_ts, last_value"                    \
                     " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
     X(CHANNEL_NAMES, "SELECT channel FROM series WHERE device_id = ?1 ORDER BY channel")  \
+    X(CHANNEL_LATEST, "SELECT channel, 0, last_ts, last_value FROM series"               \
+                      " WHERE device_id = ?1 ORDER BY channel")                          \
     X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
@@ -3062,13 +3064,15 @@ int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, s
 
 /* ---- channels --------------------------------------------------------------------- */
 
-int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx)
+/* The rows of id (channel, count, last_ts, last_value) to cb. */
+static int channel_rows(store_conn *c, stmt_id id, const char *device_id, store_channel_cb cb,
+                        void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    int err = stmt_get(c, STMT_CHANNEL_LIST, &st);
+    int err = stmt_get(c, id, &st);
     if (err)
         return err;
-    err = bind_check(c, STMT_CHANNEL_LIST, bind_text(st, 1, device_id));
+    err = bind_check(c, id, bind_text(st, 1, device_id));
     if (err)
         return err;
     int rc;
@@ -3083,7 +3087,17 @@ int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb
             break;
         }
     }
-    return rows_end(c, STMT_CHANNEL_LIST, rc);
+    return rows_end(c, id, rc);
+}
+
+int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx)
+{
+    return channel_rows(c, STMT_CHANNEL_LIST, device_id, cb, ctx);
+}
+
+int store_channel_latest(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx)
+{
+    return channel_rows(c, STMT_CHANNEL_LATEST, device_id, cb, ctx);
 }
 
 int store_channel_names(store_conn *c, const char *device_id,

@@ -1257,6 +1257,17 @@ static void test_write_batches_two_devices_and_channel_list(void **state)
     assert_int_equal(k->ch[1].last_ts, BASE + 20);
     assert_true(k->ch[1].last_value == 21.5);
     free(k);
+    /* The newest reading of each channel, from the series alone. */
+    k = collect_new();
+    assert_int_equal(store_channel_latest(f->c, d1, channel_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_string_equal(k->ch[0].name, "hum");
+    assert_int_equal(k->ch[0].last_ts, BASE + 10);
+    assert_true(k->ch[0].last_value == 40);
+    assert_string_equal(k->ch[1].name, "temp");
+    assert_int_equal(k->ch[1].last_ts, BASE + 20);
+    assert_true(k->ch[1].last_value == 21.5);
+    free(k);
     k = channels_of(f->c, 2);
     assert_int_equal(k->n, 1);
     assert_int_equal(k->ch[0].last_ts, BASE + 5);
