@@ -37,6 +37,7 @@ static const config_key config_keys[] = {
     KEY("session-idle-timeout", session_idle_timeout, "7200"),
     KEY("login-delay-max", login_delay_max, "60"),
     KEY("http-body-timeout", http_body_timeout, "60"),
+    KEY("heavy-wait", heavy_wait, "10"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -207,6 +208,7 @@ int config_validate(const config *cfg, char *err, size_t errlen)
         {"login-delay-max", offsetof(config, login_delay_max), SS_LOGIN_DELAY_MAX_MS / 1000},
         {"http-body-timeout", offsetof(config, http_body_timeout),
          SS_HTTP_BODY_TIMEOUT_MS / 1000},
+        {"heavy-wait", offsetof(config, heavy_wait), SS_API_HEAVY_WAIT_MS / 1000},
     };
     for (size_t i = 0; i < sizeof seconds / sizeof seconds[0]; i++) {
         long secs;

@@ -29,6 +29,7 @@ typedef struct config {
     char session_idle_timeout[CONFIG_VALUE_MAX];  /* seconds: idle session expiry */
     char login_delay_max[CONFIG_VALUE_MAX];    /* seconds: longest sign-in throttle wait */
     char http_body_timeout[CONFIG_VALUE_MAX];  /* seconds to send a request body */
+    char heavy_wait[CONFIG_VALUE_MAX];  /* seconds a heavy REST request waits for its turn */
 } config;
 
 /* Fills in the defaults of SPEC §1. */

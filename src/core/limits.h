@@ -173,11 +173,16 @@
  * - running per org: half the pool, so another org's query finds a
  *   worker; past it a request waits its turn on the loop;
  * - running in all: one worker of four stays for light requests;
- * - the longest a request waits for its org's turn before it gets 429. */
+ * - sign-ins running at once (all addresses together, counted in the
+ *   running total): as an org's share, so a sign-in flood from many
+ *   addresses keeps to part of the pool like one busy org;
+ * - the longest a request waits for its org's turn before it gets 429
+ *   (--heavy-wait; this is its ceiling and default). */
 #define SS_API_HEAVY_PER_PRINCIPAL 4u
 #define SS_API_HEAVY_QUEUED_MAX 256u
 #define SS_API_HEAVY_PER_ORG 2u
 #define SS_API_HEAVY_RUNNING_MAX 3u
+#define SS_API_SIGN_IN_RUNNING_MAX 2u
 #define SS_API_HEAVY_WAIT_MS 10000u
 /* A request refused by the per-credential gate is answered (429) after
  * this delay: a client resending at once costs the loop at most one

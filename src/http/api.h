@@ -42,6 +42,8 @@ typedef struct api_ctx {
     /* Heavy calls waiting for their org's share of the pool, oldest first
      * (loop thread only). */
     struct api_call *waiting_head, *waiting_tail;
+    uv_timer_t *wait_timer;     /* set for the oldest wait's end; NULL: none waits */
+    uint64_t heavy_wait_ms;     /* longest wait; 0: SS_API_HEAVY_WAIT_MS */
 } api_ctx;
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */

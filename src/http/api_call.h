@@ -26,7 +26,8 @@ typedef enum {
 typedef enum {
     API_LIGHT = 0,   /* a few indexed reads or writes */
     API_HEAVY,       /* scans readings, usage, audit: gated per credential and org */
-    API_SIGN_IN,     /* Argon2: gated per client address */
+    API_SIGN_IN,     /* Argon2: gated per client address, and all together
+                      * as one org (API_GATE_SIGN_IN) */
 } api_weight;
 
 typedef struct api_call {
@@ -149,7 +150,8 @@ void api_reply_busy(api_call *call, const char *message);
  * it again once a share frees) and returns nonzero: the handler returns
  * at once, answering nothing.
  * api_require_role calls it; a heavy handler that acts in an org without
- * api_require_role calls it itself. */
+ * api_require_role calls it itself; the router calls it for sign-in, with
+ * API_GATE_SIGN_IN, before api_login runs. */
 int api_gate_org(api_call *call, const char *org_id);
 
 /* Signs the user in, loads the device named by the first path parameter and

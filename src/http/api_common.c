@@ -354,7 +354,7 @@ void api_reply_busy(api_call *call, const char *message)
 
 int api_gate_org(api_call *call, const char *org_id)
 {
-    if (call->weight != API_HEAVY || call->gated_org[0] || !call->app->gate)
+    if (call->weight == API_LIGHT || call->gated_org[0] || !call->app->gate)
         return 0;
     if (api_gate_enter_org(call->app->gate, org_id)) {
         call->waiting = 1;

@@ -112,12 +112,19 @@ static org_slot *org_find(api_gate *g, const char *org_id)
     return free_slot;
 }
 
+/* How many of org_id's heavy requests may run at once. */
+static unsigned org_share(const char *org_id)
+{
+    return strcmp(org_id, API_GATE_SIGN_IN) == 0 ? SS_API_SIGN_IN_RUNNING_MAX
+                                                 : SS_API_HEAVY_PER_ORG;
+}
+
 int api_gate_enter_org(api_gate *g, const char *org_id)
 {
     int rc = SS_BUSY;
     uv_mutex_lock(&g->mu);
     org_slot *s = g->running < SS_API_HEAVY_RUNNING_MAX ? org_find(g, org_id) : NULL;
-    if (s && s->running < SS_API_HEAVY_PER_ORG) {
+    if (s && s->running < org_share(org_id)) {
         if (!s->running)
             snprintf(s->org_id, sizeof s->org_id, "%s", org_id);
         s->running++;
@@ -132,7 +139,7 @@ int api_gate_has_room(api_gate *g, const char *org_id)
 {
     uv_mutex_lock(&g->mu);
     org_slot *s = g->running < SS_API_HEAVY_RUNNING_MAX ? org_find(g, org_id) : NULL;
-    int room = s && s->running < SS_API_HEAVY_PER_ORG;
+    int room = s && s->running < org_share(org_id);
     uv_mutex_unlock(&g->mu);
     return room;
 }

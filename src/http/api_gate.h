@@ -12,7 +12,9 @@
  *   most SS_API_HEAVY_PER_ORG running per org and SS_API_HEAVY_RUNNING_MAX
  *   in all, so one org never holds more than part of the pool and a light
  *   request always finds a free worker soon; a request over these waits
- *   on the loop (bounded by the first gate) and runs when a share frees. */
+ *   on the loop (bounded by the first gate) and runs when a share frees.
+ *   Sign-ins take this gate as one pseudo-org, API_GATE_SIGN_IN, whose
+ *   share is SS_API_SIGN_IN_RUNNING_MAX. */
 #ifndef SS_HTTP_API_GATE_H
 #define SS_HTTP_API_GATE_H
 
@@ -24,6 +26,9 @@
 
 /* How long a client refused by a gate should wait before trying again. */
 #define API_GATE_RETRY_AFTER_S 1
+
+/* The org gate's name for sign-in: no org id is one (ids are hex). */
+#define API_GATE_SIGN_IN "sign-in"
 
 /* A credential's key in the gate: a keyed hash, so a client cannot choose
  * keys that collide. */

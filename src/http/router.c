@@ -131,6 +131,10 @@ static void on_work(uv_work_t *w)
 {
     api_call *call = w->data;
     call->now_ms = clock_now_ms();
+    /* Argon2 holds a worker as long as a heavy query: sign-ins share the
+     * pool as one org does, whatever addresses they come from. */
+    if (call->weight == API_SIGN_IN && api_gate_org(call, API_GATE_SIGN_IN))
+        return;
     int rc = store_conn_acquire(call->app->store, &call->db);
     if (rc) {
         api_reply_error(call, 503, "store_unavailable", "the store cannot be reached");
@@ -186,12 +190,18 @@ static void finish(api_call *call, int status)
 }
 
 static void on_work_done(uv_work_t *w, int status);
+static void arm_wait_timer(api_ctx *app);
+
+static uint64_t heavy_wait_ms(const api_ctx *app)
+{
+    return app->heavy_wait_ms ? app->heavy_wait_ms : SS_API_HEAVY_WAIT_MS;
+}
 
 /* A heavy call whose org (or the pool) had no share free waits on the loop,
  * in arrival order, and runs again from the start when a share frees. It
  * keeps its credential's share meanwhile, so the wait is bounded in count
- * (SS_API_HEAVY_QUEUED_MAX, and per credential) and, by
- * SS_API_HEAVY_WAIT_MS, in time. */
+ * (SS_API_HEAVY_QUEUED_MAX, and per credential) and, by heavy_wait_ms
+ * (a timer), in time. */
 static void park(api_ctx *app, api_call *call)
 {
     buf_free(&call->body);
@@ -209,6 +219,7 @@ static void park(api_ctx *app, api_call *call)
     else
         app->waiting_head = call;
     app->waiting_tail = call;
+    arm_wait_timer(app);
 }
 
 static void unlink_waiting(api_ctx *app, api_call *prev, api_call *call)
@@ -222,31 +233,90 @@ static void unlink_waiting(api_ctx *app, api_call *prev, api_call *call)
     call->next_waiting = NULL;
 }
 
-/* Runs the first waiting call whose org has a share free; answers 429 to
- * those that waited too long. */
-static void wake_one(api_ctx *app)
+/* Answers 429 to the calls that waited too long. */
+static void expire_waiting(api_ctx *app)
 {
     uint64_t now = uv_now(app->loop);
     api_call *prev = NULL, *call = app->waiting_head;
     while (call) {
         api_call *next = call->next_waiting;
-        if (now - call->waiting_since > SS_API_HEAVY_WAIT_MS) {
+        if (now - call->waiting_since >= heavy_wait_ms(app)) {
             unlink_waiting(app, prev, call);
-            api_reply_busy(call, "the organisation runs as many heavy requests as it may, "
-                                 "and this one waited too long; retry shortly");
+            api_reply_busy(call, call->weight == API_SIGN_IN
+                                     ? "the server runs as many sign-ins as it may, and this "
+                                       "one waited too long; retry shortly"
+                                     : "the organisation runs as many heavy requests as it "
+                                       "may, and this one waited too long; retry shortly");
             finish(call, 0);
-        } else if (api_gate_has_room(app->gate, call->wait_org)) {
-            unlink_waiting(app, prev, call);
-            if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
-                api_reply_error(call, 503, "overloaded", "the server cannot take the request now");
-                finish(call, 0);
-            }
-            return;
         } else {
             prev = call;
         }
         call = next;
     }
+}
+
+/* Runs the first waiting call whose org has a share free. */
+static void run_one_waiting(api_ctx *app)
+{
+    api_call *prev = NULL;
+    for (api_call *call = app->waiting_head; call; prev = call, call = call->next_waiting) {
+        if (!api_gate_has_room(app->gate, call->wait_org))
+            continue;
+        unlink_waiting(app, prev, call);
+        if (uv_queue_work(app->loop, &call->work, on_work, on_work_done)) {
+            api_reply_error(call, 503, "overloaded", "the server cannot take the request now");
+            finish(call, 0);
+        }
+        return;
+    }
+}
+
+static void wake_one(api_ctx *app)
+{
+    expire_waiting(app);
+    run_one_waiting(app);
+    arm_wait_timer(app);
+}
+
+static void on_wait_timer(uv_timer_t *t)
+{
+    wake_one(t->data);
+}
+
+static void on_wait_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* While calls wait, one timer is set for the oldest wait's end, so a wait
+ * ends on time even when no other heavy call finishes meanwhile; with none
+ * waiting it is closed and the loop may end. Without memory for it, the
+ * next call to finish ends the waits instead. */
+static void arm_wait_timer(api_ctx *app)
+{
+    if (!app->waiting_head) {
+        if (app->wait_timer)
+            uv_close((uv_handle_t *)app->wait_timer, on_wait_timer_closed);
+        app->wait_timer = NULL;
+        return;
+    }
+    if (!app->wait_timer) {
+        uv_timer_t *t = malloc(sizeof *t);
+        if (!t || uv_timer_init(app->loop, t) != 0) {
+            free(t);
+            return;
+        }
+        t->data = app;
+        app->wait_timer = t;
+    }
+    /* A call that lost a race waits again at the tail with its old age:
+     * the oldest is not always first. */
+    uint64_t oldest = UINT64_MAX;
+    for (api_call *call = app->waiting_head; call; call = call->next_waiting)
+        if (call->waiting_since < oldest)
+            oldest = call->waiting_since;
+    uint64_t end = oldest + heavy_wait_ms(app), now = uv_now(app->loop);
+    uv_timer_start(app->wait_timer, on_wait_timer, end > now ? end - now : 0, 0);
 }
 
 static void on_work_done(uv_work_t *w, int status)

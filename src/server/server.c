@@ -455,6 +455,8 @@ static int start_loop_parts(server *sv)
         sv->api.session_ttl_ms = (int64_t)secs * 1000;
     if (config_seconds(cfg->session_idle_timeout, SESSION_SECONDS_MAX, &secs) == 0)
         sv->api.session_idle_ms = (int64_t)secs * 1000;
+    if (config_seconds(cfg->heavy_wait, SS_API_HEAVY_WAIT_MS / 1000, &secs) == 0)
+        sv->api.heavy_wait_ms = (uint64_t)secs * 1000;
     uv_timer_init(&sv->loop, &sv->checkpoint_timer);
     sv->checkpoint_timer.data = sv;
     uv_timer_start(&sv->checkpoint_timer, on_checkpoint_timer, SERVER_CHECKPOINT_MS,

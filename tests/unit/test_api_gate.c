@@ -99,12 +99,38 @@ static void test_org_share_and_running_max(void **state)
     assert_int_equal(api_gate_enter_org(g, "org-a"), SS_BUSY);
 }
 
+static void test_sign_in_has_a_share_within_running_max(void **state)
+{
+    api_gate *g = *state;
+    _Static_assert(SS_API_SIGN_IN_RUNNING_MAX < SS_API_HEAVY_RUNNING_MAX, "test assumes it");
+    for (unsigned i = 0; i < SS_API_SIGN_IN_RUNNING_MAX; i++)
+        assert_int_equal(api_gate_enter_org(g, API_GATE_SIGN_IN), SS_OK);
+    /* Sign-ins from any number of addresses hold no more than their share. */
+    assert_false(api_gate_has_room(g, API_GATE_SIGN_IN));
+    assert_int_equal(api_gate_enter_org(g, API_GATE_SIGN_IN), SS_BUSY);
+    /* They count in the pool's heavy total: the worker kept for light
+     * requests stays free. */
+    unsigned taken = SS_API_SIGN_IN_RUNNING_MAX;
+    char org[16];
+    for (unsigned i = 0; taken < SS_API_HEAVY_RUNNING_MAX; i++, taken++) {
+        snprintf(org, sizeof org, "org-%u", i);
+        assert_int_equal(api_gate_enter_org(g, org), SS_OK);
+    }
+    assert_int_equal(api_gate_enter_org(g, "org-z"), SS_BUSY);
+    api_gate_leave_org(g, API_GATE_SIGN_IN);
+    assert_true(api_gate_has_room(g, API_GATE_SIGN_IN));
+    assert_int_equal(api_gate_enter_org(g, API_GATE_SIGN_IN), SS_OK);
+    assert_int_equal(api_gate_enter_org(g, "org-z"), SS_BUSY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_principal_share_and_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_max_bounds_all_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_org_share_and_running_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_in_has_a_share_within_running_max, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,46 @@
+"""A heavy request waiting for its organisation's turn gets its 429 when
+its wait runs out (--heavy-wait), even when nothing else finishes
+meanwhile: here two long queries hold the org's share throughout."""
+import threading
+import time
+
+import requests
+
+import readings_db
+from conftest import login, module_server, new_org_device
+
+WAIT_S = 1
+READINGS = 3000000
+
+srv = module_server(["--heavy-wait", str(WAIT_S)])
+
+
+def test_wait_ends_on_time_while_the_share_stays_held(srv):
+    admin = login(srv.http)
+    org, dev = new_org_device(admin, prefix="wait")
+    readings_db.fill(srv.data_dir, dev["id"], ["v"], READINGS)
+    keys = [admin.post("/api/v1/orgs/%s/apikeys" % org["id"],
+                       json={"name": "app%d" % i, "scopes": ["data:read"]}).json()["key"]
+            for i in range(3)]
+    # Every reading aggregated into 20 s buckets: seconds of work each.
+    url = srv.http + "/api/v1/devices/%s/data?channel=v&every=20000&limit=100000" % dev["id"]
+    start = time.monotonic()
+    done = {}
+
+    def query(i):
+        r = requests.get(url, headers={"Authorization": "Bearer " + keys[i]}, timeout=60)
+        done[i] = (r.status_code, time.monotonic() - start, r.text[:200])
+
+    holders = [threading.Thread(target=query, args=(i,)) for i in range(2)]
+    for t in holders:
+        t.start()
+    time.sleep(0.3)  # both hold the org's share now
+    query(2)
+    for t in holders:
+        t.join(timeout=60)
+    status, at, text = done[2]
+    report = "answers (status, s since start): %s" % {i: v[:2] for i, v in done.items()}
+    assert status == 429 and "too_many_requests" in text, report
+    # It waited its limit, not until a holder finished.
+    assert WAIT_S <= at < WAIT_S + 0.3 + 0.8, report
+    assert all(done[i][0] == 200 and done[i][1] > at + 0.2 for i in range(2)), report
