@@ -48,8 +48,9 @@ typedef struct api_ctx {
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */
 void api_handle(void *ctx, http_request *req);
-/* The http_head_cb of every HTTP(S) listener: refuses from the head alone a
- * credential in the URL, and a bad device token on ingest. */
+/* The http_head_cb of every HTTP(S) listener, which api_handle relies on:
+ * refuses from the head alone a credential in the URL, and a bad device
+ * token on ingest. */
 int api_head(void *ctx, http_request *req);
 
 /* The http_account_cb of every HTTP(S) listener: bytes, requests and

@@ -363,29 +363,36 @@ void api_user_unlock(api_call *call)
     api_reply_empty(call);
 }
 
+#define HEALTH_CONTENT_TYPE "text/plain; charset=utf-8"
+#define HEALTH_DOWN "the store does not answer"
+
+/* The body of a healthy /healthz: still 200 on a full disk, since reads
+ * and sign-in are served (SPEC §4). */
+static const char *health_text(store *st)
+{
+    return store_full(st) ? "ok: store full, new data refused\n" : "ok\n";
+}
+
+/* Without the housekeeping thread's state (a server without it): a ping
+ * on a worker. */
 void api_healthz(api_call *call)
 {
     if (store_ping(call->db)) {
-        api_reply_error(call, 503, "store_unavailable", "the store does not answer");
+        api_reply_error(call, 503, "store_unavailable", HEALTH_DOWN);
         return;
     }
     buf_free(&call->body);
-    /* Still 200 on a full disk: reads and sign-in are served (SPEC §4). */
-    buf_append_str(&call->body, store_full(call->app->store) ? "ok: store full, new data refused\n"
-                                                             : "ok\n");
+    buf_append_str(&call->body, health_text(call->app->store));
     call->status = 200;
-    call->content_type = "text/plain; charset=utf-8";
+    call->content_type = HEALTH_CONTENT_TYPE;
 }
 
 void api_healthz_local(api_ctx *app, http_request *req)
 {
     if (!store_maint_healthy(app->maint, clock_now_ms())) {
-        http_respond_error(req, 503, "store_unavailable", "the store does not answer", NULL);
+        http_respond_error(req, 503, "store_unavailable", HEALTH_DOWN, NULL);
         return;
     }
-    /* Still 200 on a full disk: reads and sign-in are served (SPEC §4). */
-    static const char ok[] = "ok\n", full[] = "ok: store full, new data refused\n";
-    int is_full = store_full(app->store);
-    http_respond(req, 200, "text/plain; charset=utf-8", is_full ? full : ok,
-                 is_full ? sizeof full - 1 : sizeof ok - 1, NULL);
+    const char *text = health_text(app->store);
+    http_respond(req, 200, HEALTH_CONTENT_TYPE, text, strlen(text), NULL);
 }

@@ -141,8 +141,10 @@ void api_lowercase(char *s);
  * or of the ss_session cookie (*via_cookie tells which); NULL when none. */
 const char *api_find_credential(const http_request *req, size_t *len, int *via_cookie);
 
-/* Answers 429 too_many_requests with Retry-After. */
+/* Answers 429 too_many_requests with Retry-After: a call, or (on the loop)
+ * a request no call was made for. */
 void api_reply_busy(api_call *call, const char *message);
+void api_respond_busy(http_request *req, const char *message);
 
 /* For a heavy call: takes the org's share of the worker pool (once per
  * call; the router gives it back when the handler returns). When the org

@@ -32,10 +32,14 @@ void api_reply_json(api_call *call, int status, json_t *value)
     call->content_type = "application/json";
 }
 
+static json_t *error_json(const char *code, const char *message)
+{
+    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
 void api_reply_error(api_call *call, int status, const char *code, const char *message)
 {
-    json_t *err = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
-    api_reply_json(call, status, err);
+    api_reply_json(call, status, error_json(code, message));
     if (status == 401)
         snprintf(call->extra_headers, sizeof call->extra_headers, "WWW-Authenticate: Bearer\r\n");
 }
@@ -345,11 +349,30 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
     return api_gate_org(call, org_id);
 }
 
+/* Every 429 too_many_requests says when to try again. */
+static void busy_retry_after(char *out, size_t cap)
+{
+    snprintf(out, cap, "Retry-After: %d\r\n", API_GATE_RETRY_AFTER_S);
+}
+
 void api_reply_busy(api_call *call, const char *message)
 {
     api_reply_error(call, 429, "too_many_requests", message);
-    snprintf(call->extra_headers, sizeof call->extra_headers, "Retry-After: %d\r\n",
-             API_GATE_RETRY_AFTER_S);
+    busy_retry_after(call->extra_headers, sizeof call->extra_headers);
+}
+
+void api_respond_busy(http_request *req, const char *message)
+{
+    char headers[64];
+    busy_retry_after(headers, sizeof headers);
+    ss_buf body = SS_BUF_INIT;
+    json_t *err = error_json("too_many_requests", message);
+    if (json_out_value(&body, err) == 0)
+        http_respond(req, 429, "application/json", body.data, body.len, headers);
+    else
+        http_respond(req, 429, NULL, NULL, 0, headers);
+    json_decref(err);
+    buf_free(&body);
 }
 
 int api_gate_org(api_call *call, const char *org_id)

@@ -65,7 +65,7 @@ static int reserve_quota(api_ctx *app, http_request *req, http_ingest *hi, const
 /* 503 ingest_busy (SPEC §4): the device's or its organisation's share of
  * the ingest queue is full; nothing was stored. Retry-After tells the
  * device when to come back. */
-static void refuse_busy(http_request *req, api_ctx *app, size_t readings)
+static void refuse_ingest_busy(http_request *req, api_ctx *app, size_t readings)
 {
     static const char body[] =
         "{\"error\":{\"code\":\"ingest_busy\",\"message\":\"the ingest queue holds as much "
@@ -206,7 +206,7 @@ void api_data_post(api_ctx *app, http_request *req)
     memcpy(req->principal.org_id, dev.org_id, sizeof req->principal.org_id);
     /* A flooding device is refused before its body costs a parse. */
     if (!ingest_queue_has_room(app->queue, dev.org_id, dev.device_id)) {
-        refuse_busy(req, app, 0);
+        refuse_ingest_busy(req, app, 0);
         return;
     }
     http_ingest *hi = calloc(1, sizeof *hi);
@@ -256,7 +256,7 @@ void api_data_post(api_ctx *app, http_request *req)
         if (app->quotas)
             quota_finish_readings(app->quotas, item->org_id, (int64_t)item->readings.len, 0, now,
                                   &hi->quota);
-        refuse_busy(req, app, item->readings.len);
+        refuse_ingest_busy(req, app, item->readings.len);
         readings_free(&item->readings);
         free(hi);
     }

@@ -103,15 +103,6 @@ void api_device_get(api_call *call)
     api_reply_json(call, 200, api_device_json(&d));
 }
 
-/* Closes the device's live connections (TCP ingest, later MQTT): its old
- * token must stop working on them too, not only on new ones. Best effort:
- * without memory the change itself still stands. */
-static void revoke_connections(api_call *call, const char *device_id)
-{
-    if (call->app->conns)
-        conn_registry_revoke(call->app->conns, device_id);
-}
-
 static int apply_patch(api_call *call, json_t *body, store_device *d)
 {
     int bad = 0;
@@ -153,7 +144,7 @@ void api_device_patch(api_call *call)
     }
     device_cache_set_disabled(call->app->devices, d.id, d.disabled);
     if (d.disabled)
-        revoke_connections(call, d.id);
+        api_revoke(call, d.id);
     audit_device(call, &d, "device.update", detail);
     api_reply_json(call, 200, api_device_json(&d));
 }
@@ -171,7 +162,7 @@ void api_device_delete(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
-    revoke_connections(call, d.id);
+    api_revoke(call, d.id);
     store_maint_kick(call->app->maint);  /* its readings: purged in the background */
     audit_device(call, &d, "device.delete", json_pack("{s:s}", "name", d.name));
     api_reply_empty(call);
@@ -193,7 +184,7 @@ void api_device_rotate(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
-    revoke_connections(call, d.id);
+    api_revoke(call, d.id);
     audit_device(call, &d, "device.rotate_token",
                  json_pack("{s:s,s:s}", "name", d.name, "token", AUDIT_SECRET_CHANGED));
     reply_with_token(call, 200, json_pack("{s:s}", "id", d.id), token);

@@ -92,13 +92,6 @@ int http_query_get(const http_request *req, const char *name, char *out, size_t 
     return rc ? rc : 1;
 }
 
-int http_query_has(const http_request *req, const char *name)
-{
-    const char *value;
-    size_t vlen;
-    return query_find(req->query, name, &value, &vlen);
-}
-
 /* Decodes a parameter name into out (cap bytes), without its leading and
  * trailing whitespace. 1 when it fits, 0 when longer (or malformed). */
 static int name_decode_trimmed(const char *s, size_t len, char *out, size_t cap)

@@ -341,15 +341,10 @@ typedef struct busy_answer {
     http_request *req;
 } busy_answer;
 
-static const char busy_body[] =
-    "{\"error\":{\"code\":\"too_many_requests\",\"message\":\"too many heavy requests in "
-    "flight from this client at once; wait for an answer before sending more\"}}";
-
-static void respond_busy(http_request *req)
+static void respond_over_share(http_request *req)
 {
-    char headers[64];
-    snprintf(headers, sizeof headers, "Retry-After: %d\r\n", API_GATE_RETRY_AFTER_S);
-    http_respond(req, 429, "application/json", busy_body, sizeof busy_body - 1, headers);
+    api_respond_busy(req, "too many heavy requests in flight from this client at once; "
+                          "wait for an answer before sending more");
 }
 
 static void on_busy_closed(uv_handle_t *h)
@@ -360,7 +355,7 @@ static void on_busy_closed(uv_handle_t *h)
 static void on_busy_timer(uv_timer_t *t)
 {
     busy_answer *b = t->data;
-    respond_busy(b->req);
+    respond_over_share(b->req);
     uv_close((uv_handle_t *)&b->timer, on_busy_closed);
 }
 
@@ -368,12 +363,12 @@ static void on_busy_timer(uv_timer_t *t)
  * loop busy answering it; held back a little, it costs the loop no more
  * than one refusal per connection per delay. Without memory for the
  * timer, the answer goes at once. */
-static void refuse_busy(api_ctx *app, http_request *req)
+static void refuse_over_share(api_ctx *app, http_request *req)
 {
     busy_answer *b = calloc(1, sizeof *b);
     if (!b || uv_timer_init(app->loop, &b->timer) != 0) {
         free(b);
-        respond_busy(req);
+        respond_over_share(req);
         return;
     }
     b->req = req;
@@ -401,7 +396,7 @@ static int gate_principal(api_ctx *app, http_request *req, api_call *call)
         call->gated_principal = 1;
         return 0;
     }
-    refuse_busy(app, req);
+    refuse_over_share(app, req);
     return 1;
 }
 
@@ -478,10 +473,7 @@ int api_head(void *ctx, http_request *req)
 void api_handle(void *ctx, http_request *req)
 {
     api_ctx *app = ctx;
-    if (query_has_credential(req)) {
-        refuse_credential_in_url(req);
-        return;
-    }
+    /* A credential in the URL was refused by api_head already. */
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
         api_data_post(app, req);
         return;
@@ -494,7 +486,8 @@ void api_handle(void *ctx, http_request *req)
         api_metrics_local(app, req);
         return;
     }
-    if (req->method == HTTP_GET && app->maint && route_match("/healthz", req->path, params)) {
+    if (method_matches(HTTP_GET, req->method) && app->maint &&
+        route_match("/healthz", req->path, params)) {
         api_healthz_local(app, req);
         return;
     }

@@ -127,9 +127,6 @@ const char *http_request_header(const http_request *req, const char *name);
  * for a bad escape or a parameter given twice. */
 int http_query_get(const http_request *req, const char *name, char *out, size_t cap);
 
-/* 1 when the query string names parameter `name` (with or without a value). */
-int http_query_has(const http_request *req, const char *name);
-
 /* 1 when some parameter of the query is named one of names[0..count),
  * compared ignoring case after percent-decoding and trimming surrounding
  * whitespace ("?Key%20=" names "key"); 0 else. */
