@@ -364,19 +364,26 @@ static queue_share *share_get(share_table *t, const char *id)
     return sh;
 }
 
+/* Frees a share that holds no item (NULL: nothing). An organisation's then
+ * has nothing pending: the store thread has taken and committed every item
+ * of it, or it never had one (made for an item then refused). */
+static void share_drop_unused(share_table *t, queue_share *sh)
+{
+    if (!sh || sh->items > 0)
+        return;
+    queue_share **p = share_slot(t, sh->id);
+    *p = sh->chain;
+    free(sh);
+}
+
 /* Gives back an item's readings and bytes; the share goes with its last
- * item. An organisation's then has nothing pending: the store thread has
- * taken and committed every item of it. */
+ * item. */
 static void share_release(share_table *t, queue_share *sh, const ingest_item *it)
 {
     sh->items--;
     sh->readings -= it->readings.len;
     sh->bytes -= it->cost_bytes;
-    if (sh->items > 0)
-        return;
-    queue_share **p = share_slot(t, sh->id);
-    *p = sh->chain;
-    free(sh);
+    share_drop_unused(t, sh);
 }
 
 static void share_add(queue_share *sh, const ingest_item *it)
@@ -561,16 +568,6 @@ static void queue_enqueue(ingest_queue *q, ingest_item *item)
     queue_list_append(&org->pending, item, item);
     uv_cond_signal(&q->cond);
     uv_mutex_unlock(&q->mu);
-}
-
-/* Forgets a share made for an item that was then refused. */
-static void share_drop_unused(share_table *t, queue_share *sh)
-{
-    if (!sh || sh->items > 0)
-        return;
-    queue_share **p = share_slot(t, sh->id);
-    *p = sh->chain;
-    free(sh);
 }
 
 int ingest_queue_submit(ingest_queue *q, ingest_item *item)

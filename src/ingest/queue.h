@@ -8,8 +8,8 @@
  *
  * Tenants are isolated (SPEC §4). Each organisation has a queue of its own
  * inside this one, and every commit takes a slice from each organisation
- * with work, round robin (SS_COMMIT_ORG_SLICE readings, at least one item,
- * up to SS_COMMIT_READINGS_MAX in all): an org's backlog never delays
+ * with work, deficit round robin (SS_COMMIT_ORG_QUANTUM readings of credit
+ * a round, up to SS_COMMIT_READINGS_MAX in all): an org's backlog never delays
  * another's next commit. Submitting is bounded, in readings and in bytes
  * held, for the queue, each organisation and each device (limits.h,
  * SS_INGEST_*): a submit past a bound is refused, and the sender refuses
