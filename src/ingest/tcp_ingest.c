@@ -379,12 +379,11 @@ static void conn_submit(tcp_conn *c)
     memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
     b->item.protocol = "tcp";
     b->item.received_at = clock_now_ms();
-    /* The record is committed with its first readings: a kill -9 within
-     * the second before its first flush still leaves it, ended "crash". */
+    /* The record is committed with its first stored readings (the store
+     * adds them to this snapshot): a kill -9 within the second before its
+     * first flush still leaves it, ended "crash". */
     b->item.session = c->acct.open ? &b->session : NULL;
     b->session = c->acct.rec;
-    b->session.messages++;
-    b->session.readings += (int64_t)b->item.readings.len;
     b->item.done = on_committed;
     b->item.data = c;
     b->item.group_ends = b->ends;
