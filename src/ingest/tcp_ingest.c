@@ -392,7 +392,7 @@ static void conn_submit(tcp_conn *c)
     b->item.held_bytes = b->cap_lines * (sizeof *b->lines + sizeof *b->ends + sizeof *b->refused);
     if (ingest_queue_submit(c->owner->opt.queue, &b->item) != SS_OK) {
         conn_finish_quota(c, b, 0);
-        ingest_queue_wait(c->owner->opt.queue, &c->wait);
+        ingest_queue_wait(c->owner->opt.queue, &c->wait, c->dev.org_id);
         return;
     }
     c->filling = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
