@@ -13,9 +13,9 @@
  * completes. An item carries at most TCP_SUBMIT_READINGS_MAX readings (whole
  * lines): a larger batch is cut, its first lines become the `ready` batch
  * and the rest goes on filling. At most one item in flight per connection
- * keeps the ACKs in order without a sequence table. Answers produced while handling one event
- * are gathered in `out` and written together: fewer packets on a metered
- * link.
+ * keeps the ACKs in order without a sequence table. Answers produced while
+ * handling one event are gathered in `out` and written together: fewer
+ * packets on a metered link.
  *
  * Lifetime: the connection is freed when both its handles are closed and
  * no item is in flight (the queue owns the item until `done`), whichever
