@@ -125,16 +125,14 @@ static void on_committed(ingest_item *item, int status)
 
 /* An HTTP device record is written with the readings it brings, as a TCP
  * connection's is at its first flush: a kill -9 a moment after the answer
- * leaves it in the store, ended "crash" at the next start. The snapshot
- * counts this request as stored, as the record will once it settles. */
+ * leaves it in the store, ended "crash" at the next start. The snapshot is
+ * the record before this request; the store adds what it stored. */
 static void note_session(api_ctx *app, http_request *req, http_ingest *hi)
 {
     meter_session *rec = api_conn_device_record(app, req);
     if (!rec)
         return;
     hi->session = rec->rec;
-    hi->session.messages++;
-    hi->session.readings += (int64_t)hi->item.readings.len;
     hi->item.session = &hi->session;
 }
 

@@ -50,6 +50,9 @@ struct queue_share {
     queue_list pending;
     size_t credit;           /* readings it may still take (deficit round robin) */
     queue_share *ring_prev, *ring_next;  /* in the ring while pending is not empty */
+    /* Organisations only, loop thread: senders of it refused for room,
+     * woken by its next delivery. */
+    ingest_waiter *waiters;
 };
 
 /* Shares by id (organisations, or devices). */
@@ -85,7 +88,10 @@ struct ingest_queue {
     size_t bytes;
     share_table orgs;
     share_table devices;
-    ingest_waiter *waiters;  /* the first; the list is circular */
+    /* Waiters of organisations with nothing queued (refused by the whole
+     * queue's bound), woken by any delivery. Each waiter list is circular;
+     * this names its first. */
+    ingest_waiter *waiters;
     int closing;
 };
 
@@ -364,19 +370,26 @@ static queue_share *share_get(share_table *t, const char *id)
     return sh;
 }
 
+/* Frees a share that holds no item (NULL: nothing). An organisation's then
+ * has nothing pending: the store thread has taken and committed every item
+ * of it, or it never had one (made for an item then refused). */
+static void share_drop_unused(share_table *t, queue_share *sh)
+{
+    if (!sh || sh->items > 0)
+        return;
+    queue_share **p = share_slot(t, sh->id);
+    *p = sh->chain;
+    free(sh);
+}
+
 /* Gives back an item's readings and bytes; the share goes with its last
- * item. An organisation's then has nothing pending: the store thread has
- * taken and committed every item of it. */
+ * item. */
 static void share_release(share_table *t, queue_share *sh, const ingest_item *it)
 {
     sh->items--;
     sh->readings -= it->readings.len;
     sh->bytes -= it->cost_bytes;
-    if (sh->items > 0)
-        return;
-    queue_share **p = share_slot(t, sh->id);
-    *p = sh->chain;
-    free(sh);
+    share_drop_unused(t, sh);
 }
 
 static void share_add(queue_share *sh, const ingest_item *it)
@@ -414,17 +427,71 @@ static size_t item_cost(const ingest_item *it)
 
 /* ---- delivery (loop thread) --------------------------------------------------- */
 
-/* Wakes every waiter once; one refused again waits again, at the end. */
-static void queue_wake_waiters(ingest_queue *q)
+static void waiter_link(ingest_waiter **list, ingest_waiter *w)
+{
+    w->waiting = 1;
+    w->list = list;
+    if (!*list) {
+        w->prev = w->next = w;
+        *list = w;
+        return;
+    }
+    w->next = *list;
+    w->prev = (*list)->prev;
+    w->prev->next = w;
+    (*list)->prev = w;
+}
+
+static void waiter_unlink(ingest_waiter *w)
+{
+    ingest_waiter **list = w->list;
+    w->waiting = 0;
+    w->list = NULL;
+    if (w->next == w) {
+        *list = NULL;
+    } else {
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        if (*list == w)
+            *list = w->next;
+    }
+    w->prev = w->next = NULL;
+}
+
+/* Moves a list's waiters, in order, to `to` (empty), so they can be woken
+ * after the list's owner is gone. */
+static void waiters_take(ingest_waiter **from, ingest_waiter **to)
+{
+    ingest_waiter *first = *from;
+    *to = first;
+    *from = NULL;
+    if (!first)
+        return;
+    ingest_waiter *w = first;
+    do {
+        w->list = to;
+        w = w->next;
+    } while (w != first);
+}
+
+/* Wakes each waiter of the list once, in order; one refused again waits
+ * again in a list of its org, never this one, so this ends. A ready
+ * callback may cancel any waiter, this list's too. */
+static void waiters_wake(ingest_waiter **list)
 {
     ingest_waiter *w;
-    size_t n = 0;
-    for (w = q->waiters; w && (n == 0 || w != q->waiters); w = w->next)
-        n++;
-    while (n-- > 0 && (w = q->waiters) != NULL) {
-        ingest_queue_cancel_wait(q, w);
+    while ((w = *list) != NULL) {
+        waiter_unlink(w);
         w->ready(w);
     }
+}
+
+/* Wakes the waiters of orgs that had nothing queued. */
+static void queue_wake_waiters(ingest_queue *q)
+{
+    ingest_waiter *woken;
+    waiters_take(&q->waiters, &woken);
+    waiters_wake(&woken);
 }
 
 /* Hands one completed item back: the commit hook first, then its owner.
@@ -433,6 +500,8 @@ static void queue_wake_waiters(ingest_queue *q)
 static void queue_deliver_one(ingest_queue *q, ingest_item *it)
 {
     int status = it->status;
+    ingest_waiter *woken;
+    waiters_take(&it->org->waiters, &woken);
     q->depth--;
     q->readings -= it->readings.len;
     q->bytes -= it->cost_bytes;
@@ -445,6 +514,9 @@ static void queue_deliver_one(ingest_queue *q, ingest_item *it)
                                 it->readings.len - it->readings_refused);
     if (status == SS_OK && q->on_commit)
         q->on_commit(q->ctx, it);
+    /* The org's waiters first: the room is theirs before this item's
+     * sender, which may submit again from `done`, takes it back. */
+    waiters_wake(&woken);
     it->done(it, status);
 }
 
@@ -563,16 +635,6 @@ static void queue_enqueue(ingest_queue *q, ingest_item *item)
     uv_mutex_unlock(&q->mu);
 }
 
-/* Forgets a share made for an item that was then refused. */
-static void share_drop_unused(share_table *t, queue_share *sh)
-{
-    if (!sh || sh->items > 0)
-        return;
-    queue_share **p = share_slot(t, sh->id);
-    *p = sh->chain;
-    free(sh);
-}
-
 int ingest_queue_submit(ingest_queue *q, ingest_item *item)
 {
     size_t cost = item_cost(item);
@@ -609,36 +671,22 @@ int ingest_queue_has_room(const ingest_queue *q, const char *org_id, const char 
                         sizeof(ingest_item));
 }
 
-void ingest_queue_wait(ingest_queue *q, ingest_waiter *w)
+/* An org with items queued has a delivery to come, which wakes its
+ * waiters; one with none was refused by the whole queue's bound, and any
+ * delivery may make room for it. */
+void ingest_queue_wait(ingest_queue *q, ingest_waiter *w, const char *org_id)
 {
     if (w->waiting)
         return;
-    w->waiting = 1;
-    if (!q->waiters) {
-        w->prev = w->next = w;
-        q->waiters = w;
-        return;
-    }
-    w->next = q->waiters;
-    w->prev = q->waiters->prev;
-    w->prev->next = w;
-    q->waiters->prev = w;
+    queue_share *org = share_find(&q->orgs, org_id);
+    waiter_link(org ? &org->waiters : &q->waiters, w);
 }
 
 void ingest_queue_cancel_wait(ingest_queue *q, ingest_waiter *w)
 {
-    if (!w->waiting)
-        return;
-    w->waiting = 0;
-    if (w->next == w) {
-        q->waiters = NULL;
-    } else {
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
-        if (q->waiters == w)
-            q->waiters = w->next;
-    }
-    w->prev = w->next = NULL;
+    (void)q;
+    if (w->waiting)
+        waiter_unlink(w);
 }
 
 size_t ingest_queue_depth(const ingest_queue *q)

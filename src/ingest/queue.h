@@ -8,8 +8,8 @@
  *
  * Tenants are isolated (SPEC §4). Each organisation has a queue of its own
  * inside this one, and every commit takes a slice from each organisation
- * with work, round robin (SS_COMMIT_ORG_SLICE readings, at least one item,
- * up to SS_COMMIT_READINGS_MAX in all): an org's backlog never delays
+ * with work, deficit round robin (SS_COMMIT_ORG_QUANTUM readings of credit
+ * a round, up to SS_COMMIT_READINGS_MAX in all): an org's backlog never delays
  * another's next commit. Submitting is bounded, in readings and in bytes
  * held, for the queue, each organisation and each device (limits.h,
  * SS_INGEST_*): a submit past a bound is refused, and the sender refuses
@@ -82,13 +82,15 @@ typedef struct ingest_queue ingest_queue;
 typedef void (*ingest_commit_cb)(void *ctx, const ingest_item *item);
 
 /* A sender waiting for room in the queue (TCP: a connection that stopped
- * reading its socket). Embedded in the sender; all fields the queue's. */
+ * reading its socket). Embedded in the sender; all fields but `ready` the
+ * queue's. */
 typedef struct ingest_waiter ingest_waiter;
 struct ingest_waiter {
-    /* Runs on the loop once, after commits that may have made room; the
+    /* Runs on the loop once, after a commit that may have made room; the
      * sender then submits again (and waits again if refused again). */
     void (*ready)(ingest_waiter *w);
     ingest_waiter *prev, *next;
+    ingest_waiter **list;   /* the list it waits in */
     int waiting;
 };
 
@@ -113,9 +115,13 @@ int ingest_queue_submit(ingest_queue *q, ingest_item *item);
  * a submit would surely be refused: lets a sender refuse before it parses. */
 int ingest_queue_has_room(const ingest_queue *q, const char *org_id, const char *device_id);
 
-/* Calls w->ready once after the next commits are delivered. Loop thread
- * only; a waiting waiter is left as it is. */
-void ingest_queue_wait(ingest_queue *q, ingest_waiter *w);
+/* Calls w->ready once when room may have come for a submit of the org's
+ * refused a moment ago: at the next delivery of one of the org's items
+ * (before that item's own `done`, so a waiter gets the room before the
+ * sender whose item completed submits again), or, when the org has
+ * nothing queued, at the next delivery of any. Waiters of other orgs are
+ * not woken. Loop thread only; a waiting waiter is left as it is. */
+void ingest_queue_wait(ingest_queue *q, ingest_waiter *w, const char *org_id);
 /* Forgets a waiter (its sender is closing); ready will not run. */
 void ingest_queue_cancel_wait(ingest_queue *q, ingest_waiter *w);
 

@@ -10,10 +10,12 @@
  * Batching: the lines of one read are parsed into the `filling` batch, which
  * goes to the ingest queue as one item unless an item is already in
  * flight; then it waits, and grows with later reads, until that commit
- * completes. At most one item in flight per connection keeps the ACKs in
- * order without a sequence table. Answers produced while handling one event
- * are gathered in `out` and written together: fewer packets on a metered
- * link.
+ * completes. An item carries at most TCP_SUBMIT_READINGS_MAX readings (whole
+ * lines): a larger batch is cut, its first lines become the `ready` batch
+ * and the rest goes on filling. At most one item in flight per connection
+ * keeps the ACKs in order without a sequence table. Answers produced while
+ * handling one event are gathered in `out` and written together: fewer
+ * packets on a metered link.
  *
  * Lifetime: the connection is freed when both its handles are closed and
  * no item is in flight (the queue owns the item until `done`), whichever
@@ -47,9 +49,20 @@
 /* Readings parsed while a batch is in flight before the connection stops
  * being read: a device that outpaces the disk waits in the kernel's socket
  * buffer, not in our memory. One read can still add what 64 KiB of lines
- * carry, so the bound per connection is this plus one read's worth, twice
- * (filling and in flight). The same count as one HTTP request. */
+ * carry (about 16 000 readings), so the bound per connection is this plus
+ * one read's worth, and one item in flight. The same count as one HTTP
+ * request. */
 #define TCP_PENDING_READINGS_MAX SS_INGEST_READINGS_MAX
+/* The most readings one item carries (a batch is cut at a line boundary
+ * below it; a single line larger goes alone). Two connections of one device
+ * each with an item queued fit the device's share together, so a device
+ * streaming on several connections is never refused for good: a batch as
+ * large as the whole share would be refused whenever the device has
+ * anything else queued. */
+#define TCP_SUBMIT_READINGS_MAX SS_INGEST_READINGS_MAX
+
+_Static_assert(2u * TCP_SUBMIT_READINGS_MAX <= SS_INGEST_DEVICE_READINGS_MAX,
+               "two connections' items fit one device's share");
 /* Answers the peer has not read yet. A client that floods bad lines and
  * never reads its ERRs would grow our write queue without end; past this we
  * stop reading from it until the queue has drained. ACKs are coalesced, so
@@ -103,6 +116,7 @@ struct tcp_conn {
     uint64_t stored;        /* data lines stored: the ACK count */
     tcp_batch batch[2];
     tcp_batch *filling;     /* parsed, not yet submitted */
+    tcp_batch *ready;       /* cut from filling, refused for room; NULL when none */
     tcp_batch *flight;      /* submitted, not yet committed; NULL when none */
     int handles_open;       /* stream + timer not yet closed */
     char peer[46];
@@ -363,28 +377,85 @@ static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)
                               (int64_t)b->item.readings.len, stored, clock_now_ms(), &c->quota);
 }
 
+/* The lines of `from` past the first `keep` move to `to`, an empty batch;
+ * `from` gives back the memory of the readings it no longer holds (an
+ * item's bytes count against the queue's shares). */
+static int batch_move_tail(tcp_batch *from, tcp_batch *to, size_t keep)
+{
+    uint32_t base = from->ends[keep - 1];
+    size_t n = from->item.readings.len - base;
+    size_t lines = from->n_lines - keep;
+    ss_reading *rs = realloc(to->item.readings.items, n * sizeof *rs);
+    if (!rs)
+        return SS_NOMEM;
+    to->item.readings.items = rs;
+    to->item.readings.cap = n;
+    while (to->cap_lines < lines) {
+        if (batch_grow_lines(to) != SS_OK)
+            return SS_NOMEM;
+    }
+    memcpy(rs, from->item.readings.items + base, n * sizeof *rs);
+    to->item.readings.len = n;
+    for (size_t i = 0; i < lines; i++) {
+        to->lines[i] = from->lines[keep + i];
+        to->ends[i] = from->ends[keep + i] - base;
+        to->refused[i] = 0;
+    }
+    to->n_lines = lines;
+    from->n_lines = keep;
+    from->item.readings.len = base;
+    rs = realloc(from->item.readings.items, base * sizeof *rs);
+    if (rs) {
+        from->item.readings.items = rs;
+        from->item.readings.cap = base;
+    }
+    return SS_OK;
+}
+
+/* Makes the filling batch the ready one, cut after its first lines that
+ * hold at most TCP_SUBMIT_READINGS_MAX readings (at least one line); the
+ * rest goes on filling in the other batch, free while nothing is in
+ * flight. Nonzero when out of memory: the connection is closed. */
+static int conn_cut(tcp_conn *c)
+{
+    tcp_batch *b = c->filling;
+    tcp_batch *other = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
+    size_t keep = 1;
+    while (keep < b->n_lines && b->ends[keep] <= TCP_SUBMIT_READINGS_MAX)
+        keep++;
+    if (keep < b->n_lines && batch_move_tail(b, other, keep) != SS_OK) {
+        batch_clear(other);
+        log_warn(TCP_LOG, "out of memory reading from %s; closing", c->peer);
+        conn_close(c);
+        return 1;
+    }
+    c->ready = b;
+    c->filling = other;
+    return 0;
+}
+
 /* The one place a batch becomes an ingest item. When the queue has no
- * room for it (the device's or org's share is full), it stays the filling
+ * room for it (the device's or org's share is full), it stays the ready
  * batch, the connection stops reading (conn_backpressure) and waits for
  * room: TCP's own back-pressure holds the device, not our memory. */
 static void conn_submit(tcp_conn *c)
 {
-    tcp_batch *b = c->filling;
+    tcp_batch *b = c->ready;
     if (conn_over_quota(c, b)) {
         batch_refuse(c, b, 429, "quota_exceeded");
         batch_clear(b);
+        c->ready = NULL;
         return;
     }
     memcpy(b->item.device_id, c->dev.device_id, sizeof b->item.device_id);
     memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
     b->item.protocol = "tcp";
     b->item.received_at = clock_now_ms();
-    /* The record is committed with its first readings: a kill -9 within
-     * the second before its first flush still leaves it, ended "crash". */
+    /* The record is committed with its first stored readings (the store
+     * adds them to this snapshot): a kill -9 within the second before its
+     * first flush still leaves it, ended "crash". */
     b->item.session = c->acct.open ? &b->session : NULL;
     b->session = c->acct.rec;
-    b->session.messages++;
-    b->session.readings += (int64_t)b->item.readings.len;
     b->item.done = on_committed;
     b->item.data = c;
     b->item.group_ends = b->ends;
@@ -393,18 +464,23 @@ static void conn_submit(tcp_conn *c)
     b->item.held_bytes = b->cap_lines * (sizeof *b->lines + sizeof *b->ends + sizeof *b->refused);
     if (ingest_queue_submit(c->owner->opt.queue, &b->item) != SS_OK) {
         conn_finish_quota(c, b, 0);
-        ingest_queue_wait(c->owner->opt.queue, &c->wait);
+        ingest_queue_wait(c->owner->opt.queue, &c->wait, c->dev.org_id);
         return;
     }
-    c->filling = b == &c->batch[0] ? &c->batch[1] : &c->batch[0];
+    c->ready = NULL;
     c->flight = b;
 }
 
-/* Submits the waiting batch when nothing is in flight. */
+/* Submits what waits when nothing is in flight: the ready batch, else the
+ * filling one, cut. Stops once one is in flight or refused for room. */
 static void conn_pump(tcp_conn *c)
 {
-    if (!c->closing && !c->flight && c->filling->item.readings.len > 0)
+    while (!c->closing && !c->flight && !c->wait.waiting &&
+           (c->ready || c->filling->item.readings.len > 0)) {
+        if (!c->ready && conn_cut(c))
+            return;
         conn_submit(c);
+    }
 }
 
 /* Stops reading while too much waits behind the commit in flight or in the
@@ -413,7 +489,7 @@ static void conn_backpressure(tcp_conn *c)
 {
     if (c->closing || c->phase != TCP_DATA)
         return;
-    int full = c->wait.waiting ||
+    int full = c->wait.waiting || c->ready ||
                (c->flight && c->filling->item.readings.len >= TCP_PENDING_READINGS_MAX) ||
                c->stream.write_pending > TCP_UNREAD_ANSWERS_MAX;
     if (full && !c->read_paused) {
@@ -428,7 +504,7 @@ static void conn_backpressure(tcp_conn *c)
 /* A finishing connection closes once its last batch is answered. */
 static void conn_maybe_end(tcp_conn *c)
 {
-    if (c->phase == TCP_FINISHING && !c->closing && !c->flight &&
+    if (c->phase == TCP_FINISHING && !c->closing && !c->flight && !c->ready &&
         c->filling->item.readings.len == 0)
         conn_close_after_write(c);
 }

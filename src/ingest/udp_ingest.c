@@ -68,8 +68,11 @@ static void udp_refuse_channels(udp_ingest *u, udp_item *it)
     metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_BAD_READING, 1);
     if (u->opt.meter)
         meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
-    udp_refuse(u, NULL, "too_many_channels: a reading would give the device more than "
-                        "SS_DEVICE_CHANNELS_MAX channels");
+    char why[96];
+    snprintf(why, sizeof why,
+             "too_many_channels: a reading would give the device more than %u channels",
+             SS_DEVICE_CHANNELS_MAX);
+    udp_refuse(u, NULL, why);
 }
 
 static void on_committed(ingest_item *item, int status)

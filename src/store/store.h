@@ -448,10 +448,13 @@ typedef struct store_batch {
     size_t len;
     const char *protocol;   /* that brought the readings; NULL counts as "http" */
     int64_t received_at;    /* ms; its UTC hour is the usage bucket */
-    /* The session record the batch came by, or NULL: written in the same
-     * transaction when the store has no record of that id yet, so a record
-     * that stored readings survives a crash (and is ended "crash" at the
-     * next start). A record already there is left as it is. */
+    /* The session record the batch came by, as it stands before this
+     * batch, or NULL: when the batch stores any reading and the store has
+     * no record of that id yet, it is written in the same transaction with
+     * the batch's one message and the readings it stored added (as the
+     * usage counts them), so a record that stored readings survives a
+     * crash (and is ended "crash" at the next start). A record already
+     * there is left as it is. */
     const store_acct_session *session;
     /* Optional: the batch in groups, each stored whole or refused whole
      * (TCP: one per line). Group g is readings [end of g-1, group_ends[g]),

@@ -2941,13 +2941,18 @@ static int usage_note(store_conn *c, const store_batch *b, size_t written)
 static int acct_check(const store_acct_session *s);
 static int acct_put_one(store_conn *c, stmt_id id, const store_acct_session *s);
 
-/* The batch's session record, when it has none in the store yet. */
-static int batch_session(store_conn *c, const store_batch *b)
+/* The batch's session record, when it has none in the store yet and the
+ * batch stored something: counted as the usage is, one message and the
+ * readings written, so the record agrees with the usage after a crash. */
+static int batch_session(store_conn *c, const store_batch *b, size_t written)
 {
-    if (!b->session)
+    if (!b->session || written == 0)
         return SS_OK;
-    int err = acct_check(b->session);
-    return err ? err : acct_put_one(c, STMT_ACCT_OPEN, b->session);
+    store_acct_session rec = *b->session;
+    rec.messages++;
+    rec.readings += (int64_t)written;
+    int err = acct_check(&rec);
+    return err ? err : acct_put_one(c, STMT_ACCT_OPEN, &rec);
 }
 
 /* One transaction for all batches. Per reading: a cache probe and one
@@ -2975,7 +2980,7 @@ int store_write_batches(store_conn *c, const store_batch *batches, size_t n)
         if (!err && (written > 0 || batches[i].len == 0))
             err = usage_note(c, &batches[i], written);
         if (!err)
-            err = batch_session(c, &batches[i]);
+            err = batch_session(c, &batches[i], written);
     }
     if (!err)
         err = series_flush(c);

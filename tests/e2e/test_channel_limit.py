@@ -103,7 +103,12 @@ def test_udp_drops_the_datagram_and_counts_it(srv, api):
         time.sleep(0.05)
     got = channels(api, dev)
     assert got["c2"] == 2 and got["c1"] == 1 and "extra" not in got
-    assert "too_many_channels" in srv.read_log()
+    log = srv.read_log()
+    assert "too_many_channels" in log
+    # The log gives the number, not the constant's name.
+    assert "too_many_channels: a reading would give the device more than %d channels" % \
+        CHANNELS_MAX in log
+    assert "SS_DEVICE_CHANNELS_MAX" not in log
     # counted as rejected in the org's usage (written once a second)
     deadline = time.time() + 5
     while time.time() < deadline:

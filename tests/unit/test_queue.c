@@ -66,6 +66,8 @@ struct fixture {
     int stop_queue_in_done; /* call ingest_queue_stop inside the first done */
     int resubmit_in_done;   /* the first done submits item `resubmit_index` */
     int resubmit_index;
+    int resubmit_may_fail;  /* ...and notes its result in resubmit_rc */
+    int resubmit_rc;
 };
 
 /* ---- store set-up -------------------------------------------------------- */
@@ -189,7 +191,9 @@ static void on_done(ingest_item *item, int status)
     fx->done_count++;
     if (fx->resubmit_in_done) {
         fx->resubmit_in_done = 0;
-        assert_int_equal(ingest_queue_submit(fx->q, &fx->items[fx->resubmit_index].item), SS_OK);
+        fx->resubmit_rc = ingest_queue_submit(fx->q, &fx->items[fx->resubmit_index].item);
+        if (!fx->resubmit_may_fail)
+            assert_int_equal(fx->resubmit_rc, SS_OK);
     }
     if (fx->stop_queue_in_done) {
         fx->stop_queue_in_done = 0;
@@ -638,9 +642,9 @@ static void test_queue_waiter_is_woken_after_a_commit(void **state)
     assert_int_equal(try_submit(fx, third), SS_BUSY);
     test_waiter tw = {.w = {.ready = on_ready}};
     test_waiter gone = {.w = {.ready = on_ready}};
-    ingest_queue_wait(fx->q, &tw.w);
-    ingest_queue_wait(fx->q, &tw.w);  /* already waiting: once */
-    ingest_queue_wait(fx->q, &gone.w);
+    ingest_queue_wait(fx->q, &tw.w, ORG_ID);
+    ingest_queue_wait(fx->q, &tw.w, ORG_ID);  /* already waiting: once */
+    ingest_queue_wait(fx->q, &gone.w, ORG_ID);
     ingest_queue_cancel_wait(fx->q, &gone.w);
     run_until_done(fx, 2);
     assert_int_equal(tw.woken, 1);
@@ -649,6 +653,99 @@ static void test_queue_waiter_is_woken_after_a_commit(void **state)
     run_until_done(fx, 3);
     stop_queue(fx);
     assert_int_equal(query_points(fx, DEV_ID, "w").n, 2 * full + 1);
+}
+
+/* A sender as TCP's: when woken it submits its item again, and waits
+ * again when refused. */
+typedef struct resubmit_waiter {
+    ingest_waiter w;
+    fixture *fx;
+    test_item *item;
+    int woken;
+    int submitted;
+} resubmit_waiter;
+
+static void on_ready_resubmit(ingest_waiter *w)
+{
+    resubmit_waiter *rw = (resubmit_waiter *)w;
+    rw->woken++;
+    if (ingest_queue_submit(rw->fx->q, &rw->item->item) == SS_OK)
+        rw->submitted = 1;
+    else
+        ingest_queue_wait(rw->fx->q, &rw->w, rw->item->item.org_id);
+}
+
+/* Runs the loop until at least n items are done (one callback may
+ * deliver several). */
+static void run_until_at_least(fixture *fx, int n)
+{
+    fx->stop_when_done = n;
+    if (fx->done_count < n)
+        uv_run(&fx->loop, UV_RUN_DEFAULT);
+    fx->stop_when_done = 0;
+    assert_true(fx->done_count >= n);
+}
+
+/* A waiter is woken by its own org's deliveries only: another org's
+ * commits leave it alone (no resubmit that is sure to be refused). */
+static void test_queue_waiter_of_another_org_is_not_woken(void **state)
+{
+    fixture *fx = *state;
+    const size_t full = SS_INGEST_READINGS_MAX;
+    start_queue(fx);
+    test_item *a = make_item(fx, DEV_ID, "a", 1, 0);
+    test_item *b1 = make_item_in(fx, ORG_B, DEV_B, "b", full, 0);
+    test_item *b2 = make_item_in(fx, ORG_B, DEV_B, "b", full, (int64_t)full);
+    resubmit_waiter rw = {.w = {.ready = on_ready_resubmit}, .fx = fx,
+                          .item = make_item_in(fx, ORG_B, DEV_B, "b", 1, 2 * (int64_t)full)};
+    /* Org A's small item commits first; org B's device share is full, so
+     * its next item waits for B's deliveries. */
+    assert_int_equal(try_submit(fx, a), SS_OK);
+    assert_int_equal(try_submit(fx, b1), SS_OK);
+    assert_int_equal(try_submit(fx, b2), SS_OK);
+    assert_int_equal(try_submit(fx, rw.item), SS_BUSY);
+    ingest_queue_wait(fx->q, &rw.w, ORG_B);
+    run_until_at_least(fx, 1);
+    assert_int_equal(fx->done_order[0], a->index);
+    /* Woken at B's first delivery, if it came in the same callback. */
+    assert_int_equal(rw.woken, fx->done_count > 1);
+    run_until_at_least(fx, 4);
+    assert_int_equal(rw.woken, 1);
+    assert_true(rw.submitted);
+    stop_queue(fx);
+    assert_int_equal(query_points(fx, DEV_B, "b").n, 2 * full + 1);
+}
+
+/* Room freed by a delivery goes to the sender that waited for it before
+ * the sender whose item completed submits again: two senders of one
+ * device keep its share full, and a third still gets in. */
+static void test_queue_waiter_gets_room_before_the_completing_sender(void **state)
+{
+    fixture *fx = *state;
+    const size_t half = SS_INGEST_DEVICE_READINGS_MAX / 2;
+    start_queue(fx);
+    test_item *first = make_item(fx, DEV_ID, "f", half, 0);
+    assert_int_equal(try_submit(fx, first), SS_OK);
+    assert_int_equal(try_submit(fx, make_item(fx, DEV_ID, "f", half, (int64_t)half)), SS_OK);
+    resubmit_waiter rw = {.w = {.ready = on_ready_resubmit}, .fx = fx,
+                          .item = make_item(fx, DEV_ID, "f", half, 2 * (int64_t)half)};
+    assert_int_equal(try_submit(fx, rw.item), SS_BUSY);
+    ingest_queue_wait(fx->q, &rw.w, ORG_ID);
+    /* The first item's sender submits its next one from its `done`. */
+    test_item *again = make_item(fx, DEV_ID, "f", half, 3 * (int64_t)half);
+    fx->resubmit_in_done = 1;
+    fx->resubmit_index = again->index;
+    fx->resubmit_may_fail = 1;
+    run_until_at_least(fx, 1);
+    assert_int_equal(fx->done_order[0], first->index);
+    assert_true(rw.submitted);
+    assert_int_equal(rw.woken, 1);
+    assert_int_equal(fx->resubmit_rc, SS_BUSY);
+    run_until_at_least(fx, 3);
+    assert_int_equal(ingest_queue_submit(fx->q, &again->item), SS_OK);
+    run_until_at_least(fx, 4);
+    stop_queue(fx);
+    assert_int_equal(query_points(fx, DEV_ID, "f").n, 4 * half);
 }
 
 /* SS_DEVICE_CHANNELS_MAX through the queue: the group that would create the
@@ -721,6 +818,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_channel_limit_refuses_groups, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_queue_waiter_of_another_org_is_not_woken, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queue_waiter_gets_room_before_the_completing_sender,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

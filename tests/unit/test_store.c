@@ -3283,6 +3283,63 @@ static void test_acct_session_close_stale_ends_active_as_crash(void **state)
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM acct_sessions WHERE ended_at = 9999"), 0);
 }
 
+/* The session record written with a batch counts what that transaction
+ * stored, as the usage does: a group refused for the channel limit adds
+ * nothing to it, and a batch that stored nothing writes no record. */
+static void test_batch_session_record_counts_only_what_was_stored(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { MAX = SS_DEVICE_CHANNELS_MAX };
+    ss_reading *rs = calloc(MAX - 1, sizeof *rs);
+    assert_non_null(rs);
+    char name[16];
+    for (int i = 0; i < MAX - 1; i++) {
+        snprintf(name, sizeof name, "c%d", i);
+        rs[i] = rd(name, BASE, i);
+    }
+    assert_int_equal(write_one(f->c, 1, rs, MAX - 1), SS_OK);
+    free(rs);
+    char dev[SS_ID_LEN + 1], org[SS_ID_LEN + 1];
+    make_id(dev, TAG_DEVICE, 1);
+    make_id(org, TAG_ORG, 1);
+    store_acct_session before = mk_acct(7, 1, "device", 100, 0);
+    /* Groups: [old c0, new n1] stored, [new n2, new n3] refused. */
+    ss_reading g[4] = {rd("c0", BASE + 1, 1), rd("n1", BASE + 1, 2), rd("n2", BASE + 1, 3),
+                       rd("n3", BASE + 1, 4)};
+    uint32_t ends[2] = {2, 4};
+    uint8_t refused[2] = {9, 9};
+    store_batch b = {.device_id = dev, .org_id = org, .readings = g, .len = 4,
+                     .protocol = "tcp", .received_at = BASE, .session = &before,
+                     .group_ends = ends, .n_groups = 2, .refused = refused};
+    /* Refused whole first (n2, n3 alone): no record. */
+    store_batch whole = b;
+    whole.readings = g + 2;
+    whole.len = 2;
+    whole.group_ends = NULL;
+    whole.n_groups = 0;
+    uint8_t whole_refused = 9;
+    whole.refused = &whole_refused;
+    assert_int_equal(store_write_batches(f->c, &whole, 1), SS_OK);
+    assert_int_equal(whole_refused, 1);
+    acct_list *l = acct_of(f->c, 1, NULL, 0, 10);
+    assert_int_equal(l->n, 0);
+    free(l);
+    assert_int_equal(store_write_batches(f->c, &b, 1), SS_OK);
+    assert_int_equal(refused[0], 0);
+    assert_int_equal(refused[1], 1);
+    l = acct_of(f->c, 1, NULL, 0, 10);
+    assert_int_equal(l->n, 1);
+    assert_int_equal(l->s[0].messages, before.messages + 1);
+    assert_int_equal(l->s[0].readings, before.readings + 2);
+    assert_int_equal(l->s[0].refused, before.refused);
+    free(l);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT sum(readings) FROM usage WHERE org_id = '%s' AND protocol = 'tcp'", org);
+    assert_int_equal(q_int(f->c, sql), 2);
+}
+
 /* Deleting an org drops its quota but keeps its usage and session records
  * (billing history). */
 static void test_org_delete_removes_quota_keeps_usage_and_sessions(void **state)
@@ -3493,6 +3550,7 @@ int main(void)
         T(test_acct_session_put_bad_record_writes_nothing),
         T(test_acct_session_list_filters_and_limit),
         T(test_acct_session_close_stale_ends_active_as_crash),
+        T(test_batch_session_record_counts_only_what_was_stored),
         T(test_org_delete_removes_quota_keeps_usage_and_sessions),
         TB(test_migrate_from_version_2_adds_accounting),
         TB(test_migrate_from_version_3_keeps_usage),
