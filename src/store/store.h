@@ -135,6 +135,11 @@ int store_session_write_held(store_conn *c, int64_t now_ms);
 /* SS_NOT_FOUND when absent or expired (expires_at <= now_ms). */
 int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
                       store_session *out);
+/* The session deletes below, on a full disk: the delete is held in memory,
+ * in force at once for every session call of this process and written by
+ * store_session_write_held once there is room, and the call answers SS_FULL,
+ * since a restart before that brings the sessions back. SS_STORE when the
+ * memory for held deletes is full too: nothing was ended. */
 int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 /* Deletes every session of the user except `keep` (NULL: all of them). */
 int store_session_delete_user(store_conn *c, const char *user_id,

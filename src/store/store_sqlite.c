@@ -500,6 +500,8 @@ struct store {
     /* Sign-ins the disk had no room for (STORE_HELD_SESSIONS_MAX): served
      * from here and written when space returns. */
     pthread_mutex_t held_lock;
+    /* One writer of the hold at a time (store_session_write_held). */
+    pthread_mutex_t held_write_lock;
     store_session held[STORE_HELD_SESSIONS_MAX];
     size_t n_held;
     /* Session deletes the disk had no room for: the sessions they name are
@@ -929,6 +931,7 @@ static int store_path(const store_options *opt, char *path, size_t cap, char *er
 
 static void store_free(store *s)
 {
+    pthread_mutex_destroy(&s->held_write_lock);
     pthread_mutex_destroy(&s->held_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -965,6 +968,12 @@ int store_open(const store_options *opt, store **out, char *errbuf, size_t errle
         return SS_NOMEM;
     }
     if (pthread_mutex_init(&s->held_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return SS_NOMEM;
+    }
+    if (pthread_mutex_init(&s->held_write_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->held_lock);
         pthread_mutex_destroy(&s->lock);
         free(s);
         return SS_NOMEM;
@@ -1229,24 +1238,58 @@ int store_session_create(store_conn *c, const store_session *s)
     return err == SS_FULL ? held_add(c->owner, s) : err;
 }
 
-/* Moves held sessions to the database, oldest first, until one does not
- * fit; drops those expired meanwhile. */
-int store_session_write_held(store_conn *c, int64_t now_ms)
+/* Takes the oldest held session out of the hold once it is in the
+ * database. Anything done to it meanwhile (held_lock was not held while it
+ * was written) is carried over: a delete deletes the row written, a touch
+ * is written too. */
+static int held_settle(store_conn *c, const store_session *h, int written)
 {
     store *s = c->owner;
     pthread_mutex_lock(&s->held_lock);
-    int err = held_deletes_write(c);
-    while (s->n_held > 0 && err == SS_OK) {
-        store_session *h = &s->held[0];
-        err = h->expires_at > now_ms ? session_insert(c, h) : SS_OK;
-        if (err == SS_EXISTS || err == SS_NOT_FOUND)
-            err = SS_OK;  /* not to be written: an id taken, a user deleted */
-        if (err == SS_OK) {
-            memmove(&s->held[0], &s->held[1], (s->n_held - 1) * sizeof s->held[0]);
-            s->n_held--;
-        }
+    ssize_t i = held_find(s, h->token_hash);
+    int64_t seen = i >= 0 ? s->held[i].last_seen_at : 0;
+    if (i >= 0) {
+        memmove(&s->held[i], &s->held[i + 1], (s->n_held - (size_t)i - 1) * sizeof s->held[0]);
+        s->n_held--;
     }
     pthread_mutex_unlock(&s->held_lock);
+    if (!written)
+        return SS_OK;
+    if (i < 0)
+        return store_session_delete(c, h->token_hash) == SS_STORE ? SS_STORE : SS_OK;
+    if (seen > h->last_seen_at)
+        store_session_touch(c, h->token_hash, seen);
+    return SS_OK;
+}
+
+/* Moves held sessions to the database, oldest first, until one does not
+ * fit; drops those expired meanwhile. held_lock is taken only to copy and
+ * to settle, never across a write, which may wait the busy timeout while
+ * every request's session look-up needs the lock. */
+int store_session_write_held(store_conn *c, int64_t now_ms)
+{
+    store *s = c->owner;
+    pthread_mutex_lock(&s->held_write_lock);
+    int err = held_deletes_write(c);
+    while (err == SS_OK) {
+        pthread_mutex_lock(&s->held_lock);
+        size_t n = s->n_held;
+        store_session h;
+        if (n > 0)
+            h = s->held[0];
+        pthread_mutex_unlock(&s->held_lock);
+        if (n == 0)
+            break;
+        int write = h.expires_at > now_ms;
+        err = write ? session_insert(c, &h) : SS_OK;
+        if (err == SS_EXISTS || err == SS_NOT_FOUND) {
+            err = SS_OK;  /* not to be written: an id taken, a user deleted */
+            write = 0;
+        }
+        if (err == SS_OK)
+            err = held_settle(c, &h, write);
+    }
+    pthread_mutex_unlock(&s->held_write_lock);
     return err;
 }
 
@@ -1302,19 +1345,23 @@ static int held_deleted(const store *s, const store_session *sess)
     return 0;
 }
 
-/* Holds a delete the disk had no room for: SS_OK, or SS_FULL when there
- * is no room in memory either. */
+/* Holds a delete the disk had no room for. It is in force on this
+ * process at once but not durable, so it is never an SS_OK: SS_FULL once
+ * held, SS_STORE when there is no room in memory either (the sessions
+ * stay valid). */
 static int held_delete_add(store *s, const held_delete *d)
 {
-    int err = SS_FULL;
+    int err = SS_STORE;
     pthread_mutex_lock(&s->held_lock);
     if (s->n_dels < STORE_HELD_SESSIONS_MAX) {
         s->dels[s->n_dels++] = *d;
-        err = SS_OK;
+        err = SS_FULL;
     }
     pthread_mutex_unlock(&s->held_lock);
-    if (!err)
+    if (err == SS_FULL)
         log_info(LOG_MOD, "disk full: a sign-out is kept in memory until space returns");
+    else
+        log_warn(LOG_MOD, "disk full: a sign-out could not be kept in memory either");
     return err;
 }
 
@@ -1327,17 +1374,28 @@ static int held_delete_write(store_conn *c, const held_delete *d)
 }
 
 /* Writes the held deletes, oldest first, until one does not fit. Under
- * held_lock. */
+ * held_write_lock, the only place deletes leave the hold: the first one
+ * stays the first while it is written without held_lock. */
 static int held_deletes_write(store_conn *c)
 {
     store *s = c->owner;
     int err = SS_OK;
-    while (s->n_dels > 0 && !err) {
-        err = held_delete_write(c, &s->dels[0]);
-        if (!err) {
-            memmove(&s->dels[0], &s->dels[1], (s->n_dels - 1) * sizeof s->dels[0]);
-            s->n_dels--;
-        }
+    for (;;) {
+        pthread_mutex_lock(&s->held_lock);
+        size_t n = s->n_dels;
+        held_delete d;
+        if (n > 0)
+            d = s->dels[0];
+        pthread_mutex_unlock(&s->held_lock);
+        if (n == 0 || err)
+            break;
+        err = held_delete_write(c, &d);
+        if (err)
+            break;
+        pthread_mutex_lock(&s->held_lock);
+        memmove(&s->dels[0], &s->dels[1], (s->n_dels - 1) * sizeof s->dels[0]);
+        s->n_dels--;
+        pthread_mutex_unlock(&s->held_lock);
     }
     return err;
 }
@@ -1505,8 +1563,9 @@ int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
     store_session s;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         session_from_row(st, &s);
+        /* A held session being written is listed once, from the hold. */
         pthread_mutex_lock(&c->owner->held_lock);
-        int gone = held_deleted(c->owner, &s);
+        int gone = held_deleted(c->owner, &s) || held_find(c->owner, s.token_hash) >= 0;
         pthread_mutex_unlock(&c->owner->held_lock);
         if (!gone && cb(ctx, &s) != 0) {
             rc = SQLITE_DONE;

@@ -595,6 +595,77 @@ static void test_session_on_a_full_disk_is_held_until_space_returns(void **state
     free(s);
 }
 
+typedef struct held_writer {
+    store_conn *c;
+    int rc;
+} held_writer;
+
+static void *held_writer_main(void *arg)
+{
+    held_writer *w = arg;
+    w->rc = store_session_write_held(w->c, 0);
+    return NULL;
+}
+
+/* Writing the held sessions may wait the busy timeout for the write lock;
+ * meanwhile every request's session look-up goes on (it needs the hold's
+ * lock for a moment, never the writer's). A session deleted and one
+ * touched while it was being written are deleted and touched in the
+ * database too. */
+static void test_held_sessions_written_without_blocking_lookups(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             (long long)q_int(f->c, "PRAGMA page_count"));
+    exec_raw(f->c, sql);
+    enum { N = 200 };
+    store_session *s = calloc(N, sizeof *s);
+    assert_non_null(s);
+    int first = -1;  /* the first session held */
+    for (int i = 0; i < N; i++) {
+        s[i] = mk_session(1, (uint8_t)i, 1000000);
+        snprintf(s[i].id, sizeof s[i].id, "%024x", i + 1);
+        assert_int_equal(store_session_create(f->c, &s[i]), SS_OK);
+        if (first < 0 && store_full(f->s))
+            first = i;
+    }
+    assert_true(first >= 0 && first < N - 2);
+    exec_raw(f->c, "PRAGMA max_page_count = 1000000");
+
+    sqlite3 *blocker = NULL;
+    assert_int_equal(sqlite3_open(f->db_path, &blocker), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    held_writer w = {.c = f->c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, held_writer_main, &w), 0);
+    usleep(200 * 1000);  /* the writer waits on the write lock now */
+    store_conn *c2 = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &c2), SS_OK);
+    store_session got;
+    int64_t t0 = clock_now_ms();
+    assert_int_equal(store_session_get(c2, s[N - 1].token_hash, 0, &got), SS_OK);
+    assert_int_equal(store_session_touch(c2, s[N - 1].token_hash, 700), SS_OK);
+    int64_t took = clock_now_ms() - t0;
+    assert_true(took < 500);
+    /* the first held session is being written now: ended meanwhile */
+    assert_int_equal(store_session_delete(c2, s[first].token_hash), SS_OK);
+    assert_int_equal(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.rc, SS_OK);
+    store_conn_release(f->s, c2);
+
+    fx_close(f);
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[first].token_hash, 0, &got), SS_NOT_FOUND);
+    assert_int_equal(store_session_get(f->c, s[first + 1].token_hash, 0, &got), SS_OK);
+    assert_int_equal(store_session_get(f->c, s[N - 1].token_hash, 0, &got), SS_OK);
+    assert_int_equal(got.last_seen_at, 700);
+    free(s);
+}
+
 static void test_session_unknown_user_or_duplicate(void **state)
 {
     fx *f = *state;
@@ -3403,6 +3474,7 @@ int main(void)
         T(test_user_set_password_and_disabled),
         T(test_session_create_get_and_expiry),
         T(test_session_on_a_full_disk_is_held_until_space_returns),
+        T(test_held_sessions_written_without_blocking_lookups),
         T(test_session_unknown_user_or_duplicate),
         T(test_session_delete),
         T(test_session_delete_user_keeps_one_or_none),
