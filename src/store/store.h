@@ -77,6 +77,16 @@ int store_checkpoint(store_conn *c);
 /* 1 while the disk is full: the last write met no room (a commit that
  * succeeds clears it). Any thread. */
 int store_full(store *s);
+/* 1 when a write that only tidies up (the purge) may run: the disk is not
+ * full and a checkpoint of the log would fit. Such a write grows the log
+ * with pages no checkpoint can fold meanwhile, taking the space ingest
+ * needs. Any thread. */
+int store_room_to_write(store *s);
+/* While store_full, and a checkpoint would fit again, writes one page that
+ * changes nothing: when it commits the disk has room and store_full is
+ * cleared, even when nothing else writes. SS_OK when not full (or no
+ * longer), SS_FULL while still full. Call it now and then. */
+int store_probe_room(store_conn *c);
 
 /* ---- users ------------------------------------------------------------ */
 
@@ -441,7 +451,8 @@ int store_device_delete(store_conn *c, const char *id);
  * of holding the write lock for seconds. OUT deleted: readings deleted;
  * more: 0 once the purge list is empty (nothing left to call for). */
 int store_purge_step(store_conn *c, size_t max_rows, size_t *deleted, int *more);
-/* Series of deleted devices whose readings are still to be purged. */
+/* Series of deleted devices whose readings are still to be purged: a read,
+ * no write lock taken. */
 int store_purge_pending(store_conn *c, int64_t *series);
 
 /* ---- readings and series ---------------------------------------------- */

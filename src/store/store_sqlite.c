@@ -472,6 +472,8 @@ struct store_conn {
     /* Rows written lately, by a hash of their key: the next commit's write
      * to one is an UPDATE by rowid. Emptied when a write is rolled back. */
     usage_row_id usage_ids[USAGE_ID_SLOTS];
+    /* sqlite3_total_changes64 when the transaction began. */
+    sqlite3_int64 tx_changes;
 };
 
 struct store {
@@ -659,17 +661,21 @@ static int rows_end(store_conn *c, stmt_id id, int rc)
 static int tx_begin(store_conn *c)
 {
     sqlite3_stmt *st = NULL;
+    c->tx_changes = sqlite3_total_changes64(c->db);
     int err = stmt_get(c, STMT_BEGIN, &st);
     return err ? err : step_done(c, STMT_BEGIN);
 }
 
+/* Only a commit that wrote something shows the disk has room again: one
+ * that wrote nothing succeeds on a full disk too. */
 static int tx_commit(store_conn *c)
 {
     sqlite3_stmt *st = NULL;
+    int wrote = sqlite3_total_changes64(c->db) != c->tx_changes;
     int err = stmt_get(c, STMT_COMMIT, &st);
     if (!err)
         err = step_done(c, STMT_COMMIT);
-    if (!err)
+    if (!err && wrote)
         atomic_store(&c->owner->full, 0);
     return err;
 }
@@ -1033,17 +1039,77 @@ int store_full(store *s)
     return atomic_load(&s->full);
 }
 
+int store_room_to_write(store *s)
+{
+    return !atomic_load(&s->full) && checkpoint_fits(s);
+}
+
+/* Rewrites the schema version with its own value: one page to the log,
+ * nothing changed. */
+static int probe_write(store_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    int version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (version < 0)
+        return sq_err(c, rc, "room probe");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
+    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SS_OK : sq_err(c, rc, "room probe");
+}
+
+int store_probe_room(store_conn *c)
+{
+    store *s = c->owner;
+    if (!atomic_load(&s->full) || !checkpoint_fits(s))
+        return atomic_load(&s->full) ? SS_FULL : SS_OK;
+    int err = tx_begin(c);
+    if (!err)
+        err = tx_end(c, probe_write(c));
+    if (!err) {
+        atomic_store(&s->full, 0);
+        log_info(LOG_MOD, "the disk has room again: writes accepted");
+    }
+    return err;
+}
+
+/* 1 when the database, as the log's last commit has it, is larger than its
+ * file: a checkpoint would grow the file. One that does not (a log of
+ * deletes and updates: the purge) rewrites pages in place and needs no
+ * room, however large the log. */
+static int checkpoint_grows_file(store_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t pages = -1;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        pages = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    struct stat sb;
+    if (pages < 0 || stat(c->owner->path, &sb) != 0)
+        return 1;
+    return pages * c->owner->page_size > (int64_t)sb.st_size;
+}
+
 /* After a full disk the log is folded whole and truncated (TRUNCATE
  * waits, up to the busy timeout, for readers to move on): the log's space
- * goes back to the disk, for the database to grow into. */
+ * goes back to the disk, for the database to grow into. After each
+ * checkpoint the log's size counts only the frames not yet folded. */
 int store_checkpoint(store_conn *c)
 {
     store *s = c->owner;
-    if (!checkpoint_fits(s))
+    if (!checkpoint_fits(s) && checkpoint_grows_file(c))
         return SS_OK;
     int shrink = atomic_load(&s->shrink_log);
+    int log = 0, folded = 0;
     int rc = sqlite3_wal_checkpoint_v2(
-        c->db, NULL, shrink ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        c->db, NULL, shrink ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, &log, &folded);
+    if (rc == SQLITE_OK && log >= folded)
+        atomic_store(&s->wal_frames, log - folded);
     if (rc == SQLITE_OK && shrink) {
         atomic_store(&s->shrink_log, 0);
         atomic_store(&s->wal_frames, 0);

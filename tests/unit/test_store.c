@@ -595,6 +595,39 @@ static void test_session_on_a_full_disk_is_held_until_space_returns(void **state
     free(s);
 }
 
+/* "store full" stays until a write shows room again: an empty transaction
+ * (the idle purge's look used to be one) commits on a full disk too and
+ * must not clear it; the room probe, one page rewritten, does. */
+static void test_full_is_cleared_only_by_a_write(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_user(f->c, 1, "ann@example.com"), SS_OK);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             (long long)q_int(f->c, "PRAGMA page_count"));
+    exec_raw(f->c, sql);
+    for (int i = 0; i < 200 && !store_full(f->s); i++) {
+        store_session s = mk_session(1, (uint8_t)i, 1000000);
+        snprintf(s.id, sizeof s.id, "%024x", i + 1);
+        assert_int_equal(store_session_create(f->c, &s), SS_OK);
+    }
+    assert_int_equal(store_full(f->s), 1);
+    assert_int_equal(store_room_to_write(f->s), 0);
+    size_t deleted = 9;
+    int more = 1;
+    assert_int_equal(store_purge_step(f->c, 10, &deleted, &more), SS_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(more, 0);
+    assert_int_equal(store_full(f->s), 1);
+    int64_t pending = -1;
+    assert_int_equal(store_purge_pending(f->c, &pending), SS_OK);
+    assert_int_equal(pending, 0);
+    assert_int_equal(store_full(f->s), 1);
+    assert_int_equal(store_probe_room(f->c), SS_OK);
+    assert_int_equal(store_full(f->s), 0);
+    assert_int_equal(store_room_to_write(f->s), 1);
+}
+
 typedef struct held_writer {
     store_conn *c;
     int rc;
@@ -3475,6 +3508,7 @@ int main(void)
         T(test_session_create_get_and_expiry),
         T(test_session_on_a_full_disk_is_held_until_space_returns),
         T(test_held_sessions_written_without_blocking_lookups),
+        T(test_full_is_cleared_only_by_a_write),
         T(test_session_unknown_user_or_duplicate),
         T(test_session_delete),
         T(test_session_delete_user_keeps_one_or_none),
