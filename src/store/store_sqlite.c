@@ -34,6 +34,10 @@
  * second), so a writer that waits 5 s for the lock is facing a stuck
  * process, not a busy one. */
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* The log's truncation after a full disk holds the write lock while it
+ * waits for readers: it waits this long at most, then tries again at the
+ * next checkpoint, so an ingest commit is delayed by this, never failed. */
+#define STORE_TRUNCATE_WAIT_MS 50
 /* Page cache per connection, KiB (a negative cache_size counts KiB): holds
  * the upper levels of the readings b-tree and the series table; a handful of
  * connections stay well under 100 MiB. */
@@ -1077,12 +1081,15 @@ int store_probe_room(store_conn *c)
     return err;
 }
 
-/* 1 when the database, as the log's last commit has it, is larger than its
- * file: a checkpoint would grow the file. One that does not (a log of
- * deletes and updates: the purge) rewrites pages in place and needs no
- * room, however large the log. */
-static int checkpoint_grows_file(store_conn *c)
+/* 1 when a checkpoint of the log can finish, measured: it writes each page
+ * once, in place, and grows the file only by the pages the database (as
+ * the log's last commit has it) has beyond the file's end. The log's size
+ * (checkpoint_fits) is an upper bound of that, far above it when commits
+ * rewrite the same pages, or delete (the purge). */
+static int checkpoint_fits_now(store_conn *c)
 {
+    if (checkpoint_fits(c->owner))
+        return 1;
     sqlite3_stmt *st = NULL;
     int64_t pages = -1;
     if (sqlite3_prepare_v2(c->db, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK &&
@@ -1090,26 +1097,44 @@ static int checkpoint_grows_file(store_conn *c)
         pages = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     struct stat sb;
-    if (pages < 0 || stat(c->owner->path, &sb) != 0)
-        return 1;
-    return pages * c->owner->page_size > (int64_t)sb.st_size;
+    int64_t free_bytes = disk_free_bytes(c->owner);
+    if (pages < 0 || free_bytes < 0 || stat(c->owner->path, &sb) != 0)
+        return 0;
+    int64_t growth = pages * c->owner->page_size - (int64_t)sb.st_size;
+    return free_bytes >= (growth > 0 ? growth : 0) + STORE_CHECKPOINT_SLACK_BYTES;
 }
 
-/* After a full disk the log is folded whole and truncated (TRUNCATE
- * waits, up to the busy timeout, for readers to move on): the log's space
- * goes back to the disk, for the database to grow into. After each
- * checkpoint the log's size counts only the frames not yet folded. */
+/* Truncates the log once a passive checkpoint has folded all of it: the
+ * truncation then copies nothing, and holds the write lock only while it
+ * waits for readers, STORE_TRUNCATE_WAIT_MS at most. A truncation that
+ * copied the whole log would hold the lock as long, and ingest commits
+ * would wait the busy timeout out and fail, just when space came back. */
+static int checkpoint_truncate(store_conn *c)
+{
+    sqlite3_busy_timeout(c->db, STORE_TRUNCATE_WAIT_MS);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+    return rc;
+}
+
+/* After a full disk the log is folded (passively, beside the writer) and
+ * then truncated: the log's space goes back to the disk, for the database
+ * to grow into. After each checkpoint the log's size counts only the
+ * frames not yet folded. */
 int store_checkpoint(store_conn *c)
 {
     store *s = c->owner;
-    if (!checkpoint_fits(s) && checkpoint_grows_file(c))
+    if (!checkpoint_fits_now(c))
         return SS_OK;
     int shrink = atomic_load(&s->shrink_log);
     int log = 0, folded = 0;
-    int rc = sqlite3_wal_checkpoint_v2(
-        c->db, NULL, shrink ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, &log, &folded);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &folded);
     if (rc == SQLITE_OK && log >= folded)
         atomic_store(&s->wal_frames, log - folded);
+    if (rc == SQLITE_OK && shrink && log == folded)
+        rc = checkpoint_truncate(c);
+    else
+        shrink = 0;
     if (rc == SQLITE_OK && shrink) {
         atomic_store(&s->shrink_log, 0);
         atomic_store(&s->wal_frames, 0);
