@@ -23,8 +23,6 @@ struct store_maint {
     int kicked;        /* under mu */
     atomic_int healthy;
     atomic_int_fast64_t pinged_at;  /* ms of the last successful ping */
-    atomic_uint_fast64_t purged;
-    atomic_int_fast64_t pending;  /* series, at the last look */
     metrics *metrics;             /* may be NULL */
 };
 
@@ -60,9 +58,16 @@ static int purge_due(store_maint *m, store_conn *c)
     int64_t pending = 0;
     if (store_purge_pending(c, &pending) != SS_OK)
         return 0;
-    atomic_store(&m->pending, pending);
     metrics_purge_pending(m->metrics, (uint64_t)pending);
     return pending > 0 && store_room_to_write(m->store);
+}
+
+/* The backlog the metrics show, once a chunk has emptied the list. */
+static void purge_recount(store_maint *m, store_conn *c)
+{
+    int64_t pending = 0;
+    if (store_purge_pending(c, &pending) == SS_OK)
+        metrics_purge_pending(m->metrics, (uint64_t)pending);
 }
 
 /* One chunk of the purge. Returns 1 while more remains. */
@@ -77,8 +82,9 @@ static int purge_chunk(store_maint *m, store_conn *c)
         log_warn(LOG_MOD, "purge of deleted readings: %s; retrying", ss_strerror(err));
         return 0;
     }
-    atomic_fetch_add(&m->purged, deleted);
     metrics_readings_purged(m->metrics, deleted);
+    if (!more)
+        purge_recount(m, c);
     return more;
 }
 
@@ -128,8 +134,6 @@ int store_maint_start(store *s, const store_maint_options *opt, store_maint **ou
     m->metrics = opt ? opt->metrics : NULL;
     atomic_init(&m->healthy, 0);
     atomic_init(&m->pinged_at, 0);
-    atomic_init(&m->purged, 0);
-    atomic_init(&m->pending, 0);
     store_conn *c = NULL;
     if (store_conn_acquire(s, &c) == SS_OK) {
         ping(m, c);
@@ -168,16 +172,6 @@ int store_maint_healthy(store_maint *m, int64_t now_ms)
 {
     return atomic_load(&m->healthy) &&
            now_ms - atomic_load(&m->pinged_at) < (int64_t)SS_HEALTH_STALE_MS;
-}
-
-uint64_t store_maint_purged(store_maint *m)
-{
-    return atomic_load(&m->purged);
-}
-
-int64_t store_maint_pending(store_maint *m)
-{
-    return atomic_load(&m->pending);
 }
 
 void store_maint_stop(store_maint *m)

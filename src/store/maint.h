@@ -21,7 +21,9 @@ typedef struct store_maint store_maint;
 
 typedef struct store_maint_options {
     size_t purge_chunk_rows;  /* 0: SS_PURGE_CHUNK_ROWS; clamped to it */
-    metrics *metrics;         /* purge backlog and progress; may be NULL */
+    /* The purge's backlog (series waiting, at the thread's last look: at
+     * most SS_HEALTH_PING_MS old while idle) and progress; may be NULL. */
+    metrics *metrics;
 } store_maint_options;
 
 /* Pings the store once (so the health state is known at once), then starts
@@ -35,12 +37,6 @@ void store_maint_kick(store_maint *m);
 /* 1 when the last ping succeeded and is younger than SS_HEALTH_STALE_MS.
  * Any thread; never waits. */
 int store_maint_healthy(store_maint *m, int64_t now_ms);
-
-/* Readings purged since start. Any thread. */
-uint64_t store_maint_purged(store_maint *m);
-/* Series waiting for the purge at the thread's last look (at most
- * SS_HEALTH_PING_MS old while idle). Any thread. */
-int64_t store_maint_pending(store_maint *m);
 
 /* Stops the thread after the chunk in progress (the rest of the purge
  * resumes at the next start) and frees m. NULL is a no-op. */
