@@ -1272,6 +1272,8 @@ int store_user_in_reach(store_conn *c, const char *admin_id, const char *key_org
 /* ---- sessions ------------------------------------------------------------------ */
 
 static int held_deletes_write(store_conn *c);
+static int held_delete_add(store *s, const held_delete *d);
+static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 
 /* Sessions held in memory, for sign-in on a full disk (store.h). Every
  * session call looks here first, under held_lock: a held session is never
@@ -1346,8 +1348,16 @@ static int held_settle(store_conn *c, const store_session *h, int written)
     pthread_mutex_unlock(&s->held_lock);
     if (!written)
         return SS_OK;
-    if (i < 0)
-        return store_session_delete(c, h->token_hash) == SS_STORE ? SS_STORE : SS_OK;
+    if (i < 0) {
+        int err = session_delete_db(c, h->token_hash);
+        if (err && err != SS_NOT_FOUND) {
+            /* ended meanwhile, and its row could not go: refused from here */
+            held_delete d = {.by_hash = 1};
+            memcpy(d.hash, h->token_hash, sizeof d.hash);
+            held_delete_add(s, &d);
+        }
+        return SS_OK;
+    }
     if (seen > h->last_seen_at)
         store_session_touch(c, h->token_hash, seen);
     return SS_OK;
@@ -1417,7 +1427,6 @@ static size_t held_drop(store *s, const uint8_t *hash, const char *user_id, cons
     return n;
 }
 
-static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 static int session_delete_user_db(store_conn *c, const char *user_id, const uint8_t *keep);
 static int session_delete_id_db(store_conn *c, const char *user_id, const char *id);
 
