@@ -47,6 +47,8 @@ struct metrics {
     _Atomic uint64_t bytes_out[METRICS_PROTOCOLS];
     _Atomic int64_t queue_depth;
     _Atomic uint64_t store_errors;
+    _Atomic uint64_t purge_pending;
+    _Atomic uint64_t readings_purged;
     histogram commit_batch;
     histogram commit_duration;
 };
@@ -191,6 +193,18 @@ void metrics_store_error(metrics *m)
         add(&m->store_errors, 1);
 }
 
+void metrics_purge_pending(metrics *m, uint64_t series)
+{
+    if (m)
+        atomic_store_explicit(&m->purge_pending, series, memory_order_relaxed);
+}
+
+void metrics_readings_purged(metrics *m, uint64_t n)
+{
+    if (m)
+        add(&m->readings_purged, n);
+}
+
 /* ---- rendering -------------------------------------------------------- */
 
 static uint64_t load(_Atomic uint64_t *c)
@@ -319,6 +333,21 @@ static int render_bytes(metrics *m, ss_buf *out)
     return rc;
 }
 
+static int render_purge(metrics *m, ss_buf *out)
+{
+    const char *pending = "sensorspace_purge_pending_series";
+    const char *purged = "sensorspace_readings_purged_total";
+    int rc = render_head(out, pending, "gauge",
+                         "Series of deleted devices whose readings wait for the purge.");
+    if (rc == 0)
+        rc = buf_printf(out, "%s %" PRIu64 "\n", pending, load(&m->purge_pending));
+    if (rc == 0)
+        rc = render_head(out, purged, "counter", "Readings of deleted devices purged.");
+    if (rc == 0)
+        rc = buf_printf(out, "%s %" PRIu64 "\n", purged, load(&m->readings_purged));
+    return rc;
+}
+
 static int render_ingest(metrics *m, ss_buf *out)
 {
     const char *depth = "sensorspace_ingest_queue_depth";
@@ -345,7 +374,7 @@ static int render_ingest(metrics *m, ss_buf *out)
         rc = render_head(out, errors, "counter", "Group commits the store refused.");
     if (rc == 0)
         rc = buf_printf(out, "%s %" PRIu64 "\n", errors, load(&m->store_errors));
-    return rc;
+    return rc == 0 ? render_purge(m, out) : rc;
 }
 
 int metrics_render(metrics *m, ss_buf *out)

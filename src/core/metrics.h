@@ -87,6 +87,9 @@ void metrics_queue_depth(metrics *m, size_t depth);
 void metrics_commit(metrics *m, uint64_t readings, uint64_t nanoseconds);
 /* A commit the store refused (not a deleted device: a store failure). */
 void metrics_store_error(metrics *m);
+/* Series of deleted devices waiting for the purge, now; n readings purged. */
+void metrics_purge_pending(metrics *m, uint64_t series);
+void metrics_readings_purged(metrics *m, uint64_t n);
 
 /* Appends the whole exposition (HELP, TYPE and samples of every series)
  * to out. 0 or SS_NOMEM (out may then hold part of it). */

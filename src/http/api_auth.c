@@ -123,11 +123,30 @@ void api_login(api_call *call)
     start_session(call);
 }
 
+/* A session delete the full disk had no room for (SS_FULL, store.h) is in
+ * force on this server but not saved: a restart before space returns
+ * would bring the sessions back, so it is not acknowledged as done. */
+static void reply_end_unsaved(api_call *call, const char *what)
+{
+    char msg[320];
+    snprintf(msg, sizeof msg,
+             "the disk is full: %s ended on this server now, but this could not be saved; it is "
+             "saved once space is freed, and if the server restarts before then it may work "
+             "again: end it again after such a restart",
+             what);
+    api_reply_error(call, 503, "store_unavailable", msg);
+}
+
 void api_logout(api_call *call)
 {
     if (api_require_user(call))
         return;
     int rc = store_session_delete(call->db, call->session.token_hash);
+    if (rc == SS_FULL) {
+        call->signed_out = 1;
+        reply_end_unsaved(call, "the session is");
+        return;
+    }
     if (rc && rc != SS_NOT_FOUND) {
         api_reply_store_error(call, rc);
         return;
@@ -197,12 +216,18 @@ void api_me_password(api_call *call)
     int rc = store_user_set_password(call->db, call->user.id, hash);
     if (rc == 0)
         rc = store_session_delete_user(call->db, call->user.id, call->session.token_hash);
+    if (rc == 0 || rc == SS_FULL) {
+        memcpy(call->ended_user, call->user.id, sizeof call->ended_user);
+        call->ended_user_keeps_own = 1;
+    }
+    if (rc == SS_FULL) {
+        reply_end_unsaved(call, "the password is changed and the other sessions are");
+        return;
+    }
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    memcpy(call->ended_user, call->user.id, sizeof call->ended_user);
-    call->ended_user_keeps_own = 1;
     char target[64];
     snprintf(target, sizeof target, "user:%s", call->user.id);
     api_audit(call, "", "user.password", target,
@@ -244,11 +269,16 @@ void api_me_session_delete(api_call *call)
     int rc = secret_id_valid(call->params[0])
                  ? store_session_delete_id(call->db, call->user.id, call->params[0])
                  : SS_NOT_FOUND;
+    if (rc == 0 || rc == SS_FULL)
+        snprintf(call->ended_login, sizeof call->ended_login, "%s", call->params[0]);
+    if (rc == SS_FULL) {
+        reply_end_unsaved(call, "the session is");
+        return;
+    }
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    snprintf(call->ended_login, sizeof call->ended_login, "%s", call->params[0]);
     api_reply_empty(call);
 }
 
@@ -272,10 +302,10 @@ static int load_user_as_superadmin(api_call *call, store_user *u)
 static int end_user_sessions(api_call *call, const char *user_id)
 {
     int rc = store_session_delete_user(call->db, user_id, NULL);
-    if (rc == 0)
+    if (rc == 0 || rc == SS_FULL) {
         api_revoke(call, user_id);
-    if (rc == 0)
         snprintf(call->ended_user, sizeof call->ended_user, "%s", user_id);
+    }
     return rc;
 }
 
@@ -300,8 +330,10 @@ void api_user_patch(api_call *call)
         return;
     }
     int rc = store_user_set_disabled(call->db, u.id, value);
-    if (rc == 0 && value)
-        rc = end_user_sessions(call, u.id);
+    if (rc == 0 && value && (rc = end_user_sessions(call, u.id)) == SS_FULL) {
+        reply_end_unsaved(call, "the user is disabled and its sessions are");
+        return;
+    }
     if (rc) {
         api_reply_store_error(call, rc);
         return;
@@ -328,8 +360,10 @@ void api_user_password(api_call *call)
     if (failed)
         return;
     int rc = store_user_set_password(call->db, u.id, hash);
-    if (rc == 0)
-        rc = end_user_sessions(call, u.id);
+    if (rc == 0 && (rc = end_user_sessions(call, u.id)) == SS_FULL) {
+        reply_end_unsaved(call, "the password is changed and the user's sessions are");
+        return;
+    }
     if (rc == 0)
         rc = store_user_unlock_login(call->db, u.id, call->now_ms);
     if (rc) {

@@ -29,7 +29,7 @@ static const char usage[] =
 
 /* Who ran the command, as the audit log names an offline actor: the
  * local account (the store has no session to name). */
-static void audit_reset(store_conn *c, const store_user *u, int64_t now_ms)
+static int audit_reset(store_conn *c, const store_user *u, int64_t now_ms)
 {
     store_audit a = {.ts = now_ms};
     const struct passwd *pw = getpwuid(geteuid());
@@ -43,8 +43,22 @@ static void audit_reset(store_conn *c, const store_user *u, int64_t now_ms)
                                "login_throttle_lifted", 1);
     audit_detail_text(detail, a.detail, sizeof a.detail);
     json_decref(detail);
-    if (store_audit_append(c, &a))
-        fprintf(stderr, "reset-password: the audit entry could not be written\n");
+    return store_audit_append(c, &a);
+}
+
+/* Why a step could not be written, and what of the reset stands. A session
+ * delete on a full disk is only held in memory, and this process ends: it
+ * did not happen. */
+static void say_failed(int rc, const char *step, const char *done)
+{
+    if (rc == SS_FULL)
+        fprintf(stderr,
+                "reset-password: the disk is full: %s could not be written (%s); free space "
+                "and run the command again\n",
+                step, done);
+    else
+        fprintf(stderr, "reset-password: %s could not be written (%s): %s\n", step, done,
+                ss_strerror(rc));
 }
 
 static int apply(store *s, const char *email, const char *password)
@@ -63,17 +77,21 @@ static int apply(store *s, const char *email, const char *password)
     rc = store_user_get_by_email(c, email, &u);
     if (rc == SS_NOT_FOUND)
         fprintf(stderr, "reset-password: no user %s\n", email);
-    if (rc == 0)
-        rc = store_user_set_password(c, u.id, hash);
-    if (rc == 0)
-        rc = store_user_set_disabled(c, u.id, 0);
-    if (rc == 0)
-        rc = store_session_delete_user(c, u.id, NULL);
+    else if (rc)
+        say_failed(rc, "the user", "nothing was changed");
     int64_t now = clock_now_ms();
-    if (rc == 0)
-        rc = store_user_unlock_login(c, u.id, now);
-    if (rc == 0)
-        audit_reset(c, &u, now);
+    if (rc == 0 && (rc = store_user_set_password(c, u.id, hash)) != 0)
+        say_failed(rc, "the new password", "nothing was changed");
+    if (rc == 0 && (rc = store_user_set_disabled(c, u.id, 0)) != 0)
+        say_failed(rc, "the account's enabling", "the password is changed");
+    if (rc == 0 && (rc = store_session_delete_user(c, u.id, NULL)) != 0)
+        say_failed(rc, "the end of its sessions",
+                   "the password is changed and the account enabled; its sessions still work");
+    if (rc == 0 && (rc = store_user_unlock_login(c, u.id, now)) != 0)
+        say_failed(rc, "the lifting of its sign-in throttle",
+                   "the password is changed, the account enabled and its sessions ended");
+    if (rc == 0 && (rc = audit_reset(c, &u, now)) != 0)
+        say_failed(rc, "the audit entry", "the password is reset, but the audit log lacks it");
     store_conn_release(s, c);
     return rc;
 }

@@ -437,7 +437,8 @@ static int start_loop_parts(server *sv)
     }
     rc = api_gate_new(&sv->gate);
     if (rc == 0)
-        rc = store_maint_start(sv->store, NULL, &sv->maint);
+        rc = store_maint_start(sv->store, &(store_maint_options){.metrics = sv->metrics},
+                               &sv->maint);
     if (rc) {
         fprintf(stderr, "cannot start the store housekeeping: %s\n", ss_strerror(rc));
         return rc;

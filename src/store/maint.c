@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #define LOG_MOD "store"
 #define NS_PER_MS 1000000ull
@@ -22,7 +23,7 @@ struct store_maint {
     int kicked;        /* under mu */
     atomic_int healthy;
     atomic_int_fast64_t pinged_at;  /* ms of the last successful ping */
-    atomic_uint_fast64_t purged;
+    metrics *metrics;             /* may be NULL */
 };
 
 static void ping(store_maint *m, store_conn *c)
@@ -47,17 +48,43 @@ static int wait_ms(store_maint *m, uint64_t ms, int idle)
     return stop;
 }
 
+/* 1 when the purge has work and room to do it. The look is a read: the
+ * idle thread takes no write lock, and commits no empty transaction.
+ * Deleting readings writes pages to the log like ingest does, so while the
+ * disk is full, or a checkpoint would not fit, the purge waits rather than
+ * grow the log with space ingest needs. */
+static int purge_due(store_maint *m, store_conn *c)
+{
+    int64_t pending = 0;
+    if (store_purge_pending(c, &pending) != SS_OK)
+        return 0;
+    metrics_purge_pending(m->metrics, (uint64_t)pending);
+    return pending > 0 && store_room_to_write(m->store);
+}
+
+/* The backlog the metrics show, once a chunk has emptied the list. */
+static void purge_recount(store_maint *m, store_conn *c)
+{
+    int64_t pending = 0;
+    if (store_purge_pending(c, &pending) == SS_OK)
+        metrics_purge_pending(m->metrics, (uint64_t)pending);
+}
+
 /* One chunk of the purge. Returns 1 while more remains. */
 static int purge_chunk(store_maint *m, store_conn *c)
 {
     size_t deleted = 0;
     int more = 0;
+    if (!purge_due(m, c))
+        return 0;
     int err = store_purge_step(c, m->chunk_rows, &deleted, &more);
     if (err) {
         log_warn(LOG_MOD, "purge of deleted readings: %s; retrying", ss_strerror(err));
         return 0;
     }
-    atomic_fetch_add(&m->purged, deleted);
+    metrics_readings_purged(m->metrics, deleted);
+    if (!more)
+        purge_recount(m, c);
     return more;
 }
 
@@ -84,6 +111,8 @@ static void maint_main(void *arg)
             ping(m, c);
             next_ping = now + SS_HEALTH_PING_MS;
         }
+        if (c && store_full(m->store))
+            store_probe_room(c);
         int more = c ? purge_chunk(m, c) : 0;
         uint64_t wait = more ? pause_after(clock_now_ms() - now) : SS_HEALTH_PING_MS;
         if (wait_ms(m, wait, !more))
@@ -102,9 +131,9 @@ int store_maint_start(store *s, const store_maint_options *opt, store_maint **ou
     m->chunk_rows = opt && opt->purge_chunk_rows ? opt->purge_chunk_rows : SS_PURGE_CHUNK_ROWS;
     if (m->chunk_rows > SS_PURGE_CHUNK_ROWS)
         m->chunk_rows = SS_PURGE_CHUNK_ROWS;
+    m->metrics = opt ? opt->metrics : NULL;
     atomic_init(&m->healthy, 0);
     atomic_init(&m->pinged_at, 0);
-    atomic_init(&m->purged, 0);
     store_conn *c = NULL;
     if (store_conn_acquire(s, &c) == SS_OK) {
         ping(m, c);
@@ -143,11 +172,6 @@ int store_maint_healthy(store_maint *m, int64_t now_ms)
 {
     return atomic_load(&m->healthy) &&
            now_ms - atomic_load(&m->pinged_at) < (int64_t)SS_HEALTH_STALE_MS;
-}
-
-uint64_t store_maint_purged(store_maint *m)
-{
-    return atomic_load(&m->purged);
 }
 
 void store_maint_stop(store_maint *m)

@@ -5,20 +5,25 @@
  * SS_HEALTH_PING_MS and publishes the outcome (read by any thread without a
  * lock), and empties the purge list (store_purge_step) in chunks of at most
  * SS_PURGE_CHUNK_ROWS readings, pausing between chunks so that ingest
- * commits take the write lock in between. A purge left by a restart resumes
- * at start. */
+ * commits take the write lock in between. It looks for purge work with a
+ * read, and purges only while the disk has room (store_room_to_write). A
+ * purge left by a restart resumes at start. */
 #ifndef SS_STORE_MAINT_H
 #define SS_STORE_MAINT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "store/store.h"
 
 typedef struct store_maint store_maint;
 
 typedef struct store_maint_options {
     size_t purge_chunk_rows;  /* 0: SS_PURGE_CHUNK_ROWS; clamped to it */
+    /* The purge's backlog (series waiting, at the thread's last look: at
+     * most SS_HEALTH_PING_MS old while idle) and progress; may be NULL. */
+    metrics *metrics;
 } store_maint_options;
 
 /* Pings the store once (so the health state is known at once), then starts
@@ -32,9 +37,6 @@ void store_maint_kick(store_maint *m);
 /* 1 when the last ping succeeded and is younger than SS_HEALTH_STALE_MS.
  * Any thread; never waits. */
 int store_maint_healthy(store_maint *m, int64_t now_ms);
-
-/* Readings purged since start (for tests and metrics). Any thread. */
-uint64_t store_maint_purged(store_maint *m);
 
 /* Stops the thread after the chunk in progress (the rest of the purge
  * resumes at the next start) and frees m. NULL is a no-op. */

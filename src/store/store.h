@@ -77,6 +77,16 @@ int store_checkpoint(store_conn *c);
 /* 1 while the disk is full: the last write met no room (a commit that
  * succeeds clears it). Any thread. */
 int store_full(store *s);
+/* 1 when a write that only tidies up (the purge) may run: the disk is not
+ * full and a checkpoint of the log would fit. Such a write grows the log
+ * with pages no checkpoint can fold meanwhile, taking the space ingest
+ * needs. Any thread. */
+int store_room_to_write(store *s);
+/* While store_full, and a checkpoint would fit again, writes one page that
+ * changes nothing: when it commits the disk has room and store_full is
+ * cleared, even when nothing else writes. SS_OK when not full (or no
+ * longer), SS_FULL while still full. Call it now and then. */
+int store_probe_room(store_conn *c);
 
 /* ---- users ------------------------------------------------------------ */
 
@@ -135,6 +145,11 @@ int store_session_write_held(store_conn *c, int64_t now_ms);
 /* SS_NOT_FOUND when absent or expired (expires_at <= now_ms). */
 int store_session_get(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
                       store_session *out);
+/* The session deletes below, on a full disk: the delete is held in memory,
+ * in force at once for every session call of this process and written by
+ * store_session_write_held once there is room, and the call answers SS_FULL,
+ * since a restart before that brings the sessions back. SS_STORE when the
+ * memory for held deletes is full too: nothing was ended. */
 int store_session_delete(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 /* Deletes every session of the user except `keep` (NULL: all of them). */
 int store_session_delete_user(store_conn *c, const char *user_id,
@@ -436,7 +451,8 @@ int store_device_delete(store_conn *c, const char *id);
  * of holding the write lock for seconds. OUT deleted: readings deleted;
  * more: 0 once the purge list is empty (nothing left to call for). */
 int store_purge_step(store_conn *c, size_t max_rows, size_t *deleted, int *more);
-/* Series of deleted devices whose readings are still to be purged. */
+/* Series of deleted devices whose readings are still to be purged: a read,
+ * no write lock taken. */
 int store_purge_pending(store_conn *c, int64_t *series);
 
 /* ---- readings and series ---------------------------------------------- */

@@ -34,6 +34,10 @@
  * second), so a writer that waits 5 s for the lock is facing a stuck
  * process, not a busy one. */
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* The log's truncation after a full disk holds the write lock while it
+ * waits for readers: it waits this long at most, then tries again at the
+ * next checkpoint, so an ingest commit is delayed by this, never failed. */
+#define STORE_TRUNCATE_WAIT_MS 50
 /* Page cache per connection, KiB (a negative cache_size counts KiB): holds
  * the upper levels of the readings b-tree and the series table; a handful of
  * connections stay well under 100 MiB. */
@@ -474,6 +478,8 @@ struct store_conn {
     /* Rows written lately, by a hash of their key: the next commit's write
      * to one is an UPDATE by rowid. Emptied when a write is rolled back. */
     usage_row_id usage_ids[USAGE_ID_SLOTS];
+    /* sqlite3_total_changes64 when the transaction began. */
+    sqlite3_int64 tx_changes;
 };
 
 struct store {
@@ -502,6 +508,8 @@ struct store {
     /* Sign-ins the disk had no room for (STORE_HELD_SESSIONS_MAX): served
      * from here and written when space returns. */
     pthread_mutex_t held_lock;
+    /* One writer of the hold at a time (store_session_write_held). */
+    pthread_mutex_t held_write_lock;
     store_session held[STORE_HELD_SESSIONS_MAX];
     size_t n_held;
     /* Session deletes the disk had no room for: the sessions they name are
@@ -659,17 +667,21 @@ static int rows_end(store_conn *c, stmt_id id, int rc)
 static int tx_begin(store_conn *c)
 {
     sqlite3_stmt *st = NULL;
+    c->tx_changes = sqlite3_total_changes64(c->db);
     int err = stmt_get(c, STMT_BEGIN, &st);
     return err ? err : step_done(c, STMT_BEGIN);
 }
 
+/* Only a commit that wrote something shows the disk has room again: one
+ * that wrote nothing succeeds on a full disk too. */
 static int tx_commit(store_conn *c)
 {
     sqlite3_stmt *st = NULL;
+    int wrote = sqlite3_total_changes64(c->db) != c->tx_changes;
     int err = stmt_get(c, STMT_COMMIT, &st);
     if (!err)
         err = step_done(c, STMT_COMMIT);
-    if (!err)
+    if (!err && wrote)
         atomic_store(&c->owner->full, 0);
     return err;
 }
@@ -931,6 +943,7 @@ static int store_path(const store_options *opt, char *path, size_t cap, char *er
 
 static void store_free(store *s)
 {
+    pthread_mutex_destroy(&s->held_write_lock);
     pthread_mutex_destroy(&s->held_lock);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -967,6 +980,12 @@ int store_open(const store_options *opt, store **out, char *errbuf, size_t errle
         return SS_NOMEM;
     }
     if (pthread_mutex_init(&s->held_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return SS_NOMEM;
+    }
+    if (pthread_mutex_init(&s->held_write_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->held_lock);
         pthread_mutex_destroy(&s->lock);
         free(s);
         return SS_NOMEM;
@@ -1026,17 +1045,98 @@ int store_full(store *s)
     return atomic_load(&s->full);
 }
 
-/* After a full disk the log is folded whole and truncated (TRUNCATE
- * waits, up to the busy timeout, for readers to move on): the log's space
- * goes back to the disk, for the database to grow into. */
+int store_room_to_write(store *s)
+{
+    return !atomic_load(&s->full) && checkpoint_fits(s);
+}
+
+/* Rewrites the schema version with its own value: one page to the log,
+ * nothing changed. */
+static int probe_write(store_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    int version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (version < 0)
+        return sq_err(c, rc, "room probe");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
+    rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SS_OK : sq_err(c, rc, "room probe");
+}
+
+int store_probe_room(store_conn *c)
+{
+    store *s = c->owner;
+    if (!atomic_load(&s->full) || !checkpoint_fits(s))
+        return atomic_load(&s->full) ? SS_FULL : SS_OK;
+    int err = tx_begin(c);
+    if (!err)
+        err = tx_end(c, probe_write(c));
+    if (!err) {
+        atomic_store(&s->full, 0);
+        log_info(LOG_MOD, "the disk has room again: writes accepted");
+    }
+    return err;
+}
+
+/* 1 when a checkpoint of the log can finish, measured: it writes each page
+ * once, in place, and grows the file only by the pages the database (as
+ * the log's last commit has it) has beyond the file's end. The log's size
+ * (checkpoint_fits) is an upper bound of that, far above it when commits
+ * rewrite the same pages, or delete (the purge). */
+static int checkpoint_fits_now(store_conn *c)
+{
+    if (checkpoint_fits(c->owner))
+        return 1;
+    sqlite3_stmt *st = NULL;
+    int64_t pages = -1;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        pages = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    struct stat sb;
+    int64_t free_bytes = disk_free_bytes(c->owner);
+    if (pages < 0 || free_bytes < 0 || stat(c->owner->path, &sb) != 0)
+        return 0;
+    int64_t growth = pages * c->owner->page_size - (int64_t)sb.st_size;
+    return free_bytes >= (growth > 0 ? growth : 0) + STORE_CHECKPOINT_SLACK_BYTES;
+}
+
+/* Truncates the log once a passive checkpoint has folded all of it: the
+ * truncation then copies nothing, and holds the write lock only while it
+ * waits for readers, STORE_TRUNCATE_WAIT_MS at most. A truncation that
+ * copied the whole log would hold the lock as long, and ingest commits
+ * would wait the busy timeout out and fail, just when space came back. */
+static int checkpoint_truncate(store_conn *c)
+{
+    sqlite3_busy_timeout(c->db, STORE_TRUNCATE_WAIT_MS);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(c->db, STORE_BUSY_TIMEOUT_MS);
+    return rc;
+}
+
+/* After a full disk the log is folded (passively, beside the writer) and
+ * then truncated: the log's space goes back to the disk, for the database
+ * to grow into. After each checkpoint the log's size counts only the
+ * frames not yet folded. */
 int store_checkpoint(store_conn *c)
 {
     store *s = c->owner;
-    if (!checkpoint_fits(s))
+    if (!checkpoint_fits_now(c))
         return SS_OK;
     int shrink = atomic_load(&s->shrink_log);
-    int rc = sqlite3_wal_checkpoint_v2(
-        c->db, NULL, shrink ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    int log = 0, folded = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &folded);
+    if (rc == SQLITE_OK && log >= folded)
+        atomic_store(&s->wal_frames, log - folded);
+    if (rc == SQLITE_OK && shrink && log == folded)
+        rc = checkpoint_truncate(c);
+    else
+        shrink = 0;
     if (rc == SQLITE_OK && shrink) {
         atomic_store(&s->shrink_log, 0);
         atomic_store(&s->wal_frames, 0);
@@ -1174,6 +1274,8 @@ int store_user_in_reach(store_conn *c, const char *admin_id, const char *key_org
 /* ---- sessions ------------------------------------------------------------------ */
 
 static int held_deletes_write(store_conn *c);
+static int held_delete_add(store *s, const held_delete *d);
+static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 
 /* Sessions held in memory, for sign-in on a full disk (store.h). Every
  * session call looks here first, under held_lock: a held session is never
@@ -1231,24 +1333,66 @@ int store_session_create(store_conn *c, const store_session *s)
     return err == SS_FULL ? held_add(c->owner, s) : err;
 }
 
-/* Moves held sessions to the database, oldest first, until one does not
- * fit; drops those expired meanwhile. */
-int store_session_write_held(store_conn *c, int64_t now_ms)
+/* Takes the oldest held session out of the hold once it is in the
+ * database. Anything done to it meanwhile (held_lock was not held while it
+ * was written) is carried over: a delete deletes the row written, a touch
+ * is written too. */
+static int held_settle(store_conn *c, const store_session *h, int written)
 {
     store *s = c->owner;
     pthread_mutex_lock(&s->held_lock);
-    int err = held_deletes_write(c);
-    while (s->n_held > 0 && err == SS_OK) {
-        store_session *h = &s->held[0];
-        err = h->expires_at > now_ms ? session_insert(c, h) : SS_OK;
-        if (err == SS_EXISTS || err == SS_NOT_FOUND)
-            err = SS_OK;  /* not to be written: an id taken, a user deleted */
-        if (err == SS_OK) {
-            memmove(&s->held[0], &s->held[1], (s->n_held - 1) * sizeof s->held[0]);
-            s->n_held--;
-        }
+    ssize_t i = held_find(s, h->token_hash);
+    int64_t seen = i >= 0 ? s->held[i].last_seen_at : 0;
+    if (i >= 0) {
+        memmove(&s->held[i], &s->held[i + 1], (s->n_held - (size_t)i - 1) * sizeof s->held[0]);
+        s->n_held--;
     }
     pthread_mutex_unlock(&s->held_lock);
+    if (!written)
+        return SS_OK;
+    if (i < 0) {
+        int err = session_delete_db(c, h->token_hash);
+        if (err && err != SS_NOT_FOUND) {
+            /* ended meanwhile, and its row could not go: refused from here */
+            held_delete d = {.by_hash = 1};
+            memcpy(d.hash, h->token_hash, sizeof d.hash);
+            held_delete_add(s, &d);
+        }
+        return SS_OK;
+    }
+    if (seen > h->last_seen_at)
+        store_session_touch(c, h->token_hash, seen);
+    return SS_OK;
+}
+
+/* Moves held sessions to the database, oldest first, until one does not
+ * fit; drops those expired meanwhile. held_lock is taken only to copy and
+ * to settle, never across a write, which may wait the busy timeout while
+ * every request's session look-up needs the lock. */
+int store_session_write_held(store_conn *c, int64_t now_ms)
+{
+    store *s = c->owner;
+    pthread_mutex_lock(&s->held_write_lock);
+    int err = held_deletes_write(c);
+    while (err == SS_OK) {
+        pthread_mutex_lock(&s->held_lock);
+        size_t n = s->n_held;
+        store_session h;
+        if (n > 0)
+            h = s->held[0];
+        pthread_mutex_unlock(&s->held_lock);
+        if (n == 0)
+            break;
+        int write = h.expires_at > now_ms;
+        err = write ? session_insert(c, &h) : SS_OK;
+        if (err == SS_EXISTS || err == SS_NOT_FOUND) {
+            err = SS_OK;  /* not to be written: an id taken, a user deleted */
+            write = 0;
+        }
+        if (err == SS_OK)
+            err = held_settle(c, &h, write);
+    }
+    pthread_mutex_unlock(&s->held_write_lock);
     return err;
 }
 
@@ -1285,7 +1429,6 @@ static size_t held_drop(store *s, const uint8_t *hash, const char *user_id, cons
     return n;
 }
 
-static int session_delete_db(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 static int session_delete_user_db(store_conn *c, const char *user_id, const uint8_t *keep);
 static int session_delete_id_db(store_conn *c, const char *user_id, const char *id);
 
@@ -1304,19 +1447,23 @@ static int held_deleted(const store *s, const store_session *sess)
     return 0;
 }
 
-/* Holds a delete the disk had no room for: SS_OK, or SS_FULL when there
- * is no room in memory either. */
+/* Holds a delete the disk had no room for. It is in force on this
+ * process at once but not durable, so it is never an SS_OK: SS_FULL once
+ * held, SS_STORE when there is no room in memory either (the sessions
+ * stay valid). */
 static int held_delete_add(store *s, const held_delete *d)
 {
-    int err = SS_FULL;
+    int err = SS_STORE;
     pthread_mutex_lock(&s->held_lock);
     if (s->n_dels < STORE_HELD_SESSIONS_MAX) {
         s->dels[s->n_dels++] = *d;
-        err = SS_OK;
+        err = SS_FULL;
     }
     pthread_mutex_unlock(&s->held_lock);
-    if (!err)
+    if (err == SS_FULL)
         log_info(LOG_MOD, "disk full: a sign-out is kept in memory until space returns");
+    else
+        log_warn(LOG_MOD, "disk full: a sign-out could not be kept in memory either");
     return err;
 }
 
@@ -1329,17 +1476,28 @@ static int held_delete_write(store_conn *c, const held_delete *d)
 }
 
 /* Writes the held deletes, oldest first, until one does not fit. Under
- * held_lock. */
+ * held_write_lock, the only place deletes leave the hold: the first one
+ * stays the first while it is written without held_lock. */
 static int held_deletes_write(store_conn *c)
 {
     store *s = c->owner;
     int err = SS_OK;
-    while (s->n_dels > 0 && !err) {
-        err = held_delete_write(c, &s->dels[0]);
-        if (!err) {
-            memmove(&s->dels[0], &s->dels[1], (s->n_dels - 1) * sizeof s->dels[0]);
-            s->n_dels--;
-        }
+    for (;;) {
+        pthread_mutex_lock(&s->held_lock);
+        size_t n = s->n_dels;
+        held_delete d;
+        if (n > 0)
+            d = s->dels[0];
+        pthread_mutex_unlock(&s->held_lock);
+        if (n == 0 || err)
+            break;
+        err = held_delete_write(c, &d);
+        if (err)
+            break;
+        pthread_mutex_lock(&s->held_lock);
+        memmove(&s->dels[0], &s->dels[1], (s->n_dels - 1) * sizeof s->dels[0]);
+        s->n_dels--;
+        pthread_mutex_unlock(&s->held_lock);
     }
     return err;
 }
@@ -1507,8 +1665,9 @@ int store_session_list_user(store_conn *c, const char *user_id, int64_t now_ms,
     store_session s;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         session_from_row(st, &s);
+        /* A held session being written is listed once, from the hold. */
         pthread_mutex_lock(&c->owner->held_lock);
-        int gone = held_deleted(c->owner, &s);
+        int gone = held_deleted(c->owner, &s) || held_find(c->owner, s.token_hash) >= 0;
         pthread_mutex_unlock(&c->owner->held_lock);
         if (!gone && cb(ctx, &s) != 0) {
             rc = SQLITE_DONE;

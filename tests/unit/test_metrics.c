@@ -330,7 +330,7 @@ static void render_follows_the_text_format(void **state)
         if (brace && brace < space)
             assert_true(space[-1] == '}');
     }
-    assert_int_equal(families, 12);
+    assert_int_equal(families, 14);
     free(t);
 }
 
