@@ -32,26 +32,35 @@ static int hex_value(char ch)
     return -1;
 }
 
+/* The character at s[*i] of a query component, decoded ('+' is a space,
+ * %XX a byte), leaving *i on its last byte; -1 for a malformed escape. */
+static int decode_char(const char *s, size_t len, size_t *i)
+{
+    size_t at = *i;
+    if (s[at] == '+')
+        return ' ';
+    if (s[at] != '%')
+        return (unsigned char)s[at];
+    int hi = at + 1 < len ? hex_value(s[at + 1]) : -1;
+    int lo = at + 2 < len ? hex_value(s[at + 2]) : -1;
+    if (hi < 0 || lo < 0)
+        return -1;
+    *i = at + 2;
+    return hi * 16 + lo;
+}
+
 static int decode_component(const char *s, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
     if (cap == 0)
         return SS_TOO_LARGE;
     for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%') {
-            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return SS_INVAL;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
+        int ch = decode_char(s, len, &i);
+        if (ch < 0)
+            return SS_INVAL;
         if (o + 1 >= cap)
             return SS_TOO_LARGE;
-        out[o++] = ch;
+        out[o++] = (char)ch;
     }
     out[o] = '\0';
     return SS_OK;
@@ -98,18 +107,10 @@ static int name_decode_trimmed(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0, spaces = 0;
     for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%') {
-            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return 0;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (isspace((unsigned char)ch)) {
+        int ch = decode_char(s, len, &i);
+        if (ch < 0)
+            return 0;
+        if (isspace(ch)) {
             spaces += n > 0;
             continue;
         }
@@ -118,7 +119,7 @@ static int name_decode_trimmed(const char *s, size_t len, char *out, size_t cap)
         memset(out + n, ' ', spaces);
         n += spaces;
         spaces = 0;
-        out[n++] = ch;
+        out[n++] = (char)ch;
     }
     out[n] = '\0';
     return 1;

@@ -653,6 +653,18 @@ static int step_row(store_conn *c, stmt_id id)
     return sq_err(c, rc, stmt_name[id]);
 }
 
+/* Steps a statement (bound already) to its one row and reads the row's
+ * first column as an integer; the statement is reset either way.
+ * SS_NOT_FOUND when there is no row. */
+static int step_int64(store_conn *c, stmt_id id, int64_t *out)
+{
+    int err = step_row(c, id);
+    if (!err)
+        *out = sqlite3_column_int64(c->stmts[id], 0);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
 /* Ends a row loop: SQLITE_DONE (or a stop asked by the callback) is
  * success. Resets the statement. */
 static int rows_end(store_conn *c, stmt_id id, int rc)
@@ -1160,10 +1172,7 @@ int store_user_count(store_conn *c, int64_t *out)
     int err = stmt_get(c, STMT_USER_COUNT, &st);
     if (err)
         return err;
-    err = step_row(c, STMT_USER_COUNT);
-    if (!err)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    err = step_int64(c, STMT_USER_COUNT, out);
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
@@ -1990,10 +1999,7 @@ int store_member_count(store_conn *c, const char *org_id, store_role role, int64
                      bind_text(st, 1, org_id) | sqlite3_bind_int(st, 2, (int)role));
     if (err)
         return err;
-    err = step_row(c, STMT_MEMBER_COUNT);
-    if (!err)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    err = step_int64(c, STMT_MEMBER_COUNT, out);
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
@@ -2454,11 +2460,7 @@ static int purge_next(store_conn *c, int64_t *series_id)
     sqlite3_stmt *st = NULL;
     int err = stmt_get(c, STMT_PURGE_NEXT, &st);
     if (!err)
-        err = step_row(c, STMT_PURGE_NEXT);
-    if (!err)
-        *series_id = sqlite3_column_int64(st, 0);
-    if (st)
-        sqlite3_reset(st);
+        err = step_int64(c, STMT_PURGE_NEXT, series_id);
     return err;
 }
 
@@ -2473,11 +2475,7 @@ static int purge_bound(store_conn *c, int64_t series_id, size_t skip, int64_t *t
                          sqlite3_bind_int64(st, 1, series_id) |
                              sqlite3_bind_int64(st, 2, limit_i64(skip)));
     if (!err)
-        err = step_row(c, STMT_PURGE_BOUND);
-    if (!err)
-        *ts = sqlite3_column_int64(st, 0);
-    if (st)
-        sqlite3_reset(st);
+        err = step_int64(c, STMT_PURGE_BOUND, ts);
     return err;
 }
 
@@ -2552,10 +2550,7 @@ int store_purge_pending(store_conn *c, int64_t *series)
     int err = stmt_get(c, STMT_PURGE_COUNT, &st);
     if (err)
         return err;
-    err = step_row(c, STMT_PURGE_COUNT);
-    if (!err)
-        *series = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    err = step_int64(c, STMT_PURGE_COUNT, series);
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
@@ -2673,10 +2668,7 @@ static int series_find(store_conn *c, const series_key *k, int64_t *out)
                          sqlite3_bind_text(st, 2, k->channel, (int)k->channel_len, SQLITE_STATIC));
     if (err)
         return err;
-    err = step_row(c, STMT_SERIES_FIND);
-    if (!err)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    err = step_int64(c, STMT_SERIES_FIND, out);
     return err;
 }
 
@@ -2778,10 +2770,7 @@ static int series_count(store_conn *c, const series_key *k, int64_t *out)
     err = bind_check(c, STMT_SERIES_COUNT,
                      sqlite3_bind_text(st, 1, k->device_id, (int)k->device_len, SQLITE_STATIC));
     if (!err)
-        err = step_row(c, STMT_SERIES_COUNT);
-    if (!err)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+        err = step_int64(c, STMT_SERIES_COUNT, out);
     return err;
 }
 
@@ -3006,10 +2995,7 @@ static int usage_upsert_counts(store_conn *c, const usage_slot *u, int64_t *id)
     /* The upsert is done by the first step (SQLite makes every change of a
      * statement with RETURNING there), so the reset after its row is safe. */
     if (!err)
-        err = step_row(c, STMT_USAGE_ADD_COUNTS);
-    if (!err)
-        *id = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+        err = step_int64(c, STMT_USAGE_ADD_COUNTS, id);
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 

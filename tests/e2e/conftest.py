@@ -4,6 +4,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -258,3 +259,33 @@ def new_org_device(api, parent=None, prefix="org"):
     dev = api.post("/api/v1/orgs/%s/devices" % org.json()["id"], json={"name": "%s-dev" % prefix})
     assert dev.status_code == 201, dev.text
     return org.json(), dev.json()
+
+
+def http_addr(server):
+    """(host, port) of the server's plain HTTP listener, for raw sockets."""
+    host, port = server.addrs["http"].rsplit(":", 1)
+    return host, int(port)
+
+
+def read_until_close(s):
+    """Everything the server sends until it closes (or the socket's timeout)."""
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return out
+
+
+def raw_http(server, data, timeout=15):
+    """Sends data on a new plain HTTP connection; returns all the server
+    sent until it closed."""
+    s = socket.create_connection(http_addr(server), timeout=timeout)
+    s.sendall(data)
+    out = read_until_close(s)
+    s.close()
+    return out

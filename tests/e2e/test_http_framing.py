@@ -6,27 +6,7 @@ import socket
 
 import pytest
 
-
-def addr(server):
-    host, port = server.addrs["http"].rsplit(":", 1)
-    return host, int(port)
-
-
-def raw(server, data, timeout=10):
-    """Sends data, reads until the server closes; returns the bytes."""
-    s = socket.create_connection(addr(server), timeout=timeout)
-    s.sendall(data)
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    s.close()
-    return out
+from conftest import http_addr as addr, raw_http as raw
 
 
 def status(resp):

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 import requests
 
-from conftest import module_server, new_org_device, login, now_ms
+from conftest import http_addr as addr, login, module_server, new_org_device, now_ms, read_until_close
 
 BODY_TIMEOUT_S = 1
 # What 50 connections that never read may add to the server's memory: the
@@ -23,26 +23,8 @@ UNREAD_GROWTH_MAX_MB = 50
 srv = module_server(["--http-body-timeout", str(BODY_TIMEOUT_S)])
 
 
-def addr(server):
-    host, port = server.addrs["http"].rsplit(":", 1)
-    return host, int(port)
-
-
 def status(resp):
     return int(resp.split(b" ", 2)[1])
-
-
-def read_until_close(s):
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return out
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])

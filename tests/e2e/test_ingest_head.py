@@ -3,7 +3,7 @@ on POST /api/v1/data is refused from the head, before the body is read."""
 import socket
 import time
 
-from conftest import module_server
+from conftest import module_server, read_until_close
 
 srv = module_server([])
 
@@ -14,15 +14,7 @@ def refused_before_body(server, headers):
     start = time.monotonic()
     s.sendall(b"POST /api/v1/data HTTP/1.1\r\nHost: x\r\n" + headers +
               b"Content-Type: text/plain\r\nContent-Length: 1000000\r\n\r\n")
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except socket.timeout:
-        pass
+    out = read_until_close(s)
     s.close()
     return out, time.monotonic() - start
 

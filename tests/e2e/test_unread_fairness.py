@@ -7,8 +7,8 @@ import time
 
 import requests
 
-from conftest import module_server, new_org_device, login, now_ms
-from test_http_transport import addr, first_status
+from conftest import http_addr as addr, login, module_server, new_org_device, now_ms
+from test_http_transport import first_status
 
 srv = module_server([])
 FLOOD_CONNECTIONS = 30
