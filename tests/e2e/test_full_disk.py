@@ -68,6 +68,15 @@ def fill(path):
         os.close(fd)
 
 
+def spare_file(mnt):
+    """1.5 MiB of other files on the disk, which the operator will delete to
+    free space."""
+    other = os.path.join(mnt, "other-files")
+    with open(other, "wb") as f:
+        f.write(b"o" * (1536 * 1024))
+    return other
+
+
 def post(srv, token, lines, session=None):
     return (session or requests).post(srv.http + DATA, data=lines, timeout=30,
                                       headers={"X-Auth-Token": token,
@@ -141,9 +150,7 @@ def test_restart_on_a_disk_full_to_the_last_byte(small_disk):
 
 def test_sign_in_while_full_and_its_session_ends_as_any(small_disk):
     mnt = small_disk[0]
-    other = os.path.join(mnt, "other-files")
-    with open(other, "wb") as f:
-        f.write(b"o" * (1536 * 1024))  # 1.5 MiB the operator will delete
+    other = spare_file(mnt)
     srv = start_on(small_disk)
     api = login(srv.http)
     org, dev = new_org_device(api)
@@ -177,9 +184,7 @@ def test_sign_in_while_full_and_its_session_ends_as_any(small_disk):
 
 def test_ingest_resumes_once_space_is_freed(small_disk):
     mnt = small_disk[0]
-    other = os.path.join(mnt, "other-files")
-    with open(other, "wb") as f:
-        f.write(b"o" * (1536 * 1024))  # 1.5 MiB the operator will delete
+    other = spare_file(mnt)
     srv = start_on(small_disk)
     api = login(srv.http)
     org, dev = new_org_device(api)

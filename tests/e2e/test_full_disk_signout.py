@@ -9,7 +9,7 @@ import subprocess
 
 from conftest import ADMIN_EMAIL, BIN, Api, login, new_org_device, now_ms
 from test_full_disk import (assert_full_refusal, exhaust, fill, ingest_until_full,  # noqa: F401
-                            small_disk, start_on)
+                            small_disk, spare_file, start_on)
 
 
 def fill_up(srv, mnt, token):
@@ -37,9 +37,7 @@ def sign_out_until_refused(people):
 
 def test_sign_out_on_a_full_disk_says_it_is_not_saved(small_disk):
     mnt = small_disk[0]
-    other = os.path.join(mnt, "other-files")
-    with open(other, "wb") as f:
-        f.write(b"o" * (1536 * 1024))  # 1.5 MiB the operator will delete
+    other = spare_file(mnt)
     srv = start_on(small_disk)
     api = login(srv.http)
     org, dev = new_org_device(api)
@@ -76,9 +74,7 @@ def test_sign_out_on_a_full_disk_says_it_is_not_saved(small_disk):
 
 def test_held_sign_out_is_saved_once_space_returns(small_disk):
     mnt = small_disk[0]
-    other = os.path.join(mnt, "other-files")
-    with open(other, "wb") as f:
-        f.write(b"o" * (1536 * 1024))  # 1.5 MiB the operator will delete
+    other = spare_file(mnt)
     srv = start_on(small_disk)
     api = login(srv.http)
     org, dev = new_org_device(api)
