@@ -289,3 +289,23 @@ def raw_http(server, data, timeout=15):
     out = read_until_close(s)
     s.close()
     return out
+
+
+def burst_heads(server, request, n):
+    """Sends one raw request on each of n new connections at once; returns
+    what each connection had received once its answer's head was in (the
+    head, and whatever of the body came with it)."""
+    socks = [socket.create_connection(http_addr(server), timeout=30) for _ in range(n)]
+    for s in socks:
+        s.sendall(request)
+    heads = []
+    for s in socks:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        heads.append(buf)
+        s.close()
+    return heads

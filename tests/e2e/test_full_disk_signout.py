@@ -23,6 +23,19 @@ def token_of(api):
     return api.s.headers["Authorization"].split(" ", 1)[1]
 
 
+def full_disk_sign_outs(small_disk):
+    """A server whose sessions were written while there was room, its disk
+    then filled, and its people signing out until one is refused: (the
+    spare file to free space with, the server, the people, their answers)."""
+    mnt = small_disk[0]
+    other = spare_file(mnt)
+    srv = start_on(small_disk)
+    _, dev = new_org_device(login(srv.http))
+    people = [login(srv.http) for _ in range(30)]
+    fill_up(srv, mnt, dev["token"])
+    return other, srv, people, sign_out_until_refused(people)
+
+
 def sign_out_until_refused(people):
     """Signs people out until one is refused: the room a failed write left
     in the log may still take a small delete or two. Each answer."""
@@ -36,16 +49,7 @@ def sign_out_until_refused(people):
 
 
 def test_sign_out_on_a_full_disk_says_it_is_not_saved(small_disk):
-    mnt = small_disk[0]
-    other = spare_file(mnt)
-    srv = start_on(small_disk)
-    api = login(srv.http)
-    org, dev = new_org_device(api)
-    # sessions in the database, written while there was room
-    people = [login(srv.http) for _ in range(30)]
-    fill_up(srv, mnt, dev["token"])
-
-    answers = sign_out_until_refused(people)
+    other, srv, people, answers = full_disk_sign_outs(small_disk)
     r = answers[-1]
     assert r.status_code == 503, r.text
     err = r.json()["error"]
@@ -73,14 +77,7 @@ def test_sign_out_on_a_full_disk_says_it_is_not_saved(small_disk):
 
 
 def test_held_sign_out_is_saved_once_space_returns(small_disk):
-    mnt = small_disk[0]
-    other = spare_file(mnt)
-    srv = start_on(small_disk)
-    api = login(srv.http)
-    org, dev = new_org_device(api)
-    people = [login(srv.http) for _ in range(30)]
-    fill_up(srv, mnt, dev["token"])
-    answers = sign_out_until_refused(people)
+    other, srv, people, answers = full_disk_sign_outs(small_disk)
     assert answers[-1].status_code == 503
     person = people[len(answers) - 1]
     os.unlink(other)
@@ -107,5 +104,5 @@ def test_reset_password_on_a_full_disk_fails_and_says_why(small_disk):
     assert "reset" not in out.stdout
     # the sessions it could not end still work: it did not claim otherwise
     again = start_on(small_disk, "second")
-    assert api.__class__(again.http, token_of(api)).get("/api/v1/me").status_code == 200
+    assert Api(again.http, token_of(api)).get("/api/v1/me").status_code == 200
     assert again.stop() == 0

@@ -1,11 +1,10 @@
 """GET /devices/{id}/latest reads each channel's newest reading from its
 series alone, never the readings: it is a light request, so a dashboard's
 burst of them is never refused 429 however many readings the device has."""
-import socket
 import time
 
 import readings_db
-from conftest import login, module_server, new_org_device
+from conftest import burst_heads, login, module_server, new_org_device
 
 READINGS = 200000
 BURST = 12
@@ -22,23 +21,10 @@ def test_latest_burst_is_light_and_right(srv):
     last = readings_db.BASE_TS + (READINGS - 1) * 1000
     assert r.json() == {"a": {"ts": last, "value": 1.0}, "b": {"ts": last, "value": 1.0}}
 
-    host, port = srv.addrs["http"].rsplit(":", 1)
     req = ("GET /api/v1/devices/%s/latest HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
            "Connection: close\r\n\r\n" % (dev["id"], admin.s.headers["Authorization"])).encode()
-    socks = [socket.create_connection((host, int(port)), timeout=30) for _ in range(BURST)]
     start = time.monotonic()
-    for s in socks:
-        s.sendall(req)
-    heads = []
-    for s in socks:
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        heads.append(buf.split(b"\r\n", 1)[0])
-        s.close()
+    heads = [h.split(b"\r\n", 1)[0] for h in burst_heads(srv, req, BURST)]
     took = time.monotonic() - start
     assert heads == [b"HTTP/1.1 200 OK"] * BURST, heads
     assert took < 2, took

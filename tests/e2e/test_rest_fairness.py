@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN_EMAIL, login, new_org_device, now_ms
+from conftest import ADMIN_EMAIL, burst_heads, login, new_org_device, now_ms
 import readings_db
 
 VIEWER_PASSWORD = "member-password-1"
@@ -191,23 +191,10 @@ def test_429_names_the_limit_and_retry_after(srv):
     admin = login(srv.http)
     org, dev = new_org_device(admin, prefix="retry")
     readings_db.fill(srv.data_dir, dev["id"], ["v"], 50000)
-    host, port = srv.addrs["http"].rsplit(":", 1)
     tok = admin.s.headers["Authorization"]
     req = ("GET /api/v1/devices/%s/data?channel=v&limit=100000 HTTP/1.1\r\nHost: x\r\n"
            "Authorization: %s\r\n\r\n" % (dev["id"], tok)).encode()
-    socks = [socket.create_connection((host, int(port)), timeout=30) for _ in range(8)]
-    for s in socks:
-        s.sendall(req)
-    heads = []
-    for s in socks:
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        heads.append(buf)
-        s.close()
+    heads = burst_heads(srv, req, 8)
     refused = [h for h in heads if h.startswith(b"HTTP/1.1 429")]
     assert refused, [h[:40] for h in heads]
     h = refused[0]
