@@ -39,7 +39,7 @@ BIN       := $(BUILD)/sensorspace
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-once unit e2e bench clean deps fuzz
+.PHONY: all run test test-once layers unit e2e bench clean deps fuzz
 
 all: $(BIN)
 
@@ -80,7 +80,12 @@ unit: $(UNIT_BINS)
 e2e: $(BIN)
 	SENSORSPACE_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -x tests/e2e
 
-test-once: unit e2e
+# The folders of src/ are layers (docs/architecture.md): an include that
+# goes upward or closes a cycle fails the run before anything is built.
+layers:
+	/usr/bin/python3 scripts/check-layers.py src
+
+test-once: layers unit e2e
 
 # The suite runs twice: an optimised build, then one under AddressSanitizer
 # and UndefinedBehaviorSanitizer (ASAN_OPTIONS make any leak fail the run).

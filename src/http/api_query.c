@@ -3,7 +3,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "http/api_call.h"
-#include "ingest/reading.h"
+#include "core/reading.h"
 
 #include <stdio.h>
 #include <stdlib.h>

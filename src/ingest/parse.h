@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ingest/reading.h"
+#include "core/reading.h"
 
 typedef struct ss_parse_error {
     /* JSON: 0-based index of the bad reading set within a batch (0 for a

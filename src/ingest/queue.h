@@ -24,7 +24,7 @@
 
 #include "core/limits.h"
 #include "core/metrics.h"
-#include "ingest/reading.h"
+#include "core/reading.h"
 #include "store/store.h"
 
 typedef struct ingest_item ingest_item;

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "core/limits.h"
-#include "ingest/reading.h"
+#include "core/reading.h"
 
 typedef struct store store;
 typedef struct store_conn store_conn;

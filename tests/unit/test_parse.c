@@ -15,7 +15,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "ingest/parse.h"
-#include "ingest/reading.h"
+#include "core/reading.h"
 
 /* 2024-11-24T20:31:40Z: five minutes after the SPEC examples' ts. */
 #define NOW 1732480300000LL

@@ -19,7 +19,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "ingest/queue.h"
-#include "ingest/reading.h"
+#include "core/reading.h"
 #include "store/store.h"
 
 #define ORG_ID "0123456789abcdef01234567"

@@ -20,7 +20,7 @@
  * Lifetime: the connection is freed when both its handles are closed and
  * no item is in flight (the queue owns the item until `done`), whichever
  * happens last (the http server's habit). */
-#include "ingest/tcp_ingest.h"
+#include "socket/tcp_ingest.h"
 
 #include "aaa/secret.h"
 #include "core/buf.h"

@@ -4,7 +4,7 @@
  * token line, then every line parsed with parse_line_readings (which is all
  * or nothing), then one ingest item. Nothing is sent back: a device on a
  * metered link chose UDP to save the bytes of an answer. */
-#include "ingest/udp_ingest.h"
+#include "socket/udp_ingest.h"
 
 #include "aaa/secret.h"
 #include "core/clock.h"

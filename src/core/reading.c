@@ -1,5 +1,5 @@
 /* reading.c — the growable list of readings every protocol fills. */
-#include "ingest/reading.h"
+#include "core/reading.h"
 
 #include <stdlib.h>
 #include <string.h>
