@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/json_out.h"
+#include "core/list.h"
 
 #include <math.h>
 
@@ -293,6 +294,47 @@ static void json_out_writes_compact_json(void **state)
     json_decref(v);
 }
 
+typedef struct list_item {
+    int value;
+    ss_list node;
+} list_item;
+
+static void list_links_in_order_and_removes_while_walking(void **state)
+{
+    (void)state;
+    ss_list head;
+    ss_list_init(&head);
+    assert_true(ss_list_empty(&head));
+    assert_null(ss_list_first(&head));
+    list_item items[4];
+    for (int i = 0; i < 4; i++) {
+        items[i].value = i;
+        ss_list_init(&items[i].node);
+        assert_false(ss_list_linked(&items[i].node));
+        ss_list_insert_tail(&head, &items[i].node);
+    }
+    list_item zero = {.value = -1};
+    ss_list_insert_head(&head, &zero.node);
+    ss_list *it, *tmp;
+    int expect = -1, seen = 0;
+    ss_list_foreach_safe(it, tmp, &head) {
+        list_item *item = ss_list_entry(it, list_item, node);
+        assert_int_equal(item->value, expect);
+        expect = expect == -1 ? 0 : expect + 1;
+        if (item->value % 2 == 0)
+            ss_list_remove(it);
+        seen++;
+    }
+    assert_int_equal(seen, 5);
+    assert_false(ss_list_linked(&items[0].node));
+    ss_list_remove(&items[0].node); /* twice is harmless */
+    assert_ptr_equal(ss_list_entry(ss_list_first(&head), list_item, node), &zero);
+    assert_ptr_equal(zero.node.next, &items[1].node);
+    assert_ptr_equal(items[1].node.next, &items[3].node);
+    assert_ptr_equal(items[3].node.next, &head);
+    assert_ptr_equal(head.prev, &items[3].node);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +350,7 @@ int main(void)
         cmocka_unit_test(json_out_prints_shortest_round_trip),
         cmocka_unit_test(json_out_round_trips_random_doubles),
         cmocka_unit_test(json_out_writes_compact_json),
+        cmocka_unit_test(list_links_in_order_and_removes_while_walking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
