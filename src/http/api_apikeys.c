@@ -1,5 +1,6 @@
-/* api_apikeys.c — API keys for apps: created with scopes, shown once,
- * revoked at once. */
+/* api_apikeys.c — API keys for apps over REST: created with scopes, shown
+ * once, revoked at once (the lifecycle runs in aaa/keys). */
+#include "aaa/keys.h"
 #include "aaa/secret.h"
 #include "core/err.h"
 #include "http/api_call.h"
@@ -7,27 +8,6 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-
-typedef struct scope_name {
-    const char *name;
-    unsigned bit;
-} scope_name;
-
-static const scope_name scope_names[] = {
-    {"data:read", STORE_SCOPE_DATA_READ},
-    {"data:write", STORE_SCOPE_DATA_WRITE},
-    {"manage", STORE_SCOPE_MANAGE},
-};
-#define SCOPES (sizeof scope_names / sizeof scope_names[0])
-
-static json_t *scopes_json(unsigned scopes)
-{
-    json_t *list = json_array();
-    for (size_t i = 0; i < SCOPES; i++)
-        if (scopes & scope_names[i].bit)
-            json_array_append_new(list, json_string(scope_names[i].name));
-    return list;
-}
 
 /* A non-empty array of known scope names; 0 when it is not one. */
 static unsigned parse_scopes(json_t *array)
@@ -38,12 +18,10 @@ static unsigned parse_scopes(json_t *array)
     if (!json_is_array(array) || json_array_size(array) == 0)
         return 0;
     json_array_foreach(array, i, v) {
-        size_t k = 0;
-        while (k < SCOPES && !(json_is_string(v) && strcmp(json_string_value(v), scope_names[k].name) == 0))
-            k++;
-        if (k == SCOPES)
+        unsigned bit = json_is_string(v) ? aaa_scope_parse(json_string_value(v)) : 0;
+        if (!bit)
             return 0;
-        scopes |= scope_names[k].bit;
+        scopes |= bit;
     }
     return scopes;
 }
@@ -51,7 +29,7 @@ static unsigned parse_scopes(json_t *array)
 static json_t *apikey_json(const store_apikey *k)
 {
     return json_pack("{s:s,s:s,s:s,s:o,s:s,s:I}", "id", k->id, "org_id", k->org_id, "name",
-                     k->name, "scopes", scopes_json(k->scopes), "created_by", k->created_by,
+                     k->name, "scopes", aaa_scopes_json(k->scopes), "created_by", k->created_by,
                      "created_at", (json_int_t)k->created_at);
 }
 
@@ -87,27 +65,14 @@ void api_apikeys_create(api_call *call)
                         "data:write, manage) are required");
         return;
     }
-    store_apikey k = {0};
+    store_apikey k;
     char key[SECRET_TEXT_MAX];
-    secret_new_id(k.id);
-    snprintf(k.org_id, sizeof k.org_id, "%s", call->params[0]);
-    snprintf(k.name, sizeof k.name, "%s", name);
+    int rc = aaa_key_create(api_aaa(call), call->params[0], name, scopes, &k, key);
     json_decref(body);
-    k.scopes = scopes;
-    snprintf(k.created_by, sizeof k.created_by, "%s",
-             call->principal == API_PRINCIPAL_KEY ? call->key.id : call->user.id);
-    k.created_at = call->now_ms;
-    secret_new(SECRET_PREFIX_APIKEY, key, k.key_hash);
-    int rc = store_apikey_create(call->db, &k);
     if (rc) {
-        sodium_memzero(key, sizeof key);
         api_reply_store_error(call, rc);
         return;
     }
-    char target[64];
-    snprintf(target, sizeof target, "apikey:%s", k.id);
-    api_audit(call, k.org_id, "apikey.create", target,
-              json_pack("{s:s,s:o}", "name", k.name, "scopes", scopes_json(k.scopes)));
     json_t *answer = apikey_json(&k);
     json_object_set_new(answer, "key", json_string(key));
     sodium_memzero(key, sizeof key);
@@ -128,14 +93,10 @@ void api_apikey_delete(api_call *call)
     }
     if (api_require_role(call, k.org_id, STORE_ROLE_ADMIN, NULL))
         return;
-    rc = store_apikey_delete(call->db, k.id);
+    rc = aaa_key_revoke(api_aaa(call), &k);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    api_revoke(call, k.id);
-    char target[64];
-    snprintf(target, sizeof target, "apikey:%s", k.id);
-    api_audit(call, k.org_id, "apikey.revoke", target, json_pack("{s:s}", "name", k.name));
     api_reply_empty(call);
 }

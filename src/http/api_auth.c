@@ -33,9 +33,9 @@ static int login_throttled(api_call *call, const char *email, int64_t lifted_at)
  * error. The throttle needs its last lift before any password is checked. */
 static int load_login_user(api_call *call, const char *email)
 {
-    int rc = store_user_get_by_email(call->db, email, &call->user);
+    int rc = store_user_get_by_email(call->db, email, &call->who.user);
     if (rc == SS_NOT_FOUND)
-        memset(&call->user, 0, sizeof call->user);
+        memset(&call->who.user, 0, sizeof call->who.user);
     return rc == SS_NOT_FOUND ? 0 : rc == 0 ? 1 : rc;
 }
 
@@ -47,31 +47,31 @@ static int check_credentials(api_call *call, int found, const char *password)
         password_verify(password, password_dummy_hash());
         return 0;
     }
-    int ok = password_verify(password, call->user.pw_hash);
-    return ok && !call->user.disabled;
+    int ok = password_verify(password, call->who.user.pw_hash);
+    return ok && !call->who.user.disabled;
 }
 
 static json_t *login_answer(api_call *call, const char *token)
 {
     return json_pack("{s:s,s:I,s:s,s:s,s:o}", "token", token, "expires_at",
-                     (json_int_t)call->session.expires_at, "csrf", call->session.csrf,
-                     "csrf_header", CSRF_HEADER, "user", api_user_json(&call->user));
+                     (json_int_t)call->who.session.expires_at, "csrf", call->who.session.csrf,
+                     "csrf_header", CSRF_HEADER, "user", api_user_json(&call->who.user));
 }
 
 static void start_session(api_call *call)
 {
     char token[SECRET_TEXT_MAX];
     int64_t ttl = call->app->session_ttl_ms ? call->app->session_ttl_ms : SS_SESSION_TTL_MS;
-    memset(&call->session, 0, sizeof call->session);
-    secret_new(SECRET_PREFIX_SESSION, token, call->session.token_hash);
-    secret_new_id(call->session.id);
-    memcpy(call->session.user_id, call->user.id, sizeof call->session.user_id);
-    secret_random_hex(call->session.csrf, SS_SECRET_BYTES);
-    snprintf(call->session.peer, sizeof call->session.peer, "%s", call->req->peer);
-    call->session.created_at = call->now_ms;
-    call->session.last_seen_at = call->now_ms;
-    call->session.expires_at = call->now_ms + ttl;
-    int rc = store_session_create(call->db, &call->session);
+    memset(&call->who.session, 0, sizeof call->who.session);
+    secret_new(SECRET_PREFIX_SESSION, token, call->who.session.token_hash);
+    secret_new_id(call->who.session.id);
+    memcpy(call->who.session.user_id, call->who.user.id, sizeof call->who.session.user_id);
+    secret_random_hex(call->who.session.csrf, SS_SECRET_BYTES);
+    snprintf(call->who.session.peer, sizeof call->who.session.peer, "%s", call->req->peer);
+    call->who.session.created_at = call->now_ms;
+    call->who.session.last_seen_at = call->now_ms;
+    call->who.session.expires_at = call->now_ms + ttl;
+    int rc = store_session_create(call->db, &call->who.session);
     if (rc) {
         api_reply_store_error(call, rc);
         sodium_memzero(token, sizeof token);
@@ -107,7 +107,7 @@ void api_login(api_call *call)
         api_reply_store_error(call, found);
         return;
     }
-    if (login_throttled(call, email, call->user.login_unlocked_at)) {
+    if (login_throttled(call, email, call->who.user.login_unlocked_at)) {
         json_decref(body);
         return;
     }
@@ -141,7 +141,7 @@ void api_logout(api_call *call)
 {
     if (api_require_user(call))
         return;
-    int rc = store_session_delete(call->db, call->session.token_hash);
+    int rc = store_session_delete(call->db, call->who.session.token_hash);
     if (rc == SS_FULL) {
         call->signed_out = 1;
         reply_end_unsaved(call, "the session is");
@@ -160,7 +160,7 @@ void api_logout(api_call *call)
 static int add_membership(void *ctx, const char *org_id, store_role role)
 {
     json_array_append_new(ctx, json_pack("{s:s,s:s}", "org_id", org_id, "role",
-                                         api_role_name(role)));
+                                         aaa_role_name(role)));
     return 0;
 }
 
@@ -169,15 +169,15 @@ void api_me(api_call *call)
     if (api_require_user(call))
         return;
     json_t *memberships = json_array();
-    int rc = store_membership_list(call->db, call->user.id, add_membership, memberships);
+    int rc = store_membership_list(call->db, call->who.user.id, add_membership, memberships);
     if (rc) {
         json_decref(memberships);
         api_reply_store_error(call, rc);
         return;
     }
-    json_t *me = api_user_json(&call->user);
+    json_t *me = api_user_json(&call->who.user);
     json_object_set_new(me, "memberships", memberships);
-    json_object_set_new(me, "user", api_user_json(&call->user));
+    json_object_set_new(me, "user", api_user_json(&call->who.user));
     api_reply_json(call, 200, me);
 }
 
@@ -204,7 +204,7 @@ void api_me_password(api_call *call)
     int bad = 0;
     const char *current = api_json_string(body, "current_password", SS_PASSWORD_MAX, &bad);
     char hash[STORE_PW_HASH_MAX];
-    if (bad || !current || !password_verify(current, call->user.pw_hash)) {
+    if (bad || !current || !password_verify(current, call->who.user.pw_hash)) {
         json_decref(body);
         api_reply_error(call, 403, "wrong_password", "current_password is not right");
         return;
@@ -213,11 +213,11 @@ void api_me_password(api_call *call)
     json_decref(body);
     if (failed)
         return;
-    int rc = store_user_set_password(call->db, call->user.id, hash);
+    int rc = store_user_set_password(call->db, call->who.user.id, hash);
     if (rc == 0)
-        rc = store_session_delete_user(call->db, call->user.id, call->session.token_hash);
+        rc = store_session_delete_user(call->db, call->who.user.id, call->who.session.token_hash);
     if (rc == 0 || rc == SS_FULL) {
-        memcpy(call->ended_user, call->user.id, sizeof call->ended_user);
+        memcpy(call->ended_user, call->who.user.id, sizeof call->ended_user);
         call->ended_user_keeps_own = 1;
     }
     if (rc == SS_FULL) {
@@ -229,9 +229,9 @@ void api_me_password(api_call *call)
         return;
     }
     char target[64];
-    snprintf(target, sizeof target, "user:%s", call->user.id);
+    snprintf(target, sizeof target, "user:%s", call->who.user.id);
     api_audit(call, "", "user.password", target,
-              json_pack("{s:s,s:s,s:b}", "email", call->user.email, "password",
+              json_pack("{s:s,s:s,s:b}", "email", call->who.user.email, "password",
                         AUDIT_SECRET_CHANGED, "other_sessions_ended", 1));
     api_reply_empty(call);
 }
@@ -244,7 +244,7 @@ typedef struct session_list {
 static int append_session(void *ctx, const store_session *s)
 {
     session_list *sl = ctx;
-    int current = strcmp(s->id, sl->call->session.id) == 0;
+    int current = strcmp(s->id, sl->call->who.session.id) == 0;
     json_array_append_new(sl->list, json_pack("{s:s,s:s,s:I,s:I,s:I,s:b}", "id", s->id, "address",
                                               s->peer, "created_at", (json_int_t)s->created_at,
                                               "last_seen_at", (json_int_t)s->last_seen_at,
@@ -258,7 +258,7 @@ void api_me_sessions(api_call *call)
     if (api_require_user(call))
         return;
     session_list sl = {call, json_array()};
-    int rc = store_session_list_user(call->db, call->user.id, call->now_ms, append_session, &sl);
+    int rc = store_session_list_user(call->db, call->who.user.id, call->now_ms, append_session, &sl);
     api_reply_list(call, rc, sl.list);
 }
 
@@ -267,7 +267,7 @@ void api_me_session_delete(api_call *call)
     if (api_require_user(call))
         return;
     int rc = secret_id_valid(call->params[0])
-                 ? store_session_delete_id(call->db, call->user.id, call->params[0])
+                 ? store_session_delete_id(call->db, call->who.user.id, call->params[0])
                  : SS_NOT_FOUND;
     if (rc == 0 || rc == SS_FULL)
         snprintf(call->ended_login, sizeof call->ended_login, "%s", call->params[0]);
@@ -287,7 +287,7 @@ static int load_user_as_superadmin(api_call *call, store_user *u)
 {
     if (api_require_user(call))
         return 1;
-    if (!call->user.superadmin) {
+    if (!aaa_principal_superadmin(&call->who)) {
         api_reply_error(call, 403, "forbidden", "only the superadmin manages users");
         return 1;
     }
@@ -325,7 +325,7 @@ void api_user_patch(api_call *call)
         api_reply_error(call, 400, "bad_request", "disabled (a boolean) is required");
         return;
     }
-    if (value && strcmp(u.id, call->user.id) == 0) {
+    if (value && strcmp(u.id, call->who.user.id) == 0) {
         api_reply_error(call, 409, "conflict", "the superadmin cannot disable itself");
         return;
     }

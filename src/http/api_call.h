@@ -6,7 +6,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "aaa/access.h"
 #include "aaa/audit_detail.h"
+#include "aaa/service.h"
 #include "core/buf.h"
 #include "http/api.h"
 #include "http/api_gate.h"
@@ -14,13 +16,6 @@
 
 #define API_PARAMS_MAX 2
 #define API_EXTRA_HEADERS_MAX 512
-
-/* Who is asking: a person signed in, or an app with an API key. */
-typedef enum {
-    API_PRINCIPAL_NONE = 0,
-    API_PRINCIPAL_USER,
-    API_PRINCIPAL_KEY,
-} api_principal;
 
 /* How a route shares the worker pool (api_gate.h). */
 typedef enum {
@@ -46,12 +41,11 @@ typedef struct api_call {
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];  /* path parameters, in order */
     store_conn *db;
     int64_t now_ms;
-    /* Who is asking (after api_authenticate or api_require_user). */
-    api_principal principal;
-    store_user user;        /* API_PRINCIPAL_USER */
-    store_session session;  /* API_PRINCIPAL_USER */
-    store_apikey key;       /* API_PRINCIPAL_KEY */
+    /* Who is asking (after api_authenticate or api_require_user): a
+     * person with their session, or an app with its API key. */
+    aaa_principal who;
     int via_cookie;
+    aaa_ctx aaa;            /* what aaa/ services are given (api_aaa) */
     /* The answer, sent by the loop once the worker is done. */
     int status;
     const char *content_type;
@@ -62,15 +56,18 @@ typedef struct api_call {
     char ended_login[SS_ID_LEN + 1];  /* another login session ended here */
     char ended_user[SS_ID_LEN + 1];   /* every login of this user ended here ... */
     int ended_user_keeps_own;         /* ... but the caller's own */
-    int closes_connection;  /* the request revoked its own credential */
 } api_call;
 
 typedef void (*api_worker_fn)(api_call *call);
 
-/* Closes every connection of principal_id (a device, key or user just
- * revoked). When that is the caller itself, its own connection is closed
- * right after this answer: it was not registered yet if this is its first
- * request, and the revocation must not miss it. */
+/* The services' context for this call (aaa/service.h): the caller as
+ * actor, the store handle, caches, registry, quotas. */
+aaa_ctx *api_aaa(api_call *call);
+
+/* Closes every connection of principal_id (a person just revoked). When
+ * that is the caller itself, its own connection is closed right after this
+ * answer: it was not registered yet if this is its first request, and the
+ * revocation must not miss it. */
 void api_revoke(api_call *call, const char *principal_id);
 
 /* Answers with a JSON value (reference stolen). */
@@ -81,6 +78,11 @@ void api_reply_error(api_call *call, int status, const char *code, const char *m
 void api_reply_empty(api_call *call);
 /* Maps a store error to its answer (404, 409, 503 …). */
 void api_reply_store_error(api_call *call, int err);
+/* Maps an aaa/ answer (an SS code) to HTTP in one place: SS_AUTH 401,
+ * SS_FORBIDDEN 403 (forbidden: `why`, or the caller's kind of refusal when
+ * NULL), SS_QUOTA 429, SS_INVAL 400 (bad_request: `why`), else as
+ * api_reply_store_error. */
+void api_reply_err(api_call *call, int err, const char *why);
 /* The end of every list handler: 200 with value (reference stolen) when
  * the store answered rc == 0, else the store error (value freed). */
 void api_reply_list(api_call *call, int rc, json_t *value);
@@ -109,24 +111,7 @@ int api_require_user(api_call *call);
  * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
 
-/* The role the audit actor ("user:<id>", "apikey:<id>") holds in the org
- * now, as a request of theirs would get it: STORE_ROLE_NONE once the user
- * is deleted, disabled or without a role there, or the key revoked. 0 or a
- * store error. */
-int api_actor_role(api_call *call, const char *actor, const char *org_id, store_role *out);
-
-/* SPEC §2: why a holder of `mine` may not move a member from `from` to
- * `to` (nobody grants above their own role; only owners manage owners), or
- * NULL when they may. */
-const char *api_grant_refusal(store_role mine, store_role from, store_role to);
-
-/* Appends to the audit log: the caller as actor (its id, and its email or
- * the API key's name), its address, now. target is "<kind>:<id>"; detail
- * (reference stolen; NULL for none) is an object of the fields changed and
- * their new values, never a secret: a secret field changed is named with
- * the value AUDIT_SECRET_CHANGED. Long values are cut to fit
- * (audit_detail_text). A failure to
- * write is logged, never answered: the change is made. */
+/* Appends to the audit log with the caller as actor (aaa_audit). */
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,
                json_t *detail);
 
@@ -160,10 +145,6 @@ int api_gate_org(api_call *call, const char *org_id);
  * checks the user holds at least `min` in its org. Answers (401, 404 for
  * another org's device, 403) and returns nonzero on failure. */
 int api_load_device(api_call *call, store_role min, store_device *d);
-
-/* Role names. */
-const char *api_role_name(store_role role);
-int api_role_parse(const char *name, store_role *out);
 
 /* JSON of records. */
 json_t *api_user_json(const store_user *u);

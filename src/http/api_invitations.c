@@ -5,8 +5,8 @@
  * /me/invitations and accepts or declines it. Until accepted the person is
  * no member. The org's admins list and withdraw pending invitations; they
  * never see the invitee's user id, which would tell a known account from a
- * new one. */
-#include "aaa/secret.h"
+ * new one. The changes themselves run in aaa/members. */
+#include "aaa/members.h"
 #include "core/err.h"
 #include "http/api_call.h"
 
@@ -16,7 +16,7 @@
 static json_t *org_invitation_json(const store_invitation *inv)
 {
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "id", inv->id, "org_id", inv->org_id, "email",
-                     inv->email, "role", api_role_name(inv->role), "invited_by", inv->invited_by,
+                     inv->email, "role", aaa_role_name(inv->role), "invited_by", inv->invited_by,
                      "created_at", (json_int_t)inv->created_at);
 }
 
@@ -40,23 +40,11 @@ void api_org_invitations_list(api_call *call)
 static int load_invitation(api_call *call, int which, const char *org_id, int user_only,
                            store_invitation *inv)
 {
-    const char *id = call->params[which];
-    int rc = secret_id_valid(id) ? store_invitation_get(call->db, id, inv) : SS_NOT_FOUND;
-    if (rc == 0 && org_id && strcmp(inv->org_id, org_id) != 0)
-        rc = SS_NOT_FOUND;
-    if (rc == 0 && user_only && strcmp(inv->user_id, call->user.id) != 0)
-        rc = SS_NOT_FOUND;
+    int rc = aaa_invitation_load(api_aaa(call), call->params[which], org_id,
+                                 user_only ? call->who.user.id : NULL, inv);
     if (rc)
         api_reply_store_error(call, rc);
     return rc;
-}
-
-static void audit_invitation(api_call *call, const char *action, const store_invitation *inv)
-{
-    char target[64];
-    snprintf(target, sizeof target, "invitation:%s", inv->id);
-    api_audit(call, inv->org_id, action, target,
-              json_pack("{s:s,s:s}", "email", inv->email, "role", api_role_name(inv->role)));
 }
 
 void api_org_invitation_delete(api_call *call)
@@ -66,12 +54,11 @@ void api_org_invitation_delete(api_call *call)
         api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL) ||
         load_invitation(call, 1, call->params[0], 0, &inv))
         return;
-    int rc = store_invitation_delete(call->db, inv.id);
+    int rc = aaa_invitation_withdraw(api_aaa(call), &inv);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    audit_invitation(call, "member.uninvite", &inv);
     api_reply_empty(call);
 }
 
@@ -88,7 +75,7 @@ static int append_my_invitation(void *ctx, const store_invitation *inv)
         snprintf(org.name, sizeof org.name, "%s", "");
     json_array_append_new(ml->list,
                           json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", inv->id, "org_id", inv->org_id,
-                                    "org_name", org.name, "role", api_role_name(inv->role),
+                                    "org_name", org.name, "role", aaa_role_name(inv->role),
                                     "created_at", (json_int_t)inv->created_at));
     return 0;
 }
@@ -98,56 +85,31 @@ void api_me_invitations(api_call *call)
     if (api_require_user(call))
         return;
     my_list ml = {call, json_array()};
-    int rc = store_invitation_list_user(call->db, call->user.id, append_my_invitation, &ml);
+    int rc = store_invitation_list_user(call->db, call->who.user.id, append_my_invitation, &ml);
     api_reply_list(call, rc, ml.list);
 }
 
-/* An invitation carries its inviter's authority only while they hold it
- * (SPEC §2: a revocation takes effect on the very next request): once the
- * inviter could no longer invite to that role in that org (removed,
- * demoted, disabled, their key revoked), it is void and goes. Returns
- * nonzero when it answered. */
-static int check_inviter(api_call *call, const store_invitation *inv)
-{
-    store_role mine = STORE_ROLE_NONE;
-    int rc = api_actor_role(call, inv->invited_by, inv->org_id, &mine);
-    if (rc) {
-        api_reply_store_error(call, rc);
-        return 1;
-    }
-    if (mine >= STORE_ROLE_ADMIN && !api_grant_refusal(mine, STORE_ROLE_NONE, inv->role))
-        return 0;
-    rc = store_invitation_delete(call->db, inv->id);
-    if (rc && rc != SS_NOT_FOUND) {
-        api_reply_store_error(call, rc);
-        return 1;
-    }
-    audit_invitation(call, "member.invite_void", inv);
-    api_reply_error(call, 409, "invitation_void",
-                    "whoever invited you can no longer grant this role; ask an admin of the "
-                    "organisation to invite you again");
-    return 1;
-}
-
+/* An invitation whose inviter no longer holds the authority to give it is
+ * void (aaa_invitation_accept): it goes, and the answer says why. */
 void api_invitation_accept(api_call *call)
 {
     store_invitation inv;
-    if (api_require_user(call) || load_invitation(call, 0, NULL, 1, &inv) ||
-        check_inviter(call, &inv))
+    if (api_require_user(call) || load_invitation(call, 0, NULL, 1, &inv))
         return;
-    int rc = store_invitation_accept(call->db, inv.id, call->user.id, &inv);
+    int rc = aaa_invitation_accept(api_aaa(call), &inv);
+    if (rc == SS_CONFLICT) {
+        api_reply_error(call, 409, "invitation_void",
+                        "whoever invited you can no longer grant this role; ask an admin of the "
+                        "organisation to invite you again");
+        return;
+    }
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    char target[64];
-    snprintf(target, sizeof target, "user:%s", call->user.id);
-    api_audit(call, inv.org_id, "member.join", target,
-              json_pack("{s:s,s:s,s:s}", "email", call->user.email, "role",
-                        api_role_name(inv.role), "invitation", inv.id));
     snprintf(call->acct_org, sizeof call->acct_org, "%s", inv.org_id);
     api_reply_json(call, 200, json_pack("{s:s,s:s}", "org_id", inv.org_id, "role",
-                                        api_role_name(inv.role)));
+                                        aaa_role_name(inv.role)));
 }
 
 void api_invitation_decline(api_call *call)
@@ -155,11 +117,10 @@ void api_invitation_decline(api_call *call)
     store_invitation inv;
     if (api_require_user(call) || load_invitation(call, 0, NULL, 1, &inv))
         return;
-    int rc = store_invitation_delete(call->db, inv.id);
+    int rc = aaa_invitation_decline(api_aaa(call), &inv);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    audit_invitation(call, "member.decline", &inv);
     api_reply_empty(call);
 }

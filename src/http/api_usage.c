@@ -238,7 +238,7 @@ void api_quota_get(api_call *call)
  * never by the org's own admins. */
 static int require_quota_setter(api_call *call, const store_org *org)
 {
-    if (call->principal == API_PRINCIPAL_USER && call->user.superadmin)
+    if (aaa_principal_superadmin(&call->who))
         return 0;
     if (!org->parent_id[0]) {
         store_role r;

@@ -155,19 +155,19 @@ static void on_work(uv_work_t *w)
 static void note_principal(api_call *call)
 {
     http_principal *p = &call->req->principal;
-    if (call->principal == API_PRINCIPAL_USER) {
+    if (call->who.kind == AAA_PRINCIPAL_PERSON) {
         p->kind = HTTP_PRINCIPAL_USER;
-        snprintf(p->id, sizeof p->id, "%s", call->user.id);
-        snprintf(p->login_id, sizeof p->login_id, "%s", call->session.id);
+        snprintf(p->id, sizeof p->id, "%s", call->who.user.id);
+        snprintf(p->login_id, sizeof p->login_id, "%s", call->who.session.id);
         snprintf(p->org_id, sizeof p->org_id, "%s", call->acct_org);
         p->session_ended = call->signed_out;
         memcpy(p->ended_login, call->ended_login, sizeof p->ended_login);
         memcpy(p->ended_user, call->ended_user, sizeof p->ended_user);
         p->ended_user_keeps_own = call->ended_user_keeps_own;
-    } else if (call->principal == API_PRINCIPAL_KEY) {
+    } else if (call->who.kind == AAA_PRINCIPAL_KEY) {
         p->kind = HTTP_PRINCIPAL_APIKEY;
-        snprintf(p->id, sizeof p->id, "%s", call->key.id);
-        snprintf(p->org_id, sizeof p->org_id, "%s", call->key.org_id);
+        snprintf(p->id, sizeof p->id, "%s", aaa_principal_id(&call->who));
+        snprintf(p->org_id, sizeof p->org_id, "%s", aaa_principal_org(&call->who));
     }
 }
 
@@ -181,7 +181,7 @@ static void finish(api_call *call, int status)
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
     call->req->data = NULL;
-    if (call->closes_connection)
+    if (call->aaa.revoked_self)  /* it revoked its own credential */
         http_request_close(call->req);
     http_respond(call->req, call->status, call->content_type, call->body.data, call->body.len,
                  call->extra_headers[0] ? call->extra_headers : NULL);
@@ -208,7 +208,7 @@ static void park(api_ctx *app, api_call *call)
     call->status = 0;
     call->content_type = NULL;
     call->extra_headers[0] = '\0';
-    call->principal = API_PRINCIPAL_NONE;
+    call->who.kind = AAA_PRINCIPAL_NONE;
     call->acct_org[0] = '\0';
     call->waiting = 0;
     if (!call->waiting_since)  /* waits again after losing a race: keeps its age */

@@ -1,0 +1,202 @@
+/* access.c — roles through the org tree, key scopes, grant rules. */
+#include "aaa/access.h"
+
+#include "aaa/secret.h"
+#include "core/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The org tree is shallow; a walk longer than this is a broken tree. */
+#define AAA_ORG_WALK_MAX 64
+
+store_role aaa_key_role(unsigned scopes)
+{
+    if (scopes & STORE_SCOPE_MANAGE)
+        return STORE_ROLE_ADMIN;
+    if (scopes & STORE_SCOPE_DATA_READ)
+        return STORE_ROLE_VIEWER;
+    return STORE_ROLE_NONE;
+}
+
+int aaa_org_within(store_conn *db, const char *org_id, const char *ancestor, int *within)
+{
+    char id[SS_ID_LEN + 1];
+    snprintf(id, sizeof id, "%s", org_id);
+    *within = 0;
+    for (int depth = 0; depth < AAA_ORG_WALK_MAX && id[0]; depth++) {
+        if (strcmp(id, ancestor) == 0) {
+            *within = 1;
+            return 0;
+        }
+        store_org org;
+        int rc = store_org_get(db, id, &org);
+        if (rc)
+            return rc;
+        memcpy(id, org.parent_id, sizeof id);
+    }
+    return 0;
+}
+
+/* The superadmin holds owner in every org that exists. */
+static int person_role_in(store_conn *db, const store_user *u, const char *org_id, store_role *r)
+{
+    if (u->superadmin) {
+        store_org org;
+        *r = STORE_ROLE_OWNER;
+        return store_org_get(db, org_id, &org);
+    }
+    int rc = store_role_effective(db, u->id, org_id, r);
+    return rc == 0 && *r == STORE_ROLE_NONE ? SS_NOT_FOUND : rc;
+}
+
+/* A key stands in its org and the orgs below it, nowhere else. */
+static int key_role_in(store_conn *db, const store_apikey *k, const char *org_id, store_role *r)
+{
+    int within = 0;
+    int rc = aaa_org_within(db, org_id, k->org_id, &within);
+    if (rc == 0 && !within)
+        rc = SS_NOT_FOUND;
+    *r = rc == 0 ? aaa_key_role(k->scopes) : STORE_ROLE_NONE;
+    return rc;
+}
+
+int aaa_role_in(store_conn *db, const aaa_principal *p, const char *org_id, store_role *role)
+{
+    *role = STORE_ROLE_NONE;
+    if (!secret_id_valid(org_id))
+        return SS_NOT_FOUND;
+    switch (p->kind) {
+    case AAA_PRINCIPAL_PERSON:
+        return person_role_in(db, &p->user, org_id, role);
+    case AAA_PRINCIPAL_KEY:
+        return key_role_in(db, &p->key, org_id, role);
+    case AAA_PRINCIPAL_DEVICE:
+        return strcmp(org_id, p->device.org_id) == 0 ? 0 : SS_NOT_FOUND;
+    default:
+        return SS_NOT_FOUND;
+    }
+}
+
+int aaa_require_role(store_conn *db, const aaa_principal *p, const char *org_id, store_role min,
+                     store_role *role)
+{
+    store_role r = STORE_ROLE_NONE;
+    int rc = aaa_role_in(db, p, org_id, &r);
+    if (rc)
+        return rc;
+    if (r < min)
+        return SS_FORBIDDEN;
+    if (role)
+        *role = r;
+    return 0;
+}
+
+int aaa_actor_role(store_conn *db, const char *actor, const char *org_id, store_role *out)
+{
+    static const char user_kind[] = "user:", key_kind[] = "apikey:";
+    aaa_principal p = {0};
+    int rc = SS_NOT_FOUND;
+    *out = STORE_ROLE_NONE;
+    if (strncmp(actor, user_kind, sizeof user_kind - 1) == 0) {
+        p.kind = AAA_PRINCIPAL_PERSON;
+        rc = store_user_get(db, actor + sizeof user_kind - 1, &p.user);
+        if (rc == 0 && p.user.disabled)
+            return 0;
+    } else if (strncmp(actor, key_kind, sizeof key_kind - 1) == 0) {
+        p.kind = AAA_PRINCIPAL_KEY;
+        rc = store_apikey_get(db, actor + sizeof key_kind - 1, &p.key);
+    }
+    if (rc == 0)
+        rc = aaa_role_in(db, &p, org_id, out);
+    return rc == SS_NOT_FOUND ? 0 : rc;
+}
+
+const char *aaa_grant_refusal(store_role mine, store_role from, store_role to)
+{
+    if (to > mine)
+        return "you cannot grant a role above your own";
+    if ((from == STORE_ROLE_OWNER || to == STORE_ROLE_OWNER) && mine < STORE_ROLE_OWNER)
+        return "only an owner manages owners";
+    return NULL;
+}
+
+static int device_checks_data(const aaa_principal *p, const char *org_id, const char *device_id)
+{
+    if (strcmp(org_id, p->device.org_id) != 0)
+        return SS_NOT_FOUND;
+    if (p->device.disabled)
+        return SS_AUTH;
+    return device_id && strcmp(device_id, p->device.id) == 0 ? 0 : SS_FORBIDDEN;
+}
+
+int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
+                   const char *device_id, aaa_data_op op)
+{
+    if (p->kind == AAA_PRINCIPAL_DEVICE)
+        return device_checks_data(p, org_id, device_id);
+    store_role r = STORE_ROLE_NONE;
+    int rc = aaa_role_in(db, p, org_id, &r);
+    if (rc)
+        return rc;
+    if (op == AAA_DATA_READ)
+        return r >= STORE_ROLE_VIEWER ? 0 : SS_FORBIDDEN;
+    return p->kind == AAA_PRINCIPAL_KEY && (p->key.scopes & STORE_SCOPE_DATA_WRITE)
+               ? 0
+               : SS_FORBIDDEN;
+}
+
+int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device_id,
+                      store_role min, store_device *out)
+{
+    int rc = secret_id_valid(device_id) ? store_device_get(db, device_id, out) : SS_NOT_FOUND;
+    if (rc)
+        return rc;
+    return aaa_require_role(db, p, out->org_id, min, NULL);
+}
+
+static const char *const role_names[] = {"none", "viewer", "editor", "admin", "owner"};
+
+const char *aaa_role_name(store_role role)
+{
+    return role >= STORE_ROLE_NONE && role <= STORE_ROLE_OWNER ? role_names[role] : "none";
+}
+
+int aaa_role_parse(const char *name, store_role *out)
+{
+    for (int i = STORE_ROLE_VIEWER; i <= STORE_ROLE_OWNER; i++) {
+        if (strcmp(name, role_names[i]) == 0) {
+            *out = (store_role)i;
+            return SS_OK;
+        }
+    }
+    return SS_INVAL;
+}
+
+typedef struct scope_name {
+    const char *name;
+    unsigned bit;
+} scope_name;
+
+static const scope_name scope_names[] = {
+    {"data:read", STORE_SCOPE_DATA_READ},
+    {"data:write", STORE_SCOPE_DATA_WRITE},
+    {"manage", STORE_SCOPE_MANAGE},
+};
+#define SCOPES (sizeof scope_names / sizeof scope_names[0])
+
+unsigned aaa_scope_parse(const char *name)
+{
+    for (size_t i = 0; i < SCOPES; i++)
+        if (strcmp(name, scope_names[i].name) == 0)
+            return scope_names[i].bit;
+    return 0;
+}
+
+const char *aaa_scope_name(size_t i, unsigned *bit)
+{
+    if (i >= SCOPES)
+        return NULL;
+    *bit = scope_names[i].bit;
+    return scope_names[i].name;
+}

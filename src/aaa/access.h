@@ -1,0 +1,88 @@
+/* access.h — what a principal may do in an organisation (SPEC §2).
+ *
+ * Roles, each including the ones below it, hold in the org they are
+ * granted in and all its descendants; the superadmin holds owner
+ * everywhere. An API key acts within its org and the orgs below it with
+ * its scopes (data:read ≈ viewer on data, data:write posts and publishes
+ * data, manage ≈ admin). A device acts on its own data only.
+ *
+ * Every check answers SS codes, never a protocol's reply:
+ *   SS_NOT_FOUND  the org (or the thing in it) does not exist, or the
+ *                 principal has no standing there: answer as if nothing
+ *                 were there, revealing nothing;
+ *   SS_FORBIDDEN  the principal stands in the org but its role or scopes
+ *                 do not allow this;
+ *   or a store error. */
+#ifndef SS_AAA_ACCESS_H
+#define SS_AAA_ACCESS_H
+
+#include "aaa/principal.h"
+#include "store/store.h"
+
+/* The role a key's scopes give: admin for manage, viewer for data:read,
+ * else none (data:write alone reads and manages nothing). */
+store_role aaa_key_role(unsigned scopes);
+
+/* *within = 1 when org_id is `ancestor` or one of its descendants. 0 or a
+ * store error (SS_NOT_FOUND when org_id names no org). */
+int aaa_org_within(store_conn *db, const char *org_id, const char *ancestor, int *within);
+
+/* The principal's role in the org, through its ancestors. 0 with *role
+ * (STORE_ROLE_NONE for a key without a role-giving scope, or a device, in
+ * an org they stand in); SS_NOT_FOUND when the org does not exist or the
+ * principal has no standing in it; or a store error. */
+int aaa_role_in(store_conn *db, const aaa_principal *p, const char *org_id, store_role *role);
+
+/* Checks the principal holds at least `min` in the org. 0 with *role (may
+ * be NULL: STORE_ROLE_OWNER for the superadmin, STORE_ROLE_ADMIN for a
+ * manage key), SS_NOT_FOUND, SS_FORBIDDEN or a store error. */
+int aaa_require_role(store_conn *db, const aaa_principal *p, const char *org_id, store_role min,
+                     store_role *role);
+
+/* The role the audit actor ("user:<id>", "apikey:<id>") holds in the org
+ * now, as a request of theirs would get it: STORE_ROLE_NONE once the
+ * person is deleted, disabled or without a role there, or the key
+ * revoked. 0 or a store error. */
+int aaa_actor_role(store_conn *db, const char *actor, const char *org_id, store_role *out);
+
+/* Why a holder of `mine` may not move a member from `from` to `to`
+ * (nobody grants above their own role; only owners manage owners), or
+ * NULL when they may. */
+const char *aaa_grant_refusal(store_role mine, store_role from, store_role to);
+
+/* Readings in an org's tree: reading them (a query, a subscription, a
+ * live stream) or writing them (posting, publishing). */
+typedef enum {
+    AAA_DATA_READ = 0,
+    AAA_DATA_WRITE,
+} aaa_data_op;
+
+/* May the principal read or write data of the org, and of device_id in it
+ * when not NULL (the caller has found the device to be of org_id)? This
+ * is the question of an MQTT ACL ("may P publish / subscribe on org O's
+ * topic T") and of a live stream:
+ *   - a device: its own data only (device_id must be its id, org its org);
+ *   - a key: read with data:read or manage, write with data:write, in its
+ *     org's tree;
+ *   - a person: read as a viewer; readings are written by devices and keys.
+ * 0, SS_NOT_FOUND, SS_FORBIDDEN or a store error. */
+int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
+                   const char *device_id, aaa_data_op op);
+
+/* Loads the device and checks the principal holds at least `min` in its
+ * org. 0; SS_NOT_FOUND for a malformed id, no such device or a device of
+ * an org the principal does not stand in; SS_FORBIDDEN; or a store error. */
+int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device_id,
+                      store_role min, store_device *out);
+
+/* Role names ("viewer" …), and the name into the role (SS_INVAL when it
+ * names none; "none" is no role one can grant). */
+const char *aaa_role_name(store_role role);
+int aaa_role_parse(const char *name, store_role *out);
+
+/* Scope names ("data:read", "data:write", "manage"): the bit of a name (0
+ * when unknown), and the name of the i-th scope (NULL past the last). */
+unsigned aaa_scope_parse(const char *name);
+const char *aaa_scope_name(size_t i, unsigned *bit);
+
+#endif

@@ -1,0 +1,513 @@
+/* Unit tests of src/aaa's principals, access checks and lifecycle
+ * services, on a real store in a temporary directory: roles through the
+ * org tree, key scopes, the superadmin, grant rules, another org's things
+ * not found, and a device's and an org's lifecycle (token cache, live
+ * connections revoked, audit). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "aaa/access.h"
+#include "aaa/devices.h"
+#include "aaa/keys.h"
+#include "aaa/members.h"
+#include "aaa/orgs.h"
+#include "aaa/principal.h"
+#include "aaa/secret.h"
+#include "aaa/service.h"
+#include "core/err.h"
+
+#define NOW 1700000000000LL
+#define ABSENT_ID "0123456789abcdef01234567"
+
+typedef struct fixture {
+    char dir[64];
+    store *s;
+    store_conn *db;
+    uv_loop_t loop;
+    conn_registry *conns;
+    device_cache *devices;
+    quota *quotas;
+    /* the tree: top > mid > leaf, and a stranger org beside it */
+    store_org top, mid, leaf, other;
+    store_user super, admin, viewer, outsider;
+} fixture;
+
+/* One live connection of a test: counts how often it was told to close. */
+typedef struct fake_conn {
+    conn_reg_entry entry;
+    int revoked;
+} fake_conn;
+
+static void on_revoked(conn_reg_entry *e)
+{
+    ((fake_conn *)e->data)->revoked++;
+}
+
+static void conn_open(fixture *f, fake_conn *c, const char *principal)
+{
+    memset(c, 0, sizeof *c);
+    c->entry.on_revoked = on_revoked;
+    c->entry.data = c;
+    conn_registry_add(f->conns, &c->entry, principal);
+}
+
+static void add_org(fixture *f, store_org *o, const char *name, const char *parent)
+{
+    memset(o, 0, sizeof *o);
+    secret_new_id(o->id);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->parent_id, sizeof o->parent_id, "%s", parent ? parent : "");
+    o->created_at = NOW;
+    assert_int_equal(store_org_create(f->db, o), SS_OK);
+    assert_int_equal(quota_set_org(f->quotas, o->id, o->parent_id), SS_OK);
+}
+
+static void add_user(fixture *f, store_user *u, const char *email, int superadmin)
+{
+    memset(u, 0, sizeof *u);
+    secret_new_id(u->id);
+    snprintf(u->email, sizeof u->email, "%s", email);
+    snprintf(u->pw_hash, sizeof u->pw_hash, "%s", "$argon2id$not-a-real-hash");
+    u->superadmin = superadmin;
+    u->created_at = NOW;
+    assert_int_equal(store_user_create(f->db, u), SS_OK);
+}
+
+static aaa_principal person(const store_user *u)
+{
+    aaa_principal p = {.kind = AAA_PRINCIPAL_PERSON, .user = *u};
+    return p;
+}
+
+static aaa_principal key_of(const char *org_id, unsigned scopes)
+{
+    aaa_principal p = {.kind = AAA_PRINCIPAL_KEY};
+    secret_new_id(p.key.id);
+    snprintf(p.key.org_id, sizeof p.key.org_id, "%s", org_id);
+    snprintf(p.key.name, sizeof p.key.name, "%s", "app");
+    p.key.scopes = scopes;
+    return p;
+}
+
+static aaa_ctx ctx_of(fixture *f, const aaa_principal *who)
+{
+    aaa_ctx cx = {.db = f->db, .devices = f->devices, .conns = f->conns, .quotas = f->quotas,
+                  .who = who, .addr = "192.0.2.1", .now_ms = NOW};
+    return cx;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    store_options opt = {.url = "sqlite:", .durability = STORE_DURABILITY_NORMAL};
+    strcpy(f->dir, "/tmp/ss_test_access_XXXXXX");
+    if (!f || secret_init() || !mkdtemp(f->dir))
+        return -1;
+    opt.data_dir = f->dir;
+    char why[256];
+    if (store_open(&opt, &f->s, why, sizeof why) || store_conn_acquire(f->s, &f->db) ||
+        uv_loop_init(&f->loop) || conn_registry_new(&f->loop, &f->conns) ||
+        device_cache_new(&f->devices) || quota_new(&f->quotas))
+        return -1;
+    add_org(f, &f->top, "top", NULL);
+    add_org(f, &f->mid, "mid", f->top.id);
+    add_org(f, &f->leaf, "leaf", f->mid.id);
+    add_org(f, &f->other, "other", NULL);
+    add_user(f, &f->super, "root@example.com", 1);
+    add_user(f, &f->admin, "admin@example.com", 0);
+    add_user(f, &f->viewer, "viewer@example.com", 0);
+    add_user(f, &f->outsider, "outsider@example.com", 0);
+    assert_int_equal(store_membership_set(f->db, f->top.id, f->admin.id, STORE_ROLE_ADMIN), 0);
+    assert_int_equal(store_membership_set(f->db, f->mid.id, f->viewer.id, STORE_ROLE_VIEWER), 0);
+    assert_int_equal(store_membership_set(f->db, f->other.id, f->outsider.id, STORE_ROLE_OWNER),
+                     0);
+    *state = f;
+    return 0;
+}
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    conn_registry_close(f->conns);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&f->loop);
+    device_cache_free(f->devices);
+    quota_free(f->quotas);
+    store_conn_release(f->s, f->db);
+    store_close(f->s);
+    rm_dir(f->dir);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static void role_holds_in_every_descendant(void **state)
+{
+    fixture *f = *state;
+    aaa_principal admin = person(&f->admin), viewer = person(&f->viewer);
+    store_role r;
+    assert_int_equal(aaa_role_in(f->db, &admin, f->leaf.id, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_ADMIN);
+    assert_int_equal(aaa_role_in(f->db, &viewer, f->leaf.id, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_VIEWER);
+    /* never upward */
+    assert_int_equal(aaa_role_in(f->db, &viewer, f->top.id, &r), SS_NOT_FOUND);
+    assert_int_equal(aaa_require_role(f->db, &viewer, f->leaf.id, STORE_ROLE_VIEWER, &r), SS_OK);
+    assert_int_equal(aaa_require_role(f->db, &viewer, f->leaf.id, STORE_ROLE_EDITOR, NULL),
+                     SS_FORBIDDEN);
+    assert_int_equal(aaa_require_role(f->db, &admin, f->mid.id, STORE_ROLE_OWNER, NULL),
+                     SS_FORBIDDEN);
+}
+
+static void another_orgs_things_are_not_found(void **state)
+{
+    fixture *f = *state;
+    aaa_principal admin = person(&f->admin), outsider = person(&f->outsider);
+    aaa_ctx cx = ctx_of(f, &admin);
+    store_device d, got;
+    char token[SECRET_TEXT_MAX];
+    assert_int_equal(aaa_device_create(&cx, f->leaf.id, "probe", NULL, &d, token), SS_OK);
+    /* an owner elsewhere: as if neither the org nor the device existed */
+    assert_int_equal(aaa_require_role(f->db, &outsider, f->leaf.id, STORE_ROLE_VIEWER, NULL),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_device_access(f->db, &outsider, d.id, STORE_ROLE_VIEWER, &got),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_device_access(f->db, &outsider, ABSENT_ID, STORE_ROLE_VIEWER, &got),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_device_access(f->db, &outsider, "not-an-id", STORE_ROLE_VIEWER, &got),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_check_data(f->db, &outsider, f->leaf.id, d.id, AAA_DATA_READ),
+                     SS_NOT_FOUND);
+    /* a member of the org: found, and refused only for what the role lacks */
+    aaa_principal viewer = person(&f->viewer);
+    assert_int_equal(aaa_device_access(f->db, &viewer, d.id, STORE_ROLE_VIEWER, &got), SS_OK);
+    assert_string_equal(got.name, "probe");
+    assert_int_equal(aaa_device_access(f->db, &viewer, d.id, STORE_ROLE_EDITOR, &got),
+                     SS_FORBIDDEN);
+    /* a device reaches its own data only */
+    aaa_principal dev;
+    aaa_principal_device(&dev, d.id, d.org_id, 0);
+    assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, d.id, AAA_DATA_WRITE), SS_OK);
+    assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, ABSENT_ID, AAA_DATA_READ),
+                     SS_FORBIDDEN);
+    assert_int_equal(aaa_check_data(f->db, &dev, f->other.id, NULL, AAA_DATA_READ),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_role_in(f->db, &dev, f->mid.id, &(store_role){0}), SS_NOT_FOUND);
+}
+
+static void key_scopes_give_their_roles_in_its_tree(void **state)
+{
+    fixture *f = *state;
+    store_role r;
+    aaa_principal reader = key_of(f->mid.id, STORE_SCOPE_DATA_READ);
+    aaa_principal manager = key_of(f->mid.id, STORE_SCOPE_MANAGE);
+    aaa_principal writer = key_of(f->mid.id, STORE_SCOPE_DATA_WRITE);
+    assert_int_equal(aaa_role_in(f->db, &reader, f->leaf.id, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_VIEWER);
+    assert_int_equal(aaa_require_role(f->db, &reader, f->leaf.id, STORE_ROLE_EDITOR, NULL),
+                     SS_FORBIDDEN);
+    assert_int_equal(aaa_require_role(f->db, &manager, f->mid.id, STORE_ROLE_ADMIN, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_ADMIN);
+    assert_int_equal(aaa_require_role(f->db, &manager, f->mid.id, STORE_ROLE_OWNER, NULL),
+                     SS_FORBIDDEN);
+    /* above or beside its org: not there at all */
+    assert_int_equal(aaa_role_in(f->db, &manager, f->top.id, &r), SS_NOT_FOUND);
+    assert_int_equal(aaa_role_in(f->db, &manager, f->other.id, &r), SS_NOT_FOUND);
+    assert_int_equal(aaa_role_in(f->db, &manager, ABSENT_ID, &r), SS_NOT_FOUND);
+    /* data:write posts and publishes, and reads nothing */
+    assert_int_equal(aaa_role_in(f->db, &writer, f->leaf.id, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_NONE);
+    assert_int_equal(aaa_check_data(f->db, &writer, f->leaf.id, NULL, AAA_DATA_WRITE), SS_OK);
+    assert_int_equal(aaa_check_data(f->db, &writer, f->leaf.id, NULL, AAA_DATA_READ),
+                     SS_FORBIDDEN);
+    assert_int_equal(aaa_check_data(f->db, &reader, f->leaf.id, NULL, AAA_DATA_READ), SS_OK);
+    assert_int_equal(aaa_check_data(f->db, &reader, f->leaf.id, NULL, AAA_DATA_WRITE),
+                     SS_FORBIDDEN);
+    assert_int_equal(aaa_check_data(f->db, &writer, f->top.id, NULL, AAA_DATA_WRITE),
+                     SS_NOT_FOUND);
+    /* what an ingest gateway acting for the key reads */
+    assert_string_equal(aaa_principal_org(&writer), f->mid.id);
+    assert_int_equal(aaa_principal_scopes(&writer), STORE_SCOPE_DATA_WRITE);
+    assert_int_equal(aaa_key_role(STORE_SCOPE_DATA_READ | STORE_SCOPE_MANAGE), STORE_ROLE_ADMIN);
+    assert_int_equal(aaa_scope_parse("data:write"), STORE_SCOPE_DATA_WRITE);
+    assert_int_equal(aaa_scope_parse("admin"), 0);
+}
+
+static void superadmin_owns_every_org_that_exists(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super);
+    store_role r;
+    assert_true(aaa_principal_superadmin(&root));
+    assert_int_equal(aaa_require_role(f->db, &root, f->other.id, STORE_ROLE_OWNER, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_OWNER);
+    assert_int_equal(aaa_role_in(f->db, &root, ABSENT_ID, &r), SS_NOT_FOUND);
+    assert_int_equal(aaa_role_in(f->db, &root, "../etc", &r), SS_NOT_FOUND);
+    aaa_principal admin = person(&f->admin);
+    assert_false(aaa_principal_superadmin(&admin));
+}
+
+static void grant_rules(void **state)
+{
+    (void)state;
+    assert_null(aaa_grant_refusal(STORE_ROLE_ADMIN, STORE_ROLE_VIEWER, STORE_ROLE_ADMIN));
+    assert_null(aaa_grant_refusal(STORE_ROLE_ADMIN, STORE_ROLE_EDITOR, STORE_ROLE_NONE));
+    assert_null(aaa_grant_refusal(STORE_ROLE_OWNER, STORE_ROLE_OWNER, STORE_ROLE_VIEWER));
+    assert_string_equal(aaa_grant_refusal(STORE_ROLE_ADMIN, STORE_ROLE_NONE, STORE_ROLE_OWNER),
+                        "you cannot grant a role above your own");
+    assert_string_equal(aaa_grant_refusal(STORE_ROLE_EDITOR, STORE_ROLE_NONE, STORE_ROLE_ADMIN),
+                        "you cannot grant a role above your own");
+    assert_string_equal(aaa_grant_refusal(STORE_ROLE_ADMIN, STORE_ROLE_OWNER, STORE_ROLE_VIEWER),
+                        "only an owner manages owners");
+}
+
+static void member_changes_keep_the_rules(void **state)
+{
+    fixture *f = *state;
+    aaa_principal admin = person(&f->admin);
+    aaa_ctx cx = ctx_of(f, &admin);
+    /* an admin cannot make an owner, nor lower one */
+    assert_int_equal(aaa_member_set_role(&cx, f->mid.id, STORE_ROLE_ADMIN, &f->viewer,
+                                         STORE_ROLE_VIEWER, STORE_ROLE_OWNER),
+                     SS_FORBIDDEN);
+    assert_int_equal(aaa_member_set_role(&cx, f->mid.id, STORE_ROLE_ADMIN, &f->viewer,
+                                         STORE_ROLE_VIEWER, STORE_ROLE_EDITOR),
+                     SS_OK);
+    store_user u;
+    store_role role;
+    assert_int_equal(aaa_member_load(&cx, f->mid.id, f->viewer.id, &u, &role), SS_OK);
+    assert_int_equal(role, STORE_ROLE_EDITOR);
+    assert_int_equal(aaa_member_load(&cx, f->leaf.id, f->viewer.id, &u, &role), SS_NOT_FOUND);
+    /* the last owner stays */
+    aaa_principal owner = person(&f->outsider);
+    aaa_ctx ocx = ctx_of(f, &owner);
+    assert_int_equal(aaa_member_set_role(&ocx, f->other.id, STORE_ROLE_OWNER, &f->outsider,
+                                         STORE_ROLE_OWNER, STORE_ROLE_ADMIN),
+                     SS_CONFLICT);
+    /* a person no longer there has no role to back an invitation */
+    assert_int_equal(aaa_member_set_role(&cx, f->mid.id, STORE_ROLE_ADMIN, &f->viewer,
+                                         STORE_ROLE_EDITOR, STORE_ROLE_NONE),
+                     SS_OK);
+    char actor[48];
+    snprintf(actor, sizeof actor, "user:%s", f->viewer.id);
+    assert_int_equal(aaa_actor_role(f->db, actor, f->leaf.id, &role), SS_OK);
+    assert_int_equal(role, STORE_ROLE_NONE);
+    snprintf(actor, sizeof actor, "user:%s", f->admin.id);
+    assert_int_equal(aaa_actor_role(f->db, actor, f->leaf.id, &role), SS_OK);
+    assert_int_equal(role, STORE_ROLE_ADMIN);
+}
+
+typedef struct audit_seen {
+    char actions[8][48];
+    char actors[8][48];
+    size_t n;
+} audit_seen;
+
+static int note_audit(void *ctx, const store_audit *a)
+{
+    audit_seen *seen = ctx;
+    if (seen->n < 8) {
+        snprintf(seen->actions[seen->n], sizeof seen->actions[0], "%s", a->action);
+        snprintf(seen->actors[seen->n], sizeof seen->actors[0], "%s", a->actor);
+        seen->n++;
+    }
+    return 0;
+}
+
+static int cache_has(fixture *f, const char *token, device_cache_entry *e)
+{
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    secret_hash(token, strlen(token), hash);
+    return device_cache_lookup(f->devices, hash, e);
+}
+
+static void device_lifecycle_follows_cache_and_connections(void **state)
+{
+    fixture *f = *state;
+    aaa_principal admin = person(&f->admin);
+    aaa_ctx cx = ctx_of(f, &admin);
+    store_device d;
+    char token[SECRET_TEXT_MAX];
+    device_cache_entry e;
+    assert_int_equal(aaa_device_create(&cx, f->leaf.id, "boiler", "cellar", &d, token), SS_OK);
+    assert_int_equal(cache_has(f, token, &e), SS_OK);
+    assert_string_equal(e.device_id, d.id);
+    assert_string_equal(e.org_id, f->leaf.id);
+    assert_false(e.disabled);
+
+    /* disabled: refused by ingest and its connection closed */
+    fake_conn live;
+    conn_open(f, &live, d.id);
+    aaa_device_patch off = {.set_disabled = 1, .disabled = 1};
+    assert_int_equal(aaa_device_update(&cx, &d, &off), SS_OK);
+    assert_true(d.disabled);
+    assert_int_equal(cache_has(f, token, &e), SS_OK);
+    assert_true(e.disabled);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(live.revoked, 1);
+    assert_false(cx.revoked_self);
+
+    /* rotated: the old token is gone, the new one found */
+    char fresh[SECRET_TEXT_MAX];
+    assert_int_equal(aaa_device_rotate(&cx, &d, fresh), SS_OK);
+    assert_int_equal(cache_has(f, token, &e), SS_NOT_FOUND);
+    assert_int_equal(cache_has(f, fresh, &e), SS_OK);
+
+    /* deleted: nothing left to find, the connection closed */
+    conn_open(f, &live, d.id);
+    assert_int_equal(aaa_device_delete(&cx, &d), SS_OK);
+    assert_int_equal(cache_has(f, fresh, &e), SS_NOT_FOUND);
+    store_device gone;
+    assert_int_equal(store_device_get(f->db, d.id, &gone), SS_NOT_FOUND);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(live.revoked, 1);
+    assert_int_equal(conn_registry_count(f->conns, d.id), 0);
+
+    audit_seen seen = {0};
+    assert_int_equal(store_audit_list(f->db, f->leaf.id, 0, INT64_MAX, 8, note_audit, &seen), 0);
+    assert_int_equal(seen.n, 4);  /* newest first */
+    assert_string_equal(seen.actions[0], "device.delete");
+    assert_string_equal(seen.actions[1], "device.rotate_token");
+    assert_string_equal(seen.actions[2], "device.update");
+    assert_string_equal(seen.actions[3], "device.create");
+    char actor[48];
+    snprintf(actor, sizeof actor, "user:%s", f->admin.id);
+    assert_string_equal(seen.actors[0], actor);
+}
+
+static void org_delete_takes_its_devices_along(void **state)
+{
+    fixture *f = *state;
+    aaa_principal admin = person(&f->admin);
+    aaa_ctx cx = ctx_of(f, &admin);
+    store_org branch, twig;
+    assert_int_equal(aaa_org_create(&cx, "branch", f->top.id, &branch), SS_OK);
+    assert_int_equal(aaa_org_create(&cx, "twig", branch.id, &twig), SS_OK);
+    store_device d;
+    char token[SECRET_TEXT_MAX];
+    assert_int_equal(aaa_device_create(&cx, branch.id, "meter", NULL, &d, token), SS_OK);
+    quota_limits limits = {.max_readings_per_day = 10};
+    assert_int_equal(quota_set_limits(f->quotas, twig.id, &limits), SS_OK);
+    fake_conn live;
+    conn_open(f, &live, d.id);
+    /* a child org first */
+    assert_int_equal(aaa_org_delete(&cx, branch.id), SS_CONFLICT);
+    assert_int_equal(aaa_org_delete(&cx, twig.id), SS_OK);
+    assert_int_equal(aaa_org_delete(&cx, branch.id), SS_OK);
+    device_cache_entry e;
+    assert_int_equal(cache_has(f, token, &e), SS_NOT_FOUND);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(live.revoked, 1);
+    /* gone from the store and from the quota tree */
+    store_org o;
+    assert_int_equal(store_org_get(f->db, branch.id, &o), SS_NOT_FOUND);
+    assert_int_equal(quota_set_limits(f->quotas, twig.id, &limits), SS_NOT_FOUND);
+}
+
+static void revoking_ones_own_key_closes_ones_connection(void **state)
+{
+    fixture *f = *state;
+    aaa_principal admin = person(&f->admin);
+    aaa_ctx cx = ctx_of(f, &admin);
+    store_apikey k;
+    char key[SECRET_TEXT_MAX];
+    assert_int_equal(aaa_key_create(&cx, f->mid.id, "ci", STORE_SCOPE_MANAGE, &k, key), SS_OK);
+    assert_string_equal(k.created_by, f->admin.id);
+
+    /* the key signs in */
+    aaa_principal who;
+    assert_int_equal(aaa_authenticate(f->db, NULL, key, strlen(key), 0, NOW, &who), SS_OK);
+    assert_int_equal(who.kind, AAA_PRINCIPAL_KEY);
+    assert_string_equal(aaa_principal_id(&who), k.id);
+    /* never from a cookie, and a wrong one is no credential */
+    assert_int_equal(aaa_authenticate(f->db, NULL, key, strlen(key), 1, NOW, &who), SS_AUTH);
+    key[strlen(key) - 1] = key[strlen(key) - 1] == '0' ? '1' : '0';
+    assert_int_equal(aaa_authenticate(f->db, NULL, key, strlen(key), 0, NOW, &who), SS_AUTH);
+    assert_int_equal(who.kind, AAA_PRINCIPAL_KEY);
+
+    /* the key revokes itself: its own connection must close too */
+    aaa_principal self = {.kind = AAA_PRINCIPAL_KEY, .key = k};
+    aaa_ctx kcx = ctx_of(f, &self);
+    fake_conn live;
+    conn_open(f, &live, k.id);
+    assert_int_equal(aaa_key_revoke(&kcx, &k), SS_OK);
+    assert_true(kcx.revoked_self);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(live.revoked, 1);
+    store_role r;
+    char actor[48];
+    snprintf(actor, sizeof actor, "apikey:%s", k.id);
+    assert_int_equal(aaa_actor_role(f->db, actor, f->mid.id, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_NONE);
+}
+
+static void sessions_sign_in_until_idle(void **state)
+{
+    fixture *f = *state;
+    char token[SECRET_TEXT_MAX];
+    store_session s = {.created_at = NOW, .last_seen_at = NOW, .expires_at = NOW + 3600000};
+    secret_new(SECRET_PREFIX_SESSION, token, s.token_hash);
+    secret_new_id(s.id);
+    memcpy(s.user_id, f->viewer.id, sizeof s.user_id);
+    assert_int_equal(store_session_create(f->db, &s), SS_OK);
+    aaa_session_policy policy = {.idle_ms = 60000};
+    aaa_principal who;
+    assert_int_equal(aaa_authenticate(f->db, &policy, token, strlen(token), 1, NOW + 1000, &who),
+                     SS_OK);
+    assert_int_equal(who.kind, AAA_PRINCIPAL_PERSON);
+    assert_string_equal(who.user.email, "viewer@example.com");
+    assert_string_equal(aaa_principal_org(&who), "");
+    /* touched on use, so idle counts from the last use */
+    assert_int_equal(aaa_authenticate(f->db, &policy, token, strlen(token), 1, NOW + 50000, &who),
+                     SS_OK);
+    assert_int_equal(aaa_authenticate(f->db, &policy, token, strlen(token), 1, NOW + 100000,
+                                      &who),
+                     SS_OK);
+    assert_int_equal(aaa_authenticate(f->db, &policy, token, strlen(token), 1, NOW + 200000,
+                                      &who),
+                     SS_AUTH);
+    assert_int_equal(aaa_authenticate(f->db, &policy, "", 0, 0, NOW, &who), SS_AUTH);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(role_holds_in_every_descendant, setup, teardown),
+        cmocka_unit_test_setup_teardown(another_orgs_things_are_not_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_scopes_give_their_roles_in_its_tree, setup, teardown),
+        cmocka_unit_test_setup_teardown(superadmin_owns_every_org_that_exists, setup, teardown),
+        cmocka_unit_test(grant_rules),
+        cmocka_unit_test_setup_teardown(member_changes_keep_the_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(device_lifecycle_follows_cache_and_connections, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(org_delete_takes_its_devices_along, setup, teardown),
+        cmocka_unit_test_setup_teardown(revoking_ones_own_key_closes_ones_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sessions_sign_in_until_idle, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
