@@ -1,6 +1,7 @@
 /* api_auth.c — sign in, sign out, who am I. */
 #include "aaa/password.h"
 #include "aaa/secret.h"
+#include "aaa/users.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -181,17 +182,10 @@ void api_me(api_call *call)
     api_reply_json(call, 200, me);
 }
 
-/* {new_password} checked and hashed into out; answers 400 on failure. */
-static int new_password_hash(api_call *call, json_t *body, char out[STORE_PW_HASH_MAX])
+static void reply_weak_password(api_call *call)
 {
-    int bad = 0;
-    const char *pw = api_json_string(body, "new_password", SS_PASSWORD_MAX, &bad);
-    if (bad || !pw || password_hash(pw, out)) {
-        api_reply_error(call, 400, "weak_password",
-                        "new_password is required and has 12 to 1024 characters");
-        return 1;
-    }
-    return 0;
+    api_reply_error(call, 400, "weak_password",
+                    "new_password is required and has 12 to 1024 characters");
 }
 
 void api_me_password(api_call *call)
@@ -201,39 +195,27 @@ void api_me_password(api_call *call)
     json_t *body = api_body_object(call);
     if (!body)
         return;
-    int bad = 0;
+    int bad = 0, bad_new = 0;
     const char *current = api_json_string(body, "current_password", SS_PASSWORD_MAX, &bad);
-    char hash[STORE_PW_HASH_MAX];
-    if (bad || !current || !password_verify(current, call->who.user.pw_hash)) {
-        json_decref(body);
-        api_reply_error(call, 403, "wrong_password", "current_password is not right");
-        return;
-    }
-    int failed = new_password_hash(call, body, hash);
+    const char *fresh = api_json_string(body, "new_password", SS_PASSWORD_MAX, &bad_new);
+    int others_ended = 0;
+    int rc = aaa_user_change_password(api_aaa(call), bad ? NULL : current,
+                                      bad_new ? NULL : fresh, &others_ended);
     json_decref(body);
-    if (failed)
-        return;
-    int rc = store_user_set_password(call->db, call->who.user.id, hash);
-    if (rc == 0)
-        rc = store_session_delete_user(call->db, call->who.user.id, call->who.session.token_hash);
-    if (rc == 0 || rc == SS_FULL) {
+    if (others_ended) {
         memcpy(call->ended_user, call->who.user.id, sizeof call->ended_user);
         call->ended_user_keeps_own = 1;
     }
-    if (rc == SS_FULL) {
+    if (rc == SS_FORBIDDEN)
+        api_reply_error(call, 403, "wrong_password", "current_password is not right");
+    else if (rc == SS_INVAL)
+        reply_weak_password(call);
+    else if (rc == SS_FULL && others_ended)
         reply_end_unsaved(call, "the password is changed and the other sessions are");
-        return;
-    }
-    if (rc) {
+    else if (rc)
         api_reply_store_error(call, rc);
-        return;
-    }
-    char target[64];
-    snprintf(target, sizeof target, "user:%s", call->who.user.id);
-    api_audit(call, "", "user.password", target,
-              json_pack("{s:s,s:s,s:b}", "email", call->who.user.email, "password",
-                        AUDIT_SECRET_CHANGED, "other_sessions_ended", 1));
-    api_reply_empty(call);
+    else
+        api_reply_empty(call);
 }
 
 typedef struct session_list {
@@ -298,15 +280,11 @@ static int load_user_as_superadmin(api_call *call, store_user *u)
     return rc;
 }
 
-/* Ends every session and live connection of the user. */
-static int end_user_sessions(api_call *call, const char *user_id)
+/* The sessions the change ended are the accounting's to close. */
+static void note_ended_user(api_call *call, const store_user *u, int sessions_ended)
 {
-    int rc = store_session_delete_user(call->db, user_id, NULL);
-    if (rc == 0 || rc == SS_FULL) {
-        api_revoke(call, user_id);
-        snprintf(call->ended_user, sizeof call->ended_user, "%s", user_id);
-    }
-    return rc;
+    if (sessions_ended)
+        snprintf(call->ended_user, sizeof call->ended_user, "%s", u->id);
 }
 
 void api_user_patch(api_call *call)
@@ -325,25 +303,17 @@ void api_user_patch(api_call *call)
         api_reply_error(call, 400, "bad_request", "disabled (a boolean) is required");
         return;
     }
-    if (value && strcmp(u.id, call->who.user.id) == 0) {
+    int ended = 0;
+    int rc = aaa_user_set_disabled(api_aaa(call), &u, value, &ended);
+    note_ended_user(call, &u, ended);
+    if (rc == SS_CONFLICT)
         api_reply_error(call, 409, "conflict", "the superadmin cannot disable itself");
-        return;
-    }
-    int rc = store_user_set_disabled(call->db, u.id, value);
-    if (rc == 0 && value && (rc = end_user_sessions(call, u.id)) == SS_FULL) {
+    else if (rc == SS_FULL && ended)
         reply_end_unsaved(call, "the user is disabled and its sessions are");
-        return;
-    }
-    if (rc) {
+    else if (rc)
         api_reply_store_error(call, rc);
-        return;
-    }
-    u.disabled = value;
-    char target[64];
-    snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", value ? "user.disable" : "user.enable", target,
-              json_pack("{s:s,s:b}", "email", u.email, "disabled", value));
-    api_reply_json(call, 200, api_user_json(&u));
+    else
+        api_reply_json(call, 200, api_user_json(&u));
 }
 
 void api_user_password(api_call *call)
@@ -354,28 +324,20 @@ void api_user_password(api_call *call)
     json_t *body = api_body_object(call);
     if (!body)
         return;
-    char hash[STORE_PW_HASH_MAX];
-    int failed = new_password_hash(call, body, hash);
+    int bad = 0;
+    const char *fresh = api_json_string(body, "new_password", SS_PASSWORD_MAX, &bad);
+    int ended = 0;
+    int rc = aaa_user_reset_password(api_aaa(call), &u, bad ? NULL : fresh, &ended);
     json_decref(body);
-    if (failed)
-        return;
-    int rc = store_user_set_password(call->db, u.id, hash);
-    if (rc == 0 && (rc = end_user_sessions(call, u.id)) == SS_FULL) {
+    note_ended_user(call, &u, ended);
+    if (rc == SS_INVAL)
+        reply_weak_password(call);
+    else if (rc == SS_FULL && ended)
         reply_end_unsaved(call, "the password is changed and the user's sessions are");
-        return;
-    }
-    if (rc == 0)
-        rc = store_user_unlock_login(call->db, u.id, call->now_ms);
-    if (rc) {
+    else if (rc)
         api_reply_store_error(call, rc);
-        return;
-    }
-    char target[64];
-    snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", "user.password_reset", target,
-              json_pack("{s:s,s:s,s:b,s:b}", "email", u.email, "password", AUDIT_SECRET_CHANGED,
-                        "sessions_ended", 1, "login_throttle_lifted", 1));
-    api_reply_empty(call);
+    else
+        api_reply_empty(call);
 }
 
 /* Lifts the account's sign-in throttle (docs/operations.md) without
@@ -385,15 +347,11 @@ void api_user_unlock(api_call *call)
     store_user u;
     if (load_user_as_superadmin(call, &u))
         return;
-    int rc = store_user_unlock_login(call->db, u.id, call->now_ms);
+    int rc = aaa_user_unlock(api_aaa(call), &u);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    char target[64];
-    snprintf(target, sizeof target, "user:%s", u.id);
-    api_audit(call, "", "user.unlock", target,
-              json_pack("{s:s,s:b}", "email", u.email, "login_throttle_lifted", 1));
     api_reply_empty(call);
 }
 

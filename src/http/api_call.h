@@ -64,12 +64,6 @@ typedef void (*api_worker_fn)(api_call *call);
  * actor, the store handle, caches, registry, quotas. */
 aaa_ctx *api_aaa(api_call *call);
 
-/* Closes every connection of principal_id (a person just revoked). When
- * that is the caller itself, its own connection is closed right after this
- * answer: it was not registered yet if this is its first request, and the
- * revocation must not miss it. */
-void api_revoke(api_call *call, const char *principal_id);
-
 /* Answers with a JSON value (reference stolen). */
 void api_reply_json(api_call *call, int status, json_t *value);
 /* Answers with the JSON error of SPEC §2. */

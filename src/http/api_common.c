@@ -213,11 +213,6 @@ int api_authenticate(api_call *call)
     return 0;
 }
 
-void api_revoke(api_call *call, const char *principal_id)
-{
-    aaa_revoke(api_aaa(call), principal_id);
-}
-
 int api_require_user(api_call *call)
 {
     if (api_authenticate(call))

@@ -23,6 +23,7 @@
 #include "aaa/principal.h"
 #include "aaa/secret.h"
 #include "aaa/service.h"
+#include "aaa/users.h"
 #include "core/err.h"
 
 #define NOW 1700000000000LL
@@ -493,6 +494,39 @@ static void sessions_sign_in_until_idle(void **state)
     assert_int_equal(aaa_authenticate(f->db, &policy, "", 0, 0, NOW, &who), SS_AUTH);
 }
 
+static void disabling_a_person_ends_their_sessions_and_connections(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super);
+    aaa_ctx cx = ctx_of(f, &root);
+    char token[SECRET_TEXT_MAX];
+    store_session s = {.created_at = NOW, .last_seen_at = NOW, .expires_at = NOW + 3600000};
+    secret_new(SECRET_PREFIX_SESSION, token, s.token_hash);
+    secret_new_id(s.id);
+    memcpy(s.user_id, f->viewer.id, sizeof s.user_id);
+    assert_int_equal(store_session_create(f->db, &s), SS_OK);
+    fake_conn live;
+    conn_open(f, &live, f->viewer.id);
+    int ended = 0;
+    assert_int_equal(aaa_user_set_disabled(&cx, &f->super, 1, &ended), SS_CONFLICT);
+    assert_int_equal(aaa_user_set_disabled(&cx, &f->viewer, 1, &ended), SS_OK);
+    assert_true(ended);
+    assert_true(f->viewer.disabled);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(live.revoked, 1);
+    aaa_principal who;
+    assert_int_equal(aaa_authenticate(f->db, NULL, token, strlen(token), 1, NOW, &who), SS_AUTH);
+    /* a disabled person backs no invitation */
+    char actor[48];
+    store_role r;
+    snprintf(actor, sizeof actor, "user:%s", f->viewer.id);
+    assert_int_equal(aaa_actor_role(f->db, actor, f->mid.id, &r), SS_OK);
+    assert_int_equal(r, STORE_ROLE_NONE);
+    /* enabling ends nothing */
+    assert_int_equal(aaa_user_set_disabled(&cx, &f->viewer, 0, &ended), SS_OK);
+    assert_false(ended);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +542,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(revoking_ones_own_key_closes_ones_connection, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(sessions_sign_in_until_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(disabling_a_person_ends_their_sessions_and_connections,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
