@@ -127,7 +127,7 @@ static int device_checks_data(const aaa_principal *p, const char *org_id, const 
         return SS_NOT_FOUND;
     if (p->device.disabled)
         return SS_AUTH;
-    return device_id && strcmp(device_id, p->device.id) == 0 ? 0 : SS_FORBIDDEN;
+    return device_id && strcmp(device_id, p->device.device_id) == 0 ? 0 : SS_FORBIDDEN;
 }
 
 int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,

@@ -216,6 +216,8 @@ static int check_inviter(aaa_ctx *cx, const store_invitation *inv)
 
 int aaa_invitation_accept(aaa_ctx *cx, store_invitation *inv)
 {
+    if (cx->who->kind != AAA_PRINCIPAL_PERSON)
+        return SS_FORBIDDEN;
     const store_user *me = &cx->who->user;
     int rc = check_inviter(cx, inv);
     if (rc == 0)

@@ -57,8 +57,8 @@ int aaa_invitation_decline(aaa_ctx *cx, const store_invitation *inv);
 /* The invitee (the actor) accepts it and becomes a member. An invitation
  * carries its inviter's authority only while they hold it: once they
  * could no longer invite to that role in that org it is void, goes, and
- * the answer is SS_CONFLICT. OUT inv: as accepted. 0, SS_CONFLICT or a
- * store error. */
+ * the answer is SS_CONFLICT. OUT inv: as accepted. 0, SS_CONFLICT,
+ * SS_FORBIDDEN (the actor is no person) or a store error. */
 int aaa_invitation_accept(aaa_ctx *cx, store_invitation *inv);
 
 #endif

@@ -61,7 +61,7 @@ void aaa_principal_device(aaa_principal *p, const char *device_id, const char *o
 {
     memset(p, 0, sizeof *p);
     p->kind = AAA_PRINCIPAL_DEVICE;
-    snprintf(p->device.id, sizeof p->device.id, "%s", device_id);
+    snprintf(p->device.device_id, sizeof p->device.device_id, "%s", device_id);
     snprintf(p->device.org_id, sizeof p->device.org_id, "%s", org_id);
     p->device.disabled = disabled;
 }
@@ -74,7 +74,7 @@ const char *aaa_principal_id(const aaa_principal *p)
     case AAA_PRINCIPAL_KEY:
         return p->key.id;
     case AAA_PRINCIPAL_DEVICE:
-        return p->device.id;
+        return p->device.device_id;
     default:
         return "";
     }
@@ -120,8 +120,6 @@ const char *aaa_principal_name(const aaa_principal *p)
         return p->user.email;
     case AAA_PRINCIPAL_KEY:
         return p->key.name;
-    case AAA_PRINCIPAL_DEVICE:
-        return p->device.name;
     default:
         return "";
     }

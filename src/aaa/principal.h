@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aaa/device_cache.h"
 #include "store/store.h"
 
 typedef enum {
@@ -20,12 +21,18 @@ typedef enum {
     AAA_PRINCIPAL_DEVICE,
 } aaa_principal_kind;
 
+/* One kind at a time: read only the members of `kind` (the accessors
+ * below do). Small enough to build per message on the loop thread. */
 typedef struct aaa_principal {
     aaa_principal_kind kind;
-    store_user user;        /* PERSON */
-    store_session session;  /* PERSON: the login it came with */
-    store_apikey key;       /* KEY */
-    store_device device;    /* DEVICE: id, org_id and disabled are set */
+    union {
+        struct {
+            store_user user;        /* PERSON */
+            store_session session;  /* PERSON: the login it came with */
+        };
+        store_apikey key;           /* KEY */
+        device_cache_entry device;  /* DEVICE: as the token cache knows it */
+    };
 } aaa_principal;
 
 /* Session expiry, as the server is configured (0: the SS_SESSION_* default). */
@@ -65,7 +72,8 @@ unsigned aaa_principal_scopes(const aaa_principal *p);
 int aaa_principal_superadmin(const aaa_principal *p);
 /* The audit actor: "user:<id>", "apikey:<id>", "device:<id>". */
 void aaa_principal_actor(const aaa_principal *p, char *out, size_t cap);
-/* The actor's name then: the person's email, the key's or device's name. */
+/* The actor's name then: the person's email, the key's name ("" for a
+ * device, known by its id). */
 const char *aaa_principal_name(const aaa_principal *p);
 
 #endif

@@ -80,7 +80,7 @@ int aaa_user_change_password(aaa_ctx *cx, const char *current, const char *passw
     const store_user *me = &cx->who->user;
     char hash[STORE_PW_HASH_MAX];
     *others_ended = 0;
-    if (!current || !password_verify(current, me->pw_hash))
+    if (cx->who->kind != AAA_PRINCIPAL_PERSON || !current || !password_verify(current, me->pw_hash))
         return SS_FORBIDDEN;
     if (!password || password_hash(password, hash))
         return SS_INVAL;

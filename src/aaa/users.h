@@ -29,9 +29,9 @@ int aaa_user_reset_password(aaa_ctx *cx, const store_user *u, const char *passwo
 int aaa_user_unlock(aaa_ctx *cx, const store_user *u);
 
 /* The person acting changes their own password: every other session of
- * theirs ends, the one acting stays. OUT others_ended. 0, SS_FORBIDDEN
- * (current is not their password), SS_INVAL (the new one breaks the
- * rule), SS_FULL (see above) or a store error. */
+ * theirs ends, the one acting stays. OUT others_ended. 0; SS_FORBIDDEN
+ * (current is not their password, or the actor is no person); SS_INVAL
+ * (the new one breaks the rule); SS_FULL (see above); or a store error. */
 int aaa_user_change_password(aaa_ctx *cx, const char *current, const char *password,
                              int *others_ended);
 

@@ -240,7 +240,8 @@ void api_me_sessions(api_call *call)
     if (api_require_user(call))
         return;
     session_list sl = {call, json_array()};
-    int rc = store_session_list_user(call->db, call->who.user.id, call->now_ms, append_session, &sl);
+    int rc =
+        store_session_list_user(call->db, call->who.user.id, call->now_ms, append_session, &sl);
     api_reply_list(call, rc, sl.list);
 }
 

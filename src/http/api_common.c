@@ -75,10 +75,10 @@ void api_reply_err(api_call *call, int err, const char *why)
         api_reply_error(call, 401, "unauthenticated", why ? why : "sign in first");
         break;
     case SS_FORBIDDEN:
-        api_reply_error(call, 403, "forbidden",
-                        why                                     ? why
-                        : call->who.kind == AAA_PRINCIPAL_KEY ? "the API key's scopes do not allow this"
-                                                                : "your role does not allow this");
+        if (!why)
+            why = call->who.kind == AAA_PRINCIPAL_KEY ? "the API key's scopes do not allow this"
+                                                      : "your role does not allow this";
+        api_reply_error(call, 403, "forbidden", why);
         break;
     case SS_QUOTA:
         api_reply_error(call, 429, "quota_exceeded", why ? why : "over the organisation's quota");
