@@ -155,6 +155,15 @@ int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device
     return aaa_require_role(db, p, out->org_id, min, NULL);
 }
 
+int aaa_key_access(store_conn *db, const aaa_principal *p, const char *key_id, store_role min,
+                   store_apikey *out)
+{
+    int rc = secret_id_valid(key_id) ? store_apikey_get(db, key_id, out) : SS_NOT_FOUND;
+    if (rc)
+        return rc;
+    return aaa_require_role(db, p, out->org_id, min, NULL);
+}
+
 static const char *const role_names[] = {"none", "viewer", "editor", "admin", "owner"};
 
 const char *aaa_role_name(store_role role)

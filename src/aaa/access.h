@@ -75,6 +75,11 @@ int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
 int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device_id,
                       store_role min, store_device *out);
 
+/* Loads the API key key_id and checks the principal holds at least `min`
+ * in its org; the same answers as aaa_device_access. */
+int aaa_key_access(store_conn *db, const aaa_principal *p, const char *key_id, store_role min,
+                   store_apikey *out);
+
 /* Role names ("viewer" …), and the name into the role (SS_INVAL when it
  * names none; "none" is no role one can grant). */
 const char *aaa_role_name(store_role role);

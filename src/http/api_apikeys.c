@@ -85,13 +85,12 @@ void api_apikey_delete(api_call *call)
     if (api_authenticate(call))
         return;
     store_apikey k;
-    int rc = secret_id_valid(call->params[0]) ? store_apikey_get(call->db, call->params[0], &k)
-                                              : SS_NOT_FOUND;
+    int rc = aaa_key_access(call->db, &call->who, call->params[0], STORE_ROLE_ADMIN, &k);
     if (rc) {
-        api_reply_store_error(call, rc);
+        api_reply_err(call, rc, NULL);
         return;
     }
-    if (api_require_role(call, k.org_id, STORE_ROLE_ADMIN, NULL))
+    if (api_enter_org(call, k.org_id))
         return;
     rc = aaa_key_revoke(api_aaa(call), &k);
     if (rc) {

@@ -135,6 +135,11 @@ void api_respond_busy(http_request *req, const char *message);
  * API_GATE_SIGN_IN, before api_login runs. */
 int api_gate_org(api_call *call, const char *org_id);
 
+/* The request acts in the org, whose access the caller checked: it is
+ * accounted there, and a heavy call takes the org's share (api_gate_org;
+ * nonzero: it waits, answering nothing). */
+int api_enter_org(api_call *call, const char *org_id);
+
 /* Signs the user in, loads the device named by the first path parameter and
  * checks the user holds at least `min` in its org. Answers (401, 404 for
  * another org's device, 403) and returns nonzero on failure. */

@@ -223,8 +223,7 @@ int api_require_user(api_call *call)
     return 1;
 }
 
-/* The request acts in the org: its accounting, and a heavy call's share. */
-static int enter_org(api_call *call, const char *org_id)
+int api_enter_org(api_call *call, const char *org_id)
 {
     snprintf(call->acct_org, sizeof call->acct_org, "%s", org_id);
     return api_gate_org(call, org_id);
@@ -237,7 +236,7 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
         api_reply_err(call, rc, NULL);
         return 1;
     }
-    return enter_org(call, org_id);
+    return api_enter_org(call, org_id);
 }
 
 /* Every 429 too_many_requests says when to try again. */
@@ -310,7 +309,7 @@ int api_load_device(api_call *call, store_role min, store_device *d)
         api_reply_err(call, rc, NULL);
         return 1;
     }
-    return enter_org(call, d->org_id);
+    return api_enter_org(call, d->org_id);
 }
 
 json_t *api_user_json(const store_user *u)

@@ -450,6 +450,14 @@ static void revoking_ones_own_key_closes_ones_connection(void **state)
     assert_int_equal(aaa_authenticate(f->db, NULL, key, strlen(key), 0, NOW, &who), SS_AUTH);
     assert_int_equal(who.kind, AAA_PRINCIPAL_KEY);
 
+    /* another org's key is not there; a viewer of its org may not revoke it */
+    store_apikey got;
+    aaa_principal outsider = person(&f->outsider), viewer = person(&f->viewer);
+    assert_int_equal(aaa_key_access(f->db, &outsider, k.id, STORE_ROLE_ADMIN, &got),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_key_access(f->db, &viewer, k.id, STORE_ROLE_ADMIN, &got), SS_FORBIDDEN);
+    assert_int_equal(aaa_key_access(f->db, &admin, k.id, STORE_ROLE_ADMIN, &got), SS_OK);
+
     /* the key revokes itself: its own connection must close too */
     aaa_principal self = {.kind = AAA_PRINCIPAL_KEY, .key = k};
     aaa_ctx kcx = ctx_of(f, &self);
