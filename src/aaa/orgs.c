@@ -83,3 +83,18 @@ int aaa_org_delete(aaa_ctx *cx, const char *org_id)
     audit_org(cx, org_id, "org.delete", org_id, json_pack("{s:I}", "devices_deleted", n_devices));
     return 0;
 }
+
+int aaa_org_set_quota(aaa_ctx *cx, const store_quota *q)
+{
+    int rc = store_quota_set(cx->db, q);
+    if (rc)
+        return rc;
+    quota_limits l = {q->max_devices, q->max_readings_per_day, q->max_bytes_per_day};
+    if (cx->quotas)
+        quota_set_limits(cx->quotas, q->org_id, &l);
+    audit_org(cx, q->org_id, "org.quota", q->org_id,
+              json_pack("{s:I,s:I,s:I}", "max_devices", (json_int_t)q->max_devices,
+                        "max_readings_per_day", (json_int_t)q->max_readings_per_day,
+                        "max_bytes_per_day", (json_int_t)q->max_bytes_per_day));
+    return 0;
+}

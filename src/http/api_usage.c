@@ -3,6 +3,7 @@
 #include "aaa/secret.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "aaa/orgs.h"
 #include "http/api_call.h"
 
 #include <stdio.h>
@@ -301,19 +302,10 @@ void api_quota_put(api_call *call)
                         "numbers >= 0 (0: unlimited)");
         return;
     }
-    rc = store_quota_set(call->db, &q);
+    rc = aaa_org_set_quota(api_aaa(call), &q);
     if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
-    quota_limits l = {q.max_devices, q.max_readings_per_day, q.max_bytes_per_day};
-    if (call->app->quotas)
-        quota_set_limits(call->app->quotas, org.id, &l);
-    char target[64];
-    snprintf(target, sizeof target, "org:%s", org.id);
-    api_audit(call, org.id, "org.quota", target,
-              json_pack("{s:I,s:I,s:I}", "max_devices", (json_int_t)q.max_devices,
-                        "max_readings_per_day", (json_int_t)q.max_readings_per_day,
-                        "max_bytes_per_day", (json_int_t)q.max_bytes_per_day));
     api_reply_json(call, 200, quota_json(&q));
 }

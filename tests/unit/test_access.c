@@ -411,8 +411,17 @@ static void org_delete_takes_its_devices_along(void **state)
     store_device d;
     char token[SECRET_TEXT_MAX];
     assert_int_equal(aaa_device_create(&cx, branch.id, "meter", NULL, &d, token), SS_OK);
+    /* a quota set from above holds in the tree at once */
+    store_quota q = {.max_readings_per_day = 10};
+    memcpy(q.org_id, twig.id, sizeof q.org_id);
+    assert_int_equal(aaa_org_set_quota(&cx, &q), SS_OK);
+    assert_int_equal(quota_reserve_readings(f->quotas, twig.id, 11, NOW, NULL), SS_QUOTA);
+    assert_int_equal(quota_reserve_readings(f->quotas, twig.id, 10, NOW, NULL), SS_OK);
+    quota_finish_readings(f->quotas, twig.id, 10, 0, NOW, NULL);
+    store_quota back;
+    assert_int_equal(store_quota_get(f->db, twig.id, &back), SS_OK);
+    assert_int_equal(back.max_readings_per_day, 10);
     quota_limits limits = {.max_readings_per_day = 10};
-    assert_int_equal(quota_set_limits(f->quotas, twig.id, &limits), SS_OK);
     fake_conn live;
     conn_open(f, &live, d.id);
     /* a child org first */
