@@ -294,17 +294,23 @@ static int conn_open(sq_store *s, sq_conn **out, char *errbuf, size_t errlen)
     return SS_OK;
 }
 
+/* The engine handle the store holds is an sq_store. */
+static sq_store *sq_store_of(store_engine *e)
+{
+    return (sq_store *)(void *)e;
+}
+
 /* The spare connection (the one that migrated the schema) first, else a
  * new one. */
 static int sq_conn_open(store_engine *e, store_engine_conn **out)
 {
-    sq_store *s = (sq_store *)(void *)e;
+    sq_store *s = sq_store_of(e);
     pthread_mutex_lock(&s->lock);
     sq_conn *c = s->spare;
     s->spare = NULL;
     pthread_mutex_unlock(&s->lock);
     if (c) {
-        *out = (store_engine_conn *)(void *)c;
+        *out = sq_ec(c);
         return SS_OK;
     }
     char why[STORE_ERR_MAX] = "";
@@ -313,7 +319,7 @@ static int sq_conn_open(store_engine *e, store_engine_conn **out)
         log_error(LOG_MOD, "new connection: %s", why[0] ? why : ss_strerror(err));
         return err == SS_NOMEM ? SS_NOMEM : SS_STORE;
     }
-    *out = (store_engine_conn *)(void *)c;
+    *out = sq_ec(c);
     return SS_OK;
 }
 
@@ -436,7 +442,7 @@ static int sq_open(const store_options *opt, store_engine **out, char *errbuf, s
 
 static void sq_close(store_engine *e)
 {
-    sq_store *s = (sq_store *)(void *)e;
+    sq_store *s = sq_store_of(e);
     if (s->spare)
         conn_free(s->spare);
     store_free(s);
@@ -456,13 +462,13 @@ static int sq_ping(store_engine_conn *ec)
 
 static int sq_full(store_engine *e)
 {
-    sq_store *s = (sq_store *)(void *)e;
+    sq_store *s = sq_store_of(e);
     return atomic_load(&s->full);
 }
 
 static int sq_room_to_write(store_engine *e)
 {
-    sq_store *s = (sq_store *)(void *)e;
+    sq_store *s = sq_store_of(e);
     return !atomic_load(&s->full) && sq_checkpoint_fits(s);
 }
 

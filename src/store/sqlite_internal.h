@@ -544,13 +544,13 @@ int sq_acct_put_one(sq_conn *c, stmt_id id, const store_acct_session *s);
 int sq_session_create(store_engine_conn *ec, const store_session *s);
 int sq_session_write_held(store_engine_conn *ec, int64_t now_ms);
 int sq_session_get(store_engine_conn *ec, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
-                          store_session *out);
+                   store_session *out);
 int sq_session_delete(store_engine_conn *ec, const uint8_t hash[SS_SECRET_HASH_BYTES]);
 int sq_session_delete_user(store_engine_conn *ec, const char *user_id, const uint8_t *keep);
 int sq_session_touch(store_engine_conn *ec, const uint8_t hash[SS_SECRET_HASH_BYTES],
                      int64_t now_ms);
 int sq_session_list_user(store_engine_conn *ec, const char *user_id, int64_t now_ms,
-                                store_session_cb cb, void *ctx);
+                         store_session_cb cb, void *ctx);
 int sq_session_delete_id(store_engine_conn *ec, const char *user_id, const char *id);
 
 /* The engine's tables (one file each). */

@@ -8,7 +8,15 @@
  * concern (store_accounts.h, store_series.h, store_usage.h). The store
  * keeps, per concern, the table and the engine serving it, and per
  * store_conn one connection of each engine: a store_* call costs one
- * indirect call into its engine, per call and never per reading. */
+ * indirect call into its engine, per call and never per reading.
+ *
+ * Today the one store URL names one engine, which serves all three. A
+ * readings engine taking the series alone is a second URL for that
+ * concern (store.c, parts_assign); it then also takes the usage, or hands
+ * its committed usage to the usage engine (store_series.h), and the
+ * delete of a device or an org, one accounts call today, becomes the
+ * accounts engine's delete followed by the series engine's drop of that
+ * device's series. */
 #ifndef SS_STORE_ENGINE_H
 #define SS_STORE_ENGINE_H
 
