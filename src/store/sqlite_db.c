@@ -3,7 +3,6 @@
  * room left on the disk; and the helpers every sqlite_*.c file uses. */
 #include "store/sqlite_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +31,6 @@ const char *const sq_stmt_name[STMT_COUNT] = {
 };
 
 /* ---- small helpers -------------------------------------------------------- */
-
-void sq_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Maps an SQLite result code to an SS_* code; logs what an operator must
  * see (anything but a taken key or a missing parent). */
@@ -229,8 +218,9 @@ static int conn_wal(sq_conn *c, char *errbuf, size_t errlen)
     const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
     int ok = mode && strcmp((const char *)mode, "wal") == 0;
     if (!ok)
-        sq_set_err(errbuf, errlen, "%s: cannot enable WAL journal mode: %s", c->owner->path,
-                   rc == SQLITE_ROW ? "not supported on this file system" : sqlite3_errmsg(c->db));
+        store_engine_err(errbuf, errlen, "%s: cannot enable WAL journal mode: %s", c->owner->path,
+                         rc == SQLITE_ROW ? "not supported on this file system"
+                                          : sqlite3_errmsg(c->db));
     sqlite3_finalize(st);
     return ok ? SS_OK : SS_STORE;
 }
@@ -260,8 +250,8 @@ static int conn_configure(sq_conn *c, char *errbuf, size_t errlen)
     };
     for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
         if (sqlite3_exec(c->db, pragmas[i], NULL, NULL, NULL) != SQLITE_OK) {
-            sq_set_err(errbuf, errlen, "%s: %s: %s", c->owner->path, pragmas[i],
-                       sqlite3_errmsg(c->db));
+            store_engine_err(errbuf, errlen, "%s: %s: %s", c->owner->path, pragmas[i],
+                             sqlite3_errmsg(c->db));
             return SS_STORE;
         }
     }
@@ -280,8 +270,8 @@ static int conn_open(sq_store *s, sq_conn **out, char *errbuf, size_t errlen)
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(s->path, &c->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        sq_set_err(errbuf, errlen, "cannot open %s: %s", s->path,
-                   c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        store_engine_err(errbuf, errlen, "cannot open %s: %s", s->path,
+                         c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
         conn_free(c);
         return rc == SQLITE_NOMEM ? SS_NOMEM : SS_STORE;
     }
@@ -347,26 +337,27 @@ static int store_path(const store_options *opt, char *path, size_t cap, char *er
     const char *url = opt->url ? opt->url : "";
     size_t scheme = strlen(STORE_URL_SCHEME);
     if (strncmp(url, STORE_URL_SCHEME, scheme) != 0) {
-        sq_set_err(errbuf, errlen,
-                   "unknown store url \"%s\": use \"sqlite:\" or \"sqlite:/path/file.db\"", url);
+        store_engine_err(errbuf, errlen,
+                         "unknown store url \"%s\": use \"sqlite:\" or \"sqlite:/path/file.db\"",
+                         url);
         return SS_INVAL;
     }
     const char *file = url + scheme;
     int n;
     if (file[0] == '\0') {
         if (!opt->data_dir || opt->data_dir[0] == '\0') {
-            sq_set_err(errbuf, errlen, "store url \"sqlite:\" needs a data directory");
+            store_engine_err(errbuf, errlen, "store url \"sqlite:\" needs a data directory");
             return SS_INVAL;
         }
         n = snprintf(path, cap, "%s/%s", opt->data_dir, STORE_DB_FILE);
     } else if (file[0] == '/') {
         n = snprintf(path, cap, "%s", file);
     } else {
-        sq_set_err(errbuf, errlen, "store url \"%s\": the file path must be absolute", url);
+        store_engine_err(errbuf, errlen, "store url \"%s\": the file path must be absolute", url);
         return SS_INVAL;
     }
     if (n < 0 || (size_t)n >= cap) {
-        sq_set_err(errbuf, errlen, "store file path is too long");
+        store_engine_err(errbuf, errlen, "store file path is too long");
         return SS_INVAL;
     }
     return SS_OK;
@@ -383,7 +374,7 @@ static void store_free(sq_store *s)
 static int store_init(const store_options *opt, sq_store *s, char *errbuf, size_t errlen)
 {
     if (opt->durability != STORE_DURABILITY_FULL && opt->durability != STORE_DURABILITY_NORMAL) {
-        sq_set_err(errbuf, errlen, "unknown store durability %d", (int)opt->durability);
+        store_engine_err(errbuf, errlen, "unknown store durability %d", (int)opt->durability);
         return SS_INVAL;
     }
     s->durability = opt->durability;
@@ -400,7 +391,7 @@ static int sq_open(const store_options *opt, store_engine **out, char *errbuf, s
     }
     errbuf[0] = '\0';
     if (!opt || !out) {
-        sq_set_err(errbuf, errlen, "no store options");
+        store_engine_err(errbuf, errlen, "no store options");
         return SS_INVAL;
     }
     sq_store *s = calloc(1, sizeof *s);

@@ -520,8 +520,6 @@ static inline store_engine_conn *sq_ec(sq_conn *c)
 /* The log module of the engine's messages. */
 #define SQ_LOG_MOD "store"
 
-void sq_set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* Maps an SQLite result code to an SS_* code; logs what an operator must
  * see (anything but a taken key or a missing parent). */
 int sq_err(sq_conn *c, int rc, const char *what);

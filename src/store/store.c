@@ -45,10 +45,7 @@ struct store {
     size_t open_count;
 };
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+void store_engine_err(char *errbuf, size_t errlen, const char *fmt, ...)
 {
     if (!errbuf || errlen == 0)
         return;
@@ -79,10 +76,10 @@ static void unknown_url(const char *url, char *errbuf, size_t errlen)
             break;
         used += (size_t)n;
     }
-    set_err(errbuf, errlen,
-            "unknown store url \"%s\": the known schemes are %s, as in "
-            "\"sqlite:\" or \"sqlite:/path/file.db\"",
-            url, schemes);
+    store_engine_err(errbuf, errlen,
+                     "unknown store url \"%s\": the known schemes are %s, as in "
+                     "\"sqlite:\" or \"sqlite:/path/file.db\"",
+                     url, schemes);
 }
 
 /* One engine serves every concern: the url names it. A concern the engine
@@ -90,10 +87,10 @@ static void unknown_url(const char *url, char *errbuf, size_t errlen)
 static int parts_assign(store *s, const store_engine_kind *k, char *errbuf, size_t errlen)
 {
     if (!k->accounts || !k->series || !k->usage) {
-        set_err(errbuf, errlen,
-                "the %s store keeps only part of the data: it cannot be the "
-                "only store",
-                k->name);
+        store_engine_err(errbuf, errlen,
+                         "the %s store keeps only part of the data: it cannot be the "
+                         "only store",
+                         k->name);
         return SS_INVAL;
     }
     s->accounts = k->accounts;
@@ -116,7 +113,7 @@ int store_open(const store_options *opt, store **out, char *errbuf, size_t errle
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (!opt || !out || !opt->url) {
-        set_err(errbuf, errlen, "no store url");
+        store_engine_err(errbuf, errlen, "no store url");
         return SS_INVAL;
     }
     const store_engine_kind *k = kind_of_url(opt->url);
@@ -235,28 +232,51 @@ store_engine_conn *store_conn_engine(store_conn *c, store_part part)
     return c->conn[c->owner->engine_of[part]];
 }
 
-/* The calls below ask every engine: the store is as healthy, as full and
- * as roomy as the worst of them. */
+/* The calls below ask every engine, each of them even when one fails: the
+ * store is as healthy, as full and as roomy as the worst of them. */
 
-int store_ping(store_conn *c)
-{
-    store *s = c->owner;
-    int err = SS_OK;
-    for (size_t i = 0; i < s->n_engines && !err; i++)
-        err = s->kind[i]->ping(c->conn[i]);
-    return err;
-}
+typedef int (*engine_conn_call)(const store_engine_kind *k, store_engine_conn *ec);
 
-int store_checkpoint(store_conn *c)
+static int each_engine_conn(store_conn *c, engine_conn_call call)
 {
     store *s = c->owner;
     int worst = SS_OK;
     for (size_t i = 0; i < s->n_engines; i++) {
-        int err = s->kind[i]->checkpoint(c->conn[i]);
+        int err = call(s->kind[i], c->conn[i]);
         if (err && !worst)
             worst = err;
     }
     return worst;
+}
+
+static int call_ping(const store_engine_kind *k, store_engine_conn *ec)
+{
+    return k->ping(ec);
+}
+
+static int call_checkpoint(const store_engine_kind *k, store_engine_conn *ec)
+{
+    return k->checkpoint(ec);
+}
+
+static int call_probe_room(const store_engine_kind *k, store_engine_conn *ec)
+{
+    return k->probe_room(ec);
+}
+
+int store_ping(store_conn *c)
+{
+    return each_engine_conn(c, call_ping);
+}
+
+int store_checkpoint(store_conn *c)
+{
+    return each_engine_conn(c, call_checkpoint);
+}
+
+int store_probe_room(store_conn *c)
+{
+    return each_engine_conn(c, call_probe_room);
 }
 
 int store_full(store *s)
@@ -273,16 +293,4 @@ int store_room_to_write(store *s)
         if (!s->kind[i]->room_to_write(s->engine[i]))
             return 0;
     return 1;
-}
-
-int store_probe_room(store_conn *c)
-{
-    store *s = c->owner;
-    int worst = SS_OK;
-    for (size_t i = 0; i < s->n_engines; i++) {
-        int err = s->kind[i]->probe_room(c->conn[i]);
-        if (err && !worst)
-            worst = err;
-    }
-    return worst;
 }

@@ -66,6 +66,11 @@ typedef struct store_engine_kind {
 /* The engines this build has (store.c lists them). */
 extern const store_engine_kind store_sqlite_engine;
 
+/* Writes a reason a person can act on into errbuf (nothing when errbuf is
+ * NULL or errlen 0): the message of a failed open. */
+void store_engine_err(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The connection of the engine serving `part` on c: for an engine's own
  * test hooks (store_sqlite_db). */
 store_engine_conn *store_conn_engine(store_conn *c, store_part part);
