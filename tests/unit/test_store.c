@@ -211,6 +211,20 @@ static void test_open_rejects_bad_urls_with_reason(void **state)
     assert_int_equal(store_open(&baddur, &s, NULL, 0), SS_INVAL);
 }
 
+/* The engine is chosen by the scheme: an unknown one fails the open with
+ * the schemes this build knows. */
+static void test_open_unknown_scheme_names_the_known_ones(void **state)
+{
+    fx *f = *state;
+    store_options opt = {.url = "postgres://localhost/db", .data_dir = f->dir};
+    char why[256] = "";
+    store *s = NULL;
+    assert_int_equal(store_open(&opt, &s, why, sizeof why), SS_INVAL);
+    assert_null(s);
+    assert_non_null(strstr(why, "postgres://localhost/db"));
+    assert_non_null(strstr(why, "\"sqlite:\""));
+}
+
 static void test_open_missing_data_dir_is_store_error(void **state)
 {
     fx *f = *state;
@@ -1569,6 +1583,7 @@ int main(void)
         TB(test_open_refuses_newer_schema),
         TB(test_open_url_with_absolute_path),
         TB(test_open_rejects_bad_urls_with_reason),
+        TB(test_open_unknown_scheme_names_the_known_ones),
         TB(test_open_missing_data_dir_is_store_error),
         TB(test_durability_full_syncs_every_commit),
         TB(test_durability_normal_in_wal),
