@@ -1,13 +1,678 @@
-/* sqlite_internal.h — what the files of the SQLite store share with each
- * other (and with their unit test), never with the rest of SensorSpace: the
- * rest of the code sees only store.h. */
+/* sqlite_internal.h — what the files of the SQLite engine share with each
+ * other (and with their unit tests), never with the rest of SensorSpace:
+ * the rest of the code sees only store.h.
+ *
+ * The engine (store_engine.h) is a path, a durability setting and the
+ * connections the store's pool holds. Each connection prepares its
+ * statements once (lazily, on first use) and keeps them; each call binds,
+ * steps and resets. Writes that span statements run in BEGIN IMMEDIATE
+ * transactions: the write lock is taken up front, so two writers queue on
+ * the busy timeout instead of deadlocking when a reader tries to upgrade.
+ *
+ * Its files, one job each: sqlite_db.c (connections, pragmas, checkpoints,
+ * the disk; the engine's entry), sqlite_accounts.c and sqlite_sessions.c
+ * (store_accounts.h), sqlite_series.c (store_series.h), sqlite_usage.c
+ * (store_usage.h), sqlite_migrate.c (the schema). */
 #ifndef SS_STORE_SQLITE_INTERNAL_H
 #define SS_STORE_SQLITE_INTERNAL_H
 
+#include <limits.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
+#include "core/err.h"
+#include "core/log.h"
 #include "store/store.h"
+#include "store/store_engine.h"
+
+/* Every connection writes (sessions, devices, the store thread's group
+ * commits) and SQLite has one writer at a time. Transactions are short (a
+ * group commit of SS_COMMIT_READINGS_MAX readings takes well under a
+ * second), so a writer that waits 5 s for the lock is facing a stuck
+ * process, not a busy one. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+/* The log's truncation after a full disk holds the write lock while it
+ * waits for readers: it waits this long at most, then tries again at the
+ * next checkpoint, so an ingest commit is delayed by this, never failed. */
+#define STORE_TRUNCATE_WAIT_MS 50
+/* Page cache per connection, KiB (a negative cache_size counts KiB): holds
+ * the upper levels of the readings b-tree and the series table; a handful of
+ * connections stay well under 100 MiB. */
+#define STORE_CACHE_KIB 16384
+/* Orgs nest a few levels (provider, customer, site). A walk up or down the
+ * tree stops at this depth, so a cycle (impossible through the API, possible
+ * in a hand-edited file) cannot loop forever. A plain literal: it is pasted
+ * into SQL text. */
+#define STORE_ORG_DEPTH_MAX 32
+/* Series cache slots per writing connection; a power of two so the hash is
+ * masked. About 120 bytes a slot, 1 MiB per writer, allocated on the first
+ * write. When the fill limit is reached the cache is emptied and refilled:
+ * open addressing stays fast below 3/4 full. */
+#define SERIES_CACHE_SLOTS 8192u
+#define SERIES_CACHE_FILL_MAX (SERIES_CACHE_SLOTS / 4u * 3u)
+/* WAL pages (4 KiB) before a commit checkpoints them into the database. A
+ * group commit of single readings from many devices dirties one readings
+ * page per device; checkpointing every 1000 pages (the default) rewrote
+ * those same pages into the file after nearly every commit. 10000 pages
+ * (about 40 MiB of WAL) checkpoints a page once per ~10 commits: ~30% more
+ * readings/s in that case, measured. */
+#define STORE_WAL_CHECKPOINT_PAGES 10000
+/* Bytes of free space a checkpoint leaves untouched besides the pages it
+ * moves: room for the shared-memory index and the database's own growth of
+ * a b-tree level. */
+#define STORE_CHECKPOINT_SLACK_BYTES (1024 * 1024)
+/* Sign-ins a full disk keeps in memory until space returns (about 300
+ * bytes each): many more people than sign in during the minutes an
+ * operator takes to free space. Past it a sign-in answers 503. */
+#define STORE_HELD_SESSIONS_MAX 1024u
+/* After a checkpoint the WAL file is truncated to this size, bytes, so a
+ * burst does not leave a huge file behind; above the checkpoint size so it
+ * is not truncated and regrown every time. */
+#define STORE_WAL_SIZE_LIMIT 67108864
+/* Distinct (org, hour, protocol) usage rows one write call sums in memory
+ * before upserting them. A group commit holds batches of a few orgs in one
+ * or two hours over a handful of protocols; when more keys come, the sums
+ * so far are upserted and the slots reused (the upsert adds, so splitting a
+ * key's sum over two upserts gives the same row). */
+#define USAGE_AGG_SLOTS 64u
+/* Usage rowids a connection remembers (direct-mapped by key hash): more
+ * than the (org, protocol) pairs that write in any one hour on most servers;
+ * a miss costs one upsert by key. */
+#define USAGE_ID_SLOTS 256u
+
+/* Orgs one usage query sums (an org and its descendants): each is one
+ * bound parameter of an IN list. */
+#define USAGE_QUERY_ORGS_MAX 1024u
+/* Room for the usage query's text: the fixed part and, per org, ",?NNNN". */
+#define USAGE_QUERY_SQL_MAX (512u + USAGE_QUERY_ORGS_MAX * 8u)
+/* The protocol a batch without one arrived by (store.h). */
+#define USAGE_PROTOCOL_DEFAULT "http"
+/* The database file inside data_dir for the URL "sqlite:". */
+#define STORE_DB_FILE "sensorspace.db"
+#define STORE_URL_SCHEME "sqlite:"
+/* Room for an error message from open, for the log. */
+#define STORE_ERR_MAX 512
+
+_Static_assert((SERIES_CACHE_SLOTS & (SERIES_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+_Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
+_Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
+               "usage key lengths are kept in a byte");
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* ---- statements ---------------------------------------------------------- */
+
+#define USER_COLS "id, email, pw_hash, superadmin, disabled, created_at"
+#define ORG_COLS "id, name, parent_id, created_at"
+#define DEVICE_COLS "id, org_id, name, description, token_hash, disabled, created_at"
+#define SESSION_COLS "token_hash, id, user_id, csrf, peer, created_at, last_seen_at, expires_at"
+#define APIKEY_COLS "id, org_id, name, scopes, key_hash, created_by, created_at"
+#define AUDIT_COLS "id, ts, org_id, actor, action, target, addr, detail, actor_name"
+#define INVITE_COLS "i.id, i.org_id, i.user_id, i.role, i.invited_by, i.created_at, u.email"
+#define INVITE_FROM " FROM invitations i JOIN users u ON u.id = i.user_id"
+#define USAGE_COUNTERS "bytes_in, bytes_out, messages, readings, rejected, api_requests"
+#define QUOTA_COLS "org_id, max_devices, max_readings_per_day, max_bytes_per_day"
+#define ACCT_COLS                                                                 \
+    "id, kind, principal_id, org_id, protocol, addr, started_at, ended_at,"       \
+    " end_reason, bytes_in, bytes_out, messages, readings, refused, api_requests"
+
+/* Buckets: ts >= SS_TS_MIN_MS > 0, so ts % every is never negative and
+ * ts - ts % every is the start of the bucket. For first/last, SQLite fills
+ * the bare column `value` from the row holding min(ts)/max(ts) of the group
+ * (documented behaviour for a single min()/max() aggregate). */
+#define BUCKET_SQL(expr, order)                                                  \
+    "SELECT ts - ts % ?4 AS b, " expr " FROM readings"                           \
+    " WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b ORDER BY b " order \
+    " LIMIT ?5"
+
+#define STMT_MAP(X)                                                                      \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                          \
+    X(COMMIT, "COMMIT")                                                                  \
+    X(ROLLBACK, "ROLLBACK")                                                              \
+    X(PING, "SELECT 1")                                                                  \
+    X(USER_COUNT, "SELECT count(*) FROM users")                                          \
+    X(USER_INSERT, "INSERT INTO users(" USER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)")  \
+    X(USER_GET, "SELECT " USER_COLS ", login_unlocked_at FROM users WHERE id = ?1")      \
+    X(USER_GET_EMAIL, "SELECT " USER_COLS ", login_unlocked_at FROM users"               \
+                      " WHERE email = ?1")                                               \
+    X(USER_UNLOCK, "UPDATE users SET login_unlocked_at = max(login_unlocked_at, ?2)"     \
+                   " WHERE id = ?1")                                                     \
+    X(USER_IN_REACH,                                                                     \
+      "WITH RECURSIVE down(id, depth) AS ("                                              \
+      " SELECT org_id, 0 FROM memberships WHERE user_id = ?1 AND role >= 3"              \
+      " UNION"                                                                           \
+      " SELECT id, 0 FROM orgs WHERE id = ?2"                                            \
+      " UNION"                                                                           \
+      " SELECT o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"          \
+      "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT EXISTS (SELECT 1 FROM memberships WHERE user_id = ?3"                     \
+      "  AND org_id IN (SELECT id FROM down))")                                          \
+    X(INVITE_UPSERT, "INSERT INTO invitations(id, org_id, user_id, role, invited_by,"    \
+                     " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"                      \
+                     " ON CONFLICT(org_id, user_id) DO UPDATE SET id = excluded.id,"     \
+                     " role = excluded.role, invited_by = excluded.invited_by,"          \
+                     " created_at = excluded.created_at")                                \
+    X(INVITE_GET, "SELECT " INVITE_COLS INVITE_FROM " WHERE i.id = ?1")                  \
+    X(INVITE_LIST_USER, "SELECT " INVITE_COLS INVITE_FROM " WHERE i.user_id = ?1"        \
+                        " ORDER BY i.created_at DESC, i.id")                             \
+    X(INVITE_LIST_ORG, "SELECT " INVITE_COLS INVITE_FROM " WHERE i.org_id = ?1"          \
+                       " ORDER BY i.created_at DESC, i.id")                              \
+    X(INVITE_DELETE, "DELETE FROM invitations WHERE id = ?1")                            \
+    X(USER_SET_PW, "UPDATE users SET pw_hash = ?2 WHERE id = ?1")                        \
+    X(USER_SET_DISABLED, "UPDATE users SET disabled = ?2 WHERE id = ?1")                 \
+    X(SESSION_INSERT, "INSERT INTO sessions(" SESSION_COLS ")"                           \
+                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                        \
+    X(SESSION_GET, "SELECT " SESSION_COLS                                                \
+                   " FROM sessions WHERE token_hash = ?1 AND expires_at > ?2")           \
+    X(SESSION_TOUCH, "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2)"          \
+                     " WHERE token_hash = ?1")                                           \
+    X(SESSION_LIST_USER, "SELECT " SESSION_COLS " FROM sessions"                         \
+                         " WHERE user_id = ?1 AND expires_at > ?2"                       \
+                         " ORDER BY created_at DESC, id DESC")                           \
+    X(SESSION_DELETE_ID, "DELETE FROM sessions WHERE user_id = ?1 AND id = ?2"           \
+                         " AND id <> ''")                                                \
+    X(SESSION_DELETE, "DELETE FROM sessions WHERE token_hash = ?1")                      \
+    X(SESSION_DELETE_USER, "DELETE FROM sessions WHERE user_id = ?1"                     \
+                           " AND token_hash IS NOT ?2")                                  \
+    X(ORG_INSERT, "INSERT INTO orgs(" ORG_COLS ") VALUES (?1, ?2, ?3, ?4)")              \
+    X(ORG_GET, "SELECT " ORG_COLS " FROM orgs WHERE id = ?1")                            \
+    X(ORG_LIST_ALL, "SELECT " ORG_COLS " FROM orgs ORDER BY name, id")                   \
+    X(ORG_LIST_USER,                                                                     \
+      "WITH RECURSIVE tree(id, depth) AS ("                                              \
+      " SELECT org_id, 0 FROM memberships WHERE user_id = ?1"                            \
+      " UNION"                                                                           \
+      " SELECT o.id, t.depth + 1 FROM orgs o JOIN tree t ON o.parent_id = t.id"          \
+      "  WHERE t.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT " ORG_COLS " FROM orgs WHERE id IN (SELECT id FROM tree)"                 \
+      " ORDER BY name, id")                                                              \
+    X(MEMBER_UPSERT, "INSERT INTO memberships(org_id, user_id, role) VALUES (?1, ?2, ?3)" \
+                     " ON CONFLICT(org_id, user_id) DO UPDATE SET role = excluded.role") \
+    X(MEMBER_DELETE, "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2")       \
+    X(ORG_RENAME, "UPDATE orgs SET name = ?2 WHERE id = ?1")                             \
+    X(ORG_DELETE_CHECK, "SELECT (SELECT count(*) FROM orgs WHERE id = ?1),"              \
+                        " EXISTS (SELECT 1 FROM orgs WHERE parent_id = ?1)")             \
+    X(ORG_PURGE_SERIES, "INSERT OR IGNORE INTO purge_series(series_id) SELECT s.id"      \
+                        " FROM series s JOIN devices d ON d.id = s.device_id"            \
+                        " WHERE d.org_id = ?1")                                          \
+    X(ORG_DEL_SERIES, "DELETE FROM series WHERE device_id IN"                            \
+                      " (SELECT id FROM devices WHERE org_id = ?1)")                     \
+    X(ORG_DEL_DEVICES, "DELETE FROM devices WHERE org_id = ?1")                          \
+    X(ORG_DEL_APIKEYS, "DELETE FROM apikeys WHERE org_id = ?1")                          \
+    X(ORG_DEL_MEMBERS, "DELETE FROM memberships WHERE org_id = ?1")                      \
+    X(ORG_DEL_QUOTA, "DELETE FROM quotas WHERE org_id = ?1")                             \
+    X(ORG_DEL_INVITES, "DELETE FROM invitations WHERE org_id = ?1")                      \
+    X(ORG_DELETE, "DELETE FROM orgs WHERE id = ?1")                                      \
+    X(ORG_DEVICE_IDS, "SELECT id FROM devices WHERE org_id = ?1 ORDER BY id")            \
+    X(MEMBER_GET, "SELECT role FROM memberships WHERE org_id = ?1 AND user_id = ?2")     \
+    X(MEMBER_COUNT, "SELECT count(*) FROM memberships WHERE org_id = ?1 AND role = ?2")  \
+    X(APIKEY_INSERT, "INSERT INTO apikeys(" APIKEY_COLS ")"                              \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                             \
+    X(APIKEY_GET, "SELECT " APIKEY_COLS " FROM apikeys WHERE id = ?1")                   \
+    X(APIKEY_GET_HASH, "SELECT " APIKEY_COLS " FROM apikeys WHERE key_hash = ?1")        \
+    X(APIKEY_LIST, "SELECT " APIKEY_COLS " FROM apikeys WHERE org_id = ?1"               \
+                   " ORDER BY created_at DESC, id DESC")                                 \
+    X(APIKEY_DELETE, "DELETE FROM apikeys WHERE id = ?1")                                \
+    X(AUDIT_INSERT, "INSERT INTO audit(ts, org_id, actor, action, target, addr, detail,"  \
+                    " actor_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")              \
+    X(AUDIT_LIST, "SELECT " AUDIT_COLS " FROM audit WHERE org_id = ?1"                   \
+                  " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC LIMIT ?4")        \
+    X(ORG_MEMBERS, "SELECT u.id, u.email, u.pw_hash, u.superadmin, u.disabled,"          \
+                   " u.created_at, m.role FROM memberships m JOIN users u"               \
+                   " ON u.id = m.user_id WHERE m.org_id = ?1 ORDER BY u.email")          \
+    X(MEMBER_LIST, "SELECT org_id, role FROM memberships WHERE user_id = ?1"             \
+                   " ORDER BY org_id")                                                   \
+    X(ROLE_EFFECTIVE,                                                                    \
+      "WITH RECURSIVE up(id, depth) AS ("                                                \
+      " SELECT id, 0 FROM orgs WHERE id = ?2"                                            \
+      " UNION ALL"                                                                       \
+      " SELECT o.parent_id, u.depth + 1 FROM up u JOIN orgs o ON o.id = u.id"            \
+      "  WHERE o.parent_id IS NOT NULL AND u.depth < " STR(STORE_ORG_DEPTH_MAX) ")"      \
+      " SELECT (SELECT count(*) FROM up),"                                               \
+      "  coalesce((SELECT max(role) FROM memberships WHERE user_id = ?1"                 \
+      "   AND org_id IN (SELECT id FROM up)), 0)")                                       \
+    X(DEVICE_QUOTA_FULL,                                                                 \
+      "WITH RECURSIVE up(id, depth) AS ("                                                \
+      " SELECT id, 0 FROM orgs WHERE id = ?1"                                            \
+      " UNION ALL"                                                                       \
+      " SELECT o.parent_id, u.depth + 1 FROM up u JOIN orgs o ON o.id = u.id"            \
+      "  WHERE o.parent_id IS NOT NULL AND u.depth < " STR(STORE_ORG_DEPTH_MAX) "),"     \
+      " limited(id, most) AS (SELECT q.org_id, q.max_devices FROM quotas q"              \
+      "  JOIN up ON q.org_id = up.id WHERE q.max_devices > 0),"                          \
+      " down(top, id, depth) AS ("                                                       \
+      " SELECT id, id, 0 FROM limited"                                                   \
+      " UNION"                                                                           \
+      " SELECT d.top, o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"   \
+      "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT EXISTS (SELECT 1 FROM limited l WHERE (SELECT count(*) FROM devices v"    \
+      "  WHERE v.org_id IN (SELECT id FROM down WHERE top = l.id)) >= l.most)")          \
+    X(DEVICE_INSERT, "INSERT INTO devices(" DEVICE_COLS ")"                              \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                             \
+    X(DEVICE_GET, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1")                   \
+    X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE org_id = ?1"               \
+                   " ORDER BY name, id")                                                 \
+    X(DEVICE_LIST_ALL, "SELECT " DEVICE_COLS " FROM devices ORDER BY id")                \
+    X(DEVICE_UPDATE, "UPDATE devices SET name = ?2, description = ?3, disabled = ?4"     \
+                     " WHERE id = ?1")                                                   \
+    X(DEVICE_SET_TOKEN, "UPDATE devices SET token_hash = ?2 WHERE id = ?1")              \
+    X(DEVICE_PURGE_SERIES, "INSERT OR IGNORE INTO purge_series(series_id)"               \
+                           " SELECT id FROM series WHERE device_id = ?1")                \
+    X(PURGE_NEXT, "SELECT series_id FROM purge_series ORDER BY series_id LIMIT 1")       \
+    X(PURGE_BOUND, "SELECT ts FROM readings WHERE series_id = ?1"                        \
+                   " ORDER BY ts LIMIT 1 OFFSET ?2")                                     \
+    X(PURGE_BELOW, "DELETE FROM readings WHERE series_id = ?1 AND ts < ?2")              \
+    X(PURGE_REST, "DELETE FROM readings WHERE series_id = ?1")                           \
+    X(PURGE_DONE, "DELETE FROM purge_series WHERE series_id = ?1")                       \
+    X(PURGE_COUNT, "SELECT count(*) FROM purge_series")                                  \
+    X(DEVICE_DEL_SERIES, "DELETE FROM series WHERE device_id = ?1")                      \
+    X(DEVICE_DELETE, "DELETE FROM devices WHERE id = ?1")                                \
+    X(SERIES_FIND, "SELECT id FROM series WHERE device_id = ?1 AND channel = ?2")        \
+    X(SERIES_COUNT, "SELECT count(*) FROM series WHERE device_id = ?1")                  \
+    X(SERIES_INSERT, "INSERT INTO series(id, device_id, channel, last_ts, last_value)"   \
+                     " VALUES (1 + max(coalesce((SELECT max(id) FROM series), 0),"       \
+                     " coalesce((SELECT max(series_id) FROM purge_series), 0)),"         \
+                     " ?1, ?2, ?3, ?4)")                                                 \
+    X(SERIES_SET_LAST, "UPDATE series SET last_ts = ?2, last_value = ?3"                 \
+                       " WHERE id = ?1 AND last_ts <= ?2")                               \
+    X(READING_UPSERT, "INSERT INTO readings(series_id, ts, value) VALUES (?1, ?2, ?3)"   \
+                      " ON CONFLICT(series_id, ts) DO UPDATE SET value = excluded.value") \
+    X(CHANNEL_LIST, "SELECT channel, (SELECT count(*) FROM readings r"                   \
+                    " WHERE r.series_id = s.id), last_ts, last_value"                    \
+                    " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
+    X(CHANNEL_NAMES, "SELECT channel FROM series WHERE device_id = ?1 ORDER BY channel")  \
+    X(CHANNEL_LATEST, "SELECT channel, 0, last_ts, last_value FROM series"               \
+                      " WHERE device_id = ?1 ORDER BY channel")                          \
+    X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \
+                  " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
+    X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
+                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?2,"                    \
+                         " readings = readings + ?3 WHERE id = ?1")                      \
+    X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \
+                        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(org_id, hour, protocol)" \
+                        " DO UPDATE SET messages = messages + excluded.messages,"        \
+                        " readings = readings + excluded.readings RETURNING id")         \
+    X(USAGE_ADD, "INSERT INTO usage(org_id, hour, protocol, " USAGE_COUNTERS ")"         \
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"                          \
+                 " ON CONFLICT(org_id, hour, protocol) DO UPDATE SET"                    \
+                 " bytes_in = bytes_in + excluded.bytes_in,"                             \
+                 " bytes_out = bytes_out + excluded.bytes_out,"                          \
+                 " messages = messages + excluded.messages,"                             \
+                 " readings = readings + excluded.readings,"                             \
+                 " rejected = rejected + excluded.rejected,"                             \
+                 " api_requests = api_requests + excluded.api_requests")                 \
+    X(USAGE_DAY, "SELECT org_id, sum(readings), sum(bytes_in + bytes_out) FROM usage"    \
+                 " WHERE hour >= ?1 AND hour < ?2 GROUP BY org_id ORDER BY org_id")      \
+    X(ORG_TREE, "SELECT id, coalesce(parent_id, '') FROM orgs ORDER BY id")              \
+    X(ORG_SUBTREE,                                                                       \
+      "WITH RECURSIVE down(id, depth) AS ("                                              \
+      " SELECT id, 0 FROM orgs WHERE id = ?1"                                            \
+      " UNION"                                                                           \
+      " SELECT o.id, d.depth + 1 FROM orgs o JOIN down d ON o.parent_id = d.id"          \
+      "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
+      " SELECT id, min(depth) AS m FROM down GROUP BY id ORDER BY m, id")                \
+    X(QUOTA_UPSERT, "INSERT INTO quotas(" QUOTA_COLS ") VALUES (?1, ?2, ?3, ?4)"         \
+                    " ON CONFLICT(org_id) DO UPDATE SET"                                 \
+                    " max_devices = excluded.max_devices,"                               \
+                    " max_readings_per_day = excluded.max_readings_per_day,"             \
+                    " max_bytes_per_day = excluded.max_bytes_per_day")                   \
+    X(QUOTA_DELETE, "DELETE FROM quotas WHERE org_id = ?1")                              \
+    X(QUOTA_GET, "SELECT " QUOTA_COLS " FROM quotas WHERE org_id = ?1")                  \
+    X(QUOTA_LIST, "SELECT " QUOTA_COLS " FROM quotas ORDER BY org_id")                   \
+    X(ACCT_UPSERT, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"    \
+                   " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                  \
+                   " ON CONFLICT(id) DO UPDATE SET kind = excluded.kind,"                \
+                   " principal_id = excluded.principal_id, org_id = excluded.org_id,"    \
+                   " protocol = excluded.protocol, addr = excluded.addr,"                \
+                   " started_at = excluded.started_at, ended_at = excluded.ended_at,"    \
+                   " end_reason = excluded.end_reason, bytes_in = excluded.bytes_in,"    \
+                   " bytes_out = excluded.bytes_out, messages = excluded.messages,"      \
+                   " readings = excluded.readings, refused = excluded.refused,"          \
+                   " api_requests = excluded.api_requests")                              \
+    X(ACCT_LIST, "SELECT " ACCT_COLS " FROM acct_sessions WHERE org_id = ?1"             \
+                 " AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR ended_at = 0)"           \
+                 " ORDER BY started_at DESC, id DESC LIMIT ?4")                          \
+    X(ACCT_CLOSE_STALE, "UPDATE acct_sessions SET ended_at = ?1, end_reason = 'crash'"   \
+                        " WHERE ended_at = 0 AND started_at < ?1")                       \
+    X(ACCT_OPEN, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"      \
+                 " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                    \
+                 " ON CONFLICT(id) DO NOTHING")                                          \
+    X(BUCKET_AVG_ASC, BUCKET_SQL("avg(value)", "ASC"))                                   \
+    X(BUCKET_AVG_DESC, BUCKET_SQL("avg(value)", "DESC"))                                 \
+    X(BUCKET_MIN_ASC, BUCKET_SQL("min(value)", "ASC"))                                   \
+    X(BUCKET_MIN_DESC, BUCKET_SQL("min(value)", "DESC"))                                 \
+    X(BUCKET_MAX_ASC, BUCKET_SQL("max(value)", "ASC"))                                   \
+    X(BUCKET_MAX_DESC, BUCKET_SQL("max(value)", "DESC"))                                 \
+    X(BUCKET_SUM_ASC, BUCKET_SQL("sum(value)", "ASC"))                                   \
+    X(BUCKET_SUM_DESC, BUCKET_SQL("sum(value)", "DESC"))                                 \
+    X(BUCKET_COUNT_ASC, BUCKET_SQL("count(value)", "ASC"))                               \
+    X(BUCKET_COUNT_DESC, BUCKET_SQL("count(value)", "DESC"))                             \
+    X(BUCKET_FIRST_ASC, BUCKET_SQL("value, min(ts)", "ASC"))                             \
+    X(BUCKET_FIRST_DESC, BUCKET_SQL("value, min(ts)", "DESC"))                           \
+    X(BUCKET_LAST_ASC, BUCKET_SQL("value, max(ts)", "ASC"))                              \
+    X(BUCKET_LAST_DESC, BUCKET_SQL("value, max(ts)", "DESC"))
+
+typedef enum {
+#define STMT_ENUM(name, sql) STMT_##name,
+    STMT_MAP(STMT_ENUM)
+#undef STMT_ENUM
+    STMT_COUNT
+} stmt_id;
+
+extern const char *const sq_stmt_sql[STMT_COUNT];
+extern const char *const sq_stmt_name[STMT_COUNT];
+
+/* ---- types --------------------------------------------------------------- */
+
+typedef struct sq_store sq_store;
+typedef struct sq_conn sq_conn;
+
+/* One (device, channel) → series id, plus the newest reading of the current
+ * write call for that series (flushed to series.last_* before commit). */
+typedef struct series_slot {
+    int64_t series_id;  /* 0: empty (INTEGER PRIMARY KEY ids start at 1) */
+    int64_t pend_ts;
+    double pend_value;
+    uint32_t hash;
+    uint8_t channel_len;
+    uint8_t pending;
+    char device_id[SS_ID_LEN + 1];
+    char channel[SS_CHANNEL_MAX + 1];
+} series_slot;
+
+typedef struct series_cache {
+    series_slot *slots;    /* SERIES_CACHE_SLOTS; NULL until the first write */
+    uint32_t *touched;     /* slots with a pending last_ts/last_value */
+    size_t used;
+    size_t ntouched;
+    uint64_t generation;   /* the store's device generation the slots belong to */
+} series_cache;
+
+/* The channel check of one batch (SS_DEVICE_CHANNELS_MAX): the channels
+ * it would create, accepted so far, as a set of reading indexes (open
+ * addressing by the key's hash), and the order they were added in, so a
+ * refused group's are taken out again (last in, first out, which linear
+ * probing allows). Allocated with the series cache. */
+#define CHECK_SET_SLOTS (2u * SS_DEVICE_CHANNELS_MAX)
+typedef struct channel_check {
+    uint32_t set[CHECK_SET_SLOTS];           /* reading index + 1; 0: empty */
+    uint32_t added[SS_DEVICE_CHANNELS_MAX];  /* set slots, in the order filled */
+    size_t n_added;                          /* the batch's new channels */
+    int64_t existing;                        /* the device's series; -1: not counted */
+} channel_check;
+
+_Static_assert((CHECK_SET_SLOTS & (CHECK_SET_SLOTS - 1)) == 0, "set: a power of two");
+
+/* What a reading's series is looked up by. */
+typedef struct series_key {
+    const char *device_id;
+    size_t device_len;
+    const char *channel;
+    size_t channel_len;
+    uint32_t hash;
+} series_key;
+
+/* One usage row's additions of the current write call. */
+typedef struct usage_slot {
+    int64_t hour;
+    int64_t messages;
+    int64_t readings;
+    uint8_t org_len;
+    uint8_t protocol_len;
+    char org_id[SS_ID_LEN + 1];
+    char protocol[STORE_PROTOCOL_MAX + 1];
+} usage_slot;
+
+typedef struct usage_agg {
+    usage_slot slots[USAGE_AGG_SLOTS];
+    size_t used;
+    size_t last;  /* the slot hit last: consecutive batches share a key */
+} usage_agg;
+
+/* The rowid of a usage row this connection wrote to (id 0: empty). */
+typedef struct usage_row_id {
+    usage_slot key;  /* its counts unused */
+    int64_t id;
+} usage_row_id;
+
+/* A session delete held in memory: by token hash, or of a user's sessions
+ * (one by id, or all but `keep`) created up to `at`. */
+typedef struct held_delete {
+    int by_hash;
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    char user_id[SS_ID_LEN + 1];
+    char id[SS_ID_LEN + 1];          /* "": every one of the user's */
+    int has_keep;
+    uint8_t keep[SS_SECRET_HASH_BYTES];
+    int64_t at;
+} held_delete;
+
+struct sq_conn {
+    sqlite3 *db;
+    sq_store *owner;
+    sqlite3_stmt *stmts[STMT_COUNT];
+    series_cache cache;
+    channel_check *check;  /* NULL until the first write */
+    usage_agg usage;
+    /* Rows written lately, by a hash of their key: the next commit's write
+     * to one is an UPDATE by rowid. Emptied when a write is rolled back. */
+    usage_row_id usage_ids[USAGE_ID_SLOTS];
+    /* sqlite3_total_changes64 when the transaction began. */
+    sqlite3_int64 tx_changes;
+};
+
+struct sq_store {
+    char path[PATH_MAX];
+    store_durability durability;
+    /* The connection that migrated the schema at open, handed out by the
+     * first conn_open. */
+    pthread_mutex_t lock;  /* guards spare */
+    sq_conn *spare;
+    /* Bumped by every device delete while it holds the write lock. A writer
+     * compares it with its cache's after taking the write lock and drops
+     * the cache when it moved, so no writer can hold the id of a series
+     * deleted by another connection (readings have no foreign key that
+     * would catch such a write). */
+    atomic_uint_fast64_t device_generation;
+    /* The disk is full: the last write met SQLITE_FULL (cleared by a
+     * commit that succeeds). */
+    atomic_int full;
+    /* A write met a full disk since the log was last folded whole into the
+     * database and truncated: the next checkpoint that can finish does so,
+     * giving the log's space back. */
+    atomic_int shrink_log;
+    /* Frames in the write-ahead log after the last commit: a checkpoint
+     * may have to add up to this many pages to the database file. */
+    atomic_int_fast64_t wal_frames;
+    int page_size;
+    /* Sign-ins the disk had no room for (STORE_HELD_SESSIONS_MAX): served
+     * from here and written when space returns. */
+    pthread_mutex_t held_lock;
+    /* One writer of the hold at a time (store_session_write_held). */
+    pthread_mutex_t held_write_lock;
+    store_session held[STORE_HELD_SESSIONS_MAX];
+    size_t n_held;
+    /* Session deletes the disk had no room for: the sessions they name are
+     * refused from here on, and the deletes written when space returns. */
+    held_delete dels[STORE_HELD_SESSIONS_MAX];
+    size_t n_dels;
+};
+
+/* An engine connection is an sq_conn: the engine hands out its own and
+ * gets them back. */
+static inline sq_conn *sq_conn_of(store_engine_conn *ec)
+{
+    return (sq_conn *)(void *)ec;
+}
+
+/* And back, for a call from one entry of a table to another. */
+static inline store_engine_conn *sq_ec(sq_conn *c)
+{
+    return (store_engine_conn *)(void *)c;
+}
+
+/* ---- helpers of every file (sqlite_db.c) ------------------------------------ */
+
+/* The log module of the engine's messages. */
+#define SQ_LOG_MOD "store"
+
+/* Maps an SQLite result code to an SS_* code; logs what an operator must
+ * see (anything but a taken key or a missing parent). */
+int sq_err(sq_conn *c, int rc, const char *what);
+void sq_col_text(sqlite3_stmt *st, int i, char *dst, size_t cap);
+void sq_col_blob(sqlite3_stmt *st, int i, uint8_t *dst, size_t cap);
+int sq_tx_begin(sq_conn *c);
+/* Only a commit that wrote something shows the disk has room again. */
+int sq_tx_commit(sq_conn *c);
+void sq_tx_rollback(sq_conn *c);
+/* Commits when err is SS_OK, else rolls back; returns the outcome. */
+int sq_tx_end(sq_conn *c, int err);
+
+/* Checks a session record before it is written (sqlite_usage.c). */
+int sq_acct_check(const store_acct_session *s);
+/* Writes one session record by statement id (sqlite_usage.c): a batch's
+ * record is written in the batch's transaction (sqlite_series.c). */
+int sq_acct_put_one(sq_conn *c, stmt_id id, const store_acct_session *s);
+
+/* The accounts table's session entries (sqlite_sessions.c). */
+int sq_session_create(store_engine_conn *ec, const store_session *s);
+int sq_session_write_held(store_engine_conn *ec, int64_t now_ms);
+int sq_session_get(store_engine_conn *ec, const uint8_t hash[SS_SECRET_HASH_BYTES], int64_t now_ms,
+                   store_session *out);
+int sq_session_delete(store_engine_conn *ec, const uint8_t hash[SS_SECRET_HASH_BYTES]);
+int sq_session_delete_user(store_engine_conn *ec, const char *user_id, const uint8_t *keep);
+int sq_session_touch(store_engine_conn *ec, const uint8_t hash[SS_SECRET_HASH_BYTES],
+                     int64_t now_ms);
+int sq_session_list_user(store_engine_conn *ec, const char *user_id, int64_t now_ms,
+                         store_session_cb cb, void *ctx);
+int sq_session_delete_id(store_engine_conn *ec, const char *user_id, const char *id);
+
+/* The engine's tables (one file each). */
+extern const store_accounts_table sq_accounts_table;
+extern const store_series_table sq_series_table;
+extern const store_usage_table sq_usage_table;
+
+/* The statement helpers, inline: several run once per reading. */
+
+/* Binding with SQLITE_STATIC never allocates; a bind fails only on a wrong
+ * index or a statement left running, both bugs. The binds of one call are
+ * OR-ed together (SQLITE_OK is 0) and checked once. */
+static inline int sq_bind_check(sq_conn *c, stmt_id id, int rc)
+{
+    if (rc == SQLITE_OK)
+        return SS_OK;
+    log_error(SQ_LOG_MOD, "%s: bind failed: %s", sq_stmt_name[id], sqlite3_errmsg(c->db));
+    sqlite3_reset(c->stmts[id]);
+    return SS_STORE;
+}
+
+static inline int sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static inline int sq_bind_blob(sqlite3_stmt *st, int i, const uint8_t *b, size_t len)
+{
+    return sqlite3_bind_blob(st, i, b, (int)len, SQLITE_STATIC);
+}
+
+/* size_t limits beyond INT64_MAX mean "no limit". */
+static inline int64_t sq_limit_i64(size_t limit)
+{
+    return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+}
+
+/* Prepares statement `id` on first use; it stays prepared for the life of
+ * the connection. */
+static inline int sq_stmt_get(sq_conn *c, stmt_id id, sqlite3_stmt **out)
+{
+    if (!c->stmts[id]) {
+        int rc = sqlite3_prepare_v3(c->db, sq_stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmts[id], NULL);
+        if (rc != SQLITE_OK)
+            return sq_err(c, rc, sq_stmt_name[id]);
+    }
+    *out = c->stmts[id];
+    return SS_OK;
+}
+
+/* Runs a statement that returns no rows, then resets it. */
+static inline int sq_step_done(sq_conn *c, stmt_id id)
+{
+    int rc = sqlite3_step(c->stmts[id]);
+    int err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, sq_stmt_name[id]);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
+/* As step_done, and SS_NOT_FOUND when no row was changed. */
+static inline int sq_step_changed(sq_conn *c, stmt_id id)
+{
+    int err = sq_step_done(c, id);
+    if (err == SS_OK && sqlite3_changes(c->db) == 0)
+        return SS_NOT_FOUND;
+    return err;
+}
+
+/* Steps to the first row: SS_OK with the row readable, SS_NOT_FOUND or an
+ * error. The caller resets the statement. */
+static inline int sq_step_row(sq_conn *c, stmt_id id)
+{
+    int rc = sqlite3_step(c->stmts[id]);
+    if (rc == SQLITE_ROW)
+        return SS_OK;
+    if (rc == SQLITE_DONE)
+        return SS_NOT_FOUND;
+    return sq_err(c, rc, sq_stmt_name[id]);
+}
+
+/* Steps a statement (bound already) to its one row and reads the row's
+ * first column as an integer; the statement is reset either way.
+ * SS_NOT_FOUND when there is no row. */
+static inline int sq_step_int64(sq_conn *c, stmt_id id, int64_t *out)
+{
+    int err = sq_step_row(c, id);
+    if (!err)
+        *out = sqlite3_column_int64(c->stmts[id], 0);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
+/* Ends a row loop: SQLITE_DONE (or a stop asked by the callback) is
+ * success. Resets the statement. */
+static inline int sq_rows_end(sq_conn *c, stmt_id id, int rc)
+{
+    int err = rc == SQLITE_DONE ? SS_OK : sq_err(c, rc, sq_stmt_name[id]);
+    sqlite3_reset(c->stmts[id]);
+    return err;
+}
+
+/* A char array of a record, bound up to its NUL (or its end, should a
+ * caller forget the NUL). */
+static inline int sq_bind_arr(sqlite3_stmt *st, int i, const char *arr, size_t cap)
+{
+    return sqlite3_bind_text(st, i, arr, (int)strnlen(arr, cap), SQLITE_STATIC);
+}
+
+/* 1 when the array holds a NUL-terminated string. */
+static inline int sq_arr_ok(const char *arr, size_t cap)
+{
+    return strnlen(arr, cap) < cap;
+}
+
+/* UTC hours start at multiples of an hour since the epoch; floor, so a
+ * time before the epoch still lands at its hour's start. */
+static inline int64_t sq_hour_of(int64_t ms)
+{
+    int64_t r = ms % STORE_HOUR_MS;
+    return ms - (r < 0 ? r + STORE_HOUR_MS : r);
+}
+
+/* ---- schema and test hooks ------------------------------------------------------ */
 
 /* The newest schema version this build knows (its number of migrations). */
 int store_sqlite_schema_latest(void);
@@ -25,9 +690,10 @@ int store_sqlite_migrate(sqlite3 *db, char *errbuf, size_t errlen);
  * this build does not know. */
 int store_sqlite_migrate_to(sqlite3 *db, int target_version, char *errbuf, size_t errlen);
 
-/* The connection's SQLite handle, for tests that inspect pragmas or inject
- * faults (PRAGMA max_page_count to fill the "disk"). Not for production
- * code: everything it needs is in store.h. */
+/* The SQLite handle of the connection serving the readings of a store on
+ * SQLite, for tests that inspect pragmas or inject faults (PRAGMA
+ * max_page_count to fill the "disk"). Not for production code: everything
+ * it needs is in store.h. */
 sqlite3 *store_sqlite_db(store_conn *c);
 
 #endif

@@ -20,7 +20,7 @@
  *   series lookup on the hottest path; store_device_delete puts a
  *   device's series on the purge list (migration 5) before deleting them,
  *   and the writers' series caches are invalidated by a generation counter
- *   (store_sqlite.c);
+ *   (sqlite_series.c);
  * - series keeps last_ts/last_value so "latest" needs no scan. */
 static const char *const migrations[] = {
     /* 1: accounts, organisations, devices, readings. */

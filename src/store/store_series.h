@@ -1,0 +1,164 @@
+/* store_series.h — series and readings: batches of readings written in
+ * group commits, the latest reading per channel, queries of points and
+ * buckets, and the purge of deleted devices' readings.
+ *
+ * The store_* functions below hand each call to the series table of the
+ * engine chosen at open (store_series_table, at the end). Conventions:
+ * store_base.h. */
+#ifndef SS_STORE_SERIES_H
+#define SS_STORE_SERIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "core/reading.h"
+#include "store/store_base.h"
+#include "store/store_usage.h"
+
+/* ---- purge of deleted devices' readings -------------------------------- */
+
+/* Deletes at most max_rows readings of deleted devices (oldest purge first)
+ * in one transaction, so the purge interleaves with ingest commits instead
+ * of holding the write lock for seconds. OUT deleted: readings deleted;
+ * more: 0 once the purge list is empty (nothing left to call for). */
+int store_purge_step(store_conn *c, size_t max_rows, size_t *deleted, int *more);
+/* Series of deleted devices whose readings are still to be purged: a read,
+ * no write lock taken. */
+int store_purge_pending(store_conn *c, int64_t *series);
+
+/* ---- readings and series ---------------------------------------------- */
+
+typedef struct store_batch {
+    const char *device_id;
+    const char *org_id;
+    const ss_reading *readings;
+    size_t len;
+    const char *protocol;   /* that brought the readings; NULL counts as "http" */
+    int64_t received_at;    /* ms; its UTC hour is the usage bucket */
+    /* The session record the batch came by, as it stands before this
+     * batch, or NULL: when the batch stores any reading and the store has
+     * no record of that id yet, it is written in the same transaction with
+     * the batch's one message and the readings it stored added (as the
+     * usage counts them), so a record that stored readings survives a
+     * crash (and is ended "crash" at the next start). A record already
+     * there is left as it is. */
+    const store_acct_session *session;
+    /* Optional: the batch in groups, each stored whole or refused whole
+     * (TCP: one per line). Group g is readings [end of g-1, group_ends[g]),
+     * the first starts at 0, the last ends at len. NULL: one group, the
+     * whole batch. */
+    const uint32_t *group_ends;
+    size_t n_groups;
+    /* OUT: one flag per group (one when group_ends is NULL), set to 1 for
+     * a group refused because it would give the device more than
+     * SS_DEVICE_CHANNELS_MAX channels, else 0. NULL: such a group fails the
+     * whole call with SS_TOO_LARGE instead. */
+    uint8_t *refused;
+} store_batch;
+
+/* Stores every reading of every batch in one transaction: all or nothing,
+ * but for the groups refused for the channel limit: such a group writes
+ * nothing and is flagged in its batch's `refused`, and the rest of the call
+ * is stored. The check costs nothing while every reading's channel is in
+ * the writer's cache of series; a new channel costs one count of the
+ * device's series.
+ * A reading with the same device, channel and ts as a stored one replaces
+ * its value (writes are idempotent, so a retried batch does not double).
+ * In the same transaction, each batch that stores any reading adds 1
+ * message and the readings it stored to the usage of (org, hour of
+ * received_at, protocol): after any crash the usage equals what is stored,
+ * no more and no less.
+ * Returns 0 only once the commit is as durable as the store's durability
+ * setting promises. SS_FULL when the disk is full. */
+int store_write_batches(store_conn *c, const store_batch *batches, size_t n);
+
+typedef struct store_channel {
+    char name[SS_CHANNEL_MAX + 1];
+    int64_t count;      /* readings stored */
+    int64_t last_ts;    /* the newest reading's ts */
+    double last_value;  /* and its value */
+} store_channel;
+
+typedef int (*store_channel_cb)(void *ctx, const store_channel *ch);
+/* The device's channels, by name. Counting readings walks each series:
+ * for names alone use store_channel_names. */
+int store_channel_list(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx);
+/* The same without the count (0): each series keeps its newest reading,
+ * so this reads one row per channel and never the readings. */
+int store_channel_latest(store_conn *c, const char *device_id, store_channel_cb cb, void *ctx);
+/* The names of the device's channels, by name, without touching readings. */
+int store_channel_names(store_conn *c, const char *device_id,
+                        int (*cb)(void *ctx, const char *name), void *ctx);
+
+typedef struct store_query {
+    const char *device_id;
+    const char *channel;
+    int64_t from;   /* inclusive, ms */
+    int64_t to;     /* exclusive, ms */
+    size_t limit;   /* at most this many points or buckets (>= 1) */
+    int desc;       /* 1: newest first */
+} store_query;
+
+typedef int (*store_point_cb)(void *ctx, int64_t ts, double value);
+/* Raw points of one channel in [from, to), ordered by ts. */
+int store_query_points(store_conn *c, const store_query *q, store_point_cb cb, void *ctx);
+
+typedef enum {
+    STORE_AGG_AVG, STORE_AGG_MIN, STORE_AGG_MAX, STORE_AGG_SUM,
+    STORE_AGG_COUNT, STORE_AGG_FIRST, STORE_AGG_LAST,
+} store_agg;
+
+/* One point per non-empty bucket of `every_ms` in [from, to); a bucket
+ * starts at a multiple of every_ms since the epoch and its start is the
+ * point's ts. first/last are by ts within the bucket. Ordered as q->desc. */
+int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
+                        store_point_cb cb, void *ctx);
+
+/* ---- the engine's table ------------------------------------------------ */
+
+/* What an engine that keeps readings provides: one entry per store_*
+ * function above, named without the prefix, same arguments (its own
+ * connection first). Besides what each function above says, an engine
+ * keeps these duties, and the contract suite (tests/unit/
+ * test_store_contract.c) holds every engine to them:
+ * - Usage of stored readings is committed with them: write_batches adds
+ *   each batch's message and stored readings to its usage row (org, hour
+ *   of received_at, protocol) and writes its new session record in the
+ *   same transaction as the readings, so after any crash the usage equals
+ *   what is stored; a call that fails adds no usage.
+ * - Acknowledged is durable: write_batches returns 0 only once the commit
+ *   is as durable as the store's durability setting promises; a failed
+ *   call stores nothing of any of its batches (bar the groups it flags as
+ *   refused).
+ * - Group commit: one write_batches call is one transaction for all its
+ *   batches, whatever their devices; batches commit in the order of the
+ *   calls, and within a call in array order, so the newest reading of a
+ *   channel (latest) is the one with the highest ts, and a reading with a
+ *   stored (device, channel, ts) replaces its value.
+ * - Order: points and buckets come ordered by ts (desc when asked), at most
+ *   limit of them, from inclusive, to exclusive; a range that is paged by
+ *   moving `from` past the last ts seen returns every point once.
+ * - Full disk: a write that meets no room fails with SS_FULL and leaves
+ *   nothing behind, reads go on being served, and the engine's `full`
+ *   state (store_full) stays set until a write succeeds.
+ * - Purge resumable: deleted devices' series vanish from every answer at
+ *   once; their readings go in bounded purge_step chunks, each its own
+ *   transaction, so a purge cut by a crash or a restart resumes where it
+ *   stopped and never holds the writer for long. */
+typedef struct store_series_table {
+    int (*purge_step)(store_engine_conn *c, size_t max_rows, size_t *deleted, int *more);
+    int (*purge_pending)(store_engine_conn *c, int64_t *series);
+    int (*write_batches)(store_engine_conn *c, const store_batch *batches, size_t n);
+    int (*channel_list)(store_engine_conn *c, const char *device_id, store_channel_cb cb,
+                        void *ctx);
+    int (*channel_latest)(store_engine_conn *c, const char *device_id, store_channel_cb cb,
+                          void *ctx);
+    int (*channel_names)(store_engine_conn *c, const char *device_id,
+                         int (*cb)(void *ctx, const char *name), void *ctx);
+    int (*query_points)(store_engine_conn *c, const store_query *q, store_point_cb cb, void *ctx);
+    int (*query_buckets)(store_engine_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
+                         store_point_cb cb, void *ctx);
+} store_series_table;
+
+#endif
