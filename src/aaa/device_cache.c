@@ -227,6 +227,16 @@ int device_cache_lookup(device_cache *c, const uint8_t hash[SS_SECRET_HASH_BYTES
     return rc;
 }
 
+int device_cache_find(device_cache *c, const char *device_id, device_cache_entry *out)
+{
+    pthread_mutex_lock(&c->lock);
+    cache_node *node = find_by_id(c, device_id, NULL);
+    if (node)
+        *out = node->entry;
+    pthread_mutex_unlock(&c->lock);
+    return node ? SS_OK : SS_NOT_FOUND;
+}
+
 size_t device_cache_count(device_cache *c)
 {
     pthread_mutex_lock(&c->lock);

@@ -42,6 +42,10 @@ int device_cache_remove(device_cache *c, const char *device_id);
  * refuses them. */
 int device_cache_lookup(device_cache *c, const uint8_t hash[SS_SECRET_HASH_BYTES],
                         device_cache_entry *out);
+/* Copies the entry of the device with this id into out: for a caller that
+ * authenticated otherwise (an API key acting as one of its org's devices).
+ * 0 or SS_NOT_FOUND. */
+int device_cache_find(device_cache *c, const char *device_id, device_cache_entry *out);
 /* How many devices are cached. */
 size_t device_cache_count(device_cache *c);
 

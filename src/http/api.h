@@ -15,6 +15,7 @@
 #include "aaa/quota.h"
 #include "aaa/throttle.h"
 #include "http/server.h"
+#include "ingest/gateway.h"
 #include "ingest/queue.h"
 #include "store/maint.h"
 #include "store/store.h"
@@ -29,6 +30,7 @@ typedef struct api_ctx {
     store *store;
     ingest_queue *queue;
     device_cache *devices;
+    gateway *gateway;           /* device ingest: every protocol's one path */
     throttle *logins;
     conn_registry *conns;       /* live connections by principal, for revocation */
     quota *quotas;              /* per-org limits, enforced on every protocol */
@@ -65,5 +67,9 @@ quota_ref *api_conn_quota_ref(http_request *req);
  * write it with the readings; the request's accounting later counts into
  * the same record. NULL without a meter or memory. */
 meter_session *api_conn_device_record(api_ctx *app, http_request *req);
+/* Sets *slot to NULL should the connection close (and its records go)
+ * before the request is answered: the ingest in flight then counts into
+ * no record. NULL: the request is answered, nothing to forget. */
+void api_conn_hold_record(http_request *req, meter_session **slot);
 
 #endif

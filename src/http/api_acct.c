@@ -16,6 +16,7 @@ typedef struct api_conn_acct {
     meter_session apikey;   /* the API key this connection carried last */
     quota_ref quota;        /* the org its last message was reserved in */
     conn_reg_entry reg;     /* under the principal of its last request */
+    meter_session **held;   /* api_conn_hold_record's slot, or NULL */
     int watched;            /* reg was added (the registry may have dropped it since) */
 } api_conn_acct;
 
@@ -55,6 +56,15 @@ meter_session *api_conn_device_record(api_ctx *app, http_request *req)
                        req->tls ? "https" : "http", req->peer);
 }
 
+void api_conn_hold_record(http_request *req, meter_session **slot)
+{
+    api_conn_acct *a = slot ? conn_acct(req) : req->conn_data;
+    if (a)
+        a->held = slot;
+    else if (slot)
+        *slot = NULL;
+}
+
 static meter_session *record_for(meter *m, http_request *req, const char *protocol,
                                  int closing)
 {
@@ -87,14 +97,12 @@ static meter_session *conn_open_record(http_request *req)
     return NULL;
 }
 
+/* A device's message was counted by the ingest gateway, stored or
+ * refused, into the same record. */
 static void count_request(meter *m, meter_session *s, const http_principal *p, const char *org,
                           const char *protocol)
 {
-    if (p->kind == HTTP_PRINCIPAL_DEVICE && p->refused)
-        meter_refused(m, s, org, protocol, p->readings_refused);
-    else if (p->kind == HTTP_PRINCIPAL_DEVICE)
-        meter_stored(m, s, p->readings_stored);
-    else if (p->kind != HTTP_PRINCIPAL_NONE)
+    if (p->kind != HTTP_PRINCIPAL_NONE && p->kind != HTTP_PRINCIPAL_DEVICE)
         meter_api_request(m, s, org, protocol);
 }
 
@@ -167,6 +175,8 @@ void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes
         account(app->meter, req, bytes_in, bytes_out, closing);
     api_conn_acct *a = req->conn_data;
     if (closing && a) {
+        if (a->held)
+            *a->held = NULL;
         if (app->conns)
             conn_registry_remove(app->conns, &a->reg);
         free(a);

@@ -1,4 +1,5 @@
-/* parse.h — the two reading formats of SPEC §3.1 and §3.2.
+/* parse.h — the reading formats of SPEC §3.1 and §3.2, and a bare value
+ * for one channel (an MQTT `devices/<id>/data/<channel>` payload).
  *
  * Both parsers validate everything before they return: on success `out`
  * holds every reading of the input; on failure `out` is left as it was
@@ -47,5 +48,13 @@ int parse_line_readings(const char *body, size_t len, int64_t now_ms, size_t max
  * Same returns; err->position is left to the caller. */
 int parse_line(const char *line, size_t len, int64_t now_ms, ss_readings *out,
                ss_parse_error *err);
+
+/* A bare number for one named channel, at server time now_ms: the payload
+ * of a topic that names its channel. JSON number syntax; ASCII whitespace
+ * around it is allowed (a trailing newline from a shell). Refused: an
+ * invalid channel name, anything but one finite number.
+ * Same returns as parse_line_readings (no SS_TOO_LARGE); err->position 0. */
+int parse_value_reading(const char *channel, size_t channel_len, const char *payload, size_t len,
+                        int64_t now_ms, ss_readings *out, ss_parse_error *err);
 
 #endif

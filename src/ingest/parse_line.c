@@ -272,3 +272,43 @@ int parse_line_readings(const char *body, size_t len, int64_t now_ms, size_t max
     }
     return SS_OK;
 }
+
+static int line_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int parse_value_reading(const char *channel, size_t channel_len, const char *payload, size_t len,
+                        int64_t now_ms, ss_readings *out, ss_parse_error *err)
+{
+    char ex[READING_EXCERPT_SIZE];
+    err->position = 0;
+    if (!reading_channel_valid(channel, channel_len)) {
+        reading_excerpt(ex, channel, channel_len);
+        return line_fail(err, SS_PARSE,
+                         "channel \"%s\" is not a valid name ([A-Za-z0-9_.-]{1,64})", ex);
+    }
+    const char *p = payload;
+    const char *end = payload ? payload + len : payload;
+    while (p < end && line_is_space(*p))
+        p++;
+    while (end > p && line_is_space(end[-1]))
+        end--;
+    if (p == end)
+        return line_fail(err, SS_PARSE, "no value");
+    char ch[SS_CHANNEL_MAX + 1];
+    memcpy(ch, channel, channel_len);
+    ch[channel_len] = '\0';
+    line_cursor c = {p, end};
+    double value = 0;
+    int rc = line_parse_value(&c, ch, &value, err);
+    if (rc == SS_OK && c.p != end) {
+        reading_excerpt(ex, p, (size_t)(end - p));
+        rc = line_fail(err, SS_PARSE, "value of \"%s\" is not a number: \"%s\"", ch, ex);
+    }
+    if (rc != SS_OK)
+        return rc;
+    if (readings_push(out, channel, channel_len, now_ms, value) != SS_OK)
+        return line_fail(err, SS_NOMEM, "out of memory");
+    return SS_OK;
+}

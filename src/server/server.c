@@ -11,6 +11,8 @@
 #include "core/metrics.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "ingest/fanout.h"
+#include "ingest/gateway.h"
 #include "ingest/queue.h"
 #include "socket/tcp_ingest.h"
 #include "socket/udp_ingest.h"
@@ -51,6 +53,8 @@ typedef struct server {
     device_cache *devices;
     throttle *logins;
     ingest_queue *queue;
+    fanout *fanout;       /* every committed batch, to live subscribers */
+    gateway *gateway;     /* every protocol's way in */
     conn_registry *conns;
     metrics *metrics;     /* GET /metrics; every part reports here */
     quota *quotas;        /* per-org limits and today's counts */
@@ -287,10 +291,10 @@ static int start_tcp(server *sv)
     if (strcmp(addr, "off") == 0)
         return SS_OK;
     tcp_ingest_options opt = {
-        .queue = sv->queue, .devices = sv->devices, .conns = sv->conns, .bufs = &sv->bufs,
+        .gateway = sv->gateway, .conns = sv->conns, .bufs = &sv->bufs,
         /* config_validate has checked the range (1..86400 s). */
         .idle_timeout_ms = (uint64_t)strtol(sv->cfg->tcp_idle_timeout, NULL, 10) * 1000u,
-        .metrics = sv->metrics, .quotas = sv->quotas, .meter = sv->meter,
+        .metrics = sv->metrics, .meter = sv->meter,
     };
     char bound[BOUND_CAP];
     int rc = tcp_ingest_start(&sv->loop, addr, &opt, &sv->tcp, bound, sizeof bound);
@@ -309,9 +313,8 @@ static int start_udp(server *sv)
     const char *addr = sv->cfg->listen_udp;
     if (strcmp(addr, "off") == 0)
         return SS_OK;
-    udp_ingest_options opt = {.queue = sv->queue, .devices = sv->devices};
+    udp_ingest_options opt = {.gateway = sv->gateway};
     opt.metrics = sv->metrics;
-    opt.quotas = sv->quotas;
     opt.meter = sv->meter;
     char bound[BOUND_CAP];
     int rc = udp_ingest_start(&sv->loop, addr, &opt, &sv->udp, bound, sizeof bound);
@@ -417,7 +420,9 @@ static void on_signal(uv_signal_t *h, int signum)
 static int start_loop_parts(server *sv)
 {
     const config *cfg = sv->cfg;
-    int rc = ingest_queue_start(&sv->loop, sv->store, NULL, NULL, &sv->queue);
+    int rc = fanout_new(&sv->fanout);
+    if (rc == 0)
+        rc = ingest_queue_start(&sv->loop, sv->store, fanout_offer, sv->fanout, &sv->queue);
     if (rc) {
         fprintf(stderr, "cannot start the store thread: %s\n", ss_strerror(rc));
         return rc;
@@ -430,6 +435,13 @@ static int start_loop_parts(server *sv)
     }
     if (sv->stale_at)
         meter_close_stale(sv->meter, sv->stale_at);
+    gateway_options gw = {.queue = sv->queue, .devices = sv->devices, .quotas = sv->quotas,
+                          .meter = sv->meter, .metrics = sv->metrics};
+    rc = gateway_new(&gw, &sv->gateway);
+    if (rc) {
+        fprintf(stderr, "cannot start the ingest gateway: %s\n", ss_strerror(rc));
+        return rc;
+    }
     rc = conn_registry_new(&sv->loop, &sv->conns);
     if (rc) {
         fprintf(stderr, "cannot start the connection registry: %s\n", ss_strerror(rc));
@@ -444,7 +456,8 @@ static int start_loop_parts(server *sv)
         return rc;
     }
     sv->api = (api_ctx){.loop = &sv->loop, .store = sv->store, .queue = sv->queue,
-                        .devices = sv->devices, .logins = sv->logins, .conns = sv->conns};
+                        .devices = sv->devices, .logins = sv->logins, .conns = sv->conns,
+                        .gateway = sv->gateway};
     sv->api.metrics = sv->metrics;
     sv->api.quotas = sv->quotas;
     sv->api.meter = sv->meter;
@@ -494,6 +507,8 @@ static void free_server(server *sv)
     device_cache_free(sv->devices);
     metrics_free(sv->metrics);
     meter_free(sv->meter);
+    gateway_free(sv->gateway);
+    fanout_free(sv->fanout);
     store_maint_stop(sv->maint);
     api_gate_free(sv->gate);
     quota_free(sv->quotas);

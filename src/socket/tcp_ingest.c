@@ -28,7 +28,6 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "ingest/parse.h"
 #include "net/listen.h"
 
 #include <inttypes.h>
@@ -78,13 +77,12 @@ _Static_assert(2u * TCP_SUBMIT_READINGS_MAX <= SS_INGEST_DEVICE_READINGS_MAX,
 typedef enum { TCP_AUTH, TCP_DATA, TCP_FINISHING } tcp_phase;
 
 typedef struct tcp_batch {
-    ingest_item item;      /* item.readings: the batch's readings */
+    gateway_msg msg;       /* msg.item.readings: the batch's readings */
     uint64_t *lines;       /* the line number of each data line, in order */
     uint32_t *ends;        /* where each data line's readings end: the item's groups */
     uint8_t *refused;      /* per data line: refused for the channel limit */
     size_t n_lines;
     size_t cap_lines;
-    store_acct_session session;  /* the record as this batch leaves it */
 } tcp_batch;
 
 typedef struct tcp_conn tcp_conn;
@@ -108,7 +106,7 @@ struct tcp_conn {
     tcp_ingest *owner;
     tcp_conn *prev, *next;
     conn_reg_entry reg;
-    device_cache_entry dev;
+    gateway_sender from;    /* the device, from AUTH on */
     tcp_phase phase;
     ss_buf line;            /* the line begun in an earlier read */
     ss_buf out;             /* answers of the current event, sent together */
@@ -122,7 +120,7 @@ struct tcp_conn {
     char peer[46];
     metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
     meter_session acct;     /* the session record, from AUTH on */
-    quota_ref quota;        /* the device's org in the quotas, from AUTH on */
+    quota_ref quota;        /* the device's org in the quotas (from.quota) */
     uint64_t acct_in, acct_out;  /* the stream's counters already in the meter */
     const char *end_reason; /* why it ends: "closed" unless set */
     unsigned closing : 1;
@@ -137,7 +135,7 @@ static void batch_clear(tcp_batch *b)
 {
     /* Freed, not reset: a batch is made per commit, and an idle connection
      * should hold no readings memory. */
-    readings_free(&b->item.readings);
+    readings_free(&b->msg.item.readings);
     free(b->lines);
     free(b->ends);
     free(b->refused);
@@ -157,7 +155,7 @@ static void conn_free(tcp_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     t->connections--;
-    ingest_queue_cancel_wait(t->opt.queue, &c->wait);
+    gateway_cancel_wait(t->opt.gateway, &c->wait);
     metrics_connection_closed(t->opt.metrics, METRICS_TCP);
     if (t->opt.meter)
         meter_session_end(t->opt.meter, &c->acct, c->end_reason ? c->end_reason : "closed");
@@ -202,7 +200,7 @@ static void conn_report_bytes(tcp_conn *c)
                          c->stream.bytes_in, c->stream.bytes_out);
     if (c->phase == TCP_AUTH || !c->owner->opt.meter)
         return;
-    meter_bytes(c->owner->opt.meter, &c->acct, c->dev.org_id, "tcp",
+    meter_bytes(c->owner->opt.meter, &c->acct, c->from.dev.org_id, "tcp",
                 c->stream.bytes_in - c->acct_in, c->stream.bytes_out - c->acct_out);
     c->acct_in = c->stream.bytes_in;
     c->acct_out = c->stream.bytes_out;
@@ -262,15 +260,6 @@ static void answer_line_error(tcp_conn *c, uint64_t line_no, int code, const cha
                               const char *message)
 {
     size_t start = c->out.len;
-    /* A refused line counts as one message; batch_refuse counts the
-     * readings of a refused batch (429, 503) itself. */
-    if (code == 400 || code == 413) {
-        metrics_readings_refused(c->owner->opt.metrics,
-                                 code == 413 ? METRICS_REFUSED_TOO_LARGE
-                                             : METRICS_REFUSED_BAD_READING, 1);
-        if (c->owner->opt.meter)
-            meter_refused(c->owner->opt.meter, &c->acct, c->dev.org_id, "tcp", 0);
-    }
     if (buf_printf(&c->out, "ERR %" PRIu64 " %d %s%s%s\n", line_no, code, name,
                    message ? " " : "", message ? message : "")) {
         c->out_failed = 1;
@@ -335,47 +324,21 @@ static int batch_add_line(tcp_batch *b, uint64_t line_no)
     if (b->n_lines == b->cap_lines && batch_grow_lines(b) != SS_OK)
         return SS_NOMEM;
     b->lines[b->n_lines] = line_no;
-    b->ends[b->n_lines] = (uint32_t)b->item.readings.len;
+    b->ends[b->n_lines] = (uint32_t)b->msg.item.readings.len;
     b->refused[b->n_lines] = 0;
     b->n_lines++;
     return SS_OK;
 }
 
 /* Refuses every data line of a batch with the same answer: a failed commit
- * (503), and later a quota refusal (429). */
+ * (503), and later a quota refusal (429). The gateway has counted it. */
 static void batch_refuse(tcp_conn *c, const tcp_batch *b, int code, const char *name)
 {
-    metrics_readings_refused(c->owner->opt.metrics,
-                             code == 429 ? METRICS_REFUSED_QUOTA_EXCEEDED
-                                         : METRICS_REFUSED_STORE_UNAVAILABLE,
-                             b->item.readings.len);
-    if (c->owner->opt.meter)
-        meter_refused(c->owner->opt.meter, &c->acct, c->dev.org_id, "tcp",
-                      b->item.readings.len);
     for (size_t i = 0; i < b->n_lines; i++)
         answer_line_error(c, b->lines[i], code, name, NULL);
 }
 
-static void on_committed(ingest_item *item, int status);
-
-/* Reserves the batch's readings against the org's quotas (SPEC §5).
- * Nonzero when the org is over a limit: the batch is refused whole. */
-static int conn_over_quota(tcp_conn *c, tcp_batch *b)
-{
-    quota *q = c->owner->opt.quotas;
-    int64_t now = clock_now_ms();
-    if (!q)
-        return 0;
-    return quota_reserve_readings(q, c->dev.org_id, (int64_t)b->item.readings.len, now,
-                                  &c->quota);
-}
-
-static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)
-{
-    if (c->owner->opt.quotas)
-        quota_finish_readings(c->owner->opt.quotas, c->dev.org_id,
-                              (int64_t)b->item.readings.len, stored, clock_now_ms(), &c->quota);
-}
+static void on_committed(gateway_msg *msg, const gateway_result *r);
 
 /* The lines of `from` past the first `keep` move to `to`, an empty batch;
  * `from` gives back the memory of the readings it no longer holds (an
@@ -383,19 +346,19 @@ static void conn_finish_quota(tcp_conn *c, tcp_batch *b, int stored)
 static int batch_move_tail(tcp_batch *from, tcp_batch *to, size_t keep)
 {
     uint32_t base = from->ends[keep - 1];
-    size_t n = from->item.readings.len - base;
+    size_t n = from->msg.item.readings.len - base;
     size_t lines = from->n_lines - keep;
-    ss_reading *rs = realloc(to->item.readings.items, n * sizeof *rs);
+    ss_reading *rs = realloc(to->msg.item.readings.items, n * sizeof *rs);
     if (!rs)
         return SS_NOMEM;
-    to->item.readings.items = rs;
-    to->item.readings.cap = n;
+    to->msg.item.readings.items = rs;
+    to->msg.item.readings.cap = n;
     while (to->cap_lines < lines) {
         if (batch_grow_lines(to) != SS_OK)
             return SS_NOMEM;
     }
-    memcpy(rs, from->item.readings.items + base, n * sizeof *rs);
-    to->item.readings.len = n;
+    memcpy(rs, from->msg.item.readings.items + base, n * sizeof *rs);
+    to->msg.item.readings.len = n;
     for (size_t i = 0; i < lines; i++) {
         to->lines[i] = from->lines[keep + i];
         to->ends[i] = from->ends[keep + i] - base;
@@ -403,11 +366,11 @@ static int batch_move_tail(tcp_batch *from, tcp_batch *to, size_t keep)
     }
     to->n_lines = lines;
     from->n_lines = keep;
-    from->item.readings.len = base;
-    rs = realloc(from->item.readings.items, base * sizeof *rs);
+    from->msg.item.readings.len = base;
+    rs = realloc(from->msg.item.readings.items, base * sizeof *rs);
     if (rs) {
-        from->item.readings.items = rs;
-        from->item.readings.cap = base;
+        from->msg.item.readings.items = rs;
+        from->msg.item.readings.cap = base;
     }
     return SS_OK;
 }
@@ -441,30 +404,22 @@ static int conn_cut(tcp_conn *c)
 static void conn_submit(tcp_conn *c)
 {
     tcp_batch *b = c->ready;
-    if (conn_over_quota(c, b)) {
+    b->msg.ack = on_committed;
+    b->msg.data = c;
+    b->msg.item.group_ends = b->ends;
+    b->msg.item.group_refused = b->refused;
+    b->msg.item.n_groups = b->n_lines;
+    b->msg.item.held_bytes =
+        b->cap_lines * (sizeof *b->lines + sizeof *b->ends + sizeof *b->refused);
+    int rc = gateway_submit(c->owner->opt.gateway, &c->from, &b->msg, clock_now_ms());
+    if (rc == SS_QUOTA) {
         batch_refuse(c, b, 429, "quota_exceeded");
         batch_clear(b);
         c->ready = NULL;
         return;
     }
-    memcpy(b->item.device_id, c->dev.device_id, sizeof b->item.device_id);
-    memcpy(b->item.org_id, c->dev.org_id, sizeof b->item.org_id);
-    b->item.protocol = "tcp";
-    b->item.received_at = clock_now_ms();
-    /* The record is committed with its first stored readings (the store
-     * adds them to this snapshot): a kill -9 within the second before its
-     * first flush still leaves it, ended "crash". */
-    b->item.session = c->acct.open ? &b->session : NULL;
-    b->session = c->acct.rec;
-    b->item.done = on_committed;
-    b->item.data = c;
-    b->item.group_ends = b->ends;
-    b->item.group_refused = b->refused;
-    b->item.n_groups = b->n_lines;
-    b->item.held_bytes = b->cap_lines * (sizeof *b->lines + sizeof *b->ends + sizeof *b->refused);
-    if (ingest_queue_submit(c->owner->opt.queue, &b->item) != SS_OK) {
-        conn_finish_quota(c, b, 0);
-        ingest_queue_wait(c->owner->opt.queue, &c->wait, c->dev.org_id);
+    if (rc != SS_OK) {
+        gateway_wait(c->owner->opt.gateway, &c->wait, &c->from);
         return;
     }
     c->ready = NULL;
@@ -476,7 +431,7 @@ static void conn_submit(tcp_conn *c)
 static void conn_pump(tcp_conn *c)
 {
     while (!c->closing && !c->flight && !c->wait.waiting &&
-           (c->ready || c->filling->item.readings.len > 0)) {
+           (c->ready || c->filling->msg.item.readings.len > 0)) {
         if (!c->ready && conn_cut(c))
             return;
         conn_submit(c);
@@ -490,7 +445,7 @@ static void conn_backpressure(tcp_conn *c)
     if (c->closing || c->phase != TCP_DATA)
         return;
     int full = c->wait.waiting || c->ready ||
-               (c->flight && c->filling->item.readings.len >= TCP_PENDING_READINGS_MAX) ||
+               (c->flight && c->filling->msg.item.readings.len >= TCP_PENDING_READINGS_MAX) ||
                c->stream.write_pending > TCP_UNREAD_ANSWERS_MAX;
     if (full && !c->read_paused) {
         c->read_paused = 1;
@@ -505,7 +460,7 @@ static void conn_backpressure(tcp_conn *c)
 static void conn_maybe_end(tcp_conn *c)
 {
     if (c->phase == TCP_FINISHING && !c->closing && !c->flight && !c->ready &&
-        c->filling->item.readings.len == 0)
+        c->filling->msg.item.readings.len == 0)
         conn_close_after_write(c);
 }
 
@@ -527,41 +482,27 @@ static size_t batch_refuse_channels(tcp_conn *c, const tcp_batch *b)
     return n;
 }
 
-/* Ends the batch's quota reservation and counts what it stored. */
-static void conn_settle(tcp_conn *c, tcp_batch *b, int status)
+/* The gateway has settled the commit: ERR lines for what the store
+ * refused, an ACK for the rest. */
+static void on_committed(gateway_msg *msg, const gateway_result *r)
 {
-    size_t refused = status == SS_OK ? b->item.readings_refused : b->item.readings.len;
-    size_t stored = b->item.readings.len - refused;
-    if (c->owner->opt.quotas) {
-        quota_finish_readings(c->owner->opt.quotas, c->dev.org_id, (int64_t)stored, 1,
-                              clock_now_ms(), &c->quota);
-        quota_finish_readings(c->owner->opt.quotas, c->dev.org_id, (int64_t)refused, 0,
-                              clock_now_ms(), &c->quota);
-    }
-    if (status == SS_OK && c->owner->opt.meter)
-        meter_stored(c->owner->opt.meter, &c->acct, stored);
-}
-
-static void on_committed(ingest_item *item, int status)
-{
-    tcp_conn *c = item->data;
+    tcp_conn *c = msg->data;
     tcp_batch *b = c->flight;
     c->flight = NULL;
-    conn_settle(c, b, status);
     if (c->closing) {
         /* Revoked or failed meanwhile: nobody to tell. */
         batch_clear(b);
         conn_maybe_free(c);
         return;
     }
-    if (status == SS_OK) {
-        size_t refused = b->item.readings_refused ? batch_refuse_channels(c, b) : 0;
+    if (r->status == SS_OK) {
+        size_t refused = r->refused ? batch_refuse_channels(c, b) : 0;
         c->stored += b->n_lines - refused;
         char ack[32];
         snprintf(ack, sizeof ack, "ACK %" PRIu64 "\n", c->stored);
         answer(c, ack);
     } else {
-        log_warn(TCP_LOG, "commit for %s failed: %s", c->peer, ss_strerror(status));
+        log_warn(TCP_LOG, "commit for %s failed: %s", c->peer, ss_strerror(r->status));
         batch_refuse(c, b, 503, "store_unavailable");
     }
     batch_clear(b);
@@ -574,10 +515,12 @@ static void on_committed(ingest_item *item, int status)
 
 /* ---- lines -------------------------------------------------------------- */
 
-static void conn_refuse_auth(tcp_conn *c, const char *why)
+/* counted: the gateway has counted the refusal already. */
+static void conn_refuse_auth(tcp_conn *c, const char *why, int counted)
 {
     log_info(TCP_LOG, "refused connection from %s: %s", c->peer, why);
-    metrics_readings_refused(c->owner->opt.metrics, METRICS_REFUSED_INVALID_TOKEN, 1);
+    if (!counted)
+        gateway_refuse(c->owner->opt.gateway, NULL, METRICS_REFUSED_INVALID_TOKEN, 0);
     answer(c, "ERR 401 invalid_token\n");
     if (conn_flush(c) == 0)
         conn_close_after_write(c);
@@ -586,27 +529,29 @@ static void conn_refuse_auth(tcp_conn *c, const char *why)
 static void conn_auth(tcp_conn *c, const char *text, size_t len)
 {
     if (len <= TCP_AUTH_WORD_LEN || memcmp(text, TCP_AUTH_WORD, TCP_AUTH_WORD_LEN) != 0) {
-        conn_refuse_auth(c, "the first line is not AUTH <token>");
+        conn_refuse_auth(c, "the first line is not AUTH <token>", 0);
         return;
     }
-    uint8_t hash[SS_SECRET_HASH_BYTES];
-    secret_hash(text + TCP_AUTH_WORD_LEN, len - TCP_AUTH_WORD_LEN, hash);
-    if (device_cache_lookup(c->owner->opt.devices, hash, &c->dev) || c->dev.disabled) {
-        conn_refuse_auth(c, "unknown or disabled device token");
+    if (gateway_auth_token(c->owner->opt.gateway, text + TCP_AUTH_WORD_LEN,
+                           len - TCP_AUTH_WORD_LEN, &c->from)) {
+        conn_refuse_auth(c, "unknown or disabled device token", 1);
         return;
     }
+    c->from.protocol = "tcp";
+    c->from.quota = &c->quota;
+    c->from.session = c->owner->opt.meter ? &c->acct : NULL;
     c->phase = TCP_DATA;
-    conn_registry_add(c->owner->opt.conns, &c->reg, c->dev.device_id);
+    conn_registry_add(c->owner->opt.conns, &c->reg, c->from.dev.device_id);
     if (c->owner->opt.meter) {
-        meter_session_open(c->owner->opt.meter, &c->acct, "device", c->dev.device_id,
-                           c->dev.org_id, "tcp", c->peer);
+        meter_session_open(c->owner->opt.meter, &c->acct, "device", c->from.dev.device_id,
+                           c->from.dev.org_id, "tcp", c->peer);
         /* The session's bytes start with the AUTH line that opened it. */
         c->acct_in = 0;
         c->acct_out = c->stream.bytes_out;
     }
     answer(c, "OK\n");
     /* on_read arms the idle timeout once this read is handled. */
-    log_debug(TCP_LOG, "device %s connected from %s", c->dev.device_id, c->peer);
+    log_debug(TCP_LOG, "device %s connected from %s", c->from.dev.device_id, c->peer);
 }
 
 /* One data line, its terminator removed: parsed into the filling batch or
@@ -615,17 +560,20 @@ static void conn_data_line(tcp_conn *c, const char *text, size_t len, int64_t no
 {
     uint64_t no = ++c->lines_done;
     if (len > SS_LINE_MAX) {
+        gateway_refuse(c->owner->opt.gateway, &c->from, METRICS_REFUSED_TOO_LARGE, 0);
         answer_line_error(c, no, 413, "too_large", NULL);
         return;
     }
     tcp_batch *b = c->filling;
-    size_t before = b->item.readings.len;
+    size_t before = b->msg.item.readings.len;
     ss_parse_error err = {0};
-    int rc = parse_line(text, len, now, &b->item.readings, &err);
-    if (rc == SS_OK && b->item.readings.len > before)
+    gateway_body body = {.format = GATEWAY_LINE, .data = text, .len = len};
+    int rc = gateway_parse(c->owner->opt.gateway, &c->from, &body, now, &b->msg.item.readings,
+                           &err);
+    if (rc == SS_OK && b->msg.item.readings.len > before)
         rc = batch_add_line(b, no);
     if (rc == SS_NOMEM) {
-        b->item.readings.len = before;
+        b->msg.item.readings.len = before;
         log_warn(TCP_LOG, "out of memory reading from %s; closing", c->peer);
         conn_close(c);
         return;
@@ -649,9 +597,10 @@ static void conn_line_overflow(tcp_conn *c)
 {
     buf_free(&c->line);
     if (c->phase == TCP_AUTH) {
-        conn_refuse_auth(c, "the first line is too long for AUTH <token>");
+        conn_refuse_auth(c, "the first line is too long for AUTH <token>", 0);
         return;
     }
+    gateway_refuse(c->owner->opt.gateway, &c->from, METRICS_REFUSED_TOO_LARGE, 0);
     answer_line_error(c, c->lines_done + 1, 413, "too_large", NULL);
     c->skipping = 1;
 }
@@ -772,6 +721,7 @@ static void on_read(net_stream *st, const char *data, size_t len)
 static void conn_eof(tcp_conn *c)
 {
     if (c->line.len > 0 && !c->skipping) {
+        gateway_refuse(c->owner->opt.gateway, &c->from, METRICS_REFUSED_BAD_READING, 0);
         answer_line_error(c, ++c->lines_done, 400, "bad_reading",
                           "the stream ended inside this line (no newline)");
         buf_free(&c->line);
@@ -819,7 +769,7 @@ static void on_revoked(conn_reg_entry *e)
 {
     tcp_conn *c = e->data;
     log_info(TCP_LOG, "device %s: token revoked; closing the connection from %s",
-             c->dev.device_id, c->peer);
+             c->from.dev.device_id, c->peer);
     c->end_reason = "revoked";
     conn_close(c);
 }

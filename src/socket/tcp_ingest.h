@@ -31,11 +31,9 @@
 #include <uv.h>
 
 #include "aaa/conn_registry.h"
-#include "aaa/device_cache.h"
 #include "aaa/meter.h"
-#include "aaa/quota.h"
 #include "core/metrics.h"
-#include "ingest/queue.h"
+#include "ingest/gateway.h"
 #include "net/stream.h"
 
 /* SPEC §3.4 and §4: the AUTH line must arrive within 10 s of connect. */
@@ -46,11 +44,9 @@
 typedef struct tcp_ingest tcp_ingest;
 
 typedef struct tcp_ingest_options {
-    ingest_queue *queue;      /* required */
-    device_cache *devices;    /* required: tokens are looked up here */
+    gateway *gateway;         /* required: tokens, parsing, the queue, accounting */
     conn_registry *conns;     /* required: revocations close connections */
-    quota *quotas;            /* optional: per-org limits, checked per batch */
-    meter *meter;             /* optional: session records and usage */
+    meter *meter;             /* optional: session records and bytes */
     net_loop_buffers *bufs;   /* the loop's shared read buffers */
     uint64_t idle_timeout_ms; /* 0: TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS */
     metrics *metrics;         /* may be NULL: nothing is counted */

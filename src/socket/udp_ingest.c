@@ -11,7 +11,6 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "ingest/parse.h"
 #include "net/listen.h"
 
 #include <inttypes.h>
@@ -38,9 +37,8 @@ struct udp_ingest {
 
 /* One datagram on its way to the store. */
 typedef struct udp_item {
-    ingest_item item;
+    gateway_msg msg;
     udp_ingest *owner;
-    quota_ref quota;    /* found at the reservation, used again at its end */
 } udp_item;
 
 static void udp_maybe_stopped(udp_ingest *u)
@@ -61,56 +59,28 @@ static void udp_refuse(udp_ingest *u, const struct sockaddr *from, const char *w
               u->stats.refused, why);
 }
 
-/* A datagram the store refused whole for the channel limit: a bad
- * reading, as the parser's refusals are. */
-static void udp_refuse_channels(udp_ingest *u, udp_item *it)
+/* The gateway has settled the commit; a datagram is stored whole or
+ * dropped whole, and nobody is told. */
+static void on_committed(gateway_msg *msg, const gateway_result *r)
 {
-    metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_BAD_READING, 1);
-    if (u->opt.meter)
-        meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
-    char why[96];
-    snprintf(why, sizeof why,
-             "too_many_channels: a reading would give the device more than %u channels",
-             SS_DEVICE_CHANNELS_MAX);
-    udp_refuse(u, NULL, why);
-}
-
-static void on_committed(ingest_item *item, int status)
-{
-    udp_item *it = (udp_item *)item;
+    udp_item *it = (udp_item *)msg;
     udp_ingest *u = it->owner;
-    int stored = status == SS_OK && it->item.readings_refused == 0;
     u->in_flight--;
-    if (u->opt.quotas)
-        quota_finish_readings(u->opt.quotas, it->item.org_id, (int64_t)it->item.readings.len,
-                              stored, clock_now_ms(), &it->quota);
-    if (stored) {
+    if (r->status == SS_OK && r->refused == 0) {
         u->stats.stored++;
-    } else if (status == SS_OK) {
-        udp_refuse_channels(u, it);
+    } else if (r->status == SS_OK) {
+        char why[96];
+        snprintf(why, sizeof why,
+                 "too_many_channels: a reading would give the device more than %u channels",
+                 SS_DEVICE_CHANNELS_MAX);
+        udp_refuse(u, NULL, why);
     } else {
-        log_warn(UDP_LOG, "commit failed: %s; datagram dropped", ss_strerror(status));
-        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_STORE_UNAVAILABLE,
-                                 it->item.readings.len);
-        if (u->opt.meter)
-            meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
+        log_warn(UDP_LOG, "commit failed: %s; datagram dropped", ss_strerror(r->status));
         udp_refuse(u, NULL, "the store refused the commit");
     }
-    readings_free(&it->item.readings);
+    readings_free(&msg->item.readings);
     free(it);
     udp_maybe_stopped(u);
-}
-
-/* The metrics reason of a datagram udp_make_item refused. */
-static metrics_reason udp_reason(int rc)
-{
-    switch (rc) {
-    case SS_AUTH: return METRICS_REFUSED_INVALID_TOKEN;
-    case SS_TOO_LARGE: return METRICS_REFUSED_TOO_LARGE;
-    case SS_NOMEM: return METRICS_REFUSED_STORE_UNAVAILABLE;
-    case SS_BUSY: return METRICS_REFUSED_INGEST_BUSY;
-    default: return METRICS_REFUSED_BAD_READING;
-    }
 }
 
 /* Why a datagram was refused, for the debug log. */
@@ -120,7 +90,6 @@ static int udp_fail(ss_parse_error *err, int rc, const char *why)
     return rc;
 }
 
-/* Splits off the token line: its length, and where the lines begin. */
 static int udp_split_token(const char *d, size_t len, size_t *token_len, size_t *body_off,
                            ss_parse_error *err)
 {
@@ -138,117 +107,81 @@ static int udp_split_token(const char *d, size_t len, size_t *token_len, size_t 
 }
 
 /* Authenticates and parses one datagram into a new item. 0, or an error
- * with err->message saying why (no item is made). OUT org_id: the device's
- * org once the token is known ("" before), so a refusal is its usage. */
+ * with err->message saying why (no item is made; the gateway has counted
+ * it). OUT from: the device once the token is known (org "" before), so
+ * that the datagram's bytes are its org's usage. */
 static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **out,
-                         ss_parse_error *err, char org_id[SS_ID_LEN + 1])
+                         ss_parse_error *err, gateway_sender *from)
 {
     size_t token_len = 0, off = 0;
     int rc = udp_split_token(d, len, &token_len, &off, err);
-    if (rc)
+    if (rc) {
+        gateway_refuse(u->opt.gateway, NULL, METRICS_REFUSED_INVALID_TOKEN, 0);
         return rc;
-    uint8_t hash[SS_SECRET_HASH_BYTES];
-    device_cache_entry dev;
-    secret_hash(d, token_len, hash);
-    if (device_cache_lookup(u->opt.devices, hash, &dev) || dev.disabled)
+    }
+    if (gateway_auth_token(u->opt.gateway, d, token_len, from))
         return udp_fail(err, SS_AUTH, "unknown or disabled device token");
-    memcpy(org_id, dev.org_id, SS_ID_LEN + 1);
+    from->protocol = "udp";
+    if (u->opt.meter)
+        meter_bytes(u->opt.meter, NULL, from->dev.org_id, "udp", len, 0);
     /* A flooding device is refused before its lines cost a parse. */
-    if (!ingest_queue_has_room(u->opt.queue, dev.org_id, dev.device_id))
+    if (gateway_admit(u->opt.gateway, from))
         return udp_fail(err, SS_BUSY, "ingest_busy: the device's share of the ingest queue is full");
     udp_item *it = calloc(1, sizeof *it);
-    if (!it)
+    if (!it) {
+        gateway_refuse(u->opt.gateway, from, METRICS_REFUSED_STORE_UNAVAILABLE, 0);
         return udp_fail(err, SS_NOMEM, "out of memory");
-    rc = parse_line_readings(d + off, len - off, clock_now_ms(), SS_INGEST_READINGS_MAX,
-                             &it->item.readings, err);
+    }
+    gateway_body body = {.format = GATEWAY_LINES, .data = d + off, .len = len - off};
+    rc = gateway_parse(u->opt.gateway, from, &body, clock_now_ms(), &it->msg.item.readings, err);
     if (rc) {
-        readings_free(&it->item.readings);
+        readings_free(&it->msg.item.readings);
         free(it);
         return rc;
     }
-    memcpy(it->item.device_id, dev.device_id, sizeof it->item.device_id);
-    memcpy(it->item.org_id, dev.org_id, sizeof it->item.org_id);
-    it->item.protocol = "udp";
-    it->item.received_at = clock_now_ms();
-    it->item.done = on_committed;
-    it->item.data = u;
+    it->msg.ack = on_committed;
+    it->msg.data = u;
     it->owner = u;
     *out = it;
     return SS_OK;
 }
 
-/* The org's or device's share of the ingest queue is full (SPEC §4): the
- * datagram is dropped and counted, its quota reservation given back. */
-static void udp_refuse_busy(udp_ingest *u, udp_item *it, const struct sockaddr *from)
-{
-    if (u->opt.quotas)
-        quota_finish_readings(u->opt.quotas, it->item.org_id, (int64_t)it->item.readings.len, 0,
-                              clock_now_ms(), &it->quota);
-    metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_INGEST_BUSY, it->item.readings.len);
-    if (u->opt.meter)
-        meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
-    readings_free(&it->item.readings);
-    free(it);
-    udp_refuse(u, from, "ingest_busy: the device's share of the ingest queue is full");
-}
-
-/* Reserves the datagram's readings against its org's quotas (SPEC §5). */
-static int udp_over_quota(udp_ingest *u, udp_item *it)
-{
-    int64_t now = clock_now_ms();
-    if (!u->opt.quotas)
-        return 0;
-    return quota_reserve_readings(u->opt.quotas, it->item.org_id,
-                                  (int64_t)it->item.readings.len, now, &it->quota);
-}
-
 static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flags,
-                         const struct sockaddr *from)
+                         const struct sockaddr *peer)
 {
     u->stats.received++;
     metrics_bytes(u->opt.metrics, METRICS_UDP, len, 0);
     if (len == 0) {
-        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_BAD_READING, 1);
-        udp_refuse(u, from, "empty datagram");
+        gateway_refuse(u->opt.gateway, NULL, METRICS_REFUSED_BAD_READING, 0);
+        udp_refuse(u, peer, "empty datagram");
         return;
     }
     if ((flags & UV_UDP_PARTIAL) || len > UDP_INGEST_DATAGRAM_MAX) {
-        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_TOO_LARGE, 1);
-        udp_refuse(u, from, "datagram over UDP_INGEST_DATAGRAM_MAX bytes");
+        gateway_refuse(u->opt.gateway, NULL, METRICS_REFUSED_TOO_LARGE, 0);
+        udp_refuse(u, peer, "datagram over UDP_INGEST_DATAGRAM_MAX bytes");
         return;
     }
     udp_item *it = NULL;
     ss_parse_error err = {0};
-    char org_id[SS_ID_LEN + 1] = "";
-    int rc = udp_make_item(u, d, len, &it, &err, org_id);
+    gateway_sender from = {0};
+    int rc = udp_make_item(u, d, len, &it, &err, &from);
     if (rc) {
-        metrics_readings_refused(u->opt.metrics, udp_reason(rc), 1);
-        if (u->opt.meter && org_id[0]) {
-            meter_bytes(u->opt.meter, NULL, org_id, "udp", len, 0);
-            meter_refused(u->opt.meter, NULL, org_id, "udp", 0);
-        }
-        udp_refuse(u, from, err.message);
+        udp_refuse(u, peer, err.message);
         return;
     }
-    /* The token names the org: from here on the datagram is its usage. */
-    if (u->opt.meter)
-        meter_bytes(u->opt.meter, NULL, it->item.org_id, "udp", len, 0);
-    if (udp_over_quota(u, it)) {
-        metrics_readings_refused(u->opt.metrics, METRICS_REFUSED_QUOTA_EXCEEDED,
-                                 it->item.readings.len);
-        if (u->opt.meter)
-            meter_refused(u->opt.meter, NULL, it->item.org_id, "udp", it->item.readings.len);
-        readings_free(&it->item.readings);
-        free(it);
-        udp_refuse(u, from, "quota_exceeded");
+    it->msg.item.held_bytes = sizeof *it - sizeof it->msg.item;
+    rc = gateway_submit(u->opt.gateway, &from, &it->msg, clock_now_ms());
+    if (rc == SS_OK) {
+        u->in_flight++;
         return;
     }
-    it->item.held_bytes = sizeof *it - sizeof it->item;
-    if (ingest_queue_submit(u->opt.queue, &it->item) != SS_OK) {
-        udp_refuse_busy(u, it, from);
-        return;
-    }
-    u->in_flight++;
+    if (rc == SS_BUSY)
+        gateway_refuse(u->opt.gateway, &from, METRICS_REFUSED_INGEST_BUSY,
+                       it->msg.item.readings.len);
+    readings_free(&it->msg.item.readings);
+    free(it);
+    udp_refuse(u, peer, rc == SS_QUOTA ? "quota_exceeded"
+                                       : "ingest_busy: the device's share of the ingest queue is full");
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

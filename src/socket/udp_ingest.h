@@ -16,11 +16,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "aaa/device_cache.h"
 #include "aaa/meter.h"
-#include "aaa/quota.h"
 #include "core/metrics.h"
-#include "ingest/queue.h"
+#include "ingest/gateway.h"
 
 /* The largest UDP payload IPv4 can carry (65535 - 20 IP - 8 UDP header).
  * IPv6 could carry 20 bytes more; they are refused, so a device gets the
@@ -30,10 +28,8 @@
 typedef struct udp_ingest udp_ingest;
 
 typedef struct udp_ingest_options {
-    ingest_queue *queue;      /* required */
-    device_cache *devices;    /* required */
-    quota *quotas;            /* optional: per-org limits, checked per datagram */
-    meter *meter;             /* optional: usage per org (no session records: SPEC §5) */
+    gateway *gateway;         /* required: tokens, parsing, the queue, accounting */
+    meter *meter;             /* optional: bytes per org (no session records: SPEC §5) */
     metrics *metrics;         /* may be NULL: nothing is counted */
 } udp_ingest_options;
 

@@ -1024,6 +1024,83 @@ static void test_line_body_every_prefix_parses_or_fails_cleanly(void **state)
     }
 }
 
+/* ---- a bare value for one channel ---------------------------------------- */
+
+static int value_of(const char *ch, const char *payload, ss_readings *out, ss_parse_error *err)
+{
+    size_t n = strlen(payload);
+    char *b = exact_copy(payload, n);
+    int rc = parse_value_reading(ch, strlen(ch), b, n, NOW, out, err);
+    free(b);
+    return rc;
+}
+
+static void test_value_number_forms_at_server_time(void **state)
+{
+    (void)state;
+    ss_readings r = SS_READINGS_INIT;
+    ss_parse_error err = {0};
+    assert_int_equal(value_of("temp", "21.5", &r, &err), SS_OK);
+    assert_int_equal(value_of("t.2", " -1e3\r\n", &r, &err), SS_OK);
+    assert_int_equal(value_of("x", "0", &r, &err), SS_OK);
+    assert_int_equal(r.len, 3);
+    assert_string_equal(r.items[0].channel, "temp");
+    assert_true(r.items[0].value == 21.5);
+    assert_int_equal(r.items[0].ts, NOW);
+    assert_string_equal(r.items[1].channel, "t.2");
+    assert_true(r.items[1].value == -1000);
+    assert_true(r.items[2].value == 0);
+    readings_free(&r);
+}
+
+static void value_refused(const char *ch, const char *payload, const char *message)
+{
+    ss_readings r = SS_READINGS_INIT;
+    ss_parse_error err = {0};
+    assert_int_equal(value_of(ch, payload, &r, &err), SS_PARSE);
+    assert_int_equal(r.len, 0);
+    assert_int_equal(err.position, 0);
+    assert_non_null(strstr(err.message, message));
+    readings_free(&r);
+}
+
+static void test_value_refusals(void **state)
+{
+    (void)state;
+    value_refused("temp", "", "no value");
+    value_refused("temp", " \n", "no value");
+    value_refused("temp", "abc", "is not a number");
+    value_refused("temp", "1 2", "is not a number");
+    value_refused("temp", "1,2", "is not a number");
+    value_refused("temp", "01", "is not a number");
+    value_refused("temp", "1e999", "not a finite number");
+    value_refused("temp", "{\"v\":1}", "is not a number");
+    value_refused("bad/ch", "1", "not a valid name");
+    value_refused("", "1", "not a valid name");
+    char long_ch[SS_CHANNEL_MAX + 2];
+    memset(long_ch, 'c', sizeof long_ch - 1);
+    long_ch[sizeof long_ch - 1] = '\0';
+    value_refused(long_ch, "1", "not a valid name");
+    long_ch[SS_CHANNEL_MAX] = '\0';
+    ss_readings r = SS_READINGS_INIT;
+    ss_parse_error err = {0};
+    assert_int_equal(value_of(long_ch, "1", &r, &err), SS_OK);
+    readings_free(&r);
+}
+
+/* Appends, and leaves earlier readings as they were on a refusal. */
+static void test_value_appends_and_leaves_out_on_error(void **state)
+{
+    (void)state;
+    ss_readings r = SS_READINGS_INIT;
+    ss_parse_error err = {0};
+    assert_int_equal(value_of("a", "1", &r, &err), SS_OK);
+    assert_int_equal(value_of("a", "x", &r, &err), SS_PARSE);
+    assert_int_equal(r.len, 1);
+    assert_true(r.items[0].value == 1);
+    readings_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1087,6 +1164,9 @@ int main(void)
         cmocka_unit_test(test_parse_line_over_line_max_refused),
         cmocka_unit_test(test_parse_line_every_prefix_parses_or_fails_cleanly),
         cmocka_unit_test(test_line_body_every_prefix_parses_or_fails_cleanly),
+        cmocka_unit_test(test_value_number_forms_at_server_time),
+        cmocka_unit_test(test_value_refusals),
+        cmocka_unit_test(test_value_appends_and_leaves_out_on_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

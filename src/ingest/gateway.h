@@ -1,0 +1,162 @@
+/* gateway.h — the one way readings come in, whatever the protocol.
+ *
+ * A protocol frames bytes and acknowledges; everything between is here,
+ * once: who sends (a device token, or an API key with data:write acting as
+ * one of its org's devices), parsing, the room and quota checks, the
+ * submit to the ingest queue, and, when the commit is done, the settling
+ * of quota, meter (usage and the session record) and metrics before the
+ * protocol's acknowledgement runs with a result it maps to its own terms
+ * (an HTTP status, a TCP "ACK n" or "ERR ...", nothing for UDP).
+ *
+ * Every refusal is counted here too, as the message it refuses: one
+ * refused message in the metrics and in the sender's usage, carrying the
+ * readings it held (0 when it could not be read). Bytes on the wire stay
+ * the protocol's to count: only it sees them.
+ *
+ * Loop thread only. */
+#ifndef SS_INGEST_GATEWAY_H
+#define SS_INGEST_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aaa/device_cache.h"
+#include "aaa/meter.h"
+#include "aaa/quota.h"
+#include "core/metrics.h"
+#include "ingest/parse.h"
+#include "ingest/queue.h"
+
+typedef struct gateway gateway;
+
+typedef struct gateway_options {
+    ingest_queue *queue;      /* required */
+    device_cache *devices;    /* required: tokens and device ids are looked up here */
+    quota *quotas;            /* optional: per-org limits */
+    meter *meter;             /* optional: usage and session records */
+    metrics *metrics;         /* optional: refusals */
+} gateway_options;
+
+/* 0 or SS_NOMEM. The options' parts must outlive the gateway. */
+int gateway_new(const gateway_options *opt, gateway **out);
+void gateway_free(gateway *gw);
+
+/* ---- who sends -------------------------------------------------------------- */
+
+/* The device a message comes from, once authenticated, and where its
+ * accounting goes. The protocol keeps it for as long as the sender lasts
+ * (a request, a connection, a datagram). */
+typedef struct gateway_sender {
+    device_cache_entry dev;
+    const char *protocol;     /* "http", "https", "tcp", "udp": a static string */
+    /* The sender's session record (opened by the protocol), or NULL: then
+     * refusals count in the org's usage alone. */
+    meter_session *session;
+    /* Where the sender keeps its org's quota ref between messages, or
+     * NULL (each message looks the org up). */
+    quota_ref *quota;
+} gateway_sender;
+
+/* A device token. SS_AUTH (counted as a refusal) when empty, too long,
+ * unknown or the device disabled; else 0 and out->dev filled. */
+int gateway_auth_token(gateway *gw, const char *token, size_t len, gateway_sender *out);
+
+/* An API key already authenticated by its protocol: the org it belongs to
+ * and its scopes (STORE_SCOPE_* bits). */
+typedef struct gateway_key {
+    char org_id[SS_ID_LEN + 1];
+    unsigned scopes;
+} gateway_key;
+
+/* The key acting as the device `device_id` of its org. SS_FORBIDDEN when
+ * the key lacks data:write; SS_NOT_FOUND when no such device is in the
+ * key's org (a device of another org is not found either: nothing about it
+ * is revealed); SS_CONFLICT when the device is disabled. 0: out->dev
+ * filled. */
+int gateway_auth_key(gateway *gw, const gateway_key *key, const char *device_id,
+                     gateway_sender *out);
+
+/* ---- one message -------------------------------------------------------------- */
+
+typedef enum {
+    GATEWAY_JSON,     /* SPEC §3.1, the whole body */
+    GATEWAY_LINES,    /* SPEC §3.2, the whole body */
+    GATEWAY_LINE,     /* one line of SPEC §3.2 (no terminator), appended: TCP */
+    GATEWAY_VALUE     /* a bare number for `channel` */
+} gateway_format;
+
+typedef struct gateway_body {
+    gateway_format format;
+    const char *data;
+    size_t len;
+    const char *channel;      /* GATEWAY_VALUE only */
+    size_t channel_len;
+} gateway_body;
+
+/* Parses into out (appended; left as it was on failure). JSON and lines
+ * take at most SS_INGEST_READINGS_MAX readings. On failure the message is
+ * counted as refused (SS_TOO_LARGE: too_large; SS_NOMEM: store
+ * unavailable; else a bad reading) and err says why (parse.h). */
+int gateway_parse(gateway *gw, const gateway_sender *from, const gateway_body *body,
+                  int64_t now_ms, ss_readings *out, ss_parse_error *err);
+
+/* 0 when the ingest queue has room for one more message of the sender;
+ * SS_BUSY (counted as a refused message) when a submit would surely be
+ * refused: lets a protocol refuse before it parses. */
+int gateway_admit(gateway *gw, const gateway_sender *from);
+
+typedef struct gateway_msg gateway_msg;
+
+/* What became of a submitted message. */
+typedef struct gateway_result {
+    /* SS_OK: committed (some groups may have been refused for the channel
+     * limit: `refused` > 0); SS_NOT_FOUND: the device was deleted
+     * meanwhile; SS_FULL, SS_STORE, SS_NOMEM: the store refused it whole. */
+    int status;
+    size_t stored;            /* readings stored */
+    size_t refused;           /* readings refused */
+} gateway_result;
+
+/* The protocol's acknowledgement: runs on the loop after the settling.
+ * The message is the protocol's again from this call on. */
+typedef void (*gateway_ack_cb)(gateway_msg *msg, const gateway_result *r);
+
+/* Embedded in the protocol's own record of a message (first, or found
+ * back by offset). The protocol fills item.readings (gateway_parse),
+ * optionally item.group_ends/group_refused/n_groups and item.held_bytes,
+ * and `ack`/`data`; gateway_submit fills the rest. */
+struct gateway_msg {
+    ingest_item item;
+    gateway_ack_cb ack;
+    void *data;               /* the protocol's */
+    /* The record the commit is counted into: the sender's session, which
+     * the protocol sets to NULL when the record goes away before the ack
+     * (an HTTP connection closed while its request was in flight). */
+    meter_session *session;
+    /* Private to the gateway. */
+    gateway *gw;
+    quota_ref quota;
+    store_acct_session snapshot;
+};
+
+/* Reserves the message's readings against its org's quotas and hands it
+ * to the ingest queue. Returns 0: `ack` will run once it is committed or
+ * refused by the store; SS_QUOTA: refused and counted; SS_BUSY: the
+ * queue has no room now, nothing reserved and nothing counted: the
+ * protocol either waits (gateway_wait) and submits again, or refuses
+ * (gateway_refuse with METRICS_REFUSED_INGEST_BUSY). */
+int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *msg, int64_t now_ms);
+
+/* Counts a message refused outside the steps above (framing: an
+ * over-long line, a datagram over the size limit; or busy after
+ * gateway_submit), carrying `readings` readings. from NULL: the sender is
+ * not known yet (metrics only). */
+void gateway_refuse(gateway *gw, const gateway_sender *from, metrics_reason why,
+                    size_t readings);
+
+/* Back-pressure: w->ready runs once the sender's org may have room again
+ * (ingest_queue_wait). */
+void gateway_wait(gateway *gw, ingest_waiter *w, const gateway_sender *from);
+void gateway_cancel_wait(gateway *gw, ingest_waiter *w);
+
+#endif
