@@ -28,6 +28,8 @@ static const char serve_help[] =
     "  --session-idle-timeout SECS  an unused sign-in ends after this (7200)\n"
     "  --login-delay-max SECS    longest wait the sign-in throttle imposes (60, at most 60)\n"
     "  --http-body-timeout SECS  time to send an HTTP request body, 1..60 (60)\n"
+    "  --first-message-timeout SECS  time to send the first HTTP request head (and each\n"
+    "                            later head), the TCP AUTH line; 0.1..10 (10)\n"
     "  --log-level LEVEL         debug, info, warn, error (info)\n"
     "\n"
     "Any listener takes 'off'; port 0 picks a free port. Each flag is also a key\n"

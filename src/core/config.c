@@ -38,6 +38,7 @@ static const config_key config_keys[] = {
     KEY("login-delay-max", login_delay_max, "60"),
     KEY("http-body-timeout", http_body_timeout, "60"),
     KEY("heavy-wait", heavy_wait, "10"),
+    KEY("first-message-timeout", first_message_timeout, "10"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -186,6 +187,31 @@ int config_seconds(const char *text, long max, long *out)
     return SS_OK;
 }
 
+/* Digits, then at most 3 after a '.': no strtod, whose decimal point
+ * follows the locale. */
+int config_millis(const char *text, uint64_t min_ms, uint64_t max_ms, uint64_t *out)
+{
+    uint64_t ms = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        ms = ms * 10u + (uint64_t)(*p - '0');
+        if (ms > max_ms)
+            return SS_INVAL;
+    }
+    if (p == text)
+        return SS_INVAL;
+    ms *= 1000u;
+    if (*p == '.') {
+        uint64_t scale = 100u;
+        for (p++; *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10u)
+            ms += (uint64_t)(*p - '0') * scale;
+    }
+    if (*p || ms < min_ms || ms > max_ms)
+        return SS_INVAL;
+    *out = ms;
+    return SS_OK;
+}
+
 int config_validate(const config *cfg, char *err, size_t errlen)
 {
     log_level level;
@@ -216,6 +242,13 @@ int config_validate(const config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "%s must be 1..%ld seconds", seconds[i].name, seconds[i].max);
             return SS_INVAL;
         }
+    }
+    uint64_t ms;
+    if (config_millis(cfg->first_message_timeout, SS_FIRST_MESSAGE_TIMEOUT_MIN_MS,
+                      SS_FIRST_MESSAGE_TIMEOUT_MS, &ms)) {
+        snprintf(err, errlen, "first-message-timeout must be %g..%u seconds",
+                 SS_FIRST_MESSAGE_TIMEOUT_MIN_MS / 1000.0, SS_FIRST_MESSAGE_TIMEOUT_MS / 1000u);
+        return SS_INVAL;
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         snprintf(err, errlen, "tls-cert and tls-key go together");

@@ -8,6 +8,7 @@
 #define SS_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_VALUE_MAX 1024u
 
@@ -30,6 +31,8 @@ typedef struct config {
     char login_delay_max[CONFIG_VALUE_MAX];    /* seconds: longest sign-in throttle wait */
     char http_body_timeout[CONFIG_VALUE_MAX];  /* seconds to send a request body */
     char heavy_wait[CONFIG_VALUE_MAX];  /* seconds a heavy REST request waits for its turn */
+    char first_message_timeout[CONFIG_VALUE_MAX];  /* seconds, a fraction allowed: to send
+                                                      the first request, AUTH line, CONNECT */
 } config;
 
 /* Fills in the defaults of SPEC §1. */
@@ -50,6 +53,10 @@ int config_load_file(config *cfg, const char *path, char *err, size_t errlen);
 
 /* A whole number of seconds in [1, max] into *out. 0 or SS_INVAL. */
 int config_seconds(const char *text, long max, long *out);
+
+/* A number of seconds with at most 3 decimals ("10", "0.5") as milliseconds
+ * in [min_ms, max_ms] into *out. 0 or SS_INVAL. */
+int config_millis(const char *text, uint64_t min_ms, uint64_t max_ms, uint64_t *out);
 
 /* Checks values (log level, durability, timeouts). 0 or SS_INVAL. */
 int config_validate(const config *cfg, char *err, size_t errlen);

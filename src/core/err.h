@@ -25,7 +25,9 @@
     X(CLOSED, -14, "closed")                                            \
     X(TIMEOUT, -15, "timed out")                                        \
     X(BUSY, -16, "busy")                                                \
-    X(CONFLICT, -17, "conflicts with the current state")
+    X(CONFLICT, -17, "conflicts with the current state")                \
+    X(IN_USE, -18, "address already in use")                            \
+    X(UNAVAILABLE, -19, "address not available on this host")
 
 enum ss_err {
 #define SS_ERR_ENUM(name, code, msg) SS_##name = (code),

@@ -224,7 +224,7 @@ static void conn_set_phase(http_conn *c, conn_phase phase)
     uint64_t ms = 0;
     switch (phase) {
     case PHASE_IDLE: ms = SS_HTTP_KEEPALIVE_TIMEOUT_MS; break;
-    case PHASE_HEAD: ms = SS_HTTP_HEAD_TIMEOUT_MS; break;
+    case PHASE_HEAD: ms = c->server->opt.head_timeout_ms; break;
     case PHASE_BODY: ms = c->server->opt.body_timeout_ms; break;
     case PHASE_WAITING: uv_timer_stop(&c->timer); return;
     }
@@ -969,6 +969,8 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
     s->opt = *opt;
     if (s->opt.body_max == 0 || s->opt.body_max > SS_HTTP_BODY_MAX)
         s->opt.body_max = SS_HTTP_BODY_MAX;
+    if (s->opt.head_timeout_ms == 0 || s->opt.head_timeout_ms > SS_FIRST_MESSAGE_TIMEOUT_MS)
+        s->opt.head_timeout_ms = SS_FIRST_MESSAGE_TIMEOUT_MS;
     if (s->opt.body_timeout_ms == 0 || s->opt.body_timeout_ms > SS_HTTP_BODY_TIMEOUT_MS)
         s->opt.body_timeout_ms = SS_HTTP_BODY_TIMEOUT_MS;
     if (s->opt.send_stall_ms == 0 || s->opt.send_stall_ms > SS_HTTP_SEND_STALL_MS)

@@ -100,12 +100,14 @@ typedef struct http_server_options {
     size_t body_max;         /* <= SS_HTTP_BODY_MAX */
     metrics *metrics;        /* may be NULL: nothing is counted */
     http_account_cb on_account;  /* may be NULL */
+    uint64_t head_timeout_ms;   /* 0: SS_FIRST_MESSAGE_TIMEOUT_MS, never more */
     uint64_t body_timeout_ms;   /* 0: SS_HTTP_BODY_TIMEOUT_MS, never more */
     uint64_t send_stall_ms;     /* 0: SS_HTTP_SEND_STALL_MS, never more */
 } http_server_options;
 
 /* Binds and starts listening. OUT bound: "HOST:PORT" actually bound.
- * 0, SS_NOMEM, or a negative libuv error (address in use …). */
+ * 0, SS_INVAL (bad address), SS_NOMEM, or an SS code of net_tcp_listen's
+ * (SS_IN_USE …). */
 int http_server_start(uv_loop_t *loop, const char *addr, const http_server_options *opt,
                       http_server **out, char *bound, size_t cap);
 

@@ -2,6 +2,7 @@
 #include "net/listen.h"
 
 #include "core/err.h"
+#include "net/err.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -118,10 +119,10 @@ int net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const net_addr *addr, uv_conn
                    char *bound, size_t cap)
 {
     if (addr->off)
-        return UV_EINVAL;
+        return SS_INVAL;
     int rc = uv_tcp_init(loop, tcp);
     if (rc)
-        return rc;
+        return net_err_from_uv(rc);
     /* libuv defers a bind error (EADDRINUSE) to uv_listen. */
     rc = uv_tcp_bind(tcp, (const struct sockaddr *)&addr->sa, 0);
     if (rc == 0)
@@ -130,20 +131,20 @@ int net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const net_addr *addr, uv_conn
         rc = bound_name((const uv_handle_t *)tcp, bound, cap);
     if (rc)
         uv_close((uv_handle_t *)tcp, NULL);
-    return rc;
+    return net_err_from_uv(rc);
 }
 
 int net_udp_bind(uv_loop_t *loop, uv_udp_t *udp, const net_addr *addr, char *bound, size_t cap)
 {
     if (addr->off)
-        return UV_EINVAL;
+        return SS_INVAL;
     int rc = uv_udp_init(loop, udp);
     if (rc)
-        return rc;
+        return net_err_from_uv(rc);
     rc = uv_udp_bind(udp, (const struct sockaddr *)&addr->sa, 0);
     if (rc == 0)
         rc = bound_name((const uv_handle_t *)udp, bound, cap);
     if (rc)
         uv_close((uv_handle_t *)udp, NULL);
-    return rc;
+    return net_err_from_uv(rc);
 }

@@ -21,7 +21,8 @@ void net_addr_format(const struct sockaddr *sa, char *out, size_t cap);
 
 /* Binds and listens a TCP handle (caller storage, initialised here) on addr.
  * OUT bound: the address actually bound ("HOST:PORT", cap bytes).
- * 0 or a negative libuv error (UV_EADDRINUSE …); on error the handle is
+ * 0, SS_INVAL ("off"), SS_IN_USE, SS_UNAVAILABLE, SS_FORBIDDEN (a port
+ * below 1024 unprivileged), SS_NOMEM or SS_IO; on error the handle is
  * closed by this function (the caller must still not free it before the
  * loop has run its close callbacks, it uses no close_cb). */
 int net_tcp_listen(uv_loop_t *loop, uv_tcp_t *tcp, const net_addr *addr, uv_connection_cb cb,

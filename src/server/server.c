@@ -7,6 +7,7 @@
 #include "aaa/throttle.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/api.h"
@@ -67,6 +68,7 @@ typedef struct server {
     http_server *https;
     tcp_ingest *tcp;
     udp_ingest *udp;
+    uint64_t first_message_ms;  /* --first-message-timeout */
     int listeners_running;
     /* "listening" lines, printed once every listener is bound. */
     char bound[SERVER_LISTENERS][BOUND_CAP + sizeof "listening mqtts "];
@@ -272,12 +274,13 @@ static int start_http(server *sv, const char *name, const char *addr, SSL_CTX *t
         .metrics = sv->metrics, .on_account = api_account,
         /* config_validate has checked the range (1..60 s). */
         .body_timeout_ms = (uint64_t)strtol(sv->cfg->http_body_timeout, NULL, 10) * 1000u,
+        .head_timeout_ms = sv->first_message_ms,
     };
     char bound[BOUND_CAP];
     int rc = http_server_start(&sv->loop, addr, &opt, out, bound, sizeof bound);
     if (rc) {
         fprintf(stderr, "cannot listen %s on %s: %s\n", name, addr,
-                rc == SS_INVAL ? "bad address" : uv_strerror(rc));
+                rc == SS_INVAL ? "bad address" : ss_strerror(rc));
         return rc;
     }
     sv->listeners_running++;
@@ -295,12 +298,13 @@ static int start_tcp(server *sv)
         /* config_validate has checked the range (1..86400 s). */
         .idle_timeout_ms = (uint64_t)strtol(sv->cfg->tcp_idle_timeout, NULL, 10) * 1000u,
         .metrics = sv->metrics, .meter = sv->meter,
+        .auth_timeout_ms = sv->first_message_ms,
     };
     char bound[BOUND_CAP];
     int rc = tcp_ingest_start(&sv->loop, addr, &opt, &sv->tcp, bound, sizeof bound);
     if (rc) {
         fprintf(stderr, "cannot listen tcp on %s: %s\n", addr,
-                rc == SS_INVAL ? "bad address" : rc == SS_NOMEM ? "out of memory" : uv_strerror(rc));
+                rc == SS_INVAL ? "bad address" : ss_strerror(rc));
         return rc;
     }
     sv->listeners_running++;
@@ -320,7 +324,7 @@ static int start_udp(server *sv)
     int rc = udp_ingest_start(&sv->loop, addr, &opt, &sv->udp, bound, sizeof bound);
     if (rc) {
         fprintf(stderr, "cannot listen udp on %s: %s\n", addr,
-                rc == SS_INVAL ? "bad address" : rc == SS_NOMEM ? "out of memory" : uv_strerror(rc));
+                rc == SS_INVAL ? "bad address" : ss_strerror(rc));
         return rc;
     }
     sv->listeners_running++;
@@ -471,6 +475,9 @@ static int start_loop_parts(server *sv)
         sv->api.session_idle_ms = (int64_t)secs * 1000;
     if (config_seconds(cfg->heavy_wait, SS_API_HEAVY_WAIT_MS / 1000, &secs) == 0)
         sv->api.heavy_wait_ms = (uint64_t)secs * 1000;
+    /* 0 (unparsed) means the listeners' default, SS_FIRST_MESSAGE_TIMEOUT_MS. */
+    config_millis(cfg->first_message_timeout, SS_FIRST_MESSAGE_TIMEOUT_MIN_MS,
+                  SS_FIRST_MESSAGE_TIMEOUT_MS, &sv->first_message_ms);
     uv_timer_init(&sv->loop, &sv->checkpoint_timer);
     sv->checkpoint_timer.data = sv;
     uv_timer_start(&sv->checkpoint_timer, on_checkpoint_timer, SERVER_CHECKPOINT_MS,

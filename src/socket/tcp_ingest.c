@@ -686,8 +686,8 @@ static void on_timer(uv_timer_t *t)
 {
     tcp_conn *c = t->data;
     if (c->phase == TCP_AUTH)
-        log_info(TCP_LOG, "%s sent no AUTH line within %u ms; closing", c->peer,
-                 TCP_INGEST_AUTH_TIMEOUT_MS);
+        log_info(TCP_LOG, "%s sent no AUTH line within %" PRIu64 " ms; closing", c->peer,
+                 c->owner->opt.auth_timeout_ms);
     else
         log_debug(TCP_LOG, "%s idle; closing", c->peer);
     c->end_reason = "timeout";
@@ -810,7 +810,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     net_stream_peer(&c->stream, c->peer, sizeof c->peer);
-    uv_timer_start(&c->timer, on_timer, TCP_INGEST_AUTH_TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, on_timer, t->opt.auth_timeout_ms, 0);
 }
 
 int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options *opt,
@@ -826,6 +826,8 @@ int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options
     t->opt = *opt;
     if (t->opt.idle_timeout_ms == 0)
         t->opt.idle_timeout_ms = TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS;
+    if (t->opt.auth_timeout_ms == 0 || t->opt.auth_timeout_ms > TCP_INGEST_AUTH_TIMEOUT_MS)
+        t->opt.auth_timeout_ms = TCP_INGEST_AUTH_TIMEOUT_MS;
     t->listener.data = t;
     *out = t;
     int rc = net_tcp_listen(loop, &t->listener, &na, on_connection, bound, cap);

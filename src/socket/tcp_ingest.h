@@ -32,12 +32,14 @@
 
 #include "aaa/conn_registry.h"
 #include "aaa/meter.h"
+#include "core/limits.h"
 #include "core/metrics.h"
 #include "ingest/gateway.h"
 #include "net/stream.h"
 
-/* SPEC §3.4 and §4: the AUTH line must arrive within 10 s of connect. */
-#define TCP_INGEST_AUTH_TIMEOUT_MS 10000u
+/* SPEC §3.4 and §4: the AUTH line must arrive within 10 s of connect
+ * (--first-message-timeout may shorten it). */
+#define TCP_INGEST_AUTH_TIMEOUT_MS SS_FIRST_MESSAGE_TIMEOUT_MS
 /* SPEC §3.4: idle connections close after 300 s unless configured. */
 #define TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS 300000u
 
@@ -49,6 +51,7 @@ typedef struct tcp_ingest_options {
     meter *meter;             /* optional: session records and bytes */
     net_loop_buffers *bufs;   /* the loop's shared read buffers */
     uint64_t idle_timeout_ms; /* 0: TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS */
+    uint64_t auth_timeout_ms; /* 0: TCP_INGEST_AUTH_TIMEOUT_MS, never more */
     metrics *metrics;         /* may be NULL: nothing is counted */
 } tcp_ingest_options;
 
@@ -56,8 +59,8 @@ typedef struct tcp_ingest_options {
  * OUT out: the listener, also on a bind failure (then free it with
  * tcp_ingest_free once the loop has run, as for http_server_start).
  * OUT bound: "HOST:PORT" actually bound.
- * Returns 0, SS_INVAL (bad address), SS_NOMEM (*out untouched), or a
- * negative libuv error (address in use …). */
+ * Returns 0, SS_INVAL (bad address), SS_NOMEM (*out untouched), or an SS
+ * code of net_tcp_listen's (SS_IN_USE …). */
 int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options *opt,
                      tcp_ingest **out, char *bound, size_t cap);
 

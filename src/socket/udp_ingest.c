@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "net/err.h"
 #include "net/listen.h"
 
 #include <inttypes.h>
@@ -196,7 +197,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
 {
     udp_ingest *u = h->data;
     if (nread < 0) {
-        log_debug(UDP_LOG, "receive failed: %s", uv_strerror((int)nread));
+        log_debug(UDP_LOG, "receive failed: %s", ss_strerror(net_err_from_uv((int)nread)));
         return;
     }
     /* nread 0 with no address: the socket is drained, not a datagram. */
@@ -219,7 +220,7 @@ int udp_ingest_start(uv_loop_t *loop, const char *addr, const udp_ingest_options
     *out = u;
     int rc = net_udp_bind(loop, &u->udp, &na, bound, cap);
     if (rc == 0)
-        rc = uv_udp_recv_start(&u->udp, on_alloc, on_recv);
+        rc = net_err_from_uv(uv_udp_recv_start(&u->udp, on_alloc, on_recv));
     if (rc) {
         if (!uv_is_closing((uv_handle_t *)&u->udp))
             uv_close((uv_handle_t *)&u->udp, NULL);

@@ -46,8 +46,8 @@ typedef struct udp_ingest_stats {
  * OUT out: the listener, also on a bind failure (then free it with
  * udp_ingest_free once the loop has run).
  * OUT bound: "HOST:PORT" actually bound.
- * Returns 0, SS_INVAL (bad address), SS_NOMEM (*out untouched), or a
- * negative libuv error. */
+ * Returns 0, SS_INVAL (bad address), SS_NOMEM (*out untouched), or an SS
+ * code of net_tcp_listen's (address in use …). */
 int udp_ingest_start(uv_loop_t *loop, const char *addr, const udp_ingest_options *opt,
                      udp_ingest **out, char *bound, size_t cap);
 

@@ -137,6 +137,31 @@ static void config_comment_after_a_value(void **state)
     unlink(path);
 }
 
+static void config_first_message_timeout_takes_fractions_up_to_10s(void **state)
+{
+    (void)state;
+    config cfg;
+    char err[256] = "";
+    config_defaults(&cfg);
+    assert_string_equal(cfg.first_message_timeout, "10");
+    uint64_t ms = 0;
+    assert_int_equal(config_millis("10", 100, 10000, &ms), SS_OK);
+    assert_int_equal(ms, 10000);
+    assert_int_equal(config_millis("0.5", 100, 10000, &ms), SS_OK);
+    assert_int_equal(ms, 500);
+    assert_int_equal(config_millis("2.25", 100, 10000, &ms), SS_OK);
+    assert_int_equal(ms, 2250);
+    const char *bad[] = {"", "0", "0.05", "10.001", "11", "-1", "1.5s", ".5", "0.0001",
+                         "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(config_millis(bad[i], 100, 10000, &ms), SS_INVAL);
+    config_set(&cfg, "first-message-timeout", "0.5");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_OK);
+    config_set(&cfg, "first-message-timeout", "30");
+    assert_int_equal(config_validate(&cfg, err, sizeof err), SS_INVAL);
+    assert_non_null(strstr(err, "first-message-timeout"));
+}
+
 static void config_refuses_bad_input(void **state)
 {
     (void)state;
@@ -346,6 +371,7 @@ int main(void)
         cmocka_unit_test(config_defaults_match_spec),
         cmocka_unit_test(config_flags_win_over_file),
         cmocka_unit_test(config_comment_after_a_value),
+        cmocka_unit_test(config_first_message_timeout_takes_fractions_up_to_10s),
         cmocka_unit_test(config_refuses_bad_input),
         cmocka_unit_test(json_out_prints_shortest_round_trip),
         cmocka_unit_test(json_out_round_trips_random_doubles),

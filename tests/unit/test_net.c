@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "core/err.h"
+#include "net/err.h"
 #include "net/listen.h"
 #include "net/stream.h"
 #include "net/tls.h"
@@ -1256,9 +1257,51 @@ static void test_listen_port_zero_reports_bound_port_and_in_use_fails(void **sta
     assert_int_equal(strncmp(bound, "127.0.0.1:", 10), 0);
     assert_int_equal(net_addr_parse(bound, &addr), 0);
     assert_int_equal(net_tcp_listen(&loop, &b, &addr, on_connection, again, sizeof again),
-                     UV_EADDRINUSE);
+                     SS_IN_USE);
     uv_close((uv_handle_t *)&a, NULL);
     uv_run(&loop, UV_RUN_DEFAULT); /* b was closed by net_tcp_listen */
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* libuv's codes and ours share negative ints: -1 is UV_EPERM and SS_NOMEM. */
+static void test_uv_errors_map_to_ss_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(net_err_from_uv(0), SS_OK);
+    assert_int_equal(net_err_from_uv(12), SS_OK);
+    assert_int_equal(net_err_from_uv(UV_EADDRINUSE), SS_IN_USE);
+    assert_int_equal(net_err_from_uv(UV_EADDRNOTAVAIL), SS_UNAVAILABLE);
+    assert_int_equal(net_err_from_uv(UV_EPERM), SS_FORBIDDEN);
+    assert_int_equal(net_err_from_uv(UV_EACCES), SS_FORBIDDEN);
+    assert_int_equal(net_err_from_uv(UV_ENOMEM), SS_NOMEM);
+    assert_int_equal(net_err_from_uv(UV_EINVAL), SS_INVAL);
+    assert_int_equal(net_err_from_uv(UV_EOF), SS_CLOSED);
+    assert_int_equal(net_err_from_uv(UV_ECONNRESET), SS_CLOSED);
+    assert_int_equal(net_err_from_uv(UV_ETIMEDOUT), SS_TIMEOUT);
+    assert_int_equal(net_err_from_uv(UV_EIO), SS_IO);
+    assert_int_equal(net_err_from_uv(UV_ENOENT), SS_IO);
+    /* Every SS code is one of ours: a name, never "UNKNOWN". */
+    assert_string_not_equal(ss_err_name(net_err_from_uv(UV_EADDRINUSE)), "UNKNOWN");
+    assert_string_not_equal(ss_err_name(net_err_from_uv(UV_EADDRNOTAVAIL)), "UNKNOWN");
+}
+
+/* A listener on an address this host does not have, or that is taken,
+ * says so in SS terms (the startup message reads ss_strerror). */
+static void test_listen_errors_are_ss_codes(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_tcp_t a;
+    uv_udp_t u;
+    net_addr addr;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    /* TEST-NET-1 (RFC 5737) is on no interface of a test machine. */
+    assert_int_equal(net_addr_parse("192.0.2.1:0", &addr), 0);
+    assert_int_equal(net_tcp_listen(&loop, &a, &addr, on_connection, NULL, 0), SS_UNAVAILABLE);
+    assert_int_equal(net_udp_bind(&loop, &u, &addr, NULL, 0), SS_UNAVAILABLE);
+    assert_int_equal(net_addr_parse("off", &addr), 0);
+    assert_int_equal(net_tcp_listen(&loop, &a, &addr, on_connection, NULL, 0), SS_INVAL);
+    uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -1272,7 +1315,7 @@ static void test_listen_ipv6_loopback_and_off(void **state)
     assert_int_equal(uv_loop_init(&loop), 0);
     assert_int_equal(net_addr_parse("off", &addr), 0);
     assert_int_equal(net_tcp_listen(&loop, &t, &addr, on_connection, bound, sizeof bound),
-                     UV_EINVAL);
+                     SS_INVAL);
     assert_int_equal(net_addr_parse("[::1]:0", &addr), 0);
     assert_int_equal(net_tcp_listen(&loop, &t, &addr, on_connection, bound, sizeof bound), 0);
     assert_int_equal(strncmp(bound, "[::1]:", 6), 0);
@@ -1293,7 +1336,7 @@ static void test_udp_bind_reports_bound_port(void **state)
     assert_int_equal(net_udp_bind(&loop, &u, &addr, bound, sizeof bound), 0);
     assert_true(port_of(bound) > 0);
     assert_int_equal(net_addr_parse(bound, &addr), 0);
-    assert_int_equal(net_udp_bind(&loop, &u2, &addr, again, sizeof again), UV_EADDRINUSE);
+    assert_int_equal(net_udp_bind(&loop, &u2, &addr, again, sizeof again), SS_IN_USE);
     uv_close((uv_handle_t *)&u, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -1491,6 +1534,8 @@ int main(void)
         cmocka_unit_test(test_addr_parse_refuses_bad_input),
         cmocka_unit_test(test_addr_format_round_trips),
         cmocka_unit_test(test_listen_port_zero_reports_bound_port_and_in_use_fails),
+        cmocka_unit_test(test_uv_errors_map_to_ss_codes),
+        cmocka_unit_test(test_listen_errors_are_ss_codes),
         cmocka_unit_test(test_listen_ipv6_loopback_and_off),
         cmocka_unit_test(test_udp_bind_reports_bound_port),
         cmocka_unit_test(test_self_signed_cert_has_spec_fields),
