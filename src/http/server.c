@@ -5,6 +5,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "http/framing.h"
+#include "net/conn_set.h"
 #include "net/listen.h"
 
 #include <http_parser.h>
@@ -24,15 +25,8 @@
 #define HTTP_SMALL_ANSWER 4096u
 
 struct http_server {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
+    net_conn_set *set;      /* the listener and every open connection */
     http_server_options opt;
-    size_t connections;
-    int stopping;
-    int listener_closed;
-    void (*stopped)(void *arg);
-    void *stopped_arg;
-    http_conn *conns;       /* every open connection, for stop */
 };
 
 typedef enum {
@@ -43,10 +37,7 @@ typedef enum {
 } conn_phase;
 
 struct http_conn {
-    net_stream stream;      /* first: the stream's callbacks cast back */
-    uv_timer_t timer;
-    http_server *server;
-    http_conn *prev, *next;
+    net_conn base;          /* first: stream, timer, its place in the set */
     http_parser parser;
     http_request req;
     ss_buf pending;         /* bytes read and not yet parsed (pipelining) */
@@ -64,9 +55,6 @@ struct http_conn {
     /* The principal of its last answer: whose unsent output it holds. */
     char holder[SS_ID_LEN + 1];
     int last_was_value;     /* header callbacks alternate field/value */
-    int handles_open;       /* stream + timer not yet closed */
-    unsigned closing : 1;
-    unsigned lingering : 1;     /* last answer queued; closes once written */
     unsigned in_flight : 1;     /* a handler holds the request */
     unsigned dispatching : 1;   /* inside the handler call: answers do not parse on */
     unsigned read_paused : 1;
@@ -94,6 +82,12 @@ static void request_reset(http_request *req)
     memset(&req->principal, 0, sizeof req->principal);
 }
 
+/* The connection's server: the set's ctx. */
+static http_server *conn_server(const http_conn *c)
+{
+    return net_conn_ctx(&c->base);
+}
+
 static metrics_protocol server_listener(const http_server *s)
 {
     return s->opt.tls ? METRICS_HTTPS : METRICS_HTTP;
@@ -103,83 +97,44 @@ static metrics_protocol server_listener(const http_server *s)
  * close, so a long keep-alive connection shows up before it ends. */
 static void conn_report_bytes(http_conn *c, int closing)
 {
-    metrics_stream_bytes(c->server->opt.metrics, server_listener(c->server), &c->bytes_reported,
-                         c->stream.bytes_in, c->stream.bytes_out);
-    if (!c->server->opt.on_account)
+    http_server *s = conn_server(c);
+    const net_stream *st = &c->base.stream;
+    metrics_stream_bytes(s->opt.metrics, server_listener(s), &c->bytes_reported, st->bytes_in,
+                         st->bytes_out);
+    if (!s->opt.on_account)
         return;
-    c->server->opt.on_account(c->server->opt.ctx, &c->req, c->stream.bytes_in - c->acct_in,
-                              c->stream.bytes_out - c->acct_out, closing);
-    c->acct_in = c->stream.bytes_in;
-    c->acct_out = c->stream.bytes_out;
+    s->opt.on_account(s->opt.ctx, &c->req, st->bytes_in - c->acct_in, st->bytes_out - c->acct_out,
+                      closing);
+    c->acct_in = st->bytes_in;
+    c->acct_out = st->bytes_out;
 }
 
-static void conn_free(http_conn *c)
+static void on_conn_free(net_conn *nc)
 {
-    http_server *s = c->server;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    s->connections--;
-    metrics_connection_closed(s->opt.metrics, server_listener(s));
+    http_conn *c = (http_conn *)nc;
     buf_free(&c->req.target);
     buf_free(&c->req.headers);
     buf_free(&c->req.body);
     buf_free(&c->pending);
     buf_free(&c->header_field);
-    free(c);
-    if (s->stopping && s->connections == 0 && s->listener_closed && s->stopped)
-        s->stopped(s->stopped_arg);
 }
 
 /* A connection is freed when both handles are closed and no handler holds
  * its request: whichever comes last frees it. */
-static void conn_maybe_free(http_conn *c)
+static int conn_held(const net_conn *nc)
 {
-    if (c->handles_open == 0 && !c->in_flight)
-        conn_free(c);
+    return ((const http_conn *)nc)->in_flight;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void on_conn_closed(net_conn *nc)
 {
-    http_conn *c = h->data;
-    c->handles_open--;
-    conn_maybe_free(c);
-}
-
-static void conn_close_timer(http_conn *c)
-{
-    if (uv_is_closing((uv_handle_t *)&c->timer))
-        return;
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-}
-
-static void on_stream_closed(net_stream *st)
-{
-    http_conn *c = (http_conn *)st;
-    c->closing = 1;
-    conn_report_bytes(c, 1);
-    conn_close_timer(c);
-    c->handles_open--;
-    conn_maybe_free(c);
+    conn_report_bytes((http_conn *)nc, 1);
 }
 
 /* Closes now, dropping anything unwritten. */
 static void conn_close(http_conn *c)
 {
-    if (c->closing)
-        return;
-    c->closing = 1;
-    conn_close_timer(c);
-    net_stream_close(&c->stream);
-}
-
-static void on_linger_timeout(uv_timer_t *t)
-{
-    conn_close(t->data);
+    net_conn_close(&c->base);
 }
 
 /* Closes once the last answer is written, or after SS_HTTP_LINGER_MS if
@@ -189,12 +144,9 @@ static void on_linger_timeout(uv_timer_t *t)
  * and dropped meanwhile, so that it gets our answer, not a reset. */
 static void conn_close_after_write(http_conn *c)
 {
-    c->lingering = 1;
-    if (!c->message_done || c->pending_pos < c->pending.len)
-        net_stream_close_lingering(&c->stream, SS_HTTP_LINGER_BYTES_MAX);
-    else
-        net_stream_close_after_write(&c->stream);
-    uv_timer_start(&c->timer, on_linger_timeout, SS_HTTP_LINGER_MS, 0);
+    int peer_sending = !c->message_done || c->pending_pos < c->pending.len;
+    net_conn_close_after_write(&c->base, SS_HTTP_LINGER_MS,
+                               peer_sending ? SS_HTTP_LINGER_BYTES_MAX : 0);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -206,14 +158,14 @@ static void on_timeout(uv_timer_t *t);
 static void on_send_stall(uv_timer_t *t)
 {
     http_conn *c = t->data;
-    if (c->stream.write_pending == 0 || c->stream.bytes_out != c->stall_mark) {
-        c->stall_mark = c->stream.bytes_out;
-        uv_timer_start(&c->timer, c->stream.write_pending ? on_send_stall : on_timeout,
-                       c->stream.write_pending ? c->server->opt.send_stall_ms
-                                               : SS_HTTP_KEEPALIVE_TIMEOUT_MS, 0);
+    if (c->base.stream.write_pending == 0 || c->base.stream.bytes_out != c->stall_mark) {
+        c->stall_mark = c->base.stream.bytes_out;
+        net_conn_timer_start(&c->base, c->base.stream.write_pending ? on_send_stall : on_timeout,
+                             c->base.stream.write_pending ? conn_server(c)->opt.send_stall_ms
+                                                          : SS_HTTP_KEEPALIVE_TIMEOUT_MS);
         return;
     }
-    log_debug(c->server->opt.name, "closing connection from %s: its answers are not read",
+    log_debug(conn_server(c)->opt.name, "closing connection from %s: its answers are not read",
               c->req.peer);
     conn_close(c);
 }
@@ -224,16 +176,16 @@ static void conn_set_phase(http_conn *c, conn_phase phase)
     uint64_t ms = 0;
     switch (phase) {
     case PHASE_IDLE: ms = SS_HTTP_KEEPALIVE_TIMEOUT_MS; break;
-    case PHASE_HEAD: ms = c->server->opt.head_timeout_ms; break;
-    case PHASE_BODY: ms = c->server->opt.body_timeout_ms; break;
-    case PHASE_WAITING: uv_timer_stop(&c->timer); return;
+    case PHASE_HEAD: ms = conn_server(c)->opt.head_timeout_ms; break;
+    case PHASE_BODY: ms = conn_server(c)->opt.body_timeout_ms; break;
+    case PHASE_WAITING: net_conn_timer_stop(&c->base); return;
     }
-    if (phase == PHASE_IDLE && c->stream.write_pending > 0) {
-        c->stall_mark = c->stream.bytes_out;
-        uv_timer_start(&c->timer, on_send_stall, c->server->opt.send_stall_ms, 0);
+    if (phase == PHASE_IDLE && c->base.stream.write_pending > 0) {
+        c->stall_mark = c->base.stream.bytes_out;
+        net_conn_timer_start(&c->base, on_send_stall, conn_server(c)->opt.send_stall_ms);
         return;
     }
-    uv_timer_start(&c->timer, on_timeout, ms, 0);
+    net_conn_timer_start(&c->base, on_timeout, ms);
 }
 
 /* ---- responses ----------------------------------------------------------- */
@@ -328,13 +280,13 @@ static int write_response(http_conn *c, int status, const char *content_type, co
     if (pos + body_len > sizeof small) {
         /* A large answer goes out as it is: one more copy of it would only
          * add to what a connection holds. */
-        int rc = net_stream_write(&c->stream, head, pos);
-        return rc ? rc : net_stream_write(&c->stream, body, body_len);
+        int rc = net_stream_write(&c->base.stream, head, pos);
+        return rc ? rc : net_stream_write(&c->base.stream, body, body_len);
     }
     memcpy(small, head, pos);
     if (body_len)
         memcpy(small + pos, body, body_len);
-    return net_stream_write(&c->stream, small, pos + body_len);
+    return net_stream_write(&c->base.stream, small, pos + body_len);
 }
 
 /* Output queued and not yet sent: on every connection of the listener,
@@ -343,10 +295,12 @@ static void server_unsent(const http_server *s, const char *holder, size_t *tota
                           size_t *held)
 {
     *total = *held = 0;
-    for (const http_conn *c = s->conns; c; c = c->next) {
-        *total += c->stream.write_pending;
+    const ss_list *head = net_conn_set_list(s->set), *it;
+    for (it = head->next; it != head; it = it->next) {
+        const http_conn *c = (const http_conn *)ss_list_entry(it, net_conn, link);
+        *total += c->base.stream.write_pending;
         if (holder[0] && strcmp(c->holder, holder) == 0)
-            *held += c->stream.write_pending;
+            *held += c->base.stream.write_pending;
     }
 }
 
@@ -360,7 +314,7 @@ static int answer_over_budget(const http_conn *c, size_t len)
     if (len <= SS_HTTP_UNSENT_MAX || c->req.method == HTTP_HEAD)
         return 0;
     size_t total, held;
-    server_unsent(c->server, c->req.principal.id, &total, &held);
+    server_unsent(conn_server(c), c->req.principal.id, &total, &held);
     if (held > 0 && held + len > SS_HTTP_UNSENT_PRINCIPAL_MAX)
         return 429;
     return total + len > SS_HTTP_UNSENT_TOTAL_MAX ? 503 : 0;
@@ -370,9 +324,9 @@ void http_respond(http_request *req, int status, const char *content_type, const
                   size_t len, const char *extra_headers)
 {
     http_conn *c = req->conn;
-    int refuse = c->closing ? 0 : answer_over_budget(c, len);
+    int refuse = c->base.closing ? 0 : answer_over_budget(c, len);
     if (refuse) {
-        log_info(c->server->opt.name, "answer to %s refused: %s", req->peer,
+        log_info(conn_server(c)->opt.name, "answer to %s refused: %s", req->peer,
                  refuse == 429 ? "its principal's unsent answers are over their share"
                                : "the listener's unsent answers are over their budget");
         /* The connection ends with it: its pipelined requests would each
@@ -391,20 +345,20 @@ void http_respond(http_request *req, int status, const char *content_type, const
     }
     snprintf(c->holder, sizeof c->holder, "%s", req->principal.id);
     c->in_flight = 0;
-    if (c->closing) {
-        conn_maybe_free(c);
+    if (c->base.closing) {
+        net_conn_release(&c->base);
         return;
     }
-    int keep_alive = req->keep_alive && !c->server->stopping && !c->reject_status &&
+    int keep_alive = req->keep_alive && !net_conn_set_stopping(conn_server(c)->set) && !c->reject_status &&
                      !c->close_after_answer;
     if (log_enabled(LOG_DEBUG))
-        log_debug(c->server->opt.name, "%s %s %d %lldms", http_method_str(req->method),
+        log_debug(conn_server(c)->opt.name, "%s %s %d %lldms", http_method_str(req->method),
                   req->path, status, (long long)(clock_mono_ms() - req->started_ms));
     if (write_response(c, status, content_type, body, len, extra_headers, keep_alive)) {
         conn_close(c);
         return;
     }
-    metrics_http_request(c->server->opt.metrics, server_listener(c->server), status);
+    metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)), status);
     conn_report_bytes(c, 0);
     if (!keep_alive) {
         conn_close_after_write(c);
@@ -418,7 +372,7 @@ void http_respond(http_request *req, int status, const char *content_type, const
 void http_request_close(http_request *req)
 {
     http_conn *c = req->conn;
-    if (c->closing || c->lingering)
+    if (c->base.closing || c->base.ending)
         return;
     if (c->in_flight) {
         c->close_after_answer = 1;
@@ -453,7 +407,7 @@ static void conn_refuse(http_conn *c, int status, const char *code, const char *
     c->reject_status = status;
     c->in_flight = 1;
     c->req.keep_alive = 0;
-    log_info(c->server->opt.name, "refused request from %s: %d %s", c->req.peer, status, code);
+    log_info(conn_server(c)->opt.name, "refused request from %s: %d %s", c->req.peer, status, code);
     http_respond_error(&c->req, status, code, message, NULL);
 }
 
@@ -661,7 +615,7 @@ static int check_transfer_encoding(http_conn *c)
  * read (a bad credential); the answer then closes the connection. */
 static int conn_head_hook(http_conn *c)
 {
-    http_server *s = c->server;
+    http_server *s = conn_server(c);
     if (!s->opt.on_head)
         return 0;
     c->in_flight = 1;
@@ -688,14 +642,14 @@ static int on_headers_complete(http_parser *p)
         return conn_reject(c, 505, "version_not_supported", "only HTTP/1.x is served here");
     if (split_target(c, p->method) || check_host(c, p) || check_transfer_encoding(c))
         return -1;
-    size_t max = c->server->opt.body_max;
+    size_t max = conn_server(c)->opt.body_max;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > max)
         return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     if (conn_head_hook(c))
         return -1;
     const char *expect = http_request_header(&c->req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0)
-        net_stream_write(&c->stream, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        net_stream_write(&c->base.stream, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     conn_set_phase(c, PHASE_BODY);
     return 0;
 }
@@ -703,7 +657,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
-    if (c->req.body.len + len > c->server->opt.body_max)
+    if (c->req.body.len + len > conn_server(c)->opt.body_max)
         return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     return buf_append(&c->req.body, at, len) ? -1 : 0;
 }
@@ -735,7 +689,7 @@ static void conn_dispatch(http_conn *c)
     c->in_flight = 1;
     c->dispatching = 1;
     conn_set_phase(c, PHASE_WAITING);
-    c->server->opt.on_request(c->server->opt.ctx, &c->req);
+    conn_server(c)->opt.on_request(conn_server(c)->opt.ctx, &c->req);
     c->dispatching = 0;
 }
 
@@ -789,8 +743,8 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 /* 1 when the connection should not take another request now. */
 static int conn_busy(http_conn *c)
 {
-    return c->closing || c->lingering || c->in_flight ||
-           c->stream.write_pending > SS_HTTP_UNSENT_MAX;
+    return c->base.closing || c->base.ending || c->in_flight ||
+           c->base.stream.write_pending > SS_HTTP_UNSENT_MAX;
 }
 
 static void conn_pending_compact(http_conn *c)
@@ -805,14 +759,14 @@ static void conn_update_backpressure(http_conn *c)
 {
     size_t unparsed = c->pending.len - c->pending_pos;
     int want_pause = unparsed > HTTP_PENDING_MAX ||
-                     c->stream.write_pending > SS_HTTP_UNSENT_MAX;
-    if (c->closing || c->lingering || want_pause == (int)c->read_paused)
+                     c->base.stream.write_pending > SS_HTTP_UNSENT_MAX;
+    if (c->base.closing || c->base.ending || want_pause == (int)c->read_paused)
         return;
     c->read_paused = (unsigned)want_pause;
     if (want_pause)
-        net_stream_pause(&c->stream);
+        net_stream_pause(&c->base.stream);
     else
-        net_stream_resume(&c->stream);
+        net_stream_resume(&c->base.stream);
 }
 
 /* Parses and dispatches buffered requests one after the other, in a loop,
@@ -837,7 +791,7 @@ static void conn_drain(http_conn *c)
 static void on_read(net_stream *st, const char *data, size_t len)
 {
     http_conn *c = (http_conn *)st;
-    if (c->closing || c->lingering)
+    if (c->base.closing || c->base.ending)
         return;
     if (conn_busy(c) || c->pending_pos < c->pending.len) {
         if (buf_append(&c->pending, data, len)) {
@@ -863,7 +817,7 @@ static void on_drained(net_stream *st)
 {
     http_conn *c = (http_conn *)st;
     /* All is sent: the keep-alive timer runs from now, not from the answer. */
-    if (c->phase == PHASE_IDLE && !c->in_flight && !c->closing && !c->lingering)
+    if (c->phase == PHASE_IDLE && !c->in_flight && !c->base.closing && !c->base.ending)
         conn_set_phase(c, PHASE_IDLE);
     conn_drain(c);
 }
@@ -872,7 +826,7 @@ static void on_stream_error(net_stream *st, int err)
 {
     http_conn *c = (http_conn *)st;
     if (err != SS_CLOSED)
-        log_debug(c->server->opt.name, "connection from %s: %s", c->req.peer, ss_strerror(err));
+        log_debug(conn_server(c)->opt.name, "connection from %s: %s", c->req.peer, ss_strerror(err));
     conn_close(c);
 }
 
@@ -891,68 +845,31 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---- listener --------------------------------------------------------- */
 
-static void on_scratch_closed(uv_handle_t *h)
+static void on_conn_open(net_conn *nc)
 {
-    free(h);
-}
-
-/* Out of memory for a connection: accept it anyway and close it at once,
- * since a listener whose pending connection is not accepted stops being
- * polled by libuv and would never accept again. */
-static void refuse_connection(uv_stream_t *listener)
-{
-    uv_tcp_t *scratch = malloc(sizeof *scratch);
-    if (!scratch || uv_tcp_init(listener->loop, scratch)) {
-        free(scratch);
-        return;
-    }
-    uv_accept(listener, (uv_stream_t *)scratch);
-    uv_close((uv_handle_t *)scratch, on_scratch_closed);
-}
-
-static void on_connection(uv_stream_t *listener, int status)
-{
-    http_server *s = listener->data;
-    if (status < 0 || s->stopping)
-        return;
-    http_conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        refuse_connection(listener);
-        return;
-    }
-    c->server = s;
-    c->stream.on_drained = on_drained;
-    c->stream.on_read = on_read;
-    c->stream.on_error = on_stream_error;
-    c->stream.on_close = on_stream_closed;
-    c->stream.data = c;
+    http_conn *c = (http_conn *)nc;
+    http_server *s = conn_server(c);
     c->req.conn = c;
     c->req.server = s;
     c->req.tls = s->opt.tls != NULL;
     c->req.path = "";
     c->req.query = "";
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
-    s->connections++;
-    metrics_connection_opened(s->opt.metrics, server_listener(s));
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     http_head_scan_reset(&c->scan);
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
-    if (net_stream_accept(listener, &c->stream, s->opt.tls, s->opt.bufs)) {
-        /* The stream's on_close still runs and frees through the usual path. */
-        c->closing = 1;
-        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-        return;
-    }
-    net_stream_peer(&c->stream, c->req.peer, sizeof c->req.peer);
+    net_stream_peer(&c->base.stream, c->req.peer, sizeof c->req.peer);
     /* The first request's head must be in within the head timeout of the
      * accept, however slowly its bytes (or a TLS handshake) come. */
     conn_set_phase(c, PHASE_HEAD);
+}
+
+/* Stopping: idle connections go now; one with a request in flight closes
+ * after its answer (keep-alive is off while stopping). */
+static void on_conn_stop(net_conn *nc)
+{
+    http_conn *c = (http_conn *)nc;
+    if (!c->in_flight)
+        conn_close(c);
 }
 
 int http_server_start(uv_loop_t *loop, const char *addr, const http_server_options *opt,
@@ -960,12 +877,11 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
 {
     http_parser_set_max_header_size(SS_HTTP_HEAD_MAX);
     net_addr na;
-    if (net_addr_parse(addr, &na))
+    if (net_addr_parse(addr, &na) || na.off)
         return SS_INVAL;
     http_server *s = calloc(1, sizeof *s);
     if (!s)
         return SS_NOMEM;
-    s->loop = loop;
     s->opt = *opt;
     if (s->opt.body_max == 0 || s->opt.body_max > SS_HTTP_BODY_MAX)
         s->opt.body_max = SS_HTTP_BODY_MAX;
@@ -975,55 +891,37 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
         s->opt.body_timeout_ms = SS_HTTP_BODY_TIMEOUT_MS;
     if (s->opt.send_stall_ms == 0 || s->opt.send_stall_ms > SS_HTTP_SEND_STALL_MS)
         s->opt.send_stall_ms = SS_HTTP_SEND_STALL_MS;
-    s->listener.data = s;
-    int rc = net_tcp_listen(loop, &s->listener, &na, on_connection, bound, cap);
-    if (rc) {
-        /* net_tcp_listen closed the handle; free once libuv has let go of it. */
-        s->listener_closed = 0;
-        s->stopping = 1;
-        *out = s;
+    net_conn_set_options so = {
+        .name = s->opt.name, .tls = s->opt.tls, .bufs = s->opt.bufs,
+        .metrics = s->opt.metrics, .listener = server_listener(s),
+        .conn_size = sizeof(http_conn), .ctx = s,
+        .on_read = on_read, .on_error = on_stream_error, .on_drained = on_drained,
+        .on_open = on_conn_open, .on_closed = on_conn_closed, .held = conn_held,
+        .on_free = on_conn_free, .on_stop = on_conn_stop,
+    };
+    int rc = net_conn_set_start(loop, addr, &so, &s->set, bound, cap);
+    if (rc == SS_NOMEM) {
+        free(s);
         return rc;
     }
+    /* On a bind failure the server is handed out all the same, to be freed
+     * once the loop has let go of its listener. */
     *out = s;
-    return SS_OK;
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    http_server *s = h->data;
-    s->listener_closed = 1;
-    if (s->connections == 0 && s->stopped)
-        s->stopped(s->stopped_arg);
+    return rc;
 }
 
 void http_server_stop(http_server *s, void (*done)(void *arg), void *arg)
 {
-    s->stopped = done;
-    s->stopped_arg = arg;
-    s->stopping = 1;
-    if (!uv_is_closing((uv_handle_t *)&s->listener))
-        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    else
-        s->listener_closed = 1;
-    /* Idle connections go now; one with a request in flight closes after
-     * its answer (keep-alive is off while stopping). */
-    http_conn *c = s->conns;
-    while (c) {
-        http_conn *next = c->next;
-        if (!c->in_flight)
-            conn_close(c);
-        c = next;
-    }
-    if (s->connections == 0 && s->listener_closed && done)
-        done(arg);
+    net_conn_set_stop(s->set, done, arg);
 }
 
 void http_server_free(http_server *s)
 {
+    net_conn_set_free(s->set);
     free(s);
 }
 
 size_t http_server_connections(const http_server *s)
 {
-    return s->connections;
+    return net_conn_set_count(s->set);
 }

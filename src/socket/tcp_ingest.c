@@ -28,6 +28,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "net/conn_set.h"
 #include "net/listen.h"
 
 #include <inttypes.h>
@@ -88,23 +89,13 @@ typedef struct tcp_batch {
 typedef struct tcp_conn tcp_conn;
 
 struct tcp_ingest {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
+    net_conn_set *set;      /* the listener and every open connection */
     tcp_ingest_options opt;
-    tcp_conn *conns;        /* every open connection, for stop */
-    size_t connections;
-    int stopping;
-    int listener_closed;
-    void (*stopped)(void *arg);
-    void *stopped_arg;
 };
 
 struct tcp_conn {
-    net_stream stream;      /* first: the stream callbacks cast back */
-    uv_timer_t timer;       /* AUTH deadline, then the idle timeout */
+    net_conn base;          /* first: stream; timer: AUTH deadline, then idle */
     ingest_waiter wait;     /* waiting for room in the ingest queue */
-    tcp_ingest *owner;
-    tcp_conn *prev, *next;
     conn_reg_entry reg;
     gateway_sender from;    /* the device, from AUTH on */
     tcp_phase phase;
@@ -116,14 +107,12 @@ struct tcp_conn {
     tcp_batch *filling;     /* parsed, not yet submitted */
     tcp_batch *ready;       /* cut from filling, refused for room; NULL when none */
     tcp_batch *flight;      /* submitted, not yet committed; NULL when none */
-    int handles_open;       /* stream + timer not yet closed */
     char peer[46];
     metrics_bytes_mark bytes_reported;  /* the stream's counters already in metrics */
     meter_session acct;     /* the session record, from AUTH on */
     quota_ref quota;        /* the device's org in the quotas (from.quota) */
     uint64_t acct_in, acct_out;  /* the stream's counters already in the meter */
     const char *end_reason; /* why it ends: "closed" unless set */
-    unsigned closing : 1;
     unsigned skipping : 1;  /* dropping the rest of an over-long line */
     unsigned read_paused : 1;
     unsigned out_failed : 1;
@@ -145,18 +134,23 @@ static void batch_clear(tcp_batch *b)
     b->n_lines = b->cap_lines = 0;
 }
 
-static void conn_free(tcp_conn *c)
+static tcp_ingest *conn_owner(const tcp_conn *c)
 {
-    tcp_ingest *t = c->owner;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        t->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    t->connections--;
+    return net_conn_ctx(&c->base);
+}
+
+/* Closed now or closing after its last answers: nothing more is read,
+ * submitted or answered. */
+static int conn_ended(const tcp_conn *c)
+{
+    return c->base.closing || c->base.ending;
+}
+
+static void on_conn_free(net_conn *nc)
+{
+    tcp_conn *c = (tcp_conn *)nc;
+    tcp_ingest *t = conn_owner(c);
     gateway_cancel_wait(t->opt.gateway, &c->wait);
-    metrics_connection_closed(t->opt.metrics, METRICS_TCP);
     if (t->opt.meter)
         meter_session_end(t->opt.meter, &c->acct, c->end_reason ? c->end_reason : "closed");
     conn_registry_remove(t->opt.conns, &c->reg);
@@ -166,83 +160,50 @@ static void conn_free(tcp_conn *c)
     batch_clear(&c->batch[1]);
     log_debug(TCP_LOG, "connection from %s closed after %" PRIu64 " stored lines", c->peer,
               c->stored);
-    free(c);
-    if (t->stopping && t->connections == 0 && t->listener_closed && t->stopped)
-        t->stopped(t->stopped_arg);
 }
 
-static void conn_maybe_free(tcp_conn *c)
+/* The queue holds the connection while a batch of it is in flight. */
+static int conn_held(const net_conn *nc)
 {
-    if (c->handles_open == 0 && !c->flight)
-        conn_free(c);
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    tcp_conn *c = h->data;
-    c->handles_open--;
-    conn_maybe_free(c);
-}
-
-static void conn_close_timer(tcp_conn *c)
-{
-    if (uv_is_closing((uv_handle_t *)&c->timer))
-        return;
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    return ((const tcp_conn *)nc)->flight != NULL;
 }
 
 /* Adds the bytes moved since the last report: after each write of answers
  * and at close, so a long-lived device connection shows up before it ends. */
 static void conn_report_bytes(tcp_conn *c)
 {
-    metrics_stream_bytes(c->owner->opt.metrics, METRICS_TCP, &c->bytes_reported,
-                         c->stream.bytes_in, c->stream.bytes_out);
-    if (c->phase == TCP_AUTH || !c->owner->opt.meter)
+    metrics_stream_bytes(conn_owner(c)->opt.metrics, METRICS_TCP, &c->bytes_reported,
+                         c->base.stream.bytes_in, c->base.stream.bytes_out);
+    if (c->phase == TCP_AUTH || !conn_owner(c)->opt.meter)
         return;
-    meter_bytes(c->owner->opt.meter, &c->acct, c->from.dev.org_id, "tcp",
-                c->stream.bytes_in - c->acct_in, c->stream.bytes_out - c->acct_out);
-    c->acct_in = c->stream.bytes_in;
-    c->acct_out = c->stream.bytes_out;
+    meter_bytes(conn_owner(c)->opt.meter, &c->acct, c->from.dev.org_id, "tcp",
+                c->base.stream.bytes_in - c->acct_in, c->base.stream.bytes_out - c->acct_out);
+    c->acct_in = c->base.stream.bytes_in;
+    c->acct_out = c->base.stream.bytes_out;
 }
 
-static void on_stream_closed(net_stream *st)
+static void on_conn_closed(net_conn *nc)
 {
-    tcp_conn *c = (tcp_conn *)st;
-    conn_report_bytes(c);
-    c->handles_open--;
-    conn_close_timer(c);
-    conn_maybe_free(c);
+    conn_report_bytes((tcp_conn *)nc);
 }
 
 /* Closes now, dropping unsent answers. */
 static void conn_close(tcp_conn *c)
 {
-    if (c->closing)
+    if (conn_ended(c))
         return;
-    c->closing = 1;
-    conn_registry_remove(c->owner->opt.conns, &c->reg);
-    conn_close_timer(c);
-    net_stream_close(&c->stream);
-}
-
-static void on_linger_expired(uv_timer_t *t)
-{
-    tcp_conn *c = t->data;
-    log_debug(TCP_LOG, "%s did not take its last answers in time", c->peer);
-    net_stream_close(&c->stream);
+    conn_registry_remove(conn_owner(c)->opt.conns, &c->reg);
+    net_conn_close(&c->base);
 }
 
 /* Closes once the answers already written are out, or after the linger
- * time; the timer is closed with the stream. */
+ * time. */
 static void conn_close_after_write(tcp_conn *c)
 {
-    if (c->closing)
+    if (conn_ended(c))
         return;
-    c->closing = 1;
-    conn_registry_remove(c->owner->opt.conns, &c->reg);
-    uv_timer_start(&c->timer, on_linger_expired, TCP_CLOSE_LINGER_MS, 0);
-    net_stream_close_after_write(&c->stream);
+    conn_registry_remove(conn_owner(c)->opt.conns, &c->reg);
+    net_conn_close_after_write(&c->base, TCP_CLOSE_LINGER_MS, 0);
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -276,7 +237,7 @@ static void answer_line_error(tcp_conn *c, uint64_t line_no, int code, const cha
  * closed (write failed, or the peer does not read its answers). */
 static int conn_flush(tcp_conn *c)
 {
-    if (c->closing)
+    if (conn_ended(c))
         return 1;
     if (c->out_failed) {
         log_warn(TCP_LOG, "out of memory answering %s; closing", c->peer);
@@ -285,7 +246,7 @@ static int conn_flush(tcp_conn *c)
     }
     if (c->out.len == 0)
         return 0;
-    int rc = net_stream_write(&c->stream, c->out.data, c->out.len);
+    int rc = net_stream_write(&c->base.stream, c->out.data, c->out.len);
     buf_reset(&c->out);
     conn_report_bytes(c);
     if (rc) {
@@ -411,7 +372,7 @@ static void conn_submit(tcp_conn *c)
     b->msg.item.n_groups = b->n_lines;
     b->msg.item.held_bytes =
         b->cap_lines * (sizeof *b->lines + sizeof *b->ends + sizeof *b->refused);
-    int rc = gateway_submit(c->owner->opt.gateway, &c->from, &b->msg, clock_now_ms());
+    int rc = gateway_submit(conn_owner(c)->opt.gateway, &c->from, &b->msg, clock_now_ms());
     if (rc == SS_QUOTA) {
         batch_refuse(c, b, 429, "quota_exceeded");
         batch_clear(b);
@@ -419,7 +380,7 @@ static void conn_submit(tcp_conn *c)
         return;
     }
     if (rc != SS_OK) {
-        gateway_wait(c->owner->opt.gateway, &c->wait, &c->from);
+        gateway_wait(conn_owner(c)->opt.gateway, &c->wait, &c->from);
         return;
     }
     c->ready = NULL;
@@ -430,7 +391,7 @@ static void conn_submit(tcp_conn *c)
  * filling one, cut. Stops once one is in flight or refused for room. */
 static void conn_pump(tcp_conn *c)
 {
-    while (!c->closing && !c->flight && !c->wait.waiting &&
+    while (!conn_ended(c) && !c->flight && !c->wait.waiting &&
            (c->ready || c->filling->msg.item.readings.len > 0)) {
         if (!c->ready && conn_cut(c))
             return;
@@ -442,24 +403,24 @@ static void conn_pump(tcp_conn *c)
  * write queue, and starts again once it has gone out. */
 static void conn_backpressure(tcp_conn *c)
 {
-    if (c->closing || c->phase != TCP_DATA)
+    if (conn_ended(c) || c->phase != TCP_DATA)
         return;
     int full = c->wait.waiting || c->ready ||
                (c->flight && c->filling->msg.item.readings.len >= TCP_PENDING_READINGS_MAX) ||
-               c->stream.write_pending > TCP_UNREAD_ANSWERS_MAX;
+               c->base.stream.write_pending > TCP_UNREAD_ANSWERS_MAX;
     if (full && !c->read_paused) {
         c->read_paused = 1;
-        net_stream_pause(&c->stream);
+        net_stream_pause(&c->base.stream);
     } else if (!full && c->read_paused) {
         c->read_paused = 0;
-        net_stream_resume(&c->stream);
+        net_stream_resume(&c->base.stream);
     }
 }
 
 /* A finishing connection closes once its last batch is answered. */
 static void conn_maybe_end(tcp_conn *c)
 {
-    if (c->phase == TCP_FINISHING && !c->closing && !c->flight && !c->ready &&
+    if (c->phase == TCP_FINISHING && !conn_ended(c) && !c->flight && !c->ready &&
         c->filling->msg.item.readings.len == 0)
         conn_close_after_write(c);
 }
@@ -489,10 +450,10 @@ static void on_committed(gateway_msg *msg, const gateway_result *r)
     tcp_conn *c = msg->data;
     tcp_batch *b = c->flight;
     c->flight = NULL;
-    if (c->closing) {
+    if (conn_ended(c)) {
         /* Revoked or failed meanwhile: nobody to tell. */
         batch_clear(b);
-        conn_maybe_free(c);
+        net_conn_release(&c->base);
         return;
     }
     if (r->status == SS_OK) {
@@ -520,7 +481,7 @@ static void conn_refuse_auth(tcp_conn *c, const char *why, int counted)
 {
     log_info(TCP_LOG, "refused connection from %s: %s", c->peer, why);
     if (!counted)
-        gateway_refuse(c->owner->opt.gateway, NULL, METRICS_REFUSED_INVALID_TOKEN, 0);
+        gateway_refuse(conn_owner(c)->opt.gateway, NULL, METRICS_REFUSED_INVALID_TOKEN, 0);
     answer(c, "ERR 401 invalid_token\n");
     if (conn_flush(c) == 0)
         conn_close_after_write(c);
@@ -532,22 +493,22 @@ static void conn_auth(tcp_conn *c, const char *text, size_t len)
         conn_refuse_auth(c, "the first line is not AUTH <token>", 0);
         return;
     }
-    if (gateway_auth_token(c->owner->opt.gateway, text + TCP_AUTH_WORD_LEN,
+    if (gateway_auth_token(conn_owner(c)->opt.gateway, text + TCP_AUTH_WORD_LEN,
                            len - TCP_AUTH_WORD_LEN, &c->from)) {
         conn_refuse_auth(c, "unknown or disabled device token", 1);
         return;
     }
     c->from.protocol = "tcp";
     c->from.quota = &c->quota;
-    c->from.session = c->owner->opt.meter ? &c->acct : NULL;
+    c->from.session = conn_owner(c)->opt.meter ? &c->acct : NULL;
     c->phase = TCP_DATA;
-    conn_registry_add(c->owner->opt.conns, &c->reg, c->from.dev.device_id);
-    if (c->owner->opt.meter) {
-        meter_session_open(c->owner->opt.meter, &c->acct, "device", c->from.dev.device_id,
+    conn_registry_add(conn_owner(c)->opt.conns, &c->reg, c->from.dev.device_id);
+    if (conn_owner(c)->opt.meter) {
+        meter_session_open(conn_owner(c)->opt.meter, &c->acct, "device", c->from.dev.device_id,
                            c->from.dev.org_id, "tcp", c->peer);
         /* The session's bytes start with the AUTH line that opened it. */
         c->acct_in = 0;
-        c->acct_out = c->stream.bytes_out;
+        c->acct_out = c->base.stream.bytes_out;
     }
     answer(c, "OK\n");
     /* on_read arms the idle timeout once this read is handled. */
@@ -560,7 +521,7 @@ static void conn_data_line(tcp_conn *c, const char *text, size_t len, int64_t no
 {
     uint64_t no = ++c->lines_done;
     if (len > SS_LINE_MAX) {
-        gateway_refuse(c->owner->opt.gateway, &c->from, METRICS_REFUSED_TOO_LARGE, 0);
+        gateway_refuse(conn_owner(c)->opt.gateway, &c->from, METRICS_REFUSED_TOO_LARGE, 0);
         answer_line_error(c, no, 413, "too_large", NULL);
         return;
     }
@@ -568,7 +529,7 @@ static void conn_data_line(tcp_conn *c, const char *text, size_t len, int64_t no
     size_t before = b->msg.item.readings.len;
     ss_parse_error err = {0};
     gateway_body body = {.format = GATEWAY_LINE, .data = text, .len = len};
-    int rc = gateway_parse(c->owner->opt.gateway, &c->from, &body, now, &b->msg.item.readings,
+    int rc = gateway_parse(conn_owner(c)->opt.gateway, &c->from, &body, now, &b->msg.item.readings,
                            &err);
     if (rc == SS_OK && b->msg.item.readings.len > before)
         rc = batch_add_line(b, no);
@@ -600,7 +561,7 @@ static void conn_line_overflow(tcp_conn *c)
         conn_refuse_auth(c, "the first line is too long for AUTH <token>", 0);
         return;
     }
-    gateway_refuse(c->owner->opt.gateway, &c->from, METRICS_REFUSED_TOO_LARGE, 0);
+    gateway_refuse(conn_owner(c)->opt.gateway, &c->from, METRICS_REFUSED_TOO_LARGE, 0);
     answer_line_error(c, c->lines_done + 1, 413, "too_large", NULL);
     c->skipping = 1;
 }
@@ -632,7 +593,7 @@ static void conn_feed(tcp_conn *c, const char *data, size_t len)
     int64_t now = clock_now_ms();
     const char *p = data;
     const char *end = data + len;
-    while (p < end && !c->closing) {
+    while (p < end && !conn_ended(c)) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = (size_t)((nl ? nl : end) - p);
         if (c->skipping) {
@@ -664,15 +625,15 @@ static void conn_feed(tcp_conn *c, const char *data, size_t len)
  * the peer's FIN, the idle timeout and server stop. */
 static void conn_finish(tcp_conn *c)
 {
-    if (c->closing || c->phase == TCP_FINISHING)
+    if (conn_ended(c) || c->phase == TCP_FINISHING)
         return;
     if (c->phase == TCP_AUTH) {
         conn_close(c);
         return;
     }
     c->phase = TCP_FINISHING;
-    uv_timer_stop(&c->timer);
-    net_stream_pause(&c->stream);
+    net_conn_timer_stop(&c->base);
+    net_stream_pause(&c->base.stream);
     c->read_paused = 1;
     conn_pump(c);
     if (conn_flush(c))
@@ -687,7 +648,7 @@ static void on_timer(uv_timer_t *t)
     tcp_conn *c = t->data;
     if (c->phase == TCP_AUTH)
         log_info(TCP_LOG, "%s sent no AUTH line within %" PRIu64 " ms; closing", c->peer,
-                 c->owner->opt.auth_timeout_ms);
+                 conn_owner(c)->opt.auth_timeout_ms);
     else
         log_debug(TCP_LOG, "%s idle; closing", c->peer);
     c->end_reason = "timeout";
@@ -696,16 +657,16 @@ static void on_timer(uv_timer_t *t)
 
 static void conn_arm_idle(tcp_conn *c)
 {
-    uv_timer_start(&c->timer, on_timer, c->owner->opt.idle_timeout_ms, 0);
+    net_conn_timer_start(&c->base, on_timer, conn_owner(c)->opt.idle_timeout_ms);
 }
 
 static void on_read(net_stream *st, const char *data, size_t len)
 {
     tcp_conn *c = (tcp_conn *)st;
-    if (c->closing || c->phase == TCP_FINISHING)
+    if (conn_ended(c) || c->phase == TCP_FINISHING)
         return;
     conn_feed(c, data, len);
-    if (c->closing)
+    if (conn_ended(c))
         return;
     if (c->phase == TCP_DATA)
         conn_arm_idle(c);
@@ -721,7 +682,7 @@ static void on_read(net_stream *st, const char *data, size_t len)
 static void conn_eof(tcp_conn *c)
 {
     if (c->line.len > 0 && !c->skipping) {
-        gateway_refuse(c->owner->opt.gateway, &c->from, METRICS_REFUSED_BAD_READING, 0);
+        gateway_refuse(conn_owner(c)->opt.gateway, &c->from, METRICS_REFUSED_BAD_READING, 0);
         answer_line_error(c, ++c->lines_done, 400, "bad_reading",
                           "the stream ended inside this line (no newline)");
         buf_free(&c->line);
@@ -750,7 +711,7 @@ static void on_stream_error(net_stream *st, int err)
 static void on_queue_room(ingest_waiter *w)
 {
     tcp_conn *c = (tcp_conn *)((char *)w - offsetof(tcp_conn, wait));
-    if (c->closing)
+    if (conn_ended(c))
         return;
     conn_pump(c);
     if (conn_flush(c))
@@ -776,41 +737,24 @@ static void on_revoked(conn_reg_entry *e)
 
 /* ---- listener ----------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *listener, int status)
+static void on_conn_open(net_conn *nc)
 {
-    tcp_ingest *t = listener->data;
-    if (status < 0 || t->stopping)
-        return;
-    tcp_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return;
-    c->owner = t;
-    c->stream.on_read = on_read;
-    c->stream.on_error = on_stream_error;
-    c->stream.on_close = on_stream_closed;
-    c->stream.on_drained = on_drained;
-    c->stream.data = c;
+    tcp_conn *c = (tcp_conn *)nc;
     c->reg.on_revoked = on_revoked;
     c->reg.data = c;
     c->wait.ready = on_queue_room;
     c->filling = &c->batch[0];
-    c->next = t->conns;
-    if (t->conns)
-        t->conns->prev = c;
-    t->conns = c;
-    t->connections++;
-    metrics_connection_opened(t->opt.metrics, METRICS_TCP);
-    uv_timer_init(t->loop, &c->timer);
-    c->timer.data = c;
-    c->handles_open = 2;
-    if (net_stream_accept(listener, &c->stream, NULL, t->opt.bufs)) {
-        /* The stream's on_close still runs and frees through the usual path. */
-        c->closing = 1;
-        conn_close_timer(c);
-        return;
-    }
-    net_stream_peer(&c->stream, c->peer, sizeof c->peer);
-    uv_timer_start(&c->timer, on_timer, t->opt.auth_timeout_ms, 0);
+    net_stream_peer(&c->base.stream, c->peer, sizeof c->peer);
+    net_conn_timer_start(&c->base, on_timer, conn_owner(c)->opt.auth_timeout_ms);
+}
+
+/* Stopping: a connection still waiting for AUTH closes now; the others
+ * commit what they read, answer, then close. */
+static void on_conn_stop(net_conn *nc)
+{
+    tcp_conn *c = (tcp_conn *)nc;
+    c->end_reason = "shutdown";
+    conn_finish(c);
 }
 
 int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options *opt,
@@ -822,52 +766,39 @@ int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options
     tcp_ingest *t = calloc(1, sizeof *t);
     if (!t)
         return SS_NOMEM;
-    t->loop = loop;
     t->opt = *opt;
     if (t->opt.idle_timeout_ms == 0)
         t->opt.idle_timeout_ms = TCP_INGEST_IDLE_TIMEOUT_DEFAULT_MS;
     if (t->opt.auth_timeout_ms == 0 || t->opt.auth_timeout_ms > TCP_INGEST_AUTH_TIMEOUT_MS)
         t->opt.auth_timeout_ms = TCP_INGEST_AUTH_TIMEOUT_MS;
-    t->listener.data = t;
+    net_conn_set_options so = {
+        .name = TCP_LOG, .bufs = t->opt.bufs, .metrics = t->opt.metrics,
+        .listener = METRICS_TCP, .conn_size = sizeof(tcp_conn), .ctx = t,
+        .on_read = on_read, .on_error = on_stream_error, .on_drained = on_drained,
+        .on_open = on_conn_open, .on_closed = on_conn_closed, .held = conn_held,
+        .on_free = on_conn_free, .on_stop = on_conn_stop,
+    };
+    int rc = net_conn_set_start(loop, addr, &so, &t->set, bound, cap);
+    if (rc == SS_NOMEM) {
+        free(t);
+        return rc;
+    }
     *out = t;
-    int rc = net_tcp_listen(loop, &t->listener, &na, on_connection, bound, cap);
-    if (rc)
-        t->stopping = 1;  /* net_tcp_listen closed the handle */
     return rc;
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    tcp_ingest *t = h->data;
-    t->listener_closed = 1;
-    if (t->connections == 0 && t->stopped)
-        t->stopped(t->stopped_arg);
 }
 
 void tcp_ingest_stop(tcp_ingest *t, void (*done)(void *arg), void *arg)
 {
-    t->stopped = done;
-    t->stopped_arg = arg;
-    t->stopping = 1;
-    if (!uv_is_closing((uv_handle_t *)&t->listener))
-        uv_close((uv_handle_t *)&t->listener, on_listener_closed);
-    else
-        t->listener_closed = 1;
-    /* Freeing waits for the close callbacks, so the list stays whole here. */
-    for (tcp_conn *c = t->conns; c; c = c->next) {
-        c->end_reason = "shutdown";
-        conn_finish(c);
-    }
-    if (t->connections == 0 && t->listener_closed && done)
-        done(arg);
+    net_conn_set_stop(t->set, done, arg);
 }
 
 void tcp_ingest_free(tcp_ingest *t)
 {
+    net_conn_set_free(t->set);
     free(t);
 }
 
 size_t tcp_ingest_connections(const tcp_ingest *t)
 {
-    return t->connections;
+    return net_conn_set_count(t->set);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "core/err.h"
+#include "net/conn_set.h"
 #include "net/err.h"
 #include "net/listen.h"
 #include "net/stream.h"
@@ -1526,6 +1527,378 @@ static void test_server_ctx_refuses_mismatched_or_missing_files(void **state)
     remove_tls_files(d2, c2, k2);
 }
 
+/* ---- conn_set: listener, connections, timers, close, stop ---------------- */
+
+/* The clients here are libuv handles on the server's own loop: one thread,
+ * and every step of a test is a callback, checked by a polling tick. */
+#define CS_CLIENTS 3
+#define CS_IDLE_MS 50u
+#define CS_LINGER_MS 200u
+#define CS_TICK_MS 5u
+#define CS_GUARD_MS 5000u
+/* The most a lingering connection of these tests reads and drops. */
+#define CS_DISCARD_MAX 1024u
+/* Timer slack: libuv rounds its clock to milliseconds. */
+#define CS_SLACK_MS 2u
+
+enum cs_mode { CS_ECHO, CS_IDLE, CS_LINGER, CS_HOLD_FIRST };
+
+typedef struct cs_fixture cs_fixture;
+
+typedef struct cs_conn {
+    net_conn base; /* first */
+    cs_fixture *f;
+    int held;
+} cs_conn;
+
+typedef struct cs_client {
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    uv_write_t wreq;
+    cs_fixture *f;
+    char got[64];
+    size_t got_len;
+    int connected, eof, send_ping, close_on_eof;
+    uint64_t connected_at, eof_at;
+} cs_client;
+
+struct cs_fixture {
+    uv_loop_t loop;
+    net_loop_buffers *bufs;
+    net_conn_set *set;
+    uv_timer_t tick, guard;
+    enum cs_mode mode;
+    cs_client cli[CS_CLIENTS];
+    int n_cli;
+    int opens, reads, errors, last_err, closeds, frees, stops, stopped, timed_out;
+    int frees_at_done, stop_called, done_closing;
+    uint64_t read_at, freed_at;
+    cs_conn *first;
+    void (*step)(cs_fixture *f);
+};
+
+static void cs_on_idle(uv_timer_t *t)
+{
+    net_conn_close(t->data);
+}
+
+static void cs_on_open(net_conn *nc)
+{
+    cs_conn *c = (cs_conn *)nc;
+    c->f = net_conn_ctx(nc);
+    if (c->f->opens++ == 0) {
+        c->f->first = c;
+        c->held = c->f->mode == CS_HOLD_FIRST;
+    }
+    if (c->f->mode == CS_IDLE)
+        net_conn_timer_start(nc, cs_on_idle, CS_IDLE_MS);
+}
+
+static void cs_on_read(net_stream *st, const char *data, size_t len)
+{
+    cs_conn *c = (cs_conn *)st;
+    c->f->reads++;
+    c->f->read_at = uv_now(&c->f->loop);
+    net_stream_write(st, data, len);
+    if (c->f->mode == CS_LINGER)
+        net_conn_close_after_write(&c->base, CS_LINGER_MS, CS_DISCARD_MAX);
+}
+
+static void cs_on_error(net_stream *st, int err)
+{
+    cs_conn *c = (cs_conn *)st;
+    c->f->errors++;
+    c->f->last_err = err;
+    net_conn_close(&c->base);
+}
+
+static void cs_on_closed(net_conn *nc)
+{
+    ((cs_conn *)nc)->f->closeds++;
+}
+
+static int cs_held(const net_conn *nc)
+{
+    return ((const cs_conn *)nc)->held;
+}
+
+static void cs_on_free(net_conn *nc)
+{
+    cs_fixture *f = ((cs_conn *)nc)->f;
+    f->frees++;
+    f->freed_at = uv_now(&f->loop);
+}
+
+/* A held connection closes its socket now and is freed on release. */
+static void cs_on_stop(net_conn *nc)
+{
+    ((cs_conn *)nc)->f->stops++;
+    net_conn_close(nc);
+}
+
+static void cs_done(void *arg)
+{
+    cs_fixture *f = arg;
+    f->stopped++;
+    f->frees_at_done = f->frees;
+}
+
+/* ---- clients ---- */
+
+static void cs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    cs_client *k = h->data;
+    *buf = uv_buf_init(k->got + k->got_len, (unsigned)(sizeof k->got - 1 - k->got_len));
+}
+
+static void cs_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    cs_client *k = s->data;
+    if (n > 0) {
+        k->got_len += (size_t)n;
+        return;
+    }
+    if (n < 0 && !k->eof) {
+        k->eof = 1;
+        k->eof_at = uv_now(&k->f->loop);
+        uv_read_stop(s);
+        if (k->close_on_eof)
+            uv_close((uv_handle_t *)&k->tcp, NULL);
+    }
+}
+
+static void cs_client_written(uv_write_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+static void cs_client_connected(uv_connect_t *req, int status)
+{
+    cs_client *k = req->data;
+    if (status != 0)
+        return;
+    k->connected = 1;
+    k->connected_at = uv_now(&k->f->loop);
+    uv_read_start((uv_stream_t *)&k->tcp, cs_alloc, cs_client_read);
+    if (k->send_ping) {
+        uv_buf_t b = uv_buf_init("ping", 4);
+        uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, cs_client_written);
+    }
+}
+
+static void cs_connect(cs_fixture *f, int port, int send_ping, int close_on_eof)
+{
+    cs_client *k = &f->cli[f->n_cli++];
+    k->f = f;
+    k->send_ping = send_ping;
+    k->close_on_eof = close_on_eof;
+    k->tcp.data = k->req.data = k;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", port, &sa);
+    assert_int_equal(uv_tcp_init(&f->loop, &k->tcp), 0);
+    assert_int_equal(uv_tcp_connect(&k->req, &k->tcp, (const struct sockaddr *)&sa,
+                                    cs_client_connected), 0);
+}
+
+/* ---- driving ---- */
+
+static void cs_stop(cs_fixture *f)
+{
+    if (f->stop_called)
+        return;
+    f->stop_called = 1;
+    net_conn_set_stop(f->set, cs_done, f);
+}
+
+static void cs_close_all(cs_fixture *f)
+{
+    f->done_closing = 1;
+    uv_close((uv_handle_t *)&f->tick, NULL);
+    uv_close((uv_handle_t *)&f->guard, NULL);
+    for (int i = 0; i < f->n_cli; i++)
+        if (!uv_is_closing((uv_handle_t *)&f->cli[i].tcp))
+            uv_close((uv_handle_t *)&f->cli[i].tcp, NULL);
+}
+
+static void cs_on_tick(uv_timer_t *t)
+{
+    cs_fixture *f = t->data;
+    if (f->stopped) {
+        cs_close_all(f);
+        return;
+    }
+    f->step(f);
+}
+
+static void cs_on_guard(uv_timer_t *t)
+{
+    cs_fixture *f = t->data;
+    f->timed_out = 1;
+    cs_stop(f);
+    if (f->first && f->first->held) {
+        f->first->held = 0;
+        net_conn_release(&f->first->base);
+    }
+}
+
+/* Starts a set on 127.0.0.1:0 in `mode`; returns its port. */
+static int cs_start(cs_fixture *f, enum cs_mode mode, void (*step)(cs_fixture *))
+{
+    memset(f, 0, sizeof *f);
+    f->mode = mode;
+    f->step = step;
+    f->bufs = calloc(1, sizeof *f->bufs);
+    assert_non_null(f->bufs);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    net_conn_set_options opt = {
+        .name = "test", .bufs = f->bufs, .conn_size = sizeof(cs_conn), .ctx = f,
+        .on_read = cs_on_read, .on_error = cs_on_error, .on_open = cs_on_open,
+        .on_closed = cs_on_closed, .held = cs_held, .on_free = cs_on_free, .on_stop = cs_on_stop,
+    };
+    char bound[64];
+    assert_int_equal(net_conn_set_start(&f->loop, "127.0.0.1:0", &opt, &f->set, bound, sizeof bound),
+                     0);
+    f->tick.data = f->guard.data = f;
+    uv_timer_init(&f->loop, &f->tick);
+    uv_timer_init(&f->loop, &f->guard);
+    uv_timer_start(&f->tick, cs_on_tick, CS_TICK_MS, CS_TICK_MS);
+    uv_timer_start(&f->guard, cs_on_guard, CS_GUARD_MS, 0);
+    return port_of(bound);
+}
+
+static void cs_run_and_end(cs_fixture *f)
+{
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_false(f->timed_out);
+    assert_int_equal(f->stopped, 1);
+    assert_int_equal(net_conn_set_count(f->set), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    net_conn_set_free(f->set);
+    free(f->bufs);
+}
+
+static void cs_step_stop_once_freed(cs_fixture *f)
+{
+    if (f->frees == f->opens && f->opens > 0 && f->cli[0].eof)
+        cs_stop(f);
+}
+
+static void test_conn_set_accepts_serves_and_frees_on_peer_close(void **state)
+{
+    (void)state;
+    static cs_fixture f;
+    int port = cs_start(&f, CS_ECHO, cs_step_stop_once_freed);
+    cs_connect(&f, port, 1, 1);
+    while (f.cli[0].got_len < 4 && !f.timed_out)
+        uv_run(&f.loop, UV_RUN_ONCE);
+    assert_memory_equal(f.cli[0].got, "ping", 4);
+    assert_int_equal(net_conn_set_count(f.set), 1);
+    /* The client leaves once it has its echo. */
+    uv_close((uv_handle_t *)&f.cli[0].tcp, NULL);
+    f.cli[0].eof = 1;
+    cs_run_and_end(&f);
+    assert_int_equal(f.opens, 1);
+    assert_int_equal(f.reads, 1);
+    assert_int_equal(f.errors, 1);
+    assert_int_equal(f.last_err, SS_CLOSED);
+    assert_int_equal(f.closeds, 1);
+    assert_int_equal(f.frees, 1);
+    assert_int_equal(f.stops, 0); /* freed before the stop */
+}
+
+static void test_conn_set_idle_timer_closes(void **state)
+{
+    (void)state;
+    static cs_fixture f;
+    int port = cs_start(&f, CS_IDLE, cs_step_stop_once_freed);
+    cs_connect(&f, port, 0, 1);
+    cs_run_and_end(&f);
+    assert_int_equal(f.cli[0].eof, 1);
+    assert_true(f.cli[0].eof_at - f.cli[0].connected_at + CS_SLACK_MS >= CS_IDLE_MS);
+    assert_int_equal(f.frees, 1);
+    assert_int_equal(f.reads, 0);
+}
+
+/* The answer goes out, then FIN; a peer that keeps its side open is given
+ * the linger time, then dropped. */
+static void test_conn_set_close_after_write_lingers_then_closes(void **state)
+{
+    (void)state;
+    static cs_fixture f;
+    int port = cs_start(&f, CS_LINGER, cs_step_stop_once_freed);
+    cs_connect(&f, port, 1, 0);
+    cs_run_and_end(&f);
+    assert_memory_equal(f.cli[0].got, "ping", 4);
+    assert_int_equal(f.cli[0].eof, 1);
+    assert_int_equal(f.frees, 1);
+    assert_true(f.freed_at - f.read_at + CS_SLACK_MS >= CS_LINGER_MS);
+}
+
+/* A peer that closes too ends the linger at once. */
+static void test_conn_set_close_after_write_ends_when_the_peer_closes(void **state)
+{
+    (void)state;
+    static cs_fixture f;
+    int port = cs_start(&f, CS_LINGER, cs_step_stop_once_freed);
+    cs_connect(&f, port, 1, 1);
+    cs_run_and_end(&f);
+    assert_memory_equal(f.cli[0].got, "ping", 4);
+    assert_int_equal(f.frees, 1);
+    assert_true(f.freed_at - f.read_at < CS_LINGER_MS);
+}
+
+static void cs_step_stop_when_all_open(cs_fixture *f)
+{
+    if (f->opens < CS_CLIENTS)
+        return;
+    cs_stop(f);
+    /* Stop waits for the held connection: its socket is closed, its memory
+     * is not freed and `done` has not run, until the hold ends. */
+    if (f->closeds == CS_CLIENTS && f->frees == CS_CLIENTS - 1 && f->first->held) {
+        assert_int_equal(f->stopped, 0);
+        assert_int_equal(net_conn_set_count(f->set), 1);
+        f->first->held = 0;
+        net_conn_release(&f->first->base);
+    }
+}
+
+static void test_conn_set_stop_closes_open_connections_and_waits_for_holds(void **state)
+{
+    (void)state;
+    static cs_fixture f;
+    int port = cs_start(&f, CS_HOLD_FIRST, cs_step_stop_when_all_open);
+    for (int i = 0; i < CS_CLIENTS; i++)
+        cs_connect(&f, port, 0, 1);
+    cs_run_and_end(&f);
+    assert_int_equal(f.opens, CS_CLIENTS);
+    assert_int_equal(f.stops, CS_CLIENTS);
+    assert_int_equal(f.frees, CS_CLIENTS);
+    assert_int_equal(f.frees_at_done, CS_CLIENTS);
+    for (int i = 0; i < CS_CLIENTS; i++)
+        assert_int_equal(f.cli[i].eof, 1);
+}
+
+/* A set whose address is taken is handed out, to be freed after the loop. */
+static void test_conn_set_bind_failure_is_an_ss_code(void **state)
+{
+    (void)state;
+    static cs_fixture f;
+    int port = cs_start(&f, CS_ECHO, cs_step_stop_once_freed);
+    net_conn_set_options opt = {.name = "test", .bufs = f.bufs, .conn_size = sizeof(cs_conn)};
+    net_conn_set *again = NULL;
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    assert_int_equal(net_conn_set_start(&f.loop, addr, &opt, &again, NULL, 0), SS_IN_USE);
+    assert_non_null(again);
+    assert_int_equal(net_conn_set_start(&f.loop, "off", &opt, &again, NULL, 0), SS_INVAL);
+    cs_stop(&f);
+    cs_run_and_end(&f);
+    net_conn_set_free(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1537,6 +1910,12 @@ int main(void)
         cmocka_unit_test(test_uv_errors_map_to_ss_codes),
         cmocka_unit_test(test_listen_errors_are_ss_codes),
         cmocka_unit_test(test_listen_ipv6_loopback_and_off),
+        cmocka_unit_test(test_conn_set_accepts_serves_and_frees_on_peer_close),
+        cmocka_unit_test(test_conn_set_idle_timer_closes),
+        cmocka_unit_test(test_conn_set_close_after_write_lingers_then_closes),
+        cmocka_unit_test(test_conn_set_close_after_write_ends_when_the_peer_closes),
+        cmocka_unit_test(test_conn_set_stop_closes_open_connections_and_waits_for_holds),
+        cmocka_unit_test(test_conn_set_bind_failure_is_an_ss_code),
         cmocka_unit_test(test_udp_bind_reports_bound_port),
         cmocka_unit_test(test_self_signed_cert_has_spec_fields),
         cmocka_unit_test(test_self_signed_is_kept_then_remade_when_a_file_is_missing),

@@ -1,0 +1,116 @@
+/* conn_set.h — a listener and the connections it accepted: written once for
+ * every stream protocol (HTTP, the TCP socket, MQTT).
+ *
+ * The set owns each connection: it allocates it (the protocol's struct,
+ * whose first member is a net_conn), links it in its list, and frees it.
+ * A connection has two handles, its stream and one timer that the protocol
+ * uses for whatever deadline it has now (first message, idle, a body, a
+ * send stall) and that the set uses for the linger of a graceful close.
+ *
+ * Closing: net_conn_close drops what is unsent and closes both handles now;
+ * net_conn_close_after_write lets what is queued go out (optionally reading
+ * and dropping what the peer still sends), bounded by a linger time. Either
+ * way the memory is freed once both handles are closed and the protocol no
+ * longer holds the connection (opt.held: a request a handler answers later,
+ * an item in the ingest queue), whichever comes last: the protocol calls
+ * net_conn_release when its hold ends.
+ *
+ * Stopping: net_conn_set_stop closes the listener and asks the protocol to
+ * end each connection (opt.on_stop: close now, or finish what is in flight
+ * and close after it); `done` runs once the listener and the last
+ * connection are closed. Loop thread only. */
+#ifndef SS_NET_CONN_SET_H
+#define SS_NET_CONN_SET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/list.h"
+#include "core/metrics.h"
+#include "net/stream.h"
+
+typedef struct net_conn net_conn;
+typedef struct net_conn_set net_conn_set;
+
+struct net_conn {
+    net_stream stream;      /* first: stream callbacks cast back to the connection */
+    uv_timer_t timer;       /* the protocol's deadline, then the linger; data: this */
+    net_conn_set *set;
+    ss_list link;           /* in the set's list of open connections */
+    unsigned handles_open : 2;  /* stream + timer not yet closed */
+    unsigned opened : 1;    /* on_open ran: on_closed and on_free will */
+    unsigned closing : 1;   /* closed now (net_conn_close, or the socket ended) */
+    unsigned ending : 1;    /* closing after its last write */
+};
+
+typedef struct net_conn_set_options {
+    const char *name;        /* "http", "tcp" …: logs */
+    SSL_CTX *tls;            /* NULL for plaintext */
+    net_loop_buffers *bufs;  /* the loop's shared read buffers */
+    metrics *metrics;        /* may be NULL; connections opened and closed */
+    metrics_protocol listener;
+    size_t conn_size;        /* the protocol's struct, a net_conn first */
+    void *ctx;               /* the protocol's, net_conn_ctx */
+    /* The stream's callbacks (net/stream.h); on_drained may be NULL. */
+    net_read_cb on_read;
+    net_error_cb on_error;
+    net_drained_cb on_drained;
+    /* Accepted and reading: the protocol sets itself up and arms its first
+     * deadline. Not called when the accept failed (the set then frees the
+     * connection without any of these hooks). */
+    void (*on_open)(net_conn *c);
+    /* The socket is closed: its byte counts are final. */
+    void (*on_closed)(net_conn *c);
+    /* Nonzero while something outside the connection still points at it;
+     * may be NULL (never held). */
+    int (*held)(const net_conn *c);
+    /* Last call before the memory goes: free what the connection owns. */
+    void (*on_free)(net_conn *c);
+    /* The set is stopping: end this connection (now or after its work). */
+    void (*on_stop)(net_conn *c);
+} net_conn_set_options;
+
+/* Binds addr ("HOST:PORT") and starts accepting.
+ * OUT out: the set, also when binding failed (free it with
+ * net_conn_set_free once the loop has run its close callbacks).
+ * OUT bound: "HOST:PORT" actually bound (cap bytes).
+ * 0, SS_INVAL (bad address or "off"), SS_NOMEM (*out untouched), or
+ * net_tcp_listen's SS code (SS_IN_USE …). */
+int net_conn_set_start(uv_loop_t *loop, const char *addr, const net_conn_set_options *opt,
+                       net_conn_set **out, char *bound, size_t cap);
+
+/* Stops accepting and calls on_stop for every open connection; `done` (may
+ * be NULL) runs when the listener and the last connection are closed. */
+void net_conn_set_stop(net_conn_set *s, void (*done)(void *arg), void *arg);
+/* After stop's `done`, or after a failed start. */
+void net_conn_set_free(net_conn_set *s);
+
+int net_conn_set_stopping(const net_conn_set *s);
+/* Open connections right now (accepted, not yet freed). */
+size_t net_conn_set_count(const net_conn_set *s);
+/* The list of open connections: ss_list_entry(node, net_conn, link). */
+const ss_list *net_conn_set_list(const net_conn_set *s);
+
+/* The options' ctx, from a connection. */
+void *net_conn_ctx(const net_conn *c);
+
+/* (Re)starts the connection's one timer; t->data is the net_conn. */
+void net_conn_timer_start(net_conn *c, uv_timer_cb cb, uint64_t ms);
+void net_conn_timer_stop(net_conn *c);
+
+/* Closes now, dropping anything unwritten; idempotent, also after
+ * net_conn_close_after_write. */
+void net_conn_close(net_conn *c);
+/* Closes once what is queued is written (TLS: and close_notify), then FIN;
+ * closes anyway after linger_ms. With discard_max > 0 the peer's bytes are
+ * read and dropped meanwhile, up to that many (a lingering close: a peer
+ * still sending reads our answer instead of a reset). The protocol's timer
+ * is taken over for the linger. No-op once closing or ending. */
+void net_conn_close_after_write(net_conn *c, uint64_t linger_ms, size_t discard_max);
+
+/* The protocol's hold (opt.held) has ended: frees the connection if its
+ * handles are closed too. The connection must not be touched after. */
+void net_conn_release(net_conn *c);
+
+#endif
