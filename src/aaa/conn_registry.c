@@ -1,7 +1,7 @@
 /* conn_registry.c — live connections by principal; revocations handed to
  * the loop.
  *
- * Two halves: the entries (a doubly linked list touched by the loop thread
+ * Two halves: the entries (an intrusive list touched by the loop thread
  * only) and the revocations (a list of principal IDs under a mutex, filled
  * on any thread and drained by the loop in the uv_async callback). libuv may
  * fold several uv_async_send into one callback, so the callback drains the
@@ -27,7 +27,7 @@ struct conn_registry {
     uv_async_t async;       /* first: the close callback casts back */
     uv_mutex_t mu;
     revoked_id *revoked;    /* under mu; newest first, order does not matter */
-    conn_reg_entry *head;   /* loop thread only */
+    ss_list entries;        /* loop thread only */
 };
 
 static void revoked_free_all(revoked_id *r)
@@ -39,23 +39,19 @@ static void revoked_free_all(revoked_id *r)
     }
 }
 
-static void entry_unlink(conn_registry *r, conn_reg_entry *e)
+static void entry_unlink(conn_reg_entry *e)
 {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        r->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    e->prev = e->next = NULL;
+    ss_list_remove(&e->link);
     e->registered = 0;
 }
 
 static conn_reg_entry *entry_find(conn_registry *r, const char *principal)
 {
-    for (conn_reg_entry *e = r->head; e; e = e->next)
+    for (ss_list *it = r->entries.next; it != &r->entries; it = it->next) {
+        conn_reg_entry *e = ss_list_entry(it, conn_reg_entry, link);
         if (strcmp(e->principal, principal) == 0)
             return e;
+    }
     return NULL;
 }
 
@@ -66,7 +62,7 @@ static void revoke_now(conn_registry *r, const char *principal)
 {
     conn_reg_entry *e;
     while ((e = entry_find(r, principal)) != NULL) {
-        entry_unlink(r, e);
+        entry_unlink(e);
         if (e->on_revoked)
             e->on_revoked(e);
     }
@@ -89,6 +85,7 @@ int conn_registry_new(uv_loop_t *loop, conn_registry **out)
     conn_registry *r = calloc(1, sizeof *r);
     if (!r)
         return SS_NOMEM;
+    ss_list_init(&r->entries);
     if (uv_mutex_init(&r->mu)) {
         free(r);
         return SS_NOMEM;
@@ -113,30 +110,28 @@ static void on_closed(uv_handle_t *h)
 void conn_registry_close(conn_registry *r)
 {
     /* Entries still registered belong to their connections: only unlink. */
-    while (r->head)
-        entry_unlink(r, r->head);
+    ss_list *first;
+    while ((first = ss_list_first(&r->entries)) != NULL)
+        entry_unlink(ss_list_entry(first, conn_reg_entry, link));
     uv_close((uv_handle_t *)&r->async, on_closed);
 }
 
 void conn_registry_add(conn_registry *r, conn_reg_entry *e, const char *principal)
 {
     if (e->registered)
-        entry_unlink(r, e);
+        entry_unlink(e);
     size_t n = strnlen(principal, SS_ID_LEN);
     memcpy(e->principal, principal, n);
     e->principal[n] = '\0';
-    e->prev = NULL;
-    e->next = r->head;
-    if (r->head)
-        r->head->prev = e;
-    r->head = e;
+    ss_list_insert_head(&r->entries, &e->link);
     e->registered = 1;
 }
 
 void conn_registry_remove(conn_registry *r, conn_reg_entry *e)
 {
+    (void)r;
     if (e->registered)
-        entry_unlink(r, e);
+        entry_unlink(e);
 }
 
 int conn_registry_revoke(conn_registry *r, const char *principal)
@@ -157,7 +152,7 @@ int conn_registry_revoke(conn_registry *r, const char *principal)
 size_t conn_registry_count(conn_registry *r, const char *principal)
 {
     size_t n = 0;
-    for (conn_reg_entry *e = r->head; e; e = e->next)
-        n += strcmp(e->principal, principal) == 0;
+    for (ss_list *it = r->entries.next; it != &r->entries; it = it->next)
+        n += strcmp(ss_list_entry(it, conn_reg_entry, link)->principal, principal) == 0;
     return n;
 }

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "core/limits.h"
+#include "core/list.h"
 
 typedef struct conn_registry conn_registry;
 typedef struct conn_reg_entry conn_reg_entry;
@@ -28,7 +29,7 @@ struct conn_reg_entry {
     conn_revoked_cb on_revoked;
     void *data;                 /* the owner's */
     /* Private to the registry. */
-    conn_reg_entry *prev, *next;
+    ss_list link;
     int registered;
 };
 

@@ -29,7 +29,7 @@ struct meter {
     store *store;
     quota *quota;
     uv_timer_t timer;
-    meter_session *open;       /* every open record */
+    ss_list sessions;          /* every open record */
     store_usage *usage;        /* deltas since the last flush */
     size_t n_usage, cap_usage;
     size_t last_usage;         /* the row hit last: most requests hit it again */
@@ -64,6 +64,7 @@ int meter_new(uv_loop_t *loop, store *s, quota *q, meter **out)
     m->loop = loop;
     m->store = s;
     m->quota = q;
+    ss_list_init(&m->sessions);
     uv_timer_init(loop, &m->timer);
     m->timer.data = m;
     uv_timer_start(&m->timer, on_timer, METER_FLUSH_MS, METER_FLUSH_MS);
@@ -146,21 +147,7 @@ void meter_session_open(meter *m, meter_session *s, const char *kind, const char
     r->started_at = clock_now_ms();
     s->open = 1;
     s->dirty = 1;
-    s->next = m->open;
-    if (m->open)
-        m->open->prev = s;
-    m->open = s;
-}
-
-static void unlink_open(meter *m, meter_session *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        m->open = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    ss_list_insert_head(&m->sessions, &s->link);
 }
 
 /* A record's bytes reach its org's usage at each flush and at its end,
@@ -185,7 +172,7 @@ void meter_session_end(meter *m, meter_session *s, const char *reason)
         return;
     fold_bytes(m, s);
     s->open = 0;
-    unlink_open(m, s);
+    ss_list_remove(&s->link);
     s->rec.ended_at = clock_now_ms();
     snprintf(s->rec.end_reason, sizeof s->rec.end_reason, "%s", reason);
     queue_record(m, &s->rec);
@@ -254,7 +241,8 @@ void meter_api_request(meter *m, meter_session *s, const char *org_id, const cha
 
 static meter_user *find_user(meter *m, const char *login_id, const char *org_id)
 {
-    for (meter_session *s = m->open; s; s = s->next) {
+    for (ss_list *it = m->sessions.next; it != &m->sessions; it = it->next) {
+        meter_session *s = ss_list_entry(it, meter_session, link);
         if (!is_user_record(s))
             continue;
         meter_user *u = (meter_user *)s;
@@ -291,30 +279,28 @@ void meter_user_end(meter *m, const char *login_id, const char *reason)
 void meter_user_end_all(meter *m, const char *user_id, const char *keep_login_id,
                         const char *reason)
 {
-    meter_session *s = m->open;
-    while (s) {
-        meter_session *next = s->next;
+    ss_list *it, *tmp;
+    ss_list_foreach_safe(it, tmp, &m->sessions) {
+        meter_session *s = ss_list_entry(it, meter_session, link);
         meter_user *u = (meter_user *)s;
         if (is_user_record(s) && strcmp(s->rec.principal_id, user_id) == 0 &&
             !(keep_login_id && strcmp(u->login_id, keep_login_id) == 0)) {
             meter_session_end(m, s, reason);
             free(u);
         }
-        s = next;
     }
 }
 
 static void end_idle_users(meter *m)
 {
     int64_t now = clock_mono_ms();
-    meter_session *s = m->open;
-    while (s) {
-        meter_session *next = s->next;
+    ss_list *it, *tmp;
+    ss_list_foreach_safe(it, tmp, &m->sessions) {
+        meter_session *s = ss_list_entry(it, meter_session, link);
         if (is_user_record(s) && now - ((meter_user *)s)->last_seen > METER_USER_IDLE_MS) {
             meter_session_end(m, s, "timeout");
             free(s);
         }
-        s = next;
     }
 }
 
@@ -497,7 +483,8 @@ static void merge_recs(meter *m)
  * into a job; NULL when there is nothing (or no memory: it all stays). */
 static meter_job *take_job(meter *m)
 {
-    for (meter_session *s = m->open; s; s = s->next) {
+    for (ss_list *it = m->sessions.next; it != &m->sessions; it = it->next) {
+        meter_session *s = ss_list_entry(it, meter_session, link);
         if (s->dirty) {
             fold_bytes(m, s);
             queue_record(m, &s->rec);
@@ -582,14 +569,13 @@ void meter_close_stale(meter *m, int64_t now_ms)
 void meter_stop(meter *m, const char *reason)
 {
     uv_timer_stop(&m->timer);
-    meter_session *s = m->open;
-    while (s) {
-        meter_session *next = s->next;
+    ss_list *it, *tmp;
+    ss_list_foreach_safe(it, tmp, &m->sessions) {
+        meter_session *s = ss_list_entry(it, meter_session, link);
         int owned = is_user_record(s);
         meter_session_end(m, s, reason);
         if (owned)
             free(s);
-        s = next;
     }
     if (m->flushing)
         m->stopping = 1;

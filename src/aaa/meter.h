@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "aaa/quota.h"
+#include "core/list.h"
 #include "store/store.h"
 
 /* How often counts reach the store: what a kill -9 can lose of bytes and
@@ -45,7 +46,7 @@ typedef struct meter meter;
 typedef struct meter_session {
     store_acct_session rec;
     /* Private to the meter. */
-    struct meter_session *prev, *next;
+    ss_list link;               /* in the meter's open records */
     int open;
     int dirty;
     int64_t usage_in, usage_out;  /* of rec's bytes, those already in usage */
