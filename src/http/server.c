@@ -6,7 +6,6 @@
 #include "core/log.h"
 #include "http/framing.h"
 #include "net/conn_set.h"
-#include "net/listen.h"
 
 #include <http_parser.h>
 #include <jansson.h>
@@ -349,8 +348,8 @@ void http_respond(http_request *req, int status, const char *content_type, const
         net_conn_release(&c->base);
         return;
     }
-    int keep_alive = req->keep_alive && !net_conn_set_stopping(conn_server(c)->set) && !c->reject_status &&
-                     !c->close_after_answer;
+    int keep_alive = req->keep_alive && !net_conn_set_stopping(conn_server(c)->set) &&
+                     !c->reject_status && !c->close_after_answer;
     if (log_enabled(LOG_DEBUG))
         log_debug(conn_server(c)->opt.name, "%s %s %d %lldms", http_method_str(req->method),
                   req->path, status, (long long)(clock_mono_ms() - req->started_ms));
@@ -826,7 +825,8 @@ static void on_stream_error(net_stream *st, int err)
 {
     http_conn *c = (http_conn *)st;
     if (err != SS_CLOSED)
-        log_debug(conn_server(c)->opt.name, "connection from %s: %s", c->req.peer, ss_strerror(err));
+        log_debug(conn_server(c)->opt.name, "connection from %s: %s", c->req.peer,
+                  ss_strerror(err));
     conn_close(c);
 }
 
@@ -876,9 +876,6 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
                       http_server **out, char *bound, size_t cap)
 {
     http_parser_set_max_header_size(SS_HTTP_HEAD_MAX);
-    net_addr na;
-    if (net_addr_parse(addr, &na) || na.off)
-        return SS_INVAL;
     http_server *s = calloc(1, sizeof *s);
     if (!s)
         return SS_NOMEM;
@@ -900,7 +897,7 @@ int http_server_start(uv_loop_t *loop, const char *addr, const http_server_optio
         .on_free = on_conn_free, .on_stop = on_conn_stop,
     };
     int rc = net_conn_set_start(loop, addr, &so, &s->set, bound, cap);
-    if (rc == SS_NOMEM) {
+    if (!s->set) {
         free(s);
         return rc;
     }

@@ -75,8 +75,8 @@ typedef struct net_conn_set_options {
  * OUT out: the set, also when binding failed (free it with
  * net_conn_set_free once the loop has run its close callbacks).
  * OUT bound: "HOST:PORT" actually bound (cap bytes).
- * 0, SS_INVAL (bad address or "off"), SS_NOMEM (*out untouched), or
- * net_tcp_listen's SS code (SS_IN_USE …). */
+ * 0, SS_INVAL (bad address or "off") or SS_NOMEM, both leaving *out
+ * untouched, or net_tcp_listen's SS code (SS_IN_USE …). */
 int net_conn_set_start(uv_loop_t *loop, const char *addr, const net_conn_set_options *opt,
                        net_conn_set **out, char *bound, size_t cap);
 

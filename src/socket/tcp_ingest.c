@@ -29,7 +29,6 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "net/conn_set.h"
-#include "net/listen.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -760,9 +759,6 @@ static void on_conn_stop(net_conn *nc)
 int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options *opt,
                      tcp_ingest **out, char *bound, size_t cap)
 {
-    net_addr na;
-    if (net_addr_parse(addr, &na) || na.off)
-        return SS_INVAL;
     tcp_ingest *t = calloc(1, sizeof *t);
     if (!t)
         return SS_NOMEM;
@@ -779,7 +775,7 @@ int tcp_ingest_start(uv_loop_t *loop, const char *addr, const tcp_ingest_options
         .on_free = on_conn_free, .on_stop = on_conn_stop,
     };
     int rc = net_conn_set_start(loop, addr, &so, &t->set, bound, cap);
-    if (rc == SS_NOMEM) {
+    if (!t->set) {
         free(t);
         return rc;
     }

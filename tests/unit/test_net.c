@@ -1759,8 +1759,8 @@ static int cs_start(cs_fixture *f, enum cs_mode mode, void (*step)(cs_fixture *)
         .on_closed = cs_on_closed, .held = cs_held, .on_free = cs_on_free, .on_stop = cs_on_stop,
     };
     char bound[64];
-    assert_int_equal(net_conn_set_start(&f->loop, "127.0.0.1:0", &opt, &f->set, bound, sizeof bound),
-                     0);
+    assert_int_equal(
+        net_conn_set_start(&f->loop, "127.0.0.1:0", &opt, &f->set, bound, sizeof bound), 0);
     f->tick.data = f->guard.data = f;
     uv_timer_init(&f->loop, &f->tick);
     uv_timer_init(&f->loop, &f->guard);
