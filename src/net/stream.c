@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "net/err.h"
 
 #include <malloc.h>
 #include <netinet/in.h>
@@ -414,7 +415,7 @@ static void release_read_buf(net_stream *s, const uv_buf_t *buf)
  * unread sends RST, not FIN): owners treat both alike. */
 static int read_error(ssize_t nread)
 {
-    return (nread == UV_EOF || nread == UV_ECONNRESET) ? SS_CLOSED : SS_IO;
+    return net_err_from_uv((int)nread) == SS_CLOSED ? SS_CLOSED : SS_IO;
 }
 
 /* A lingering stream throws input away; its end (or too much of it) closes
