@@ -18,7 +18,13 @@
  * Stopping: net_conn_set_stop closes the listener and asks the protocol to
  * end each connection (opt.on_stop: close now, or finish what is in flight
  * and close after it); `done` runs once the listener and the last
- * connection are closed. Loop thread only. */
+ * connection are closed. Loop thread only.
+ *
+ * How a protocol sits on it (MQTT as the example): on_open arms the timer
+ * with the first-message timeout (CONNECT), the packet handler re-arms it
+ * with 1.5 x the client's keep-alive; `held` is nonzero while a PUBLISH is
+ * in the ingest queue (its PUBACK is owed); DISCONNECT or a refused CONNECT
+ * is net_conn_close_after_write; on_stop finishes what is in flight. */
 #ifndef SS_NET_CONN_SET_H
 #define SS_NET_CONN_SET_H
 
