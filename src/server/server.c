@@ -17,6 +17,7 @@
 #include "ingest/queue.h"
 #include "socket/tcp_ingest.h"
 #include "socket/udp_ingest.h"
+#include "net/err.h"
 #include "net/listen.h"
 #include "net/stream.h"
 #include "net/tls.h"
@@ -593,7 +594,12 @@ int server_run(const config *cfg)
         free_server(sv);
         return 1;
     }
-    uv_loop_init(&sv->loop);
+    rc = net_err_from_uv(uv_loop_init(&sv->loop));
+    if (rc) {
+        fprintf(stderr, "cannot start the event loop: %s\n", ss_strerror(rc));
+        free_server(sv);
+        return 1;
+    }
     sv->loop.data = &sv->bufs;
     rc = start_loop_parts(sv);
     if (rc) {
