@@ -17,9 +17,9 @@
  * handling one event are gathered in `out` and written together: fewer
  * packets on a metered link.
  *
- * Lifetime: the connection is freed when both its handles are closed and
- * no item is in flight (the queue owns the item until `done`), whichever
- * happens last (the http server's habit). */
+ * Lifetime: the connection set (net/conn_set.h) owns the connection and
+ * frees it when both its handles are closed and no item is in flight (the
+ * queue owns the item until `done`: conn_held), whichever happens last. */
 #include "socket/tcp_ingest.h"
 
 #include "aaa/secret.h"
