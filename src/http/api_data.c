@@ -168,6 +168,7 @@ void api_data_post(api_ctx *app, http_request *req)
     ingest_item *item = &hi->msg.item;
     int rc = gateway_parse(app->gateway, &from, &body, now, &item->readings, &err);
     if (rc) {
+        readings_free(&item->readings);
         free(hi);
         refuse_parse(req, rc, &err, body.format);
         return;
