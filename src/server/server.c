@@ -512,12 +512,14 @@ static void free_server(server *sv)
         udp_ingest_free(sv->udp);
     if (sv->tls)
         SSL_CTX_free(sv->tls);
+    /* The housekeeping thread reports to the metrics and reads the store:
+     * it stops before either goes. */
+    store_maint_stop(sv->maint);
     device_cache_free(sv->devices);
     metrics_free(sv->metrics);
     meter_free(sv->meter);
     gateway_free(sv->gateway);
     fanout_free(sv->fanout);
-    store_maint_stop(sv->maint);
     api_gate_free(sv->gate);
     quota_free(sv->quotas);
     throttle_free(sv->logins);
