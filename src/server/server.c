@@ -505,11 +505,12 @@ static void free_server(server *sv)
     if (sv->tls)
         SSL_CTX_free(sv->tls);
     device_cache_free(sv->devices);
+    /* The maintenance thread counts into the metrics: it stops first. */
+    store_maint_stop(sv->maint);
     metrics_free(sv->metrics);
     meter_free(sv->meter);
     gateway_free(sv->gateway);
     fanout_free(sv->fanout);
-    store_maint_stop(sv->maint);
     api_gate_free(sv->gate);
     quota_free(sv->quotas);
     throttle_free(sv->logins);
