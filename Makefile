@@ -47,7 +47,7 @@ all: $(BIN)
 $(DEPS_OK): scripts/deps.sh Makefile
 	@mkdir -p $(@D)
 	@pkg-config --exists $(PKGS) && test -f /usr/include/http_parser.h && \
-	  test -f /usr/include/cmocka.h && /usr/bin/python3 -c 'import pytest, requests' \
+	  test -f /usr/include/cmocka.h && /usr/bin/python3 -c 'import pytest, requests, xdist' \
 	  2>/dev/null || bash scripts/deps.sh
 	@{ pkg-config --cflags $(PKGS) && pkg-config --libs $(PKGS); } > $(PKG_FLAGS).tmp
 	@mv $(PKG_FLAGS).tmp $(PKG_FLAGS)
@@ -77,8 +77,17 @@ run: $(BIN)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The end-to-end tests run E2E_JOBS at a time (each test's servers are its
+# own: port 0, a data dir of their own; most of a test's time is waiting on
+# sockets and timers, so more workers than cores pay), a test file per
+# worker so module fixtures start once; then the tests marked serial, which
+# measure time or memory and need the machine to themselves, one at a time.
+# A failure in either pass fails the run.
+E2E_JOBS ?= 4
+E2E = SENSORSPACE_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -x
 e2e: $(BIN)
-	SENSORSPACE_BIN=$(abspath $(BIN)) /usr/bin/python3 -m pytest -q -x tests/e2e
+	$(E2E) -n $(E2E_JOBS) --dist loadfile -m 'not serial' tests/e2e
+	$(E2E) -m serial tests/e2e
 
 # The folders of src/ are layers (docs/architecture.md): an include that
 # goes upward or closes a cycle fails the run before anything is built.

@@ -25,7 +25,7 @@ TARGET_BATCH = 0.5
 TARGET_IDLE_BYTES = 8192
 TARGET_TCP_VS_INFLUX = 0.5     # TCP ingest vs influxdb /write batches of 1000
 TARGET_TCP_VS_BATCH = 1.0      # TCP ingest no slower than sensorspace's own HTTP batches
-TARGET_TCP_HOLDS = 0.9         # TCP / influxdb with accounting, of the same without (run-to-run noise)
+TARGET_AB = 0.95               # A/B: the current server's figure / the baseline revision's, same run
 TARGET_WIRE_TCP = 0.1          # TCP bytes per reading <= 1/10 of HTTPS's
 TARGET_ACCT_PCT = 5.0          # accounting + quota code, share of instructions
 AMORTISE_READINGS = 360        # a persistent connection held 1 h at one reading per 10 s
@@ -76,14 +76,13 @@ def targets(recs):
               "readings_per_s")
     if v is not None:
         out.append(("batch: sensorspace-full / influxdb", f"{v:.2f}x", f">= {TARGET_BATCH}x", v >= TARGET_BATCH))
+    for bench, key, what in AB_FIGURES:
+        new, base = best(recs, bench, SS, key), best(recs, bench, BASELINE, key)
+        v = ratio(new, base, key)
+        if v is not None:
+            out.append((f"A/B {bench}: sensorspace-full / the same at revision {base.get('rev', '?')} ({what})",
+                        f"{v:.3f}x", f">= {TARGET_AB}x", v >= TARGET_AB))
     tcp = best(recs, "tcp", SS, "readings_per_s")
-    base = best(recs, "tcp", BASELINE, "readings_per_s")
-    infl = best(recs, "batch", INFLUX, "readings_per_s")
-    if tcp and base and infl:
-        now, before = ratio(tcp, infl, "readings_per_s"), ratio(base, infl, "readings_per_s")
-        out.append((f"tcp: TCP / influxdb batch with accounting and quotas, against the same at revision "
-                    f"{base['rev']} without them", f"{now:.2f}x vs {before:.2f}x",
-                    f">= {TARGET_TCP_HOLDS:.0%} of it", now >= TARGET_TCP_HOLDS * before))
     for peer_bench, peer, tgt, name in (("batch", INFLUX, TARGET_TCP_VS_INFLUX, "tcp: sensorspace-full TCP / influxdb batch"),
                                         ("batch", SS, TARGET_TCP_VS_BATCH, "tcp: sensorspace-full TCP / its HTTP batch")):
         v = ratio(tcp, best(recs, peer_bench, peer, "readings_per_s"), "readings_per_s")
@@ -129,6 +128,38 @@ def targets(recs):
     return out
 
 
+# The figures measured on the baseline revision too: (bench, key, unit).
+AB_FIGURES = (("single", "rps", "requests/s, one reading each over HTTP"),
+              ("tcp", "readings_per_s", "TCP ingest readings/s"))
+
+
+def ab_section(recs):
+    """The A/B: each figure's best run on either server, and every round's
+    pair (the two ran one right after the other), as new / baseline."""
+    rows = []
+    for bench, key, what in AB_FIGURES:
+        new, base = best(recs, bench, SS, key), best(recs, bench, BASELINE, key)
+        if not new or not base:
+            continue
+        rounds = []
+        for rnd in sorted({r.get("round", "1") for r in recs if r["bench"] == bench}, key=int):
+            mine = [r for r in recs if r["bench"] == bench and r.get("round", "1") == rnd]
+            rr = ratio(best(mine, bench, SS, key), best(mine, bench, BASELINE, key), key)
+            if rr is not None:
+                rounds.append(f"{rnd}: {rr:.3f}x")
+        rows.append((what, f"{num(new, key):,.0f}", f"{num(base, key):,.0f}", f"{ratio(new, base, key):.3f}x",
+                     ", ".join(rounds) or "—"))
+    if not rows:
+        return ""
+    rev = next(r.get("rev", "?") for r in recs if r.get("peer") == BASELINE)
+    return (f"### A/B: this revision against revision {rev}\n\n"
+            f"Revision {rev} (bench/BASELINE, or BENCH_BASELINE) is built from `git archive` and runs "
+            "benchmarks 1 and 5 in every round, beside sensorspace-full (durability full, the same quota "
+            "and settings; right after it in odd rounds, right before it in even ones). Best run of each; "
+            f"target: new / baseline >= {TARGET_AB}.\n\n"
+            + table(("figure", "sensorspace-full", f"revision {rev}", "new / baseline", "per round"), rows) + "\n")
+
+
 def idle_recs(recs, proto):
     """The idle records of one protocol (records from before HTTPS was
     measured have no proto: they are HTTP)."""
@@ -169,7 +200,8 @@ def single_section(recs):
     for p in peers:
         b = best(recs, "single", p, "rps")
         rr = ratio(ss, b, "rps")
-        summary.append((p, f"{num(b, 'rps'):,.0f}", f"-t{b['threads']} -c{b['conns']}",
+        label = f"{p} (revision {b['rev']})" if "rev" in b else p
+        summary.append((label, f"{num(b, 'rps'):,.0f}", f"-t{b['threads']} -c{b['conns']}",
                         f"{num(b, 'p50_us') / 1000:.2f}", f"{num(b, 'p99_us') / 1000:.2f}",
                         f"{rr:.2f}x" if rr is not None and p != SS else "—"))
     detail = [(r.get("round", "1"), r["peer"], f"-t{r['threads']} -c{r['conns']}", f"{num(r, 'rps'):,.0f}",
@@ -238,7 +270,7 @@ def tcp_section(recs):
     tcp = best(recs, "tcp", SS, "readings_per_s")
     base = best(recs, "tcp", BASELINE, "readings_per_s")
     peers = [("tcp", SS, "TCP ingest"), ("tcp", SS_NORMAL, "TCP ingest"),
-             ("tcp", BASELINE, f"TCP ingest, revision {base['rev']} (no accounting or quotas)" if base else ""),
+             ("tcp", BASELINE, f"TCP ingest, revision {base.get('rev', '?')}" if base else ""),
              ("batch", SS, "HTTP, batches of 1000"), ("batch", SS_NORMAL, "HTTP, batches of 1000"),
              ("batch", INFLUX, "/write, batches of 1000")]
     summary = []
@@ -434,6 +466,7 @@ def render(a, recs):
         "## Results",
         "",
         targets_section(recs),
+        ab_section(recs),
         single_section(recs),
         batch_section(recs),
         idle_section(recs),
@@ -474,7 +507,7 @@ def main():
         with open(a.out, "w") as f:
             f.write(text)
     # The tables on stdout, for whoever ran `make bench`.
-    for section in (targets_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
+    for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
                     tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles)):
         if section:
             sys.stdout.write(section + "\n")

@@ -24,10 +24,13 @@
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
 #   BENCH_ONLY="single batch tcp idle devices wire acct"   which benchmarks to run
-#   BENCH_BASELINE=REV         also run TCP ingest (5) on the server of git revision
-#                              REV (built from `git archive`), side by side: an A/B.
-#                              Default 56a2759, the last revision before accounting
-#                              and quotas; empty: none
+#   BENCH_BASELINE=REV         also run one reading per request (1) and TCP ingest (5)
+#                              on the server of git revision REV (built from `git
+#                              archive`), side by side in every round: an A/B.
+#                              Default: the revision in bench/BASELINE; empty: none
+#   BENCH_BASELINE_QUOTA=N     the baseline org's readings-per-day quota (default the
+#                              same as the current server's; 0 for a revision
+#                              from before quotas)
 #   BENCH_KEEP=1               keep the temp dir (data, logs) afterwards
 #   BENCH_RESULTS=FILE         where the report goes (default bench/RESULTS.md)
 #
@@ -63,7 +66,10 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 QUOTA=1000000000
 ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
-BASELINE=${BENCH_BASELINE-56a2759}
+# The revision the A/B compares with: the first word of bench/BASELINE's
+# first line that is not a comment, unless BENCH_BASELINE is set.
+BASELINE=${BENCH_BASELINE-$(awk '!/^[[:space:]]*(#|$)/ {print $1; exit}' "$HERE/BASELINE" 2>/dev/null)}
+BASELINE_QUOTA=${BENCH_BASELINE_QUOTA-$QUOTA}
 BASE_BIN=
 WARMUP_S=2
 START_TIMEOUT_S=30     # a server that has not said "listening" by then is broken
@@ -170,6 +176,7 @@ SS_PID="" SS_PORT="" SS_ADMIN="" SS_DIR="" SS_ORG=""
 SS_TCP_PORT="" SS_UDP_PORT="" SS_HTTPS_PORT=""
 SS_HTTPS=off    # the wire benchmark turns it on (127.0.0.1:0): a certificate is made at start
 SS_DEVICES=()   # "id token", handed out by next_device
+REC_TAG=""      # added to every record of the running server (rev=... for the baseline)
 
 # ss_listen PROTO: the port the server printed as `listening PROTO 127.0.0.1:PORT`.
 ss_listen() { sed -n "s/^listening $1 127\.0\.0\.1:\([0-9]*\).*/\1/p" "$SS_DIR/stdout" | head -1; }
@@ -182,6 +189,10 @@ start_ss() {
     shift 3
     SS_DIR=$WORK/$name
     mkdir -p "$SS_DIR"
+    # The background shell opens stdout only once it runs: made here, so
+    # ss_listen never reads a file that is not there yet (set -e would end
+    # the run).
+    : >"$SS_DIR/stdout"
     SENSORSPACE_ADMIN_PASSWORD=$ADMIN_PASSWORD SENSORSPACE_ADMIN_EMAIL=$ADMIN_EMAIL \
         "$@" "$BIN" serve --data-dir "$SS_DIR/data" --listen-http 127.0.0.1:0 \
         --listen-https "$SS_HTTPS" --listen-mqtt off --listen-mqtts off --listen-tcp 127.0.0.1:0 \
@@ -319,7 +330,7 @@ single_peer() {
                 res="$res $(python3 "$HERE/tools.py" commits-delta "$commits0" "$commits1")" ;;
             influx) sleep 0.5; stored=$(python3 "$HERE/tools.py" influx-count "$INFLUX_PORT" "$dev") ;;
         esac
-        echo "bench=single round=$ROUND peer=$peer threads=$t conns=$c duration_s=$DURATION stored=$stored $res" >>"$REC"
+        echo "bench=single round=$ROUND peer=$peer threads=$t conns=$c duration_s=$DURATION stored=$stored $res $REC_TAG" >>"$REC"
         log "single $peer t$t c$c: $(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res") req/s, stored $stored"
     done
 }
@@ -397,7 +408,7 @@ tcp_peer() {
     [ -s "$err" ] && sed 's/^/  tcp: /' "$err" >&2
     [ -n "$res" ] || { log "tcp client failed for $peer"; exit 1; }
     stored=$(ss_count)
-    echo "bench=tcp round=$ROUND peer=$peer stored=$stored $res" >>"$REC"
+    echo "bench=tcp round=$ROUND peer=$peer stored=$stored $res $REC_TAG" >>"$REC"
     log "tcp $peer c$TCP_CONNS: $(sed -n 's/.*readings_per_s=\([0-9]*\).*/\1/p' <<<"$res") readings/s, stored $stored"
 }
 
@@ -412,15 +423,17 @@ build_baseline() {
     log "baseline $BASELINE built"
 }
 
-# baseline_tcp: benchmark 5 on the baseline server (no quota: it may have none).
-baseline_tcp() {
+# baseline_run: benchmarks 1 and 5 on the baseline server, durability full,
+# as sensorspace-full runs them: the A/B (report.py: new / baseline).
+baseline_run() {
     local bin=$BIN quota=$QUOTA
-    BIN=$BASE_BIN QUOTA=0
+    [ -n "$BASE_BIN" ] || return 0
+    BIN=$BASE_BIN QUOTA=$BASELINE_QUOTA REC_TAG="rev=$BASELINE"
     start_ss "baseline-r$ROUND" full 16
-    tcp_peer baseline-full
+    if want single; then single_peer baseline-full ss "http://127.0.0.1:$SS_PORT"; fi
+    if want tcp; then tcp_peer baseline-full; fi
     stop_ss
-    BIN=$bin QUOTA=$quota
-    sed -i '$ s/$/ rev='"$BASELINE"'/' "$REC"
+    BIN=$bin QUOTA=$quota REC_TAG=""
 }
 
 # ---- benchmark 6: many devices on TCP, one reading a second each -------------
@@ -561,17 +574,20 @@ read -r -a STAT0 < <(head -1 /proc/stat)
 describe_machine
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
-# One round: every peer of benchmarks 1 and 2, each freshly started.
+# One round: every peer of benchmarks 1 and 2, each freshly started. The
+# baseline runs right after sensorspace-full in odd rounds and right before
+# it in even ones, so a drift in the machine's load favours neither side.
 bench_round() {
     local durability workers
+    if ((ROUND % 2 == 0)); then baseline_run; fi
     for durability in full normal; do
         start_ss "ss-$durability-r$ROUND" "$durability" 16
         want single && single_peer "sensorspace-$durability" ss "http://127.0.0.1:$SS_PORT"
         want batch && batch_peer "sensorspace-$durability" ss
         want tcp && tcp_peer "sensorspace-$durability"
         stop_ss
+        if [ "$durability" = full ] && ((ROUND % 2 == 1)); then baseline_run; fi
     done
-    want tcp && [ -n "$BASE_BIN" ] && baseline_tcp
     if want single; then
         for workers in 1 auto; do
             start_nginx "nginx-$workers-r$ROUND" "$workers"
@@ -587,10 +603,12 @@ bench_round() {
 
 if want tcp; then
     cc -O2 -o "$WORK/tcp_client" "$HERE/tcp_client.c" || { log "cannot compile tcp_client.c"; exit 1; }
+fi
+if want single || want tcp; then
     if [ -n "$BASELINE" ] && git -C "$HERE/.." cat-file -e "$BASELINE^{commit}" 2>/dev/null; then
         build_baseline
     elif [ -n "$BASELINE" ]; then
-        log "baseline $BASELINE is not in this checkout: TCP A/B skipped"
+        log "baseline $BASELINE is not in this checkout: A/B skipped"
     fi
 fi
 if want single || want batch || want tcp; then

@@ -28,6 +28,12 @@ TEST_PASSWORDS = [ADMIN_PASSWORD, "member-password-1", "a-long-password-1", "a-l
                   "wrong-password-123", "wrong-password-9", "wrong-password-x", "bench-password-123"]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: asserts on time or latency, so needs the machine to itself: "
+        "`make test` runs these alone, after the parallel run of the rest")
+
+
 def assert_no_secrets(log_bytes, where):
     m = SECRET_PATTERN.search(log_bytes)
     assert m is None, "a secret reached the log of %s: %r" % (where, m.group(0)[:12])

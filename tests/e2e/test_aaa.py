@@ -291,6 +291,7 @@ def test_login_throttle(fresh_server):
     assert r.status_code == 429
 
 
+@pytest.mark.serial  # compares two timings: run alone (make test)
 def test_unknown_user_costs_like_wrong_password(server):
     base = server.http + "/api/v1/auth/login"
 

@@ -6,6 +6,7 @@ middle resumes the purge."""
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import login, new_org_device, now_ms
@@ -60,6 +61,7 @@ def wait_purged(data_dir, series):
     return False
 
 
+@pytest.mark.serial  # the other org's latencies: run alone (make test)
 def test_big_device_and_org_delete_do_not_stall_other_ingest(fresh_server):
     srv = fresh_server()
     admin = login(srv.http)

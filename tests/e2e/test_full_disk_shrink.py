@@ -14,6 +14,8 @@ from conftest import login, new_org_device, now_ms
 from test_full_disk import (assert_full_refusal, batch, exhaust, fill,  # noqa: F401
                             ingest_until_full, post, small_disk, start_on)
 
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
+
 
 @pytest.fixture
 def readers():

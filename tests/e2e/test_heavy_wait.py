@@ -4,10 +4,13 @@ meanwhile: here two long queries hold the org's share throughout."""
 import threading
 import time
 
+import pytest
 import requests
 
 import readings_db
 from conftest import login, module_server, new_org_device
+
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
 
 WAIT_S = 1
 READINGS = 3000000

@@ -113,6 +113,7 @@ def sanitized(pid):
         return "libasan" in f.read()
 
 
+@pytest.mark.serial  # memory growth, and the closes processed at once: run alone (make test)
 def test_unread_answers_are_bounded(srv):
     """Clients pipeline large GETs and never read: each connection holds at
     most one answer, all of them together a bounded amount (past it a large

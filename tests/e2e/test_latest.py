@@ -3,8 +3,12 @@ series alone, never the readings: it is a light request, so a dashboard's
 burst of them is never refused 429 however many readings the device has."""
 import time
 
+import pytest
+
 import readings_db
 from conftest import burst_heads, login, module_server, new_org_device
+
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
 
 READINGS = 200000
 BURST = 12

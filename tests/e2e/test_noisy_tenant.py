@@ -13,9 +13,12 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import login, new_org_device, now_ms
+
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
 
 FLOOD_SECONDS = 6.0
 VICTIM_REQUESTS = 100

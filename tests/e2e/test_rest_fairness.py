@@ -16,6 +16,8 @@ import requests
 from conftest import ADMIN_EMAIL, burst_heads, login, new_org_device, now_ms
 import readings_db
 
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
+
 VIEWER_PASSWORD = "member-password-1"
 FLOOD_CONNECTIONS = 150
 FLOOD_SECONDS = 8

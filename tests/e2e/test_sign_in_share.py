@@ -10,6 +10,8 @@ import requests
 
 from conftest import login, module_server
 
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
+
 ADDRESSES = 12
 PER_ADDRESS = 4
 FLOOD_SECONDS = 4

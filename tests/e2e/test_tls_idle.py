@@ -10,6 +10,10 @@ import socket
 import ssl
 import time
 
+import pytest
+
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
+
 CONNS = 500
 WARMUP_CONNS = 10        # OpenSSL sets itself up on the first handshakes
 SETTLE_S = 0.5

@@ -5,10 +5,13 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import http_addr as addr, login, module_server, new_org_device, now_ms
 from test_http_transport import first_status
+
+pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
 
 srv = module_server([])
 FLOOD_CONNECTIONS = 30
