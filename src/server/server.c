@@ -516,8 +516,6 @@ static void free_server(server *sv)
      * it stops before either goes. */
     store_maint_stop(sv->maint);
     device_cache_free(sv->devices);
-    /* The maintenance thread counts into the metrics: it stops first. */
-    store_maint_stop(sv->maint);
     metrics_free(sv->metrics);
     meter_free(sv->meter);
     gateway_free(sv->gateway);
