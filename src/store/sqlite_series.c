@@ -788,10 +788,7 @@ static int channel_rows(sq_conn *c, stmt_id id, const char *device_id, store_cha
                         void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, id, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, id, sq_bind_text(st, 1, device_id));
+    int err = sq_stmt_key(c, id, device_id, &st);
     if (err)
         return err;
     int rc;
@@ -828,10 +825,7 @@ static int sq_channel_names(store_engine_conn *ec, const char *device_id,
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_CHANNEL_NAMES, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_CHANNEL_NAMES, sq_bind_text(st, 1, device_id));
+    int err = sq_stmt_key(c, STMT_CHANNEL_NAMES, device_id, &st);
     if (err)
         return err;
     int rc;
