@@ -86,11 +86,7 @@ static int sq_user_set_password(store_engine_conn *ec, const char *id, const cha
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_USER_SET_PW, &st);
-    if (err)
-        return err;
-    err =
-        sq_bind_check(c, STMT_USER_SET_PW, sq_bind_text(st, 1, id) | sq_bind_text(st, 2, pw_hash));
+    int err = sq_stmt_key2(c, STMT_USER_SET_PW, id, pw_hash, &st);
     return err ? err : sq_step_changed(c, STMT_USER_SET_PW);
 }
 
@@ -203,11 +199,7 @@ static int sq_org_list(store_engine_conn *ec, const char *user_id, store_org_cb 
 static int membership_delete(sq_conn *c, const char *org_id, const char *user_id)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_MEMBER_DELETE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_MEMBER_DELETE,
-                        sq_bind_text(st, 1, org_id) | sq_bind_text(st, 2, user_id));
+    int err = sq_stmt_key2(c, STMT_MEMBER_DELETE, org_id, user_id, &st);
     return err ? err : sq_step_changed(c, STMT_MEMBER_DELETE);
 }
 
@@ -259,11 +251,7 @@ static int sq_role_effective(store_engine_conn *ec, const char *user_id, const c
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ROLE_EFFECTIVE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ROLE_EFFECTIVE,
-                        sq_bind_text(st, 1, user_id) | sq_bind_text(st, 2, org_id));
+    int err = sq_stmt_key2(c, STMT_ROLE_EFFECTIVE, user_id, org_id, &st);
     if (err)
         return err;
     err = sq_step_row(c, STMT_ROLE_EFFECTIVE);
@@ -281,10 +269,7 @@ static int sq_org_rename(store_engine_conn *ec, const char *id, const char *name
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_RENAME, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_RENAME, sq_bind_text(st, 1, id) | sq_bind_text(st, 2, name));
+    int err = sq_stmt_key2(c, STMT_ORG_RENAME, id, name, &st);
     return err ? err : sq_step_changed(c, STMT_ORG_RENAME);
 }
 
@@ -404,11 +389,7 @@ static int sq_membership_get(store_engine_conn *ec, const char *org_id, const ch
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_MEMBER_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_MEMBER_GET,
-                        sq_bind_text(st, 1, org_id) | sq_bind_text(st, 2, user_id));
+    int err = sq_stmt_key2(c, STMT_MEMBER_GET, org_id, user_id, &st);
     if (err)
         return err;
     err = sq_step_row(c, STMT_MEMBER_GET);

@@ -638,6 +638,15 @@ static inline int sq_step_row(sq_conn *c, stmt_id id)
     return sq_err(c, rc, sq_stmt_name[id]);
 }
 
+/* The same for a lookup by two keys, ?1 and ?2. */
+static inline int sq_stmt_key2(sq_conn *c, stmt_id id, const char *key1, const char *key2,
+                               sqlite3_stmt **out)
+{
+    int err = sq_stmt_get(c, id, out);
+    return err ? err
+               : sq_bind_check(c, id, sq_bind_text(*out, 1, key1) | sq_bind_text(*out, 2, key2));
+}
+
 /* sq_stmt_key, then sq_step_row: SS_OK with the row readable, SS_NOT_FOUND
  * or an error. The caller resets the statement either way (st stays NULL,
  * and sqlite3_reset(NULL) does nothing, when it could not be prepared). */
