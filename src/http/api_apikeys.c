@@ -5,8 +5,6 @@
 #include "core/err.h"
 #include "http/api_call.h"
 
-#include <sodium.h>
-#include <stdio.h>
 #include <string.h>
 
 /* A non-empty array of known scope names; 0 when it is not one. */
@@ -41,7 +39,7 @@ static int append_key(void *ctx, const store_apikey *k)
 
 void api_apikeys_list(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
     json_t *list = json_array();
     int rc = store_apikey_list(call->db, call->params[0], append_key, list);
@@ -50,19 +48,16 @@ void api_apikeys_list(api_call *call)
 
 void api_apikeys_create(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
-        return;
-    json_t *body = api_body_object(call);
+    json_t *body = api_org_body(call, STORE_ROLE_ADMIN, NULL);
     if (!body)
         return;
     int bad = 0;
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     unsigned scopes = parse_scopes(json_object_get(body, "scopes"));
     if (bad || !api_name_valid(name) || !scopes) {
-        json_decref(body);
-        api_reply_error(call, 400, "bad_request",
-                        "name (1-200 characters) and scopes (a non-empty list of data:read, "
-                        "data:write, manage) are required");
+        api_reply_bad_body(call, body,
+                           "name (1-200 characters) and scopes (a non-empty list of data:read, "
+                           "data:write, manage) are required");
         return;
     }
     store_apikey k;
@@ -73,11 +68,7 @@ void api_apikeys_create(api_call *call)
         api_reply_store_error(call, rc);
         return;
     }
-    json_t *answer = apikey_json(&k);
-    json_object_set_new(answer, "key", json_string(key));
-    sodium_memzero(key, sizeof key);
-    api_reply_json(call, 201, answer);
-    snprintf(call->extra_headers, sizeof call->extra_headers, "Cache-Control: no-store\r\n");
+    api_reply_secret(call, 201, apikey_json(&k), "key", key);
 }
 
 void api_apikey_delete(api_call *call)

@@ -64,7 +64,7 @@ static void list_for(api_call *call, const char *org_id)
 
 void api_audit_list(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
     list_for(call, call->params[0]);
 }

@@ -84,6 +84,17 @@ void api_reply_list(api_call *call, int rc, json_t *value);
 /* The request body as a JSON object; answers 400 and returns NULL when it
  * is not one. */
 json_t *api_body_object(api_call *call);
+/* Answers 400 bad_request with `message` for a body that does not
+ * validate, and frees the body. */
+void api_reply_bad_body(api_call *call, json_t *body, const char *message);
+/* The end of a handler that made or changed something: `status` with
+ * value (reference stolen; built only when rc == 0, NULL otherwise) when
+ * rc == 0, else the store error of rc. */
+void api_reply_result(api_call *call, int rc, int status, json_t *value);
+/* The one answer that shows a new secret (a device token, an API key):
+ * obj (reference stolen) with the secret as `field`, never cached. The
+ * secret (SECRET_TEXT_MAX bytes) is wiped once copied into the answer. */
+void api_reply_secret(api_call *call, int status, json_t *obj, const char *field, char *secret);
 
 /* Authenticates a person or an app: "Authorization: Bearer" with a session
  * token or an API key ("ssk_…"), or the ss_session cookie (a mutating
@@ -104,6 +115,13 @@ int api_require_user(api_call *call);
  * OUT role (may be NULL): the effective role (STORE_ROLE_OWNER for the
  * superadmin, STORE_ROLE_ADMIN for a manage key). */
 int api_require_role(api_call *call, const char *org_id, store_role min, store_role *role);
+/* api_authenticate, then api_require_role in the org the path names first
+ * (params[0]): the start of every handler of an org's resources. */
+int api_require_org_role(api_call *call, store_role min, store_role *role);
+/* api_require_org_role, then api_body_object: the start of a handler
+ * that changes something in the org of the path. NULL when either
+ * answered. */
+json_t *api_org_body(api_call *call, store_role min, store_role *role);
 
 /* Appends to the audit log with the caller as actor (aaa_audit). */
 void api_audit(api_call *call, const char *org_id, const char *action, const char *target,

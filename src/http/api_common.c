@@ -92,14 +92,33 @@ void api_reply_err(api_call *call, int err, const char *why)
     }
 }
 
-void api_reply_list(api_call *call, int rc, json_t *value)
+void api_reply_result(api_call *call, int rc, int status, json_t *value)
 {
     if (rc) {
         json_decref(value);
         api_reply_store_error(call, rc);
         return;
     }
-    api_reply_json(call, 200, value);
+    api_reply_json(call, status, value);
+}
+
+void api_reply_list(api_call *call, int rc, json_t *value)
+{
+    api_reply_result(call, rc, 200, value);
+}
+
+void api_reply_secret(api_call *call, int status, json_t *obj, const char *field, char *secret)
+{
+    json_object_set_new(obj, field, json_string(secret));
+    sodium_memzero(secret, SECRET_TEXT_MAX);
+    api_reply_json(call, status, obj);
+    snprintf(call->extra_headers, sizeof call->extra_headers, "Cache-Control: no-store\r\n");
+}
+
+void api_reply_bad_body(api_call *call, json_t *body, const char *message)
+{
+    json_decref(body);
+    api_reply_error(call, 400, "bad_request", message);
 }
 
 json_t *api_body_object(api_call *call)
@@ -237,6 +256,16 @@ int api_require_role(api_call *call, const char *org_id, store_role min, store_r
         return 1;
     }
     return api_enter_org(call, org_id);
+}
+
+int api_require_org_role(api_call *call, store_role min, store_role *role)
+{
+    return api_authenticate(call) || api_require_role(call, call->params[0], min, role);
+}
+
+json_t *api_org_body(api_call *call, store_role min, store_role *role)
+{
+    return api_require_org_role(call, min, role) ? NULL : api_body_object(call);
 }
 
 /* Every 429 too_many_requests says when to try again. */

@@ -5,8 +5,6 @@
 #include "core/err.h"
 #include "http/api_call.h"
 
-#include <sodium.h>
-#include <stdio.h>
 #include <string.h>
 
 static int append_device(void *ctx, const store_device *d)
@@ -17,36 +15,24 @@ static int append_device(void *ctx, const store_device *d)
 
 void api_devices_list(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_VIEWER, NULL))
+    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL))
         return;
     json_t *list = json_array();
     int rc = store_device_list(call->db, call->params[0], append_device, list);
     api_reply_list(call, rc, list);
 }
 
-/* The answer that carries a token: the one time it is shown. */
-static void reply_with_token(api_call *call, int status, json_t *obj, char *token)
-{
-    json_object_set_new(obj, "token", json_string(token));
-    sodium_memzero(token, SECRET_TEXT_MAX);
-    api_reply_json(call, status, obj);
-    snprintf(call->extra_headers, sizeof call->extra_headers, "Cache-Control: no-store\r\n");
-}
-
 void api_devices_create(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_EDITOR, NULL))
-        return;
-    json_t *body = api_body_object(call);
+    json_t *body = api_org_body(call, STORE_ROLE_EDITOR, NULL);
     if (!body)
         return;
     int bad = 0;
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     const char *desc = api_json_string(body, "description", SS_DESCRIPTION_MAX, &bad);
     if (bad || !api_name_valid(name)) {
-        json_decref(body);
-        api_reply_error(call, 400, "bad_request",
-                        "name (1-200 characters) is required; description is a string");
+        api_reply_bad_body(call, body,
+                           "name (1-200 characters) is required; description is a string");
         return;
     }
     store_device d;
@@ -57,7 +43,7 @@ void api_devices_create(api_call *call)
         api_reply_err(call, rc, "the organisation has as many devices as its quota allows");
         return;
     }
-    reply_with_token(call, 201, api_device_json(&d), token);
+    api_reply_secret(call, 201, api_device_json(&d), "token", token);
 }
 
 void api_device_get(api_call *call)
@@ -132,5 +118,5 @@ void api_device_rotate(api_call *call)
         api_reply_err(call, rc, NULL);
         return;
     }
-    reply_with_token(call, 200, json_pack("{s:s}", "id", d.id), token);
+    api_reply_secret(call, 200, json_pack("{s:s}", "id", d.id), "token", token);
 }

@@ -28,7 +28,7 @@ static int append_org_invitation(void *ctx, const store_invitation *inv)
 
 void api_org_invitations_list(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
     json_t *list = json_array();
     int rc = store_invitation_list_org(call->db, call->params[0], append_org_invitation, list);

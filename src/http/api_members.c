@@ -22,7 +22,7 @@ static int append_member(void *ctx, const store_user *u, store_role role)
 
 void api_members_list(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
     json_t *list = json_array();
     int rc = store_member_list(call->db, call->params[0], append_member, list);
@@ -75,9 +75,7 @@ static void reply_added(api_call *call, const char *email, store_role role,
 void api_members_add(api_call *call)
 {
     store_role mine;
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, &mine))
-        return;
-    json_t *body = api_body_object(call);
+    json_t *body = api_org_body(call, STORE_ROLE_ADMIN, &mine);
     if (!body)
         return;
     int bad = 0;
@@ -87,9 +85,7 @@ void api_members_add(api_call *call)
     store_role role;
     if (bad || !email_in || !strchr(email_in, '@') || !role_name ||
         aaa_role_parse(role_name, &role)) {
-        json_decref(body);
-        api_reply_error(call, 400, "bad_request",
-                        "email and role (viewer, editor, admin, owner) are required");
+        api_reply_bad_body(call, body, "email and role (viewer, editor, admin, owner) are required");
         return;
     }
     char email[SS_EMAIL_MAX + 1];
@@ -117,7 +113,7 @@ void api_member_patch(api_call *call)
 {
     store_role mine, current, role;
     store_user u;
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, &mine) ||
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, &mine) ||
         load_member(call, &u, &current))
         return;
     json_t *body = api_body_object(call);
@@ -143,7 +139,7 @@ void api_member_delete(api_call *call)
 {
     store_role mine, current;
     store_user u;
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, &mine) ||
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, &mine) ||
         load_member(call, &u, &current))
         return;
     int rc = aaa_member_set_role(api_aaa(call), call->params[0], mine, &u, current,

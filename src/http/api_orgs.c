@@ -66,55 +66,39 @@ void api_orgs_create(api_call *call)
         return;
     }
     if (bad || !api_name_valid(name)) {
-        json_decref(body);
-        api_reply_error(call, 400, "bad_request", "name (1-200 characters) is required");
+        api_reply_bad_body(call, body, "name (1-200 characters) is required");
         return;
     }
     store_org org;
     int rc = aaa_org_create(api_aaa(call), name, parent, &org);
     json_decref(body);
-    if (rc) {
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 201, api_org_json(&org));
+    api_reply_result(call, rc, 201, rc ? NULL : api_org_json(&org));
 }
 
 void api_org_get(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_VIEWER, NULL))
+    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL))
         return;
     store_org org;
     int rc = store_org_get(call->db, call->params[0], &org);
-    if (rc) {
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, api_org_json(&org));
+    api_reply_result(call, rc, 200, rc ? NULL : api_org_json(&org));
 }
 
 void api_org_patch(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
-        return;
-    json_t *body = api_body_object(call);
+    json_t *body = api_org_body(call, STORE_ROLE_ADMIN, NULL);
     if (!body)
         return;
     int bad = 0;
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     if (bad || (name && !api_name_valid(name))) {
-        json_decref(body);
-        api_reply_error(call, 400, "bad_request", "name must be 1-200 characters");
+        api_reply_bad_body(call, body, "name must be 1-200 characters");
         return;
     }
     store_org org;
     int rc = aaa_org_rename(api_aaa(call), call->params[0], name, &org);
     json_decref(body);
-    if (rc) {
-        api_reply_store_error(call, rc);
-        return;
-    }
-    api_reply_json(call, 200, api_org_json(&org));
+    api_reply_result(call, rc, 200, rc ? NULL : api_org_json(&org));
 }
 
 /* Owner only. Devices, their readings, memberships and API keys go with
@@ -122,7 +106,7 @@ void api_org_patch(api_call *call)
  * customer disappears by accident. */
 void api_org_delete(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_OWNER, NULL))
+    if (api_require_org_role(call, STORE_ROLE_OWNER, NULL))
         return;
     int rc = aaa_org_delete(api_aaa(call), call->params[0]);
     if (rc == SS_CONFLICT) {

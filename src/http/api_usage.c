@@ -118,7 +118,7 @@ static int add_usage_row(void *ctx, const store_usage *u)
 void api_usage(api_call *call)
 {
     usage_params p;
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL) ||
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL) ||
         parse_usage_params(call, &p))
         return;
     org_ids *orgs = calloc(1, sizeof *orgs);
@@ -187,7 +187,7 @@ static int add_session(void *ctx, const store_acct_session *s)
  * record per org it used, so an org's admins see only their org. */
 void api_sessions(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
     char kind[16] = "", active[8] = "", limit_text[16] = "";
     int rk = http_query_get(call->req, "kind", kind, sizeof kind);
@@ -223,7 +223,7 @@ static json_t *quota_json(const store_quota *q)
 
 void api_quota_get(api_call *call)
 {
-    if (api_authenticate(call) || api_require_role(call, call->params[0], STORE_ROLE_ADMIN, NULL))
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
     store_quota q;
     int rc = store_quota_get(call->db, call->params[0], &q);

@@ -61,13 +61,7 @@ static void user_from_row(sqlite3_stmt *st, store_user *u)
 static int user_get_by(sq_conn *c, stmt_id id, const char *key, store_user *out)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, id, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, id, sq_bind_text(st, 1, key));
-    if (err)
-        return err;
-    err = sq_step_row(c, id);
+    int err = sq_row_by_key(c, id, key, &st);
     if (!err) {
         user_from_row(st, out);
         out->login_unlocked_at = sqlite3_column_int64(st, 6);
@@ -92,11 +86,7 @@ static int sq_user_set_password(store_engine_conn *ec, const char *id, const cha
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_USER_SET_PW, &st);
-    if (err)
-        return err;
-    err =
-        sq_bind_check(c, STMT_USER_SET_PW, sq_bind_text(st, 1, id) | sq_bind_text(st, 2, pw_hash));
+    int err = sq_stmt_key2(c, STMT_USER_SET_PW, id, pw_hash, &st);
     return err ? err : sq_step_changed(c, STMT_USER_SET_PW);
 }
 
@@ -174,13 +164,7 @@ static int sq_org_get(store_engine_conn *ec, const char *id, store_org *out)
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_GET, sq_bind_text(st, 1, id));
-    if (err)
-        return err;
-    err = sq_step_row(c, STMT_ORG_GET);
+    int err = sq_row_by_key(c, STMT_ORG_GET, id, &st);
     if (!err)
         org_from_row(st, out);
     sqlite3_reset(st);
@@ -215,11 +199,7 @@ static int sq_org_list(store_engine_conn *ec, const char *user_id, store_org_cb 
 static int membership_delete(sq_conn *c, const char *org_id, const char *user_id)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_MEMBER_DELETE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_MEMBER_DELETE,
-                        sq_bind_text(st, 1, org_id) | sq_bind_text(st, 2, user_id));
+    int err = sq_stmt_key2(c, STMT_MEMBER_DELETE, org_id, user_id, &st);
     return err ? err : sq_step_changed(c, STMT_MEMBER_DELETE);
 }
 
@@ -271,11 +251,7 @@ static int sq_role_effective(store_engine_conn *ec, const char *user_id, const c
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ROLE_EFFECTIVE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ROLE_EFFECTIVE,
-                        sq_bind_text(st, 1, user_id) | sq_bind_text(st, 2, org_id));
+    int err = sq_stmt_key2(c, STMT_ROLE_EFFECTIVE, user_id, org_id, &st);
     if (err)
         return err;
     err = sq_step_row(c, STMT_ROLE_EFFECTIVE);
@@ -293,10 +269,7 @@ static int sq_org_rename(store_engine_conn *ec, const char *id, const char *name
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_RENAME, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_RENAME, sq_bind_text(st, 1, id) | sq_bind_text(st, 2, name));
+    int err = sq_stmt_key2(c, STMT_ORG_RENAME, id, name, &st);
     return err ? err : sq_step_changed(c, STMT_ORG_RENAME);
 }
 
@@ -304,10 +277,7 @@ static int sq_member_list(store_engine_conn *ec, const char *org_id, store_membe
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_MEMBERS, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_MEMBERS, sq_bind_text(st, 1, org_id));
+    int err = sq_stmt_key(c, STMT_ORG_MEMBERS, org_id, &st);
     if (err)
         return err;
     int rc;
@@ -327,10 +297,7 @@ static int sq_membership_list(store_engine_conn *ec, const char *user_id, store_
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_MEMBER_LIST, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_MEMBER_LIST, sq_bind_text(st, 1, user_id));
+    int err = sq_stmt_key(c, STMT_MEMBER_LIST, user_id, &st);
     if (err)
         return err;
     int rc;
@@ -351,13 +318,7 @@ static int sq_membership_list(store_engine_conn *ec, const char *user_id, store_
 static int org_delete_check(sq_conn *c, const char *id)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_DELETE_CHECK, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_DELETE_CHECK, sq_bind_text(st, 1, id));
-    if (err)
-        return err;
-    err = sq_step_row(c, STMT_ORG_DELETE_CHECK);
+    int err = sq_row_by_key(c, STMT_ORG_DELETE_CHECK, id, &st);
     if (!err && sqlite3_column_int64(st, 0) == 0)
         err = SS_NOT_FOUND;
     else if (!err && sqlite3_column_int(st, 1) != 0)
@@ -408,10 +369,7 @@ static int sq_org_device_ids(store_engine_conn *ec, const char *org_id,
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_DEVICE_IDS, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_DEVICE_IDS, sq_bind_text(st, 1, org_id));
+    int err = sq_stmt_key(c, STMT_ORG_DEVICE_IDS, org_id, &st);
     if (err)
         return err;
     int rc;
@@ -431,11 +389,7 @@ static int sq_membership_get(store_engine_conn *ec, const char *org_id, const ch
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_MEMBER_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_MEMBER_GET,
-                        sq_bind_text(st, 1, org_id) | sq_bind_text(st, 2, user_id));
+    int err = sq_stmt_key2(c, STMT_MEMBER_GET, org_id, user_id, &st);
     if (err)
         return err;
     err = sq_step_row(c, STMT_MEMBER_GET);
@@ -519,10 +473,7 @@ static int sq_apikey_get(store_engine_conn *ec, const char *id, store_apikey *ou
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_APIKEY_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_APIKEY_GET, sq_bind_text(st, 1, id));
+    int err = sq_stmt_key(c, STMT_APIKEY_GET, id, &st);
     return err ? err : apikey_get_row(c, STMT_APIKEY_GET, out);
 }
 
@@ -542,10 +493,7 @@ static int sq_apikey_list(store_engine_conn *ec, const char *org_id, store_apike
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_APIKEY_LIST, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_APIKEY_LIST, sq_bind_text(st, 1, org_id));
+    int err = sq_stmt_key(c, STMT_APIKEY_LIST, org_id, &st);
     if (err)
         return err;
     int rc;
@@ -564,10 +512,7 @@ static int sq_apikey_delete(store_engine_conn *ec, const char *id)
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_APIKEY_DELETE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_APIKEY_DELETE, sq_bind_text(st, 1, id));
+    int err = sq_stmt_key(c, STMT_APIKEY_DELETE, id, &st);
     return err ? err : sq_step_changed(c, STMT_APIKEY_DELETE);
 }
 
@@ -626,13 +571,7 @@ static int sq_invitation_get(store_engine_conn *ec, const char *id, store_invita
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_INVITE_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_INVITE_GET, sq_bind_text(st, 1, id));
-    if (err)
-        return err;
-    err = sq_step_row(c, STMT_INVITE_GET);
+    int err = sq_row_by_key(c, STMT_INVITE_GET, id, &st);
     if (!err)
         invitation_from_row(st, out);
     sqlite3_reset(st);
@@ -643,10 +582,7 @@ static int invitation_rows(sq_conn *c, stmt_id id, const char *key, store_invita
                            void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, id, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, id, sq_bind_text(st, 1, key));
+    int err = sq_stmt_key(c, id, key, &st);
     if (err)
         return err;
     int rc;
@@ -679,10 +615,7 @@ static int sq_invitation_delete(store_engine_conn *ec, const char *id)
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_INVITE_DELETE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_INVITE_DELETE, sq_bind_text(st, 1, id));
+    int err = sq_stmt_key(c, STMT_INVITE_DELETE, id, &st);
     return err ? err : sq_step_changed(c, STMT_INVITE_DELETE);
 }
 
@@ -773,11 +706,7 @@ static int sq_audit_list(store_engine_conn *ec, const char *org_id, int64_t from
 static int device_quota_check(sq_conn *c, const char *org_id)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_DEVICE_QUOTA_FULL, &st);
-    if (!err)
-        err = sq_bind_check(c, STMT_DEVICE_QUOTA_FULL, sq_bind_text(st, 1, org_id));
-    if (!err)
-        err = sq_step_row(c, STMT_DEVICE_QUOTA_FULL);
+    int err = sq_row_by_key(c, STMT_DEVICE_QUOTA_FULL, org_id, &st);
     if (!err && sqlite3_column_int(st, 0))
         err = SS_QUOTA;
     sqlite3_reset(st);
@@ -828,13 +757,7 @@ static int sq_device_get(store_engine_conn *ec, const char *id, store_device *ou
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_DEVICE_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_DEVICE_GET, sq_bind_text(st, 1, id));
-    if (err)
-        return err;
-    err = sq_step_row(c, STMT_DEVICE_GET);
+    int err = sq_row_by_key(c, STMT_DEVICE_GET, id, &st);
     if (!err)
         device_from_row(st, out);
     sqlite3_reset(st);
@@ -865,10 +788,7 @@ static int sq_device_list(store_engine_conn *ec, const char *org_id, store_devic
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_DEVICE_LIST, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_DEVICE_LIST, sq_bind_text(st, 1, org_id));
+    int err = sq_stmt_key(c, STMT_DEVICE_LIST, org_id, &st);
     return err ? err : device_rows(c, STMT_DEVICE_LIST, cb, ctx);
 }
 
@@ -971,10 +891,7 @@ static int sq_org_subtree(store_engine_conn *ec, const char *org_id,
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_ORG_SUBTREE, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_ORG_SUBTREE, sq_bind_text(st, 1, org_id));
+    int err = sq_stmt_key(c, STMT_ORG_SUBTREE, org_id, &st);
     if (err)
         return err;
     int rc;
@@ -1034,13 +951,7 @@ static int sq_quota_get(store_engine_conn *ec, const char *org_id, store_quota *
     *out = (store_quota){0};
     snprintf(out->org_id, sizeof out->org_id, "%s", org_id);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_QUOTA_GET, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_QUOTA_GET, sq_bind_text(st, 1, org_id));
-    if (err)
-        return err;
-    err = sq_step_row(c, STMT_QUOTA_GET);
+    int err = sq_row_by_key(c, STMT_QUOTA_GET, org_id, &st);
     if (!err)
         quota_from_row(st, out);
     sqlite3_reset(st);

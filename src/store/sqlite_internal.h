@@ -600,6 +600,14 @@ static inline int sq_stmt_get(sq_conn *c, stmt_id id, sqlite3_stmt **out)
     return SS_OK;
 }
 
+/* Prepares statement `id` and binds its one text parameter, ?1: the shape
+ * of every lookup by an id. On a bind failure the statement is reset. */
+static inline int sq_stmt_key(sq_conn *c, stmt_id id, const char *key, sqlite3_stmt **out)
+{
+    int err = sq_stmt_get(c, id, out);
+    return err ? err : sq_bind_check(c, id, sq_bind_text(*out, 1, key));
+}
+
 /* Runs a statement that returns no rows, then resets it. */
 static inline int sq_step_done(sq_conn *c, stmt_id id)
 {
@@ -628,6 +636,24 @@ static inline int sq_step_row(sq_conn *c, stmt_id id)
     if (rc == SQLITE_DONE)
         return SS_NOT_FOUND;
     return sq_err(c, rc, sq_stmt_name[id]);
+}
+
+/* The same for a lookup by two keys, ?1 and ?2. */
+static inline int sq_stmt_key2(sq_conn *c, stmt_id id, const char *key1, const char *key2,
+                               sqlite3_stmt **out)
+{
+    int err = sq_stmt_get(c, id, out);
+    return err ? err
+               : sq_bind_check(c, id, sq_bind_text(*out, 1, key1) | sq_bind_text(*out, 2, key2));
+}
+
+/* sq_stmt_key, then sq_step_row: SS_OK with the row readable, SS_NOT_FOUND
+ * or an error. The caller resets the statement either way (st stays NULL,
+ * and sqlite3_reset(NULL) does nothing, when it could not be prepared). */
+static inline int sq_row_by_key(sq_conn *c, stmt_id id, const char *key, sqlite3_stmt **out)
+{
+    int err = sq_stmt_key(c, id, key, out);
+    return err ? err : sq_step_row(c, id);
 }
 
 /* Steps a statement (bound already) to its one row and reads the row's

@@ -735,26 +735,34 @@ static int point_rows(sq_conn *c, stmt_id id, store_point_cb cb, void *ctx)
     return sq_rows_end(c, id, rc);
 }
 
+/* Finds the series of q and readies statement id over it: ?1 the series,
+ * ?2 and ?3 the time range (the parameters every range query starts
+ * with). SS_NOT_FOUND when there is no such series. */
+static int range_stmt(sq_conn *c, const store_query *q, stmt_id id, sqlite3_stmt **st)
+{
+    int64_t series_id;
+    int err = query_series(c, q, &series_id);
+    if (!err)
+        err = sq_stmt_get(c, id, st);
+    if (err)
+        return err;
+    return sq_bind_check(c, id,
+                         sqlite3_bind_int64(*st, 1, series_id) |
+                             sqlite3_bind_int64(*st, 2, q->from) | sqlite3_bind_int64(*st, 3, q->to));
+}
+
 static int sq_query_points(store_engine_conn *ec, const store_query *q, store_point_cb cb,
                            void *ctx)
 {
     sq_conn *c = sq_conn_of(ec);
-    int64_t series_id;
-    int err = query_series(c, q, &series_id);
-    if (err == SS_NOT_FOUND)
-        return SS_OK;
-    if (err)
-        return err;
     stmt_id id = q->desc ? STMT_POINTS_DESC : STMT_POINTS_ASC;
     sqlite3_stmt *st = NULL;
-    err = sq_stmt_get(c, id, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, id,
-                        sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, q->from) |
-                            sqlite3_bind_int64(st, 3, q->to) |
-                            sqlite3_bind_int64(st, 4, sq_limit_i64(q->limit)));
-    return err ? err : point_rows(c, id, cb, ctx);
+    int err = range_stmt(c, q, id, &st);
+    if (!err)
+        err = sq_bind_check(c, id, sqlite3_bind_int64(st, 4, sq_limit_i64(q->limit)));
+    if (!err)
+        return point_rows(c, id, cb, ctx);
+    return err == SS_NOT_FOUND ? SS_OK : err;
 }
 
 static int sq_query_buckets(store_engine_conn *ec, const store_query *q, int64_t every_ms,
@@ -763,22 +771,16 @@ static int sq_query_buckets(store_engine_conn *ec, const store_query *q, int64_t
     sq_conn *c = sq_conn_of(ec);
     if (every_ms <= 0 || (int)fn < (int)STORE_AGG_AVG || (int)fn > (int)STORE_AGG_LAST)
         return SS_INVAL;
-    int64_t series_id;
-    int err = query_series(c, q, &series_id);
-    if (err == SS_NOT_FOUND)
-        return SS_OK;
-    if (err)
-        return err;
     stmt_id id = bucket_stmt[fn][q->desc ? 1 : 0];
     sqlite3_stmt *st = NULL;
-    err = sq_stmt_get(c, id, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, id,
-                        sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, q->from) |
-                            sqlite3_bind_int64(st, 3, q->to) | sqlite3_bind_int64(st, 4, every_ms) |
-                            sqlite3_bind_int64(st, 5, sq_limit_i64(q->limit)));
-    return err ? err : point_rows(c, id, cb, ctx);
+    int err = range_stmt(c, q, id, &st);
+    if (!err)
+        err = sq_bind_check(c, id,
+                            sqlite3_bind_int64(st, 4, every_ms) |
+                                sqlite3_bind_int64(st, 5, sq_limit_i64(q->limit)));
+    if (!err)
+        return point_rows(c, id, cb, ctx);
+    return err == SS_NOT_FOUND ? SS_OK : err;
 }
 
 /* ---- channels --------------------------------------------------------------------- */
@@ -788,10 +790,7 @@ static int channel_rows(sq_conn *c, stmt_id id, const char *device_id, store_cha
                         void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, id, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, id, sq_bind_text(st, 1, device_id));
+    int err = sq_stmt_key(c, id, device_id, &st);
     if (err)
         return err;
     int rc;
@@ -828,10 +827,7 @@ static int sq_channel_names(store_engine_conn *ec, const char *device_id,
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_CHANNEL_NAMES, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_CHANNEL_NAMES, sq_bind_text(st, 1, device_id));
+    int err = sq_stmt_key(c, STMT_CHANNEL_NAMES, device_id, &st);
     if (err)
         return err;
     int rc;

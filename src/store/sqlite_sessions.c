@@ -431,10 +431,6 @@ int sq_session_list_user(store_engine_conn *ec, const char *user_id, int64_t now
 static int session_delete_id_db(sq_conn *c, const char *user_id, const char *id)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_SESSION_DELETE_ID, &st);
-    if (err)
-        return err;
-    err = sq_bind_check(c, STMT_SESSION_DELETE_ID,
-                        sq_bind_text(st, 1, user_id) | sq_bind_text(st, 2, id));
+    int err = sq_stmt_key2(c, STMT_SESSION_DELETE_ID, user_id, id, &st);
     return err ? err : sq_step_changed(c, STMT_SESSION_DELETE_ID);
 }
