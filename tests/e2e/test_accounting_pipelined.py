@@ -5,7 +5,7 @@ answers them one by one."""
 import re
 import time
 
-from conftest import login, new_org_device, raw_http, server  # noqa: F401
+from conftest import login, new_org_device, raw_http
 
 
 def wait_for(fn, timeout=10):
