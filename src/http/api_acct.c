@@ -1,7 +1,8 @@
 /* api_acct.c — accounting of HTTP(S): each answered request's bytes on the
  * socket, API requests and readings go to the meter under the principal the
- * handler noted (api_note_who). A device's or an app's record spans the requests it makes
- * on one keep-alive connection; a person's spans their login session.
+ * handler noted (api_note_who). A device's or an app's record spans the
+ * requests it makes on one keep-alive connection; a person's spans their
+ * login session.
  *
  * It also owns the rest of a connection's state across requests, kept in
  * req->conn_data and freed at close: who its request in flight is from,
@@ -9,7 +10,6 @@
  * registry (so a revocation closes it). */
 #include "http/api.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,16 +36,24 @@ void api_conn_open(http_request *req)
     conn_acct(req);
 }
 
+/* Copies an id (cut to SS_ID_LEN): on every ingest request, so no printf. */
+static void copy_id(char dst[SS_ID_LEN + 1], const char *src)
+{
+    size_t n = strnlen(src, SS_ID_LEN);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 api_req_acct *api_note_who(http_request *req, api_who_kind kind, const char *id,
                            const char *org_id)
 {
-    snprintf(req->principal_id, sizeof req->principal_id, "%s", id);
+    copy_id(req->principal_id, id);
     api_conn_acct *a = req->conn_data;
     if (!a)
         return NULL;
     a->req.kind = kind;
-    snprintf(a->req.id, sizeof a->req.id, "%s", id);
-    snprintf(a->req.org_id, sizeof a->req.org_id, "%s", org_id);
+    copy_id(a->req.id, id);
+    copy_id(a->req.org_id, org_id);
     return &a->req;
 }
 
