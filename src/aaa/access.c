@@ -3,12 +3,10 @@
 
 #include "aaa/secret.h"
 #include "core/err.h"
+#include "core/limits.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* The org tree is shallow; a walk longer than this is a broken tree. */
-#define AAA_ORG_WALK_MAX 64
 
 store_role aaa_key_role(unsigned scopes)
 {
@@ -24,7 +22,7 @@ int aaa_org_within(store_conn *db, const char *org_id, const char *ancestor, int
     char id[SS_ID_LEN + 1];
     snprintf(id, sizeof id, "%s", org_id);
     *within = 0;
-    for (int depth = 0; depth < AAA_ORG_WALK_MAX && id[0]; depth++) {
+    for (int depth = 0; depth < SS_ORG_DEPTH_MAX && id[0]; depth++) {
         if (strcmp(id, ancestor) == 0) {
             *within = 1;
             return 0;

@@ -9,8 +9,6 @@
 #include <string.h>
 
 #define QUOTA_DAY_MS 86400000LL
-/* The org tree is shallow; a longer walk means a broken tree. */
-#define QUOTA_DEPTH_MAX 64
 #define QUOTA_INITIAL_BUCKETS 256u
 
 typedef struct quota_org {
@@ -146,7 +144,7 @@ static size_t chain(quota *q, const char *org_id, quota_ref *ref, quota_org **ou
 {
     size_t n = 0;
     quota_org *o = lookup(q, org_id, ref);
-    while (o && n < QUOTA_DEPTH_MAX) {
+    while (o && n < SS_ORG_DEPTH_MAX) {
         roll_day(o, now_ms);
         out[n++] = o;
         o = parent_of(q, o);
@@ -188,7 +186,7 @@ void quota_remove_org(quota *q, const char *org_id)
      * release it from its ancestors, or their quota shrinks for good. */
     quota_org *self = find(q, org_id);
     quota_org *up = self && self->parent_id[0] ? find(q, self->parent_id) : NULL;
-    for (int depth = 0; up && depth < QUOTA_DEPTH_MAX; depth++) {
+    for (int depth = 0; up && depth < SS_ORG_DEPTH_MAX; depth++) {
         up->reserved -= self->reserved;
         if (up->reserved < 0)
             up->reserved = 0;
@@ -221,7 +219,7 @@ int quota_set_limits(quota *q, const char *org_id, const quota_limits *l)
 void quota_load_usage(quota *q, const char *org_id, int64_t readings, int64_t bytes,
                       int64_t now_ms)
 {
-    quota_org *orgs[QUOTA_DEPTH_MAX];
+    quota_org *orgs[SS_ORG_DEPTH_MAX];
     pthread_mutex_lock(&q->lock);
     size_t n = chain(q, org_id, NULL, orgs, now_ms);
     for (size_t i = 0; i < n; i++) {
@@ -242,7 +240,7 @@ static int over(const quota_org *o, int64_t more_readings)
 int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_ms,
                            quota_ref *ref)
 {
-    quota_org *orgs[QUOTA_DEPTH_MAX];
+    quota_org *orgs[SS_ORG_DEPTH_MAX];
     int rc = SS_OK;
     pthread_mutex_lock(&q->lock);
     size_t len = chain(q, org_id, ref, orgs, now_ms);
@@ -258,7 +256,7 @@ int quota_reserve_readings(quota *q, const char *org_id, int64_t n, int64_t now_
 void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, int64_t now_ms,
                            quota_ref *ref)
 {
-    quota_org *orgs[QUOTA_DEPTH_MAX];
+    quota_org *orgs[SS_ORG_DEPTH_MAX];
     pthread_mutex_lock(&q->lock);
     size_t len = chain(q, org_id, ref, orgs, now_ms);
     for (size_t i = 0; i < len; i++) {
@@ -273,7 +271,7 @@ void quota_finish_readings(quota *q, const char *org_id, int64_t n, int stored, 
 
 void quota_add_bytes(quota *q, const char *org_id, int64_t bytes, int64_t now_ms)
 {
-    quota_org *orgs[QUOTA_DEPTH_MAX];
+    quota_org *orgs[SS_ORG_DEPTH_MAX];
     pthread_mutex_lock(&q->lock);
     size_t len = chain(q, org_id, NULL, orgs, now_ms);
     for (size_t i = 0; i < len; i++)

@@ -86,8 +86,10 @@ int aaa_user_change_password(aaa_ctx *cx, const char *current, const char *passw
         return SS_INVAL;
     int rc = store_user_set_password(cx->db, me->id, hash);
     sodium_memzero(hash, sizeof hash);
-    if (rc == 0)
-        rc = store_session_delete_user(cx->db, me->id, cx->who->session.token_hash);
+    if (rc)
+        return rc;  /* not written (SS_FULL too): nothing changed, nothing ended */
+    rc = store_session_delete_user(cx->db, me->id, cx->who->session.token_hash);
+    /* SS_FULL: the delete is in force on this server, only not saved. */
     *others_ended = rc == 0 || rc == SS_FULL;
     if (rc)
         return rc;

@@ -5,7 +5,8 @@
  * force at once, and answers SS_FULL, since a restart before space returns
  * would bring the sessions back (store.h). These functions then answer
  * SS_FULL too, with *sessions_ended set: the change is in force but not
- * saved, and is not audited yet. */
+ * saved, and is not audited yet. SS_FULL with it unset: the change itself
+ * met the full disk, and nothing changed. */
 #ifndef SS_AAA_USERS_H
 #define SS_AAA_USERS_H
 

@@ -29,6 +29,12 @@
  * lingering_time 30 s; a refused upload of a few MB fits). */
 #define SS_HTTP_LINGER_MS 10000u
 #define SS_HTTP_LINGER_BYTES_MAX (16u * 1024u * 1024u)
+/* Orgs nest a few levels (provider, customer, site). Every walk up or down
+ * the org tree (roles, ancestry checks, the quota roll-up) stops at this
+ * depth, so a cycle (impossible through the API, possible in a hand-edited
+ * store) cannot loop forever; they share it so that they agree on which
+ * orgs are inside. A plain literal: the SQLite engine pastes it into SQL. */
+#define SS_ORG_DEPTH_MAX 32
 /* Unsent output a connection may hold before its next requests wait
  * (back-pressure): a client that pipelines and never reads holds one
  * answer, not all of them. */

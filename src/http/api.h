@@ -62,7 +62,44 @@ void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes
 /* The connection's quota ref (kept in its accounting state, which
  * api_account frees at close); NULL when out of memory. */
 quota_ref *api_conn_quota_ref(http_request *req);
-/* The connection's record of the device of this request (req->principal),
+/* Who a request turned out to be from, and the login sessions it ended:
+ * what the accounting of its answer needs. The API keeps it in the
+ * connection's state (req->conn_data), not the transport, which learns
+ * only whose answer it holds (req->principal_id). A connection serves one
+ * request at a time (pipelined ones wait, and the accounting of an answer
+ * runs before the next is parsed), so one per connection, emptied after
+ * each answer's accounting, is the request's own. */
+typedef enum {
+    API_WHO_NONE = 0,
+    API_WHO_DEVICE,
+    API_WHO_PERSON,
+    API_WHO_APIKEY,
+} api_who_kind;
+
+typedef struct api_req_acct {
+    api_who_kind kind;
+    char id[SS_ID_LEN + 1];        /* device, user or API key */
+    char org_id[SS_ID_LEN + 1];    /* the org the request acted in, "" if none */
+    char login_id[SS_ID_LEN + 1];  /* a person's login session */
+    int session_ended;             /* a person signed out with this request */
+    /* Login sessions this request ended besides its own sign-out: one by
+     * id, or every one of a user (but the request's own when it stays). */
+    char ended_login[SS_ID_LEN + 1];
+    char ended_user[SS_ID_LEN + 1];
+    int ended_user_keeps_own;
+} api_req_acct;
+
+/* Makes the connection's API state at the start of each request (api_head
+ * calls it), so that what a handler notes later never allocates: a handler
+ * finishing after its connection closed finds none. */
+void api_conn_open(http_request *req);
+/* Notes who the request is from: its id in req->principal_id for the
+ * transport, and who in the connection's accounting state. Returns that
+ * state, for the rest of what the request did, or NULL when there is none
+ * (out of memory, or the connection closed and its accounting is done). */
+api_req_acct *api_note_who(http_request *req, api_who_kind kind, const char *id,
+                           const char *org_id);
+/* The connection's record of the device of this request (api_note_who),
  * opened now when not open for that device, so that the ingest commit can
  * write it with the readings; the request's accounting later counts into
  * the same record. NULL without a meter or memory. */

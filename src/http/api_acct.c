@@ -1,17 +1,20 @@
 /* api_acct.c — accounting of HTTP(S): each answered request's bytes on the
  * socket, API requests and readings go to the meter under the principal the
- * handler found. A device's or an app's record spans the requests it makes
- * on one keep-alive connection; a person's spans their login session.
+ * handler noted (api_note_who). A device's or an app's record spans the
+ * requests it makes on one keep-alive connection; a person's spans their
+ * login session.
  *
  * It also owns the rest of a connection's state across requests, kept in
- * req->conn_data and freed at close: the quota ref of its last message and
- * its entry in the connection registry (so a revocation closes it). */
+ * req->conn_data and freed at close: who its request in flight is from,
+ * the quota ref of its last message and its entry in the connection
+ * registry (so a revocation closes it). */
 #include "http/api.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct api_conn_acct {
+    api_req_acct req;       /* the request in flight; empty between requests */
     meter_session device;   /* the device this connection carried last */
     meter_session apikey;   /* the API key this connection carried last */
     quota_ref quota;        /* the org its last message was reserved in */
@@ -28,6 +31,32 @@ static api_conn_acct *conn_acct(http_request *req)
     return req->conn_data;
 }
 
+void api_conn_open(http_request *req)
+{
+    conn_acct(req);
+}
+
+/* Copies an id (cut to SS_ID_LEN): on every ingest request, so no printf. */
+static void copy_id(char dst[SS_ID_LEN + 1], const char *src)
+{
+    size_t n = strnlen(src, SS_ID_LEN);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+api_req_acct *api_note_who(http_request *req, api_who_kind kind, const char *id,
+                           const char *org_id)
+{
+    copy_id(req->principal_id, id);
+    api_conn_acct *a = req->conn_data;
+    if (!a)
+        return NULL;
+    a->req.kind = kind;
+    copy_id(a->req.id, id);
+    copy_id(a->req.org_id, org_id);
+    return &a->req;
+}
+
 quota_ref *api_conn_quota_ref(http_request *req)
 {
     api_conn_acct *a = conn_acct(req);
@@ -37,7 +66,7 @@ quota_ref *api_conn_quota_ref(http_request *req)
 /* The record of this principal on this connection: the open one when it is
  * the same principal, else a new one (the previous ends). */
 static meter_session *conn_record(meter *m, meter_session *slot, const char *kind,
-                                  const http_principal *p, const char *protocol,
+                                  const api_req_acct *p, const char *protocol,
                                   const char *peer)
 {
     if (slot->open && strcmp(slot->rec.principal_id, p->id) == 0)
@@ -52,7 +81,7 @@ meter_session *api_conn_device_record(api_ctx *app, http_request *req)
     api_conn_acct *a = app->meter ? conn_acct(req) : NULL;
     if (!a)
         return NULL;
-    return conn_record(app->meter, &a->device, "device", &req->principal,
+    return conn_record(app->meter, &a->device, "device", &a->req,
                        req->tls ? "https" : "http", req->peer);
 }
 
@@ -65,51 +94,47 @@ void api_conn_hold_record(http_request *req, meter_session **slot)
         *slot = NULL;
 }
 
-static meter_session *record_for(meter *m, http_request *req, const char *protocol,
-                                 int closing)
+static meter_session *record_for(meter *m, http_request *req, api_conn_acct *a,
+                                 const char *protocol, int closing)
 {
-    http_principal *p = &req->principal;
+    const api_req_acct *p = &a->req;
     /* The bytes of a closing connection belong to no new person record. */
-    if (p->kind == HTTP_PRINCIPAL_USER && closing)
+    if (p->kind == API_WHO_PERSON && closing)
         return NULL;
-    if (p->kind == HTTP_PRINCIPAL_USER)
+    if (p->kind == API_WHO_PERSON)
         return meter_user_session(m, p->login_id, p->id, p->org_id, protocol, req->peer);
-    if (p->kind != HTTP_PRINCIPAL_DEVICE && p->kind != HTTP_PRINCIPAL_APIKEY)
-        return NULL;
-    api_conn_acct *a = conn_acct(req);
-    if (!a)
-        return NULL;
-    if (p->kind == HTTP_PRINCIPAL_DEVICE)
+    if (p->kind == API_WHO_DEVICE)
         return conn_record(m, &a->device, "device", p, protocol, req->peer);
-    return conn_record(m, &a->apikey, "apikey", p, protocol, req->peer);
+    if (p->kind == API_WHO_APIKEY)
+        return conn_record(m, &a->apikey, "apikey", p, protocol, req->peer);
+    return NULL;
 }
 
 /* The record still open on this connection (its device's, else its app's):
  * where the bytes of its closing (a TLS close_notify, the last ACKs) go,
  * since no request carries a principal then. */
-static meter_session *conn_open_record(http_request *req)
+static meter_session *conn_open_record(api_conn_acct *a)
 {
-    api_conn_acct *a = req->conn_data;
-    if (a && a->device.open)
+    if (a->device.open)
         return &a->device;
-    if (a && a->apikey.open)
+    if (a->apikey.open)
         return &a->apikey;
     return NULL;
 }
 
 /* A device's message was counted by the ingest gateway, stored or
  * refused, into the same record. */
-static void count_request(meter *m, meter_session *s, const http_principal *p, const char *org,
+static void count_request(meter *m, meter_session *s, const api_req_acct *p, const char *org,
                           const char *protocol)
 {
-    if (p->kind != HTTP_PRINCIPAL_NONE && p->kind != HTTP_PRINCIPAL_DEVICE)
+    if (p->kind != API_WHO_NONE && p->kind != API_WHO_DEVICE)
         meter_api_request(m, s, org, protocol);
 }
 
 /* Records of login sessions the request ended (a session deleted by id, a
  * password changed, a user disabled or its password reset) end now, not
  * at their idle timeout. */
-static void end_other_logins(meter *m, const http_principal *p)
+static void end_other_logins(meter *m, const api_req_acct *p)
 {
     if (p->ended_login[0])
         meter_user_end(m, p->ended_login, "revoked");
@@ -118,24 +143,23 @@ static void end_other_logins(meter *m, const http_principal *p)
                            "revoked");
 }
 
-static void account(meter *m, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
-                    int closing)
+static void account(meter *m, http_request *req, api_conn_acct *a, uint64_t bytes_in,
+                    uint64_t bytes_out, int closing)
 {
     const char *protocol = req->tls ? "https" : "http";
-    http_principal *p = &req->principal;
-    meter_session *s = record_for(m, req, protocol, closing);
+    const api_req_acct *p = &a->req;
+    meter_session *s = record_for(m, req, a, protocol, closing);
     if (!s && closing)
-        s = conn_open_record(req);
+        s = conn_open_record(a);
     const char *org = p->org_id[0] ? p->org_id : s ? s->rec.org_id : "";
     meter_bytes(m, s, org, protocol, bytes_in, bytes_out);
     if (!closing)
         count_request(m, s, p, org, protocol);
-    if (p->kind == HTTP_PRINCIPAL_USER && p->session_ended && !closing)
+    if (p->kind == API_WHO_PERSON && p->session_ended && !closing)
         meter_user_end(m, p->login_id, "closed");
-    if (p->kind == HTTP_PRINCIPAL_USER && !closing)
+    if (p->kind == API_WHO_PERSON && !closing)
         end_other_logins(m, p);
-    api_conn_acct *a = req->conn_data;
-    if (closing && a) {
+    if (closing) {
         meter_session_end(m, &a->device, "closed");
         meter_session_end(m, &a->apikey, "closed");
     }
@@ -150,13 +174,12 @@ static void on_principal_revoked(conn_reg_entry *e)
  * revocation (device token rotated, device disabled or deleted, key
  * revoked, user disabled) closes it at once, as it does a TCP connection;
  * each later request is refused anyway. */
-static void conn_watch(api_ctx *app, http_request *req)
+static void conn_watch(api_ctx *app, http_request *req, api_conn_acct *a)
 {
-    const http_principal *p = &req->principal;
-    if (!app->conns || p->kind == HTTP_PRINCIPAL_NONE || !p->id[0])
+    const api_req_acct *p = &a->req;
+    if (!app->conns || p->kind == API_WHO_NONE || !p->id[0])
         return;
-    api_conn_acct *a = conn_acct(req);
-    if (!a || (a->watched && strcmp(a->reg.principal, p->id) == 0))
+    if (a->watched && strcmp(a->reg.principal, p->id) == 0)
         return;
     conn_registry_remove(app->conns, &a->reg);
     a->reg.on_revoked = on_principal_revoked;
@@ -169,17 +192,23 @@ void api_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes
                  int closing)
 {
     api_ctx *app = ctx;
-    if (!closing)
-        conn_watch(app, req);
-    if (app->meter)
-        account(app->meter, req, bytes_in, bytes_out, closing);
     api_conn_acct *a = req->conn_data;
-    if (closing && a) {
-        if (a->held)
-            *a->held = NULL;
-        if (app->conns)
-            conn_registry_remove(app->conns, &a->reg);
-        free(a);
-        req->conn_data = NULL;
+    /* None: the connection never reached the API (the transport refused
+     * its first request) or memory ran out; its bytes are no one's. */
+    if (!a)
+        return;
+    if (!closing)
+        conn_watch(app, req, a);
+    if (app->meter)
+        account(app->meter, req, a, bytes_in, bytes_out, closing);
+    if (!closing) {
+        memset(&a->req, 0, sizeof a->req);  /* the next request is no one's yet */
+        return;
     }
+    if (a->held)
+        *a->held = NULL;
+    if (app->conns)
+        conn_registry_remove(app->conns, &a->reg);
+    free(a);
+    req->conn_data = NULL;
 }

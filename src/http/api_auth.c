@@ -138,6 +138,15 @@ static void reply_end_unsaved(api_call *call, const char *what)
     api_reply_error(call, 503, "store_unavailable", msg);
 }
 
+/* A new password the full disk had no room for: nothing changed, and the
+ * answer must not read as if it had (the old password still signs in). */
+static void reply_password_unchanged(api_call *call)
+{
+    api_reply_error(call, 503, "store_unavailable",
+                    "the disk is full: the password is not changed and no session was ended; "
+                    "change it again once space is freed");
+}
+
 void api_logout(api_call *call)
 {
     if (api_require_user(call))
@@ -212,6 +221,8 @@ void api_me_password(api_call *call)
         reply_weak_password(call);
     else if (rc == SS_FULL && others_ended)
         reply_end_unsaved(call, "the password is changed and the other sessions are");
+    else if (rc == SS_FULL)
+        reply_password_unchanged(call);
     else if (rc)
         api_reply_store_error(call, rc);
     else
@@ -335,6 +346,8 @@ void api_user_password(api_call *call)
         reply_weak_password(call);
     else if (rc == SS_FULL && ended)
         reply_end_unsaved(call, "the password is changed and the user's sessions are");
+    else if (rc == SS_FULL)
+        reply_password_unchanged(call);
     else if (rc)
         api_reply_store_error(call, rc);
     else

@@ -44,15 +44,13 @@ typedef struct http_ingest {
 /* 503 ingest_busy (SPEC §4): the device's or its organisation's share of
  * the ingest queue is full; nothing was stored. Retry-After tells the
  * device when to come back. */
-static void refuse_ingest_busy(http_request *req, size_t readings)
+static void refuse_ingest_busy(http_request *req)
 {
     static const char body[] =
         "{\"error\":{\"code\":\"ingest_busy\",\"message\":\"the ingest queue holds as much "
         "of this device's or organisation's data as it may; nothing was stored, retry later\"}}";
     char retry[48];
     snprintf(retry, sizeof retry, "Retry-After: %u\r\n", SS_INGEST_RETRY_AFTER_S);
-    req->principal.refused = 1;
-    req->principal.readings_refused = readings;
     http_respond(req, 503, "application/json", body, sizeof body - 1, retry);
 }
 
@@ -65,9 +63,6 @@ static void on_committed(gateway_msg *msg, const gateway_result *r)
      * the device's limit (one group: all or nothing). */
     int too_many_channels = r->status == SS_OK && r->refused > 0;
     api_conn_hold_record(req, NULL);
-    req->principal.refused = r->stored == 0;
-    req->principal.readings_stored = r->stored;
-    req->principal.readings_refused = r->refused;
     if (too_many_channels) {
         char text[160];
         snprintf(text, sizeof text,
@@ -115,7 +110,6 @@ int api_data_head(api_ctx *app, http_request *req)
 
 static void refuse_parse(http_request *req, int rc, const ss_parse_error *err, gateway_format fmt)
 {
-    req->principal.refused = 1;
     if (rc == SS_NOMEM) {
         http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
         return;
@@ -135,9 +129,7 @@ static int identify_sender(http_request *req, api_ctx *app, gateway_sender *from
 {
     if (authenticate_device(req, app, from))
         return 1;
-    req->principal.kind = HTTP_PRINCIPAL_DEVICE;
-    memcpy(req->principal.id, from->dev.device_id, sizeof req->principal.id);
-    memcpy(req->principal.org_id, from->dev.org_id, sizeof req->principal.org_id);
+    api_note_who(req, API_WHO_DEVICE, from->dev.device_id, from->dev.org_id);
     from->protocol = req->tls ? "https" : "http";
     from->session = api_conn_device_record(app, req);
     from->quota = api_conn_quota_ref(req);
@@ -151,13 +143,12 @@ void api_data_post(api_ctx *app, http_request *req)
         return;
     /* A flooding device is refused before its body costs a parse. */
     if (gateway_admit(app->gateway, &from) != SS_OK) {
-        refuse_ingest_busy(req, 0);
+        refuse_ingest_busy(req);
         return;
     }
     http_ingest *hi = calloc(1, sizeof *hi);
     if (!hi) {
         gateway_refuse(app->gateway, &from, METRICS_REFUSED_STORE_UNAVAILABLE, 0);
-        req->principal.refused = 1;
         http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
         return;
     }
@@ -186,12 +177,10 @@ void api_data_post(api_ctx *app, http_request *req)
     readings_free(&item->readings);
     free(hi);
     if (rc == SS_QUOTA) {
-        req->principal.refused = 1;
-        req->principal.readings_refused = n;
         http_respond_error(req, 429, "quota_exceeded",
                            "the organisation is over its quota for today", NULL);
         return;
     }
     gateway_refuse(app->gateway, &from, METRICS_REFUSED_INGEST_BUSY, n);
-    refuse_ingest_busy(req, n);
+    refuse_ingest_busy(req);
 }

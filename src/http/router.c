@@ -151,24 +151,25 @@ static void on_work(uv_work_t *w)
     call->db = NULL;
 }
 
-/* Tells accounting who the request was from (api_account). */
+/* Tells accounting who the request was from (api_account), and the
+ * transport whose answer it sends. */
 static void note_principal(api_call *call)
 {
-    http_principal *p = &call->req->principal;
-    if (call->who.kind == AAA_PRINCIPAL_PERSON) {
-        p->kind = HTTP_PRINCIPAL_USER;
-        snprintf(p->id, sizeof p->id, "%s", call->who.user.id);
-        snprintf(p->login_id, sizeof p->login_id, "%s", call->who.session.id);
-        snprintf(p->org_id, sizeof p->org_id, "%s", call->acct_org);
-        p->session_ended = call->signed_out;
-        memcpy(p->ended_login, call->ended_login, sizeof p->ended_login);
-        memcpy(p->ended_user, call->ended_user, sizeof p->ended_user);
-        p->ended_user_keeps_own = call->ended_user_keeps_own;
-    } else if (call->who.kind == AAA_PRINCIPAL_KEY) {
-        p->kind = HTTP_PRINCIPAL_APIKEY;
-        snprintf(p->id, sizeof p->id, "%s", aaa_principal_id(&call->who));
-        snprintf(p->org_id, sizeof p->org_id, "%s", aaa_principal_org(&call->who));
+    if (call->who.kind == AAA_PRINCIPAL_KEY) {
+        api_note_who(call->req, API_WHO_APIKEY, aaa_principal_id(&call->who),
+                     aaa_principal_org(&call->who));
+        return;
     }
+    if (call->who.kind != AAA_PRINCIPAL_PERSON)
+        return;
+    api_req_acct *p = api_note_who(call->req, API_WHO_PERSON, call->who.user.id, call->acct_org);
+    if (!p)
+        return;
+    snprintf(p->login_id, sizeof p->login_id, "%s", call->who.session.id);
+    p->session_ended = call->signed_out;
+    memcpy(p->ended_login, call->ended_login, sizeof p->ended_login);
+    memcpy(p->ended_user, call->ended_user, sizeof p->ended_user);
+    p->ended_user_keeps_own = call->ended_user_keeps_own;
 }
 
 /* Sends the answer and ends the call (status: the worker's, 0 on the loop). */
@@ -461,6 +462,7 @@ static void refuse_method(http_request *req)
 int api_head(void *ctx, http_request *req)
 {
     api_ctx *app = ctx;
+    api_conn_open(req);
     if (query_has_credential(req)) {
         refuse_credential_in_url(req);
         return 1;

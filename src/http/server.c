@@ -78,7 +78,7 @@ static void request_reset(http_request *req)
     req->path = "";
     req->query = "";
     req->data = NULL;
-    memset(&req->principal, 0, sizeof req->principal);
+    req->principal_id[0] = '\0';
 }
 
 /* The connection's server: the set's ctx. */
@@ -313,7 +313,7 @@ static int answer_over_budget(const http_conn *c, size_t len)
     if (len <= SS_HTTP_UNSENT_MAX || c->req.method == HTTP_HEAD)
         return 0;
     size_t total, held;
-    server_unsent(conn_server(c), c->req.principal.id, &total, &held);
+    server_unsent(conn_server(c), c->req.principal_id, &total, &held);
     if (held > 0 && held + len > SS_HTTP_UNSENT_PRINCIPAL_MAX)
         return 429;
     return total + len > SS_HTTP_UNSENT_TOTAL_MAX ? 503 : 0;
@@ -342,7 +342,7 @@ void http_respond(http_request *req, int status, const char *content_type, const
                      "Retry-After: 1\r\n");
         return;
     }
-    snprintf(c->holder, sizeof c->holder, "%s", req->principal.id);
+    snprintf(c->holder, sizeof c->holder, "%s", req->principal_id);
     c->in_flight = 0;
     if (c->base.closing) {
         net_conn_release(&c->base);

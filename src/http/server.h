@@ -27,31 +27,6 @@
 typedef struct http_conn http_conn;
 typedef struct http_server http_server;
 
-/* Who a request turned out to be from, as the handler found it: the HTTP
- * server only carries it to the accounting callback. */
-typedef enum {
-    HTTP_PRINCIPAL_NONE = 0,
-    HTTP_PRINCIPAL_DEVICE,
-    HTTP_PRINCIPAL_USER,
-    HTTP_PRINCIPAL_APIKEY,
-} http_principal_kind;
-
-typedef struct http_principal {
-    http_principal_kind kind;
-    char id[SS_ID_LEN + 1];        /* device, user or API key */
-    char org_id[SS_ID_LEN + 1];    /* the org the request acted in, "" if none */
-    char login_id[SS_ID_LEN + 1];  /* a person's login session */
-    uint64_t readings_stored;      /* ingest: stored by this request */
-    uint64_t readings_refused;     /* ingest: refused (0 when unreadable) */
-    int refused;                   /* the request was refused */
-    int session_ended;             /* a person signed out with this request */
-    /* Login sessions this request ended besides its own sign-out: one by
-     * id, or every one of a user (but the request's own when it stays). */
-    char ended_login[SS_ID_LEN + 1];
-    char ended_user[SS_ID_LEN + 1];
-    int ended_user_keeps_own;
-} http_principal;
-
 typedef struct http_request {
     http_conn *conn;        /* private */
     http_server *server;
@@ -67,9 +42,13 @@ typedef struct http_request {
     char peer[46];          /* the client's address */
     int64_t started_ms;     /* monotonic */
     void *data;             /* the handler's, for an answer given later */
-    http_principal principal;  /* set by the handler; reset per request */
-    void *conn_data;        /* the accounting callback's, kept across the
-                               requests of a connection */
+    /* Whose answer this is (a device, person or API key), set by the
+     * handler before it answers: the unsent answers of one principal are
+     * bounded (SS_HTTP_UNSENT_PRINCIPAL_MAX). "" when none; reset per
+     * request. */
+    char principal_id[SS_ID_LEN + 1];
+    void *conn_data;        /* the handler's and the accounting callback's,
+                               kept across the requests of a connection */
 } http_request;
 
 /* Runs for each complete request, on the loop thread. The handler must
@@ -86,7 +65,8 @@ typedef int (*http_head_cb)(void *ctx, http_request *req);
 /* Accounting: runs on the loop after each answer (closing 0) and once after
  * the connection has closed (closing 1), with the bytes moved on the socket
  * since the last call (TLS records included) and the request last answered
- * (its principal and conn_data, which the callback frees when closing). */
+ * (with its conn_data, which the callback frees when closing). It runs
+ * before the next request of the connection is parsed. */
 typedef void (*http_account_cb)(void *ctx, http_request *req, uint64_t bytes_in,
                                 uint64_t bytes_out, int closing);
 

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "store/store.h"
 #include "store/store_engine.h"
@@ -43,11 +44,8 @@
  * the upper levels of the readings b-tree and the series table; a handful of
  * connections stay well under 100 MiB. */
 #define STORE_CACHE_KIB 16384
-/* Orgs nest a few levels (provider, customer, site). A walk up or down the
- * tree stops at this depth, so a cycle (impossible through the API, possible
- * in a hand-edited file) cannot loop forever. A plain literal: it is pasted
- * into SQL text. */
-#define STORE_ORG_DEPTH_MAX 32
+/* The org tree walks of the SQL stop where every other does. */
+#define STORE_ORG_DEPTH_MAX SS_ORG_DEPTH_MAX
 /* Series cache slots per writing connection; a power of two so the hash is
  * masked. About 120 bytes a slot, 1 MiB per writer, allocated on the first
  * write. When the fill limit is reached the cache is emptied and refilled:
