@@ -89,9 +89,12 @@ typedef struct api_req_acct {
     int ended_user_keeps_own;
 } api_req_acct;
 
-/* Makes the connection's API state at the start of each request (api_head
- * calls it), so that what a handler notes later never allocates: a handler
- * finishing after its connection closed finds none. */
+/* Makes the connection's API state when a request that will note who it is
+ * from is taken (api_handle calls it, before any handler runs; not for the
+ * loop's own /healthz and local /metrics answers, so an idle connection
+ * that only asked those holds none), so that what a handler notes later
+ * never allocates: a handler finishing after its connection closed finds
+ * none. */
 void api_conn_open(http_request *req);
 /* Notes who the request is from: its id in req->principal_id for the
  * transport, and who in the connection's accounting state. Returns that

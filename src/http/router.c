@@ -462,7 +462,6 @@ static void refuse_method(http_request *req)
 int api_head(void *ctx, http_request *req)
 {
     api_ctx *app = ctx;
-    api_conn_open(req);
     if (query_has_credential(req)) {
         refuse_credential_in_url(req);
         return 1;
@@ -477,6 +476,7 @@ void api_handle(void *ctx, http_request *req)
     api_ctx *app = ctx;
     /* A credential in the URL was refused by api_head already. */
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
+        api_conn_open(req);
         api_data_post(app, req);
         return;
     }
@@ -493,6 +493,9 @@ void api_handle(void *ctx, http_request *req)
         api_healthz_local(app, req);
         return;
     }
+    /* The accounting state is made only for requests that note who they
+     * are from: an idle connection that asked /healthz holds none. */
+    api_conn_open(req);
     int path_known = 0;
     for (size_t i = 0; i < ROUTES; i++) {
         if (!route_match(routes[i].pattern, req->path, params))
