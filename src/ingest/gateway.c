@@ -183,7 +183,12 @@ static void on_done(ingest_item *item, int status)
     } else if (gw->opt.meter) {
         meter_stored(gw->opt.meter, m->session, r.stored);
     }
+    int owned = m->owned;
     m->ack(m, &r);
+    if (owned) {
+        readings_free(&item->readings);
+        free(m);
+    }
 }
 
 static int reserve_quota(gateway *gw, const gateway_sender *from, gateway_msg *m,
@@ -225,6 +230,41 @@ int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *m, int6
         settle_quota(gw, m, 0, it->readings.len, now_ms);
         return SS_BUSY;
     }
+    return SS_OK;
+}
+
+/* ---- the one entry point ------------------------------------------------------ */
+
+int gateway_ingest(gateway *gw, const gateway_sender *from, const gateway_request *rq,
+                   int64_t now_ms, gateway_msg **out, gateway_refusal *why)
+{
+    *why = (gateway_refusal){.counted = 1};
+    /* A flooding sender is refused before its body costs a parse. */
+    if (gateway_admit(gw, from) != SS_OK)
+        return SS_BUSY;
+    gateway_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        why->counted = 0;
+        return SS_NOMEM;
+    }
+    int rc = gateway_parse(gw, from, &rq->body, now_ms, &m->item.readings, &why->err);
+    if (rc == SS_OK) {
+        m->ack = rq->ack;
+        m->data = rq->data;
+        m->owned = 1;
+        m->item.held_bytes = sizeof *m - sizeof m->item + rq->held_bytes;
+        why->readings = m->item.readings.len;
+        rc = gateway_submit(gw, from, m, now_ms);
+        if (rc == SS_BUSY)
+            gateway_refuse(gw, from, METRICS_REFUSED_INGEST_BUSY, why->readings);
+    }
+    if (rc != SS_OK) {
+        readings_free(&m->item.readings);
+        free(m);
+        return rc;
+    }
+    why->readings = 0;
+    *out = m;
     return SS_OK;
 }
 

@@ -137,7 +137,42 @@ struct gateway_msg {
     gateway *gw;
     quota_ref quota;
     store_acct_session snapshot;
+    int owned;                /* made by gateway_ingest: freed after the ack */
 };
+
+/* ---- the one entry point ------------------------------------------------------ */
+
+/* One message as its protocol framed it. */
+typedef struct gateway_request {
+    gateway_body body;
+    gateway_ack_cb ack;
+    void *data;               /* the protocol's: msg->data in the ack */
+    /* Memory the protocol holds for the message until the ack beyond the
+     * gateway's own (an HTTP body): counted against the queue's shares. */
+    size_t held_bytes;
+} gateway_request;
+
+/* Why gateway_ingest refused a message. */
+typedef struct gateway_refusal {
+    ss_parse_error err;       /* SS_PARSE, SS_TOO_LARGE: where and why */
+    size_t readings;          /* the readings it held: 0 when refused before parse */
+    /* 0 only for SS_NOMEM before parse (no room for the message's
+     * record): not the sender's data refused, so counted nowhere unless
+     * the protocol chooses to. Every other refusal is counted. */
+    int counted;
+} gateway_refusal;
+
+/* Admits, parses, reserves and submits one message: what every protocol
+ * that hands over whole messages calls (HTTP, UDP, MQTT). 0: *out is the
+ * message in flight; `ack` runs once it is committed or refused by the
+ * store, and the gateway frees it when the ack returns. Else refused,
+ * nothing in flight, and counted (see gateway_refusal.counted): SS_BUSY
+ * (the queue has no room for the sender now), SS_QUOTA, SS_PARSE,
+ * SS_TOO_LARGE, SS_NOMEM; `why` says more. */
+int gateway_ingest(gateway *gw, const gateway_sender *from, const gateway_request *rq,
+                   int64_t now_ms, gateway_msg **out, gateway_refusal *why);
+
+/* ---- the steps, for a protocol that batches (TCP) ------------------------------ */
 
 /* Reserves the message's readings against its org's quotas and hands it
  * to the ingest queue. Returns 0: `ack` will run once it is committed or

@@ -444,6 +444,66 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
     free_msg(small);
 }
 
+/* ---- the one entry point ---------------------------------------------------------- */
+
+static void on_owned_ack(gateway_msg *msg, const gateway_result *r)
+{
+    fixture *fx = msg->data;
+    fx->acks++;
+    fx->last = *r;
+    if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
+        uv_stop(&fx->loop);
+}
+
+/* gateway_ingest admits, parses, reserves and submits, counts each
+ * refusal once, and frees the message it made after the ack. */
+static void test_gateway_ingest_counts_every_refusal(void **state)
+{
+    fixture *fx = *state;
+    quota_limits l = {.max_readings_per_day = 3};
+    assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &l), SS_OK);
+    gateway_sender from = {0};
+    sender_by_token(fx, TOKEN_A, &from, NULL);
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = "a=1,b=2\n", .len = 8},
+                          .ack = on_owned_ack, .data = fx};
+    gateway_msg *msg = NULL;
+    gateway_refusal why;
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_OK);
+    assert_non_null(msg);
+    run_until_acks(fx, 1);
+    assert_int_equal(fx->last.status, SS_OK);
+    assert_int_equal(fx->last.stored, 2);
+    /* A bad body: counted once as a bad reading, with where it failed. */
+    rq.body = (gateway_body){.format = GATEWAY_LINES, .data = "x=oops\n", .len = 7};
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_PARSE);
+    assert_true(why.counted);
+    assert_int_equal(why.readings, 0);
+    assert_int_equal(why.err.position, 1);
+    assert_int_equal(refused(fx, "bad_reading"), 1);
+    /* Over quota: counted with its readings. */
+    rq.body = (gateway_body){.format = GATEWAY_JSON, .data = "{\"a\":1,\"b\":2}", .len = 13};
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_QUOTA);
+    assert_int_equal(why.readings, 2);
+    assert_int_equal(refused(fx, "quota_exceeded"), 2);
+    /* Busy: the device's share is full; refused before parse, counted
+     * once by the gateway, not by the protocol. */
+    test_msg *big = new_msg(fx);
+    for (size_t i = 0; i < SS_INGEST_DEVICE_READINGS_MAX; i++)
+        assert_int_equal(readings_push(&big->msg.item.readings, "t", 1, BASE_TS, (double)i),
+                         SS_OK);
+    quota_limits none = {0};
+    assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &none), SS_OK);
+    assert_int_equal(gateway_submit(fx->gw, &from, &big->msg, clock_now_ms()), SS_OK);
+    rq.body = (gateway_body){.format = GATEWAY_LINES, .data = "a=1\n", .len = 4};
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_BUSY);
+    assert_true(why.counted);
+    assert_int_equal(refused(fx, "ingest_busy"), 1);
+    big->msg.ack = on_ack;
+    big->fx = fx;
+    run_until_acks(fx, 2);
+    free_msg(big);
+}
+
 /* ---- settling --------------------------------------------------------------------- */
 
 static void test_gateway_settles_on_commit(void **state)
@@ -778,6 +838,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gateway_key_message_is_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_parse_formats_and_refusals, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_ingest_counts_every_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_quota_refusal_counts_and_reserves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_busy_refusal_releases_the_reservation,
