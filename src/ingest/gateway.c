@@ -171,6 +171,9 @@ static void on_done(ingest_item *item, int status)
     r.refused = status == SS_OK ? item->readings_refused : n;
     r.stored = n - r.refused;
     settle_quota(gw, m, r.stored, r.refused, clock_now_ms());
+    if (r.stored)
+        metrics_readings_stored(gw->opt.metrics, metrics_protocol_parse(item->protocol),
+                                r.stored);
     if (status != SS_OK) {
         /* A device deleted while its readings waited: its token is no
          * longer valid. */

@@ -4,9 +4,10 @@
  * once: who sends (a device token, or an API key with data:write acting as
  * one of its org's devices), parsing, the room and quota checks, the
  * submit to the ingest queue, and, when the commit is done, the settling
- * of quota, meter (usage and the session record) and metrics before the
- * protocol's acknowledgement runs with a result it maps to its own terms
- * (an HTTP status, a TCP "ACK n" or "ERR ...", nothing for UDP).
+ * of quota, meter (usage and the session record) and metrics (readings
+ * stored and refused: the queue counts only its own depth and commits)
+ * before the protocol's acknowledgement runs with a result it maps to its
+ * own terms (an HTTP status, a TCP "ACK n" or "ERR ...", nothing for UDP).
  *
  * Every refusal is counted here too, as the message it refuses: one
  * refused message in the metrics and in the sender's usage, carrying the

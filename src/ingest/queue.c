@@ -509,9 +509,6 @@ static void queue_deliver_one(ingest_queue *q, ingest_item *it)
     share_release(&q->orgs, it->org, it);
     it->org = it->device = NULL;
     metrics_queue_depth(q->metrics, q->depth);
-    if (status == SS_OK)
-        metrics_readings_stored(q->metrics, metrics_protocol_parse(it->protocol),
-                                it->readings.len - it->readings_refused);
     if (status == SS_OK && q->on_commit)
         q->on_commit(q->ctx, it);
     /* The org's waiters first: the room is theirs before this item's

@@ -128,8 +128,9 @@ void ingest_queue_cancel_wait(ingest_queue *q, ingest_waiter *w);
 /* Items submitted and not yet completed (the ingest queue depth). */
 size_t ingest_queue_depth(const ingest_queue *q);
 
-/* Reports the queue depth, each commit's size and time, store errors and
- * readings stored per protocol to m (NULL: nothing). Loop thread, before
+/* Reports the queue depth, each commit's size and time and store errors
+ * to m (NULL: nothing); what was stored is counted by whoever settles the
+ * commit (the gateway). Loop thread, before
  * the first submit. */
 void ingest_queue_set_metrics(ingest_queue *q, metrics *m);
 

@@ -214,19 +214,26 @@ static int teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* The count of sensorspace_readings_refused_total for one reason. */
-static unsigned long long refused(fixture *fx, const char *reason)
+/* The count of a labelled metric, `name{label="value"}`. */
+static unsigned long long counted(fixture *fx, const char *name, const char *label,
+                                  const char *value)
 {
     ss_buf b = SS_BUF_INIT;
     assert_int_equal(metrics_render(fx->metrics, &b), SS_OK);
     assert_int_equal(buf_append(&b, "", 1), SS_OK);
-    char key[96];
-    snprintf(key, sizeof key, "sensorspace_readings_refused_total{reason=\"%s\"} ", reason);
+    char key[128];
+    snprintf(key, sizeof key, "%s{%s=\"%s\"} ", name, label, value);
     const char *p = strstr(b.data, key);
     assert_non_null(p);
     unsigned long long n = strtoull(p + strlen(key), NULL, 10);
     buf_free(&b);
     return n;
+}
+
+/* The count of sensorspace_readings_refused_total for one reason. */
+static unsigned long long refused(fixture *fx, const char *reason)
+{
+    return counted(fx, "sensorspace_readings_refused_total", "reason", reason);
 }
 
 typedef struct test_msg {
@@ -502,6 +509,41 @@ static void test_gateway_ingest_counts_every_refusal(void **state)
     big->fx = fx;
     run_until_acks(fx, 2);
     free_msg(big);
+}
+
+static void on_bare_done(ingest_item *item, int status)
+{
+    fixture *fx = item->data;
+    assert_int_equal(status, SS_OK);
+    fx->acks++;
+    if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
+        uv_stop(&fx->loop);
+}
+
+/* Stored readings are counted where the commit is settled, once: by the
+ * gateway, not by the queue (an item that bypasses the gateway is
+ * counted by nobody). */
+static void test_gateway_counts_stored_readings(void **state)
+{
+    fixture *fx = *state;
+    gateway_sender from = {0};
+    sender_by_token(fx, TOKEN_A, &from, NULL);
+    from.protocol = "udp";
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = "a=1,b=2\n", .len = 8},
+                          .ack = on_owned_ack, .data = fx};
+    gateway_msg *msg = NULL;
+    gateway_refusal why;
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_OK);
+    run_until_acks(fx, 1);
+    assert_int_equal(counted(fx, "sensorspace_readings_stored_total", "protocol", "udp"), 2);
+    ingest_item bare = {.protocol = "udp", .done = on_bare_done, .data = fx};
+    strcpy(bare.device_id, DEV_A);
+    strcpy(bare.org_id, ORG_A);
+    assert_int_equal(readings_push(&bare.readings, "c", 1, BASE_TS, 3.0), SS_OK);
+    assert_int_equal(ingest_queue_submit(fx->q, &bare), SS_OK);
+    run_until_acks(fx, 2);
+    assert_int_equal(counted(fx, "sensorspace_readings_stored_total", "protocol", "udp"), 2);
+    readings_free(&bare.readings);
 }
 
 /* ---- settling --------------------------------------------------------------------- */
@@ -839,6 +881,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gateway_parse_formats_and_refusals, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gateway_ingest_counts_every_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_counts_stored_readings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_quota_refusal_counts_and_reserves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_busy_refusal_releases_the_reservation,
