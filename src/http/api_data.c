@@ -112,6 +112,7 @@ static int identify_sender(http_request *req, api_ctx *app, gateway_sender *from
     memcpy(req->principal.id, from->dev.device_id, sizeof req->principal.id);
     memcpy(req->principal.org_id, from->dev.org_id, sizeof req->principal.org_id);
     from->protocol = req->tls ? "https" : "http";
+    from->gone = METRICS_REFUSED_INVALID_TOKEN;  /* 401 invalid_token */
     from->session = api_conn_device_record(app, req);
     from->quota = api_conn_quota_ref(req);
     return 0;

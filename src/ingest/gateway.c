@@ -175,11 +175,10 @@ static void on_done(ingest_item *item, int status)
         metrics_readings_stored(gw->opt.metrics, metrics_protocol_parse(item->protocol),
                                 r.stored);
     if (status != SS_OK) {
-        /* A device deleted while its readings waited: its token is no
-         * longer valid. */
+        /* A device deleted while its readings waited counts as the
+         * protocol answers it. */
         count_refused(gw, item->org_id, item->protocol, m->session,
-                      status == SS_NOT_FOUND ? METRICS_REFUSED_INVALID_TOKEN
-                                             : METRICS_REFUSED_STORE_UNAVAILABLE,
+                      status == SS_NOT_FOUND ? m->gone : METRICS_REFUSED_STORE_UNAVAILABLE,
                       n, n);
     } else if (r.refused) {
         settle_channel_refusals(gw, m, r.stored);
@@ -221,6 +220,7 @@ int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *m, int6
     it->done = on_done;
     m->gw = gw;
     m->session = from->session;
+    m->gone = from->gone;
     /* The record is committed with the readings it brings (the store adds
      * them to this snapshot): a kill -9 a moment after the answer still
      * leaves it, ended "crash" at the next start. */

@@ -56,6 +56,11 @@ typedef struct gateway_sender {
     /* Where the sender keeps its org's quota ref between messages, or
      * NULL (each message looks the org up). */
     quota_ref *quota;
+    /* The reason a message of this sender counts under when its device was
+     * deleted while the message waited (SS_NOT_FOUND at commit): the one the
+     * protocol's answer names (HTTP's 401 invalid_token, TCP's 503
+     * store_unavailable). */
+    metrics_reason gone;
 } gateway_sender;
 
 /* A device token. SS_AUTH (counted as a refusal) when empty, too long,
@@ -138,6 +143,7 @@ struct gateway_msg {
     gateway *gw;
     quota_ref quota;
     store_acct_session snapshot;
+    metrics_reason gone;
     int owned;                /* made by gateway_ingest: freed after the ack */
 };
 

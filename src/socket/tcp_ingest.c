@@ -498,6 +498,7 @@ static void conn_auth(tcp_conn *c, const char *text, size_t len)
         return;
     }
     c->from.protocol = "tcp";
+    c->from.gone = METRICS_REFUSED_STORE_UNAVAILABLE;  /* ERR ... 503 store_unavailable */
     c->from.quota = &c->quota;
     c->from.session = conn_owner(c)->opt.meter ? &c->acct : NULL;
     c->phase = TCP_DATA;

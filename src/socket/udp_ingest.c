@@ -111,6 +111,7 @@ static int udp_sender(udp_ingest *u, const char *d, size_t len, size_t *off,
     if (gateway_auth_token(u->opt.gateway, d, token_len, from))
         return udp_fail(err, SS_AUTH, "unknown or disabled device token");
     from->protocol = "udp";
+    from->gone = METRICS_REFUSED_STORE_UNAVAILABLE;  /* like any failed commit */
     return SS_OK;
 }
 

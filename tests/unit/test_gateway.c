@@ -591,6 +591,7 @@ static void test_gateway_settles_on_store_failure(void **state)
     gateway_sender from = {0};
     meter_session session = {0};
     sender_by_token(fx, TOKEN_GONE, &from, &session);
+    from.gone = METRICS_REFUSED_INVALID_TOKEN;
     test_msg *tm = new_msg(fx);
     parse_lines(fx, &from, tm, "a=1,b=2\n");
     assert_int_equal(gateway_submit(fx->gw, &from, &tm->msg, clock_now_ms()), SS_OK);
@@ -613,6 +614,36 @@ static void test_gateway_settles_on_store_failure(void **state)
     run_until_acks(fx, 2);
     assert_int_equal(fx->last.status, SS_OK);
     free_msg(tm);
+}
+
+/* A device deleted while its readings waited counts under the reason its
+ * protocol answers: HTTP's 401 invalid_token, TCP's 503 store_unavailable. */
+static void test_gateway_deleted_device_counts_as_the_protocol_answers(void **state)
+{
+    fixture *fx = *state;
+    gateway_sender http = {0}, tcp = {0};
+    sender_by_token(fx, TOKEN_GONE, &http, NULL);
+    http.protocol = "http";
+    http.gone = METRICS_REFUSED_INVALID_TOKEN;
+    sender_by_token(fx, TOKEN_GONE, &tcp, NULL);
+    tcp.gone = METRICS_REFUSED_STORE_UNAVAILABLE;
+    unsigned long long auth0 = refused(fx, "invalid_token");
+    test_msg *a = new_msg(fx);
+    parse_lines(fx, &http, a, "a=1\n");
+    assert_int_equal(gateway_submit(fx->gw, &http, &a->msg, clock_now_ms()), SS_OK);
+    run_until_acks(fx, 1);
+    assert_int_equal(fx->last.status, SS_NOT_FOUND);
+    assert_int_equal(refused(fx, "invalid_token"), auth0 + 1);
+    assert_int_equal(refused(fx, "store_unavailable"), 0);
+    test_msg *b = new_msg(fx);
+    parse_lines(fx, &tcp, b, "a=1,b=2\n");
+    assert_int_equal(gateway_submit(fx->gw, &tcp, &b->msg, clock_now_ms()), SS_OK);
+    run_until_acks(fx, 2);
+    assert_int_equal(fx->last.status, SS_NOT_FOUND);
+    assert_int_equal(refused(fx, "invalid_token"), auth0 + 1);
+    assert_int_equal(refused(fx, "store_unavailable"), 2);
+    free_msg(a);
+    free_msg(b);
 }
 
 /* TCP's groups: the one the store refuses for the channel limit is a
@@ -888,6 +919,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_settles_on_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_settles_on_store_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gateway_deleted_device_counts_as_the_protocol_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_channel_refusal_by_group, setup, teardown),
         cmocka_unit_test(test_fanout_subscribe_and_unsubscribe_inside_callbacks),
         cmocka_unit_test_setup_teardown(test_fanout_sees_http_tcp_and_udp_in_commit_order, setup,
