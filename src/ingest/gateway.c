@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aaa/access.h"
 #include "aaa/secret.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -69,13 +70,13 @@ int gateway_auth_token(gateway *gw, const char *token, size_t len, gateway_sende
 int gateway_auth_key(gateway *gw, const gateway_key *key, const char *device_id,
                      gateway_sender *out)
 {
-    if (!(key->scopes & STORE_SCOPE_DATA_WRITE))
-        return SS_FORBIDDEN;
     device_cache_entry dev;
     if (strnlen(device_id, SS_ID_LEN + 1) > SS_ID_LEN ||
-        device_cache_find(gw->opt.devices, device_id, &dev) != SS_OK ||
-        strcmp(dev.org_id, key->org_id) != 0)
+        device_cache_find(gw->opt.devices, device_id, &dev) != SS_OK)
         return SS_NOT_FOUND;
+    int rc = aaa_key_may_write(gw->opt.quotas, key->org_id, key->scopes, dev.org_id);
+    if (rc)
+        return rc;
     if (dev.disabled)
         return SS_CONFLICT;
     out->dev = dev;

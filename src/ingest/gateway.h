@@ -33,7 +33,8 @@ typedef struct gateway gateway;
 typedef struct gateway_options {
     ingest_queue *queue;      /* required */
     device_cache *devices;    /* required: tokens and device ids are looked up here */
-    quota *quotas;            /* optional: per-org limits */
+    quota *quotas;            /* optional: per-org limits and the org tree (without
+                               * it a key writes in its own org only) */
     meter *meter;             /* optional: usage and session records */
     metrics *metrics;         /* optional: refusals */
 } gateway_options;
@@ -74,10 +75,11 @@ typedef struct gateway_key {
     unsigned scopes;
 } gateway_key;
 
-/* The key acting as the device `device_id` of its org. SS_FORBIDDEN when
- * the key lacks data:write; SS_NOT_FOUND when no such device is in the
- * key's org (a device of another org is not found either: nothing about it
- * is revealed); SS_CONFLICT when the device is disabled. 0: out->dev
+/* The key acting as the device `device_id` of its org or an org below it
+ * (aaa_key_may_write, on the quotas' org tree). SS_NOT_FOUND when no such
+ * device is in the key's tree (a device of another org is not found
+ * either: nothing about it is revealed); SS_FORBIDDEN when the key lacks
+ * data:write; SS_CONFLICT when the device is disabled. 0: out->dev
  * filled. */
 int gateway_auth_key(gateway *gw, const gateway_key *key, const char *device_id,
                      gateway_sender *out);

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "aaa/access.h"
 #include "aaa/device_cache.h"
 #include "aaa/meter.h"
 #include "aaa/quota.h"
@@ -337,6 +338,35 @@ static void test_gateway_auth_by_key(void **state)
     gateway_key writer_b = {.org_id = ORG_B, .scopes = STORE_SCOPE_DATA_WRITE};
     assert_int_equal(gateway_auth_key(fx->gw, &writer_b, DEV_A, &from), SS_NOT_FOUND);
     assert_int_equal(gateway_auth_key(fx->gw, &writer_b, DEV_B, &from), SS_OK);
+}
+
+/* SPEC: a role holds in all descendant orgs, and a key acts in its org's
+ * tree; the gateway asks aaa's rule, on the org tree in memory. */
+static void test_gateway_auth_key_in_descendant_orgs(void **state)
+{
+    fixture *fx = *state;
+    static const char child[] = "a00000000000000000000009";
+    static const char child_dev[] = "d00000000000000000000009";
+    assert_int_equal(quota_set_org(fx->quotas, child, ORG_A), SS_OK);
+    add_device(fx, NULL, child, child_dev, "token-of-a-child-device", 0);
+    gateway_sender from = {0};
+    gateway_key writer = {.org_id = ORG_A, .scopes = STORE_SCOPE_DATA_WRITE};
+    assert_int_equal(gateway_auth_key(fx->gw, &writer, child_dev, &from), SS_OK);
+    assert_string_equal(from.dev.org_id, child);
+    /* Not upward, nor sideways. */
+    gateway_key child_writer = {.scopes = STORE_SCOPE_DATA_WRITE};
+    strcpy(child_writer.org_id, child);
+    assert_int_equal(gateway_auth_key(fx->gw, &child_writer, DEV_A, &from), SS_NOT_FOUND);
+    assert_int_equal(gateway_auth_key(fx->gw, &child_writer, child_dev, &from), SS_OK);
+    /* Without data:write: forbidden in its tree, not found outside it
+     * (another org's device is not revealed by the scopes either). */
+    gateway_key reader = {.org_id = ORG_B, .scopes = STORE_SCOPE_DATA_READ};
+    assert_int_equal(gateway_auth_key(fx->gw, &reader, DEV_A, &from), SS_NOT_FOUND);
+    assert_int_equal(gateway_auth_key(fx->gw, &reader, DEV_B, &from), SS_FORBIDDEN);
+    assert_int_equal(aaa_key_may_write(fx->quotas, ORG_A, STORE_SCOPE_DATA_WRITE, child), 0);
+    assert_int_equal(aaa_key_may_write(fx->quotas, child, STORE_SCOPE_DATA_WRITE, ORG_A),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_key_may_write(NULL, ORG_A, STORE_SCOPE_DATA_WRITE, child), SS_NOT_FOUND);
 }
 
 /* A key's message goes through the same path as a token's. */
@@ -908,6 +938,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gateway_auth_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_auth_by_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_auth_key_in_descendant_orgs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_gateway_key_message_is_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_parse_formats_and_refusals, setup,
                                         teardown),
