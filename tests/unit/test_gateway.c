@@ -804,6 +804,39 @@ static void test_fanout_subscribe_and_unsubscribe_inside_callbacks(void **state)
     fanout_free(f);
 }
 
+/* One commit split by a refused group is several batches; a subscriber
+ * added during the first of them sees none of that commit, and the whole
+ * of the next. */
+static void test_fanout_subscriber_added_mid_commit_waits_for_the_next(void **state)
+{
+    (void)state;
+    fanout *f;
+    assert_int_equal(fanout_new(&f), SS_OK);
+    ss_reading rs[3] = {{.ts = BASE_TS, .value = 1, .channel = "t"},
+                        {.ts = BASE_TS, .value = 2, .channel = "u"},
+                        {.ts = BASE_TS, .value = 3, .channel = "t"}};
+    uint32_t ends[3] = {1, 2, 3};
+    uint8_t refused_groups[3] = {0, 1, 0};
+    ingest_item it = {.device_id = DEV_A, .org_id = ORG_A, .protocol = "tcp"};
+    it.readings.items = rs;
+    it.readings.len = it.readings.cap = 3;
+    it.group_ends = ends;
+    it.group_refused = refused_groups;
+    it.n_groups = 3;
+    it.readings_refused = 1;
+    sub_probe a = {.sub.on_batch = probe_batch, .fan = f};
+    sub_probe late = {.sub.on_batch = probe_batch, .fan = f};
+    fanout_subscribe(f, &a.sub);
+    a.subscribe = &late.sub;
+    fanout_offer(f, &it);
+    assert_int_equal(a.calls, 2);     /* the groups before and after the refused one */
+    assert_int_equal(late.calls, 0);  /* nothing of the commit it joined in */
+    fanout_offer(f, &it);
+    assert_int_equal(a.calls, 4);
+    assert_int_equal(late.calls, 2);
+    fanout_free(f);
+}
+
 /* ---- three protocols, one fan-out -------------------------------------------- */
 
 typedef struct client_job {
@@ -955,6 +988,7 @@ int main(void)
             test_gateway_deleted_device_counts_as_the_protocol_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_channel_refusal_by_group, setup, teardown),
         cmocka_unit_test(test_fanout_subscribe_and_unsubscribe_inside_callbacks),
+        cmocka_unit_test(test_fanout_subscriber_added_mid_commit_waits_for_the_next),
         cmocka_unit_test_setup_teardown(test_fanout_sees_http_tcp_and_udp_in_commit_order, setup,
                                         teardown),
     };
