@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "core/limits.h"
+#include "core/list.h"
 #include "core/metrics.h"
 #include "core/reading.h"
 #include "store/store.h"
@@ -89,8 +90,7 @@ struct ingest_waiter {
     /* Runs on the loop once, after a commit that may have made room; the
      * sender then submits again (and waits again if refused again). */
     void (*ready)(ingest_waiter *w);
-    ingest_waiter *prev, *next;
-    ingest_waiter **list;   /* the list it waits in */
+    ss_list link;           /* in the list it waits in */
     int waiting;
 };
 
