@@ -120,7 +120,10 @@ int gateway_parse(gateway *gw, const gateway_sender *from, const gateway_body *b
     return rc;
 }
 
-int gateway_admit(gateway *gw, const gateway_sender *from)
+/* 0 when the ingest queue has room for one more message of the sender;
+ * SS_BUSY (counted as a refused message) when a submit would surely be
+ * refused, so that a flooding sender is refused before it costs a parse. */
+static int gateway_admit(gateway *gw, const gateway_sender *from)
 {
     if (ingest_queue_has_room(gw->opt.queue, from->dev.org_id, from->dev.device_id))
         return SS_OK;

@@ -108,11 +108,6 @@ typedef struct gateway_body {
 int gateway_parse(gateway *gw, const gateway_sender *from, const gateway_body *body,
                   int64_t now_ms, ss_readings *out, ss_parse_error *err);
 
-/* 0 when the ingest queue has room for one more message of the sender;
- * SS_BUSY (counted as a refused message) when a submit would surely be
- * refused: lets a protocol refuse before it parses. */
-int gateway_admit(gateway *gw, const gateway_sender *from);
-
 typedef struct gateway_msg gateway_msg;
 
 /* What became of a submitted message. */

@@ -252,6 +252,16 @@ static void on_ack(gateway_msg *msg, const gateway_result *r)
         uv_stop(&fx->loop);
 }
 
+/* The ack of a message gateway_ingest made (and frees). */
+static void on_owned_ack(gateway_msg *msg, const gateway_result *r)
+{
+    fixture *fx = msg->data;
+    fx->acks++;
+    fx->last = *r;
+    if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
+        uv_stop(&fx->loop);
+}
+
 static test_msg *new_msg(fixture *fx)
 {
     test_msg *tm = calloc(1, sizeof *tm);
@@ -451,7 +461,6 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
     assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &l), SS_OK);
     gateway_sender from = {0};
     sender_by_token(fx, TOKEN_A, &from, NULL);
-    assert_int_equal(gateway_admit(fx->gw, &from), SS_OK);
     /* A device with nothing queued has room for one item of any size; the
      * loop does not run, so it stays queued and fills the device's share. */
     test_msg *big = new_msg(fx);
@@ -459,7 +468,11 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
         assert_int_equal(readings_push(&big->msg.item.readings, "t", 1, BASE_TS, (double)i),
                          SS_OK);
     assert_int_equal(gateway_submit(fx->gw, &from, &big->msg, clock_now_ms()), SS_OK);
-    assert_int_equal(gateway_admit(fx->gw, &from), SS_BUSY);
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = "a=1\n", .len = 4},
+                          .ack = on_owned_ack, .data = fx};
+    gateway_msg *msg;
+    gateway_refusal why;
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_BUSY);
     assert_int_equal(refused(fx, "ingest_busy"), 1);
     test_msg *small = new_msg(fx);
     parse_lines(fx, &from, small, "a=1\n");
@@ -482,15 +495,6 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
 }
 
 /* ---- the one entry point ---------------------------------------------------------- */
-
-static void on_owned_ack(gateway_msg *msg, const gateway_result *r)
-{
-    fixture *fx = msg->data;
-    fx->acks++;
-    fx->last = *r;
-    if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
-        uv_stop(&fx->loop);
-}
 
 /* gateway_ingest admits, parses, reserves and submits, counts each
  * refusal once, and frees the message it made after the ack. */
