@@ -121,7 +121,8 @@ typedef struct gateway_result {
 } gateway_result;
 
 /* The protocol's acknowledgement: runs on the loop after the settling.
- * The message is the protocol's again from this call on. */
+ * A message the protocol submitted (gateway_submit) is its own again from
+ * this call on; one gateway_ingest made is freed when the call returns. */
 typedef void (*gateway_ack_cb)(gateway_msg *msg, const gateway_result *r);
 
 /* Embedded in the protocol's own record of a message (first, or found
