@@ -119,29 +119,49 @@ const char *aaa_grant_refusal(store_role mine, store_role from, store_role to)
     return NULL;
 }
 
-static int device_checks_data(const aaa_principal *p, const char *org_id, const char *device_id)
+/* SPEC gives a device no read access: it writes its readings and, on
+ * MQTT, subscribes under its own topics (commands sent to it). */
+static int device_checks_data(const aaa_principal *p, const char *org_id, const char *device_id,
+                              aaa_data_op op)
 {
     if (strcmp(org_id, p->device.org_id) != 0)
         return SS_NOT_FOUND;
     if (p->device.disabled)
         return SS_AUTH;
+    if (op == AAA_DATA_READ)
+        return SS_FORBIDDEN;
     return device_id && strcmp(device_id, p->device.device_id) == 0 ? 0 : SS_FORBIDDEN;
+}
+
+/* A key writes readings with data:write; manage and data:read do not. */
+static int key_writes(unsigned scopes)
+{
+    return (scopes & STORE_SCOPE_DATA_WRITE) != 0;
+}
+
+int aaa_key_may_write(quota *orgs, const char *key_org_id, unsigned scopes, const char *org_id)
+{
+    /* Outside its tree a key stands nowhere: not found, whatever its
+     * scopes, as aaa_check_data answers. */
+    int within = orgs ? quota_org_within(orgs, org_id, key_org_id)
+                      : strcmp(org_id, key_org_id) == 0;
+    if (!within)
+        return SS_NOT_FOUND;
+    return key_writes(scopes) ? 0 : SS_FORBIDDEN;
 }
 
 int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
                    const char *device_id, aaa_data_op op)
 {
     if (p->kind == AAA_PRINCIPAL_DEVICE)
-        return device_checks_data(p, org_id, device_id);
+        return device_checks_data(p, org_id, device_id, op);
     store_role r = STORE_ROLE_NONE;
     int rc = aaa_role_in(db, p, org_id, &r);
     if (rc)
         return rc;
-    if (op == AAA_DATA_READ)
+    if (op != AAA_DATA_WRITE)
         return r >= STORE_ROLE_VIEWER ? 0 : SS_FORBIDDEN;
-    return p->kind == AAA_PRINCIPAL_KEY && (p->key.scopes & STORE_SCOPE_DATA_WRITE)
-               ? 0
-               : SS_FORBIDDEN;
+    return p->kind == AAA_PRINCIPAL_KEY && key_writes(p->key.scopes) ? 0 : SS_FORBIDDEN;
 }
 
 int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device_id,

@@ -17,6 +17,7 @@
 #define SS_AAA_ACCESS_H
 
 #include "aaa/principal.h"
+#include "aaa/quota.h"
 #include "store/store.h"
 
 /* The role a key's scopes give: admin for manage, viewer for data:read,
@@ -50,10 +51,12 @@ int aaa_actor_role(store_conn *db, const char *actor, const char *org_id, store_
  * NULL when they may. */
 const char *aaa_grant_refusal(store_role mine, store_role from, store_role to);
 
-/* Readings in an org's tree: reading them (a query, a subscription, a
- * live stream) or writing them (posting, publishing). */
+/* Readings in an org's tree: reading them (a query, a live stream, the
+ * readings/<device> topic), subscribing to topics under a device
+ * (devices/<id>/…, MQTT) or writing them (posting, publishing). */
 typedef enum {
     AAA_DATA_READ = 0,
+    AAA_DATA_SUBSCRIBE,
     AAA_DATA_WRITE,
 } aaa_data_op;
 
@@ -61,13 +64,22 @@ typedef enum {
  * when not NULL (the caller has found the device to be of org_id)? This
  * is the question of an MQTT ACL ("may P publish / subscribe on org O's
  * topic T") and of a live stream:
- *   - a device: its own data only (device_id must be its id, org its org);
- *   - a key: read with data:read or manage, write with data:write, in its
- *     org's tree;
+ *   - a device: reads nothing (SS_FORBIDDEN); subscribes and writes under
+ *     its own id only (device_id must be its id, org its org);
+ *   - a key: read and subscribe with data:read or manage, write with
+ *     data:write, in its org's tree (aaa_key_may_write);
  *   - a person: read as a viewer; readings are written by devices and keys.
  * 0, SS_NOT_FOUND, SS_FORBIDDEN or a store error. */
 int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
                    const char *device_id, aaa_data_op op);
+
+/* May an API key of key_org_id with `scopes` write readings of a device of
+ * org_id? The rule aaa_check_data applies to a key, answered from the org
+ * tree the quotas keep in memory, so that the loop thread asks it without
+ * the store. 0; SS_NOT_FOUND when org_id is outside the key's org and the
+ * orgs below it; else SS_FORBIDDEN without data:write. orgs NULL: the
+ * key's own org only. */
+int aaa_key_may_write(quota *orgs, const char *key_org_id, unsigned scopes, const char *org_id);
 
 /* Loads the device and checks the principal holds at least `min` in its
  * org. 0; SS_NOT_FOUND for a malformed id, no such device or a device of

@@ -179,6 +179,19 @@ int quota_set_org(quota *q, const char *org_id, const char *parent_id)
     return rc;
 }
 
+int quota_org_within(quota *q, const char *org_id, const char *ancestor)
+{
+    int within = 0;
+    pthread_mutex_lock(&q->lock);
+    quota_org *o = find(q, org_id);
+    for (int depth = 0; o && depth < SS_ORG_DEPTH_MAX && !within; depth++) {
+        within = strcmp(o->id, ancestor) == 0;
+        o = parent_of(q, o);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return within;
+}
+
 void quota_remove_org(quota *q, const char *org_id)
 {
     pthread_mutex_lock(&q->lock);

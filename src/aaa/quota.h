@@ -36,6 +36,10 @@ void quota_free(quota *q);
 
 /* Makes the org known with its parent ("" for none). 0 or SS_NOMEM. */
 int quota_set_org(quota *q, const char *org_id, const char *parent_id);
+/* 1 when org_id is `ancestor` or one of its descendants, as far as the
+ * orgs made known here tell; 0 otherwise (an unknown org is within
+ * nothing). The org tree in memory, for checks on the loop thread. */
+int quota_org_within(quota *q, const char *org_id, const char *ancestor);
 /* Forgets a deleted org. */
 void quota_remove_org(quota *q, const char *org_id);
 /* Sets the org's limits (the org must be known). 0 or SS_NOT_FOUND. */

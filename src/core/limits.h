@@ -23,11 +23,14 @@
 #define SS_HTTP_BODY_TIMEOUT_MS 60000u
 /* An idle keep-alive connection is closed after this long, like nginx's 75 s. */
 #define SS_HTTP_KEEPALIVE_TIMEOUT_MS 75000u
-/* A connection closing while its peer may still be sending (a body we
- * refused) reads and discards for at most this long and this much, so the
- * peer reads our answer instead of a reset (nginx's lingering close:
- * lingering_time 30 s; a refused upload of a few MB fits). */
-#define SS_HTTP_LINGER_MS 10000u
+/* A closing connection (HTTP or the TCP line socket, both on
+ * net/conn_set) may take this long to get its last answers out, so a peer
+ * that stopped reading cannot hold the socket, nor a shutdown, for ever;
+ * one still sending (a body we refused) is read and discarded meanwhile,
+ * up to SS_HTTP_LINGER_BYTES_MAX, so it reads our answer instead of a
+ * reset (nginx's lingering close: lingering_time 30 s; a refused upload of
+ * a few MB fits). */
+#define SS_CLOSE_LINGER_MS 10000u
 #define SS_HTTP_LINGER_BYTES_MAX (16u * 1024u * 1024u)
 /* Orgs nest a few levels (provider, customer, site). Every walk up or down
  * the org tree (roles, ancestry checks, the quota roll-up) stops at this

@@ -60,6 +60,20 @@ static inline void ss_list_remove(ss_list *node)
     ss_list_init(node);
 }
 
+/* Moves every node of `from`, in order, to `to` (an empty head); `from` is
+ * left empty. */
+static inline void ss_list_move_all(ss_list *from, ss_list *to)
+{
+    ss_list_init(to);
+    if (ss_list_empty(from))
+        return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    ss_list_init(from);
+}
+
 /* The first node, or NULL when the list is empty. */
 static inline ss_list *ss_list_first(const ss_list *head)
 {

@@ -35,12 +35,6 @@ static gateway_format detect_format(const http_request *req)
     return GATEWAY_LINES;
 }
 
-/* An HTTP ingest in flight: the gateway's message, and where to answer. */
-typedef struct http_ingest {
-    gateway_msg msg;    /* first: the gateway hands this pointer back */
-    http_request *req;
-} http_ingest;
-
 /* 503 ingest_busy (SPEC §4): the device's or its organisation's share of
  * the ingest queue is full; nothing was stored. Retry-After tells the
  * device when to come back. */
@@ -57,8 +51,7 @@ static void refuse_ingest_busy(http_request *req)
 /* The gateway has settled the commit: the answer in HTTP's terms. */
 static void on_committed(gateway_msg *msg, const gateway_result *r)
 {
-    http_ingest *hi = (http_ingest *)msg;
-    http_request *req = hi->req;
+    http_request *req = msg->data;
     /* The store refuses a request whole when it would create a channel past
      * the device's limit (one group: all or nothing). */
     int too_many_channels = r->status == SS_OK && r->refused > 0;
@@ -82,8 +75,6 @@ static void on_committed(gateway_msg *msg, const gateway_result *r)
         http_respond_error(req, 503, "store_unavailable", "the store failed; nothing was stored",
                            NULL);
     }
-    readings_free(&msg->item.readings);
-    free(hi);
 }
 
 /* Finds the device by token. Answers 401 and returns nonzero when unknown. */
@@ -108,21 +99,6 @@ int api_data_head(api_ctx *app, http_request *req)
     return authenticate_device(req, app, &from);
 }
 
-static void refuse_parse(http_request *req, int rc, const ss_parse_error *err, gateway_format fmt)
-{
-    if (rc == SS_NOMEM) {
-        http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
-        return;
-    }
-    char extra[64];
-    snprintf(extra, sizeof extra, "\"%s\":%zu", fmt == GATEWAY_JSON ? "index" : "line",
-             err->position);
-    if (rc == SS_TOO_LARGE)
-        http_respond_error(req, 413, "too_large", err->message, extra);
-    else
-        http_respond_error(req, 400, "bad_reading", err->message, extra);
-}
-
 /* The device this request comes from, with the connection's record and
  * quota ref, so that the gateway counts into them. */
 static int identify_sender(http_request *req, api_ctx *app, gateway_sender *from)
@@ -131,9 +107,35 @@ static int identify_sender(http_request *req, api_ctx *app, gateway_sender *from
         return 1;
     api_note_who(req, API_WHO_DEVICE, from->dev.device_id, from->dev.org_id);
     from->protocol = req->tls ? "https" : "http";
+    from->gone = METRICS_REFUSED_INVALID_TOKEN;  /* 401 invalid_token */
     from->session = api_conn_device_record(app, req);
     from->quota = api_conn_quota_ref(req);
     return 0;
+}
+
+/* A message the gateway refused (and counted), in HTTP's terms. */
+static void refuse(http_request *req, int rc, const gateway_refusal *why, gateway_format fmt)
+{
+    if (rc == SS_BUSY) {
+        refuse_ingest_busy(req);
+        return;
+    }
+    if (rc == SS_QUOTA) {
+        http_respond_error(req, 429, "quota_exceeded",
+                           "the organisation is over its quota for today", NULL);
+        return;
+    }
+    if (rc == SS_NOMEM) {
+        http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
+        return;
+    }
+    char extra[64];
+    snprintf(extra, sizeof extra, "\"%s\":%zu", fmt == GATEWAY_JSON ? "index" : "line",
+             why->err.position);
+    if (rc == SS_TOO_LARGE)
+        http_respond_error(req, 413, "too_large", why->err.message, extra);
+    else
+        http_respond_error(req, 400, "bad_reading", why->err.message, extra);
 }
 
 void api_data_post(api_ctx *app, http_request *req)
@@ -141,46 +143,15 @@ void api_data_post(api_ctx *app, http_request *req)
     gateway_sender from;
     if (identify_sender(req, app, &from))
         return;
-    /* A flooding device is refused before its body costs a parse. */
-    if (gateway_admit(app->gateway, &from) != SS_OK) {
-        refuse_ingest_busy(req);
-        return;
-    }
-    http_ingest *hi = calloc(1, sizeof *hi);
-    if (!hi) {
-        gateway_refuse(app->gateway, &from, METRICS_REFUSED_STORE_UNAVAILABLE, 0);
-        http_respond_error(req, 503, "overloaded", "the server is out of memory", NULL);
-        return;
-    }
-    gateway_body body = {.format = detect_format(req), .data = req->body.data,
-                         .len = req->body.len};
-    ss_parse_error err = {0};
-    int64_t now = clock_now_ms();
-    ingest_item *item = &hi->msg.item;
-    int rc = gateway_parse(app->gateway, &from, &body, now, &item->readings, &err);
-    if (rc) {
-        readings_free(&item->readings);
-        free(hi);
-        refuse_parse(req, rc, &err, body.format);
-        return;
-    }
-    hi->req = req;
-    hi->msg.ack = on_committed;
     /* The body stays in memory until the answer. */
-    item->held_bytes = sizeof *hi - sizeof *item + req->body.len;
-    rc = gateway_submit(app->gateway, &from, &hi->msg, now);
-    if (rc == SS_OK) {
-        api_conn_hold_record(req, &hi->msg.session);
-        return;
-    }
-    size_t n = item->readings.len;
-    readings_free(&item->readings);
-    free(hi);
-    if (rc == SS_QUOTA) {
-        http_respond_error(req, 429, "quota_exceeded",
-                           "the organisation is over its quota for today", NULL);
-        return;
-    }
-    gateway_refuse(app->gateway, &from, METRICS_REFUSED_INGEST_BUSY, n);
-    refuse_ingest_busy(req);
+    gateway_request rq = {.body = {.format = detect_format(req), .data = req->body.data,
+                                   .len = req->body.len},
+                          .ack = on_committed, .data = req, .held_bytes = req->body.len};
+    gateway_msg *msg;
+    gateway_refusal why;
+    int rc = gateway_ingest(app->gateway, &from, &rq, clock_now_ms(), &msg, &why);
+    if (rc == SS_OK)
+        api_conn_hold_record(req, &msg->session);
+    else
+        refuse(req, rc, &why, rq.body.format);
 }

@@ -136,7 +136,7 @@ static void conn_close(http_conn *c)
     net_conn_close(&c->base);
 }
 
-/* Closes once the last answer is written, or after SS_HTTP_LINGER_MS if
+/* Closes once the last answer is written, or after SS_CLOSE_LINGER_MS if
  * the peer does not take it: a peer that stops reading cannot hold the
  * connection, nor a shutdown, for ever. When the peer may still be sending
  * (a request refused before its end, or more pipelined), its bytes are read
@@ -144,7 +144,7 @@ static void conn_close(http_conn *c)
 static void conn_close_after_write(http_conn *c)
 {
     int peer_sending = !c->message_done || c->pending_pos < c->pending.len;
-    net_conn_close_after_write(&c->base, SS_HTTP_LINGER_MS,
+    net_conn_close_after_write(&c->base, SS_CLOSE_LINGER_MS,
                                peer_sending ? SS_HTTP_LINGER_BYTES_MAX : 0);
 }
 

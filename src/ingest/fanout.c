@@ -4,7 +4,8 @@
  * unsubscribe inside a callback moves the cursor past the node it removes
  * instead of leaving it on freed memory. Cursors stack: a callback that
  * stops the queue delivers the remaining commits from inside this one. A
- * batch number keeps a subscriber added during a delivery out of it. */
+ * number per offered item (one commit of one sender), given to each of its
+ * batches, keeps a subscriber added during it out of the rest of it. */
 #include "ingest/fanout.h"
 
 #include <stdlib.h>
@@ -19,7 +20,7 @@ typedef struct fanout_cursor {
 struct fanout {
     ss_list subs;
     size_t count;
-    uint64_t seq;             /* batches offered so far */
+    uint64_t seq;             /* items offered so far */
     fanout_cursor *cursors;   /* deliveries under way, innermost first */
 };
 
@@ -75,9 +76,8 @@ size_t fanout_subscribers(const fanout *f)
     return f->count;
 }
 
-static void fanout_deliver(fanout *f, const fanout_batch *b)
+static void fanout_deliver(fanout *f, const fanout_batch *b, uint64_t seq)
 {
-    uint64_t seq = ++f->seq;
     fanout_cursor cur = {f->subs.next, f->cursors};
     f->cursors = &cur;
     while (cur.next != &f->subs) {
@@ -89,8 +89,8 @@ static void fanout_deliver(fanout *f, const fanout_batch *b)
     f->cursors = cur.outer;
 }
 
-/* The readings [from, to) of the item as one batch. */
-static void fanout_run(fanout *f, const ingest_item *it, size_t from, size_t to)
+/* The readings [from, to) of the item, number seq, as one batch. */
+static void fanout_run(fanout *f, const ingest_item *it, uint64_t seq, size_t from, size_t to)
 {
     if (to <= from)
         return;
@@ -102,22 +102,22 @@ static void fanout_run(fanout *f, const ingest_item *it, size_t from, size_t to)
         .readings = it->readings.items + from,
         .len = to - from,
     };
-    fanout_deliver(f, &b);
+    fanout_deliver(f, &b, seq);
 }
 
 /* Runs of stored groups go as one batch each: a refused group splits. */
-static void fanout_groups(fanout *f, const ingest_item *it)
+static void fanout_groups(fanout *f, const ingest_item *it, uint64_t seq)
 {
     size_t run_from = 0, from = 0;
     for (size_t g = 0; g < it->n_groups; g++) {
         size_t end = it->group_ends[g];
         if (it->group_refused[g]) {
-            fanout_run(f, it, run_from, from);
+            fanout_run(f, it, seq, run_from, from);
             run_from = end;
         }
         from = end;
     }
-    fanout_run(f, it, run_from, from);
+    fanout_run(f, it, seq, run_from, from);
 }
 
 void fanout_offer(void *ctx, const ingest_item *item)
@@ -125,8 +125,9 @@ void fanout_offer(void *ctx, const ingest_item *item)
     fanout *f = ctx;
     if (f->count == 0 || item->readings_refused == item->readings.len)
         return;
+    uint64_t seq = ++f->seq;
     if (item->group_ends && item->readings_refused > 0)
-        fanout_groups(f, item);
+        fanout_groups(f, item, seq);
     else
-        fanout_run(f, item, 0, item->readings.len);
+        fanout_run(f, item, seq, 0, item->readings.len);
 }

@@ -11,8 +11,9 @@
  * subscriber copies what it keeps.
  *
  * A subscriber may subscribe or unsubscribe anyone, itself included,
- * inside its callback: one subscribed during a batch sees the next batch
- * on, one unsubscribed is not called again. Loop thread only. */
+ * inside its callback: one subscribed during a batch sees the next item
+ * on (none of the rest of the item it joined in), one unsubscribed is not
+ * called again. Loop thread only. */
 #ifndef SS_INGEST_FANOUT_H
 #define SS_INGEST_FANOUT_H
 
@@ -48,7 +49,7 @@ int fanout_new(fanout **out);
 /* Subscribers still registered are forgotten, not called. */
 void fanout_free(fanout *f);
 
-/* Registers sub (on_batch set) for the batches committed from now on. */
+/* Registers sub (on_batch set) for the items committed from now on. */
 void fanout_subscribe(fanout *f, fanout_sub *sub);
 /* Forgets sub; harmless when it is not subscribed. */
 void fanout_unsubscribe(fanout *f, fanout_sub *sub);

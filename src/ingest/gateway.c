@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aaa/access.h"
 #include "aaa/secret.h"
 #include "core/clock.h"
 #include "core/err.h"
@@ -69,13 +70,13 @@ int gateway_auth_token(gateway *gw, const char *token, size_t len, gateway_sende
 int gateway_auth_key(gateway *gw, const gateway_key *key, const char *device_id,
                      gateway_sender *out)
 {
-    if (!(key->scopes & STORE_SCOPE_DATA_WRITE))
-        return SS_FORBIDDEN;
     device_cache_entry dev;
     if (strnlen(device_id, SS_ID_LEN + 1) > SS_ID_LEN ||
-        device_cache_find(gw->opt.devices, device_id, &dev) != SS_OK ||
-        strcmp(dev.org_id, key->org_id) != 0)
+        device_cache_find(gw->opt.devices, device_id, &dev) != SS_OK)
         return SS_NOT_FOUND;
+    int rc = aaa_key_may_write(gw->opt.quotas, key->org_id, key->scopes, dev.org_id);
+    if (rc)
+        return rc;
     if (dev.disabled)
         return SS_CONFLICT;
     out->dev = dev;
@@ -119,7 +120,10 @@ int gateway_parse(gateway *gw, const gateway_sender *from, const gateway_body *b
     return rc;
 }
 
-int gateway_admit(gateway *gw, const gateway_sender *from)
+/* 0 when the ingest queue has room for one more message of the sender;
+ * SS_BUSY (counted as a refused message) when a submit would surely be
+ * refused, so that a flooding sender is refused before it costs a parse. */
+static int gateway_admit(gateway *gw, const gateway_sender *from)
 {
     if (ingest_queue_has_room(gw->opt.queue, from->dev.org_id, from->dev.device_id))
         return SS_OK;
@@ -171,19 +175,26 @@ static void on_done(ingest_item *item, int status)
     r.refused = status == SS_OK ? item->readings_refused : n;
     r.stored = n - r.refused;
     settle_quota(gw, m, r.stored, r.refused, clock_now_ms());
+    if (r.stored)
+        metrics_readings_stored(gw->opt.metrics, metrics_protocol_parse(item->protocol),
+                                r.stored);
     if (status != SS_OK) {
-        /* A device deleted while its readings waited: its token is no
-         * longer valid. */
+        /* A device deleted while its readings waited counts as the
+         * protocol answers it. */
         count_refused(gw, item->org_id, item->protocol, m->session,
-                      status == SS_NOT_FOUND ? METRICS_REFUSED_INVALID_TOKEN
-                                             : METRICS_REFUSED_STORE_UNAVAILABLE,
+                      status == SS_NOT_FOUND ? m->gone : METRICS_REFUSED_STORE_UNAVAILABLE,
                       n, n);
     } else if (r.refused) {
         settle_channel_refusals(gw, m, r.stored);
     } else if (gw->opt.meter) {
         meter_stored(gw->opt.meter, m->session, r.stored);
     }
+    int owned = m->owned;
     m->ack(m, &r);
+    if (owned) {
+        readings_free(&item->readings);
+        free(m);
+    }
 }
 
 static int reserve_quota(gateway *gw, const gateway_sender *from, gateway_msg *m,
@@ -213,6 +224,7 @@ int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *m, int6
     it->done = on_done;
     m->gw = gw;
     m->session = from->session;
+    m->gone = from->gone;
     /* The record is committed with the readings it brings (the store adds
      * them to this snapshot): a kill -9 a moment after the answer still
      * leaves it, ended "crash" at the next start. */
@@ -225,6 +237,41 @@ int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *m, int6
         settle_quota(gw, m, 0, it->readings.len, now_ms);
         return SS_BUSY;
     }
+    return SS_OK;
+}
+
+/* ---- the one entry point ------------------------------------------------------ */
+
+int gateway_ingest(gateway *gw, const gateway_sender *from, const gateway_request *rq,
+                   int64_t now_ms, gateway_msg **out, gateway_refusal *why)
+{
+    *why = (gateway_refusal){.counted = 1};
+    /* A flooding sender is refused before its body costs a parse. */
+    if (gateway_admit(gw, from) != SS_OK)
+        return SS_BUSY;
+    gateway_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        why->counted = 0;
+        return SS_NOMEM;
+    }
+    int rc = gateway_parse(gw, from, &rq->body, now_ms, &m->item.readings, &why->err);
+    if (rc == SS_OK) {
+        m->ack = rq->ack;
+        m->data = rq->data;
+        m->owned = 1;
+        m->item.held_bytes = sizeof *m - sizeof m->item + rq->held_bytes;
+        why->readings = m->item.readings.len;
+        rc = gateway_submit(gw, from, m, now_ms);
+        if (rc == SS_BUSY)
+            gateway_refuse(gw, from, METRICS_REFUSED_INGEST_BUSY, why->readings);
+    }
+    if (rc != SS_OK) {
+        readings_free(&m->item.readings);
+        free(m);
+        return rc;
+    }
+    why->readings = 0;
+    *out = m;
     return SS_OK;
 }
 

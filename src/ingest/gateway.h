@@ -4,9 +4,10 @@
  * once: who sends (a device token, or an API key with data:write acting as
  * one of its org's devices), parsing, the room and quota checks, the
  * submit to the ingest queue, and, when the commit is done, the settling
- * of quota, meter (usage and the session record) and metrics before the
- * protocol's acknowledgement runs with a result it maps to its own terms
- * (an HTTP status, a TCP "ACK n" or "ERR ...", nothing for UDP).
+ * of quota, meter (usage and the session record) and metrics (readings
+ * stored and refused: the queue counts only its own depth and commits)
+ * before the protocol's acknowledgement runs with a result it maps to its
+ * own terms (an HTTP status, a TCP "ACK n" or "ERR ...", nothing for UDP).
  *
  * Every refusal is counted here too, as the message it refuses: one
  * refused message in the metrics and in the sender's usage, carrying the
@@ -32,7 +33,8 @@ typedef struct gateway gateway;
 typedef struct gateway_options {
     ingest_queue *queue;      /* required */
     device_cache *devices;    /* required: tokens and device ids are looked up here */
-    quota *quotas;            /* optional: per-org limits */
+    quota *quotas;            /* optional: per-org limits and the org tree (without
+                               * it a key writes in its own org only) */
     meter *meter;             /* optional: usage and session records */
     metrics *metrics;         /* optional: refusals */
 } gateway_options;
@@ -55,6 +57,11 @@ typedef struct gateway_sender {
     /* Where the sender keeps its org's quota ref between messages, or
      * NULL (each message looks the org up). */
     quota_ref *quota;
+    /* The reason a message of this sender counts under when its device was
+     * deleted while the message waited (SS_NOT_FOUND at commit): the one the
+     * protocol's answer names (HTTP's 401 invalid_token, TCP's 503
+     * store_unavailable). */
+    metrics_reason gone;
 } gateway_sender;
 
 /* A device token. SS_AUTH (counted as a refusal) when empty, too long,
@@ -68,10 +75,11 @@ typedef struct gateway_key {
     unsigned scopes;
 } gateway_key;
 
-/* The key acting as the device `device_id` of its org. SS_FORBIDDEN when
- * the key lacks data:write; SS_NOT_FOUND when no such device is in the
- * key's org (a device of another org is not found either: nothing about it
- * is revealed); SS_CONFLICT when the device is disabled. 0: out->dev
+/* The key acting as the device `device_id` of its org or an org below it
+ * (aaa_key_may_write, on the quotas' org tree). SS_NOT_FOUND when no such
+ * device is in the key's tree (a device of another org is not found
+ * either: nothing about it is revealed); SS_FORBIDDEN when the key lacks
+ * data:write; SS_CONFLICT when the device is disabled. 0: out->dev
  * filled. */
 int gateway_auth_key(gateway *gw, const gateway_key *key, const char *device_id,
                      gateway_sender *out);
@@ -100,11 +108,6 @@ typedef struct gateway_body {
 int gateway_parse(gateway *gw, const gateway_sender *from, const gateway_body *body,
                   int64_t now_ms, ss_readings *out, ss_parse_error *err);
 
-/* 0 when the ingest queue has room for one more message of the sender;
- * SS_BUSY (counted as a refused message) when a submit would surely be
- * refused: lets a protocol refuse before it parses. */
-int gateway_admit(gateway *gw, const gateway_sender *from);
-
 typedef struct gateway_msg gateway_msg;
 
 /* What became of a submitted message. */
@@ -118,7 +121,8 @@ typedef struct gateway_result {
 } gateway_result;
 
 /* The protocol's acknowledgement: runs on the loop after the settling.
- * The message is the protocol's again from this call on. */
+ * A message the protocol submitted (gateway_submit) is its own again from
+ * this call on; one gateway_ingest made is freed when the call returns. */
 typedef void (*gateway_ack_cb)(gateway_msg *msg, const gateway_result *r);
 
 /* Embedded in the protocol's own record of a message (first, or found
@@ -137,7 +141,43 @@ struct gateway_msg {
     gateway *gw;
     quota_ref quota;
     store_acct_session snapshot;
+    metrics_reason gone;
+    int owned;                /* made by gateway_ingest: freed after the ack */
 };
+
+/* ---- the one entry point ------------------------------------------------------ */
+
+/* One message as its protocol framed it. */
+typedef struct gateway_request {
+    gateway_body body;
+    gateway_ack_cb ack;
+    void *data;               /* the protocol's: msg->data in the ack */
+    /* Memory the protocol holds for the message until the ack beyond the
+     * gateway's own (an HTTP body): counted against the queue's shares. */
+    size_t held_bytes;
+} gateway_request;
+
+/* Why gateway_ingest refused a message. */
+typedef struct gateway_refusal {
+    ss_parse_error err;       /* SS_PARSE, SS_TOO_LARGE: where and why */
+    size_t readings;          /* the readings it held: 0 when refused before parse */
+    /* 0 only for SS_NOMEM before parse (no room for the message's
+     * record): not the sender's data refused, so counted nowhere unless
+     * the protocol chooses to. Every other refusal is counted. */
+    int counted;
+} gateway_refusal;
+
+/* Admits, parses, reserves and submits one message: what every protocol
+ * that hands over whole messages calls (HTTP, UDP, MQTT). 0: *out is the
+ * message in flight; `ack` runs once it is committed or refused by the
+ * store, and the gateway frees it when the ack returns. Else refused,
+ * nothing in flight, and counted (see gateway_refusal.counted): SS_BUSY
+ * (the queue has no room for the sender now), SS_QUOTA, SS_PARSE,
+ * SS_TOO_LARGE, SS_NOMEM; `why` says more. */
+int gateway_ingest(gateway *gw, const gateway_sender *from, const gateway_request *rq,
+                   int64_t now_ms, gateway_msg **out, gateway_refusal *why);
+
+/* ---- the steps, for a protocol that batches (TCP) ------------------------------ */
 
 /* Reserves the message's readings against its org's quotas and hands it
  * to the ingest queue. Returns 0: `ack` will run once it is committed or

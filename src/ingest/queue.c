@@ -52,7 +52,7 @@ struct queue_share {
     queue_share *ring_prev, *ring_next;  /* in the ring while pending is not empty */
     /* Organisations only, loop thread: senders of it refused for room,
      * woken by its next delivery. */
-    ingest_waiter *waiters;
+    ss_list waiters;
 };
 
 /* Shares by id (organisations, or devices). */
@@ -89,9 +89,8 @@ struct ingest_queue {
     share_table orgs;
     share_table devices;
     /* Waiters of organisations with nothing queued (refused by the whole
-     * queue's bound), woken by any delivery. Each waiter list is circular;
-     * this names its first. */
-    ingest_waiter *waiters;
+     * queue's bound), woken by any delivery. */
+    ss_list waiters;
     int closing;
 };
 
@@ -366,6 +365,7 @@ static queue_share *share_get(share_table *t, const char *id)
         return NULL;
     memcpy(sh->id, id, sizeof sh->id);
     sh->id[SS_ID_LEN] = '\0';
+    ss_list_init(&sh->waiters);
     *p = sh;
     return sh;
 }
@@ -427,60 +427,20 @@ static size_t item_cost(const ingest_item *it)
 
 /* ---- delivery (loop thread) --------------------------------------------------- */
 
-static void waiter_link(ingest_waiter **list, ingest_waiter *w)
-{
-    w->waiting = 1;
-    w->list = list;
-    if (!*list) {
-        w->prev = w->next = w;
-        *list = w;
-        return;
-    }
-    w->next = *list;
-    w->prev = (*list)->prev;
-    w->prev->next = w;
-    (*list)->prev = w;
-}
-
 static void waiter_unlink(ingest_waiter *w)
 {
-    ingest_waiter **list = w->list;
     w->waiting = 0;
-    w->list = NULL;
-    if (w->next == w) {
-        *list = NULL;
-    } else {
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
-        if (*list == w)
-            *list = w->next;
-    }
-    w->prev = w->next = NULL;
-}
-
-/* Moves a list's waiters, in order, to `to` (empty), so they can be woken
- * after the list's owner is gone. */
-static void waiters_take(ingest_waiter **from, ingest_waiter **to)
-{
-    ingest_waiter *first = *from;
-    *to = first;
-    *from = NULL;
-    if (!first)
-        return;
-    ingest_waiter *w = first;
-    do {
-        w->list = to;
-        w = w->next;
-    } while (w != first);
+    ss_list_remove(&w->link);
 }
 
 /* Wakes each waiter of the list once, in order; one refused again waits
  * again in a list of its org, never this one, so this ends. A ready
  * callback may cancel any waiter, this list's too. */
-static void waiters_wake(ingest_waiter **list)
+static void waiters_wake(ss_list *list)
 {
-    ingest_waiter *w;
-    while ((w = *list) != NULL) {
+    ss_list *node;
+    while ((node = ss_list_first(list)) != NULL) {
+        ingest_waiter *w = ss_list_entry(node, ingest_waiter, link);
         waiter_unlink(w);
         w->ready(w);
     }
@@ -489,8 +449,8 @@ static void waiters_wake(ingest_waiter **list)
 /* Wakes the waiters of orgs that had nothing queued. */
 static void queue_wake_waiters(ingest_queue *q)
 {
-    ingest_waiter *woken;
-    waiters_take(&q->waiters, &woken);
+    ss_list woken;
+    ss_list_move_all(&q->waiters, &woken);
     waiters_wake(&woken);
 }
 
@@ -500,8 +460,9 @@ static void queue_wake_waiters(ingest_queue *q)
 static void queue_deliver_one(ingest_queue *q, ingest_item *it)
 {
     int status = it->status;
-    ingest_waiter *woken;
-    waiters_take(&it->org->waiters, &woken);
+    /* Taken now: the org's share may go with this item. */
+    ss_list woken;
+    ss_list_move_all(&it->org->waiters, &woken);
     q->depth--;
     q->readings -= it->readings.len;
     q->bytes -= it->cost_bytes;
@@ -509,9 +470,6 @@ static void queue_deliver_one(ingest_queue *q, ingest_item *it)
     share_release(&q->orgs, it->org, it);
     it->org = it->device = NULL;
     metrics_queue_depth(q->metrics, q->depth);
-    if (status == SS_OK)
-        metrics_readings_stored(q->metrics, metrics_protocol_parse(it->protocol),
-                                it->readings.len - it->readings_refused);
     if (status == SS_OK && q->on_commit)
         q->on_commit(q->ctx, it);
     /* The org's waiters first: the room is theirs before this item's
@@ -606,6 +564,7 @@ int ingest_queue_start(uv_loop_t *loop, store *s, ingest_commit_cb on_commit, vo
     q->s = s;
     q->on_commit = on_commit;
     q->ctx = ctx;
+    ss_list_init(&q->waiters);
     int rc = queue_init_sync(q);
     if (rc != SS_OK) {
         free(q);
@@ -679,7 +638,8 @@ void ingest_queue_wait(ingest_queue *q, ingest_waiter *w, const char *org_id)
     if (w->waiting)
         return;
     queue_share *org = share_find(&q->orgs, org_id);
-    waiter_link(org ? &org->waiters : &q->waiters, w);
+    w->waiting = 1;
+    ss_list_insert_tail(org ? &org->waiters : &q->waiters, &w->link);
 }
 
 void ingest_queue_cancel_wait(ingest_queue *q, ingest_waiter *w)
@@ -715,7 +675,7 @@ static void queue_drain_here(ingest_queue *q)
         if (it) {
             queue_deliver_one(q, it);
             delivered = 1;
-        } else if (delivered && q->waiters) {
+        } else if (delivered && !ss_list_empty(&q->waiters)) {
             /* Only after a delivery: a waiter refused again then waits for
              * one, and the loop ends instead of spinning. */
             delivered = 0;

@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "core/limits.h"
+#include "core/list.h"
 #include "core/metrics.h"
 #include "core/reading.h"
 #include "store/store.h"
@@ -89,8 +90,7 @@ struct ingest_waiter {
     /* Runs on the loop once, after a commit that may have made room; the
      * sender then submits again (and waits again if refused again). */
     void (*ready)(ingest_waiter *w);
-    ingest_waiter *prev, *next;
-    ingest_waiter **list;   /* the list it waits in */
+    ss_list link;           /* in the list it waits in */
     int waiting;
 };
 
@@ -128,8 +128,9 @@ void ingest_queue_cancel_wait(ingest_queue *q, ingest_waiter *w);
 /* Items submitted and not yet completed (the ingest queue depth). */
 size_t ingest_queue_depth(const ingest_queue *q);
 
-/* Reports the queue depth, each commit's size and time, store errors and
- * readings stored per protocol to m (NULL: nothing). Loop thread, before
+/* Reports the queue depth, each commit's size and time and store errors
+ * to m (NULL: nothing); what was stored is counted by whoever settles the
+ * commit (the gateway). Loop thread, before
  * the first submit. */
 void ingest_queue_set_metrics(ingest_queue *q, metrics *m);
 

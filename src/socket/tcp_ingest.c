@@ -67,9 +67,6 @@ _Static_assert(2u * TCP_SUBMIT_READINGS_MAX <= SS_INGEST_DEVICE_READINGS_MAX,
  * stop reading from it until the queue has drained. ACKs are coalesced, so
  * an honest device stays far below. */
 #define TCP_UNREAD_ANSWERS_MAX (256u * 1024u)
-/* After the last answer is queued, how long a closing connection may take
- * to get it out: a peer that stopped reading cannot hold the socket open. */
-#define TCP_CLOSE_LINGER_MS 10000u
 /* A line buffer that grew past this (a long line) is freed once the line is
  * done instead of kept: an idle connection holds no large buffer. */
 #define TCP_LINE_BUF_KEEP 1024u
@@ -195,14 +192,14 @@ static void conn_close(tcp_conn *c)
     net_conn_close(&c->base);
 }
 
-/* Closes once the answers already written are out, or after the linger
- * time. */
+/* Closes once the answers already written are out, or after
+ * SS_CLOSE_LINGER_MS: a peer that stopped reading cannot hold it open. */
 static void conn_close_after_write(tcp_conn *c)
 {
     if (conn_ended(c))
         return;
     conn_registry_remove(conn_owner(c)->opt.conns, &c->reg);
-    net_conn_close_after_write(&c->base, TCP_CLOSE_LINGER_MS, 0);
+    net_conn_close_after_write(&c->base, SS_CLOSE_LINGER_MS, 0);
 }
 
 /* ---- answers ------------------------------------------------------------ */
@@ -498,6 +495,7 @@ static void conn_auth(tcp_conn *c, const char *text, size_t len)
         return;
     }
     c->from.protocol = "tcp";
+    c->from.gone = METRICS_REFUSED_STORE_UNAVAILABLE;  /* ERR ... 503 store_unavailable */
     c->from.quota = &c->quota;
     c->from.session = conn_owner(c)->opt.meter ? &c->acct : NULL;
     c->phase = TCP_DATA;

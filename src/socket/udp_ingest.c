@@ -36,12 +36,6 @@ struct udp_ingest {
     char buf[UDP_RECV_BUF_SIZE];  /* one datagram at a time: the loop thread's */
 };
 
-/* One datagram on its way to the store. */
-typedef struct udp_item {
-    gateway_msg msg;
-    udp_ingest *owner;
-} udp_item;
-
 static void udp_maybe_stopped(udp_ingest *u)
 {
     if (u->stopping && u->handle_closed && u->in_flight == 0 && u->stopped)
@@ -64,8 +58,7 @@ static void udp_refuse(udp_ingest *u, const struct sockaddr *from, const char *w
  * dropped whole, and nobody is told. */
 static void on_committed(gateway_msg *msg, const gateway_result *r)
 {
-    udp_item *it = (udp_item *)msg;
-    udp_ingest *u = it->owner;
+    udp_ingest *u = msg->data;
     u->in_flight--;
     if (r->status == SS_OK && r->refused == 0) {
         u->stats.stored++;
@@ -79,8 +72,6 @@ static void on_committed(gateway_msg *msg, const gateway_result *r)
         log_warn(UDP_LOG, "commit failed: %s; datagram dropped", ss_strerror(r->status));
         udp_refuse(u, NULL, "the store refused the commit");
     }
-    readings_free(&msg->item.readings);
-    free(it);
     udp_maybe_stopped(u);
 }
 
@@ -107,44 +98,38 @@ static int udp_split_token(const char *d, size_t len, size_t *token_len, size_t 
     return SS_OK;
 }
 
-/* Authenticates and parses one datagram into a new item. 0, or an error
- * with err->message saying why (no item is made; the gateway has counted
- * it). OUT from: the device once the token is known (org "" before), so
- * that the datagram's bytes are its org's usage. */
-static int udp_make_item(udp_ingest *u, const char *d, size_t len, udp_item **out,
-                         ss_parse_error *err, gateway_sender *from)
+/* The device a datagram comes from, by its token line; OUT off: where its
+ * lines begin. The gateway has counted a refusal. */
+static int udp_sender(udp_ingest *u, const char *d, size_t len, size_t *off,
+                      gateway_sender *from, ss_parse_error *err)
 {
-    size_t token_len = 0, off = 0;
-    int rc = udp_split_token(d, len, &token_len, &off, err);
-    if (rc) {
+    size_t token_len = 0;
+    if (udp_split_token(d, len, &token_len, off, err)) {
         gateway_refuse(u->opt.gateway, NULL, METRICS_REFUSED_INVALID_TOKEN, 0);
-        return rc;
+        return SS_AUTH;
     }
     if (gateway_auth_token(u->opt.gateway, d, token_len, from))
         return udp_fail(err, SS_AUTH, "unknown or disabled device token");
     from->protocol = "udp";
-    if (u->opt.meter)
-        meter_bytes(u->opt.meter, NULL, from->dev.org_id, "udp", len, 0);
-    /* A flooding device is refused before its lines cost a parse. */
-    if (gateway_admit(u->opt.gateway, from))
-        return udp_fail(err, SS_BUSY, "ingest_busy: the device's share of the ingest queue is full");
-    udp_item *it = calloc(1, sizeof *it);
-    if (!it) {
-        gateway_refuse(u->opt.gateway, from, METRICS_REFUSED_STORE_UNAVAILABLE, 0);
-        return udp_fail(err, SS_NOMEM, "out of memory");
-    }
-    gateway_body body = {.format = GATEWAY_LINES, .data = d + off, .len = len - off};
-    rc = gateway_parse(u->opt.gateway, from, &body, clock_now_ms(), &it->msg.item.readings, err);
-    if (rc) {
-        readings_free(&it->msg.item.readings);
-        free(it);
-        return rc;
-    }
-    it->msg.ack = on_committed;
-    it->msg.data = u;
-    it->owner = u;
-    *out = it;
+    from->gone = METRICS_REFUSED_STORE_UNAVAILABLE;  /* like any failed commit */
     return SS_OK;
+}
+
+/* Why the gateway refused a datagram, for the debug log. */
+static const char *udp_refusal(udp_ingest *u, int rc, const gateway_sender *from,
+                               const gateway_refusal *why)
+{
+    switch (rc) {
+    case SS_BUSY: return "ingest_busy: the device's share of the ingest queue is full";
+    case SS_QUOTA: return "quota_exceeded";
+    case SS_NOMEM:
+        /* Out of memory is a refusal of the datagram here: nobody else is
+         * told. */
+        if (!why->counted)
+            gateway_refuse(u->opt.gateway, from, METRICS_REFUSED_STORE_UNAVAILABLE, 0);
+        return "out of memory";
+    default: return why->err.message;
+    }
 }
 
 static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flags,
@@ -162,27 +147,24 @@ static void udp_datagram(udp_ingest *u, const char *d, size_t len, unsigned flag
         udp_refuse(u, peer, "datagram over UDP_INGEST_DATAGRAM_MAX bytes");
         return;
     }
-    udp_item *it = NULL;
+    size_t off = 0;
     ss_parse_error err = {0};
     gateway_sender from = {0};
-    int rc = udp_make_item(u, d, len, &it, &err, &from);
-    if (rc) {
+    if (udp_sender(u, d, len, &off, &from, &err)) {
         udp_refuse(u, peer, err.message);
         return;
     }
-    it->msg.item.held_bytes = sizeof *it - sizeof it->msg.item;
-    rc = gateway_submit(u->opt.gateway, &from, &it->msg, clock_now_ms());
-    if (rc == SS_OK) {
+    if (u->opt.meter)
+        meter_bytes(u->opt.meter, NULL, from.dev.org_id, "udp", len, 0);
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = d + off, .len = len - off},
+                          .ack = on_committed, .data = u};
+    gateway_msg *msg;
+    gateway_refusal why;
+    int rc = gateway_ingest(u->opt.gateway, &from, &rq, clock_now_ms(), &msg, &why);
+    if (rc == SS_OK)
         u->in_flight++;
-        return;
-    }
-    if (rc == SS_BUSY)
-        gateway_refuse(u->opt.gateway, &from, METRICS_REFUSED_INGEST_BUSY,
-                       it->msg.item.readings.len);
-    readings_free(&it->msg.item.readings);
-    free(it);
-    udp_refuse(u, peer, rc == SS_QUOTA ? "quota_exceeded"
-                                       : "ingest_busy: the device's share of the ingest queue is full");
+    else
+        udp_refuse(u, peer, udp_refusal(u, rc, &from, &why));
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)

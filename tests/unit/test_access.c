@@ -213,6 +213,13 @@ static void another_orgs_things_are_not_found(void **state)
     aaa_principal dev;
     aaa_principal_device(&dev, d.id, d.org_id, 0);
     assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, d.id, AAA_DATA_WRITE), SS_OK);
+    /* SPEC gives a device no read access; on MQTT it subscribes under its
+     * own topics only. */
+    assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, d.id, AAA_DATA_READ), SS_FORBIDDEN);
+    assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, NULL, AAA_DATA_READ), SS_FORBIDDEN);
+    assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, d.id, AAA_DATA_SUBSCRIBE), SS_OK);
+    assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, ABSENT_ID, AAA_DATA_SUBSCRIBE),
+                     SS_FORBIDDEN);
     assert_int_equal(aaa_check_data(f->db, &dev, d.org_id, ABSENT_ID, AAA_DATA_READ),
                      SS_FORBIDDEN);
     assert_int_equal(aaa_check_data(f->db, &dev, f->other.id, NULL, AAA_DATA_READ),
@@ -246,6 +253,25 @@ static void key_scopes_give_their_roles_in_its_tree(void **state)
     assert_int_equal(aaa_check_data(f->db, &writer, f->leaf.id, NULL, AAA_DATA_READ),
                      SS_FORBIDDEN);
     assert_int_equal(aaa_check_data(f->db, &reader, f->leaf.id, NULL, AAA_DATA_READ), SS_OK);
+    assert_int_equal(aaa_check_data(f->db, &reader, f->leaf.id, NULL, AAA_DATA_SUBSCRIBE), SS_OK);
+    assert_int_equal(aaa_check_data(f->db, &writer, f->leaf.id, NULL, AAA_DATA_SUBSCRIBE),
+                     SS_FORBIDDEN);
+    /* the same rule on the loop thread, from the org tree in memory */
+    quota *tree;
+    assert_int_equal(quota_new(&tree), SS_OK);
+    assert_int_equal(quota_set_org(tree, f->top.id, ""), SS_OK);
+    assert_int_equal(quota_set_org(tree, f->mid.id, f->top.id), SS_OK);
+    assert_int_equal(quota_set_org(tree, f->leaf.id, f->mid.id), SS_OK);
+    assert_int_equal(quota_set_org(tree, f->other.id, ""), SS_OK);
+    assert_int_equal(aaa_key_may_write(tree, f->mid.id, STORE_SCOPE_DATA_WRITE, f->leaf.id), 0);
+    assert_int_equal(aaa_key_may_write(tree, f->mid.id, STORE_SCOPE_DATA_WRITE, f->mid.id), 0);
+    assert_int_equal(aaa_key_may_write(tree, f->mid.id, STORE_SCOPE_DATA_WRITE, f->top.id),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_key_may_write(tree, f->mid.id, STORE_SCOPE_DATA_WRITE, f->other.id),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_key_may_write(tree, f->mid.id, STORE_SCOPE_DATA_READ, f->leaf.id),
+                     SS_FORBIDDEN);
+    quota_free(tree);
     assert_int_equal(aaa_check_data(f->db, &reader, f->leaf.id, NULL, AAA_DATA_WRITE),
                      SS_FORBIDDEN);
     assert_int_equal(aaa_check_data(f->db, &writer, f->top.id, NULL, AAA_DATA_WRITE),

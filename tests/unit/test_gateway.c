@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "aaa/access.h"
 #include "aaa/device_cache.h"
 #include "aaa/meter.h"
 #include "aaa/quota.h"
@@ -214,19 +215,26 @@ static int teardown(void **state)
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* The count of sensorspace_readings_refused_total for one reason. */
-static unsigned long long refused(fixture *fx, const char *reason)
+/* The count of a labelled metric, `name{label="value"}`. */
+static unsigned long long counted(fixture *fx, const char *name, const char *label,
+                                  const char *value)
 {
     ss_buf b = SS_BUF_INIT;
     assert_int_equal(metrics_render(fx->metrics, &b), SS_OK);
     assert_int_equal(buf_append(&b, "", 1), SS_OK);
-    char key[96];
-    snprintf(key, sizeof key, "sensorspace_readings_refused_total{reason=\"%s\"} ", reason);
+    char key[128];
+    snprintf(key, sizeof key, "%s{%s=\"%s\"} ", name, label, value);
     const char *p = strstr(b.data, key);
     assert_non_null(p);
     unsigned long long n = strtoull(p + strlen(key), NULL, 10);
     buf_free(&b);
     return n;
+}
+
+/* The count of sensorspace_readings_refused_total for one reason. */
+static unsigned long long refused(fixture *fx, const char *reason)
+{
+    return counted(fx, "sensorspace_readings_refused_total", "reason", reason);
 }
 
 typedef struct test_msg {
@@ -238,6 +246,16 @@ static void on_ack(gateway_msg *msg, const gateway_result *r)
 {
     test_msg *tm = (test_msg *)msg;
     fixture *fx = tm->fx;
+    fx->acks++;
+    fx->last = *r;
+    if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
+        uv_stop(&fx->loop);
+}
+
+/* The ack of a message gateway_ingest made (and frees). */
+static void on_owned_ack(gateway_msg *msg, const gateway_result *r)
+{
+    fixture *fx = msg->data;
     fx->acks++;
     fx->last = *r;
     if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
@@ -332,6 +350,35 @@ static void test_gateway_auth_by_key(void **state)
     assert_int_equal(gateway_auth_key(fx->gw, &writer_b, DEV_B, &from), SS_OK);
 }
 
+/* SPEC: a role holds in all descendant orgs, and a key acts in its org's
+ * tree; the gateway asks aaa's rule, on the org tree in memory. */
+static void test_gateway_auth_key_in_descendant_orgs(void **state)
+{
+    fixture *fx = *state;
+    static const char child[] = "a00000000000000000000009";
+    static const char child_dev[] = "d00000000000000000000009";
+    assert_int_equal(quota_set_org(fx->quotas, child, ORG_A), SS_OK);
+    add_device(fx, NULL, child, child_dev, "token-of-a-child-device", 0);
+    gateway_sender from = {0};
+    gateway_key writer = {.org_id = ORG_A, .scopes = STORE_SCOPE_DATA_WRITE};
+    assert_int_equal(gateway_auth_key(fx->gw, &writer, child_dev, &from), SS_OK);
+    assert_string_equal(from.dev.org_id, child);
+    /* Not upward, nor sideways. */
+    gateway_key child_writer = {.scopes = STORE_SCOPE_DATA_WRITE};
+    strcpy(child_writer.org_id, child);
+    assert_int_equal(gateway_auth_key(fx->gw, &child_writer, DEV_A, &from), SS_NOT_FOUND);
+    assert_int_equal(gateway_auth_key(fx->gw, &child_writer, child_dev, &from), SS_OK);
+    /* Without data:write: forbidden in its tree, not found outside it
+     * (another org's device is not revealed by the scopes either). */
+    gateway_key reader = {.org_id = ORG_B, .scopes = STORE_SCOPE_DATA_READ};
+    assert_int_equal(gateway_auth_key(fx->gw, &reader, DEV_A, &from), SS_NOT_FOUND);
+    assert_int_equal(gateway_auth_key(fx->gw, &reader, DEV_B, &from), SS_FORBIDDEN);
+    assert_int_equal(aaa_key_may_write(fx->quotas, ORG_A, STORE_SCOPE_DATA_WRITE, child), 0);
+    assert_int_equal(aaa_key_may_write(fx->quotas, child, STORE_SCOPE_DATA_WRITE, ORG_A),
+                     SS_NOT_FOUND);
+    assert_int_equal(aaa_key_may_write(NULL, ORG_A, STORE_SCOPE_DATA_WRITE, child), SS_NOT_FOUND);
+}
+
 /* A key's message goes through the same path as a token's. */
 static void test_gateway_key_message_is_stored(void **state)
 {
@@ -414,7 +461,6 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
     assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &l), SS_OK);
     gateway_sender from = {0};
     sender_by_token(fx, TOKEN_A, &from, NULL);
-    assert_int_equal(gateway_admit(fx->gw, &from), SS_OK);
     /* A device with nothing queued has room for one item of any size; the
      * loop does not run, so it stays queued and fills the device's share. */
     test_msg *big = new_msg(fx);
@@ -422,7 +468,11 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
         assert_int_equal(readings_push(&big->msg.item.readings, "t", 1, BASE_TS, (double)i),
                          SS_OK);
     assert_int_equal(gateway_submit(fx->gw, &from, &big->msg, clock_now_ms()), SS_OK);
-    assert_int_equal(gateway_admit(fx->gw, &from), SS_BUSY);
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = "a=1\n", .len = 4},
+                          .ack = on_owned_ack, .data = fx};
+    gateway_msg *msg;
+    gateway_refusal why;
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_BUSY);
     assert_int_equal(refused(fx, "ingest_busy"), 1);
     test_msg *small = new_msg(fx);
     parse_lines(fx, &from, small, "a=1\n");
@@ -442,6 +492,92 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
     assert_int_equal(gateway_submit(fx->gw, &from, &small->msg, clock_now_ms()), SS_QUOTA);
     free_msg(big);
     free_msg(small);
+}
+
+/* ---- the one entry point ---------------------------------------------------------- */
+
+/* gateway_ingest admits, parses, reserves and submits, counts each
+ * refusal once, and frees the message it made after the ack. */
+static void test_gateway_ingest_counts_every_refusal(void **state)
+{
+    fixture *fx = *state;
+    quota_limits l = {.max_readings_per_day = 3};
+    assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &l), SS_OK);
+    gateway_sender from = {0};
+    sender_by_token(fx, TOKEN_A, &from, NULL);
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = "a=1,b=2\n", .len = 8},
+                          .ack = on_owned_ack, .data = fx};
+    gateway_msg *msg = NULL;
+    gateway_refusal why;
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_OK);
+    assert_non_null(msg);
+    run_until_acks(fx, 1);
+    assert_int_equal(fx->last.status, SS_OK);
+    assert_int_equal(fx->last.stored, 2);
+    /* A bad body: counted once as a bad reading, with where it failed. */
+    rq.body = (gateway_body){.format = GATEWAY_LINES, .data = "x=oops\n", .len = 7};
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_PARSE);
+    assert_true(why.counted);
+    assert_int_equal(why.readings, 0);
+    assert_int_equal(why.err.position, 1);
+    assert_int_equal(refused(fx, "bad_reading"), 1);
+    /* Over quota: counted with its readings. */
+    rq.body = (gateway_body){.format = GATEWAY_JSON, .data = "{\"a\":1,\"b\":2}", .len = 13};
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_QUOTA);
+    assert_int_equal(why.readings, 2);
+    assert_int_equal(refused(fx, "quota_exceeded"), 2);
+    /* Busy: the device's share is full; refused before parse, counted
+     * once by the gateway, not by the protocol. */
+    test_msg *big = new_msg(fx);
+    for (size_t i = 0; i < SS_INGEST_DEVICE_READINGS_MAX; i++)
+        assert_int_equal(readings_push(&big->msg.item.readings, "t", 1, BASE_TS, (double)i),
+                         SS_OK);
+    quota_limits none = {0};
+    assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &none), SS_OK);
+    assert_int_equal(gateway_submit(fx->gw, &from, &big->msg, clock_now_ms()), SS_OK);
+    rq.body = (gateway_body){.format = GATEWAY_LINES, .data = "a=1\n", .len = 4};
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_BUSY);
+    assert_true(why.counted);
+    assert_int_equal(refused(fx, "ingest_busy"), 1);
+    big->msg.ack = on_ack;
+    big->fx = fx;
+    run_until_acks(fx, 2);
+    free_msg(big);
+}
+
+static void on_bare_done(ingest_item *item, int status)
+{
+    fixture *fx = item->data;
+    assert_int_equal(status, SS_OK);
+    fx->acks++;
+    if (fx->stop_after_acks && fx->acks == fx->stop_after_acks)
+        uv_stop(&fx->loop);
+}
+
+/* Stored readings are counted where the commit is settled, once: by the
+ * gateway, not by the queue (an item that bypasses the gateway is
+ * counted by nobody). */
+static void test_gateway_counts_stored_readings(void **state)
+{
+    fixture *fx = *state;
+    gateway_sender from = {0};
+    sender_by_token(fx, TOKEN_A, &from, NULL);
+    from.protocol = "udp";
+    gateway_request rq = {.body = {.format = GATEWAY_LINES, .data = "a=1,b=2\n", .len = 8},
+                          .ack = on_owned_ack, .data = fx};
+    gateway_msg *msg = NULL;
+    gateway_refusal why;
+    assert_int_equal(gateway_ingest(fx->gw, &from, &rq, clock_now_ms(), &msg, &why), SS_OK);
+    run_until_acks(fx, 1);
+    assert_int_equal(counted(fx, "sensorspace_readings_stored_total", "protocol", "udp"), 2);
+    ingest_item bare = {.protocol = "udp", .done = on_bare_done, .data = fx};
+    strcpy(bare.device_id, DEV_A);
+    strcpy(bare.org_id, ORG_A);
+    assert_int_equal(readings_push(&bare.readings, "c", 1, BASE_TS, 3.0), SS_OK);
+    assert_int_equal(ingest_queue_submit(fx->q, &bare), SS_OK);
+    run_until_acks(fx, 2);
+    assert_int_equal(counted(fx, "sensorspace_readings_stored_total", "protocol", "udp"), 2);
+    readings_free(&bare.readings);
 }
 
 /* ---- settling --------------------------------------------------------------------- */
@@ -489,6 +625,7 @@ static void test_gateway_settles_on_store_failure(void **state)
     gateway_sender from = {0};
     meter_session session = {0};
     sender_by_token(fx, TOKEN_GONE, &from, &session);
+    from.gone = METRICS_REFUSED_INVALID_TOKEN;
     test_msg *tm = new_msg(fx);
     parse_lines(fx, &from, tm, "a=1,b=2\n");
     assert_int_equal(gateway_submit(fx->gw, &from, &tm->msg, clock_now_ms()), SS_OK);
@@ -511,6 +648,36 @@ static void test_gateway_settles_on_store_failure(void **state)
     run_until_acks(fx, 2);
     assert_int_equal(fx->last.status, SS_OK);
     free_msg(tm);
+}
+
+/* A device deleted while its readings waited counts under the reason its
+ * protocol answers: HTTP's 401 invalid_token, TCP's 503 store_unavailable. */
+static void test_gateway_deleted_device_counts_as_the_protocol_answers(void **state)
+{
+    fixture *fx = *state;
+    gateway_sender http = {0}, tcp = {0};
+    sender_by_token(fx, TOKEN_GONE, &http, NULL);
+    http.protocol = "http";
+    http.gone = METRICS_REFUSED_INVALID_TOKEN;
+    sender_by_token(fx, TOKEN_GONE, &tcp, NULL);
+    tcp.gone = METRICS_REFUSED_STORE_UNAVAILABLE;
+    unsigned long long auth0 = refused(fx, "invalid_token");
+    test_msg *a = new_msg(fx);
+    parse_lines(fx, &http, a, "a=1\n");
+    assert_int_equal(gateway_submit(fx->gw, &http, &a->msg, clock_now_ms()), SS_OK);
+    run_until_acks(fx, 1);
+    assert_int_equal(fx->last.status, SS_NOT_FOUND);
+    assert_int_equal(refused(fx, "invalid_token"), auth0 + 1);
+    assert_int_equal(refused(fx, "store_unavailable"), 0);
+    test_msg *b = new_msg(fx);
+    parse_lines(fx, &tcp, b, "a=1,b=2\n");
+    assert_int_equal(gateway_submit(fx->gw, &tcp, &b->msg, clock_now_ms()), SS_OK);
+    run_until_acks(fx, 2);
+    assert_int_equal(fx->last.status, SS_NOT_FOUND);
+    assert_int_equal(refused(fx, "invalid_token"), auth0 + 1);
+    assert_int_equal(refused(fx, "store_unavailable"), 2);
+    free_msg(a);
+    free_msg(b);
 }
 
 /* TCP's groups: the one the store refuses for the channel limit is a
@@ -638,6 +805,39 @@ static void test_fanout_subscribe_and_unsubscribe_inside_callbacks(void **state)
     refused_item.readings_refused = 1;
     fanout_offer(f, &refused_item);
     assert_int_equal(a.calls, 3);
+    fanout_free(f);
+}
+
+/* One commit split by a refused group is several batches; a subscriber
+ * added during the first of them sees none of that commit, and the whole
+ * of the next. */
+static void test_fanout_subscriber_added_mid_commit_waits_for_the_next(void **state)
+{
+    (void)state;
+    fanout *f;
+    assert_int_equal(fanout_new(&f), SS_OK);
+    ss_reading rs[3] = {{.ts = BASE_TS, .value = 1, .channel = "t"},
+                        {.ts = BASE_TS, .value = 2, .channel = "u"},
+                        {.ts = BASE_TS, .value = 3, .channel = "t"}};
+    uint32_t ends[3] = {1, 2, 3};
+    uint8_t refused_groups[3] = {0, 1, 0};
+    ingest_item it = {.device_id = DEV_A, .org_id = ORG_A, .protocol = "tcp"};
+    it.readings.items = rs;
+    it.readings.len = it.readings.cap = 3;
+    it.group_ends = ends;
+    it.group_refused = refused_groups;
+    it.n_groups = 3;
+    it.readings_refused = 1;
+    sub_probe a = {.sub.on_batch = probe_batch, .fan = f};
+    sub_probe late = {.sub.on_batch = probe_batch, .fan = f};
+    fanout_subscribe(f, &a.sub);
+    a.subscribe = &late.sub;
+    fanout_offer(f, &it);
+    assert_int_equal(a.calls, 2);     /* the groups before and after the refused one */
+    assert_int_equal(late.calls, 0);  /* nothing of the commit it joined in */
+    fanout_offer(f, &it);
+    assert_int_equal(a.calls, 4);
+    assert_int_equal(late.calls, 2);
     fanout_free(f);
 }
 
@@ -775,17 +975,24 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gateway_auth_by_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_auth_by_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_auth_key_in_descendant_orgs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_gateway_key_message_is_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_parse_formats_and_refusals, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_ingest_counts_every_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_counts_stored_readings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_quota_refusal_counts_and_reserves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_busy_refusal_releases_the_reservation,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_settles_on_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_settles_on_store_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_gateway_deleted_device_counts_as_the_protocol_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_channel_refusal_by_group, setup, teardown),
         cmocka_unit_test(test_fanout_subscribe_and_unsubscribe_inside_callbacks),
+        cmocka_unit_test(test_fanout_subscriber_added_mid_commit_waits_for_the_next),
         cmocka_unit_test_setup_teardown(test_fanout_sees_http_tcp_and_udp_in_commit_order, setup,
                                         teardown),
     };
