@@ -139,13 +139,15 @@ static int sq_drop_devices(store_engine_conn *ec, const char *const *device_ids,
         return err;
     /* Inside the write lock: see store.device_generation. */
     atomic_fetch_add(&c->owner->device_generation, 1);
-    for (size_t i = 0; i < n * 2 && !err; i++) {
-        sqlite3_stmt *st = NULL;
-        err = sq_stmt_get(c, steps[i % 2], &st);
-        if (!err)
-            err = sq_bind_check(c, steps[i % 2], sq_bind_text(st, 1, device_ids[i / 2]));
-        if (!err)
-            err = sq_step_done(c, steps[i % 2]);
+    for (size_t d = 0; d < n && !err; d++) {
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
+            sqlite3_stmt *st = NULL;
+            err = sq_stmt_get(c, steps[i], &st);
+            if (!err)
+                err = sq_bind_check(c, steps[i], sq_bind_text(st, 1, device_ids[d]));
+            if (!err)
+                err = sq_step_done(c, steps[i]);
+        }
     }
     return sq_tx_end(c, err);
 }
