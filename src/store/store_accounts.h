@@ -307,9 +307,10 @@ int store_device_update(store_conn *c, const store_device *d);
 int store_device_set_token(store_conn *c, const char *id,
                            const uint8_t hash[SS_SECRET_HASH_BYTES]);
 /* Deletes the device, in one short transaction however many readings it
- * has: the device and its series are gone at once (from every answer), and
- * its readings are put on a durable purge list that store_purge_step
- * empties in bounded chunks. */
+ * has (one per engine when the series are kept apart from the accounts:
+ * store_engine.h): the device and its series are gone at once (from every
+ * answer), and its readings are put on a durable purge list that
+ * store_purge_step empties in bounded chunks. */
 int store_device_delete(store_conn *c, const char *id);
 
 /* ---- the engine's table ------------------------------------------------ */
