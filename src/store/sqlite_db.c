@@ -243,7 +243,7 @@ static int conn_configure(sq_conn *c, char *errbuf, size_t errlen)
         return err;
     const char *pragmas[] = {
         sync_pragma[c->owner->durability],
-        "PRAGMA foreign_keys = ON",
+        c->owner->series_alone ? "PRAGMA foreign_keys = OFF" : "PRAGMA foreign_keys = ON",
         "PRAGMA cache_size = -" STR(STORE_CACHE_KIB),
         "PRAGMA temp_store = MEMORY",
         "PRAGMA journal_size_limit = " STR(STORE_WAL_SIZE_LIMIT),
@@ -382,7 +382,8 @@ static int store_init(const store_options *opt, sq_store *s, char *errbuf, size_
     return store_path(opt, s->path, sizeof s->path, errbuf, errlen);
 }
 
-static int sq_open(const store_options *opt, store_engine **out, char *errbuf, size_t errlen)
+static int sq_open(const store_options *opt, unsigned parts, store_engine **out, char *errbuf,
+                   size_t errlen)
 {
     char local[STORE_ERR_MAX];
     if (!errbuf || errlen == 0) {
@@ -412,6 +413,7 @@ static int sq_open(const store_options *opt, store_engine **out, char *errbuf, s
         free(s);
         return SS_NOMEM;
     }
+    s->series_alone = !(parts & STORE_PART_BIT(STORE_PART_ACCOUNTS));
     sq_conn *c = NULL;
     int err = store_init(opt, s, errbuf, errlen);
     if (!err)

@@ -466,6 +466,10 @@ struct sq_conn {
 struct sq_store {
     char path[PATH_MAX];
     store_durability durability;
+    /* It keeps the series without the accounts (another engine has them):
+     * its devices table stays empty, so the series' foreign key to it is
+     * not enforced on its connections. */
+    int series_alone;
     /* The connection that migrated the schema at open, handed out by the
      * first conn_open. */
     pthread_mutex_t lock;  /* guards spare */

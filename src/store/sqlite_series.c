@@ -128,6 +128,30 @@ static int sq_purge_pending(store_engine_conn *ec, int64_t *series)
     return err == SS_NOT_FOUND ? SS_STORE : err;
 }
 
+/* The accounts are in another engine, which deleted these devices: their
+ * series go to the purge list, then go (as in store_device_delete). */
+static int sq_drop_devices(store_engine_conn *ec, const char *const *device_ids, size_t n)
+{
+    static const stmt_id steps[] = {STMT_DEVICE_PURGE_SERIES, STMT_DEVICE_DEL_SERIES};
+    sq_conn *c = sq_conn_of(ec);
+    int err = sq_tx_begin(c);
+    if (err)
+        return err;
+    /* Inside the write lock: see store.device_generation. */
+    atomic_fetch_add(&c->owner->device_generation, 1);
+    for (size_t d = 0; d < n && !err; d++) {
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !err; i++) {
+            sqlite3_stmt *st = NULL;
+            err = sq_stmt_get(c, steps[i], &st);
+            if (!err)
+                err = sq_bind_check(c, steps[i], sq_bind_text(st, 1, device_ids[d]));
+            if (!err)
+                err = sq_step_done(c, steps[i]);
+        }
+    }
+    return sq_tx_end(c, err);
+}
+
 /* ---- series cache ---------------------------------------------------------------- */
 
 static void cache_clear(series_cache *sc)
@@ -847,6 +871,7 @@ static int sq_channel_names(store_engine_conn *ec, const char *device_id,
 const store_series_table sq_series_table = {
     .purge_step = sq_purge_step,
     .purge_pending = sq_purge_pending,
+    .drop_devices = sq_drop_devices,
     .write_batches = sq_write_batches,
     .channel_list = sq_channel_list,
     .channel_latest = sq_channel_latest,

@@ -5,7 +5,11 @@
  * beside it the table and connection of each concern, so a store_* call
  * (store_calls.c) is one indirect call into its engine. A connection goes
  * back to the pool whole and keeps its engine connections (with their
- * prepared statements and caches) until store_close. */
+ * prepared statements and caches) until store_close.
+ *
+ * The calls that write across concerns are here too, as the accounts
+ * engine's call followed by the series engine's: store_device_delete and
+ * store_org_delete. */
 #include "store/store.h"
 
 #include <pthread.h>
@@ -30,6 +34,9 @@ static const store_engine_kind *const store_engines[] = {
 
 /* Room for the list of known schemes in the error of an unknown one. */
 #define STORE_SCHEMES_TEXT_MAX 256
+/* Device ids of an org collected before its delete, first allocation; it
+ * doubles as needed (an org's devices are bounded by its quota alone). */
+#define STORE_DROP_IDS_FIRST 16
 
 struct store {
     /* The engines in use, each once; a concern names one by index. */
@@ -82,22 +89,35 @@ static void unknown_url(const char *url, char *errbuf, size_t errlen)
                      url, schemes);
 }
 
-/* One engine serves every concern: the url names it. A concern the engine
- * does not keep fails the open, as no other engine is named to keep it. */
-static int parts_assign(store *s, const store_engine_kind *k, char *errbuf, size_t errlen)
+/* A series URL that names a second engine: NULL, empty or equal to the
+ * main URL leave one engine serving every concern. */
+static int split_url(const store_options *opt)
 {
-    if (!k->accounts || !k->series || !k->usage) {
+    return opt->series_url && opt->series_url[0] && strcmp(opt->series_url, opt->url) != 0;
+}
+
+/* The engines each concern needs: accounts from the first, series and
+ * usage from the last (the same one when there is one). A concern an
+ * engine does not keep fails the open, as no other engine is named to
+ * keep it. */
+static int parts_assign(store *s, const store_engine_kind *first, const store_engine_kind *last,
+                        int split, char *errbuf, size_t errlen)
+{
+    if (!first->accounts || !last->series || !last->usage) {
         store_engine_err(errbuf, errlen,
-                         "the %s store keeps only part of the data: it cannot be the "
-                         "only store",
-                         k->name);
+                         "the %s store keeps only part of the data: name an engine for the "
+                         "%s",
+                         !first->accounts ? first->name : last->name,
+                         !first->accounts ? "accounts" : "series and usage");
         return SS_INVAL;
     }
-    s->accounts = k->accounts;
-    s->series = k->series;
-    s->usage = k->usage;
-    for (size_t p = 0; p < STORE_PARTS; p++)
-        s->engine_of[p] = 0;
+    s->accounts = first->accounts;
+    s->series = last->series;
+    s->usage = last->usage;
+    size_t series_engine = split ? 1 : 0;
+    s->engine_of[STORE_PART_ACCOUNTS] = 0;
+    s->engine_of[STORE_PART_SERIES] = series_engine;
+    s->engine_of[STORE_PART_USAGE] = series_engine;
     return SS_OK;
 }
 
@@ -108,17 +128,51 @@ static void engines_close(store *s)
     s->n_engines = 0;
 }
 
+static const store_engine_kind *kind_or_err(const char *url, char *errbuf, size_t errlen)
+{
+    const store_engine_kind *k = kind_of_url(url);
+    if (!k)
+        unknown_url(url, errbuf, errlen);
+    return k;
+}
+
+/* Opens the engine of each URL: one serving all, or the accounts engine
+ * and the series engine. */
+static int engines_open(store *s, const store_options *opt, char *errbuf, size_t errlen)
+{
+    int split = split_url(opt);
+    const store_engine_kind *first = kind_or_err(opt->url, errbuf, errlen);
+    const store_engine_kind *last = split ? kind_or_err(opt->series_url, errbuf, errlen) : first;
+    if (!first || !last)
+        return SS_INVAL;
+    int err = parts_assign(s, first, last, split, errbuf, errlen);
+    if (err)
+        return err;
+    unsigned accounts = STORE_PART_BIT(STORE_PART_ACCOUNTS);
+    err = first->open(opt, split ? accounts : STORE_PARTS_ALL, &s->engine[0], errbuf, errlen);
+    if (err)
+        return err;
+    s->kind[s->n_engines++] = first;
+    if (!split)
+        return SS_OK;
+    store_options series_opt = *opt;
+    series_opt.url = opt->series_url;
+    series_opt.series_url = NULL;
+    err = last->open(&series_opt, STORE_PARTS_ALL & ~accounts, &s->engine[1], errbuf, errlen);
+    if (err) {
+        engines_close(s);
+        return err;
+    }
+    s->kind[s->n_engines++] = last;
+    return SS_OK;
+}
+
 int store_open(const store_options *opt, store **out, char *errbuf, size_t errlen)
 {
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (!opt || !out || !opt->url) {
         store_engine_err(errbuf, errlen, "no store url");
-        return SS_INVAL;
-    }
-    const store_engine_kind *k = kind_of_url(opt->url);
-    if (!k) {
-        unknown_url(opt->url, errbuf, errlen);
         return SS_INVAL;
     }
     store *s = calloc(1, sizeof *s);
@@ -128,16 +182,12 @@ int store_open(const store_options *opt, store **out, char *errbuf, size_t errle
         free(s);
         return SS_NOMEM;
     }
-    int err = parts_assign(s, k, errbuf, errlen);
-    if (!err)
-        err = k->open(opt, &s->engine[0], errbuf, errlen);
+    int err = engines_open(s, opt, errbuf, errlen);
     if (err) {
         pthread_mutex_destroy(&s->lock);
         free(s);
         return err;
     }
-    s->kind[0] = k;
-    s->n_engines = 1;
     *out = s;
     return SS_OK;
 }
@@ -293,4 +343,84 @@ int store_room_to_write(store *s)
         if (!s->kind[i]->room_to_write(s->engine[i]))
             return 0;
     return 1;
+}
+
+/* ---- calls across concerns -------------------------------------------------- */
+
+/* When one engine serves the accounts and the series, its delete drops the
+ * series in the same transaction (store_accounts.h): nothing to add. Else
+ * the series engine drops them after the accounts delete, also when that
+ * delete found no such device, so a delete repeated after a failed drop
+ * finishes it. */
+int store_device_delete(store_conn *c, const char *id)
+{
+    int err = c->accounts->device_delete(c->acc, id);
+    if (c->acc == c->ser || (err && err != SS_NOT_FOUND))
+        return err;
+    int dropped = c->series->drop_devices(c->ser, &id, 1);
+    return err ? err : dropped;
+}
+
+typedef struct device_ids {
+    char (*id)[SS_ID_LEN + 1];
+    const char **ptr;
+    size_t n, cap;
+    int nomem; /* the list stopped short */
+} device_ids;
+
+static int device_ids_grow(device_ids *d)
+{
+    size_t cap = d->cap ? 2 * d->cap : STORE_DROP_IDS_FIRST;
+    char(*id)[SS_ID_LEN + 1] = realloc(d->id, cap * sizeof *id);
+    if (!id)
+        return SS_NOMEM;
+    d->id = id;
+    d->cap = cap;
+    return SS_OK;
+}
+
+static int device_ids_add(void *ctx, const char *device_id)
+{
+    device_ids *d = ctx;
+    if (d->n == d->cap && device_ids_grow(d) != SS_OK) {
+        d->nomem = 1;
+        return 1;
+    }
+    snprintf(d->id[d->n++], sizeof d->id[0], "%s", device_id);
+    return 0;
+}
+
+/* The pointers drop_devices takes, once the list is whole. */
+static int device_ids_index(device_ids *d)
+{
+    d->ptr = calloc(d->n ? d->n : 1, sizeof *d->ptr);
+    if (!d->ptr)
+        return SS_NOMEM;
+    for (size_t i = 0; i < d->n; i++)
+        d->ptr[i] = d->id[i];
+    return SS_OK;
+}
+
+/* The org's device ids are read before its delete, which takes them from
+ * the accounts; the series engine then drops their series. A device added
+ * to the org between the two calls goes with the org without its series
+ * being dropped: it has none yet unless a batch for it committed in that
+ * moment (docs/roadmap.md). */
+int store_org_delete(store_conn *c, const char *id)
+{
+    if (c->acc == c->ser)
+        return c->accounts->org_delete(c->acc, id);
+    device_ids d = {0};
+    int err = c->accounts->org_device_ids(c->acc, id, device_ids_add, &d);
+    if (!err && d.nomem)
+        err = SS_NOMEM;
+    if (!err)
+        err = device_ids_index(&d);
+    if (!err)
+        err = c->accounts->org_delete(c->acc, id);
+    if (!err && d.n > 0)
+        err = c->series->drop_devices(c->ser, d.ptr, d.n);
+    free(d.ptr);
+    free(d.id);
+    return err;
 }

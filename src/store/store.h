@@ -41,6 +41,10 @@ typedef struct store_options {
     /* Chooses the engine by its scheme: "sqlite:" (file in data_dir) or
      * "sqlite:/path/file.db"; any other scheme fails the open (SS_INVAL). */
     const char *url;
+    /* NULL (or the same as url): the engine of url serves everything. Else
+     * the engine this URL names keeps the series and the usage, and the
+     * engine of url the accounts (store_engine.h). */
+    const char *series_url;
     const char *data_dir;  /* existing directory */
     store_durability durability;
 } store_options;

@@ -307,9 +307,10 @@ int store_device_update(store_conn *c, const store_device *d);
 int store_device_set_token(store_conn *c, const char *id,
                            const uint8_t hash[SS_SECRET_HASH_BYTES]);
 /* Deletes the device, in one short transaction however many readings it
- * has: the device and its series are gone at once (from every answer), and
- * its readings are put on a durable purge list that store_purge_step
- * empties in bounded chunks. */
+ * has (one per engine when the series are kept apart from the accounts:
+ * store_engine.h): the device and its series are gone at once (from every
+ * answer), and its readings are put on a durable purge list that
+ * store_purge_step empties in bounded chunks. */
 int store_device_delete(store_conn *c, const char *id);
 
 /* ---- the engine's table ------------------------------------------------ */
@@ -319,9 +320,11 @@ int store_device_delete(store_conn *c, const char *id);
  * own connection first) and the same contract, in full: each call one
  * transaction; SS_NOT_FOUND, SS_EXISTS, SS_CONFLICT and SS_QUOTA where the
  * function above says; lists ordered as it says and each org's lists
- * holding that org's rows only. The delete of a device or an org also ends
- * its series (store_device_delete), so while the accounts and the readings
- * are in one engine that delete is one transaction. */
+ * holding that org's rows only. The delete of a device or an org ends its
+ * series too: an engine that also keeps the series does that in the same
+ * transaction; else store.c follows the delete with the series engine's
+ * drop_devices (store_series.h), and the engine's delete ends the
+ * accounts rows alone. */
 typedef struct store_accounts_table {
     int (*user_count)(store_engine_conn *c, int64_t *out);
     int (*user_create)(store_engine_conn *c, const store_user *u);

@@ -1,6 +1,7 @@
 /* store_calls.c — the store_* functions of store_accounts.h, store_series.h
  * and store_usage.h: each hands its call to the table of the engine serving
- * its concern, with that engine's connection. Nothing else happens here. */
+ * its concern, with that engine's connection. Nothing else happens here:
+ * the calls that write across concerns are in store.c. */
 #include "store/store.h"
 
 #include "store/store_internal.h"
@@ -114,11 +115,6 @@ int store_membership_set(store_conn *c, const char *org_id, const char *user_id,
 int store_role_effective(store_conn *c, const char *user_id, const char *org_id, store_role *out)
 {
     return c->accounts->role_effective(c->acc, user_id, org_id, out);
-}
-
-int store_org_delete(store_conn *c, const char *id)
-{
-    return c->accounts->org_delete(c->acc, id);
 }
 
 int store_org_device_ids(store_conn *c, const char *org_id,
@@ -288,10 +284,6 @@ int store_device_set_token(store_conn *c, const char *id, const uint8_t hash[SS_
     return c->accounts->device_set_token(c->acc, id, hash);
 }
 
-int store_device_delete(store_conn *c, const char *id)
-{
-    return c->accounts->device_delete(c->acc, id);
-}
 
 /* ---- series and readings ----------------------------------------------------- */
 

@@ -10,13 +10,16 @@
  * store_conn one connection of each engine: a store_* call costs one
  * indirect call into its engine, per call and never per reading.
  *
- * Today the one store URL names one engine, which serves all three. A
- * readings engine taking the series alone is a second URL for that
- * concern (store.c, parts_assign); it then also takes the usage, or hands
- * its committed usage to the usage engine (store_series.h), and the
- * delete of a device or an org, one accounts call today, becomes the
- * accounts engine's delete followed by the series engine's drop of that
- * device's series. */
+ * The store URL names one engine, which serves all three; a second URL
+ * (store_options.series_url) names an engine for the series and the usage
+ * together, the accounts staying with the first (store.c, parts_assign).
+ * The usage goes with the series because "usage of stored readings is
+ * committed with them" (store_series.h) is one transaction, which only
+ * the engine that commits the readings can give. What writes across
+ * concerns goes through the tables: the delete of a device or an org is
+ * the accounts engine's delete, then the series engine's drop_devices;
+ * when one engine serves both, its delete also drops the series in the
+ * same transaction and store.c makes no second call. */
 #ifndef SS_STORE_ENGINE_H
 #define SS_STORE_ENGINE_H
 
@@ -34,13 +37,22 @@ typedef enum {
     STORE_PARTS
 } store_part;
 
+/* A set of concerns, as bits: what one engine instance serves. */
+#define STORE_PART_BIT(p) (1u << (p))
+#define STORE_PARTS_ALL (STORE_PART_BIT(STORE_PARTS) - 1u)
+
 typedef struct store_engine_kind {
     const char *name;    /* for messages: "SQLite" */
     const char *scheme;  /* the URLs it takes start with this: "sqlite:" */
-    /* Opens the engine for opt (the url is its own) and brings its schema up
-     * to date. 0, SS_INVAL (a url or option it cannot take), SS_NOMEM,
-     * SS_STORE; errbuf gets a reason a person can act on. */
-    int (*open)(const store_options *opt, store_engine **out, char *errbuf, size_t errlen);
+    /* Opens the engine for opt (opt->url is its own) to serve the concerns
+     * in `parts` (STORE_PART_BIT of each; STORE_PARTS_ALL when it serves
+     * the whole store), and brings its schema up to date. An engine that
+     * keeps the series without the accounts knows no devices: it takes
+     * the device ids of batches as given. 0, SS_INVAL (a url or option it
+     * cannot take), SS_NOMEM, SS_STORE; errbuf gets a reason a person can
+     * act on. */
+    int (*open)(const store_options *opt, unsigned parts, store_engine **out, char *errbuf,
+                size_t errlen);
     /* Every connection has been closed before. */
     void (*close)(store_engine *e);
     /* A new connection, used by one thread at a time; kept by the store's

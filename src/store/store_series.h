@@ -145,10 +145,26 @@ int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, s
  * - Purge resumable: deleted devices' series vanish from every answer at
  *   once; their readings go in bounded purge_step chunks, each its own
  *   transaction, so a purge cut by a crash or a restart resumes where it
- *   stopped and never holds the writer for long. */
+ *   stopped and never holds the writer for long.
+ * - Usage goes with the series: the engine that keeps the series keeps the
+ *   usage too (store_engine.h), since the first duty above is one
+ *   transaction; an engine could hand the usage apart only by keeping, in
+ *   its own commit, a log of usage deltas that the usage engine applies
+ *   once each (not built).
+ *
+ * One entry has no store_* function: drop_devices, which store.c calls
+ * after the accounts engine deleted a device or an org
+ * (store_device_delete, store_org_delete) when that engine is not this
+ * one. It drops every series of the n devices: durable once it returns 0,
+ * one transaction; the series leave every answer at once, and a later
+ * write for such a device starts a new series; their readings go on the
+ * durable purge list, emptied by purge_step in the background, resumably.
+ * Ids with no series are no error, so a drop repeated after a failure
+ * finishes what the first began. */
 typedef struct store_series_table {
     int (*purge_step)(store_engine_conn *c, size_t max_rows, size_t *deleted, int *more);
     int (*purge_pending)(store_engine_conn *c, int64_t *series);
+    int (*drop_devices)(store_engine_conn *c, const char *const *device_ids, size_t n);
     int (*write_batches)(store_engine_conn *c, const store_batch *batches, size_t n);
     int (*channel_list)(store_engine_conn *c, const char *device_id, store_channel_cb cb,
                         void *ctx);

@@ -225,6 +225,62 @@ static void test_open_unknown_scheme_names_the_known_ones(void **state)
     assert_non_null(strstr(why, "\"sqlite:\""));
 }
 
+/* A count from a database file read apart from the store. */
+static int64_t file_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A series URL opens a second SQLite file for the series and the usage:
+ * the readings, their usage and the purge list are there, the device in
+ * the first; a series URL no engine takes fails the open, naming it. */
+static void test_open_series_apart_in_a_second_file(void **state)
+{
+    fx *f = *state;
+    char series_url[192], series_path[160];
+    snprintf(series_path, sizeof series_path, "%s/series.db", f->dir);
+    snprintf(series_url, sizeof series_url, "sqlite:%s", series_path);
+    const char *bad[] = {"postgres://localhost/db", "sqlite:relative.db"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        store_options opt = {.url = "sqlite:", .series_url = bad[i], .data_dir = f->dir};
+        char why[256] = "";
+        store *s = NULL;
+        assert_int_equal(store_open(&opt, &s, why, sizeof why), SS_INVAL);
+        assert_null(s);
+        assert_non_null(strstr(why, bad[i]));
+    }
+    store_options opt = {.url = "sqlite:", .series_url = series_url, .data_dir = f->dir};
+    char why[256] = "";
+    assert_int_equal(store_open(&opt, &f->s, why, sizeof why), SS_OK);
+    assert_int_equal(store_conn_acquire(f->s, &f->c), SS_OK);
+    add_org_and_device(f->c, 1);
+    ss_reading rs[2] = {rd("t", BASE, 1), rd("h", BASE, 2)};
+    char dev[SS_ID_LEN + 1], org[SS_ID_LEN + 1];
+    make_id(dev, TAG_DEVICE, 1);
+    make_id(org, TAG_ORG, 1);
+    store_batch b = {.device_id = dev, .org_id = org, .readings = rs, .len = 2,
+                     .protocol = "tcp", .received_at = BASE};
+    assert_int_equal(store_write_batches(f->c, &b, 1), SS_OK);
+    assert_int_equal(store_device_delete(f->c, dev), SS_OK);
+    fx_close(f);
+    assert_int_equal(file_int(f->db_path, "SELECT count(*) FROM orgs"), 1);
+    assert_int_equal(file_int(f->db_path, "SELECT count(*) FROM readings"), 0);
+    assert_int_equal(file_int(f->db_path, "SELECT count(*) FROM usage"), 0);
+    assert_int_equal(file_int(series_path, "SELECT count(*) FROM orgs"), 0);
+    assert_int_equal(file_int(series_path, "SELECT count(*) FROM series"), 0);
+    assert_int_equal(file_int(series_path, "SELECT count(*) FROM purge_series"), 2);
+    assert_int_equal(file_int(series_path, "SELECT count(*) FROM readings"), 2);
+    assert_int_equal(file_int(series_path, "SELECT sum(readings) FROM usage"), 2);
+}
+
 static void test_open_missing_data_dir_is_store_error(void **state)
 {
     fx *f = *state;
@@ -1585,6 +1641,7 @@ int main(void)
         TB(test_open_rejects_bad_urls_with_reason),
         TB(test_open_unknown_scheme_names_the_known_ones),
         TB(test_open_missing_data_dir_is_store_error),
+        TB(test_open_series_apart_in_a_second_file),
         TB(test_durability_full_syncs_every_commit),
         TB(test_durability_normal_in_wal),
         T(test_pool_reuses_released_connections),

@@ -30,10 +30,18 @@ typedef struct contract_engine {
     /* The store URL of a fresh, empty store; an engine kept in files puts
      * them in the case's own data directory. */
     const char *url;
+    /* Set: the series and the usage are kept by a second engine instance,
+     * whose store URL is this file in the case's data directory, and the
+     * accounts by the engine of url (store_options.series_url). */
+    const char *series_file;
 } contract_engine;
 
 static const contract_engine engines[] = {
     {.name = "sqlite", .url = "sqlite:"},
+    /* Two SQLite files: every case, across two engines, so what writes
+     * across concerns (a device's or an org's delete) is held to the same
+     * duties as in one engine. */
+    {.name = "sqlite-split", .url = "sqlite:", .series_file = "series.db"},
 };
 
 /* The engine the cases run against now (main walks the list). */
@@ -43,6 +51,7 @@ static const contract_engine *engine;
 
 typedef struct fx {
     char dir[64];
+    char series_url[128];
     store *s;
     store_conn *c;
 } fx;
@@ -55,6 +64,11 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     store_options opt = {.url = engine->url, .data_dir = f->dir,
                          .durability = STORE_DURABILITY_NORMAL};
+    if (engine->series_file) {
+        snprintf(f->series_url, sizeof f->series_url, "sqlite:%s/%s", f->dir,
+                 engine->series_file);
+        opt.series_url = f->series_url;
+    }
     char why[256] = "";
     int err = store_open(&opt, &f->s, why, sizeof why);
     if (!err)
@@ -1821,6 +1835,17 @@ static void test_lists_of_one_org_hold_its_own_rows_only(void **state)
     }
 }
 
+/* Makes a batch for an unknown device one that every engine refuses
+ * whole. An engine keeping the accounts and the series refuses the unknown
+ * device; a series engine apart from the accounts knows no devices and
+ * takes the ids it is given, so there the batch also carries a reading
+ * no parser lets through (an empty channel). */
+static void refused_by_every_engine(ss_reading *r)
+{
+    if (engine->series_file)
+        r->channel[0] = '\0';
+}
+
 /* Each batch that stores readings adds its message and readings to the
  * usage of (org, hour, protocol) in the same transaction; a call that
  * fails adds nothing, for any of its batches. */
@@ -1851,10 +1876,12 @@ static void test_usage_is_committed_with_the_readings(void **state)
     /* One batch of the call fails: neither its readings nor the others'
      * are stored, and the usage does not move. */
     ss_reading later = rd("t", BASE + 100, 9);
+    ss_reading ghostly = later;
+    refused_by_every_engine(&ghostly);
     store_batch bad[2] = {
         {.device_id = dev[2], .org_id = org, .readings = &later, .len = 1, .protocol = "tcp",
          .received_at = HOUR(0) + 7},
-        {.device_id = dev[0], .org_id = org, .readings = &later, .len = 1, .protocol = "tcp",
+        {.device_id = dev[0], .org_id = org, .readings = &ghostly, .len = 1, .protocol = "tcp",
          .received_at = HOUR(0) + 7},
     };
     assert_int_not_equal(store_write_batches(f->c, bad, 2), SS_OK);
@@ -1883,8 +1910,10 @@ static void test_session_record_is_committed_with_the_readings(void **state)
     make_id(ghost, TAG_DEVICE, 99);
     make_id(org, TAG_ORG, 1);
     ss_reading rs[2] = {rd("t", BASE, 1), rd("h", BASE, 2)};
+    ss_reading ghostly[2] = {rs[0], rs[1]};
+    refused_by_every_engine(&ghostly[1]);
     store_acct_session lost = mk_acct(8, 1, "device", 100, 0);
-    store_batch fail = {.device_id = ghost, .org_id = org, .readings = rs, .len = 2,
+    store_batch fail = {.device_id = ghost, .org_id = org, .readings = ghostly, .len = 2,
                         .protocol = "tcp", .received_at = BASE, .session = &lost};
     assert_int_not_equal(store_write_batches(f->c, &fail, 1), SS_OK);
     acct_list *l = acct_of(f->c, 1, NULL, 0, 10);
@@ -2059,6 +2088,92 @@ static void test_org_delete_conflicts_with_children_then_takes_devices(void **st
     free(k);
 }
 
+/* Runs the purge to its end; OUT the readings it deleted. */
+static size_t purge_all(store_conn *c)
+{
+    size_t total = 0, steps = 0;
+    int more = 1;
+    while (more) {
+        size_t deleted = 0;
+        assert_int_equal(store_purge_step(c, 16, &deleted, &more), SS_OK);
+        total += deleted;
+        assert_true(++steps < 1000);
+    }
+    int64_t pending = -1;
+    assert_int_equal(store_purge_pending(c, &pending), SS_OK);
+    assert_int_equal(pending, 0);
+    return total;
+}
+
+/* An org's delete drops every series of its devices, whichever engine
+ * keeps them: none is left in any answer, the purge takes exactly their
+ * readings, and the other org's series and the usage (history) stay. */
+static void test_org_delete_leaves_no_series_behind(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "gone", -1), SS_OK);
+    assert_int_equal(add_org(f->c, 2, "kept", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "a", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "b", 2), SS_OK);
+    assert_int_equal(add_device(f->c, 3, 2, "c", 3), SS_OK);
+    char org[SS_ID_LEN + 1];
+    make_id(org, TAG_ORG, 1);
+    enum { N = 20 };
+    ss_reading rs[N];
+    for (int i = 0; i < N; i++)
+        rs[i] = rd(i % 2 ? "a" : "b", BASE + i, i);
+    for (unsigned d = 1; d <= 3; d++) {
+        char dev[SS_ID_LEN + 1];
+        make_id(dev, TAG_DEVICE, d);
+        store_batch b = {.device_id = dev, .org_id = org, .readings = rs, .len = N,
+                         .protocol = "tcp", .received_at = HOUR(0)};
+        assert_int_equal(store_write_batches(f->c, &b, 1), SS_OK);
+    }
+    assert_int_equal(store_org_delete(f->c, org), SS_OK);
+    for (unsigned d = 1; d <= 2; d++) {
+        collect *k = channels_of(f->c, d);
+        assert_int_equal(k->n, 0);
+        free(k);
+    }
+    assert_int_equal(purge_all(f->c), 2 * N);
+    collect *k = channels_of(f->c, 3);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ch[0].count + k->ch[1].count, N);
+    free(k);
+    usage_list *u = usage_of(f->c, 1, HOUR(0), HOUR(1), STORE_HOUR_MS);
+    assert_int_equal(u->n, 1);
+    assert_usage(&u->u[0], HOUR(0), "tcp", 3, 3 * N);
+    free(u);
+}
+
+/* A device deleted and made again under the same id starts with no
+ * readings: writes after the delete go to a new series (no writer keeps
+ * the dropped one), and the purge of the old one takes none of them. */
+static void test_device_made_again_after_delete_starts_empty(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    ss_reading old[3] = {rd("t", BASE, 1), rd("t", BASE + 1, 2), rd("h", BASE, 3)};
+    assert_int_equal(write_one(f->c, 1, old, 3), SS_OK);
+    char dev[SS_ID_LEN + 1];
+    make_id(dev, TAG_DEVICE, 1);
+    assert_int_equal(store_device_delete(f->c, dev), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "again", 9), SS_OK);
+    ss_reading now = rd("t", BASE + 5, 7);
+    assert_int_equal(write_one(f->c, 1, &now, 1), SS_OK);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_string_equal(k->ch[0].name, "t");
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 5);
+    free(k);
+    assert_int_equal(purge_all(f->c), 3);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_int_equal(k->ch[0].count, 1);
+    free(k);
+}
+
 /* Quota settings round trip; max_devices is kept in the transaction of the
  * device insert (SS_QUOTA), counting the org's descendants. */
 static void test_quota_settings_and_max_devices(void **state)
@@ -2181,6 +2296,8 @@ int main(void)
         T(test_points_paged_by_from_return_each_once),
         T(test_latest_is_the_newest_by_ts),
         T(test_org_delete_conflicts_with_children_then_takes_devices),
+        T(test_org_delete_leaves_no_series_behind),
+        T(test_device_made_again_after_delete_starts_empty),
         T(test_quota_settings_and_max_devices),
         T(test_usage_add_sums_and_day_totals),
 #undef T
