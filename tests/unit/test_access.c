@@ -19,10 +19,12 @@
 #include "aaa/devices.h"
 #include "aaa/keys.h"
 #include "aaa/members.h"
+#include "aaa/password.h"
 #include "aaa/orgs.h"
 #include "aaa/principal.h"
 #include "aaa/secret.h"
 #include "aaa/service.h"
+#include "aaa/sessions.h"
 #include "aaa/users.h"
 #include "core/err.h"
 
@@ -544,6 +546,174 @@ static void disabling_a_person_ends_their_sessions_and_connections(void **state)
     assert_false(ended);
 }
 
+#define PASSWORD "correct horse battery"
+#define PEER "192.0.2.7"
+#define TTL_MS 3600000LL
+
+/* A throttle that holds back the attempt after a failure, for one second. */
+static throttle *strict_throttle(void)
+{
+    throttle_limits lim = {.account_free = 1, .addr_free = 1, .account_spread = 1,
+                           .base_ms = 1000, .max_ms = 1000, .forget_ms = 60000};
+    throttle *t = NULL;
+    assert_int_equal(throttle_new(&lim, &t), SS_OK);
+    return t;
+}
+
+static void set_password(fixture *f, const store_user *u)
+{
+    char hash[STORE_PW_HASH_MAX];
+    assert_int_equal(password_hash(PASSWORD, hash), 0);
+    assert_int_equal(store_user_set_password(f->db, u->id, hash), SS_OK);
+}
+
+static int sign_in(fixture *f, throttle *t, const char *email, const char *password, int64_t now,
+                   aaa_principal *out, char token[SECRET_TEXT_MAX], int64_t *retry_ms)
+{
+    aaa_sign_in_req in = {email, password, PEER, TTL_MS, now};
+    return aaa_sign_in(f->db, t, &in, out, token, retry_ms);
+}
+
+static int count_session(void *ctx, const store_session *s)
+{
+    (void)s;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int sessions_of(fixture *f, const store_user *u)
+{
+    int n = 0;
+    assert_int_equal(store_session_list_user(f->db, u->id, NOW, count_session, &n), SS_OK);
+    return n;
+}
+
+static void sign_in_with_the_right_password_starts_a_session(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    aaa_principal me, who;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = -1;
+    /* emails compare in lowercase */
+    assert_int_equal(sign_in(f, t, "Viewer@Example.COM", PASSWORD, NOW, &me, token, &wait), SS_OK);
+    assert_int_equal(wait, 0);
+    assert_int_equal(me.kind, AAA_PRINCIPAL_PERSON);
+    assert_string_equal(me.user.id, f->viewer.id);
+    assert_string_equal(me.session.user_id, f->viewer.id);
+    assert_string_equal(me.session.peer, PEER);
+    assert_int_equal(me.session.expires_at, NOW + TTL_MS);
+    assert_int_equal(strlen(me.session.csrf), 2 * SS_SECRET_BYTES);
+    assert_int_equal(aaa_authenticate(f->db, NULL, token, strlen(token), 0, NOW + 1, &who), SS_OK);
+    assert_int_equal(who.kind, AAA_PRINCIPAL_PERSON);
+    assert_string_equal(who.session.id, me.session.id);
+    assert_int_equal(sessions_of(f, &f->viewer), 1);
+    throttle_free(t);
+}
+
+static void sign_in_with_a_wrong_password_or_email_is_refused_alike(void **state)
+{
+    fixture *f = *state;
+    throttle *t = NULL;
+    assert_int_equal(throttle_new(NULL, &t), SS_OK);
+    set_password(f, &f->viewer);
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = -1;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", "not the password", NOW, &me, token,
+                             &wait),
+                     SS_AUTH);
+    /* loaded, so a PERSON: the union holds its user */
+    assert_int_equal(me.kind, AAA_PRINCIPAL_PERSON);
+    assert_int_equal(sign_in(f, t, "nobody@example.com", PASSWORD, NOW, &me, token, &wait),
+                     SS_AUTH);
+    assert_int_equal(me.kind, AAA_PRINCIPAL_NONE);
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    throttle_free(t);
+}
+
+static void sign_in_is_throttled_before_the_password_is_checked(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", "wrong one", NOW, &me, token, &wait),
+                     SS_AUTH);
+    /* even the right password waits now, and no session starts */
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW + 1, &me, token, &wait),
+                     SS_BUSY);
+    assert_true(wait > 0 && wait <= 1000);
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW + 1 + wait, &me, token,
+                             &wait),
+                     SS_OK);
+    assert_int_equal(wait, 0);
+    throttle_free(t);
+}
+
+static void a_disabled_person_cannot_sign_in(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    assert_int_equal(store_user_set_disabled(f->db, f->viewer.id, 1), SS_OK);
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW, &me, token, &wait),
+                     SS_AUTH);
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    throttle_free(t);
+}
+
+static void sign_out_and_session_end(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    aaa_principal one, two, who;
+    char token_one[SECRET_TEXT_MAX], token_two[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW, &one, token_one, &wait),
+                     SS_OK);
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW, &two, token_two, &wait),
+                     SS_OK);
+    assert_int_equal(sessions_of(f, &f->viewer), 2);
+    /* only one's own sessions, by a well-formed id */
+    aaa_principal other = person(&f->outsider);
+    assert_int_equal(aaa_session_end(f->db, &other, two.session.id), SS_NOT_FOUND);
+    assert_int_equal(aaa_session_end(f->db, &one, "not-an-id"), SS_NOT_FOUND);
+    assert_int_equal(aaa_session_end(f->db, &one, two.session.id), SS_OK);
+    assert_int_equal(aaa_authenticate(f->db, NULL, token_two, strlen(token_two), 0, NOW, &who),
+                     SS_AUTH);
+    assert_int_equal(aaa_session_end(f->db, &one, two.session.id), SS_NOT_FOUND);
+    assert_int_equal(aaa_sign_out(f->db, &one), SS_OK);
+    assert_int_equal(aaa_authenticate(f->db, NULL, token_one, strlen(token_one), 0, NOW, &who),
+                     SS_AUTH);
+    assert_int_equal(aaa_sign_out(f->db, &one), SS_OK);  /* ended already */
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    /* a key has no login session */
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    assert_int_equal(aaa_sign_out(f->db, &k), SS_FORBIDDEN);
+    assert_int_equal(aaa_session_end(f->db, &k, one.session.id), SS_FORBIDDEN);
+    throttle_free(t);
+}
+
+static void change_password_refuses_a_key(void **state)
+{
+    fixture *f = *state;
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    aaa_ctx cx = ctx_of(f, &k);
+    int ended = 1;
+    assert_int_equal(aaa_user_change_password(&cx, PASSWORD, "a new long password", &ended),
+                     SS_FORBIDDEN);
+    assert_false(ended);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +731,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(sessions_sign_in_until_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(disabling_a_person_ends_their_sessions_and_connections,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(sign_in_with_the_right_password_starts_a_session, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sign_in_with_a_wrong_password_or_email_is_refused_alike,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sign_in_is_throttled_before_the_password_is_checked,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_disabled_person_cannot_sign_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(sign_out_and_session_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(change_password_refuses_a_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
