@@ -229,7 +229,7 @@ static int load_user_as_superadmin(api_call *call, store_user *u)
 {
     if (api_require_user(call))
         return 1;
-    if (!aaa_principal_superadmin(&call->who)) {
+    if (aaa_require_superadmin(&call->who)) {
         api_reply_error(call, 403, "forbidden", "only the superadmin manages users");
         return 1;
     }

@@ -714,6 +714,113 @@ static void change_password_refuses_a_key(void **state)
     assert_false(ended);
 }
 
+static void only_the_superadmin(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), admin = person(&f->admin);
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    assert_int_equal(aaa_require_superadmin(&root), SS_OK);
+    assert_int_equal(aaa_require_superadmin(&admin), SS_FORBIDDEN);
+    assert_int_equal(aaa_require_superadmin(&k), SS_FORBIDDEN);
+}
+
+static void only_the_superadmin_creates_top_level_orgs(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), admin = person(&f->admin);
+    aaa_principal viewer = person(&f->viewer), outsider = person(&f->outsider);
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    const char *why = "unset";
+    assert_int_equal(aaa_may_create_org(f->db, &root, NULL, &why), SS_OK);
+    assert_null(why);
+    assert_int_equal(aaa_may_create_org(f->db, &admin, NULL, &why), SS_FORBIDDEN);
+    assert_string_equal(why, "only the superadmin creates top-level organisations");
+    assert_int_equal(aaa_may_create_org(f->db, &k, NULL, &why), SS_FORBIDDEN);
+    /* below an org: its admins (and a manage key of it) */
+    assert_int_equal(aaa_may_create_org(f->db, &admin, f->mid.id, &why), SS_OK);
+    assert_int_equal(aaa_may_create_org(f->db, &k, f->leaf.id, &why), SS_OK);
+    assert_int_equal(aaa_may_create_org(f->db, &viewer, f->mid.id, &why), SS_FORBIDDEN);
+    assert_null(why);
+    assert_int_equal(aaa_may_create_org(f->db, &outsider, f->top.id, &why), SS_NOT_FOUND);
+    assert_int_equal(aaa_may_create_org(f->db, &root, ABSENT_ID, &why), SS_NOT_FOUND);
+}
+
+static void a_quota_is_set_from_above(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), admin = person(&f->admin);
+    aaa_principal viewer = person(&f->viewer), outsider = person(&f->outsider);
+    aaa_principal manage = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    aaa_principal writer = key_of(f->top.id, STORE_SCOPE_DATA_WRITE);
+    char in[SS_ID_LEN + 1];
+    const char *why = "unset";
+    assert_int_equal(aaa_may_set_quota(f->db, &root, &f->top, in, &why), SS_OK);
+    assert_string_equal(in, "");
+    assert_null(why);
+    /* an admin of the parent, acting there */
+    assert_int_equal(aaa_may_set_quota(f->db, &admin, &f->mid, in, &why), SS_OK);
+    assert_string_equal(in, f->top.id);
+    assert_int_equal(aaa_may_set_quota(f->db, &manage, &f->leaf, in, &why), SS_OK);
+    assert_string_equal(in, f->mid.id);
+    /* never the org's own admins at the top */
+    assert_int_equal(aaa_may_set_quota(f->db, &admin, &f->top, in, &why), SS_FORBIDDEN);
+    assert_string_equal(why, "only the superadmin sets a top-level quota");
+    assert_string_equal(in, f->top.id);
+    /* a viewer of the parent: standing in the org, refused by role */
+    assert_int_equal(aaa_may_set_quota(f->db, &viewer, &f->leaf, in, &why), SS_FORBIDDEN);
+    assert_null(why);
+    assert_string_equal(in, f->leaf.id);
+    /* no standing in the org: nothing to see */
+    assert_int_equal(aaa_may_set_quota(f->db, &outsider, &f->mid, in, &why), SS_NOT_FOUND);
+    assert_string_equal(in, "");
+    assert_int_equal(aaa_may_set_quota(f->db, &writer, &f->top, in, &why), SS_FORBIDDEN);
+    assert_null(why);
+    assert_string_equal(in, "");
+}
+
+typedef struct seen_orgs {
+    int n;
+    char ids[8][SS_ID_LEN + 1];
+} seen_orgs;
+
+static int see_org(void *ctx, const store_org *org)
+{
+    seen_orgs *s = ctx;
+    if (s->n < 8)
+        snprintf(s->ids[s->n], sizeof s->ids[0], "%s", org->id);
+    s->n++;
+    return 0;
+}
+
+static int seen(const seen_orgs *s, const store_org *org)
+{
+    for (int i = 0; i < s->n && i < 8; i++)
+        if (strcmp(s->ids[i], org->id) == 0)
+            return 1;
+    return 0;
+}
+
+static void a_key_lists_its_org_and_the_orgs_below(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), viewer = person(&f->viewer);
+    aaa_principal k = key_of(f->mid.id, STORE_SCOPE_DATA_READ);
+    aaa_principal dev;
+    aaa_principal_device(&dev, ABSENT_ID, f->mid.id, 0);
+    seen_orgs s = {0};
+    assert_int_equal(aaa_list_orgs(f->db, &k, see_org, &s), SS_OK);
+    assert_int_equal(s.n, 2);
+    assert_true(seen(&s, &f->mid) && seen(&s, &f->leaf));
+    memset(&s, 0, sizeof s);
+    assert_int_equal(aaa_list_orgs(f->db, &viewer, see_org, &s), SS_OK);
+    assert_int_equal(s.n, 2);
+    assert_true(seen(&s, &f->mid) && seen(&s, &f->leaf));
+    memset(&s, 0, sizeof s);
+    assert_int_equal(aaa_list_orgs(f->db, &root, see_org, &s), SS_OK);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(aaa_list_orgs(f->db, &dev, see_org, &s), SS_FORBIDDEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -740,6 +847,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_disabled_person_cannot_sign_in, setup, teardown),
         cmocka_unit_test_setup_teardown(sign_out_and_session_end, setup, teardown),
         cmocka_unit_test_setup_teardown(change_password_refuses_a_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(only_the_superadmin, setup, teardown),
+        cmocka_unit_test_setup_teardown(only_the_superadmin_creates_top_level_orgs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_quota_is_set_from_above, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_key_lists_its_org_and_the_orgs_below, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
