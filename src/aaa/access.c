@@ -227,3 +227,76 @@ const char *aaa_scope_name(size_t i, unsigned *bit)
     *bit = scope_names[i].bit;
     return scope_names[i].name;
 }
+
+int aaa_require_superadmin(const aaa_principal *p)
+{
+    return aaa_principal_superadmin(p) ? 0 : SS_FORBIDDEN;
+}
+
+static void set_why(const char **why, const char *text)
+{
+    if (why)
+        *why = text;
+}
+
+int aaa_may_create_org(store_conn *db, const aaa_principal *p, const char *parent_id,
+                       const char **why)
+{
+    set_why(why, NULL);
+    if (parent_id)
+        return aaa_require_role(db, p, parent_id, STORE_ROLE_ADMIN, NULL);
+    if (aaa_principal_superadmin(p))
+        return 0;
+    set_why(why, "only the superadmin creates top-level organisations");
+    return SS_FORBIDDEN;
+}
+
+int aaa_may_set_quota(store_conn *db, const aaa_principal *p, const store_org *org,
+                      char *acting_in, const char **why)
+{
+    acting_in[0] = '\0';
+    set_why(why, NULL);
+    if (aaa_principal_superadmin(p))
+        return 0;
+    /* Standing in the org comes first: a stranger learns nothing more. */
+    int rc = aaa_require_role(db, p, org->id, STORE_ROLE_VIEWER, NULL);
+    if (rc)
+        return rc;
+    snprintf(acting_in, SS_ID_LEN + 1, "%s", org->id);
+    if (!org->parent_id[0]) {
+        set_why(why, "only the superadmin sets a top-level quota");
+        return SS_FORBIDDEN;
+    }
+    rc = aaa_require_role(db, p, org->parent_id, STORE_ROLE_ADMIN, NULL);
+    if (rc == 0)
+        snprintf(acting_in, SS_ID_LEN + 1, "%s", org->parent_id);
+    return rc;
+}
+
+typedef struct key_orgs {
+    store_conn *db;
+    const char *key_org;
+    store_org_cb cb;
+    void *ctx;
+} key_orgs;
+
+/* An org the key stands in: its own or one below it. */
+static int pass_org_of_key(void *ctx, const store_org *org)
+{
+    key_orgs *k = ctx;
+    int within = 0;
+    if (aaa_org_within(k->db, org->id, k->key_org, &within) == 0 && within)
+        return k->cb(k->ctx, org);
+    return 0;
+}
+
+int aaa_list_orgs(store_conn *db, const aaa_principal *p, store_org_cb cb, void *ctx)
+{
+    if (p->kind == AAA_PRINCIPAL_KEY) {
+        key_orgs k = {db, p->key.org_id, cb, ctx};
+        return store_org_list(db, NULL, pass_org_of_key, &k);
+    }
+    if (p->kind != AAA_PRINCIPAL_PERSON)
+        return SS_FORBIDDEN;
+    return store_org_list(db, p->user.superadmin ? NULL : p->user.id, cb, ctx);
+}

@@ -102,4 +102,34 @@ int aaa_role_parse(const char *name, store_role *out);
 unsigned aaa_scope_parse(const char *name);
 const char *aaa_scope_name(size_t i, unsigned *bit);
 
+/* Named rules of who may do what beyond one role in one org. Each
+ * answers as the checks above; `why` (may be NULL) is set to the refusal
+ * a person reads when the rule itself refuses, NULL when a role check
+ * did (the protocol's usual words for that). */
+
+/* Only the superadmin: managing users, the audit log outside any org,
+ * the metrics. 0 or SS_FORBIDDEN. */
+int aaa_require_superadmin(const aaa_principal *p);
+
+/* May the principal create an org under parent_id (NULL: a top-level
+ * org)? Only the superadmin creates top-level orgs; an admin of the
+ * parent creates orgs below it. 0, SS_NOT_FOUND, SS_FORBIDDEN or a store
+ * error. */
+int aaa_may_create_org(store_conn *db, const aaa_principal *p, const char *parent_id,
+                       const char **why);
+
+/* A quota is set from above: by the superadmin, or by an admin of the
+ * org's parent who stands in the org, never by the org's own admins; a
+ * top-level org's only by the superadmin. OUT acting_in (SS_ID_LEN + 1
+ * bytes): the org the principal was last found to stand in as the checks
+ * went ("" for the superadmin, or none), the one the request acts in.
+ * 0, SS_NOT_FOUND, SS_FORBIDDEN or a store error. */
+int aaa_may_set_quota(store_conn *db, const aaa_principal *p, const store_org *org,
+                      char *acting_in, const char **why);
+
+/* Lists the orgs the principal sees: a person their memberships' orgs
+ * (the superadmin every org), a key its org and the orgs below it. cb
+ * as store_org_list. 0, SS_FORBIDDEN for a device, or a store error. */
+int aaa_list_orgs(store_conn *db, const aaa_principal *p, store_org_cb cb, void *ctx);
+
 #endif

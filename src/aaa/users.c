@@ -77,10 +77,13 @@ int aaa_user_unlock(aaa_ctx *cx, const store_user *u)
 int aaa_user_change_password(aaa_ctx *cx, const char *current, const char *password,
                              int *others_ended)
 {
-    const store_user *me = &cx->who->user;
     char hash[STORE_PW_HASH_MAX];
     *others_ended = 0;
-    if (cx->who->kind != AAA_PRINCIPAL_PERSON || !current || !password_verify(current, me->pw_hash))
+    /* Only a person has a password: the union holds a user for no other kind. */
+    if (cx->who->kind != AAA_PRINCIPAL_PERSON)
+        return SS_FORBIDDEN;
+    const store_user *me = &cx->who->user;
+    if (!current || !password_verify(current, me->pw_hash))
         return SS_FORBIDDEN;
     if (!password || password_hash(password, hash))
         return SS_INVAL;

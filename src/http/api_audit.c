@@ -74,7 +74,7 @@ void api_audit_list_all(api_call *call)
 {
     if (api_require_user(call))
         return;
-    if (!aaa_principal_superadmin(&call->who)) {
+    if (aaa_require_superadmin(&call->who)) {
         api_reply_error(call, 403, "forbidden", "only the superadmin reads this log");
         return;
     }

@@ -1,127 +1,77 @@
 /* api_auth.c — sign in, sign out, who am I. */
-#include "aaa/password.h"
 #include "aaa/secret.h"
+#include "aaa/sessions.h"
 #include "aaa/users.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "http/api_call.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
 #define CSRF_HEADER "X-CSRF-Token"
 
-/* 1 when the attempt must wait (answered 429, saying how long). */
-static int login_throttled(api_call *call, const char *email, int64_t lifted_at)
+/* Answers 429 saying how long the attempt must wait. */
+static void reply_throttled(api_call *call, int64_t wait)
 {
-    int64_t wait = throttle_login_wait(call->app->logins, email, call->req->peer, lifted_at,
-                                       call->now_ms);
-    if (wait <= 0)
-        return 0;
     long long secs = (long long)((wait + 999) / 1000);
     char msg[128];
     snprintf(msg, sizeof msg, "too many failed sign-ins; try again in %lld second%s", secs,
              secs == 1 ? "" : "s");
     api_reply_error(call, 429, "too_many_attempts", msg);
     snprintf(call->extra_headers, sizeof call->extra_headers, "Retry-After: %lld\r\n", secs);
-    return 1;
 }
 
-/* Loads the account signing in: 1 found, 0 no such email, or a store
- * error. The throttle needs its last lift before any password is checked. */
-static int load_login_user(api_call *call, const char *email)
-{
-    int rc = store_user_get_by_email(call->db, email, &call->who.user);
-    if (rc == SS_NOT_FOUND)
-        memset(&call->who.user, 0, sizeof call->who.user);
-    return rc == SS_NOT_FOUND ? 0 : rc == 0 ? 1 : rc;
-}
-
-/* Checks the password, spending the same Argon2 time whether or not the
- * user exists, so timing tells nothing. 1 when the user may sign in. */
-static int check_credentials(api_call *call, int found, const char *password)
-{
-    if (!found) {
-        password_verify(password, password_dummy_hash());
-        return 0;
-    }
-    int ok = password_verify(password, call->who.user.pw_hash);
-    return ok && !call->who.user.disabled;
-}
-
-static json_t *login_answer(api_call *call, const char *token)
+static json_t *login_answer(const aaa_principal *me, const char *token)
 {
     return json_pack("{s:s,s:I,s:s,s:s,s:o}", "token", token, "expires_at",
-                     (json_int_t)call->who.session.expires_at, "csrf", call->who.session.csrf,
-                     "csrf_header", CSRF_HEADER, "user", api_user_json(&call->who.user));
+                     (json_int_t)me->session.expires_at, "csrf", me->session.csrf,
+                     "csrf_header", CSRF_HEADER, "user", api_user_json(&me->user));
 }
 
-static void start_session(api_call *call)
+static void reply_signed_in(api_call *call, const aaa_principal *me, const char *token)
 {
-    char token[SECRET_TEXT_MAX];
-    int64_t ttl = call->app->session_ttl_ms ? call->app->session_ttl_ms : SS_SESSION_TTL_MS;
-    memset(&call->who.session, 0, sizeof call->who.session);
-    secret_new(SECRET_PREFIX_SESSION, token, call->who.session.token_hash);
-    secret_new_id(call->who.session.id);
-    memcpy(call->who.session.user_id, call->who.user.id, sizeof call->who.session.user_id);
-    secret_random_hex(call->who.session.csrf, SS_SECRET_BYTES);
-    snprintf(call->who.session.peer, sizeof call->who.session.peer, "%s", call->req->peer);
-    call->who.session.created_at = call->now_ms;
-    call->who.session.last_seen_at = call->now_ms;
-    call->who.session.expires_at = call->now_ms + ttl;
-    int rc = store_session_create(call->db, &call->who.session);
-    if (rc) {
-        api_reply_store_error(call, rc);
-        sodium_memzero(token, sizeof token);
-        return;
-    }
-    api_reply_json(call, 200, login_answer(call, token));
+    int64_t ttl = me->session.expires_at - me->session.created_at;
+    api_reply_json(call, 200, login_answer(me, token));
     snprintf(call->extra_headers, sizeof call->extra_headers,
              "Set-Cookie: ss_session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s\r\n"
              "Cache-Control: no-store\r\n",
              token, (long long)(ttl / 1000), call->req->tls ? "; Secure" : "");
-    sodium_memzero(token, sizeof token);
 }
 
+/* The person signing in is not the caller of this request: call->who stays
+ * NONE, so the request is accounted to no one, as before the session. */
 void api_login(api_call *call)
 {
     json_t *body = api_body_object(call);
     if (!body)
         return;
     int bad = 0;
-    const char *email_in = api_json_string(body, "email", SS_EMAIL_MAX, &bad);
+    const char *email = api_json_string(body, "email", SS_EMAIL_MAX, &bad);
     const char *password = api_json_string(body, "password", SS_PASSWORD_MAX, &bad);
-    if (bad || !email_in || !password) {
+    if (bad || !email || !password) {
         json_decref(body);
         api_reply_error(call, 400, "bad_request", "email and password are required strings");
         return;
     }
-    char email[SS_EMAIL_MAX + 1];
-    snprintf(email, sizeof email, "%s", email_in);
-    api_lowercase(email);
-    int found = load_login_user(call, email);
-    if (found < 0) {
-        json_decref(body);
-        api_reply_store_error(call, found);
-        return;
-    }
-    if (login_throttled(call, email, call->who.user.login_unlocked_at)) {
-        json_decref(body);
-        return;
-    }
-    int ok = check_credentials(call, found, password);
+    aaa_sign_in_req in = {email, password, call->req->peer, call->app->session_ttl_ms,
+                          call->now_ms};
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    int rc = aaa_sign_in(call->db, call->app->logins, &in, &me, token, &wait);
     json_decref(body);
-    if (!ok) {
-        throttle_login_failed(call->app->logins, email, call->req->peer, call->now_ms);
-        log_info("auth", "failed sign-in from %s", call->req->peer);
+    if (rc == SS_BUSY)
+        reply_throttled(call, wait);
+    else if (rc == SS_AUTH)
         api_reply_error(call, 401, "invalid_credentials", "wrong email or password");
-        return;
-    }
-    throttle_login_ok(call->app->logins, email);
-    start_session(call);
+    else if (rc)
+        api_reply_store_error(call, rc);
+    else
+        reply_signed_in(call, &me, token);
+    sodium_memzero(token, sizeof token);
 }
 
 /* A session delete the full disk had no room for (SS_FULL, store.h) is in
@@ -151,13 +101,13 @@ void api_logout(api_call *call)
 {
     if (api_require_user(call))
         return;
-    int rc = store_session_delete(call->db, call->who.session.token_hash);
+    int rc = aaa_sign_out(call->db, &call->who);
     if (rc == SS_FULL) {
         call->signed_out = 1;
         reply_end_unsaved(call, "the session is");
         return;
     }
-    if (rc && rc != SS_NOT_FOUND) {
+    if (rc) {
         api_reply_store_error(call, rc);
         return;
     }
@@ -260,9 +210,7 @@ void api_me_session_delete(api_call *call)
 {
     if (api_require_user(call))
         return;
-    int rc = secret_id_valid(call->params[0])
-                 ? store_session_delete_id(call->db, call->who.user.id, call->params[0])
-                 : SS_NOT_FOUND;
+    int rc = aaa_session_end(call->db, &call->who, call->params[0]);
     if (rc == 0 || rc == SS_FULL)
         snprintf(call->ended_login, sizeof call->ended_login, "%s", call->params[0]);
     if (rc == SS_FULL) {
@@ -281,7 +229,7 @@ static int load_user_as_superadmin(api_call *call, store_user *u)
 {
     if (api_require_user(call))
         return 1;
-    if (!aaa_principal_superadmin(&call->who)) {
+    if (aaa_require_superadmin(&call->who)) {
         api_reply_error(call, 403, "forbidden", "only the superadmin manages users");
         return 1;
     }

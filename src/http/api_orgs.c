@@ -20,27 +20,12 @@ static int append_org(void *ctx, const store_org *org)
     return 0;
 }
 
-/* An API key sees its own org and the orgs below it. */
-static int append_org_of_key(void *ctx, const store_org *org)
-{
-    org_list *ol = ctx;
-    int within = 0;
-    if (aaa_org_within(ol->call->db, org->id, ol->call->who.key.org_id, &within) == 0 && within)
-        json_array_append_new(ol->list, api_org_json(org));
-    return 0;
-}
-
 void api_orgs_list(api_call *call)
 {
     if (api_authenticate(call))
         return;
     org_list ol = {call, json_array()};
-    int rc;
-    if (call->who.kind == AAA_PRINCIPAL_KEY)
-        rc = store_org_list(call->db, NULL, append_org_of_key, &ol);
-    else
-        rc = store_org_list(call->db, call->who.user.superadmin ? NULL : call->who.user.id,
-                            append_org, &ol);
+    int rc = aaa_list_orgs(call->db, &call->who, append_org, &ol);
     api_reply_list(call, rc, ol.list);
 }
 
@@ -54,16 +39,17 @@ void api_orgs_create(api_call *call)
     int bad = 0;
     const char *name = api_json_string(body, "name", SS_NAME_MAX, &bad);
     const char *parent = api_json_string(body, "parent_id", SS_ID_LEN, &bad);
-    int superadmin = aaa_principal_superadmin(&call->who);
-    /* Who may, before what: a stranger learns nothing from our validation. */
-    if (!parent && !bad && !superadmin) {
-        json_decref(body);
-        api_reply_error(call, 403, "forbidden", "only the superadmin creates top-level organisations");
-        return;
-    }
-    if (parent && api_require_role(call, parent, STORE_ROLE_ADMIN, NULL)) {
-        json_decref(body);
-        return;
+    /* Who may, before what: a stranger learns nothing from our validation
+     * (a malformed parent_id is only a bad request). */
+    if (parent || !bad) {
+        const char *why = NULL;
+        int rc = aaa_may_create_org(call->db, &call->who, parent, &why);
+        if (rc)
+            api_reply_err(call, rc, why);
+        if (rc || (parent && api_enter_org(call, parent))) {
+            json_decref(body);
+            return;
+        }
     }
     if (bad || !api_name_valid(name)) {
         api_reply_bad_body(call, body, "name (1-200 characters) is required");

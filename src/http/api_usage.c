@@ -235,23 +235,18 @@ void api_quota_get(api_call *call)
     api_reply_json(call, 200, quota_json(&q));
 }
 
-/* A quota is set from above: by the superadmin, or an admin of the parent,
- * never by the org's own admins. */
+/* A quota is set from above (aaa_may_set_quota): the request acts in
+ * the org the caller was last found to stand in. */
 static int require_quota_setter(api_call *call, const store_org *org)
 {
-    if (aaa_principal_superadmin(&call->who))
-        return 0;
-    if (!org->parent_id[0]) {
-        store_role r;
-        if (api_require_role(call, org->id, STORE_ROLE_VIEWER, &r))
-            return 1;
-        api_reply_error(call, 403, "forbidden", "only the superadmin sets a top-level quota");
+    char acting_in[SS_ID_LEN + 1];
+    const char *why = NULL;
+    int rc = aaa_may_set_quota(call->db, &call->who, org, acting_in, &why);
+    if (acting_in[0] && api_enter_org(call, acting_in))
         return 1;
-    }
-    store_role mine;
-    if (api_require_role(call, org->id, STORE_ROLE_VIEWER, &mine))
-        return 1;
-    return api_require_role(call, org->parent_id, STORE_ROLE_ADMIN, NULL);
+    if (rc)
+        api_reply_err(call, rc, why);
+    return rc != 0;
 }
 
 /* A field of the body, when given; *out keeps its value otherwise. */

@@ -19,10 +19,12 @@
 #include "aaa/devices.h"
 #include "aaa/keys.h"
 #include "aaa/members.h"
+#include "aaa/password.h"
 #include "aaa/orgs.h"
 #include "aaa/principal.h"
 #include "aaa/secret.h"
 #include "aaa/service.h"
+#include "aaa/sessions.h"
 #include "aaa/users.h"
 #include "core/err.h"
 
@@ -570,6 +572,281 @@ static void disabling_a_person_ends_their_sessions_and_connections(void **state)
     assert_false(ended);
 }
 
+#define PASSWORD "correct horse battery"
+#define PEER "192.0.2.7"
+#define TTL_MS 3600000LL
+
+/* A throttle that holds back the attempt after a failure, for one second. */
+static throttle *strict_throttle(void)
+{
+    throttle_limits lim = {.account_free = 1, .addr_free = 1, .account_spread = 1,
+                           .base_ms = 1000, .max_ms = 1000, .forget_ms = 60000};
+    throttle *t = NULL;
+    assert_int_equal(throttle_new(&lim, &t), SS_OK);
+    return t;
+}
+
+static void set_password(fixture *f, const store_user *u)
+{
+    char hash[STORE_PW_HASH_MAX];
+    assert_int_equal(password_hash(PASSWORD, hash), 0);
+    assert_int_equal(store_user_set_password(f->db, u->id, hash), SS_OK);
+}
+
+static int sign_in(fixture *f, throttle *t, const char *email, const char *password, int64_t now,
+                   aaa_principal *out, char token[SECRET_TEXT_MAX], int64_t *retry_ms)
+{
+    aaa_sign_in_req in = {email, password, PEER, TTL_MS, now};
+    return aaa_sign_in(f->db, t, &in, out, token, retry_ms);
+}
+
+static int count_session(void *ctx, const store_session *s)
+{
+    (void)s;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int sessions_of(fixture *f, const store_user *u)
+{
+    int n = 0;
+    assert_int_equal(store_session_list_user(f->db, u->id, NOW, count_session, &n), SS_OK);
+    return n;
+}
+
+static void sign_in_with_the_right_password_starts_a_session(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    aaa_principal me, who;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = -1;
+    /* emails compare in lowercase */
+    assert_int_equal(sign_in(f, t, "Viewer@Example.COM", PASSWORD, NOW, &me, token, &wait), SS_OK);
+    assert_int_equal(wait, 0);
+    assert_int_equal(me.kind, AAA_PRINCIPAL_PERSON);
+    assert_string_equal(me.user.id, f->viewer.id);
+    assert_string_equal(me.session.user_id, f->viewer.id);
+    assert_string_equal(me.session.peer, PEER);
+    assert_int_equal(me.session.expires_at, NOW + TTL_MS);
+    assert_int_equal(strlen(me.session.csrf), 2 * SS_SECRET_BYTES);
+    assert_int_equal(aaa_authenticate(f->db, NULL, token, strlen(token), 0, NOW + 1, &who), SS_OK);
+    assert_int_equal(who.kind, AAA_PRINCIPAL_PERSON);
+    assert_string_equal(who.session.id, me.session.id);
+    assert_int_equal(sessions_of(f, &f->viewer), 1);
+    throttle_free(t);
+}
+
+static void sign_in_with_a_wrong_password_or_email_is_refused_alike(void **state)
+{
+    fixture *f = *state;
+    throttle *t = NULL;
+    assert_int_equal(throttle_new(NULL, &t), SS_OK);
+    set_password(f, &f->viewer);
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = -1;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", "not the password", NOW, &me, token,
+                             &wait),
+                     SS_AUTH);
+    /* loaded, so a PERSON: the union holds its user */
+    assert_int_equal(me.kind, AAA_PRINCIPAL_PERSON);
+    assert_int_equal(sign_in(f, t, "nobody@example.com", PASSWORD, NOW, &me, token, &wait),
+                     SS_AUTH);
+    assert_int_equal(me.kind, AAA_PRINCIPAL_NONE);
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    throttle_free(t);
+}
+
+static void sign_in_is_throttled_before_the_password_is_checked(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", "wrong one", NOW, &me, token, &wait),
+                     SS_AUTH);
+    /* even the right password waits now, and no session starts */
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW + 1, &me, token, &wait),
+                     SS_BUSY);
+    assert_true(wait > 0 && wait <= 1000);
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW + 1 + wait, &me, token,
+                             &wait),
+                     SS_OK);
+    assert_int_equal(wait, 0);
+    throttle_free(t);
+}
+
+static void a_disabled_person_cannot_sign_in(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    assert_int_equal(store_user_set_disabled(f->db, f->viewer.id, 1), SS_OK);
+    aaa_principal me;
+    char token[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW, &me, token, &wait),
+                     SS_AUTH);
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    throttle_free(t);
+}
+
+static void sign_out_and_session_end(void **state)
+{
+    fixture *f = *state;
+    throttle *t = strict_throttle();
+    set_password(f, &f->viewer);
+    aaa_principal one, two, who;
+    char token_one[SECRET_TEXT_MAX], token_two[SECRET_TEXT_MAX];
+    int64_t wait = 0;
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW, &one, token_one, &wait),
+                     SS_OK);
+    assert_int_equal(sign_in(f, t, "viewer@example.com", PASSWORD, NOW, &two, token_two, &wait),
+                     SS_OK);
+    assert_int_equal(sessions_of(f, &f->viewer), 2);
+    /* only one's own sessions, by a well-formed id */
+    aaa_principal other = person(&f->outsider);
+    assert_int_equal(aaa_session_end(f->db, &other, two.session.id), SS_NOT_FOUND);
+    assert_int_equal(aaa_session_end(f->db, &one, "not-an-id"), SS_NOT_FOUND);
+    assert_int_equal(aaa_session_end(f->db, &one, two.session.id), SS_OK);
+    assert_int_equal(aaa_authenticate(f->db, NULL, token_two, strlen(token_two), 0, NOW, &who),
+                     SS_AUTH);
+    assert_int_equal(aaa_session_end(f->db, &one, two.session.id), SS_NOT_FOUND);
+    assert_int_equal(aaa_sign_out(f->db, &one), SS_OK);
+    assert_int_equal(aaa_authenticate(f->db, NULL, token_one, strlen(token_one), 0, NOW, &who),
+                     SS_AUTH);
+    assert_int_equal(aaa_sign_out(f->db, &one), SS_OK);  /* ended already */
+    assert_int_equal(sessions_of(f, &f->viewer), 0);
+    /* a key has no login session */
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    assert_int_equal(aaa_sign_out(f->db, &k), SS_FORBIDDEN);
+    assert_int_equal(aaa_session_end(f->db, &k, one.session.id), SS_FORBIDDEN);
+    throttle_free(t);
+}
+
+static void change_password_refuses_a_key(void **state)
+{
+    fixture *f = *state;
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    aaa_ctx cx = ctx_of(f, &k);
+    int ended = 1;
+    assert_int_equal(aaa_user_change_password(&cx, PASSWORD, "a new long password", &ended),
+                     SS_FORBIDDEN);
+    assert_false(ended);
+}
+
+static void only_the_superadmin(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), admin = person(&f->admin);
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    assert_int_equal(aaa_require_superadmin(&root), SS_OK);
+    assert_int_equal(aaa_require_superadmin(&admin), SS_FORBIDDEN);
+    assert_int_equal(aaa_require_superadmin(&k), SS_FORBIDDEN);
+}
+
+static void only_the_superadmin_creates_top_level_orgs(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), admin = person(&f->admin);
+    aaa_principal viewer = person(&f->viewer), outsider = person(&f->outsider);
+    aaa_principal k = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    const char *why = "unset";
+    assert_int_equal(aaa_may_create_org(f->db, &root, NULL, &why), SS_OK);
+    assert_null(why);
+    assert_int_equal(aaa_may_create_org(f->db, &admin, NULL, &why), SS_FORBIDDEN);
+    assert_string_equal(why, "only the superadmin creates top-level organisations");
+    assert_int_equal(aaa_may_create_org(f->db, &k, NULL, &why), SS_FORBIDDEN);
+    /* below an org: its admins (and a manage key of it) */
+    assert_int_equal(aaa_may_create_org(f->db, &admin, f->mid.id, &why), SS_OK);
+    assert_int_equal(aaa_may_create_org(f->db, &k, f->leaf.id, &why), SS_OK);
+    assert_int_equal(aaa_may_create_org(f->db, &viewer, f->mid.id, &why), SS_FORBIDDEN);
+    assert_null(why);
+    assert_int_equal(aaa_may_create_org(f->db, &outsider, f->top.id, &why), SS_NOT_FOUND);
+    assert_int_equal(aaa_may_create_org(f->db, &root, ABSENT_ID, &why), SS_NOT_FOUND);
+}
+
+static void a_quota_is_set_from_above(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), admin = person(&f->admin);
+    aaa_principal viewer = person(&f->viewer), outsider = person(&f->outsider);
+    aaa_principal manage = key_of(f->top.id, STORE_SCOPE_MANAGE);
+    aaa_principal writer = key_of(f->top.id, STORE_SCOPE_DATA_WRITE);
+    char in[SS_ID_LEN + 1];
+    const char *why = "unset";
+    assert_int_equal(aaa_may_set_quota(f->db, &root, &f->top, in, &why), SS_OK);
+    assert_string_equal(in, "");
+    assert_null(why);
+    /* an admin of the parent, acting there */
+    assert_int_equal(aaa_may_set_quota(f->db, &admin, &f->mid, in, &why), SS_OK);
+    assert_string_equal(in, f->top.id);
+    assert_int_equal(aaa_may_set_quota(f->db, &manage, &f->leaf, in, &why), SS_OK);
+    assert_string_equal(in, f->mid.id);
+    /* never the org's own admins at the top */
+    assert_int_equal(aaa_may_set_quota(f->db, &admin, &f->top, in, &why), SS_FORBIDDEN);
+    assert_string_equal(why, "only the superadmin sets a top-level quota");
+    assert_string_equal(in, f->top.id);
+    /* a viewer of the parent: standing in the org, refused by role */
+    assert_int_equal(aaa_may_set_quota(f->db, &viewer, &f->leaf, in, &why), SS_FORBIDDEN);
+    assert_null(why);
+    assert_string_equal(in, f->leaf.id);
+    /* no standing in the org: nothing to see */
+    assert_int_equal(aaa_may_set_quota(f->db, &outsider, &f->mid, in, &why), SS_NOT_FOUND);
+    assert_string_equal(in, "");
+    assert_int_equal(aaa_may_set_quota(f->db, &writer, &f->top, in, &why), SS_FORBIDDEN);
+    assert_null(why);
+    assert_string_equal(in, "");
+}
+
+typedef struct seen_orgs {
+    int n;
+    char ids[8][SS_ID_LEN + 1];
+} seen_orgs;
+
+static int see_org(void *ctx, const store_org *org)
+{
+    seen_orgs *s = ctx;
+    if (s->n < 8)
+        snprintf(s->ids[s->n], sizeof s->ids[0], "%s", org->id);
+    s->n++;
+    return 0;
+}
+
+static int seen(const seen_orgs *s, const store_org *org)
+{
+    for (int i = 0; i < s->n && i < 8; i++)
+        if (strcmp(s->ids[i], org->id) == 0)
+            return 1;
+    return 0;
+}
+
+static void a_key_lists_its_org_and_the_orgs_below(void **state)
+{
+    fixture *f = *state;
+    aaa_principal root = person(&f->super), viewer = person(&f->viewer);
+    aaa_principal k = key_of(f->mid.id, STORE_SCOPE_DATA_READ);
+    aaa_principal dev;
+    aaa_principal_device(&dev, ABSENT_ID, f->mid.id, 0);
+    seen_orgs s = {0};
+    assert_int_equal(aaa_list_orgs(f->db, &k, see_org, &s), SS_OK);
+    assert_int_equal(s.n, 2);
+    assert_true(seen(&s, &f->mid) && seen(&s, &f->leaf));
+    memset(&s, 0, sizeof s);
+    assert_int_equal(aaa_list_orgs(f->db, &viewer, see_org, &s), SS_OK);
+    assert_int_equal(s.n, 2);
+    assert_true(seen(&s, &f->mid) && seen(&s, &f->leaf));
+    memset(&s, 0, sizeof s);
+    assert_int_equal(aaa_list_orgs(f->db, &root, see_org, &s), SS_OK);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(aaa_list_orgs(f->db, &dev, see_org, &s), SS_FORBIDDEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -587,6 +864,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(sessions_sign_in_until_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(disabling_a_person_ends_their_sessions_and_connections,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(sign_in_with_the_right_password_starts_a_session, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(sign_in_with_a_wrong_password_or_email_is_refused_alike,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(sign_in_is_throttled_before_the_password_is_checked,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_disabled_person_cannot_sign_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(sign_out_and_session_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(change_password_refuses_a_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(only_the_superadmin, setup, teardown),
+        cmocka_unit_test_setup_teardown(only_the_superadmin_creates_top_level_orgs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_quota_is_set_from_above, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_key_lists_its_org_and_the_orgs_below, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
