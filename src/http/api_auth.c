@@ -147,6 +147,23 @@ static void reply_weak_password(api_call *call)
                     "new_password is required and has 12 to 1024 characters");
 }
 
+/* The answer to a password set by its owner or the superadmin: rc from
+ * aaa/users, `ended` when sessions were ended, `what` what the 503 says is
+ * in force though not saved. */
+static void reply_password_set(api_call *call, int rc, int ended, const char *what)
+{
+    if (rc == SS_INVAL)
+        reply_weak_password(call);
+    else if (rc == SS_FULL && ended)
+        reply_end_unsaved(call, what);
+    else if (rc == SS_FULL)
+        reply_password_unchanged(call);
+    else if (rc)
+        api_reply_store_error(call, rc);
+    else
+        api_reply_empty(call);
+}
+
 void api_me_password(api_call *call)
 {
     if (api_require_user(call))
@@ -167,16 +184,9 @@ void api_me_password(api_call *call)
     }
     if (rc == SS_FORBIDDEN)
         api_reply_error(call, 403, "wrong_password", "current_password is not right");
-    else if (rc == SS_INVAL)
-        reply_weak_password(call);
-    else if (rc == SS_FULL && others_ended)
-        reply_end_unsaved(call, "the password is changed and the other sessions are");
-    else if (rc == SS_FULL)
-        reply_password_unchanged(call);
-    else if (rc)
-        api_reply_store_error(call, rc);
     else
-        api_reply_empty(call);
+        reply_password_set(call, rc, others_ended,
+                           "the password is changed and the other sessions are");
 }
 
 typedef struct session_list {
@@ -290,16 +300,7 @@ void api_user_password(api_call *call)
     int rc = aaa_user_reset_password(api_aaa(call), &u, bad ? NULL : fresh, &ended);
     json_decref(body);
     note_ended_user(call, &u, ended);
-    if (rc == SS_INVAL)
-        reply_weak_password(call);
-    else if (rc == SS_FULL && ended)
-        reply_end_unsaved(call, "the password is changed and the user's sessions are");
-    else if (rc == SS_FULL)
-        reply_password_unchanged(call);
-    else if (rc)
-        api_reply_store_error(call, rc);
-    else
-        api_reply_empty(call);
+    reply_password_set(call, rc, ended, "the password is changed and the user's sessions are");
 }
 
 /* Lifts the account's sign-in throttle (docs/operations.md) without
