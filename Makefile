@@ -47,7 +47,7 @@ all: $(BIN)
 $(DEPS_OK): scripts/deps.sh Makefile
 	@mkdir -p $(@D)
 	@pkg-config --exists $(PKGS) && test -f /usr/include/http_parser.h && \
-	  test -f /usr/include/cmocka.h && /usr/bin/python3 -c 'import pytest, requests, xdist' \
+	  test -f /usr/include/cmocka.h && command -v mosquitto_pub >/dev/null && /usr/bin/python3 -c 'import pytest, requests, xdist, paho.mqtt' \
 	  2>/dev/null || bash scripts/deps.sh
 	@{ pkg-config --cflags $(PKGS) && pkg-config --libs $(PKGS); } > $(PKG_FLAGS).tmp
 	@mv $(PKG_FLAGS).tmp $(PKG_FLAGS)
