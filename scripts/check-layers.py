@@ -15,7 +15,7 @@ LAYERS = [
     ["store"],
     ["aaa"],
     ["ingest"],
-    ["http", "socket"],
+    ["http", "socket", "mqtt"],
     ["server"],
     ["."],          # src/main.c, the command line
 ]

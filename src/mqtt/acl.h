@@ -1,0 +1,52 @@
+/* acl.h — who may publish and subscribe where in their org's topic tree
+ * (SPEC §3.6), answered by the shared access layer (aaa/access.h) for the
+ * principal the connection signed in as.
+ *
+ *   devices/<id>/…      a device: its own id only ("devices/me/…" is its
+ *                       alias, rewritten here); a key: data:read or manage
+ *                       subscribes, data:write publishes (to devices/<id>/data…
+ *                       it stores readings as that device)
+ *   readings/<device>   the broker publishes every stored batch here; keys
+ *                       with data:read subscribe; nobody publishes
+ *   anything else       keys: subscribe with data:read, publish with
+ *                       data:write; devices: nothing
+ *   $SYS/…              the superadmin's alone; wildcards never match it
+ *
+ * Answers are SS codes the broker words as reason codes: 0; SS_FORBIDDEN
+ * (5.0 0x87; 3.1.1 SUBACK 0x80, or a closed connection for PUBLISH).
+ * Pure: no store, no state; loop thread or any. */
+#ifndef SS_MQTT_ACL_H
+#define SS_MQTT_ACL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aaa/principal.h"
+#include "mqtt/codec.h"
+
+/* Room for a topic once "me" is replaced by a device id. */
+#define MQTT_ACL_TOPIC_CAP (1024u + SS_ID_LEN + 1u)
+
+typedef enum {
+    MQTT_ACL_PUBLISH = 0,
+    MQTT_ACL_SUBSCRIBE,
+} mqtt_acl_op;
+
+/* The topic name or filter as the org's tree knows it: for a device,
+ * "devices/me" as the first two levels becomes "devices/<its id>"; else
+ * copied. A shared filter's "$share/<group>/" prefix is kept. OUT out
+ * (NUL-terminated), *out_len. 0 or SS_TOO_LARGE (cap too small). */
+int mqtt_acl_resolve(const aaa_principal *p, const char *topic, size_t len, char *out,
+                     size_t cap, size_t *out_len);
+
+/* May p publish to this topic name / subscribe to this filter (resolved,
+ * shared prefix included)? A filter is allowed only when every topic it
+ * can match is allowed ("devices/+/data" is not a device's). 0 or
+ * SS_FORBIDDEN. */
+int mqtt_acl_check(const aaa_principal *p, mqtt_acl_op op, const char *topic, size_t len);
+
+/* A data topic (resolved): "devices/<id>/data" (channel->len = 0) or
+ * "devices/<id>/data/<channel>". 1 with the spans, else 0. */
+int mqtt_acl_data_topic(const char *topic, size_t len, mqtt_str *device_id, mqtt_str *channel);
+
+#endif
