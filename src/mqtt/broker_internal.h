@@ -1,0 +1,166 @@
+/* broker_internal.h — what the broker's own files share; nothing outside
+ * src/mqtt/ includes it.
+ *
+ *   broker.c   the broker struct, listeners, stop, the readings fan-out hook
+ *   conn.c     a client connection: bytes in, packets out, CONNECT,
+ *              keep-alive, inbound PUBLISH (readings through the gateway,
+ *              other topics to route), SUBSCRIBE / UNSUBSCRIBE framing,
+ *              DISCONNECT, revocation, accounting
+ *   auth.c     CONNECT's credentials into a principal (device token on the
+ *              loop, API key on the worker pool)
+ *   session.c  sessions by (org, client id): attach, takeover, clean /
+ *              persistent, expiry, wills, subscriptions
+ *   deliver.c  outbound: routing a message to matching sessions, queues,
+ *              the in-flight window, QoS 1/2 flows to the client, redelivery
+ *
+ * A connection belongs to at most one session and a session to at most
+ * one connection at a time. Loop thread only. */
+#ifndef SS_MQTT_BROKER_INTERNAL_H
+#define SS_MQTT_BROKER_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "aaa/conn_registry.h"
+#include "aaa/meter.h"
+#include "aaa/principal.h"
+#include "core/buf.h"
+#include "core/limits.h"
+#include "core/list.h"
+#include "ingest/gateway.h"
+#include "mqtt/broker.h"
+#include "mqtt/codec.h"
+#include "mqtt/message.h"
+#include "mqtt/persist.h"
+#include "mqtt/retain.h"
+#include "mqtt/subs.h"
+#include "net/conn_set.h"
+
+/* MQTT 5 §3.1.3.1: servers must take 1..23 characters; we take up to
+ * this many bytes of any UTF-8. */
+#define MQTT_CLIENT_ID_MAX 128u
+
+typedef struct mqtt_session mqtt_session;
+typedef struct mqtt_conn mqtt_conn;
+
+struct mqtt_broker {
+    uv_loop_t *loop;
+    mqtt_broker_options opt;
+    net_conn_set *plain;          /* "mqtt", or NULL */
+    net_conn_set *tls;            /* "mqtts", or NULL */
+    mqtt_subs *subs;
+    mqtt_retain *retain;
+    mqtt_persist *persist;
+    fanout_sub readings;          /* every stored batch to readings/<device> */
+    void *sessions;               /* session.c's table by (org, client id) */
+    uint64_t next_serial;         /* sessions' serials (no-local) */
+    int stopping;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+    unsigned stops_pending;
+};
+
+typedef enum {
+    MQTT_CONN_NEW = 0,            /* waiting for CONNECT */
+    MQTT_CONN_AUTHENTICATING,     /* an API key on the worker pool */
+    MQTT_CONN_ACTIVE,             /* CONNACK 0 sent */
+    MQTT_CONN_CLOSING,
+} mqtt_conn_state;
+
+struct mqtt_conn {
+    net_conn base;                /* first: the connection set's */
+    mqtt_broker *broker;
+    const char *protocol;         /* "mqtt" or "mqtts": usage, session records */
+    mqtt_conn_state state;
+    uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
+    ss_buf in;                    /* the unread part of a packet that came in pieces */
+    aaa_principal who;            /* device or key, once authenticated */
+    gateway_sender sender;        /* a device's (readings) */
+    mqtt_session *session;
+    uint16_t keep_alive_s;        /* as granted (server keep-alive) */
+    uint32_t max_packet_out;      /* the client's Maximum Packet Size */
+    uint16_t receive_max_out;     /* the client's Receive Maximum: our window to it */
+    uint16_t topic_alias_max_in;  /* ours, as sent in CONNACK */
+    char **aliases_in;            /* topic alias -> topic, topic_alias_max_in entries */
+    unsigned inflight_in;         /* its QoS 1/2 PUBLISHes not yet acknowledged */
+    unsigned held;                /* messages of ours in the ingest queue or persister */
+    conn_reg_entry reg;           /* under the principal's id: revocation */
+    meter_session acct;
+    uint8_t request_problem_info; /* 5.0: reason strings allowed beyond CONNACK/DISCONNECT */
+    uint8_t disconnect_reason;    /* why the server ends it (5.0 DISCONNECT) */
+    unsigned will_suppressed : 1; /* normal DISCONNECT: no will */
+};
+
+/* ---- conn.c ------------------------------------------------------------------ */
+
+/* Encodes and sends p; a packet over the client's Maximum Packet Size is
+ * not sent (MQTT-3.1.2-24): SS_TOO_LARGE, and the caller drops what it
+ * carried. Past the unsent bound the client is a stalled reader: SS_BUSY,
+ * and it is disconnected. 0, SS_TOO_LARGE, SS_BUSY, SS_CLOSED, SS_NOMEM. */
+int mqtt_conn_send(mqtt_conn *c, const mqtt_packet *p);
+/* Ends the connection with a 5.0 DISCONNECT carrying `reason` (3.1.1:
+ * just closes), after what is queued. */
+void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason);
+/* Bytes queued for the client and not yet written. */
+size_t mqtt_conn_unsent(const mqtt_conn *c);
+
+/* ---- session.c --------------------------------------------------------------- */
+
+int mqtt_sessions_new(mqtt_broker *b);
+void mqtt_sessions_free(mqtt_broker *b);
+
+/* Attaches c to the session (org, client id): a live connection on it is
+ * taken over (DISCONNECT 0x8E); clean_start drops what it had. expiry_s:
+ * 5.0's Session Expiry Interval (3.1.1: 0 for a clean session, UINT32_MAX
+ * otherwise). OUT present: session present flag. 0 or SS_NOMEM / SS_BUSY. */
+int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int clean_start,
+                        uint32_t expiry_s, int *present);
+/* The connection ended: its will is published now or after its delay
+ * (unless suppressed), the session ends now or when it expires. */
+void mqtt_session_detach(mqtt_conn *c);
+/* Sets the will of c's session (m: one reference handed over; NULL none). */
+void mqtt_session_set_will(mqtt_conn *c, mqtt_msg *m, uint32_t delay_s);
+/* Subscribes c's session to filter (resolved by the ACL) with options and
+ * id; sends the matching retained messages as retain handling says.
+ * OUT reason: the SUBACK code (granted QoS or a 5.0 failure reason). */
+int mqtt_session_subscribe(mqtt_conn *c, const char *filter, size_t len, uint8_t options,
+                           uint32_t sub_id, uint8_t *reason);
+/* OUT reason: 0x00 or 0x11 (no subscription existed). */
+int mqtt_session_unsubscribe(mqtt_conn *c, const char *filter, size_t len, uint8_t *reason);
+/* Inbound QoS 2 (PUBREC sent, PUBREL awaited), kept with the session so
+ * a retransmitted PUBLISH after a reconnect is not routed twice
+ * (MQTT-4.3.3-9). add: 0, SS_EXISTS (already there: answer PUBREC, route
+ * nothing), SS_BUSY (over the window), SS_NOMEM; `done` as mqtt_route.
+ * del: 0 or SS_NOT_FOUND (PUBCOMP 0x92). */
+int mqtt_session_inbound_add(mqtt_session *s, uint16_t packet_id, mqtt_persist_done_cb done,
+                             void *ctx);
+int mqtt_session_inbound_del(mqtt_session *s, uint16_t packet_id);
+/* A revoked principal or deleted org: its sessions end (persistent ones
+ * too), their connections are disconnected by the caller. */
+void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id);
+
+/* ---- deliver.c --------------------------------------------------------------- */
+
+/* Routes a message published in m->org_id (to subscribers, and to the
+ * retained store when m->retain): every matching session gets a delivery
+ * at min(QoS published, granted). `done` (may be NULL) runs once every
+ * delivery queued for a persistent session, and the retained message, is
+ * in the store: the publisher's PUBACK / PUBREC waits for it. OUT
+ * matched: subscribers found (5.0's 0x10 "no matching subscribers").
+ * 0 (done will run), SS_BUSY (the persister is full: nothing routed, wait
+ * with mqtt_persist_wait) or SS_NOMEM. */
+int mqtt_route(mqtt_broker *b, mqtt_msg *m, uint64_t origin_serial, mqtt_persist_done_cb done,
+               void *ctx, int *matched);
+/* The client acknowledged one of our PUBLISHes: PUBACK, PUBREC, PUBCOMP
+ * (type), with its 5.0 reason. 0, or SS_NOT_FOUND for an unknown id
+ * (PUBREL/PUBCOMP answer 0x92). */
+int mqtt_deliver_ack(mqtt_conn *c, uint8_t type, uint16_t packet_id, uint8_t reason);
+/* Sends what the session has queued, as far as the in-flight window and
+ * the socket take: after CONNACK (resending in-flight ones with DUP,
+ * MQTT-4.4.0-1), after an ack, after the socket drained. */
+void mqtt_deliver_resume(mqtt_conn *c);
+/* The fan-out hook: each stored batch as readings/<device id> messages. */
+void mqtt_deliver_readings(fanout_sub *sub, const fanout_batch *batch);
+
+#endif
