@@ -1,0 +1,265 @@
+"""Readings over MQTT (SPEC §3.6, docs/mqtt.md): a device publishes to its
+data topics and the reading is stored (acknowledged only after the
+commit) and readable over REST; bad payloads and quota refusals in each
+version's terms with nothing stored; QoS 2 stores once; every stored
+batch, whatever protocol brought it, comes out on readings/<device>; and
+the connection's session record and usage."""
+import json
+import socket
+import time
+
+import pytest
+import requests
+
+from conftest import login, module_server, new_org_device, now_ms
+from mqtt_util import (MQTT_ARGS, PUBCOMP, PUBREC, PUBREL, RC_PAYLOAD_INVALID,
+                       RC_QUOTA_EXCEEDED, V5, V311, ack, app_client, device_client, new_key,
+                       publish, readings, wait_readings)
+from mqtt_util import tls, version  # noqa: F401  (fixtures)
+
+srv = module_server(MQTT_ARGS + ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"])
+
+
+@pytest.fixture(scope="module")
+def api(srv):
+    return login(srv.http)
+
+
+def data_topic(dev, channel=None):
+    return "devices/%s/data%s" % (dev["id"], "/" + channel if channel else "")
+
+
+def test_publish_stored_and_readable(srv, api, version, tls):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version, tls, client_id="sensor-1")
+    ts = now_ms() - 5000
+    a = c.publish(data_topic(dev), json.dumps({"ts": ts, "values": {"temp": 21.5, "rh": 40}}), qos=1)
+    assert a.reason == 0, a
+    # acknowledged means stored: readable at once, no waiting
+    assert readings(api, dev, "temp") == [[ts, 21.5]]
+    assert readings(api, dev, "rh") == [[ts, 40]]
+    # QoS 2: PUBREC after the commit, then PUBREL / PUBCOMP
+    rec = c.publish(data_topic(dev), json.dumps([{"ts": ts + 1, "values": {"temp": 22}},
+                                                 {"ts": ts + 2, "values": {"temp": 22.5}}]), qos=2)
+    assert rec.reason == 0, rec
+    assert readings(api, dev, "temp") == [[ts, 21.5], [ts + 1, 22], [ts + 2, 22.5]]
+    # QoS 0: no answer, stored all the same
+    c.publish(data_topic(dev), json.dumps({"ts": ts + 3, "values": {"temp": 23}}), qos=0)
+    assert wait_readings(api, dev, "temp", 4)[-1] == [ts + 3, 23]
+    # the same packet id is a new message after its PUBACK (MQTT-4.3.2-5)
+    c.publish(data_topic(dev), "temp=24 %d" % (ts + 4), qos=1, packet_id=1)
+    c.publish(data_topic(dev), "temp=25 %d" % (ts + 5), qos=1, packet_id=1)
+    assert [v for _, v in readings(api, dev, "temp")][-2:] == [24, 25]
+    c.bye()
+    d = api.get("/api/v1/devices/%s" % dev["id"]).json()
+    assert d.get("last_seen"), d
+
+
+def test_line_format_and_channel_topic(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version)
+    ts = now_ms() - 5000
+    lines = "# a comment\na=1,b=2 %d\r\n\na=3 %d\n" % (ts, ts + 1)
+    assert c.publish(data_topic(dev), lines, qos=1).reason == 0
+    assert readings(api, dev, "a") == [[ts, 1], [ts + 1, 3]]
+    assert readings(api, dev, "b") == [[ts, 2]]
+    # one channel, a plain number, the server's time
+    before = now_ms()
+    assert c.publish(data_topic(dev, "level"), "7.25", qos=1).reason == 0
+    got = readings(api, dev, "level")
+    assert len(got) == 1 and got[0][1] == 7.25 and before - 1000 <= got[0][0] <= now_ms() + 1000
+    assert c.publish(data_topic(dev, "level"), "-3e2", qos=2).reason == 0
+    assert [v for _, v in readings(api, dev, "level")] == [7.25, -300]
+    c.bye()
+
+
+def test_devices_me_alias(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    key = new_key(api, org["id"])
+    app = app_client(srv, key, version)
+    assert app.subscribe(("devices/%s/data" % dev["id"], 1)) == [1]
+    d = device_client(srv, dev, version)
+    assert d.subscribe(("devices/me/commands/#", 1)) == [1]
+    ts = now_ms() - 5000
+    assert d.publish("devices/me/data", json.dumps({"ts": ts, "values": {"t": 1}}), qos=1).reason == 0
+    assert readings(api, dev, "t") == [[ts, 1]]
+    # what the device published under "me" is its own id's topic for others
+    m = app.message()
+    assert m.topic == "devices/%s/data" % dev["id"]
+    assert json.loads(m.payload) == {"ts": ts, "values": {"t": 1}}
+    # and a command to its id reaches its "me" subscription
+    assert app.publish("devices/%s/commands/reboot" % dev["id"], "now", qos=1).reason == 0
+    got = d.message()
+    assert got.payload == b"now"
+    assert got.topic in ("devices/%s/commands/reboot" % dev["id"], "devices/me/commands/reboot")
+    app.no_message(0.3)
+    app.bye()
+    d.bye()
+
+
+BAD_PAYLOADS = [
+    ("data", "{\"temp\": 21.5"),                         # JSON cut short
+    ("data", "{\"temp\": \"warm\"}"),                    # not a number
+    ("data", "[{\"a\": 1}, {\"a\": \"x\"}]"),            # one bad item: the batch is refused whole
+    ("data", "a=1\nb=oops\n"),                           # line format, second line bad
+    ("data", "{\"ts\": 1, \"values\": {\"a\": 1}}"),     # before 2000-01-01
+    ("data", "{\"bad channel!\": 1}"),                   # channel name
+    ("data", ""),                                        # no readings at all
+    ("data/x", "twelve"),                                # a channel topic takes a plain number
+    ("data/x", "1 2"),
+    ("data/bad channel", "1"),
+]
+
+
+@pytest.mark.parametrize("where,payload", BAD_PAYLOADS, ids=[str(i) for i in range(len(BAD_PAYLOADS))])
+def test_bad_payload_refused(srv, api, version, where, payload):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version)
+    topic = "devices/%s/%s" % (dev["id"], where)
+    for qos in (1, 2):
+        if version == V311:
+            c.send(publish(version, topic, payload, qos=qos, packet_id=5))
+            assert c.closed() == [], "3.1.1: a bad payload closes the connection, unanswered"
+            break
+        a = c.publish(topic, payload, qos=qos)
+        assert a.reason == RC_PAYLOAD_INVALID, a
+        c.ping()  # the connection goes on
+    if version == V5:
+        # the refused packet id is free again (MQTT-4.3.3-9): reused, it stores
+        assert c.publish(data_topic(dev), "ok=1", qos=2, packet_id=1).reason == 0
+        c.bye()
+    time.sleep(0.2)
+    chans = api.get("/api/v1/devices/%s/channels" % dev["id"]).json()
+    names = {ch["name"] for ch in chans}
+    assert names <= {"ok"}, "a refused message stored something: %r" % chans
+
+
+def test_over_quota_refused(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    assert api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 2}).status_code == 200
+    c = device_client(srv, dev, version)
+    ts = now_ms() - 5000
+    assert c.publish(data_topic(dev), "q=1 %d\nq=2 %d" % (ts, ts + 1), qos=1).reason == 0
+    if version == V5:
+        assert c.publish(data_topic(dev), "q=3 %d" % (ts + 2), qos=1).reason == RC_QUOTA_EXCEEDED
+        assert c.publish(data_topic(dev, "q"), "4", qos=2).reason == RC_QUOTA_EXCEEDED
+        c.ping()
+        c.bye()
+    else:
+        c.send(publish(version, data_topic(dev), "q=3 %d" % (ts + 2), qos=1, packet_id=9))
+        assert c.closed() == [], "3.1.1: over quota closes the connection, unanswered"
+    assert readings(api, dev, "q") == [[ts, 1], [ts + 1, 2]]
+    # raised, the quota lets readings in again without a reconnect of the server
+    assert api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 100}).status_code == 200
+    c = device_client(srv, dev, version)
+    assert c.publish(data_topic(dev), "q=5 %d" % (ts + 4), qos=1).reason == 0
+    c.bye()
+
+
+def test_qos2_resent_publish_stored_once(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version)
+    body = json.dumps({"n": 1})  # no ts: a second store would be a second point
+    c.send(publish(version, data_topic(dev), body, qos=2, packet_id=7))
+    rec = c.expect(PUBREC)
+    assert rec.packet_id == 7 and rec.reason == 0
+    time.sleep(0.02)
+    # resent before PUBREL (a client that missed the PUBREC): PUBREC again, not stored again
+    c.send(publish(version, data_topic(dev), body, qos=2, packet_id=7, dup=True))
+    rec = c.expect(PUBREC)
+    assert rec.packet_id == 7 and rec.reason == 0
+    c.send(ack(PUBREL, version, 7))
+    comp = c.expect(PUBCOMP)
+    assert comp.packet_id == 7 and comp.reason == 0
+    # a PUBREL for an id with no exchange: PUBCOMP, 5.0 with 0x92
+    c.send(ack(PUBREL, version, 7))
+    comp = c.expect(PUBCOMP)
+    assert comp.packet_id == 7 and comp.reason == (0x92 if version == V5 else 0)
+    assert len(readings(api, dev, "n")) == 1
+    # after PUBCOMP the id is a new message (MQTT-4.3.3-12)
+    time.sleep(0.02)
+    assert c.publish(data_topic(dev), body, qos=2, packet_id=7).reason == 0
+    assert len(readings(api, dev, "n")) == 2
+    c.bye()
+
+
+def tcp_send(srv, token, line):
+    host, port = srv.addrs["tcp"].rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(("AUTH %s\n%s\n" % (token, line)).encode())
+    got = b""
+    while got.count(b"\n") < 2:
+        chunk = s.recv(1024)
+        assert chunk, got
+        got += chunk
+    s.close()
+    assert got == b"OK\nACK 1\n", got
+
+
+def udp_send(srv, token, line):
+    host, port = srv.addrs["udp"].rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(("%s\n%s\n" % (token, line)).encode(), (host, int(port)))
+    s.close()
+
+
+def test_readings_from_every_protocol(srv, api, version, tls):
+    org, dev = new_org_device(api, prefix="mqtt")
+    app = app_client(srv, new_key(api, org["id"], ["data:read"]), version, tls)
+    assert app.subscribe(("readings/#", 1)) == [1]
+    ts = now_ms() - 10000
+    sent = {
+        "https": (ts, {"h": 1.5, "h2": 2}),
+        "tcp": (ts + 1, {"t": 2}),
+        "udp": (ts + 2, {"u": 3}),
+        "mqtt": (ts + 3, {"m": 4.25}),
+    }
+    r = requests.post(srv.https + "/api/v1/data", json={"ts": ts, "values": sent["https"][1]},
+                      headers={"X-Auth-Token": dev["token"]}, verify=srv.cert, timeout=10)
+    assert r.status_code == 200, r.text
+    tcp_send(srv, dev["token"], "t=2 %d" % (ts + 1))
+    udp_send(srv, dev["token"], "u=3 %d" % (ts + 2))
+    d = device_client(srv, dev, version, tls)
+    assert d.publish(data_topic(dev), json.dumps({"ts": ts + 3, "values": {"m": 4.25}}), qos=1).reason == 0
+    d.bye()
+    got = {}
+    for _ in range(len(sent)):
+        m = app.message()
+        assert m.topic == "readings/%s" % dev["id"], m
+        body = json.loads(m.payload)
+        assert set(body) == {"ts", "values"}, body
+        got[body["ts"]] = body["values"]
+    assert got == {t: v for t, v in sent.values()}
+    app.no_message(0.3)
+    app.bye()
+
+
+def test_session_record_and_usage(srv, api, version, tls):
+    org, dev = new_org_device(api, prefix="mqtt")
+    proto = "mqtts" if tls else "mqtt"
+    c = device_client(srv, dev, version, tls)
+    ts = now_ms() - 5000
+    assert c.publish(data_topic(dev), "s=1 %d\ns=2 %d" % (ts, ts + 1), qos=1).reason == 0
+    c.bye()
+    deadline = time.time() + 10
+    while True:
+        rows = [r for r in api.get("/api/v1/orgs/%s/sessions?kind=device" % org["id"]).json()
+                if r["protocol"] == proto and r["ended_at"]]
+        if rows or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(rows) == 1, rows
+    rec = rows[0]
+    assert rec["principal_id"] == dev["id"] and rec["readings"] == 2 and rec["address"] == "127.0.0.1"
+    if tls:
+        assert rec["bytes_in"] > c.sent and rec["bytes_out"] > c.received
+    else:
+        assert rec["bytes_in"] == c.sent and rec["bytes_out"] == c.received
+    deadline = time.time() + 10
+    while True:
+        u = api.get("/api/v1/orgs/%s/usage" % org["id"]).json()["usage"]
+        mine = sum(b["readings"] for b in u if b["protocol"] == proto)
+        if mine == 2 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert mine == 2, u
