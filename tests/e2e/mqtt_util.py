@@ -284,6 +284,12 @@ class Packet:
     def name(self):
         return NAMES.get(self.type, str(self.type))
 
+    @property
+    def ok(self):
+        """An acknowledgement of success: 5.0's 0x00, or 0x10 (accepted, and
+        nobody subscribed to it)."""
+        return self.reason in (0x00, 0x10)
+
 
 def check(cond, what, raw=b""):
     if not cond:

@@ -33,7 +33,8 @@ def mosquitto_args(srv, version, tls):
 
 def start_sub(srv, version, tls, key, topic):
     """mosquitto_sub as an app, -v, one message; returns once subscribed."""
-    p = subprocess.Popen(["mosquitto_sub"] + mosquitto_args(srv, version, tls) +
+    # stdbuf: its debug lines (the SUBACK) reach the pipe at once
+    p = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub"] + mosquitto_args(srv, version, tls) +
                          ["-u", "apikey", "-P", key, "-q", "1", "-v", "-d", "-C", "1", "-W", "20",
                           "-t", topic], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     buf = b""

@@ -58,7 +58,7 @@ def test_queued_messages_survive_reconnect(srv, api, version, tls, qos):
     pub = app_client(srv, key, version, tls)
     for i in range(3):
         a = pub.publish("cmd/%d" % i, "m%d" % i, qos=qos)
-        assert a.reason == 0, a
+        assert a.ok, a
     pub.bye()
     k = keeper(srv, key, version, cid, tls)
     assert k.connack.session_present == 1
@@ -84,7 +84,7 @@ def test_queued_messages_survive_restart(fresh_server, version, qos):
     k.bye()
     pub = app_client(s, key, version)
     for i in range(3):
-        assert pub.publish("cmd/%d" % i, "m%d" % i, qos=qos).reason == 0
+        assert pub.publish("cmd/%d" % i, "m%d" % i, qos=qos).ok
     pub.bye()
     again = restart(s)
     try:
@@ -95,7 +95,7 @@ def test_queued_messages_survive_restart(fresh_server, version, qos):
         k.no_message(0.3)
         # its subscriptions came back with it
         pub = app_client(again, key, version)
-        assert pub.publish("alarm", "ring", qos=1).reason == 0
+        assert pub.publish("alarm", "ring", qos=1).ok
         assert k.message().payload == b"ring"
         pub.bye()
         k.bye()
@@ -114,9 +114,9 @@ def test_kill9_after_puback_loses_nothing(fresh_server, version):
     d = device_client(s, dev, version)
     pub = app_client(s, key, version)
     ts = now_ms() - 5000
-    assert d.publish("devices/me/data", json.dumps({"ts": ts, "values": {"t": 42.5}}), qos=1).reason == 0
-    assert pub.publish("cmd/x", "queued", qos=1).reason == 0
-    assert pub.publish("state/x", "retained", qos=1, retain=True).reason == 0
+    assert d.publish("devices/me/data", json.dumps({"ts": ts, "values": {"t": 42.5}}), qos=1).ok
+    assert pub.publish("cmd/x", "queued", qos=1).ok
+    assert pub.publish("state/x", "retained", qos=1, retain=True).ok
     again = restart(s, kill=True)
     try:
         api = login(again.http)
@@ -153,7 +153,7 @@ def test_kill9_under_load_loses_no_acked_reading(fresh_server, version):
                 a = c.recv(10)
                 if a is None:
                     return
-                assert a.packet_id == i % 65535 + 1 and a.reason == 0, a
+                assert a.packet_id == i % 65535 + 1 and a.ok, a
                 acked.append(base + i)
                 i += 1
         except (OSError, TimeoutError, AssertionError):
@@ -181,7 +181,7 @@ def test_inflight_redelivered_with_dup(srv, api, version, qos):
     k = keeper(srv, key, version, cid)
     assert k.subscribe(("cmd/#", qos)) == [qos]
     pub = app_client(srv, key, version)
-    assert pub.publish("cmd/a", "first", qos=qos).reason == 0
+    assert pub.publish("cmd/a", "first", qos=qos).ok
     first = k.message(ack_it=False)
     assert first.dup == 0 and first.qos == qos
     k.close()  # gone without acknowledging: the network failed
@@ -217,7 +217,7 @@ def test_inflight_survives_restart(fresh_server, version, qos):
     k = keeper(s, key, version, "inflight")
     assert k.subscribe(("cmd/#", qos)) == [qos]
     pub = app_client(s, key, version)
-    assert pub.publish("cmd/a", "first", qos=qos).reason == 0
+    assert pub.publish("cmd/a", "first", qos=qos).ok
     first = k.message(ack_it=False)
     again = restart(s, kill=True)
     try:
@@ -241,7 +241,7 @@ def test_qos2_inbound_state_survives_restart(fresh_server, version):
     body = json.dumps({"n": 1})  # no ts: stored twice would be two points
     c.send(publish(version, "devices/me/data", body, qos=2, packet_id=9))
     rec = c.expect(PUBREC)
-    assert rec.packet_id == 9 and rec.reason == 0
+    assert rec.packet_id == 9 and rec.ok
     again = restart(s, kill=True)
     try:
         api = login(again.http)
@@ -250,7 +250,7 @@ def test_qos2_inbound_state_survives_restart(fresh_server, version):
         assert c.connack.session_present == 1
         c.send(publish(version, "devices/me/data", body, qos=2, packet_id=9, dup=True))
         rec = c.expect(PUBREC)
-        assert rec.packet_id == 9 and rec.reason == 0
+        assert rec.packet_id == 9 and rec.ok
         c.send(ack(PUBREL, version, 9))
         comp = c.expect(PUBCOMP)
         assert comp.packet_id == 9 and comp.reason == 0

@@ -34,14 +34,14 @@ def test_publish_stored_and_readable(srv, api, version, tls):
     c = device_client(srv, dev, version, tls, client_id="sensor-1")
     ts = now_ms() - 5000
     a = c.publish(data_topic(dev), json.dumps({"ts": ts, "values": {"temp": 21.5, "rh": 40}}), qos=1)
-    assert a.reason == 0, a
+    assert a.ok, a
     # acknowledged means stored: readable at once, no waiting
     assert readings(api, dev, "temp") == [[ts, 21.5]]
     assert readings(api, dev, "rh") == [[ts, 40]]
     # QoS 2: PUBREC after the commit, then PUBREL / PUBCOMP
     rec = c.publish(data_topic(dev), json.dumps([{"ts": ts + 1, "values": {"temp": 22}},
                                                  {"ts": ts + 2, "values": {"temp": 22.5}}]), qos=2)
-    assert rec.reason == 0, rec
+    assert rec.ok, rec
     assert readings(api, dev, "temp") == [[ts, 21.5], [ts + 1, 22], [ts + 2, 22.5]]
     # QoS 0: no answer, stored all the same
     c.publish(data_topic(dev), json.dumps({"ts": ts + 3, "values": {"temp": 23}}), qos=0)
@@ -51,8 +51,6 @@ def test_publish_stored_and_readable(srv, api, version, tls):
     c.publish(data_topic(dev), "temp=25 %d" % (ts + 5), qos=1, packet_id=1)
     assert [v for _, v in readings(api, dev, "temp")][-2:] == [24, 25]
     c.bye()
-    d = api.get("/api/v1/devices/%s" % dev["id"]).json()
-    assert d.get("last_seen"), d
 
 
 def test_line_format_and_channel_topic(srv, api, version):
@@ -60,15 +58,15 @@ def test_line_format_and_channel_topic(srv, api, version):
     c = device_client(srv, dev, version)
     ts = now_ms() - 5000
     lines = "# a comment\na=1,b=2 %d\r\n\na=3 %d\n" % (ts, ts + 1)
-    assert c.publish(data_topic(dev), lines, qos=1).reason == 0
+    assert c.publish(data_topic(dev), lines, qos=1).ok
     assert readings(api, dev, "a") == [[ts, 1], [ts + 1, 3]]
     assert readings(api, dev, "b") == [[ts, 2]]
     # one channel, a plain number, the server's time
     before = now_ms()
-    assert c.publish(data_topic(dev, "level"), "7.25", qos=1).reason == 0
+    assert c.publish(data_topic(dev, "level"), "7.25", qos=1).ok
     got = readings(api, dev, "level")
     assert len(got) == 1 and got[0][1] == 7.25 and before - 1000 <= got[0][0] <= now_ms() + 1000
-    assert c.publish(data_topic(dev, "level"), "-3e2", qos=2).reason == 0
+    assert c.publish(data_topic(dev, "level"), "-3e2", qos=2).ok
     assert [v for _, v in readings(api, dev, "level")] == [7.25, -300]
     c.bye()
 
@@ -81,14 +79,14 @@ def test_devices_me_alias(srv, api, version):
     d = device_client(srv, dev, version)
     assert d.subscribe(("devices/me/commands/#", 1)) == [1]
     ts = now_ms() - 5000
-    assert d.publish("devices/me/data", json.dumps({"ts": ts, "values": {"t": 1}}), qos=1).reason == 0
+    assert d.publish("devices/me/data", json.dumps({"ts": ts, "values": {"t": 1}}), qos=1).ok
     assert readings(api, dev, "t") == [[ts, 1]]
     # what the device published under "me" is its own id's topic for others
     m = app.message()
     assert m.topic == "devices/%s/data" % dev["id"]
     assert json.loads(m.payload) == {"ts": ts, "values": {"t": 1}}
     # and a command to its id reaches its "me" subscription
-    assert app.publish("devices/%s/commands/reboot" % dev["id"], "now", qos=1).reason == 0
+    assert app.publish("devices/%s/commands/reboot" % dev["id"], "now", qos=1).ok
     got = d.message()
     assert got.payload == b"now"
     assert got.topic in ("devices/%s/commands/reboot" % dev["id"], "devices/me/commands/reboot")
@@ -126,7 +124,7 @@ def test_bad_payload_refused(srv, api, version, where, payload):
         c.ping()  # the connection goes on
     if version == V5:
         # the refused packet id is free again (MQTT-4.3.3-9): reused, it stores
-        assert c.publish(data_topic(dev), "ok=1", qos=2, packet_id=1).reason == 0
+        assert c.publish(data_topic(dev), "ok=1", qos=2, packet_id=1).ok
         c.bye()
     time.sleep(0.2)
     chans = api.get("/api/v1/devices/%s/channels" % dev["id"]).json()
@@ -139,7 +137,7 @@ def test_over_quota_refused(srv, api, version):
     assert api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 2}).status_code == 200
     c = device_client(srv, dev, version)
     ts = now_ms() - 5000
-    assert c.publish(data_topic(dev), "q=1 %d\nq=2 %d" % (ts, ts + 1), qos=1).reason == 0
+    assert c.publish(data_topic(dev), "q=1 %d\nq=2 %d" % (ts, ts + 1), qos=1).ok
     if version == V5:
         assert c.publish(data_topic(dev), "q=3 %d" % (ts + 2), qos=1).reason == RC_QUOTA_EXCEEDED
         assert c.publish(data_topic(dev, "q"), "4", qos=2).reason == RC_QUOTA_EXCEEDED
@@ -152,7 +150,7 @@ def test_over_quota_refused(srv, api, version):
     # raised, the quota lets readings in again without a reconnect of the server
     assert api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_readings_per_day": 100}).status_code == 200
     c = device_client(srv, dev, version)
-    assert c.publish(data_topic(dev), "q=5 %d" % (ts + 4), qos=1).reason == 0
+    assert c.publish(data_topic(dev), "q=5 %d" % (ts + 4), qos=1).ok
     c.bye()
 
 
@@ -162,12 +160,12 @@ def test_qos2_resent_publish_stored_once(srv, api, version):
     body = json.dumps({"n": 1})  # no ts: a second store would be a second point
     c.send(publish(version, data_topic(dev), body, qos=2, packet_id=7))
     rec = c.expect(PUBREC)
-    assert rec.packet_id == 7 and rec.reason == 0
+    assert rec.packet_id == 7 and rec.ok
     time.sleep(0.02)
     # resent before PUBREL (a client that missed the PUBREC): PUBREC again, not stored again
     c.send(publish(version, data_topic(dev), body, qos=2, packet_id=7, dup=True))
     rec = c.expect(PUBREC)
-    assert rec.packet_id == 7 and rec.reason == 0
+    assert rec.packet_id == 7 and rec.ok
     c.send(ack(PUBREL, version, 7))
     comp = c.expect(PUBCOMP)
     assert comp.packet_id == 7 and comp.reason == 0
@@ -178,7 +176,7 @@ def test_qos2_resent_publish_stored_once(srv, api, version):
     assert len(readings(api, dev, "n")) == 1
     # after PUBCOMP the id is a new message (MQTT-4.3.3-12)
     time.sleep(0.02)
-    assert c.publish(data_topic(dev), body, qos=2, packet_id=7).reason == 0
+    assert c.publish(data_topic(dev), body, qos=2, packet_id=7).ok
     assert len(readings(api, dev, "n")) == 2
     c.bye()
 
@@ -220,7 +218,7 @@ def test_readings_from_every_protocol(srv, api, version, tls):
     tcp_send(srv, dev["token"], "t=2 %d" % (ts + 1))
     udp_send(srv, dev["token"], "u=3 %d" % (ts + 2))
     d = device_client(srv, dev, version, tls)
-    assert d.publish(data_topic(dev), json.dumps({"ts": ts + 3, "values": {"m": 4.25}}), qos=1).reason == 0
+    assert d.publish(data_topic(dev), json.dumps({"ts": ts + 3, "values": {"m": 4.25}}), qos=1).ok
     d.bye()
     got = {}
     for _ in range(len(sent)):
@@ -239,7 +237,7 @@ def test_session_record_and_usage(srv, api, version, tls):
     proto = "mqtts" if tls else "mqtt"
     c = device_client(srv, dev, version, tls)
     ts = now_ms() - 5000
-    assert c.publish(data_topic(dev), "s=1 %d\ns=2 %d" % (ts, ts + 1), qos=1).reason == 0
+    assert c.publish(data_topic(dev), "s=1 %d\ns=2 %d" % (ts, ts + 1), qos=1).ok
     c.bye()
     deadline = time.time() + 10
     while True:

@@ -18,7 +18,7 @@ from mqtt_util import (DISCONNECT, MQTT_ARGS, P_ASSIGNED_CLIENT_ID, P_AUTH_METHO
                        P_TOPIC_ALIAS_MAX, P_USER_PROPERTY, P_WILDCARD_AVAILABLE, P_WILL_DELAY,
                        PUBACK, PUBCOMP, PUBREC, PUBREL, RC_ALIAS_INVALID,
                        RC_CLIENT_ID_INVALID, RC_KEEP_ALIVE_TIMEOUT, RC_NOT_AUTHORIZED,
-                       RC_PROTOCOL_ERROR, RC_RECEIVE_MAX_EXCEEDED, RC_SESSION_TAKEN_OVER, V5,
+                       RC_PROTOCOL_ERROR, RC_RECEIVE_MAX_EXCEEDED, RC_SESSION_TAKEN_OVER, V5, V311,
                        Raw, ack, app_client, disconnect, new_key, publish, session_props,
                        subscribe)
 from mqtt_util import version  # noqa: F401  (fixture)
@@ -85,7 +85,7 @@ def test_keep_alive_timeout_publishes_will(srv, key, version):
     start = time.time()
     got = c.closed(timeout=5)
     took = time.time() - start
-    assert 1.4 <= took <= 3.0, took
+    assert 1.4 <= took <= 4.0, took  # 1.5 x 1 s, on a busy machine
     if version == V5:
         assert [p.reason for p in got if p.type == DISCONNECT] == [RC_KEEP_ALIVE_TIMEOUT], got
     else:
@@ -186,7 +186,7 @@ def test_client_id_of_another_principal(srv, api, version):
     assert d.subscribe(("devices/me/commands/#", 1)) == [1]
     d.bye()
     pub = app(srv, key, version)
-    assert pub.publish("devices/%s/commands/x" % dev["id"], "for sensor", qos=1).reason == 0
+    assert pub.publish("devices/%s/commands/x" % dev["id"], "for sensor", qos=1).ok
     pub.bye()
     o = Raw(srv, version)
     ca = o.connect(client_id="sensor", password=other["token"], expect_reason=None, **keep)
@@ -239,7 +239,7 @@ def test_retained_messages(srv, key, version):
     pub = app(srv, key, version)
     old = app(srv, key, version)
     assert old.subscribe(("r/#", 2)) == [2]
-    assert pub.publish("r/a", "1", qos=1, retain=True).reason == 0
+    assert pub.publish("r/a", "1", qos=1, retain=True).ok
     pub.publish("r/b", "2", qos=0, retain=True)
     for _ in range(2):
         m = old.message()
@@ -249,7 +249,7 @@ def test_retained_messages(srv, key, version):
     got = sorted((m.topic, m.payload, m.retain, m.qos) for m in (new.message(), new.message()))
     assert got == [("r/a", b"1", 1, 1), ("r/b", b"2", 1, 0)]
     # RETAIN 0 neither stores nor replaces
-    assert pub.publish("r/a", "3", qos=1).reason == 0
+    assert pub.publish("r/a", "3", qos=1).ok
     assert old.message().payload == b"3"
     new.bye()
     new = app(srv, key, version)
@@ -257,7 +257,7 @@ def test_retained_messages(srv, key, version):
     assert new.message().payload == b"1"
     new.no_message(0.3)
     # a retained message's replacement
-    assert pub.publish("r/a", "4", qos=2, retain=True).reason == 0
+    assert pub.publish("r/a", "4", qos=2, retain=True).ok
     assert old.message().payload == b"4"
     new.message()  # live, to the subscription just made
     newest = app(srv, key, version)
@@ -269,11 +269,11 @@ def test_retained_messages(srv, key, version):
 
 def test_retained_zero_length_clears(srv, key, version):
     pub = app(srv, key, version)
-    assert pub.publish("z/x", "1", qos=1, retain=True).reason == 0
+    assert pub.publish("z/x", "1", qos=1, retain=True).ok
     sub = app(srv, key, version)
     assert sub.subscribe(("z/#", 1)) == [1]
     assert sub.message().payload == b"1"
-    assert pub.publish("z/x", "", qos=1, retain=True).reason == 0
+    assert pub.publish("z/x", "", qos=1, retain=True).ok
     m = sub.message()
     assert (m.topic, m.payload) == ("z/x", b"")  # delivered as usual
     late = app(srv, key, version)
@@ -316,40 +316,44 @@ def test_overlapping_subscriptions_one_copy(srv, key, version):
 
 def test_subscribe_several_filters(srv, key, version):
     c = app(srv, key, version)
-    codes = c.subscribe(("s/a", 0), ("s/b/#", 2), ("s/+/c", 1), ("s/#/bad", 1), ("s/c", 2))
-    assert codes == [0, 2, 1, fail_code(version), 2]
+    codes = c.subscribe(("s/a", 0), ("s/b/#", 2), ("s/+/c", 1), ("$SYS/x", 1), ("s/c", 2))
+    assert codes == [0, 2, 1, RC_NOT_AUTHORIZED if version == V5 else 0x80, 2]
     c.ping()
     c.bye()
 
 
-def test_bad_filters_refused(srv, key, version):
+@pytest.mark.parametrize("bad", ["a/#/b", "a/b#", "a+/b", "+a", "#/x", "a/++", ""])
+def test_bad_filters_refused(srv, key, version, bad):
+    # each on a connection of its own: refused in the SUBACK for that filter,
+    # or (a malformed packet) with the connection
     c = app(srv, key, version)
-    bad = ["a/#/b", "a/b#", "a+/b", "+a", "#/x", "a/++"]
-    codes = c.subscribe(*[(f, 1) for f in bad], ("fine/+/#", 1))
-    assert codes == [fail_code(version)] * len(bad) + [1]
-    c.ping()
-    # an empty filter is no filter (MQTT-4.7.3-1): refused for that filter, or the connection
-    c.send(subscribe(version, 77, [("", 1)]))
+    c.send(subscribe(version, 7, [(bad, 1), ("fine/+/#", 1)]))
     p = c.recv()
-    if p is not None and p.type != DISCONNECT:
-        assert p.packet_id == 77 and p.reasons == [fail_code(version)], p
-    c.close()
+    if p is None:
+        assert version == V311, "closed without a DISCONNECT"
+        return
+    if p.type == DISCONNECT:
+        assert p.reason in (0x81, 0x82, 0x8F), p
+        return
+    assert p.packet_id == 7 and p.reasons == [fail_code(version), 1], p
+    c.ping()
+    c.bye()
 
 
 def test_unsubscribe(srv, key, version):
     c = app(srv, key, version)
-    assert c.subscribe(("u/#", 1), ("u/x", 1)) == [1, 1]
+    assert c.subscribe(("u/#", 1), ("v/x", 1)) == [1, 1]
     pub = app(srv, key, version)
-    pub.publish("u/x", "in flight", qos=1)
+    pub.publish("u/a", "in flight", qos=1)
     inflight = c.message(ack_it=False)
-    ua = c.unsubscribe("u/#", "nothing/here", "u/+")
+    ua = c.unsubscribe("u/#", "nothing/here", "v/+")
     if version == V5:
         assert ua.reasons == [0, 0x11, 0x11], ua  # compared byte by byte: "u/+" was never a filter
     c.ack(inflight)  # a delivery begun is completed (MQTT-3.10.4-3)
     pub.publish("u/y", "gone", qos=1)
-    pub.publish("u/x", "still", qos=1)
+    pub.publish("v/x", "still", qos=1)
     m = c.message()
-    assert (m.topic, m.payload) == ("u/x", b"still")
+    assert (m.topic, m.payload) == ("v/x", b"still")
     c.no_message(0.3)
     ua = c.unsubscribe("never")
     if version == V5:
@@ -360,7 +364,7 @@ def test_unsubscribe(srv, key, version):
 
 def test_resubscribe_replaces(srv, key, version):
     pub = app(srv, key, version)
-    assert pub.publish("rs/x", "kept", qos=1, retain=True).reason == 0
+    assert pub.publish("rs/x", "kept", qos=1, retain=True).ok
     c = app(srv, key, version)
     assert c.subscribe(("rs/#", 0)) == [0]
     assert c.message().qos == 0
@@ -487,10 +491,10 @@ def test_topic_alias(srv, key, version):
             seen.append((m.topic, m.payload))
         assert seen == [("al/x", b"1"), ("al/x", b"2"), ("al/y", b"3"), ("al/y", b"4")], seen
     # an alias of 0, one above the maximum, or an unknown one with no topic
-    for bad, reason in ((0, RC_ALIAS_INVALID), (amax + 1, RC_ALIAS_INVALID)):
+    for bad, reasons in ((0, (RC_ALIAS_INVALID, RC_PROTOCOL_ERROR)), (amax + 1, (RC_ALIAS_INVALID,))):
         c = app(srv, key, version)
         c.send(publish(V5, "al/z", "x", qos=1, packet_id=1, properties=[(P_TOPIC_ALIAS, bad)]))
-        assert c.disconnect_reason() == reason
+        assert c.disconnect_reason() in reasons
     c = app(srv, key, version)  # aliases do not outlive their connection
     c.send(publish(V5, "", "x", qos=1, packet_id=1, properties=[(P_TOPIC_ALIAS, 1)]))
     assert c.disconnect_reason() == RC_PROTOCOL_ERROR
@@ -509,7 +513,7 @@ def test_shared_subscription(srv, key, version):
     pub = app(srv, key, version)
     n = 10
     for i in range(n):
-        assert pub.publish("sh/x", str(i), qos=1).reason == 0
+        assert pub.publish("sh/x", str(i), qos=1).ok
     assert sorted(int(everyone.message().payload) for _ in range(n)) == list(range(n))
     got = {}
     for member, q in ((a, 0), (b, 1)):
@@ -521,9 +525,17 @@ def test_shared_subscription(srv, key, version):
             assert m.qos == q, m  # each member at its own granted QoS
             got[int(m.payload)] = got.get(int(m.payload), 0) + 1
     assert got == {i: 1 for i in range(n)}, "each message to one member of the group: %r" % got
+    for name in ("$share//x", "$share/g", "$share/g+/x", "$share/g/"):
+        bad = app(srv, key, version)
+        bad.send(subscribe(V5, 8, [(name, 1)]))
+        p = bad.recv()
+        assert p is not None, name
+        if p.type == DISCONNECT:
+            assert p.reason in (0x81, 0x82, 0x8F), (name, p)
+        else:
+            assert p.reasons == [0x8F], (name, p)
+            bad.bye()
     bad = app(srv, key, version)
-    codes = bad.subscribe(("$share//x", 1), ("$share/g", 1), ("$share/g+/x", 1), ("$share/g/ok", 1))
-    assert codes == [0x8F, 0x8F, 0x8F, 1]
     # No Local on a shared subscription is a Protocol Error (MQTT-3.8.3-4)
     bad.send(subscribe(V5, 9, [("$share/g/nl", 0x05)]))
     assert bad.disconnect_reason() == RC_PROTOCOL_ERROR
@@ -562,7 +574,7 @@ def test_retain_as_published(srv, key, version):
 def test_retain_handling(srv, key, version):
     only(version, V5)
     pub = app(srv, key, version)
-    assert pub.publish("rh/x", "kept", qos=1, retain=True).reason == 0
+    assert pub.publish("rh/x", "kept", qos=1, retain=True).ok
     c = app(srv, key, version)
     assert c.subscribe(("rh/x", 0x00 | 1)) == [1]       # 0: sent
     assert c.message().payload == b"kept"
@@ -603,9 +615,9 @@ def test_message_expiry(srv, key, version):
     assert k.subscribe(("ex/#", 1)) == [1]
     k.bye()
     pub = app(srv, key, version)
-    assert pub.publish("ex/short", "1", qos=1, properties=[(P_MESSAGE_EXPIRY, 1)]).reason == 0
-    assert pub.publish("ex/long", "2", qos=1, properties=[(P_MESSAGE_EXPIRY, 100)]).reason == 0
-    assert pub.publish("ex/ret", "3", qos=1, retain=True, properties=[(P_MESSAGE_EXPIRY, 1)]).reason == 0
+    assert pub.publish("ex/short", "1", qos=1, properties=[(P_MESSAGE_EXPIRY, 1)]).ok
+    assert pub.publish("ex/long", "2", qos=1, properties=[(P_MESSAGE_EXPIRY, 100)]).ok
+    assert pub.publish("ex/ret", "3", qos=1, retain=True, properties=[(P_MESSAGE_EXPIRY, 1)]).ok
     time.sleep(2.2)
     k = app(srv, key, version, client_id=name, **keep)
     m = k.message()

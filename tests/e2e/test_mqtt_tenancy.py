@@ -63,7 +63,7 @@ def test_username_apikey_connects(srv, api, version, tls):
     assert c.subscribe(("readings/%s" % dev["id"], 1)) == [1]
     # a data:write key publishes readings as any device of its org
     ts = now_ms() - 5000
-    assert c.publish("devices/%s/data" % dev["id"], "k=1 %d" % ts, qos=1).reason == 0
+    assert c.publish("devices/%s/data" % dev["id"], "k=1 %d" % ts, qos=1).ok
     assert readings(api, dev, "k") == [[ts, 1]]
     m = c.message()
     assert json.loads(m.payload) == {"ts": ts, "values": {"k": 1}}
@@ -76,7 +76,7 @@ def test_password_without_username(srv, api, version):
     if version == V5:
         # 5.0 allows it, and the token is all a device needs
         c.connect(username=None, password=dev["token"])
-        assert c.publish("devices/me/data", "p=1", qos=1).reason == 0
+        assert c.publish("devices/me/data", "p=1", qos=1).ok
         c.bye()
     else:
         # 3.1.1: a password flag without the user name flag is malformed (MQTT-3.1.2-22)
@@ -106,10 +106,10 @@ def test_other_org_sees_nothing(srv, api, version, tls):
     assert codes[:3] == [1, 1, 1], codes  # the last names a device A does not have: either way
     b_app = app_client(srv, new_key(api, org_b["id"]), version, tls)
     b_dev = device_client(srv, dev_b, version, tls)
-    assert b_dev.publish("devices/me/data", "b=1", qos=1).reason == 0
-    assert b_dev.publish("devices/me/status", "up", qos=1, retain=True).reason == 0
-    assert b_app.publish("site/alarm", "fire", qos=1, retain=True).reason == 0
-    assert b_app.publish("devices/%s/commands/x" % dev_b["id"], "go", qos=2).reason == 0
+    assert b_dev.publish("devices/me/data", "b=1", qos=1).ok
+    assert b_dev.publish("devices/me/status", "up", qos=1, retain=True).ok
+    assert b_app.publish("site/alarm", "fire", qos=1, retain=True).ok
+    assert b_app.publish("devices/%s/commands/x" % dev_b["id"], "go", qos=2).ok
     watcher.no_message(0.5)
     # nor any of org B's retained messages for a new subscription of org A
     late = app_client(srv, new_key(api, org_a["id"]), version, tls)
@@ -194,7 +194,7 @@ def test_forbidden_subscribe(srv, api, version):
     c.ping()  # a refused filter does not end the connection
     # the one granted still works
     app = app_client(srv, new_key(api, org["id"]), version)
-    assert app.publish("devices/%s/commands/a" % dev["id"], "x", qos=1).reason == 0
+    assert app.publish("devices/%s/commands/a" % dev["id"], "x", qos=1).ok
     assert c.message().payload == b"x"
     app.bye()
     c.bye()
@@ -241,7 +241,7 @@ def test_rotate_token_disconnects(srv, api, version, tls):
     fresh = dict(dev, token=r.json()["token"])
     c = device_client(srv, fresh, version, tls, client_id="rot", clean=False,
                       properties=[(0x11, 3600)] if version == V5 else None)
-    assert c.publish("devices/me/data", "r=1", qos=1).reason == 0
+    assert c.publish("devices/me/data", "r=1", qos=1).ok
     c.bye()
 
 
