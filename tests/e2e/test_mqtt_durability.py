@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import Server, login, module_server, new_org_device, now_ms
-from mqtt_util import (MQTT_ARGS, PUBCOMP, PUBLISH, PUBREC, PUBREL, Raw, ack, app_client,
+from mqtt_util import (MQTT_ARGS, PUBCOMP, PUBLISH, PUBREC, PUBREL, V5, Raw, ack, app_client,
                        device_client, new_key, publish, readings, session_props)
 from mqtt_util import tls, version  # noqa: F401  (fixtures)
 
@@ -278,3 +278,28 @@ def test_session_ends_with_clean_start(srv, api, version):
     assert k.connack.session_present == 0
     k.no_message(0.3)
     k.bye()
+
+
+def test_shutdown_disconnects_without_wills(fresh_server, version):
+    s = fresh_server(MQTT_ARGS)
+    api = login(s.http)
+    org, dev = new_org_device(api, prefix="mqtt")
+    key = new_key(api, org["id"])
+    c = Raw(s, version)
+    c.connect(username="apikey", password=key, client_id="w",
+              will={"topic": "will/x", "payload": b"gone", "qos": 1, "retain": True})
+    rc = s.stop()
+    assert rc == 0, s.read_log()
+    got = c.closed()
+    if version == V5:
+        assert [p.reason for p in got if p.type == 14] == [0x8B], got  # server shutting down
+    else:
+        assert got == []
+    again = Server(s.data_dir, s.extra_args).start()
+    try:
+        late = app_client(again, key, version)
+        assert late.subscribe(("will/#", 1)) == [1]
+        late.no_message(0.5)  # the server went away, not the client: no will
+        late.bye()
+    finally:
+        stop(again)

@@ -261,3 +261,37 @@ def test_session_record_and_usage(srv, api, version, tls):
             break
         time.sleep(0.2)
     assert mine == 2, u
+
+
+def test_readings_per_message_bounded(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version)
+    ts = now_ms() - 20000
+    full = "\n".join("n=%d %d" % (i, ts + i) for i in range(10000))
+    assert c.publish(data_topic(dev), full, qos=1).ok
+    assert len(readings(api, dev, "n", limit=20000)) == 10000
+    over = "\n".join("o=%d %d" % (i, ts + i) for i in range(10001))
+    if version == V5:
+        a = c.publish(data_topic(dev), over, qos=1)
+        assert a.reason >= 0x80, a
+        c.bye()
+    else:
+        c.send(publish(version, data_topic(dev), over, qos=1, packet_id=9))
+        assert c.closed() == []
+    assert readings(api, dev, "o") == []
+
+
+def test_readings_one_message_per_timestamp(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    app = app_client(srv, new_key(api, org["id"], ["data:read"]), version)
+    assert app.subscribe(("readings/%s" % dev["id"], 1)) == [1]
+    ts = now_ms() - 5000
+    body = json.dumps([{"ts": ts + 1, "values": {"a": 2}}, {"ts": ts, "values": {"a": 1, "b": 1}},
+                       {"ts": ts + 1, "values": {"b": 2}}])
+    r = requests.post(srv.http + "/api/v1/data", data=body, timeout=10,
+                      headers={"X-Auth-Token": dev["token"], "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    got = [json.loads(app.message().payload) for _ in range(2)]
+    assert got == [{"ts": ts, "values": {"a": 1, "b": 1}}, {"ts": ts + 1, "values": {"a": 2, "b": 2}}]
+    app.no_message(0.3)
+    app.bye()

@@ -769,3 +769,18 @@ def test_failure_ack_ends_delivery(srv, key, version):
     k.no_message(0.5)  # acknowledged, if with a failure: not sent again (MQTT-4.4.0-2)
     k.bye()
     pub.bye()
+
+
+def test_session_expiry_and_keep_alive_capped(srv, key, version):
+    only(version, V5)
+    c = Raw(srv, V5)
+    c.connect(username="apikey", password=key, keepalive=0, clean=False,
+              client_id=cid("cap"), properties=[(P_SESSION_EXPIRY, 0xFFFFFFFF)])
+    pr = c.connack.props
+    assert pr.get(P_SESSION_EXPIRY) == 7 * 24 * 3600, pr  # never is capped at 7 days, and said so
+    assert pr.get(P_SERVER_KEEP_ALIVE) == 3600, pr         # none is given 1 h
+    c.bye()
+    c = Raw(srv, V5)
+    c.connect(username="apikey", password=key, keepalive=30, properties=[(P_SESSION_EXPIRY, 60)])
+    assert P_SERVER_KEEP_ALIVE not in c.connack.props and P_SESSION_EXPIRY not in c.connack.props
+    c.bye()

@@ -271,3 +271,115 @@ def test_authentication_method_refused(srv, api):
                    expect_reason=None)
     assert ca.reason in (RC_BAD_AUTH_METHOD, RC_NOT_AUTHORIZED), ca
     assert c.closed() == []
+
+
+def test_deleted_device_disconnects(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version)
+    assert api.delete("/api/v1/devices/%s" % dev["id"]).status_code == 204
+    wait_closed(c, version)
+    refused_connect(srv, version, password=dev["token"])
+
+
+def test_deleted_org_disconnects_devices_and_keys(srv, api, version):
+    """The org's end ends every client of it, devices and keys alike (the
+    issue: "org deleted disconnects the affected clients at once")."""
+    org, dev = new_org_device(api, prefix="mqtt")
+    key = new_key(api, org["id"])
+    d = device_client(srv, dev, version)
+    k = app_client(srv, key, version)
+    assert k.subscribe(("#", 1)) == [1]
+    assert api.delete("/api/v1/orgs/%s" % org["id"]).status_code == 204
+    wait_closed(d, version)
+    wait_closed(k, version)
+    refused_connect(srv, version, username="apikey", password=key)
+
+
+def test_nobody_publishes_readings(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    watcher = app_client(srv, new_key(api, org["id"], ["data:read"]), version)
+    assert watcher.subscribe(("readings/#", 1)) == [1]
+    # not even a key that may write anywhere else: readings/ are the server's
+    c = app_client(srv, new_key(api, org["id"], ["data:read", "data:write", "manage"]), version)
+    topic = "readings/%s" % dev["id"]
+    forged = json.dumps({"ts": now_ms(), "values": {"t": 99}})
+    if version == V5:
+        assert c.publish(topic, forged, qos=1).reason == RC_NOT_AUTHORIZED
+        c.bye()
+    else:
+        c.send(publish(version, topic, forged, qos=1, packet_id=1))
+        assert c.closed() == []
+    watcher.no_message(0.5)
+    watcher.bye()
+
+
+def test_will_to_a_forbidden_topic_never_published(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    other = api.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "other"}).json()
+    watcher = app_client(srv, new_key(api, org["id"]), version)
+    assert watcher.subscribe(("#", 1)) == [1]
+    for topic in ("devices/%s/commands/open" % other["id"], "readings/%s" % other["id"], "site/alarm"):
+        c = Raw(srv, version)
+        ca = c.connect(password=dev["token"], expect_reason=None,
+                       will={"topic": topic, "payload": b"forged", "qos": 1, "retain": True})
+        if ca.reason == 0:
+            c.close()  # gone without DISCONNECT: a will would go now
+        else:
+            assert ca.reason == not_authorized(version), ca
+            assert c.closed() == []
+    watcher.no_message(0.5)
+    late = app_client(srv, new_key(api, org["id"]), version)
+    assert late.subscribe(("#", 1)) == [1]
+    late.no_message(0.3)
+    watcher.bye()
+    late.bye()
+
+
+def test_subscriptions_per_session_bounded(srv, api, version):
+    org, _ = new_org_device(api, prefix="mqtt")
+    c = app_client(srv, new_key(api, org["id"]), version)
+    limit = 32
+    codes = c.subscribe(*[("b/%d" % i, 1) for i in range(limit)])
+    assert codes == [1] * limit
+    over = 0x97 if version == V5 else 0x80
+    assert c.subscribe(("b/one-more", 1)) == [over]
+    assert c.subscribe(("b/0", 2)) == [2]  # replacing one is not one more
+    c.unsubscribe("b/1")
+    assert c.subscribe(("b/one-more", 1)) == [1]
+    c.bye()
+
+
+def test_stored_sessions_per_principal_bounded(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    limit = 100
+    for i in range(limit):
+        c = Raw(srv, version)
+        c.connect(client_id="s%d" % i, clean=False, password=dev["token"],
+                  properties=[(0x11, 3600)] if version == V5 else None)
+        c.bye()
+    c = Raw(srv, version)
+    ca = c.connect(client_id="one-more", clean=False, password=dev["token"], expect_reason=None,
+                   properties=[(0x11, 3600)] if version == V5 else None)
+    assert ca.reason == (0x97 if version == V5 else 0x03), ca
+    assert c.closed() == []
+    # a clean session holds nothing after it: still taken; and ending one makes room
+    c = device_client(srv, dev, version, client_id="passing", clean=True)
+    c.bye()
+    c = device_client(srv, dev, version, client_id="s0", clean=True)
+    c.bye()
+    c = device_client(srv, dev, version, client_id="one-more", clean=False,
+                      properties=[(0x11, 3600)] if version == V5 else None)
+    c.bye()
+
+
+def test_parent_org_key_sees_only_its_own_tree(srv, api, version):
+    parent, _ = new_org_device(api, prefix="mqtt")
+    child, dev = new_org_device(api, parent=parent["id"], prefix="mqtt-child")
+    k = app_client(srv, new_key(api, parent["id"]), version)
+    assert k.subscribe(("#", 1), ("readings/#", 1)) == [1, 1]
+    d = device_client(srv, dev, version)
+    assert d.publish("devices/me/data", "c=1", qos=1).ok
+    assert d.publish("devices/me/status", "up", qos=1).ok
+    k.no_message(0.5)
+    d.bye()
+    k.bye()
