@@ -470,10 +470,11 @@ def test_bad_protocol_name(srv, api, dev, witness, version, name, level):
 
 
 @pytest.mark.parametrize("qos", [0, 1])
-def test_stalled_reader_disconnected_alone(srv, api, witness, version, qos):
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_stalled_reader_disconnected_alone(srv, api, witness, version, qos, tls):
     org, dev = new_org_device(api, prefix="mqtt")
     key = new_key(api, org["id"])
-    stalled = Raw(srv, version, rcvbuf=4096)
+    stalled = Raw(srv, version, tls, rcvbuf=4096)
     stalled.connect(username="apikey", password=key)
     assert stalled.subscribe(("flood/#", qos)) == [qos]
     # a subscriber of the same key that reads: untouched by the flood it
@@ -531,14 +532,15 @@ def test_stalled_reader_disconnected_alone(srv, api, witness, version, qos):
     reader.bye()
 
 
-def test_connect_timeout(srv, api, witness, version):
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_connect_timeout(srv, api, witness, version, tls):
     only(version, V311)  # the CONNECT's own level decides
     for what in (b"", b"\x10\x20\x00\x04MQ"):  # nothing; a CONNECT begun, never finished
-        s = socket.create_connection(addr_of(srv), timeout=10)
-        start = time.time()
+        start = time.time()  # TLS: the handshake counts in the time to CONNECT
+        c = Raw(srv, version, tls)
         if what:
-            s.sendall(what)
-        assert s.recv(10) == b""
+            c.send(what)
+        assert c.drain_until_close(timeout=10, idle=10) and c.received == 0
         took = time.time() - start
         assert FIRST_MESSAGE_TIMEOUT * 0.8 <= took <= FIRST_MESSAGE_TIMEOUT + 3, took
-        s.close()
+        c.close()

@@ -74,21 +74,21 @@ def test_queued_messages_survive_reconnect(srv, api, version, tls, qos):
     k.bye()
 
 
-def test_queued_messages_survive_restart(fresh_server, version, qos):
+def test_queued_messages_survive_restart(fresh_server, version, tls, qos):
     s = fresh_server(MQTT_ARGS)
     api = login(s.http)
     org, _ = new_org_device(api, prefix="mqtt")
     key = new_key(api, org["id"])
-    k = keeper(s, key, version, "keeper")
+    k = keeper(s, key, version, "keeper", tls)
     assert k.subscribe(("cmd/#", qos), ("alarm", 1)) == [qos, 1]
     k.bye()
-    pub = app_client(s, key, version)
+    pub = app_client(s, key, version, tls)
     for i in range(3):
         assert pub.publish("cmd/%d" % i, "m%d" % i, qos=qos).ok
     pub.bye()
     again = restart(s)
     try:
-        k = keeper(again, key, version, "keeper")
+        k = keeper(again, key, version, "keeper", tls)
         assert k.connack.session_present == 1
         got = [k.message() for _ in range(3)]
         assert [(m.topic, m.payload, m.qos) for m in got] == [("cmd/%d" % i, b"m%d" % i, qos) for i in range(3)]
@@ -103,16 +103,16 @@ def test_queued_messages_survive_restart(fresh_server, version, qos):
         stop(again)
 
 
-def test_kill9_after_puback_loses_nothing(fresh_server, version):
+def test_kill9_after_puback_loses_nothing(fresh_server, version, tls):
     s = fresh_server(MQTT_ARGS)
     api = login(s.http)
     org, dev = new_org_device(api, prefix="mqtt")
     key = new_key(api, org["id"])
-    k = keeper(s, key, version, "keeper")
+    k = keeper(s, key, version, "keeper", tls)
     assert k.subscribe(("cmd/#", 1)) == [1]
     k.bye()
-    d = device_client(s, dev, version)
-    pub = app_client(s, key, version)
+    d = device_client(s, dev, version, tls)
+    pub = app_client(s, key, version, tls)
     ts = now_ms() - 5000
     assert d.publish("devices/me/data", json.dumps({"ts": ts, "values": {"t": 42.5}}), qos=1).ok
     assert pub.publish("cmd/x", "queued", qos=1).ok
@@ -121,7 +121,7 @@ def test_kill9_after_puback_loses_nothing(fresh_server, version):
     try:
         api = login(again.http)
         assert readings(api, dev, "t") == [[ts, 42.5]]
-        k = keeper(again, key, version, "keeper")
+        k = keeper(again, key, version, "keeper", tls)
         assert k.connack.session_present == 1
         m = k.message()
         assert (m.topic, m.payload) == ("cmd/x", b"queued")

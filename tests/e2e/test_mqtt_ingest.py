@@ -295,3 +295,99 @@ def test_readings_one_message_per_timestamp(srv, api, version):
     assert got == [{"ts": ts, "values": {"a": 1, "b": 1}}, {"ts": ts + 1, "values": {"a": 2, "b": 2}}]
     app.no_message(0.3)
     app.bye()
+
+
+@pytest.mark.parametrize("why", ["forbidden", "bad payload", "quota"])
+def test_refused_qos0_publish_ends_connection(srv, api, version, why):
+    org, dev = new_org_device(api, prefix="mqtt")
+    if why == "quota":
+        assert api.put("/api/v1/orgs/%s/quota" % org["id"],
+                       json={"max_readings_per_day": 1}).status_code == 200
+    c = device_client(srv, dev, version)
+    if why == "quota":
+        assert c.publish(data_topic(dev), "q=1", qos=1).ok
+    topic, payload, reason = {
+        "forbidden": ("readings/%s" % dev["id"], "x", 0x87),
+        "bad payload": (data_topic(dev), "not a reading", RC_PAYLOAD_INVALID),
+        "quota": (data_topic(dev), "q=2", RC_QUOTA_EXCEEDED),
+    }[why]
+    # no acknowledgement to carry the refusal: the connection ends, 5.0 saying why
+    c.send(publish(version, topic, payload, qos=0))
+    got = c.closed()
+    if version == V5:
+        assert [p.reason for p in got if p.type == 14] == [reason], got
+    else:
+        assert got == []
+    assert len(readings(api, dev, "q")) == (1 if why == "quota" else 0)
+
+
+def test_bytes_quota(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    assert api.put("/api/v1/orgs/%s/quota" % org["id"], json={"max_bytes_per_day": 400}).status_code == 200
+    c = device_client(srv, dev, version)
+    assert c.publish(data_topic(dev), "a=1 " + str(now_ms() - 1000) + "\n#" + "x" * 400, qos=1).ok
+    c.bye()
+    # bytes reach the quota at the next accounting flush, with the usage rows
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        u = api.get("/api/v1/orgs/%s/usage" % org["id"]).json()["usage"]
+        if sum(r["bytes_in"] + r["bytes_out"] for r in u) > 400:
+            break
+        time.sleep(0.2)
+    c = device_client(srv, dev, version)
+    if version == V5:
+        assert c.publish(data_topic(dev), "b=1", qos=1).reason == RC_QUOTA_EXCEEDED
+        c.bye()
+    else:
+        c.send(publish(version, data_topic(dev), "b=1", qos=1, packet_id=2))
+        assert c.closed() == []
+    assert readings(api, dev, "b") == []
+
+
+def test_refused_counted_in_usage(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version)
+    assert c.publish(data_topic(dev), "ok=1", qos=1).ok
+    if version == V5:
+        assert c.publish(data_topic(dev), "bad", qos=1).reason == RC_PAYLOAD_INVALID
+        c.bye()
+    else:
+        c.send(publish(version, data_topic(dev), "bad", qos=1, packet_id=5))
+        c.closed()
+    deadline = time.time() + 15
+    while True:
+        u = [r for r in api.get("/api/v1/orgs/%s/usage" % org["id"]).json()["usage"]
+             if r["protocol"] == "mqtt"]
+        if sum(r["rejected"] for r in u) >= 1 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert sum(r["rejected"] for r in u) == 1, u
+    assert sum(r["readings"] for r in u) == 1, u
+
+
+def test_app_session_record(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    r = api.post("/api/v1/orgs/%s/apikeys" % org["id"], json={"name": "k", "scopes": ["data:read"]})
+    key = r.json()
+    c = app_client(srv, key["key"], version)
+    c.ping()
+    deadline = time.time() + 10
+    while True:
+        rows = [x for x in api.get("/api/v1/orgs/%s/sessions?active=true" % org["id"]).json()
+                if x["protocol"] == "mqtt"]
+        if rows or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(rows) == 1 and rows[0]["principal_id"] == key["id"], rows
+    c.bye()
+
+
+def test_metrics_per_listener(srv, api, version, tls):
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(srv, dev, version, tls)
+    assert c.publish(data_topic(dev), "m=1", qos=1).ok
+    text = requests.get(srv.http + "/metrics", timeout=10).text
+    name = "mqtts" if tls else "mqtt"
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#") and ('"%s"' % name) in ln]
+    assert lines, "no metric names the %s listener" % name
+    c.bye()
