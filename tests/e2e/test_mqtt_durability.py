@@ -303,3 +303,78 @@ def test_shutdown_disconnects_without_wills(fresh_server, version):
         late.bye()
     finally:
         stop(again)
+
+
+def rss_kb(srv):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_absent_session_queue_bounded(fresh_server, version):
+    """A persistent session away while 3 000 messages (6 MB) come for it
+    keeps at most its bound (1 000 messages, 1 MiB; docs/mqtt.md, "Slow
+    subscribers"), the newest, in order; the server's memory does not grow
+    with what it dropped."""
+    s = fresh_server(MQTT_ARGS)
+    api = login(s.http)
+    org, _ = new_org_device(api, prefix="mqtt")
+    key = new_key(api, org["id"])
+    k = keeper(s, key, version, "away")
+    assert k.subscribe(("flood/#", 1)) == [1]
+    k.bye()
+    pub = app_client(s, key, version)
+    before = rss_kb(s)
+    body = b"m" * 2000
+    n = 3000
+    for i in range(n):
+        pub.send(publish(version, "flood/x", b"%06d" % i + body, qos=1, packet_id=i % 60000 + 1))
+        if i % 25 == 24:  # within the broker's Receive Maximum (32)
+            for _ in range(25):
+                assert pub.expect(0x04).ok
+    grown = rss_kb(s) - before
+    pub.bye()
+    k = keeper(s, key, version, "away")
+    assert k.connack.session_present == 1
+    got = []
+    while True:
+        try:
+            got.append(int(k.message(timeout=1).payload[:6]))
+        except AssertionError:
+            break
+    k.bye()
+    assert 0 < len(got) <= 1000, len(got)
+    assert sum(2006 for _ in got) <= 1024 * 1024 + 2006
+    assert got == sorted(got) and got[-1] == n - 1, got[:3] + got[-3:]
+    assert grown < 32 * 1024, "the server grew %d KB for a session that keeps 1 MiB" % grown
+
+
+def test_sigterm_acknowledges_what_is_in_flight(fresh_server, version):
+    """SIGTERM: what a client has in flight is acknowledged (and stored)
+    before the server says goodbye; every PUBACK is a reading found after
+    the restart."""
+    s = fresh_server(MQTT_ARGS)
+    api = login(s.http)
+    org, dev = new_org_device(api, prefix="mqtt")
+    c = device_client(s, dev, version)
+    base = now_ms() - 100000
+    n = 20  # within the Receive Maximum
+    for i in range(n):
+        c.send(publish(version, "devices/me/data", "g=%d %d" % (i, base + i), qos=1, packet_id=i + 1))
+    s.proc.send_signal(15)
+    got = c.closed(timeout=30)
+    acks = [p.packet_id for p in got if p.type == 0x04]
+    assert acks == list(range(1, len(acks) + 1)), got  # in order, none skipped
+    if version == V5:
+        assert got[-1].type == 14 and got[-1].reason == 0x8B, got[-1]
+        assert all(p.type == 0x04 for p in got[:-1]), got
+    rc = s.proc.wait(30)
+    assert rc == 0, s.read_log()
+    again = Server(s.data_dir, s.extra_args).start()
+    try:
+        stored = {ts for ts, _ in readings(login(again.http), dev, "g")}
+        assert {base + i - 1 for i in acks} <= stored
+    finally:
+        stop(again)

@@ -7,8 +7,9 @@ message expiry, properties passed through, flow control both ways)."""
 import time
 
 import pytest
+import requests
 
-from conftest import login, module_server, new_org_device
+from conftest import login, module_server, new_org_device, now_ms
 from mqtt_util import (DISCONNECT, MQTT_ARGS, P_ASSIGNED_CLIENT_ID, P_AUTH_METHOD,
                        P_CONTENT_TYPE, P_CORRELATION_DATA, P_MAX_PACKET_SIZE, P_MAX_QOS,
                        P_MESSAGE_EXPIRY, P_PAYLOAD_FORMAT, P_REASON_STRING, P_RECEIVE_MAX,
@@ -784,3 +785,70 @@ def test_session_expiry_and_keep_alive_capped(srv, key, version):
     c.connect(username="apikey", password=key, keepalive=30, properties=[(P_SESSION_EXPIRY, 60)])
     assert P_SERVER_KEEP_ALIVE not in c.connack.props and P_SESSION_EXPIRY not in c.connack.props
     c.bye()
+
+
+def test_qos2_publish_routed_once(srv, key, version):
+    sub = app(srv, key, version)
+    assert sub.subscribe(("once/#", 2)) == [2]
+    name = cid("q2pub")
+    keep = dict(clean=False, properties=session_props(version))
+    pub = app(srv, key, version, client_id=name, **keep)
+    pub.send(publish(version, "once/x", "1", qos=2, packet_id=5))
+    assert pub.expect(PUBREC).packet_id == 5
+    # resent before PUBREL: answered again, not routed again (MQTT-4.3.3-10)
+    pub.send(publish(version, "once/x", "1", qos=2, packet_id=5, dup=True))
+    assert pub.expect(PUBREC).packet_id == 5
+    # and across a reconnect of the publisher's session
+    pub.close()
+    pub = app(srv, key, version, client_id=name, **keep)
+    assert pub.connack.session_present == 1
+    pub.send(publish(version, "once/x", "1", qos=2, packet_id=5, dup=True))
+    assert pub.expect(PUBREC).packet_id == 5
+    pub.send(ack(PUBREL, version, 5))
+    comp = pub.expect(PUBCOMP)
+    assert comp.packet_id == 5 and comp.reason == 0
+    m = sub.message()
+    assert (m.topic, m.payload) == ("once/x", b"1")
+    sub.no_message(0.5)
+    sub.bye()
+    pub.bye()
+
+
+def test_resent_in_order_after_reconnect(srv, key, version):
+    name = cid("order")
+    keep = dict(clean=False, properties=session_props(version) if version == V311 else
+                [(P_SESSION_EXPIRY, 3600), (P_RECEIVE_MAX, 2)])
+    k = app(srv, key, version, client_id=name, **keep)
+    assert k.subscribe(("ro/#", 1)) == [1]
+    pub = app(srv, key, version)
+    for i in range(5):
+        assert pub.publish("ro/x", str(i), qos=1).ok
+    inflight = [k.message(ack_it=False) for _ in range(2 if version == V5 else 5)]
+    k.close()
+    k = app(srv, key, version, client_id=name, **keep)
+    got = []
+    for _ in range(5):
+        m = k.message()
+        got.append((int(m.payload), m.dup))
+    assert [n for n, _ in got] == list(range(5)), got
+    assert [d for _, d in got] == [1] * len(inflight) + [0] * (5 - len(inflight)), got
+    k.no_message(0.3)
+    k.bye()
+    pub.bye()
+
+
+def test_readings_queued_for_an_absent_session(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt")
+    key = new_key(api, org["id"])
+    name = cid("rq")
+    keep = dict(clean=False, properties=session_props(version))
+    k = app(srv, key, version, client_id=name, **keep)
+    assert k.subscribe(("readings/#", 1)) == [1]
+    k.bye()
+    r = requests.post(srv.http + "/api/v1/data", data="a=1 %d" % (now_ms() - 1000), timeout=10,
+                      headers={"X-Auth-Token": dev["token"], "Content-Type": "text/plain"})
+    assert r.status_code == 200
+    k = app(srv, key, version, client_id=name, **keep)
+    m = k.message()
+    assert m.topic == "readings/%s" % dev["id"] and m.qos == 1
+    k.bye()
