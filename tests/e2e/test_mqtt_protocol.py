@@ -86,7 +86,7 @@ def test_keep_alive_timeout_publishes_will(srv, key, version):
     start = time.time()
     got = c.closed(timeout=5)
     took = time.time() - start
-    assert 1.4 <= took <= 4.0, took  # 1.5 x 1 s, on a busy machine
+    assert 1.4 <= took <= 6.0, took  # 1.5 x 1 s, with room for a busy machine
     if version == V5:
         assert [p.reason for p in got if p.type == DISCONNECT] == [RC_KEEP_ALIVE_TIMEOUT], got
     else:
@@ -623,7 +623,7 @@ def test_message_expiry(srv, key, version):
     k = app(srv, key, version, client_id=name, **keep)
     m = k.message()
     assert (m.topic, m.payload) == ("ex/long", b"2"), m
-    assert 95 <= m.props.get(P_MESSAGE_EXPIRY, 0) <= 98, m  # what is left of it
+    assert 90 <= m.props.get(P_MESSAGE_EXPIRY, 0) <= 98, m  # what is left of it
     k.no_message(0.3)
     late = app(srv, key, version)
     assert late.subscribe(("ex/ret", 1)) == [1]
@@ -716,20 +716,20 @@ def test_will_delay(srv, key, version):
     watcher = app(srv, key, version)
     assert watcher.subscribe(("wd/#", 1)) == [1]
     name = cid("wd")
-    will = {"topic": "wd/x", "payload": b"late", "props": [(P_WILL_DELAY, 2)]}
+    will = {"topic": "wd/x", "payload": b"late", "props": [(P_WILL_DELAY, 3)]}
     keep = [(P_SESSION_EXPIRY, 60)]
     c = Raw(srv, V5)
     c.connect(client_id=name, clean=False, username="apikey", password=key, will=will, properties=keep)
     c.close()
-    time.sleep(0.5)
+    time.sleep(0.3)
     # back within the delay: no will (MQTT-3.1.3-9)
     c = Raw(srv, V5)
     c.connect(client_id=name, clean=False, username="apikey", password=key, will=will, properties=keep)
-    watcher.no_message(2.5)
+    watcher.no_message(3.5)
     c.close()
     start = time.time()
-    m = watcher.message(timeout=6)
-    assert m.payload == b"late" and time.time() - start >= 1.5
+    m = watcher.message(timeout=10)
+    assert m.payload == b"late" and time.time() - start >= 2.5
     watcher.bye()
 
 
@@ -738,18 +738,18 @@ def test_session_expiry(srv, key, version):
     name = cid("se")
     c = Raw(srv, V5)
     c.connect(client_id=name, clean=False, username="apikey", password=key,
-              properties=[(P_SESSION_EXPIRY, 1)])
+              properties=[(P_SESSION_EXPIRY, 2)])
     assert c.subscribe(("se/#", 1)) == [1]
     c.bye()
     c = Raw(srv, V5)
     c.connect(client_id=name, clean=False, username="apikey", password=key,
-              properties=[(P_SESSION_EXPIRY, 1)])
+              properties=[(P_SESSION_EXPIRY, 2)])
     assert c.connack.session_present == 1
     c.bye()
-    time.sleep(2.2)
+    time.sleep(3.5)
     c = Raw(srv, V5)
     c.connect(client_id=name, clean=False, username="apikey", password=key,
-              properties=[(P_SESSION_EXPIRY, 1)])
+              properties=[(P_SESSION_EXPIRY, 2)])
     assert c.connack.session_present == 0, "the session outlived its expiry"
     c.bye()
 
