@@ -313,8 +313,15 @@ def rss_kb(srv):
     return 0
 
 
+def sanitized(srv):
+    """Under AddressSanitizer freed memory is held back (its quarantine):
+    resident memory says nothing of the server's own."""
+    with open("/proc/%d/maps" % srv.proc.pid) as f:
+        return "libasan" in f.read()
+
+
 def test_absent_session_queue_bounded(fresh_server, version):
-    """A persistent session away while 3 000 messages (6 MB) come for it
+    """A persistent session away while 1 500 messages (30 MB) come for it
     keeps at most its bound (1 000 messages, 1 MiB; docs/mqtt.md, "Slow
     subscribers"), the newest, in order; the server's memory does not grow
     with what it dropped."""
@@ -327,8 +334,8 @@ def test_absent_session_queue_bounded(fresh_server, version):
     k.bye()
     pub = app_client(s, key, version)
     before = rss_kb(s)
-    body = b"m" * 2000
-    n = 3000
+    body = b"m" * 20000
+    n = 1500
     for i in range(n):
         pub.send(publish(version, "flood/x", b"%06d" % i + body, qos=1, packet_id=i % 60000 + 1))
         if i % 25 == 24:  # within the broker's Receive Maximum (32)
@@ -346,9 +353,10 @@ def test_absent_session_queue_bounded(fresh_server, version):
             break
     k.bye()
     assert 0 < len(got) <= 1000, len(got)
-    assert sum(2006 for _ in got) <= 1024 * 1024 + 2006
+    assert len(got) * len(body) <= 1024 * 1024 + len(body)
     assert got == sorted(got) and got[-1] == n - 1, got[:3] + got[-3:]
-    assert grown < 32 * 1024, "the server grew %d KB for a session that keeps 1 MiB" % grown
+    if not sanitized(s):
+        assert grown < 16 * 1024, "the server grew %d KB for a session that keeps 1 MiB" % grown
 
 
 def test_sigterm_acknowledges_what_is_in_flight(fresh_server, version):
