@@ -852,3 +852,42 @@ def test_readings_queued_for_an_absent_session(srv, api, version):
     m = k.message()
     assert m.topic == "readings/%s" % dev["id"] and m.qos == 1
     k.bye()
+
+
+def test_shared_subscription_no_retained_prefers_online(srv, key, version):
+    only(version, V5)
+    pub = app(srv, key, version)
+    assert pub.publish("sr/x", "kept", qos=1, retain=True).ok
+    online = app(srv, key, version)
+    # retained messages are not sent for a shared subscription (5.0 §4.8.2)
+    assert online.subscribe(("$share/g/sr/#", 1)) == [1]
+    online.no_message(0.4)
+    name = cid("away")
+    away = app(srv, key, version, client_id=name, clean=False, properties=session_props(V5))
+    assert away.subscribe(("$share/g/sr/#", 1)) == [1]
+    away.no_message(0.2)
+    away.bye()
+    # a member whose session is away is passed over while another is online
+    for i in range(4):
+        assert pub.publish("sr/y", str(i), qos=1).ok
+    assert sorted(int(online.message().payload) for _ in range(4)) == [0, 1, 2, 3]
+    away = app(srv, key, version, client_id=name, clean=False, properties=session_props(V5))
+    away.no_message(0.4)
+    for c in (pub, online, away):
+        c.bye()
+
+
+def test_will_sent_when_session_ends_first(srv, key, version):
+    only(version, V5)
+    watcher = app(srv, key, version)
+    assert watcher.subscribe(("we/#", 1)) == [1]
+    c = Raw(srv, V5)
+    c.connect(client_id=cid("we"), clean=True, username="apikey", password=key,
+              properties=[(P_SESSION_EXPIRY, 1)],
+              will={"topic": "we/x", "payload": b"session over", "props": [(P_WILL_DELAY, 60)]})
+    c.close()
+    start = time.time()
+    # the delay is 60 s, the session 1 s: the will goes when the session ends
+    m = watcher.message(timeout=10)
+    assert m.payload == b"session over" and time.time() - start >= 0.8
+    watcher.bye()
