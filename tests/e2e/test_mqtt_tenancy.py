@@ -383,3 +383,29 @@ def test_parent_org_key_sees_only_its_own_tree(srv, api, version):
     k.no_message(0.5)
     d.bye()
     k.bye()
+
+
+def test_shared_groups_are_per_org(srv, api, version):
+    if version != V5:
+        pytest.skip("shared subscriptions are 5.0's")
+    org_a, _ = new_org_device(api, prefix="mqtt")
+    org_b, dev_b = new_org_device(api, prefix="mqtt")
+    a = app_client(srv, new_key(api, org_a["id"]), version)
+    b = app_client(srv, new_key(api, org_b["id"]), version)
+    # the same group and filter in two orgs: two groups, never one
+    assert a.subscribe(("$share/g/#", 1)) == [1]
+    assert b.subscribe(("$share/g/#", 1)) == [1]
+    pub = app_client(srv, new_key(api, org_b["id"]), version)
+    for i in range(4):
+        assert pub.publish("s/x", str(i), qos=1).ok
+    assert sorted(int(b.message().payload) for _ in range(4)) == [0, 1, 2, 3]
+    a.no_message(0.4)
+    # a device's shared subscription stays in its own topics
+    d = device_client(srv, dev_b, version)
+    fail = RC_NOT_AUTHORIZED
+    assert d.subscribe(("$share/g/devices/me/commands/#", 1), ("$share/g/devices/+/commands/#", 1),
+                       ("$share/g/#", 1)) == [1, fail, fail]
+    assert pub.publish("devices/%s/commands/go" % dev_b["id"], "now", qos=1).ok
+    assert d.message().payload == b"now"
+    for c in (a, b, pub, d):
+        c.bye()
