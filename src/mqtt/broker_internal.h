@@ -28,7 +28,9 @@
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/list.h"
+#include "core/metrics.h"
 #include "ingest/gateway.h"
+#include "ingest/queue.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/message.h"
@@ -59,6 +61,8 @@ struct mqtt_broker {
     void (*stop_done)(void *arg);
     void *stop_arg;
     unsigned stops_pending;
+    ss_list flush;                /* connections with packets queued to write */
+    uv_check_t flusher;           /* writes them once per loop turn */
 };
 
 typedef enum {
@@ -90,6 +94,21 @@ struct mqtt_conn {
     uint8_t request_problem_info; /* 5.0: reason strings allowed beyond CONNACK/DISCONNECT */
     uint8_t disconnect_reason;    /* why the server ends it (5.0 DISCONNECT) */
     unsigned will_suppressed : 1; /* normal DISCONNECT: no will */
+    /* conn.c's own from here on. */
+    unsigned read_paused : 1;     /* back-pressure: the stream is paused */
+    unsigned stopping : 1;        /* the broker stops: DISCONNECT 0x8B once idle */
+    unsigned auth_pending : 1;    /* an API key on the worker pool (auth.c) */
+    char peer[46];
+    ss_buf out;                   /* packets not yet handed to the stream */
+    ss_list flush_link;           /* in broker->flush while out is not empty */
+    ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */
+    struct mqtt_pub *blocked;     /* the PUBLISH waiting for room; reading stops */
+    ingest_waiter ingest_wait;    /* room in the ingest queue */
+    mqtt_persist_waiter persist_wait; /* room in the persister */
+    quota_ref quota;              /* sender.quota */
+    metrics_bytes_mark bytes_reported;
+    uint64_t acct_in, acct_out;   /* stream counters already in the meter */
+    const char *end_reason;       /* the session record's: "closed" unless set */
 };
 
 /* ---- conn.c ------------------------------------------------------------------ */
@@ -104,6 +123,23 @@ int mqtt_conn_send(mqtt_conn *c, const mqtt_packet *p);
 void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason);
 /* Bytes queued for the client and not yet written. */
 size_t mqtt_conn_unsent(const mqtt_conn *c);
+
+/* ---- auth.c ------------------------------------------------------------------ */
+
+/* Status of mqtt_auth_start and of its callback: 0 signed in (c->who set;
+ * for a device, c->sender too); SS_AUTH refused (nothing said about why);
+ * SS_BUSY the address is throttled for failed sign-ins; SS_NOMEM /
+ * SS_STORE: the server cannot check now. */
+typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
+/* A device token is checked at once (its status returned, `done` not
+ * called); an API key (username "apikey") goes to the worker pool:
+ * MQTT_AUTH_LATER, c->auth_pending set while it is there (the
+ * connection is held), and `done` runs on the loop, also when the
+ * connection closed meanwhile (then only to let it go). */
+#define MQTT_AUTH_LATER 1
+int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
+/* Counts a refused sign-in against the peer's address (throttling). */
+void mqtt_auth_failed(mqtt_conn *c);
 
 /* ---- session.c --------------------------------------------------------------- */
 
@@ -136,6 +172,9 @@ int mqtt_session_unsubscribe(mqtt_conn *c, const char *filter, size_t len, uint8
 int mqtt_session_inbound_add(mqtt_session *s, uint16_t packet_id, mqtt_persist_done_cb done,
                              void *ctx);
 int mqtt_session_inbound_del(mqtt_session *s, uint16_t packet_id);
+/* The session's serial (b->next_serial at its creation): what an inbound
+ * PUBLISH passes to mqtt_route as origin_serial (no-local). */
+uint64_t mqtt_session_serial(const mqtt_session *s);
 /* A revoked principal or deleted org: its sessions end (persistent ones
  * too), their connections are disconnected by the caller. */
 void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id);
