@@ -53,7 +53,8 @@ struct metrics {
     histogram commit_duration;
 };
 
-static const char *const protocol_names[METRICS_PROTOCOLS] = {"http", "https", "tcp", "udp"};
+static const char *const protocol_names[METRICS_PROTOCOLS] = {"http",  "https", "tcp",
+                                                               "mqtts", "mqtt",  "udp"};
 static const char *const reason_names[METRICS_REASONS] = {
     "bad_reading", "too_large", "invalid_token", "quota_exceeded", "store_unavailable",
     "ingest_busy",
@@ -232,7 +233,7 @@ static int render_connections(metrics *m, ss_buf *out)
 {
     const char *name = "sensorspace_connections_open";
     int rc = render_head(out, name, "gauge", "Connections open now, per listener.");
-    for (int p = METRICS_HTTP; rc == 0 && p <= METRICS_TCP; p++)
+    for (int p = METRICS_HTTP; rc == 0 && p < METRICS_UDP; p++)
         rc = buf_printf(out, "%s{listener=\"%s\"} %" PRId64 "\n", name, protocol_names[p],
                         atomic_load_explicit(&m->connections_open[p], memory_order_relaxed));
     return rc;

@@ -32,7 +32,9 @@ typedef enum {
     METRICS_HTTP,
     METRICS_HTTPS,
     METRICS_TCP,
-    METRICS_UDP,
+    METRICS_MQTTS,
+    METRICS_MQTT,
+    METRICS_UDP,     /* last: the one without connections */
     METRICS_PROTOCOLS  /* the count; also "not one of ours": ignored */
 } metrics_protocol;
 
@@ -58,8 +60,8 @@ typedef struct metrics_bytes_mark {
 int metrics_new(metrics **out);
 void metrics_free(metrics *m);
 
-/* "http", "https", "tcp", "udp" → its protocol; anything else (NULL,
- * "mqtt" …) → METRICS_PROTOCOLS, which every update ignores. */
+/* "http", "https", "tcp", "mqtts", "mqtt", "udp" → its protocol; anything
+ * else (NULL, "ws" …) → METRICS_PROTOCOLS, which every update ignores. */
 metrics_protocol metrics_protocol_parse(const char *name);
 
 /* A connection accepted / closed on the listener. */
