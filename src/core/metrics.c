@@ -49,6 +49,7 @@ struct metrics {
     _Atomic uint64_t store_errors;
     _Atomic uint64_t purge_pending;
     _Atomic uint64_t readings_purged;
+    _Atomic uint64_t mqtt_dropped;
     histogram commit_batch;
     histogram commit_duration;
 };
@@ -204,6 +205,12 @@ void metrics_readings_purged(metrics *m, uint64_t n)
 {
     if (m)
         add(&m->readings_purged, n);
+}
+
+void metrics_mqtt_dropped(metrics *m, uint64_t n)
+{
+    if (m)
+        add(&m->mqtt_dropped, n);
 }
 
 /* ---- rendering -------------------------------------------------------- */
@@ -378,6 +385,16 @@ static int render_ingest(metrics *m, ss_buf *out)
     return rc == 0 ? render_purge(m, out) : rc;
 }
 
+static int render_mqtt(metrics *m, ss_buf *out)
+{
+    const char *dropped = "sensorspace_mqtt_messages_dropped_total";
+    int rc = render_head(out, dropped, "counter",
+                         "MQTT messages sessions dropped (stalled client, full queue, expired).");
+    if (rc == 0)
+        rc = buf_printf(out, "%s %" PRIu64 "\n", dropped, load(&m->mqtt_dropped));
+    return rc;
+}
+
 int metrics_render(metrics *m, ss_buf *out)
 {
     int rc = render_connections(m, out);
@@ -387,6 +404,8 @@ int metrics_render(metrics *m, ss_buf *out)
         rc = render_ingest(m, out);
     if (rc == 0)
         rc = render_bytes(m, out);
+    if (rc == 0)
+        rc = render_mqtt(m, out);
     if (rc == 0)
         rc = render_process(m, out);
     return rc ? SS_NOMEM : SS_OK;

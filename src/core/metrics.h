@@ -83,6 +83,10 @@ void metrics_bytes(metrics *m, metrics_protocol protocol, uint64_t in, uint64_t 
 void metrics_stream_bytes(metrics *m, metrics_protocol protocol, metrics_bytes_mark *mark,
                           uint64_t in_total, uint64_t out_total);
 
+/* MQTT messages a session dropped (a stalled client's QoS 0, a full
+ * session queue's oldest, an expired message). */
+void metrics_mqtt_dropped(metrics *m, uint64_t n);
+
 /* The ingest queue's depth right now (items submitted, not completed). */
 void metrics_queue_depth(metrics *m, size_t depth);
 /* One group commit of `readings` readings that took `nanoseconds`. */

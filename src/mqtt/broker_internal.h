@@ -111,6 +111,12 @@ struct mqtt_conn {
     const char *end_reason;       /* the session record's: "closed" unless set */
 };
 
+/* ---- broker.c ---------------------------------------------------------------- */
+
+/* c has packets in c->out: they are written at the end of this loop turn
+ * (once, however many were queued). */
+void mqtt_broker_flush_later(mqtt_broker *b, mqtt_conn *c);
+
 /* ---- conn.c ------------------------------------------------------------------ */
 
 /* Encodes and sends p; a packet over the client's Maximum Packet Size is
@@ -123,6 +129,11 @@ int mqtt_conn_send(mqtt_conn *c, const mqtt_packet *p);
 void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason);
 /* Bytes queued for the client and not yet written. */
 size_t mqtt_conn_unsent(const mqtt_conn *c);
+/* The connection set's hooks and connection size, for a listener. */
+void mqtt_conn_hooks(net_conn_set_options *so);
+/* Hands what c has queued to the stream (the broker's once-per-turn
+ * write; c is off broker->flush already). */
+void mqtt_conn_flush(mqtt_conn *c);
 
 /* ---- auth.c ------------------------------------------------------------------ */
 
@@ -143,7 +154,14 @@ void mqtt_auth_failed(mqtt_conn *c);
 
 /* ---- session.c --------------------------------------------------------------- */
 
+/* Also loads the persisted state (sessions, subscriptions, queues, inbound
+ * QoS 2 ids, retained messages) when b->persist is set: call it once
+ * b->subs, b->retain and b->persist exist, before the listeners open.
+ * 0, SS_NOMEM or SS_STORE. */
 int mqtt_sessions_new(mqtt_broker *b);
+/* The broker stops: session.c's timer (expiry, will delay) closes; no
+ * will is sent after it. */
+void mqtt_sessions_stop(mqtt_broker *b);
 void mqtt_sessions_free(mqtt_broker *b);
 
 /* Attaches c to the session (org, client id): a live connection on it is
@@ -155,6 +173,9 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
 /* The connection ended: its will is published now or after its delay
  * (unless suppressed), the session ends now or when it expires. */
 void mqtt_session_detach(mqtt_conn *c);
+/* 5.0 DISCONNECT's Session Expiry Interval (already checked: not from 0
+ * to nonzero, MQTT-3.14.2-2; capped). */
+void mqtt_session_set_expiry(mqtt_conn *c, uint32_t expiry_s);
 /* Sets the will of c's session (m: one reference handed over; NULL none). */
 void mqtt_session_set_will(mqtt_conn *c, mqtt_msg *m, uint32_t delay_s);
 /* Subscribes c's session to filter (resolved by the ACL) with options and
@@ -187,8 +208,10 @@ void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id);
  * delivery queued for a persistent session, and the retained message, is
  * in the store: the publisher's PUBACK / PUBREC waits for it. OUT
  * matched: subscribers found (5.0's 0x10 "no matching subscribers").
- * 0 (done will run), SS_BUSY (the persister is full: nothing routed, wait
- * with mqtt_persist_wait) or SS_NOMEM. */
+ * 0 (done will run, possibly inside this call), SS_BUSY (the persister is
+ * full: nothing routed, wait with mqtt_persist_wait), SS_QUOTA (a new
+ * retained topic past SS_MQTT_RETAINED_PER_ORG_MAX: nothing routed) or
+ * SS_NOMEM; done never runs on those. */
 int mqtt_route(mqtt_broker *b, mqtt_msg *m, uint64_t origin_serial, mqtt_persist_done_cb done,
                void *ctx, int *matched);
 /* The client acknowledged one of our PUBLISHes: PUBACK, PUBREC, PUBCOMP

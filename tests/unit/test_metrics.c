@@ -332,7 +332,7 @@ static void render_follows_the_text_format(void **state)
         if (brace && brace < space)
             assert_true(space[-1] == '}');
     }
-    assert_int_equal(families, 14);
+    assert_int_equal(families, 15);
     free(t);
 }
 
