@@ -102,6 +102,7 @@ struct mqtt_conn {
     ss_buf out;                   /* packets not yet handed to the stream */
     ss_list flush_link;           /* in broker->flush while out is not empty */
     ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */
+    unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
     struct mqtt_pub *blocked;     /* the PUBLISH waiting for room; reading stops */
     ingest_waiter ingest_wait;    /* room in the ingest queue */
     mqtt_persist_waiter persist_wait; /* room in the persister */
