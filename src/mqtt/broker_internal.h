@@ -103,6 +103,7 @@ struct mqtt_conn {
     ss_list flush_link;           /* in broker->flush while out is not empty */
     ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */
     unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
+    uint32_t expiry_s;            /* the session expiry CONNECT asked for, capped */
     struct mqtt_pub *blocked;     /* the PUBLISH waiting for room; reading stops */
     ingest_waiter ingest_wait;    /* room in the ingest queue */
     mqtt_persist_waiter persist_wait; /* room in the persister */
