@@ -1,0 +1,122 @@
+/* session.h — a broker session and the messages owed to its client, as
+ * session.c keeps them and deliver.c sends them. Only those two files
+ * include it; the rest of the broker sees a session through
+ * broker_internal.h.
+ *
+ * A session holds its subscriptions, its will, its inbound QoS 2 packet
+ * ids and two lists of deliveries (QoS 1 and 2 only: QoS 0 is sent at once
+ * or dropped, never queued): `queue`, not sent yet, and `in_flight`, sent
+ * and not yet acknowledged, both in the session's order. Together they
+ * are bounded by MQTT_SESSION_QUEUE_MAX messages and
+ * MQTT_SESSION_QUEUE_BYTES_MAX bytes. A session whose expiry interval is
+ * not 0 is `stored`: every change to it is recorded in the persister
+ * (persist.h) as well. Loop thread only. */
+#ifndef SS_MQTT_SESSION_H
+#define SS_MQTT_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mqtt/broker_internal.h"
+
+typedef struct mqtt_delivery {
+    ss_list link;            /* in the session's queue or in_flight */
+    mqtt_msg *msg;           /* one reference */
+    uint64_t seq;            /* the session's order; the store's key */
+    uint16_t packet_id;      /* 0 while queued */
+    uint8_t qos;             /* granted: 1 or 2 */
+    uint8_t retain;          /* as delivered (retain-as-published) */
+    uint8_t state;           /* mqtt_delivery_state */
+    uint8_t n_sub_ids;
+    uint32_t sub_ids[];      /* n_sub_ids */
+} mqtt_delivery;
+
+typedef struct mqtt_session_sub {
+    ss_list link;            /* in the session's subs */
+    uint8_t options;
+    uint32_t sub_id;
+    uint16_t len;
+    char filter[];           /* as subscribed, "$share/…" included; NUL-terminated */
+} mqtt_session_sub;
+
+struct mqtt_session {
+    mqtt_broker *broker;
+    mqtt_session *next;      /* in its hash bucket */
+    uint64_t hash;
+    char org_id[SS_ID_LEN + 1];
+    char principal_id[SS_ID_LEN + 1];
+    char client_id[MQTT_CLIENT_ID_MAX + 1];
+    uint64_t serial;         /* no-local: the origin of what its clients publish */
+    mqtt_conn *conn;         /* NULL while offline */
+    uint32_t expiry_s;       /* UINT32_MAX: never */
+    unsigned stored : 1;     /* recorded in the persister */
+    unsigned resend : 1;     /* in_flight goes again (DUP) at the next resume */
+    /* Its will, while its connection lives or its delay runs. */
+    mqtt_msg *will;
+    uint32_t will_delay_s;
+    int64_t will_at_ms;      /* 0: not due (online, or none) */
+    int64_t expire_at_ms;    /* 0: online, or never */
+    size_t heap_idx;         /* in the deadline heap; SIZE_MAX: not in it */
+    /* Subscriptions. */
+    ss_list subs;
+    unsigned n_subs;
+    /* Deliveries. */
+    ss_list queue;
+    ss_list in_flight;
+    unsigned n_queued;
+    unsigned n_in_flight;
+    size_t bytes;            /* mqtt_msg_size of every delivery */
+    uint64_t next_seq;
+    uint16_t next_packet_id;
+    uint64_t dropped;        /* deliveries lost to the queue bound */
+    /* Inbound QoS 2: PUBREC sent, PUBREL awaited. */
+    uint16_t *qos2_in;
+    unsigned n_qos2_in;
+    unsigned cap_qos2_in;
+    /* mqtt_route's merge of one message's subscriptions (deliver.c). */
+    uint64_t route_gen;
+    unsigned route_idx;
+};
+
+/* session.c's table: sessions by (org, client id), their deadlines (will
+ * delay, expiry) in a heap under one timer. */
+typedef struct mqtt_sessions {
+    mqtt_session **buckets;
+    size_t n_buckets;        /* a power of two */
+    size_t count;
+    uint8_t hash_key[16];    /* client ids are the client's choice: a keyed hash */
+    mqtt_session **heap;
+    size_t heap_len;
+    size_t heap_cap;
+    uv_timer_t timer;
+    unsigned timer_init : 1;
+    unsigned stopped : 1;    /* mqtt_sessions_stop ran: no will, no timer */
+    uint64_t route_gen;      /* deliver.c: one per mqtt_route */
+    uint64_t dropped;        /* deliveries lost to queue bounds, all sessions */
+} mqtt_sessions;
+
+static inline mqtt_sessions *mqtt_sessions_of(const mqtt_broker *b)
+{
+    return (mqtt_sessions *)b->sessions;
+}
+
+/* ---- deliver.c, for session.c ---------------------------------------------------- */
+
+/* Queues (QoS 1/2) or sends (QoS 0) one message to one session, as a
+ * retained message for a new subscription or a restored will would be:
+ * qos granted, retain as delivered, up to one subscription id (0: none).
+ * Recorded in the store for a stored session. */
+void mqtt_deliver_one(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
+                      uint32_t sub_id);
+/* A delivery as the store had it (the loader): queued or in flight. 0 or
+ * SS_NOMEM. */
+int mqtt_deliver_restore(mqtt_session *s, const mqtt_persist_delivery *d);
+/* Frees every delivery of the session (the store's copies go with the
+ * session's own record, or were never there). */
+void mqtt_deliver_clear(mqtt_session *s);
+/* Records every delivery of the session in the store (a session that
+ * becomes stored). */
+void mqtt_deliver_store_all(mqtt_session *s);
+
+#endif
