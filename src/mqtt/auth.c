@@ -17,15 +17,19 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define AUTH_KEY_USERNAME "apikey"
-/* The throttle's account for MQTT sign-ins from one address: a token or
- * key names no account before it is found, so the address stands in. */
-#define AUTH_ACCOUNT_PREFIX "mqtt "
-#define AUTH_ACCOUNT_CAP (sizeof AUTH_ACCOUNT_PREFIX + sizeof ((mqtt_conn *)0)->peer)
+/* The throttle's account for an MQTT sign-in: a token or key names no
+ * account before it is found, so the credential itself (a short prefix of
+ * its hash) stands in; the address's count is the one that binds a
+ * client trying many. */
+#define AUTH_ACCOUNT_PREFIX "mqtt:"
+#define AUTH_ACCOUNT_HASH_BYTES 8u
+#define AUTH_ACCOUNT_CAP (sizeof AUTH_ACCOUNT_PREFIX + 2u * AUTH_ACCOUNT_HASH_BYTES)
 
 typedef struct auth_job {
     uv_work_t work;
@@ -39,39 +43,34 @@ typedef struct auth_job {
     int status;
 } auth_job;
 
-static void auth_account(const mqtt_conn *c, char out[AUTH_ACCOUNT_CAP])
+static void auth_account(const mqtt_bin *password, char out[AUTH_ACCOUNT_CAP])
 {
-    snprintf(out, AUTH_ACCOUNT_CAP, "%s%s", AUTH_ACCOUNT_PREFIX, c->peer);
+    uint8_t hash[SS_SECRET_HASH_BYTES];
+    secret_hash((const char *)password->p, password->len, hash);
+    size_t n = snprintf(out, AUTH_ACCOUNT_CAP, "%s", AUTH_ACCOUNT_PREFIX);
+    for (size_t i = 0; i < AUTH_ACCOUNT_HASH_BYTES; i++)
+        n += snprintf(out + n, AUTH_ACCOUNT_CAP - n, "%02x", hash[i]);
+    sodium_memzero(hash, sizeof hash);
 }
 
-static int auth_throttled(const mqtt_conn *c)
+static int auth_throttled(const mqtt_conn *c, const mqtt_bin *password)
 {
     throttle *t = c->broker->opt.logins;
     if (!t)
         return 0;
     char account[AUTH_ACCOUNT_CAP];
-    auth_account(c, account);
+    auth_account(password, account);
     return throttle_login_wait(t, account, c->peer, 0, clock_now_ms()) > 0;
 }
 
-void mqtt_auth_failed(mqtt_conn *c)
+void mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn)
 {
     throttle *t = c->broker->opt.logins;
     if (!t)
         return;
     char account[AUTH_ACCOUNT_CAP];
-    auth_account(c, account);
+    auth_account(&cn->password, account);
     throttle_login_failed(t, account, c->peer, clock_now_ms());
-}
-
-static void auth_ok(mqtt_conn *c)
-{
-    throttle *t = c->broker->opt.logins;
-    if (!t)
-        return;
-    char account[AUTH_ACCOUNT_CAP];
-    auth_account(c, account);
-    throttle_login_ok(t, account);
 }
 
 /* ---- a device token --------------------------------------------------------- */
@@ -83,7 +82,6 @@ static int auth_device(mqtt_conn *c, const mqtt_connect *cn)
                            cn->password.len, &c->sender))
         return SS_AUTH;
     aaa_principal_device(&c->who, c->sender.dev.device_id, c->sender.dev.org_id, 0);
-    auth_ok(c);
     return SS_OK;
 }
 
@@ -109,10 +107,8 @@ static void on_key_done(uv_work_t *w, int status)
     mqtt_auth_cb done = j->done;
     int rc = status == 0 ? j->status : SS_STORE;
     c->auth_pending = 0;
-    if (rc == SS_OK) {
+    if (rc == SS_OK)
         c->who = j->who;
-        auth_ok(c);
-    }
     explicit_bzero(j->key, sizeof j->key);
     free(j);
     done(c, rc);
@@ -153,7 +149,7 @@ static int auth_key(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
 
 int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
 {
-    if (auth_throttled(c))
+    if (auth_throttled(c, &cn->password))
         return SS_BUSY;
     if (!cn->has_password || cn->password.len == 0)
         return SS_AUTH;

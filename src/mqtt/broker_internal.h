@@ -152,7 +152,7 @@ typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
 #define MQTT_AUTH_LATER 1
 int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
 /* Counts a refused sign-in against the peer's address (throttling). */
-void mqtt_auth_failed(mqtt_conn *c);
+void mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn);
 
 /* ---- session.c --------------------------------------------------------------- */
 

@@ -692,6 +692,11 @@ static void pub_refused(mqtt_conn *c, const mqtt_publish *pb, uint8_t r)
 
 static void conn_publish(mqtt_conn *c, const mqtt_publish *pb)
 {
+    if (MQTT_HAS(&pb->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER)) {
+        /* MQTT-3.3.4-6: only the server sends one. */
+        conn_refuse(c, MQTT_RC_PROTOCOL_ERROR, "a PUBLISH with a subscription identifier");
+        return;
+    }
     if (pb->qos > 0 && c->inflight_in >= SS_MQTT_RECEIVE_MAX) {
         conn_refuse(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "more PUBLISHes in flight than announced");
         return;
@@ -921,20 +926,6 @@ static void conn_refuse_connect(mqtt_conn *c, uint8_t reason, const char *why)
     conn_close_after_write(c);
 }
 
-/* The protocol level of a CONNECT the codec refused for its level: past
- * the fixed header and the protocol name. 0 when it is not there. */
-static uint8_t connect_level(const uint8_t *raw, size_t total)
-{
-    size_t i = 1;
-    while (i < total && i < 5 && (raw[i] & 0x80u))
-        i++;
-    i++;
-    if (i + 2 > total)
-        return 0;
-    i += 2u + ((size_t)raw[i] << 8 | raw[i + 1]);
-    return i < total ? raw[i] : 0;
-}
-
 /* Checks of CONNECT before its credentials. 0 or the reason to refuse. */
 static uint8_t connect_check(const mqtt_connect *cn)
 {
@@ -1093,7 +1084,7 @@ static void conn_signed_in(mqtt_conn *c, const mqtt_connect *cn, int status)
 {
     if (status != SS_OK) {
         if (status == SS_AUTH)
-            mqtt_auth_failed(c);
+            mqtt_auth_failed(c, cn);
         conn_refuse_connect(c,
                             status == SS_AUTH   ? MQTT_RC_NOT_AUTHORIZED
                             : status == SS_BUSY ? MQTT_RC_CONNECTION_RATE_EXCEEDED
@@ -1161,10 +1152,11 @@ static int conn_connect(mqtt_conn *c, const mqtt_packet *p)
 
 /* A packet the codec refused: its reason to a 5.0 client after CONNACK,
  * a CONNACK for a CONNECT of a level we do not speak, else a close. */
-static void conn_bad_packet(mqtt_conn *c, int rc, const uint8_t *raw, size_t total)
+static void conn_bad_packet(mqtt_conn *c, int rc, const mqtt_packet *p)
 {
     if (c->state == MQTT_CONN_NEW && rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION) {
-        c->version = connect_level(raw, total) == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+        /* The codec read the level it refused: answer in its terms. */
+        c->version = p->type == MQTT_CONNECT && p->connect.version == MQTT_V5 ? MQTT_V5 : MQTT_V311;
         conn_refuse_connect(c, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION, "a protocol level we do not speak");
         return;
     }
@@ -1189,13 +1181,12 @@ static size_t conn_feed(mqtt_conn *c, const uint8_t *buf, size_t len)
         int rc = mqtt_frame(buf + off, len - off, MQTT_PACKET_MAX, &total);
         if (rc == MQTT_DECODE_MORE || (rc == 0 && total > len - off))
             break;
-        mqtt_packet p;
+        mqtt_packet p = {0};
         size_t used = 0;
         if (rc == 0)
             rc = mqtt_decode(buf + off, total, c->version, MQTT_PACKET_MAX, &p, &used);
         if (rc != 0) {
-            conn_bad_packet(c, rc == MQTT_DECODE_MORE ? MQTT_RC_MALFORMED_PACKET : rc, buf + off,
-                            len - off);
+            conn_bad_packet(c, rc == MQTT_DECODE_MORE ? MQTT_RC_MALFORMED_PACKET : rc, &p);
             return len;
         }
         if (c->state == MQTT_CONN_NEW) {
