@@ -458,21 +458,24 @@ static int retained_quota(mqtt_broker *b, const mqtt_msg *m)
 
 /* Records what the route changes in the store, before anything changes
  * in memory: the retained message, then one delivery per stored session.
- * Refused at the first record: nothing routed (SS_BUSY); a later refusal
- * leaves that one delivery in memory only. */
-static int route_record(mqtt_broker *b, mqtt_msg *m, route_ctx *r, route_job *j)
+ * Refused at the first record while a publisher can wait (can_wait):
+ * nothing routed (SS_BUSY); any other refusal leaves that delivery in
+ * memory only (a will, readings: nobody could send them again). */
+static int route_record(mqtt_broker *b, mqtt_msg *m, route_ctx *r, route_job *j, int can_wait)
 {
     mqtt_persist *p = b->persist;
     if (!p)
         return SS_OK;
-    int first = 1;
+    int first = can_wait;
     if (m->retain && b->retain) {
         job_hold(j);
         int rc = mqtt_persist_retain_put(p, m, j ? job_done : NULL, j);
-        if (rc) {
+        if (rc)
             job_unhold(j);
+        if (rc && first)
             return rc;
-        }
+        if (rc)
+            log_warn("mqtt", "a retained message was kept in memory only: %s", ss_strerror(rc));
         first = 0;
     }
     for (unsigned i = 0; i < r->n; i++) {
@@ -542,7 +545,7 @@ int mqtt_route(mqtt_broker *b, mqtt_msg *m, uint64_t origin_serial, mqtt_persist
         j->done = done;
         j->ctx = ctx;
     }
-    rc = route_record(b, m, &r, j);
+    rc = route_record(b, m, &r, j, done != NULL);
     if (rc) {
         free(j);
         j = NULL;
