@@ -264,12 +264,17 @@
  *   (QoS 0 dropped, QoS 1/2 wait in the queue): half the stalled-reader
  *   bound, so that a largest packet sent just under it never trips that;
  * - sessions whose will delay or expiry ends in one timer tick: a mass
- *   expiry is spread over several loop turns. */
+ *   expiry is spread over several loop turns;
+ * - persistent sessions one principal (a device, a key) holds, online or
+ *   not: a device needs one, an app a few per instance; each may hold a
+ *   full queue, so this bounds what one principal can pin in memory and
+ *   in the store (a CONNECT past it: 0x97 / 3.1.1 0x03). */
 #define SS_MQTT_SESSION_QUEUE_MAX 1000u
 #define SS_MQTT_SESSION_QUEUE_BYTES_MAX (1024u * 1024u)
 #define SS_MQTT_INFLIGHT_OUT_MAX 64u
 #define SS_MQTT_DELIVER_UNSENT_MAX (SS_MQTT_UNSENT_MAX / 2u)
 #define SS_MQTT_EXPIRE_BATCH 1000u
+#define SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX 100u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");

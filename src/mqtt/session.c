@@ -16,6 +16,7 @@
 #include "aaa/principal.h"
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "mqtt/session.h"
 #include "mqtt/topic.h"
@@ -81,6 +82,100 @@ static void table_unlink(mqtt_sessions *t, mqtt_session *s)
         *pp = s->next;
         t->count--;
     }
+}
+
+/* ---- stored sessions per principal -------------------------------------------------- */
+
+/* How many stored sessions a principal holds (SS_MQTT_STORED_SESSIONS_
+ * PER_PRINCIPAL_MAX); ids are the server's own, so hash_id serves. */
+typedef struct mqtt_owner {
+    struct mqtt_owner *next;
+    unsigned stored;
+    char id[SS_ID_LEN + 1];
+} mqtt_owner;
+
+static mqtt_owner **owner_slot(mqtt_sessions *t, const char *id)
+{
+    mqtt_owner **pp = &t->owners[hash_id(id) & (t->n_owner_buckets - 1)];
+    while (*pp && strcmp((*pp)->id, id) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static unsigned owner_stored(mqtt_sessions *t, const char *id)
+{
+    mqtt_owner *o = *owner_slot(t, id);
+    return o ? o->stored : 0;
+}
+
+static void owners_grow(mqtt_sessions *t)
+{
+    size_t n = t->n_owner_buckets * 2;
+    mqtt_owner **nb = calloc(n, sizeof *nb);
+    if (!nb)
+        return;  /* longer chains, still correct */
+    for (size_t i = 0; i < t->n_owner_buckets; i++) {
+        mqtt_owner *o = t->owners[i];
+        while (o) {
+            mqtt_owner *next = o->next;
+            size_t k = hash_id(o->id) & (n - 1);
+            o->next = nb[k];
+            nb[k] = o;
+            o = next;
+        }
+    }
+    free(t->owners);
+    t->owners = nb;
+    t->n_owner_buckets = n;
+}
+
+/* +1 or -1 stored session for the principal. */
+static void owner_count(mqtt_sessions *t, const char *id, int delta)
+{
+    mqtt_owner **pp = owner_slot(t, id);
+    mqtt_owner *o = *pp;
+    if (!o && delta > 0) {
+        if (!(o = calloc(1, sizeof *o)))
+            return;  /* uncounted: the bound is a little looser */
+        snprintf(o->id, sizeof o->id, "%s", id);
+        *pp = o;
+        if (++t->n_owners > t->n_owner_buckets)
+            owners_grow(t);
+    }
+    if (!o)
+        return;
+    if (delta > 0) {
+        o->stored++;
+        return;
+    }
+    if (o->stored > 1) {
+        o->stored--;
+        return;
+    }
+    *owner_slot(t, id) = o->next;
+    t->n_owners--;
+    free(o);
+}
+
+static void owners_free(mqtt_sessions *t)
+{
+    for (size_t i = 0; t->owners && i < t->n_owner_buckets; i++) {
+        mqtt_owner *o = t->owners[i];
+        while (o) {
+            mqtt_owner *next = o->next;
+            free(o);
+            o = next;
+        }
+    }
+    free(t->owners);
+}
+
+static void set_stored(mqtt_session *s, int stored)
+{
+    if (s->stored == (unsigned)stored)
+        return;
+    s->stored = stored ? 1 : 0;
+    owner_count(mqtt_sessions_of(s->broker), s->principal_id, stored ? 1 : -1);
 }
 
 /* ---- deadlines ------------------------------------------------------------------- */
@@ -225,7 +320,7 @@ static void record_sub(mqtt_session *s, const mqtt_session_sub *sub)
  * it holds goes to the store. */
 static void record_all(mqtt_session *s)
 {
-    s->stored = 1;
+    set_stored(s, 1);
     record_session(s, 0);
     ss_list *it, *tmp;
     ss_list_foreach_safe(it, tmp, &s->subs)
@@ -241,7 +336,7 @@ static void unstore(mqtt_session *s)
     mqtt_persist *p = s->broker->persist;
     if (!s->stored)
         return;
-    s->stored = 0;
+    set_stored(s, 0);
     if (!p)
         return;
     int rc = mqtt_persist_session_del(p, s->org_id, s->client_id, NULL, NULL);
@@ -296,6 +391,7 @@ static void subs_forget(mqtt_session *s)
 
 static void session_free(mqtt_session *s)
 {
+    set_stored(s, 0);
     mqtt_msg_unref(s->will);
     subs_forget(s);
     mqtt_deliver_clear(s);
@@ -372,6 +468,9 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
     const char *who = aaa_principal_id(&c->who);
     uint64_t h = session_hash(t, org, client_id, len);
     mqtt_session *s = session_find(t, org, client_id, len, h);
+    int kept = s && s->stored && strcmp(s->principal_id, who) == 0;
+    if (expiry_s && !kept && owner_stored(t, who) >= SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX)
+        return SS_QUOTA;
     if (s && s->conn)
         takeover(s);
     /* Another principal's session under the same client id is not
@@ -432,6 +531,7 @@ void mqtt_session_set_expiry(mqtt_conn *c, uint32_t expiry_s)
     mqtt_session *s = c->session;
     if (!s)
         return;
+    /* 0 -> nonzero is refused before (MQTT-3.14.2-2): no new stored session. */
     s->expiry_s = expiry_s;
     if (expiry_s == 0)
         unstore(s);
@@ -710,7 +810,7 @@ static int load_session(void *ctx, const mqtt_persist_session *ps)
     mqtt_session *s = session_new(b, ps->org_id, ps->principal_id, ps->client_id, len, h);
     if (!s)
         return SS_NOMEM;
-    s->stored = 1;
+    set_stored(s, 1);
     s->expiry_s = ps->expiry_s;
     /* A session whose connection was live when the server died ended
      * then: its expiry runs from now. */
@@ -780,6 +880,13 @@ int mqtt_sessions_new(mqtt_broker *b)
         free(t);
         return SS_NOMEM;
     }
+    t->n_owner_buckets = SESSIONS_BUCKETS_MIN;
+    t->owners = calloc(t->n_owner_buckets, sizeof *t->owners);
+    if (!t->owners) {
+        free(t->buckets);
+        free(t);
+        return SS_NOMEM;
+    }
     randombytes_buf(t->hash_key, sizeof t->hash_key);
     if (b->loop && uv_timer_init(b->loop, &t->timer) == 0) {
         t->timer.data = t;
@@ -824,6 +931,7 @@ void mqtt_sessions_free(mqtt_broker *b)
     }
     free(t->buckets);
     free(t->heap);
+    owners_free(t);
     free(t);
     b->sessions = NULL;
 }

@@ -92,6 +92,9 @@ typedef struct mqtt_sessions {
     uv_timer_t timer;
     unsigned timer_init : 1;
     unsigned stopped : 1;    /* mqtt_sessions_stop ran: no will, no timer */
+    struct mqtt_owner **owners;  /* stored sessions per principal, by hash_id */
+    size_t n_owner_buckets;  /* a power of two */
+    size_t n_owners;
     uint64_t route_gen;      /* deliver.c: one per mqtt_route */
     uint64_t dropped;        /* deliveries lost to queue bounds, all sessions */
 } mqtt_sessions;
