@@ -44,9 +44,11 @@
 
 #define CONN_LOG "mqtt"
 /* PUBLISHes of every QoS one connection may have unanswered before it is
- * no longer read: QoS 0 ones are outside the Receive Maximum, and a data
- * message of QoS 0 still waits for its commit. */
-#define CONN_PUBS_MAX (2u * SS_MQTT_RECEIVE_MAX)
+ * no longer read. QoS 0 ones are outside the Receive Maximum, and a data
+ * message of QoS 0 still waits for its commit: a device streaming QoS 0
+ * readings keeps this many in the ingest queue (whose per-device share
+ * bounds their bytes), enough for one group commit of a fast sender. */
+#define CONN_PUBS_MAX (8u * SS_MQTT_RECEIVE_MAX)
 /* MQTT-3.1.2-24 (5.0 §3.1.2.10): one and a half keep-alives without a
  * packet end the connection. */
 #define CONN_KEEP_ALIVE_MS(s) ((uint64_t)(s) * 1500u)
