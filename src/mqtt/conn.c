@@ -914,6 +914,7 @@ static uint8_t connack_311(uint8_t r)
     case MQTT_RC_BAD_USERNAME_OR_PASSWORD: return MQTT_311_BAD_USERNAME_PASSWORD;
     case MQTT_RC_SERVER_UNAVAILABLE:
     case MQTT_RC_SERVER_BUSY:
+    case MQTT_RC_QUOTA_EXCEEDED:
     case MQTT_RC_UNSPECIFIED: return MQTT_311_SERVER_UNAVAILABLE;
     default: return MQTT_311_NOT_AUTHORIZED;
     }
@@ -1064,9 +1065,13 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     connect_options(c, cn, &ka_changed);
     int capped = cn->version == MQTT_V5 && MQTT_HAS(&cn->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL) &&
                  cn->props.session_expiry > c->expiry_s;
-    if (mqtt_session_attach(c, id, id_len, cn->clean_start, c->expiry_s, &present) != SS_OK) {
+    int rc = mqtt_session_attach(c, id, id_len, cn->clean_start, c->expiry_s, &present);
+    if (rc != SS_OK) {
         mqtt_msg_unref(will);
-        conn_refuse_connect(c, MQTT_RC_SERVER_BUSY, "no room for its session");
+        if (rc == SS_QUOTA)
+            conn_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "its principal holds as many stored sessions as it may");
+        else
+            conn_refuse_connect(c, MQTT_RC_SERVER_BUSY, "no room for its session");
         return;
     }
     conn_register(c);
