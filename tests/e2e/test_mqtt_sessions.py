@@ -41,8 +41,7 @@ def mqtt_addr(server):
     return host, int(port)
 
 
-@pytest.fixture(scope="module")
-def tenant(srv):
+def make_tenant(srv):
     """An org with a device and an app key that reads and writes."""
     admin = login(srv.http)
     org, dev = new_org_device(admin, prefix="mqtt-sess")
@@ -50,6 +49,11 @@ def tenant(srv):
                    json={"name": "app", "scopes": ["data:read", "data:write"]})
     assert r.status_code == 201, r.text
     return {"org": org, "device": dev, "key": r.json()["key"], "admin": admin}
+
+
+@pytest.fixture(scope="module")
+def tenant(srv):
+    return make_tenant(srv)
 
 
 class Client:
@@ -281,3 +285,32 @@ def test_readings_over_https_arrive_on_readings_device(srv, tenant, version):
     assert json.loads(second.payload) == {"ts": ts + 1, "values": {"temp": 0.1}}
     assert b"21.6" in first.payload and b"0.1" in second.payload  # shortest text
     sub.close()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_acknowledged_messages_survive_kill_9(fresh_server, version):
+    """What the broker acknowledged is in the store: a persistent session's
+    queued QoS 1 messages and a retained message come back after kill -9."""
+    server = fresh_server(["--listen-mqtt", "127.0.0.1:0"])
+    t = make_tenant(server)
+    cid, topic, kept = uid("durable"), uid("cmd") + "/d", uid("status") + "/k"
+    sub = Client(server, t, cid, version, clean=False, expiry=300)
+    sub.subscribe(topic, qos=1)
+    sub.close()
+    pub = Client(server, t, uid("pub"), version)
+    for i in range(3):
+        pub.publish(topic, "m%d" % i, qos=1)  # returns once PUBACK came
+    pub.publish(kept, "on", qos=1, retain=True)
+    pub.c.loop_stop()
+    server.kill()
+    server.start()
+    back = Client(server, t, cid, version, clean=False, expiry=300)
+    assert back.flags["session present"] == 1
+    assert [back.get().payload for _ in range(3)] == [b"m0", b"m1", b"m2"]
+    back.nothing()
+    back.close()
+    late = Client(server, t, uid("late"), version)
+    late.subscribe(kept, qos=1)
+    m = late.get()
+    assert (m.payload, m.retain) == (b"on", 1)
+    late.close()
