@@ -251,6 +251,12 @@
 /* Retained messages per organisation (a new one past it: PUBACK 0x97, or
  * dropped at QoS 0): each is kept in memory and in the store. */
 #define SS_MQTT_RETAINED_PER_ORG_MAX 10000u
+/* A refused MQTT sign-in from an address past its free failures (the
+ * login throttle's, SS_LOGIN_ADDR_FREE) is answered this much later at
+ * most: a device retrying a revoked token in a tight loop costs one check
+ * a second per connection, while a right credential from the same
+ * address (a neighbour behind the same NAT) is never held back. */
+#define SS_MQTT_REFUSED_DELAY_MAX_MS 1000u
 /* What one session holds for its client (docs/mqtt.md says what a
  * client loses past each):
  * - QoS 1/2 messages queued and in flight together, and their bytes:

@@ -8,8 +8,11 @@
  * Anything else is refused without saying whether a device or key exists.
  *
  * Failed sign-ins count against the peer's address in the server's login
- * throttle: an address guessing tokens or keys is refused (without a
- * check) for a growing while, as it would be at the REST sign-in. */
+ * throttle, as at the REST sign-in; past the address's free failures a
+ * refusal is answered late (conn.c), never a right credential: tokens and
+ * keys are 256-bit secrets no one guesses, and many devices share one
+ * NAT address, so one device retrying an old token in a loop is slowed
+ * without locking out its neighbours. */
 #include "mqtt/broker_internal.h"
 
 #include "aaa/secret.h"
@@ -53,24 +56,18 @@ static void auth_account(const mqtt_bin *password, char out[AUTH_ACCOUNT_CAP])
     sodium_memzero(hash, sizeof hash);
 }
 
-static int auth_throttled(const mqtt_conn *c, const mqtt_bin *password)
+uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn)
 {
     throttle *t = c->broker->opt.logins;
     if (!t)
         return 0;
     char account[AUTH_ACCOUNT_CAP];
-    auth_account(password, account);
-    return throttle_login_wait(t, account, c->peer, 0, clock_now_ms()) > 0;
-}
-
-void mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn)
-{
-    throttle *t = c->broker->opt.logins;
-    if (!t)
-        return;
-    char account[AUTH_ACCOUNT_CAP];
+    int64_t now = clock_now_ms();
     auth_account(&cn->password, account);
-    throttle_login_failed(t, account, c->peer, clock_now_ms());
+    throttle_login_failed(t, account, c->peer, now);
+    int64_t wait = throttle_login_wait(t, account, c->peer, 0, now);
+    return wait <= 0 ? 0 : wait > SS_MQTT_REFUSED_DELAY_MAX_MS ? SS_MQTT_REFUSED_DELAY_MAX_MS
+                                                                : (uint64_t)wait;
 }
 
 /* ---- a device token --------------------------------------------------------- */
@@ -149,8 +146,6 @@ static int auth_key(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
 
 int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
 {
-    if (auth_throttled(c, &cn->password))
-        return SS_BUSY;
     if (!cn->has_password || cn->password.len == 0)
         return SS_AUTH;
     if (is_key_username(cn))

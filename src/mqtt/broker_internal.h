@@ -141,8 +141,7 @@ void mqtt_conn_flush(mqtt_conn *c);
 
 /* Status of mqtt_auth_start and of its callback: 0 signed in (c->who set;
  * for a device, c->sender too); SS_AUTH refused (nothing said about why);
- * SS_BUSY the address is throttled for failed sign-ins; SS_NOMEM /
- * SS_STORE: the server cannot check now. */
+ * SS_NOMEM / SS_STORE: the server cannot check now. */
 typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
 /* A device token is checked at once (its status returned, `done` not
  * called); an API key (username "apikey") goes to the worker pool:
@@ -151,8 +150,11 @@ typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
  * connection closed meanwhile (then only to let it go). */
 #define MQTT_AUTH_LATER 1
 int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
-/* Counts a refused sign-in against the peer's address (throttling). */
-void mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn);
+/* Counts a refused sign-in against the peer's address (the login
+ * throttle). Returns how long to hold the refusal back: 0 while the
+ * address has free failures left, then the throttle's wait, at most
+ * SS_MQTT_REFUSED_DELAY_MAX_MS. */
+uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn);
 
 /* ---- session.c --------------------------------------------------------------- */
 

@@ -106,7 +106,8 @@ static const char *conn_org(const mqtt_conn *c)
 /* May the next packet of the input be handled now? */
 static int conn_can_process(const mqtt_conn *c)
 {
-    if (conn_ended(c) || c->blocked || c->stopping || c->state == MQTT_CONN_AUTHENTICATING)
+    if (conn_ended(c) || c->blocked || c->stopping || c->state == MQTT_CONN_AUTHENTICATING ||
+        c->state == MQTT_CONN_CLOSING)
         return 0;
     if (c->pubs_count >= CONN_PUBS_MAX)
         return 0;
@@ -1086,19 +1087,30 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     mqtt_deliver_resume(c);
 }
 
+/* A refused sign-in from an address that keeps failing: the CONNACK
+ * goes out after `ms` (on_timer), nothing is read meanwhile. */
+static void conn_refuse_later(mqtt_conn *c, uint64_t ms)
+{
+    log_info(CONN_LOG, "refused a connection from %s: not a device token or API key of ours "
+             "(answered in %" PRIu64 " ms: its address keeps failing)", c->peer, ms);
+    c->state = MQTT_CONN_CLOSING;
+    c->disconnect_reason = MQTT_RC_NOT_AUTHORIZED;
+    net_conn_timer_start(&c->base, on_timer, ms);
+}
+
 /* The credentials were checked (status as mqtt_auth_start's). */
 static void conn_signed_in(mqtt_conn *c, const mqtt_connect *cn, int status)
 {
+    if (status == SS_AUTH) {
+        uint64_t delay = mqtt_auth_failed(c, cn);
+        if (delay > 0)
+            conn_refuse_later(c, delay);
+        else
+            conn_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "not a device token or API key of ours");
+        return;
+    }
     if (status != SS_OK) {
-        if (status == SS_AUTH)
-            mqtt_auth_failed(c, cn);
-        conn_refuse_connect(c,
-                            status == SS_AUTH   ? MQTT_RC_NOT_AUTHORIZED
-                            : status == SS_BUSY ? MQTT_RC_CONNECTION_RATE_EXCEEDED
-                                                : MQTT_RC_SERVER_UNAVAILABLE,
-                            status == SS_AUTH   ? "not a device token or API key of ours"
-                            : status == SS_BUSY ? "too many failed sign-ins from its address"
-                                                : ss_strerror(status));
+        conn_refuse_connect(c, MQTT_RC_SERVER_UNAVAILABLE, ss_strerror(status));
         return;
     }
     mqtt_msg *will = NULL;
@@ -1257,6 +1269,15 @@ static void on_read(net_stream *st, const char *data, size_t len)
 static void on_timer(uv_timer_t *t)
 {
     mqtt_conn *c = t->data;
+    if (c->state == MQTT_CONN_CLOSING) {
+        /* A refusal held back (conn_refuse_later) is due. */
+        mqtt_packet p = {.type = MQTT_CONNACK};
+        p.connack.reason = c->version == MQTT_V5 ? c->disconnect_reason
+                                                 : connack_311(c->disconnect_reason);
+        conn_queue(c, &p);
+        conn_close_after_write(c);
+        return;
+    }
     if (c->state == MQTT_CONN_NEW || c->state == MQTT_CONN_AUTHENTICATING) {
         log_info(CONN_LOG, "%s sent no CONNECT within %" PRIu64 " ms; closing", c->peer,
                  c->broker->opt.connect_timeout_ms);
