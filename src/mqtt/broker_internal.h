@@ -2,10 +2,12 @@
  * src/mqtt/ includes it.
  *
  *   broker.c   the broker struct, listeners, stop, the readings fan-out hook
- *   conn.c     a client connection: bytes in, packets out, CONNECT,
- *              keep-alive, inbound PUBLISH (readings through the gateway,
- *              other topics to route), SUBSCRIBE / UNSUBSCRIBE framing,
- *              DISCONNECT, revocation, accounting
+ *   conn.c     a client connection: bytes in, packets out, keep-alive,
+ *              DISCONNECT, revocation, accounting; with connect.c
+ *              (CONNECT), publish.c (inbound PUBLISH: readings through the
+ *              gateway, every topic routed, answered in order) and
+ *              subscribe.c (SUBSCRIBE / UNSUBSCRIBE framing), sharing
+ *              conn_internal.h
  *   auth.c     CONNECT's credentials into a principal (device token on the
  *              loop, API key on the worker pool)
  *   session.c  sessions by (org, client id): attach, takeover, clean /
