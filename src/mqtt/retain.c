@@ -5,6 +5,7 @@
 #include "mqtt/retain.h"
 
 #include "core/err.h"
+#include "mqtt/topic.h"
 #include "mqtt/trie.h"
 
 #include <stdlib.h>
@@ -116,6 +117,9 @@ static int retain_clear(mqtt_retain *r, const mqtt_msg *m)
 
 int mqtt_retain_set(mqtt_retain *r, mqtt_msg *m)
 {
+    /* The tree is as deep as its topics have levels: bounded here. */
+    if (!mqtt_topic_name_valid(m->topic, m->topic_len))
+        return SS_INVAL;
     if (m->payload_len == 0)
         return retain_clear(r, m);
     mqtt_trie_node *org = NULL, *n = NULL;

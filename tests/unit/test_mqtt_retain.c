@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "mqtt/message.h"
 #include "mqtt/retain.h"
+#include "mqtt/topic.h"
 
 #define ORG_A "aaaaaaaaaaaaaaaaaaaaaaaa"
 #define ORG_B "bbbbbbbbbbbbbbbbbbbbbbbb"
@@ -104,6 +105,20 @@ static void retain_set_replace_clear(void **state)
     found f = match(r, ORG_A, "#");
     assert_int_equal(f.n, 0);
     put(r, ORG_A, "a", "again");
+    assert_int_equal(mqtt_retain_count(r, ORG_A), 1);
+
+    /* not a topic name: refused, nothing kept */
+    mqtt_msg *bad = msg(ORG_A, "a/+", "x");
+    assert_int_equal(mqtt_retain_set(r, bad), SS_INVAL);
+    assert_int_equal(bad->refs, 1);
+    mqtt_msg_unref(bad);
+    char deep[2 * MQTT_TOPIC_LEVELS_MAX + 2];
+    for (size_t i = 0; i < sizeof deep - 1; i++)
+        deep[i] = i % 2 ? '/' : 'a';
+    deep[sizeof deep - 1] = '\0';
+    bad = msg(ORG_A, deep, "x");
+    assert_int_equal(mqtt_retain_set(r, bad), SS_INVAL);
+    mqtt_msg_unref(bad);
     assert_int_equal(mqtt_retain_count(r, ORG_A), 1);
     mqtt_retain_free(r);
 }
