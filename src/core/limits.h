@@ -259,16 +259,17 @@
 #define SS_MQTT_REFUSED_DELAY_MAX_MS 1000u
 /* What one session holds for its client (docs/mqtt.md says what a
  * client loses past each):
- * - QoS 1/2 messages queued and in flight together, and their bytes:
+ * - messages queued and in flight together, and their bytes:
  *   mosquitto's max_queued_messages (1000), and four of the largest
- *   packets. Past either the oldest queued one is dropped (QoS 0 is never
- *   queued), and a connected client that fell so far behind is
- *   disconnected (0x97);
+ *   packets (QoS 0 waits only while its client is connected and behind).
+ *   Past either queued ones are dropped, QoS 0 first, then the oldest,
+ *   and a connected client that fell so far behind is disconnected
+ *   (0x97);
  * - QoS 1/2 PUBLISHes in flight to the client, however large its Receive
  *   Maximum: acks come in order, so the window is a short list to search;
  * - output the client may leave unread before it gets no more PUBLISHes
- *   (QoS 0 dropped, QoS 1/2 wait in the queue): half the stalled-reader
- *   bound, so that a largest packet sent just under it never trips that;
+ *   (they wait in the queue): half the stalled-reader bound, so that a
+ *   largest packet sent just under it never trips that;
  * - sessions whose will delay or expiry ends in one timer tick: a mass
  *   expiry is spread over several loop turns;
  * - persistent sessions one principal (a device, a key) holds, online or

@@ -5,11 +5,12 @@
  *
  * A message matching several subscriptions of one session is delivered
  * once, at the highest QoS granted among them, with all their
- * subscription identifiers (MQTT-3.3.4-2, -3). QoS 0 is sent at once or
- * dropped (offline, or a client that leaves its output unread); QoS 1
- * and 2 wait in the session's queue, bounded (SS_MQTT_SESSION_QUEUE_*):
- * past the bound the oldest queued is dropped and a connected client
- * that fell that far behind is disconnected. For a stored session each
+ * subscription identifiers (MQTT-3.3.4-2, -3). QoS 0 is sent at once,
+ * or waits in the session's queue while its client is behind in reading,
+ * or is dropped (offline); QoS 1 and 2 wait in the queue for the
+ * in-flight window. The queue is bounded (SS_MQTT_SESSION_QUEUE_*): past
+ * it QoS 0 is dropped first, then the oldest queued, and a connected
+ * client that fell that far behind is disconnected. For a stored session each
  * delivery and each change of its state is recorded in the persister,
  * and the publisher's acknowledgement waits for those records. */
 #include <stdlib.h>
@@ -48,7 +49,7 @@ static int record_delivery(mqtt_session *s, const mqtt_delivery *d, mqtt_persist
                           void *ctx)
 {
     mqtt_persist *p = s->broker->persist;
-    if (!p || !s->stored)
+    if (!p || !s->stored || d->qos == 0)
         return SS_OK;
     mqtt_persist_delivery pd = {.org_id = s->org_id,
                                 .client_id = s->client_id,
@@ -77,10 +78,12 @@ static void delivery_end(mqtt_session *s, mqtt_delivery *d)
         s->n_queued--;
     else
         s->n_in_flight--;
+    if (d->qos == 0)
+        s->n_qos0--;
     s->bytes -= mqtt_msg_size(d->msg);
     ss_list_remove(&d->link);
     mqtt_persist *p = s->broker->persist;
-    if (p && s->stored) {
+    if (p && s->stored && d->qos > 0) {
         int rc = mqtt_persist_delivery_del(p, s->org_id, s->client_id, d->seq, NULL, NULL);
         if (rc)
             log_warn("mqtt", "a completed delivery was not recorded: %s", ss_strerror(rc));
@@ -116,6 +119,8 @@ static void session_add(mqtt_session *s, mqtt_delivery *d)
         s->n_queued++;
     else
         s->n_in_flight++;
+    if (d->qos == 0)
+        s->n_qos0++;
     s->bytes += mqtt_msg_size(d->msg);
 }
 
@@ -221,12 +226,20 @@ static void resend_in_flight(mqtt_conn *c, mqtt_session *s, int64_t now)
 }
 
 /* Sends the head of the queue: 0 sent, 1 skipped (expired, too large),
- * else the connection's error. */
+ * else the connection's error. A QoS 0 one is done once written. */
 static int send_next(mqtt_conn *c, mqtt_session *s, mqtt_delivery *d, int64_t now)
 {
     if (mqtt_msg_expired(d->msg, now)) {
         delivery_drop(s, d, "expired");
         return 1;
+    }
+    if (d->qos == 0) {
+        int rc = send_publish(c, d->msg, 0, d->retain, 0, 0, d->sub_ids, d->n_sub_ids, now);
+        if (rc == SS_TOO_LARGE)
+            delivery_drop(s, d, "too large for the client");
+        else
+            delivery_end(s, d);
+        return rc == SS_TOO_LARGE ? 1 : rc;
     }
     ss_list_remove(&d->link);
     s->n_queued--;
@@ -261,8 +274,11 @@ void mqtt_deliver_resume(mqtt_conn *c)
     if (window > SS_MQTT_INFLIGHT_OUT_MAX)
         window = SS_MQTT_INFLIGHT_OUT_MAX;
     ss_list *first;
-    while (s->n_in_flight < window && (first = ss_list_first(&s->queue)) && !conn_stalled(c)) {
-        int rc = send_next(c, s, ss_list_entry(first, mqtt_delivery, link), now);
+    while ((first = ss_list_first(&s->queue)) && !conn_stalled(c)) {
+        mqtt_delivery *d = ss_list_entry(first, mqtt_delivery, link);
+        if (d->qos > 0 && s->n_in_flight >= window)
+            return;  /* in order: a QoS 0 behind it waits too */
+        int rc = send_next(c, s, d, now);
         if (rc < 0 || c->session != s)
             return;
     }
@@ -270,30 +286,57 @@ void mqtt_deliver_resume(mqtt_conn *c)
 
 /* ---- queueing ------------------------------------------------------------------------ */
 
-/* Past the session's bounds the oldest queued messages go; a connected
- * client that let its queue fill is disconnected (it keeps its session). */
+static int over_bounds(const mqtt_session *s)
+{
+    return s->n_queued + s->n_in_flight > SS_MQTT_SESSION_QUEUE_MAX ||
+           s->bytes > SS_MQTT_SESSION_QUEUE_BYTES_MAX;
+}
+
+/* The oldest queued delivery of QoS 0 if there is one, else the oldest
+ * queued; NULL when nothing is queued (all in flight). */
+static mqtt_delivery *first_to_drop(mqtt_session *s)
+{
+    ss_list *it, *tmp;
+    if (s->n_qos0) {
+        ss_list_foreach_safe(it, tmp, &s->queue) {
+            mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
+            if (d->qos == 0)
+                return d;
+        }
+    }
+    it = ss_list_first(&s->queue);
+    return it ? ss_list_entry(it, mqtt_delivery, link) : NULL;
+}
+
+/* Past the session's bounds queued messages go, QoS 0 first, then the
+ * oldest; a connected client that let its queue fill is not keeping up
+ * and is disconnected (0x97; it keeps its session). */
 static void enforce_bounds(mqtt_session *s)
 {
     int overflow = 0;
-    ss_list *first;
-    while ((s->n_queued + s->n_in_flight > SS_MQTT_SESSION_QUEUE_MAX ||
-            s->bytes > SS_MQTT_SESSION_QUEUE_BYTES_MAX) &&
-           (first = ss_list_first(&s->queue))) {
-        delivery_drop(s, ss_list_entry(first, mqtt_delivery, link), "queue full");
+    mqtt_delivery *d;
+    while (over_bounds(s) && (d = first_to_drop(s))) {
+        delivery_drop(s, d, "queue full");
         overflow = 1;
     }
     if (overflow && s->conn && s->conn->state == MQTT_CONN_ACTIVE)
         mqtt_conn_disconnect(s->conn, MQTT_RC_QUOTA_EXCEEDED);
 }
 
+static void enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
+                    const uint32_t *ids, unsigned n, uint64_t seq, int recorded);
+
+/* QoS 0 goes out at once to a connected client that reads; to one whose
+ * output waits unread it is queued behind what waits (bounded as the
+ * rest); an offline session does not keep it. */
 static void send_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint32_t *ids,
                       unsigned n)
 {
     mqtt_conn *c = s->conn;
     if (!conn_ready(c))
-        return;  /* offline: QoS 0 is not kept for later */
-    if (conn_stalled(c)) {
-        dropped(s, "client not reading");
+        return;
+    if (conn_stalled(c) || s->n_qos0) {
+        enqueue(s, m, 0, retain, ids, n, 0, 1);
         return;
     }
     int rc = send_publish(c, m, 0, retain, 0, 0, ids, n, clock_now_ms());
@@ -301,8 +344,8 @@ static void send_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint32
         dropped(s, "too large for the client");
 }
 
-/* Queues a QoS 1/2 delivery (already recorded when `recorded`) and sends
- * what the window allows. */
+/* Queues a delivery (a QoS 1/2 one already recorded when `recorded`) and
+ * sends what the window and the socket allow. */
 static void enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
                     const uint32_t *ids, unsigned n, uint64_t seq, int recorded)
 {
@@ -552,7 +595,8 @@ int mqtt_route(mqtt_broker *b, mqtt_msg *m, uint64_t origin_serial, mqtt_persist
         goto out;
     }
     route_apply(b, m, &r);
-    *matched = (int)r.n;
+    /* A retained message is kept for subscribers to come: not 0x10. */
+    *matched = (int)r.n + (m->retain && m->payload_len > 0 && b->retain && r.n == 0);
 out:
     if (r.hits != r.inline_hits)
         free(r.hits);
@@ -634,8 +678,18 @@ void mqtt_deliver_clear(mqtt_session *s)
 {
     clear_list(&s->in_flight);
     clear_list(&s->queue);
-    s->n_in_flight = s->n_queued = 0;
+    s->n_in_flight = s->n_queued = s->n_qos0 = 0;
     s->bytes = 0;
+}
+
+void mqtt_deliver_offline(mqtt_session *s)
+{
+    ss_list *it, *tmp;
+    ss_list_foreach_safe(it, tmp, &s->queue) {
+        mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
+        if (d->qos == 0)
+            delivery_end(s, d);
+    }
 }
 
 void mqtt_deliver_store_all(mqtt_session *s)

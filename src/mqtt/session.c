@@ -30,7 +30,7 @@ _Static_assert(SS_MQTT_SESSION_SUBS_MAX <= MQTT_SUB_IDS_MAX,
 
 static uint64_t session_hash(const mqtt_sessions *t, const char *org, const char *id, size_t len)
 {
-    unsigned char key[SS_ID_LEN + 1 + MQTT_CLIENT_ID_MAX];
+    unsigned char key[SS_ID_LEN + 1 + MQTT_SESSION_KEY_MAX];
     size_t org_len = strnlen(org, SS_ID_LEN);
     memcpy(key, org, org_len);
     key[org_len] = 0;
@@ -440,6 +440,17 @@ static void session_end(mqtt_session *s, int with_will)
     session_free(s);
 }
 
+/* The session key of a principal's client id. OUT key (NUL-terminated).
+ * Returns its length. */
+static size_t session_key(const char *principal, const char *client_id, size_t len,
+                          char key[MQTT_SESSION_KEY_MAX + 1])
+{
+    int n = snprintf(key, SS_ID_LEN + 2, "%.*s/", (int)SS_ID_LEN, principal);
+    memcpy(key + n, client_id, len);
+    key[n + len] = 0;
+    return (size_t)n + len;
+}
+
 /* ---- attach, detach -------------------------------------------------------------- */
 
 /* A new connection takes the session over: the old one is told why and
@@ -466,16 +477,16 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
         return SS_INVAL;
     const char *org = aaa_principal_org(&c->who);
     const char *who = aaa_principal_id(&c->who);
-    uint64_t h = session_hash(t, org, client_id, len);
-    mqtt_session *s = session_find(t, org, client_id, len, h);
-    int kept = s && s->stored && strcmp(s->principal_id, who) == 0;
-    if (expiry_s && !kept && owner_stored(t, who) >= SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX)
+    char key[MQTT_SESSION_KEY_MAX + 1];
+    size_t key_len = session_key(who, client_id, len, key);
+    uint64_t h = session_hash(t, org, key, key_len);
+    mqtt_session *s = session_find(t, org, key, key_len, h);
+    if (expiry_s && !(s && s->stored) &&
+        owner_stored(t, who) >= SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX)
         return SS_QUOTA;
     if (s && s->conn)
         takeover(s);
-    /* Another principal's session under the same client id is not
-     * resumed: what it holds was never this one's to read. */
-    if (s && (clean_start || strcmp(s->principal_id, who) != 0)) {
+    if (s && clean_start) {
         session_end(s, 1);
         s = NULL;
     }
@@ -484,7 +495,7 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
         s->resend = 1;
         *present = 1;
     } else {
-        s = session_new(b, org, who, client_id, len, h);
+        s = session_new(b, org, who, key, key_len, h);
         if (!s)
             return SS_NOMEM;
     }
@@ -510,6 +521,7 @@ void mqtt_session_detach(mqtt_conn *c)
     mqtt_sessions *t = mqtt_sessions_of(c->broker);
     c->session = NULL;
     s->conn = NULL;
+    mqtt_deliver_offline(s);
     if (c->will_suppressed || t->stopped)
         will_drop(s);
     if (s->expiry_s == 0) {
@@ -794,7 +806,7 @@ static mqtt_session *loaded_find(mqtt_broker *b, const char *org, const char *cl
 {
     mqtt_sessions *t = mqtt_sessions_of(b);
     size_t len = strlen(client_id);
-    if (len > MQTT_CLIENT_ID_MAX)
+    if (len > MQTT_SESSION_KEY_MAX)
         return NULL;
     return session_find(t, org, client_id, len, session_hash(t, org, client_id, len));
 }
@@ -804,7 +816,7 @@ static int load_session(void *ctx, const mqtt_persist_session *ps)
     mqtt_broker *b = ctx;
     mqtt_sessions *t = mqtt_sessions_of(b);
     size_t len = strlen(ps->client_id);
-    if (len > MQTT_CLIENT_ID_MAX || loaded_find(b, ps->org_id, ps->client_id))
+    if (len > MQTT_SESSION_KEY_MAX || loaded_find(b, ps->org_id, ps->client_id))
         return SS_OK;
     uint64_t h = session_hash(t, ps->org_id, ps->client_id, len);
     mqtt_session *s = session_new(b, ps->org_id, ps->principal_id, ps->client_id, len, h);

@@ -4,9 +4,10 @@
  * broker_internal.h.
  *
  * A session holds its subscriptions, its will, its inbound QoS 2 packet
- * ids and two lists of deliveries (QoS 1 and 2 only: QoS 0 is sent at once
- * or dropped, never queued): `queue`, not sent yet, and `in_flight`, sent
- * and not yet acknowledged, both in the session's order. Together they
+ * ids and two lists of deliveries: `queue`, not sent yet, and `in_flight`,
+ * sent and not yet acknowledged (QoS 1 and 2), both in the session's
+ * order. QoS 0 is queued only while its client is connected and behind
+ * in reading; it is never stored. Together they
  * are bounded by MQTT_SESSION_QUEUE_MAX messages and
  * MQTT_SESSION_QUEUE_BYTES_MAX bytes. A session whose expiry interval is
  * not 0 is `stored`: every change to it is recorded in the persister
@@ -19,6 +20,12 @@
 #include <uv.h>
 
 #include "mqtt/broker_internal.h"
+
+/* A session's key within its org: "<principal id>/<client id>". A client
+ * id is its principal's own: another device or key of the org using the
+ * same one has a session of its own, and can neither take this one over
+ * nor end it. The store keeps sessions under this key as their client id. */
+#define MQTT_SESSION_KEY_MAX (SS_ID_LEN + 1u + MQTT_CLIENT_ID_MAX)
 
 typedef struct mqtt_delivery {
     ss_list link;            /* in the session's queue or in_flight */
@@ -46,7 +53,7 @@ struct mqtt_session {
     uint64_t hash;
     char org_id[SS_ID_LEN + 1];
     char principal_id[SS_ID_LEN + 1];
-    char client_id[MQTT_CLIENT_ID_MAX + 1];
+    char client_id[MQTT_SESSION_KEY_MAX + 1];  /* the session key (above) */
     uint64_t serial;         /* no-local: the origin of what its clients publish */
     mqtt_conn *conn;         /* NULL while offline */
     uint32_t expiry_s;       /* UINT32_MAX: never */
@@ -66,6 +73,7 @@ struct mqtt_session {
     ss_list in_flight;
     unsigned n_queued;
     unsigned n_in_flight;
+    unsigned n_qos0;         /* queued deliveries of QoS 0 (connected only) */
     size_t bytes;            /* mqtt_msg_size of every delivery */
     uint64_t next_seq;
     uint16_t next_packet_id;
@@ -115,6 +123,8 @@ void mqtt_deliver_one(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
 /* A delivery as the store had it (the loader): queued or in flight. 0 or
  * SS_NOMEM. */
 int mqtt_deliver_restore(mqtt_session *s, const mqtt_persist_delivery *d);
+/* The session's client went away: queued QoS 0 deliveries go. */
+void mqtt_deliver_offline(mqtt_session *s);
 /* Frees every delivery of the session (the store's copies go with the
  * session's own record, or were never there). */
 void mqtt_deliver_clear(mqtt_session *s);
