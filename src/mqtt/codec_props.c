@@ -390,6 +390,8 @@ int mqtt_props_decode(const uint8_t *buf, size_t len, uint8_t type, mqtt_props *
     memset(out, 0, sizeof *out);
     if (type > MQTT_AUTH)
         return MQTT_RC_PROTOCOL_ERROR;
+    if (len == 0)
+        return 0; /* (buf may be NULL) */
     mqtt_rd r = {buf, buf + len};
     return mqtt_props_parse(&r, type, out);
 }
@@ -398,8 +400,10 @@ int mqtt_user_prop_next(const mqtt_props *props, size_t *pos, mqtt_str *key, mqt
 {
     /* The span [user, user + user_len) is whole, already checked
      * properties; others between two user properties are stepped over. */
+    if (!props->user || *pos >= props->user_len)
+        return 0;
     mqtt_rd r = {props->user + *pos, props->user + props->user_len};
-    while (props->user && r.p < r.end) {
+    while (r.p < r.end) {
         uint32_t id;
         if (mqtt_rd_varint(&r, &id) || id >= 64 || prop_rules[id].kind == PK_NONE)
             return 0;

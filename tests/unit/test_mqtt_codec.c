@@ -1000,6 +1000,22 @@ static void test_user_props_step_over_others(void **state)
     assert_int_equal(mqtt_user_prop_next(&pr, &pos, &k, &v), 0);
 }
 
+/* Found by fuzz_mqtt: walking the user properties of a packet that has
+ * none (a bare DISCONNECT, E0 00) did arithmetic on a NULL pointer. */
+static void test_user_props_none_fuzz_disconnect(void **state)
+{
+    (void)state;
+    static const uint8_t in[] = {0xE0, 0x00};
+    mqtt_packet p;
+    assert_int_equal(decode(V5, in, sizeof in, &p), 0);
+    size_t pos = 0;
+    mqtt_str k, v;
+    assert_int_equal(mqtt_user_prop_next(&p.disconnect.props, &pos, &k, &v), 0);
+    mqtt_props empty;
+    assert_int_equal(mqtt_props_decode(NULL, 0, MQTT_PUBLISH, &empty), 0);
+    assert_int_equal(empty.has, 0);
+}
+
 static void test_publish_sub_ids_bounded(void **state)
 {
     (void)state;
@@ -1112,6 +1128,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_and_auth_rules),
         cmocka_unit_test(test_props_encode_decode_persisted_form),
         cmocka_unit_test(test_user_props_step_over_others),
+        cmocka_unit_test(test_user_props_none_fuzz_disconnect),
         cmocka_unit_test(test_publish_sub_ids_bounded),
         cmocka_unit_test(test_encode_large_payload_and_too_large),
     };
