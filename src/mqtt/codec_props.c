@@ -1,6 +1,7 @@
 /* codec_props.c — the codec's fields: UTF-8 strings, Variable Byte
  * Integers and 5.0 property lists (§2.2.2), read strictly and written
- * back in one canonical order (by identifier, user properties last). */
+ * back in one canonical order (by identifier, then the subscription
+ * identifiers, then the user properties). */
 #include "mqtt/codec_internal.h"
 
 #include "core/buf.h"
@@ -172,22 +173,6 @@ static const prop_rule prop_rules[64] = {
     [MQTT_PROP_WILDCARD_SUB_AVAILABLE] = {PK_BYTE, IN(MQTT_CONNACK)},
     [MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE] = {PK_BYTE, IN(MQTT_CONNACK)},
     [MQTT_PROP_SHARED_SUB_AVAILABLE] = {PK_BYTE, IN(MQTT_CONNACK)},
-};
-
-/* The order properties are written in: by identifier. Subscription
- * identifiers and user properties are written apart (they repeat). */
-static const uint8_t prop_order[] = {
-    MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
-    MQTT_PROP_CONTENT_TYPE, MQTT_PROP_RESPONSE_TOPIC, MQTT_PROP_CORRELATION_DATA,
-    MQTT_PROP_SESSION_EXPIRY_INTERVAL, MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER,
-    MQTT_PROP_SERVER_KEEP_ALIVE, MQTT_PROP_AUTHENTICATION_METHOD,
-    MQTT_PROP_AUTHENTICATION_DATA, MQTT_PROP_REQUEST_PROBLEM_INFORMATION,
-    MQTT_PROP_WILL_DELAY_INTERVAL, MQTT_PROP_REQUEST_RESPONSE_INFORMATION,
-    MQTT_PROP_RESPONSE_INFORMATION, MQTT_PROP_SERVER_REFERENCE, MQTT_PROP_REASON_STRING,
-    MQTT_PROP_RECEIVE_MAXIMUM, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, MQTT_PROP_TOPIC_ALIAS,
-    MQTT_PROP_MAXIMUM_QOS, MQTT_PROP_RETAIN_AVAILABLE, MQTT_PROP_MAXIMUM_PACKET_SIZE,
-    MQTT_PROP_WILDCARD_SUB_AVAILABLE, MQTT_PROP_SUBSCRIPTION_ID_AVAILABLE,
-    MQTT_PROP_SHARED_SUB_AVAILABLE,
 };
 
 /* Where each property's value lives in mqtt_props. */
@@ -460,9 +445,14 @@ static void prop_write_users(mqtt_wr *w, const mqtt_props *pr)
 
 void mqtt_props_write(mqtt_wr *w, const mqtt_props *pr, unsigned set)
 {
-    for (size_t i = 0; i < sizeof prop_order; i++) {
-        unsigned id = prop_order[i];
-        if (MQTT_HAS(pr, id) && (prop_rules[id].in & IN(set)))
+    /* The set bits of `has`, lowest first: identifier order, and only as
+     * many steps as properties given (a PUBLISH has one or two). */
+    uint64_t rest = pr->has & ~(((uint64_t)1 << MQTT_PROP_SUBSCRIPTION_IDENTIFIER) |
+                                ((uint64_t)1 << MQTT_PROP_USER_PROPERTY));
+    while (rest) {
+        unsigned id = (unsigned)__builtin_ctzll(rest);
+        rest &= rest - 1;
+        if (prop_rules[id].kind != PK_NONE && (prop_rules[id].in & IN(set)))
             prop_write_one(w, pr, id);
     }
     if (prop_rules[MQTT_PROP_SUBSCRIPTION_IDENTIFIER].in & IN(set)) {
