@@ -64,7 +64,8 @@ void mqtt_persist_free(mqtt_persist *p);
 typedef struct mqtt_persist_session {
     const char *org_id;
     const char *client_id;
-    const char *principal_id;    /* the device or key that owns it */
+    const char *principal_id;    /* the device or key of org_id that owns it (a
+                                  * session of any other principal is not kept) */
     uint32_t expiry_s;           /* session expiry interval; UINT32_MAX: never */
     int64_t disconnected_ms;     /* when its last connection ended (expiry runs from it);
                                   * 0 when written: connected (loaded as ended at the load) */
@@ -155,8 +156,10 @@ int mqtt_persist_inbound_del(mqtt_persist *p, const char *org_id, const char *cl
  * empty payload deletes the topic's). */
 int mqtt_persist_retain_put(mqtt_persist *p, mqtt_msg *m, mqtt_persist_done_cb done, void *ctx);
 
-/* Back-pressure: after SS_BUSY, w->ready(w) runs on the loop once the
- * org may have room again. The waiter lives in the caller's struct. */
+/* Back-pressure: after SS_BUSY (on the same loop turn), w->ready(w) runs
+ * on the loop once the org may have room again, once. Waiting twice is
+ * waiting once; a waiter zeroed or cancelled may be cancelled again. The
+ * waiter lives in the caller's struct. */
 typedef struct mqtt_persist_waiter {
     void (*ready)(struct mqtt_persist_waiter *w);
     void *data;
