@@ -28,63 +28,9 @@
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
-/* ---- a private stand-in for message.c and the codec's property lists -------------
- * Weak: the real ones win as soon as they are linked in. Just what this
- * test uses: the payload format, message expiry and content type. */
-
-__attribute__((weak)) mqtt_msg *mqtt_msg_new(const char *org_id, const char *topic,
-                                             size_t topic_len, const uint8_t *payload,
-                                             size_t payload_len, uint8_t qos, uint8_t retain,
-                                             const mqtt_props *props, int64_t now_ms)
-{
-    size_t ct = props && MQTT_HAS(props, MQTT_PROP_CONTENT_TYPE) ? props->content_type.len : 0;
-    mqtt_msg *m = calloc(1, sizeof *m + topic_len + 1 + payload_len + ct);
-    if (!m)
-        return NULL;
-    char *at = (char *)(m + 1);
-    m->refs = 1;
-    snprintf(m->org_id, sizeof m->org_id, "%s", org_id);
-    m->qos = qos;
-    m->retain = retain;
-    m->published_ms = now_ms;
-    memcpy(at, topic, topic_len);
-    m->topic = at;
-    m->topic_len = (uint16_t)topic_len;
-    at += topic_len + 1;
-    if (payload_len)
-        memcpy(at, payload, payload_len);
-    m->payload = (const uint8_t *)at;
-    m->payload_len = (uint32_t)payload_len;
-    at += payload_len;
-    if (props) {
-        m->props.has = props->has & ((1ull << MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) |
-                                     (1ull << MQTT_PROP_MESSAGE_EXPIRY_INTERVAL) |
-                                     (1ull << MQTT_PROP_CONTENT_TYPE));
-        m->props.payload_format = props->payload_format;
-        m->props.message_expiry = props->message_expiry;
-        if (ct)
-            memcpy(at, props->content_type.p, ct);
-        m->props.content_type = (mqtt_str){.p = at, .len = (uint16_t)ct};
-    }
-    return m;
-}
-
-__attribute__((weak)) mqtt_msg *mqtt_msg_ref(mqtt_msg *m)
-{
-    m->refs++;
-    return m;
-}
-
-__attribute__((weak)) void mqtt_msg_unref(mqtt_msg *m)
-{
-    if (m && --m->refs == 0)
-        free(m);
-}
-
-__attribute__((weak)) size_t mqtt_msg_size(const mqtt_msg *m)
-{
-    return sizeof *m + m->topic_len + 1 + m->payload_len + m->props.content_type.len;
-}
+/* ---- a private stand-in for the codec's property lists ---------------------------
+ * Weak: the codec's win as soon as it is linked in. Just what this test
+ * uses: the payload format, message expiry and content type. */
 
 __attribute__((weak)) int mqtt_props_encode(const mqtt_props *props, uint8_t type, ss_buf *out)
 {
