@@ -28,66 +28,6 @@
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
-/* ---- a private stand-in for the codec's property lists ---------------------------
- * Only until codec.c is in, then to be deleted: defined weakly here, they
- * keep the archive from pulling codec.o in for them, but the codec's win
- * whenever it is linked. Just what this test uses: the payload format,
- * message expiry and content type. */
-
-__attribute__((weak)) int mqtt_props_encode(const mqtt_props *props, uint8_t type, ss_buf *out)
-{
-    (void)type;
-    uint8_t b[16];
-    int err = SS_OK;
-    if (MQTT_HAS(props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) {
-        b[0] = MQTT_PROP_PAYLOAD_FORMAT_INDICATOR;
-        b[1] = props->payload_format;
-        err |= buf_append(out, b, 2);
-    }
-    if (MQTT_HAS(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) {
-        uint32_t v = props->message_expiry;
-        uint8_t e[5] = {MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, (uint8_t)(v >> 24), (uint8_t)(v >> 16),
-                        (uint8_t)(v >> 8), (uint8_t)v};
-        err |= buf_append(out, e, 5);
-    }
-    if (MQTT_HAS(props, MQTT_PROP_CONTENT_TYPE)) {
-        uint16_t n = props->content_type.len;
-        uint8_t h[3] = {MQTT_PROP_CONTENT_TYPE, (uint8_t)(n >> 8), (uint8_t)n};
-        err |= buf_append(out, h, 3);
-        err |= buf_append(out, props->content_type.p, n);
-    }
-    return err ? SS_NOMEM : SS_OK;
-}
-
-__attribute__((weak)) int mqtt_props_decode(const uint8_t *buf, size_t len, uint8_t type,
-                                            mqtt_props *out)
-{
-    (void)type;
-    memset(out, 0, sizeof *out);
-    size_t i = 0;
-    while (i < len) {
-        uint8_t id = buf[i++];
-        if (id == MQTT_PROP_PAYLOAD_FORMAT_INDICATOR && i + 1 <= len) {
-            out->payload_format = buf[i++];
-        } else if (id == MQTT_PROP_MESSAGE_EXPIRY_INTERVAL && i + 4 <= len) {
-            out->message_expiry = (uint32_t)buf[i] << 24 | (uint32_t)buf[i + 1] << 16 |
-                                  (uint32_t)buf[i + 2] << 8 | buf[i + 3];
-            i += 4;
-        } else if (id == MQTT_PROP_CONTENT_TYPE && i + 2 <= len) {
-            uint16_t n = (uint16_t)(buf[i] << 8 | buf[i + 1]);
-            i += 2;
-            if (i + n > len)
-                return MQTT_RC_MALFORMED_PACKET;
-            out->content_type = (mqtt_str){.p = (const char *)buf + i, .len = n};
-            i += n;
-        } else {
-            return MQTT_RC_MALFORMED_PACKET;
-        }
-        MQTT_SET(out, id);
-    }
-    return SS_OK;
-}
-
 /* ---- fixture ------------------------------------------------------------------- */
 
 #define ORG_A "0a0a0a0a0a0a0a0a0a0a0a0a"
