@@ -139,7 +139,13 @@ void mqtt_conn_flush(mqtt_conn *c)
     if (rc) {
         log_debug(CONN_LOG, "writing to %s: %s", c->peer, ss_strerror(rc));
         mqtt_conn_close_now(c, rc == SS_CLOSED ? "closed" : "error");
+        return;
     }
+    /* What waited in c->out counted as unsent; the socket took it all at
+     * once, so no drain will be reported: the session may send more now
+     * (what it held back while this turn's output looked unread). */
+    if (c->base.stream.write_pending == 0 && c->state == MQTT_CONN_ACTIVE)
+        mqtt_deliver_resume(c);
 }
 
 /* Closes once what is queued is written, or after SS_CLOSE_LINGER_MS: a
@@ -225,6 +231,7 @@ void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason)
     c->disconnect_reason = reason;
     if (!c->end_reason)
         c->end_reason = disconnect_end_reason(reason);
+    log_debug(CONN_LOG, "disconnecting %s (reason 0x%02x)", c->peer, reason);
     /* A server DISCONNECT exists in 5.0 only, and only after CONNACK. */
     if (c->version == MQTT_V5 && c->state == MQTT_CONN_ACTIVE) {
         mqtt_packet p = {.type = MQTT_DISCONNECT};
