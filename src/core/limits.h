@@ -262,9 +262,9 @@
  * - messages queued and in flight together, and their bytes:
  *   mosquitto's max_queued_messages (1000), and four of the largest
  *   packets (QoS 0 waits only while its client is connected and behind).
- *   Past either queued ones are dropped, QoS 0 first, then the oldest,
- *   and a connected client that fell so far behind is disconnected
- *   (0x97);
+ *   Past either queued ones are dropped, QoS 0 first, then the oldest
+ *   (and a connected client that also stopped reading is disconnected,
+ *   below);
  * - QoS 1/2 PUBLISHes in flight to the client, however large its Receive
  *   Maximum: acks come in order, so the window is a short list to search;
  * - output the client may leave unread before it gets no more PUBLISHes
@@ -281,6 +281,15 @@
 #define SS_MQTT_INFLIGHT_OUT_MAX 64u
 #define SS_MQTT_DELIVER_UNSENT_MAX (SS_MQTT_UNSENT_MAX / 2u)
 #define SS_MQTT_EXPIRE_BATCH 1000u
+/* A connected client whose queue overflows while its socket takes no
+ * byte, for this long or while this many bytes meant for it are dropped,
+ * is a stalled reader: disconnected (0x97). One that reads, however
+ * slowly, is not: it loses what its queue could not hold. The time is a
+ * congested link's pause; the bytes are several loop turns of a flood
+ * (a turn reads up to 2 MiB per publisher), so a stuck client goes while
+ * the flood is still on and one that reads between turns never does. */
+#define SS_MQTT_STALL_MS 2000u
+#define SS_MQTT_STALL_DROPPED_BYTES (8u * 1024u * 1024u)
 #define SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX 100u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");

@@ -10,7 +10,7 @@
  * or is dropped (offline); QoS 1 and 2 wait in the queue for the
  * in-flight window. The queue is bounded (SS_MQTT_SESSION_QUEUE_*): past
  * it QoS 0 is dropped first, then the oldest queued, and a connected
- * client that fell that far behind is disconnected. For a stored session each
+ * client that stopped reading is disconnected. For a stored session each
  * delivery and each change of its state is recorded in the persister,
  * and the publisher's acknowledgement waits for those records. */
 #include <stdlib.h>
@@ -308,19 +308,40 @@ static mqtt_delivery *first_to_drop(mqtt_session *s)
     return it ? ss_list_entry(it, mqtt_delivery, link) : NULL;
 }
 
+/* A connected client whose queue overflowed by `lost` bytes: one that
+ * reads, however slowly, only loses what was dropped; one whose socket
+ * took no byte while SS_MQTT_STALL_DROPPED_BYTES meant for it were
+ * dropped, or for SS_MQTT_STALL_MS, is a stalled reader and is
+ * disconnected (0x97; a persistent session stays). */
+static void overflowed(mqtt_session *s, size_t lost)
+{
+    mqtt_conn *c = s->conn;
+    if (!c || c->state != MQTT_CONN_ACTIVE)
+        return;
+    int64_t now = clock_now_ms();
+    uint64_t out = c->base.stream.bytes_out;
+    if (s->stall_mark_ms == 0 || out != s->stall_mark_bytes) {
+        s->stall_mark_ms = now;
+        s->stall_mark_bytes = out;
+        s->stall_dropped = 0;
+    }
+    s->stall_dropped += lost;
+    if (s->stall_dropped >= SS_MQTT_STALL_DROPPED_BYTES || now - s->stall_mark_ms >= SS_MQTT_STALL_MS)
+        mqtt_conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
+}
+
 /* Past the session's bounds queued messages go, QoS 0 first, then the
- * oldest; a connected client that let its queue fill is not keeping up
- * and is disconnected (0x97; it keeps its session). */
+ * oldest. */
 static void enforce_bounds(mqtt_session *s)
 {
-    int overflow = 0;
+    size_t lost = 0;
     mqtt_delivery *d;
     while (over_bounds(s) && (d = first_to_drop(s))) {
+        lost += mqtt_msg_size(d->msg);
         delivery_drop(s, d, "queue full");
-        overflow = 1;
     }
-    if (overflow && s->conn && s->conn->state == MQTT_CONN_ACTIVE)
-        mqtt_conn_disconnect(s->conn, MQTT_RC_QUOTA_EXCEEDED);
+    if (lost)
+        overflowed(s, lost);
 }
 
 static void enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,

@@ -501,6 +501,7 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
     }
     s->conn = c;
     c->session = s;
+    s->stall_mark_ms = 0;
     s->expiry_s = expiry_s;
     s->expire_at_ms = 0;
     session_schedule(t, s);
