@@ -122,7 +122,16 @@ static void conn_send_connack(mqtt_conn *c, int present, const char *assigned, i
         pr->assigned_client_id = (mqtt_str){assigned, (uint16_t)strlen(assigned)};
         MQTT_SET(pr, MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER);
     }
-    mqtt_conn_queue(c, &p);
+    if (mqtt_conn_queue(c, &p) != SS_TOO_LARGE)
+        return;
+    /* The client's Maximum Packet Size is smaller than our CONNACK: what
+     * it must know stays (the assigned id, the expiry and keep-alive we
+     * changed), the announcements of our limits go. */
+    pr->has &= (uint64_t)1u << MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER |
+               (uint64_t)1u << MQTT_PROP_SESSION_EXPIRY_INTERVAL |
+               (uint64_t)1u << MQTT_PROP_SERVER_KEEP_ALIVE;
+    if (mqtt_conn_queue(c, &p) == SS_TOO_LARGE)
+        mqtt_conn_close_now(c, "error");
 }
 
 /* Signed in: registered for revocation, a session record opened, and a
