@@ -1,7 +1,9 @@
-/* session.c — the broker's sessions by (org, client id): attach and
- * takeover, clean and persistent sessions, 5.0 session expiry, wills and
- * their delay, subscriptions (with the retained messages a new one gets),
- * inbound QoS 2 ids, and loading what the store kept.
+/* session.c — the broker's sessions by org and principal's client id
+ * (session.h: MQTT_SESSION_KEY_MAX): attach and takeover, clean and
+ * persistent sessions, 5.0 session expiry, wills and their delay,
+ * subscriptions (with the retained messages a new one gets), inbound QoS 2
+ * ids, the bound on stored sessions per principal, and loading what the
+ * store kept.
  *
  * Deadlines (a will's delay, a session's expiry) sit in one binary heap
  * under one timer for the whole broker, so an idle session costs no
