@@ -632,6 +632,22 @@ def test_rotating_the_token_disconnects_the_device(srv, api, od, version):
     r.close()
 
 
+@VERSIONS
+def test_deleting_the_org_disconnects_its_keys_and_devices(srv, api, version):
+    org, dev = new_org_device(api, prefix="mqtt-gone")
+    key = new_key(api, org, ["data:read"])
+    app, d = Raw(srv), Raw(srv)
+    app.connect(version, key, username="apikey")
+    d.connect(version, dev["token"])
+    assert api.delete("/api/v1/orgs/%s" % org["id"]).status_code == 204
+    for r in (app, d):
+        closed, seen = r.closed()
+        assert closed
+        if version == V5:
+            assert [(t, b[0]) for t, _, b in seen] == [(14, 0x98)]
+        r.close()
+
+
 def test_metrics_count_mqtt_connections_and_readings(srv, api, od):
     org, dev = od
     r = Raw(srv)
