@@ -259,12 +259,14 @@
 #define SS_MQTT_REFUSED_DELAY_MAX_MS 1000u
 /* What one session holds for its client (docs/mqtt.md says what a
  * client loses past each):
- * - messages queued and in flight together, and their bytes:
+ * - QoS 1/2 messages queued and in flight together, and their bytes:
  *   mosquitto's max_queued_messages (1000), and four of the largest
- *   packets (QoS 0 waits only while its client is connected and behind).
- *   Past either queued ones are dropped, QoS 0 first, then the oldest
- *   (and a connected client that also stopped reading is disconnected,
- *   below);
+ *   packets. Past either the oldest queued is dropped (and a connected
+ *   client that also stopped reading is disconnected, below);
+ * - QoS 0 messages waiting for a connected client that is behind in
+ *   reading, with what each costs (message and delivery): a burst of
+ *   small messages (about 20 000) rides out a reader's pause where
+ *   mosquitto buffers without a bound; past it the oldest go;
  * - QoS 1/2 PUBLISHes in flight to the client, however large its Receive
  *   Maximum: acks come in order, so the window is a short list to search;
  * - output the client may leave unread before it gets no more PUBLISHes
@@ -278,6 +280,7 @@
  *   in the store (a CONNECT past it: 0x97 / 3.1.1 0x03). */
 #define SS_MQTT_SESSION_QUEUE_MAX 1000u
 #define SS_MQTT_SESSION_QUEUE_BYTES_MAX (1024u * 1024u)
+#define SS_MQTT_QOS0_QUEUE_BYTES_MAX (8u * 1024u * 1024u)
 #define SS_MQTT_INFLIGHT_OUT_MAX 64u
 #define SS_MQTT_DELIVER_UNSENT_MAX (SS_MQTT_UNSENT_MAX / 2u)
 #define SS_MQTT_EXPIRE_BATCH 1000u

@@ -8,9 +8,10 @@
  * subscription identifiers (MQTT-3.3.4-2, -3). QoS 0 is sent at once,
  * or waits in the session's queue while its client is behind in reading,
  * or is dropped (offline); QoS 1 and 2 wait in the queue for the
- * in-flight window. The queue is bounded (SS_MQTT_SESSION_QUEUE_*): past
- * it QoS 0 is dropped first, then the oldest queued, and a connected
- * client that stopped reading is disconnected. For a stored session each
+ * in-flight window. The queue is bounded, QoS 1/2 by
+ * SS_MQTT_SESSION_QUEUE_*, QoS 0 by SS_MQTT_QOS0_QUEUE_BYTES_MAX: past a
+ * bound the oldest queued of that kind is dropped, and a connected client
+ * that stopped reading is disconnected. For a stored session each
  * delivery and each change of its state is recorded in the persister,
  * and the publisher's acknowledgement waits for those records. */
 #include <stdlib.h>
@@ -71,6 +72,12 @@ static void record_delivery_quietly(mqtt_session *s, const mqtt_delivery *d)
         log_warn("mqtt", "a delivery's state was not recorded: %s", ss_strerror(rc));
 }
 
+/* What a waiting QoS 0 delivery holds: its message and itself. */
+static size_t qos0_cost(const mqtt_delivery *d)
+{
+    return mqtt_msg_size(d->msg) + sizeof *d + d->n_sub_ids * sizeof d->sub_ids[0];
+}
+
 /* The delivery leaves the session: acknowledged, dropped or expired. */
 static void delivery_end(mqtt_session *s, mqtt_delivery *d)
 {
@@ -78,9 +85,12 @@ static void delivery_end(mqtt_session *s, mqtt_delivery *d)
         s->n_queued--;
     else
         s->n_in_flight--;
-    if (d->qos == 0)
+    if (d->qos == 0) {
         s->n_qos0--;
-    s->bytes -= mqtt_msg_size(d->msg);
+        s->bytes_qos0 -= qos0_cost(d);
+    } else {
+        s->bytes -= mqtt_msg_size(d->msg);
+    }
     ss_list_remove(&d->link);
     mqtt_persist *p = s->broker->persist;
     if (p && s->stored && d->qos > 0) {
@@ -119,9 +129,12 @@ static void session_add(mqtt_session *s, mqtt_delivery *d)
         s->n_queued++;
     else
         s->n_in_flight++;
-    if (d->qos == 0)
+    if (d->qos == 0) {
         s->n_qos0++;
-    s->bytes += mqtt_msg_size(d->msg);
+        s->bytes_qos0 += qos0_cost(d);
+    } else {
+        s->bytes += mqtt_msg_size(d->msg);
+    }
 }
 
 /* ---- packets out -------------------------------------------------------------------- */
@@ -286,26 +299,27 @@ void mqtt_deliver_resume(mqtt_conn *c)
 
 /* ---- queueing ------------------------------------------------------------------------ */
 
-static int over_bounds(const mqtt_session *s)
+/* QoS 1/2: SS_MQTT_SESSION_QUEUE_MAX messages and _BYTES_MAX, in flight
+ * included; QoS 0 waiting for a connected client: SS_MQTT_QOS0_QUEUE_BYTES_MAX. */
+static int over_bounds(const mqtt_session *s, int qos0)
 {
-    return s->n_queued + s->n_in_flight > SS_MQTT_SESSION_QUEUE_MAX ||
+    if (qos0)
+        return s->bytes_qos0 > SS_MQTT_QOS0_QUEUE_BYTES_MAX;
+    return s->n_queued + s->n_in_flight - s->n_qos0 > SS_MQTT_SESSION_QUEUE_MAX ||
            s->bytes > SS_MQTT_SESSION_QUEUE_BYTES_MAX;
 }
 
-/* The oldest queued delivery of QoS 0 if there is one, else the oldest
- * queued; NULL when nothing is queued (all in flight). */
-static mqtt_delivery *first_to_drop(mqtt_session *s)
+/* The oldest queued delivery of QoS 0 (qos0) or of QoS 1/2; NULL when
+ * there is none (those of QoS 1/2 may all be in flight). */
+static mqtt_delivery *first_to_drop(mqtt_session *s, int qos0)
 {
     ss_list *it, *tmp;
-    if (s->n_qos0) {
-        ss_list_foreach_safe(it, tmp, &s->queue) {
-            mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
-            if (d->qos == 0)
-                return d;
-        }
+    ss_list_foreach_safe(it, tmp, &s->queue) {
+        mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
+        if ((d->qos == 0) == (qos0 != 0))
+            return d;
     }
-    it = ss_list_first(&s->queue);
-    return it ? ss_list_entry(it, mqtt_delivery, link) : NULL;
+    return NULL;
 }
 
 /* A connected client whose queue overflowed by `lost` bytes: one that
@@ -330,15 +344,16 @@ static void overflowed(mqtt_session *s, size_t lost)
         mqtt_conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
 }
 
-/* Past the session's bounds queued messages go, QoS 0 first, then the
- * oldest. */
+/* Past a bound of the session the oldest queued of that kind go. */
 static void enforce_bounds(mqtt_session *s)
 {
     size_t lost = 0;
     mqtt_delivery *d;
-    while (over_bounds(s) && (d = first_to_drop(s))) {
-        lost += mqtt_msg_size(d->msg);
-        delivery_drop(s, d, "queue full");
+    for (int qos0 = 1; qos0 >= 0; qos0--) {
+        while (over_bounds(s, qos0) && (d = first_to_drop(s, qos0))) {
+            lost += mqtt_msg_size(d->msg);
+            delivery_drop(s, d, "queue full");
+        }
     }
     if (lost)
         overflowed(s, lost);
@@ -700,7 +715,7 @@ void mqtt_deliver_clear(mqtt_session *s)
     clear_list(&s->in_flight);
     clear_list(&s->queue);
     s->n_in_flight = s->n_queued = s->n_qos0 = 0;
-    s->bytes = 0;
+    s->bytes = s->bytes_qos0 = 0;
 }
 
 void mqtt_deliver_offline(mqtt_session *s)

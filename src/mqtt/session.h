@@ -6,12 +6,12 @@
  * A session holds its subscriptions, its will, its inbound QoS 2 packet
  * ids and two lists of deliveries: `queue`, not sent yet, and `in_flight`,
  * sent and not yet acknowledged (QoS 1 and 2), both in the session's
- * order. QoS 0 is queued only while its client is connected and behind
- * in reading; it is never stored. Together they
- * are bounded by MQTT_SESSION_QUEUE_MAX messages and
- * MQTT_SESSION_QUEUE_BYTES_MAX bytes. A session whose expiry interval is
- * not 0 is `stored`: every change to it is recorded in the persister
- * (persist.h) as well. Loop thread only. */
+ * order. Those of QoS 1 and 2 are bounded by SS_MQTT_SESSION_QUEUE_MAX
+ * messages and SS_MQTT_SESSION_QUEUE_BYTES_MAX bytes; QoS 0 is queued only
+ * while its client is connected and behind in reading, within
+ * SS_MQTT_QOS0_QUEUE_BYTES_MAX, and never stored. A session whose expiry
+ * interval is not 0 is `stored`: every change to it is recorded in the
+ * persister (persist.h) as well. Loop thread only. */
 #ifndef SS_MQTT_SESSION_H
 #define SS_MQTT_SESSION_H
 
@@ -74,7 +74,8 @@ struct mqtt_session {
     unsigned n_queued;
     unsigned n_in_flight;
     unsigned n_qos0;         /* queued deliveries of QoS 0 (connected only) */
-    size_t bytes;            /* mqtt_msg_size of every delivery */
+    size_t bytes_qos0;       /* what those hold, themselves included */
+    size_t bytes;            /* of QoS 1/2 deliveries: mqtt_msg_size */
     uint64_t next_seq;
     uint16_t next_packet_id;
     uint64_t dropped;        /* deliveries lost to the queue bound */
