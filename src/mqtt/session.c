@@ -352,7 +352,7 @@ static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *pr
                                  const char *id, size_t len, uint64_t h)
 {
     mqtt_sessions *t = mqtt_sessions_of(b);
-    mqtt_session *s = calloc(1, sizeof *s);
+    mqtt_session *s = calloc(1, sizeof *s + len + 1);
     if (!s)
         return NULL;
     s->broker = b;

@@ -53,7 +53,6 @@ struct mqtt_session {
     uint64_t hash;
     char org_id[SS_ID_LEN + 1];
     char principal_id[SS_ID_LEN + 1];
-    char client_id[MQTT_SESSION_KEY_MAX + 1];  /* the session key (above) */
     uint64_t serial;         /* no-local: the origin of what its clients publish */
     mqtt_conn *conn;         /* NULL while offline */
     uint32_t expiry_s;       /* UINT32_MAX: never */
@@ -89,6 +88,9 @@ struct mqtt_session {
     /* mqtt_route's merge of one message's subscriptions (deliver.c). */
     uint64_t route_gen;
     unsigned route_idx;
+    /* The session key (above), NUL-terminated, as long as it is: an idle
+     * connection's session holds no room for the longest. */
+    char client_id[];
 };
 
 /* session.c's table: sessions by (org, client id), their deadlines (will
