@@ -796,6 +796,12 @@ static void publish_reading_group(mqtt_broker *b, const fanout_batch *batch, con
     mqtt_msg_unref(m);
 }
 
+static void count_match(void *ctx, const mqtt_sub_entry *e)
+{
+    (void)e;
+    (*(unsigned *)ctx)++;
+}
+
 void mqtt_deliver_readings(fanout_sub *sub, const fanout_batch *batch)
 {
     mqtt_broker *b = (mqtt_broker *)((char *)sub - offsetof(mqtt_broker, readings));
@@ -804,6 +810,11 @@ void mqtt_deliver_readings(fanout_sub *sub, const fanout_batch *batch)
     char topic[sizeof "readings/" + SS_ID_LEN];
     int tl = snprintf(topic, sizeof topic, "readings/%s", batch->device_id);
     if (tl < 0 || (size_t)tl >= sizeof topic)
+        return;
+    /* Nobody listens (the usual case): no message is made. */
+    unsigned listeners = 0;
+    mqtt_subs_match(b->subs, batch->org_id, topic, (size_t)tl, NULL, count_match, &listeners);
+    if (listeners == 0)
         return;
     reading_ref one, *refs = &one;
     if (batch->len > 1 && !(refs = malloc(batch->len * sizeof *refs))) {
