@@ -110,6 +110,7 @@ struct mqtt_persist {
     size_t bytes;
     persist_share *shares[PERSIST_SHARE_BUCKETS];
     ss_list waiters;        /* refused with nothing of their org pending */
+    persist_op *delivering; /* what is left of the run whose callbacks are running */
     int closing;
     void (*stop_done)(void *arg);
     void *stop_arg;
@@ -392,14 +393,18 @@ static void op_free(persist_op *op)
 }
 
 /* Runs the operations' callbacks in order; each org's waiters, then those
- * of orgs that had nothing pending, are woken after the whole run. */
+ * of orgs that had nothing pending, are woken after the whole run. The
+ * rest of the run is kept in p, not here: a callback that stops the
+ * persister has it delivered first, so no later callback overtakes it and
+ * what it records is still committed. */
 static void deliver_run(mqtt_persist *p, persist_op *run)
 {
     ss_list woken;
     ss_list_init(&woken);
-    while (run) {
-        persist_op *op = run;
-        run = op->next;
+    p->delivering = run;
+    persist_op *op;
+    while ((op = p->delivering) != NULL) {
+        p->delivering = op->next;
         persist_share *sh = op->org;
         while (!ss_list_empty(&sh->waiters)) {
             ss_list *node = ss_list_first(&sh->waiters);
@@ -731,6 +736,8 @@ int mqtt_persist_start(uv_loop_t *loop, store *st, mqtt_persist **out)
  * every one completes. */
 static void persist_drain_here(mqtt_persist *p)
 {
+    if (p->delivering)
+        deliver_run(p, p->delivering);
     for (;;) {
         uv_mutex_lock(&p->mu);
         if (p->pending.head)
