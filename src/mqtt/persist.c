@@ -110,6 +110,7 @@ struct mqtt_persist {
     size_t bytes;
     persist_share *shares[PERSIST_SHARE_BUCKETS];
     ss_list waiters;        /* refused with nothing of their org pending */
+    persist_op *delivering; /* what is left of the run whose callbacks are running */
     int closing;
     void (*stop_done)(void *arg);
     void *stop_arg;
@@ -392,14 +393,18 @@ static void op_free(persist_op *op)
 }
 
 /* Runs the operations' callbacks in order; each org's waiters, then those
- * of orgs that had nothing pending, are woken after the whole run. */
+ * of orgs that had nothing pending, are woken after the whole run. The
+ * rest of the run is kept in p, not here: a callback that stops the
+ * persister has it delivered first, so no later callback overtakes it and
+ * what it records is still committed. */
 static void deliver_run(mqtt_persist *p, persist_op *run)
 {
     ss_list woken;
     ss_list_init(&woken);
-    while (run) {
-        persist_op *op = run;
-        run = op->next;
+    p->delivering = run;
+    persist_op *op;
+    while ((op = p->delivering) != NULL) {
+        p->delivering = op->next;
         persist_share *sh = op->org;
         while (!ss_list_empty(&sh->waiters)) {
             ss_list *node = ss_list_first(&sh->waiters);
@@ -731,6 +736,8 @@ int mqtt_persist_start(uv_loop_t *loop, store *st, mqtt_persist **out)
  * every one completes. */
 static void persist_drain_here(mqtt_persist *p)
 {
+    if (p->delivering)
+        deliver_run(p, p->delivering);
     for (;;) {
         uv_mutex_lock(&p->mu);
         if (p->pending.head)
@@ -772,7 +779,8 @@ void mqtt_persist_free(mqtt_persist *p)
 
 /* ---- the load ---------------------------------------------------------------------- */
 
-/* A session whose expiry passed while the server was down. */
+/* A session (org, client id), or a retained message (org, topic), whose
+ * expiry passed while the server was down. */
 typedef struct load_expired {
     char org_id[SS_ID_LEN + 1];
     char *client_id;
@@ -787,6 +795,8 @@ typedef struct load_ctx {
     size_t n_msgs, cap_msgs;
     load_expired *expired;
     size_t n_expired, cap_expired;
+    load_expired *stale;    /* retained messages expired: client_id holds the topic */
+    size_t n_stale, cap_stale;
 } load_ctx;
 
 /* Grows an array of `size`-byte items to hold one more. */
@@ -857,17 +867,24 @@ static int session_expired(const store_broker_session *s, int64_t now_ms)
            s->disconnected_ms + (int64_t)s->expiry_s * 1000 <= now_ms;
 }
 
-static int load_note_expired(load_ctx *lc, const store_broker_session *s)
+/* Notes (org, key) at the end of a list of load_expired. */
+static int load_note(load_expired **arr, size_t *n, size_t *cap, const char *org_id,
+                     const char *key)
 {
-    if (grow((void **)&lc->expired, &lc->cap_expired, lc->n_expired, sizeof *lc->expired))
+    if (grow((void **)arr, cap, *n, sizeof **arr))
         return SS_NOMEM;
-    load_expired *e = &lc->expired[lc->n_expired];
-    snprintf(e->org_id, sizeof e->org_id, "%s", s->org_id);
-    e->client_id = strdup(s->client_id);
+    load_expired *e = &(*arr)[*n];
+    snprintf(e->org_id, sizeof e->org_id, "%s", org_id);
+    e->client_id = strdup(key);
     if (!e->client_id)
         return SS_NOMEM;
-    lc->n_expired++;
+    (*n)++;
     return SS_OK;
+}
+
+static int load_note_expired(load_ctx *lc, const store_broker_session *s)
+{
+    return load_note(&lc->expired, &lc->n_expired, &lc->cap_expired, s->org_id, s->client_id);
 }
 
 /* A session connected when the server went down counts as ended at the
@@ -957,40 +974,48 @@ static int load_inbound(void *ctx, const store_broker_inbound *rec)
     return lc->rc != 0;
 }
 
+/* A retained message whose expiry passed while the server was down is
+ * deleted, not loaded: it would count against its org's retained
+ * messages until a subscription happened to walk over it. */
 static int load_retained(void *ctx, const store_broker_retained *rec)
 {
     load_ctx *lc = ctx;
     mqtt_msg *m = load_find(lc, rec->msg_id);
     if (!m)
         return 0;
-    lc->rc = lc->l->retained(lc->l->ctx, m);
+    if (mqtt_msg_expired(m, lc->now_ms))
+        lc->rc = load_note(&lc->stale, &lc->n_stale, &lc->cap_stale, rec->org_id, rec->topic);
+    else
+        lc->rc = lc->l->retained(lc->l->ctx, m);
     return lc->rc != 0;
 }
 
-/* Deletes the expired sessions, with all that hangs on them, in one
- * transaction. */
-static int load_drop_expired(store_conn *c, const load_ctx *lc)
+/* Deletes the expired sessions (with all that hangs on them), or the
+ * expired retained messages, in one transaction. */
+static int load_drop(store_conn *c, const load_expired *e, size_t n,
+                     store_broker_change_kind kind, const char *what)
 {
-    if (lc->n_expired == 0)
+    if (n == 0)
         return SS_OK;
-    store_broker_change *ch = calloc(lc->n_expired, sizeof *ch);
+    store_broker_change *ch = calloc(n, sizeof *ch);
     if (!ch)
         return SS_NOMEM;
-    for (size_t i = 0; i < lc->n_expired; i++) {
-        ch[i].kind = STORE_BROKER_SESSION_DEL;
-        ch[i].session.org_id = lc->expired[i].org_id;
-        ch[i].session.client_id = lc->expired[i].client_id;
+    for (size_t i = 0; i < n; i++) {
+        ch[i].kind = kind;
+        if (kind == STORE_BROKER_RETAIN_DEL)
+            ch[i].retained = (store_broker_retained){.org_id = e[i].org_id, .topic = e[i].client_id};
+        else
+            ch[i].session = (store_broker_session){.org_id = e[i].org_id,
+                                                   .client_id = e[i].client_id};
     }
-    int err = store_broker_apply(c, ch, lc->n_expired);
+    int err = store_broker_apply(c, ch, n);
     free(ch);
     if (!err)
-        log_info(LOG_MOD, "%zu persistent session(s) expired while the server was down: deleted",
-                 lc->n_expired);
+        log_info(LOG_MOD, "%zu %s expired while the server was down: deleted", n, what);
     /* A full disk serves reads: the expired are left out of the load and
      * deleted at a later one. */
     if (err == SS_FULL)
-        log_warn(LOG_MOD, "%zu expired persistent session(s) not deleted: the disk is full",
-                 lc->n_expired);
+        log_warn(LOG_MOD, "%zu expired %s not deleted: the disk is full", n, what);
     return err == SS_FULL ? SS_OK : err;
 }
 
@@ -1002,7 +1027,8 @@ static int load_steps(store_conn *c, load_ctx *lc)
     if (!err && !lc->rc)
         err = store_broker_sessions(c, load_session, lc);
     if (!err && !lc->rc)
-        err = load_drop_expired(c, lc);
+        err = load_drop(c, lc->expired, lc->n_expired, STORE_BROKER_SESSION_DEL,
+                        "persistent session(s)");
     if (!err && !lc->rc)
         err = store_broker_subs(c, load_sub, lc);
     if (!err && !lc->rc)
@@ -1011,6 +1037,9 @@ static int load_steps(store_conn *c, load_ctx *lc)
         err = store_broker_inbound_list(c, load_inbound, lc);
     if (!err && !lc->rc)
         err = store_broker_retained_list(c, load_retained, lc);
+    if (!err && !lc->rc)
+        err = load_drop(c, lc->stale, lc->n_stale, STORE_BROKER_RETAIN_DEL,
+                        "retained message(s)");
     if (err)
         return err == SS_NOMEM ? SS_NOMEM : SS_STORE;
     return lc->rc;
@@ -1022,8 +1051,11 @@ static void load_ctx_free(load_ctx *lc)
         mqtt_msg_unref(lc->msgs[i]);
     for (size_t i = 0; i < lc->n_expired; i++)
         free(lc->expired[i].client_id);
+    for (size_t i = 0; i < lc->n_stale; i++)
+        free(lc->stale[i].client_id);
     free(lc->msgs);
     free(lc->expired);
+    free(lc->stale);
 }
 
 int mqtt_persist_load(mqtt_persist *p, const mqtt_persist_loader *l, int64_t now_ms)

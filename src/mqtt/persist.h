@@ -114,8 +114,9 @@ typedef struct mqtt_persist_loader {
  * messages. Each stored message is one mqtt_msg (its id set), however
  * many deliveries and retained entries point at it. A callback returning
  * nonzero stops the load with that code. Sessions whose expiry passed
- * while the server was down (now_ms) are deleted instead of loaded (on a
- * full disk only left out). On the calling thread, before the listeners
+ * while the server was down (now_ms), and retained messages whose message
+ * expiry did, are deleted instead of loaded (on a full disk only left
+ * out). On the calling thread, before the listeners
  * open. 0, a callback's code, SS_STORE or SS_NOMEM. */
 int mqtt_persist_load(mqtt_persist *p, const mqtt_persist_loader *l, int64_t now_ms);
 

@@ -210,12 +210,27 @@ static uint32_t sub_ids_decode(const uint8_t *b, size_t len, uint32_t out[STORE_
     return n;
 }
 
+/* A delivery put again with another message (its seq used again after
+ * its session's delete failed) lets go of the one it pointed at: noted. */
+static int delivery_note_old(sq_conn *c, const store_broker_delivery *d)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_key2(c, STMT_BROKER_DELIVERY_OLD, d->org_id, d->client_id, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_BROKER_DELIVERY_OLD,
+                            sqlite3_bind_int64(st, 3, (int64_t)d->seq) |
+                                sqlite3_bind_int64(st, 4, (int64_t)d->msg_id));
+    return err ? err : gc_note_rows(c, STMT_BROKER_DELIVERY_OLD);
+}
+
 /* A delivery whose session is gone writes nothing: its message is noted,
  * as it may now hang on nothing. */
 static int delivery_put(sq_conn *c, const store_broker_delivery *d)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_BROKER_DELIVERY_PUT, &st);
+    int err = delivery_note_old(c, d);
+    if (!err)
+        err = sq_stmt_get(c, STMT_BROKER_DELIVERY_PUT, &st);
     if (err)
         return err;
     uint8_t ids[STORE_BROKER_SUB_IDS_MAX * 4];

@@ -380,6 +380,9 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
       " UPDATE SET msg_id = excluded.msg_id, qos = excluded.qos, retain ="                  \
       " excluded.retain, packet_id = excluded.packet_id, state ="                           \
       " excluded.state, sub_ids = excluded.sub_ids")                                        \
+    X(BROKER_DELIVERY_OLD,                                                                  \
+      "SELECT msg_id FROM broker_deliveries WHERE org_id = ?1 AND client_id"                \
+      " = ?2 AND seq = ?3 AND msg_id <> ?4")                                                \
     X(BROKER_DELIVERY_DEL,                                                                  \
       "DELETE FROM broker_deliveries WHERE org_id = ?1 AND client_id = ?2"                  \
       " AND seq = ?3 RETURNING msg_id")                                                     \

@@ -2474,6 +2474,33 @@ static void test_broker_message_deleted_with_last_reference(void **state)
     free(d);
 }
 
+/* A delivery put again for its (org, client, seq) with another message
+ * (a session's seq used again after its delete failed) replaces the
+ * message it pointed at, which goes when nothing else points at it; one
+ * still retained stays. */
+static void test_broker_delivery_put_again_frees_the_message_it_replaced(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    store_broker_message m1 = broker_msg(&b, 1, "t", "x");
+    store_broker_message m2 = broker_msg(&b, 2, "t", "y");
+    store_broker_message m3 = broker_msg(&b, 3, "t", "z");
+    store_broker_change ch[] = {session_put(&b, "a", 60), delivery_put(&b, "a", 1, &m1),
+                                delivery_put(&b, "a", 2, &m2), retain_put(&b, &m2)};
+    assert_int_equal(store_broker_apply(f->c, ch, 4), SS_OK);
+    store_broker_change again[] = {delivery_put(&b, "a", 1, &m3), delivery_put(&b, "a", 2, &m3)};
+    assert_int_equal(store_broker_apply(f->c, again, 2), SS_OK);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->deliveries, 2);
+    assert_int_equal(d->messages, 2);
+    char want[160];
+    snprintf(want, sizeof want, "msg 2 t y [7] q1 r0 %lld", (long long)BASE + 2);
+    assert_row(d, 1, want);
+    snprintf(want, sizeof want, "msg 3 t z [7] q1 r0 %lld", (long long)BASE + 3);
+    assert_row(d, 2, want);
+    free(d);
+}
+
 /* Changes for what the store no longer has write nothing and fail nothing
  * else of their batch: a session of an unknown org or of a principal that
  * is not the org's, a delivery or sub for a session that is gone; their
@@ -2691,6 +2718,7 @@ int main(void)
         T(test_usage_add_sums_and_day_totals),
         T(test_broker_state_round_trip),
         T(test_broker_message_deleted_with_last_reference),
+        T(test_broker_delivery_put_again_frees_the_message_it_replaced),
         T(test_broker_changes_without_parent_write_nothing),
         T(test_broker_bad_change_inval_writes_nothing),
         T(test_broker_state_goes_with_its_org_device_or_key),
