@@ -1,31 +1,24 @@
-/* deliver.c — the broker's outbound side: a published message routed to
- * the sessions whose subscriptions match, each session's queue and
+/* deliver.c — a session's side of the outbound flow: its queue and
  * in-flight window, the QoS 1 and 2 flows to its client, redelivery on
- * reconnect, and every stored batch of readings as readings/<device>.
+ * reconnect, the queue's bounds and stalled readers. route.c decides who
+ * gets a message; readings.c makes the readings/<device> messages.
  *
- * A message matching several subscriptions of one session is delivered
- * once, at the highest QoS granted among them, with all their
- * subscription identifiers (MQTT-3.3.4-2, -3). QoS 0 is sent at once,
- * or waits in the session's queue while its client is behind in reading,
- * or is dropped (offline); QoS 1 and 2 wait in the queue for the
- * in-flight window. The queue is bounded, QoS 1/2 by
+ * QoS 0 is sent at once, or waits in the session's queue while its
+ * client is behind in reading, or is dropped (offline); QoS 1 and 2 wait
+ * in the queue for the in-flight window. The queue is bounded, QoS 1/2 by
  * SS_MQTT_SESSION_QUEUE_*, QoS 0 by SS_MQTT_QOS0_QUEUE_BYTES_MAX: past a
  * bound the oldest queued of that kind is dropped, and a connected client
  * that stopped reading is disconnected. For a stored session each
- * delivery and each change of its state is recorded in the persister,
- * and the publisher's acknowledgement waits for those records. */
+ * delivery of QoS 1 or 2 and each change of its state is recorded in the
+ * persister. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/json_out.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "mqtt/session.h"
-
-/* Hits of one route held on the stack before the heap is needed. */
-#define ROUTE_HITS_INLINE 8u
 
 /* ---- deliveries ------------------------------------------------------------------- */
 
@@ -359,20 +352,14 @@ static void enforce_bounds(mqtt_session *s)
         overflowed(s, lost);
 }
 
-static void enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
-                    const uint32_t *ids, unsigned n, uint64_t seq, int recorded);
-
-/* QoS 0 goes out at once to a connected client that reads; to one whose
- * output waits unread it is queued behind what waits (bounded as the
- * rest); an offline session does not keep it. */
-static void send_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint32_t *ids,
-                      unsigned n)
+void mqtt_deliver_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint32_t *ids,
+                       unsigned n)
 {
     mqtt_conn *c = s->conn;
     if (!conn_ready(c))
         return;
     if (conn_stalled(c) || s->n_qos0) {
-        enqueue(s, m, 0, retain, ids, n, 0, 1);
+        mqtt_deliver_enqueue(s, m, 0, retain, ids, n, 0, 1);
         return;
     }
     int rc = send_publish(c, m, 0, retain, 0, 0, ids, n, clock_now_ms());
@@ -380,10 +367,8 @@ static void send_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint32
         dropped(s, "too large for the client");
 }
 
-/* Queues a delivery (a QoS 1/2 one already recorded when `recorded`) and
- * sends what the window and the socket allow. */
-static void enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
-                    const uint32_t *ids, unsigned n, uint64_t seq, int recorded)
+void mqtt_deliver_enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
+                          const uint32_t *ids, unsigned n, uint64_t seq, int recorded)
 {
     mqtt_delivery *d = delivery_new(m, qos, retain, ids, n);
     if (!d) {
@@ -404,241 +389,9 @@ void mqtt_deliver_one(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
 {
     unsigned n = sub_id ? 1 : 0;
     if (qos == 0)
-        send_qos0(s, m, retain, &sub_id, n);
+        mqtt_deliver_qos0(s, m, retain, &sub_id, n);
     else
-        enqueue(s, m, qos, retain, &sub_id, n, 0, 0);
-}
-
-/* ---- routing --------------------------------------------------------------------------- */
-
-/* One session's share of a message: the merge of its matching
- * subscriptions. */
-typedef struct route_hit {
-    mqtt_session *s;
-    uint64_t seq;            /* the delivery's, once recorded */
-    uint8_t qos;
-    uint8_t retain;
-    uint8_t recorded;
-    uint8_t n_ids;
-    uint32_t ids[MQTT_SUB_IDS_MAX];
-} route_hit;
-
-typedef struct route_ctx {
-    const mqtt_msg *m;
-    uint64_t origin;
-    uint64_t gen;
-    route_hit *hits;
-    unsigned n;
-    unsigned cap;
-    int nomem;
-    route_hit inline_hits[ROUTE_HITS_INLINE];
-} route_ctx;
-
-/* The publisher's acknowledgement waits for every record of one route. */
-typedef struct route_job {
-    unsigned pending;
-    int status;
-    mqtt_persist_done_cb done;
-    void *ctx;
-} route_job;
-
-static void job_done(void *ctx, int status)
-{
-    route_job *j = ctx;
-    if (status && !j->status)
-        j->status = status;
-    if (--j->pending > 0)
-        return;
-    if (j->done)
-        j->done(j->ctx, j->status);
-    free(j);
-}
-
-/* A record's hold on the job, taken before the call that may complete it. */
-static void job_hold(route_job *j)
-{
-    if (j)
-        j->pending++;
-}
-
-static void job_unhold(route_job *j)
-{
-    if (j)
-        j->pending--;
-}
-
-static route_hit *hit_for(route_ctx *r, mqtt_session *s)
-{
-    if (s->route_gen == r->gen)
-        return &r->hits[s->route_idx];
-    if (r->n == r->cap) {
-        unsigned cap = r->cap * 2;
-        route_hit *h = malloc(cap * sizeof *h);
-        if (!h) {
-            r->nomem = 1;
-            return NULL;
-        }
-        memcpy(h, r->hits, r->n * sizeof *h);
-        if (r->hits != r->inline_hits)
-            free(r->hits);
-        r->hits = h;
-        r->cap = cap;
-    }
-    route_hit *h = &r->hits[r->n];
-    memset(h, 0, offsetof(route_hit, ids));
-    h->s = s;
-    s->route_gen = r->gen;
-    s->route_idx = r->n++;
-    return h;
-}
-
-static void on_match(void *ctx, const mqtt_sub_entry *e)
-{
-    route_ctx *r = ctx;
-    mqtt_session *s = e->owner;
-    if ((e->options & MQTT_SUBOPT_NO_LOCAL) && r->origin && s->serial == r->origin)
-        return;  /* MQTT-3.8.3-3 */
-    route_hit *h = hit_for(r, s);
-    if (!h)
-        return;
-    uint8_t granted = e->options & MQTT_SUBOPT_QOS_MASK;
-    uint8_t qos = granted < r->m->qos ? granted : r->m->qos;
-    if (qos > h->qos)
-        h->qos = qos;
-    if (e->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
-        h->retain |= r->m->retain;
-    for (unsigned i = 0; e->sub_id && i <= h->n_ids && h->n_ids < MQTT_SUB_IDS_MAX; i++) {
-        if (i == h->n_ids) {
-            h->ids[h->n_ids++] = e->sub_id;
-            break;
-        }
-        if (h->ids[i] == e->sub_id)
-            break;
-    }
-}
-
-/* A shared group's message goes to a member that is online when there is
- * one. */
-static int pick_online(void *owner)
-{
-    const mqtt_session *s = owner;
-    return s->conn != NULL;
-}
-
-static int retained_quota(mqtt_broker *b, const mqtt_msg *m)
-{
-    if (!m->retain || m->payload_len == 0 || !b->retain)
-        return SS_OK;
-    if (mqtt_retain_get(b->retain, m->org_id, m->topic, m->topic_len))
-        return SS_OK;
-    return mqtt_retain_count(b->retain, m->org_id) >= SS_MQTT_RETAINED_PER_ORG_MAX ? SS_QUOTA
-                                                                                   : SS_OK;
-}
-
-/* Records what the route changes in the store, before anything changes
- * in memory: the retained message, then one delivery per stored session.
- * Refused at the first record while a publisher can wait (can_wait):
- * nothing routed (SS_BUSY); any other refusal leaves that delivery in
- * memory only (a will, readings: nobody could send them again). */
-static int route_record(mqtt_broker *b, mqtt_msg *m, route_ctx *r, route_job *j, int can_wait)
-{
-    mqtt_persist *p = b->persist;
-    if (!p)
-        return SS_OK;
-    int first = can_wait;
-    if (m->retain && b->retain) {
-        job_hold(j);
-        int rc = mqtt_persist_retain_put(p, m, j ? job_done : NULL, j);
-        if (rc)
-            job_unhold(j);
-        if (rc && first)
-            return rc;
-        if (rc)
-            log_warn("mqtt", "a retained message was kept in memory only: %s", ss_strerror(rc));
-        first = 0;
-    }
-    for (unsigned i = 0; i < r->n; i++) {
-        route_hit *h = &r->hits[i];
-        if (h->qos == 0 || !h->s->stored)
-            continue;
-        mqtt_persist_delivery pd = {.org_id = h->s->org_id,
-                                    .client_id = h->s->client_id,
-                                    .seq = h->s->next_seq,
-                                    .msg = m,
-                                    .qos = h->qos,
-                                    .retain = h->retain,
-                                    .state = MQTT_DELIVERY_QUEUED,
-                                    .sub_ids = h->ids,
-                                    .n_sub_ids = h->n_ids};
-        job_hold(j);
-        int rc = mqtt_persist_delivery_put(p, &pd, j ? job_done : NULL, j);
-        if (rc)
-            job_unhold(j);
-        if (rc && first)
-            return rc;
-        if (rc) {
-            log_warn("mqtt", "a delivery was kept in memory only: %s", ss_strerror(rc));
-            continue;
-        }
-        first = 0;
-        h->seq = h->s->next_seq++;
-        h->recorded = 1;
-    }
-    return SS_OK;
-}
-
-static void route_apply(mqtt_broker *b, mqtt_msg *m, route_ctx *r)
-{
-    if (m->retain && b->retain && mqtt_retain_set(b->retain, m))
-        log_error("mqtt", "out of memory: a retained message was not kept");
-    for (unsigned i = 0; i < r->n; i++) {
-        route_hit *h = &r->hits[i];
-        if (h->qos == 0)
-            send_qos0(h->s, m, h->retain, h->ids, h->n_ids);
-        else
-            enqueue(h->s, m, h->qos, h->retain, h->ids, h->n_ids, h->seq, h->recorded);
-    }
-}
-
-int mqtt_route(mqtt_broker *b, mqtt_msg *m, uint64_t origin_serial, mqtt_persist_done_cb done,
-               void *ctx, int *matched)
-{
-    *matched = 0;
-    int rc = retained_quota(b, m);
-    if (rc)
-        return rc;
-    route_ctx r = {.m = m, .origin = origin_serial, .cap = ROUTE_HITS_INLINE};
-    r.hits = r.inline_hits;
-    mqtt_sessions *t = mqtt_sessions_of(b);
-    r.gen = ++t->route_gen;
-    mqtt_subs_match(b->subs, m->org_id, m->topic, m->topic_len, pick_online, on_match, &r);
-    route_job *j = NULL;
-    if (!r.nomem && done && !(j = calloc(1, sizeof *j)))
-        r.nomem = 1;
-    if (r.nomem) {
-        rc = SS_NOMEM;
-        goto out;
-    }
-    if (j) {
-        j->pending = 1;  /* this call's own, released at the end */
-        j->done = done;
-        j->ctx = ctx;
-    }
-    rc = route_record(b, m, &r, j, done != NULL);
-    if (rc) {
-        free(j);
-        j = NULL;
-        goto out;
-    }
-    route_apply(b, m, &r);
-    /* A retained message is kept for subscribers to come: not 0x10. */
-    *matched = (int)r.n + (m->retain && m->payload_len > 0 && b->retain && r.n == 0);
-out:
-    if (r.hits != r.inline_hits)
-        free(r.hits);
-    if (j)
-        job_done(j, SS_OK);
-    return rc;
+        mqtt_deliver_enqueue(s, m, qos, retain, &sub_id, n, 0, 0);
 }
 
 /* ---- acknowledgements ------------------------------------------------------------------ */
@@ -735,103 +488,4 @@ void mqtt_deliver_store_all(mqtt_session *s)
         record_delivery_quietly(s, ss_list_entry(it, mqtt_delivery, link));
     ss_list_foreach_safe(it, tmp, &s->queue)
         record_delivery_quietly(s, ss_list_entry(it, mqtt_delivery, link));
-}
-
-/* ---- readings/<device> ---------------------------------------------------------------- */
-
-typedef struct reading_ref {
-    const ss_reading *r;
-    size_t pos;
-} reading_ref;
-
-/* By time, then channel, then arrival: one message per time, and of one
- * channel's readings at one time the last that came is the one told. */
-static int reading_cmp(const void *a, const void *b)
-{
-    const reading_ref *x = a, *y = b;
-    if (x->r->ts != y->r->ts)
-        return x->r->ts < y->r->ts ? -1 : 1;
-    int c = strcmp(x->r->channel, y->r->channel);
-    if (c)
-        return c;
-    return x->pos < y->pos ? -1 : (x->pos > y->pos);
-}
-
-/* {"ts":…,"values":{…}} of refs[0..n), all of one ts; channel names need
- * no escaping ([A-Za-z0-9_.-]). */
-static int readings_json(ss_buf *out, const reading_ref *refs, size_t n)
-{
-    buf_reset(out);
-    int rc = buf_printf(out, "{\"ts\":%lld,\"values\":{", (long long)refs[0].r->ts);
-    const char *sep = "";
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i + 1 < n && strcmp(refs[i].r->channel, refs[i + 1].r->channel) == 0)
-            continue;  /* a later reading of the channel follows */
-        char num[JSON_OUT_DOUBLE_MAX];
-        json_out_double(refs[i].r->value, num);
-        rc = buf_printf(out, "%s\"%s\":%s", sep, refs[i].r->channel, num);
-        sep = ",";
-    }
-    return rc ? rc : buf_append_str(out, "}}");
-}
-
-static void publish_reading_group(mqtt_broker *b, const fanout_batch *batch, const char *topic,
-                                  size_t topic_len, ss_buf *json, const reading_ref *refs,
-                                  size_t n)
-{
-    if (readings_json(json, refs, n)) {
-        log_error("mqtt", "out of memory: readings not published");
-        return;
-    }
-    mqtt_msg *m = mqtt_msg_new(batch->org_id, topic, topic_len, (const uint8_t *)json->data,
-                               json->len, 1, 0, NULL, clock_now_ms());
-    if (!m) {
-        log_error("mqtt", "out of memory: readings not published");
-        return;
-    }
-    int matched = 0;
-    int rc = mqtt_route(b, m, 0, NULL, NULL, &matched);
-    if (rc)
-        log_warn("mqtt", "readings of a device not published: %s", ss_strerror(rc));
-    mqtt_msg_unref(m);
-}
-
-static void count_match(void *ctx, const mqtt_sub_entry *e)
-{
-    (void)e;
-    (*(unsigned *)ctx)++;
-}
-
-void mqtt_deliver_readings(fanout_sub *sub, const fanout_batch *batch)
-{
-    mqtt_broker *b = (mqtt_broker *)((char *)sub - offsetof(mqtt_broker, readings));
-    if (!b->subs || mqtt_subs_count(b->subs) == 0 || b->stopping)
-        return;
-    char topic[sizeof "readings/" + SS_ID_LEN];
-    int tl = snprintf(topic, sizeof topic, "readings/%s", batch->device_id);
-    if (tl < 0 || (size_t)tl >= sizeof topic)
-        return;
-    /* Nobody listens (the usual case): no message is made. */
-    unsigned listeners = 0;
-    mqtt_subs_match(b->subs, batch->org_id, topic, (size_t)tl, NULL, count_match, &listeners);
-    if (listeners == 0)
-        return;
-    reading_ref one, *refs = &one;
-    if (batch->len > 1 && !(refs = malloc(batch->len * sizeof *refs))) {
-        log_error("mqtt", "out of memory: readings not published");
-        return;
-    }
-    for (size_t i = 0; i < batch->len; i++)
-        refs[i] = (reading_ref){.r = &batch->readings[i], .pos = i};
-    if (batch->len > 1)
-        qsort(refs, batch->len, sizeof *refs, reading_cmp);
-    ss_buf json = SS_BUF_INIT;
-    for (size_t i = 0, j; i < batch->len; i = j) {
-        for (j = i + 1; j < batch->len && refs[j].r->ts == refs[i].r->ts; j++)
-            ;
-        publish_reading_group(b, batch, topic, (size_t)tl, &json, refs + i, j - i);
-    }
-    buf_free(&json);
-    if (refs != &one)
-        free(refs);
 }

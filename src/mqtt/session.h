@@ -118,6 +118,37 @@ static inline mqtt_sessions *mqtt_sessions_of(const mqtt_broker *b)
     return (mqtt_sessions *)b->sessions;
 }
 
+/* ---- session.c and session_subs.c, for each other ------------------------------------------ */
+
+/* Logs a change the persister refused (the session goes on in memory). */
+void mqtt_session_persist_failed(const char *what, int rc);
+/* The session's subscription to exactly this filter, or NULL. */
+mqtt_session_sub *mqtt_session_sub_find(mqtt_session *s, const char *filter, size_t len);
+/* Adds or replaces the session's subscription in its list and the org's
+ * index (not the store). OUT existed. 0 or SS_NOMEM. */
+int mqtt_session_sub_set(mqtt_session *s, const char *filter, size_t len, uint8_t options,
+                         uint32_t sub_id, int *existed);
+/* Records the subscription in the store (a stored session only). */
+void mqtt_session_record_sub(mqtt_session *s, const mqtt_session_sub *sub);
+/* Every subscription of the session leaves its list and the index. */
+void mqtt_session_subs_forget(mqtt_session *s);
+/* Inbound QoS 2 ids: the index of packet_id or -1; push: 0, SS_BUSY
+ * (SS_MQTT_RECEIVE_MAX held) or SS_NOMEM. */
+int mqtt_session_qos2_find(const mqtt_session *s, uint16_t packet_id);
+int mqtt_session_qos2_push(mqtt_session *s, uint16_t packet_id);
+
+/* ---- deliver.c, for route.c ------------------------------------------------------------- */
+
+/* QoS 0 to the session: sent at once to a connected client that reads,
+ * queued while it is behind, dropped for an offline session. */
+void mqtt_deliver_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint32_t *ids,
+                       unsigned n);
+/* Queues a delivery (`seq` 0: the session's next; a QoS 1/2 one already
+ * recorded in the store when `recorded`), keeps the queue's bounds and
+ * sends what the window and the socket allow. */
+void mqtt_deliver_enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t retain,
+                          const uint32_t *ids, unsigned n, uint64_t seq, int recorded);
+
 /* ---- deliver.c, for session.c ---------------------------------------------------- */
 
 /* Queues (QoS 1/2) or sends (QoS 0) one message to one session, as a
