@@ -202,6 +202,13 @@ int mqtt_session_inbound_del(mqtt_session *s, uint16_t packet_id);
 /* The session's serial (b->next_serial at its creation): what an inbound
  * PUBLISH passes to mqtt_route as origin_serial (no-local). */
 uint64_t mqtt_session_serial(const mqtt_session *s);
+/* `done` runs once everything recorded so far for the session is in the
+ * store (the persister commits in order), at once when the session is not
+ * stored: what a SUBACK, UNSUBACK or PUBCOMP of a persistent session
+ * waits for to survive a kill -9. 0 (done will run, maybe inside this
+ * call), SS_BUSY (the persister is full: mqtt_persist_wait) or SS_NOMEM;
+ * done never runs on those. */
+int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx);
 /* A revoked principal or deleted org: its sessions end (persistent ones
  * too), their connections are disconnected by the caller. */
 void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id);

@@ -543,6 +543,24 @@ uint64_t mqtt_session_serial(const mqtt_session *s)
     return s->serial;
 }
 
+/* The session's own record, put again, is the barrier: its commit comes
+ * after every change recorded before it. */
+int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx)
+{
+    mqtt_persist *p = s->broker->persist;
+    if (!p || !s->stored) {
+        if (done)
+            done(ctx, SS_OK);
+        return SS_OK;
+    }
+    mqtt_persist_session ps = {.org_id = s->org_id,
+                               .client_id = s->client_id,
+                               .principal_id = s->principal_id,
+                               .expiry_s = s->expiry_s,
+                               .disconnected_ms = s->conn ? 0 : clock_now_ms()};
+    return mqtt_persist_session_put(p, &ps, done, ctx);
+}
+
 /* ---- the timer --------------------------------------------------------------------- */
 
 static void session_due(mqtt_sessions *t, mqtt_session *s, int64_t now)

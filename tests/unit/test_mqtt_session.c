@@ -791,6 +791,28 @@ static void inbound_qos2_ids(void **state)
     assert_int_equal(mqtt_session_inbound_add(c->session, 999, NULL, NULL), SS_BUSY);
 }
 
+/* A SUBACK of a persistent session waits for its subscription's record;
+ * a clean session's need not. */
+static void committed_waits_for_what_was_recorded(void **state)
+{
+    fixture *f = *state;
+    mqtt_conn *c = attach(f, 0, "kept", 0, 600, NULL);
+    subscribe(c, "t", 1, 0, 1);
+    int done = 0;
+    assert_int_equal(mqtt_session_committed(c->session, on_done, &done), 0);
+    assert_int_equal(done, 0);
+    commit();
+    assert_int_equal(done, 1);
+    mqtt_conn *clean = attach(f, 1, "clean", 1, 0, NULL);
+    assert_int_equal(mqtt_session_committed(clean->session, on_done, &done), 0);
+    assert_int_equal(done, 2);
+    g_persist_rc = SS_BUSY;
+    assert_int_equal(mqtt_session_committed(c->session, on_done, &done), SS_BUSY);
+    g_persist_rc = 0;
+    commit();
+    assert_int_equal(done, 2);
+}
+
 static void dropped_principal_loses_its_sessions(void **state)
 {
     fixture *f = *state;
@@ -951,6 +973,7 @@ int main(void)
         T(retain_handling),
         T(subscription_limit_and_unsubscribe),
         T(inbound_qos2_ids),
+        T(committed_waits_for_what_was_recorded),
         T(dropped_principal_loses_its_sessions),
         T(stored_sessions_per_principal_are_bounded),
         T(loaded_session_resumes),
