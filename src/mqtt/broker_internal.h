@@ -10,10 +10,12 @@
  *              conn_internal.h
  *   auth.c     CONNECT's credentials into a principal (device token on the
  *              loop, API key on the worker pool)
- *   session.c  sessions by (org, client id): attach, takeover, clean /
- *              persistent, expiry, wills, subscriptions
- *   deliver.c  outbound: routing a message to matching sessions, queues,
- *              the in-flight window, QoS 1/2 flows to the client, redelivery
+ *   session.c  sessions by (principal, client id): attach, takeover,
+ *              clean / persistent, expiry, wills, the load; session_subs.c
+ *              their subscriptions and inbound QoS 2 ids
+ *   route.c    routing a message to the matching sessions
+ *   deliver.c  outbound: queues, the in-flight window, QoS 1/2 flows to
+ *              the client, redelivery; readings.c readings/<device>
  *
  * A connection belongs to at most one session and a session to at most
  * one connection at a time. Loop thread only. */

@@ -211,6 +211,51 @@ int mqtt_conn_send(mqtt_conn *c, const mqtt_packet *p)
     return mqtt_conn_queue(c, p);
 }
 
+/* An acknowledgement standing for session records (a persistent
+ * session's subscription, an inbound QoS 2 id's end), kept until they are
+ * committed. */
+typedef struct conn_later_ack {
+    mqtt_conn *c;
+    mqtt_packet p;           /* suback.reasons point at `reasons` */
+    uint8_t reasons[];
+} conn_later_ack;
+
+static void on_ack_committed(void *ctx, int status)
+{
+    conn_later_ack *l = ctx;
+    mqtt_conn *c = l->c;
+    (void)status;  /* a failed commit keeps the change in memory: still answered */
+    c->held--;
+    if (!mqtt_conn_ended(c))
+        mqtt_conn_queue(c, &l->p);
+    free(l);
+    if (mqtt_conn_ended(c))
+        net_conn_release(&c->base);
+}
+
+void mqtt_conn_queue_committed(mqtt_conn *c, const mqtt_packet *p)
+{
+    uint32_t n = p->type == MQTT_SUBACK || p->type == MQTT_UNSUBACK ? p->suback.count : 0;
+    conn_later_ack *l = c->session ? malloc(sizeof *l + n) : NULL;
+    if (!l) {
+        mqtt_conn_queue(c, p);
+        return;
+    }
+    l->c = c;
+    l->p = *p;
+    if (n > 0) {
+        memcpy(l->reasons, p->suback.reasons, n);
+        l->p.suback.reasons = l->reasons;
+    }
+    c->held++;
+    if (mqtt_session_committed(c->session, on_ack_committed, l) != SS_OK) {
+        /* The persister is full: answered now, as before it waited. */
+        c->held--;
+        free(l);
+        mqtt_conn_queue(c, p);
+    }
+}
+
 /* The session record's end reason a server DISCONNECT implies. */
 static const char *disconnect_end_reason(uint8_t reason)
 {

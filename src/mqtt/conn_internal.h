@@ -32,6 +32,11 @@ const char *mqtt_conn_org(const mqtt_conn *c);
  * reader (SS_BUSY). 0, SS_CLOSED, SS_TOO_LARGE, SS_BUSY, SS_NOMEM. */
 int mqtt_conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at);
 int mqtt_conn_queue(mqtt_conn *c, const mqtt_packet *p);
+/* Queues p (a SUBACK, UNSUBACK or PUBCOMP: what it says is in the
+ * session) once everything recorded for c's session so far is committed,
+ * so a kill -9 after the client read it loses nothing it stands for (at
+ * once for a clean session; at once too when the persister is full). */
+void mqtt_conn_queue_committed(mqtt_conn *c, const mqtt_packet *p);
 /* Closes now (dropping what is unsent) / once what is queued is out.
  * why: the session record's end reason unless one is set. */
 void mqtt_conn_close_now(mqtt_conn *c, const char *why);

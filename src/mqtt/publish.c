@@ -487,7 +487,7 @@ void mqtt_publish_rel(mqtt_conn *c, const mqtt_ack *a)
     mqtt_packet p = {.type = MQTT_PUBCOMP};
     p.ack.packet_id = a->packet_id;
     p.ack.reason = rc == SS_OK ? MQTT_RC_SUCCESS : MQTT_RC_PACKET_ID_NOT_FOUND;
-    mqtt_conn_queue(c, &p);
+    mqtt_conn_queue_committed(c, &p);
 }
 
 /* ---- the connection's ------------------------------------------------------------ */

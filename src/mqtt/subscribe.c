@@ -70,7 +70,12 @@ void mqtt_subscribe_in(mqtt_conn *c, const mqtt_packet *p)
     a.suback.packet_id = s->packet_id;
     a.suback.reasons = reasons;
     a.suback.count = n;
-    mqtt_conn_queue_at(c, &a, mark <= c->out.len ? mark : SIZE_MAX);
+    if (c->out.len == mark)
+        mqtt_conn_queue_committed(c, &a);
+    else
+        /* Retained messages went out behind the mark: the SUBACK goes in
+         * front of them, now. */
+        mqtt_conn_queue_at(c, &a, mark < c->out.len ? mark : SIZE_MAX);
     free(reasons);
 }
 
@@ -102,7 +107,7 @@ void mqtt_unsubscribe_in(mqtt_conn *c, const mqtt_packet *p)
     a.suback.packet_id = s->packet_id;
     a.suback.reasons = reasons;
     a.suback.count = n;
-    mqtt_conn_queue(c, &a);
+    mqtt_conn_queue_committed(c, &a);
     free(reasons);
 }
 
