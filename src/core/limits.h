@@ -266,7 +266,9 @@
  * - QoS 0 messages waiting for a connected client that is behind in
  *   reading, with what each costs (message and delivery): a burst of
  *   small messages (about 20 000) rides out a reader's pause where
- *   mosquitto buffers without a bound; past it the oldest go;
+ *   mosquitto buffers without a bound; past it the oldest go. All
+ *   sessions' together stay under the total: many slow readers of one
+ *   flood cannot add up past it (a new one is then dropped);
  * - QoS 1/2 PUBLISHes in flight to the client, however large its Receive
  *   Maximum: acks come in order, so the window is a short list to search;
  * - output the client may leave unread before it gets no more PUBLISHes
@@ -281,6 +283,7 @@
 #define SS_MQTT_SESSION_QUEUE_MAX 1000u
 #define SS_MQTT_SESSION_QUEUE_BYTES_MAX (1024u * 1024u)
 #define SS_MQTT_QOS0_QUEUE_BYTES_MAX (8u * 1024u * 1024u)
+#define SS_MQTT_QOS0_QUEUED_TOTAL_MAX (256u * 1024u * 1024u)
 #define SS_MQTT_INFLIGHT_OUT_MAX 64u
 #define SS_MQTT_DELIVER_UNSENT_MAX (SS_MQTT_UNSENT_MAX / 2u)
 #define SS_MQTT_EXPIRE_BATCH 1000u

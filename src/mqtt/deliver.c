@@ -66,9 +66,14 @@ static void record_delivery_quietly(mqtt_session *s, const mqtt_delivery *d)
 }
 
 /* What a waiting QoS 0 delivery holds: its message and itself. */
+static size_t qos0_cost_of(const mqtt_msg *m, unsigned n_sub_ids)
+{
+    return mqtt_msg_size(m) + sizeof(mqtt_delivery) + n_sub_ids * sizeof(uint32_t);
+}
+
 static size_t qos0_cost(const mqtt_delivery *d)
 {
-    return mqtt_msg_size(d->msg) + sizeof *d + d->n_sub_ids * sizeof d->sub_ids[0];
+    return qos0_cost_of(d->msg, d->n_sub_ids);
 }
 
 /* The delivery leaves the session: acknowledged, dropped or expired. */
@@ -81,6 +86,7 @@ static void delivery_end(mqtt_session *s, mqtt_delivery *d)
     if (d->qos == 0) {
         s->n_qos0--;
         s->bytes_qos0 -= qos0_cost(d);
+        mqtt_sessions_of(s->broker)->qos0_bytes -= qos0_cost(d);
     } else {
         s->bytes -= mqtt_msg_size(d->msg);
     }
@@ -125,6 +131,7 @@ static void session_add(mqtt_session *s, mqtt_delivery *d)
     if (d->qos == 0) {
         s->n_qos0++;
         s->bytes_qos0 += qos0_cost(d);
+        mqtt_sessions_of(s->broker)->qos0_bytes += qos0_cost(d);
     } else {
         s->bytes += mqtt_msg_size(d->msg);
     }
@@ -359,6 +366,14 @@ void mqtt_deliver_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint3
     if (!conn_ready(c))
         return;
     if (conn_stalled(c) || s->n_qos0) {
+        /* All sessions' waiting QoS 0 together stay within one bound: many
+         * slow readers of one flood cannot add up past it. */
+        size_t cost = qos0_cost_of(m, n);
+        if (mqtt_sessions_of(s->broker)->qos0_bytes + cost > SS_MQTT_QOS0_QUEUED_TOTAL_MAX) {
+            dropped(s, "the broker's room for QoS 0 is full");
+            overflowed(s, mqtt_msg_size(m));
+            return;
+        }
         mqtt_deliver_enqueue(s, m, 0, retain, ids, n, 0, 1);
         return;
     }
@@ -465,6 +480,7 @@ static void clear_list(ss_list *list)
 
 void mqtt_deliver_clear(mqtt_session *s)
 {
+    mqtt_sessions_of(s->broker)->qos0_bytes -= s->bytes_qos0;
     clear_list(&s->in_flight);
     clear_list(&s->queue);
     s->n_in_flight = s->n_queued = s->n_qos0 = 0;

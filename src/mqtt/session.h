@@ -111,6 +111,7 @@ typedef struct mqtt_sessions {
     size_t n_owners;
     uint64_t route_gen;      /* deliver.c: one per mqtt_route */
     uint64_t dropped;        /* deliveries lost to queue bounds, all sessions */
+    size_t qos0_bytes;       /* QoS 0 waiting in every session's queue (their cost) */
 } mqtt_sessions;
 
 static inline mqtt_sessions *mqtt_sessions_of(const mqtt_broker *b)

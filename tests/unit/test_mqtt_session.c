@@ -559,6 +559,31 @@ static void client_behind_gets_its_queue_when_it_drains(void **state)
     assert_int_equal(c->session->n_in_flight, 1);
 }
 
+/* All sessions' waiting QoS 0 stay under one total: the tenth slow reader
+ * of a flood finds it full and loses the next message; what leaves frees
+ * room. */
+static void qos0_total_bounded(void **state)
+{
+    fixture *f = *state;
+    mqtt_sessions *t = mqtt_sessions_of(&f->b);
+    mqtt_conn *c = attach(f, 0, "slow", 1, 0, NULL);
+    subscribe(c, "t", 0, 0, 0);
+    g_unsent = SS_MQTT_DELIVER_UNSENT_MAX + 1;
+    assert_int_equal(publish(f, "t", "a", 0, 0, 0, NULL, NULL), 0);
+    assert_int_equal(c->session->n_qos0, 1);
+    size_t one = t->qos0_bytes;
+    assert_true(one > 0);
+    t->qos0_bytes = SS_MQTT_QOS0_QUEUED_TOTAL_MAX;  /* as if others held the rest */
+    assert_int_equal(publish(f, "t", "b", 0, 0, 0, NULL, NULL), 0);
+    assert_int_equal(c->session->n_qos0, 1);
+    assert_int_equal(c->session->dropped, 1);
+    t->qos0_bytes = one;
+    g_unsent = 0;
+    mqtt_deliver_resume(c);
+    assert_int_equal(t->qos0_bytes, 0);
+    assert_string_equal(last_sent()->payload, "a");
+}
+
 /* A client whose socket takes nothing while a flood meant for it is
  * dropped is a stalled reader long before SS_MQTT_STALL_MS. */
 static void stalled_reader_is_disconnected_during_a_flood(void **state)
@@ -965,6 +990,7 @@ int main(void)
         T(client_behind_gets_its_queue_when_it_drains),
         T(qos0_budget_apart),
         T(stalled_reader_is_disconnected_during_a_flood),
+        T(qos0_total_bounded),
         T(too_large_for_the_client_is_dropped),
         T(second_connection_takes_over),
         T(another_principal_does_not_touch_a_session),
