@@ -478,8 +478,8 @@ def test_stalled_reader_disconnected_alone(srv, api, witness, version, qos, tls)
     stalled.connect(username="apikey", password=key)
     assert stalled.subscribe(("flood/#", qos)) == [qos]
     # a subscriber of the same key that reads: untouched by the flood it
-    # does not subscribe to (one that took the flood and fell behind would
-    # be a slow reader itself)
+    # does not subscribe to (test_slow_reader_keeps_its_connection is the
+    # one that takes the flood)
     reader = app_client(srv, key, version)
     assert reader.subscribe(("marker/#", 1)) == [1]
     got = {"n": 0, "end": False}
@@ -530,6 +530,59 @@ def test_stalled_reader_disconnected_alone(srv, api, witness, version, qos, tls)
     pub.bye()
     dev_c.bye()
     reader.bye()
+
+
+def test_slow_reader_keeps_its_connection(srv, api, witness, version):
+    """A subscriber that reads, however slowly (here 4 KiB every 2 ms), is
+    not a stalled reader: through a 30 MB QoS 0 flood it loses what its
+    queue cannot hold and keeps its connection (limits.h, SS_MQTT_STALL_MS;
+    docs/mqtt.md, "Slow subscribers"), and gets what comes after."""
+    org, _ = new_org_device(api, prefix="mqtt")
+    key = new_key(api, org["id"])
+    slow = Raw(srv, version, rcvbuf=65536)
+    slow.connect(username="apikey", password=key)
+    assert slow.subscribe(("flood/#", 0), ("marker/#", 1)) == [0, 1]
+    state = {"closed": False, "marker": False, "bytes": 0}
+    slowly = threading.Event()
+    slowly.set()
+
+    def read():
+        while True:
+            slow.s.settimeout(20)
+            try:
+                chunk = slow.s.recv(4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                state["closed"] = True
+                return
+            slow.buf += chunk
+            state["bytes"] += len(chunk)
+            while True:
+                p = slow._split()
+                if p is None:
+                    break
+                if p.type == 3 and p.topic == "marker/end":
+                    state["marker"] = True
+                    return
+            if slowly.is_set():
+                time.sleep(0.002)
+    t = threading.Thread(target=read)
+    t.start()
+    pub = app_client(srv, key, version)
+    for _ in range(500):
+        pub.send(publish(version, "flood/x", b"z" * 60000, qos=0))
+    pub.ping()
+    time.sleep(3)
+    closed_while_slow = state["closed"]
+    slowly.clear()  # caught up at full speed, it gets what comes next
+    assert pub.publish("marker/end", "end", qos=1).ok
+    t.join(20)
+    assert not closed_while_slow, \
+        "a subscriber reading steadily was disconnected (after %d bytes)" % state["bytes"]
+    assert state["marker"], "the slow reader never got the message after the flood"
+    pub.bye()
+    slow.close()
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
