@@ -860,7 +860,7 @@ static int publishers_done(const run *r)
 /* After the publishing time: the last writes and PUBACKs, then the
  * subscriber's last deliveries (until all arrived or nothing came for a
  * while). */
-static void drain(run *r, long expected)
+static void drain(run *r)
 {
     double limit = now_s() + DRAIN_LIMIT_S;
     while (!publishers_done(r) && now_s() < limit && !r->failure)
@@ -869,11 +869,9 @@ static void drain(run *r, long expected)
         r->last_pub = now_s();  /* QoS 0: the last byte went to the kernel */
     if (!publishers_done(r))
         fail(r, "publishers still had messages unacknowledged at the drain limit");
-    long total = 0;
+    long expected = 0;
     for (int i = 0; i < r->o.pubs; i++)
-        total += r->o.qos ? r->conns[i].acked : r->conns[i].sent;
-    if (expected < 0)
-        expected = total;
+        expected += r->o.qos ? r->conns[i].acked : r->conns[i].sent;
     while (r->unique < expected && now_s() < limit && now_s() - r->last_recv < QUIET_S && !r->failure)
         pump(r, 50);
 }
@@ -916,7 +914,7 @@ static int mode_throughput(run *r)
         }
         pump(r, room ? 0 : 10);
     }
-    drain(r, -1);
+    drain(r);
     long sent, acked, refused;
     totals(r, &sent, &acked, &refused);
     long published = r->o.qos ? acked : sent, lost = r->o.qos ? lost_acked(r) : sent - r->unique;
@@ -998,7 +996,7 @@ static int mode_latency(run *r)
         pump(r, 100);
     }
     r->last_pub = now_s();
-    drain(r, -1);
+    drain(r);
     qsort(r->lat_us, r->nlat, sizeof *r->lat_us, cmp_u32);
     long sent, acked, refused;
     totals(r, &sent, &acked, &refused);
