@@ -194,3 +194,29 @@ mqtt_run() {
     [ -n "$SS_PID" ] && stop_ss
     for peer in "${peers[@]}"; do mqtt_idle "$peer"; done
 }
+
+# mqtt_profile MISSED: profiles (run.sh's profile_workload) sensorspace under
+# the MQTT throughput load of each QoS whose target was missed (each with
+# BENCH_PROFILE=1).
+mqtt_profile() {
+    local qos
+    [ -x "$WORK/mqtt_load" ] && [ -n "$(grep '^bench=mqtt peer=sensorspace' "$REC")" ] || return 0
+    for qos in 0 1; do
+        if [ "$PROFILE" = 1 ] || grep -q "^mqtt QoS $qos:" <<<"$1"; then
+            SS_MQTT=127.0.0.1:0
+            profile_workload "mqtt-q$qos" || log "profiling (mqtt QoS $qos) failed"
+            SS_MQTT=off
+        fi
+    done
+}
+
+# mqtt_profile_load QOS SECONDS: the throughput load on the server
+# profile_workload started (MQTT listener on, MQTT_PUBS devices or more).
+mqtt_profile_load() {
+    SS_MQTT_PORT=$(ss_listen mqtt)
+    SS_MQTT_KEY=$(python3 "$HERE/mqtt_tools.py" apikey "$SS_PORT" "$SS_ADMIN" "$SS_ORG")
+    timeout 180 "$WORK/mqtt_load" --mode throughput --mqtt "$MQTT_VERSION" --qos "$1" --port "$SS_MQTT_PORT" \
+        --devices "$SS_DIR/devices" --pubs "$MQTT_PUBS" --window "$MQTT_WINDOW" --sub-user apikey \
+        --sub-pass "$SS_MQTT_KEY" --seconds "$2" >/dev/null 2>>"$WORK/mqtt-profile.err" ||
+        log "mqtt_load under the profiler: $(tail -1 "$WORK/mqtt-profile.err")"
+}

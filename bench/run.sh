@@ -570,6 +570,7 @@ profile_load() {
         single) wrk_run 1 64 "$secs" "http://127.0.0.1:$SS_PORT" "$WORK/wrk-prof.log" ss "$base" "$DEV_TOKEN" >/dev/null ;;
         batch) timeout 120 python3 "$HERE/batch_client.py" --target ss --port "$SS_PORT" \
             --token "$DEV_TOKEN" --base-ms "$base" --batches 200 --conns 4 --time-limit "$secs" >/dev/null ;;
+        mqtt-q*) mqtt_profile_load "${what#mqtt-q}" "$secs" ;;
     esac
 }
 
@@ -656,6 +657,7 @@ if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ -n "$MISSED" ]; }; then
     log "targets missed: ${MISSED:-none}; profiling"
     if want single; then profile_workload single || log "profiling (single) failed"; fi
     if want batch; then profile_workload batch || log "profiling (batch) failed"; fi
+    if want mqtt; then mqtt_profile "$MISSED"; fi
 fi
 report
 log "done in $(($(date +%s) - T0)) s; report: $RESULTS_MD"
