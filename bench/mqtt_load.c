@@ -565,9 +565,9 @@ static void on_publish(run *r, conn *c, uint8_t flags, const uint8_t *b, size_t 
         on_message(r, b + off, n - off);
     if (qos == 1) {
         uint8_t ack[4] = {0x40, 2, (uint8_t)(pid >> 8), (uint8_t)pid};
-        if (c->out_len + sizeof ack > c->out_cap)
+        if (c->out_len - c->out_off + sizeof ack > c->out_cap)
             flush(r, c);
-        if (c->out_len + sizeof ack > c->out_cap) {
+        if (c->state == ST_DEAD || c->out_len - c->out_off + sizeof ack > c->out_cap) {
             conn_dead(r, c, "the broker does not read our PUBACKs");
             return;
         }
