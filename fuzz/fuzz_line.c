@@ -14,7 +14,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "ingest/parse.h"
-#include "ingest/reading.h"
+#include "core/reading.h"
 
 /* A fixed clock: runs are reproducible from the crashing input alone. */
 #define FUZZ_NOW_MS 1732480000000LL

@@ -150,6 +150,15 @@ int aaa_key_may_write(quota *orgs, const char *key_org_id, unsigned scopes, cons
     return key_writes(scopes) ? 0 : SS_FORBIDDEN;
 }
 
+/* The data rule for a key or person holding `r` in the org: read and
+ * subscribe as a viewer; write with a key's data:write only. */
+static int role_checks_data(const aaa_principal *p, store_role r, aaa_data_op op)
+{
+    if (op != AAA_DATA_WRITE)
+        return r >= STORE_ROLE_VIEWER ? 0 : SS_FORBIDDEN;
+    return p->kind == AAA_PRINCIPAL_KEY && key_writes(p->key.scopes) ? 0 : SS_FORBIDDEN;
+}
+
 int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
                    const char *device_id, aaa_data_op op)
 {
@@ -159,9 +168,22 @@ int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
     int rc = aaa_role_in(db, p, org_id, &r);
     if (rc)
         return rc;
-    if (op != AAA_DATA_WRITE)
-        return r >= STORE_ROLE_VIEWER ? 0 : SS_FORBIDDEN;
-    return p->kind == AAA_PRINCIPAL_KEY && key_writes(p->key.scopes) ? 0 : SS_FORBIDDEN;
+    return role_checks_data(p, r, op);
+}
+
+int aaa_check_data_own(const aaa_principal *p, const char *org_id, const char *device_id,
+                       aaa_data_op op)
+{
+    if (p->kind == AAA_PRINCIPAL_DEVICE)
+        return device_checks_data(p, org_id, device_id, op);
+    store_role r = STORE_ROLE_NONE;
+    if (aaa_principal_superadmin(p))
+        r = STORE_ROLE_OWNER;
+    else if (p->kind == AAA_PRINCIPAL_KEY && strcmp(org_id, p->key.org_id) == 0)
+        r = aaa_key_role(p->key.scopes);
+    else
+        return SS_NOT_FOUND;
+    return role_checks_data(p, r, op);
 }
 
 int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device_id,

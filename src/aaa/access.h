@@ -73,6 +73,16 @@ typedef enum {
 int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
                    const char *device_id, aaa_data_op op);
 
+/* The same question, answered without the store for a principal in its
+ * own org: a device in its org, a key in its org (not the orgs below:
+ * those need the store), the superadmin anywhere (reads, never writes, as
+ * a person). Any other person: SS_NOT_FOUND (their roles are in the
+ * store: ask aaa_check_data). The MQTT broker's ACL, on the loop thread,
+ * where every client acts in its own org's tree. 0, SS_NOT_FOUND,
+ * SS_FORBIDDEN, or SS_AUTH for a disabled device. */
+int aaa_check_data_own(const aaa_principal *p, const char *org_id, const char *device_id,
+                       aaa_data_op op);
+
 /* May an API key of key_org_id with `scopes` write readings of a device of
  * org_id? The rule aaa_check_data applies to a key, answered from the org
  * tree the quotas keep in memory, so that the loop thread asks it without

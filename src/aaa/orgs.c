@@ -52,6 +52,11 @@ static int collect_device(void *ctx, const char *device_id)
     return json_array_append_new(ctx, json_string(device_id)) ? 1 : 0;
 }
 
+static int collect_key(void *ctx, const store_apikey *k)
+{
+    return json_array_append_new(ctx, json_string(k->id)) ? 1 : 0;
+}
+
 /* A reading already queued for one of them fails alone in the store (its
  * device is gone); the next ones are refused here. */
 static void forget_devices(aaa_ctx *cx, json_t *devices)
@@ -64,20 +69,36 @@ static void forget_devices(aaa_ctx *cx, json_t *devices)
     }
 }
 
+/* The org's keys go with it: their live connections (MQTT clients, HTTP
+ * keep-alive) close as a revoked key's do. */
+static void revoke_keys(aaa_ctx *cx, json_t *keys)
+{
+    size_t i;
+    json_t *key;
+    json_array_foreach(keys, i, key) {
+        aaa_revoke(cx, json_string_value(key));
+    }
+}
+
 int aaa_org_delete(aaa_ctx *cx, const char *org_id)
 {
     json_t *devices = json_array();
+    json_t *keys = json_array();
     int rc = store_org_device_ids(cx->db, org_id, collect_device, devices);
     json_int_t n_devices = (json_int_t)json_array_size(devices);
+    if (rc == 0)
+        rc = store_apikey_list(cx->db, org_id, collect_key, keys);
     if (rc == 0)
         rc = store_org_delete(cx->db, org_id);
     if (rc == 0) {
         forget_devices(cx, devices);
+        revoke_keys(cx, keys);
         if (cx->quotas)
             quota_remove_org(cx->quotas, org_id);
         store_maint_kick(cx->maint);  /* the devices' readings: in the background */
     }
     json_decref(devices);
+    json_decref(keys);
     if (rc)
         return rc;
     audit_org(cx, org_id, "org.delete", org_id, json_pack("{s:I}", "devices_deleted", n_devices));

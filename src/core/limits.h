@@ -218,6 +218,86 @@
 #define SS_HEALTH_PING_MS 1000u
 #define SS_HEALTH_STALE_MS 10000u
 
+/* MQTT (SPEC §3.6, §4). Packet size, topic length and levels are the
+ * codec's and the topic tree's (mqtt/codec.h, mqtt/topic.h). */
+/* PUBLISHes of QoS 1 and 2 one client may have unanswered at once: our
+ * Receive Maximum (5.0 CONNACK; a 5.0 client past it is disconnected with
+ * 0x93, a 3.1.1 one is simply not read until an answer goes out). Each
+ * may hold a packet of up to 256 KiB until its commit, so this bounds what
+ * one connection pins to 8 MiB; a device with a commit every few ms needs
+ * a handful. */
+#define SS_MQTT_RECEIVE_MAX 32u
+/* Topic aliases a 5.0 client may set (our Topic Alias Maximum): each keeps
+ * a topic of up to 1 KiB for the connection's life. */
+#define SS_MQTT_TOPIC_ALIASES_MAX 16u
+/* Bytes queued for a client and not yet written: twice the largest packet,
+ * so one full PUBLISH always fits behind another. A client that does not
+ * read past this is a stalled reader and is disconnected; its session
+ * keeps what was queued for it (bounded there). */
+#define SS_MQTT_UNSENT_MAX (512u * 1024u)
+/* Keep-alive: a 5.0 client asking for none, or for longer, is given this
+ * (Server Keep Alive) so that a dead peer never holds a connection longer;
+ * a 3.1.1 client's own value is kept (it cannot be told another). */
+#define SS_MQTT_KEEP_ALIVE_MAX_S 3600u
+/* A persistent session outlives its connection at most this long (the
+ * 5.0 Session Expiry Interval is capped to it and the cap sent in
+ * CONNACK; a 3.1.1 persistent session too): what it holds in the store is
+ * bounded in time as well as in size. */
+#define SS_MQTT_SESSION_EXPIRY_MAX_S (7u * 24u * 3600u)
+/* Subscriptions one session holds (a SUBSCRIBE past it: 0x97 / 0x80).
+ * Also the most subscription identifiers one delivery can carry
+ * (MQTT_SUB_IDS_MAX); a wildcard covers many devices in one. */
+#define SS_MQTT_SESSION_SUBS_MAX 32u
+/* Retained messages per organisation (a new one past it: PUBACK 0x97, or
+ * dropped at QoS 0): each is kept in memory and in the store. */
+#define SS_MQTT_RETAINED_PER_ORG_MAX 10000u
+/* A refused MQTT sign-in from an address past its free failures (the
+ * login throttle's, SS_LOGIN_ADDR_FREE) is answered this much later at
+ * most: a device retrying a revoked token in a tight loop costs one check
+ * a second per connection, while a right credential from the same
+ * address (a neighbour behind the same NAT) is never held back. */
+#define SS_MQTT_REFUSED_DELAY_MAX_MS 1000u
+/* What one session holds for its client (docs/mqtt.md says what a
+ * client loses past each):
+ * - QoS 1/2 messages queued and in flight together, and their bytes:
+ *   mosquitto's max_queued_messages (1000), and four of the largest
+ *   packets. Past either the oldest queued is dropped (and a connected
+ *   client that also stopped reading is disconnected, below);
+ * - QoS 0 messages waiting for a connected client that is behind in
+ *   reading, with what each costs (message and delivery): a burst of
+ *   small messages (about 20 000) rides out a reader's pause where
+ *   mosquitto buffers without a bound; past it the oldest go. All
+ *   sessions' together stay under the total: many slow readers of one
+ *   flood cannot add up past it (a new one is then dropped);
+ * - QoS 1/2 PUBLISHes in flight to the client, however large its Receive
+ *   Maximum: acks come in order, so the window is a short list to search;
+ * - output the client may leave unread before it gets no more PUBLISHes
+ *   (they wait in the queue): half the stalled-reader bound, so that a
+ *   largest packet sent just under it never trips that;
+ * - sessions whose will delay or expiry ends in one timer tick: a mass
+ *   expiry is spread over several loop turns;
+ * - persistent sessions one principal (a device, a key) holds, online or
+ *   not: a device needs one, an app a few per instance; each may hold a
+ *   full queue, so this bounds what one principal can pin in memory and
+ *   in the store (a CONNECT past it: 0x97 / 3.1.1 0x03). */
+#define SS_MQTT_SESSION_QUEUE_MAX 1000u
+#define SS_MQTT_SESSION_QUEUE_BYTES_MAX (1024u * 1024u)
+#define SS_MQTT_QOS0_QUEUE_BYTES_MAX (8u * 1024u * 1024u)
+#define SS_MQTT_QOS0_QUEUED_TOTAL_MAX (256u * 1024u * 1024u)
+#define SS_MQTT_INFLIGHT_OUT_MAX 64u
+#define SS_MQTT_DELIVER_UNSENT_MAX (SS_MQTT_UNSENT_MAX / 2u)
+#define SS_MQTT_EXPIRE_BATCH 1000u
+/* A connected client whose queue overflows while its socket takes no
+ * byte, for this long or while this many bytes meant for it are dropped,
+ * is a stalled reader: disconnected (0x97). One that reads, however
+ * slowly, is not: it loses what its queue could not hold. The time is a
+ * congested link's pause; the bytes are several loop turns of a flood
+ * (a turn reads up to 2 MiB per publisher), so a stuck client goes while
+ * the flood is still on and one that reads between turns never does. */
+#define SS_MQTT_STALL_MS 2000u
+#define SS_MQTT_STALL_DROPPED_BYTES (8u * 1024u * 1024u)
+#define SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX 100u
+
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
 _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");
@@ -230,6 +310,10 @@ _Static_assert(SS_COMMIT_READINGS_MAX >= SS_INGEST_READINGS_MAX, "a full request
 _Static_assert(SS_INGEST_DEVICE_READINGS_MAX <= SS_INGEST_ORG_READINGS_MAX &&
                    SS_INGEST_ORG_READINGS_MAX <= SS_INGEST_QUEUE_READINGS_MAX,
                "a device's share within its org's, an org's within the queue");
+_Static_assert(SS_MQTT_INFLIGHT_OUT_MAX < SS_MQTT_SESSION_QUEUE_MAX,
+               "a session's queue holds its whole window and more");
+_Static_assert(SS_MQTT_DELIVER_UNSENT_MAX + 256u * 1024u <= SS_MQTT_UNSENT_MAX,
+               "a largest packet sent under the delivery bound never stalls the client");
 _Static_assert(SS_INGEST_DEVICE_BYTES_MAX <= SS_INGEST_ORG_BYTES_MAX &&
                    SS_INGEST_ORG_BYTES_MAX <= SS_INGEST_QUEUE_BYTES_MAX,
                "a device's share within its org's, an org's within the queue");

@@ -49,11 +49,13 @@ struct metrics {
     _Atomic uint64_t store_errors;
     _Atomic uint64_t purge_pending;
     _Atomic uint64_t readings_purged;
+    _Atomic uint64_t mqtt_dropped;
     histogram commit_batch;
     histogram commit_duration;
 };
 
-static const char *const protocol_names[METRICS_PROTOCOLS] = {"http", "https", "tcp", "udp"};
+static const char *const protocol_names[METRICS_PROTOCOLS] = {"http",  "https", "tcp",
+                                                               "mqtts", "mqtt",  "udp"};
 static const char *const reason_names[METRICS_REASONS] = {
     "bad_reading", "too_large", "invalid_token", "quota_exceeded", "store_unavailable",
     "ingest_busy",
@@ -205,6 +207,12 @@ void metrics_readings_purged(metrics *m, uint64_t n)
         add(&m->readings_purged, n);
 }
 
+void metrics_mqtt_dropped(metrics *m, uint64_t n)
+{
+    if (m)
+        add(&m->mqtt_dropped, n);
+}
+
 /* ---- rendering -------------------------------------------------------- */
 
 static uint64_t load(_Atomic uint64_t *c)
@@ -232,7 +240,7 @@ static int render_connections(metrics *m, ss_buf *out)
 {
     const char *name = "sensorspace_connections_open";
     int rc = render_head(out, name, "gauge", "Connections open now, per listener.");
-    for (int p = METRICS_HTTP; rc == 0 && p <= METRICS_TCP; p++)
+    for (int p = METRICS_HTTP; rc == 0 && p < METRICS_UDP; p++)
         rc = buf_printf(out, "%s{listener=\"%s\"} %" PRId64 "\n", name, protocol_names[p],
                         atomic_load_explicit(&m->connections_open[p], memory_order_relaxed));
     return rc;
@@ -377,6 +385,16 @@ static int render_ingest(metrics *m, ss_buf *out)
     return rc == 0 ? render_purge(m, out) : rc;
 }
 
+static int render_mqtt(metrics *m, ss_buf *out)
+{
+    const char *dropped = "sensorspace_mqtt_messages_dropped_total";
+    int rc = render_head(out, dropped, "counter",
+                         "MQTT messages sessions dropped (stalled client, full queue, expired).");
+    if (rc == 0)
+        rc = buf_printf(out, "%s %" PRIu64 "\n", dropped, load(&m->mqtt_dropped));
+    return rc;
+}
+
 int metrics_render(metrics *m, ss_buf *out)
 {
     int rc = render_connections(m, out);
@@ -386,6 +404,8 @@ int metrics_render(metrics *m, ss_buf *out)
         rc = render_ingest(m, out);
     if (rc == 0)
         rc = render_bytes(m, out);
+    if (rc == 0)
+        rc = render_mqtt(m, out);
     if (rc == 0)
         rc = render_process(m, out);
     return rc ? SS_NOMEM : SS_OK;

@@ -32,7 +32,9 @@ typedef enum {
     METRICS_HTTP,
     METRICS_HTTPS,
     METRICS_TCP,
-    METRICS_UDP,
+    METRICS_MQTTS,
+    METRICS_MQTT,
+    METRICS_UDP,     /* last: the one without connections */
     METRICS_PROTOCOLS  /* the count; also "not one of ours": ignored */
 } metrics_protocol;
 
@@ -58,8 +60,8 @@ typedef struct metrics_bytes_mark {
 int metrics_new(metrics **out);
 void metrics_free(metrics *m);
 
-/* "http", "https", "tcp", "udp" → its protocol; anything else (NULL,
- * "mqtt" …) → METRICS_PROTOCOLS, which every update ignores. */
+/* "http", "https", "tcp", "mqtts", "mqtt", "udp" → its protocol; anything
+ * else (NULL, "ws" …) → METRICS_PROTOCOLS, which every update ignores. */
 metrics_protocol metrics_protocol_parse(const char *name);
 
 /* A connection accepted / closed on the listener. */
@@ -80,6 +82,10 @@ void metrics_bytes(metrics *m, metrics_protocol protocol, uint64_t in, uint64_t 
  * the mark to them. */
 void metrics_stream_bytes(metrics *m, metrics_protocol protocol, metrics_bytes_mark *mark,
                           uint64_t in_total, uint64_t out_total);
+
+/* MQTT messages a session dropped (a stalled client's QoS 0, a full
+ * session queue's oldest, an expired message). */
+void metrics_mqtt_dropped(metrics *m, uint64_t n);
 
 /* The ingest queue's depth right now (items submitted, not completed). */
 void metrics_queue_depth(metrics *m, size_t depth);

@@ -11,6 +11,12 @@
  *   anything else       keys: subscribe with data:read, publish with
  *                       data:write; devices: nothing
  *   $SYS/…              the superadmin's alone; wildcards never match it
+ *   any other $…        nobody's ('$' topics are the server's, 5.0 §4.7.2)
+ *
+ * A filter whose first level is a wildcard reaches all three parts, so
+ * all three must be allowed. Every client acts in its own org's tree (a
+ * device's, a key's own org): aaa_check_data_own answers without the
+ * store. A person other than the superadmin is allowed nothing here.
  *
  * Answers are SS codes the broker words as reason codes: 0; SS_FORBIDDEN
  * (5.0 0x87; 3.1.1 SUBACK 0x80, or a closed connection for PUBLISH).

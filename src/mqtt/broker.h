@@ -22,6 +22,7 @@
 #include "aaa/meter.h"
 #include "aaa/principal.h"
 #include "aaa/quota.h"
+#include "aaa/throttle.h"
 #include "core/metrics.h"
 #include "ingest/fanout.h"
 #include "ingest/gateway.h"
@@ -38,6 +39,7 @@ typedef struct mqtt_broker_options {
     quota *quotas;              /* optional: the org tree for keys */
     meter *meter;               /* optional: session records, bytes */
     metrics *metrics;           /* optional */
+    throttle *logins;           /* optional: failed sign-ins per address, as for REST */
     net_loop_buffers *bufs;     /* the loop's shared read buffers */
     aaa_session_policy session_policy;
     uint64_t connect_timeout_ms; /* time to CONNECT; 0: SS_FIRST_MESSAGE_TIMEOUT_MS */

@@ -2,16 +2,20 @@
  * src/mqtt/ includes it.
  *
  *   broker.c   the broker struct, listeners, stop, the readings fan-out hook
- *   conn.c     a client connection: bytes in, packets out, CONNECT,
- *              keep-alive, inbound PUBLISH (readings through the gateway,
- *              other topics to route), SUBSCRIBE / UNSUBSCRIBE framing,
- *              DISCONNECT, revocation, accounting
+ *   conn.c     a client connection: bytes in, packets out, keep-alive,
+ *              DISCONNECT, revocation, accounting; with connect.c
+ *              (CONNECT), publish.c (inbound PUBLISH: readings through the
+ *              gateway, every topic routed, answered in order) and
+ *              subscribe.c (SUBSCRIBE / UNSUBSCRIBE framing), sharing
+ *              conn_internal.h
  *   auth.c     CONNECT's credentials into a principal (device token on the
  *              loop, API key on the worker pool)
- *   session.c  sessions by (org, client id): attach, takeover, clean /
- *              persistent, expiry, wills, subscriptions
- *   deliver.c  outbound: routing a message to matching sessions, queues,
- *              the in-flight window, QoS 1/2 flows to the client, redelivery
+ *   session.c  sessions by (principal, client id): attach, takeover,
+ *              clean / persistent, expiry, wills, the load; session_subs.c
+ *              their subscriptions and inbound QoS 2 ids
+ *   route.c    routing a message to the matching sessions
+ *   deliver.c  outbound: queues, the in-flight window, QoS 1/2 flows to
+ *              the client, redelivery; readings.c readings/<device>
  *
  * A connection belongs to at most one session and a session to at most
  * one connection at a time. Loop thread only. */
@@ -28,7 +32,9 @@
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/list.h"
+#include "core/metrics.h"
 #include "ingest/gateway.h"
+#include "ingest/queue.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/message.h"
@@ -59,6 +65,8 @@ struct mqtt_broker {
     void (*stop_done)(void *arg);
     void *stop_arg;
     unsigned stops_pending;
+    ss_list flush;                /* connections with packets queued to write */
+    uv_check_t flusher;           /* writes them once per loop turn */
 };
 
 typedef enum {
@@ -90,7 +98,30 @@ struct mqtt_conn {
     uint8_t request_problem_info; /* 5.0: reason strings allowed beyond CONNACK/DISCONNECT */
     uint8_t disconnect_reason;    /* why the server ends it (5.0 DISCONNECT) */
     unsigned will_suppressed : 1; /* normal DISCONNECT: no will */
+    /* conn.c's own from here on. */
+    unsigned read_paused : 1;     /* back-pressure: the stream is paused */
+    unsigned stopping : 1;        /* the broker stops: DISCONNECT 0x8B once idle */
+    unsigned auth_pending : 1;    /* an API key on the worker pool (auth.c) */
+    char peer[46];
+    ss_buf out;                   /* packets not yet handed to the stream */
+    ss_list flush_link;           /* in broker->flush while out is not empty */
+    ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */
+    unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
+    uint32_t expiry_s;            /* the session expiry CONNECT asked for, capped */
+    struct mqtt_pub *blocked;     /* the PUBLISH waiting for room; reading stops */
+    ingest_waiter ingest_wait;    /* room in the ingest queue */
+    mqtt_persist_waiter persist_wait; /* room in the persister */
+    quota_ref quota;              /* sender.quota */
+    metrics_bytes_mark bytes_reported;
+    uint64_t acct_in, acct_out;   /* stream counters already in the meter */
+    const char *end_reason;       /* the session record's: "closed" unless set */
 };
+
+/* ---- broker.c ---------------------------------------------------------------- */
+
+/* c has packets in c->out: they are written at the end of this loop turn
+ * (once, however many were queued). */
+void mqtt_broker_flush_later(mqtt_broker *b, mqtt_conn *c);
 
 /* ---- conn.c ------------------------------------------------------------------ */
 
@@ -104,10 +135,41 @@ int mqtt_conn_send(mqtt_conn *c, const mqtt_packet *p);
 void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason);
 /* Bytes queued for the client and not yet written. */
 size_t mqtt_conn_unsent(const mqtt_conn *c);
+/* The connection set's hooks and connection size, for a listener. */
+void mqtt_conn_hooks(net_conn_set_options *so);
+/* Hands what c has queued to the stream (the broker's once-per-turn
+ * write; c is off broker->flush already). */
+void mqtt_conn_flush(mqtt_conn *c);
+
+/* ---- auth.c ------------------------------------------------------------------ */
+
+/* Status of mqtt_auth_start and of its callback: 0 signed in (c->who set;
+ * for a device, c->sender too); SS_AUTH refused (nothing said about why);
+ * SS_NOMEM / SS_STORE: the server cannot check now. */
+typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
+/* A device token is checked at once (its status returned, `done` not
+ * called); an API key (username "apikey") goes to the worker pool:
+ * MQTT_AUTH_LATER, c->auth_pending set while it is there (the
+ * connection is held), and `done` runs on the loop, also when the
+ * connection closed meanwhile (then only to let it go). */
+#define MQTT_AUTH_LATER 1
+int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
+/* Counts a refused sign-in against the peer's address (the login
+ * throttle). Returns how long to hold the refusal back: 0 while the
+ * address has free failures left, then the throttle's wait, at most
+ * SS_MQTT_REFUSED_DELAY_MAX_MS. */
+uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn);
 
 /* ---- session.c --------------------------------------------------------------- */
 
+/* Also loads the persisted state (sessions, subscriptions, queues, inbound
+ * QoS 2 ids, retained messages) when b->persist is set: call it once
+ * b->subs, b->retain and b->persist exist, before the listeners open.
+ * 0, SS_NOMEM or SS_STORE. */
 int mqtt_sessions_new(mqtt_broker *b);
+/* The broker stops: session.c's timer (expiry, will delay) closes; no
+ * will is sent after it. */
+void mqtt_sessions_stop(mqtt_broker *b);
 void mqtt_sessions_free(mqtt_broker *b);
 
 /* Attaches c to the session (org, client id): a live connection on it is
@@ -119,6 +181,9 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
 /* The connection ended: its will is published now or after its delay
  * (unless suppressed), the session ends now or when it expires. */
 void mqtt_session_detach(mqtt_conn *c);
+/* 5.0 DISCONNECT's Session Expiry Interval (already checked: not from 0
+ * to nonzero, MQTT-3.14.2-2; capped). */
+void mqtt_session_set_expiry(mqtt_conn *c, uint32_t expiry_s);
 /* Sets the will of c's session (m: one reference handed over; NULL none). */
 void mqtt_session_set_will(mqtt_conn *c, mqtt_msg *m, uint32_t delay_s);
 /* Subscribes c's session to filter (resolved by the ACL) with options and
@@ -136,6 +201,16 @@ int mqtt_session_unsubscribe(mqtt_conn *c, const char *filter, size_t len, uint8
 int mqtt_session_inbound_add(mqtt_session *s, uint16_t packet_id, mqtt_persist_done_cb done,
                              void *ctx);
 int mqtt_session_inbound_del(mqtt_session *s, uint16_t packet_id);
+/* The session's serial (b->next_serial at its creation): what an inbound
+ * PUBLISH passes to mqtt_route as origin_serial (no-local). */
+uint64_t mqtt_session_serial(const mqtt_session *s);
+/* `done` runs once everything recorded so far for the session is in the
+ * store (the persister commits in order), at once when the session is not
+ * stored: what a SUBACK, UNSUBACK or PUBCOMP of a persistent session
+ * waits for to survive a kill -9. 0 (done will run, maybe inside this
+ * call), SS_BUSY (the persister is full: mqtt_persist_wait) or SS_NOMEM;
+ * done never runs on those. */
+int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx);
 /* A revoked principal or deleted org: its sessions end (persistent ones
  * too), their connections are disconnected by the caller. */
 void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id);
@@ -148,8 +223,10 @@ void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id);
  * delivery queued for a persistent session, and the retained message, is
  * in the store: the publisher's PUBACK / PUBREC waits for it. OUT
  * matched: subscribers found (5.0's 0x10 "no matching subscribers").
- * 0 (done will run), SS_BUSY (the persister is full: nothing routed, wait
- * with mqtt_persist_wait) or SS_NOMEM. */
+ * 0 (done will run, possibly inside this call), SS_BUSY (the persister is
+ * full: nothing routed, wait with mqtt_persist_wait), SS_QUOTA (a new
+ * retained topic past SS_MQTT_RETAINED_PER_ORG_MAX: nothing routed) or
+ * SS_NOMEM; done never runs on those. */
 int mqtt_route(mqtt_broker *b, mqtt_msg *m, uint64_t origin_serial, mqtt_persist_done_cb done,
                void *ctx, int *matched);
 /* The client acknowledged one of our PUBLISHes: PUBACK, PUBREC, PUBCOMP

@@ -5,7 +5,7 @@
  * server must refuse as malformed or as a protocol error is refused here,
  * once, for every caller (the broker, the fuzzer, the tests): a remaining
  * length that is over-long or disagrees with the content, reserved flag
- * bits, strings that are not UTF-8 or hold U+0000 or a non-character
+ * bits, strings that are not UTF-8 or hold U+0000 or a UTF-16 surrogate
  * (MQTT-1.5.4-1/2), a property not allowed in the packet or given twice
  * where once is the rule, a PUBLISH topic with a wildcard, QoS 3, a packet
  * id of 0, an empty SUBSCRIBE or UNSUBSCRIBE, … The error is the 5.0
@@ -14,7 +14,11 @@
  * NAME_INVALID …); a 3.1.1 server closes the connection on any of them.
  *
  * What the codec does not judge is the session's: whether a topic alias
- * is known, a packet id in use, a subscription allowed.
+ * is known, a packet id in use, a subscription allowed, a topic filter's
+ * wildcards well placed (SUBACK 0x8F per filter, mqtt/topic.h), a
+ * client id acceptable. Nor the direction: a PUBLISH's subscription
+ * identifiers decode (a client receives them), and the broker refuses an
+ * inbound PUBLISH that carries one (MQTT-3.3.4-6, protocol error).
  *
  * Encoding appends one whole packet to an ss_buf. Pure functions, no
  * global state, any thread. */
@@ -84,8 +88,11 @@ typedef struct mqtt_props {
     uint8_t sub_id_available;
     uint8_t shared_sub_available;
     /* User properties, in order, as their encoded bytes (each: 0x26, key,
-     * value): passed through unchanged (MQTT-3.3.2-17/18). Read them one
-     * by one with mqtt_user_prop_next. */
+     * value): passed through unchanged (MQTT-3.3.2-17/18). The span runs
+     * from the first user property to the end of the last, whole
+     * properties only; others standing between them are stepped over by
+     * mqtt_user_prop_next, which reads them one by one. Encoding writes
+     * the user properties only. */
     const uint8_t *user;
     uint32_t user_len;
     uint32_t n_user;
@@ -126,7 +133,7 @@ typedef struct mqtt_publish {
     size_t payload_len;
 } mqtt_publish;
 
-/* PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK's header. */
+/* PUBACK, PUBREC, PUBREL, PUBCOMP. */
 typedef struct mqtt_ack {
     uint16_t packet_id;
     uint8_t reason;                /* 5.0; MQTT_RC_SUCCESS when absent */
@@ -143,7 +150,8 @@ typedef struct mqtt_subscribe {
     uint32_t count;                /* >= 1 */
 } mqtt_subscribe;
 
-/* SUBACK and UNSUBACK: one reason per filter (UNSUBACK's only in 5.0). */
+/* SUBACK and UNSUBACK: one reason per filter (UNSUBACK's only in 5.0;
+ * encoding for 3.1.1 writes any SUBACK failure >= 0x80 as 0x80). */
 typedef struct mqtt_suback {
     uint16_t packet_id;
     mqtt_props props;
@@ -191,8 +199,11 @@ int mqtt_frame(const uint8_t *buf, size_t len, uint32_t max, size_t *total);
  * OUT p, *used (bytes of the whole packet).
  * 0; MQTT_DECODE_MORE; or a 5.0 reason code > 0: MQTT_RC_MALFORMED_PACKET,
  * MQTT_RC_PROTOCOL_ERROR, MQTT_RC_PACKET_TOO_LARGE, MQTT_RC_TOPIC_NAME_
- * INVALID, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION (a CONNECT of another
- * level or protocol name: answer CONNACK 0x01 / 0x84, then close). */
+ * INVALID, MQTT_RC_TOPIC_ALIAS_INVALID (alias 0),
+ * MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION (a CONNECT of another level or
+ * protocol name: answer CONNACK 0x01 / 0x84, then close;
+ * p->connect.version holds the level read, 3 for 3.1's "MQIsdp").
+ * A CONNECT is always read by its own level. */
 int mqtt_decode(const uint8_t *buf, size_t len, uint8_t version, uint32_t max, mqtt_packet *p,
                 size_t *used);
 
@@ -206,19 +217,25 @@ int mqtt_filter_next(const mqtt_packet *p, size_t *pos, mqtt_str *filter, uint8_
 int mqtt_user_prop_next(const mqtt_props *props, size_t *pos, mqtt_str *key, mqtt_str *val);
 
 /* The packet's encoded size for `version`, header included: compare with
- * the peer's Maximum Packet Size before sending (MQTT-3.1.2-24). */
+ * the peer's Maximum Packet Size before sending (MQTT-3.1.2-24). 0 when
+ * mqtt_encode would answer SS_INVAL. */
 size_t mqtt_encoded_size(const mqtt_packet *p, uint8_t version);
 
-/* Appends the packet encoded for `version` to out. 3.1.1 drops properties
- * and reason codes it has no place for (a PUBACK is 2 bytes of id; a
- * DISCONNECT from the server is not sent: answer nothing and close).
- * 0, SS_NOMEM or SS_TOO_LARGE (over MQTT_VARINT_MAX). */
+/* Appends the packet encoded for `version` to out (a CONNECT: its own
+ * connect.version when `version` is 0). 3.1.1 drops properties and reason
+ * codes it has no place for (a PUBACK is 2 bytes of id; a DISCONNECT
+ * from the server is not sent: answer nothing and close). A PUBLISH's
+ * flags come from qos/retain/dup (DUP never with QoS 0), not p->flags;
+ * only the properties allowed in the packet type are written.
+ * 0, SS_NOMEM, SS_TOO_LARGE (over MQTT_VARINT_MAX; out unchanged) or
+ * SS_INVAL (no such type, or AUTH for 3.1.1). */
 int mqtt_encode(const mqtt_packet *p, uint8_t version, ss_buf *out);
 
 /* A property list alone, as it stands in a packet of `type` after its
  * length (the form a message's properties are persisted in): encode
- * appends it without the length; decode checks each property is allowed
- * in `type`. 0, SS_NOMEM / a reason code as mqtt_decode. */
+ * appends it without the length, leaving out what `type` does not allow;
+ * decode checks each property is allowed in `type`. type 0: a will's
+ * properties. 0, SS_NOMEM / a reason code as mqtt_decode. */
 int mqtt_props_encode(const mqtt_props *props, uint8_t type, ss_buf *out);
 int mqtt_props_decode(const uint8_t *buf, size_t len, uint8_t type, mqtt_props *out);
 

@@ -42,10 +42,12 @@ mqtt_msg *mqtt_msg_ref(mqtt_msg *m);
 /* Drops a reference; frees the message with the last. NULL is harmless. */
 void mqtt_msg_unref(mqtt_msg *m);
 
-/* 1 once the message's expiry interval has passed (never without one). */
+/* 1 once the message's expiry interval has passed (never without one; an
+ * interval of 0 is none, as in Mosquitto). */
 int mqtt_msg_expired(const mqtt_msg *m, int64_t now_ms);
-/* The expiry interval left, in whole seconds (rounded up), for a delivery
- * now; 0 when the message has none (then send no expiry property). */
+/* The expiry interval left, in whole seconds (rounded up, at least 1), for
+ * a delivery now; 0 when the message has none (then send no expiry
+ * property). */
 uint32_t mqtt_msg_expiry_left(const mqtt_msg *m, int64_t now_ms);
 /* Bytes the message holds: what session queues count against their
  * limits. */

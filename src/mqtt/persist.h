@@ -38,15 +38,25 @@
 
 typedef struct mqtt_persist mqtt_persist;
 
-/* `status`: 0 committed; SS_FULL (disk full), SS_STORE: not stored (the
- * broker then refuses what depended on it: PUBACK 0x80 / 0x97 …). */
+/* `status`: 0 committed; SS_FULL (disk full), SS_STORE, SS_NOMEM: not
+ * stored (the broker then refuses what depended on it: PUBACK 0x80 / 0x97
+ * …). A failed commit fails the operations it held, no others; retrying
+ * is the broker's. A change whose org, principal or session the store no
+ * longer has (deleted meanwhile: an org, device or key delete takes its
+ * broker state in its own transaction) writes nothing and completes with
+ * 0: there is nothing left to keep. */
 typedef void (*mqtt_persist_done_cb)(void *ctx, int status);
 
-/* 0, SS_NOMEM or SS_STORE. The store must outlive the persister. */
+/* Starts the writer thread on a store connection of its own; message ids
+ * go on from the highest stored. 0, SS_NOMEM or SS_STORE. The store must
+ * outlive the persister. */
 int mqtt_persist_start(uv_loop_t *loop, store *st, mqtt_persist **out);
-/* Commits what is pending, runs its callbacks, stops the thread; `done`
- * runs on the loop after. */
+/* Commits what is pending (and what callbacks record meanwhile), runs
+ * every callback, stops the thread; `done` runs on the loop after. From
+ * the call on, new changes are refused with SS_CLOSED once the last
+ * callback ran. */
 void mqtt_persist_stop(mqtt_persist *p, void (*done)(void *arg), void *arg);
+/* After stop's `done` (NULL is harmless). */
 void mqtt_persist_free(mqtt_persist *p);
 
 /* ---- loading ----------------------------------------------------------------- */
@@ -54,9 +64,11 @@ void mqtt_persist_free(mqtt_persist *p);
 typedef struct mqtt_persist_session {
     const char *org_id;
     const char *client_id;
-    const char *principal_id;    /* the device or key that owns it */
+    const char *principal_id;    /* the device or key of org_id that owns it (a
+                                  * session of any other principal is not kept) */
     uint32_t expiry_s;           /* session expiry interval; UINT32_MAX: never */
-    int64_t disconnected_ms;     /* when its last connection ended (expiry runs from it) */
+    int64_t disconnected_ms;     /* when its last connection ended (expiry runs from it);
+                                  * 0 when written: connected (loaded as ended at the load) */
 } mqtt_persist_session;
 
 typedef struct mqtt_persist_sub {
@@ -99,14 +111,20 @@ typedef struct mqtt_persist_loader {
 
 /* Calls the loader for everything stored: sessions first, then their
  * subscriptions, deliveries and inbound QoS 2 ids, then retained
- * messages. A callback returning nonzero stops the load with that code.
- * Sessions whose expiry passed while the server was down are deleted
- * instead of loaded. 0, a callback's code, SS_STORE or SS_NOMEM. */
+ * messages. Each stored message is one mqtt_msg (its id set), however
+ * many deliveries and retained entries point at it. A callback returning
+ * nonzero stops the load with that code. Sessions whose expiry passed
+ * while the server was down (now_ms), and retained messages whose message
+ * expiry did, are deleted instead of loaded (on a full disk only left
+ * out). On the calling thread, before the listeners
+ * open. 0, a callback's code, SS_STORE or SS_NOMEM. */
 int mqtt_persist_load(mqtt_persist *p, const mqtt_persist_loader *l, int64_t now_ms);
 
 /* ---- changes ------------------------------------------------------------------- */
 /* Each records one change and returns 0 (done, may be NULL, runs after its
- * commit), SS_BUSY (over a pending bound: nothing recorded) or SS_NOMEM.
+ * commit), SS_BUSY (over a pending bound: nothing recorded), SS_NOMEM,
+ * SS_INVAL (a NULL string, an id longer than SS_ID_LEN, more sub ids than
+ * MQTT_SUB_IDS_MAX) or SS_CLOSED (stopped).
  * A message (by its id, assigned here on first use) is written once
  * however many deliveries and retained entries point at it, and deleted
  * by the store with the last of them. */
@@ -117,6 +135,10 @@ int mqtt_persist_session_put(mqtt_persist *p, const mqtt_persist_session *s,
  * ids are deleted. */
 int mqtt_persist_session_del(mqtt_persist *p, const char *org_id, const char *client_id,
                              mqtt_persist_done_cb done, void *ctx);
+/* Every session the principal (a device or key of org_id, revoked or
+ * deleted) owns ends, as by session_del. */
+int mqtt_persist_principal_del(mqtt_persist *p, const char *org_id, const char *principal_id,
+                               mqtt_persist_done_cb done, void *ctx);
 int mqtt_persist_sub_put(mqtt_persist *p, const mqtt_persist_sub *s, mqtt_persist_done_cb done,
                          void *ctx);
 int mqtt_persist_sub_del(mqtt_persist *p, const char *org_id, const char *client_id,
@@ -135,8 +157,10 @@ int mqtt_persist_inbound_del(mqtt_persist *p, const char *org_id, const char *cl
  * empty payload deletes the topic's). */
 int mqtt_persist_retain_put(mqtt_persist *p, mqtt_msg *m, mqtt_persist_done_cb done, void *ctx);
 
-/* Back-pressure: after SS_BUSY, w->ready(w) runs on the loop once the
- * org may have room again. The waiter lives in the caller's struct. */
+/* Back-pressure: after SS_BUSY (on the same loop turn), w->ready(w) runs
+ * on the loop once the org may have room again, once. Waiting twice is
+ * waiting once; a waiter zeroed or cancelled may be cancelled again. The
+ * waiter lives in the caller's struct. */
 typedef struct mqtt_persist_waiter {
     void (*ready)(struct mqtt_persist_waiter *w);
     void *data;

@@ -17,7 +17,8 @@ void mqtt_retain_free(mqtt_retain *r);
 
 /* Keeps m (a reference taken) as the retained message of its org and
  * topic, replacing the one before; an empty payload clears it instead
- * (MQTT-3.3.1-6, -7). 0 or SS_NOMEM. */
+ * (MQTT-3.3.1-6, -7). 0, SS_NOMEM or SS_INVAL (the topic is not a valid
+ * name: mqtt_topic_name_valid). */
 int mqtt_retain_set(mqtt_retain *r, mqtt_msg *m);
 /* The retained message of exactly this topic, or NULL (no reference
  * taken). */

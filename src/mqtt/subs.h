@@ -29,8 +29,8 @@ void mqtt_subs_free(mqtt_subs *s);
 
 /* Adds owner's subscription to `filter` (shared ones included) in the org,
  * or replaces its options and id when owner already has this same filter
- * (MQTT-3.8.4-3). OUT replaced (may be NULL): 1 when it existed. 0 or
- * SS_NOMEM. */
+ * (MQTT-3.8.4-3). OUT replaced (may be NULL): 1 when it existed. 0,
+ * SS_NOMEM or SS_INVAL (not a valid filter: mqtt_topic_filter_valid). */
 int mqtt_subs_add(mqtt_subs *s, const char *org_id, const char *filter, size_t len, void *owner,
                   uint8_t options, uint32_t sub_id, int *replaced);
 /* Removes owner's subscription to exactly `filter`. 0 or SS_NOT_FOUND. */
@@ -50,5 +50,8 @@ void mqtt_subs_match(mqtt_subs *s, const char *org_id, const char *topic, size_t
 
 /* Subscriptions held in all orgs. */
 size_t mqtt_subs_count(const mqtt_subs *s);
+/* Tree nodes held in all orgs (the root included): what the index's
+ * memory grows with; a node nothing needs any more is freed at once. */
+size_t mqtt_subs_nodes(const mqtt_subs *s);
 
 #endif

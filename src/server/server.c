@@ -15,6 +15,7 @@
 #include "ingest/fanout.h"
 #include "ingest/gateway.h"
 #include "ingest/queue.h"
+#include "mqtt/broker.h"
 #include "socket/tcp_ingest.h"
 #include "socket/udp_ingest.h"
 #include "net/err.h"
@@ -69,6 +70,7 @@ typedef struct server {
     http_server *https;
     tcp_ingest *tcp;
     udp_ingest *udp;
+    mqtt_broker *mqtt;    /* both MQTT listeners, or NULL when both are off */
     uint64_t first_message_ms;  /* --first-message-timeout */
     int listeners_running;
     /* "listening" lines, printed once every listener is bound. */
@@ -333,14 +335,45 @@ static int start_udp(server *sv)
     return SS_OK;
 }
 
-/* Listeners of protocols this build does not serve yet: their flags are
- * accepted (validate_startup checked them), and the operator is told. */
-static int note_unserved(const char *name, const char *addr)
+static int listen_mqtt(server *sv, const char *name, const char *addr, SSL_CTX *tls)
 {
-    net_addr na;
-    if (net_addr_parse(addr, &na) == 0 && !na.off)
-        log_warn("server", "the %s listener is not available in this version; %s ignored", name,
-                 addr);
+    char bound[BOUND_CAP];
+    int rc = mqtt_broker_listen(sv->mqtt, name, addr, tls, bound, sizeof bound);
+    if (rc) {
+        fprintf(stderr, "cannot listen %s on %s: %s\n", name, addr,
+                rc == SS_INVAL ? "bad address" : ss_strerror(rc));
+        return rc;
+    }
+    note_bound(sv, name, bound);
+    return SS_OK;
+}
+
+/* The broker (its persisted state loaded) and its listeners: one broker
+ * for both, counted as one listener at the stop, which it reports once
+ * every client is answered and its state is committed. */
+static int start_mqtt(server *sv)
+{
+    const config *cfg = sv->cfg;
+    int plain = strcmp(cfg->listen_mqtt, "off") != 0;
+    int secure = strcmp(cfg->listen_mqtts, "off") != 0;
+    if (!plain && !secure)
+        return SS_OK;
+    mqtt_broker_options opt = {
+        .store = sv->store, .gateway = sv->gateway, .fanout = sv->fanout, .conns = sv->conns,
+        .quotas = sv->quotas, .meter = sv->meter, .metrics = sv->metrics, .logins = sv->logins,
+        .bufs = &sv->bufs, .session_policy = {sv->api.session_idle_ms},
+        .connect_timeout_ms = sv->first_message_ms,
+    };
+    int rc = mqtt_broker_new(&sv->loop, &opt, &sv->mqtt);
+    if (rc) {
+        fprintf(stderr, "cannot start the MQTT broker: %s\n", ss_strerror(rc));
+        return rc;
+    }
+    sv->listeners_running++;
+    if (secure && (rc = listen_mqtt(sv, "mqtts", cfg->listen_mqtts, sv->tls)))
+        return rc;
+    if (plain && (rc = listen_mqtt(sv, "mqtt", cfg->listen_mqtt, NULL)))
+        return rc;
     return SS_OK;
 }
 
@@ -413,8 +446,10 @@ static void on_signal(uv_signal_t *h, int signum)
         http_server_stop(sv->http, on_listener_stopped, sv);
     if (sv->https)
         http_server_stop(sv->https, on_listener_stopped, sv);
-    /* TCP connections commit and acknowledge what they read before they
-     * report stopped, so the ingest queue stops after them. */
+    /* TCP and MQTT connections commit and acknowledge what they read
+     * before they report stopped, so the ingest queue stops after them. */
+    if (sv->mqtt)
+        mqtt_broker_stop(sv->mqtt, on_listener_stopped, sv);
     if (sv->tcp)
         tcp_ingest_stop(sv->tcp, on_listener_stopped, sv);
     if (sv->udp)
@@ -492,8 +527,7 @@ static int start_loop_parts(server *sv)
     uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
     if ((rc = start_http(sv, "https", cfg->listen_https, sv->tls, &sv->https)) ||
         (rc = start_http(sv, "http", cfg->listen_http, NULL, &sv->http)) ||
-        (rc = note_unserved("mqtts", cfg->listen_mqtts)) ||
-        (rc = note_unserved("mqtt", cfg->listen_mqtt)) ||
+        (rc = start_mqtt(sv)) ||
         (rc = start_tcp(sv)) || (rc = start_udp(sv)))
         return rc;
     print_bound(sv);
@@ -510,6 +544,8 @@ static void free_server(server *sv)
         tcp_ingest_free(sv->tcp);
     if (sv->udp)
         udp_ingest_free(sv->udp);
+    if (sv->mqtt)
+        mqtt_broker_free(sv->mqtt);
     if (sv->tls)
         SSL_CTX_free(sv->tls);
     /* The housekeeping thread reports to the metrics and reads the store:
@@ -543,6 +579,8 @@ static void abort_start(server *sv)
         tcp_ingest_stop(sv->tcp, NULL, NULL);
     if (sv->udp)
         udp_ingest_stop(sv->udp, NULL, NULL);
+    if (sv->mqtt)
+        mqtt_broker_stop(sv->mqtt, NULL, NULL);
     if (sv->conns)
         conn_registry_close(sv->conns);
     sv->conns = NULL;

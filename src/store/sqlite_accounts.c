@@ -329,8 +329,9 @@ static int org_delete_check(sq_conn *c, const char *id)
 
 /* Children before parents: the series go to the purge list (their readings
  * are deleted later, in bounded chunks: store_purge_step), then series,
- * devices, API keys, memberships, the quota, then the org. Audit rows,
- * usage and session records stay: they are history (and billing). */
+ * devices, API keys, memberships, the quota, then the org; then its MQTT
+ * broker state (sq_org_delete). Audit rows, usage and session records
+ * stay: they are history (and billing). */
 static int org_delete_rows(sq_conn *c, const char *id)
 {
     static const stmt_id steps[] = {
@@ -361,6 +362,8 @@ static int sq_org_delete(store_engine_conn *ec, const char *id)
         atomic_fetch_add(&c->owner->device_generation, 1);
         err = org_delete_rows(c, id);
     }
+    if (!err)
+        err = sq_broker_drop_org(c, id);
     return sq_tx_end(c, err);
 }
 
@@ -508,12 +511,20 @@ static int sq_apikey_list(store_engine_conn *ec, const char *org_id, store_apike
     return sq_rows_end(c, STMT_APIKEY_LIST, rc);
 }
 
+/* The key's MQTT sessions go with it, in its transaction. */
 static int sq_apikey_delete(store_engine_conn *ec, const char *id)
 {
     sq_conn *c = sq_conn_of(ec);
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_key(c, STMT_APIKEY_DELETE, id, &st);
-    return err ? err : sq_step_changed(c, STMT_APIKEY_DELETE);
+    int err = sq_tx_begin(c);
+    if (err)
+        return err;
+    err = sq_stmt_key(c, STMT_APIKEY_DELETE, id, &st);
+    if (!err)
+        err = sq_step_changed(c, STMT_APIKEY_DELETE);
+    if (!err)
+        err = sq_broker_drop_principal(c, id);
+    return sq_tx_end(c, err);
 }
 
 /* ---- invitations ------------------------------------------------------------- */
@@ -847,6 +858,8 @@ static int device_delete_rows(sq_conn *c, const char *id)
         err = sq_step_done(c, STMT_DEVICE_DEL_SERIES);
     if (!err)
         err = sq_step_changed(c, STMT_DEVICE_DELETE);
+    if (!err)
+        err = sq_broker_drop_principal(c, id);
     return err;
 }
 

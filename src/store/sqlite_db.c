@@ -204,6 +204,7 @@ static void conn_free(sq_conn *c)
     free(c->cache.slots);
     free(c->cache.touched);
     free(c->check);
+    free(c->gc_ids);
     free(c);
 }
 
@@ -587,4 +588,5 @@ const store_engine_kind store_sqlite_engine = {
     .accounts = &sq_accounts_table,
     .series = &sq_series_table,
     .usage = &sq_usage_table,
+    .broker = &sq_broker_table,
 };

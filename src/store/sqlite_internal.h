@@ -12,7 +12,8 @@
  * Its files, one job each: sqlite_db.c (connections, pragmas, checkpoints,
  * the disk; the engine's entry), sqlite_accounts.c and sqlite_sessions.c
  * (store_accounts.h), sqlite_series.c (store_series.h), sqlite_usage.c
- * (store_usage.h), sqlite_migrate.c (the schema). */
+ * (store_usage.h), sqlite_broker.c (store_broker.h), sqlite_migrate.c (the
+ * schema). */
 #ifndef SS_STORE_SQLITE_INTERNAL_H
 #define SS_STORE_SQLITE_INTERNAL_H
 
@@ -339,6 +340,121 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(ACCT_OPEN, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"      \
                  " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                    \
                  " ON CONFLICT(id) DO NOTHING")                                          \
+    X(BROKER_SESSION_PUT,                                                                   \
+      "INSERT INTO broker_sessions(org_id, client_id, principal_id,"                        \
+      " expiry_s, disconnected_ms) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS"                  \
+      " (SELECT 1 FROM devices WHERE id = ?3 AND org_id = ?1) OR EXISTS"                    \
+      " (SELECT 1 FROM apikeys WHERE id = ?3 AND org_id = ?1) ON"                           \
+      " CONFLICT(org_id, client_id) DO UPDATE SET principal_id ="                           \
+      " excluded.principal_id, expiry_s = excluded.expiry_s,"                               \
+      " disconnected_ms = excluded.disconnected_ms")                                        \
+    X(BROKER_SESSION_MSGS,                                                                  \
+      "SELECT msg_id FROM broker_deliveries WHERE org_id = ?1 AND client_id"                \
+      " = ?2")                                                                              \
+    X(BROKER_SESSION_DEL_DELIVERIES,                                                        \
+      "DELETE FROM broker_deliveries WHERE org_id = ?1 AND client_id = ?2")                 \
+    X(BROKER_SESSION_DEL_SUBS,                                                              \
+      "DELETE FROM broker_subs WHERE org_id = ?1 AND client_id = ?2")                       \
+    X(BROKER_SESSION_DEL_INBOUND,                                                           \
+      "DELETE FROM broker_inbound WHERE org_id = ?1 AND client_id = ?2")                    \
+    X(BROKER_SESSION_DEL,                                                                   \
+      "DELETE FROM broker_sessions WHERE org_id = ?1 AND client_id = ?2")                   \
+    X(BROKER_SUB_PUT,                                                                       \
+      "INSERT INTO broker_subs(org_id, client_id, topic_filter, options,"                   \
+      " sub_id) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM"                      \
+      " broker_sessions WHERE org_id = ?1 AND client_id = ?2) ON"                           \
+      " CONFLICT(org_id, client_id, topic_filter) DO UPDATE SET options ="                  \
+      " excluded.options, sub_id = excluded.sub_id")                                        \
+    X(BROKER_SUB_DEL,                                                                       \
+      "DELETE FROM broker_subs WHERE org_id = ?1 AND client_id = ?2 AND"                    \
+      " topic_filter = ?3")                                                                 \
+    X(BROKER_MSG_PUT,                                                                       \
+      "INSERT INTO broker_messages(id, org_id, topic, payload, props, qos,"                 \
+      " retain, published_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON"                   \
+      " CONFLICT(id) DO NOTHING")                                                           \
+    X(BROKER_DELIVERY_PUT,                                                                  \
+      "INSERT INTO broker_deliveries(org_id, client_id, seq, msg_id, qos,"                  \
+      " retain, packet_id, state, sub_ids) SELECT ?1, ?2, ?3, ?4, ?5, ?6,"                  \
+      " ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM broker_sessions WHERE org_id"                \
+      " = ?1 AND client_id = ?2) ON CONFLICT(org_id, client_id, seq) DO"                    \
+      " UPDATE SET msg_id = excluded.msg_id, qos = excluded.qos, retain ="                  \
+      " excluded.retain, packet_id = excluded.packet_id, state ="                           \
+      " excluded.state, sub_ids = excluded.sub_ids")                                        \
+    X(BROKER_DELIVERY_OLD,                                                                  \
+      "SELECT msg_id FROM broker_deliveries WHERE org_id = ?1 AND client_id"                \
+      " = ?2 AND seq = ?3 AND msg_id <> ?4")                                                \
+    X(BROKER_DELIVERY_DEL,                                                                  \
+      "DELETE FROM broker_deliveries WHERE org_id = ?1 AND client_id = ?2"                  \
+      " AND seq = ?3 RETURNING msg_id")                                                     \
+    X(BROKER_INBOUND_PUT,                                                                   \
+      "INSERT INTO broker_inbound(org_id, client_id, packet_id) SELECT ?1,"                 \
+      " ?2, ?3 WHERE EXISTS (SELECT 1 FROM broker_sessions WHERE org_id ="                  \
+      " ?1 AND client_id = ?2) ON CONFLICT(org_id, client_id, packet_id) DO"                \
+      " NOTHING")                                                                           \
+    X(BROKER_INBOUND_DEL,                                                                   \
+      "DELETE FROM broker_inbound WHERE org_id = ?1 AND client_id = ?2 AND"                 \
+      " packet_id = ?3")                                                                    \
+    X(BROKER_RETAIN_OLD,                                                                    \
+      "SELECT msg_id FROM broker_retained WHERE org_id = ?1 AND topic = ?2")                \
+    X(BROKER_RETAIN_PUT,                                                                    \
+      "INSERT INTO broker_retained(org_id, topic, msg_id) SELECT ?1, ?2, ?3"                \
+      " WHERE EXISTS (SELECT 1 FROM orgs WHERE id = ?1) ON CONFLICT(org_id,"                \
+      " topic) DO UPDATE SET msg_id = excluded.msg_id")                                     \
+    X(BROKER_RETAIN_DEL,                                                                    \
+      "DELETE FROM broker_retained WHERE org_id = ?1 AND topic = ?2"                        \
+      " RETURNING msg_id")                                                                  \
+    X(BROKER_PRINCIPAL_MSGS,                                                                \
+      "SELECT d.msg_id FROM broker_sessions s JOIN broker_deliveries d ON"                  \
+      " d.org_id = s.org_id AND d.client_id = s.client_id WHERE"                            \
+      " s.principal_id = ?1")                                                               \
+    X(BROKER_PRINCIPAL_DEL_DELIVERIES,                                                      \
+      "DELETE FROM broker_deliveries WHERE (org_id, client_id) IN (SELECT"                  \
+      " org_id, client_id FROM broker_sessions WHERE principal_id = ?1)")                   \
+    X(BROKER_PRINCIPAL_DEL_SUBS,                                                            \
+      "DELETE FROM broker_subs WHERE (org_id, client_id) IN (SELECT org_id,"                \
+      " client_id FROM broker_sessions WHERE principal_id = ?1)")                           \
+    X(BROKER_PRINCIPAL_DEL_INBOUND,                                                         \
+      "DELETE FROM broker_inbound WHERE (org_id, client_id) IN (SELECT"                     \
+      " org_id, client_id FROM broker_sessions WHERE principal_id = ?1)")                   \
+    X(BROKER_PRINCIPAL_DEL,                                                                 \
+      "DELETE FROM broker_sessions WHERE principal_id = ?1")                                \
+    X(BROKER_MSG_GC,                                                                        \
+      "DELETE FROM broker_messages WHERE id = ?1 AND NOT EXISTS (SELECT 1"                  \
+      " FROM broker_deliveries WHERE msg_id = ?1) AND NOT EXISTS (SELECT 1"                 \
+      " FROM broker_retained WHERE msg_id = ?1)")                                           \
+    X(BROKER_MSG_MAX,                                                                       \
+      "SELECT coalesce(max(id), 0) FROM broker_messages")                                   \
+    X(BROKER_SESSIONS,                                                                      \
+      "SELECT org_id, client_id, principal_id, expiry_s, disconnected_ms"                   \
+      " FROM broker_sessions ORDER BY org_id, client_id")                                   \
+    X(BROKER_SUBS,                                                                          \
+      "SELECT org_id, client_id, topic_filter, options, sub_id FROM"                        \
+      " broker_subs ORDER BY org_id, client_id, topic_filter")                              \
+    X(BROKER_MESSAGES,                                                                      \
+      "SELECT id, org_id, topic, payload, props, qos, retain, published_ms"                 \
+      " FROM broker_messages ORDER BY id")                                                  \
+    X(BROKER_DELIVERIES,                                                                    \
+      "SELECT org_id, client_id, seq, msg_id, qos, retain, packet_id,"                      \
+      " state, sub_ids FROM broker_deliveries ORDER BY org_id, client_id,"                  \
+      " seq")                                                                               \
+    X(BROKER_INBOUND,                                                                       \
+      "SELECT org_id, client_id, packet_id FROM broker_inbound ORDER BY"                    \
+      " org_id, client_id, packet_id")                                                      \
+    X(BROKER_RETAINED,                                                                      \
+      "SELECT org_id, topic, msg_id FROM broker_retained ORDER BY org_id,"                  \
+      " topic")                                                                             \
+    X(ORG_DEL_BROKER_DELIVERIES,                                                            \
+      "DELETE FROM broker_deliveries WHERE org_id = ?1")                                    \
+    X(ORG_DEL_BROKER_SUBS,                                                                  \
+      "DELETE FROM broker_subs WHERE org_id = ?1")                                          \
+    X(ORG_DEL_BROKER_INBOUND,                                                               \
+      "DELETE FROM broker_inbound WHERE org_id = ?1")                                       \
+    X(ORG_DEL_BROKER_SESSIONS,                                                              \
+      "DELETE FROM broker_sessions WHERE org_id = ?1")                                      \
+    X(ORG_DEL_BROKER_RETAINED,                                                              \
+      "DELETE FROM broker_retained WHERE org_id = ?1")                                      \
+    X(ORG_DEL_BROKER_MESSAGES,                                                              \
+      "DELETE FROM broker_messages WHERE org_id = ?1")                                      \
     X(BUCKET_AVG_ASC, BUCKET_SQL("avg(value)", "ASC"))                                   \
     X(BUCKET_AVG_DESC, BUCKET_SQL("avg(value)", "DESC"))                                 \
     X(BUCKET_MIN_ASC, BUCKET_SQL("min(value)", "ASC"))                                   \
@@ -461,6 +577,10 @@ struct sq_conn {
     usage_row_id usage_ids[USAGE_ID_SLOTS];
     /* sqlite3_total_changes64 when the transaction began. */
     sqlite3_int64 tx_changes;
+    /* Broker messages the current transaction may have left unreferenced
+     * (sqlite_broker.c): checked, and deleted if so, before its commit. */
+    uint64_t *gc_ids;
+    size_t gc_n, gc_cap;
 };
 
 struct sq_store {
@@ -553,7 +673,15 @@ int sq_session_list_user(store_engine_conn *ec, const char *user_id, int64_t now
                          store_session_cb cb, void *ctx);
 int sq_session_delete_id(store_engine_conn *ec, const char *user_id, const char *id);
 
+/* The broker state of an org, or of a principal (its sessions and what
+ * hangs on them, and the messages left unreferenced), deleted inside the
+ * caller's transaction: the accounts' deletes call these
+ * (sqlite_broker.c). */
+int sq_broker_drop_org(sq_conn *c, const char *org_id);
+int sq_broker_drop_principal(sq_conn *c, const char *principal_id);
+
 /* The engine's tables (one file each). */
+extern const store_broker_table sq_broker_table;
 extern const store_accounts_table sq_accounts_table;
 extern const store_series_table sq_series_table;
 extern const store_usage_table sq_usage_table;

@@ -227,6 +227,74 @@ static const char *const migrations[] = {
     "CREATE INDEX invitations_by_user ON invitations(user_id, created_at);"
     "ALTER TABLE users ADD COLUMN login_unlocked_at INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE audit ADD COLUMN actor_name TEXT NOT NULL DEFAULT '';",
+
+    /* 7: the MQTT broker's durable state (store_broker.h).
+     * - every table leads with org_id, so an org's delete is one key range
+     *   per table; sessions, subscriptions, deliveries and inbound QoS 2
+     *   ids are keyed (org_id, client_id, …) WITHOUT ROWID: a session's
+     *   rows sit together and deliveries come back in seq order;
+     * - a message is one row however many deliveries and retained entries
+     *   name it, deleted with the last of them: both name it through an
+     *   index on msg_id, which that check walks;
+     * - no foreign keys: a write that would break one (a delivery for a
+     *   session deleted meanwhile) is skipped by its own statement instead
+     *   of failing the whole group commit it is part of;
+     * - sessions by principal: a device's or key's delete takes its
+     *   sessions in the same transaction. */
+    "CREATE TABLE broker_sessions ("
+    "  org_id TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL,"
+    "  principal_id TEXT NOT NULL,"
+    "  expiry_s INTEGER NOT NULL,"
+    "  disconnected_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (org_id, client_id)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE INDEX broker_sessions_by_principal ON broker_sessions(principal_id);"
+    "CREATE TABLE broker_subs ("
+    "  org_id TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL,"
+    "  topic_filter TEXT NOT NULL,"
+    "  options INTEGER NOT NULL,"
+    "  sub_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (org_id, client_id, topic_filter)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE TABLE broker_messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  org_id TEXT NOT NULL,"
+    "  topic TEXT NOT NULL,"
+    "  payload BLOB NOT NULL,"
+    "  props BLOB NOT NULL,"
+    "  qos INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL,"
+    "  published_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX broker_messages_by_org ON broker_messages(org_id);"
+    "CREATE TABLE broker_deliveries ("
+    "  org_id TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  msg_id INTEGER NOT NULL,"
+    "  qos INTEGER NOT NULL,"
+    "  retain INTEGER NOT NULL,"
+    "  packet_id INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  sub_ids BLOB NOT NULL,"
+    "  PRIMARY KEY (org_id, client_id, seq)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE INDEX broker_deliveries_by_msg ON broker_deliveries(msg_id);"
+    "CREATE TABLE broker_inbound ("
+    "  org_id TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL,"
+    "  packet_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (org_id, client_id, packet_id)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE TABLE broker_retained ("
+    "  org_id TEXT NOT NULL,"
+    "  topic TEXT NOT NULL,"
+    "  msg_id INTEGER NOT NULL,"
+    "  PRIMARY KEY (org_id, topic)"
+    ") WITHOUT ROWID, STRICT;"
+    "CREATE INDEX broker_retained_by_msg ON broker_retained(msg_id);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -7,7 +7,10 @@
  *                     API keys, invitations, audit, quota settings);
  *   store_series.h    series and readings (group commits, latest, queries,
  *                     purge), with the duties a readings engine keeps;
- *   store_usage.h     usage and session records (accounting).
+ *   store_usage.h     usage and session records (accounting);
+ *   store_broker.h    the MQTT broker's durable state (sessions, queued
+ *                     messages, retained messages), kept by the engine of
+ *                     the accounts.
  * The store_* functions callers use hand each call to the table of the
  * engine serving that concern (store.c), chosen by the store URL at open:
  * SQLite today (sqlite_*.c) serves all three; a time-series engine can take
@@ -25,6 +28,7 @@
 #include "core/reading.h"
 #include "store/store_accounts.h"
 #include "store/store_base.h"
+#include "store/store_broker.h"
 #include "store/store_series.h"
 #include "store/store_usage.h"
 

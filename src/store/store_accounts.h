@@ -131,8 +131,9 @@ int store_membership_set(store_conn *c, const char *org_id, const char *user_id,
 int store_role_effective(store_conn *c, const char *user_id, const char *org_id,
                          store_role *out);
 
-/* Deletes the org with its devices, memberships and API keys, in one
- * transaction; the devices' readings go as in store_device_delete.
+/* Deletes the org with its devices, memberships, API keys and MQTT broker
+ * state (store_broker.h), in one transaction; the devices' readings go as
+ * in store_device_delete.
  * SS_CONFLICT when it has child orgs (they must be deleted first),
  * SS_NOT_FOUND when absent. The audit log keeps its
  * entries. */
@@ -251,6 +252,7 @@ int store_apikey_get_by_hash(store_conn *c, const uint8_t hash[SS_SECRET_HASH_BY
                              store_apikey *out);
 /* The org's keys, newest first. */
 int store_apikey_list(store_conn *c, const char *org_id, store_apikey_cb cb, void *ctx);
+/* The key's MQTT sessions (store_broker.h) go with it, in one transaction. */
 int store_apikey_delete(store_conn *c, const char *id);
 
 /* ---- audit log ------------------------------------------------------- */
@@ -306,8 +308,8 @@ int store_device_list_all(store_conn *c, store_device_cb cb, void *ctx);
 int store_device_update(store_conn *c, const store_device *d);
 int store_device_set_token(store_conn *c, const char *id,
                            const uint8_t hash[SS_SECRET_HASH_BYTES]);
-/* Deletes the device, in one short transaction however many readings it
- * has (one per engine when the series are kept apart from the accounts:
+/* Deletes the device and its MQTT sessions (store_broker.h), in one short
+ * transaction however many readings it has (one per engine when the series are kept apart from the accounts:
  * store_engine.h): the device and its series are gone at once (from every
  * answer), and its readings are put on a durable purge list that
  * store_purge_step empties in bounded chunks. */

@@ -1,5 +1,5 @@
-/* store_calls.c — the store_* functions of store_accounts.h, store_series.h
- * and store_usage.h: each hands its call to the table of the engine serving
+/* store_calls.c — the store_* functions of store_accounts.h, store_series.h,
+ * store_usage.h and store_broker.h: each hands its call to the table of the engine serving
  * its concern, with that engine's connection. Nothing else happens here:
  * the calls that write across concerns are in store.c. */
 #include "store/store.h"
@@ -361,4 +361,51 @@ int store_acct_session_list(store_conn *c, const char *org_id, const char *kind,
 int store_acct_session_close_stale(store_conn *c, int64_t now_ms)
 {
     return c->usage->acct_session_close_stale(c->use, now_ms);
+}
+
+/* ---- the broker's state (kept by the accounts engine) ---------------------- */
+
+int store_broker_apply(store_conn *c, const store_broker_change *changes, size_t n)
+{
+    return c->broker->apply(c->acc, changes, n);
+}
+
+int store_broker_message_id_max(store_conn *c, uint64_t *out)
+{
+    return c->broker->message_id_max(c->acc, out);
+}
+
+int store_broker_sessions(store_conn *c, int (*cb)(void *ctx, const store_broker_session *s),
+                          void *ctx)
+{
+    return c->broker->sessions(c->acc, cb, ctx);
+}
+
+int store_broker_subs(store_conn *c, int (*cb)(void *ctx, const store_broker_sub *s), void *ctx)
+{
+    return c->broker->subs(c->acc, cb, ctx);
+}
+
+int store_broker_messages(store_conn *c, int (*cb)(void *ctx, const store_broker_message *m),
+                          void *ctx)
+{
+    return c->broker->messages(c->acc, cb, ctx);
+}
+
+int store_broker_deliveries(store_conn *c, int (*cb)(void *ctx, const store_broker_delivery *d),
+                            void *ctx)
+{
+    return c->broker->deliveries(c->acc, cb, ctx);
+}
+
+int store_broker_inbound_list(store_conn *c, int (*cb)(void *ctx, const store_broker_inbound *i),
+                              void *ctx)
+{
+    return c->broker->inbound_list(c->acc, cb, ctx);
+}
+
+int store_broker_retained_list(store_conn *c,
+                               int (*cb)(void *ctx, const store_broker_retained *r), void *ctx)
+{
+    return c->broker->retained_list(c->acc, cb, ctx);
 }

@@ -73,6 +73,9 @@ typedef struct store_engine_kind {
     const store_accounts_table *accounts;
     const store_series_table *series;
     const store_usage_table *usage;
+    /* Kept with the accounts, never apart (store_broker.h): an engine
+     * that keeps the accounts keeps this too. */
+    const store_broker_table *broker;
 } store_engine_kind;
 
 /* The engines this build has (store.c lists them). */

@@ -14,6 +14,7 @@ struct store_conn {
     store_engine_conn *ser;
     const store_usage_table *usage;
     store_engine_conn *use;
+    const store_broker_table *broker;  /* its connection is acc's */
     store *owner;
     store_engine_conn *conn[STORE_PARTS];  /* one per engine in use */
     store_conn *next_idle;

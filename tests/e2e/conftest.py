@@ -95,12 +95,12 @@ class Server:
         return offs
 
     def _on_listeners(self):
-        """Listeners besides http/https that extra_args turn on (tcp, udp):
-        start() waits for their "listening" lines too."""
+        """Listeners besides http/https that extra_args turn on (tcp, udp,
+        mqtt, mqtts): start() waits for their "listening" lines too."""
         ons = set()
         for i, a in enumerate(self.extra_args):
             name = a[len("--listen-"):] if a.startswith("--listen-") else ""
-            if name in ("tcp", "udp") and i + 1 < len(self.extra_args) and self.extra_args[i + 1] != "off":
+            if name in ("tcp", "udp", "mqtt", "mqtts") and i + 1 < len(self.extra_args) and self.extra_args[i + 1] != "off":
                 ons.add(name)
         return ons
 

@@ -179,12 +179,14 @@ static void protocol_names_parse_and_unknown_ones_are_ignored(void **state)
     assert_int_equal(metrics_protocol_parse("https"), METRICS_HTTPS);
     assert_int_equal(metrics_protocol_parse("tcp"), METRICS_TCP);
     assert_int_equal(metrics_protocol_parse("udp"), METRICS_UDP);
-    assert_int_equal(metrics_protocol_parse("mqtt"), METRICS_PROTOCOLS);
+    assert_int_equal(metrics_protocol_parse("mqtt"), METRICS_MQTT);
+    assert_int_equal(metrics_protocol_parse("mqtts"), METRICS_MQTTS);
+    assert_int_equal(metrics_protocol_parse("ws"), METRICS_PROTOCOLS);
     assert_int_equal(metrics_protocol_parse("HTTP"), METRICS_PROTOCOLS);
     assert_int_equal(metrics_protocol_parse(""), METRICS_PROTOCOLS);
     assert_int_equal(metrics_protocol_parse(NULL), METRICS_PROTOCOLS);
     char *before = render(m);
-    metrics_protocol bad = metrics_protocol_parse("mqtt");
+    metrics_protocol bad = metrics_protocol_parse("ws");
     metrics_readings_stored(m, bad, 7);
     metrics_bytes(m, bad, 7, 7);
     metrics_connection_opened(m, bad);
@@ -330,7 +332,7 @@ static void render_follows_the_text_format(void **state)
         if (brace && brace < space)
             assert_true(space[-1] == '}');
     }
-    assert_int_equal(families, 14);
+    assert_int_equal(families, 15);
     free(t);
 }
 

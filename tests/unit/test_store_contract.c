@@ -2228,6 +2228,422 @@ static void test_usage_add_sums_and_day_totals(void **state)
     free(l);
 }
 
+/* ---- the broker's state (store_broker.h) ------------------------------- */
+
+/* What the broker lists hold, as counts and a text line per row in order. */
+typedef struct broker_dump {
+    size_t sessions, subs, messages, deliveries, inbound, retained;
+    char rows[COLLECT_MAX][160];
+    size_t n;
+} broker_dump;
+
+static void dump_row(broker_dump *d, const char *fmt, ...)
+{
+    if (d->n >= COLLECT_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->rows[d->n++], sizeof d->rows[0], fmt, ap);
+    va_end(ap);
+}
+
+static int dump_session(void *ctx, const store_broker_session *s)
+{
+    broker_dump *d = ctx;
+    d->sessions++;
+    dump_row(d, "session %.4s/%s %.4s %u %lld", s->org_id + 20, s->client_id,
+             s->principal_id + 20, s->expiry_s, (long long)s->disconnected_ms);
+    return 0;
+}
+
+static int dump_sub(void *ctx, const store_broker_sub *s)
+{
+    broker_dump *d = ctx;
+    d->subs++;
+    dump_row(d, "sub %s %s %u %u", s->client_id, s->filter, s->options, s->sub_id);
+    return 0;
+}
+
+static int dump_message(void *ctx, const store_broker_message *m)
+{
+    broker_dump *d = ctx;
+    d->messages++;
+    dump_row(d, "msg %llu %s %.*s [%zu] q%u r%u %lld", (unsigned long long)m->id, m->topic,
+             (int)m->payload_len, (const char *)m->payload, m->props_len, m->qos, m->retain,
+             (long long)m->published_ms);
+    return 0;
+}
+
+static int dump_delivery(void *ctx, const store_broker_delivery *dv)
+{
+    broker_dump *d = ctx;
+    d->deliveries++;
+    dump_row(d, "delivery %s %llu m%llu q%u r%u p%u s%u ids%u:%u", dv->client_id,
+             (unsigned long long)dv->seq, (unsigned long long)dv->msg_id, dv->qos, dv->retain,
+             dv->packet_id, dv->state, dv->n_sub_ids, dv->n_sub_ids ? dv->sub_ids[dv->n_sub_ids - 1] : 0);
+    return 0;
+}
+
+static int dump_inbound(void *ctx, const store_broker_inbound *in)
+{
+    broker_dump *d = ctx;
+    d->inbound++;
+    dump_row(d, "inbound %s %u", in->client_id, in->packet_id);
+    return 0;
+}
+
+static int dump_retained(void *ctx, const store_broker_retained *r)
+{
+    broker_dump *d = ctx;
+    d->retained++;
+    dump_row(d, "retained %s m%llu", r->topic, (unsigned long long)r->msg_id);
+    return 0;
+}
+
+static broker_dump *broker_dump_of(store_conn *c)
+{
+    broker_dump *d = calloc(1, sizeof *d);
+    assert_non_null(d);
+    assert_int_equal(store_broker_sessions(c, dump_session, d), SS_OK);
+    assert_int_equal(store_broker_subs(c, dump_sub, d), SS_OK);
+    assert_int_equal(store_broker_messages(c, dump_message, d), SS_OK);
+    assert_int_equal(store_broker_deliveries(c, dump_delivery, d), SS_OK);
+    assert_int_equal(store_broker_inbound_list(c, dump_inbound, d), SS_OK);
+    assert_int_equal(store_broker_retained_list(c, dump_retained, d), SS_OK);
+    return d;
+}
+
+/* Ids of the broker cases: org n, its device n (the session's owner). */
+typedef struct broker_ids {
+    char org[SS_ID_LEN + 1];
+    char dev[SS_ID_LEN + 1];
+} broker_ids;
+
+static broker_ids broker_org(store_conn *c, unsigned n)
+{
+    broker_ids b;
+    make_id(b.org, TAG_ORG, n);
+    make_id(b.dev, TAG_DEVICE, n);
+    assert_int_equal(add_org(c, n, "broker", -1), SS_OK);
+    assert_int_equal(add_device(c, n, n, "dev", (uint8_t)(40 + n)), SS_OK);
+    return b;
+}
+
+static store_broker_change session_put(const broker_ids *b, const char *client, uint32_t expiry)
+{
+    return (store_broker_change){
+        .kind = STORE_BROKER_SESSION_PUT,
+        .session = {.org_id = b->org, .client_id = client, .principal_id = b->dev,
+                    .expiry_s = expiry, .disconnected_ms = 0},
+    };
+}
+
+static store_broker_message broker_msg(const broker_ids *b, uint64_t id, const char *topic,
+                                       const char *payload)
+{
+    static const uint8_t props[] = {0x01, 0x01, 0x02, 0x00, 0x00, 0x00, 0x3c};
+    return (store_broker_message){
+        .id = id, .org_id = b->org, .topic = topic, .payload = (const uint8_t *)payload,
+        .payload_len = strlen(payload), .props = props, .props_len = sizeof props, .qos = 1,
+        .retain = 0, .published_ms = BASE + (int64_t)id,
+    };
+}
+
+static store_broker_change delivery_put(const broker_ids *b, const char *client, uint64_t seq,
+                                        const store_broker_message *m)
+{
+    static const uint32_t ids[] = {7, 300000};
+    return (store_broker_change){
+        .kind = STORE_BROKER_DELIVERY_PUT,
+        .delivery = {.org_id = b->org, .client_id = client, .seq = seq, .msg_id = m->id,
+                     .qos = 1, .retain = 0, .packet_id = 0, .state = 0, .sub_ids = ids,
+                     .n_sub_ids = 2},
+        .msg = m,
+    };
+}
+
+static store_broker_change delivery_del(const broker_ids *b, const char *client, uint64_t seq)
+{
+    return (store_broker_change){
+        .kind = STORE_BROKER_DELIVERY_DEL,
+        .delivery = {.org_id = b->org, .client_id = client, .seq = seq},
+    };
+}
+
+static store_broker_change retain_put(const broker_ids *b, const store_broker_message *m)
+{
+    return (store_broker_change){
+        .kind = STORE_BROKER_RETAIN_PUT,
+        .retained = {.org_id = b->org, .topic = m->topic, .msg_id = m->id},
+        .msg = m,
+    };
+}
+
+static void assert_row(const broker_dump *d, size_t i, const char *want)
+{
+    assert_true(i < d->n);
+    assert_string_equal(d->rows[i], want);
+}
+
+/* Everything written comes back as written, in each list's order; a put
+ * again replaces (a delivery's state, a session's expiry) instead of
+ * adding; a message pointed at twice is stored once. */
+static void test_broker_state_round_trip(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    store_broker_message m1 = broker_msg(&b, 5, "devices/x/cmd", "on");
+    store_broker_message m2 = broker_msg(&b, 9, "status", "up");
+    store_broker_change ch[] = {
+        session_put(&b, "zeta", 60),
+        session_put(&b, "alpha", UINT32_MAX),
+        {.kind = STORE_BROKER_SUB_PUT,
+         .sub = {.org_id = b.org, .client_id = "alpha", .filter = "devices/+/cmd", .options = 1,
+                 .sub_id = 7}},
+        {.kind = STORE_BROKER_SUB_PUT,
+         .sub = {.org_id = b.org, .client_id = "alpha", .filter = "$share/g/status",
+                 .options = 0x2a, .sub_id = 0}},
+        delivery_put(&b, "alpha", 2, &m1),
+        delivery_put(&b, "alpha", 1, &m1),
+        delivery_put(&b, "zeta", 1, &m1),
+        {.kind = STORE_BROKER_INBOUND_PUT,
+         .inbound = {.org_id = b.org, .client_id = "zeta", .packet_id = 65535}},
+        retain_put(&b, &m2),
+    };
+    assert_int_equal(store_broker_apply(f->c, ch, sizeof ch / sizeof ch[0]), SS_OK);
+    store_broker_change again[] = {session_put(&b, "zeta", 30), delivery_put(&b, "alpha", 2, &m1)};
+    again[0].session.disconnected_ms = BASE;
+    again[1].delivery.packet_id = 12;
+    again[1].delivery.state = 1;
+    again[1].delivery.n_sub_ids = 1;
+    assert_int_equal(store_broker_apply(f->c, again, 2), SS_OK);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->n, 11);
+    assert_row(d, 0, "session 0001/alpha 0001 4294967295 0");
+    char want[160];
+    snprintf(want, sizeof want, "session 0001/zeta 0001 30 %lld", (long long)BASE);
+    assert_row(d, 1, want);
+    assert_row(d, 2, "sub alpha $share/g/status 42 0");
+    assert_row(d, 3, "sub alpha devices/+/cmd 1 7");
+    snprintf(want, sizeof want, "msg 5 devices/x/cmd on [7] q1 r0 %lld", (long long)BASE + 5);
+    assert_row(d, 4, want);
+    snprintf(want, sizeof want, "msg 9 status up [7] q1 r0 %lld", (long long)BASE + 9);
+    assert_row(d, 5, want);
+    assert_row(d, 6, "delivery alpha 1 m5 q1 r0 p0 s0 ids2:300000");
+    assert_row(d, 7, "delivery alpha 2 m5 q1 r0 p12 s1 ids1:7");
+    assert_row(d, 8, "delivery zeta 1 m5 q1 r0 p0 s0 ids2:300000");
+    assert_row(d, 9, "inbound zeta 65535");
+    assert_row(d, 10, "retained status m9");
+    uint64_t max = 0;
+    assert_int_equal(store_broker_message_id_max(f->c, &max), SS_OK);
+    assert_int_equal(max, 9);
+    free(d);
+}
+
+/* A message goes in the transaction that removes the last delivery or
+ * retained entry pointing at it, and not before. */
+static void test_broker_message_deleted_with_last_reference(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    store_broker_message m = broker_msg(&b, 1, "t", "x");
+    store_broker_message other = broker_msg(&b, 2, "t", "y");
+    store_broker_change ch[] = {session_put(&b, "a", 60), session_put(&b, "b", 60),
+                                delivery_put(&b, "a", 1, &m), delivery_put(&b, "b", 1, &m),
+                                retain_put(&b, &m)};
+    assert_int_equal(store_broker_apply(f->c, ch, 5), SS_OK);
+    store_broker_change del_a = delivery_del(&b, "a", 1);
+    assert_int_equal(store_broker_apply(f->c, &del_a, 1), SS_OK);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->messages, 1);
+    free(d);
+    /* The retained entry moves to another message; the session holding
+     * the last delivery ends: the first message has nothing left. */
+    store_broker_change end[] = {
+        retain_put(&b, &other),
+        {.kind = STORE_BROKER_SESSION_DEL, .session = {.org_id = b.org, .client_id = "b"}},
+    };
+    assert_int_equal(store_broker_apply(f->c, end, 2), SS_OK);
+    d = broker_dump_of(f->c);
+    assert_int_equal(d->messages, 1);
+    assert_int_equal(d->deliveries, 0);
+    assert_int_equal(d->sessions, 1);
+    char want[160];
+    snprintf(want, sizeof want, "msg 2 t y [7] q1 r0 %lld", (long long)BASE + 2);
+    assert_row(d, 1, want);
+    free(d);
+}
+
+/* A delivery put again for its (org, client, seq) with another message
+ * (a session's seq used again after its delete failed) replaces the
+ * message it pointed at, which goes when nothing else points at it; one
+ * still retained stays. */
+static void test_broker_delivery_put_again_frees_the_message_it_replaced(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    store_broker_message m1 = broker_msg(&b, 1, "t", "x");
+    store_broker_message m2 = broker_msg(&b, 2, "t", "y");
+    store_broker_message m3 = broker_msg(&b, 3, "t", "z");
+    store_broker_change ch[] = {session_put(&b, "a", 60), delivery_put(&b, "a", 1, &m1),
+                                delivery_put(&b, "a", 2, &m2), retain_put(&b, &m2)};
+    assert_int_equal(store_broker_apply(f->c, ch, 4), SS_OK);
+    store_broker_change again[] = {delivery_put(&b, "a", 1, &m3), delivery_put(&b, "a", 2, &m3)};
+    assert_int_equal(store_broker_apply(f->c, again, 2), SS_OK);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->deliveries, 2);
+    assert_int_equal(d->messages, 2);
+    char want[160];
+    snprintf(want, sizeof want, "msg 2 t y [7] q1 r0 %lld", (long long)BASE + 2);
+    assert_row(d, 1, want);
+    snprintf(want, sizeof want, "msg 3 t z [7] q1 r0 %lld", (long long)BASE + 3);
+    assert_row(d, 2, want);
+    free(d);
+}
+
+/* Changes for what the store no longer has write nothing and fail nothing
+ * else of their batch: a session of an unknown org or of a principal that
+ * is not the org's, a delivery or sub for a session that is gone; their
+ * message is not left behind. A delete of nothing is no error. */
+static void test_broker_changes_without_parent_write_nothing(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    broker_ids other = broker_org(f->c, 2);
+    broker_ids ghost;
+    make_id(ghost.org, TAG_ORG, 9);
+    make_id(ghost.dev, TAG_DEVICE, 9);
+    broker_ids foreign = b;
+    memcpy(foreign.dev, other.dev, sizeof foreign.dev);
+    store_broker_message m = broker_msg(&b, 3, "t", "x");
+    store_broker_message ghost_m = broker_msg(&ghost, 4, "t", "x");
+    store_broker_change ch[] = {
+        session_put(&ghost, "g", 60),
+        session_put(&foreign, "f", 60),
+        delivery_put(&b, "nobody", 1, &m),
+        {.kind = STORE_BROKER_SUB_PUT,
+         .sub = {.org_id = b.org, .client_id = "nobody", .filter = "#"}},
+        {.kind = STORE_BROKER_INBOUND_PUT,
+         .inbound = {.org_id = b.org, .client_id = "nobody", .packet_id = 1}},
+        retain_put(&ghost, &ghost_m),
+        delivery_del(&b, "nobody", 7),
+        {.kind = STORE_BROKER_SESSION_DEL, .session = {.org_id = b.org, .client_id = "none"}},
+        session_put(&b, "real", 60),
+    };
+    assert_int_equal(store_broker_apply(f->c, ch, sizeof ch / sizeof ch[0]), SS_OK);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->n, 1);
+    assert_row(d, 0, "session 0001/real 0001 60 0");
+    free(d);
+}
+
+/* A change no engine could keep fails the call before anything is
+ * written. */
+static void test_broker_bad_change_inval_writes_nothing(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    store_broker_message m = broker_msg(&b, 3, "t", "x");
+    store_broker_change ch[] = {session_put(&b, "a", 60), delivery_put(&b, "a", 1, &m)};
+    ch[1].msg = NULL;
+    assert_int_equal(store_broker_apply(f->c, ch, 2), SS_INVAL);
+    ch[1] = delivery_put(&b, "a", 1, &m);
+    ch[1].delivery.n_sub_ids = STORE_BROKER_SUB_IDS_MAX + 1;
+    assert_int_equal(store_broker_apply(f->c, ch, 2), SS_INVAL);
+    ch[1] = delivery_put(&b, "a", 1, &m);
+    ch[1].delivery.msg_id = 4;
+    assert_int_equal(store_broker_apply(f->c, ch, 2), SS_INVAL);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->n, 0);
+    free(d);
+}
+
+/* Puts one session of each kind of owner in org n, with a sub, a
+ * delivery, an inbound id and a retained message. */
+static void broker_fill(store_conn *c, const broker_ids *b, const char *key_id, uint64_t msg)
+{
+    store_broker_message m = broker_msg(b, msg, "t", "x");
+    store_broker_message r = broker_msg(b, msg + 1, "r", "y");
+    store_broker_change ch[] = {
+        session_put(b, "dev", 60),
+        session_put(b, "app", 60),
+        {.kind = STORE_BROKER_SUB_PUT, .sub = {.org_id = b->org, .client_id = "dev", .filter = "#"}},
+        {.kind = STORE_BROKER_SUB_PUT, .sub = {.org_id = b->org, .client_id = "app", .filter = "#"}},
+        delivery_put(b, "dev", 1, &m),
+        delivery_put(b, "app", 1, &m),
+        {.kind = STORE_BROKER_INBOUND_PUT,
+         .inbound = {.org_id = b->org, .client_id = "dev", .packet_id = 1}},
+        retain_put(b, &r),
+    };
+    ch[1].session.principal_id = key_id;
+    assert_int_equal(store_broker_apply(c, ch, sizeof ch / sizeof ch[0]), SS_OK);
+}
+
+/* An org's delete takes its broker state in its transaction, and only its
+ * own; a device's or an API key's takes the sessions it owns. */
+static void test_broker_state_goes_with_its_org_device_or_key(void **state)
+{
+    fx *f = *state;
+    broker_ids b1 = broker_org(f->c, 1);
+    broker_ids b2 = broker_org(f->c, 2);
+    assert_int_equal(add_apikey(f->c, 1, 1, 0x51, 100), SS_OK);
+    assert_int_equal(add_apikey(f->c, 2, 2, 0x52, 100), SS_OK);
+    char key1[SS_ID_LEN + 1], key2[SS_ID_LEN + 1];
+    make_id(key1, TAG_APIKEY, 1);
+    make_id(key2, TAG_APIKEY, 2);
+    broker_fill(f->c, &b1, key1, 10);
+    broker_fill(f->c, &b2, key2, 20);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->sessions, 4);
+    assert_int_equal(d->messages, 4);
+    free(d);
+    assert_int_equal(store_org_delete(f->c, b1.org), SS_OK);
+    d = broker_dump_of(f->c);
+    assert_int_equal(d->sessions, 2);
+    assert_int_equal(d->subs, 2);
+    assert_int_equal(d->messages, 2);
+    assert_int_equal(d->deliveries, 2);
+    assert_int_equal(d->inbound, 1);
+    assert_int_equal(d->retained, 1);
+    assert_row(d, 0, "session 0002/app 0002 60 0");
+    free(d);
+    /* The device's session goes with the device; the message stays for
+     * the key's session. Then the key's: the message goes too. */
+    assert_int_equal(store_device_delete(f->c, b2.dev), SS_OK);
+    d = broker_dump_of(f->c);
+    assert_int_equal(d->sessions, 1);
+    assert_int_equal(d->inbound, 0);
+    assert_int_equal(d->messages, 2);
+    free(d);
+    assert_int_equal(store_apikey_delete(f->c, key2), SS_OK);
+    d = broker_dump_of(f->c);
+    assert_int_equal(d->sessions + d->subs + d->deliveries + d->inbound, 0);
+    assert_int_equal(d->messages, 1);
+    assert_int_equal(d->retained, 1);
+    free(d);
+    assert_int_equal(store_apikey_delete(f->c, key2), SS_NOT_FOUND);
+}
+
+/* A principal's drop, as a change, takes every session it owns. */
+static void test_broker_principal_drop_change(void **state)
+{
+    fx *f = *state;
+    broker_ids b = broker_org(f->c, 1);
+    assert_int_equal(add_apikey(f->c, 1, 1, 0x51, 100), SS_OK);
+    char key[SS_ID_LEN + 1];
+    make_id(key, TAG_APIKEY, 1);
+    broker_fill(f->c, &b, key, 10);
+    store_broker_change ch = {.kind = STORE_BROKER_PRINCIPAL_DEL, .session = {.principal_id = b.dev}};
+    assert_int_equal(store_broker_apply(f->c, &ch, 1), SS_OK);
+    broker_dump *d = broker_dump_of(f->c);
+    assert_int_equal(d->sessions, 1);
+    assert_int_equal(d->subs, 1);
+    assert_int_equal(d->deliveries, 1);
+    assert_int_equal(d->inbound, 0);
+    assert_row(d, 0, "session 0001/app 0001 60 0");
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2300,6 +2716,13 @@ int main(void)
         T(test_device_made_again_after_delete_starts_empty),
         T(test_quota_settings_and_max_devices),
         T(test_usage_add_sums_and_day_totals),
+        T(test_broker_state_round_trip),
+        T(test_broker_message_deleted_with_last_reference),
+        T(test_broker_delivery_put_again_frees_the_message_it_replaced),
+        T(test_broker_changes_without_parent_write_nothing),
+        T(test_broker_bad_change_inval_writes_nothing),
+        T(test_broker_state_goes_with_its_org_device_or_key),
+        T(test_broker_principal_drop_change),
 #undef T
     };
     int failed = 0;
