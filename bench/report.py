@@ -15,6 +15,8 @@ import argparse
 import os
 import sys
 
+import mqtt_report  # benchmark 9, bench/mqtt_report.py
+
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
 BASELINE = "baseline-full"     # BENCH_BASELINE's server, durability full
@@ -125,7 +127,7 @@ def targets(recs):
         b, p = num(idle, "bytes_per_conn"), num(peer, "bytes_per_conn")
         out.append(("idle: sensorspace bytes per HTTPS connection", f"{b:.0f} B",
                     f"<= nginx-1 ({p:.0f} B)", b <= p and idle.get("ok") == "1"))
-    return out
+    return out + mqtt_report.targets(recs)
 
 
 # The figures measured on the baseline revision too: (bench, key, unit).
@@ -474,6 +476,7 @@ def render(a, recs):
         devices_section(recs),
         wire_section(recs),
         acct_section(recs, a.profiles),
+        mqtt_report.section(recs),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -508,7 +511,8 @@ def main():
             f.write(text)
     # The tables on stdout, for whoever ran `make bench`.
     for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
-                    tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles)):
+                    tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles),
+                    mqtt_report.section(recs)):
         if section:
             sys.stdout.write(section + "\n")
 

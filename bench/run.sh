@@ -23,7 +23,8 @@
 #   BENCH_ACCT_REQUESTS=20000  single-reading requests profiled under callgrind (8)
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
-#   BENCH_ONLY="single batch tcp idle devices wire acct"   which benchmarks to run
+#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt"   which benchmarks to run
+#   BENCH_MQTT_*               the MQTT benchmark's knobs (9; bench/mqtt.sh)
 #   BENCH_BASELINE=REV         also run one reading per request (1) and TCP ingest (5)
 #                              on the server of git revision REV (built from `git
 #                              archive`), side by side in every round: an A/B.
@@ -64,7 +65,7 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 # A readings-per-day quota far above what a run stores: accounting and quotas
 # are always on, and with a limit set every message takes the quota check.
 QUOTA=1000000000
-ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct"}
+ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
 # The revision the A/B compares with: the first word of bench/BASELINE's
 # first line that is not a comment, unless BENCH_BASELINE is set.
@@ -164,6 +165,7 @@ EOF
         echo "wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
         echo "nginx: $(nginx -v 2>&1 | cut -d' ' -f3)"
         echo "influxdb: $(influxd version 2>&1 | head -1)"
+        echo "mosquitto: $(mosquitto -h 2>&1 | sed -n 's/^mosquitto version //p' | head -1)"
         echo "python: $(python3 --version 2>&1)"
         echo "libuv: $(pkg-config --modversion libuv 2>/dev/null || echo '?'), sqlite: $(pkg-config --modversion sqlite3 2>/dev/null || echo '?')"
     } >"$out"
@@ -195,7 +197,7 @@ start_ss() {
     : >"$SS_DIR/stdout"
     SENSORSPACE_ADMIN_PASSWORD=$ADMIN_PASSWORD SENSORSPACE_ADMIN_EMAIL=$ADMIN_EMAIL \
         "$@" "$BIN" serve --data-dir "$SS_DIR/data" --listen-http 127.0.0.1:0 \
-        --listen-https "$SS_HTTPS" --listen-mqtt off --listen-mqtts off --listen-tcp 127.0.0.1:0 \
+        --listen-https "$SS_HTTPS" --listen-mqtt "$SS_MQTT" --listen-mqtts "$SS_MQTTS" --listen-tcp 127.0.0.1:0 \
         --listen-udp 127.0.0.1:0 --durability "$durability" \
         >"$SS_DIR/stdout" 2>"$SS_DIR/stderr" &
     SS_PID=$!
@@ -238,6 +240,10 @@ ss_count() {
     sleep 0.5   # requests wrk left in flight at its deadline may still commit
     python3 "$HERE/tools.py" ss-count "$SS_PORT" "$SS_ADMIN" "$DEV_ID"
 }
+
+# ---- benchmark 9: MQTT, sensorspace's broker against mosquitto ---------------
+
+. "$HERE/mqtt.sh"
 
 # ---- nginx -------------------------------------------------------------------
 
@@ -564,6 +570,7 @@ profile_load() {
         single) wrk_run 1 64 "$secs" "http://127.0.0.1:$SS_PORT" "$WORK/wrk-prof.log" ss "$base" "$DEV_TOKEN" >/dev/null ;;
         batch) timeout 120 python3 "$HERE/batch_client.py" --target ss --port "$SS_PORT" \
             --token "$DEV_TOKEN" --base-ms "$base" --batches 200 --conns 4 --time-limit "$secs" >/dev/null ;;
+        mqtt-q*) mqtt_profile_load "${what#mqtt-q}" "$secs" ;;
     esac
 }
 
@@ -622,6 +629,7 @@ want idle && idle_run
 want devices && devices_run
 want wire && wire_run
 want acct && acct_run
+want mqtt && mqtt_run
 
 # CPU time stolen by the hypervisor and spent idle over the run: a noisy
 # neighbour shows up here rather than as a mystery in the numbers.
@@ -649,6 +657,7 @@ if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ -n "$MISSED" ]; }; then
     log "targets missed: ${MISSED:-none}; profiling"
     if want single; then profile_workload single || log "profiling (single) failed"; fi
     if want batch; then profile_workload batch || log "profiling (batch) failed"; fi
+    if want mqtt; then mqtt_profile "$MISSED"; fi
 fi
 report
 log "done in $(($(date +%s) - T0)) s; report: $RESULTS_MD"
