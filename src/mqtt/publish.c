@@ -40,15 +40,27 @@ typedef struct mqtt_pub {
     unsigned waiting : 1;    /* a callback is due */
     unsigned in_call : 1;    /* inside the call whose callback may run at once */
     unsigned finished : 1;   /* answer it when it reaches the head */
+    unsigned metered : 1;    /* the gateway counts it in the session record */
 } mqtt_pub;
 
 static void pub_run(mqtt_pub *p);
 
 /* ---- inbound PUBLISH: the steps ------------------------------------------------------- */
 
+/* One PUBLISH in the session record's messages (SPEC §5): every one the
+ * client sent; those of a data topic that reached the gateway are counted
+ * there, with their readings. */
+static void pub_count(mqtt_conn *c)
+{
+    if (c->broker->opt.meter)
+        meter_message(c->broker->opt.meter, &c->acct);
+}
+
 static void pub_free(mqtt_pub *p)
 {
     mqtt_conn *c = p->c;
+    if (!p->metered)
+        pub_count(c);
     ss_list_remove(&p->link);
     c->pubs_count--;
     if (p->qos > 0)
@@ -222,6 +234,7 @@ static uint8_t pub_parse(mqtt_pub *p)
     ss_parse_error err = {0};
     int rc = gateway_parse(p->c->broker->opt.gateway, &p->from, &body, clock_now_ms(),
                            &p->gmsg.item.readings, &err);
+    p->metered = rc != SS_OK;  /* a refusal is counted by the gateway */
     if (rc == SS_NOMEM)
         return MQTT_RC_UNSPECIFIED;
     if (rc != SS_OK) {
@@ -276,6 +289,8 @@ static int pub_ingest(mqtt_pub *p)
     p->gmsg.data = p;
     p->gmsg.item.held_bytes = sizeof *p + mqtt_msg_size(p->msg);
     int rc = gateway_submit(gw, &p->from, &p->gmsg, clock_now_ms());
+    if (rc == SS_QUOTA || rc == SS_OK)
+        p->metered = 1;  /* refused and counted now, or counted at the commit */
     if (rc == SS_QUOTA) {
         readings_free(&p->gmsg.item.readings);
         p->reason = MQTT_RC_QUOTA_EXCEEDED;
@@ -431,6 +446,7 @@ static void pub_refused(mqtt_conn *c, const mqtt_publish *pb, uint8_t r)
 {
     int fatal = r == MQTT_RC_PROTOCOL_ERROR || r == MQTT_RC_TOPIC_ALIAS_INVALID;
     if (fatal || pb->qos == 0 || c->version != MQTT_V5) {
+        pub_count(c);
         mqtt_conn_refuse(c, r, "a PUBLISH was refused");
         return;
     }
@@ -448,10 +464,12 @@ void mqtt_publish_in(mqtt_conn *c, const mqtt_publish *pb)
 {
     if (MQTT_HAS(&pb->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER)) {
         /* MQTT-3.3.4-6: only the server sends one. */
+        pub_count(c);
         mqtt_conn_refuse(c, MQTT_RC_PROTOCOL_ERROR, "a PUBLISH with a subscription identifier");
         return;
     }
     if (pb->qos > 0 && c->inflight_in >= SS_MQTT_RECEIVE_MAX) {
+        pub_count(c);
         mqtt_conn_refuse(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "more PUBLISHes in flight than announced");
         return;
     }
