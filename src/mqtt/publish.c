@@ -29,6 +29,7 @@ typedef struct mqtt_pub {
     mqtt_conn *c;
     gateway_sender from;     /* whose readings (a key: acting as the device) */
     mqtt_msg *msg;           /* the message to route: one reference */
+    uint64_t serial;         /* the publisher's session's (no-local), also after it left */
     uint16_t packet_id;
     uint8_t qos;
     uint8_t step;
@@ -116,12 +117,27 @@ static void conn_answer_ready(mqtt_conn *c)
     mqtt_conn_maybe_stop(c);
 }
 
+/* A PUBLISH of a connection that ended goes on to its end, unanswered,
+ * when it is a QoS 2 one whose packet id the session kept: the client's
+ * retransmission after a reconnect is answered by the id alone
+ * (MQTT-4.3.3-9), so what this one was to do would be done by nobody. */
+static int pub_outlives(const mqtt_pub *p)
+{
+    return p->inbound && p->reason == 0;
+}
+
 /* A step's callback came back (or room was made): the PUBLISH goes on;
- * for a connection that ended meanwhile it is dropped, unanswered. */
+ * for a connection that ended meanwhile it is dropped, unanswered, unless
+ * it outlives the connection. */
 static void pub_resume(mqtt_pub *p)
 {
     mqtt_conn *c = p->c;
     if (mqtt_conn_ended(c)) {
+        if (pub_outlives(p)) {
+            pub_run(p);
+            if (p->waiting)
+                return;  /* its next callback comes back here */
+        }
         pub_free(p);
         net_conn_release(&c->base);
         return;
@@ -297,6 +313,13 @@ static int pub_ingest(mqtt_pub *p)
         p->step = PUB_DONE;
         return 0;
     }
+    if (rc != SS_OK && mqtt_conn_ended(c)) {
+        /* Nobody to wait for room for. */
+        readings_free(&p->gmsg.item.readings);
+        p->reason = MQTT_RC_UNSPECIFIED;
+        p->step = PUB_DONE;
+        return 0;
+    }
     if (rc != SS_OK) {
         /* The device's or org's share of the queue is full: wait for room,
          * reading nothing meanwhile. */
@@ -336,7 +359,7 @@ static int pub_route(mqtt_pub *p)
 {
     mqtt_conn *c = p->c;
     mqtt_broker *b = c->broker;
-    uint64_t serial = c->session ? mqtt_session_serial(c->session) : 0;
+    uint64_t serial = p->serial;
     int matched = 0;
     p->waiting = 1;
     p->in_call = 1;
@@ -350,7 +373,7 @@ static int pub_route(mqtt_pub *p)
     }
     c->held--;
     p->waiting = 0;
-    if (rc == SS_BUSY) {
+    if (rc == SS_BUSY && !mqtt_conn_ended(c)) {
         c->blocked = p;
         snprintf(c->persist_wait.org_id, sizeof c->persist_wait.org_id, "%s", p->msg->org_id);
         mqtt_persist_wait(b->persist, &c->persist_wait);
@@ -372,7 +395,7 @@ static void pub_run(mqtt_pub *p)
             waits = pub_ingest(p);
         else
             waits = pub_route(p);
-        if (waits || mqtt_conn_ended(p->c))
+        if (waits || (mqtt_conn_ended(p->c) && !pub_outlives(p)))
             return;
     }
     p->finished = 1;
@@ -389,6 +412,7 @@ static mqtt_pub *pub_new(mqtt_conn *c, const mqtt_publish *pb)
     p->c = c;
     p->qos = pb->qos;
     p->packet_id = pb->packet_id;
+    p->serial = c->session ? mqtt_session_serial(c->session) : 0;
     ss_list_insert_tail(&c->pubs, &p->link);
     c->pubs_count++;
     if (p->qos > 0)
