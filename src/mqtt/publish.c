@@ -186,8 +186,17 @@ static int pub_inbound(mqtt_pub *p)
     p->step = PUB_DONE;
     if (rc == SS_EXISTS)
         return 0;  /* already had: PUBREC again, nothing else */
-    if (rc == SS_BUSY) {
+    if (rc == SS_QUOTA) {
         mqtt_conn_refuse(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "more QoS 2 PUBLISHes in flight than announced");
+        return 1;
+    }
+    if (rc == SS_BUSY && !mqtt_conn_ended(c)) {
+        /* The persister's share of the org is full: wait for room, as a
+         * route does, reading nothing meanwhile. */
+        p->step = PUB_INBOUND;
+        c->blocked = p;
+        snprintf(c->persist_wait.org_id, sizeof c->persist_wait.org_id, "%s", p->msg->org_id);
+        mqtt_persist_wait(c->broker->persist, &c->persist_wait);
         return 1;
     }
     p->reason = MQTT_RC_UNSPECIFIED;
@@ -546,7 +555,7 @@ void mqtt_publish_setup(mqtt_conn *c)
 void mqtt_publish_release(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
-    if (c->blocked && c->blocked->step == PUB_ROUTE)
+    if (c->blocked && (c->blocked->step == PUB_ROUTE || c->blocked->step == PUB_INBOUND))
         mqtt_persist_cancel_wait(b->persist, &c->persist_wait);
     gateway_cancel_wait(b->opt.gateway, &c->ingest_wait);
     ss_list *it, *tmp;
