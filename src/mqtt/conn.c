@@ -165,14 +165,14 @@ void mqtt_conn_close_after_write(mqtt_conn *c)
 
 /* The short text a refusal carries: what the client did or what the
  * server cannot do now, in the client's terms; never whose things, never
- * a secret. NULL: nothing to add. */
+ * a secret. NULL: nothing to add (0x84 too: a client of a level we do not
+ * speak need not read 5.0 properties). */
 static const char *conn_reason_text(uint8_t r)
 {
     switch (r) {
     case MQTT_RC_UNSPECIFIED: return "not done: the server cannot take it now, try again";
     case MQTT_RC_MALFORMED_PACKET: return "malformed packet";
     case MQTT_RC_PROTOCOL_ERROR: return "protocol error";
-    case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION: return "MQTT 3.1.1 and 5.0 only";
     case MQTT_RC_CLIENTID_NOT_VALID: return "client identifier not accepted";
     case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
     case MQTT_RC_NOT_AUTHORIZED: return "not authorized";
