@@ -28,6 +28,8 @@ struct conn_registry {
     uv_mutex_t mu;
     revoked_id *revoked;    /* under mu; newest first, order does not matter */
     ss_list entries;        /* loop thread only */
+    conn_revoked_any_cb watch;  /* loop thread only */
+    void *watch_ctx;
 };
 
 static void revoked_free_all(revoked_id *r)
@@ -75,8 +77,11 @@ static void on_async(uv_async_t *h)
     revoked_id *list = r->revoked;
     r->revoked = NULL;
     uv_mutex_unlock(&r->mu);
-    for (revoked_id *p = list; p; p = p->next)
+    for (revoked_id *p = list; p; p = p->next) {
+        if (r->watch)
+            r->watch(r->watch_ctx, p->principal);
         revoke_now(r, p->principal);
+    }
     revoked_free_all(list);
 }
 
@@ -147,6 +152,12 @@ int conn_registry_revoke(conn_registry *r, const char *principal)
     uv_mutex_unlock(&r->mu);
     uv_async_send(&r->async);
     return SS_OK;
+}
+
+void conn_registry_watch(conn_registry *r, conn_revoked_any_cb cb, void *ctx)
+{
+    r->watch = cb;
+    r->watch_ctx = ctx;
 }
 
 size_t conn_registry_count(conn_registry *r, const char *principal)

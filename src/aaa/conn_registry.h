@@ -47,6 +47,12 @@ void conn_registry_remove(conn_registry *r, conn_reg_entry *e);
 /* Revokes a principal: every connection registered under it now is closed
  * on the loop thread soon after this call. Any thread. 0 or SS_NOMEM. */
 int conn_registry_revoke(conn_registry *r, const char *principal);
+/* One listener of every revocation, connected or not (the MQTT broker: a
+ * revoked principal's stored sessions end even while offline). Runs on the
+ * loop for each revoked ID before its connections' on_revoked; cb NULL
+ * removes it. Loop thread only. */
+typedef void (*conn_revoked_any_cb)(void *ctx, const char *principal);
+void conn_registry_watch(conn_registry *r, conn_revoked_any_cb cb, void *ctx);
 /* Connections registered under principal right now. Loop thread only. */
 size_t conn_registry_count(conn_registry *r, const char *principal);
 

@@ -209,6 +209,15 @@ void meter_stored(meter *m, meter_session *s, uint64_t readings)
     s->dirty = 1;
 }
 
+void meter_message(meter *m, meter_session *s)
+{
+    (void)m;
+    if (!s || !s->open)
+        return;
+    s->rec.messages++;
+    s->dirty = 1;
+}
+
 void meter_refused(meter *m, meter_session *s, const char *org_id, const char *protocol,
                    uint64_t readings)
 {

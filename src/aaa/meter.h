@@ -81,6 +81,10 @@ void meter_stored(meter *m, meter_session *s, uint64_t readings);
  * could not be read). Counts rejected usage and the session. */
 void meter_refused(meter *m, meter_session *s, const char *org_id, const char *protocol,
                    uint64_t readings);
+/* A message that brought no readings to store (an MQTT PUBLISH on a topic
+ * other than a data topic, or refused before its payload was read): the
+ * session's count only. */
+void meter_message(meter *m, meter_session *s);
 /* An API request by a person or an app. */
 void meter_api_request(meter *m, meter_session *s, const char *org_id, const char *protocol);
 

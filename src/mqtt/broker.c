@@ -39,6 +39,18 @@ void mqtt_broker_flush_later(mqtt_broker *b, mqtt_conn *c)
     uv_check_start(&b->flusher, on_flush);
 }
 
+/* ---- revocation -------------------------------------------------------------- */
+
+/* Every revoked principal (device, key; an org deleted): its sessions end
+ * here, also the stored ones of a client not connected now, which no
+ * connection's own revocation would reach. Its connections are told next
+ * (conn.c, DISCONNECT 0x98). */
+static void on_principal_revoked(void *ctx, const char *principal_id)
+{
+    mqtt_broker *b = ctx;
+    mqtt_sessions_drop_principal(b, principal_id);
+}
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void broker_free_parts(mqtt_broker *b)
@@ -98,6 +110,8 @@ int mqtt_broker_new(uv_loop_t *loop, const mqtt_broker_options *opt, mqtt_broker
     b->readings.on_batch = mqtt_deliver_readings;
     b->readings.data = b;
     fanout_subscribe(opt->fanout, &b->readings);
+    if (opt->conns)
+        conn_registry_watch(opt->conns, on_principal_revoked, b);
     *out = b;
     return SS_OK;
 }
@@ -145,6 +159,8 @@ void mqtt_broker_stop(mqtt_broker *b, void (*done)(void *arg), void *arg)
     b->stop_done = done;
     b->stop_arg = arg;
     fanout_unsubscribe(b->opt.fanout, &b->readings);
+    if (b->opt.conns)
+        conn_registry_watch(b->opt.conns, NULL, NULL);
     mqtt_sessions_stop(b);
     b->stops_pending = 1;  /* held until both sets have been asked */
     if (b->plain) {

@@ -196,7 +196,9 @@ int mqtt_session_unsubscribe(mqtt_conn *c, const char *filter, size_t len, uint8
 /* Inbound QoS 2 (PUBREC sent, PUBREL awaited), kept with the session so
  * a retransmitted PUBLISH after a reconnect is not routed twice
  * (MQTT-4.3.3-9). add: 0, SS_EXISTS (already there: answer PUBREC, route
- * nothing), SS_BUSY (over the window), SS_NOMEM; `done` as mqtt_route.
+ * nothing), SS_QUOTA (over the window), SS_BUSY (the persister is full:
+ * nothing kept, wait with mqtt_persist_wait), SS_NOMEM; `done` as
+ * mqtt_route.
  * del: 0 or SS_NOT_FOUND (PUBCOMP 0x92). */
 int mqtt_session_inbound_add(mqtt_session *s, uint16_t packet_id, mqtt_persist_done_cb done,
                              void *ctx);

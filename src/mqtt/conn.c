@@ -161,9 +161,88 @@ void mqtt_conn_close_after_write(mqtt_conn *c)
         net_conn_close_after_write(&c->base, SS_CLOSE_LINGER_MS, 0);
 }
 
+/* ---- reason strings (5.0) --------------------------------------------------------- */
+
+/* The short text a refusal carries: what the client did or what the
+ * server cannot do now, in the client's terms; never whose things, never
+ * a secret. NULL: nothing to add (0x84 too: a client of a level we do not
+ * speak need not read 5.0 properties). */
+static const char *conn_reason_text(uint8_t r)
+{
+    switch (r) {
+    case MQTT_RC_UNSPECIFIED: return "not done: the server cannot take it now, try again";
+    case MQTT_RC_MALFORMED_PACKET: return "malformed packet";
+    case MQTT_RC_PROTOCOL_ERROR: return "protocol error";
+    case MQTT_RC_CLIENTID_NOT_VALID: return "client identifier not accepted";
+    case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
+    case MQTT_RC_NOT_AUTHORIZED: return "not authorized";
+    case MQTT_RC_SERVER_UNAVAILABLE: return "server unavailable, try again later";
+    case MQTT_RC_SERVER_BUSY: return "server busy, try again later";
+    case MQTT_RC_SERVER_SHUTTING_DOWN: return "server shutting down";
+    case MQTT_RC_BAD_AUTHENTICATION_METHOD:
+        return "no authentication methods: the password is a device token or API key";
+    case MQTT_RC_KEEP_ALIVE_TIMEOUT: return "nothing received for 1.5 keep-alives";
+    case MQTT_RC_SESSION_TAKEN_OVER: return "another connection took the session over";
+    case MQTT_RC_TOPIC_FILTER_INVALID: return "topic filter not valid";
+    case MQTT_RC_TOPIC_NAME_INVALID: return "topic name not valid";
+    case MQTT_RC_PACKET_ID_NOT_FOUND: return "packet identifier not known";
+    case MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED: return "more QoS 1 and 2 PUBLISHes in flight than allowed";
+    case MQTT_RC_TOPIC_ALIAS_INVALID: return "topic alias not valid";
+    case MQTT_RC_PACKET_TOO_LARGE: return "packet too large";
+    case MQTT_RC_QUOTA_EXCEEDED: return "quota exceeded";
+    case MQTT_RC_ADMINISTRATIVE_ACTION: return "credentials revoked";
+    case MQTT_RC_PAYLOAD_FORMAT_INVALID: return "payload not valid for a data topic";
+    default: return NULL;
+    }
+}
+
+/* The reason of a refusal p carries (0: none), and where its properties
+ * are. */
+static uint8_t conn_refusal(mqtt_packet *p, mqtt_props **props)
+{
+    switch (p->type) {
+    case MQTT_CONNACK: *props = &p->connack.props; return p->connack.reason;
+    case MQTT_DISCONNECT: *props = &p->disconnect.props; return p->disconnect.reason;
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP: *props = &p->ack.props; return p->ack.reason;
+    case MQTT_SUBACK:
+    case MQTT_UNSUBACK:
+        *props = &p->suback.props;
+        for (uint32_t i = 0; i < p->suback.count; i++)
+            if (p->suback.reasons[i] >= MQTT_RC_UNSPECIFIED)
+                return p->suback.reasons[i];
+        return 0;
+    default: return 0;
+    }
+}
+
+/* A 5.0 refusal gets a reason string where the client allows one
+ * (MQTT-3.1.2-29: on CONNACK and DISCONNECT always, elsewhere unless
+ * Request Problem Information was 0). 1 when q (a copy of p) has one. */
+static int conn_with_reason_string(const mqtt_conn *c, const mqtt_packet *p, mqtt_packet *q)
+{
+    if (c->version != MQTT_V5)
+        return 0;
+    if (!c->request_problem_info && p->type != MQTT_CONNACK && p->type != MQTT_DISCONNECT)
+        return 0;
+    *q = *p;
+    mqtt_props *pr = NULL;
+    uint8_t r = conn_refusal(q, &pr);
+    if (r < MQTT_RC_UNSPECIFIED || MQTT_HAS(pr, MQTT_PROP_REASON_STRING))
+        return 0;
+    const char *text = conn_reason_text(r);
+    if (!text)
+        return 0;
+    pr->reason_string = (mqtt_str){text, (uint16_t)strlen(text)};
+    MQTT_SET(pr, MQTT_PROP_REASON_STRING);
+    return 1;
+}
+
 /* Encodes p into the output, at `at` (a position in c->out) or at its
  * end (at == SIZE_MAX). */
-int mqtt_conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
+static int conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
 {
     if (mqtt_conn_ended(c))
         return SS_CLOSED;
@@ -197,6 +276,19 @@ int mqtt_conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
     }
     mqtt_broker_flush_later(c->broker, c);
     return SS_OK;
+}
+
+/* A reason string never makes the packet too large for the client
+ * (MQTT-3.2.2-19 and the like): then it goes without. */
+int mqtt_conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
+{
+    mqtt_packet q;
+    if (conn_with_reason_string(c, p, &q)) {
+        int rc = conn_queue_at(c, &q, at);
+        if (rc != SS_TOO_LARGE)
+            return rc;
+    }
+    return conn_queue_at(c, p, at);
 }
 
 int mqtt_conn_queue(mqtt_conn *c, const mqtt_packet *p)
@@ -269,7 +361,8 @@ static const char *disconnect_end_reason(uint8_t reason)
     }
 }
 
-void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason)
+/* text: the reason string, NULL for conn_reason_text's. */
+static void conn_disconnect(mqtt_conn *c, uint8_t reason, const char *text)
 {
     if (mqtt_conn_ended(c))
         return;
@@ -281,9 +374,19 @@ void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason)
     if (c->version == MQTT_V5 && c->state == MQTT_CONN_ACTIVE) {
         mqtt_packet p = {.type = MQTT_DISCONNECT};
         p.disconnect.reason = reason;
-        mqtt_conn_queue(c, &p);
+        if (text) {
+            p.disconnect.props.reason_string = (mqtt_str){text, (uint16_t)strlen(text)};
+            MQTT_SET(&p.disconnect.props, MQTT_PROP_REASON_STRING);
+        }
+        if (mqtt_conn_queue(c, &p) == SS_TOO_LARGE && text)
+            conn_disconnect(c, reason, NULL);
     }
     mqtt_conn_close_after_write(c);
+}
+
+void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason)
+{
+    conn_disconnect(c, reason, NULL);
 }
 
 /* The client broke the protocol (or the rules): 5.0 DISCONNECT with the
@@ -293,7 +396,9 @@ void mqtt_conn_refuse(mqtt_conn *c, uint8_t reason, const char *what)
     log_info(CONN_LOG, "%s: %s (reason 0x%02x); disconnecting", c->peer, what, reason);
     if (!c->end_reason)
         c->end_reason = "error";
-    mqtt_conn_disconnect(c, reason);
+    /* What broke the protocol says more than the code's generic text. */
+    int protocol = reason == MQTT_RC_PROTOCOL_ERROR || reason == MQTT_RC_MALFORMED_PACKET;
+    conn_disconnect(c, reason, protocol ? what : NULL);
 }
 
 void mqtt_conn_maybe_stop(mqtt_conn *c)

@@ -29,6 +29,7 @@ typedef struct mqtt_pub {
     mqtt_conn *c;
     gateway_sender from;     /* whose readings (a key: acting as the device) */
     mqtt_msg *msg;           /* the message to route: one reference */
+    uint64_t serial;         /* the publisher's session's (no-local), also after it left */
     uint16_t packet_id;
     uint8_t qos;
     uint8_t step;
@@ -40,15 +41,27 @@ typedef struct mqtt_pub {
     unsigned waiting : 1;    /* a callback is due */
     unsigned in_call : 1;    /* inside the call whose callback may run at once */
     unsigned finished : 1;   /* answer it when it reaches the head */
+    unsigned metered : 1;    /* the gateway counts it in the session record */
 } mqtt_pub;
 
 static void pub_run(mqtt_pub *p);
 
 /* ---- inbound PUBLISH: the steps ------------------------------------------------------- */
 
+/* One PUBLISH in the session record's messages (SPEC §5): every one the
+ * client sent; those of a data topic that reached the gateway are counted
+ * there, with their readings. */
+static void pub_count(mqtt_conn *c)
+{
+    if (c->broker->opt.meter)
+        meter_message(c->broker->opt.meter, &c->acct);
+}
+
 static void pub_free(mqtt_pub *p)
 {
     mqtt_conn *c = p->c;
+    if (!p->metered)
+        pub_count(c);
     ss_list_remove(&p->link);
     c->pubs_count--;
     if (p->qos > 0)
@@ -104,12 +117,27 @@ static void conn_answer_ready(mqtt_conn *c)
     mqtt_conn_maybe_stop(c);
 }
 
+/* A PUBLISH of a connection that ended goes on to its end, unanswered,
+ * when it is a QoS 2 one whose packet id the session kept: the client's
+ * retransmission after a reconnect is answered by the id alone
+ * (MQTT-4.3.3-9), so what this one was to do would be done by nobody. */
+static int pub_outlives(const mqtt_pub *p)
+{
+    return p->inbound && p->reason == 0;
+}
+
 /* A step's callback came back (or room was made): the PUBLISH goes on;
- * for a connection that ended meanwhile it is dropped, unanswered. */
+ * for a connection that ended meanwhile it is dropped, unanswered, unless
+ * it outlives the connection. */
 static void pub_resume(mqtt_pub *p)
 {
     mqtt_conn *c = p->c;
     if (mqtt_conn_ended(c)) {
+        if (pub_outlives(p)) {
+            pub_run(p);
+            if (p->waiting)
+                return;  /* its next callback comes back here */
+        }
         pub_free(p);
         net_conn_release(&c->base);
         return;
@@ -158,8 +186,17 @@ static int pub_inbound(mqtt_pub *p)
     p->step = PUB_DONE;
     if (rc == SS_EXISTS)
         return 0;  /* already had: PUBREC again, nothing else */
-    if (rc == SS_BUSY) {
+    if (rc == SS_QUOTA) {
         mqtt_conn_refuse(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "more QoS 2 PUBLISHes in flight than announced");
+        return 1;
+    }
+    if (rc == SS_BUSY && !mqtt_conn_ended(c)) {
+        /* The persister's share of the org is full: wait for room, as a
+         * route does, reading nothing meanwhile. */
+        p->step = PUB_INBOUND;
+        c->blocked = p;
+        snprintf(c->persist_wait.org_id, sizeof c->persist_wait.org_id, "%s", p->msg->org_id);
+        mqtt_persist_wait(c->broker->persist, &c->persist_wait);
         return 1;
     }
     p->reason = MQTT_RC_UNSPECIFIED;
@@ -222,6 +259,7 @@ static uint8_t pub_parse(mqtt_pub *p)
     ss_parse_error err = {0};
     int rc = gateway_parse(p->c->broker->opt.gateway, &p->from, &body, clock_now_ms(),
                            &p->gmsg.item.readings, &err);
+    p->metered = rc != SS_OK;  /* a refusal is counted by the gateway */
     if (rc == SS_NOMEM)
         return MQTT_RC_UNSPECIFIED;
     if (rc != SS_OK) {
@@ -276,9 +314,18 @@ static int pub_ingest(mqtt_pub *p)
     p->gmsg.data = p;
     p->gmsg.item.held_bytes = sizeof *p + mqtt_msg_size(p->msg);
     int rc = gateway_submit(gw, &p->from, &p->gmsg, clock_now_ms());
+    if (rc == SS_QUOTA || rc == SS_OK)
+        p->metered = 1;  /* refused and counted now, or counted at the commit */
     if (rc == SS_QUOTA) {
         readings_free(&p->gmsg.item.readings);
         p->reason = MQTT_RC_QUOTA_EXCEEDED;
+        p->step = PUB_DONE;
+        return 0;
+    }
+    if (rc != SS_OK && mqtt_conn_ended(c)) {
+        /* Nobody to wait for room for. */
+        readings_free(&p->gmsg.item.readings);
+        p->reason = MQTT_RC_UNSPECIFIED;
         p->step = PUB_DONE;
         return 0;
     }
@@ -321,7 +368,7 @@ static int pub_route(mqtt_pub *p)
 {
     mqtt_conn *c = p->c;
     mqtt_broker *b = c->broker;
-    uint64_t serial = c->session ? mqtt_session_serial(c->session) : 0;
+    uint64_t serial = p->serial;
     int matched = 0;
     p->waiting = 1;
     p->in_call = 1;
@@ -335,7 +382,7 @@ static int pub_route(mqtt_pub *p)
     }
     c->held--;
     p->waiting = 0;
-    if (rc == SS_BUSY) {
+    if (rc == SS_BUSY && !mqtt_conn_ended(c)) {
         c->blocked = p;
         snprintf(c->persist_wait.org_id, sizeof c->persist_wait.org_id, "%s", p->msg->org_id);
         mqtt_persist_wait(b->persist, &c->persist_wait);
@@ -357,7 +404,7 @@ static void pub_run(mqtt_pub *p)
             waits = pub_ingest(p);
         else
             waits = pub_route(p);
-        if (waits || mqtt_conn_ended(p->c))
+        if (waits || (mqtt_conn_ended(p->c) && !pub_outlives(p)))
             return;
     }
     p->finished = 1;
@@ -374,6 +421,7 @@ static mqtt_pub *pub_new(mqtt_conn *c, const mqtt_publish *pb)
     p->c = c;
     p->qos = pb->qos;
     p->packet_id = pb->packet_id;
+    p->serial = c->session ? mqtt_session_serial(c->session) : 0;
     ss_list_insert_tail(&c->pubs, &p->link);
     c->pubs_count++;
     if (p->qos > 0)
@@ -431,6 +479,7 @@ static void pub_refused(mqtt_conn *c, const mqtt_publish *pb, uint8_t r)
 {
     int fatal = r == MQTT_RC_PROTOCOL_ERROR || r == MQTT_RC_TOPIC_ALIAS_INVALID;
     if (fatal || pb->qos == 0 || c->version != MQTT_V5) {
+        pub_count(c);
         mqtt_conn_refuse(c, r, "a PUBLISH was refused");
         return;
     }
@@ -448,10 +497,12 @@ void mqtt_publish_in(mqtt_conn *c, const mqtt_publish *pb)
 {
     if (MQTT_HAS(&pb->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER)) {
         /* MQTT-3.3.4-6: only the server sends one. */
+        pub_count(c);
         mqtt_conn_refuse(c, MQTT_RC_PROTOCOL_ERROR, "a PUBLISH with a subscription identifier");
         return;
     }
     if (pb->qos > 0 && c->inflight_in >= SS_MQTT_RECEIVE_MAX) {
+        pub_count(c);
         mqtt_conn_refuse(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, "more PUBLISHes in flight than announced");
         return;
     }
@@ -504,7 +555,7 @@ void mqtt_publish_setup(mqtt_conn *c)
 void mqtt_publish_release(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
-    if (c->blocked && c->blocked->step == PUB_ROUTE)
+    if (c->blocked && (c->blocked->step == PUB_ROUTE || c->blocked->step == PUB_INBOUND))
         mqtt_persist_cancel_wait(b->persist, &c->persist_wait);
     gateway_cancel_wait(b->opt.gateway, &c->ingest_wait);
     ss_list *it, *tmp;

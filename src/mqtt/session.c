@@ -659,7 +659,7 @@ static int load_qos2(void *ctx, const char *org_id, const char *client_id, uint1
     if (!s || mqtt_session_qos2_find(s, packet_id) >= 0)
         return SS_OK;
     int rc = mqtt_session_qos2_push(s, packet_id);
-    return rc == SS_BUSY ? SS_OK : rc;
+    return rc == SS_QUOTA ? SS_OK : rc;  /* past the window: not kept */
 }
 
 static int load_retained(void *ctx, mqtt_msg *m)

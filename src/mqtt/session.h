@@ -133,7 +133,7 @@ int mqtt_session_sub_set(mqtt_session *s, const char *filter, size_t len, uint8_
 void mqtt_session_record_sub(mqtt_session *s, const mqtt_session_sub *sub);
 /* Every subscription of the session leaves its list and the index. */
 void mqtt_session_subs_forget(mqtt_session *s);
-/* Inbound QoS 2 ids: the index of packet_id or -1; push: 0, SS_BUSY
+/* Inbound QoS 2 ids: the index of packet_id or -1; push: 0, SS_QUOTA
  * (SS_MQTT_RECEIVE_MAX held) or SS_NOMEM. */
 int mqtt_session_qos2_find(const mqtt_session *s, uint16_t packet_id);
 int mqtt_session_qos2_push(mqtt_session *s, uint16_t packet_id);

@@ -177,7 +177,7 @@ int mqtt_session_qos2_find(const mqtt_session *s, uint16_t packet_id)
 int mqtt_session_qos2_push(mqtt_session *s, uint16_t packet_id)
 {
     if (s->n_qos2_in >= SS_MQTT_RECEIVE_MAX)
-        return SS_BUSY;
+        return SS_QUOTA;
     if (s->n_qos2_in == s->cap_qos2_in) {
         unsigned cap = s->cap_qos2_in ? s->cap_qos2_in * 2 : 4;
         uint16_t *a = realloc(s->qos2_in, cap * sizeof *a);

@@ -70,11 +70,14 @@ void mqtt_subscribe_in(mqtt_conn *c, const mqtt_packet *p)
     a.suback.packet_id = s->packet_id;
     a.suback.reasons = reasons;
     a.suback.count = n;
-    if (c->out.len == mark)
+    if (c->out.len == mark || c->expiry_s != 0)
+        /* A persistent session's SUBACK waits for its subscriptions'
+         * commit, behind the retained messages they sent (a server may
+         * send matching PUBLISHes before the SUBACK, MQTT-3.8.4). */
         mqtt_conn_queue_committed(c, &a);
     else
-        /* Retained messages went out behind the mark: the SUBACK goes in
-         * front of them, now. */
+        /* Retained messages went out behind the mark: a clean session's
+         * SUBACK, with nothing to wait for, goes in front of them. */
         mqtt_conn_queue_at(c, &a, mark < c->out.len ? mark : SIZE_MAX);
     free(reasons);
 }

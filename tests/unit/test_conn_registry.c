@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
@@ -94,6 +95,48 @@ static void revoke_closes_every_connection_of_the_principal_only(void **state)
     assert_int_equal(conn_registry_count(f->reg, ID_B), 1);
     assert_false(a1.entry.registered);
     conn_registry_remove(f->reg, &b1.entry);
+}
+
+/* The watcher hears each revoked principal, connected or not, before its
+ * connections are closed; none after it is removed. */
+typedef struct watch_log {
+    int calls;
+    char last[SS_ID_LEN + 1];
+    int conn_revoked_before;
+    fake_conn *conn;
+} watch_log;
+
+static void on_watch(void *ctx, const char *principal)
+{
+    watch_log *w = ctx;
+    w->calls++;
+    snprintf(w->last, sizeof w->last, "%s", principal);
+    w->conn_revoked_before = w->conn ? w->conn->revoked : 0;
+}
+
+static void watcher_hears_every_revocation_first(void **state)
+{
+    fixture *f = *state;
+    watch_log w = {0};
+    fake_conn a;
+    conn_init(&a, f->reg);
+    w.conn = &a;
+    conn_registry_add(f->reg, &a.entry, ID_A);
+    conn_registry_watch(f->reg, on_watch, &w);
+    conn_registry_revoke(f->reg, ID_B);  /* nobody connected */
+    deliver(f);
+    assert_int_equal(w.calls, 1);
+    assert_string_equal(w.last, ID_B);
+    conn_registry_revoke(f->reg, ID_A);
+    deliver(f);
+    assert_int_equal(w.calls, 2);
+    assert_string_equal(w.last, ID_A);
+    assert_int_equal(w.conn_revoked_before, 0);
+    assert_int_equal(a.revoked, 1);
+    conn_registry_watch(f->reg, NULL, NULL);
+    conn_registry_revoke(f->reg, ID_B);
+    deliver(f);
+    assert_int_equal(w.calls, 2);
 }
 
 static void removed_connection_is_not_closed(void **state)
@@ -257,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(revoke_closes_every_connection_of_the_principal_only,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(watcher_hears_every_revocation_first, setup, teardown),
         cmocka_unit_test_setup_teardown(removed_connection_is_not_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(revoke_of_unknown_principal_closes_nothing, setup,
                                         teardown),

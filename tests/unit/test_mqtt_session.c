@@ -813,7 +813,25 @@ static void inbound_qos2_ids(void **state)
     assert_int_equal(mqtt_session_inbound_del(c->session, 5), SS_NOT_FOUND);
     for (unsigned i = 1; i <= SS_MQTT_RECEIVE_MAX; i++)
         assert_int_equal(mqtt_session_inbound_add(c->session, (uint16_t)i, NULL, NULL), 0);
-    assert_int_equal(mqtt_session_inbound_add(c->session, 999, NULL, NULL), SS_BUSY);
+    assert_int_equal(mqtt_session_inbound_add(c->session, 999, NULL, NULL), SS_QUOTA);
+}
+
+/* A full persister is not a client over its window: the PUBLISH waits for
+ * room (SS_BUSY) instead of the client being told it broke the Receive
+ * Maximum (SS_QUOTA), and the id is not kept from the refused try. */
+static void inbound_qos2_full_persister_is_not_the_window(void **state)
+{
+    fixture *f = *state;
+    mqtt_conn *c = attach(f, 0, "in-full", 0, 600, NULL);
+    g_persist_rc = SS_BUSY;
+    assert_int_equal(mqtt_session_inbound_add(c->session, 5, NULL, NULL), SS_BUSY);
+    g_persist_rc = 0;
+    assert_int_equal(mqtt_session_inbound_add(c->session, 5, NULL, NULL), 0);
+    for (unsigned i = 6; i < 5 + SS_MQTT_RECEIVE_MAX; i++)
+        assert_int_equal(mqtt_session_inbound_add(c->session, (uint16_t)i, NULL, NULL), 0);
+    g_persist_rc = SS_BUSY;
+    assert_int_equal(mqtt_session_inbound_add(c->session, 999, NULL, NULL), SS_QUOTA);
+    g_persist_rc = 0;
 }
 
 /* A SUBACK of a persistent session waits for its subscription's record;
@@ -999,6 +1017,7 @@ int main(void)
         T(retain_handling),
         T(subscription_limit_and_unsubscribe),
         T(inbound_qos2_ids),
+        T(inbound_qos2_full_persister_is_not_the_window),
         T(committed_waits_for_what_was_recorded),
         T(dropped_principal_loses_its_sessions),
         T(stored_sessions_per_principal_are_bounded),
