@@ -98,6 +98,7 @@ int mqtt_broker_new(uv_loop_t *loop, const mqtt_broker_options *opt, mqtt_broker
     b->readings.on_batch = mqtt_deliver_readings;
     b->readings.data = b;
     fanout_subscribe(opt->fanout, &b->readings);
+    mqtt_sys_start(b);
     *out = b;
     return SS_OK;
 }
@@ -145,6 +146,7 @@ void mqtt_broker_stop(mqtt_broker *b, void (*done)(void *arg), void *arg)
     b->stop_done = done;
     b->stop_arg = arg;
     fanout_unsubscribe(b->opt.fanout, &b->readings);
+    mqtt_sys_stop(b);
     mqtt_sessions_stop(b);
     b->stops_pending = 1;  /* held until both sets have been asked */
     if (b->plain) {
