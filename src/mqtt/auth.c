@@ -233,6 +233,7 @@ static void on_person_done(uv_work_t *w, int status)
     mqtt_auth_cb done = j->done;
     int rc = status == 0 ? j->status : SS_STORE;
     c->auth_pending = 0;
+    c->broker->sign_ins--;
     if (rc == SS_OK)
         c->who = j->who;
     sodium_memzero(j->password, sizeof j->password);
@@ -245,6 +246,8 @@ static int auth_person(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
 {
     if (!c->broker->opt.logins)
         return SS_AUTH;
+    if (c->broker->sign_ins >= SS_MQTT_SIGN_IN_RUNNING_MAX)
+        return SS_BUSY;
     person_job *j = calloc(1, sizeof *j);
     if (!j)
         return SS_NOMEM;
@@ -262,6 +265,7 @@ static int auth_person(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
         return SS_NOMEM;
     }
     c->auth_pending = 1;
+    c->broker->sign_ins++;
     return MQTT_AUTH_LATER;
 }
 

@@ -73,6 +73,7 @@ struct mqtt_broker {
     int64_t started_ms;           /* sys.c: the uptime's start */
     uint64_t msgs_in;             /* PUBLISHes received from clients */
     uint64_t msgs_out;            /* PUBLISHes sent to clients */
+    unsigned sign_ins;            /* auth.c: persons' sign-ins on the worker pool */
 };
 
 typedef enum {
@@ -151,12 +152,14 @@ void mqtt_conn_flush(mqtt_conn *c);
 
 /* Status of mqtt_auth_start and of its callback: 0 signed in (c->who set;
  * for a device, c->sender too); SS_AUTH refused (nothing said about why);
- * SS_NOMEM / SS_STORE: the server cannot check now. */
+ * SS_BUSY: SS_MQTT_SIGN_IN_RUNNING_MAX persons' sign-ins are being
+ * checked; SS_NOMEM / SS_STORE: the server cannot check now. */
 typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
 /* A device token is checked at once (its status returned, `done` not
- * called); an API key (username "apikey") goes to the worker pool:
- * MQTT_AUTH_LATER, c->auth_pending set while it is there (the
- * connection is held), and `done` runs on the loop, also when the
+ * called); an API key (username "apikey") or a person (an email as the
+ * username, a password: the superadmin alone is admitted) goes to the
+ * worker pool: MQTT_AUTH_LATER, c->auth_pending set while it is there
+ * (the connection is held), and `done` runs on the loop, also when the
  * connection closed meanwhile (then only to let it go). */
 #define MQTT_AUTH_LATER 1
 int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);

@@ -227,6 +227,10 @@ static void conn_signed_in(mqtt_conn *c, const mqtt_connect *cn, int status)
             mqtt_connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "not a device token, API key or superadmin of ours");
         return;
     }
+    if (status == SS_BUSY) {
+        mqtt_connect_refuse(c, MQTT_RC_SERVER_BUSY, "as many sign-ins are being checked as may be");
+        return;
+    }
     if (status != SS_OK) {
         mqtt_connect_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, ss_strerror(status));
         return;

@@ -244,6 +244,18 @@ def test_a_viewer_of_an_org_is_refused(srv, api, version):
     c.close()
 
 
+def test_one_password_sign_in_is_checked_at_a_time(srv):
+    """Argon2 on the worker pool: a second sign-in while one is checked is
+    refused as the server busy (0x89), never queued behind it."""
+    socks = [socket.create_connection(addr(srv), timeout=10) for _ in range(2)]
+    for c in socks:
+        c.sendall(connect_packet(V5, ADMIN_EMAIL, ADMIN_PASSWORD))
+    codes = sorted(read_packet(c)[1][1] for c in socks)
+    assert codes == [0x00, 0x89], codes
+    for c in socks:
+        c.close()
+
+
 # ---- nobody else reaches $SYS, the superadmin nothing else --------------------------------
 
 @VERSIONS
