@@ -73,7 +73,8 @@ typedef struct person_job {
 static int is_key_username(const mqtt_connect *cn)
 {
     size_t n = sizeof AUTH_KEY_USERNAME - 1u;
-    return cn->has_username && cn->username.len == n && memcmp(cn->username.p, AUTH_KEY_USERNAME, n) == 0;
+    return cn->has_username && cn->username.len == n &&
+           memcmp(cn->username.p, AUTH_KEY_USERNAME, n) == 0;
 }
 
 /* A person signing in: an email as the username (a device's username is
@@ -85,7 +86,8 @@ static int is_person(const mqtt_connect *cn)
     if (!cn->has_username || cn->username.len == 0 || cn->username.len > SS_EMAIL_MAX ||
         !memchr(cn->username.p, '@', cn->username.len) || cn->password.len > SS_PASSWORD_MAX)
         return 0;
-    if (memchr(cn->username.p, '\0', cn->username.len) || memchr(cn->password.p, '\0', cn->password.len))
+    if (memchr(cn->username.p, '\0', cn->username.len) ||
+        memchr(cn->password.p, '\0', cn->password.len))
         return 0;
     return cn->password.len < n || memcmp(cn->password.p, AUTH_DEVICE_PREFIX, n) != 0;
 }

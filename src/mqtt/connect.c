@@ -224,7 +224,8 @@ static void conn_signed_in(mqtt_conn *c, const mqtt_connect *cn, int status)
         if (delay > 0)
             conn_refuse_later(c, delay);
         else
-            mqtt_connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "not a device token, API key or superadmin of ours");
+            mqtt_connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+                                "not a device token, API key or superadmin of ours");
         return;
     }
     if (status == SS_BUSY) {

@@ -111,6 +111,11 @@ def raw_connack(s, version, username, password):
 
 # ---- paho --------------------------------------------------------------------------
 
+def code(rc):
+    """A paho return code or v5 ReasonCodes as a number."""
+    return int(getattr(rc, "value", rc))
+
+
 class Client:
     """A paho client connected (or refused), with what it received."""
 
@@ -124,10 +129,10 @@ class Client:
         self.pubacks = queue.Queue()
         self.gone = queue.Queue()
         self.msgs = queue.Queue()
-        self.c.on_connect = lambda cl, u, f, rc, p=None: self.connack.put(int(getattr(rc, "value", rc)))
+        self.c.on_connect = lambda cl, u, f, rc, p=None: self.connack.put(code(rc))
         self.c.on_subscribe = lambda cl, u, mid, q, p=None: self.subacks.put(
-            [int(getattr(x, "value", x)) for x in q])
-        self.c.on_disconnect = lambda cl, u, rc, p=None: self.gone.put(int(getattr(rc, "value", rc)))
+            [code(x) for x in q])
+        self.c.on_disconnect = lambda cl, u, rc, p=None: self.gone.put(code(rc))
         self.c.on_message = lambda cl, u, m: self.msgs.put(m)
         host, port = addr(s)
         self.c.connect(host, port, keepalive=30)
