@@ -1,12 +1,11 @@
 /* main.c — the command line: sensorspace serve | version | help. */
 #include "core/config.h"
+#include "core/version.h"
 #include "server/reset_password.h"
 #include "server/server.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#define SENSORSPACE_VERSION "0.1.0"
 
 static const char serve_help[] =
     "usage: sensorspace serve [--config FILE] [--FLAG VALUE ...]\n"

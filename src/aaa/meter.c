@@ -74,9 +74,10 @@ int meter_new(uv_loop_t *loop, store *s, quota *q, meter **out)
 
 /* ---- pending writes ------------------------------------------------------ */
 
+/* A login's record, which the meter owns (a connection's is its own). */
 static int is_user_record(const meter_session *s)
 {
-    return strcmp(s->rec.kind, "user") == 0;
+    return s->pooled;
 }
 
 /* Queues a copy of the record for the next flush. Out of memory loses this
@@ -270,6 +271,7 @@ meter_session *meter_user_session(meter *m, const char *login_id, const char *us
         if (!u)
             return NULL;
         meter_session_open(m, &u->s, "user", user_id, org_id, protocol, addr);
+        u->s.pooled = 1;
         snprintf(u->login_id, sizeof u->login_id, "%s", login_id);
     }
     u->last_seen = clock_mono_ms();

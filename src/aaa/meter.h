@@ -49,6 +49,7 @@ typedef struct meter_session {
     ss_list link;               /* in the meter's open records */
     int open;
     int dirty;
+    int pooled;                 /* a login's record, the meter's own (meter_user_session) */
     int64_t usage_in, usage_out;  /* of rec's bytes, those already in usage */
 } meter_session;
 
@@ -60,7 +61,9 @@ int meter_new(uv_loop_t *loop, store *s, quota *q, meter **out);
 void meter_stop(meter *m, const char *reason);
 void meter_free(meter *m);
 
-/* Opens a record: kind "device", "user" or "apikey"; org_id may be "". */
+/* Opens a record: kind "device", "user" or "apikey"; org_id may be "".
+ * s is the caller's (a connection's record, "user" too: a person's MQTT
+ * connection), never one of the meter's own login records. */
 void meter_session_open(meter *m, meter_session *s, const char *kind, const char *principal_id,
                         const char *org_id, const char *protocol, const char *addr);
 /* Ends it ("closed", "timeout", "revoked", "quota", "error", "shutdown");

@@ -1,8 +1,8 @@
 /* sessions.h — a person's login sessions: signing in with email and
  * password, signing out, ending one session by its id (SPEC §4).
  *
- * Every way a person signs in (REST today; the web app and an MQTT
- * CONNECT with user and password next) comes here, so the throttle, the
+ * Every way a person signs in (REST; the superadmin's MQTT CONNECT with
+ * email and password; the web app next) comes here, so the throttle, the
  * timing and the session rules hold for all of them. Answers are SS codes;
  * each protocol maps them to its own terms and keeps its own accounting. */
 #ifndef SS_AAA_SESSIONS_H

@@ -94,6 +94,10 @@ int aaa_user_change_password(aaa_ctx *cx, const char *current, const char *passw
     rc = store_session_delete_user(cx->db, me->id, cx->who->session.token_hash);
     /* SS_FULL: the delete is in force on this server, only not saved. */
     *others_ended = rc == 0 || rc == SS_FULL;
+    /* Live connections signed in with the old password (an MQTT one)
+     * close too; this request's own keep-alive with them. */
+    if (*others_ended)
+        aaa_revoke(cx, me->id);
     if (rc)
         return rc;
     audit_user(cx, "user.password", me,

@@ -297,6 +297,16 @@
 #define SS_MQTT_STALL_MS 2000u
 #define SS_MQTT_STALL_DROPPED_BYTES (8u * 1024u * 1024u)
 #define SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX 100u
+/* The broker's $SYS/broker/… counts are published this often (and when
+ * the superadmin signs in): mosquitto's sys_interval default, often
+ * enough for a dashboard, a dozen small messages to one tree. */
+#define SS_MQTT_SYS_INTERVAL_MS 10000u
+/* MQTT sign-ins with an email and a password (Argon2) on the worker pool
+ * at once; one more is refused as the server busy (5.0 0x89, 3.1.1
+ * 0x03). Only the superadmin signs in so, so one is room enough, and a
+ * flood of them holds one worker, never the pool REST needs (its own
+ * sign-ins have SS_API_SIGN_IN_RUNNING_MAX). */
+#define SS_MQTT_SIGN_IN_RUNNING_MAX 1u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");

@@ -130,10 +130,17 @@ static int check_plain(const aaa_principal *p, mqtt_acl_op op, const char *f, si
         return SS_FORBIDDEN;
     span first = level_at(f, end, &next);
     if (first.len && first.p[0] == '$') {
-        /* Broker topics; any other '$' topic is the server's (MQTT 5
-         * §4.7.2), nobody's to use. */
-        return span_is(first, "$SYS") && aaa_principal_superadmin(p) ? 0 : SS_FORBIDDEN;
+        /* Broker topics, the broker's to publish and the superadmin's to
+         * read; any other '$' topic is the server's (MQTT 5 §4.7.2),
+         * nobody's to use. */
+        return op == MQTT_ACL_SUBSCRIBE && span_is(first, "$SYS") && aaa_principal_superadmin(p)
+                   ? 0
+                   : SS_FORBIDDEN;
     }
+    /* A person (the superadmin: no other signs in) belongs to no org:
+     * their tree holds $SYS/… alone. */
+    if (p->kind == AAA_PRINCIPAL_PERSON)
+        return SS_FORBIDDEN;
     if (span_wild(first)) {
         /* Every part of the tree is within reach: each must be allowed. */
         int rc = check_devices(p, op, (span){NULL, 0}, 1);

@@ -10,7 +10,9 @@
  *                       with data:read subscribe; nobody publishes
  *   anything else       keys: subscribe with data:read, publish with
  *                       data:write; devices: nothing
- *   $SYS/…              the superadmin's alone; wildcards never match it
+ *   $SYS/…              the superadmin subscribes (and nowhere else: their
+ *                       tree is their own, it holds $SYS/… only); the
+ *                       broker alone publishes; no org's wildcard reaches it
  *   any other $…        nobody's ('$' topics are the server's, 5.0 §4.7.2)
  *
  * A filter whose first level is a wildcard reaches all three parts, so

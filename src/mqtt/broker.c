@@ -112,6 +112,7 @@ int mqtt_broker_new(uv_loop_t *loop, const mqtt_broker_options *opt, mqtt_broker
     fanout_subscribe(opt->fanout, &b->readings);
     if (opt->conns)
         conn_registry_watch(opt->conns, on_principal_revoked, b);
+    mqtt_sys_start(b);
     *out = b;
     return SS_OK;
 }
@@ -161,6 +162,7 @@ void mqtt_broker_stop(mqtt_broker *b, void (*done)(void *arg), void *arg)
     fanout_unsubscribe(b->opt.fanout, &b->readings);
     if (b->opt.conns)
         conn_registry_watch(b->opt.conns, NULL, NULL);
+    mqtt_sys_stop(b);
     mqtt_sessions_stop(b);
     b->stops_pending = 1;  /* held until both sets have been asked */
     if (b->plain) {

@@ -26,6 +26,7 @@
 #include "core/metrics.h"
 #include "ingest/fanout.h"
 #include "ingest/gateway.h"
+#include "ingest/queue.h"
 #include "net/stream.h"
 #include "store/store.h"
 
@@ -41,6 +42,7 @@ typedef struct mqtt_broker_options {
     metrics *metrics;           /* optional */
     throttle *logins;           /* optional: failed sign-ins per address, as for REST */
     net_loop_buffers *bufs;     /* the loop's shared read buffers */
+    ingest_queue *queue;        /* optional: its load on $SYS/broker/… */
     aaa_session_policy session_policy;
     uint64_t connect_timeout_ms; /* time to CONNECT; 0: SS_FIRST_MESSAGE_TIMEOUT_MS */
 } mqtt_broker_options;

@@ -16,6 +16,8 @@
  *   route.c    routing a message to the matching sessions
  *   deliver.c  outbound: queues, the in-flight window, QoS 1/2 flows to
  *              the client, redelivery; readings.c readings/<device>
+ *   sys.c      the broker's own counts on $SYS/broker/…, in the
+ *              superadmin's tree
  *
  * A connection belongs to at most one session and a session to at most
  * one connection at a time. Loop thread only. */
@@ -67,6 +69,11 @@ struct mqtt_broker {
     unsigned stops_pending;
     ss_list flush;                /* connections with packets queued to write */
     uv_check_t flusher;           /* writes them once per loop turn */
+    uv_timer_t sys_timer;         /* sys.c: $SYS/broker/… every SS_MQTT_SYS_INTERVAL_MS */
+    int64_t started_ms;           /* sys.c: the uptime's start */
+    uint64_t msgs_in;             /* PUBLISHes received from clients */
+    uint64_t msgs_out;            /* PUBLISHes sent to clients */
+    unsigned sign_ins;            /* auth.c: persons' sign-ins on the worker pool */
 };
 
 typedef enum {
@@ -145,12 +152,14 @@ void mqtt_conn_flush(mqtt_conn *c);
 
 /* Status of mqtt_auth_start and of its callback: 0 signed in (c->who set;
  * for a device, c->sender too); SS_AUTH refused (nothing said about why);
- * SS_NOMEM / SS_STORE: the server cannot check now. */
+ * SS_BUSY: SS_MQTT_SIGN_IN_RUNNING_MAX persons' sign-ins are being
+ * checked; SS_NOMEM / SS_STORE: the server cannot check now. */
 typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);
 /* A device token is checked at once (its status returned, `done` not
- * called); an API key (username "apikey") goes to the worker pool:
- * MQTT_AUTH_LATER, c->auth_pending set while it is there (the
- * connection is held), and `done` runs on the loop, also when the
+ * called); an API key (username "apikey") or a person (an email as the
+ * username, a password: the superadmin alone is admitted) goes to the
+ * worker pool: MQTT_AUTH_LATER, c->auth_pending set while it is there
+ * (the connection is held), and `done` runs on the loop, also when the
  * connection closed meanwhile (then only to let it go). */
 #define MQTT_AUTH_LATER 1
 int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
@@ -159,6 +168,20 @@ int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
  * address has free failures left, then the throttle's wait, at most
  * SS_MQTT_REFUSED_DELAY_MAX_MS. */
 uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn);
+
+/* ---- sys.c ------------------------------------------------------------------- */
+
+/* The superadmin's own tree (a person's org is none): it holds $SYS/…
+ * only, and no device's or key's org is ever named so. */
+#define MQTT_SYS_TREE ""
+/* Publishes the counts now and every SS_MQTT_SYS_INTERVAL_MS after:
+ * call once the broker's parts exist. mqtt_sys_stop closes the timer
+ * (with the broker's stop). */
+void mqtt_sys_start(mqtt_broker *b);
+void mqtt_sys_stop(mqtt_broker *b);
+/* Publishes the counts now (the superadmin signed in: the retained
+ * values a new subscriber gets are current). */
+void mqtt_sys_publish(mqtt_broker *b);
 
 /* ---- session.c --------------------------------------------------------------- */
 

@@ -274,6 +274,8 @@ static int conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
         mqtt_conn_close_now(c, "error");
         return rc;
     }
+    if (p->type == MQTT_PUBLISH)
+        c->broker->msgs_out++;
     mqtt_broker_flush_later(c->broker, c);
     return SS_OK;
 }
@@ -445,6 +447,7 @@ static void conn_dispatch(mqtt_conn *c, const mqtt_packet *p)
 {
     switch (p->type) {
     case MQTT_PUBLISH:
+        c->broker->msgs_in++;
         mqtt_publish_in(c, &p->publish);
         break;
     case MQTT_PUBACK:

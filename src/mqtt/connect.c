@@ -134,6 +134,16 @@ static void conn_send_connack(mqtt_conn *c, int present, const char *assigned, i
         mqtt_conn_close_now(c, "error");
 }
 
+/* The principal's kind as session records name it. */
+static const char *conn_kind(const mqtt_conn *c)
+{
+    switch (c->who.kind) {
+    case AAA_PRINCIPAL_DEVICE: return "device";
+    case AAA_PRINCIPAL_PERSON: return "user";
+    default: return "apikey";
+    }
+}
+
 /* Signed in: registered for revocation, a session record opened, and a
  * device's readings accounted to it. */
 static void conn_register(mqtt_conn *c)
@@ -150,8 +160,8 @@ static void conn_register(mqtt_conn *c)
     }
     if (!b->opt.meter)
         return;
-    meter_session_open(b->opt.meter, &c->acct, device ? "device" : "apikey", id, mqtt_conn_org(c),
-                       c->protocol, c->peer);
+    meter_session_open(b->opt.meter, &c->acct, conn_kind(c), id, mqtt_conn_org(c), c->protocol,
+                       c->peer);
     /* The record's bytes start with the CONNECT that opened it. */
     c->acct_in = 0;
     c->acct_out = c->base.stream.bytes_out;
@@ -187,9 +197,11 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     conn_send_connack(c, present, id == assigned ? assigned : NULL, ka_changed, capped);
     c->state = MQTT_CONN_ACTIVE;
     mqtt_conn_arm_keep_alive(c);
-    log_debug(CONN_LOG, "%s %s connected from %s over %s",
-              c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", aaa_principal_id(&c->who),
+    log_debug(CONN_LOG, "%s %s connected from %s over %s", conn_kind(c), aaa_principal_id(&c->who),
               c->peer, c->protocol);
+    /* The superadmin's $SYS subscriptions get current retained values. */
+    if (c->who.kind == AAA_PRINCIPAL_PERSON)
+        mqtt_sys_publish(c->broker);
     mqtt_deliver_resume(c);
 }
 
@@ -197,8 +209,8 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
  * goes out after `ms` (on_timer), nothing is read meanwhile. */
 static void conn_refuse_later(mqtt_conn *c, uint64_t ms)
 {
-    log_info(CONN_LOG, "refused a connection from %s: not a device token or API key of ours "
-             "(answered in %" PRIu64 " ms: its address keeps failing)", c->peer, ms);
+    log_info(CONN_LOG, "refused a connection from %s: not a device token, API key or superadmin "
+             "of ours (answered in %" PRIu64 " ms: its address keeps failing)", c->peer, ms);
     c->state = MQTT_CONN_CLOSING;
     c->disconnect_reason = MQTT_RC_NOT_AUTHORIZED;
     mqtt_conn_timer(c, ms);
@@ -212,7 +224,12 @@ static void conn_signed_in(mqtt_conn *c, const mqtt_connect *cn, int status)
         if (delay > 0)
             conn_refuse_later(c, delay);
         else
-            mqtt_connect_refuse(c, MQTT_RC_NOT_AUTHORIZED, "not a device token or API key of ours");
+            mqtt_connect_refuse(c, MQTT_RC_NOT_AUTHORIZED,
+                                "not a device token, API key or superadmin of ours");
+        return;
+    }
+    if (status == SS_BUSY) {
+        mqtt_connect_refuse(c, MQTT_RC_SERVER_BUSY, "as many sign-ins are being checked as may be");
         return;
     }
     if (status != SS_OK) {

@@ -245,3 +245,13 @@ size_t mqtt_retain_count(const mqtt_retain *r, const char *org_id)
     const org_count *c = org ? org->data : NULL;
     return c ? c->n : 0;
 }
+
+size_t mqtt_retain_total(const mqtt_retain *r)
+{
+    size_t n = 0;
+    for (mqtt_trie_node *o = mqtt_trie_first(r->t.root); o; o = mqtt_trie_next(r->t.root, o)) {
+        const org_count *c = o->data;
+        n += c ? c->n : 0;
+    }
+    return n;
+}

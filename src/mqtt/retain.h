@@ -30,5 +30,7 @@ void mqtt_retain_match(mqtt_retain *r, const char *org_id, const char *filter, s
                        int64_t now_ms, void (*cb)(void *ctx, mqtt_msg *m), void *ctx);
 /* Retained messages the org holds now (the per-org limit is the broker's). */
 size_t mqtt_retain_count(const mqtt_retain *r, const char *org_id);
+/* Retained messages of every org together ($SYS/broker/…). */
+size_t mqtt_retain_total(const mqtt_retain *r);
 
 #endif

@@ -361,7 +361,8 @@ static int start_mqtt(server *sv)
     mqtt_broker_options opt = {
         .store = sv->store, .gateway = sv->gateway, .fanout = sv->fanout, .conns = sv->conns,
         .quotas = sv->quotas, .meter = sv->meter, .metrics = sv->metrics, .logins = sv->logins,
-        .bufs = &sv->bufs, .session_policy = {sv->api.session_idle_ms},
+        .bufs = &sv->bufs, .queue = sv->queue,
+        .session_policy = {sv->api.session_idle_ms},
         .connect_timeout_ms = sv->first_message_ms,
     };
     int rc = mqtt_broker_new(&sv->loop, &opt, &sv->mqtt);

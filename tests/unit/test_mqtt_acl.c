@@ -204,19 +204,24 @@ static void acl_key_scopes(void **state)
     assert_int_equal(sub(&rw, ""), SS_FORBIDDEN);
 }
 
-/* "$SYS/…" is the superadmin's alone; a person (even the superadmin)
- * writes no data; a person who is not the superadmin gets nothing here. */
+/* "$SYS/…" is the superadmin's alone to read, and the broker's alone to
+ * publish; the superadmin's tree holds nothing else, so they subscribe
+ * nowhere else and publish nowhere; a person who is not the superadmin
+ * gets nothing here. */
 static void acl_superadmin_and_persons(void **state)
 {
     (void)state;
     aaa_principal su = person(1), pe = person(0);
     assert_int_equal(sub(&su, "$SYS/#"), 0);
     assert_int_equal(sub(&su, "$SYS/broker/clients/+"), 0);
-    assert_int_equal(pub(&su, "$SYS/broker/x"), 0);
+    assert_int_equal(pub(&su, "$SYS/broker/x"), SS_FORBIDDEN);
     assert_int_equal(sub(&su, "$share/g/$SYS/#"), 0);
     assert_int_equal(sub(&su, "$other/x"), SS_FORBIDDEN);
-    assert_int_equal(sub(&su, "readings/#"), 0);
-    assert_int_equal(sub(&su, "#"), 0);
+    assert_int_equal(sub(&su, "readings/#"), SS_FORBIDDEN);
+    assert_int_equal(sub(&su, "#"), SS_FORBIDDEN);
+    assert_int_equal(sub(&su, "+/broker/#"), SS_FORBIDDEN);
+    assert_int_equal(sub(&su, "devices/" DEV "/data"), SS_FORBIDDEN);
+    assert_int_equal(pub(&su, "apps/x"), SS_FORBIDDEN);
     assert_int_equal(pub(&su, "devices/" DEV "/commands"), SS_FORBIDDEN);
     assert_int_equal(sub(&pe, "$SYS/#"), SS_FORBIDDEN);
     assert_int_equal(sub(&pe, "readings/#"), SS_FORBIDDEN);

@@ -226,6 +226,31 @@ static mqtt_msg *msg_expiring(const char *topic, uint32_t seconds)
     return m;
 }
 
+
+/* The broker's total ($SYS/broker/retained messages/count) is every org's,
+ * the superadmin's tree ("": no org's id) too, which no org's filter
+ * reaches. */
+static void retain_total_of_every_org(void **state)
+{
+    (void)state;
+    mqtt_retain *r = fresh();
+    assert_int_equal(mqtt_retain_total(r), 0);
+    put(r, ORG_A, "a", "1");
+    put(r, ORG_B, "b", "1");
+    put(r, ORG_B, "c", "1");
+    put(r, "", "$SYS/broker/uptime", "1 seconds");
+    assert_int_equal(mqtt_retain_total(r), 4);
+    assert_int_equal(mqtt_retain_count(r, ""), 1);
+    assert_int_equal(match(r, ORG_A, "#").n, 1);
+    assert_int_equal(match(r, ORG_A, "$SYS/#").n, 0);
+    found f = match(r, "", "$SYS/#");
+    assert_int_equal(f.n, 1);
+    assert_true(has(&f, "$SYS/broker/uptime"));
+    put(r, ORG_B, "b", "");
+    put(r, "", "$SYS/broker/uptime", "");
+    assert_int_equal(mqtt_retain_total(r), 2);
+    mqtt_retain_free(r);
+}
 /* MQTT-3.3.2-5: a retained message past its expiry is not sent to a new
  * subscriber, and the match that finds it expired drops it. */
 static void retain_expired_dropped_while_matching(void **state)
@@ -402,6 +427,7 @@ int main(void)
         cmocka_unit_test(retain_set_replace_clear),
         cmocka_unit_test(retain_match_by_filter),
         cmocka_unit_test(retain_orgs_apart),
+        cmocka_unit_test(retain_total_of_every_org),
         cmocka_unit_test(retain_expired_dropped_while_matching),
         cmocka_unit_test(retain_many_topics_set_and_cleared),
         cmocka_unit_test(message_copies_topic_payload_and_forwarded_props),
