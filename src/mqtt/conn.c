@@ -392,6 +392,8 @@ static void conn_bad_packet(mqtt_conn *c, int rc, const mqtt_packet *p)
 
 void mqtt_conn_arm_keep_alive(mqtt_conn *c)
 {
+    if (c->stall_check)
+        return;  /* armed again once the check has run */
     if (c->keep_alive_s > 0)
         net_conn_timer_start(&c->base, on_timer, CONN_KEEP_ALIVE_MS(c->keep_alive_s));
     else
@@ -400,6 +402,16 @@ void mqtt_conn_arm_keep_alive(mqtt_conn *c)
 
 void mqtt_conn_timer(mqtt_conn *c, uint64_t ms)
 {
+    net_conn_timer_start(&c->base, on_timer, ms);
+}
+
+/* The keep-alive waits meanwhile: the check is due within
+ * SS_MQTT_STALL_MS, and grants it afresh. */
+void mqtt_conn_stall_check(mqtt_conn *c, uint64_t ms)
+{
+    if (mqtt_conn_ended(c) || c->state != MQTT_CONN_ACTIVE)
+        return;
+    c->stall_check = 1;
     net_conn_timer_start(&c->base, on_timer, ms);
 }
 
@@ -493,6 +505,13 @@ static void on_timer(uv_timer_t *t)
         log_info(CONN_LOG, "%s sent no CONNECT within %" PRIu64 " ms; closing", c->peer,
                  c->broker->opt.connect_timeout_ms);
         mqtt_conn_close_now(c, "timeout");
+        return;
+    }
+    if (c->stall_check) {
+        c->stall_check = 0;
+        mqtt_deliver_stall_check(c);
+        if (!mqtt_conn_ended(c))
+            mqtt_conn_arm_keep_alive(c);
         return;
     }
     if (c->read_paused) {
