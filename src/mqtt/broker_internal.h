@@ -83,6 +83,7 @@ struct mqtt_conn {
     mqtt_conn_state state;
     uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
     ss_buf in;                    /* the unread part of a packet that came in pieces */
+    size_t in_off;                /* conn.c's: bytes of `in` already handled */
     aaa_principal who;            /* device or key, once authenticated */
     gateway_sender sender;        /* a device's (readings) */
     mqtt_session *session;

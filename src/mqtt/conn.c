@@ -447,14 +447,33 @@ static size_t conn_feed(mqtt_conn *c, const uint8_t *buf, size_t len)
     return off;
 }
 
+/* Input read into c->in and not yet handled: from c->in_off on. */
+static size_t conn_unread(const mqtt_conn *c)
+{
+    return c->in.len - c->in_off;
+}
+
+/* Feeds what waits in c->in. Handled bytes are skipped, not moved: input
+ * held back resumes a packet at a time, and moving the rest every time
+ * cost more than the packets themselves. The buffer is compacted only
+ * once the handled part outweighs the rest (so every byte moves at most
+ * about once), and before CONNECT (connect.c reads it from the start). */
 static void conn_drain_in(mqtt_conn *c)
 {
-    size_t used = conn_feed(c, (const uint8_t *)c->in.data, c->in.len);
+    size_t used = conn_feed(c, (const uint8_t *)c->in.data + c->in_off, conn_unread(c));
     if (mqtt_conn_ended(c))
         return;
-    buf_consume(&c->in, used);
-    if (c->in.len == 0 && c->in.cap > CONN_IN_KEEP)
-        buf_free(&c->in);
+    c->in_off += used;
+    if (conn_unread(c) == 0) {
+        c->in_off = 0;
+        if (c->in.cap > CONN_IN_KEEP)
+            buf_free(&c->in);
+        else
+            buf_reset(&c->in);
+    } else if (c->in_off >= conn_unread(c) || c->state != MQTT_CONN_ACTIVE) {
+        buf_consume(&c->in, c->in_off);
+        c->in_off = 0;
+    }
 }
 
 /* Something that held the input back has gone: go on with it. Never
@@ -463,7 +482,7 @@ void mqtt_conn_continue(mqtt_conn *c)
 {
     if (mqtt_conn_ended(c))
         return;
-    if (c->in.len > 0 && conn_can_process(c))
+    if (conn_unread(c) > 0 && conn_can_process(c))
         conn_drain_in(c);
     conn_backpressure(c);
 }
@@ -473,7 +492,7 @@ static void on_read(net_stream *st, const char *data, size_t len)
     mqtt_conn *c = (mqtt_conn *)st;
     if (mqtt_conn_ended(c))
         return;
-    if (c->in.len == 0) {
+    if (conn_unread(c) == 0) {
         /* The usual case: whole packets parsed in place, no copy. */
         size_t used = conn_feed(c, (const uint8_t *)data, len);
         if (!mqtt_conn_ended(c) && used < len && buf_append(&c->in, data + used, len - used)) {
