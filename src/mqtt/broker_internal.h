@@ -35,6 +35,7 @@
 #include "core/metrics.h"
 #include "ingest/gateway.h"
 #include "ingest/queue.h"
+#include "mqtt/acl.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/message.h"
@@ -84,7 +85,7 @@ struct mqtt_conn {
     uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
     ss_buf in;                    /* the unread part of a packet that came in pieces */
     size_t in_off;                /* conn.c's: bytes of `in` already handled */
-    aaa_principal who;            /* device or key, once authenticated */
+    mqtt_who who;                 /* device or key, once authenticated */
     gateway_sender sender;        /* a device's (readings) */
     mqtt_session *session;
     uint16_t keep_alive_s;        /* as granted (server keep-alive) */

@@ -57,7 +57,7 @@ int mqtt_conn_ended(const mqtt_conn *c)
 
 const char *mqtt_conn_org(const mqtt_conn *c)
 {
-    return aaa_principal_org(&c->who);
+    return c->who.org_id;
 }
 
 /* May the next packet of the input be handled now? */
@@ -564,10 +564,9 @@ static void on_revoked(conn_reg_entry *e)
 {
     mqtt_conn *c = e->data;
     log_info(CONN_LOG, "%s %s: revoked; disconnecting the client at %s",
-             c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", aaa_principal_id(&c->who),
-             c->peer);
+             c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", c->who.id, c->peer);
     c->end_reason = "revoked";
-    mqtt_sessions_drop_principal(c->broker, aaa_principal_id(&c->who));
+    mqtt_sessions_drop_principal(c->broker, c->who.id);
     mqtt_conn_disconnect(c, MQTT_RC_ADMINISTRATIVE_ACTION);
 }
 

@@ -139,7 +139,7 @@ static void conn_send_connack(mqtt_conn *c, int present, const char *assigned, i
 static void conn_register(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
-    const char *id = aaa_principal_id(&c->who);
+    const char *id = c->who.id;
     int device = c->who.kind == AAA_PRINCIPAL_DEVICE;
     conn_registry_add(b->opt.conns, &c->reg, id);
     if (device) {
@@ -188,7 +188,7 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     c->state = MQTT_CONN_ACTIVE;
     mqtt_conn_arm_keep_alive(c);
     log_debug(CONN_LOG, "%s %s connected from %s over %s",
-              c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", aaa_principal_id(&c->who),
+              c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", c->who.id,
               c->peer, c->protocol);
     mqtt_deliver_resume(c);
 }

@@ -38,6 +38,14 @@ typedef struct sent {
 } sent;
 
 
+/* A connection signed in as a device of org. */
+static void set_device(mqtt_who *w, const char *device_id, const char *org, int disabled)
+{
+    aaa_principal p;
+    aaa_principal_device(&p, device_id, org, disabled);
+    mqtt_who_set(w, &p);
+}
+
 static sent g_sent[SENT_MAX];
 static unsigned g_n_sent;
 static int g_send_rc;          /* what mqtt_conn_send answers */
@@ -230,7 +238,7 @@ static int setup(void **state)
         c->broker = &f->b;
         c->version = MQTT_V5;
         c->state = MQTT_CONN_ACTIVE;
-        aaa_principal_device(&c->who, i % 2 ? DEV_B : DEV_A, ORG, 0);
+        set_device(&c->who, i % 2 ? DEV_B : DEV_A, ORG, 0);
     }
     g_n_sent = g_n_ops = g_committed = 0;
     g_load = NULL;
@@ -351,7 +359,7 @@ static void another_orgs_subscriber_gets_nothing(void **state)
 {
     fixture *f = *state;
     mqtt_conn *c = &f->conns[3];
-    aaa_principal_device(&c->who, DEV_B, ORG2, 0);
+    set_device(&c->who, DEV_B, ORG2, 0);
     attach(f, 3, "other", 1, 0, NULL);
     subscribe(c, "#", 1, 0, 1);
     assert_int_equal(publish(f, "t", "x", 1, 0, 0, NULL, NULL), 0);
@@ -469,7 +477,7 @@ static void reconnect_resends_in_flight_with_dup(void **state)
     int present = 0;
     mqtt_conn *c2 = &f->conns[2];
     c2->receive_max_out = 2;
-    aaa_principal_device(&c2->who, DEV_A, ORG, 0);
+    set_device(&c2->who, DEV_A, ORG, 0);
     attach(f, 2, "again", 0, 600, &present);
     assert_int_equal(present, 1);
     assert_int_equal(g_n_sent, 2);
