@@ -287,15 +287,25 @@
 #define SS_MQTT_INFLIGHT_OUT_MAX 64u
 #define SS_MQTT_DELIVER_UNSENT_MAX (SS_MQTT_UNSENT_MAX / 2u)
 #define SS_MQTT_EXPIRE_BATCH 1000u
-/* A connected client whose queue overflows while its socket takes no
- * byte, for this long or while this many bytes meant for it are dropped,
- * is a stalled reader: disconnected (0x97). One that reads, however
- * slowly, is not: it loses what its queue could not hold. The time is a
- * congested link's pause; the bytes are several loop turns of a flood
- * (a turn reads up to 2 MiB per publisher), so a stuck client goes while
- * the flood is still on and one that reads between turns never does. */
+/* A connected client whose queue overflows while its socket takes
+ * (TCP-acknowledges) next to nothing, for this long or while this many
+ * bytes meant for it are dropped, is a stalled reader: disconnected
+ * (0x97). One that reads, however slowly, is not: it loses what its queue
+ * could not hold. The time is a congested link's pause; the bytes are
+ * several loop turns of a flood (a turn reads up to 2 MiB per publisher),
+ * so a stuck client goes soon after the flood began. */
 #define SS_MQTT_STALL_MS 2000u
 #define SS_MQTT_STALL_DROPPED_BYTES (8u * 1024u * 1024u)
+/* ... but never sooner than this: a peer reading in small pieces
+ * acknowledges in steps of about its receive window (4 KiB every 2 ms
+ * through a 64 KiB buffer: a step every 30-40 ms), and a flood drops
+ * 8 MiB in a few ms; 200 ms covers a reader several times as slow. */
+#define SS_MQTT_STALL_MIN_MS 200u
+/* What its socket must take meanwhile for a client to count as reading:
+ * more than the last few KiB a full receive window still lets through,
+ * far less than any reader takes in SS_MQTT_STALL_MIN_MS (16 KiB in
+ * 200 ms is 80 KiB/s). */
+#define SS_MQTT_STALL_TAKEN_MIN (16u * 1024u)
 #define SS_MQTT_STORED_SESSIONS_PER_PRINCIPAL_MAX 100u
 /* The broker's $SYS/broker/… counts are published this often (and when
  * the superadmin signs in): mosquitto's sys_interval default, often

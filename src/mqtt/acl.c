@@ -6,6 +6,7 @@
 #include "aaa/access.h"
 #include "core/err.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char share_prefix[] = "$share/";
@@ -40,7 +41,7 @@ static size_t share_prefix_len(const char *t, size_t len)
     return slash ? (size_t)(slash - t) + 1 : 0;
 }
 
-int mqtt_acl_resolve(const aaa_principal *p, const char *topic, size_t len, char *out,
+int mqtt_acl_resolve(const mqtt_who *p, const char *topic, size_t len, char *out,
                      size_t cap, size_t *out_len)
 {
     size_t pre = share_prefix_len(topic, len);
@@ -57,7 +58,7 @@ int mqtt_acl_resolve(const aaa_principal *p, const char *topic, size_t len, char
         *out_len = len;
         return SS_OK;
     }
-    const char *id = aaa_principal_id(p);
+    const char *id = p->id;
     size_t id_len = strlen(id), tail = rest_len - DEVICES_ME_LEN;
     size_t need = pre + DEVICES_LEVEL_LEN + id_len + tail;
     if (need + 1 > cap)
@@ -84,6 +85,42 @@ static span level_at(const char *p, const char *end, const char **next)
     return (span){p, (size_t)((q ? q : end) - p)};
 }
 
+void mqtt_who_set(mqtt_who *w, const aaa_principal *p)
+{
+    memset(w, 0, sizeof *w);
+    w->kind = p->kind;
+    w->scopes = aaa_principal_scopes(p);
+    w->superadmin = (uint8_t)aaa_principal_superadmin(p);
+    w->disabled = p->kind == AAA_PRINCIPAL_DEVICE && p->device.disabled;
+    snprintf(w->id, sizeof w->id, "%s", aaa_principal_id(p));
+    snprintf(w->org_id, sizeof w->org_id, "%s", aaa_principal_org(p));
+}
+
+/* The access layer's answer, for the principal w stands for (rebuilt:
+ * only what a device's, a key's or a person's data check reads). */
+static int check_data_own(const mqtt_who *w, const char *org, const char *device_id,
+                          aaa_data_op op)
+{
+    aaa_principal p = {.kind = w->kind};
+    switch (w->kind) {
+    case AAA_PRINCIPAL_DEVICE:
+        aaa_principal_device(&p, w->id, w->org_id, w->disabled);
+        break;
+    case AAA_PRINCIPAL_KEY:
+        snprintf(p.key.id, sizeof p.key.id, "%s", w->id);
+        snprintf(p.key.org_id, sizeof p.key.org_id, "%s", w->org_id);
+        p.key.scopes = w->scopes;
+        break;
+    case AAA_PRINCIPAL_PERSON:
+        snprintf(p.user.id, sizeof p.user.id, "%s", w->id);
+        p.user.superadmin = w->superadmin;
+        break;
+    default:
+        return SS_FORBIDDEN;
+    }
+    return aaa_check_data_own(&p, org, device_id, op);
+}
+
 static aaa_data_op data_op(mqtt_acl_op op)
 {
     return op == MQTT_ACL_PUBLISH ? AAA_DATA_WRITE : AAA_DATA_SUBSCRIBE;
@@ -92,38 +129,38 @@ static aaa_data_op data_op(mqtt_acl_op op)
 /* devices/<id>/…: a device under its own id only (a wildcard id could
  * reach another's), a key by its scopes. id.len 0 with id.p NULL: the
  * topic is "devices" alone. */
-static int check_devices(const aaa_principal *p, mqtt_acl_op op, span id, int id_wild)
+static int check_devices(const mqtt_who *p, mqtt_acl_op op, span id, int id_wild)
 {
-    const char *org = aaa_principal_org(p);
+    const char *org = p->org_id;
     if (p->kind != AAA_PRINCIPAL_DEVICE)
-        return aaa_check_data_own(p, org, NULL, data_op(op));
+        return check_data_own(p, org, NULL, data_op(op));
     char own[SS_ID_LEN + 1];
     if (id_wild || !id.p || id.len > SS_ID_LEN)
         return SS_FORBIDDEN;
     memcpy(own, id.p, id.len);
     own[id.len] = '\0';
-    return aaa_check_data_own(p, org, own, data_op(op));
+    return check_data_own(p, org, own, data_op(op));
 }
 
 /* readings/<device>: the broker publishes there, nobody else; reading
  * it is reading data. */
-static int check_readings(const aaa_principal *p, mqtt_acl_op op)
+static int check_readings(const mqtt_who *p, mqtt_acl_op op)
 {
     if (op == MQTT_ACL_PUBLISH)
         return SS_FORBIDDEN;
-    return aaa_check_data_own(p, aaa_principal_org(p), NULL, AAA_DATA_READ);
+    return check_data_own(p, p->org_id, NULL, AAA_DATA_READ);
 }
 
 /* Anywhere else in the org's tree: keys by their scopes, devices not. */
-static int check_elsewhere(const aaa_principal *p, mqtt_acl_op op)
+static int check_elsewhere(const mqtt_who *p, mqtt_acl_op op)
 {
     if (p->kind == AAA_PRINCIPAL_DEVICE)
         return SS_FORBIDDEN;
-    return aaa_check_data_own(p, aaa_principal_org(p), NULL, data_op(op));
+    return check_data_own(p, p->org_id, NULL, data_op(op));
 }
 
 /* The verdict on the filter or name f (no "$share/" prefix). */
-static int check_plain(const aaa_principal *p, mqtt_acl_op op, const char *f, size_t len)
+static int check_plain(const mqtt_who *p, mqtt_acl_op op, const char *f, size_t len)
 {
     const char *end = f + len, *next = NULL;
     if (op == MQTT_ACL_PUBLISH && (memchr(f, '+', len) || memchr(f, '#', len)))
@@ -133,9 +170,8 @@ static int check_plain(const aaa_principal *p, mqtt_acl_op op, const char *f, si
         /* Broker topics, the broker's to publish and the superadmin's to
          * read; any other '$' topic is the server's (MQTT 5 §4.7.2),
          * nobody's to use. */
-        return op == MQTT_ACL_SUBSCRIBE && span_is(first, "$SYS") && aaa_principal_superadmin(p)
-                   ? 0
-                   : SS_FORBIDDEN;
+        return op == MQTT_ACL_SUBSCRIBE && span_is(first, "$SYS") && p->superadmin ? 0
+                                                                                 : SS_FORBIDDEN;
     }
     /* A person (the superadmin: no other signs in) belongs to no org:
      * their tree holds $SYS/… alone. */
@@ -158,7 +194,7 @@ static int check_plain(const aaa_principal *p, mqtt_acl_op op, const char *f, si
     return check_devices(p, op, id, span_wild(id));
 }
 
-int mqtt_acl_check(const aaa_principal *p, mqtt_acl_op op, const char *topic, size_t len)
+int mqtt_acl_check(const mqtt_who *p, mqtt_acl_op op, const char *topic, size_t len)
 {
     if (len == 0)
         return SS_FORBIDDEN;

@@ -35,6 +35,21 @@
 /* Room for a topic once "me" is replaced by a device id. */
 #define MQTT_ACL_TOPIC_CAP (1024u + SS_ID_LEN + 1u)
 
+/* Who a connection signed in as: what the broker needs of its
+ * aaa_principal (664 bytes, most of them a person's records), kept for as
+ * long as the connection lasts. */
+typedef struct mqtt_who {
+    aaa_principal_kind kind;      /* DEVICE or KEY; NONE before sign-in */
+    unsigned scopes;              /* aaa_principal_scopes */
+    uint8_t superadmin;
+    uint8_t disabled;             /* a device's, as the token cache had it */
+    char id[SS_ID_LEN + 1];       /* aaa_principal_id */
+    char org_id[SS_ID_LEN + 1];   /* aaa_principal_org */
+} mqtt_who;
+
+/* Keeps what the broker needs of p. */
+void mqtt_who_set(mqtt_who *w, const aaa_principal *p);
+
 typedef enum {
     MQTT_ACL_PUBLISH = 0,
     MQTT_ACL_SUBSCRIBE,
@@ -44,14 +59,14 @@ typedef enum {
  * "devices/me" as the first two levels becomes "devices/<its id>"; else
  * copied. A shared filter's "$share/<group>/" prefix is kept. OUT out
  * (NUL-terminated), *out_len. 0 or SS_TOO_LARGE (cap too small). */
-int mqtt_acl_resolve(const aaa_principal *p, const char *topic, size_t len, char *out,
+int mqtt_acl_resolve(const mqtt_who *p, const char *topic, size_t len, char *out,
                      size_t cap, size_t *out_len);
 
 /* May p publish to this topic name / subscribe to this filter (resolved,
  * shared prefix included)? A filter is allowed only when every topic it
  * can match is allowed ("devices/+/data" is not a device's). 0 or
  * SS_FORBIDDEN. */
-int mqtt_acl_check(const aaa_principal *p, mqtt_acl_op op, const char *topic, size_t len);
+int mqtt_acl_check(const mqtt_who *p, mqtt_acl_op op, const char *topic, size_t len);
 
 /* A data topic (resolved): "devices/<id>/data" (channel->len = 0) or
  * "devices/<id>/data/<channel>". 1 with the spans, else 0. */

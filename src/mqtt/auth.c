@@ -141,7 +141,9 @@ static int auth_device(mqtt_conn *c, const mqtt_connect *cn)
     if (gateway_auth_token(c->broker->opt.gateway, (const char *)cn->password.p,
                            cn->password.len, &c->sender))
         return SS_AUTH;
-    aaa_principal_device(&c->who, c->sender.dev.device_id, c->sender.dev.org_id, 0);
+    aaa_principal p;
+    aaa_principal_device(&p, c->sender.dev.device_id, c->sender.dev.org_id, 0);
+    mqtt_who_set(&c->who, &p);
     return SS_OK;
 }
 
@@ -168,7 +170,7 @@ static void on_key_done(uv_work_t *w, int status)
     int rc = status == 0 ? j->status : SS_STORE;
     c->auth_pending = 0;
     if (rc == SS_OK)
-        c->who = j->who;
+        mqtt_who_set(&c->who, &j->who);
     explicit_bzero(j->key, sizeof j->key);
     free(j);
     done(c, rc);
@@ -237,7 +239,7 @@ static void on_person_done(uv_work_t *w, int status)
     c->auth_pending = 0;
     c->broker->sign_ins--;
     if (rc == SS_OK)
-        c->who = j->who;
+        mqtt_who_set(&c->who, &j->who);
     sodium_memzero(j->password, sizeof j->password);
     sodium_memzero(&j->who, sizeof j->who);
     free(j);

@@ -37,6 +37,7 @@
 #include "core/metrics.h"
 #include "ingest/gateway.h"
 #include "ingest/queue.h"
+#include "mqtt/acl.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "mqtt/message.h"
@@ -90,7 +91,8 @@ struct mqtt_conn {
     mqtt_conn_state state;
     uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
     ss_buf in;                    /* the unread part of a packet that came in pieces */
-    aaa_principal who;            /* device or key, once authenticated */
+    size_t in_off;                /* conn.c's: bytes of `in` already handled */
+    mqtt_who who;                 /* device or key, once authenticated */
     gateway_sender sender;        /* a device's (readings) */
     mqtt_session *session;
     uint16_t keep_alive_s;        /* as granted (server keep-alive) */
@@ -109,6 +111,7 @@ struct mqtt_conn {
     unsigned read_paused : 1;     /* back-pressure: the stream is paused */
     unsigned stopping : 1;        /* the broker stops: DISCONNECT 0x8B once idle */
     unsigned auth_pending : 1;    /* an API key on the worker pool (auth.c) */
+    unsigned stall_check : 1;     /* the timer is deliver.c's stall check, not the keep-alive */
     char peer[46];
     ss_buf out;                   /* packets not yet handed to the stream */
     ss_list flush_link;           /* in broker->flush while out is not empty */
@@ -144,6 +147,9 @@ void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason);
 size_t mqtt_conn_unsent(const mqtt_conn *c);
 /* The connection set's hooks and connection size, for a listener. */
 void mqtt_conn_hooks(net_conn_set_options *so);
+/* deliver.c suspects a stalled reader: mqtt_deliver_stall_check runs in
+ * ms (on the connection's timer, the keep-alive's again after it). */
+void mqtt_conn_stall_check(mqtt_conn *c, uint64_t ms);
 /* Hands what c has queued to the stream (the broker's once-per-turn
  * write; c is off broker->flush already). */
 void mqtt_conn_flush(mqtt_conn *c);
@@ -262,6 +268,9 @@ int mqtt_deliver_ack(mqtt_conn *c, uint8_t type, uint16_t packet_id, uint8_t rea
  * the socket take: after CONNACK (resending in-flight ones with DUP,
  * MQTT-4.4.0-1), after an ack, after the socket drained. */
 void mqtt_deliver_resume(mqtt_conn *c);
+/* The stalled-reader check mqtt_conn_stall_check asked for is due: the
+ * client is disconnected if its socket took nothing meanwhile. */
+void mqtt_deliver_stall_check(mqtt_conn *c);
 /* The fan-out hook: each stored batch as readings/<device id> messages. */
 void mqtt_deliver_readings(fanout_sub *sub, const fanout_batch *batch);
 

@@ -57,7 +57,7 @@ int mqtt_conn_ended(const mqtt_conn *c)
 
 const char *mqtt_conn_org(const mqtt_conn *c)
 {
-    return aaa_principal_org(&c->who);
+    return c->who.org_id;
 }
 
 /* May the next packet of the input be handled now? */
@@ -500,6 +500,8 @@ static void conn_bad_packet(mqtt_conn *c, int rc, const mqtt_packet *p)
 
 void mqtt_conn_arm_keep_alive(mqtt_conn *c)
 {
+    if (c->stall_check)
+        return;  /* armed again once the check has run */
     if (c->keep_alive_s > 0)
         net_conn_timer_start(&c->base, on_timer, CONN_KEEP_ALIVE_MS(c->keep_alive_s));
     else
@@ -508,6 +510,16 @@ void mqtt_conn_arm_keep_alive(mqtt_conn *c)
 
 void mqtt_conn_timer(mqtt_conn *c, uint64_t ms)
 {
+    net_conn_timer_start(&c->base, on_timer, ms);
+}
+
+/* The keep-alive waits meanwhile: the check is due within
+ * SS_MQTT_STALL_MS, and grants it afresh. */
+void mqtt_conn_stall_check(mqtt_conn *c, uint64_t ms)
+{
+    if (mqtt_conn_ended(c) || c->state != MQTT_CONN_ACTIVE)
+        return;
+    c->stall_check = 1;
     net_conn_timer_start(&c->base, on_timer, ms);
 }
 
@@ -543,14 +555,33 @@ static size_t conn_feed(mqtt_conn *c, const uint8_t *buf, size_t len)
     return off;
 }
 
+/* Input read into c->in and not yet handled: from c->in_off on. */
+static size_t conn_unread(const mqtt_conn *c)
+{
+    return c->in.len - c->in_off;
+}
+
+/* Feeds what waits in c->in. Handled bytes are skipped, not moved: input
+ * held back resumes a packet at a time, and moving the rest every time
+ * cost more than the packets themselves. The buffer is compacted only
+ * once the handled part outweighs the rest (so every byte moves at most
+ * about once), and before CONNECT (connect.c reads it from the start). */
 static void conn_drain_in(mqtt_conn *c)
 {
-    size_t used = conn_feed(c, (const uint8_t *)c->in.data, c->in.len);
+    size_t used = conn_feed(c, (const uint8_t *)c->in.data + c->in_off, conn_unread(c));
     if (mqtt_conn_ended(c))
         return;
-    buf_consume(&c->in, used);
-    if (c->in.len == 0 && c->in.cap > CONN_IN_KEEP)
-        buf_free(&c->in);
+    c->in_off += used;
+    if (conn_unread(c) == 0) {
+        c->in_off = 0;
+        if (c->in.cap > CONN_IN_KEEP)
+            buf_free(&c->in);
+        else
+            buf_reset(&c->in);
+    } else if (c->in_off >= conn_unread(c) || c->state != MQTT_CONN_ACTIVE) {
+        buf_consume(&c->in, c->in_off);
+        c->in_off = 0;
+    }
 }
 
 /* Something that held the input back has gone: go on with it. Never
@@ -559,7 +590,7 @@ void mqtt_conn_continue(mqtt_conn *c)
 {
     if (mqtt_conn_ended(c))
         return;
-    if (c->in.len > 0 && conn_can_process(c))
+    if (conn_unread(c) > 0 && conn_can_process(c))
         conn_drain_in(c);
     conn_backpressure(c);
 }
@@ -569,7 +600,7 @@ static void on_read(net_stream *st, const char *data, size_t len)
     mqtt_conn *c = (mqtt_conn *)st;
     if (mqtt_conn_ended(c))
         return;
-    if (c->in.len == 0) {
+    if (conn_unread(c) == 0) {
         /* The usual case: whole packets parsed in place, no copy. */
         size_t used = conn_feed(c, (const uint8_t *)data, len);
         if (!mqtt_conn_ended(c) && used < len && buf_append(&c->in, data + used, len - used)) {
@@ -603,6 +634,13 @@ static void on_timer(uv_timer_t *t)
         mqtt_conn_close_now(c, "timeout");
         return;
     }
+    if (c->stall_check) {
+        c->stall_check = 0;
+        mqtt_deliver_stall_check(c);
+        if (!mqtt_conn_ended(c))
+            mqtt_conn_arm_keep_alive(c);
+        return;
+    }
     if (c->read_paused) {
         /* Its bytes wait for us, not the other way round. */
         mqtt_conn_arm_keep_alive(c);
@@ -634,10 +672,9 @@ static void on_revoked(conn_reg_entry *e)
 {
     mqtt_conn *c = e->data;
     log_info(CONN_LOG, "%s %s: revoked; disconnecting the client at %s",
-             c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", aaa_principal_id(&c->who),
-             c->peer);
+             c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", c->who.id, c->peer);
     c->end_reason = "revoked";
-    mqtt_sessions_drop_principal(c->broker, aaa_principal_id(&c->who));
+    mqtt_sessions_drop_principal(c->broker, c->who.id);
     mqtt_conn_disconnect(c, MQTT_RC_ADMINISTRATIVE_ACTION);
 }
 

@@ -149,7 +149,7 @@ static const char *conn_kind(const mqtt_conn *c)
 static void conn_register(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
-    const char *id = aaa_principal_id(&c->who);
+    const char *id = c->who.id;
     int device = c->who.kind == AAA_PRINCIPAL_DEVICE;
     conn_registry_add(b->opt.conns, &c->reg, id);
     if (device) {
@@ -197,7 +197,7 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     conn_send_connack(c, present, id == assigned ? assigned : NULL, ka_changed, capped);
     c->state = MQTT_CONN_ACTIVE;
     mqtt_conn_arm_keep_alive(c);
-    log_debug(CONN_LOG, "%s %s connected from %s over %s", conn_kind(c), aaa_principal_id(&c->who),
+    log_debug(CONN_LOG, "%s %s connected from %s over %s", conn_kind(c), c->who.id,
               c->peer, c->protocol);
     /* The superadmin's $SYS subscriptions get current retained values. */
     if (c->who.kind == AAA_PRINCIPAL_PERSON)

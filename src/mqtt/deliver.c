@@ -322,26 +322,52 @@ static mqtt_delivery *first_to_drop(mqtt_session *s, int qos0)
     return NULL;
 }
 
-/* A connected client whose queue overflowed by `lost` bytes: one that
- * reads, however slowly, only loses what was dropped; one whose socket
- * took no byte while SS_MQTT_STALL_DROPPED_BYTES meant for it were
- * dropped, or for SS_MQTT_STALL_MS, is a stalled reader and is
- * disconnected (0x97; a persistent session stays). */
+/* A connected client whose queue overflowed: one that reads, however
+ * slowly, only loses what was dropped; one whose socket took less than
+ * SS_MQTT_STALL_TAKEN_MIN while SS_MQTT_STALL_DROPPED_BYTES meant for it were dropped (and
+ * SS_MQTT_STALL_MIN_MS passed), or for SS_MQTT_STALL_MS, is a stalled
+ * reader and is disconnected (0x97; a persistent session stays). What
+ * the socket took is what the peer's TCP acknowledged, not our completed
+ * writes: one large write to a slow reader completes long after its first
+ * bytes were read. Asked of the kernel only when a bound is due (then or
+ * on the connection's timer, as a flood may end first), not per drop. */
+static void stall_judge(mqtt_session *s, mqtt_conn *c, int64_t now)
+{
+    int64_t stood = now - s->stall_mark_ms;
+    int64_t due = s->stall_dropped >= SS_MQTT_STALL_DROPPED_BYTES ? SS_MQTT_STALL_MIN_MS
+                                                                  : SS_MQTT_STALL_MS;
+    if (stood < due) {
+        mqtt_conn_stall_check(c, (uint64_t)(due - stood));
+        return;
+    }
+    uint64_t taken = net_stream_bytes_taken(&c->base.stream);
+    if (taken >= s->stall_mark_bytes + SS_MQTT_STALL_TAKEN_MIN) {
+        s->stall_mark_ms = 0;  /* it read since the mark: slow, not stalled */
+        return;
+    }
+    mqtt_conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
+}
+
 static void overflowed(mqtt_session *s, size_t lost)
 {
     mqtt_conn *c = s->conn;
     if (!c || c->state != MQTT_CONN_ACTIVE)
         return;
     int64_t now = clock_now_ms();
-    uint64_t out = c->base.stream.bytes_out;
-    if (s->stall_mark_ms == 0 || out != s->stall_mark_bytes) {
+    if (s->stall_mark_ms == 0) {
         s->stall_mark_ms = now;
-        s->stall_mark_bytes = out;
+        s->stall_mark_bytes = net_stream_bytes_taken(&c->base.stream);
         s->stall_dropped = 0;
     }
     s->stall_dropped += lost;
-    if (s->stall_dropped >= SS_MQTT_STALL_DROPPED_BYTES || now - s->stall_mark_ms >= SS_MQTT_STALL_MS)
-        mqtt_conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
+    stall_judge(s, c, now);
+}
+
+void mqtt_deliver_stall_check(mqtt_conn *c)
+{
+    mqtt_session *s = c->session;
+    if (s && s->stall_mark_ms && conn_ready(c))
+        stall_judge(s, c, clock_now_ms());
 }
 
 /* Past a bound of the session the oldest queued of that kind go. */

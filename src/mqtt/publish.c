@@ -217,7 +217,7 @@ static int pub_sender(mqtt_pub *p, const mqtt_str *device)
         return SS_NOT_FOUND;
     memcpy(id, device->p, device->len);
     id[device->len] = '\0';
-    gateway_key key = {.scopes = aaa_principal_scopes(&c->who)};
+    gateway_key key = {.scopes = c->who.scopes};
     snprintf(key.org_id, sizeof key.org_id, "%s", mqtt_conn_org(c));
     int rc = gateway_auth_key(c->broker->opt.gateway, &key, id, &p->from);
     if (rc != SS_OK)

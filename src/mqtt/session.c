@@ -447,8 +447,8 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
     *present = 0;
     if (len > MQTT_CLIENT_ID_MAX || memchr(client_id, 0, len))
         return SS_INVAL;
-    const char *org = aaa_principal_org(&c->who);
-    const char *who = aaa_principal_id(&c->who);
+    const char *org = c->who.org_id;
+    const char *who = c->who.id;
     char key[MQTT_SESSION_KEY_MAX + 1];
     size_t key_len = session_key(who, client_id, len, key);
     uint64_t h = session_hash(t, org, key, key_len);

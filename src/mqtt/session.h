@@ -79,7 +79,7 @@ struct mqtt_session {
     uint16_t next_packet_id;
     uint64_t dropped;        /* deliveries lost to the queue bound */
     int64_t stall_mark_ms;   /* overflowed while connected: since when its */
-    uint64_t stall_mark_bytes; /* socket's bytes out have stood at this, */
+    uint64_t stall_mark_bytes; /* bytes its socket had taken then, */
     size_t stall_dropped;    /* and the bytes dropped for it meanwhile */
     /* Inbound QoS 2: PUBREC sent, PUBREL awaited. */
     uint16_t *qos2_in;

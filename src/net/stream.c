@@ -11,10 +11,12 @@
 #include "core/log.h"
 #include "net/err.h"
 
+#include <linux/sockios.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
@@ -591,6 +593,18 @@ void net_stream_close_lingering(net_stream *s, size_t discard_max)
     if (!s->lingering)
         uv_read_stop((uv_stream_t *)&s->tcp);
     stream_shutdown(s);
+}
+
+uint64_t net_stream_bytes_taken(const net_stream *s)
+{
+    size_t queued = uv_stream_get_write_queue_size((const uv_stream_t *)&s->tcp);
+    uint64_t handed = s->bytes_out + (s->write_pending > queued ? s->write_pending - queued : 0);
+    uv_os_fd_t fd;
+    int unacked = 0;
+    if (uv_fileno((const uv_handle_t *)&s->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &unacked) == 0 &&
+        unacked >= 0 && (uint64_t)unacked <= handed)
+        return handed - (uint64_t)unacked;
+    return handed;
 }
 
 void net_stream_peer(const net_stream *s, char *out, size_t cap)

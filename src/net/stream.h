@@ -120,6 +120,14 @@ void net_stream_close_lingering(net_stream *s, size_t discard_max);
 /* Closes now, dropping anything unwritten. Idempotent. */
 void net_stream_close(net_stream *s);
 
+/* Bytes of this stream the peer has taken so far (TLS records included):
+ * those handed to the socket less those its send queue still holds
+ * unacknowledged (SIOCOUTQ), so it moves as the peer reads, also while one
+ * large write is still under way and bytes_out has not moved. Where the
+ * kernel does not say, the bytes handed to the socket. A syscall: for
+ * judging a slow peer, not for every write. */
+uint64_t net_stream_bytes_taken(const net_stream *s);
+
 /* The peer's address as "1.2.3.4" or "::1" into out (cap >= 46). */
 void net_stream_peer(const net_stream *s, char *out, size_t cap);
 

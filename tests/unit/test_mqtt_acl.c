@@ -19,14 +19,14 @@
 #define DEV "aaaaaaaaaaaaaaaaaaaaaaaa"
 #define DEV2 "bbbbbbbbbbbbbbbbbbbbbbbb"
 
-static aaa_principal device(int disabled)
+static aaa_principal device_principal(int disabled)
 {
     aaa_principal p;
     aaa_principal_device(&p, DEV, ORG, disabled);
     return p;
 }
 
-static aaa_principal key(unsigned scopes)
+static aaa_principal key_principal(unsigned scopes)
 {
     aaa_principal p;
     memset(&p, 0, sizeof p);
@@ -37,7 +37,7 @@ static aaa_principal key(unsigned scopes)
     return p;
 }
 
-static aaa_principal person(int superadmin)
+static aaa_principal person_principal(int superadmin)
 {
     aaa_principal p;
     memset(&p, 0, sizeof p);
@@ -47,12 +47,35 @@ static aaa_principal person(int superadmin)
     return p;
 }
 
-static int pub(const aaa_principal *p, const char *t)
+/* What a connection keeps of the principal it signed in as. */
+static mqtt_who who_of(aaa_principal p)
+{
+    mqtt_who w;
+    mqtt_who_set(&w, &p);
+    return w;
+}
+
+static mqtt_who device(int disabled)
+{
+    return who_of(device_principal(disabled));
+}
+
+static mqtt_who key(unsigned scopes)
+{
+    return who_of(key_principal(scopes));
+}
+
+static mqtt_who person(int superadmin)
+{
+    return who_of(person_principal(superadmin));
+}
+
+static int pub(const mqtt_who *p, const char *t)
 {
     return mqtt_acl_check(p, MQTT_ACL_PUBLISH, t, strlen(t));
 }
 
-static int sub(const aaa_principal *p, const char *f)
+static int sub(const mqtt_who *p, const char *f)
 {
     return mqtt_acl_check(p, MQTT_ACL_SUBSCRIBE, f, strlen(f));
 }
@@ -62,7 +85,7 @@ static int sub(const aaa_principal *p, const char *f)
 static void acl_resolve_devices_me(void **state)
 {
     (void)state;
-    aaa_principal d = device(0), k = key(STORE_SCOPE_DATA_READ);
+    mqtt_who d = device(0), k = key(STORE_SCOPE_DATA_READ);
     char out[MQTT_ACL_TOPIC_CAP];
     size_t n = 0;
     static const struct {
@@ -100,7 +123,7 @@ static void acl_resolve_devices_me(void **state)
 static void acl_device_own_subtree_only(void **state)
 {
     (void)state;
-    aaa_principal d = device(0);
+    mqtt_who d = device(0);
     assert_int_equal(pub(&d, "devices/" DEV "/data"), 0);
     assert_int_equal(pub(&d, "devices/" DEV "/data/temp"), 0);
     assert_int_equal(pub(&d, "devices/" DEV "/status"), 0);
@@ -132,7 +155,7 @@ static void acl_device_own_subtree_only(void **state)
     assert_int_equal(sub(&d, "$SYS/#"), SS_FORBIDDEN);
 
     /* a disabled device: nothing at all */
-    aaa_principal off = device(1);
+    mqtt_who off = device(1);
     assert_int_equal(pub(&off, "devices/" DEV "/data"), SS_FORBIDDEN);
     assert_int_equal(sub(&off, "devices/" DEV "/#"), SS_FORBIDDEN);
 }
@@ -141,7 +164,7 @@ static void acl_device_own_subtree_only(void **state)
 static void acl_device_me_then_check(void **state)
 {
     (void)state;
-    aaa_principal d = device(0);
+    mqtt_who d = device(0);
     char out[MQTT_ACL_TOPIC_CAP];
     size_t n = 0;
     static const char *const allowed[] = {"devices/me/data", "devices/me/commands/#",
@@ -161,10 +184,10 @@ static void acl_device_me_then_check(void **state)
 static void acl_key_scopes(void **state)
 {
     (void)state;
-    aaa_principal r = key(STORE_SCOPE_DATA_READ), w = key(STORE_SCOPE_DATA_WRITE);
-    aaa_principal m = key(STORE_SCOPE_MANAGE);
-    aaa_principal rw = key(STORE_SCOPE_DATA_READ | STORE_SCOPE_DATA_WRITE);
-    aaa_principal none = key(0);
+    mqtt_who r = key(STORE_SCOPE_DATA_READ), w = key(STORE_SCOPE_DATA_WRITE);
+    mqtt_who m = key(STORE_SCOPE_MANAGE);
+    mqtt_who rw = key(STORE_SCOPE_DATA_READ | STORE_SCOPE_DATA_WRITE);
+    mqtt_who none = key(0);
     static const char *const filters[] = {
         "#", "+", "readings/#", "readings/" DEV, "devices/+/data", "devices/#",
         "devices/" DEV "/commands/#", "apps/x", "$share/g/readings/+", "devices",
@@ -211,7 +234,7 @@ static void acl_key_scopes(void **state)
 static void acl_superadmin_and_persons(void **state)
 {
     (void)state;
-    aaa_principal su = person(1), pe = person(0);
+    mqtt_who su = person(1), pe = person(0);
     assert_int_equal(sub(&su, "$SYS/#"), 0);
     assert_int_equal(sub(&su, "$SYS/broker/clients/+"), 0);
     assert_int_equal(pub(&su, "$SYS/broker/x"), SS_FORBIDDEN);
@@ -234,9 +257,10 @@ static void acl_superadmin_and_persons(void **state)
 static void access_check_data_own(void **state)
 {
     (void)state;
-    aaa_principal d = device(0), off = device(1);
-    aaa_principal r = key(STORE_SCOPE_DATA_READ), w = key(STORE_SCOPE_DATA_WRITE);
-    aaa_principal m = key(STORE_SCOPE_MANAGE), su = person(1), pe = person(0);
+    aaa_principal d = device_principal(0), off = device_principal(1);
+    aaa_principal r = key_principal(STORE_SCOPE_DATA_READ), w = key_principal(STORE_SCOPE_DATA_WRITE);
+    aaa_principal m = key_principal(STORE_SCOPE_MANAGE), su = person_principal(1),
+                  pe = person_principal(0);
     assert_int_equal(aaa_check_data_own(&d, ORG, DEV, AAA_DATA_WRITE), 0);
     assert_int_equal(aaa_check_data_own(&d, ORG, DEV, AAA_DATA_SUBSCRIBE), 0);
     assert_int_equal(aaa_check_data_own(&d, ORG, DEV, AAA_DATA_READ), SS_FORBIDDEN);
