@@ -50,6 +50,7 @@ void mqtt_broker_flush_later(mqtt_broker *b, mqtt_conn *c)
 static void on_principal_revoked(void *ctx, const char *principal_id)
 {
     mqtt_broker *b = ctx;
+    mqtt_auth_revoked(b, principal_id);
     mqtt_sessions_drop_principal(b, principal_id);
     mqtt_retain_drop_org(b->retain, principal_id);
 }
