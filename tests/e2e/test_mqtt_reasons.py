@@ -5,7 +5,8 @@ DISCONNECT and PUBLISH), never naming a secret or another org's things."""
 import pytest
 
 from conftest import login, module_server, new_org_device
-from mqtt_util import (AUTH, DISCONNECT, P_REQUEST_PROBLEM_INFO, PUBREC, SUBACK, V5, Raw,
+from mqtt_util import (AUTH, DISCONNECT, P_MAX_PACKET_SIZE, P_REQUEST_PROBLEM_INFO, PUBREC, SUBACK,
+                       V5, Raw,
                        packet, publish, reason_string, subscribe)
 
 srv = module_server(["--listen-mqtt", "127.0.0.1:0"])
@@ -90,4 +91,27 @@ def test_server_disconnect_says_why(srv, two):
     d = last_disconnect(c)
     assert d.reason in (0x82, 0x90, 0x81), d
     no_secret(reason_string(d), two)
+    c.close()
+
+
+def test_a_reason_string_that_would_not_fit_is_left_out(srv, two):
+    # MQTT-3.2.2-19, -3.4.2-2, -3.5.2-2, -3.9.2-1, -3.14.2-3: the packet
+    # goes without its reason string rather than past the client's maximum.
+    small = [(P_MAX_PACKET_SIZE, 16)]
+    c = Raw(srv, V5)
+    ack = c.connect(password="not-a-token", properties=small, expect_reason=0x87)
+    assert reason_string(ack) is None and len(ack.raw) <= 16, ack
+    c.close()
+    c = Raw(srv, V5)
+    c.connect(password=two["dev"]["token"], client_id="rs-small", properties=small)
+    a = c.publish("devices/%s/data" % two["other"]["id"], '{"t":1}', qos=1)
+    assert a.reason == 0x87 and reason_string(a) is None and len(a.raw) <= 16, a
+    c.send(publish(V5, "devices/me/data", "{not json", qos=2, packet_id=2))
+    a = c.expect(PUBREC)
+    assert a.reason == 0x99 and reason_string(a) is None and len(a.raw) <= 16, a
+    s = suback(c, "devices/%s/#" % two["other"]["id"], 3)
+    assert s.reasons == [0x87] and reason_string(s) is None and len(s.raw) <= 16, s
+    c.send(packet(AUTH, 0, b""))
+    d = last_disconnect(c)
+    assert d.reason == 0x82 and reason_string(d) is None and len(d.raw) <= 16, d
     c.close()
