@@ -93,6 +93,9 @@ int aaa_org_delete(aaa_ctx *cx, const char *org_id)
     if (rc == 0) {
         forget_devices(cx, devices);
         revoke_keys(cx, keys);
+        /* The org's own id too: what is kept of its tree rather than of
+         * one principal (the broker's retained messages) goes at once. */
+        aaa_revoke(cx, org_id);
         if (cx->quotas)
             quota_remove_org(cx->quotas, org_id);
         store_maint_kick(cx->maint);  /* the devices' readings: in the background */

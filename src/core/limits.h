@@ -317,6 +317,13 @@
  * flood of them holds one worker, never the pool REST needs (its own
  * sign-ins have SS_API_SIGN_IN_RUNNING_MAX). */
 #define SS_MQTT_SIGN_IN_RUNNING_MAX 1u
+/* Revocations the broker remembers for the sign-ins (API keys, the
+ * superadmin) on the worker pool: one that a revocation of its principal
+ * (or its key's org) overtook is refused as revoked. Revocations come
+ * seconds apart, an org's deletion one per device and key: a sign-in that
+ * saw more than this many meanwhile cannot tell and is refused as the
+ * server busy (5.0 0x89, 3.1.1 0x03; the client retries). */
+#define SS_MQTT_REVOKED_RECENT_MAX 64u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");

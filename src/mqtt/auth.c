@@ -54,6 +54,7 @@ typedef struct auth_job {
     char key[SECRET_TEXT_MAX];
     size_t len;
     aaa_principal who;
+    uint64_t since;             /* b->revocations when it was queued */
     int status;
 } auth_job;
 
@@ -67,6 +68,7 @@ typedef struct person_job {
     char password[SS_PASSWORD_MAX + 1];
     char peer[46];
     aaa_principal who;
+    uint64_t since;
     int status;
 } person_job;
 
@@ -133,6 +135,35 @@ uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn)
                                                                 : (uint64_t)wait;
 }
 
+/* ---- revocations that overtake a sign-in ---------------------------------------------- */
+
+/* A revocation reaches only the connections registered under its id,
+ * and a sign-in on the worker pool registers once it is back on the loop:
+ * one that read its credential before the revocation was committed and
+ * came back after the revocation was heard would be let in and never
+ * closed. So the loop remembers the last ids revoked, and each sign-in
+ * checks those heard since it was queued. */
+void mqtt_auth_revoked(mqtt_broker *b, const char *id)
+{
+    snprintf(b->revoked[b->revocations % SS_MQTT_REVOKED_RECENT_MAX], SS_ID_LEN + 1, "%s", id);
+    b->revocations++;
+}
+
+/* SS_OK, SS_AUTH (its principal or its key's org was revoked since
+ * `since`) or SS_BUSY (more revocations came than are remembered). */
+static int auth_overtaken(const mqtt_broker *b, uint64_t since, const aaa_principal *who)
+{
+    if (b->revocations - since > SS_MQTT_REVOKED_RECENT_MAX)
+        return SS_BUSY;
+    const char *id = aaa_principal_id(who), *org = aaa_principal_org(who);
+    for (uint64_t i = since; i < b->revocations; i++) {
+        const char *r = b->revoked[i % SS_MQTT_REVOKED_RECENT_MAX];
+        if (strcmp(r, id) == 0 || (org[0] && strcmp(r, org) == 0))
+            return SS_AUTH;
+    }
+    return SS_OK;
+}
+
 /* ---- a device token --------------------------------------------------------- */
 
 static int auth_device(mqtt_conn *c, const mqtt_connect *cn)
@@ -170,6 +201,8 @@ static void on_key_done(uv_work_t *w, int status)
     int rc = status == 0 ? j->status : SS_STORE;
     c->auth_pending = 0;
     if (rc == SS_OK)
+        rc = auth_overtaken(c->broker, j->since, &j->who);
+    if (rc == SS_OK)
         mqtt_who_set(&c->who, &j->who);
     explicit_bzero(j->key, sizeof j->key);
     free(j);
@@ -193,6 +226,7 @@ static int auth_key(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
     j->policy = c->broker->opt.session_policy;
     memcpy(j->key, text, len);
     j->len = len;
+    j->since = c->broker->revocations;
     j->work.data = j;
     if (uv_queue_work(c->broker->loop, &j->work, on_key_work, on_key_done)) {
         explicit_bzero(j->key, sizeof j->key);
@@ -239,6 +273,8 @@ static void on_person_done(uv_work_t *w, int status)
     c->auth_pending = 0;
     c->broker->sign_ins--;
     if (rc == SS_OK)
+        rc = auth_overtaken(c->broker, j->since, &j->who);
+    if (rc == SS_OK)
         mqtt_who_set(&c->who, &j->who);
     sodium_memzero(j->password, sizeof j->password);
     sodium_memzero(&j->who, sizeof j->who);
@@ -262,6 +298,7 @@ static int auth_person(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
     memcpy(j->email, cn->username.p, cn->username.len);
     memcpy(j->password, cn->password.p, cn->password.len);
     snprintf(j->peer, sizeof j->peer, "%s", c->peer);
+    j->since = c->broker->revocations;
     j->work.data = j;
     if (uv_queue_work(c->broker->loop, &j->work, on_person_work, on_person_done)) {
         sodium_memzero(j->password, sizeof j->password);

@@ -44,11 +44,15 @@ void mqtt_broker_flush_later(mqtt_broker *b, mqtt_conn *c)
 /* Every revoked principal (device, key; an org deleted): its sessions end
  * here, also the stored ones of a client not connected now, which no
  * connection's own revocation would reach. Its connections are told next
- * (conn.c, DISCONNECT 0x98). */
+ * (conn.c, DISCONNECT 0x98). A deleted org's id also takes its retained
+ * messages (ids are never shared, so a device's or key's id names no
+ * org's tree). */
 static void on_principal_revoked(void *ctx, const char *principal_id)
 {
     mqtt_broker *b = ctx;
+    mqtt_auth_revoked(b, principal_id);
     mqtt_sessions_drop_principal(b, principal_id);
+    mqtt_retain_drop_org(b->retain, principal_id);
 }
 
 /* ---- lifetime --------------------------------------------------------------- */

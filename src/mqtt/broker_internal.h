@@ -75,6 +75,8 @@ struct mqtt_broker {
     uint64_t msgs_in;             /* PUBLISHes received from clients */
     uint64_t msgs_out;            /* PUBLISHes sent to clients */
     unsigned sign_ins;            /* auth.c: persons' sign-ins on the worker pool */
+    uint64_t revocations;         /* auth.c: ids revoked so far, the last ones below */
+    char revoked[SS_MQTT_REVOKED_RECENT_MAX][SS_ID_LEN + 1];
 };
 
 typedef enum {
@@ -174,6 +176,9 @@ int mqtt_auth_start(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done);
  * address has free failures left, then the throttle's wait, at most
  * SS_MQTT_REFUSED_DELAY_MAX_MS. */
 uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn);
+/* A principal or org was revoked (every id the registry revokes): a
+ * sign-in on the worker pool meanwhile is refused when it was its own. */
+void mqtt_auth_revoked(mqtt_broker *b, const char *id);
 
 /* ---- sys.c ------------------------------------------------------------------- */
 

@@ -672,7 +672,9 @@ static void on_revoked(conn_reg_entry *e)
 {
     mqtt_conn *c = e->data;
     log_info(CONN_LOG, "%s %s: revoked; disconnecting the client at %s",
-             c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key", c->who.id, c->peer);
+             c->who.kind == AAA_PRINCIPAL_PERSON   ? "superadmin"
+             : c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key",
+             c->who.id, c->peer);
     c->end_reason = "revoked";
     mqtt_sessions_drop_principal(c->broker, c->who.id);
     mqtt_conn_disconnect(c, MQTT_RC_ADMINISTRATIVE_ACTION);

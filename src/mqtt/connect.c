@@ -73,8 +73,6 @@ static uint8_t connect_will(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg **out
 static void connect_options(mqtt_conn *c, const mqtt_connect *cn, int *ka_changed)
 {
     const mqtt_props *pr = &cn->props;
-    c->max_packet_out = MQTT_HAS(pr, MQTT_PROP_MAXIMUM_PACKET_SIZE) ? pr->max_packet_size
-                                                                     : UINT32_MAX;
     c->receive_max_out = MQTT_HAS(pr, MQTT_PROP_RECEIVE_MAXIMUM) ? pr->receive_max : UINT16_MAX;
     c->request_problem_info =
         MQTT_HAS(pr, MQTT_PROP_REQUEST_PROBLEM_INFORMATION) ? pr->request_problem_info : 1;
@@ -278,6 +276,11 @@ int mqtt_connect_in(mqtt_conn *c, const mqtt_packet *p)
     }
     const mqtt_connect *cn = &p->connect;
     c->version = cn->version;
+    /* A refusal's CONNACK too stays within the client's maximum: it goes
+     * without its reason string rather than past it (MQTT-3.2.2-19). */
+    c->max_packet_out = MQTT_HAS(&cn->props, MQTT_PROP_MAXIMUM_PACKET_SIZE)
+                            ? cn->props.max_packet_size
+                            : UINT32_MAX;
     uint8_t r = connect_check(cn);
     if (r) {
         mqtt_connect_refuse(c, r, "its CONNECT asks for what we do not do");

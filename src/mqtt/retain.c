@@ -239,6 +239,31 @@ void mqtt_retain_match(mqtt_retain *r, const char *org_id, const char *filter, s
     org_settle(r, org);
 }
 
+/* Every message at and below n, and the nodes under n; n itself stays
+ * for its parent to drop. As deep as the topics have levels. */
+static void drop_below(mqtt_retain *r, mqtt_trie_node *n)
+{
+    mqtt_trie_node *next = NULL;
+    for (mqtt_trie_node *c = mqtt_trie_first(n); c; c = next) {
+        next = mqtt_trie_next(n, c);
+        drop_below(r, c);
+        mqtt_msg_unref(c->data);
+        c->data = NULL;
+        mqtt_trie_drop(&r->t, n, c);
+    }
+}
+
+void mqtt_retain_drop_org(mqtt_retain *r, const char *org_id)
+{
+    mqtt_trie_node *org = mqtt_trie_find(&r->t, r->t.root, org_id, strlen(org_id));
+    if (!org)
+        return;
+    drop_below(r, org);
+    free(org->data);
+    org->data = NULL;
+    mqtt_trie_prune(&r->t, org);
+}
+
 size_t mqtt_retain_count(const mqtt_retain *r, const char *org_id)
 {
     const mqtt_trie_node *org = mqtt_trie_find(&r->t, r->t.root, org_id, strlen(org_id));

@@ -28,6 +28,9 @@ mqtt_msg *mqtt_retain_get(mqtt_retain *r, const char *org_id, const char *topic,
  * way and not passed. cb may not change the store. */
 void mqtt_retain_match(mqtt_retain *r, const char *org_id, const char *filter, size_t len,
                        int64_t now_ms, void (*cb)(void *ctx, mqtt_msg *m), void *ctx);
+/* The org was deleted: every retained message of its tree goes at once
+ * (the store's rows went with the org). */
+void mqtt_retain_drop_org(mqtt_retain *r, const char *org_id);
 /* Retained messages the org holds now (the per-org limit is the broker's). */
 size_t mqtt_retain_count(const mqtt_retain *r, const char *org_id);
 /* Retained messages of every org together ($SYS/broker/…). */

@@ -736,6 +736,11 @@ class Raw:
         self.close()
 
 
+def reason_string(p):
+    """The Reason String a parsed packet carries, or None."""
+    return p.props.get(P_REASON_STRING)
+
+
 def device_client(srv, dev, version=V311, tls=False, client_id="", clean=True, **kw):
     """A raw client connected as the device (token as the password)."""
     c = Raw(srv, version, tls)

@@ -4,7 +4,7 @@ readings stored and refused."""
 import time
 
 from conftest import login, module_server, new_org_device
-from mqtt_raw import DISCONNECT, PUBACK, Raw, packet
+from mqtt_util import PUBACK, V5, Raw, disconnect, publish
 
 srv = module_server(["--listen-mqtt", "127.0.0.1:0"])
 
@@ -13,17 +13,17 @@ def test_messages_count_every_publish(srv):
     admin = login(srv.http)
     org, dev = new_org_device(admin, prefix="mqtt-acct")
     _, other = new_org_device(admin, prefix="mqtt-acct-other")
-    c = Raw(srv, 5)
-    assert c.connect(dev["token"])["reason"] == 0
-    c.publish("devices/me/data", '{"t":1}', qos=1, packet_id=1)         # stored
-    c.publish("devices/me/data/t", "2", qos=1, packet_id=2)             # stored
-    c.publish("devices/me/data", "{bad", qos=1, packet_id=3)            # refused 0x99
-    c.publish("devices/me/status", "up", qos=0)                         # not data
-    c.publish("devices/me/status", "up", qos=1, packet_id=4)            # not data
-    c.publish("devices/%s/data" % other["id"], '{"t":1}', qos=1, packet_id=5)  # 0x87
-    got = [c.expect(PUBACK)["reason"] for _ in range(5)]
+    c = Raw(srv, V5)
+    c.connect(password=dev["token"])
+    c.send(publish(V5, "devices/me/data", '{"t":1}', qos=1, packet_id=1))         # stored
+    c.send(publish(V5, "devices/me/data/t", "2", qos=1, packet_id=2))             # stored
+    c.send(publish(V5, "devices/me/data", "{bad", qos=1, packet_id=3))            # refused 0x99
+    c.send(publish(V5, "devices/me/status", "up", qos=0))                         # not data
+    c.send(publish(V5, "devices/me/status", "up", qos=1, packet_id=4))            # not data
+    c.send(publish(V5, "devices/%s/data" % other["id"], '{"t":1}', qos=1, packet_id=5))  # 0x87
+    got = [c.expect(PUBACK).reason for _ in range(5)]
     assert got == [0, 0, 0x99, 0x10, 0x87], got
-    c.send(packet(DISCONNECT, 0, b""))
+    c.send(disconnect(V5))
     c.closed()
     c.close()
 

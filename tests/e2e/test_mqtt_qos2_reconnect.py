@@ -7,15 +7,10 @@ import struct
 import time
 
 from conftest import login, module_server, new_org_device
-from mqtt_raw import (PROP_SESSION_EXPIRY, PUBCOMP, PUBLISH, PUBREC, PUBREL, Raw, mstr, packet,
-                     props_bytes)
+from mqtt_util import (P_SESSION_EXPIRY, PUBCOMP, PUBLISH, PUBREC, PUBREL, V5, Raw, ack,
+                       publish)
 
 srv = module_server(["--listen-mqtt", "127.0.0.1:0"])
-
-
-def qos2_publish(topic, payload, packet_id, dup):
-    var = mstr(topic) + struct.pack("!H", packet_id) + props_bytes([])
-    return packet(PUBLISH, 0x04 | (0x08 if dup else 0), var + payload)
 
 
 def received(sub, body, timeout):
@@ -27,44 +22,42 @@ def received(sub, body, timeout):
         if out:
             deadline = min(deadline, time.time() + 0.2)
         try:
-            got = sub.read(max(0.05, deadline - time.time()))
+            got = sub.recv(max(0.05, deadline - time.time()))
         except TimeoutError:
             break
         if got is None:
             break
-        if got[0] == PUBLISH and got[2].endswith(body):
-            out.append(got[2])
+        if got.type == PUBLISH and got.payload.endswith(body):
+            out.append(got.payload)
     return out
 
 
 def test_retransmission_after_a_drop_is_delivered_once(srv):
     admin = login(srv.http)
     _, dev = new_org_device(admin, prefix="mqtt-q2")
-    sub = Raw(srv, 5)
-    assert sub.connect(dev["token"], client_id="q2-sub")["reason"] == 0
-    assert sub.subscribe("devices/me/status", qos=0)["reasons"] == [0]
-    expiry = [(PROP_SESSION_EXPIRY, struct.pack("!I", 3600))]
+    sub = Raw(srv, V5)
+    sub.connect(password=dev["token"], client_id="q2-sub")
+    assert sub.subscribe(("devices/me/status", 0)) == [0]
+    expiry = [(P_SESSION_EXPIRY, 3600)]
     lost = 0
     for i in range(5):
         topic, body = "devices/me/status", b"m%d" % i
-        pub = Raw(srv, 5)
-        assert pub.connect(dev["token"], client_id="q2-pub", clean=(i == 0),
-                           props=expiry)["reason"] == 0
+        pub = Raw(srv, V5)
+        pub.connect(password=dev["token"], client_id="q2-pub", clean=(i == 0), properties=expiry)
         # The PUBLISH and the end of the connection in one go: the broker
         # reads both before its record of the packet id is committed.
-        pub.send(qos2_publish(topic, body, 7, False))
+        pub.send(publish(V5, topic, body, qos=2, packet_id=7))
         pub.s.shutdown(socket.SHUT_WR)
         pub.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         pub.close()
         time.sleep(0.05)
-        pub = Raw(srv, 5)
-        assert pub.connect(dev["token"], client_id="q2-pub", clean=False,
-                           props=expiry)["reason"] == 0
-        pub.send(qos2_publish(topic, body, 7, True))
+        pub = Raw(srv, V5)
+        pub.connect(password=dev["token"], client_id="q2-pub", clean=False, properties=expiry)
+        pub.send(publish(V5, topic, body, qos=2, packet_id=7, dup=True))
         rec = pub.expect(PUBREC)
-        assert rec["packet_id"] == 7 and rec["reason"] < 0x80, rec
-        pub.send(packet(PUBREL, 2, struct.pack("!H", 7)))
-        assert pub.expect(PUBCOMP)["packet_id"] == 7
+        assert rec.packet_id == 7 and rec.reason < 0x80, rec
+        pub.send(ack(PUBREL, V5, 7))
+        assert pub.expect(PUBCOMP).packet_id == 7
         pub.close()
         got = received(sub, body, 2.0)
         assert len(got) <= 1, "delivered twice"

@@ -1,27 +1,24 @@
 """A persistent session's SUBACK goes out only once its subscription is in
 the store, also when the subscription found retained messages to send: a
 kill -9 right after the client read the SUBACK loses no subscription."""
-import struct
 import time
 
 from conftest import login, new_org_device
-from mqtt_raw import (PROP_SESSION_EXPIRY, PUBACK, PUBLISH, SUBACK, Raw, mstr, packet,
-                      props_bytes)
+from mqtt_util import P_SESSION_EXPIRY, PUBACK, PUBLISH, SUBACK, V5, Raw, publish, subscribe
 
-EXPIRY = [(PROP_SESSION_EXPIRY, struct.pack("!I", 3600))]
+EXPIRY = [(P_SESSION_EXPIRY, 3600)]
 
 
 def subscribe_and_kill(server, key, client_id):
     """SUBSCRIBE, then kill -9 as soon as the SUBACK is read."""
-    c = Raw(server, 5)
-    assert c.connect(key, username="apikey", client_id=client_id, clean=True,
-                     props=EXPIRY)["reason"] == 0
-    var = struct.pack("!H", 1) + props_bytes([])
-    c.send(packet(8, 2, var + mstr("kept/#") + b"\x00"))
+    c = Raw(server, V5)
+    c.connect(username="apikey", password=key, client_id=client_id, clean=True,
+              properties=EXPIRY)
+    c.send(subscribe(V5, 1, [("kept/#", 0)]))
     while True:
-        got = c.read()
+        got = c.recv()
         assert got is not None
-        if got[0] == SUBACK:
+        if got.type == SUBACK:
             break
     server.kill()
     c.close()
@@ -34,11 +31,11 @@ def test_suback_with_retained_waits_for_the_commit(fresh_server):
     r = admin.post("/api/v1/orgs/%s/apikeys" % org["id"],
                    json={"name": "app", "scopes": ["data:read", "data:write"]})
     key = r.json()["key"]
-    pub = Raw(server, 5)
-    assert pub.connect(key, username="apikey")["reason"] == 0
+    pub = Raw(server, V5)
+    pub.connect(username="apikey", password=key)
     # Many retained messages: the subscription sends them all with its SUBACK.
     for i in range(200):
-        pub.publish("kept/%d" % i, "x" * 200, qos=1, packet_id=i + 1, retain=True)
+        pub.send(publish(V5, "kept/%d" % i, "x" * 200, qos=1, packet_id=i + 1, retain=True))
         if i % 10 == 9:
             for _ in range(10):
                 pub.expect(PUBACK)
@@ -48,22 +45,21 @@ def test_suback_with_retained_waits_for_the_commit(fresh_server):
         cid = "durable-%d" % i
         subscribe_and_kill(server, key, cid)
         server.start()
-        c = Raw(server, 5)
-        ack = c.connect(key, username="apikey", client_id=cid, clean=False, props=EXPIRY)
-        assert ack["reason"] == 0
-        p = Raw(server, 5)
-        assert p.connect(key, username="apikey")["reason"] == 0
-        p.publish("kept/new", "after", qos=1, packet_id=1)
-        p.expect(PUBACK)
+        c = Raw(server, V5)
+        ack = c.connect(username="apikey", password=key, client_id=cid, clean=False,
+                        properties=EXPIRY)
+        p = Raw(server, V5)
+        p.connect(username="apikey", password=key)
+        p.publish("kept/new", "after", qos=1)
         p.close()
         seen = False
         deadline = time.time() + 3
         while not seen and time.time() < deadline:
             try:
-                got = c.read(max(0.05, deadline - time.time()))
+                got = c.recv(max(0.05, deadline - time.time()))
             except TimeoutError:
                 break
-            seen = got is not None and got[0] == PUBLISH and got[2].endswith(b"after")
-        lost += not (ack["present"] and seen)
+            seen = got is not None and got.type == PUBLISH and got.payload.endswith(b"after")
+        lost += not (ack.session_present and seen)
         c.close()
     assert lost == 0, "%d of 3 subscriptions acknowledged by SUBACK were lost" % lost

@@ -251,6 +251,30 @@ static void retain_total_of_every_org(void **state)
     assert_int_equal(mqtt_retain_total(r), 2);
     mqtt_retain_free(r);
 }
+/* A deleted org's retained messages go with it at once, its whole tree,
+ * and no other org's. */
+static void retain_drop_org_takes_its_tree(void **state)
+{
+    (void)state;
+    mqtt_retain *r = fresh();
+    put(r, ORG_A, "a", "1");
+    put(r, ORG_A, "a/b/c", "1");
+    put(r, ORG_A, "d/e", "1");
+    put(r, ORG_B, "a", "1");
+    assert_int_equal(mqtt_retain_total(r), 4);
+    mqtt_retain_drop_org(r, ORG_A);
+    assert_int_equal(mqtt_retain_count(r, ORG_A), 0);
+    assert_int_equal(match(r, ORG_A, "#").n, 0);
+    assert_null(mqtt_retain_get(r, ORG_A, "a/b/c", 5));
+    assert_int_equal(mqtt_retain_total(r), 1);
+    assert_int_equal(match(r, ORG_B, "#").n, 1);
+    mqtt_retain_drop_org(r, ORG_A);
+    mqtt_retain_drop_org(r, "nobody");
+    put(r, ORG_A, "a", "2");
+    assert_int_equal(mqtt_retain_total(r), 2);
+    mqtt_retain_free(r);
+}
+
 /* MQTT-3.3.2-5: a retained message past its expiry is not sent to a new
  * subscriber, and the match that finds it expired drops it. */
 static void retain_expired_dropped_while_matching(void **state)
@@ -428,6 +452,7 @@ int main(void)
         cmocka_unit_test(retain_match_by_filter),
         cmocka_unit_test(retain_orgs_apart),
         cmocka_unit_test(retain_total_of_every_org),
+        cmocka_unit_test(retain_drop_org_takes_its_tree),
         cmocka_unit_test(retain_expired_dropped_while_matching),
         cmocka_unit_test(retain_many_topics_set_and_cleared),
         cmocka_unit_test(message_copies_topic_payload_and_forwarded_props),
