@@ -120,9 +120,7 @@ struct mqtt_conn {
     ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */
     unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
     uint32_t expiry_s;            /* the session expiry CONNECT asked for, capped */
-    struct mqtt_pub *blocked;     /* the PUBLISH waiting for room; reading stops */
-    ingest_waiter ingest_wait;    /* room in the ingest queue */
-    mqtt_persist_waiter persist_wait; /* room in the persister */
+    struct mqtt_pub *blocked;     /* the PUBLISH waiting for room (its waiters); reading stops */
     quota_ref quota;              /* sender.quota */
     metrics_bytes_mark bytes_reported;
     uint64_t acct_in, acct_out;   /* stream counters already in the meter */

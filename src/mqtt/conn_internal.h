@@ -74,7 +74,7 @@ void mqtt_publish_rel(mqtt_conn *c, const mqtt_ack *a);
  * and whether the client may publish there: a PUBLISH's or a will's.
  * 0 or the reason to refuse with. */
 uint8_t mqtt_publish_resolve(mqtt_conn *c, const mqtt_str *t, char *out, size_t *len);
-/* At open: the list and the waiters. At free: the waits cancelled and the
+/* At open: the list. At free: the blocked PUBLISH's wait cancelled and the
  * PUBLISHes nobody answers any more freed. */
 void mqtt_publish_setup(mqtt_conn *c);
 void mqtt_publish_release(mqtt_conn *c);

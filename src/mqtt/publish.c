@@ -42,6 +42,10 @@ typedef struct mqtt_pub {
     unsigned in_call : 1;    /* inside the call whose callback may run at once */
     unsigned finished : 1;   /* answer it when it reaches the head */
     unsigned metered : 1;    /* the gateway counts it in the session record */
+    /* While it is c->blocked (one at a time): here, not in the connection,
+     * so an idle connection does not carry them. */
+    ingest_waiter ingest_wait;       /* room in the ingest queue */
+    mqtt_persist_waiter persist_wait; /* room in the persister */
 } mqtt_pub;
 
 static void pub_run(mqtt_pub *p);
@@ -195,8 +199,8 @@ static int pub_inbound(mqtt_pub *p)
          * route does, reading nothing meanwhile. */
         p->step = PUB_INBOUND;
         c->blocked = p;
-        snprintf(c->persist_wait.org_id, sizeof c->persist_wait.org_id, "%s", p->msg->org_id);
-        mqtt_persist_wait(c->broker->persist, &c->persist_wait);
+        snprintf(p->persist_wait.org_id, sizeof p->persist_wait.org_id, "%s", p->msg->org_id);
+        mqtt_persist_wait(c->broker->persist, &p->persist_wait);
         return 1;
     }
     p->reason = MQTT_RC_UNSPECIFIED;
@@ -289,11 +293,11 @@ static void on_committed(gateway_msg *gm, const gateway_result *r)
 
 static void on_ingest_room(ingest_waiter *w)
 {
-    mqtt_conn *c = (mqtt_conn *)((char *)w - offsetof(mqtt_conn, ingest_wait));
-    mqtt_pub *p = c->blocked;
-    c->blocked = NULL;
-    if (p)
-        pub_resume(p);
+    mqtt_pub *p = (mqtt_pub *)((char *)w - offsetof(mqtt_pub, ingest_wait));
+    if (p->c->blocked != p)
+        return;
+    p->c->blocked = NULL;
+    pub_resume(p);
 }
 
 /* A data topic: its readings through the gateway, answered after the
@@ -333,7 +337,7 @@ static int pub_ingest(mqtt_pub *p)
         /* The device's or org's share of the queue is full: wait for room,
          * reading nothing meanwhile. */
         c->blocked = p;
-        gateway_wait(gw, &c->ingest_wait, &p->from);
+        gateway_wait(gw, &p->ingest_wait, &p->from);
         return 1;
     }
     c->held++;
@@ -355,11 +359,11 @@ static void on_routed(void *ctx, int status)
 
 static void on_persist_room(mqtt_persist_waiter *w)
 {
-    mqtt_conn *c = w->data;
-    mqtt_pub *p = c->blocked;
-    c->blocked = NULL;
-    if (p)
-        pub_resume(p);
+    mqtt_pub *p = w->data;
+    if (p->c->blocked != p)
+        return;
+    p->c->blocked = NULL;
+    pub_resume(p);
 }
 
 /* To every matching subscriber (and the retained store), answered once
@@ -384,8 +388,8 @@ static int pub_route(mqtt_pub *p)
     p->waiting = 0;
     if (rc == SS_BUSY && !mqtt_conn_ended(c)) {
         c->blocked = p;
-        snprintf(c->persist_wait.org_id, sizeof c->persist_wait.org_id, "%s", p->msg->org_id);
-        mqtt_persist_wait(b->persist, &c->persist_wait);
+        snprintf(p->persist_wait.org_id, sizeof p->persist_wait.org_id, "%s", p->msg->org_id);
+        mqtt_persist_wait(b->persist, &p->persist_wait);
         return 1;
     }
     p->reason = rc == SS_QUOTA ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_UNSPECIFIED;
@@ -419,6 +423,10 @@ static mqtt_pub *pub_new(mqtt_conn *c, const mqtt_publish *pb)
     if (!p)
         return NULL;
     p->c = c;
+    ss_list_init(&p->persist_wait.link);
+    p->ingest_wait.ready = on_ingest_room;
+    p->persist_wait.ready = on_persist_room;
+    p->persist_wait.data = p;
     p->qos = pb->qos;
     p->packet_id = pb->packet_id;
     p->serial = c->session ? mqtt_session_serial(c->session) : 0;
@@ -546,18 +554,16 @@ void mqtt_publish_rel(mqtt_conn *c, const mqtt_ack *a)
 void mqtt_publish_setup(mqtt_conn *c)
 {
     ss_list_init(&c->pubs);
-    ss_list_init(&c->persist_wait.link);
-    c->ingest_wait.ready = on_ingest_room;
-    c->persist_wait.ready = on_persist_room;
-    c->persist_wait.data = c;
 }
 
 void mqtt_publish_release(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
-    if (c->blocked && (c->blocked->step == PUB_ROUTE || c->blocked->step == PUB_INBOUND))
-        mqtt_persist_cancel_wait(b->persist, &c->persist_wait);
-    gateway_cancel_wait(b->opt.gateway, &c->ingest_wait);
+    mqtt_pub *blocked = c->blocked;
+    if (blocked && (blocked->step == PUB_ROUTE || blocked->step == PUB_INBOUND))
+        mqtt_persist_cancel_wait(b->persist, &blocked->persist_wait);
+    if (blocked)
+        gateway_cancel_wait(b->opt.gateway, &blocked->ingest_wait);
     ss_list *it, *tmp;
     ss_list_foreach_safe(it, tmp, &c->pubs) {
         pub_free(ss_list_entry(it, mqtt_pub, link));
