@@ -73,6 +73,7 @@ def test_same_answer_for_unknown_and_existing_elsewhere(people):
         assert one.json() == other.json()
 
 
+@pytest.mark.serial  # compares latencies: run alone (make test)
 def test_no_timing_oracle(people):
     def timed(email):
         t = time.perf_counter()
