@@ -56,6 +56,10 @@
 /* A connection whose unsent output has not moved for this long is closed,
  * like nginx's send_timeout (60 s between two successful writes). */
 #define SS_HTTP_SEND_STALL_MS 60000u
+/* A streamed answer (export, live stream) is fed while less than this is
+ * unsent: a few socket buffers' worth keeps the link busy, and what one
+ * streamed answer holds stays well under SS_HTTP_UNSENT_MAX. */
+#define SS_HTTP_STREAM_LOW_WATER (32u * 1024u)
 /* Headers kept per request; the rest are counted against the head limit and
  * dropped. We read only a handful. */
 #define SS_HTTP_HEADERS_MAX 64u

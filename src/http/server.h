@@ -132,6 +132,65 @@ void http_respond_error(http_request *req, int status, const char *code, const c
  * request struct stays valid until the accounting callback's close. */
 void http_request_close(http_request *req);
 
+/* ---- streamed answers (export, the live stream) ------------------------
+ *
+ * An answer whose length is not known, or that never ends (Server-Sent
+ * Events), is streamed: http_stream_begin sends the head (HTTP/1.1:
+ * `Transfer-Encoding: chunked`; HTTP/1.0: no length, and the connection
+ * closes at the end), each http_stream_write one piece of the body, and
+ * http_stream_end its end. Until the end the connection takes no other
+ * request. A producer writes while http_stream_unsent is below
+ * SS_HTTP_STREAM_LOW_WATER and otherwise waits for `drained`, so a
+ * streamed answer holds a bounded amount unsent however long it is. A
+ * client that takes nothing for SS_HTTP_SEND_STALL_MS is disconnected.
+ * When the client goes away, the server stops, or http_request_close is
+ * called for the request (its principal was revoked), `gone` runs once, on
+ * the loop: the producer stops, frees what it holds and calls
+ * http_stream_end, which then only lets the request go. Loop thread only;
+ * a HEAD request gets the head and no body (writes are dropped). */
+typedef struct http_stream_hooks {
+    void (*drained)(http_request *req);  /* unsent fell below the low water */
+    void (*gone)(http_request *req);     /* stop: the answer will not be read */
+} http_stream_hooks;
+
+/* Sends the head of a streamed answer; hooks are copied. 0, or SS_CLOSED
+ * (the client is gone: nothing is sent, `gone` is not called, end the
+ * request with http_stream_end), SS_NOMEM. */
+int http_stream_begin(http_request *req, int status, const char *content_type,
+                      const char *extra_headers, const http_stream_hooks *hooks);
+/* One piece of the body (copied; len 0 writes nothing). 0, or SS_CLOSED
+ * once the client is gone (stop producing; `gone` runs or has run). */
+int http_stream_write(http_request *req, const char *data, size_t len);
+/* Bytes of this answer handed to the stream and not yet sent. */
+size_t http_stream_unsent(const http_request *req);
+/* The end of the body (the last chunk); after this call the request must
+ * not be touched. */
+void http_stream_end(http_request *req);
+
+/* ---- streamed request bodies (bulk import) -----------------------------
+ *
+ * From the head callback (http_head_cb, returning 0), a handler may take
+ * the request's body in pieces instead of whole: the body limit
+ * (body_max) then does not apply, the handler bounds what it takes. Each
+ * piece goes to `piece` as it arrives (on the loop; data valid during the
+ * call only); on_request runs once the body is complete, with req->body
+ * empty. The handler may pause reading while it works on what it has (the
+ * body timeout does not run while paused) and resume it. It may answer
+ * before the body is complete (a bad line): `piece` returns nonzero after
+ * http_respond, the rest of the body is then read and discarded (bounded
+ * as a lingering close is) and the connection closes; on_request does not
+ * run. When the client goes away mid-body, `gone` (may be NULL) runs
+ * once, and the handler must still end the request with http_respond
+ * (its answer is dropped). */
+typedef struct http_body_hooks {
+    int (*piece)(http_request *req, const char *data, size_t len);
+    void (*gone)(http_request *req);
+} http_body_hooks;
+/* 0, or SS_INVAL when not called from the head callback. */
+int http_body_stream(http_request *req, const http_body_hooks *hooks);
+void http_body_pause(http_request *req);
+void http_body_resume(http_request *req);
+
 /* The reason phrase of a status ("Not Found"). */
 const char *http_status_text(int status);
 
