@@ -19,7 +19,7 @@
 
 /* One principal waiting for the loop. */
 typedef struct revoked_id {
-    char principal[SS_ID_LEN + 1];
+    char principal[CONN_REG_KEY_MAX + 1];
     struct revoked_id *next;
 } revoked_id;
 
@@ -125,7 +125,7 @@ void conn_registry_add(conn_registry *r, conn_reg_entry *e, const char *principa
 {
     if (e->registered)
         entry_unlink(e);
-    size_t n = strnlen(principal, SS_ID_LEN);
+    size_t n = strnlen(principal, CONN_REG_KEY_MAX);
     memcpy(e->principal, principal, n);
     e->principal[n] = '\0';
     ss_list_insert_head(&r->entries, &e->link);
@@ -144,7 +144,7 @@ int conn_registry_revoke(conn_registry *r, const char *principal)
     revoked_id *p = calloc(1, sizeof *p);
     if (!p)
         return SS_NOMEM;
-    size_t n = strnlen(principal, SS_ID_LEN);
+    size_t n = strnlen(principal, CONN_REG_KEY_MAX);
     memcpy(p->principal, principal, n);
     uv_mutex_lock(&r->mu);
     p->next = r->revoked;

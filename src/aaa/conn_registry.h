@@ -17,6 +17,10 @@
 #include "core/limits.h"
 #include "core/list.h"
 
+/* A registry key: a principal's id, or a key derived from one (a person's
+ * standing in orgs, aaa_access_key), which no id can equal. */
+#define CONN_REG_KEY_MAX (SS_ID_LEN + 16u)
+
 typedef struct conn_registry conn_registry;
 typedef struct conn_reg_entry conn_reg_entry;
 
@@ -25,7 +29,7 @@ typedef struct conn_reg_entry conn_reg_entry;
 typedef void (*conn_revoked_cb)(conn_reg_entry *e);
 
 struct conn_reg_entry {
-    char principal[SS_ID_LEN + 1];
+    char principal[CONN_REG_KEY_MAX + 1];
     conn_revoked_cb on_revoked;
     void *data;                 /* the owner's */
     /* Private to the registry. */

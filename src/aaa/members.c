@@ -72,6 +72,9 @@ static int change_role(aaa_ctx *cx, const char *org_id, store_role mine, const s
         rc = store_membership_change(cx->db, org_id, u->id, to);
     if (rc)
         return rc;
+    /* A live stream held by the role (here or in an org below) ends now
+     * if the role no longer lets it read. */
+    aaa_revoke_access(cx, u->id);
     char target[64];
     snprintf(target, sizeof target, "user:%s", u->id);
     aaa_audit(cx, org_id, action, target,

@@ -17,6 +17,19 @@ void aaa_revoke(aaa_ctx *cx, const char *principal_id)
         cx->revoked_self = 1;
 }
 
+void aaa_access_key(const char *user_id, char out[CONN_REG_KEY_MAX + 1])
+{
+    snprintf(out, CONN_REG_KEY_MAX + 1, "access:%s", user_id);
+}
+
+void aaa_revoke_access(aaa_ctx *cx, const char *user_id)
+{
+    char key[CONN_REG_KEY_MAX + 1];
+    aaa_access_key(user_id, key);
+    if (cx->conns)
+        conn_registry_revoke(cx->conns, key);
+}
+
 void aaa_audit(aaa_ctx *cx, const char *org_id, const char *action, const char *target,
                json_t *detail)
 {

@@ -38,6 +38,14 @@ typedef struct aaa_ctx {
  * connection must close too, registered or not. */
 void aaa_revoke(aaa_ctx *cx, const char *principal_id);
 
+/* The registry key of a person's standing in orgs: "access:<user id>".
+ * What holds access by a role rather than by a credential (a live stream)
+ * registers under it and checks its access again when it is revoked. */
+void aaa_access_key(const char *user_id, char out[CONN_REG_KEY_MAX + 1]);
+/* A person's memberships changed (added, role changed, removed): what
+ * registered under their access key checks again, at once. */
+void aaa_revoke_access(aaa_ctx *cx, const char *user_id);
+
 /* Appends to the audit log: the actor (its id, and its email or the key's
  * name), its address, now. target is "<kind>:<id>"; detail (reference
  * stolen; NULL for none) is an object of the fields changed and their new

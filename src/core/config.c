@@ -39,6 +39,7 @@ static const config_key config_keys[] = {
     KEY("http-body-timeout", http_body_timeout, "60"),
     KEY("heavy-wait", heavy_wait, "10"),
     KEY("first-message-timeout", first_message_timeout, "10"),
+    KEY("live-heartbeat", live_heartbeat, "15"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -248,6 +249,11 @@ int config_validate(const config *cfg, char *err, size_t errlen)
                       SS_FIRST_MESSAGE_TIMEOUT_MS, &ms)) {
         snprintf(err, errlen, "first-message-timeout must be %g..%u seconds",
                  SS_FIRST_MESSAGE_TIMEOUT_MIN_MS / 1000.0, SS_FIRST_MESSAGE_TIMEOUT_MS / 1000u);
+        return SS_INVAL;
+    }
+    if (config_millis(cfg->live_heartbeat, SS_LIVE_HEARTBEAT_MIN_MS, SS_LIVE_HEARTBEAT_MS, &ms)) {
+        snprintf(err, errlen, "live-heartbeat must be %g..%u seconds",
+                 SS_LIVE_HEARTBEAT_MIN_MS / 1000.0, SS_LIVE_HEARTBEAT_MS / 1000u);
         return SS_INVAL;
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {

@@ -33,6 +33,8 @@ typedef struct config {
     char heavy_wait[CONFIG_VALUE_MAX];  /* seconds a heavy REST request waits for its turn */
     char first_message_timeout[CONFIG_VALUE_MAX];  /* seconds, a fraction allowed: to send
                                                       the first request, AUTH line, CONNECT */
+    char live_heartbeat[CONFIG_VALUE_MAX];  /* seconds, a fraction allowed: between a live
+                                               stream's heartbeats */
 } config;
 
 /* Fills in the defaults of SPEC §1. */

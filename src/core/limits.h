@@ -329,6 +329,35 @@
  * server busy (5.0 0x89, 3.1.1 0x03; the client retries). */
 #define SS_MQTT_REVOKED_RECENT_MAX 64u
 
+/* ---- the live stream (GET /api/v1/orgs/{org}/live, Server-Sent Events) ----
+ * An org's window of recent events, which a client that reconnects with
+ * Last-Event-ID is resent from. One event is ~120 bytes: 16 384 events
+ * hold a minute of an org sending 250 batches a second, and more than the
+ * largest batch (SS_INGEST_READINGS_MAX readings, each of its own ts), so
+ * a client that keeps up never loses events to one batch; 4 MiB bounds
+ * events of many channels. An org's window is kept while it has streams
+ * and SS_LIVE_ORG_LINGER_MS after the last one ends (time to reconnect);
+ * all windows together hold at most SS_LIVE_RING_BYTES_MAX (the oldest
+ * events of any org go first). */
+#define SS_LIVE_ORG_EVENTS_MAX 16384u
+#define SS_LIVE_ORG_BYTES_MAX (4u * 1024u * 1024u)
+#define SS_LIVE_RING_BYTES_MAX (32u * 1024u * 1024u)
+#define SS_LIVE_ORG_LINGER_MS (5u * 60u * 1000u)
+/* Streams open at once, per org and on the whole server: each holds up to
+ * SS_HTTP_STREAM_LOW_WATER unsent and a connection; a dashboard wall of a
+ * hundred screens fits an org, and 4 096 streams hold at most 128 MiB. */
+#define SS_LIVE_STREAMS_ORG_MAX 256u
+#define SS_LIVE_STREAMS_MAX 4096u
+/* A comment line goes to every stream idle this long, so proxies (nginx
+ * closes after 60 s of silence) and clients see the link alive. The
+ * ceiling and default of --live-heartbeat; tests set a fraction of a
+ * second. */
+#define SS_LIVE_HEARTBEAT_MS 15000u
+#define SS_LIVE_HEARTBEAT_MIN_MS 100u
+/* The `retry:` advice to clients: how long an EventSource waits before it
+ * reconnects (its default is about 3 s in browsers). */
+#define SS_LIVE_RETRY_MS 2000u
+
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
 _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");
@@ -348,5 +377,8 @@ _Static_assert(SS_MQTT_DELIVER_UNSENT_MAX + 256u * 1024u <= SS_MQTT_UNSENT_MAX,
 _Static_assert(SS_INGEST_DEVICE_BYTES_MAX <= SS_INGEST_ORG_BYTES_MAX &&
                    SS_INGEST_ORG_BYTES_MAX <= SS_INGEST_QUEUE_BYTES_MAX,
                "a device's share within its org's, an org's within the queue");
+_Static_assert(SS_LIVE_ORG_EVENTS_MAX >= SS_INGEST_READINGS_MAX &&
+                   SS_LIVE_ORG_BYTES_MAX <= SS_LIVE_RING_BYTES_MAX,
+               "a largest batch fits an org's live window, an org's window the whole");
 
 #endif

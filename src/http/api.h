@@ -46,6 +46,7 @@ typedef struct api_ctx {
     struct api_call *waiting_head, *waiting_tail;
     uv_timer_t *wait_timer;     /* set for the oldest wait's end; NULL: none waits */
     uint64_t heavy_wait_ms;     /* longest wait; 0: SS_API_HEAVY_WAIT_MS */
+    struct api_live *live;      /* the live streams (api_live.h); NULL: none served */
 } api_ctx;
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */

@@ -102,6 +102,8 @@ void api_logout(api_call *call)
     if (api_require_user(call))
         return;
     int rc = aaa_sign_out(call->db, &call->who);
+    if (rc == 0 || rc == SS_FULL)
+        aaa_revoke(api_aaa(call), call->who.session.id);  /* its live streams end */
     if (rc == SS_FULL) {
         call->signed_out = 1;
         reply_end_unsaved(call, "the session is");
@@ -221,8 +223,10 @@ void api_me_session_delete(api_call *call)
     if (api_require_user(call))
         return;
     int rc = aaa_session_end(call->db, &call->who, call->params[0]);
-    if (rc == 0 || rc == SS_FULL)
+    if (rc == 0 || rc == SS_FULL) {
         snprintf(call->ended_login, sizeof call->ended_login, "%s", call->params[0]);
+        aaa_revoke(api_aaa(call), call->params[0]);  /* its live streams end */
+    }
     if (rc == SS_FULL) {
         reply_end_unsaved(call, "the session is");
         return;

@@ -56,6 +56,10 @@ typedef struct api_call {
     char ended_login[SS_ID_LEN + 1];  /* another login session ended here */
     char ended_user[SS_ID_LEN + 1];   /* every login of this user ended here ... */
     int ended_user_keeps_own;         /* ... but the caller's own */
+    /* A streamed answer begun on the loop once the worker has checked
+     * access: set by the handler (with status 200); the router runs it in
+     * place of http_respond, and it answers the request itself. */
+    void (*stream)(struct api_call *call);
 } api_call;
 
 typedef void (*api_worker_fn)(api_call *call);
@@ -217,6 +221,11 @@ void api_usage(api_call *call);
 void api_sessions(api_call *call);
 void api_quota_get(api_call *call);
 void api_quota_put(api_call *call);
+
+/* GET /api/v1/orgs/{org}/live: access and the query on the worker, then
+ * api_live_start streams on the loop (api_live.h). */
+void api_live_get(api_call *call);
+void api_live_start(api_call *call);
 
 /* GET /healthz, on the loop thread: from the store's health state. */
 void api_healthz_local(api_ctx *app, http_request *req);

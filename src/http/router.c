@@ -65,6 +65,7 @@ static const route routes[] = {
     /* One row per channel (the series keeps its newest reading). */
     {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest},
     {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
+    {HTTP_GET, "/api/v1/orgs/{}/live", api_live_get},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 /* Room for an Allow list: a path has at most a handful of methods. */
@@ -182,6 +183,12 @@ static void finish(api_call *call, int status)
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
     call->req->data = NULL;
+    if (status == 0 && call->stream && call->status == 200) {
+        call->stream(call);  /* answers the request itself */
+        buf_free(&call->body);
+        free(call);
+        return;
+    }
     if (call->aaa.revoked_self)  /* it revoked its own credential */
         http_request_close(call->req);
     http_respond(call->req, call->status, call->content_type, call->body.data, call->body.len,

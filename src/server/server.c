@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "http/api.h"
+#include "http/api_live.h"
 #include "http/server.h"
 #include "ingest/fanout.h"
 #include "ingest/gateway.h"
@@ -64,6 +65,7 @@ typedef struct server {
     meter *meter;         /* accounting written in batches */
     SSL_CTX *tls;
     api_ctx api;
+    api_live *live;       /* the live streams: the fan-out's HTTP subscriber */
     api_gate *gate;       /* heavy requests' shares of the worker pool */
     store_maint *maint;   /* store health for /healthz; purge of deleted readings */
     http_server *http;
@@ -428,6 +430,7 @@ static void on_listener_stopped(void *arg)
     sv->queue = NULL;
     /* Every connection has ended its session record: write the last counts. */
     meter_stop(sv->meter, "shutdown");
+    api_live_stop(sv->live);
     conn_registry_close(sv->conns);
     sv->conns = NULL;
     uv_close((uv_handle_t *)&sv->checkpoint_timer, on_handle_closed);
@@ -504,6 +507,18 @@ static int start_loop_parts(server *sv)
     sv->api.meter = sv->meter;
     sv->api.gate = sv->gate;
     sv->api.maint = sv->maint;
+    uint64_t heartbeat_ms = 0;
+    config_millis(cfg->live_heartbeat, SS_LIVE_HEARTBEAT_MIN_MS, SS_LIVE_HEARTBEAT_MS,
+                  &heartbeat_ms);
+    rc = api_live_new(&(api_live_options){.loop = &sv->loop, .store = sv->store,
+                                          .fanout = sv->fanout, .conns = sv->conns,
+                                          .heartbeat_ms = heartbeat_ms},
+                      &sv->live);
+    if (rc) {
+        fprintf(stderr, "cannot start the live streams: %s\n", ss_strerror(rc));
+        return rc;
+    }
+    sv->api.live = sv->live;
     /* config_validate has checked both; 0 (unparsed) means the default. */
     long secs = 0;
     if (config_seconds(cfg->session_ttl, SESSION_SECONDS_MAX, &secs) == 0)
@@ -556,6 +571,7 @@ static void free_server(server *sv)
     metrics_free(sv->metrics);
     meter_free(sv->meter);
     gateway_free(sv->gateway);
+    api_live_free(sv->live);
     fanout_free(sv->fanout);
     api_gate_free(sv->gate);
     quota_free(sv->quotas);
@@ -582,6 +598,7 @@ static void abort_start(server *sv)
         udp_ingest_stop(sv->udp, NULL, NULL);
     if (sv->mqtt)
         mqtt_broker_stop(sv->mqtt, NULL, NULL);
+    api_live_stop(sv->live);
     if (sv->conns)
         conn_registry_close(sv->conns);
     sv->conns = NULL;
