@@ -72,8 +72,7 @@ typedef struct live_client {
     uint64_t next;            /* seq of the next event to look at */
     int wrote;                /* wrote since the last heartbeat tick */
     int busy;                 /* inside a write: `gone` waits for it */
-    int gone;                 /* the client is gone or cut off: end */
-    int closing;              /* asked the connection to close */
+    int gone;                 /* the client is gone: end */
     int rechecking;           /* an access check is on the worker pool */
     int recheck_again;        /* memberships changed again meanwhile */
     int recheck_rc;
@@ -119,18 +118,17 @@ static void client_finish(live_client *c)
         http_stream_end(client_unlink(c));
 }
 
-/* Closes the connection (a revocation, a cut-off): the server calls
- * `gone`, which ends the answer. */
+/* Ends the stream and its connection (a revocation, an overflow): the
+ * last chunk goes, then the connection closes once its output is out (or
+ * after the server's linger time if the client does not read). Not
+ * http_request_close, which would drop what is unsent and leave the
+ * answer out of the accounting. */
 static void client_close(live_client *c)
 {
-    if (!c->req || c->closing)
+    if (!c->req)
         return;
-    c->closing = 1;
-    c->busy++;
-    http_request_close(c->req);
-    c->busy--;
-    if (c->gone)
-        client_finish(c);
+    c->req->keep_alive = 0;
+    client_finish(c);
 }
 
 static void on_gone(http_request *req)
@@ -159,16 +157,11 @@ static const char overflow_frame[] =
     "event: overflow\ndata: {\"reason\":\"the client read too slowly: events it had not read "
     "left the server's window; reconnect with Last-Event-ID (or reload)\"}\n\n";
 
-/* A client behind the window: told, then cut off. The answer ends (a
- * closing of the request would drop the final event unsent) on a
- * connection that closes once it is out, or after the server's linger
- * time if the client does not read it. */
+/* A client behind the window: told, then cut off. */
 static void client_overflow(live_client *c)
 {
     client_write(c, overflow_frame, sizeof overflow_frame - 1);
-    if (c->req)
-        c->req->keep_alive = 0;
-    client_finish(c);
+    client_close(c);
 }
 
 /* Writes what the client has not had of the window, while its unsent
@@ -177,7 +170,7 @@ static void client_pump(live_client *c)
 {
     api_live *l = c->live;
     live_org *o = c->org;
-    if (!c->req || c->closing)
+    if (!c->req)
         return;
     if (c->next < o->first_seq) {
         client_overflow(c);
@@ -625,7 +618,7 @@ static void on_tick(uv_timer_t *t)
             client_close(c);  /* the login session is over */
             continue;
         }
-        if (!c->wrote && !c->closing && http_stream_unsent(c->req) == 0 &&
+        if (!c->wrote && http_stream_unsent(c->req) == 0 &&
             client_write(c, heartbeat_frame, sizeof heartbeat_frame - 1)) {
             client_finish(c);
             continue;
