@@ -16,6 +16,7 @@ import os
 import sys
 
 import mqtt_report  # benchmark 9, bench/mqtt_report.py
+import live_report  # benchmark 10, bench/live_report.py
 
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
@@ -477,6 +478,7 @@ def render(a, recs):
         wire_section(recs),
         acct_section(recs, a.profiles),
         mqtt_report.section(recs),
+        live_report.section(recs),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -512,7 +514,7 @@ def main():
     # The tables on stdout, for whoever ran `make bench`.
     for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
                     tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles),
-                    mqtt_report.section(recs)):
+                    mqtt_report.section(recs), live_report.section(recs)):
         if section:
             sys.stdout.write(section + "\n")
 
