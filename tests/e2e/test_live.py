@@ -436,6 +436,13 @@ def rss_kb(pid):
     return 0
 
 
+def sanitized(pid):
+    """AddressSanitizer keeps freed memory in quarantine: RSS then says
+    nothing of what the server holds."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def test_a_client_that_never_reads_is_cut_off(srv, api):
     org, dev = new_org_device(api, prefix="live-slow")
     host, port = srv.addrs["http"].rsplit(":", 1)
@@ -471,7 +478,10 @@ def test_a_client_that_never_reads_is_cut_off(srv, api):
             break
         data += chunk
     assert b"event: overflow" in data[-400:], data[-400:]
-    assert peak - before < 64 * 1024, (before, peak)
+    # The org's window (4 MiB at most) and the store's cache, not the
+    # 7 MB of events the slow client was never able to take.
+    if not sanitized(srv.proc.pid):
+        assert peak - before < 64 * 1024, (before, peak)
     fast.close()
 
 
