@@ -9,7 +9,7 @@ from conftest import login, module_server, new_org_device, now_ms
 srv = module_server([])
 
 N = 250
-T0 = (now_ms() - 3600 * 1000) // 60000 * 60000
+T0 = (now_ms() - 3600 * 1000) // 420000 * 420000  # whole minutes and 7 s buckets
 
 
 @pytest.fixture(scope="module")
