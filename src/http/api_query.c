@@ -34,7 +34,7 @@ static int append_channel(void *ctx, const store_channel *ch)
 void api_device_channels(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || api_params_known(call, NULL, 0))
         return;
     json_t *list = json_array();
     int rc = store_channel_list(call->db, d.id, append_channel, list);
@@ -51,7 +51,7 @@ static int add_latest(void *ctx, const store_channel *ch)
 void api_device_latest(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || api_params_known(call, NULL, 0))
         return;
     json_t *obj = json_object();
     int rc = store_channel_latest(call->db, d.id, add_latest, obj);

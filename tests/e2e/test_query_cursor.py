@@ -132,3 +132,12 @@ def test_every_without_fn_is_avg(setup):
     admin, path = setup
     q = "?channel=a&every=10000&from=%d&to=%d" % (T0, T0 + 20000)
     assert admin.get(path + q).json()["series"]["a"] == [[T0, 4.5], [T0 + 10000, 14.5]]
+
+
+@pytest.mark.parametrize("endpoint", ["channels", "latest"])
+def test_channels_and_latest_take_no_parameters(setup, endpoint):
+    admin, path = setup
+    base = path.rsplit("/", 1)[0] + "/" + endpoint
+    assert admin.get(base).status_code == 200
+    r = admin.get(base + "?channel=a")
+    assert r.status_code == 400 and "channel" in r.json()["error"]["message"]
