@@ -12,23 +12,16 @@
  * deleted, also when the store failed part way. */
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/reading.h"
 #include "http/api_call.h"
 #include "http/api_params.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* Channels one delete may name, as a query may. */
-#define DELETE_CHANNELS_MAX 32
-#define DELETE_CHANNEL_LIST_MAX (DELETE_CHANNELS_MAX * (SS_CHANNEL_MAX + 1))
-
 typedef struct delete_params {
     int64_t from, to;
     int all;
-    char channels[DELETE_CHANNEL_LIST_MAX];
-    const char *names[DELETE_CHANNELS_MAX];  /* into channels */
-    size_t n_names;                          /* 0: every channel */
+    api_channels ch;    /* none named: every channel */
 } delete_params;
 
 static const char *const delete_param_names[] = {"channel", "from", "to", "all"};
@@ -63,26 +56,6 @@ static int parse_range(api_call *call, delete_params *p)
     return p->from < p->to ? 0 : refuse(call, "from must be before to");
 }
 
-static int parse_channels(api_call *call, delete_params *p)
-{
-    static const char *const message =
-        "channel is a comma-separated list of up to 32 channel names";
-    int present = api_param_text(call, "channel", p->channels, sizeof p->channels, message);
-    if (present < 0)
-        return 1;
-    char *save = NULL;
-    for (char *name = strtok_r(p->channels, ",", &save); name;
-         name = strtok_r(NULL, ",", &save)) {
-        if (!reading_channel_valid(name, strlen(name)) || p->n_names >= DELETE_CHANNELS_MAX)
-            return refuse(call, message);
-        p->names[p->n_names++] = name;
-    }
-    /* "channel=" names none: never read as every channel. */
-    if (present && p->n_names == 0)
-        return refuse(call, message);
-    return 0;
-}
-
 /* Deletes the range of one channel (NULL: all) to its end, step by step.
  * OUT deleted: what it deleted, also when a step failed. */
 static int delete_channel(api_call *call, const char *device_id, const char *channel,
@@ -106,10 +79,10 @@ static json_t *audit_detail(const delete_params *p, int64_t deleted, int rc)
 {
     json_t *detail = json_object();
     json_t *channels = json_array();
-    for (size_t i = 0; i < p->n_names; i++)
-        json_array_append_new(channels, json_string(p->names[i]));
-    json_object_set_new(detail, "channels", p->n_names ? channels : json_string("all"));
-    if (!p->n_names)
+    for (size_t i = 0; i < p->ch.n; i++)
+        json_array_append_new(channels, json_string(p->ch.names[i]));
+    json_object_set_new(detail, "channels", p->ch.n ? channels : json_string("all"));
+    if (!p->ch.n)
         json_decref(channels);
     if (p->all) {
         json_object_set_new(detail, "range", json_string("all"));
@@ -130,14 +103,14 @@ void api_device_data_delete(api_call *call)
     if (api_load_device(call, STORE_ROLE_EDITOR, &d) ||
         api_params_known(call, delete_param_names,
                          sizeof delete_param_names / sizeof delete_param_names[0]) ||
-        parse_range(call, &p) || parse_channels(call, &p))
+        parse_range(call, &p) || api_param_channels(call, &p.ch))
         return;
     int64_t deleted = 0;
     int rc = SS_OK;
-    if (p.n_names == 0)
+    if (p.ch.n == 0)
         rc = delete_channel(call, d.id, NULL, &p, &deleted);
-    for (size_t i = 0; i < p.n_names && rc == SS_OK; i++)
-        rc = delete_channel(call, d.id, p.names[i], &p, &deleted);
+    for (size_t i = 0; i < p.ch.n && rc == SS_OK; i++)
+        rc = delete_channel(call, d.id, p.ch.names[i], &p, &deleted);
     char target[SS_ID_LEN + 16];
     snprintf(target, sizeof target, "device:%s", d.id);
     api_audit(call, d.org_id, "data.delete", target, audit_detail(&p, deleted, rc));

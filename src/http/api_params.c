@@ -3,6 +3,7 @@
 #include "http/api_params.h"
 
 #include "core/clock.h"
+#include "core/reading.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,4 +113,26 @@ int api_param_text(api_call *call, const char *name, char *out, size_t cap, cons
         return rc;
     api_reply_error(call, 400, "bad_request", message);
     return -1;
+}
+
+int api_param_channels(api_call *call, api_channels *out)
+{
+    static const char *const message =
+        "channel is a comma-separated list of up to 32 channel names";
+    out->n = 0;
+    int present = api_param_text(call, "channel", out->text, sizeof out->text, message);
+    if (present <= 0)
+        return present < 0;
+    char *save = NULL;
+    for (char *name = strtok_r(out->text, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        if (!reading_channel_valid(name, strlen(name)) || out->n >= API_CHANNELS_MAX) {
+            api_reply_error(call, 400, "bad_request", message);
+            return 1;
+        }
+        out->names[out->n++] = name;
+    }
+    if (out->n > 0)
+        return 0;
+    api_reply_error(call, 400, "bad_request", message);
+    return 1;
 }

@@ -11,6 +11,18 @@
 
 /* Longest value of a scalar parameter (a time, a number, a word). */
 #define API_PARAM_MAX 64
+/* Channels one data request may name: a dashboard's widget shows a few;
+ * more is an export's job. */
+#define API_CHANNELS_MAX 32
+/* Room for a channel list: 32 names of 64 and commas. */
+#define API_CHANNEL_LIST_MAX (API_CHANNELS_MAX * (SS_CHANNEL_MAX + 1))
+
+/* The channels a request names (channel=a,b). */
+typedef struct api_channels {
+    char text[API_CHANNEL_LIST_MAX];
+    const char *names[API_CHANNELS_MAX];  /* into text */
+    size_t n;                             /* 0: none named */
+} api_channels;
 
 /* Answers 400 naming the first parameter of the query that is not one of
  * names[0..n) (a typo like `chanel=` must not silently widen what a
@@ -34,5 +46,11 @@ int api_param_choice(api_call *call, const char *name, const char *const *choice
  * 400 (too long, or given twice; `message` says what is allowed). */
 int api_param_text(api_call *call, const char *name, char *out, size_t cap,
                    const char *message);
+
+/* channel=a,b: up to API_CHANNELS_MAX valid channel names, split in
+ * place. Absent: out->n is 0. Present but empty ("channel=" never means
+ * every channel), malformed, too many or given twice: nonzero after
+ * answering 400 naming channel. */
+int api_param_channels(api_call *call, api_channels *out);
 
 #endif

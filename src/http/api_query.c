@@ -15,10 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Channels one data request may name. */
-#define QUERY_CHANNELS_MAX 32
-/* Room for the channel list of a query: 32 names of 64 and commas. */
-#define QUERY_CHANNEL_LIST_MAX (QUERY_CHANNELS_MAX * (SS_CHANNEL_MAX + 1))
 /* Room for a cursor: order, position and bucket width as numbers, and a
  * channel name. */
 #define QUERY_CURSOR_MAX (2 * 24 + SS_CHANNEL_MAX + 8)
@@ -62,7 +58,7 @@ typedef struct data_params {
     store_query q;
     int64_t every;
     store_agg fn;
-    char channels[QUERY_CHANNEL_LIST_MAX];
+    api_channels ch;    /* none named: every channel of the device */
     char cursor[QUERY_CURSOR_MAX];
 } data_params;
 
@@ -100,8 +96,7 @@ static int parse_data_params(api_call *call, data_params *p)
         api_param_choice(call, "fn", agg_names, 7, &fn,
                          "fn is avg, min, max, sum, count, first or last") ||
         check_fn_every(call, p) ||
-        api_param_text(call, "channel", p->channels, sizeof p->channels,
-                       "channel lists at most 32 channel names") < 0 ||
+        api_param_channels(call, &p->ch) ||
         api_param_text(call, "cursor", p->cursor, sizeof p->cursor,
                        "cursor is the value a previous answer gave in next") < 0)
         return 1;
@@ -162,7 +157,7 @@ static int apply_cursor(api_call *call, data_params *p)
     const char *channel = NULL;
     int rc = cursor_read(p->cursor, &desc, &position, &every, &channel);
     if (rc == SS_OK && (desc != p->q.desc || every != p->every ||
-                        (p->channels[0] && strcmp(p->channels, channel) != 0)))
+                        (p->ch.n && (p->ch.n > 1 || strcmp(p->ch.names[0], channel) != 0))))
         rc = SS_CONFLICT;
     if (rc != SS_OK) {
         api_reply_error(call, 400, "bad_request",
@@ -171,7 +166,8 @@ static int apply_cursor(api_call *call, data_params *p)
                                          "every or channel: repeat that query with it");
         return 1;
     }
-    snprintf(p->channels, sizeof p->channels, "%s", channel);
+    p->ch.names[0] = channel;  /* into p->cursor */
+    p->ch.n = 1;
     if (desc && position < p->q.to)
         p->q.to = position;
     if (!desc && position > p->q.from)
@@ -228,15 +224,15 @@ static int query_channel(api_call *call, data_params *p, const char *channel, js
 static int add_channel_name(void *ctx, const char *name)
 {
     json_array_append_new(ctx, json_string(name));
-    return json_array_size(ctx) > QUERY_CHANNELS_MAX;
+    return json_array_size(ctx) > API_CHANNELS_MAX;
 }
 
-/* Every channel of a device that has at most QUERY_CHANNELS_MAX; past that
+/* Every channel of a device that has at most API_CHANNELS_MAX; past that
  * the caller must choose (a 400 naming `channel`), never a silent cut. */
 static int all_channels(api_call *call, data_params *p, json_t *names)
 {
     int rc = store_channel_names(call->db, p->q.device_id, add_channel_name, names);
-    if (rc || json_array_size(names) <= QUERY_CHANNELS_MAX)
+    if (rc || json_array_size(names) <= API_CHANNELS_MAX)
         return rc;
     api_reply_error(call, 400, "bad_request",
                     "channel: the device has more than 32 channels; "
@@ -247,17 +243,10 @@ static int all_channels(api_call *call, data_params *p, json_t *names)
 /* The channels asked for, or every channel of the device when none is. */
 static int channel_names(api_call *call, data_params *p, json_t *names)
 {
-    if (!p->channels[0])
+    if (!p->ch.n)
         return all_channels(call, p, names);
-    char *save = NULL;
-    for (char *name = strtok_r(p->channels, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        if (!reading_channel_valid(name, strlen(name)) || json_array_size(names) >= QUERY_CHANNELS_MAX) {
-            api_reply_error(call, 400, "bad_request",
-                            "channel is a comma-separated list of up to 32 channel names");
-            return 1;
-        }
-        json_array_append_new(names, json_string(name));
-    }
+    for (size_t i = 0; i < p->ch.n; i++)
+        json_array_append_new(names, json_string(p->ch.names[i]));
     return 0;
 }
 

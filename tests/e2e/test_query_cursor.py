@@ -109,6 +109,8 @@ def test_cursor_continues_with_a_narrower_range(setup):
     ("channel=a&Limit=3", "Limit"),
     ("cursor=xyz", "cursor"),
     ("channel=a&channel=b", "channel"),
+    ("channel=", "channel"),
+    ("channel=a,,b!", "channel"),
 ])
 def test_bad_parameters_named(setup, query, name):
     admin, path = setup
