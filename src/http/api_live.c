@@ -29,6 +29,7 @@
 #include "core/json_out.h"
 #include "core/log.h"
 #include "http/api_call.h"
+#include "http/api_params.h"
 #include "http/live_ring.h"
 
 /* What one write to a stream gathers of consecutive events: a write per
@@ -404,23 +405,6 @@ static void watch(live_client *c)
 
 /* ---- the request -------------------------------------------------------------------- */
 
-/* Only `device` is a parameter here: another name is a 400 naming it. */
-static int query_unknown(const char *query, char *name, size_t cap)
-{
-    for (const char *p = query; *p;) {
-        size_t len = strcspn(p, "&");
-        size_t nlen = strcspn(p, "=&");
-        if (len && !(nlen == strlen("device") && strncmp(p, "device", nlen) == 0)) {
-            size_t n = nlen < cap - 1 ? nlen : cap - 1;
-            memcpy(name, p, n);
-            name[n] = '\0';
-            return 1;
-        }
-        p += len + (p[len] == '&');
-    }
-    return 0;
-}
-
 /* The device filter: a device of this org, else 404. 0 or answered. */
 static int check_device(api_call *call, const char *org_id)
 {
@@ -446,18 +430,13 @@ static int check_device(api_call *call, const char *org_id)
     return 0;
 }
 
+static const char *const live_params[] = {"device"};
+
 void api_live_get(api_call *call)
 {
-    char name[65];
-    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL))
+    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL) ||
+        api_params_known(call, live_params, sizeof live_params / sizeof live_params[0]))
         return;
-    if (query_unknown(call->req->query, name, sizeof name)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "unknown query parameter: %s (the live stream takes device)",
-                 name);
-        api_reply_error(call, 400, "unknown_parameter", msg);
-        return;
-    }
     if (check_device(call, call->params[0]))
         return;
     call->status = 200;
