@@ -97,6 +97,32 @@ static void revoke_closes_every_connection_of_the_principal_only(void **state)
     conn_registry_remove(f->reg, &b1.entry);
 }
 
+/* A key derived from an id (a person's access key, "access:<id>", longer
+ * than an id) is a principal of its own: revoking it closes only what
+ * registered under it, and revoking the id leaves it alone. */
+static void derived_key_is_apart_from_its_id(void **state)
+{
+    fixture *f = *state;
+    fake_conn by_id, by_key;
+    conn_init(&by_id, f->reg);
+    conn_init(&by_key, f->reg);
+    const char *key = "access:" ID_A;
+    assert_true(strlen(key) > SS_ID_LEN && strlen(key) <= CONN_REG_KEY_MAX);
+    conn_registry_add(f->reg, &by_id.entry, ID_A);
+    conn_registry_add(f->reg, &by_key.entry, key);
+    assert_int_equal(conn_registry_count(f->reg, key), 1);
+    assert_int_equal(conn_registry_revoke(f->reg, key), SS_OK);
+    deliver(f);
+    assert_int_equal(by_key.revoked, 1);
+    assert_int_equal(by_id.revoked, 0);
+    conn_registry_add(f->reg, &by_key.entry, key);
+    assert_int_equal(conn_registry_revoke(f->reg, ID_A), SS_OK);
+    deliver(f);
+    assert_int_equal(by_id.revoked, 1);
+    assert_int_equal(by_key.revoked, 1);
+    conn_registry_remove(f->reg, &by_key.entry);
+}
+
 /* The watcher hears each revoked principal, connected or not, before its
  * connections are closed; none after it is removed. */
 typedef struct watch_log {
@@ -300,6 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(revoke_closes_every_connection_of_the_principal_only,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(derived_key_is_apart_from_its_id, setup, teardown),
         cmocka_unit_test_setup_teardown(watcher_hears_every_revocation_first, setup, teardown),
         cmocka_unit_test_setup_teardown(removed_connection_is_not_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(revoke_of_unknown_principal_closes_nothing, setup,
