@@ -576,6 +576,13 @@ void http_stream_end(http_request *req)
     c->streaming = 0;
     c->in_flight = 0;
     if (c->base.closing) {
+        /* The client went (or the request was closed): the answer was
+         * still given, and is accounted as one, with what it sent. */
+        if (begun) {
+            metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)),
+                                 c->stream_status);
+            conn_report_bytes(c, 0);
+        }
         net_conn_release(&c->base);
         return;
     }

@@ -553,7 +553,8 @@ def test_head_and_accounting(srv, api):
     deadline = time.monotonic() + 10
     while True:
         h, k = key_record(api, org["id"], head_key["id"]), key_record(api, org["id"], key["id"])
-        if h and h["api_requests"] == 1 and k and k["ended_at"] and k["bytes_out"] > 150:
+        if (h and h["api_requests"] == 1 and k and k["ended_at"] and k["api_requests"] == 1
+                and k["bytes_out"] > 150):
             break
         assert time.monotonic() < deadline, (h, k)
         time.sleep(0.3)
