@@ -425,6 +425,23 @@ def test_sign_out_disable_and_org_delete_end_streams(srv, api):
     assert mine.ends(within=1.0) < 1.0
 
 
+def test_ending_a_session_and_a_password_reset_end_streams(srv, api):
+    org, dev = new_org_device(api, prefix="live-sess")
+    email, uid = member(api, org["id"])
+    a, b = login(srv.http, email, PW), login(srv.http, email, PW)
+    sa, sb = Sse(srv.http, token_of(a), org["id"]), Sse(srv.http, token_of(b), org["id"])
+    sessions = b.get("/api/v1/me/sessions").json()
+    other = [x["id"] for x in sessions if not x["current"]]
+    assert len(other) == 1
+    assert b.delete("/api/v1/me/sessions/" + other[0]).status_code == 204  # a's session
+    assert sa.ends(within=1.0) < 1.0
+    post(srv, dev, {"x": 1})
+    assert sb.reading()[1]["values"] == {"x": 1}
+    r = api.put("/api/v1/users/%s/password" % uid, json={"new_password": "reset-password-3"})
+    assert r.status_code == 204, r.text
+    assert sb.ends(within=1.0) < 1.0
+
+
 # ---- slow clients, limits, the stop -----------------------------------------------------
 
 
