@@ -101,6 +101,11 @@ struct fixture {
     long sbody[4];            /* its length, -1 on a framing or byte error */
     int sdone[4];             /* 1 when it ended with its last chunk */
     int cli_rcvbuf;           /* nonzero: the clients' receive buffer */
+    /* A streamed request body's handler (loop thread). */
+    uv_timer_t resume_timer;
+    http_request *breq;
+    size_t body_got, next_pause;
+    int body_bad, body_pauses, body_paused, pieces_while_paused, body_gone_calls;
 };
 
 typedef struct cli {
@@ -180,6 +185,8 @@ static void answer_late(fixture *f, http_request *req)
 }
 
 static void stream_start(fixture *f, http_request *req);
+static int body_start(fixture *f, http_request *req);
+static void body_answer(fixture *f, http_request *req);
 
 static void on_request(void *ctx, http_request *req)
 {
@@ -191,6 +198,8 @@ static void on_request(void *ctx, http_request *req)
         return;
     if (strncmp(req->path, "/stream", 7) == 0) {
         stream_start(f, req);
+    } else if (strncmp(req->path, "/upload", 7) == 0) {
+        body_answer(f, req);
     } else if (strncmp(req->path, "/slow", 5) == 0) {
         answer_late(f, req);
     } else if (strcmp(req->path, "/stop-now") == 0) {
@@ -217,6 +226,8 @@ static void on_request(void *ctx, http_request *req)
 static int on_head(void *ctx, http_request *req)
 {
     fixture *f = ctx;
+    if (strncmp(req->path, "/upload", 7) == 0)
+        return body_start(f, req);
     if (strcmp(req->path, "/early") != 0)
         return 0;
     appendf(f->events, sizeof f->events, "early;");
@@ -230,10 +241,10 @@ static void on_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t
     fixture *f = ctx;
     (void)req;
     (void)bytes_in;
-    if (closing)
-        return;
-    f->accounted++;
+    /* What was still unsent at an answer's end is counted at the close. */
     f->account_out += bytes_out;
+    if (!closing)
+        f->accounted++;
 }
 
 static void maybe_finish(fixture *f)
@@ -247,6 +258,7 @@ static void maybe_finish(fixture *f)
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->late_timer, NULL);
     uv_close((uv_handle_t *)&f->prod_idle, NULL);
+    uv_close((uv_handle_t *)&f->resume_timer, NULL);
 }
 
 static void on_client_done(uv_async_t *a)
@@ -406,6 +418,8 @@ static int setup_with(void **state, size_t body_max)
     uv_timer_init(&f->loop, &f->late_timer);
     uv_idle_init(&f->loop, &f->prod_idle);
     f->prod_idle.data = f;
+    uv_timer_init(&f->loop, &f->resume_timer);
+    f->resume_timer.data = f;
     uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
     http_server_options opt = {
         .name = "http", .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
@@ -1843,7 +1857,8 @@ static void test_stream_long_chunked_answer_is_byte_exact_and_keeps_alive(void *
     /* The producer waited for the client, and was woken. */
     assert_true(f->drained_calls > 0);
     assert_true(f->max_unsent < SS_HTTP_STREAM_LOW_WATER + PIECE_MAX + 16);
-    /* Accounted once per answer, the stream's bytes included. */
+    /* Accounted once per answer (and at the close), the stream's bytes
+     * included. */
     assert_int_equal(f->accounted, 2);
     assert_true(f->account_out > STREAM_TOTAL);
     assert_string_equal(f->events, "req/stream;begin0;end;req/after;resp/after;stop;done;");
@@ -2005,6 +2020,295 @@ static void test_stream_head_gets_no_body_and_http10_is_close_delimited(void **s
     assert_int_equal(f->gone_calls, 0);
 }
 
+/* ---- streamed request bodies --------------------------------------------------- */
+
+#define UPLOAD_TOTAL (50u * 1024u * 1024u)
+#define CHUNKED_TOTAL (3u * 1024u * 1024u)
+#define EARLY_TOTAL (8u * 1024u * 1024u)
+/* The handler pauses after each this many bytes, for PAUSE_MS. */
+#define PAUSE_EVERY (4u * 1024u * 1024u)
+#define PAUSE_MS 5
+/* /upload-early answers once this much has come. */
+#define EARLY_AFTER 100000u
+
+static void on_resume(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    f->body_paused = 0;
+    if (f->breq)
+        http_body_resume(f->breq);
+}
+
+static void on_revoke(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    if (f->breq)
+        http_request_close(f->breq);
+}
+
+static int body_piece_hook(http_request *req, const char *data, size_t len)
+{
+    fixture *f = req->data;
+    if (f->body_paused)
+        f->pieces_while_paused++;
+    for (size_t k = 0; k < len; k++)
+        if ((unsigned char)data[k] != stream_byte(f->body_got + k))
+            f->body_bad++;
+    f->body_got += len;
+    if (strcmp(req->path, "/upload-early") == 0 && f->body_got >= EARLY_AFTER) {
+        appendf(f->events, sizeof f->events, "early-answer;");
+        f->breq = NULL;
+        http_respond_error(req, 422, "invalid", "a bad line", NULL);
+        return 1;
+    }
+    if (strcmp(req->path, "/upload-revoke") == 0 && f->body_got >= EARLY_AFTER &&
+        !f->body_paused) {
+        /* Its principal is revoked while the handler works on a piece. */
+        f->body_paused = 1;
+        http_body_pause(req);
+        uv_timer_start(&f->resume_timer, on_revoke, PAUSE_MS, 0);
+    }
+    if (strcmp(req->path, "/upload-pause") == 0 && f->body_got >= f->next_pause) {
+        f->next_pause += PAUSE_EVERY;
+        f->body_pauses++;
+        f->body_paused = 1;
+        http_body_pause(req);
+        uv_timer_start(&f->resume_timer, on_resume, PAUSE_MS, 0);
+    }
+    return 0;
+}
+
+static void body_gone_hook(http_request *req)
+{
+    fixture *f = req->data;
+    f->body_gone_calls++;
+    f->breq = NULL;
+    appendf(f->events, sizeof f->events, "body-gone;");
+    /* The answer is still owed, and dropped. */
+    http_respond(req, 500, NULL, NULL, 0, NULL);
+}
+
+static int body_start(fixture *f, http_request *req)
+{
+    static const http_body_hooks hooks = {.piece = body_piece_hook, .gone = body_gone_hook};
+    req->data = f;
+    f->breq = req;
+    f->body_got = 0;
+    f->next_pause = PAUSE_EVERY;
+    assert_int_equal(http_body_stream(req, &hooks), 0);
+    return 0;
+}
+
+static void body_answer(fixture *f, http_request *req)
+{
+    f->breq = NULL;
+    char body[128];
+    int n = snprintf(body, sizeof body, "got=%zu bad=%d body=%zu", f->body_got, f->body_bad,
+                     req->body.len);
+    appendf(f->events, sizeof f->events, "resp%s;", req->path);
+    http_respond(req, 200, "text/plain", body, (size_t)n, NULL);
+}
+
+/* Sends n body bytes of the pattern from offset `from`, in blocks. */
+static void cli_send_pattern(cli *c, size_t from, size_t n)
+{
+    static char block[65536];
+    while (n > 0) {
+        size_t len = n < sizeof block ? n : sizeof block;
+        for (size_t k = 0; k < len; k++)
+            block[k] = (char)stream_byte(from + k);
+        cli_send(c, block, len);
+        from += len;
+        n -= len;
+    }
+}
+
+/* 50 MB (fifty times the body limit) taken in pieces, with pauses; the
+ * request pipelined behind it is served next. */
+static void cli_upload(fixture *f)
+{
+    cli *c = cli_new(f);
+    char head[128];
+    snprintf(head, sizeof head, "POST /upload-pause HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             UPLOAD_TOTAL);
+    cli_sends(c, head);
+    cli_send_pattern(c, 0, UPLOAD_TOTAL);
+    cli_sends(c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_body_streamed_in_pieces_with_pauses_past_the_limit(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload);
+    assert_int_equal(f->nresp, 2);
+    assert_int_equal(resp_status(f, 0), 200);
+    char want[128];
+    snprintf(want, sizeof want, "got=%u bad=0 body=0", UPLOAD_TOTAL);
+    assert_string_equal(resp_body(f, 0), want);
+    assert_false(resp_has(f, 0, "Connection: close"));
+    assert_string_equal(resp_body(f, 1), "path=/after body=0");
+    assert_true(f->body_pauses >= (int)(UPLOAD_TOTAL / PAUSE_EVERY) - 1);
+    assert_int_equal(f->pieces_while_paused, 0);
+    assert_int_equal(f->body_gone_calls, 0);
+}
+
+/* A chunked body past the limit, in chunks of many sizes. */
+static void cli_upload_chunked(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    size_t at = 0;
+    while (at < CHUNKED_TOTAL) {
+        size_t n = piece_size(at) * 3;
+        if (n > CHUNKED_TOTAL - at)
+            n = CHUNKED_TOTAL - at;
+        char size[32];
+        snprintf(size, sizeof size, "%zx\r\n", n);
+        cli_sends(c, size);
+        cli_send_pattern(c, at, n);
+        cli_sends(c, "\r\n");
+        at += n;
+    }
+    cli_sends(c, "0\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_body_streamed_chunked_past_the_limit(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_chunked);
+    assert_int_equal(f->nresp, 2);
+    char want[128];
+    snprintf(want, sizeof want, "got=%u bad=0 body=0", CHUNKED_TOTAL);
+    assert_string_equal(resp_body(f, 0), want);
+    assert_string_equal(resp_body(f, 1), "path=/after body=0");
+    assert_string_equal(f->events, "req/upload;resp/upload;req/after;resp/after;stop;done;");
+}
+
+/* The handler answers mid-body: the client, still sending, gets that
+ * answer and the close; the rest is never handed to the handler. An
+ * oversized body whose handler does not stream it still gets 413 before
+ * anything its head callback says. */
+static void cli_upload_early(fixture *f)
+{
+    cli *c = cli_new(f);
+    char head[128];
+    snprintf(head, sizeof head, "POST /upload-early HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             EARLY_TOTAL);
+    cli_sends(c, head);
+    cli_send_pattern(c, 0, EARLY_TOTAL);
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+    f->statuses[1] = cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_body_answered_early_discards_the_rest_and_closes(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_early);
+    assert_int_equal(f->statuses[0], 422);
+    assert_true(resp_has(f, 0, "Connection: close"));
+    assert_int_equal(f->eof[0], 1);
+    assert_true(f->body_got >= EARLY_AFTER && f->body_got < EARLY_TOTAL);
+    assert_int_equal(f->body_bad, 0);
+    assert_int_equal(f->requests, 0);
+    assert_int_equal(f->body_gone_calls, 0);
+    assert_int_equal(f->statuses[1], 413);
+    assert_int_equal(f->eof[1], 1);
+    assert_string_equal(f->events, "early-answer;early;stop;done;");
+}
+
+/* A client that vanishes mid-body: `gone` once, the handler's answer is
+ * dropped. One that stalls mid-body gets 408 and the close, and `gone`. */
+static void cli_upload_vanish(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    cli_send_pattern(c, 0, 1000000);
+    cli_free(c);
+    for (int i = 0; i < 2000 && http_server_connections(f->srv) > 0; i++)
+        usleep(1000);
+    f->eof[0] = http_server_connections(f->srv) == 0;
+    c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "10\r\n0123456789abcdef\r\n");
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_body_client_vanishing_or_stalling_calls_gone_once(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_vanish);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->statuses[0], 408);
+    assert_true(resp_has(f, 0, "Connection: close"));
+    assert_int_equal(f->eof[1], 1);
+    assert_int_equal(f->body_gone_calls, 2);
+    assert_int_equal(f->requests, 0);
+    assert_string_equal(f->events, "body-gone;body-gone;stop;done;");
+}
+
+/* Stopping the server mid-body: 503 and the close, `gone`, and the stop
+ * completes without waiting for the rest. */
+static void cli_upload_stop(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    cli_send_pattern(c, 0, 100000);
+    cli *s = cli_new(f);
+    cli_sends(s, "GET /stop-now HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, s);
+    cli_free(s);
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+/* A revocation (http_request_close) mid-body cuts it: `gone`, no answer. */
+static void cli_upload_revoke(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload-revoke HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    cli_send_pattern(c, 0, 200000);
+    /* Cut with bytes unread: a reset, or an end. */
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, 0);
+    f->eof[0] = n == 0 || (n < 0 && errno == ECONNRESET);
+    cli_free(c);
+}
+
+static void test_body_revoked_mid_body_calls_gone_and_closes(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_revoke);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->body_gone_calls, 1);
+    assert_int_equal(f->requests, 0);
+    assert_string_equal(f->events, "body-gone;stop;done;");
+}
+
+static void test_body_server_stop_refuses_the_rest_with_503(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_stop);
+    assert_int_equal(f->statuses[0], 503);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->body_gone_calls, 1);
+    assert_string_equal(f->events, "req/stop-now;resp/stop-now;stop;body-gone;done;");
+}
+
 int main(void)
 {
     /* As the server does: a write to a peer that reset fails, not kills. */
@@ -2084,6 +2388,18 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_stream_head_gets_no_body_and_http10_is_close_delimited, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_body_streamed_in_pieces_with_pauses_past_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_streamed_chunked_past_the_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_answered_early_discards_the_rest_and_closes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_client_vanishing_or_stalling_calls_gone_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_server_stop_refuses_the_rest_with_503, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_revoked_mid_body_calls_gone_and_closes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
