@@ -149,7 +149,8 @@ void http_request_close(http_request *req);
  * called for the request (its principal was revoked), `gone` runs once, on
  * the loop: the producer stops, frees what it holds and calls
  * http_stream_end, which then only lets the request go. Loop thread only;
- * a HEAD request gets the head and no body (writes are dropped). */
+ * a HEAD request gets the head and no body (writes are dropped, and never
+ * wait: a producer may end right after the head). */
 typedef struct http_stream_hooks {
     /* Unsent fell below the low water: it runs once all is handed to the
      * kernel, so a producer that waits only while http_stream_unsent is at

@@ -17,6 +17,7 @@
 #include "http/framing.h"
 #include "http/server.h"
 #include "net/stream.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +35,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 /* A loop still running after this has hung: stop it and fail. */
 #define TEST_GUARD_MS 8000
@@ -101,6 +104,9 @@ struct fixture {
     long sbody[4];            /* its length, -1 on a framing or byte error */
     int sdone[4];             /* 1 when it ended with its last chunk */
     int cli_rcvbuf;           /* nonzero: the clients' receive buffer */
+    /* TLS (setup_tls): the server's context, the client's, their files. */
+    SSL_CTX *srv_tls, *cli_tls;
+    char tls_dir[64], tls_cert[128], tls_key[128];
     /* A streamed request body's handler (loop thread). */
     uv_timer_t resume_timer;
     http_request *breq;
@@ -110,6 +116,7 @@ struct fixture {
 
 typedef struct cli {
     int fd;
+    SSL *ssl;       /* NULL for plaintext */
     size_t len;
     char buf[CLI_BUF];
 } cli;
@@ -298,6 +305,17 @@ static int cli_open(fixture *f, cli *c)
         c->fd = -1;
         return -1;
     }
+    c->ssl = NULL;
+    if (!f->cli_tls)
+        return 0;
+    c->ssl = SSL_new(f->cli_tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
     return 0;
 }
 
@@ -311,15 +329,36 @@ static cli *cli_new(fixture *f)
 
 static void cli_free(cli *c)
 {
+    SSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
     free(c);
 }
 
+/* send(2) or SSL_write: bytes taken, or <= 0. */
+static ssize_t cli_write(cli *c, const char *data, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, data, len, MSG_NOSIGNAL);
+    size_t n = 0;
+    return SSL_write_ex(c->ssl, data, len, &n) == 1 ? (ssize_t)n : -1;
+}
+
+/* recv(2) or SSL_read: bytes read, 0 at the end, -1 on an error. */
+static ssize_t cli_recv(cli *c, char *out, size_t cap)
+{
+    if (!c->ssl)
+        return recv(c->fd, out, cap, 0);
+    size_t n = 0;
+    if (SSL_read_ex(c->ssl, out, cap, &n) == 1)
+        return (ssize_t)n;
+    return SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
 static void cli_send(cli *c, const char *data, size_t len)
 {
     while (c->fd >= 0 && len) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n = cli_write(c, data, len);
         if (n <= 0)
             return;
         data += n;
@@ -337,7 +376,7 @@ static int cli_fill(cli *c)
 {
     if (c->fd < 0 || c->len == CLI_BUF)
         return -1;
-    ssize_t n = recv(c->fd, c->buf + c->len, CLI_BUF - c->len, 0);
+    ssize_t n = cli_recv(c, c->buf + c->len, CLI_BUF - c->len);
     if (n < 0)
         return -1;
     c->len += (size_t)n;
@@ -405,7 +444,7 @@ static void *client_main(void *arg)
 
 /* ---- fixture -------------------------------------------------------------- */
 
-static int setup_with(void **state, size_t body_max)
+static int setup_opts(void **state, size_t body_max, SSL_CTX *tls)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -422,7 +461,7 @@ static int setup_with(void **state, size_t body_max)
     f->resume_timer.data = f;
     uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
     http_server_options opt = {
-        .name = "http", .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
+        .name = "http", .tls = tls, .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
         .body_max = body_max, .body_timeout_ms = SHORT_TIMEOUT_MS,
         .send_stall_ms = SHORT_TIMEOUT_MS, .on_account = on_account,
     };
@@ -438,9 +477,38 @@ static int setup_with(void **state, size_t body_max)
     return 0;
 }
 
+static int setup_with(void **state, size_t body_max)
+{
+    return setup_opts(state, body_max, NULL);
+}
+
 static int setup(void **state)
 {
     return setup_with(state, 0);
+}
+
+/* The same server over TLS, with a certificate made for the test. */
+static int setup_tls(void **state)
+{
+    char dir[64] = "/tmp/test_http.XXXXXX", cert[128], key[128];
+    assert_non_null(mkdtemp(dir));
+    int generated = 0;
+    assert_int_equal(tls_ensure_self_signed(dir, cert, key, sizeof cert, &generated), 0);
+    char err[256] = "";
+    SSL_CTX *srv = tls_server_ctx_new(cert, key, err, sizeof err);
+    assert_non_null(srv);
+    SSL_CTX *peer = SSL_CTX_new(TLS_client_method());
+    assert_non_null(peer);
+    /* A close without close_notify reads as an end, as a browser takes it. */
+    SSL_CTX_set_options(peer, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    setup_opts(state, 0, srv);
+    fixture *f = *state;
+    f->srv_tls = srv;
+    f->cli_tls = peer;
+    memcpy(f->tls_dir, dir, sizeof dir);
+    memcpy(f->tls_cert, cert, sizeof cert);
+    memcpy(f->tls_key, key, sizeof key);
+    return 0;
 }
 
 static int setup_small(void **state)
@@ -453,6 +521,13 @@ static int teardown(void **state)
     fixture *f = *state;
     http_server_free(f->srv);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    SSL_CTX_free(f->srv_tls);
+    SSL_CTX_free(f->cli_tls);
+    if (f->tls_dir[0]) {
+        unlink(f->tls_cert);
+        unlink(f->tls_key);
+        rmdir(f->tls_dir);
+    }
     free(f->bufs);
     free(f);
     return 0;
@@ -2309,6 +2384,39 @@ static void test_body_server_stop_refuses_the_rest_with_503(void **state)
     assert_string_equal(f->events, "req/stop-now;resp/stop-now;stop;body-gone;done;");
 }
 
+/* Over TLS: a streamed body with pauses (what TLS had decrypted waits
+ * with the socket), then a streamed answer pipelined behind it. */
+static void cli_tls_both(fixture *f)
+{
+    cli *c = cli_new(f);
+    char head[128];
+    snprintf(head, sizeof head, "POST /upload-pause HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             UPLOAD_TOTAL);
+    cli_sends(c, head);
+    cli_send_pattern(c, 0, UPLOAD_TOTAL);
+    cli_sends(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_read_chunked(f, c, 0, 0, 0);
+    cli_free(c);
+}
+
+static void test_tls_streamed_body_then_streamed_answer(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_tls_both);
+    assert_int_equal(f->nresp, 2);
+    char want[128];
+    snprintf(want, sizeof want, "got=%u bad=0 body=0", UPLOAD_TOTAL);
+    assert_string_equal(resp_body(f, 0), want);
+    assert_true(f->body_pauses > 0);
+    assert_int_equal(f->pieces_while_paused, 0);
+    assert_true(resp_has(f, 1, "Transfer-Encoding: chunked"));
+    assert_int_equal(f->sbody[0], STREAM_TOTAL);
+    assert_int_equal(f->sdone[0], 1);
+    assert_int_equal(f->gone_calls + f->body_gone_calls, 0);
+}
+
 int main(void)
 {
     /* As the server does: a write to a peer that reset fails, not kills. */
@@ -2399,6 +2507,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_server_stop_refuses_the_rest_with_503, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_body_revoked_mid_body_calls_gone_and_closes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_streamed_body_then_streamed_answer, setup_tls,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
