@@ -203,7 +203,10 @@ static void on_request(void *ctx, http_request *req)
     appendf(f->events, sizeof f->events, "req%s;", req->path);
     if (f->inspect && f->inspect(f, req))
         return;
-    if (strncmp(req->path, "/stream", 7) == 0) {
+    if (strcmp(req->path, "/stream-stopping") == 0) {
+        stop_server(f);
+        stream_start(f, req);
+    } else if (strncmp(req->path, "/stream", 7) == 0) {
         stream_start(f, req);
     } else if (strncmp(req->path, "/upload", 7) == 0) {
         body_answer(f, req);
@@ -2417,6 +2420,27 @@ static void test_tls_streamed_body_then_streamed_answer(void **state)
     assert_int_equal(f->gone_calls + f->body_gone_calls, 0);
 }
 
+/* A stream that would start once the server is stopping is refused at
+ * its head: nothing is sent, no `gone`, the end closes. */
+static void cli_stream_stopping(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stream-stopping HTTP/1.1\r\nHost: x\r\n\r\n");
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_stream_refused_at_its_head_while_stopping(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_stopping);
+    assert_int_equal(f->begin_rc, SS_CLOSED);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->gone_calls, 0);
+    assert_int_equal(f->ends, 1);
+    assert_string_equal(f->events, "req/stream-stopping;stop;begin-14;end;done;");
+}
+
 int main(void)
 {
     /* As the server does: a write to a peer that reset fails, not kills. */
@@ -2509,6 +2533,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_revoked_mid_body_calls_gone_and_closes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tls_streamed_body_then_streamed_answer, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_refused_at_its_head_while_stopping, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
