@@ -1909,7 +1909,7 @@ static void cli_stream_long(fixture *f)
     cli_read_resp(f, c);
     /* Reading nothing for a while fills the socket buffers however fast
      * the reader is: the producer must wait for `drained`. */
-    usleep(SPLIT_PAUSE_US);
+    usleep(2 * SPLIT_PAUSE_US);
     cli_read_chunked(f, c, 0, 0, 0);
     cli_read_resp(f, c);
     cli_free(c);
