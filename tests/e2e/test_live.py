@@ -575,3 +575,16 @@ def test_head_and_accounting(srv, api):
             break
         assert time.monotonic() < deadline, (h, k)
         time.sleep(0.3)
+    # A person's stream, closed by the client, in their login's record.
+    person, uid = viewer(srv, api, org["id"])
+    sse = Sse(srv.http, token_of(person), org["id"])
+    post(srv, dev, {"a": 2})
+    sse.reading()
+    sse.close()
+    deadline = time.monotonic() + 10
+    while True:
+        p = key_record(api, org["id"], uid)
+        if p and p["api_requests"] == 1 and p["bytes_out"] > 150:
+            break
+        assert time.monotonic() < deadline, p
+        time.sleep(0.3)
