@@ -141,7 +141,7 @@ static const char *patched_attrs(api_call *call, const store_device *d, json_t *
 /* ---- the list, paged and filtered ------------------------------------------- */
 
 typedef struct device_filter {
-    char key[SS_CHANNEL_MAX + 1];
+    char key[HTTP_QUERY_NAME_MAX + 1];  /* an attribute name: at most SS_CHANNEL_MAX */
     char value[DEVICE_FILTER_VALUE_MAX];
 } device_filter;
 
@@ -175,7 +175,7 @@ static int parse_filters(api_call *call, device_list *dl)
             api_reply_error(call, 400, "bad_parameter", msg);
             return 1;
         }
-        snprintf(f->key, sizeof f->key, "%s", key);
+        snprintf(f->key, sizeof f->key, "%.*s", (int)sizeof f->key - 1, key);
         dl->n_filters++;
     }
     return 0;
