@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from conftest import login, module_server, new_org_device, now_ms
+from mqtt_util import MQTT_ARGS, device_client
 
-ARGS = ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"]
+ARGS = MQTT_ARGS + ["--listen-tcp", "127.0.0.1:0", "--listen-udp", "127.0.0.1:0"]
 srv = module_server(ARGS)
 
 LOCATION = {"lat": 52.37, "lon": 4.89, "site": "cellar"}
@@ -164,11 +165,15 @@ def test_last_seen_follows_every_protocol(srv, api):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(("%s\nt=4" % dev["token"]).encode(), (host, int(port)))
     wait_seen(api, dev["id"], "udp", t0)
+    for tls, name in ((False, "mqtt"), (True, "mqtts")):
+        c = device_client(srv, dev, tls=tls)
+        c.publish("devices/%s/data" % dev["id"], b"t=5", qos=1)
+        c.close()
+        wait_seen(api, dev["id"], name, t0)
     # In the list too.
     listed = [x for x in api.get("/api/v1/orgs/%s/devices" % dev["org_id"]).json()
-              if x["id"] == dev["id"]] if "org_id" in dev else []
-    for x in listed:
-        assert x["last_protocol"] == "udp"
+              if x["id"] == dev["id"]]
+    assert [x["last_protocol"] for x in listed] == ["mqtts"]
 
 
 def post(base, token, body="t=1", **kw):
