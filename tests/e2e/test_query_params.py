@@ -10,6 +10,7 @@ from conftest import new_org_device, now_ms, raw_http
 # filled in below. A misspelt name of each is refused.
 GET_ROUTES = [
     ("/healthz", []),
+    ("/metrics", []),
     ("/api/v1/me", []),
     ("/api/v1/me/sessions", ["limit", "cursor"]),
     ("/api/v1/me/invitations", ["limit", "cursor"]),
