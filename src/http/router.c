@@ -536,7 +536,7 @@ static int check_query(http_request *req, const char *declared)
         if (p.name_bad || !p.name[0]) {
             refuse_parameter(req, "bad_parameter", NULL,
                              "a query parameter name is empty, over 63 bytes or badly "
-                             "%%-encoded %s");
+                             "%%-encoded");
             return 1;
         }
         if (!query_name_declared(declared, p.name)) {
