@@ -106,8 +106,9 @@
  * this many bytes serialized, so a device answer stays small and a list
  * page of devices bounded; keys at most SS_DEVICE_ATTRIBUTE_KEYS_MAX, each
  * a name like a channel's, nested at most SS_DEVICE_ATTRIBUTES_DEPTH_MAX
- * (the object itself is depth 1): room for a location {lat, lon}
- * and a tags list, not a document store. */
+ * (the object itself is depth 1, each object or list in it one more):
+ * room for a location {lat, lon, coords: [...]} and a tags list, not a
+ * document store. */
 #define SS_DEVICE_ATTRIBUTES_MAX 4096u
 #define SS_DEVICE_ATTRIBUTE_KEYS_MAX 64u
 #define SS_DEVICE_ATTRIBUTES_DEPTH_MAX 3u

@@ -30,10 +30,15 @@ static json_t *device_json(api_call *call, store_device *d)
 
 /* ---- attributes ------------------------------------------------------------ */
 
-/* Counts the members of obj and its nested objects into *keys and checks
- * names and depth; 0 when within the limits. */
+/* Counts the members of v and its nested objects into *keys and checks
+ * names and depth (the object itself is depth 1, each object or list in
+ * it one more); 0 when within the limits. */
 static int attrs_walk(json_t *v, unsigned depth, size_t *keys, const char **why)
 {
+    if ((json_is_array(v) || json_is_object(v)) && depth > SS_DEVICE_ATTRIBUTES_DEPTH_MAX) {
+        *why = "attributes nest at most 3 levels deep (objects and lists)";
+        return 1;
+    }
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
@@ -44,10 +49,6 @@ static int attrs_walk(json_t *v, unsigned depth, size_t *keys, const char **why)
     }
     if (!json_is_object(v))
         return 0;
-    if (depth > SS_DEVICE_ATTRIBUTES_DEPTH_MAX) {
-        *why = "attributes nest at most 3 levels deep";
-        return 1;
-    }
     const char *k;
     json_t *e;
     json_object_foreach(v, k, e) {

@@ -79,6 +79,7 @@ def test_attribute_changes_are_audited(api, org):
     ({"blob": "x" * 5000}, "attributes_too_large", "4096 bytes"),
     ({"k%d" % i: i for i in range(65)}, "attributes_too_large", "64 names"),
     ({"a": {"b": {"c": {"d": 1}}}}, "attributes_too_large", "3 levels"),
+    ({"a": [[[1]]]}, "attributes_too_large", "3 levels"),
     ({"bad key": 1}, "attributes_too_large", "attribute names"),
     ([1, 2], "bad_request", "JSON object"),
     ("sensor", "bad_request", "JSON object"),
