@@ -63,9 +63,16 @@ def new_org(api, name):
     return r.json()["id"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def org(api):
+    """An org of the test's own (tests do not lean on each other's rows)."""
     return new_org(api, "paging-%d" % time.monotonic_ns())
+
+
+def add_devices(api, org_id, n):
+    for i in range(n):
+        r = api.post("/api/v1/orgs/%s/devices" % org_id, json={"name": "d-%d" % i})
+        assert r.status_code == 201, r.text
 
 
 def add_member(api, org_id, email, role="viewer"):
@@ -159,7 +166,7 @@ def test_invitations_page(api, srv):
 
 
 def test_audit_pages(api, org):
-    # The devices, members and keys above wrote the org's log.
+    add_devices(api, org, 6)
     rows = check_paged(api, "/api/v1/orgs/%s/audit" % org, "id", 5)
     assert [e["id"] for e in rows] == sorted((e["id"] for e in rows), reverse=True)
     check_paged(api, "/api/v1/orgs/%s/audit" % org, "id", 5,
@@ -173,6 +180,7 @@ def test_audit_pages(api, org):
 
 
 def test_audit_page_while_added(api, org):
+    add_devices(api, org, 8)
     path = "/api/v1/orgs/%s/audit" % org
     before = {e["id"] for e in whole(api, path)}
 
@@ -204,6 +212,7 @@ def test_sessions_page(api, srv, org):
 
 
 def test_no_cursor_on_the_last_page(api, org):
+    add_devices(api, org, 2)
     r = api.get("/api/v1/orgs/%s/devices" % org)
     assert r.status_code == 200 and "Next-Cursor" not in r.headers
     r = api.get("/api/v1/orgs/%s/devices" % org, params={"limit": 1})
@@ -211,6 +220,8 @@ def test_no_cursor_on_the_last_page(api, org):
 
 
 def test_cursor_of_another_list_is_refused(api, org):
+    for i in range(2):
+        api.post("/api/v1/orgs/%s/apikeys" % org, json={"name": "k%d" % i, "scopes": ["manage"]})
     r = api.get("/api/v1/orgs/%s/apikeys" % org, params={"limit": 1})
     cursor = r.headers["Next-Cursor"]
     r = api.get("/api/v1/orgs/%s/devices" % org, params={"cursor": cursor})
@@ -221,6 +232,7 @@ def test_cursor_of_another_list_is_refused(api, org):
 def test_cursor_shows_nothing_of_another_org(api, srv, org):
     # A cursor is only a position: in another org's list it starts there,
     # within what the caller may see.
+    add_devices(api, org, 2)
     r = api.get("/api/v1/orgs/%s/devices" % org, params={"limit": 1})
     cursor = r.headers["Next-Cursor"]
     other = new_org(api, "paging-other-%d" % time.monotonic_ns())
