@@ -105,7 +105,8 @@ def test_devices_page_while_added(api):
             r = api.post("/api/v1/orgs/%s/devices" % org_id, json={"name": name})
             added.append(r.json()["id"])
 
-    rows, _ = page_all(api, "/api/v1/orgs/%s/devices" % org_id, 3, between=add)
+    rows, pages = page_all(api, "/api/v1/orgs/%s/devices" % org_id, 3, between=add)
+    assert pages > 3
     ids = [d["id"] for d in rows]
     assert len(ids) == len(set(ids)), "a device came twice"
     assert before <= set(ids), "a device that was there throughout was missed"
