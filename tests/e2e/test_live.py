@@ -326,6 +326,9 @@ def test_device_filter_bad_input(srv, api):
     assert r.status_code == 400
     r = Sse(srv.http, tok, org["id"], query={"devce": dev["id"]})
     assert r.status == 400 and "devce" in r.r.json()["error"]["message"]
+    assert r.r.json()["error"]["code"] == "unknown_parameter"
+    r = Sse(srv.http, tok, org["id"], device="")
+    assert r.status == 400
 
 
 def test_another_orgs_viewer_gets_404_and_sees_nothing_of_it(srv, api):
