@@ -327,7 +327,7 @@ def test_device_filter_bad_input(srv, api):
     r = Sse(srv.http, tok, org["id"], query={"devce": dev["id"]})
     assert r.status == 400 and "devce" in r.r.json()["error"]["message"]
     assert r.r.json()["error"]["code"] == "unknown_parameter"
-    r = Sse(srv.http, tok, org["id"], device="")
+    r = Sse(srv.http, tok, org["id"], query={"device": ""})
     assert r.status == 400
 
 
