@@ -65,6 +65,7 @@ static const route routes[] = {
     /* One row per channel (the series keeps its newest reading). */
     {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest},
     {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
+    {HTTP_DELETE, "/api/v1/devices/{}/data", api_device_data_delete, API_HEAVY},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 /* Room for an Allow list: a path has at most a handful of methods. */

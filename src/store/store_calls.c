@@ -329,6 +329,12 @@ int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, s
     return c->series->query_buckets(c->ser, q, every_ms, fn, cb, ctx);
 }
 
+int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, size_t *deleted,
+                          int *more)
+{
+    return c->series->delete_readings(c->ser, r, max_rows, deleted, more);
+}
+
 /* ---- usage and session records ----------------------------------------------- */
 
 int store_usage_add(store_conn *c, const store_usage *deltas, size_t n)
