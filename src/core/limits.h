@@ -185,6 +185,11 @@
  * memory for the whole request (about 100 bytes). */
 #define SS_IMPORT_DEVICES_MAX 10000u
 #define SS_IMPORT_CHANNELS_MAX 4096u
+/* Series (device and channel pairs) one import may name: each is kept for
+ * the request (8 bytes of a table sized twice over), so that a device the
+ * import would take past SS_DEVICE_CHANNELS_MAX is refused before anything
+ * is stored. A thousand devices of a hundred channels fit. */
+#define SS_IMPORT_SERIES_MAX 131072u
 /* Validated readings gathered in memory before one write to the spool
  * (two such buffers, one filling while the other is written): a write a
  * few milliseconds long. */

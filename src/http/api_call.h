@@ -222,6 +222,13 @@ void api_quota_put(api_call *call);
 /* GET /healthz, on the loop thread: from the store's health state. */
 void api_healthz_local(api_ctx *app, http_request *req);
 
+/* Bulk import (POST /api/v1/orgs/{org}/import), on the loop thread: the
+ * head takes the body as a stream (0), or answers (1), or is no import's
+ * (0: path not an import path, api_import_path says which). */
+int api_import_head(api_ctx *app, http_request *req);
+void api_import_request(api_ctx *app, http_request *req);
+int api_import_path(const char *path);
+
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);
 /* POST /api/v1/data, its head only: 0 when the X-Auth-Token is a valid

@@ -444,7 +444,7 @@ static void refuse_method(http_request *req)
 {
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];
     char allow[ROUTE_ALLOW_MAX] = "";
-    if (strcmp(req->path, "/api/v1/data") == 0)
+    if (strcmp(req->path, "/api/v1/data") == 0 || api_import_path(req->path))
         allow_add(allow, sizeof allow, "POST");
     for (size_t i = 0; i < ROUTES; i++) {
         if (!route_match(routes[i].pattern, req->path, params))
@@ -469,6 +469,8 @@ int api_head(void *ctx, http_request *req)
     }
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0)
         return api_data_head(app, req);
+    if (req->method == HTTP_POST && api_import_path(req->path))
+        return api_import_head(app, req);
     return 0;
 }
 
@@ -479,6 +481,10 @@ void api_handle(void *ctx, http_request *req)
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
         api_conn_open(req);
         api_data_post(app, req);
+        return;
+    }
+    if (req->method == HTTP_POST && api_import_path(req->path)) {
+        api_import_request(app, req);
         return;
     }
     char params[API_PARAMS_MAX][SS_ID_LEN + 1] = {{0}};
@@ -507,7 +513,7 @@ void api_handle(void *ctx, http_request *req)
             return;
         }
     }
-    if (path_known || strcmp(req->path, "/api/v1/data") == 0)
+    if (path_known || strcmp(req->path, "/api/v1/data") == 0 || api_import_path(req->path))
         refuse_method(req);
     else
         http_respond_error(req, 404, "not_found", "no such resource", NULL);

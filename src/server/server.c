@@ -504,6 +504,8 @@ static int start_loop_parts(server *sv)
     sv->api.meter = sv->meter;
     sv->api.gate = sv->gate;
     sv->api.maint = sv->maint;
+    sv->api.data_dir = cfg->data_dir;
+    sv->api.import_readings_max = (size_t)strtoull(cfg->import_readings_max, NULL, 10);
     /* config_validate has checked both; 0 (unparsed) means the default. */
     long secs = 0;
     if (config_seconds(cfg->session_ttl, SESSION_SECONDS_MAX, &secs) == 0)
