@@ -687,39 +687,17 @@ int api_import_path(const char *path)
     return import_path_org(path, org);
 }
 
-/* An import takes one query parameter, format: any other is refused by
- * name (a typo must not import in a format the client did not mean). */
-static int import_unknown_param(http_request *req)
-{
-    for (const char *p = req->query; *p;) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        if (len && (klen != 6 || strncmp(p, "format", 6) != 0)) {
-            char ex[READING_EXCERPT_SIZE], msg[200];
-            reading_excerpt(ex, p, klen);
-            snprintf(msg, sizeof msg, "unknown query parameter \"%s\" (an import takes format "
-                     "only)", ex);
-            http_respond_error(req, 400, "bad_request", msg, NULL);
-            return 1;
-        }
-        p += len + (end ? 1 : 0);
-    }
-    return 0;
-}
-
 /* format=line|csv|ndjson, else the Content-Type. 0, or answers 400. */
 static int import_format_of(http_request *req, import_format *out)
 {
-    if (import_unknown_param(req))
-        return 1;
+    /* Any other parameter was refused by the router (api_head). */
     char name[16];
     int rc = http_query_get(req, "format", name, sizeof name);
     if (rc == 1 && import_format_parse(name, out) == SS_OK)
         return 0;
     if (rc != 0) {
-        http_respond_error(req, 400, "bad_request", "format must be line, csv or ndjson", NULL);
+        http_respond_error(req, 400, "bad_parameter", "format must be line, csv or ndjson",
+                           "\"parameter\":\"format\"");
         return 1;
     }
     const char *ct = http_request_header(req, "content-type");

@@ -200,6 +200,7 @@ def test_format_by_content_type_and_whole_body(server, admin):
     assert r.status_code == 400 and "format" in r.json()["error"]["message"], r.text
     r = admin.s.post(admin.url(path(org["id"]) + "?fromat=csv"), data=body)
     assert r.status_code == 400 and "fromat" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["code"] == "unknown_parameter"
     r = post_import(admin, org["id"], body, "xml")
     assert r.status_code == 400, r.text
 
