@@ -283,6 +283,8 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                     " WHERE r.series_id = s.id), last_ts, last_value"                    \
                     " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
     X(CHANNEL_NAMES, "SELECT channel FROM series WHERE device_id = ?1 ORDER BY channel")  \
+    X(EXPORT_SERIES, "SELECT id, channel FROM series WHERE device_id = ?1"               \
+                     " AND channel >= ?2 ORDER BY channel")                              \
     X(CHANNEL_LATEST, "SELECT channel, 0, last_ts, last_value FROM series"               \
                       " WHERE device_id = ?1 ORDER BY channel")                          \
     X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \
