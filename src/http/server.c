@@ -63,9 +63,18 @@ struct http_conn {
     unsigned close_after_answer : 1;  /* http_request_close came while in flight */
     unsigned answered_early : 1;  /* on_head answered: the body is never read */
     unsigned message_done : 1;    /* the parser stands at the end of a request */
+    /* A streamed answer (http_stream_begin): from its head to its end. */
+    unsigned streaming : 1;
+    unsigned stream_chunked : 1;  /* HTTP/1.1: chunked; else close-delimited */
+    unsigned stream_no_body : 1;  /* HEAD or 204: writes are dropped */
+    unsigned stream_gone : 1;     /* `gone` has run: writes are refused */
+    unsigned stream_broken : 1;   /* a write failed: the close is due on the loop */
+    int stream_status;
+    http_stream_hooks stream_hooks;
 };
 
 static const http_parser_settings parser_settings;
+static void stream_gone(http_conn *c);
 
 /* ---- lifetime -------------------------------------------------------- */
 
@@ -127,13 +136,16 @@ static int conn_held(const net_conn *nc)
 
 static void on_conn_closed(net_conn *nc)
 {
+    stream_gone((http_conn *)nc);
     conn_report_bytes((http_conn *)nc, 1);
 }
 
-/* Closes now, dropping anything unwritten. */
+/* Closes now, dropping anything unwritten; a streamed answer's producer
+ * is told to stop. */
 static void conn_close(http_conn *c)
 {
     net_conn_close(&c->base);
+    stream_gone(c);
 }
 
 /* Closes once the last answer is written, or after SS_CLOSE_LINGER_MS if
@@ -247,6 +259,26 @@ static size_t head_put(char *head, size_t pos, size_t cap, const char *s)
     return pos + n;
 }
 
+/* The rest of an answer's head after its status line and framing: type,
+ * the handler's headers, Connection, the blank line. The length, or 0
+ * when it does not fit. */
+static size_t head_finish(const http_conn *c, char *head, size_t pos, size_t cap,
+                          const char *content_type, const char *extra, int keep_alive)
+{
+    if (content_type) {
+        pos = head_put(head, pos, cap, "Content-Type: ");
+        pos = head_put(head, pos, cap, content_type);
+        pos = head_put(head, pos, cap, "\r\n");
+    }
+    if (extra)
+        pos = head_put(head, pos, cap, extra);
+    if (!keep_alive)
+        pos = head_put(head, pos, cap, "Connection: close\r\n");
+    else if (c->parser.http_minor == 0)
+        pos = head_put(head, pos, cap, "Connection: keep-alive\r\n");
+    return head_put(head, pos, cap, "\r\n");
+}
+
 /* Builds the answer in one allocation and one write: this runs for every
  * request, so no printf beyond the status line and the length. */
 static int write_response(http_conn *c, int status, const char *content_type, const char *body,
@@ -260,18 +292,7 @@ static int write_response(http_conn *c, int status, const char *content_type, co
                           : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
                                      status, http_status_text(status), len);
     size_t pos = n > 0 && (size_t)n < sizeof head ? (size_t)n : 0;
-    if (content_type) {
-        pos = head_put(head, pos, sizeof head, "Content-Type: ");
-        pos = head_put(head, pos, sizeof head, content_type);
-        pos = head_put(head, pos, sizeof head, "\r\n");
-    }
-    if (extra)
-        pos = head_put(head, pos, sizeof head, extra);
-    if (!keep_alive)
-        pos = head_put(head, pos, sizeof head, "Connection: close\r\n");
-    else if (c->parser.http_minor == 0)
-        pos = head_put(head, pos, sizeof head, "Connection: keep-alive\r\n");
-    pos = head_put(head, pos, sizeof head, "\r\n");
+    pos = head_finish(c, head, pos, sizeof head, content_type, extra, keep_alive);
     if (pos == 0)
         return SS_TOO_LARGE;
     size_t body_len = no_body ? 0 : len;
@@ -373,6 +394,11 @@ void http_request_close(http_request *req)
     http_conn *c = req->conn;
     if (c->base.closing || c->base.ending)
         return;
+    /* A streamed answer may never end (the live stream): cut it now. */
+    if (c->streaming) {
+        conn_close(c);
+        return;
+    }
     if (c->in_flight) {
         c->close_after_answer = 1;
         return;
@@ -408,6 +434,172 @@ static void conn_refuse(http_conn *c, int status, const char *code, const char *
     c->req.keep_alive = 0;
     log_info(conn_server(c)->opt.name, "refused request from %s: %d %s", c->req.peer, status, code);
     http_respond_error(&c->req, status, code, message, NULL);
+}
+
+/* ---- streamed answers ------------------------------------------------- */
+
+/* Tells the producer of a streamed answer, once, that nobody will read
+ * the rest: the client went, the request was closed, or the server stops. */
+static void stream_gone(http_conn *c)
+{
+    if (!c->streaming || c->stream_gone)
+        return;
+    c->stream_gone = 1;
+    if (c->stream_hooks.gone)
+        c->stream_hooks.gone(&c->req);
+}
+
+/* While a streamed answer has bytes unsent, the peer must take some of
+ * them within the stall time; an idle stream (nothing to send) waits. */
+static void on_stream_stall(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    const net_stream *st = &c->base.stream;
+    if (st->write_pending == 0)
+        return;
+    if (st->bytes_out != c->stall_mark) {
+        c->stall_mark = st->bytes_out;
+        net_conn_timer_start(&c->base, on_stream_stall, conn_server(c)->opt.send_stall_ms);
+        return;
+    }
+    log_debug(conn_server(c)->opt.name, "closing connection from %s: its stream is not read",
+              c->req.peer);
+    conn_close(c);
+}
+
+static void stream_arm_stall(http_conn *c)
+{
+    if (c->base.stream.write_pending == 0 || uv_is_active((uv_handle_t *)&c->base.timer))
+        return;
+    c->stall_mark = c->base.stream.bytes_out;
+    net_conn_timer_start(&c->base, on_stream_stall, conn_server(c)->opt.send_stall_ms);
+}
+
+/* A write failed inside http_stream_write: the producer is on the stack,
+ * so the close (and `gone`) comes from the loop, not from under it. */
+static void on_stream_broken(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void stream_break(http_conn *c)
+{
+    c->stream_broken = 1;
+    net_conn_timer_start(&c->base, on_stream_broken, 0);
+}
+
+int http_stream_begin(http_request *req, int status, const char *content_type,
+                      const char *extra_headers, const http_stream_hooks *hooks)
+{
+    http_conn *c = req->conn;
+    if (c->base.closing || c->base.ending || c->close_after_answer ||
+        net_conn_set_stopping(conn_server(c)->set))
+        return SS_CLOSED;
+    /* HTTP/1.0 has no chunks: the end of the body is the end of the
+     * connection (RFC 9112 §6.3). */
+    int chunked = c->parser.http_minor >= 1;
+    int keep_alive = chunked && req->keep_alive;
+    char head[HTTP_HEAD_OUT_MAX];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s", status, http_status_text(status),
+                     chunked && status != 204 ? "Transfer-Encoding: chunked\r\n" : "");
+    size_t pos = n > 0 && (size_t)n < sizeof head ? (size_t)n : 0;
+    pos = head_finish(c, head, pos, sizeof head, content_type, extra_headers, keep_alive);
+    if (pos == 0)
+        return SS_NOMEM;
+    if (net_stream_write(&c->base.stream, head, pos)) {
+        conn_close(c);
+        return SS_CLOSED;
+    }
+    snprintf(c->holder, sizeof c->holder, "%s", req->principal_id);
+    c->streaming = 1;
+    c->stream_chunked = (unsigned)chunked;
+    c->stream_no_body = req->method == HTTP_HEAD || status == 204;
+    c->stream_gone = 0;
+    c->stream_broken = 0;
+    c->stream_status = status;
+    c->stream_hooks = hooks ? *hooks : (http_stream_hooks){0};
+    if (log_enabled(LOG_DEBUG))
+        log_debug(conn_server(c)->opt.name, "%s %s %d streamed after %lldms",
+                  http_method_str(req->method), req->path, status,
+                  (long long)(clock_mono_ms() - req->started_ms));
+    stream_arm_stall(c);
+    return 0;
+}
+
+/* One chunk, framed and written at once: a small one from the stack,
+ * a large one in one allocation (one write, one TLS record run). */
+static int stream_write_chunk(http_conn *c, const char *data, size_t len)
+{
+    char small[HTTP_SMALL_ANSWER];
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    size_t total = (size_t)n + len + 2;
+    char *out = total <= sizeof small ? small : malloc(total);
+    if (!out)
+        return SS_NOMEM;
+    memcpy(out, size, (size_t)n);
+    memcpy(out + n, data, len);
+    memcpy(out + n + len, "\r\n", 2);
+    int rc = net_stream_write(&c->base.stream, out, total);
+    if (out != small)
+        free(out);
+    return rc;
+}
+
+int http_stream_write(http_request *req, const char *data, size_t len)
+{
+    http_conn *c = req->conn;
+    if (!c->streaming || c->stream_gone || c->stream_broken || c->base.closing || c->base.ending)
+        return SS_CLOSED;
+    if (len == 0 || c->stream_no_body)
+        return 0;
+    int rc = c->stream_chunked ? stream_write_chunk(c, data, len)
+                               : net_stream_write(&c->base.stream, data, len);
+    if (rc) {
+        stream_break(c);
+        return SS_CLOSED;
+    }
+    stream_arm_stall(c);
+    return 0;
+}
+
+size_t http_stream_unsent(const http_request *req)
+{
+    return req->conn->base.stream.write_pending;
+}
+
+void http_stream_end(http_request *req)
+{
+    http_conn *c = req->conn;
+    int begun = c->streaming, chunked = c->stream_chunked && !c->stream_no_body;
+    int cut = c->stream_gone || c->stream_broken;
+    c->streaming = 0;
+    c->in_flight = 0;
+    if (c->base.closing) {
+        net_conn_release(&c->base);
+        return;
+    }
+    /* Refused at the head, or a write failed: nothing more can be sent. */
+    if (!begun || c->stream_broken) {
+        conn_close(c);
+        return;
+    }
+    int keep_alive = c->stream_chunked && req->keep_alive && !cut && !c->close_after_answer &&
+                     !net_conn_set_stopping(conn_server(c)->set);
+    if (chunked && net_stream_write(&c->base.stream, "0\r\n\r\n", 5)) {
+        conn_close(c);
+        return;
+    }
+    metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)),
+                         c->stream_status);
+    conn_report_bytes(c, 0);
+    if (!keep_alive) {
+        conn_close_after_write(c);
+        return;
+    }
+    conn_reset_request(c);
+    if (!c->dispatching)
+        conn_drain(c);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -819,6 +1011,10 @@ static void on_drained(net_stream *st)
     if (c->phase == PHASE_IDLE && !c->in_flight && !c->base.closing && !c->base.ending)
         conn_set_phase(c, PHASE_IDLE);
     conn_drain(c);
+    /* Last: the producer may end the answer from its hook. */
+    if (c->streaming && !c->stream_gone && !c->stream_broken && !c->base.ending &&
+        c->stream_hooks.drained)
+        c->stream_hooks.drained(&c->req);
 }
 
 static void on_stream_error(net_stream *st, int err)
@@ -868,6 +1064,12 @@ static void on_conn_open(net_conn *nc)
 static void on_conn_stop(net_conn *nc)
 {
     http_conn *c = (http_conn *)nc;
+    /* A streamed answer may never end: its producer is told to stop, and
+     * its end closes the connection. */
+    if (c->streaming) {
+        stream_gone(c);
+        return;
+    }
     if (!c->in_flight)
         conn_close(c);
 }

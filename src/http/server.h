@@ -149,19 +149,26 @@ void http_request_close(http_request *req);
  * http_stream_end, which then only lets the request go. Loop thread only;
  * a HEAD request gets the head and no body (writes are dropped). */
 typedef struct http_stream_hooks {
-    void (*drained)(http_request *req);  /* unsent fell below the low water */
+    /* Unsent fell below the low water: it runs once all is handed to the
+     * kernel, so a producer that waits only while http_stream_unsent is at
+     * or above SS_HTTP_STREAM_LOW_WATER is always woken. Not from inside
+     * http_stream_write. */
+    void (*drained)(http_request *req);
     void (*gone)(http_request *req);     /* stop: the answer will not be read */
 } http_stream_hooks;
 
 /* Sends the head of a streamed answer; hooks are copied. 0, or SS_CLOSED
- * (the client is gone: nothing is sent, `gone` is not called, end the
- * request with http_stream_end), SS_NOMEM. */
+ * (the client is gone, the server is stopping or the request was closed:
+ * nothing is sent, `gone` is not called, end the request with
+ * http_stream_end), SS_NOMEM (the head does not fit; nothing sent). */
 int http_stream_begin(http_request *req, int status, const char *content_type,
                       const char *extra_headers, const http_stream_hooks *hooks);
 /* One piece of the body (copied; len 0 writes nothing). 0, or SS_CLOSED
- * once the client is gone (stop producing; `gone` runs or has run). */
+ * once the client is gone (stop producing; `gone` runs or has run: when
+ * the write itself failed, it runs from the loop, after this returns). */
 int http_stream_write(http_request *req, const char *data, size_t len);
-/* Bytes of this answer handed to the stream and not yet sent. */
+/* Bytes handed to the connection and not yet taken by the kernel: this
+ * answer's (and any earlier answer's still queued). */
 size_t http_stream_unsent(const http_request *req);
 /* The end of the body (the last chunk); after this call the request must
  * not be touched. */

@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,18 @@ struct fixture {
     int statuses[64];  /* client thread: one status per connection of a table */
     int early_eof_ms;  /* client thread: time from head sent to answer read */
     uintptr_t stack_low, stack_high; /* loop thread */
+    /* A streamed answer's producer (loop thread). */
+    uv_idle_t prod_idle;
+    http_request *sreq;
+    size_t sent, total;       /* body bytes written; total 0: endless */
+    size_t max_unsent;        /* the most http_stream_unsent showed after a write */
+    int endless, revoke, gone_calls, ends, drained_calls, begin_rc;
+    int accounted;            /* accounting calls after an answer (closing 0) */
+    uint64_t account_out;     /* their bytes_out */
+    /* client thread: a streamed body read back */
+    long sbody[4];            /* its length, -1 on a framing or byte error */
+    int sdone[4];             /* 1 when it ended with its last chunk */
+    int cli_rcvbuf;           /* nonzero: the clients' receive buffer */
 };
 
 typedef struct cli {
@@ -166,6 +179,8 @@ static void answer_late(fixture *f, http_request *req)
         uv_timer_start(&f->late_timer, on_late, LATE_MS, 0);
 }
 
+static void stream_start(fixture *f, http_request *req);
+
 static void on_request(void *ctx, http_request *req)
 {
     fixture *f = ctx;
@@ -174,7 +189,9 @@ static void on_request(void *ctx, http_request *req)
     appendf(f->events, sizeof f->events, "req%s;", req->path);
     if (f->inspect && f->inspect(f, req))
         return;
-    if (strncmp(req->path, "/slow", 5) == 0) {
+    if (strncmp(req->path, "/stream", 7) == 0) {
+        stream_start(f, req);
+    } else if (strncmp(req->path, "/slow", 5) == 0) {
         answer_late(f, req);
     } else if (strcmp(req->path, "/stop-now") == 0) {
         answer(f, req);
@@ -207,6 +224,18 @@ static int on_head(void *ctx, http_request *req)
     return 1;
 }
 
+static void on_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t bytes_out,
+                       int closing)
+{
+    fixture *f = ctx;
+    (void)req;
+    (void)bytes_in;
+    if (closing)
+        return;
+    f->accounted++;
+    f->account_out += bytes_out;
+}
+
 static void maybe_finish(fixture *f)
 {
     if (!f->client_finished || f->late_n > 0 || f->finishing)
@@ -217,6 +246,7 @@ static void maybe_finish(fixture *f)
     uv_close((uv_handle_t *)&f->client_done, NULL);
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->late_timer, NULL);
+    uv_close((uv_handle_t *)&f->prod_idle, NULL);
 }
 
 static void on_client_done(uv_async_t *a)
@@ -246,6 +276,9 @@ static int cli_open(fixture *f, cli *c)
     setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Before connect: the window scale is agreed on by then. */
+    if (f->cli_rcvbuf)
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &f->cli_rcvbuf, sizeof f->cli_rcvbuf);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
@@ -371,11 +404,13 @@ static int setup_with(void **state, size_t body_max)
     assert_int_equal(uv_async_init(&f->loop, &f->client_done, on_client_done), 0);
     uv_timer_init(&f->loop, &f->guard);
     uv_timer_init(&f->loop, &f->late_timer);
+    uv_idle_init(&f->loop, &f->prod_idle);
+    f->prod_idle.data = f;
     uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
     http_server_options opt = {
         .name = "http", .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
         .body_max = body_max, .body_timeout_ms = SHORT_TIMEOUT_MS,
-        .send_stall_ms = SHORT_TIMEOUT_MS,
+        .send_stall_ms = SHORT_TIMEOUT_MS, .on_account = on_account,
     };
     char bound[64] = "";
     assert_int_equal(http_server_start(&f->loop, "127.0.0.1:0", &opt, &f->srv, bound, sizeof bound),
@@ -1594,8 +1629,386 @@ static void test_unread_answer_stalls_close_and_short_body_gets_408(void **state
     assert_int_equal(f->eof[1], 1);
 }
 
+/* ---- streamed answers ------------------------------------------------------------ */
+
+/* A streamed body is long and has no pattern a bug could keep by chance:
+ * the byte at offset k is k mod 251. */
+#define STREAM_TOTAL (6u * 1024u * 1024u)
+#define PIECE_MAX 20000u
+/* Pieces written per loop turn at most: a producer yields to the loop. */
+#define PIECES_PER_TURN 8
+/* Body bytes a stream carries before it is revoked. */
+#define REVOKE_AFTER (256u * 1024u)
+
+static unsigned char stream_byte(size_t k)
+{
+    return (unsigned char)(k % 251u);
+}
+
+/* Sizes from 1 byte to PIECE_MAX, so chunks of every size class go out
+ * (from the stack and from an allocation). */
+static size_t piece_size(size_t sent)
+{
+    return 1 + (sent * 7919u) % PIECE_MAX;
+}
+
+static void produce(fixture *f);
+
+static void on_prod_idle(uv_idle_t *h)
+{
+    produce(h->data);
+}
+
+static void stream_drained(http_request *req)
+{
+    fixture *f = req->data;
+    f->drained_calls++;
+    uv_idle_start(&f->prod_idle, on_prod_idle);
+}
+
+static void stream_finish(fixture *f)
+{
+    http_request *req = f->sreq;
+    f->sreq = NULL;
+    f->ends++;
+    uv_idle_stop(&f->prod_idle);
+    appendf(f->events, sizeof f->events, "end;");
+    http_stream_end(req);
+}
+
+static void stream_gone_hook(http_request *req)
+{
+    fixture *f = req->data;
+    f->gone_calls++;
+    appendf(f->events, sizeof f->events, "gone;");
+    stream_finish(f);
+}
+
+/* Writes while less than the low water is unsent, a few pieces a turn;
+ * then waits for `drained`. */
+static void produce(fixture *f)
+{
+    if (!f->sreq) {
+        uv_idle_stop(&f->prod_idle);
+        return;
+    }
+    for (int i = 0; i < PIECES_PER_TURN; i++) {
+        if (f->revoke && f->sent >= REVOKE_AFTER) {
+            http_request_close(f->sreq);  /* `gone` ends the stream */
+            return;
+        }
+        if (!f->endless && f->sent == f->total) {
+            stream_finish(f);
+            return;
+        }
+        if (http_stream_unsent(f->sreq) >= SS_HTTP_STREAM_LOW_WATER) {
+            uv_idle_stop(&f->prod_idle);
+            return;
+        }
+        char piece[PIECE_MAX];
+        size_t n = piece_size(f->sent);
+        if (!f->endless && n > f->total - f->sent)
+            n = f->total - f->sent;
+        for (size_t k = 0; k < n; k++)
+            piece[k] = (char)stream_byte(f->sent + k);
+        if (http_stream_write(f->sreq, piece, n) != 0) {
+            uv_idle_stop(&f->prod_idle);  /* `gone` comes */
+            return;
+        }
+        f->sent += n;
+        size_t unsent = http_stream_unsent(f->sreq);
+        if (unsent > f->max_unsent)
+            f->max_unsent = unsent;
+    }
+}
+
+/* /stream: STREAM_TOTAL bytes; /stream-endless: until the client goes or
+ * the server stops; /stream-revoke: closed as a revocation would. */
+static void stream_start(fixture *f, http_request *req)
+{
+    static const http_stream_hooks hooks = {.drained = stream_drained, .gone = stream_gone_hook};
+    req->data = f;
+    f->endless = strcmp(req->path, "/stream") != 0;
+    f->revoke = strcmp(req->path, "/stream-revoke") == 0;
+    f->total = STREAM_TOTAL;
+    f->sent = 0;
+    f->begin_rc = http_stream_begin(req, 200, "application/octet-stream", "X-Test: 1\r\n", &hooks);
+    appendf(f->events, sizeof f->events, "begin%d;", f->begin_rc);
+    f->sreq = req;
+    if (f->begin_rc != 0) {
+        stream_finish(f);
+        return;
+    }
+    uv_idle_start(&f->prod_idle, on_prod_idle);
+}
+
+static void cli_consume(cli *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Reads until "\r\n" is buffered; its offset + 2, or 0 on EOF/error. */
+static size_t cli_line(cli *c)
+{
+    char *nl;
+    while (!(nl = memmem(c->buf, c->len, "\r\n", 2)))
+        if (cli_fill(c) <= 0)
+            return 0;
+    return (size_t)(nl - c->buf) + 2;
+}
+
+/* Checks body bytes against the pattern from offset *at. 0, or -1. */
+static int cli_check(cli *c, size_t n, size_t *at)
+{
+    for (size_t k = 0; k < n; k++)
+        if ((unsigned char)c->buf[k] != stream_byte(*at + k))
+            return -1;
+    *at += n;
+    cli_consume(c, n);
+    return 0;
+}
+
+/* Reads a chunked body (after its head) from body offset `from`, checking
+ * every byte; stops at a chunk's end once past `limit` when limit > 0. Sets f->sbody[i] to the length read
+ * (-1 on an error) and f->sdone[i] when the last chunk came. */
+static void cli_read_chunked(fixture *f, cli *c, int i, size_t from, size_t limit)
+{
+    size_t at = from;
+    f->sbody[i] = -1;
+    for (;;) {
+        size_t line = cli_line(c);
+        if (line == 0)
+            return;
+        size_t size = strtoul(c->buf, NULL, 16);
+        cli_consume(c, line);
+        if (size == 0) {
+            if (cli_line(c) != 2)
+                return;
+            cli_consume(c, 2);
+            f->sdone[i] = 1;
+            break;
+        }
+        while (size > 0) {
+            if (c->len == 0 && cli_fill(c) <= 0)
+                return;
+            size_t n = size < c->len ? size : c->len;
+            if (cli_check(c, n, &at))
+                return;
+            size -= n;
+        }
+        if (cli_line(c) != 2)
+            return;
+        cli_consume(c, 2);
+        if (limit && at >= limit)
+            break;
+    }
+    f->sbody[i] = (long)at;
+}
+
+/* A long chunked answer comes back whole and byte-exact, and the request
+ * pipelined behind it is served on the same connection. */
+static void cli_stream_long(fixture *f)
+{
+    /* A small window, so that the producer has to wait for the reader. */
+    f->cli_rcvbuf = 16384;
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    /* Reading nothing for a while fills the socket buffers however fast
+     * the reader is: the producer must wait for `drained`. */
+    usleep(SPLIT_PAUSE_US);
+    cli_read_chunked(f, c, 0, 0, 0);
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_stream_long_chunked_answer_is_byte_exact_and_keeps_alive(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_long);
+    assert_int_equal(f->begin_rc, 0);
+    assert_int_equal(f->nresp, 2);
+    assert_int_equal(resp_status(f, 0), 200);
+    assert_true(resp_has(f, 0, "Transfer-Encoding: chunked"));
+    assert_true(resp_has(f, 0, "Content-Type: application/octet-stream"));
+    assert_true(resp_has(f, 0, "X-Test: 1"));
+    assert_null(strcasestr(f->resp[0], "content-length"));
+    assert_false(resp_has(f, 0, "Connection: close"));
+    assert_int_equal(f->sbody[0], STREAM_TOTAL);
+    assert_int_equal(f->sdone[0], 1);
+    assert_string_equal(resp_body(f, 1), "path=/after body=0");
+    assert_int_equal(f->ends, 1);
+    assert_int_equal(f->gone_calls, 0);
+    /* The producer waited for the client, and was woken. */
+    assert_true(f->drained_calls > 0);
+    assert_true(f->max_unsent < SS_HTTP_STREAM_LOW_WATER + PIECE_MAX + 16);
+    /* Accounted once per answer, the stream's bytes included. */
+    assert_int_equal(f->accounted, 2);
+    assert_true(f->account_out > STREAM_TOTAL);
+    assert_string_equal(f->events, "req/stream;begin0;end;req/after;resp/after;stop;done;");
+}
+
+/* A client that stops reading: what the stream holds unsent stays at the
+ * low water (the producer waits), and the send stall cuts the connection. */
+static void cli_stream_unread(fixture *f)
+{
+    cli *c = cli_new(f);
+    int small = 4096;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cli_sends(c, "GET /stream-endless HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(6 * SHORT_TIMEOUT_MS * 1000);
+    f->eof[0] = http_server_connections(f->srv) == 0 ? 1 : 0;
+    cli_free(c);
+}
+
+static void test_stream_to_a_client_that_stops_reading_is_bounded_then_cut(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_unread);
+    assert_int_equal(f->begin_rc, 0);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->gone_calls, 1);
+    assert_int_equal(f->ends, 1);
+    assert_true(f->max_unsent >= SS_HTTP_STREAM_LOW_WATER);
+    assert_true(f->max_unsent < SS_HTTP_STREAM_LOW_WATER + PIECE_MAX + 16);
+    /* Only what the socket buffers took was produced. */
+    assert_true(f->sent < 16u * 1024u * 1024u);
+    assert_string_equal(f->events, "req/stream-endless;begin0;gone;end;stop;done;");
+}
+
+/* A client that goes mid-stream: `gone` runs once, the producer ends. */
+static void cli_stream_leave(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stream-endless HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_chunked(f, c, 0, 0, 300000);
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "GET /stream-endless HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_chunked(f, c, 1, 0, 100000);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    cli_free(c);
+    /* The server sees the reset; then it is idle again. */
+    for (int i = 0; i < 2000 && http_server_connections(f->srv) > 0; i++)
+        usleep(1000);
+    f->eof[0] = http_server_connections(f->srv) == 0;
+}
+
+static void test_stream_client_leaving_midway_calls_gone_once(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_leave);
+    assert_true(f->sbody[0] >= 300000);
+    assert_true(f->sbody[1] >= 100000);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->gone_calls, 2);
+    assert_int_equal(f->ends, 2);
+    assert_string_equal(f->events, "req/stream-endless;begin0;gone;end;"
+                                   "req/stream-endless;begin0;gone;end;stop;done;");
+}
+
+/* Stopping the server during an endless stream: `gone`, the producer ends,
+ * the client gets the last chunk and the close, and the stop completes. */
+static void cli_stream_stop(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stream-endless HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_chunked(f, c, 0, 0, 100000);
+    cli *s = cli_new(f);
+    cli_sends(s, "GET /stop-now HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, s);
+    cli_free(s);
+    cli_read_chunked(f, c, 1, (size_t)f->sbody[0], 0);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_stream_server_stop_ends_an_endless_stream(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_stop);
+    assert_int_equal(f->gone_calls, 1);
+    assert_int_equal(f->ends, 1);
+    assert_int_equal(f->sdone[1], 1);
+    assert_int_equal(f->eof[0], 1);
+    assert_string_equal(f->events, "req/stream-endless;begin0;req/stop-now;resp/stop-now;stop;"
+                                   "gone;end;done;");
+}
+
+/* A revocation (http_request_close) cuts the stream: `gone` once, EOF. */
+static void cli_stream_revoke(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stream-revoke HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_chunked(f, c, 0, 0, 0);
+    cli_free(c);
+}
+
+static void test_stream_revoked_request_calls_gone_and_closes(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_revoke);
+    assert_int_equal(f->gone_calls, 1);
+    assert_int_equal(f->ends, 1);
+    assert_int_equal(f->sbody[0], -1);  /* cut: no last chunk */
+    assert_int_equal(f->sdone[0], 0);
+    assert_string_equal(f->events, "req/stream-revoke;begin0;gone;end;stop;done;");
+}
+
+/* HEAD gets the head alone and the connection goes on; HTTP/1.0 gets the
+ * body unframed and the close ends it. */
+static void cli_stream_head_and_10(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "GET /stream HTTP/1.0\r\n\r\n");
+    cli_read_resp(f, c);
+    size_t at = 0;
+    int n;
+    while ((n = cli_fill(c)) > 0 || c->len) {
+        if (cli_check(c, c->len, &at)) {
+            at = 0;
+            break;
+        }
+        if (n <= 0)
+            break;
+    }
+    f->sbody[0] = (long)at;
+    f->eof[0] = n == 0;
+    cli_free(c);
+}
+
+static void test_stream_head_gets_no_body_and_http10_is_close_delimited(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_head_and_10);
+    assert_int_equal(f->nresp, 3);
+    assert_true(resp_has(f, 0, "Transfer-Encoding: chunked"));
+    assert_string_equal(resp_body(f, 0), "");
+    assert_string_equal(resp_body(f, 1), "path=/next body=0");
+    assert_int_equal(resp_status(f, 2), 200);
+    assert_false(resp_has(f, 2, "Transfer-Encoding: chunked"));
+    assert_true(resp_has(f, 2, "Connection: close"));
+    assert_int_equal(f->sbody[0], STREAM_TOTAL);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->ends, 2);
+    assert_int_equal(f->gone_calls, 0);
+}
+
 int main(void)
 {
+    /* As the server does: a write to a peer that reset fails, not kills. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_text),
         cmocka_unit_test(test_start_refuses_bad_address_and_address_in_use),
@@ -1659,6 +2072,18 @@ int main(void)
             test_stop_lets_in_flight_request_finish_then_calls_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections_counts_open_connections, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stream_long_chunked_answer_is_byte_exact_and_keeps_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stream_to_a_client_that_stops_reading_is_bounded_then_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_client_leaving_midway_calls_gone_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_server_stop_ends_an_endless_stream, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_revoked_request_calls_gone_and_closes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stream_head_gets_no_body_and_http10_is_close_delimited, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
