@@ -166,7 +166,8 @@ static int cmp_device(const void *a, const void *b)
 
 int export_text_sort_devices(export_text *t)
 {
-    qsort(t->devices, t->n_devices, sizeof *t->devices, cmp_device);
+    if (t->n_devices > 1)
+        qsort(t->devices, t->n_devices, sizeof *t->devices, cmp_device);
     free(t->ids);
     t->ids = malloc((t->n_devices ? t->n_devices : 1) * sizeof *t->ids);
     if (!t->ids)
