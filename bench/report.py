@@ -16,6 +16,7 @@ import os
 import sys
 
 import mqtt_report  # benchmark 9, bench/mqtt_report.py
+import export_report  # benchmark 10, bench/export_report.py
 
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
@@ -127,7 +128,7 @@ def targets(recs):
         b, p = num(idle, "bytes_per_conn"), num(peer, "bytes_per_conn")
         out.append(("idle: sensorspace bytes per HTTPS connection", f"{b:.0f} B",
                     f"<= nginx-1 ({p:.0f} B)", b <= p and idle.get("ok") == "1"))
-    return out + mqtt_report.targets(recs)
+    return out + mqtt_report.targets(recs) + export_report.targets(recs)
 
 
 # The figures measured on the baseline revision too: (bench, key, unit).
@@ -477,6 +478,7 @@ def render(a, recs):
         wire_section(recs),
         acct_section(recs, a.profiles),
         mqtt_report.section(recs),
+        export_report.section(recs),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -512,7 +514,7 @@ def main():
     # The tables on stdout, for whoever ran `make bench`.
     for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
                     tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles),
-                    mqtt_report.section(recs)):
+                    mqtt_report.section(recs), export_report.section(recs)):
         if section:
             sys.stdout.write(section + "\n")
 

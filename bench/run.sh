@@ -23,8 +23,9 @@
 #   BENCH_ACCT_REQUESTS=20000  single-reading requests profiled under callgrind (8)
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
-#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt"   which benchmarks to run
+#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt export"   which benchmarks to run
 #   BENCH_MQTT_*               the MQTT benchmark's knobs (9; bench/mqtt.sh)
+#   BENCH_EXPORT_*             the export benchmark's knobs (10; bench/export.sh)
 #   BENCH_BASELINE=REV         also run one reading per request (1) and TCP ingest (5)
 #                              on the server of git revision REV (built from `git
 #                              archive`), side by side in every round: an A/B.
@@ -65,7 +66,7 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 # A readings-per-day quota far above what a run stores: accounting and quotas
 # are always on, and with a limit set every message takes the quota check.
 QUOTA=1000000000
-ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt"}
+ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt export"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
 # The revision the A/B compares with: the first word of bench/BASELINE's
 # first line that is not a comment, unless BENCH_BASELINE is set.
@@ -244,6 +245,10 @@ ss_count() {
 # ---- benchmark 9: MQTT, sensorspace's broker against mosquitto ---------------
 
 . "$HERE/mqtt.sh"
+
+# ---- benchmark 10: export, against influxdb ---------------------------------
+
+. "$HERE/export.sh"
 
 # ---- nginx -------------------------------------------------------------------
 
@@ -630,6 +635,7 @@ want devices && devices_run
 want wire && wire_run
 want acct && acct_run
 want mqtt && mqtt_run
+want export && export_run
 
 # CPU time stolen by the hypervisor and spent idle over the run: a noisy
 # neighbour shows up here rather than as a mystery in the numbers.
