@@ -388,3 +388,32 @@ def test_head_gets_the_head_alone(srv, admin, small):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/x-ndjson")
     assert r.content == b""
+
+
+def test_exports_not_read_hold_no_worker(srv, admin, big):
+    """Exports whose clients read nothing hold no worker and no share of
+    their org: the org's data queries (and anyone's) are answered at once
+    meanwhile."""
+    key = admin.post("/api/v1/orgs/%s/apikeys" % big["org"]["id"], json={"name": "q", "scopes": ["data:read"]})
+    assert key.status_code == 201, key.text
+    stuck = [raw_export(srv, admin, big["org"], rcvbuf=1024) for _ in range(4)]
+    for s in stuck:
+        assert s.recv(64).startswith(b"HTTP/1.1 200")
+    time.sleep(0.3)
+    dev = big["devices"][0]["id"]
+    t0 = time.monotonic()
+    for _ in range(6):
+        r = requests.get(srv.http + "/api/v1/devices/%s/data?channel=c1&limit=100" % dev, timeout=10,
+                         headers={"Authorization": "Bearer " + key.json()["key"]})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["series"]["c1"]) == 100
+    assert time.monotonic() - t0 < 5
+    for s in stuck:
+        s.close()
+
+
+def test_export_over_https(srv, admin, small):
+    r = requests.get(srv.https + "/api/v1/orgs/%s/export?format=ndjson&channel=c2" % small["org"]["id"],
+                     headers=dict(admin.s.headers, **IDENTITY), verify=srv.cert, timeout=60)
+    assert r.status_code == 200, r.text
+    assert check_rows(small, ndjson_rows(r.text)) == 3 * 500
