@@ -45,6 +45,10 @@
  * the upper levels of the readings b-tree and the series table; a handful of
  * connections stay well under 100 MiB. */
 #define STORE_CACHE_KIB 16384
+/* Page cache of a connection while it reads an export page: a scan reads
+ * each page of readings once, so a few hundred pages (the b-trees' upper
+ * levels and the page being read) are all it uses. */
+#define STORE_EXPORT_CACHE_KIB 1024
 /* The org tree walks of the SQL stop where every other does. */
 #define STORE_ORG_DEPTH_MAX SS_ORG_DEPTH_MAX
 /* Series cache slots per writing connection; a power of two so the hash is

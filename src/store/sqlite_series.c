@@ -983,6 +983,39 @@ static int export_device(export_page *p, size_t device)
     return sq_rows_end(p->c, STMT_EXPORT_SERIES, rc);
 }
 
+/* The devices from the cursor's on, until a budget is spent. */
+static int export_devices(export_page *p)
+{
+    const store_export_scan *s = p->s;
+    store_export_cursor *cur = p->cur;
+    for (size_t d = export_first_device(s, cur->device_id); d < s->n_devices; d++) {
+        if (strcmp(s->device_ids[d], cur->device_id) != 0) {
+            snprintf(cur->device_id, sizeof cur->device_id, "%s", s->device_ids[d]);
+            cur->channel[0] = '\0';
+            cur->ts = s->from;
+        }
+        int err = export_device(p, d);
+        if (err || p->full)
+            return err;
+    }
+    cur->done = 1;
+    return SS_OK;
+}
+
+/* An export reads each page of readings once, so a large cache is of no
+ * use to it; and since its pages land on whichever pooled connection is
+ * free, filling caches would soon leave every connection holding
+ * STORE_CACHE_KIB of one scan. A page reads with a small cache, and the
+ * connection gets its own size back after (what it held is read again,
+ * from the OS's cache, when next needed). */
+static int export_cache_size(sq_conn *c, int small)
+{
+    const char *sql = small ? "PRAGMA cache_size = -" STR(STORE_EXPORT_CACHE_KIB)
+                            : "PRAGMA cache_size = -" STR(STORE_CACHE_KIB);
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SS_OK : sq_err(c, rc, "export cache_size");
+}
+
 static int sq_export_page(store_engine_conn *ec, const store_export_scan *s,
                           store_export_cursor *cur, store_export_cb cb, void *ctx)
 {
@@ -993,18 +1026,11 @@ static int sq_export_page(store_engine_conn *ec, const store_export_scan *s,
         cur->done = 1;
         return SS_OK;
     }
-    for (size_t d = export_first_device(s, cur->device_id); d < s->n_devices; d++) {
-        if (strcmp(s->device_ids[d], cur->device_id) != 0) {
-            snprintf(cur->device_id, sizeof cur->device_id, "%s", s->device_ids[d]);
-            cur->channel[0] = '\0';
-            cur->ts = s->from;
-        }
-        int err = export_device(&p, d);
-        if (err || p.full)
-            return err;
-    }
-    cur->done = 1;
-    return SS_OK;
+    int err = export_cache_size(p.c, 1);
+    if (!err)
+        err = export_devices(&p);
+    int restored = export_cache_size(p.c, 0);
+    return err ? err : restored;
 }
 
 /* ---- the table ---------------------------------------------------------------- */
