@@ -222,6 +222,12 @@
  * thread deletes them this many per transaction (about 10-30 ms of write
  * lock), so ingest commits interleave with even a purge of millions. */
 #define SS_PURGE_CHUNK_ROWS 10000u
+/* DELETE .../data deletes a range in steps of this many readings, each its
+ * own transaction, pausing between them as the purge does (at least
+ * SS_PURGE_PAUSE_MS, and as long as the step held the write lock): a
+ * delete of millions never holds the writer for more than one purge chunk's
+ * time, whatever it costs in total. */
+#define SS_DATA_DELETE_CHUNK_ROWS SS_PURGE_CHUNK_ROWS
 /* The purge sleeps at least this long (and at least as long as the last
  * chunk took) between chunks: longer than SQLite's busy-wait steps, so a
  * commit waiting for the write lock gets it in the gap. */

@@ -87,6 +87,10 @@ typedef struct api_req_acct {
     char ended_login[SS_ID_LEN + 1];
     char ended_user[SS_ID_LEN + 1];
     int ended_user_keeps_own;
+    /* An API key posting as the device `id` (POST /api/v1/data): the
+     * readings count under the device, the connection is watched under
+     * the key, whose revocation closes it. "" for none. */
+    char via_key[SS_ID_LEN + 1];
 } api_req_acct;
 
 /* Makes the connection's API state when a request that will note who it is

@@ -236,6 +236,7 @@ void api_device_rotate(api_call *call);
 void api_device_channels(api_call *call);
 void api_device_latest(api_call *call);
 void api_device_data(api_call *call);
+void api_device_data_delete(api_call *call);
 void api_healthz(api_call *call);
 void api_me_password(api_call *call);
 void api_me_sessions(api_call *call);

@@ -67,6 +67,7 @@ static const route routes[] = {
     {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
     /* Streamed from the loop once checked (api_hand_over). */
     {HTTP_GET, "/api/v1/orgs/{}/export", api_export, API_HEAVY},
+    {HTTP_DELETE, "/api/v1/devices/{}/data", api_device_data_delete, API_HEAVY},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 /* Room for an Allow list: a path has at most a handful of methods. */

@@ -295,6 +295,16 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(RANGE_SERIES, "SELECT id, last_ts FROM series WHERE device_id = ?1"                \
+                    " AND (?2 IS NULL OR channel = ?2) ORDER BY channel")                \
+    X(RANGE_BOUND, "SELECT ts FROM readings WHERE series_id = ?1"                        \
+                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1 OFFSET ?4")            \
+    X(RANGE_DELETE, "DELETE FROM readings WHERE series_id = ?1"                          \
+                    " AND ts >= ?2 AND ts < ?3")                                         \
+    X(SERIES_NEWEST, "SELECT ts, value FROM readings WHERE series_id = ?1"               \
+                     " ORDER BY ts DESC LIMIT 1")                                        \
+    X(SERIES_RESET_LAST, "UPDATE series SET last_ts = ?2, last_value = ?3 WHERE id = ?1") \
+    X(SERIES_DELETE, "DELETE FROM series WHERE id = ?1")                                 \
     X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?2,"                    \
                          " readings = readings + ?3 WHERE id = ?1")                      \
     X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \

@@ -1033,6 +1033,156 @@ static int sq_export_page(store_engine_conn *ec, const store_export_scan *s,
     return err ? err : restored;
 }
 
+/* ---- deletion of a range ------------------------------------------------------------ */
+
+typedef struct range_series {
+    int64_t id;
+    int64_t last_ts;
+} range_series;
+
+/* Appends one series to a list grown by doubling. */
+static int range_list_add(range_series **list, size_t *n, size_t *cap, int64_t id,
+                          int64_t last_ts)
+{
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 16;
+        range_series *grown = realloc(*list, grown_cap * sizeof *grown);
+        if (!grown)
+            return SS_NOMEM;
+        *list = grown;
+        *cap = grown_cap;
+    }
+    (*list)[(*n)++] = (range_series){id, last_ts};
+    return SS_OK;
+}
+
+/* The series the range covers, read whole before any is changed (a series
+ * row may be deleted on the way). OUT *list: the caller frees it. */
+static int range_series_list(sq_conn *c, const store_range *r, range_series **list, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    *list = NULL;
+    *n = 0;
+    int err = sq_stmt_get(c, STMT_RANGE_SERIES, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, r->device_id) |
+             (r->channel ? sq_bind_text(st, 2, r->channel) : sqlite3_bind_null(st, 2));
+    err = sq_bind_check(c, STMT_RANGE_SERIES, rc);
+    size_t cap = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = range_list_add(list, n, &cap, sqlite3_column_int64(st, 0),
+                             sqlite3_column_int64(st, 1));
+    if (err) {
+        sqlite3_reset(st);
+        return err;
+    }
+    return sq_rows_end(c, STMT_RANGE_SERIES, rc);
+}
+
+/* Binds ?1 the series, ?2 and ?3 a time range. */
+static int range_bind(sq_conn *c, stmt_id id, int64_t series_id, int64_t from, int64_t to,
+                      sqlite3_stmt **st)
+{
+    int err = sq_stmt_get(c, id, st);
+    if (err)
+        return err;
+    return sq_bind_check(c, id,
+                         sqlite3_bind_int64(*st, 1, series_id) | sqlite3_bind_int64(*st, 2, from) |
+                             sqlite3_bind_int64(*st, 3, to));
+}
+
+/* Deletes up to `budget` readings of one series in [from, to), oldest
+ * first. OUT deleted. */
+static int range_series_chunk(sq_conn *c, int64_t series_id, const store_range *r,
+                              size_t budget, size_t *deleted)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t end = r->to;
+    /* The ts of the first reading past the budget: the chunk ends there. */
+    int err = range_bind(c, STMT_RANGE_BOUND, series_id, r->from, r->to, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_RANGE_BOUND, sqlite3_bind_int64(st, 4, sq_limit_i64(budget)));
+    if (!err)
+        err = sq_step_int64(c, STMT_RANGE_BOUND, &end);
+    if (err && err != SS_NOT_FOUND)
+        return err;
+    err = range_bind(c, STMT_RANGE_DELETE, series_id, r->from, end, &st);
+    if (!err)
+        err = sq_step_done(c, STMT_RANGE_DELETE);
+    if (!err)
+        *deleted = (size_t)sqlite3_changes(c->db);
+    return err;
+}
+
+/* The series' newest remaining reading becomes its latest; with none left
+ * the series goes. Inside the write lock: its id may sit in a writer's
+ * series cache, so the generation moves (see store.device_generation). */
+static int range_series_reset(sq_conn *c, int64_t series_id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_get(c, STMT_SERIES_NEWEST, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_SERIES_NEWEST, sqlite3_bind_int64(st, 1, series_id));
+    if (!err)
+        err = sq_step_row(c, STMT_SERIES_NEWEST);
+    if (err == SS_NOT_FOUND) {
+        sqlite3_reset(st);
+        atomic_fetch_add(&c->owner->device_generation, 1);
+        err = sq_stmt_get(c, STMT_SERIES_DELETE, &st);
+        if (!err)
+            err = sq_bind_check(c, STMT_SERIES_DELETE, sqlite3_bind_int64(st, 1, series_id));
+        return err ? err : sq_step_done(c, STMT_SERIES_DELETE);
+    }
+    if (err)
+        return err;
+    int64_t ts = sqlite3_column_int64(st, 0);
+    double value = sqlite3_column_double(st, 1);
+    sqlite3_reset(st);
+    err = sq_stmt_get(c, STMT_SERIES_RESET_LAST, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_SERIES_RESET_LAST,
+                            sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, ts) |
+                                sqlite3_bind_double(st, 3, value));
+    return err ? err : sq_step_done(c, STMT_SERIES_RESET_LAST);
+}
+
+static int range_rows(sq_conn *c, const store_range *r, size_t max_rows, size_t *deleted)
+{
+    range_series *list = NULL;
+    size_t n = 0;
+    int err = range_series_list(c, r, &list, &n);
+    for (size_t i = 0; !err && i < n && *deleted < max_rows; i++) {
+        size_t k = 0;
+        err = range_series_chunk(c, list[i].id, r, max_rows - *deleted, &k);
+        *deleted += k;
+        /* Only a series whose newest reading lay in the range lost it. */
+        if (!err && k > 0 && list[i].last_ts >= r->from && list[i].last_ts < r->to)
+            err = range_series_reset(c, list[i].id);
+    }
+    free(list);
+    return err;
+}
+
+static int sq_delete_readings(store_engine_conn *ec, const store_range *r, size_t max_rows,
+                              size_t *deleted, int *more)
+{
+    sq_conn *c = sq_conn_of(ec);
+    *deleted = 0;
+    *more = 0;
+    if (!r || !r->device_id || max_rows == 0 || r->from >= r->to)
+        return SS_INVAL;
+    int err = sq_tx_begin(c);
+    if (err)
+        return err;
+    err = sq_tx_end(c, range_rows(c, r, max_rows, deleted));
+    if (err)
+        *deleted = 0;
+    /* A step that used its whole budget may have left some. */
+    *more = !err && *deleted == max_rows;
+    return err;
+}
+
 /* ---- the table ---------------------------------------------------------------- */
 
 const store_series_table sq_series_table = {
@@ -1046,4 +1196,5 @@ const store_series_table sq_series_table = {
     .query_points = sq_query_points,
     .query_buckets = sq_query_buckets,
     .export_page = sq_export_page,
+    .delete_readings = sq_delete_readings,
 };

@@ -335,6 +335,12 @@ int store_export_page(store_conn *c, const store_export_scan *s, store_export_cu
     return c->series->export_page(c->ser, s, cur, cb, ctx);
 }
 
+int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, size_t *deleted,
+                          int *more)
+{
+    return c->series->delete_readings(c->ser, r, max_rows, deleted, more);
+}
+
 /* ---- usage and session records ----------------------------------------------- */
 
 int store_usage_add(store_conn *c, const store_usage *deltas, size_t n)

@@ -165,6 +165,28 @@ typedef int (*store_export_cb)(void *ctx, const store_export_row *row);
 int store_export_page(store_conn *c, const store_export_scan *s, store_export_cursor *cur,
                       store_export_cb cb, void *ctx);
 
+/* ---- deletion of readings ---------------------------------------------- */
+
+typedef struct store_range {
+    const char *device_id;
+    const char *channel;    /* NULL: every channel of the device */
+    int64_t from;           /* inclusive, ms */
+    int64_t to;             /* exclusive, ms */
+} store_range;
+
+/* Deletes at most max_rows readings of the range in one transaction (series
+ * by series in channel order, oldest first), so that a delete of millions
+ * runs as many short steps between which ingest commits take the writer.
+ * Each series a step deleted from keeps its newest remaining reading as its
+ * latest; a series left with no reading leaves every answer (channels,
+ * latest), and a later write starts it anew. Usage already counted stays:
+ * it is history. OUT deleted: readings this step deleted; more: 1 while
+ * readings of the range may remain (call again), 0 once none does. A
+ * device or channel with no series deletes nothing and is no error.
+ * SS_INVAL when max_rows is 0 or from >= to. */
+int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, size_t *deleted,
+                          int *more);
+
 /* ---- the engine's table ------------------------------------------------ */
 
 /* What an engine that keeps readings provides: one entry per store_*
@@ -194,6 +216,9 @@ int store_export_page(store_conn *c, const store_export_scan *s, store_export_cu
  * - Full disk: a write that meets no room fails with SS_FULL and leaves
  *   nothing behind, reads go on being served, and the engine's `full`
  *   state (store_full) stays set until a write succeeds.
+ * - Deletion of a range: each delete_readings step is one transaction of at
+ *   most max_rows readings; what a step deleted leaves every answer at
+ *   once, latest included (the newest remaining reading, or no channel).
  * - Purge resumable: deleted devices' series vanish from every answer at
  *   once; their readings go in bounded purge_step chunks, each its own
  *   transaction, so a purge cut by a crash or a restart resumes where it
@@ -229,6 +254,8 @@ typedef struct store_series_table {
                          store_point_cb cb, void *ctx);
     int (*export_page)(store_engine_conn *c, const store_export_scan *s, store_export_cursor *cur,
                        store_export_cb cb, void *ctx);
+    int (*delete_readings)(store_engine_conn *c, const store_range *r, size_t max_rows,
+                           size_t *deleted, int *more);
 } store_series_table;
 
 #endif

@@ -1997,6 +1997,119 @@ static void test_deleted_device_is_purged_in_steps(void **state)
     free(k);
 }
 
+/* Deletes [from, to) to its end in steps of `step`; OUT the steps taken. */
+static size_t delete_all(store_conn *c, const char *channel, int64_t from, int64_t to,
+                         size_t step, size_t *steps)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_range r = {.device_id = id, .channel = channel, .from = from, .to = to};
+    size_t total = 0;
+    int more = 1;
+    *steps = 0;
+    while (more) {
+        size_t deleted = 0;
+        assert_int_equal(store_delete_readings(c, &r, step, &deleted, &more), SS_OK);
+        assert_true(deleted <= step);
+        total += deleted;
+        assert_true(++*steps < 100);
+    }
+    return total;
+}
+
+static collect *points_of(store_conn *c, const char *channel)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_query q = {.device_id = id, .channel = channel, .from = BASE, .to = BASE + 3600000,
+                     .limit = 1000};
+    collect *k = collect_new();
+    assert_int_equal(store_query_points(c, &q, point_cb, k), SS_OK);
+    return k;
+}
+
+/* A range deleted in bounded steps leaves nothing inside it and all outside
+ * it, of the channel named or of all; latest becomes the newest remaining
+ * reading, and a series emptied leaves the channel list. */
+static void test_delete_range_in_steps_keeps_outside_and_latest(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { N = 40 };
+    ss_reading rs[2 * N];
+    for (int i = 0; i < N; i++) {
+        rs[2 * i] = rd("a", BASE + i * 1000, i);
+        rs[2 * i + 1] = rd("b", BASE + i * 1000, 100 + i);
+    }
+    assert_int_equal(write_one(f->c, 1, rs, 2 * N), SS_OK);
+
+    /* Channel a only, [10 s, 40 s): its newest (39 s) goes; 9 s is latest. */
+    size_t steps = 0;
+    assert_int_equal(delete_all(f->c, "a", BASE + 10000, BASE + 40000, 7, &steps), N - 10);
+    assert_true(steps >= (N - 10) / 7);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_string_equal(k->ch[0].name, "a");
+    assert_int_equal(k->ch[0].count, 10);
+    assert_int_equal(k->ch[0].last_ts, BASE + 9000);
+    assert_true(k->ch[0].last_value == 9);
+    assert_int_equal(k->ch[1].count, N);
+    assert_int_equal(k->ch[1].last_ts, BASE + (N - 1) * 1000);
+    free(k);
+
+    /* Every channel, [5 s, 20 s): both lose 5..9, b also 10..19; its
+     * latest stays (outside the range). */
+    assert_int_equal(delete_all(f->c, NULL, BASE + 5000, BASE + 20000, 4, &steps), 5 + 15);
+    k = points_of(f->c, "a");
+    assert_int_equal(k->n, 5);
+    assert_int_equal(k->ts[4], BASE + 4000);
+    free(k);
+    k = points_of(f->c, "b");
+    assert_int_equal(k->n, N - 15);
+    assert_int_equal(k->ts[4], BASE + 4000);
+    assert_int_equal(k->ts[5], BASE + 20000);
+    free(k);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->ch[0].count, 5);
+    assert_int_equal(k->ch[1].count, N - 15);
+    assert_int_equal(k->ch[1].last_ts, BASE + (N - 1) * 1000);
+    free(k);
+
+    /* A range with nothing in it, an unknown channel: nothing, no error. */
+    assert_int_equal(delete_all(f->c, NULL, BASE + 5000, BASE + 20000, 4, &steps), 0);
+    assert_int_equal(steps, 1);
+    assert_int_equal(delete_all(f->c, "zz", BASE, BASE + N * 1000, 4, &steps), 0);
+
+    /* Emptied: channel a leaves the list, b is whole again after a write. */
+    assert_int_equal(delete_all(f->c, "a", BASE, BASE + N * 1000, 3, &steps), 5);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_string_equal(k->ch[0].name, "b");
+    free(k);
+    ss_reading again = rd("a", BASE + 500, 7);
+    assert_int_equal(write_one(f->c, 1, &again, 1), SS_OK);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 500);
+    free(k);
+    k = points_of(f->c, "a");
+    assert_int_equal(k->n, 1);
+    free(k);
+
+    /* Bad arguments. */
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_range bad = {.device_id = id, .from = BASE, .to = BASE};
+    size_t deleted = 9;
+    int more = 9;
+    assert_int_equal(store_delete_readings(f->c, &bad, 10, &deleted, &more), SS_INVAL);
+    bad.to = BASE + 1;
+    assert_int_equal(store_delete_readings(f->c, &bad, 0, &deleted, &more), SS_INVAL);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(more, 0);
+}
+
 /* Paging a range by moving `from` past the last ts seen returns every
  * point once, in order. */
 static void test_points_paged_by_from_return_each_once(void **state)
@@ -2856,6 +2969,7 @@ int main(void)
         T(test_usage_is_committed_with_the_readings),
         T(test_session_record_is_committed_with_the_readings),
         T(test_deleted_device_is_purged_in_steps),
+        T(test_delete_range_in_steps_keeps_outside_and_latest),
         T(test_points_paged_by_from_return_each_once),
         T(test_export_pages_return_each_reading_once_in_order),
         T(test_export_filters_channels_devices_and_range),
