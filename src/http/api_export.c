@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/reading.h"
 #include "http/api_call.h"
+#include "http/api_params.h"
 #include "http/export_text.h"
 
 #include <http_parser.h>
@@ -26,19 +27,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room for one query parameter of a single value. */
-#define EXPORT_PARAM_MAX 64
 /* Room for device=a,b,…: SS_EXPORT_DEVICES_MAX ids and commas. */
 #define EXPORT_DEVICE_LIST_MAX (SS_EXPORT_DEVICES_MAX * (SS_ID_LEN + 1))
-/* Channels one export may name, as a data query may. */
-#define EXPORT_CHANNELS_MAX 32
-#define EXPORT_CHANNEL_LIST_MAX (EXPORT_CHANNELS_MAX * (SS_CHANNEL_MAX + 1))
 /* How long a page waits before asking again for its org's share of
  * heavy requests, when the org runs as many as it may: a few pages'
  * time, so a waiting export costs the loop next to nothing. */
 #define EXPORT_BUSY_RETRY_MS 20
 
 static const char *const export_params[] = {"from", "to", "format", "device", "channel"};
+static const char *const export_formats[] = {[EXPORT_CSV] = "csv", [EXPORT_NDJSON] = "ndjson"};
+static const char device_list_message[] =
+    "device is a comma-separated list of up to 256 device ids";
 
 typedef struct export_job {
     uv_work_t work;
@@ -50,8 +49,7 @@ typedef struct export_job {
     export_text text;  /* the devices, the format, the gzip state */
     store_export_scan scan;
     store_export_cursor cursor;
-    char *channel_list;             /* the names the scan's channels point into */
-    const char **channel_ptrs;
+    api_channels channels;  /* the names the scan's channels point into */
     /* A page's text: the worker's while in_work, then the loop's until
      * handed to the connection. */
     ss_buf page;
@@ -66,64 +64,20 @@ typedef struct export_job {
 
 /* ---- parameters (worker) -------------------------------------------------- */
 
-/* SPEC §2: an unknown parameter is a 400 that names it, so a typo like
- * `chanel=` never exports everything. */
-static int check_param_names(api_call *call)
-{
-    const char *q = call->req->query;
-    while (*q) {
-        size_t len = strcspn(q, "&"), name_len = strcspn(q, "=&");
-        int known = 0;
-        for (size_t i = 0; i < sizeof export_params / sizeof export_params[0]; i++)
-            known |= strlen(export_params[i]) == name_len && !strncmp(q, export_params[i], name_len);
-        if (!known && name_len > 0) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "unknown query parameter: %.*s", (int)(name_len > 48 ? 48 : name_len), q);
-            api_reply_error(call, 400, "bad_request", msg);
-            return 1;
-        }
-        q += len + (q[len] == '&');
-    }
-    return 0;
-}
-
-/* A time parameter (ms or RFC 3339, as a data query takes it); *out
- * unchanged when absent. */
-static int param_time(api_call *call, const char *name, int64_t *out)
-{
-    char text[EXPORT_PARAM_MAX];
-    int rc = http_query_get(call->req, name, text, sizeof text);
-    if (rc == 0)
-        return 0;
-    if (rc < 0 || clock_parse_time(text, out)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s must be ms since the epoch or RFC 3339", name);
-        api_reply_error(call, 400, "bad_request", msg);
-        return 1;
-    }
-    return 0;
-}
-
 static int param_format(api_call *call, export_format *out)
 {
-    char text[EXPORT_PARAM_MAX];
-    int rc = http_query_get(call->req, "format", text, sizeof text);
-    *out = EXPORT_CSV;
-    if (rc == 0 || (rc > 0 && strcmp(text, "csv") == 0))
-        return 0;
-    if (rc > 0 && strcmp(text, "ndjson") == 0) {
-        *out = EXPORT_NDJSON;
-        return 0;
-    }
-    api_reply_error(call, 400, "bad_request", "format is csv or ndjson");
-    return 1;
+    int format = EXPORT_CSV;
+    if (api_param_choice(call, "format", export_formats, 2, &format, "format is csv or ndjson"))
+        return 1;
+    *out = (export_format)format;
+    return 0;
 }
 
 static int param_range(api_call *call, store_export_scan *s)
 {
     s->from = 0;
     s->to = call->now_ms + SS_TS_FUTURE_MAX_MS + 1;
-    if (param_time(call, "from", &s->from) || param_time(call, "to", &s->to))
+    if (api_param_time(call, "from", &s->from, NULL) || api_param_time(call, "to", &s->to, NULL))
         return 1;
     if (s->to < s->from) {
         api_reply_error(call, 400, "bad_request", "to must not be before from");
@@ -137,9 +91,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Sorts names and drops repeats: the store's scan takes them so. Returns
+ * how many are kept. */
+static size_t sort_names(const char **names, size_t n)
+{
+    qsort(names, n, sizeof *names, cmp_str);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kept == 0 || strcmp(names[kept - 1], names[i]) != 0)
+            names[kept++] = names[i];
+    return kept;
+}
+
 /* Splits a comma-separated list in place into names, sorted, repeats
- * dropped. Returns the count, or -1 when a name is empty or there are
- * more than max. */
+ * dropped. Returns the count, or -1 when there are more than max. */
 static int split_list(char *list, const char **names, size_t max)
 {
     size_t n = 0;
@@ -149,36 +114,17 @@ static int split_list(char *list, const char **names, size_t max)
             return -1;
         names[n++] = name;
     }
-    qsort(names, n, sizeof *names, cmp_str);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        if (kept == 0 || strcmp(names[kept - 1], names[i]) != 0)
-            names[kept++] = names[i];
-    return (int)kept;
+    return (int)sort_names(names, n);
 }
 
+/* channel=a,b as a data query takes it; none named: every channel. */
 static int param_channels(api_call *call, export_job *ex)
 {
-    static const char *const msg = "channel is a comma-separated list of up to 32 channel names";
-    ex->channel_list = malloc(EXPORT_CHANNEL_LIST_MAX);
-    ex->channel_ptrs = malloc(EXPORT_CHANNELS_MAX * sizeof *ex->channel_ptrs);
-    if (!ex->channel_list || !ex->channel_ptrs) {
-        api_reply_error(call, 503, "overloaded", "the server is out of memory");
+    if (api_param_channels(call, &ex->channels))
         return 1;
-    }
-    int rc = http_query_get(call->req, "channel", ex->channel_list, EXPORT_CHANNEL_LIST_MAX);
-    if (rc == 0)
-        return 0;
-    int n = rc < 0 ? -1 : split_list(ex->channel_list, ex->channel_ptrs, EXPORT_CHANNELS_MAX);
-    for (int i = 0; i < n; i++)
-        if (!reading_channel_valid(ex->channel_ptrs[i], strlen(ex->channel_ptrs[i])))
-            n = -1;
-    if (n <= 0) {
-        api_reply_error(call, 400, "bad_request", msg);
-        return 1;
-    }
-    ex->scan.channels = ex->channel_ptrs;
-    ex->scan.n_channels = (size_t)n;
+    ex->channels.n = sort_names(ex->channels.names, ex->channels.n);
+    ex->scan.channels = ex->channels.names;
+    ex->scan.n_channels = ex->channels.n;
     return 0;
 }
 
@@ -198,8 +144,7 @@ static int named_devices(api_call *call, export_job *ex, char *list)
     int rc = ids ? SS_OK : SS_NOMEM;
     if (n <= 0 && rc == SS_OK) {
         free(ids);
-        api_reply_error(call, 400, "bad_request",
-                        "device is a comma-separated list of up to 256 device ids");
+        api_reply_error(call, 400, "bad_request", device_list_message);
         return 1;
     }
     for (int i = 0; i < n && rc == SS_OK; i++) {
@@ -225,16 +170,12 @@ static int load_devices(api_call *call, export_job *ex)
         api_reply_error(call, 503, "overloaded", "the server is out of memory");
         return 1;
     }
-    int rc = http_query_get(call->req, "device", list, EXPORT_DEVICE_LIST_MAX);
-    int failed = 0;
-    if (rc < 0) {
-        api_reply_error(call, 400, "bad_request",
-                        "device is a comma-separated list of up to 256 device ids");
-        failed = 1;
-    } else if (rc > 0) {
+    int present = api_param_text(call, "device", list, EXPORT_DEVICE_LIST_MAX, device_list_message);
+    int failed = present < 0;
+    if (present > 0) {
         failed = named_devices(call, ex, list);
-    } else {
-        rc = store_device_list(call->db, ex->org_id, add_device, &ex->text);
+    } else if (present == 0) {
+        int rc = store_device_list(call->db, ex->org_id, add_device, &ex->text);
         if (rc)
             api_reply_store_error(call, rc);
         failed = rc != SS_OK;
@@ -253,8 +194,6 @@ static void job_free(export_job *ex)
 {
     export_text_free(&ex->text);
     buf_free(&ex->page);
-    free(ex->channel_list);
-    free(ex->channel_ptrs);
     free(ex);
 }
 
@@ -361,7 +300,8 @@ static int begin(export_job *ex)
  * next one while this one is sent; the last page ends the answer. */
 static void write_page(export_job *ex)
 {
-    if (ex->in_work || ex->gone || ex->ended || http_stream_unsent(ex->req) >= SS_HTTP_STREAM_LOW_WATER)
+    if (ex->in_work || ex->gone || ex->ended ||
+        http_stream_unsent(ex->req) >= SS_HTTP_STREAM_LOW_WATER)
         return;
     if (http_stream_write(ex->req, ex->page.data, ex->page.len))
         return;  /* gone: on_gone ends it */
@@ -484,8 +424,8 @@ static export_job *job_new(api_call *call)
 static int job_prepare(api_call *call, export_job *ex)
 {
     export_format format;
-    if (check_param_names(call) || param_format(call, &format) || param_range(call, &ex->scan) ||
-        param_channels(call, ex))
+    if (api_params_known(call, export_params, sizeof export_params / sizeof export_params[0]) ||
+        param_format(call, &format) || param_range(call, &ex->scan) || param_channels(call, ex))
         return 1;
     int gzip = export_text_accepts_gzip(http_request_header(call->req, "accept-encoding"));
     if (export_text_init(&ex->text, format, gzip)) {
