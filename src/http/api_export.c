@@ -55,6 +55,7 @@ typedef struct export_job {
     ss_buf page;
     int err;           /* the last page's store error (worker to loop) */
     int busy;          /* the last page found no share free (worker to loop) */
+    uint64_t busy_since;  /* loop time the first page began to wait; 0: not waiting */
     int freed_share;   /* the last page gave its org's share back */
     int in_work;       /* a page is on a worker */
     int began;         /* the head is sent */
@@ -333,6 +334,26 @@ static void page_failed(export_job *ex)
     job_end(ex);
 }
 
+/* The org runs as many heavy requests as it may: the page asks again
+ * shortly. Before its head is sent, an export waits no longer than any
+ * heavy request does (--heavy-wait), then answers 429 as one would; once
+ * streaming, it can only pause. */
+static void wait_for_share(export_job *ex)
+{
+    uint64_t now = uv_now(ex->app->loop);
+    uint64_t most = ex->app->heavy_wait_ms ? ex->app->heavy_wait_ms : SS_API_HEAVY_WAIT_MS;
+    if (!ex->began && !ex->busy_since)
+        ex->busy_since = now;
+    if (!ex->began && now - ex->busy_since >= most) {
+        api_respond_busy(ex->req, "the organisation runs as many heavy requests as it may, and "
+                                  "this export waited too long; retry shortly");
+        ex->ended = 1;
+        job_end(ex);
+        return;
+    }
+    uv_timer_start(&ex->retry, on_retry, EXPORT_BUSY_RETRY_MS, 0);
+}
+
 static void on_page_done(uv_work_t *w, int status)
 {
     export_job *ex = w->data;
@@ -351,7 +372,7 @@ static void on_page_done(uv_work_t *w, int status)
         return;
     }
     if (ex->busy) {
-        uv_timer_start(&ex->retry, on_retry, EXPORT_BUSY_RETRY_MS, 0);
+        wait_for_share(ex);
         return;
     }
     if (!ex->began && begin(ex)) {
