@@ -128,8 +128,10 @@ void http_respond_error(http_request *req, int status, const char *code, const c
 
 /* Ends the request's connection for a reason outside HTTP (the principal
  * it carried was revoked): at once when no answer is owed, else right
- * after the answer a handler still owes (with `Connection: close`). The
- * request struct stays valid until the accounting callback's close. */
+ * after the answer a handler still owes (with `Connection: close`). A
+ * streamed answer or a streamed body in progress is cut at once (its
+ * `gone` runs). The request struct stays valid until the accounting
+ * callback's close. */
 void http_request_close(http_request *req);
 
 /* ---- streamed answers (export, the live stream) ------------------------
@@ -147,7 +149,8 @@ void http_request_close(http_request *req);
  * called for the request (its principal was revoked), `gone` runs once, on
  * the loop: the producer stops, frees what it holds and calls
  * http_stream_end, which then only lets the request go. Loop thread only;
- * a HEAD request gets the head and no body (writes are dropped). */
+ * a HEAD request gets the head and no body (writes are dropped, and never
+ * wait: a producer may end right after the head). */
 typedef struct http_stream_hooks {
     /* Unsent fell below the low water: it runs once all is handed to the
      * kernel, so a producer that waits only while http_stream_unsent is at
@@ -178,22 +181,30 @@ void http_stream_end(http_request *req);
  *
  * From the head callback (http_head_cb, returning 0), a handler may take
  * the request's body in pieces instead of whole: the body limit
- * (body_max) then does not apply, the handler bounds what it takes. Each
- * piece goes to `piece` as it arrives (on the loop; data valid during the
- * call only); on_request runs once the body is complete, with req->body
- * empty. The handler may pause reading while it works on what it has (the
- * body timeout does not run while paused) and resume it. It may answer
- * before the body is complete (a bad line): `piece` returns nonzero after
- * http_respond, the rest of the body is then read and discarded (bounded
- * as a lingering close is) and the connection closes; on_request does not
- * run. When the client goes away mid-body, `gone` (may be NULL) runs
- * once, and the handler must still end the request with http_respond
- * (its answer is dropped). */
+ * (body_max) then does not apply, the handler bounds what it takes. A
+ * Content-Length past body_max still gets 413 unless the head callback
+ * chose to stream: one that also refuses from the head (a bad credential)
+ * calls http_body_stream first, or its answer becomes the 413. Each piece
+ * goes to `piece` as it arrives (on the loop; data valid during the call
+ * only); on_request runs once the body is complete, with req->body empty.
+ * The body timeout runs between pieces, not over the whole body. The
+ * handler may pause reading while it works on what it has (the body
+ * timeout does not run while paused) and resume it; pieces then come again
+ * from the loop, never from inside http_body_resume. It may answer before
+ * the body is complete (a bad line): `piece` returns nonzero after
+ * http_respond (or, while paused, it just answers), the rest of the body
+ * is then read and discarded (bounded as a lingering close is) and the
+ * connection closes; on_request does not run. When the client goes away
+ * mid-body, or the server refuses the rest itself (a malformed chunk 400,
+ * a stalled body 408, the server stopping 503, each answered and closed
+ * by the server), `gone` (may be NULL) runs once, and the handler must
+ * still end the request with http_respond (its answer is dropped). */
 typedef struct http_body_hooks {
     int (*piece)(http_request *req, const char *data, size_t len);
     void (*gone)(http_request *req);
 } http_body_hooks;
-/* 0, or SS_INVAL when not called from the head callback. */
+/* 0, or SS_INVAL when not called from the head callback (or without a
+ * `piece`). */
 int http_body_stream(http_request *req, const http_body_hooks *hooks);
 void http_body_pause(http_request *req);
 void http_body_resume(http_request *req);

@@ -17,6 +17,7 @@
 #include "http/framing.h"
 #include "http/server.h"
 #include "net/stream.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +35,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/ssl.h>
 
 /* A loop still running after this has hung: stop it and fail. */
 #define TEST_GUARD_MS 8000
@@ -101,10 +104,19 @@ struct fixture {
     long sbody[4];            /* its length, -1 on a framing or byte error */
     int sdone[4];             /* 1 when it ended with its last chunk */
     int cli_rcvbuf;           /* nonzero: the clients' receive buffer */
+    /* TLS (setup_tls): the server's context, the client's, their files. */
+    SSL_CTX *srv_tls, *cli_tls;
+    char tls_dir[64], tls_cert[128], tls_key[128];
+    /* A streamed request body's handler (loop thread). */
+    uv_timer_t resume_timer;
+    http_request *breq;
+    size_t body_got, next_pause;
+    int body_bad, body_pauses, body_paused, pieces_while_paused, body_gone_calls;
 };
 
 typedef struct cli {
     int fd;
+    SSL *ssl;       /* NULL for plaintext */
     size_t len;
     char buf[CLI_BUF];
 } cli;
@@ -180,6 +192,8 @@ static void answer_late(fixture *f, http_request *req)
 }
 
 static void stream_start(fixture *f, http_request *req);
+static int body_start(fixture *f, http_request *req);
+static void body_answer(fixture *f, http_request *req);
 
 static void on_request(void *ctx, http_request *req)
 {
@@ -189,8 +203,13 @@ static void on_request(void *ctx, http_request *req)
     appendf(f->events, sizeof f->events, "req%s;", req->path);
     if (f->inspect && f->inspect(f, req))
         return;
-    if (strncmp(req->path, "/stream", 7) == 0) {
+    if (strcmp(req->path, "/stream-stopping") == 0) {
+        stop_server(f);
         stream_start(f, req);
+    } else if (strncmp(req->path, "/stream", 7) == 0) {
+        stream_start(f, req);
+    } else if (strncmp(req->path, "/upload", 7) == 0) {
+        body_answer(f, req);
     } else if (strncmp(req->path, "/slow", 5) == 0) {
         answer_late(f, req);
     } else if (strcmp(req->path, "/stop-now") == 0) {
@@ -217,6 +236,8 @@ static void on_request(void *ctx, http_request *req)
 static int on_head(void *ctx, http_request *req)
 {
     fixture *f = ctx;
+    if (strncmp(req->path, "/upload", 7) == 0)
+        return body_start(f, req);
     if (strcmp(req->path, "/early") != 0)
         return 0;
     appendf(f->events, sizeof f->events, "early;");
@@ -230,10 +251,10 @@ static void on_account(void *ctx, http_request *req, uint64_t bytes_in, uint64_t
     fixture *f = ctx;
     (void)req;
     (void)bytes_in;
-    if (closing)
-        return;
-    f->accounted++;
+    /* What was still unsent at an answer's end is counted at the close. */
     f->account_out += bytes_out;
+    if (!closing)
+        f->accounted++;
 }
 
 static void maybe_finish(fixture *f)
@@ -247,6 +268,7 @@ static void maybe_finish(fixture *f)
     uv_close((uv_handle_t *)&f->guard, NULL);
     uv_close((uv_handle_t *)&f->late_timer, NULL);
     uv_close((uv_handle_t *)&f->prod_idle, NULL);
+    uv_close((uv_handle_t *)&f->resume_timer, NULL);
 }
 
 static void on_client_done(uv_async_t *a)
@@ -286,6 +308,17 @@ static int cli_open(fixture *f, cli *c)
         c->fd = -1;
         return -1;
     }
+    c->ssl = NULL;
+    if (!f->cli_tls)
+        return 0;
+    c->ssl = SSL_new(f->cli_tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
     return 0;
 }
 
@@ -299,15 +332,36 @@ static cli *cli_new(fixture *f)
 
 static void cli_free(cli *c)
 {
+    SSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
     free(c);
 }
 
+/* send(2) or SSL_write: bytes taken, or <= 0. */
+static ssize_t cli_write(cli *c, const char *data, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, data, len, MSG_NOSIGNAL);
+    size_t n = 0;
+    return SSL_write_ex(c->ssl, data, len, &n) == 1 ? (ssize_t)n : -1;
+}
+
+/* recv(2) or SSL_read: bytes read, 0 at the end, -1 on an error. */
+static ssize_t cli_recv(cli *c, char *out, size_t cap)
+{
+    if (!c->ssl)
+        return recv(c->fd, out, cap, 0);
+    size_t n = 0;
+    if (SSL_read_ex(c->ssl, out, cap, &n) == 1)
+        return (ssize_t)n;
+    return SSL_get_error(c->ssl, 0) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
 static void cli_send(cli *c, const char *data, size_t len)
 {
     while (c->fd >= 0 && len) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n = cli_write(c, data, len);
         if (n <= 0)
             return;
         data += n;
@@ -325,7 +379,7 @@ static int cli_fill(cli *c)
 {
     if (c->fd < 0 || c->len == CLI_BUF)
         return -1;
-    ssize_t n = recv(c->fd, c->buf + c->len, CLI_BUF - c->len, 0);
+    ssize_t n = cli_recv(c, c->buf + c->len, CLI_BUF - c->len);
     if (n < 0)
         return -1;
     c->len += (size_t)n;
@@ -393,7 +447,7 @@ static void *client_main(void *arg)
 
 /* ---- fixture -------------------------------------------------------------- */
 
-static int setup_with(void **state, size_t body_max)
+static int setup_opts(void **state, size_t body_max, SSL_CTX *tls)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -406,9 +460,11 @@ static int setup_with(void **state, size_t body_max)
     uv_timer_init(&f->loop, &f->late_timer);
     uv_idle_init(&f->loop, &f->prod_idle);
     f->prod_idle.data = f;
+    uv_timer_init(&f->loop, &f->resume_timer);
+    f->resume_timer.data = f;
     uv_timer_start(&f->guard, on_guard, TEST_GUARD_MS, 0);
     http_server_options opt = {
-        .name = "http", .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
+        .name = "http", .tls = tls, .on_request = on_request, .on_head = on_head, .ctx = f, .bufs = f->bufs,
         .body_max = body_max, .body_timeout_ms = SHORT_TIMEOUT_MS,
         .send_stall_ms = SHORT_TIMEOUT_MS, .on_account = on_account,
     };
@@ -424,9 +480,38 @@ static int setup_with(void **state, size_t body_max)
     return 0;
 }
 
+static int setup_with(void **state, size_t body_max)
+{
+    return setup_opts(state, body_max, NULL);
+}
+
 static int setup(void **state)
 {
     return setup_with(state, 0);
+}
+
+/* The same server over TLS, with a certificate made for the test. */
+static int setup_tls(void **state)
+{
+    char dir[64] = "/tmp/test_http.XXXXXX", cert[128], key[128];
+    assert_non_null(mkdtemp(dir));
+    int generated = 0;
+    assert_int_equal(tls_ensure_self_signed(dir, cert, key, sizeof cert, &generated), 0);
+    char err[256] = "";
+    SSL_CTX *srv = tls_server_ctx_new(cert, key, err, sizeof err);
+    assert_non_null(srv);
+    SSL_CTX *peer = SSL_CTX_new(TLS_client_method());
+    assert_non_null(peer);
+    /* A close without close_notify reads as an end, as a browser takes it. */
+    SSL_CTX_set_options(peer, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    setup_opts(state, 0, srv);
+    fixture *f = *state;
+    f->srv_tls = srv;
+    f->cli_tls = peer;
+    memcpy(f->tls_dir, dir, sizeof dir);
+    memcpy(f->tls_cert, cert, sizeof cert);
+    memcpy(f->tls_key, key, sizeof key);
+    return 0;
 }
 
 static int setup_small(void **state)
@@ -439,6 +524,13 @@ static int teardown(void **state)
     fixture *f = *state;
     http_server_free(f->srv);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    SSL_CTX_free(f->srv_tls);
+    SSL_CTX_free(f->cli_tls);
+    if (f->tls_dir[0]) {
+        unlink(f->tls_cert);
+        unlink(f->tls_key);
+        rmdir(f->tls_dir);
+    }
     free(f->bufs);
     free(f);
     return 0;
@@ -1817,7 +1909,7 @@ static void cli_stream_long(fixture *f)
     cli_read_resp(f, c);
     /* Reading nothing for a while fills the socket buffers however fast
      * the reader is: the producer must wait for `drained`. */
-    usleep(SPLIT_PAUSE_US);
+    usleep(2 * SPLIT_PAUSE_US);
     cli_read_chunked(f, c, 0, 0, 0);
     cli_read_resp(f, c);
     cli_free(c);
@@ -1843,7 +1935,8 @@ static void test_stream_long_chunked_answer_is_byte_exact_and_keeps_alive(void *
     /* The producer waited for the client, and was woken. */
     assert_true(f->drained_calls > 0);
     assert_true(f->max_unsent < SS_HTTP_STREAM_LOW_WATER + PIECE_MAX + 16);
-    /* Accounted once per answer, the stream's bytes included. */
+    /* Accounted once per answer (and at the close), the stream's bytes
+     * included. */
     assert_int_equal(f->accounted, 2);
     assert_true(f->account_out > STREAM_TOTAL);
     assert_string_equal(f->events, "req/stream;begin0;end;req/after;resp/after;stop;done;");
@@ -2005,6 +2098,349 @@ static void test_stream_head_gets_no_body_and_http10_is_close_delimited(void **s
     assert_int_equal(f->gone_calls, 0);
 }
 
+/* ---- streamed request bodies --------------------------------------------------- */
+
+#define UPLOAD_TOTAL (50u * 1024u * 1024u)
+#define CHUNKED_TOTAL (3u * 1024u * 1024u)
+#define EARLY_TOTAL (8u * 1024u * 1024u)
+/* The handler pauses after each this many bytes, for PAUSE_MS. */
+#define PAUSE_EVERY (4u * 1024u * 1024u)
+#define PAUSE_MS 5
+/* /upload-early answers once this much has come. */
+#define EARLY_AFTER 100000u
+
+static void on_resume(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    f->body_paused = 0;
+    if (f->breq)
+        http_body_resume(f->breq);
+}
+
+static void on_revoke(uv_timer_t *t)
+{
+    fixture *f = t->data;
+    if (f->breq)
+        http_request_close(f->breq);
+}
+
+static int body_piece_hook(http_request *req, const char *data, size_t len)
+{
+    fixture *f = req->data;
+    if (f->body_paused)
+        f->pieces_while_paused++;
+    for (size_t k = 0; k < len; k++)
+        if ((unsigned char)data[k] != stream_byte(f->body_got + k))
+            f->body_bad++;
+    f->body_got += len;
+    if (strcmp(req->path, "/upload-early") == 0 && f->body_got >= EARLY_AFTER) {
+        appendf(f->events, sizeof f->events, "early-answer;");
+        f->breq = NULL;
+        http_respond_error(req, 422, "invalid", "a bad line", NULL);
+        return 1;
+    }
+    if (strcmp(req->path, "/upload-revoke") == 0 && f->body_got >= EARLY_AFTER &&
+        !f->body_paused) {
+        /* Its principal is revoked while the handler works on a piece. */
+        f->body_paused = 1;
+        http_body_pause(req);
+        uv_timer_start(&f->resume_timer, on_revoke, PAUSE_MS, 0);
+    }
+    if (strcmp(req->path, "/upload-pause") == 0 && f->body_got >= f->next_pause) {
+        f->next_pause += PAUSE_EVERY;
+        f->body_pauses++;
+        f->body_paused = 1;
+        http_body_pause(req);
+        uv_timer_start(&f->resume_timer, on_resume, PAUSE_MS, 0);
+    }
+    return 0;
+}
+
+static void body_gone_hook(http_request *req)
+{
+    fixture *f = req->data;
+    f->body_gone_calls++;
+    f->breq = NULL;
+    appendf(f->events, sizeof f->events, "body-gone;");
+    /* The answer is still owed, and dropped. */
+    http_respond(req, 500, NULL, NULL, 0, NULL);
+}
+
+static int body_start(fixture *f, http_request *req)
+{
+    static const http_body_hooks hooks = {.piece = body_piece_hook, .gone = body_gone_hook};
+    req->data = f;
+    f->breq = req;
+    f->body_got = 0;
+    f->next_pause = PAUSE_EVERY;
+    assert_int_equal(http_body_stream(req, &hooks), 0);
+    return 0;
+}
+
+static void body_answer(fixture *f, http_request *req)
+{
+    f->breq = NULL;
+    char body[128];
+    int n = snprintf(body, sizeof body, "got=%zu bad=%d body=%zu", f->body_got, f->body_bad,
+                     req->body.len);
+    appendf(f->events, sizeof f->events, "resp%s;", req->path);
+    http_respond(req, 200, "text/plain", body, (size_t)n, NULL);
+}
+
+/* Sends n body bytes of the pattern from offset `from`, in blocks. */
+static void cli_send_pattern(cli *c, size_t from, size_t n)
+{
+    static char block[65536];
+    while (n > 0) {
+        size_t len = n < sizeof block ? n : sizeof block;
+        for (size_t k = 0; k < len; k++)
+            block[k] = (char)stream_byte(from + k);
+        cli_send(c, block, len);
+        from += len;
+        n -= len;
+    }
+}
+
+/* 50 MB (fifty times the body limit) taken in pieces, with pauses; the
+ * request pipelined behind it is served next. */
+static void cli_upload(fixture *f)
+{
+    cli *c = cli_new(f);
+    char head[128];
+    snprintf(head, sizeof head, "POST /upload-pause HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             UPLOAD_TOTAL);
+    cli_sends(c, head);
+    cli_send_pattern(c, 0, UPLOAD_TOTAL);
+    cli_sends(c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_body_streamed_in_pieces_with_pauses_past_the_limit(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload);
+    assert_int_equal(f->nresp, 2);
+    assert_int_equal(resp_status(f, 0), 200);
+    char want[128];
+    snprintf(want, sizeof want, "got=%u bad=0 body=0", UPLOAD_TOTAL);
+    assert_string_equal(resp_body(f, 0), want);
+    assert_false(resp_has(f, 0, "Connection: close"));
+    assert_string_equal(resp_body(f, 1), "path=/after body=0");
+    assert_true(f->body_pauses >= (int)(UPLOAD_TOTAL / PAUSE_EVERY) - 1);
+    assert_int_equal(f->pieces_while_paused, 0);
+    assert_int_equal(f->body_gone_calls, 0);
+}
+
+/* A chunked body past the limit, in chunks of many sizes. */
+static void cli_upload_chunked(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    size_t at = 0;
+    while (at < CHUNKED_TOTAL) {
+        size_t n = piece_size(at) * 3;
+        if (n > CHUNKED_TOTAL - at)
+            n = CHUNKED_TOTAL - at;
+        char size[32];
+        snprintf(size, sizeof size, "%zx\r\n", n);
+        cli_sends(c, size);
+        cli_send_pattern(c, at, n);
+        cli_sends(c, "\r\n");
+        at += n;
+    }
+    cli_sends(c, "0\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_free(c);
+}
+
+static void test_body_streamed_chunked_past_the_limit(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_chunked);
+    assert_int_equal(f->nresp, 2);
+    char want[128];
+    snprintf(want, sizeof want, "got=%u bad=0 body=0", CHUNKED_TOTAL);
+    assert_string_equal(resp_body(f, 0), want);
+    assert_string_equal(resp_body(f, 1), "path=/after body=0");
+    assert_string_equal(f->events, "req/upload;resp/upload;req/after;resp/after;stop;done;");
+}
+
+/* The handler answers mid-body: the client, still sending, gets that
+ * answer and the close; the rest is never handed to the handler. An
+ * oversized body whose handler does not stream it still gets 413 before
+ * anything its head callback says. */
+static void cli_upload_early(fixture *f)
+{
+    cli *c = cli_new(f);
+    char head[128];
+    snprintf(head, sizeof head, "POST /upload-early HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             EARLY_TOTAL);
+    cli_sends(c, head);
+    cli_send_pattern(c, 0, EARLY_TOTAL);
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+    c = cli_new(f);
+    cli_sends(c, "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+    f->statuses[1] = cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_body_answered_early_discards_the_rest_and_closes(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_early);
+    assert_int_equal(f->statuses[0], 422);
+    assert_true(resp_has(f, 0, "Connection: close"));
+    assert_int_equal(f->eof[0], 1);
+    assert_true(f->body_got >= EARLY_AFTER && f->body_got < EARLY_TOTAL);
+    assert_int_equal(f->body_bad, 0);
+    assert_int_equal(f->requests, 0);
+    assert_int_equal(f->body_gone_calls, 0);
+    assert_int_equal(f->statuses[1], 413);
+    assert_int_equal(f->eof[1], 1);
+    assert_string_equal(f->events, "early-answer;early;stop;done;");
+}
+
+/* A client that vanishes mid-body: `gone` once, the handler's answer is
+ * dropped. One that stalls mid-body gets 408 and the close, and `gone`. */
+static void cli_upload_vanish(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    cli_send_pattern(c, 0, 1000000);
+    cli_free(c);
+    for (int i = 0; i < 2000 && http_server_connections(f->srv) > 0; i++)
+        usleep(1000);
+    f->eof[0] = http_server_connections(f->srv) == 0;
+    c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "10\r\n0123456789abcdef\r\n");
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[1] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_body_client_vanishing_or_stalling_calls_gone_once(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_vanish);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->statuses[0], 408);
+    assert_true(resp_has(f, 0, "Connection: close"));
+    assert_int_equal(f->eof[1], 1);
+    assert_int_equal(f->body_gone_calls, 2);
+    assert_int_equal(f->requests, 0);
+    assert_string_equal(f->events, "body-gone;body-gone;stop;done;");
+}
+
+/* Stopping the server mid-body: 503 and the close, `gone`, and the stop
+ * completes without waiting for the rest. */
+static void cli_upload_stop(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    cli_send_pattern(c, 0, 100000);
+    cli *s = cli_new(f);
+    cli_sends(s, "GET /stop-now HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, s);
+    cli_free(s);
+    f->statuses[0] = cli_read_resp(f, c);
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+/* A revocation (http_request_close) mid-body cuts it: `gone`, no answer. */
+static void cli_upload_revoke(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "POST /upload-revoke HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    cli_send_pattern(c, 0, 200000);
+    /* Cut with bytes unread: a reset, or an end. */
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, 0);
+    f->eof[0] = n == 0 || (n < 0 && errno == ECONNRESET);
+    cli_free(c);
+}
+
+static void test_body_revoked_mid_body_calls_gone_and_closes(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_revoke);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->body_gone_calls, 1);
+    assert_int_equal(f->requests, 0);
+    assert_string_equal(f->events, "body-gone;stop;done;");
+}
+
+static void test_body_server_stop_refuses_the_rest_with_503(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_upload_stop);
+    assert_int_equal(f->statuses[0], 503);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->body_gone_calls, 1);
+    assert_string_equal(f->events, "req/stop-now;resp/stop-now;stop;body-gone;done;");
+}
+
+/* Over TLS: a streamed body with pauses (what TLS had decrypted waits
+ * with the socket), then a streamed answer pipelined behind it. */
+static void cli_tls_both(fixture *f)
+{
+    cli *c = cli_new(f);
+    char head[128];
+    snprintf(head, sizeof head, "POST /upload-pause HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+             UPLOAD_TOTAL);
+    cli_sends(c, head);
+    cli_send_pattern(c, 0, UPLOAD_TOTAL);
+    cli_sends(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    cli_read_resp(f, c);
+    cli_read_resp(f, c);
+    cli_read_chunked(f, c, 0, 0, 0);
+    cli_free(c);
+}
+
+static void test_tls_streamed_body_then_streamed_answer(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_tls_both);
+    assert_int_equal(f->nresp, 2);
+    char want[128];
+    snprintf(want, sizeof want, "got=%u bad=0 body=0", UPLOAD_TOTAL);
+    assert_string_equal(resp_body(f, 0), want);
+    assert_true(f->body_pauses > 0);
+    assert_int_equal(f->pieces_while_paused, 0);
+    assert_true(resp_has(f, 1, "Transfer-Encoding: chunked"));
+    assert_int_equal(f->sbody[0], STREAM_TOTAL);
+    assert_int_equal(f->sdone[0], 1);
+    assert_int_equal(f->gone_calls + f->body_gone_calls, 0);
+}
+
+/* A stream that would start once the server is stopping is refused at
+ * its head: nothing is sent, no `gone`, the end closes. */
+static void cli_stream_stopping(fixture *f)
+{
+    cli *c = cli_new(f);
+    cli_sends(c, "GET /stream-stopping HTTP/1.1\r\nHost: x\r\n\r\n");
+    f->eof[0] = cli_wait_eof(c);
+    cli_free(c);
+}
+
+static void test_stream_refused_at_its_head_while_stopping(void **state)
+{
+    fixture *f = *state;
+    run(f, cli_stream_stopping);
+    assert_int_equal(f->begin_rc, SS_CLOSED);
+    assert_int_equal(f->eof[0], 1);
+    assert_int_equal(f->gone_calls, 0);
+    assert_int_equal(f->ends, 1);
+    assert_string_equal(f->events, "req/stream-stopping;stop;begin-14;end;done;");
+}
+
 int main(void)
 {
     /* As the server does: a write to a peer that reset fails, not kills. */
@@ -2084,6 +2520,22 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_stream_head_gets_no_body_and_http10_is_close_delimited, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_body_streamed_in_pieces_with_pauses_past_the_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_streamed_chunked_past_the_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_answered_early_discards_the_rest_and_closes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_client_vanishing_or_stalling_calls_gone_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_server_stop_refuses_the_rest_with_503, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_body_revoked_mid_body_calls_gone_and_closes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tls_streamed_body_then_streamed_answer, setup_tls,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_refused_at_its_head_while_stopping, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
