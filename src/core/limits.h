@@ -102,6 +102,30 @@
 /* Audit entries one request returns, by default and at most. */
 #define SS_AUDIT_LIMIT_DEFAULT 100u
 #define SS_AUDIT_LIMIT_MAX 10000u
+/* A device's attributes (location, type, tags): a JSON object of at most
+ * this many bytes serialized, so a device answer stays small and a list
+ * page of devices bounded; keys at most SS_DEVICE_ATTRIBUTE_KEYS_MAX, each
+ * a name like a channel's, nested at most SS_DEVICE_ATTRIBUTES_DEPTH_MAX
+ * (the object itself is depth 1, each object or list in it one more):
+ * room for a location {lat, lon, coords: [...]} and a tags list, not a
+ * document store. */
+#define SS_DEVICE_ATTRIBUTES_MAX 4096u
+#define SS_DEVICE_ATTRIBUTE_KEYS_MAX 64u
+#define SS_DEVICE_ATTRIBUTES_DEPTH_MAX 3u
+/* How stale a device's last_seen may be in the store: it is kept in memory
+ * on the commit path and written once a second with the store's
+ * checkpoint, never once per batch (ingest keeps its speed); a crash loses
+ * at most about this much of it, a clean stop none. */
+#define SS_LAST_SEEN_FLUSH_MS 1000u
+/* Rows of one list page, by default and at most (every list endpoint:
+ * ?limit=, ?cursor=). The default answers a whole list for most
+ * organisations, so clients that do not page see what they saw before;
+ * the most bounds what one answer holds in memory. */
+#define SS_PAGE_LIMIT_DEFAULT 1000u
+#define SS_PAGE_LIMIT_MAX 10000u
+/* Query parameters one request may carry: each route names a handful; far
+ * more is a malformed request, refused before anything is looked up. */
+#define SS_QUERY_PARAMS_MAX 64u
 /* An audit entry's detail (the fields changed, as JSON): room for every
  * field of any change, names of 200 characters included. When a detail
  * would not fit, each value is cut to SS_AUDIT_VALUE_MAX bytes: a name or

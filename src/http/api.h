@@ -16,6 +16,7 @@
 #include "aaa/throttle.h"
 #include "http/server.h"
 #include "ingest/gateway.h"
+#include "ingest/last_seen.h"
 #include "ingest/queue.h"
 #include "store/maint.h"
 #include "store/store.h"
@@ -41,6 +42,7 @@ typedef struct api_ctx {
     size_t requests_in_flight;  /* loop thread only */
     api_gate *gate;             /* heavy requests' shares; NULL: no limit */
     store_maint *maint;         /* /healthz state, purge wake-up; may be NULL */
+    last_seen *seen;            /* devices' newest batches not yet written; may be NULL */
     /* Heavy calls waiting for their org's share of the pool, oldest first
      * (loop thread only). */
     struct api_call *waiting_head, *waiting_tail;

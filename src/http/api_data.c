@@ -144,7 +144,7 @@ static int key_device_param(http_request *req, char id[SS_ID_LEN + 1])
         id[0] = '\0';
     int alone = strncmp(req->query, name, strlen(name)) == 0 && !strchr(req->query, '&');
     if (!alone || (rc != SS_TOO_LARGE && (rc <= 0 || !id[0]))) {
-        http_respond_error(req, 400, "bad_request",
+        http_respond_error(req, 400, "bad_parameter",
                            "device_id is required: an API key posts as the device of its "
                            "organisation that ?device_id= names, and no other parameter is "
                            "taken", NULL);

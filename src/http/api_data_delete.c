@@ -28,7 +28,7 @@ static const char *const delete_param_names[] = {"channel", "from", "to", "all"}
 
 static int refuse(api_call *call, const char *message)
 {
-    api_reply_error(call, 400, "bad_request", message);
+    api_reply_error(call, 400, "bad_parameter", message);
     return 1;
 }
 

@@ -34,7 +34,6 @@
  * time, so a waiting export costs the loop next to nothing. */
 #define EXPORT_BUSY_RETRY_MS 20
 
-static const char *const export_params[] = {"from", "to", "format", "device", "channel"};
 static const char *const export_formats[] = {[EXPORT_CSV] = "csv", [EXPORT_NDJSON] = "ndjson"};
 static const char device_list_message[] =
     "device is a comma-separated list of up to 256 device ids";
@@ -81,7 +80,7 @@ static int param_range(api_call *call, store_export_scan *s)
     if (api_param_time(call, "from", &s->from, NULL) || api_param_time(call, "to", &s->to, NULL))
         return 1;
     if (s->to < s->from) {
-        api_reply_error(call, 400, "bad_request", "to must not be before from");
+        api_reply_error(call, 400, "bad_parameter", "to must not be before from");
         return 1;
     }
     return 0;
@@ -145,7 +144,7 @@ static int named_devices(api_call *call, export_job *ex, char *list)
     int rc = ids ? SS_OK : SS_NOMEM;
     if (n <= 0 && rc == SS_OK) {
         free(ids);
-        api_reply_error(call, 400, "bad_request", device_list_message);
+        api_reply_error(call, 400, "bad_parameter", device_list_message);
         return 1;
     }
     for (int i = 0; i < n && rc == SS_OK; i++) {
@@ -445,8 +444,9 @@ static export_job *job_new(api_call *call)
 static int job_prepare(api_call *call, export_job *ex)
 {
     export_format format;
-    if (api_params_known(call, export_params, sizeof export_params / sizeof export_params[0]) ||
-        param_format(call, &format) || param_range(call, &ex->scan) || param_channels(call, ex))
+    /* Unknown parameter names were refused by the router (the route's
+     * list). */
+    if (param_format(call, &format) || param_range(call, &ex->scan) || param_channels(call, ex))
         return 1;
     int gzip = export_text_accepts_gzip(http_request_header(call->req, "accept-encoding"));
     if (export_text_init(&ex->text, format, gzip)) {

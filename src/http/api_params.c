@@ -46,7 +46,7 @@ int api_params_known(api_call *call, const char *const *names, size_t n)
             char quoted[PARAM_NAME_QUOTE_MAX + 1], msg[128];
             quote_name(p, name_len, quoted, sizeof quoted);
             snprintf(msg, sizeof msg, "unknown query parameter '%s'", quoted);
-            api_reply_error(call, 400, "bad_request", msg);
+            api_reply_error(call, 400, "unknown_parameter", msg);
             return 1;
         }
         p += len + (end ? 1 : 0);
@@ -65,7 +65,7 @@ int api_param_time(api_call *call, const char *name, int64_t *out, int *present)
     if (rc < 0 || clock_parse_time(text, out)) {
         char msg[128];
         snprintf(msg, sizeof msg, "%s must be ms since the epoch or RFC 3339", name);
-        api_reply_error(call, 400, "bad_request", msg);
+        api_reply_error(call, 400, "bad_parameter", msg);
         return 1;
     }
     return 0;
@@ -82,7 +82,7 @@ int api_param_int(api_call *call, const char *name, int64_t min, int64_t max, in
         char msg[128];
         snprintf(msg, sizeof msg, "%s must be an integer from %lld to %lld", name,
                  (long long)min, (long long)max);
-        api_reply_error(call, 400, "bad_request", msg);
+        api_reply_error(call, 400, "bad_parameter", msg);
         return 1;
     }
     *out = v;
@@ -102,7 +102,7 @@ int api_param_choice(api_call *call, const char *name, const char *const *choice
             return 0;
         }
     }
-    api_reply_error(call, 400, "bad_request", message);
+    api_reply_error(call, 400, "bad_parameter", message);
     return 1;
 }
 
@@ -111,7 +111,7 @@ int api_param_text(api_call *call, const char *name, char *out, size_t cap, cons
     int rc = http_query_get(call->req, name, out, cap);
     if (rc >= 0)
         return rc;
-    api_reply_error(call, 400, "bad_request", message);
+    api_reply_error(call, 400, "bad_parameter", message);
     return -1;
 }
 
@@ -126,13 +126,13 @@ int api_param_channels(api_call *call, api_channels *out)
     char *save = NULL;
     for (char *name = strtok_r(out->text, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         if (!reading_channel_valid(name, strlen(name)) || out->n >= API_CHANNELS_MAX) {
-            api_reply_error(call, 400, "bad_request", message);
+            api_reply_error(call, 400, "bad_parameter", message);
             return 1;
         }
         out->names[out->n++] = name;
     }
     if (out->n > 0)
         return 0;
-    api_reply_error(call, 400, "bad_request", message);
+    api_reply_error(call, 400, "bad_parameter", message);
     return 1;
 }

@@ -74,7 +74,7 @@ static int check_fn_every(api_call *call, const data_params *p)
     char text[API_PARAM_MAX];
     if (p->every || http_query_get(call->req, "fn", text, sizeof text) == 0)
         return 0;
-    api_reply_error(call, 400, "bad_request", "fn needs every (the bucket width in ms)");
+    api_reply_error(call, 400, "bad_parameter", "fn needs every (the bucket width in ms)");
     return 1;
 }
 
@@ -101,7 +101,7 @@ static int parse_data_params(api_call *call, data_params *p)
                        "cursor is the value a previous answer gave in next") < 0)
         return 1;
     if (p->q.from >= p->q.to) {
-        api_reply_error(call, 400, "bad_request", "from must be before to");
+        api_reply_error(call, 400, "bad_parameter", "from must be before to");
         return 1;
     }
     p->q.limit = (size_t)limit;
@@ -160,7 +160,7 @@ static int apply_cursor(api_call *call, data_params *p)
                         (p->ch.n && (p->ch.n > 1 || strcmp(p->ch.names[0], channel) != 0))))
         rc = SS_CONFLICT;
     if (rc != SS_OK) {
-        api_reply_error(call, 400, "bad_request",
+        api_reply_error(call, 400, "bad_parameter",
                         rc == SS_INVAL ? "cursor is not one this server gave"
                                        : "cursor belongs to a query of another order, "
                                          "every or channel: repeat that query with it");

@@ -114,6 +114,17 @@ int http_query_get(const http_request *req, const char *name, char *out, size_t 
  * whitespace ("?Key%20=" names "key"); 0 else. */
 int http_query_has_name(const http_request *req, const char *const *names, size_t count);
 
+/* One parameter of a query, as http_query_next finds it. */
+#define HTTP_QUERY_NAME_MAX 63u
+typedef struct http_query_param {
+    char name[HTTP_QUERY_NAME_MAX + 1];  /* percent-decoded; "" when name_bad */
+    int name_bad;    /* a bad escape, or longer than HTTP_QUERY_NAME_MAX */
+    int value_bad;   /* the value has a bad escape */
+} http_query_param;
+/* Walks the query's parameters in order, skipping empty ones ("a=1&&b"):
+ * start with *pos = 0; 1 with the next in out, 0 at the end. */
+int http_query_next(const http_request *req, size_t *pos, http_query_param *out);
+
 /* Answers the request: status, body (copied) of len bytes with its content
  * type, and extra header lines (each ending "\r\n", or NULL). After this
  * call the request must not be touched. */

@@ -295,6 +295,12 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (org_id, topic)"
     ") WITHOUT ROWID, STRICT;"
     "CREATE INDEX broker_retained_by_msg ON broker_retained(msg_id);",
+    /* Devices describe themselves: attributes (a JSON object's text), and
+     * when and by which protocol their newest batch was stored (written
+     * from memory now and then, never once per batch). */
+    "ALTER TABLE devices ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE devices ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN last_protocol TEXT NOT NULL DEFAULT '';",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

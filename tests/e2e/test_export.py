@@ -285,14 +285,14 @@ def test_bad_requests_each_refused(srv, admin, small):
     org = small["org"]
     other_org, other_dev = new_org_device(admin, prefix="other")
     cases = [
-        (export_url(srv, org, **{"from": 2000, "to": 1000}), (400, "bad_request")),
-        (export_url(srv, org, format="xml"), (400, "bad_request")),
-        (export_url(srv, org, chanel="c1"), (400, "bad_request")),
-        (export_url(srv, org, **{"from": "yesterday"}), (400, "bad_request")),
-        (export_url(srv, org, channel="bad name"), (400, "bad_request")),
-        (export_url(srv, org, channel=""), (400, "bad_request")),
-        (export_url(srv, org, device=""), (400, "bad_request")),
-        (export_url(srv, org, format="csv&format=ndjson"), (400, "bad_request")),
+        (export_url(srv, org, **{"from": 2000, "to": 1000}), (400, "bad_parameter")),
+        (export_url(srv, org, format="xml"), (400, "bad_parameter")),
+        (export_url(srv, org, chanel="c1"), (400, "unknown_parameter")),
+        (export_url(srv, org, **{"from": "yesterday"}), (400, "bad_parameter")),
+        (export_url(srv, org, channel="bad name"), (400, "bad_parameter")),
+        (export_url(srv, org, channel=""), (400, "bad_parameter")),
+        (export_url(srv, org, device=""), (400, "bad_parameter")),
+        (export_url(srv, org, format="csv&format=ndjson"), (400, "bad_parameter")),
         (export_url(srv, org, device=other_dev["id"]), (404, "not_found")),
         (export_url(srv, org, device="%s,%s" % (small["devices"][0]["id"], other_dev["id"])), (404, "not_found")),
         (export_url(srv, org, device="nope"), (404, "not_found")),

@@ -727,6 +727,99 @@ static void test_device_list_by_org_and_all(void **state)
     free(k);
 }
 
+static void test_device_attributes_and_last_seen(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "org", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "a", 1), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_device d;
+    assert_int_equal(store_device_get(f->c, id, &d), SS_OK);
+    assert_string_equal(d.attributes, "{}");
+    assert_int_equal(d.last_seen, 0);
+    assert_string_equal(d.last_protocol, "");
+    snprintf(d.attributes, sizeof d.attributes, "{\"type\":\"sensor\",\"tags\":[\"roof\"]}");
+    assert_int_equal(store_device_update(f->c, &d), SS_OK);
+
+    /* Many devices in one call; one gone is skipped; never backwards. */
+    store_device_seen seen[2] = {{.at = 5000}, {.at = 7000}};
+    snprintf(seen[0].id, sizeof seen[0].id, "%s", id);
+    snprintf(seen[0].protocol, sizeof seen[0].protocol, "tcp");
+    make_id(seen[1].id, TAG_DEVICE, 9);
+    snprintf(seen[1].protocol, sizeof seen[1].protocol, "udp");
+    assert_int_equal(store_device_set_seen(f->c, seen, 2), SS_OK);
+    seen[0].at = 4000;
+    snprintf(seen[0].protocol, sizeof seen[0].protocol, "http");
+    assert_int_equal(store_device_set_seen(f->c, seen, 1), SS_OK);
+    assert_int_equal(store_device_set_seen(f->c, seen, 0), SS_OK);
+
+    store_device got;
+    assert_int_equal(store_device_get(f->c, id, &got), SS_OK);
+    assert_string_equal(got.attributes, "{\"type\":\"sensor\",\"tags\":[\"roof\"]}");
+    assert_int_equal(got.last_seen, 5000);
+    assert_string_equal(got.last_protocol, "tcp");
+    /* An update of the other fields leaves last_seen as it is. */
+    got.disabled = 1;
+    assert_int_equal(store_device_update(f->c, &got), SS_OK);
+    assert_int_equal(store_device_get(f->c, id, &got), SS_OK);
+    assert_int_equal(got.last_seen, 5000);
+}
+
+static void test_device_list_after_resumes_by_name_then_id(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(f->c, 2, "two", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "b", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "a", 2), SS_OK);
+    assert_int_equal(add_device(f->c, 3, 1, "b", 3), SS_OK);
+    assert_int_equal(add_device(f->c, 4, 2, "c", 4), SS_OK);
+    char org[SS_ID_LEN + 1], d1[SS_ID_LEN + 1], d2[SS_ID_LEN + 1];
+    make_id(org, TAG_ORG, 1);
+    make_id(d1, TAG_DEVICE, 1);
+    make_id(d2, TAG_DEVICE, 2);
+    collect *k = collect_new();
+    assert_int_equal(store_device_list_after(f->c, org, "a", d2, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_id(k->ids[0], TAG_DEVICE, 1);
+    assert_id(k->ids[1], TAG_DEVICE, 3);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_device_list_after(f->c, org, "b", d1, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    assert_id(k->ids[0], TAG_DEVICE, 3);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_device_list_after(f->c, org, "", "", device_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    free(k);
+}
+
+static void test_audit_list_before_resumes_by_ts_then_id(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(add_audit(f->c, 1, 1000 + 10 * i, "device.create"), SS_OK);
+    assert_int_equal(add_audit(f->c, 1, 1010, "device.delete"), SS_OK);
+    char o1[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    collect *all = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 100, audit_cb, all), SS_OK);
+    assert_int_equal(all->n, 5);
+    /* From after each entry: the rest of the list, in the same order. */
+    for (size_t at = 0; at < all->n; at++) {
+        collect *k = collect_new();
+        assert_int_equal(store_audit_list_before(f->c, o1, 0, INT64_MAX, all->ts[at],
+                                                 all->num[at], 100, audit_cb, k), SS_OK);
+        assert_int_equal(k->n, all->n - at - 1);
+        for (size_t i = 0; i < k->n; i++)
+            assert_int_equal(k->num[i], all->num[at + 1 + i]);
+        free(k);
+    }
+    free(all);
+}
+
 static void test_device_update_and_set_token(void **state)
 {
     fx *f = *state;
@@ -2933,6 +3026,9 @@ int main(void)
         T(test_device_duplicates_and_unknown_org),
         T(test_device_list_by_org_and_all),
         T(test_device_update_and_set_token),
+        T(test_device_attributes_and_last_seen),
+        T(test_device_list_after_resumes_by_name_then_id),
+        T(test_audit_list_before_resumes_by_ts_then_id),
         T(test_write_batches_two_devices_and_channel_list),
         T(test_write_duplicate_ts_replaces_value),
         T(test_write_older_reading_keeps_last),
