@@ -16,6 +16,7 @@ import os
 import sys
 
 import mqtt_report  # benchmark 9, bench/mqtt_report.py
+import export_report  # benchmark 10, bench/export_report.py
 
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
@@ -133,7 +134,7 @@ def targets(recs):
     if v is not None:
         out.append(("import: sensorspace-full bulk import / its HTTP batch (readings/s)", f"{v:.2f}x",
                     f">= {TARGET_IMPORT_VS_BATCH}x", v >= TARGET_IMPORT_VS_BATCH))
-    return out + mqtt_report.targets(recs)
+    return out + mqtt_report.targets(recs) + export_report.targets(recs)
 
 
 def import_section(recs):
@@ -513,6 +514,7 @@ def render(a, recs):
         acct_section(recs, a.profiles),
         mqtt_report.section(recs),
         import_section(recs),
+        export_report.section(recs),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -548,7 +550,8 @@ def main():
     # The tables on stdout, for whoever ran `make bench`.
     for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
                     tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles),
-                    mqtt_report.section(recs), import_section(recs)):
+                    mqtt_report.section(recs), import_section(recs),
+                    export_report.section(recs)):
         if section:
             sys.stdout.write(section + "\n")
 

@@ -24,8 +24,9 @@
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
 #   BENCH_IMPORT_READINGS=10000000  readings in the bulk import run (10)
-#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt import"   which benchmarks to run
+#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt import export"   which benchmarks to run
 #   BENCH_MQTT_*               the MQTT benchmark's knobs (9; bench/mqtt.sh)
+#   BENCH_EXPORT_*             the export benchmark's knobs (11; bench/export.sh)
 #   BENCH_BASELINE=REV         also run one reading per request (1) and TCP ingest (5)
 #                              on the server of git revision REV (built from `git
 #                              archive`), side by side in every round: an A/B.
@@ -68,7 +69,7 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 # are always on, and with a limit set every message takes the quota check.
 QUOTA=1000000000
 IMPORT_READINGS=${BENCH_IMPORT_READINGS:-10000000}
-ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt import"}
+ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt import export"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
 # The revision the A/B compares with: the first word of bench/BASELINE's
 # first line that is not a comment, unless BENCH_BASELINE is set.
@@ -266,6 +267,10 @@ import_run() {
 # ---- benchmark 9: MQTT, sensorspace's broker against mosquitto ---------------
 
 . "$HERE/mqtt.sh"
+
+# ---- benchmark 10: export, against influxdb ---------------------------------
+
+. "$HERE/export.sh"
 
 # ---- nginx -------------------------------------------------------------------
 
@@ -655,6 +660,7 @@ want mqtt && mqtt_run
 if want import; then
     for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do import_run; done
 fi
+want export && export_run
 
 # CPU time stolen by the hypervisor and spent idle over the run: a noisy
 # neighbour shows up here rather than as a mystery in the numbers.

@@ -239,6 +239,18 @@
 #define SS_QUERY_LIMIT_DEFAULT 1000u
 #define SS_QUERY_LIMIT_MAX 100000u
 
+/* Export (GET /orgs/{org}/export) reads a page at a time on a worker:
+ * - readings per page: 2048 rows of CSV or NDJSON are 100 to 250 KB of
+ *   text, the most an export holds besides what the connection sends,
+ *   and a read of a few milliseconds, so the worker is soon free again;
+ * - series looked into per page: a page over many series without
+ *   readings in the range stays as short (an index probe each);
+ * - devices one export may name (device=a,b,...): the list must fit the
+ *   request head; more is the whole org, which needs no list. */
+#define SS_EXPORT_PAGE_ROWS 2048u
+#define SS_EXPORT_PAGE_SERIES 1024u
+#define SS_EXPORT_DEVICES_MAX 256u
+
 /* Heavy REST requests (data queries, channel lists, usage, audit and
  * session lists, sign-in's Argon2) share libuv's worker pool (4 threads):
  * - in flight (queued, waiting or running) per credential, or per client
@@ -396,6 +408,8 @@
 #define SS_MQTT_REVOKED_RECENT_MAX 64u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
+_Static_assert(SS_EXPORT_DEVICES_MAX * (SS_ID_LEN + 1) < SS_HTTP_HEAD_MAX,
+               "an export's device list fits a request head");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
 _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");
 _Static_assert(SS_LOGIN_DELAY_BASE_MS <= SS_LOGIN_DELAY_MAX_MS &&

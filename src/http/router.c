@@ -77,6 +77,8 @@ static const route routes[] = {
      "channel,from,to,limit,order,every,fn,cursor"},
     {HTTP_DELETE, "/api/v1/devices/{}/data", api_device_data_delete, API_HEAVY,
      "channel,from,to,all"},
+    /* Streamed from the loop once checked (api_hand_over). */
+    {HTTP_GET, "/api/v1/orgs/{}/export", api_export, API_HEAVY, "from,to,format,device,channel"},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 /* Room for an Allow list: a path has at most a handful of methods. */
@@ -184,11 +186,43 @@ static void note_principal(api_call *call)
     p->ended_user_keeps_own = call->ended_user_keeps_own;
 }
 
+void api_hand_over(api_call *call, const api_handoff *h, void *arg)
+{
+    call->handoff = h;
+    call->handoff_arg = arg;
+}
+
+void api_share_release(api_ctx *app, const api_share *share)
+{
+    if (share->held)
+        api_gate_leave_principal(app->gate, share->key);
+}
+
+/* The request goes to the handler's loop side with the credential's
+ * share, in place of an answer. */
+static void hand_over(api_call *call)
+{
+    api_share share = {.held = call->gated_principal};
+    memcpy(share.key, call->gate_key, sizeof share.key);
+    call->req->data = NULL;
+    if (call->aaa.revoked_self)
+        http_request_close(call->req);
+    call->handoff->run(call->app, call->req, call->handoff_arg, &share);
+    buf_free(&call->body);
+    free(call);
+}
+
 /* Sends the answer and ends the call (status: the worker's, 0 on the loop). */
 static void finish(api_call *call, int status)
 {
     note_principal(call);
     call->app->requests_in_flight--;
+    if (call->handoff && status == 0 && call->status == 0) {
+        hand_over(call);
+        return;
+    }
+    if (call->handoff)
+        call->handoff->drop(call->handoff_arg);
     if (call->gated_principal)
         api_gate_leave_principal(call->app->gate, call->gate_key);
     if (status != 0 || call->status == 0)
@@ -217,6 +251,9 @@ static uint64_t heavy_wait_ms(const api_ctx *app)
  * (a timer), in time. */
 static void park(api_ctx *app, api_call *call)
 {
+    if (call->handoff)  /* a handler hands over only as its last act: never here */
+        call->handoff->drop(call->handoff_arg);
+    call->handoff = NULL;
     buf_free(&call->body);
     call->status = 0;
     call->content_type = NULL;
@@ -294,6 +331,11 @@ static void wake_one(api_ctx *app)
 static void on_wait_timer(uv_timer_t *t)
 {
     wake_one(t->data);
+}
+
+void api_org_share_freed(api_ctx *app)
+{
+    wake_one(app);
 }
 
 static void on_wait_timer_closed(uv_handle_t *h)
