@@ -1,4 +1,4 @@
-# bench/live.sh — benchmark 10: the live stream's latency, commit to
+# bench/live.sh — benchmark 12: the live stream's latency, commit to
 # Server-Sent Event, with BENCH_LIVE_CLIENTS streams open and
 # BENCH_LIVE_RATE readings/s arriving over HTTP (bench/live_load.py). Sourced
 # by run.sh, which runs `live_run` when BENCH_ONLY names live; it uses

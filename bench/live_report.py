@@ -1,4 +1,4 @@
-"""bench/live_report.py — benchmark 10's section of RESULTS.md (the live
+"""bench/live_report.py — benchmark 12's section of RESULTS.md (the live
 stream's latency), for report.py."""
 
 
@@ -14,7 +14,7 @@ def section(recs):
     if not runs:
         return ""
     first = runs[0]
-    parts = ["### 10. Live stream: latency, commit to Server-Sent Event\n",
+    parts = ["### 12. Live stream: latency, commit to Server-Sent Event\n",
              f"`live_load.py`: {first.get('clients', '?')} SSE clients on `GET /api/v1/orgs/{{org}}/live` "
              f"(HTTP/1.0, read by 4 processes), readings arriving at about {first.get('rate', '?')}/s over "
              "HTTP (4 connections, 10 readings of distinct ts per request: one event each), durability full. "

@@ -48,6 +48,9 @@ typedef struct api_ctx {
     struct api_call *waiting_head, *waiting_tail;
     uv_timer_t *wait_timer;     /* set for the oldest wait's end; NULL: none waits */
     uint64_t heavy_wait_ms;     /* longest wait; 0: SS_API_HEAVY_WAIT_MS */
+    const char *data_dir;       /* where imports spool; NULL: the working directory */
+    size_t import_readings_max; /* one import's readings; 0: SS_IMPORT_READINGS_MAX */
+    struct api_import *imports; /* running imports (loop thread only) */
     struct api_live *live;      /* the live streams (api_live.h); NULL: none served */
 } api_ctx;
 

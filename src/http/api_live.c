@@ -404,8 +404,15 @@ static void watch(live_client *c)
 
 /* ---- the request -------------------------------------------------------------------- */
 
+/* What the worker found, for the loop side (api_hand_over). */
+typedef struct live_open {
+    aaa_principal who;
+    char org_id[SS_ID_LEN + 1];
+    char device_id[SS_ID_LEN + 1];  /* the filter; "" for every device */
+} live_open;
+
 /* The device filter: a device of this org, else 404. 0 or answered. */
-static int check_device(api_call *call, const char *org_id)
+static int check_device(api_call *call, const char *org_id, char device_id[SS_ID_LEN + 1])
 {
     char dev[SS_ID_LEN + 2];
     int rc = http_query_get(call->req, "device", dev, sizeof dev);
@@ -425,19 +432,35 @@ static int check_device(api_call *call, const char *org_id)
         api_reply_err(call, rc, NULL);
         return 1;
     }
-    snprintf(call->params[1], sizeof call->params[1], "%s", d.id);
+    snprintf(device_id, SS_ID_LEN + 1, "%s", d.id);
     return 0;
 }
+
+static void live_run(api_ctx *app, http_request *req, void *arg, const api_share *share);
+
+static void live_drop(void *arg)
+{
+    free(arg);
+}
+
+static const api_handoff live_handoff = {.run = live_run, .drop = live_drop};
 
 /* The router has refused any query parameter but `device` already. */
 void api_live_get(api_call *call)
 {
-    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL))
+    char device_id[SS_ID_LEN + 1] = "";
+    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL) ||
+        check_device(call, call->params[0], device_id))
         return;
-    if (check_device(call, call->params[0]))
+    live_open *open = calloc(1, sizeof *open);
+    if (!open) {
+        api_reply_error(call, 503, "overloaded", "the server is out of memory");
         return;
-    call->status = 200;
-    call->stream = api_live_start;
+    }
+    open->who = call->who;
+    snprintf(open->org_id, sizeof open->org_id, "%s", call->params[0]);
+    snprintf(open->device_id, sizeof open->device_id, "%s", device_id);
+    api_hand_over(call, &live_handoff, open);
 }
 
 static void respond_limit(http_request *req, int status, const char *code, const char *message)
@@ -521,18 +544,19 @@ static int write_preamble(live_client *c, int reset)
     return rc ? rc : client_write(c, b->data, b->len);
 }
 
-static live_client *client_new(api_live *l, api_call *call, live_org *o, uint64_t next)
+static live_client *client_new(api_live *l, http_request *req, const live_open *open,
+                               live_org *o, uint64_t next)
 {
     live_client *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->live = l;
     c->org = o;
-    c->req = call->req;
+    c->req = req;
     c->next = next;
-    c->who = call->who;
-    snprintf(c->org_id, sizeof c->org_id, "%s", call->params[0]);
-    snprintf(c->device_id, sizeof c->device_id, "%s", call->params[1]);
+    c->who = open->who;
+    snprintf(c->org_id, sizeof c->org_id, "%s", open->org_id);
+    snprintf(c->device_id, sizeof c->device_id, "%s", open->device_id);
     if (c->who.kind == AAA_PRINCIPAL_PERSON)
         c->expires_at = c->who.session.expires_at;
     ss_list_init(&c->rewatch_link);
@@ -540,26 +564,16 @@ static live_client *client_new(api_live *l, api_call *call, live_org *o, uint64_
     o->listener_count++;
     ss_list_insert_tail(&l->streams, &c->all);
     l->stream_count++;
-    call->req->data = c;
+    req->data = c;
     return c;
 }
 
 static const http_stream_hooks live_hooks = {.drained = on_drained, .gone = on_gone};
 
-void api_live_start(api_call *call)
+/* The answer's head, the first frames, and what the window has for it. */
+static void live_start(live_client *c, int reset)
 {
-    api_live *l = call->app->live;
-    http_request *req = call->req;
-    live_org *o = open_org(l, req, call->params[0]);
-    uint64_t next;
-    int reset;
-    if (!o || resume_from(req, o, &next, &reset))
-        return;
-    live_client *c = client_new(l, call, o, next);
-    if (!c) {
-        respond_limit(req, 503, "overloaded", "the server is out of memory");
-        return;
-    }
+    http_request *req = c->req;
     int rc = http_stream_begin(req, 200, "text/event-stream",
                                "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n", &live_hooks);
     if (rc == SS_NOMEM) {
@@ -577,6 +591,25 @@ void api_live_start(api_call *call)
         return;
     }
     client_pump(c);
+}
+
+/* The loop side: the stream opens, within the limits. A live stream is
+ * not a heavy request: the credential's share (none for this light
+ * route) goes back at once. */
+static void live_run(api_ctx *app, http_request *req, void *arg, const api_share *share)
+{
+    live_open *open = arg;
+    api_share_release(app, share);
+    api_live *l = app->live;
+    live_org *o = open_org(l, req, open->org_id);
+    uint64_t next;
+    int reset;
+    live_client *c = NULL;
+    if (o && resume_from(req, o, &next, &reset) == 0 && !(c = client_new(l, req, open, o, next)))
+        respond_limit(req, 503, "overloaded", "the server is out of memory");
+    free(open);
+    if (c)
+        live_start(c, reset);
 }
 
 /* ---- the heartbeat ---------------------------------------------------------------------- */

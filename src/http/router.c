@@ -77,6 +77,8 @@ static const route routes[] = {
      "channel,from,to,limit,order,every,fn,cursor"},
     {HTTP_DELETE, "/api/v1/devices/{}/data", api_device_data_delete, API_HEAVY,
      "channel,from,to,all"},
+    /* Streamed from the loop once checked (api_hand_over). */
+    {HTTP_GET, "/api/v1/orgs/{}/export", api_export, API_HEAVY, "from,to,format,device,channel"},
     {HTTP_GET, "/api/v1/orgs/{}/live", api_live_get, API_LIGHT, "device"},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
@@ -185,22 +187,48 @@ static void note_principal(api_call *call)
     p->ended_user_keeps_own = call->ended_user_keeps_own;
 }
 
+void api_hand_over(api_call *call, const api_handoff *h, void *arg)
+{
+    call->handoff = h;
+    call->handoff_arg = arg;
+}
+
+void api_share_release(api_ctx *app, const api_share *share)
+{
+    if (share->held)
+        api_gate_leave_principal(app->gate, share->key);
+}
+
+/* The request goes to the handler's loop side with the credential's
+ * share, in place of an answer. */
+static void hand_over(api_call *call)
+{
+    api_share share = {.held = call->gated_principal};
+    memcpy(share.key, call->gate_key, sizeof share.key);
+    call->req->data = NULL;
+    if (call->aaa.revoked_self)
+        http_request_close(call->req);
+    call->handoff->run(call->app, call->req, call->handoff_arg, &share);
+    buf_free(&call->body);
+    free(call);
+}
+
 /* Sends the answer and ends the call (status: the worker's, 0 on the loop). */
 static void finish(api_call *call, int status)
 {
     note_principal(call);
     call->app->requests_in_flight--;
+    if (call->handoff && status == 0 && call->status == 0) {
+        hand_over(call);
+        return;
+    }
+    if (call->handoff)
+        call->handoff->drop(call->handoff_arg);
     if (call->gated_principal)
         api_gate_leave_principal(call->app->gate, call->gate_key);
     if (status != 0 || call->status == 0)
         api_reply_error(call, 500, "internal", "the request could not be served");
     call->req->data = NULL;
-    if (status == 0 && call->stream && call->status == 200) {
-        call->stream(call);  /* answers the request itself */
-        buf_free(&call->body);
-        free(call);
-        return;
-    }
     if (call->aaa.revoked_self)  /* it revoked its own credential */
         http_request_close(call->req);
     http_respond(call->req, call->status, call->content_type, call->body.data, call->body.len,
@@ -224,6 +252,9 @@ static uint64_t heavy_wait_ms(const api_ctx *app)
  * (a timer), in time. */
 static void park(api_ctx *app, api_call *call)
 {
+    if (call->handoff)  /* a handler hands over only as its last act: never here */
+        call->handoff->drop(call->handoff_arg);
+    call->handoff = NULL;
     buf_free(&call->body);
     call->status = 0;
     call->content_type = NULL;
@@ -301,6 +332,11 @@ static void wake_one(api_ctx *app)
 static void on_wait_timer(uv_timer_t *t)
 {
     wake_one(t->data);
+}
+
+void api_org_share_freed(api_ctx *app)
+{
+    wake_one(app);
 }
 
 static void on_wait_timer_closed(uv_handle_t *h)
@@ -462,7 +498,7 @@ static void refuse_method(http_request *req)
 {
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];
     char allow[ROUTE_ALLOW_MAX] = "";
-    if (strcmp(req->path, "/api/v1/data") == 0)
+    if (strcmp(req->path, "/api/v1/data") == 0 || api_import_path(req->path))
         allow_add(allow, sizeof allow, "POST");
     for (size_t i = 0; i < ROUTES; i++) {
         if (!route_match(routes[i].pattern, req->path, params))
@@ -577,6 +613,8 @@ static const char *declared_query(const http_request *req)
     /* device_id: the device an API key with data:write posts as. */
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0)
         return "device_id";
+    if (req->method == HTTP_POST && api_import_path(req->path))
+        return "format";
     for (size_t i = 0; i < ROUTES; i++)
         if (method_matches(routes[i].method, req->method) &&
             route_match(routes[i].pattern, req->path, params))
@@ -596,6 +634,8 @@ int api_head(void *ctx, http_request *req)
         return 1;
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0)
         return api_data_head(app, req);
+    if (req->method == HTTP_POST && api_import_path(req->path))
+        return api_import_head(app, req);
     return 0;
 }
 
@@ -606,6 +646,10 @@ void api_handle(void *ctx, http_request *req)
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
         api_conn_open(req);
         api_data_post(app, req);
+        return;
+    }
+    if (req->method == HTTP_POST && api_import_path(req->path)) {
+        api_import_request(app, req);
         return;
     }
     char params[API_PARAMS_MAX][SS_ID_LEN + 1] = {{0}};
@@ -634,7 +678,7 @@ void api_handle(void *ctx, http_request *req)
             return;
         }
     }
-    if (path_known || strcmp(req->path, "/api/v1/data") == 0)
+    if (path_known || strcmp(req->path, "/api/v1/data") == 0 || api_import_path(req->path))
         refuse_method(req);
     else
         http_respond_error(req, 404, "not_found", "no such resource", NULL);

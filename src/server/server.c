@@ -531,6 +531,8 @@ static int start_loop_parts(server *sv)
     sv->api.gate = sv->gate;
     sv->api.maint = sv->maint;
     sv->api.seen = sv->seen;
+    sv->api.data_dir = cfg->data_dir;
+    sv->api.import_readings_max = (size_t)strtoull(cfg->import_readings_max, NULL, 10);
     uint64_t heartbeat_ms = 0;
     config_millis(cfg->live_heartbeat, SS_LIVE_HEARTBEAT_MIN_MS, SS_LIVE_HEARTBEAT_MS,
                   &heartbeat_ms);

@@ -45,6 +45,10 @@
  * the upper levels of the readings b-tree and the series table; a handful of
  * connections stay well under 100 MiB. */
 #define STORE_CACHE_KIB 16384
+/* Page cache of a connection while it reads an export page: a scan reads
+ * each page of readings once, so a few hundred pages (the b-trees' upper
+ * levels and the page being read) are all it uses. */
+#define STORE_EXPORT_CACHE_KIB 1024
 /* The org tree walks of the SQL stop where every other does. */
 #define STORE_ORG_DEPTH_MAX SS_ORG_DEPTH_MAX
 /* Series cache slots per writing connection; a power of two so the hash is
@@ -290,6 +294,8 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                     " WHERE r.series_id = s.id), last_ts, last_value"                    \
                     " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
     X(CHANNEL_NAMES, "SELECT channel FROM series WHERE device_id = ?1 ORDER BY channel")  \
+    X(EXPORT_SERIES, "SELECT id, channel FROM series WHERE device_id = ?1"               \
+                     " AND channel >= ?2 ORDER BY channel")                              \
     X(CHANNEL_LATEST, "SELECT channel, 0, last_ts, last_value FROM series"               \
                       " WHERE device_id = ?1 ORDER BY channel")                          \
     X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \

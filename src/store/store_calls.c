@@ -349,6 +349,12 @@ int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, s
     return c->series->query_buckets(c->ser, q, every_ms, fn, cb, ctx);
 }
 
+int store_export_page(store_conn *c, const store_export_scan *s, store_export_cursor *cur,
+                      store_export_cb cb, void *ctx)
+{
+    return c->series->export_page(c->ser, s, cur, cb, ctx);
+}
+
 int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, size_t *deleted,
                           int *more)
 {

@@ -115,6 +115,56 @@ typedef enum {
 int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
                         store_point_cb cb, void *ctx);
 
+/* ---- export: every reading of many devices, a page at a time ---------- */
+
+/* Where an export stands between two pages: the next reading is the first
+ * at or after (device_id, channel, ts) in (device, channel, ts) order.
+ * Zeroed: from the start. The caller keeps it between pages; nothing of
+ * the store is held between two calls. */
+typedef struct store_export_cursor {
+    char device_id[SS_ID_LEN + 1];
+    char channel[SS_CHANNEL_MAX + 1];
+    int64_t ts;
+    int done;  /* OUT: 1 once nothing is left after the cursor */
+} store_export_cursor;
+
+typedef struct store_export_scan {
+    /* The devices, sorted by strcmp, without repeats (n_devices >= 1). A
+     * device with no series (or none any more) is no error. */
+    const char *const *device_ids;
+    size_t n_devices;
+    /* The channels, sorted by strcmp, without repeats; n_channels 0: every
+     * channel. */
+    const char *const *channels;
+    size_t n_channels;
+    int64_t from;       /* inclusive, ms */
+    int64_t to;         /* exclusive, ms */
+    size_t max_rows;    /* a page holds at most this many readings (>= 1) */
+    size_t max_series;  /* and looks into at most this many series (>= 1),
+                           so a page over many empty series stays short */
+} store_export_scan;
+
+typedef struct store_export_row {
+    size_t device;        /* its index in device_ids */
+    const char *channel;  /* valid during the callback only */
+    int64_t ts;
+    double value;
+} store_export_row;
+
+/* 0 to go on; anything else ends the page with that value returned. */
+typedef int (*store_export_cb)(void *ctx, const store_export_row *row);
+
+/* One page of an export: the readings of s's devices and channels in
+ * [from, to), in (device id, channel, ts) order, from the cursor on, to cb;
+ * at most max_rows of them, and at most max_series series looked into.
+ * IN/OUT cur: where the page starts, then where the next one does (done
+ * set once nothing is left). A page is one short read: nothing is held
+ * between pages, and a reading stored or deleted meanwhile appears or
+ * not according to where the cursor stands. 0, SS_INVAL (bad scan), a
+ * store error or cb's nonzero value (the cursor then is unspecified). */
+int store_export_page(store_conn *c, const store_export_scan *s, store_export_cursor *cur,
+                      store_export_cb cb, void *ctx);
+
 /* ---- deletion of readings ---------------------------------------------- */
 
 typedef struct store_range {
@@ -160,7 +210,9 @@ int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, 
  *   stored (device, channel, ts) replaces its value.
  * - Order: points and buckets come ordered by ts (desc when asked), at most
  *   limit of them, from inclusive, to exclusive; a range that is paged by
- *   moving `from` past the last ts seen returns every point once.
+ *   moving `from` past the last ts seen returns every point once. Export
+ *   pages come in (device, channel, ts) order and, followed cursor to
+ *   cursor, return every reading of the range once.
  * - Full disk: a write that meets no room fails with SS_FULL and leaves
  *   nothing behind, reads go on being served, and the engine's `full`
  *   state (store_full) stays set until a write succeeds.
@@ -200,6 +252,8 @@ typedef struct store_series_table {
     int (*query_points)(store_engine_conn *c, const store_query *q, store_point_cb cb, void *ctx);
     int (*query_buckets)(store_engine_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
                          store_point_cb cb, void *ctx);
+    int (*export_page)(store_engine_conn *c, const store_export_scan *s, store_export_cursor *cur,
+                       store_export_cb cb, void *ctx);
     int (*delete_readings)(store_engine_conn *c, const store_range *r, size_t max_rows,
                            size_t *deleted, int *more);
 } store_series_table;

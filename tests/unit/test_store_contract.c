@@ -2237,6 +2237,153 @@ static void test_points_paged_by_from_return_each_once(void **state)
     assert_int_equal(seen, N);
 }
 
+/* ---- export pages ------------------------------------------------------ */
+
+#define EXPORT_ROWS_MAX 64
+
+typedef struct export_rows {
+    size_t n, page_n;
+    size_t device[EXPORT_ROWS_MAX];
+    char channel[EXPORT_ROWS_MAX][SS_CHANNEL_MAX + 1];
+    int64_t ts[EXPORT_ROWS_MAX];
+    double v[EXPORT_ROWS_MAX];
+} export_rows;
+
+static int export_row_cb(void *ctx, const store_export_row *row)
+{
+    export_rows *k = ctx;
+    assert_true(k->n < EXPORT_ROWS_MAX);
+    k->device[k->n] = row->device;
+    snprintf(k->channel[k->n], sizeof k->channel[0], "%s", row->channel);
+    k->ts[k->n] = row->ts;
+    k->v[k->n] = row->value;
+    k->n++;
+    k->page_n++;
+    return 0;
+}
+
+/* Devices 1 and 3 of org 1 with channels a, b / a, c (four readings each,
+ * ts BASE + 1000 * i, value device * 100 + i), device 2 with none, and
+ * device 4 of org 2 with readings on a. */
+static void add_export_readings(store_conn *c)
+{
+    assert_int_equal(add_org(c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(c, 2, "two", -1), SS_OK);
+    for (unsigned d = 1; d <= 4; d++)
+        assert_int_equal(add_device(c, d, d == 4 ? 2 : 1, "dev", (uint8_t)(d * 7)), SS_OK);
+    static const char *const chans[5][2] = {{0}, {"a", "b"}, {0}, {"c", "a"}, {"a", "b"}};
+    for (unsigned d = 1; d <= 4; d++) {
+        if (d == 2)
+            continue;
+        ss_reading rs[8];
+        for (int i = 0; i < 8; i++)
+            rs[i] = rd(chans[d][i % 2], BASE + 1000 * (3 - i / 2), d * 100 + (3 - i / 2));
+        assert_int_equal(write_one(c, d, rs, 8), SS_OK);
+    }
+}
+
+/* Runs a scan page after page to its end; every page within its budget. */
+static export_rows *export_all(store_conn *c, store_export_scan *s)
+{
+    export_rows *k = calloc(1, sizeof *k);
+    assert_non_null(k);
+    store_export_cursor cur = {0};
+    for (int page = 0; !cur.done; page++) {
+        assert_true(page < 100);
+        k->page_n = 0;
+        assert_int_equal(store_export_page(c, s, &cur, export_row_cb, k), SS_OK);
+        assert_true(k->page_n <= s->max_rows);
+    }
+    return k;
+}
+
+/* Followed cursor to cursor, pages return each reading of the devices and
+ * range once, in (device, channel, ts) order, whatever the page budgets;
+ * a device without series and another org's device add nothing. */
+static void test_export_pages_return_each_reading_once_in_order(void **state)
+{
+    fx *f = *state;
+    add_export_readings(f->c);
+    char ids[4][SS_ID_LEN + 1];
+    const char *devs[4];
+    for (unsigned d = 0; d < 3; d++) {
+        make_id(ids[d], TAG_DEVICE, d + 1);
+        devs[d] = ids[d];
+    }
+    static const size_t budgets[][2] = {{1, 1}, {2, 1}, {3, 2}, {100, 1}, {1, 100}, {100, 100}};
+    for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+        store_export_scan s = {.device_ids = devs, .n_devices = 3, .from = BASE + 1000,
+                               .to = BASE + 3000, .max_rows = budgets[b][0],
+                               .max_series = budgets[b][1]};
+        export_rows *k = export_all(f->c, &s);
+        /* [BASE+1000, BASE+3000): ts 1 and 2 of each series. */
+        static const size_t want_dev[] = {0, 0, 0, 0, 2, 2, 2, 2};
+        static const char *const want_ch[] = {"a", "a", "b", "b", "a", "a", "c", "c"};
+        assert_int_equal(k->n, 8);
+        for (size_t i = 0; i < 8; i++) {
+            assert_int_equal(k->device[i], want_dev[i]);
+            assert_string_equal(k->channel[i], want_ch[i]);
+            assert_int_equal(k->ts[i], BASE + 1000 * (1 + (int64_t)(i % 2)));
+            assert_true(k->v[i] == (double)((want_dev[i] + 1) * 100 + 1 + i % 2));
+        }
+        free(k);
+    }
+}
+
+/* A channel filter keeps the named channels; a device list keeps its
+ * devices, also one past the others' ids; an empty range is done at once. */
+static void test_export_filters_channels_devices_and_range(void **state)
+{
+    fx *f = *state;
+    add_export_readings(f->c);
+    char d3[SS_ID_LEN + 1], d4[SS_ID_LEN + 1];
+    make_id(d3, TAG_DEVICE, 3);
+    make_id(d4, TAG_DEVICE, 4);
+    const char *devs[] = {d3};
+    const char *chans[] = {"b", "c"};
+    store_export_scan s = {.device_ids = devs, .n_devices = 1, .channels = chans,
+                           .n_channels = 2, .from = BASE, .to = BASE + 10000, .max_rows = 2,
+                           .max_series = 1};
+    export_rows *k = export_all(f->c, &s);
+    assert_int_equal(k->n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(k->channel[i], "c");
+        assert_int_equal(k->ts[i], BASE + 1000 * (int64_t)i);
+    }
+    free(k);
+    const char *other[] = {d4};
+    s = (store_export_scan){.device_ids = other, .n_devices = 1, .from = BASE, .to = BASE + 10000,
+                            .max_rows = 10, .max_series = 10};
+    k = export_all(f->c, &s);
+    assert_int_equal(k->n, 8);
+    free(k);
+    s.to = s.from;
+    k = export_all(f->c, &s);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+/* A page with no device, no budget or no callback is refused. */
+static void test_export_bad_scan_inval(void **state)
+{
+    fx *f = *state;
+    const char *devs[] = {"x"};
+    store_export_cursor cur = {0};
+    export_rows k = {0};
+    store_export_scan ok = {.device_ids = devs, .n_devices = 1, .from = 0, .to = 10,
+                            .max_rows = 1, .max_series = 1};
+    store_export_scan bad[4] = {ok, ok, ok, ok};
+    bad[0].n_devices = 0;
+    bad[1].max_rows = 0;
+    bad[2].max_series = 0;
+    bad[3].n_channels = 1;  /* without channels */
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(store_export_page(f->c, &bad[i], &cur, export_row_cb, &k), SS_INVAL);
+    assert_int_equal(store_export_page(f->c, &ok, &cur, NULL, &k), SS_INVAL);
+    assert_int_equal(store_export_page(f->c, &ok, &cur, export_row_cb, &k), SS_OK);
+    assert_true(cur.done);
+}
+
 /* Latest is the reading with the highest ts, whatever order they came in;
  * a reading at a stored ts replaces its value. */
 static void test_latest_is_the_newest_by_ts(void **state)
@@ -2920,6 +3067,9 @@ int main(void)
         T(test_deleted_device_is_purged_in_steps),
         T(test_delete_range_in_steps_keeps_outside_and_latest),
         T(test_points_paged_by_from_return_each_once),
+        T(test_export_pages_return_each_reading_once_in_order),
+        T(test_export_filters_channels_devices_and_range),
+        T(test_export_bad_scan_inval),
         T(test_latest_is_the_newest_by_ts),
         T(test_org_delete_conflicts_with_children_then_takes_devices),
         T(test_org_delete_leaves_no_series_behind),
