@@ -38,6 +38,11 @@
  * org, hour and protocol, so they stay small however long the store
  * fails). */
 #define METER_HELD_RECORDS_MAX 8192u
+/* Open records one flush copies for the write, at most: the rest, still
+ * marked changed, go with the next flushes (a second each). Without it a
+ * burst of new connections (ten thousand devices signing in) would make
+ * two copies of every record, and the first array would keep its room. */
+#define METER_FLUSH_RECORDS_MAX 1024u
 /* A person's session record ends after this long without a request. */
 #define METER_USER_IDLE_MS (5LL * 60 * 1000)
 
