@@ -109,9 +109,12 @@ static void dropped(mqtt_session *s, const char *why)
     s->dropped++;
     mqtt_sessions_of(b)->dropped++;
     metrics_mqtt_dropped(b->opt.metrics, 1);
-    if ((s->dropped & (s->dropped - 1)) == 0)
-        log_warn("mqtt", "a session of %s in org %s dropped a message (%s): %llu so far",
-                 s->principal_id, s->org_id, why, (unsigned long long)s->dropped);
+    if ((s->dropped & (s->dropped - 1)) != 0)
+        return;
+    char principal[SS_ID_LEN + 1];
+    mqtt_session_principal(s, principal);
+    log_warn("mqtt", "a session of %s in org %s dropped a message (%s): %llu so far", principal,
+             s->org_id, why, (unsigned long long)s->dropped);
 }
 
 static void delivery_drop(mqtt_session *s, mqtt_delivery *d, const char *why)

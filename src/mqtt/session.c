@@ -12,6 +12,7 @@
  * in the persister, in order, so the store always holds what memory held
  * a commit ago. */
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,12 +172,29 @@ static void owners_free(mqtt_sessions *t)
     free(t->owners);
 }
 
+void mqtt_session_principal(const mqtt_session *s, char id[SS_ID_LEN + 1])
+{
+    size_t n = strcspn(s->client_id, "/");
+    n = n < SS_ID_LEN ? n : SS_ID_LEN;
+    memcpy(id, s->client_id, n);
+    id[n] = 0;
+}
+
+/* 1 when the session's key starts with "<id>/". */
+static int session_owned_by(const mqtt_session *s, const char *id)
+{
+    size_t n = strlen(id);
+    return strncmp(s->client_id, id, n) == 0 && s->client_id[n] == '/';
+}
+
 static void set_stored(mqtt_session *s, int stored)
 {
-    if (s->stored == (unsigned)stored)
+    if (s->stored == (stored ? 1 : 0))
         return;
     s->stored = stored ? 1 : 0;
-    owner_count(mqtt_sessions_of(s->broker), s->principal_id, stored ? 1 : -1);
+    char principal[SS_ID_LEN + 1];
+    mqtt_session_principal(s, principal);
+    owner_count(mqtt_sessions_of(s->broker), principal, stored ? 1 : -1);
 }
 
 /* ---- deadlines ------------------------------------------------------------------- */
@@ -292,9 +310,11 @@ static void record_session(mqtt_session *s, int64_t disconnected_ms)
     mqtt_persist *p = s->broker->persist;
     if (!p || !s->stored)
         return;
+    char principal[SS_ID_LEN + 1];
+    mqtt_session_principal(s, principal);
     mqtt_persist_session ps = {.org_id = s->org_id,
                                .client_id = s->client_id,
-                               .principal_id = s->principal_id,
+                               .principal_id = principal,
                                .expiry_s = s->expiry_s,
                                .disconnected_ms = disconnected_ms};
     int rc = mqtt_persist_session_put(p, &ps, NULL, NULL);
@@ -332,17 +352,18 @@ static void unstore(mqtt_session *s)
 
 /* ---- sessions ---------------------------------------------------------------------- */
 
-static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *principal,
-                                 const char *id, size_t len, uint64_t h)
+/* key: the session key, its principal's id first. */
+static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *id, size_t len,
+                                 uint64_t h)
 {
     mqtt_sessions *t = mqtt_sessions_of(b);
-    mqtt_session *s = calloc(1, sizeof *s + len + 1);
+    /* the key ends the struct: no padding after it */
+    mqtt_session *s = calloc(1, offsetof(mqtt_session, client_id) + len + 1);
     if (!s)
         return NULL;
     s->broker = b;
     s->hash = h;
     snprintf(s->org_id, sizeof s->org_id, "%s", org);
-    snprintf(s->principal_id, sizeof s->principal_id, "%s", principal);
     memcpy(s->client_id, id, len);
     s->client_id[len] = 0;
     s->serial = ++b->next_serial;
@@ -467,7 +488,7 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
         s->resend = 1;
         *present = 1;
     } else {
-        s = session_new(b, org, who, key, key_len, h);
+        s = session_new(b, org, key, key_len, h);
         if (!s)
             return SS_NOMEM;
     }
@@ -553,9 +574,11 @@ int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx
             done(ctx, SS_OK);
         return SS_OK;
     }
+    char principal[SS_ID_LEN + 1];
+    mqtt_session_principal(s, principal);
     mqtt_persist_session ps = {.org_id = s->org_id,
                                .client_id = s->client_id,
-                               .principal_id = s->principal_id,
+                               .principal_id = principal,
                                .expiry_s = s->expiry_s,
                                .disconnected_ms = s->conn ? 0 : clock_now_ms()};
     return mqtt_persist_session_put(p, &ps, done, ctx);
@@ -598,7 +621,7 @@ void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id)
         mqtt_session *s = t->buckets[i];
         while (s) {
             mqtt_session *next = s->next;
-            if (strcmp(s->principal_id, principal_id) == 0 || strcmp(s->org_id, principal_id) == 0)
+            if (session_owned_by(s, principal_id) || strcmp(s->org_id, principal_id) == 0)
                 session_end(s, 0);
             s = next;
         }
@@ -624,7 +647,7 @@ static int load_session(void *ctx, const mqtt_persist_session *ps)
     if (len > MQTT_SESSION_KEY_MAX || loaded_find(b, ps->org_id, ps->client_id))
         return SS_OK;
     uint64_t h = session_hash(t, ps->org_id, ps->client_id, len);
-    mqtt_session *s = session_new(b, ps->org_id, ps->principal_id, ps->client_id, len, h);
+    mqtt_session *s = session_new(b, ps->org_id, ps->client_id, len, h);
     if (!s)
         return SS_NOMEM;
     set_stored(s, 1);

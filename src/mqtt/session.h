@@ -51,47 +51,46 @@ struct mqtt_session {
     mqtt_broker *broker;
     mqtt_session *next;      /* in its hash bucket */
     uint64_t hash;
-    char org_id[SS_ID_LEN + 1];
-    char principal_id[SS_ID_LEN + 1];
     uint64_t serial;         /* no-local: the origin of what its clients publish */
     mqtt_conn *conn;         /* NULL while offline */
-    uint32_t expiry_s;       /* UINT32_MAX: never */
-    unsigned stored : 1;     /* recorded in the persister */
-    unsigned resend : 1;     /* in_flight goes again (DUP) at the next resume */
     /* Its will, while its connection lives or its delay runs. */
     mqtt_msg *will;
-    uint32_t will_delay_s;
     int64_t will_at_ms;      /* 0: not due (online, or none) */
     int64_t expire_at_ms;    /* 0: online, or never */
     size_t heap_idx;         /* in the deadline heap; SIZE_MAX: not in it */
-    /* Subscriptions. */
-    ss_list subs;
-    unsigned n_subs;
-    /* Deliveries. */
-    ss_list queue;
+    ss_list subs;            /* subscriptions */
+    ss_list queue;           /* deliveries */
     ss_list in_flight;
-    unsigned n_queued;
-    unsigned n_in_flight;
-    unsigned n_qos0;         /* queued deliveries of QoS 0 (connected only) */
-    size_t bytes_qos0;       /* what those hold, themselves included */
+    size_t bytes_qos0;       /* what the QoS 0 deliveries hold, themselves included */
     size_t bytes;            /* of QoS 1/2 deliveries: mqtt_msg_size */
     uint64_t next_seq;
-    uint16_t next_packet_id;
     uint64_t dropped;        /* deliveries lost to the queue bound */
     int64_t stall_mark_ms;   /* overflowed while connected: since when its */
     uint64_t stall_mark_bytes; /* bytes its socket had taken then, */
     size_t stall_dropped;    /* and the bytes dropped for it meanwhile */
-    /* Inbound QoS 2: PUBREC sent, PUBREL awaited. */
-    uint16_t *qos2_in;
+    uint16_t *qos2_in;       /* inbound QoS 2: PUBREC sent, PUBREL awaited */
+    uint64_t route_gen;      /* mqtt_route's merge of one message's subscriptions (deliver.c) */
+    uint32_t expiry_s;       /* UINT32_MAX: never */
+    uint32_t will_delay_s;
+    unsigned n_subs;
+    unsigned n_queued;
+    unsigned n_in_flight;
+    unsigned n_qos0;         /* queued deliveries of QoS 0 (connected only) */
     unsigned n_qos2_in;
     unsigned cap_qos2_in;
-    /* mqtt_route's merge of one message's subscriptions (deliver.c). */
-    uint64_t route_gen;
     unsigned route_idx;
+    uint16_t next_packet_id;
+    uint8_t stored;          /* recorded in the persister */
+    uint8_t resend;          /* in_flight goes again (DUP) at the next resume */
+    char org_id[SS_ID_LEN + 1];
     /* The session key (above), NUL-terminated, as long as it is: an idle
-     * connection's session holds no room for the longest. */
+     * connection's session holds no room for the longest. Its principal
+     * is the part before the first '/' (mqtt_session_principal). */
     char client_id[];
 };
+
+/* The session's principal (its key's first part). OUT id. */
+void mqtt_session_principal(const mqtt_session *s, char id[SS_ID_LEN + 1]);
 
 /* session.c's table: sessions by (org, client id), their deadlines (will
  * delay, expiry) in a heap under one timer. */
