@@ -5,6 +5,16 @@
  * the store kept. A session's subscriptions and inbound QoS 2 ids are
  * session_subs.c's.
  *
+ * A stored session's will is in the store while its delay runs after the
+ * connection ended (MQTT 5 §3.1.3.2: it is published when the delay
+ * passes or the session ends, whichever comes first), so a crash meanwhile
+ * does not lose it: the load gives it back with its due time, and one that
+ * fell due while the server was down, or whose session expired then, is
+ * published at start. Resuming the session, or sending the will, takes it
+ * out of the store again. While the connection lives the will is in
+ * memory only: a server that stops or crashes ends no client's connection
+ * the way the will stands for (on_conn_stop: no will either). 
+ *
  * Deadlines (a will's delay, a session's expiry) sit in one binary heap
  * under one timer for the whole broker, so an idle session costs no
  * handle and a tick does bounded work (SS_MQTT_EXPIRE_BATCH). A session
@@ -305,18 +315,39 @@ void mqtt_session_persist_failed(const char *what, int rc)
     log_warn("mqtt", "session state not recorded (%s): %s", what, ss_strerror(rc));
 }
 
+/* When an offline session's connection ended, as its expiry keeps it (one
+ * that never expires: now, which is what the load makes of it anyway). */
+static int64_t session_disconnected_ms(const mqtt_session *s)
+{
+    if (s->conn)
+        return 0;
+    if (s->expire_at_ms)
+        return s->expire_at_ms - (int64_t)s->expiry_s * 1000;
+    return clock_now_ms();
+}
+
+/* The session's record as the store keeps it; principal: its buffer. Its
+ * will goes with it while the will's delay runs (will_at_ms set). */
+static mqtt_persist_session session_record(const mqtt_session *s, int64_t disconnected_ms,
+                                           char principal[SS_ID_LEN + 1])
+{
+    mqtt_session_principal(s, principal);
+    return (mqtt_persist_session){.org_id = s->org_id,
+                                  .client_id = s->client_id,
+                                  .principal_id = principal,
+                                  .expiry_s = s->expiry_s,
+                                  .disconnected_ms = disconnected_ms,
+                                  .will = s->will_at_ms ? s->will : NULL,
+                                  .will_at_ms = s->will ? s->will_at_ms : 0};
+}
+
 static void record_session(mqtt_session *s, int64_t disconnected_ms)
 {
     mqtt_persist *p = s->broker->persist;
     if (!p || !s->stored)
         return;
     char principal[SS_ID_LEN + 1];
-    mqtt_session_principal(s, principal);
-    mqtt_persist_session ps = {.org_id = s->org_id,
-                               .client_id = s->client_id,
-                               .principal_id = principal,
-                               .expiry_s = s->expiry_s,
-                               .disconnected_ms = disconnected_ms};
+    mqtt_persist_session ps = session_record(s, disconnected_ms, principal);
     int rc = mqtt_persist_session_put(p, &ps, NULL, NULL);
     if (rc)
         mqtt_session_persist_failed("session", rc);
@@ -575,12 +606,7 @@ int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx
         return SS_OK;
     }
     char principal[SS_ID_LEN + 1];
-    mqtt_session_principal(s, principal);
-    mqtt_persist_session ps = {.org_id = s->org_id,
-                               .client_id = s->client_id,
-                               .principal_id = principal,
-                               .expiry_s = s->expiry_s,
-                               .disconnected_ms = s->conn ? 0 : clock_now_ms()};
+    mqtt_persist_session ps = session_record(s, session_disconnected_ms(s), principal);
     return mqtt_persist_session_put(p, &ps, done, ctx);
 }
 
@@ -588,9 +614,13 @@ int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx
 
 static void session_due(mqtt_sessions *t, mqtt_session *s, int64_t now)
 {
-    if (s->will_at_ms && s->will_at_ms <= now)
+    int expired = s->expire_at_ms && s->expire_at_ms <= now;
+    if (s->will_at_ms && s->will_at_ms <= now) {
         will_publish(s);
-    if (s->expire_at_ms && s->expire_at_ms <= now) {
+        if (!expired)
+            record_session(s, session_disconnected_ms(s));  /* the will out of the store */
+    }
+    if (expired) {
         session_end(s, 1);
         return;
     }
@@ -656,6 +686,12 @@ static int load_session(void *ctx, const mqtt_persist_session *ps)
      * then: its expiry runs from now. */
     int64_t since = ps->disconnected_ms ? ps->disconnected_ms : clock_now_ms();
     s->expire_at_ms = s->expiry_s == UINT32_MAX ? 0 : since + (int64_t)s->expiry_s * 1000;
+    /* Its will waits for its time, or goes at the first tick when that (or
+     * the session's expiry) passed while the server was down. */
+    if (ps->will) {
+        s->will = mqtt_msg_ref(ps->will);
+        s->will_at_ms = ps->will_at_ms;
+    }
     session_schedule(t, s);
     return SS_OK;
 }
