@@ -21,6 +21,7 @@
 
 struct net_conn_set {
     uv_tcp_t listener;
+    net_stream_hooks hooks;    /* every connection's stream's */
     uv_timer_t timer;          /* the earliest deadline; data: the connection whose runs */
     net_conn **heap;           /* connections with a deadline, earliest first */
     size_t heap_len, heap_cap;
@@ -325,10 +326,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     c->set = s;
     c->heap_idx = NET_CONN_UNARMED;
-    c->stream.on_read = s->opt.on_read;
-    c->stream.on_error = s->opt.on_error;
-    c->stream.on_drained = s->opt.on_drained;
-    c->stream.on_close = on_stream_closed;
+    c->stream.hooks = &s->hooks;
     c->stream.data = c;
     ss_list_insert_tail(&s->conns, &c->link);
     s->count++;
@@ -356,6 +354,8 @@ int net_conn_set_start(uv_loop_t *loop, const char *addr, const net_conn_set_opt
         return SS_NOMEM;
     s->loop = loop;
     s->opt = *opt;
+    s->hooks = (net_stream_hooks){.on_read = opt->on_read, .on_error = opt->on_error,
+                                  .on_close = on_stream_closed, .on_drained = opt->on_drained};
     ss_list_init(&s->conns);
     s->listener.data = s;
     uv_timer_init(loop, &s->timer);

@@ -223,9 +223,9 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->f = f;
-    c->s.on_read = on_srv_read;
-    c->s.on_error = on_srv_error;
-    c->s.on_close = on_srv_close;
+    static const net_stream_hooks hooks = {.on_read = on_srv_read, .on_error = on_srv_error,
+                                           .on_close = on_srv_close};
+    c->s.hooks = &hooks;
     c->s.data = c;
     f->accepted++;
     f->c = c;
