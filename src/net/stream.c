@@ -33,8 +33,14 @@
 #define NET_TRIM_HANDSHAKE_PEAK 32u
 /* A trim walks and locks every malloc arena, the workers' and the store
  * thread's too, from the I/O thread: a client that opens and drops bursts
- * of TLS connections over and over gets at most one every this long. */
+ * of TLS connections over and over gets at most one every this long, */
 #define NET_TRIM_INTERVAL_MS 10000u
+/* unless this many handshakes ended since the last one: they cost the
+ * server far more than the trim (a few ms each against well under 1 ms
+ * per MiB), and without it the end of a reconnect storm that came within
+ * the interval of the last trim would keep its 40 KiB a handshake for
+ * good. */
+#define NET_TRIM_HANDSHAKES_MIN 256u
 
 /* One queued write: the request and the bytes in one allocation. */
 typedef struct net_wreq {
@@ -98,12 +104,15 @@ static void hs_end(net_stream *s)
     if (!s->hs_in_flight)
         return;
     s->hs_in_flight = 0;
+    b->handshakes_since_trim++;
     if (--b->handshakes_in_flight > 0 || b->handshakes_peak < NET_TRIM_HANDSHAKE_PEAK)
         return;
     uint64_t now = uv_now(s->tcp.loop);
-    if (b->trims > 0 && now - b->last_trim_ms < NET_TRIM_INTERVAL_MS)
+    if (b->trims > 0 && now - b->last_trim_ms < NET_TRIM_INTERVAL_MS &&
+        b->handshakes_since_trim < NET_TRIM_HANDSHAKES_MIN)
         return;  /* the peak stays: the end of a later burst trims */
     b->handshakes_peak = 0;
+    b->handshakes_since_trim = 0;
     b->trims++;
     b->last_trim_ms = now;
     malloc_trim(0);

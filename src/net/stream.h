@@ -87,6 +87,7 @@ typedef struct net_loop_buffers {
     int read_buf_busy;
     unsigned handshakes_in_flight;  /* accepted TLS streams not yet through the handshake */
     unsigned handshakes_peak;       /* the most in flight at once since the last trim */
+    unsigned handshakes_since_trim; /* ended since the last trim */
     unsigned trims;                 /* times handshake memory was given back (tests) */
     uint64_t last_trim_ms;          /* loop time of the last trim */
 } net_loop_buffers;
