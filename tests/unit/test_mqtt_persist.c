@@ -28,6 +28,7 @@
 #include "mqtt/protocol.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
+#include "test_dir.h"
 
 /* ---- fixture ------------------------------------------------------------------- */
 
@@ -54,23 +55,6 @@ typedef struct fx {
     intptr_t order[DONES_MAX];
     int status[DONES_MAX];
 } fx;
-
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static void store_up(fx *f)
 {
