@@ -114,7 +114,10 @@ static void heap_down(net_conn_set *s, size_t i)
 
 static void on_set_timer(uv_timer_t *t);
 
-/* Arms the set's timer for the earliest deadline (when that changed). */
+/* Arms the set's timer for the earliest deadline, when that is earlier than
+ * what it is armed for: a deadline pushed back (a keep-alive on every
+ * packet) costs no timer restart; a timer that fires early finds nothing
+ * due and is armed again for the earliest. */
 static void set_timer_rearm(net_conn_set *s)
 {
     if (s->timer_closing)
@@ -126,7 +129,7 @@ static void set_timer_rearm(net_conn_set *s)
         return;
     }
     uint64_t due = s->heap[0]->due_ms;
-    if (s->armed && s->armed_due == due)
+    if (s->armed && s->armed_due <= due)
         return;
     uint64_t now = uv_now(s->loop);
     uv_timer_start(&s->timer, on_set_timer, due > now ? due - now : 0, 0);
