@@ -25,12 +25,12 @@ typedef struct conn_reg_entry conn_reg_entry;
 typedef void (*conn_revoked_cb)(conn_reg_entry *e);
 
 struct conn_reg_entry {
-    char principal[SS_ID_LEN + 1];
     conn_revoked_cb on_revoked;
     void *data;                 /* the owner's */
     /* Private to the registry. */
     ss_list link;
     int registered;
+    char principal[SS_ID_LEN + 1];  /* last: no hole before the pointers */
 };
 
 /* Creates the registry and its uv_async on loop. 0 or SS_NOMEM. */

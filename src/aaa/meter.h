@@ -52,10 +52,10 @@ typedef struct meter_session {
     store_acct_session rec;
     /* Private to the meter. */
     ss_list link;               /* in the meter's open records */
-    int open;
-    int dirty;
-    int pooled;                 /* a login's record, the meter's own (meter_user_session) */
     int64_t usage_in, usage_out;  /* of rec's bytes, those already in usage */
+    uint8_t open;
+    uint8_t dirty;
+    uint8_t pooled;             /* a login's record, the meter's own (meter_user_session) */
 } meter_session;
 
 /* 0 or SS_NOMEM. The flush timer starts at once. q may be NULL. */

@@ -89,7 +89,6 @@ typedef enum {
 struct mqtt_conn {
     net_conn base;                /* first: the connection set's */
     mqtt_broker *broker;
-    const char *protocol;         /* "mqtt" or "mqtts": usage, session records */
     mqtt_session *session;
     char **aliases_in;            /* topic alias -> topic, topic_alias_max_in entries */
     ss_buf in;                    /* the unread part of a packet that came in pieces */
@@ -104,6 +103,7 @@ struct mqtt_conn {
     uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
     uint8_t request_problem_info; /* 5.0: reason strings allowed beyond CONNACK/DISCONNECT */
     uint8_t disconnect_reason;    /* why the server ends it (5.0 DISCONNECT) */
+    unsigned tls : 1;             /* accepted on the TLS listener (mqtt_conn_protocol) */
     unsigned will_suppressed : 1; /* normal DISCONNECT: no will */
     /* conn.c's own from here on. */
     unsigned read_paused : 1;     /* back-pressure: the stream is paused */
@@ -126,6 +126,12 @@ struct mqtt_conn {
     uint64_t acct_in, acct_out;   /* stream counters already in the meter */
     const char *end_reason;       /* the session record's: "closed" unless set */
 };
+
+/* "mqtt" or "mqtts": usage, session records, metrics. */
+static inline const char *mqtt_conn_protocol(const mqtt_conn *c)
+{
+    return c->tls ? "mqtts" : "mqtt";
+}
 
 /* The client's address, as its session record keeps it. */
 static inline const char *mqtt_conn_peer(const mqtt_conn *c)

@@ -95,11 +95,11 @@ static void conn_report_bytes(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
     uint64_t in = c->base.stream.bytes_in, out = c->base.stream.bytes_out;
-    metrics_stream_bytes(b->opt.metrics, metrics_protocol_parse(c->protocol),
+    metrics_stream_bytes(b->opt.metrics, metrics_protocol_parse(mqtt_conn_protocol(c)),
                          &c->bytes_reported, in, out);
     if (!b->opt.meter || !c->acct.open)
         return;
-    meter_bytes(b->opt.meter, &c->acct, mqtt_conn_org(c), c->protocol, in - c->acct_in,
+    meter_bytes(b->opt.meter, &c->acct, mqtt_conn_org(c), mqtt_conn_protocol(c), in - c->acct_in,
                 out - c->acct_out);
     c->acct_in = in;
     c->acct_out = out;
@@ -700,7 +700,7 @@ static void on_conn_open(net_conn *nc)
 {
     mqtt_conn *c = (mqtt_conn *)nc;
     c->broker = net_conn_ctx(nc);
-    c->protocol = c->base.stream.ssl ? "mqtts" : "mqtt";
+    c->tls = c->base.stream.ssl != NULL;
     c->max_packet_out = UINT32_MAX;
     ss_list_init(&c->flush_link);
     c->reg.on_revoked = on_revoked;

@@ -154,7 +154,7 @@ static void conn_register(mqtt_conn *c)
     /* The record holds the address (mqtt_conn_peer): opening clears it. */
     char peer[sizeof c->acct.rec.addr];
     memcpy(peer, c->acct.rec.addr, sizeof peer);
-    meter_session_open(b->opt.meter, &c->acct, conn_kind(c), id, mqtt_conn_org(c), c->protocol,
+    meter_session_open(b->opt.meter, &c->acct, conn_kind(c), id, mqtt_conn_org(c), mqtt_conn_protocol(c),
                        peer);
     /* The record's bytes start with the CONNECT that opened it. */
     c->acct_in = 0;
@@ -192,7 +192,7 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     c->state = MQTT_CONN_ACTIVE;
     mqtt_conn_arm_keep_alive(c);
     log_debug(CONN_LOG, "%s %s connected from %s over %s", conn_kind(c), c->who.id,
-              mqtt_conn_peer(c), c->protocol);
+              mqtt_conn_peer(c), mqtt_conn_protocol(c));
     /* The superadmin's $SYS subscriptions get current retained values. */
     if (c->who.kind == AAA_PRINCIPAL_PERSON)
         mqtt_sys_publish(c->broker);

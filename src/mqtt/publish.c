@@ -214,7 +214,7 @@ static int pub_sender(mqtt_pub *p, const mqtt_str *device)
     mqtt_conn *c = p->c;
     if (c->who.kind == AAA_PRINCIPAL_DEVICE) {
         /* the device that signed in (what its token gave, in c->who) */
-        p->from = (gateway_sender){.protocol = c->protocol,
+        p->from = (gateway_sender){.protocol = mqtt_conn_protocol(c),
                                    .session = c->broker->opt.meter ? &c->acct : NULL,
                                    .quota = &c->quota,
                                    .gone = METRICS_REFUSED_INVALID_TOKEN};
@@ -232,7 +232,7 @@ static int pub_sender(mqtt_pub *p, const mqtt_str *device)
     int rc = gateway_auth_key(c->broker->opt.gateway, &key, id, &p->from);
     if (rc != SS_OK)
         return rc;
-    p->from.protocol = c->protocol;
+    p->from.protocol = mqtt_conn_protocol(c);
     p->from.session = c->broker->opt.meter ? &c->acct : NULL;
     p->from.quota = NULL;
     p->from.gone = METRICS_REFUSED_STORE_UNAVAILABLE;
