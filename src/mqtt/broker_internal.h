@@ -92,14 +92,13 @@ struct mqtt_conn {
     mqtt_session *session;
     char **aliases_in;            /* topic alias -> topic, topic_alias_max_in entries */
     ss_buf in;                    /* the unread part of a packet that came in pieces */
-    size_t in_off;                /* conn.c's: bytes of `in` already handled */
     conn_reg_entry reg;           /* under the principal's id: revocation */
     /* The session record; its addr is the client's address from the
      * start, also without a meter (mqtt_conn_peer). */
     meter_session acct;
     quota_ref quota;              /* a device's org quota, kept between its PUBLISHes */
     mqtt_who who;                 /* device or key, once authenticated */
-    mqtt_conn_state state;
+    uint8_t state;                /* mqtt_conn_state */
     uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
     uint8_t request_problem_info; /* 5.0: reason strings allowed beyond CONNACK/DISCONNECT */
     uint8_t disconnect_reason;    /* why the server ends it (5.0 DISCONNECT) */
@@ -118,6 +117,7 @@ struct mqtt_conn {
     unsigned inflight_in;         /* its QoS 1/2 PUBLISHes not yet acknowledged */
     unsigned held;                /* messages of ours in the ingest queue or persister */
     unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
+    uint32_t in_off;              /* conn.c's: bytes of `in` already handled (one packet at most) */
     ss_buf out;                   /* packets not yet handed to the stream */
     ss_list flush_link;           /* in broker->flush while out is not empty */
     ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */

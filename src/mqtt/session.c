@@ -35,6 +35,9 @@
 
 _Static_assert(SS_MQTT_SESSION_SUBS_MAX <= MQTT_SUB_IDS_MAX,
                "every subscription of a session fits one PUBLISH's identifiers");
+_Static_assert(SS_MQTT_SESSION_SUBS_MAX < UINT16_MAX && SS_MQTT_SESSION_QUEUE_MAX < UINT16_MAX &&
+                   2 * SS_MQTT_RECEIVE_MAX < UINT16_MAX,
+               "a session's counts fit its uint16_t fields");
 
 #define SESSIONS_BUCKETS_MIN 64u
 
@@ -220,7 +223,7 @@ static int64_t session_deadline(const mqtt_session *s)
 static void heap_set(mqtt_sessions *t, size_t i, mqtt_session *s)
 {
     t->heap[i] = s;
-    s->heap_idx = i;
+    s->heap_idx = (uint32_t)i;
 }
 
 static void heap_up(mqtt_sessions *t, size_t i)
@@ -259,9 +262,9 @@ static void heap_down(mqtt_sessions *t, size_t i)
 static void heap_remove(mqtt_sessions *t, mqtt_session *s)
 {
     size_t i = s->heap_idx;
-    if (i == SIZE_MAX)
+    if (i == UINT32_MAX)
         return;
-    s->heap_idx = SIZE_MAX;
+    s->heap_idx = UINT32_MAX;
     mqtt_session *last = t->heap[--t->heap_len];
     if (last == s)
         return;
@@ -398,7 +401,7 @@ static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *id
     memcpy(s->client_id, id, len);
     s->client_id[len] = 0;
     s->serial = ++b->next_serial;
-    s->heap_idx = SIZE_MAX;
+    s->heap_idx = UINT32_MAX;
     ss_list_init(&s->subs);
     ss_list_init(&s->queue);
     ss_list_init(&s->in_flight);

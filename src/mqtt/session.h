@@ -57,14 +57,12 @@ struct mqtt_session {
     mqtt_msg *will;
     int64_t will_at_ms;      /* 0: not due (online, or none) */
     int64_t expire_at_ms;    /* 0: online, or never */
-    size_t heap_idx;         /* in the deadline heap; SIZE_MAX: not in it */
     ss_list subs;            /* subscriptions */
     ss_list queue;           /* deliveries */
     ss_list in_flight;
     size_t bytes_qos0;       /* what the QoS 0 deliveries hold, themselves included */
     size_t bytes;            /* of QoS 1/2 deliveries: mqtt_msg_size */
     uint64_t next_seq;
-    uint64_t dropped;        /* deliveries lost to the queue bound */
     int64_t stall_mark_ms;   /* overflowed while connected: since when its */
     uint64_t stall_mark_bytes; /* bytes its socket had taken then, */
     size_t stall_dropped;    /* and the bytes dropped for it meanwhile */
@@ -72,13 +70,16 @@ struct mqtt_session {
     uint64_t route_gen;      /* mqtt_route's merge of one message's subscriptions (deliver.c) */
     uint32_t expiry_s;       /* UINT32_MAX: never */
     uint32_t will_delay_s;
-    unsigned n_subs;
-    unsigned n_queued;
-    unsigned n_in_flight;
+    uint32_t heap_idx;       /* in the deadline heap; UINT32_MAX: not in it */
+    uint32_t dropped;        /* deliveries lost to the queue bound (its log's pace) */
     unsigned n_qos0;         /* queued deliveries of QoS 0 (connected only) */
-    unsigned n_qos2_in;
-    unsigned cap_qos2_in;
     unsigned route_idx;
+    /* Counts bounded well below 65,536 (the static asserts in session.c). */
+    uint16_t n_subs;
+    uint16_t n_queued;
+    uint16_t n_in_flight;
+    uint16_t n_qos2_in;
+    uint16_t cap_qos2_in;
     uint16_t next_packet_id;
     uint8_t stored;          /* recorded in the persister */
     uint8_t resend;          /* in_flight goes again (DUP) at the next resume */
