@@ -403,10 +403,7 @@ static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *id
     s->serial = ++b->next_serial;
     s->heap_idx = UINT32_MAX;
     ss_list_init(&s->subs);
-    ss_list_init(&s->queue);
-    ss_list_init(&s->in_flight);
     s->next_seq = 1;
-    s->next_packet_id = 1;
     if (t->count >= t->n_buckets)
         table_grow(t);
     mqtt_session **bucket = &t->buckets[h & (t->n_buckets - 1)];
@@ -528,7 +525,8 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
     }
     s->conn = c;
     c->session = s;
-    s->stall_mark_ms = 0;
+    if (s->out)
+        s->out->stall_mark_ms = 0;
     s->expiry_s = expiry_s;
     s->expire_at_ms = 0;
     session_schedule(t, s);
