@@ -5,7 +5,7 @@
 #   make bench      benchmarks against nginx and influxdb (bench/README.md)
 
 CC      ?= cc
-PKGS    := libuv openssl jansson sqlite3 libsodium
+PKGS    := libuv openssl jansson sqlite3 libsodium zlib
 BUILD   ?= build
 SAN     ?= 0
 

@@ -16,6 +16,7 @@ import os
 import sys
 
 import mqtt_report  # benchmark 9, bench/mqtt_report.py
+import export_report  # benchmark 10, bench/export_report.py
 
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
@@ -30,6 +31,7 @@ TARGET_TCP_VS_BATCH = 1.0      # TCP ingest no slower than sensorspace's own HTT
 TARGET_AB = 0.95               # A/B: the current server's figure / the baseline revision's, same run
 TARGET_WIRE_TCP = 0.1          # TCP bytes per reading <= 1/10 of HTTPS's
 TARGET_ACCT_PCT = 5.0          # accounting + quota code, share of instructions
+TARGET_IMPORT_VS_BATCH = 1.0   # bulk import no slower than sensorspace's own HTTP batches
 AMORTISE_READINGS = 360        # a persistent connection held 1 h at one reading per 10 s
 TCP_IP_HEADER = 40             # IPv4 + TCP without options, per segment
 UDP_IP_HEADER = 28             # IPv4 + UDP, per datagram
@@ -127,7 +129,41 @@ def targets(recs):
         b, p = num(idle, "bytes_per_conn"), num(peer, "bytes_per_conn")
         out.append(("idle: sensorspace bytes per HTTPS connection", f"{b:.0f} B",
                     f"<= nginx-1 ({p:.0f} B)", b <= p and idle.get("ok") == "1"))
-    return out + mqtt_report.targets(recs)
+    imp = best(recs, "import", SS, "readings_per_s")
+    v = ratio(imp, best(recs, "batch", SS, "readings_per_s"), "readings_per_s")
+    if v is not None:
+        out.append(("import: sensorspace-full bulk import / its HTTP batch (readings/s)", f"{v:.2f}x",
+                    f">= {TARGET_IMPORT_VS_BATCH}x", v >= TARGET_IMPORT_VS_BATCH))
+    return out + mqtt_report.targets(recs) + export_report.targets(recs)
+
+
+def import_section(recs):
+    rows = [r for r in recs if r["bench"] == "import"]
+    if not rows:
+        return ""
+    batch = best(recs, "batch", SS, "readings_per_s")
+    detail = []
+    for r in rows:
+        rr = ratio(r, batch, "readings_per_s")
+        detail.append((r.get("round", "1"), f"{int(num(r, 'readings')):,}", f"{num(r, 'bytes') / 2**20:,.0f} MiB",
+                       f"{num(r, 'seconds'):.1f}", f"{num(r, 'readings_per_s'):,.0f}",
+                       f"{rr:.2f}x" if rr is not None else "—",
+                       "ok" if num(r, "stored") == num(r, "readings") else f"**stored {int(num(r, 'stored'))}**",
+                       f"{num(r, 'shared_readings_per_s'):,.0f}",
+                       f"{r['victim_idle_p50_ms']} → {r['victim_p50_ms']} / {r['victim_p99_ms']} / {r['victim_max_ms']}",
+                       r["victim_requests"], r["victim_errors"]))
+    return ("### 10. Bulk import of history (one streamed request)\n\n"
+            "`import_client.py`: a line-format file of one reading per line (`<device> temp=V <ms>`, benchmark 2's "
+            "lines with the device in front, over " + rows[0].get("devices", "?") + " devices), written before the "
+            "clock starts, sent by `curl --data-binary @file` to `POST /api/v1/orgs/{org}/import?format=line`; "
+            "`--durability full`. Readings/s = readings / the request's wall time (the answer comes after the "
+            "last commit), the import alone as benchmark 2 runs alone. Then the same import into other devices "
+            "while a device of another organisation posts one reading per HTTP request, one after another: its "
+            "latency before the import (p50) and during it (p50 / p99 / max), and the import's rate beside it "
+            "(the commits are shared per organisation, so it yields).\n\n"
+            + table(("round", "readings", "file", "seconds", "readings/s", "/ batch (2.)", "stored",
+                     "readings/s beside the victim", "victim ms: idle p50 → p50 / p99 / max", "victim requests",
+                     "victim errors"), detail) + "\n")
 
 
 # The figures measured on the baseline revision too: (bench, key, unit).
@@ -477,6 +513,8 @@ def render(a, recs):
         wire_section(recs),
         acct_section(recs, a.profiles),
         mqtt_report.section(recs),
+        import_section(recs),
+        export_report.section(recs),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -512,7 +550,8 @@ def main():
     # The tables on stdout, for whoever ran `make bench`.
     for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
                     tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles),
-                    mqtt_report.section(recs)):
+                    mqtt_report.section(recs), import_section(recs),
+                    export_report.section(recs)):
         if section:
             sys.stdout.write(section + "\n")
 

@@ -23,8 +23,10 @@
 #   BENCH_ACCT_REQUESTS=20000  single-reading requests profiled under callgrind (8)
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
-#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt"   which benchmarks to run
+#   BENCH_IMPORT_READINGS=10000000  readings in the bulk import run (10)
+#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt import export"   which benchmarks to run
 #   BENCH_MQTT_*               the MQTT benchmark's knobs (9; bench/mqtt.sh)
+#   BENCH_EXPORT_*             the export benchmark's knobs (11; bench/export.sh)
 #   BENCH_BASELINE=REV         also run one reading per request (1) and TCP ingest (5)
 #                              on the server of git revision REV (built from `git
 #                              archive`), side by side in every round: an A/B.
@@ -46,6 +48,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
     : "${BENCH_DURATION:=3}" "${BENCH_SETTINGS:=1:64}" "${BENCH_ROUNDS:=1}" "${BENCH_BATCHES:=500}"
     : "${BENCH_BATCH_CONNS:=4}" "${BENCH_IDLE_CONNS:=2000}" "${BENCH_TCP_LINES:=250000}"
     : "${BENCH_DEVICES_SECONDS:=5}" "${BENCH_WIRE_READINGS:=12}" "${BENCH_ACCT_REQUESTS:=5000}"
+    : "${BENCH_IMPORT_READINGS:=1000000}"
 fi
 DURATION=${BENCH_DURATION:-10}
 SETTINGS=${BENCH_SETTINGS:-"1:64 2:256"}
@@ -65,7 +68,8 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 # A readings-per-day quota far above what a run stores: accounting and quotas
 # are always on, and with a limit set every message takes the quota check.
 QUOTA=1000000000
-ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt"}
+IMPORT_READINGS=${BENCH_IMPORT_READINGS:-10000000}
+ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt import export"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
 # The revision the A/B compares with: the first word of bench/BASELINE's
 # first line that is not a comment, unless BENCH_BASELINE is set.
@@ -241,9 +245,32 @@ ss_count() {
     python3 "$HERE/tools.py" ss-count "$SS_PORT" "$SS_ADMIN" "$DEV_ID"
 }
 
+# ---- benchmark 10: bulk import of history -------------------------------------
+
+# One import of IMPORT_READINGS readings over 10 devices per round, on a
+# server fresh for it (durability full), with another org's device posting
+# single readings meanwhile (import_client.py).
+import_run() {
+    local res devs
+    start_ss "ss-import-r$ROUND" full 10
+    devs=$(printf '%s\n' "${SS_DEVICES[@]}" | awk '{print $1}' | paste -sd,)
+    res=$(timeout 900 python3 "$HERE/import_client.py" --port "$SS_PORT" --admin "$SS_ADMIN" \
+        --org "$SS_ORG" --devices "$devs" --readings "$IMPORT_READINGS" --dir "$WORK" \
+        2>"$WORK/import-$ROUND.err" | sed -n 's/^RESULT //p') || true
+    [ -s "$WORK/import-$ROUND.err" ] && sed 's/^/  import: /' "$WORK/import-$ROUND.err" >&2
+    stop_ss
+    [ -n "$res" ] || { log "import client failed"; return 0; }
+    echo "bench=import round=$ROUND peer=sensorspace-full $res" >>"$REC"
+    log "import: $(sed -n 's/.*readings_per_s=\([0-9]*\).*/\1/p' <<<"$res") readings/s"
+}
+
 # ---- benchmark 9: MQTT, sensorspace's broker against mosquitto ---------------
 
 . "$HERE/mqtt.sh"
+
+# ---- benchmark 10: export, against influxdb ---------------------------------
+
+. "$HERE/export.sh"
 
 # ---- nginx -------------------------------------------------------------------
 
@@ -630,6 +657,10 @@ want devices && devices_run
 want wire && wire_run
 want acct && acct_run
 want mqtt && mqtt_run
+if want import; then
+    for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do import_run; done
+fi
+want export && export_run
 
 # CPU time stolen by the hypervisor and spent idle over the run: a noisy
 # neighbour shows up here rather than as a mystery in the numbers.

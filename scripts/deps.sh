@@ -6,10 +6,10 @@
 set -euo pipefail
 
 BUILD_PKGS="build-essential pkg-config libuv1-dev libssl-dev libhttp-parser-dev
-  libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev"
+  libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev zlib1g-dev"
 TEST_PKGS="python3 python3-pytest python3-pytest-xdist python3-requests python3-prometheus-client
   python3-paho-mqtt mosquitto-clients curl openssl iproute2"
-BENCH_PKGS="wrk nginx-light influxdb mosquitto"
+BENCH_PKGS="wrk nginx-light influxdb influxdb-client mosquitto"
 # fuzz/run.sh: clang and its sanitizer/libFuzzer runtimes (a Recommends of
 # clang, so named here: apt runs with --no-install-recommends).
 FUZZ_PKGS="clang libclang-rt-dev"

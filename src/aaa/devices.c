@@ -19,13 +19,14 @@ static void audit_device(aaa_ctx *cx, const store_device *d, const char *action,
 }
 
 int aaa_device_create(aaa_ctx *cx, const char *org_id, const char *name, const char *description,
-                      store_device *d, char token[SECRET_TEXT_MAX])
+                      const char *attributes, store_device *d, char token[SECRET_TEXT_MAX])
 {
     memset(d, 0, sizeof *d);
     secret_new_id(d->id);
     snprintf(d->org_id, sizeof d->org_id, "%s", org_id);
     snprintf(d->name, sizeof d->name, "%s", name);
     snprintf(d->description, sizeof d->description, "%s", description ? description : "");
+    snprintf(d->attributes, sizeof d->attributes, "%s", attributes ? attributes : "{}");
     d->created_at = cx->now_ms;
     secret_new(SECRET_PREFIX_DEVICE, token, d->token_hash);
     int rc = store_device_create(cx->db, d);
@@ -35,8 +36,10 @@ int aaa_device_create(aaa_ctx *cx, const char *org_id, const char *name, const c
         sodium_memzero(token, SECRET_TEXT_MAX);
         return rc;
     }
-    audit_device(cx, d, "device.create",
-                 json_pack("{s:s,s:s}", "name", d->name, "description", d->description));
+    json_t *detail = json_pack("{s:s,s:s}", "name", d->name, "description", d->description);
+    if (strcmp(d->attributes, "{}") != 0)
+        json_object_set_new(detail, "attributes", json_string(d->attributes));
+    audit_device(cx, d, "device.create", detail);
     return 0;
 }
 
@@ -48,6 +51,8 @@ static json_t *patch_detail(const aaa_device_patch *patch)
         json_object_set_new(detail, "name", json_string(patch->name));
     if (patch->description)
         json_object_set_new(detail, "description", json_string(patch->description));
+    if (patch->attributes)
+        json_object_set_new(detail, "attributes", json_string(patch->attributes));
     if (patch->set_disabled)
         json_object_set_new(detail, "disabled", json_boolean(patch->disabled));
     return detail;
@@ -59,6 +64,8 @@ int aaa_device_update(aaa_ctx *cx, store_device *d, const aaa_device_patch *patc
         snprintf(d->name, sizeof d->name, "%s", patch->name);
     if (patch->description)
         snprintf(d->description, sizeof d->description, "%s", patch->description);
+    if (patch->attributes)
+        snprintf(d->attributes, sizeof d->attributes, "%s", patch->attributes);
     if (patch->set_disabled)
         d->disabled = patch->disabled ? 1 : 0;
     int rc = store_device_update(cx->db, d);

@@ -10,16 +10,18 @@
 #include "aaa/service.h"
 
 /* Creates a device of org_id with a new token: stored, then known to
- * ingest at once. OUT d, token (shown once; zeroed on failure). 0,
+ * ingest at once. attributes: a JSON object's text, checked by the caller
+ * (NULL: none). OUT d, token (shown once; zeroed on failure). 0,
  * SS_QUOTA (the org or an ancestor has as many devices as its quota
  * allows), SS_NOT_FOUND (no such org) or a store error. */
 int aaa_device_create(aaa_ctx *cx, const char *org_id, const char *name, const char *description,
-                      store_device *d, char token[SECRET_TEXT_MAX]);
+                      const char *attributes, store_device *d, char token[SECRET_TEXT_MAX]);
 
 /* The fields a change sets; NULL / set_disabled 0: left as they are. */
 typedef struct aaa_device_patch {
     const char *name;
     const char *description;
+    const char *attributes;  /* the whole new object's text, checked by the caller */
     int set_disabled;
     int disabled;
 } aaa_device_patch;

@@ -39,6 +39,7 @@ static const config_key config_keys[] = {
     KEY("http-body-timeout", http_body_timeout, "60"),
     KEY("heavy-wait", heavy_wait, "10"),
     KEY("first-message-timeout", first_message_timeout, "10"),
+    KEY("import-readings-max", import_readings_max, "50000000"),
 };
 #undef KEY
 #define CONFIG_KEYS (sizeof config_keys / sizeof config_keys[0])
@@ -248,6 +249,12 @@ int config_validate(const config *cfg, char *err, size_t errlen)
                       SS_FIRST_MESSAGE_TIMEOUT_MS, &ms)) {
         snprintf(err, errlen, "first-message-timeout must be %g..%u seconds",
                  SS_FIRST_MESSAGE_TIMEOUT_MIN_MS / 1000.0, SS_FIRST_MESSAGE_TIMEOUT_MS / 1000u);
+        return SS_INVAL;
+    }
+    char *end = NULL;
+    unsigned long long imax = strtoull(cfg->import_readings_max, &end, 10);
+    if (!cfg->import_readings_max[0] || *end || imax < 1 || imax > SS_IMPORT_READINGS_MAX) {
+        snprintf(err, errlen, "import-readings-max must be 1..%u", SS_IMPORT_READINGS_MAX);
         return SS_INVAL;
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {

@@ -33,6 +33,7 @@ typedef struct config {
     char heavy_wait[CONFIG_VALUE_MAX];  /* seconds a heavy REST request waits for its turn */
     char first_message_timeout[CONFIG_VALUE_MAX];  /* seconds, a fraction allowed: to send
                                                       the first request, AUTH line, CONNECT */
+    char import_readings_max[CONFIG_VALUE_MAX];  /* readings one import may hold */
 } config;
 
 /* Fills in the defaults of SPEC §1. */

@@ -102,6 +102,30 @@
 /* Audit entries one request returns, by default and at most. */
 #define SS_AUDIT_LIMIT_DEFAULT 100u
 #define SS_AUDIT_LIMIT_MAX 10000u
+/* A device's attributes (location, type, tags): a JSON object of at most
+ * this many bytes serialized, so a device answer stays small and a list
+ * page of devices bounded; keys at most SS_DEVICE_ATTRIBUTE_KEYS_MAX, each
+ * a name like a channel's, nested at most SS_DEVICE_ATTRIBUTES_DEPTH_MAX
+ * (the object itself is depth 1, each object or list in it one more):
+ * room for a location {lat, lon, coords: [...]} and a tags list, not a
+ * document store. */
+#define SS_DEVICE_ATTRIBUTES_MAX 4096u
+#define SS_DEVICE_ATTRIBUTE_KEYS_MAX 64u
+#define SS_DEVICE_ATTRIBUTES_DEPTH_MAX 3u
+/* How stale a device's last_seen may be in the store: it is kept in memory
+ * on the commit path and written once a second with the store's
+ * checkpoint, never once per batch (ingest keeps its speed); a crash loses
+ * at most about this much of it, a clean stop none. */
+#define SS_LAST_SEEN_FLUSH_MS 1000u
+/* Rows of one list page, by default and at most (every list endpoint:
+ * ?limit=, ?cursor=). The default answers a whole list for most
+ * organisations, so clients that do not page see what they saw before;
+ * the most bounds what one answer holds in memory. */
+#define SS_PAGE_LIMIT_DEFAULT 1000u
+#define SS_PAGE_LIMIT_MAX 10000u
+/* Query parameters one request may carry: each route names a handful; far
+ * more is a malformed request, refused before anything is looked up. */
+#define SS_QUERY_PARAMS_MAX 64u
 /* An audit entry's detail (the fields changed, as JSON): room for every
  * field of any change, names of 200 characters included. When a detail
  * would not fit, each value is cut to SS_AUDIT_VALUE_MAX bytes: a name or
@@ -175,9 +199,57 @@
  * (too_many_channels). */
 #define SS_DEVICE_CHANNELS_MAX 1024u
 
+/* Bulk import of history (one streamed request, all or nothing). Every
+ * reading is validated and spooled to a file in the data dir (24 bytes a
+ * reading) before any is committed: 50 million readings are five times the
+ * largest history files users bring, and 1.2 GB of spool. Configuration
+ * (import-readings-max) may lower it. */
+#define SS_IMPORT_READINGS_MAX 50000000u
+/* Distinct devices and channel names one import may name: each is kept in
+ * memory for the whole request (about 100 bytes). */
+#define SS_IMPORT_DEVICES_MAX 10000u
+#define SS_IMPORT_CHANNELS_MAX 4096u
+/* Series (device and channel pairs) one import may name: each is kept for
+ * the request (8 bytes of a table sized twice over), so that a device the
+ * import would take past SS_DEVICE_CHANNELS_MAX is refused before anything
+ * is stored. A thousand devices of a hundred channels fit. */
+#define SS_IMPORT_SERIES_MAX 131072u
+/* Validated readings gathered in memory before one write to the spool
+ * (two such buffers, one filling while the other is written): a write a
+ * few milliseconds long. */
+#define SS_IMPORT_BUFFER_BYTES (1024u * 1024u)
+/* Readings of one device in one ingest-queue item of the commit phase,
+ * and what one import keeps queued at most. The items take their turn in
+ * everyone's group commits (deficit round robin per org): an item of two
+ * quanta goes every other round, so another org's reading never shares a
+ * commit with more than a few thousand of the import's, while an import
+ * alone still fills every commit (ten items). And the import leaves part of
+ * its org's share (SS_INGEST_ORG_READINGS_MAX) to the org's own devices. */
+#define SS_IMPORT_ITEM_READINGS (2u * SS_COMMIT_ORG_QUANTUM)
+#define SS_IMPORT_QUEUED_READINGS_MAX (3u * SS_INGEST_ORG_READINGS_MAX / 5u)
+/* Spooled readings read back per step of the commit phase (on the worker
+ * pool): a little more than the import keeps queued, so the next step is
+ * ready when the queue has room. */
+#define SS_IMPORT_STEP_READINGS 40000u
+/* Imports running at once: each holds a spool and a share of the commits.
+ * One per organisation, a few in all; more are refused with 429. */
+#define SS_IMPORT_RUNNING_MAX 4u
+
 /* Query results: a series request returns at most this many points. */
 #define SS_QUERY_LIMIT_DEFAULT 1000u
 #define SS_QUERY_LIMIT_MAX 100000u
+
+/* Export (GET /orgs/{org}/export) reads a page at a time on a worker:
+ * - readings per page: 2048 rows of CSV or NDJSON are 100 to 250 KB of
+ *   text, the most an export holds besides what the connection sends,
+ *   and a read of a few milliseconds, so the worker is soon free again;
+ * - series looked into per page: a page over many series without
+ *   readings in the range stays as short (an index probe each);
+ * - devices one export may name (device=a,b,...): the list must fit the
+ *   request head; more is the whole org, which needs no list. */
+#define SS_EXPORT_PAGE_ROWS 2048u
+#define SS_EXPORT_PAGE_SERIES 1024u
+#define SS_EXPORT_DEVICES_MAX 256u
 
 /* Heavy REST requests (data queries, channel lists, usage, audit and
  * session lists, sign-in's Argon2) share libuv's worker pool (4 threads):
@@ -210,6 +282,12 @@
  * thread deletes them this many per transaction (about 10-30 ms of write
  * lock), so ingest commits interleave with even a purge of millions. */
 #define SS_PURGE_CHUNK_ROWS 10000u
+/* DELETE .../data deletes a range in steps of this many readings, each its
+ * own transaction, pausing between them as the purge does (at least
+ * SS_PURGE_PAUSE_MS, and as long as the step held the write lock): a
+ * delete of millions never holds the writer for more than one purge chunk's
+ * time, whatever it costs in total. */
+#define SS_DATA_DELETE_CHUNK_ROWS SS_PURGE_CHUNK_ROWS
 /* The purge sleeps at least this long (and at least as long as the last
  * chunk took) between chunks: longer than SQLite's busy-wait steps, so a
  * commit waiting for the write lock gets it in the gap. */
@@ -330,6 +408,8 @@
 #define SS_MQTT_REVOKED_RECENT_MAX 64u
 
 _Static_assert(SS_HTTP_BODY_MAX >= SS_HTTP_HEAD_MAX, "body limit below head limit");
+_Static_assert(SS_EXPORT_DEVICES_MAX * (SS_ID_LEN + 1) < SS_HTTP_HEAD_MAX,
+               "an export's device list fits a request head");
 _Static_assert(SS_SECRET_BYTES >= 16, "secrets must carry at least 128 bits");
 _Static_assert(SS_CHANNEL_MAX < 256, "channel names are stored in fixed buffers");
 _Static_assert(SS_LOGIN_DELAY_BASE_MS <= SS_LOGIN_DELAY_MAX_MS &&
@@ -341,6 +421,9 @@ _Static_assert(SS_COMMIT_READINGS_MAX >= SS_INGEST_READINGS_MAX, "a full request
 _Static_assert(SS_INGEST_DEVICE_READINGS_MAX <= SS_INGEST_ORG_READINGS_MAX &&
                    SS_INGEST_ORG_READINGS_MAX <= SS_INGEST_QUEUE_READINGS_MAX,
                "a device's share within its org's, an org's within the queue");
+_Static_assert(SS_IMPORT_ITEM_READINGS <= SS_INGEST_DEVICE_READINGS_MAX &&
+                   SS_IMPORT_QUEUED_READINGS_MAX < SS_INGEST_ORG_READINGS_MAX,
+               "an import's items fit a device's share, and leave room in its org's");
 _Static_assert(SS_MQTT_INFLIGHT_OUT_MAX < SS_MQTT_SESSION_QUEUE_MAX,
                "a session's queue holds its whole window and more");
 _Static_assert(SS_MQTT_DELIVER_UNSENT_MAX + 256u * 1024u <= SS_MQTT_UNSENT_MAX,

@@ -16,6 +16,7 @@
 #include "aaa/throttle.h"
 #include "http/server.h"
 #include "ingest/gateway.h"
+#include "ingest/last_seen.h"
 #include "ingest/queue.h"
 #include "store/maint.h"
 #include "store/store.h"
@@ -41,11 +42,15 @@ typedef struct api_ctx {
     size_t requests_in_flight;  /* loop thread only */
     api_gate *gate;             /* heavy requests' shares; NULL: no limit */
     store_maint *maint;         /* /healthz state, purge wake-up; may be NULL */
+    last_seen *seen;            /* devices' newest batches not yet written; may be NULL */
     /* Heavy calls waiting for their org's share of the pool, oldest first
      * (loop thread only). */
     struct api_call *waiting_head, *waiting_tail;
     uv_timer_t *wait_timer;     /* set for the oldest wait's end; NULL: none waits */
     uint64_t heavy_wait_ms;     /* longest wait; 0: SS_API_HEAVY_WAIT_MS */
+    const char *data_dir;       /* where imports spool; NULL: the working directory */
+    size_t import_readings_max; /* one import's readings; 0: SS_IMPORT_READINGS_MAX */
+    struct api_import *imports; /* running imports (loop thread only) */
 } api_ctx;
 
 /* The http_request_cb of every HTTP(S) listener; ctx is an api_ctx. */
@@ -87,6 +92,10 @@ typedef struct api_req_acct {
     char ended_login[SS_ID_LEN + 1];
     char ended_user[SS_ID_LEN + 1];
     int ended_user_keeps_own;
+    /* An API key posting as the device `id` (POST /api/v1/data): the
+     * readings count under the device, the connection is watched under
+     * the key, whose revocation closes it. "" for none. */
+    char via_key[SS_ID_LEN + 1];
 } api_req_acct;
 
 /* Makes the connection's API state when a request that will note who it is

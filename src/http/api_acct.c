@@ -177,14 +177,15 @@ static void on_principal_revoked(conn_reg_entry *e)
 static void conn_watch(api_ctx *app, http_request *req, api_conn_acct *a)
 {
     const api_req_acct *p = &a->req;
-    if (!app->conns || p->kind == API_WHO_NONE || !p->id[0])
+    const char *id = p->via_key[0] ? p->via_key : p->id;
+    if (!app->conns || p->kind == API_WHO_NONE || !id[0])
         return;
-    if (a->watched && strcmp(a->reg.principal, p->id) == 0)
+    if (a->watched && strcmp(a->reg.principal, id) == 0)
         return;
     conn_registry_remove(app->conns, &a->reg);
     a->reg.on_revoked = on_principal_revoked;
     a->reg.data = req;
-    conn_registry_add(app->conns, &a->reg, p->id);
+    conn_registry_add(app->conns, &a->reg, id);
     a->watched = 1;
 }
 

@@ -4,6 +4,7 @@
 #include "aaa/secret.h"
 #include "core/err.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 
 #include <string.h>
 
@@ -31,19 +32,26 @@ static json_t *apikey_json(const store_apikey *k)
                      "created_at", (json_int_t)k->created_at);
 }
 
+/* Keys come newest first, then by id descending (store_apikey_list). */
 static int append_key(void *ctx, const store_apikey *k)
 {
-    json_array_append_new(ctx, apikey_json(k));
-    return 0;
+    api_page *page = ctx;
+    json_t *key = json_pack("[I,s]", (json_int_t)k->created_at, k->id);
+    if (!api_page_after(page, key, "--")) {
+        json_decref(key);
+        return 0;
+    }
+    return api_page_add(page, apikey_json(k), key);
 }
 
 void api_apikeys_list(api_call *call)
 {
-    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
+    api_page page;
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "is", &page))
         return;
-    json_t *list = json_array();
-    int rc = store_apikey_list(call->db, call->params[0], append_key, list);
-    api_reply_list(call, rc, list);
+    int rc = store_apikey_list(call->db, call->params[0], append_key, &page);
+    api_page_reply(call, rc, &page);
 }
 
 void api_apikeys_create(api_call *call)

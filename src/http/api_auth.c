@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -191,29 +192,36 @@ void api_me_password(api_call *call)
 
 typedef struct session_list {
     api_call *call;
-    json_t *list;
+    api_page page;
 } session_list;
 
+/* Sessions come newest first, then by id descending
+ * (store_session_list_user). */
 static int append_session(void *ctx, const store_session *s)
 {
     session_list *sl = ctx;
+    json_t *key = json_pack("[I,s]", (json_int_t)s->created_at, s->id);
+    if (!api_page_after(&sl->page, key, "--")) {
+        json_decref(key);
+        return 0;
+    }
     int current = strcmp(s->id, sl->call->who.session.id) == 0;
-    json_array_append_new(sl->list, json_pack("{s:s,s:s,s:I,s:I,s:I,s:b}", "id", s->id, "address",
+    return api_page_add(&sl->page, json_pack("{s:s,s:s,s:I,s:I,s:I,s:b}", "id", s->id, "address",
                                               s->peer, "created_at", (json_int_t)s->created_at,
                                               "last_seen_at", (json_int_t)s->last_seen_at,
                                               "expires_at", (json_int_t)s->expires_at, "current",
-                                              current));
-    return 0;
+                                              current), key);
 }
 
 void api_me_sessions(api_call *call)
 {
-    if (api_require_user(call))
+    session_list sl = {call};
+    if (api_require_user(call) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "is", &sl.page))
         return;
-    session_list sl = {call, json_array()};
     int rc =
         store_session_list_user(call->db, call->who.user.id, call->now_ms, append_session, &sl);
-    api_reply_list(call, rc, sl.list);
+    api_page_reply(call, rc, &sl.page);
 }
 
 void api_me_session_delete(api_call *call)

@@ -56,9 +56,49 @@ typedef struct api_call {
     char ended_login[SS_ID_LEN + 1];  /* another login session ended here */
     char ended_user[SS_ID_LEN + 1];   /* every login of this user ended here ... */
     int ended_user_keeps_own;         /* ... but the caller's own */
+    /* Set by a handler that streams its answer (api_hand_over). */
+    const struct api_handoff *handoff;
+    void *handoff_arg;
 } api_call;
 
 typedef void (*api_worker_fn)(api_call *call);
+
+/* ---- answers streamed from the loop (an export, the live stream) -------
+ *
+ * Such a route is an ordinary heavy route whose worker function checks the
+ * caller and the request like any other (answering an error the usual
+ * way), then, instead of answering, hands the request over: once the
+ * worker is done the router runs `run` on the loop in place of sending an
+ * answer, and the request is run's from then on (http_stream_*, or
+ * http_respond for an error found later). Accounting has been told who
+ * the request is from already. */
+
+/* The credential's share of heavy requests (api_gate.h) that the call
+ * held, handed over with the request: an answer streamed for minutes
+ * stays in flight for its credential, so one credential streams only so
+ * many at once. */
+typedef struct api_share {
+    int held;
+    uint8_t key[API_GATE_KEY_BYTES];
+} api_share;
+
+typedef struct api_handoff {
+    /* On the loop, in place of the answer. The share is run's to give
+     * back (api_share_release) when the answer ends. */
+    void (*run)(api_ctx *app, http_request *req, void *arg, const api_share *share);
+    /* When the request cannot be handed over after all (the worker's job
+     * was cancelled; the router then answers 500): frees arg. */
+    void (*drop)(void *arg);
+} api_handoff;
+
+/* From the worker function, as its last act and in place of an answer:
+ * h (static) and arg are taken over; nothing else may be answered. */
+void api_hand_over(api_call *call, const api_handoff *h, void *arg);
+/* Gives back a handed-over share (once; held 0: nothing). Loop thread. */
+void api_share_release(api_ctx *app, const api_share *share);
+/* After api_gate_leave_org outside a call (a streamed answer's work on
+ * the pool): runs a heavy call that waited for that share. Loop thread. */
+void api_org_share_freed(api_ctx *app);
 
 /* The services' context for this call (aaa/service.h): the caller as
  * actor, the store handle, caches, registry, quotas. */
@@ -196,6 +236,7 @@ void api_device_rotate(api_call *call);
 void api_device_channels(api_call *call);
 void api_device_latest(api_call *call);
 void api_device_data(api_call *call);
+void api_device_data_delete(api_call *call);
 void api_healthz(api_call *call);
 void api_me_password(api_call *call);
 void api_me_sessions(api_call *call);
@@ -217,9 +258,18 @@ void api_usage(api_call *call);
 void api_sessions(api_call *call);
 void api_quota_get(api_call *call);
 void api_quota_put(api_call *call);
+/* GET /api/v1/orgs/{org}/export: checks, then streams (api_export.c). */
+void api_export(api_call *call);
 
 /* GET /healthz, on the loop thread: from the store's health state. */
 void api_healthz_local(api_ctx *app, http_request *req);
+
+/* Bulk import (POST /api/v1/orgs/{org}/import), on the loop thread: the
+ * head takes the body as a stream (0), or answers (1), or is no import's
+ * (0: path not an import path, api_import_path says which). */
+int api_import_head(api_ctx *app, http_request *req);
+void api_import_request(api_ctx *app, http_request *req);
+int api_import_path(const char *path);
 
 /* Device ingest, on the loop thread. */
 void api_data_post(api_ctx *app, http_request *req);

@@ -357,7 +357,15 @@ json_t *api_org_json(const store_org *o)
 
 json_t *api_device_json(const store_device *d)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:b,s:I}", "id", d->id, "org_id", d->org_id, "name",
-                     d->name, "description", d->description, "disabled", d->disabled,
-                     "created_at", (json_int_t)d->created_at);
+    json_error_t jerr;
+    json_t *attrs = json_loads(d->attributes[0] ? d->attributes : "{}", 0, &jerr);
+    if (!json_is_object(attrs)) {  /* never written so; shown empty rather than failing */
+        json_decref(attrs);
+        attrs = json_object();
+    }
+    return json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:o,s:o}", "id", d->id, "org_id", d->org_id,
+                     "name", d->name, "description", d->description, "disabled", d->disabled,
+                     "created_at", (json_int_t)d->created_at, "attributes", attrs, "last_seen",
+                     d->last_seen ? json_integer(d->last_seen) : json_null(), "last_protocol",
+                     d->last_protocol[0] ? json_string(d->last_protocol) : json_null());
 }

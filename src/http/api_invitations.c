@@ -9,6 +9,7 @@
 #include "aaa/members.h"
 #include "core/err.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,19 +21,32 @@ static json_t *org_invitation_json(const store_invitation *inv)
                      "created_at", (json_int_t)inv->created_at);
 }
 
+/* Invitations come newest first, then by id ascending
+ * (store_invitation_list_org, _user). NULL: before the cursor. */
+static json_t *invitation_key(const api_page *page, const store_invitation *inv)
+{
+    json_t *key = json_pack("[I,s]", (json_int_t)inv->created_at, inv->id);
+    if (api_page_after(page, key, "-+"))
+        return key;
+    json_decref(key);
+    return NULL;
+}
+
 static int append_org_invitation(void *ctx, const store_invitation *inv)
 {
-    json_array_append_new(ctx, org_invitation_json(inv));
-    return 0;
+    api_page *page = ctx;
+    json_t *key = invitation_key(page, inv);
+    return key ? api_page_add(page, org_invitation_json(inv), key) : 0;
 }
 
 void api_org_invitations_list(api_call *call)
 {
-    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
+    api_page page;
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "is", &page))
         return;
-    json_t *list = json_array();
-    int rc = store_invitation_list_org(call->db, call->params[0], append_org_invitation, list);
-    api_reply_list(call, rc, list);
+    int rc = store_invitation_list_org(call->db, call->params[0], append_org_invitation, &page);
+    api_page_reply(call, rc, &page);
 }
 
 /* Loads the invitation named by path parameter `which`: 404 unless it is
@@ -64,29 +78,33 @@ void api_org_invitation_delete(api_call *call)
 
 typedef struct my_list {
     api_call *call;
-    json_t *list;
+    api_page page;
 } my_list;
 
 static int append_my_invitation(void *ctx, const store_invitation *inv)
 {
     my_list *ml = ctx;
+    json_t *key = invitation_key(&ml->page, inv);
+    if (!key)
+        return 0;
     store_org org;
     if (store_org_get(ml->call->db, inv->org_id, &org))
         snprintf(org.name, sizeof org.name, "%s", "");
-    json_array_append_new(ml->list,
-                          json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", inv->id, "org_id", inv->org_id,
-                                    "org_name", org.name, "role", aaa_role_name(inv->role),
-                                    "created_at", (json_int_t)inv->created_at));
-    return 0;
+    return api_page_add(&ml->page,
+                        json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", inv->id, "org_id", inv->org_id,
+                                  "org_name", org.name, "role", aaa_role_name(inv->role),
+                                  "created_at", (json_int_t)inv->created_at),
+                        key);
 }
 
 void api_me_invitations(api_call *call)
 {
-    if (api_require_user(call))
+    my_list ml = {call};
+    if (api_require_user(call) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "is", &ml.page))
         return;
-    my_list ml = {call, json_array()};
     int rc = store_invitation_list_user(call->db, call->who.user.id, append_my_invitation, &ml);
-    api_reply_list(call, rc, ml.list);
+    api_page_reply(call, rc, &ml.page);
 }
 
 /* An invitation whose inviter no longer holds the authority to give it is

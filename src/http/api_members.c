@@ -4,6 +4,7 @@
 #include "aaa/members.h"
 #include "core/err.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,19 +15,26 @@ static json_t *member_json(const store_user *u, store_role role)
                      aaa_role_name(role), "disabled", u->disabled);
 }
 
+/* Members come by email, which is unique (store_member_list). */
 static int append_member(void *ctx, const store_user *u, store_role role)
 {
-    json_array_append_new(ctx, member_json(u, role));
-    return 0;
+    api_page *page = ctx;
+    json_t *key = json_pack("[s]", u->email);
+    if (!api_page_after(page, key, "+")) {
+        json_decref(key);
+        return 0;
+    }
+    return api_page_add(page, member_json(u, role), key);
 }
 
 void api_members_list(api_call *call)
 {
-    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
+    api_page page;
+    if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "s", &page))
         return;
-    json_t *list = json_array();
-    int rc = store_member_list(call->db, call->params[0], append_member, list);
-    api_reply_list(call, rc, list);
+    int rc = store_member_list(call->db, call->params[0], append_member, &page);
+    api_page_reply(call, rc, &page);
 }
 
 /* The answer to a change refused or failed: the grant rule (403), the

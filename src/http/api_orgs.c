@@ -4,29 +4,31 @@
 #include "aaa/secret.h"
 #include "core/err.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 
 #include <stdio.h>
 #include <string.h>
 
-typedef struct org_list {
-    api_call *call;
-    json_t *list;
-} org_list;
-
+/* Orgs come by name, then id (store_org_list). */
 static int append_org(void *ctx, const store_org *org)
 {
-    org_list *ol = ctx;
-    json_array_append_new(ol->list, api_org_json(org));
-    return 0;
+    api_page *page = ctx;
+    json_t *key = json_pack("[s,s]", org->name, org->id);
+    if (!api_page_after(page, key, "++")) {
+        json_decref(key);
+        return 0;
+    }
+    return api_page_add(page, api_org_json(org), key);
 }
 
 void api_orgs_list(api_call *call)
 {
-    if (api_authenticate(call))
+    api_page page;
+    if (api_authenticate(call) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "ss", &page))
         return;
-    org_list ol = {call, json_array()};
-    int rc = aaa_list_orgs(call->db, &call->who, append_org, &ol);
-    api_reply_list(call, rc, ol.list);
+    int rc = aaa_list_orgs(call->db, &call->who, append_org, &page);
+    api_page_reply(call, rc, &page);
 }
 
 void api_orgs_create(api_call *call)

@@ -1,19 +1,23 @@
-/* api_query.c — reading data back: channels, latest values, series. */
+/* api_query.c — reading data back: channels, latest values, series.
+ *
+ * A series query answers at most `limit` points (or buckets) per channel;
+ * one that had more says so with a cursor per channel in `next`, and the
+ * same query with that cursor goes on where the page ended, so a client
+ * pages to the end and sees every point once, in either order. */
 #include "aaa/secret.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "http/api_call.h"
+#include "http/api_params.h"
 #include "core/reading.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Channels one data request may name. */
-#define QUERY_CHANNELS_MAX 32
-/* Room for the channel list of a query: 32 names of 64 and commas. */
-#define QUERY_CHANNEL_LIST_MAX (QUERY_CHANNELS_MAX * (SS_CHANNEL_MAX + 1))
-#define QUERY_PARAM_MAX 64
+/* Room for a cursor: order, position and bucket width as numbers, and a
+ * channel name. */
+#define QUERY_CURSOR_MAX (2 * 24 + SS_CHANNEL_MAX + 8)
 
 static int append_channel(void *ctx, const store_channel *ch)
 {
@@ -26,7 +30,7 @@ static int append_channel(void *ctx, const store_channel *ch)
 void api_device_channels(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || api_params_known(call, NULL, 0))
         return;
     json_t *list = json_array();
     int rc = store_channel_list(call->db, d.id, append_channel, list);
@@ -43,7 +47,7 @@ static int add_latest(void *ctx, const store_channel *ch)
 void api_device_latest(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || api_params_known(call, NULL, 0))
         return;
     json_t *obj = json_object();
     int rc = store_channel_latest(call->db, d.id, add_latest, obj);
@@ -54,59 +58,23 @@ typedef struct data_params {
     store_query q;
     int64_t every;
     store_agg fn;
-    char channels[QUERY_CHANNEL_LIST_MAX];
+    api_channels ch;    /* none named: every channel of the device */
+    char cursor[QUERY_CURSOR_MAX];
 } data_params;
 
-/* A query parameter as a time (ms or RFC 3339); *out unchanged when absent. */
-static int param_time(api_call *call, const char *name, int64_t *out)
-{
-    char text[QUERY_PARAM_MAX];
-    int rc = http_query_get(call->req, name, text, sizeof text);
-    if (rc == 0)
-        return 0;
-    if (rc < 0 || clock_parse_time(text, out)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s must be ms since the epoch or RFC 3339", name);
-        api_reply_error(call, 400, "bad_request", msg);
-        return 1;
-    }
-    return 0;
-}
-
-static int param_int(api_call *call, const char *name, int64_t min, int64_t max, int64_t *out)
-{
-    char text[QUERY_PARAM_MAX], *end;
-    int rc = http_query_get(call->req, name, text, sizeof text);
-    if (rc == 0)
-        return 0;
-    long long v = rc < 0 ? 0 : strtoll(text, &end, 10);
-    if (rc < 0 || !text[0] || *end || v < min || v > max) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s must be an integer from %lld to %lld", name,
-                 (long long)min, (long long)max);
-        api_reply_error(call, 400, "bad_request", msg);
-        return 1;
-    }
-    *out = v;
-    return 0;
-}
+static const char *const data_param_names[] = {"channel", "from", "to",  "limit",
+                                               "order",   "every", "fn", "cursor"};
 
 static const char *const agg_names[] = {"avg", "min", "max", "sum", "count", "first", "last"};
 
-static int param_choice(api_call *call, const char *name, const char *const *choices, int n,
-                        int *out, const char *message)
+/* fn picks how a bucket is made: alone it would silently answer raw
+ * points. every alone takes avg. */
+static int check_fn_every(api_call *call, const data_params *p)
 {
-    char text[QUERY_PARAM_MAX];
-    int rc = http_query_get(call->req, name, text, sizeof text);
-    if (rc == 0)
+    char text[API_PARAM_MAX];
+    if (p->every || http_query_get(call->req, "fn", text, sizeof text) == 0)
         return 0;
-    for (int i = 0; rc > 0 && i < n; i++) {
-        if (strcmp(text, choices[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    api_reply_error(call, 400, "bad_request", message);
+    api_reply_error(call, 400, "bad_parameter", "fn needs every (the bucket width in ms)");
     return 1;
 }
 
@@ -118,16 +86,22 @@ static int parse_data_params(api_call *call, data_params *p)
     p->q.from = 0;
     p->q.to = call->now_ms + SS_TS_FUTURE_MAX_MS + 1;
     p->every = 0;
-    if (param_time(call, "from", &p->q.from) || param_time(call, "to", &p->q.to) ||
-        param_int(call, "limit", 1, SS_QUERY_LIMIT_MAX, &limit) ||
-        param_int(call, "every", 1, INT64_C(366) * 24 * 3600 * 1000, &p->every) ||
-        param_choice(call, "order", orders, 2, &order, "order is asc or desc") ||
-        param_choice(call, "fn", agg_names, 7, &fn,
-                     "fn is avg, min, max, sum, count, first or last"))
+    if (api_params_known(call, data_param_names,
+                         sizeof data_param_names / sizeof data_param_names[0]) ||
+        api_param_time(call, "from", &p->q.from, NULL) ||
+        api_param_time(call, "to", &p->q.to, NULL) ||
+        api_param_int(call, "limit", 1, SS_QUERY_LIMIT_MAX, &limit) ||
+        api_param_int(call, "every", 1, INT64_C(366) * 24 * 3600 * 1000, &p->every) ||
+        api_param_choice(call, "order", orders, 2, &order, "order is asc or desc") ||
+        api_param_choice(call, "fn", agg_names, 7, &fn,
+                         "fn is avg, min, max, sum, count, first or last") ||
+        check_fn_every(call, p) ||
+        api_param_channels(call, &p->ch) ||
+        api_param_text(call, "cursor", p->cursor, sizeof p->cursor,
+                       "cursor is the value a previous answer gave in next") < 0)
         return 1;
-    int rc = http_query_get(call->req, "channel", p->channels, sizeof p->channels);
-    if (rc < 0) {
-        api_reply_error(call, 400, "bad_request", "channel lists at most 32 channel names");
+    if (p->q.from >= p->q.to) {
+        api_reply_error(call, 400, "bad_parameter", "from must be before to");
         return 1;
     }
     p->q.limit = (size_t)limit;
@@ -136,20 +110,113 @@ static int parse_data_params(api_call *call, data_params *p)
     return 0;
 }
 
-static int append_point(void *ctx, int64_t ts, double value)
+/* ---- cursors ------------------------------------------------------------------ */
+
+/* A cursor is "<a|d>.<position>.<every>.<channel>": where the next page
+ * starts (asc: its from; desc: its to), for a query of that order, bucket
+ * width (0: raw points) and channel. Clients treat it as opaque. */
+static void cursor_make(char out[QUERY_CURSOR_MAX], const data_params *p, const char *channel,
+                        int64_t position)
 {
-    json_array_append_new(ctx, json_pack("[I,f]", (json_int_t)ts, value));
+    snprintf(out, QUERY_CURSOR_MAX, "%c.%lld.%lld.%s", p->q.desc ? 'd' : 'a',
+             (long long)position, (long long)p->every, channel);
+}
+
+/* Reads a cursor into its parts; OUT channel points into text. */
+static int cursor_read(char *text, int *desc, int64_t *position, int64_t *every,
+                       const char **channel)
+{
+    char *end = NULL;
+    if ((text[0] != 'a' && text[0] != 'd') || text[1] != '.')
+        return SS_INVAL;
+    *desc = text[0] == 'd';
+    long long pos = strtoll(text + 2, &end, 10);
+    if (end == text + 2 || *end != '.')
+        return SS_INVAL;
+    char *rest = end + 1;
+    long long ev = strtoll(rest, &end, 10);
+    if (end == rest || *end != '.' || ev < 0)
+        return SS_INVAL;
+    *position = pos;
+    *every = ev;
+    *channel = end + 1;
+    return reading_channel_valid(*channel, strlen(*channel)) ? SS_OK : SS_INVAL;
+}
+
+/* Continues the query a cursor came from: the range starts (asc) or ends
+ * (desc) where the last page did, and the channel is the cursor's. The
+ * cursor must come from a query of the same order and bucket width, and
+ * name the channel asked for, if any. Answers 400 and returns nonzero
+ * when it does not. */
+static int apply_cursor(api_call *call, data_params *p)
+{
+    if (!p->cursor[0])
+        return 0;
+    int desc = 0;
+    int64_t position = 0, every = 0;
+    const char *channel = NULL;
+    int rc = cursor_read(p->cursor, &desc, &position, &every, &channel);
+    if (rc == SS_OK && (desc != p->q.desc || every != p->every ||
+                        (p->ch.n && (p->ch.n > 1 || strcmp(p->ch.names[0], channel) != 0))))
+        rc = SS_CONFLICT;
+    if (rc != SS_OK) {
+        api_reply_error(call, 400, "bad_parameter",
+                        rc == SS_INVAL ? "cursor is not one this server gave"
+                                       : "cursor belongs to a query of another order, "
+                                         "every or channel: repeat that query with it");
+        return 1;
+    }
+    p->ch.names[0] = channel;  /* into p->cursor */
+    p->ch.n = 1;
+    if (desc && position < p->q.to)
+        p->q.to = position;
+    if (!desc && position > p->q.from)
+        p->q.from = position;
     return 0;
 }
 
-static int query_channel(api_call *call, data_params *p, const char *channel, json_t *series)
+/* ---- one channel ------------------------------------------------------------------ */
+
+typedef struct page {
+    json_t *points;
+    size_t limit;
+    int64_t last_ts;    /* of the last point kept */
+    int more;           /* a point past the limit exists */
+} page;
+
+/* Keeps up to limit points; one more only tells that the page is not the
+ * last. */
+static int append_point(void *ctx, int64_t ts, double value)
 {
-    json_t *points = json_array();
-    p->q.channel = channel;
-    int rc = p->every ? store_query_buckets(call->db, &p->q, p->every, p->fn, append_point, points)
-                      : store_query_points(call->db, &p->q, append_point, points);
-    json_object_set_new(series, channel, points);
-    return rc;
+    page *pg = ctx;
+    if (json_array_size(pg->points) >= pg->limit) {
+        pg->more = 1;
+        return 1;
+    }
+    json_array_append_new(pg->points, json_pack("[I,f]", (json_int_t)ts, value));
+    pg->last_ts = ts;
+    return 0;
+}
+
+static int query_channel(api_call *call, data_params *p, const char *channel, json_t *series,
+                         json_t *next)
+{
+    page pg = {.points = json_array(), .limit = p->q.limit};
+    store_query q = p->q;
+    q.channel = channel;
+    q.limit = p->q.limit + 1;
+    int rc = p->every ? store_query_buckets(call->db, &q, p->every, p->fn, append_point, &pg)
+                      : store_query_points(call->db, &q, append_point, &pg);
+    json_object_set_new(series, channel, pg.points);
+    if (rc || !pg.more)
+        return rc;
+    /* Descending, the next page ends where this one's last point was;
+     * ascending, it starts just past it (a bucket's width past it). */
+    int64_t position = p->q.desc ? pg.last_ts : pg.last_ts + (p->every ? p->every : 1);
+    char cursor[QUERY_CURSOR_MAX];
+    cursor_make(cursor, p, channel, position);
+    json_object_set_new(next, channel, json_string(cursor));
+    return 0;
 }
 
 /* Collects names up to one past the cap, then stops: one more is enough to
@@ -157,15 +224,15 @@ static int query_channel(api_call *call, data_params *p, const char *channel, js
 static int add_channel_name(void *ctx, const char *name)
 {
     json_array_append_new(ctx, json_string(name));
-    return json_array_size(ctx) > QUERY_CHANNELS_MAX;
+    return json_array_size(ctx) > API_CHANNELS_MAX;
 }
 
-/* Every channel of a device that has at most QUERY_CHANNELS_MAX; past that
+/* Every channel of a device that has at most API_CHANNELS_MAX; past that
  * the caller must choose (a 400 naming `channel`), never a silent cut. */
 static int all_channels(api_call *call, data_params *p, json_t *names)
 {
     int rc = store_channel_names(call->db, p->q.device_id, add_channel_name, names);
-    if (rc || json_array_size(names) <= QUERY_CHANNELS_MAX)
+    if (rc || json_array_size(names) <= API_CHANNELS_MAX)
         return rc;
     api_reply_error(call, 400, "bad_request",
                     "channel: the device has more than 32 channels; "
@@ -176,42 +243,49 @@ static int all_channels(api_call *call, data_params *p, json_t *names)
 /* The channels asked for, or every channel of the device when none is. */
 static int channel_names(api_call *call, data_params *p, json_t *names)
 {
-    if (!p->channels[0])
+    if (!p->ch.n)
         return all_channels(call, p, names);
-    char *save = NULL;
-    for (char *name = strtok_r(p->channels, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        if (!reading_channel_valid(name, strlen(name)) || json_array_size(names) >= QUERY_CHANNELS_MAX) {
-            api_reply_error(call, 400, "bad_request",
-                            "channel is a comma-separated list of up to 32 channel names");
-            return 1;
-        }
-        json_array_append_new(names, json_string(name));
-    }
+    for (size_t i = 0; i < p->ch.n; i++)
+        json_array_append_new(names, json_string(p->ch.names[i]));
     return 0;
+}
+
+static int query_all(api_call *call, data_params *p, json_t *series, json_t *next)
+{
+    json_t *names = json_array();
+    int rc = channel_names(call, p, names);
+    size_t i;
+    json_t *name;
+    json_array_foreach(names, i, name) {
+        if (rc)
+            break;
+        rc = query_channel(call, p, json_string_value(name), series, next);
+    }
+    json_decref(names);
+    return rc;
 }
 
 void api_device_data(api_call *call)
 {
     store_device d;
     data_params p = {0};
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || parse_data_params(call, &p))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || parse_data_params(call, &p) ||
+        apply_cursor(call, &p))
         return;
     p.q.device_id = d.id;
-    json_t *names = json_array(), *series = json_object();
-    int rc = channel_names(call, &p, names);
-    size_t i;
-    json_t *name;
-    json_array_foreach(names, i, name) {
-        if (rc)
-            break;
-        rc = query_channel(call, &p, json_string_value(name), series);
-    }
-    json_decref(names);
+    json_t *series = json_object(), *next = json_object();
+    int rc = query_all(call, &p, series, next);
     if (rc) {
         json_decref(series);
+        json_decref(next);
         if (rc != 1)
             api_reply_store_error(call, rc);
         return;
     }
-    api_reply_json(call, 200, json_pack("{s:o}", "series", series));
+    json_t *answer = json_pack("{s:o}", "series", series);
+    if (json_object_size(next) > 0)
+        json_object_set_new(answer, "next", next);
+    else
+        json_decref(next);
+    api_reply_json(call, 200, answer);
 }

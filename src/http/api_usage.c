@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "aaa/orgs.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,6 @@
  * from overflowing when rounded to buckets. */
 #define USAGE_TIME_MAX 4102444800000LL
 #define SESSIONS_LIMIT_DEFAULT 100
-#define SESSIONS_LIMIT_MAX 10000
 
 typedef struct usage_params {
     int64_t from, to, every;
@@ -164,14 +164,11 @@ void api_usage(api_call *call)
 
 /* ---- session records ------------------------------------------------------ */
 
-typedef struct session_out {
-    json_t *list;
-} session_out;
-
+/* Records come newest first, then by id descending: the store starts
+ * after the cursor's (started_at, id). */
 static int add_session(void *ctx, const store_acct_session *s)
 {
-    session_out *out = ctx;
-    json_array_append_new(out->list, json_pack(
+    return api_page_add(ctx, json_pack(
         "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I}", "id", s->id, "kind",
         s->kind, "principal_id", s->principal_id, "org_id", s->org_id, "protocol", s->protocol,
         "address", s->addr, "started_at", (json_int_t)s->started_at, "ended_at",
@@ -179,8 +176,8 @@ static int add_session(void *ctx, const store_acct_session *s)
         s->end_reason[0] ? json_string(s->end_reason) : json_null(), "bytes_in",
         (json_int_t)s->bytes_in, "bytes_out", (json_int_t)s->bytes_out, "messages",
         (json_int_t)s->messages, "readings", (json_int_t)s->readings, "refused",
-        (json_int_t)s->refused, "api_requests", (json_int_t)s->api_requests));
-    return 0;
+        (json_int_t)s->refused, "api_requests", (json_int_t)s->api_requests),
+        json_pack("[I,s]", (json_int_t)s->started_at, s->id));
 }
 
 /* Every record carries the org it acted in: a person's login has one
@@ -189,26 +186,29 @@ void api_sessions(api_call *call)
 {
     if (api_require_org_role(call, STORE_ROLE_ADMIN, NULL))
         return;
-    char kind[16] = "", active[8] = "", limit_text[16] = "";
+    char kind[16] = "", active[8] = "";
     int rk = http_query_get(call->req, "kind", kind, sizeof kind);
     int ra = http_query_get(call->req, "active", active, sizeof active);
-    int rl = http_query_get(call->req, "limit", limit_text, sizeof limit_text);
-    char *end = limit_text;
-    long limit = rl > 0 ? strtol(limit_text, &end, 10) : SESSIONS_LIMIT_DEFAULT;
-    if (rl > 0 && (end == limit_text || *end))
-        limit = 0;  /* not a whole number: refused below */
-    if (rk < 0 || ra < 0 || rl < 0 || (kind[0] && strcmp(kind, "device") && strcmp(kind, "user") &&
-                                       strcmp(kind, "apikey")) ||
-        (active[0] && strcmp(active, "true") && strcmp(active, "false")) || limit < 1 ||
-        limit > SESSIONS_LIMIT_MAX) {
-        api_reply_error(call, 400, "bad_request",
-                        "kind is device, user or apikey; active true or false; limit 1 to 10000");
+    if (rk < 0 || (kind[0] && strcmp(kind, "device") && strcmp(kind, "user") &&
+                   strcmp(kind, "apikey"))) {
+        api_reply_error(call, 400, "bad_parameter",
+                        "query parameter 'kind' is device, user or apikey");
         return;
     }
-    session_out out = {.list = json_array()};
-    int rc = store_acct_session_list(call->db, call->params[0], kind[0] ? kind : NULL,
-                                     strcmp(active, "true") == 0, (size_t)limit, add_session, &out);
-    api_reply_list(call, rc, out.list);
+    if (ra < 0 || (active[0] && strcmp(active, "true") && strcmp(active, "false"))) {
+        api_reply_error(call, 400, "bad_parameter", "query parameter 'active' is true or false");
+        return;
+    }
+    api_page page;
+    if (api_page_begin(call, SESSIONS_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "is", &page))
+        return;
+    const char *before_id = page.after ? api_page_after_text(&page, 1) : "";
+    int64_t before = page.after ? api_page_after_int(&page, 0) : INT64_MAX;
+    /* One past the page tells whether there is more. */
+    int rc = store_acct_session_list_before(call->db, call->params[0], kind[0] ? kind : NULL,
+                                            strcmp(active, "true") == 0, before, before_id,
+                                            page.limit + 1, add_session, &page);
+    api_page_reply(call, rc, &page);
 }
 
 /* ---- quotas ---------------------------------------------------------------- */

@@ -141,3 +141,35 @@ int http_query_has_name(const http_request *req, const char *const *names, size_
     }
     return 0;
 }
+
+/* 1 when the component decodes (its bytes are not kept). */
+static int component_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (decode_char(s, len, &i) < 0)
+            return 0;
+    return 1;
+}
+
+int http_query_next(const http_request *req, size_t *pos, http_query_param *out)
+{
+    const char *q = req->query;
+    size_t at = *pos;
+    while (q[at] == '&')
+        at++;
+    if (!q[at]) {
+        *pos = at;
+        return 0;
+    }
+    const char *p = q + at;
+    const char *end = strchr(p, '&');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    size_t klen = eq ? (size_t)(eq - p) : len;
+    out->name_bad = decode_component(p, klen, out->name, sizeof out->name) != 0;
+    if (out->name_bad)
+        out->name[0] = '\0';
+    out->value_bad = eq && !component_valid(eq + 1, len - klen - 1);
+    *pos = at + len;
+    return 1;
+}

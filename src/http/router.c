@@ -18,53 +18,67 @@ typedef struct route {
     const char *pattern;  /* "{}" stands for an ID segment */
     api_worker_fn fn;
     api_weight weight;
+    /* The query parameters the route reads, comma-separated ("" none);
+     * "attr.*" admits every name starting "attr.". Any other name is
+     * refused before the route runs (check_query). */
+    const char *query;
 } route;
 
+/* The parameters of every list (api_page.h). */
+#define PAGED "limit,cursor"
+
 static const route routes[] = {
-    {HTTP_GET, "/healthz", api_healthz},
-    {HTTP_GET, "/metrics", api_metrics},
-    {HTTP_POST, "/api/v1/auth/login", api_login, API_SIGN_IN},
-    {HTTP_POST, "/api/v1/auth/logout", api_logout},
-    {HTTP_GET, "/api/v1/me", api_me},
-    {HTTP_PUT, "/api/v1/me/password", api_me_password},
-    {HTTP_GET, "/api/v1/me/sessions", api_me_sessions},
-    {HTTP_DELETE, "/api/v1/me/sessions/{}", api_me_session_delete},
-    {HTTP_PATCH, "/api/v1/users/{}", api_user_patch},
-    {HTTP_PUT, "/api/v1/users/{}/password", api_user_password},
-    {HTTP_POST, "/api/v1/users/{}/unlock", api_user_unlock},
-    {HTTP_GET, "/api/v1/audit", api_audit_list_all, API_HEAVY},
-    {HTTP_GET, "/api/v1/orgs", api_orgs_list},
-    {HTTP_POST, "/api/v1/orgs", api_orgs_create},
-    {HTTP_GET, "/api/v1/orgs/{}", api_org_get},
-    {HTTP_PATCH, "/api/v1/orgs/{}", api_org_patch},
-    {HTTP_DELETE, "/api/v1/orgs/{}", api_org_delete},
-    {HTTP_PATCH, "/api/v1/orgs/{}/members/{}", api_member_patch},
-    {HTTP_DELETE, "/api/v1/orgs/{}/members/{}", api_member_delete},
-    {HTTP_GET, "/api/v1/orgs/{}/apikeys", api_apikeys_list},
-    {HTTP_POST, "/api/v1/orgs/{}/apikeys", api_apikeys_create},
-    {HTTP_DELETE, "/api/v1/apikeys/{}", api_apikey_delete},
-    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list, API_HEAVY},
-    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage, API_HEAVY},
-    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions, API_HEAVY},
-    {HTTP_GET, "/api/v1/orgs/{}/quota", api_quota_get},
-    {HTTP_PUT, "/api/v1/orgs/{}/quota", api_quota_put},
-    {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list},
-    {HTTP_POST, "/api/v1/orgs/{}/members", api_members_add},
-    {HTTP_GET, "/api/v1/orgs/{}/invitations", api_org_invitations_list},
-    {HTTP_DELETE, "/api/v1/orgs/{}/invitations/{}", api_org_invitation_delete},
-    {HTTP_GET, "/api/v1/me/invitations", api_me_invitations},
-    {HTTP_POST, "/api/v1/invitations/{}/accept", api_invitation_accept},
-    {HTTP_POST, "/api/v1/invitations/{}/decline", api_invitation_decline},
-    {HTTP_GET, "/api/v1/orgs/{}/devices", api_devices_list},
-    {HTTP_POST, "/api/v1/orgs/{}/devices", api_devices_create},
-    {HTTP_GET, "/api/v1/devices/{}", api_device_get},
-    {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch},
-    {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete},
-    {HTTP_POST, "/api/v1/devices/{}/token", api_device_rotate},
-    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels, API_HEAVY},
+    {HTTP_GET, "/healthz", api_healthz, API_LIGHT, ""},
+    {HTTP_GET, "/metrics", api_metrics, API_LIGHT, ""},
+    {HTTP_POST, "/api/v1/auth/login", api_login, API_SIGN_IN, ""},
+    {HTTP_POST, "/api/v1/auth/logout", api_logout, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/me", api_me, API_LIGHT, ""},
+    {HTTP_PUT, "/api/v1/me/password", api_me_password, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/me/sessions", api_me_sessions, API_LIGHT, PAGED},
+    {HTTP_DELETE, "/api/v1/me/sessions/{}", api_me_session_delete, API_LIGHT, ""},
+    {HTTP_PATCH, "/api/v1/users/{}", api_user_patch, API_LIGHT, ""},
+    {HTTP_PUT, "/api/v1/users/{}/password", api_user_password, API_LIGHT, ""},
+    {HTTP_POST, "/api/v1/users/{}/unlock", api_user_unlock, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/audit", api_audit_list_all, API_HEAVY, "from,to," PAGED},
+    {HTTP_GET, "/api/v1/orgs", api_orgs_list, API_LIGHT, PAGED},
+    {HTTP_POST, "/api/v1/orgs", api_orgs_create, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}", api_org_get, API_LIGHT, ""},
+    {HTTP_PATCH, "/api/v1/orgs/{}", api_org_patch, API_LIGHT, ""},
+    {HTTP_DELETE, "/api/v1/orgs/{}", api_org_delete, API_LIGHT, ""},
+    {HTTP_PATCH, "/api/v1/orgs/{}/members/{}", api_member_patch, API_LIGHT, ""},
+    {HTTP_DELETE, "/api/v1/orgs/{}/members/{}", api_member_delete, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}/apikeys", api_apikeys_list, API_LIGHT, PAGED},
+    {HTTP_POST, "/api/v1/orgs/{}/apikeys", api_apikeys_create, API_LIGHT, ""},
+    {HTTP_DELETE, "/api/v1/apikeys/{}", api_apikey_delete, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}/audit", api_audit_list, API_HEAVY, "from,to," PAGED},
+    /* Usage is a range, not a list: from/to/every bound it (docs/api.md). */
+    {HTTP_GET, "/api/v1/orgs/{}/usage", api_usage, API_HEAVY,
+     "from,to,every,format,include_children"},
+    {HTTP_GET, "/api/v1/orgs/{}/sessions", api_sessions, API_HEAVY, "kind,active," PAGED},
+    {HTTP_GET, "/api/v1/orgs/{}/quota", api_quota_get, API_LIGHT, ""},
+    {HTTP_PUT, "/api/v1/orgs/{}/quota", api_quota_put, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}/members", api_members_list, API_LIGHT, PAGED},
+    {HTTP_POST, "/api/v1/orgs/{}/members", api_members_add, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}/invitations", api_org_invitations_list, API_LIGHT, PAGED},
+    {HTTP_DELETE, "/api/v1/orgs/{}/invitations/{}", api_org_invitation_delete, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/me/invitations", api_me_invitations, API_LIGHT, PAGED},
+    {HTTP_POST, "/api/v1/invitations/{}/accept", api_invitation_accept, API_LIGHT, ""},
+    {HTTP_POST, "/api/v1/invitations/{}/decline", api_invitation_decline, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}/devices", api_devices_list, API_LIGHT, "attr.*," PAGED},
+    {HTTP_POST, "/api/v1/orgs/{}/devices", api_devices_create, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/devices/{}", api_device_get, API_LIGHT, ""},
+    {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch, API_LIGHT, ""},
+    {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete, API_LIGHT, ""},
+    {HTTP_POST, "/api/v1/devices/{}/token", api_device_rotate, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels, API_HEAVY, ""},
     /* One row per channel (the series keeps its newest reading). */
-    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest},
-    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY},
+    {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY,
+     "channel,from,to,limit,order,every,fn,cursor"},
+    {HTTP_DELETE, "/api/v1/devices/{}/data", api_device_data_delete, API_HEAVY,
+     "channel,from,to,all"},
+    /* Streamed from the loop once checked (api_hand_over). */
+    {HTTP_GET, "/api/v1/orgs/{}/export", api_export, API_HEAVY, "from,to,format,device,channel"},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 /* Room for an Allow list: a path has at most a handful of methods. */
@@ -172,11 +186,43 @@ static void note_principal(api_call *call)
     p->ended_user_keeps_own = call->ended_user_keeps_own;
 }
 
+void api_hand_over(api_call *call, const api_handoff *h, void *arg)
+{
+    call->handoff = h;
+    call->handoff_arg = arg;
+}
+
+void api_share_release(api_ctx *app, const api_share *share)
+{
+    if (share->held)
+        api_gate_leave_principal(app->gate, share->key);
+}
+
+/* The request goes to the handler's loop side with the credential's
+ * share, in place of an answer. */
+static void hand_over(api_call *call)
+{
+    api_share share = {.held = call->gated_principal};
+    memcpy(share.key, call->gate_key, sizeof share.key);
+    call->req->data = NULL;
+    if (call->aaa.revoked_self)
+        http_request_close(call->req);
+    call->handoff->run(call->app, call->req, call->handoff_arg, &share);
+    buf_free(&call->body);
+    free(call);
+}
+
 /* Sends the answer and ends the call (status: the worker's, 0 on the loop). */
 static void finish(api_call *call, int status)
 {
     note_principal(call);
     call->app->requests_in_flight--;
+    if (call->handoff && status == 0 && call->status == 0) {
+        hand_over(call);
+        return;
+    }
+    if (call->handoff)
+        call->handoff->drop(call->handoff_arg);
     if (call->gated_principal)
         api_gate_leave_principal(call->app->gate, call->gate_key);
     if (status != 0 || call->status == 0)
@@ -205,6 +251,9 @@ static uint64_t heavy_wait_ms(const api_ctx *app)
  * (a timer), in time. */
 static void park(api_ctx *app, api_call *call)
 {
+    if (call->handoff)  /* a handler hands over only as its last act: never here */
+        call->handoff->drop(call->handoff_arg);
+    call->handoff = NULL;
     buf_free(&call->body);
     call->status = 0;
     call->content_type = NULL;
@@ -282,6 +331,11 @@ static void wake_one(api_ctx *app)
 static void on_wait_timer(uv_timer_t *t)
 {
     wake_one(t->data);
+}
+
+void api_org_share_freed(api_ctx *app)
+{
+    wake_one(app);
 }
 
 static void on_wait_timer_closed(uv_handle_t *h)
@@ -443,7 +497,7 @@ static void refuse_method(http_request *req)
 {
     char params[API_PARAMS_MAX][SS_ID_LEN + 1];
     char allow[ROUTE_ALLOW_MAX] = "";
-    if (strcmp(req->path, "/api/v1/data") == 0)
+    if (strcmp(req->path, "/api/v1/data") == 0 || api_import_path(req->path))
         allow_add(allow, sizeof allow, "POST");
     for (size_t i = 0; i < ROUTES; i++) {
         if (!route_match(routes[i].pattern, req->path, params))
@@ -459,6 +513,114 @@ static void refuse_method(http_request *req)
     http_respond(req, 405, "application/json", body, sizeof body - 1, extra);
 }
 
+/* ---- query parameters: SPEC §2, unknown or malformed is a 400 naming it ---- */
+
+/* 1 when name is one of the comma-separated names of `declared`, or has
+ * something after the prefix of one of its "prefix.*" entries. */
+static int query_name_declared(const char *declared, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = declared; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > 1 && p[len - 1] == '*') {
+            if (nlen > len - 1 && strncmp(name, p, len - 1) == 0)
+                return 1;
+        } else if (len == nlen && memcmp(p, name, len) == 0) {
+            return 1;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+/* A name is echoed in the error only when it is plain printable ASCII and
+ * does not look like one of our secrets (a token pasted as a name). */
+static int query_name_showable(const char *name)
+{
+    static const char *const secret_prefixes[] = {"ssd_", "ssk_", "sss_"};
+    for (size_t i = 0; i < sizeof secret_prefixes / sizeof secret_prefixes[0]; i++)
+        if (strncasecmp(name, secret_prefixes[i], 4) == 0)
+            return 0;
+    for (const char *c = name; *c; c++)
+        if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
+            return 0;
+    return name[0] != '\0';
+}
+
+static void refuse_parameter(http_request *req, const char *code, const char *name,
+                             const char *what)
+{
+    char msg[HTTP_QUERY_NAME_MAX + 96], extra[HTTP_QUERY_NAME_MAX + 32];
+    int show = name && query_name_showable(name);
+    if (show) {
+        snprintf(msg, sizeof msg, what, name);
+        snprintf(extra, sizeof extra, "\"parameter\":\"%s\"", name);
+    } else {
+        snprintf(msg, sizeof msg, what, "(a name not shown)");
+    }
+    http_respond_error(req, 400, code, msg, show ? extra : NULL);
+}
+
+/* Every parameter of the query must be one the route declares, its name
+ * and value well %-encoded, and given once. Answers 400 and returns 1
+ * when not. */
+static int check_query(http_request *req, const char *declared)
+{
+    char seen[SS_QUERY_PARAMS_MAX][HTTP_QUERY_NAME_MAX + 1];
+    size_t n = 0, pos = 0;
+    http_query_param p;
+    while (http_query_next(req, &pos, &p)) {
+        if (n >= SS_QUERY_PARAMS_MAX) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "more than %u query parameters", SS_QUERY_PARAMS_MAX);
+            http_respond_error(req, 400, "bad_parameter", msg, NULL);
+            return 1;
+        }
+        if (p.name_bad || !p.name[0]) {
+            refuse_parameter(req, "bad_parameter", NULL,
+                             "a query parameter name is empty, over 63 bytes or badly "
+                             "%%-encoded");
+            return 1;
+        }
+        if (!query_name_declared(declared, p.name)) {
+            refuse_parameter(req, "unknown_parameter", p.name, "unknown query parameter '%s'");
+            return 1;
+        }
+        if (p.value_bad) {
+            refuse_parameter(req, "bad_parameter", p.name,
+                             "query parameter '%s' has a bad %%-escape in its value");
+            return 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(seen[i], p.name) == 0) {
+                refuse_parameter(req, "bad_parameter", p.name,
+                                 "query parameter '%s' is given more than once");
+                return 1;
+            }
+        }
+        memcpy(seen[n++], p.name, sizeof p.name);
+    }
+    return 0;
+}
+
+/* The parameters the route of this path and method declares; NULL when no
+ * route has both (api_handle answers 404 or 405). */
+static const char *declared_query(const http_request *req)
+{
+    char params[API_PARAMS_MAX][SS_ID_LEN + 1];
+    /* device_id: the device an API key with data:write posts as. */
+    if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0)
+        return "device_id";
+    if (req->method == HTTP_POST && api_import_path(req->path))
+        return "format";
+    for (size_t i = 0; i < ROUTES; i++)
+        if (method_matches(routes[i].method, req->method) &&
+            route_match(routes[i].pattern, req->path, params))
+            return routes[i].query;
+    return NULL;
+}
+
 int api_head(void *ctx, http_request *req)
 {
     api_ctx *app = ctx;
@@ -466,8 +628,13 @@ int api_head(void *ctx, http_request *req)
         refuse_credential_in_url(req);
         return 1;
     }
+    const char *declared = req->query[0] ? declared_query(req) : NULL;
+    if (declared && check_query(req, declared))
+        return 1;
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0)
         return api_data_head(app, req);
+    if (req->method == HTTP_POST && api_import_path(req->path))
+        return api_import_head(app, req);
     return 0;
 }
 
@@ -478,6 +645,10 @@ void api_handle(void *ctx, http_request *req)
     if (req->method == HTTP_POST && strcmp(req->path, "/api/v1/data") == 0) {
         api_conn_open(req);
         api_data_post(app, req);
+        return;
+    }
+    if (req->method == HTTP_POST && api_import_path(req->path)) {
+        api_import_request(app, req);
         return;
     }
     char params[API_PARAMS_MAX][SS_ID_LEN + 1] = {{0}};
@@ -506,7 +677,7 @@ void api_handle(void *ctx, http_request *req)
             return;
         }
     }
-    if (path_known || strcmp(req->path, "/api/v1/data") == 0)
+    if (path_known || strcmp(req->path, "/api/v1/data") == 0 || api_import_path(req->path))
         refuse_method(req);
     else
         http_respond_error(req, 404, "not_found", "no such resource", NULL);

@@ -63,9 +63,29 @@ struct http_conn {
     unsigned close_after_answer : 1;  /* http_request_close came while in flight */
     unsigned answered_early : 1;  /* on_head answered: the body is never read */
     unsigned message_done : 1;    /* the parser stands at the end of a request */
+    /* A streamed answer (http_stream_begin): from its head to its end. */
+    unsigned streaming : 1;
+    unsigned stream_chunked : 1;  /* HTTP/1.1: chunked; else close-delimited */
+    unsigned stream_no_body : 1;  /* HEAD or 204: writes are dropped */
+    unsigned stream_gone : 1;     /* `gone` has run: writes are refused */
+    unsigned stream_broken : 1;   /* a write failed: the close is due on the loop */
+    int stream_status;
+    http_stream_hooks stream_hooks;
+    /* A streamed request body (http_body_stream): from the head callback
+     * to the answer. The handler holds the request all along. */
+    unsigned in_head_hook : 1;    /* inside on_head: http_body_stream may be called */
+    unsigned head_oversized : 1;  /* Content-Length past body_max: 413 unless streamed */
+    unsigned body_streaming : 1;
+    unsigned body_paused : 1;
+    unsigned body_gone : 1;       /* its `gone` has run */
+    unsigned parsing : 1;         /* inside http_parser_execute */
+    http_body_hooks body_hooks;
 };
 
 static const http_parser_settings parser_settings;
+static void stream_gone(http_conn *c);
+static void body_gone(http_conn *c);
+static int body_incoming(const http_conn *c);
 
 /* ---- lifetime -------------------------------------------------------- */
 
@@ -127,13 +147,18 @@ static int conn_held(const net_conn *nc)
 
 static void on_conn_closed(net_conn *nc)
 {
+    stream_gone((http_conn *)nc);
+    body_gone((http_conn *)nc);
     conn_report_bytes((http_conn *)nc, 1);
 }
 
-/* Closes now, dropping anything unwritten. */
+/* Closes now, dropping anything unwritten; a streamed answer's producer
+ * is told to stop. */
 static void conn_close(http_conn *c)
 {
     net_conn_close(&c->base);
+    stream_gone(c);
+    body_gone(c);
 }
 
 /* Closes once the last answer is written, or after SS_CLOSE_LINGER_MS if
@@ -229,6 +254,10 @@ static void conn_reset_request(http_conn *c)
     c->reject_code = c->reject_message = NULL;
     c->te_count = 0;
     c->answered_early = 0;
+    c->head_oversized = 0;
+    c->body_streaming = 0;
+    c->body_paused = 0;
+    c->body_gone = 0;
     c->headers_done = 0;
     c->dropping_value = 0;
     c->request_started = 0;
@@ -247,6 +276,26 @@ static size_t head_put(char *head, size_t pos, size_t cap, const char *s)
     return pos + n;
 }
 
+/* The rest of an answer's head after its status line and framing: type,
+ * the handler's headers, Connection, the blank line. The length, or 0
+ * when it does not fit. */
+static size_t head_finish(const http_conn *c, char *head, size_t pos, size_t cap,
+                          const char *content_type, const char *extra, int keep_alive)
+{
+    if (content_type) {
+        pos = head_put(head, pos, cap, "Content-Type: ");
+        pos = head_put(head, pos, cap, content_type);
+        pos = head_put(head, pos, cap, "\r\n");
+    }
+    if (extra)
+        pos = head_put(head, pos, cap, extra);
+    if (!keep_alive)
+        pos = head_put(head, pos, cap, "Connection: close\r\n");
+    else if (c->parser.http_minor == 0)
+        pos = head_put(head, pos, cap, "Connection: keep-alive\r\n");
+    return head_put(head, pos, cap, "\r\n");
+}
+
 /* Builds the answer in one allocation and one write: this runs for every
  * request, so no printf beyond the status line and the length. */
 static int write_response(http_conn *c, int status, const char *content_type, const char *body,
@@ -260,18 +309,7 @@ static int write_response(http_conn *c, int status, const char *content_type, co
                           : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
                                      status, http_status_text(status), len);
     size_t pos = n > 0 && (size_t)n < sizeof head ? (size_t)n : 0;
-    if (content_type) {
-        pos = head_put(head, pos, sizeof head, "Content-Type: ");
-        pos = head_put(head, pos, sizeof head, content_type);
-        pos = head_put(head, pos, sizeof head, "\r\n");
-    }
-    if (extra)
-        pos = head_put(head, pos, sizeof head, extra);
-    if (!keep_alive)
-        pos = head_put(head, pos, sizeof head, "Connection: close\r\n");
-    else if (c->parser.http_minor == 0)
-        pos = head_put(head, pos, sizeof head, "Connection: keep-alive\r\n");
-    pos = head_put(head, pos, sizeof head, "\r\n");
+    pos = head_finish(c, head, pos, sizeof head, content_type, extra, keep_alive);
     if (pos == 0)
         return SS_TOO_LARGE;
     size_t body_len = no_body ? 0 : len;
@@ -323,6 +361,15 @@ void http_respond(http_request *req, int status, const char *content_type, const
                   size_t len, const char *extra_headers)
 {
     http_conn *c = req->conn;
+    /* A body past the limit is refused before anything the head callback
+     * says, unless the handler takes that body in pieces. */
+    if (c->in_head_hook && c->head_oversized && !c->body_streaming && status != 413) {
+        c->reject_status = 413;
+        log_info(conn_server(c)->opt.name, "refused request from %s: 413 too_large", req->peer);
+        http_respond_error(req, 413, "too_large", "the request body is larger than the limit",
+                           NULL);
+        return;
+    }
     int refuse = c->base.closing ? 0 : answer_over_budget(c, len);
     if (refuse) {
         log_info(conn_server(c)->opt.name, "answer to %s refused: %s", req->peer,
@@ -344,7 +391,9 @@ void http_respond(http_request *req, int status, const char *content_type, const
     }
     snprintf(c->holder, sizeof c->holder, "%s", req->principal_id);
     c->in_flight = 0;
-    if (c->base.closing) {
+    /* Closed, or closing after the server's own refusal of a streamed
+     * body: the answer is dropped. */
+    if (c->base.closing || c->base.ending) {
         net_conn_release(&c->base);
         return;
     }
@@ -373,6 +422,12 @@ void http_request_close(http_request *req)
     http_conn *c = req->conn;
     if (c->base.closing || c->base.ending)
         return;
+    /* A streamed answer may never end (the live stream), a streamed body
+     * may be long (an import): cut them now. */
+    if (c->streaming || body_incoming(c)) {
+        conn_close(c);
+        return;
+    }
     if (c->in_flight) {
         c->close_after_answer = 1;
         return;
@@ -401,13 +456,269 @@ void http_respond_error(http_request *req, int status, const char *code, const c
 
 /* Refuses a request the parser could not accept: the error answer, then
  * close. The request never reaches a handler. */
+static void body_refuse(http_conn *c, int status, const char *code, const char *message);
+
 static void conn_refuse(http_conn *c, int status, const char *code, const char *message)
 {
+    if (c->body_streaming && c->in_flight) {
+        body_refuse(c, status, code, message);
+        return;
+    }
     c->reject_status = status;
     c->in_flight = 1;
     c->req.keep_alive = 0;
     log_info(conn_server(c)->opt.name, "refused request from %s: %d %s", c->req.peer, status, code);
     http_respond_error(&c->req, status, code, message, NULL);
+}
+
+/* ---- streamed answers ------------------------------------------------- */
+
+/* Tells the producer of a streamed answer, once, that nobody will read
+ * the rest: the client went, the request was closed, or the server stops. */
+static void stream_gone(http_conn *c)
+{
+    if (!c->streaming || c->stream_gone)
+        return;
+    c->stream_gone = 1;
+    if (c->stream_hooks.gone)
+        c->stream_hooks.gone(&c->req);
+}
+
+/* While a streamed answer has bytes unsent, the peer must take some of
+ * them within the stall time; an idle stream (nothing to send) waits. */
+static void on_stream_stall(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    const net_stream *st = &c->base.stream;
+    if (st->write_pending == 0)
+        return;
+    if (st->bytes_out != c->stall_mark) {
+        c->stall_mark = st->bytes_out;
+        net_conn_timer_start(&c->base, on_stream_stall, conn_server(c)->opt.send_stall_ms);
+        return;
+    }
+    log_debug(conn_server(c)->opt.name, "closing connection from %s: its stream is not read",
+              c->req.peer);
+    conn_close(c);
+}
+
+static void stream_arm_stall(http_conn *c)
+{
+    if (c->base.stream.write_pending == 0 || net_conn_timer_armed(&c->base))
+        return;
+    c->stall_mark = c->base.stream.bytes_out;
+    net_conn_timer_start(&c->base, on_stream_stall, conn_server(c)->opt.send_stall_ms);
+}
+
+/* A write failed inside http_stream_write: the producer is on the stack,
+ * so the close (and `gone`) comes from the loop, not from under it. */
+static void on_stream_broken(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void stream_break(http_conn *c)
+{
+    c->stream_broken = 1;
+    net_conn_timer_start(&c->base, on_stream_broken, 0);
+}
+
+int http_stream_begin(http_request *req, int status, const char *content_type,
+                      const char *extra_headers, const http_stream_hooks *hooks)
+{
+    http_conn *c = req->conn;
+    if (c->base.closing || c->base.ending || c->close_after_answer ||
+        net_conn_set_stopping(conn_server(c)->set))
+        return SS_CLOSED;
+    /* HTTP/1.0 has no chunks: the end of the body is the end of the
+     * connection (RFC 9112 §6.3). */
+    int chunked = c->parser.http_minor >= 1;
+    int keep_alive = chunked && req->keep_alive;
+    char head[HTTP_HEAD_OUT_MAX];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s", status, http_status_text(status),
+                     chunked && status != 204 ? "Transfer-Encoding: chunked\r\n" : "");
+    size_t pos = n > 0 && (size_t)n < sizeof head ? (size_t)n : 0;
+    pos = head_finish(c, head, pos, sizeof head, content_type, extra_headers, keep_alive);
+    if (pos == 0)
+        return SS_NOMEM;
+    if (net_stream_write(&c->base.stream, head, pos)) {
+        conn_close(c);
+        return SS_CLOSED;
+    }
+    snprintf(c->holder, sizeof c->holder, "%s", req->principal_id);
+    c->streaming = 1;
+    c->stream_chunked = (unsigned)chunked;
+    c->stream_no_body = req->method == HTTP_HEAD || status == 204;
+    c->stream_gone = 0;
+    c->stream_broken = 0;
+    c->stream_status = status;
+    c->stream_hooks = hooks ? *hooks : (http_stream_hooks){0};
+    if (log_enabled(LOG_DEBUG))
+        log_debug(conn_server(c)->opt.name, "%s %s %d streamed after %lldms",
+                  http_method_str(req->method), req->path, status,
+                  (long long)(clock_mono_ms() - req->started_ms));
+    stream_arm_stall(c);
+    return 0;
+}
+
+/* One chunk, framed and written at once: a small one from the stack,
+ * a large one in one allocation (one write, one TLS record run). */
+static int stream_write_chunk(http_conn *c, const char *data, size_t len)
+{
+    char small[HTTP_SMALL_ANSWER];
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    size_t total = (size_t)n + len + 2;
+    char *out = total <= sizeof small ? small : malloc(total);
+    if (!out)
+        return SS_NOMEM;
+    memcpy(out, size, (size_t)n);
+    memcpy(out + n, data, len);
+    memcpy(out + n + len, "\r\n", 2);
+    int rc = net_stream_write(&c->base.stream, out, total);
+    if (out != small)
+        free(out);
+    return rc;
+}
+
+int http_stream_write(http_request *req, const char *data, size_t len)
+{
+    http_conn *c = req->conn;
+    if (!c->streaming || c->stream_gone || c->stream_broken || c->base.closing || c->base.ending)
+        return SS_CLOSED;
+    if (len == 0 || c->stream_no_body)
+        return 0;
+    int rc = c->stream_chunked ? stream_write_chunk(c, data, len)
+                               : net_stream_write(&c->base.stream, data, len);
+    if (rc) {
+        stream_break(c);
+        return SS_CLOSED;
+    }
+    stream_arm_stall(c);
+    return 0;
+}
+
+size_t http_stream_unsent(const http_request *req)
+{
+    return req->conn->base.stream.write_pending;
+}
+
+void http_stream_end(http_request *req)
+{
+    http_conn *c = req->conn;
+    int begun = c->streaming, chunked = c->stream_chunked && !c->stream_no_body;
+    int cut = c->stream_gone || c->stream_broken;
+    c->streaming = 0;
+    c->in_flight = 0;
+    if (c->base.closing) {
+        net_conn_release(&c->base);
+        return;
+    }
+    /* Refused at the head, or a write failed: nothing more can be sent. */
+    if (!begun || c->stream_broken) {
+        conn_close(c);
+        return;
+    }
+    int keep_alive = c->stream_chunked && req->keep_alive && !cut && !c->close_after_answer &&
+                     !net_conn_set_stopping(conn_server(c)->set);
+    if (chunked && net_stream_write(&c->base.stream, "0\r\n\r\n", 5)) {
+        conn_close(c);
+        return;
+    }
+    metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)),
+                         c->stream_status);
+    conn_report_bytes(c, 0);
+    if (!keep_alive) {
+        conn_close_after_write(c);
+        return;
+    }
+    conn_reset_request(c);
+    if (!c->dispatching)
+        conn_drain(c);
+}
+
+/* ---- streamed request bodies ------------------------------------------ */
+
+/* A body still coming in to a handler that takes it in pieces. */
+static int body_incoming(const http_conn *c)
+{
+    return c->body_streaming && c->in_flight && !c->message_done;
+}
+
+/* Tells the handler, once, that the rest of the body will not come. */
+static void body_gone(http_conn *c)
+{
+    if (!body_incoming(c) || c->body_gone)
+        return;
+    c->body_gone = 1;
+    if (c->body_hooks.gone)
+        c->body_hooks.gone(&c->req);
+}
+
+/* The server refuses a body the handler was taking (a malformed chunk, a
+ * stall, a stop): its answer goes out at once and the connection closes
+ * after it; the handler is told (`gone`) and its own answer is dropped. */
+static void body_refuse(http_conn *c, int status, const char *code, const char *message)
+{
+    log_info(conn_server(c)->opt.name, "refused request body from %s: %d %s", c->req.peer,
+             status, code);
+    char body[256];
+    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     code, message);
+    size_t len = n > 0 && (size_t)n < sizeof body ? (size_t)n : 0;
+    c->reject_status = status;
+    if (c->base.closing || c->base.ending ||
+        write_response(c, status, "application/json", body, len, NULL, 0)) {
+        conn_close(c);
+        return;
+    }
+    conn_close_after_write(c);
+    body_gone(c);
+}
+
+int http_body_stream(http_request *req, const http_body_hooks *hooks)
+{
+    http_conn *c = req->conn;
+    if (!c->in_head_hook || !hooks || !hooks->piece)
+        return SS_INVAL;
+    c->body_streaming = 1;
+    c->body_hooks = *hooks;
+    return 0;
+}
+
+void http_body_pause(http_request *req)
+{
+    http_conn *c = req->conn;
+    if (!body_incoming(c) || c->body_paused)
+        return;
+    c->body_paused = 1;
+    /* Inside a piece the parser stops right after it; the bytes it has
+     * not taken wait in pending. */
+    http_parser_pause(&c->parser, 1);
+    if (!c->base.closing && !c->base.ending)
+        net_conn_timer_stop(&c->base);
+}
+
+/* Resumed: parsing goes on from the loop, never from inside
+ * http_body_resume (the handler may be deep in its own work). */
+static void on_body_resumed(uv_timer_t *t)
+{
+    http_conn *c = t->data;
+    if (!body_incoming(c) || c->body_paused)
+        return;
+    conn_set_phase(c, PHASE_BODY);
+    conn_drain(c);
+}
+
+void http_body_resume(http_request *req)
+{
+    http_conn *c = req->conn;
+    if (!c->body_paused)
+        return;
+    c->body_paused = 0;
+    http_parser_pause(&c->parser, 0);
+    if (!c->parsing && body_incoming(c) && !c->base.closing && !c->base.ending)
+        net_conn_timer_start(&c->base, on_body_resumed, 0);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -620,10 +931,17 @@ static int conn_head_hook(http_conn *c)
     c->in_flight = 1;
     int keep_alive = c->req.keep_alive;
     c->req.keep_alive = 0;
-    if (s->opt.on_head(s->opt.ctx, &c->req)) {
+    c->in_head_hook = 1;
+    int answered = s->opt.on_head(s->opt.ctx, &c->req);
+    c->in_head_hook = 0;
+    if (answered) {
         c->answered_early = 1;
         return -1;
     }
+    /* A handler that takes the body in pieces holds the request from now
+     * on; keep-alive is known once the body has ended. */
+    if (c->body_streaming)
+        return 0;
     c->in_flight = 0;
     c->req.keep_alive = keep_alive;
     return 0;
@@ -642,10 +960,13 @@ static int on_headers_complete(http_parser *p)
     if (split_target(c, p->method) || check_host(c, p) || check_transfer_encoding(c))
         return -1;
     size_t max = conn_server(c)->opt.body_max;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > max)
+    c->head_oversized = (p->flags & F_CONTENTLENGTH) && p->content_length > max;
+    if (c->head_oversized && !conn_server(c)->opt.on_head)
         return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     if (conn_head_hook(c))
         return -1;
+    if (c->head_oversized && !c->body_streaming)
+        return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     const char *expect = http_request_header(&c->req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0)
         net_stream_write(&c->base.stream, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -653,9 +974,31 @@ static int on_headers_complete(http_parser *p)
     return 0;
 }
 
+/* A piece of a body the handler takes as it comes. Nonzero from `piece`
+ * means it has answered: the parser stops, the rest is discarded by the
+ * lingering close its answer started. */
+static int body_piece(http_conn *c, const char *at, size_t len)
+{
+    if (c->base.closing || c->base.ending || !c->in_flight) {
+        c->answered_early = 1;
+        return -1;
+    }
+    if (c->body_hooks.piece(&c->req, at, len)) {
+        c->answered_early = 1;
+        return -1;
+    }
+    /* The body timeout runs between pieces: a long body is fine, a
+     * stalled one is not. */
+    if (!c->body_paused && !c->base.closing && !c->base.ending)
+        conn_set_phase(c, PHASE_BODY);
+    return 0;
+}
+
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
+    if (c->body_streaming)
+        return body_piece(c, at, len);
     if (c->req.body.len + len > conn_server(c)->opt.body_max)
         return conn_reject(c, 413, "too_large", "the request body is larger than the limit");
     return buf_append(&c->req.body, at, len) ? -1 : 0;
@@ -711,7 +1054,8 @@ static void conn_parse_error(http_conn *c)
 }
 
 /* Runs the parser over bytes. 1: a message is complete (the parser paused
- * itself at its end); 0: more bytes are needed; -1: refused (answered).
+ * itself at its end); 2: a streamed body is paused (the rest of the bytes
+ * wait); 0: more bytes are needed; -1: refused (answered).
  * OUT used: bytes consumed. */
 static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 {
@@ -728,10 +1072,12 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
     }
     /* The head limit is http-parser's own (http_parser_set_max_header_size,
      * set once at start): it counts the request line and every header. */
+    c->parsing = 1;
     *used = http_parser_execute(&c->parser, &parser_settings, data, len);
+    c->parsing = 0;
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e == HPE_PAUSED)
-        return 1;
+        return c->message_done ? 1 : 2;
     if (e != HPE_OK) {
         conn_parse_error(c);
         return -1;
@@ -742,7 +1088,10 @@ static int conn_parse(http_conn *c, const char *data, size_t len, size_t *used)
 /* 1 when the connection should not take another request now. */
 static int conn_busy(http_conn *c)
 {
-    return c->base.closing || c->base.ending || c->in_flight ||
+    /* A handler taking a body in pieces holds the request, yet its body
+     * is parsed on, unless paused. */
+    int held = c->in_flight && !body_incoming(c);
+    return c->base.closing || c->base.ending || held || c->body_paused ||
            c->base.stream.write_pending > SS_HTTP_UNSENT_MAX;
 }
 
@@ -757,7 +1106,7 @@ static void conn_pending_compact(http_conn *c)
 static void conn_update_backpressure(http_conn *c)
 {
     size_t unparsed = c->pending.len - c->pending_pos;
-    int want_pause = unparsed > HTTP_PENDING_MAX ||
+    int want_pause = unparsed > HTTP_PENDING_MAX || c->body_paused ||
                      c->base.stream.write_pending > SS_HTTP_UNSENT_MAX;
     if (c->base.closing || c->base.ending || want_pause == (int)c->read_paused)
         return;
@@ -802,7 +1151,17 @@ static void on_read(net_stream *st, const char *data, size_t len)
     }
     /* The common case: parse straight from the read buffer, copy nothing. */
     size_t used = 0;
-    if (conn_parse(c, data, len, &used) != 1)
+    int rc = conn_parse(c, data, len, &used);
+    if (rc == 2) {
+        /* A streamed body paused: the rest waits, and reading stops. */
+        if (used < len && buf_append(&c->pending, data + used, len - used)) {
+            conn_close(c);
+            return;
+        }
+        conn_update_backpressure(c);
+        return;
+    }
+    if (rc != 1)
         return;
     if (used < len && buf_append(&c->pending, data + used, len - used)) {
         conn_close(c);
@@ -819,6 +1178,10 @@ static void on_drained(net_stream *st)
     if (c->phase == PHASE_IDLE && !c->in_flight && !c->base.closing && !c->base.ending)
         conn_set_phase(c, PHASE_IDLE);
     conn_drain(c);
+    /* Last: the producer may end the answer from its hook. */
+    if (c->streaming && !c->stream_gone && !c->stream_broken && !c->base.ending &&
+        c->stream_hooks.drained)
+        c->stream_hooks.drained(&c->req);
 }
 
 static void on_stream_error(net_stream *st, int err)
@@ -833,6 +1196,10 @@ static void on_stream_error(net_stream *st, int err)
 static void on_timeout(uv_timer_t *t)
 {
     http_conn *c = t->data;
+    if (body_incoming(c)) {
+        conn_refuse(c, 408, "request_timeout", "the request body stopped coming");
+        return;
+    }
     /* Nothing of a request came: close without a word, as browsers expect
      * of an idle connection. */
     if (c->phase == PHASE_IDLE || c->in_flight || !c->request_started) {
@@ -868,6 +1235,17 @@ static void on_conn_open(net_conn *nc)
 static void on_conn_stop(net_conn *nc)
 {
     http_conn *c = (http_conn *)nc;
+    /* A streamed answer may never end: its producer is told to stop, and
+     * its end closes the connection. */
+    if (c->streaming) {
+        stream_gone(c);
+        return;
+    }
+    /* A streamed body may be long: it is not waited for. */
+    if (body_incoming(c)) {
+        conn_refuse(c, 503, "unavailable", "the server is stopping");
+        return;
+    }
     if (!c->in_flight)
         conn_close(c);
 }

@@ -114,6 +114,17 @@ int http_query_get(const http_request *req, const char *name, char *out, size_t 
  * whitespace ("?Key%20=" names "key"); 0 else. */
 int http_query_has_name(const http_request *req, const char *const *names, size_t count);
 
+/* One parameter of a query, as http_query_next finds it. */
+#define HTTP_QUERY_NAME_MAX 63u
+typedef struct http_query_param {
+    char name[HTTP_QUERY_NAME_MAX + 1];  /* percent-decoded; "" when name_bad */
+    int name_bad;    /* a bad escape, or longer than HTTP_QUERY_NAME_MAX */
+    int value_bad;   /* the value has a bad escape */
+} http_query_param;
+/* Walks the query's parameters in order, skipping empty ones ("a=1&&b"):
+ * start with *pos = 0; 1 with the next in out, 0 at the end. */
+int http_query_next(const http_request *req, size_t *pos, http_query_param *out);
+
 /* Answers the request: status, body (copied) of len bytes with its content
  * type, and extra header lines (each ending "\r\n", or NULL). After this
  * call the request must not be touched. */
@@ -128,8 +139,10 @@ void http_respond_error(http_request *req, int status, const char *code, const c
 
 /* Ends the request's connection for a reason outside HTTP (the principal
  * it carried was revoked): at once when no answer is owed, else right
- * after the answer a handler still owes (with `Connection: close`). The
- * request struct stays valid until the accounting callback's close. */
+ * after the answer a handler still owes (with `Connection: close`). A
+ * streamed answer or a streamed body in progress is cut at once (its
+ * `gone` runs). The request struct stays valid until the accounting
+ * callback's close. */
 void http_request_close(http_request *req);
 
 /* ---- streamed answers (export, the live stream) ------------------------
@@ -147,21 +160,29 @@ void http_request_close(http_request *req);
  * called for the request (its principal was revoked), `gone` runs once, on
  * the loop: the producer stops, frees what it holds and calls
  * http_stream_end, which then only lets the request go. Loop thread only;
- * a HEAD request gets the head and no body (writes are dropped). */
+ * a HEAD request gets the head and no body (writes are dropped, and never
+ * wait: a producer may end right after the head). */
 typedef struct http_stream_hooks {
-    void (*drained)(http_request *req);  /* unsent fell below the low water */
+    /* Unsent fell below the low water: it runs once all is handed to the
+     * kernel, so a producer that waits only while http_stream_unsent is at
+     * or above SS_HTTP_STREAM_LOW_WATER is always woken. Not from inside
+     * http_stream_write. */
+    void (*drained)(http_request *req);
     void (*gone)(http_request *req);     /* stop: the answer will not be read */
 } http_stream_hooks;
 
 /* Sends the head of a streamed answer; hooks are copied. 0, or SS_CLOSED
- * (the client is gone: nothing is sent, `gone` is not called, end the
- * request with http_stream_end), SS_NOMEM. */
+ * (the client is gone, the server is stopping or the request was closed:
+ * nothing is sent, `gone` is not called, end the request with
+ * http_stream_end), SS_NOMEM (the head does not fit; nothing sent). */
 int http_stream_begin(http_request *req, int status, const char *content_type,
                       const char *extra_headers, const http_stream_hooks *hooks);
 /* One piece of the body (copied; len 0 writes nothing). 0, or SS_CLOSED
- * once the client is gone (stop producing; `gone` runs or has run). */
+ * once the client is gone (stop producing; `gone` runs or has run: when
+ * the write itself failed, it runs from the loop, after this returns). */
 int http_stream_write(http_request *req, const char *data, size_t len);
-/* Bytes of this answer handed to the stream and not yet sent. */
+/* Bytes handed to the connection and not yet taken by the kernel: this
+ * answer's (and any earlier answer's still queued). */
 size_t http_stream_unsent(const http_request *req);
 /* The end of the body (the last chunk); after this call the request must
  * not be touched. */
@@ -171,22 +192,30 @@ void http_stream_end(http_request *req);
  *
  * From the head callback (http_head_cb, returning 0), a handler may take
  * the request's body in pieces instead of whole: the body limit
- * (body_max) then does not apply, the handler bounds what it takes. Each
- * piece goes to `piece` as it arrives (on the loop; data valid during the
- * call only); on_request runs once the body is complete, with req->body
- * empty. The handler may pause reading while it works on what it has (the
- * body timeout does not run while paused) and resume it. It may answer
- * before the body is complete (a bad line): `piece` returns nonzero after
- * http_respond, the rest of the body is then read and discarded (bounded
- * as a lingering close is) and the connection closes; on_request does not
- * run. When the client goes away mid-body, `gone` (may be NULL) runs
- * once, and the handler must still end the request with http_respond
- * (its answer is dropped). */
+ * (body_max) then does not apply, the handler bounds what it takes. A
+ * Content-Length past body_max still gets 413 unless the head callback
+ * chose to stream: one that also refuses from the head (a bad credential)
+ * calls http_body_stream first, or its answer becomes the 413. Each piece
+ * goes to `piece` as it arrives (on the loop; data valid during the call
+ * only); on_request runs once the body is complete, with req->body empty.
+ * The body timeout runs between pieces, not over the whole body. The
+ * handler may pause reading while it works on what it has (the body
+ * timeout does not run while paused) and resume it; pieces then come again
+ * from the loop, never from inside http_body_resume. It may answer before
+ * the body is complete (a bad line): `piece` returns nonzero after
+ * http_respond (or, while paused, it just answers), the rest of the body
+ * is then read and discarded (bounded as a lingering close is) and the
+ * connection closes; on_request does not run. When the client goes away
+ * mid-body, or the server refuses the rest itself (a malformed chunk 400,
+ * a stalled body 408, the server stopping 503, each answered and closed
+ * by the server), `gone` (may be NULL) runs once, and the handler must
+ * still end the request with http_respond (its answer is dropped). */
 typedef struct http_body_hooks {
     int (*piece)(http_request *req, const char *data, size_t len);
     void (*gone)(http_request *req);
 } http_body_hooks;
-/* 0, or SS_INVAL when not called from the head callback. */
+/* 0, or SS_INVAL when not called from the head callback (or without a
+ * `piece`). */
 int http_body_stream(http_request *req, const http_body_hooks *hooks);
 void http_body_pause(http_request *req);
 void http_body_resume(http_request *req);

@@ -123,7 +123,7 @@ static void fanout_groups(fanout *f, const ingest_item *it, uint64_t seq)
 void fanout_offer(void *ctx, const ingest_item *item)
 {
     fanout *f = ctx;
-    if (f->count == 0 || item->readings_refused == item->readings.len)
+    if (f->count == 0 || item->history || item->readings_refused == item->readings.len)
         return;
     uint64_t seq = ++f->seq;
     if (item->group_ends && item->readings_refused > 0)

@@ -210,10 +210,29 @@ static int reserve_quota(gateway *gw, const gateway_sender *from, gateway_msg *m
     return rc;
 }
 
+int gateway_reserve(gateway *gw, const char *org_id, const char *protocol, size_t n,
+                    int64_t now_ms, quota_ref *ref)
+{
+    if (!gw->opt.quotas || n == 0)
+        return SS_OK;
+    if (quota_reserve_readings(gw->opt.quotas, org_id, (int64_t)n, now_ms, ref) == SS_OK)
+        return SS_OK;
+    count_refused(gw, org_id, protocol, NULL, METRICS_REFUSED_QUOTA_EXCEEDED, n, n);
+    return SS_QUOTA;
+}
+
+void gateway_release(gateway *gw, const char *org_id, size_t n, int64_t now_ms, quota_ref *ref)
+{
+    if (gw->opt.quotas && n > 0)
+        quota_finish_readings(gw->opt.quotas, org_id, (int64_t)n, 0, now_ms, ref);
+}
+
 int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *m, int64_t now_ms)
 {
     ingest_item *it = &m->item;
-    if (reserve_quota(gw, from, m, now_ms) != SS_OK) {
+    if (m->prepaid)
+        m->quota = from->quota ? *from->quota : (quota_ref){0};
+    else if (reserve_quota(gw, from, m, now_ms) != SS_OK) {
         gateway_refuse(gw, from, METRICS_REFUSED_QUOTA_EXCEEDED, it->readings.len);
         return SS_QUOTA;
     }
@@ -234,7 +253,8 @@ int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *m, int6
         it->session = &m->snapshot;
     }
     if (ingest_queue_submit(gw->opt.queue, it) != SS_OK) {
-        settle_quota(gw, m, 0, it->readings.len, now_ms);
+        if (!m->prepaid)
+            settle_quota(gw, m, 0, it->readings.len, now_ms);
         return SS_BUSY;
     }
     return SS_OK;

@@ -143,6 +143,10 @@ struct gateway_msg {
     store_acct_session snapshot;
     metrics_reason gone;
     int owned;                /* made by gateway_ingest: freed after the ack */
+    /* Set by the protocol: its readings are part of a reservation it made
+     * (gateway_reserve), so gateway_submit reserves nothing and a refused
+     * submit gives nothing back; the commit settles them as any other. */
+    int prepaid;
 };
 
 /* ---- the one entry point ------------------------------------------------------ */
@@ -186,6 +190,16 @@ int gateway_ingest(gateway *gw, const gateway_sender *from, const gateway_reques
  * protocol either waits (gateway_wait) and submits again, or refuses
  * (gateway_refuse with METRICS_REFUSED_INGEST_BUSY). */
 int gateway_submit(gateway *gw, const gateway_sender *from, gateway_msg *msg, int64_t now_ms);
+
+/* Reserves n readings of the org's quotas at once, for a protocol that
+ * must know before it submits anything that all of them may be stored (a
+ * bulk import: all or nothing). 0 or SS_QUOTA (nothing reserved, counted
+ * as one refused message of n readings under `protocol`). ref may be
+ * NULL. Messages submitted with `prepaid` then draw on it; what is never
+ * submitted goes back with gateway_release. */
+int gateway_reserve(gateway *gw, const char *org_id, const char *protocol, size_t n,
+                    int64_t now_ms, quota_ref *ref);
+void gateway_release(gateway *gw, const char *org_id, size_t n, int64_t now_ms, quota_ref *ref);
 
 /* Counts a message refused outside the steps above (framing: an
  * over-long line, a datagram over the size limit; or busy after

@@ -64,6 +64,9 @@ struct ingest_item {
     /* Set before `done` with status 0: readings refused for the channel
      * limit (SS_DEVICE_CHANNELS_MAX); the others are stored. */
     size_t readings_refused;
+    /* History brought by a bulk import: stored and counted as any item,
+     * not offered to live subscribers (the commit hook's fan-out). */
+    int history;
     /* Private to the queue. */
     int status;
     uint8_t refused_whole;

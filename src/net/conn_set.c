@@ -291,6 +291,11 @@ void net_conn_timer_stop(net_conn *c)
     deadline_remove(c);
 }
 
+int net_conn_timer_armed(const net_conn *c)
+{
+    return c->heap_idx != NET_CONN_UNARMED;
+}
+
 void *net_conn_ctx(const net_conn *c)
 {
     return c->set->opt.ctx;

@@ -115,6 +115,9 @@ void *net_conn_ctx(const net_conn *c);
  * connection's). A closing connection has none. */
 void net_conn_timer_start(net_conn *c, uv_timer_cb cb, uint64_t ms);
 void net_conn_timer_stop(net_conn *c);
+/* 1 while the deadline is set: started, and neither run nor stopped (it is
+ * not set any more while its callback runs). */
+int net_conn_timer_armed(const net_conn *c);
 
 /* Closes now, dropping anything unwritten; idempotent, also after
  * net_conn_close_after_write. */

@@ -13,6 +13,7 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "ingest/fanout.h"
+#include "ingest/last_seen.h"
 #include "ingest/gateway.h"
 #include "ingest/queue.h"
 #include "mqtt/broker.h"
@@ -44,6 +45,8 @@
  * enough that the store thread's own automatic checkpoint, which holds up
  * every acknowledgement of its commit, almost never runs. */
 #define SERVER_CHECKPOINT_MS 1000u
+_Static_assert(SERVER_CHECKPOINT_MS <= SS_LAST_SEEN_FLUSH_MS,
+               "devices' last_seen is written with each checkpoint");
 /* The ceiling config_validate allows for the session lifetimes (30 days). */
 #define SESSION_SECONDS_MAX (30L * 86400)
 
@@ -57,6 +60,7 @@ typedef struct server {
     throttle *logins;
     ingest_queue *queue;
     fanout *fanout;       /* every committed batch, to live subscribers */
+    last_seen *seen;      /* devices' newest batch, written with each checkpoint */
     gateway *gateway;     /* every protocol's way in */
     conn_registry *conns;
     metrics *metrics;     /* GET /metrics; every part reports here */
@@ -389,6 +393,7 @@ static void on_checkpoint_work(uv_work_t *w)
     store_conn *c;
     if (store_conn_acquire(sv->store, &c) == 0) {
         store_session_write_held(c, clock_now_ms());
+        last_seen_flush(sv->seen, c);
         store_checkpoint(c);
         store_conn_release(sv->store, c);
     }
@@ -411,6 +416,19 @@ static void on_checkpoint_timer(uv_timer_t *t)
         sv->checkpointing = 1;
 }
 
+/* At a clean stop, once the last batch is committed: nothing of
+ * last_seen is lost. */
+static void flush_last_seen(server *sv)
+{
+    store_conn *c;
+    if (store_conn_acquire(sv->store, &c) != 0)
+        return;
+    int rc = last_seen_flush(sv->seen, c);
+    if (rc)
+        log_warn("server", "devices' last_seen not written: %s", ss_strerror(rc));
+    store_conn_release(sv->store, c);
+}
+
 static void on_listener_stopped(void *arg)
 {
     server *sv = arg;
@@ -426,6 +444,7 @@ static void on_listener_stopped(void *arg)
     }
     ingest_queue_stop(sv->queue);
     sv->queue = NULL;
+    flush_last_seen(sv);
     /* Every connection has ended its session record: write the last counts. */
     meter_stop(sv->meter, "shutdown");
     conn_registry_close(sv->conns);
@@ -462,6 +481,10 @@ static int start_loop_parts(server *sv)
 {
     const config *cfg = sv->cfg;
     int rc = fanout_new(&sv->fanout);
+    if (rc == 0)
+        rc = last_seen_new(&sv->seen);
+    if (rc == 0)
+        fanout_subscribe(sv->fanout, last_seen_sub(sv->seen));
     if (rc == 0)
         rc = ingest_queue_start(&sv->loop, sv->store, fanout_offer, sv->fanout, &sv->queue);
     if (rc) {
@@ -504,6 +527,9 @@ static int start_loop_parts(server *sv)
     sv->api.meter = sv->meter;
     sv->api.gate = sv->gate;
     sv->api.maint = sv->maint;
+    sv->api.seen = sv->seen;
+    sv->api.data_dir = cfg->data_dir;
+    sv->api.import_readings_max = (size_t)strtoull(cfg->import_readings_max, NULL, 10);
     /* config_validate has checked both; 0 (unparsed) means the default. */
     long secs = 0;
     if (config_seconds(cfg->session_ttl, SESSION_SECONDS_MAX, &secs) == 0)
@@ -557,6 +583,7 @@ static void free_server(server *sv)
     meter_free(sv->meter);
     gateway_free(sv->gateway);
     fanout_free(sv->fanout);
+    last_seen_free(sv->seen);
     api_gate_free(sv->gate);
     quota_free(sv->quotas);
     throttle_free(sv->logins);

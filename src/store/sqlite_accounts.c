@@ -683,7 +683,8 @@ static void audit_from_row(sqlite3_stmt *st, store_audit *a)
 /* SS_INVAL for a limit of 0, as for readings queries. Entries with the same
  * ts come newest appended first (by id). */
 static int sq_audit_list(store_engine_conn *ec, const char *org_id, int64_t from, int64_t to,
-                         size_t limit, store_audit_cb cb, void *ctx)
+                         int64_t before_ts, int64_t before_id, size_t limit, store_audit_cb cb,
+                         void *ctx)
 {
     sq_conn *c = sq_conn_of(ec);
     if (limit == 0)
@@ -695,7 +696,9 @@ static int sq_audit_list(store_engine_conn *ec, const char *org_id, int64_t from
     err = sq_bind_check(c, STMT_AUDIT_LIST,
                         sq_bind_text(st, 1, org_id) | sqlite3_bind_int64(st, 2, from) |
                             sqlite3_bind_int64(st, 3, to) |
-                            sqlite3_bind_int64(st, 4, sq_limit_i64(limit)));
+                            sqlite3_bind_int64(st, 4, sq_limit_i64(limit)) |
+                            sqlite3_bind_int64(st, 5, before_ts) |
+                            sqlite3_bind_int64(st, 6, before_id));
     if (err)
         return err;
     int rc;
@@ -735,7 +738,8 @@ static int device_insert(sq_conn *c, const store_device *d)
                             sq_bind_text(st, 3, d->name) | sq_bind_text(st, 4, d->description) |
                             sq_bind_blob(st, 5, d->token_hash, sizeof d->token_hash) |
                             sqlite3_bind_int(st, 6, d->disabled != 0) |
-                            sqlite3_bind_int64(st, 7, d->created_at));
+                            sqlite3_bind_int64(st, 7, d->created_at) |
+                            sq_bind_text(st, 8, d->attributes[0] ? d->attributes : "{}"));
     return err ? err : sq_step_done(c, STMT_DEVICE_INSERT);
 }
 
@@ -762,6 +766,9 @@ static void device_from_row(sqlite3_stmt *st, store_device *d)
     sq_col_blob(st, 4, d->token_hash, sizeof d->token_hash);
     d->disabled = sqlite3_column_int(st, 5);
     d->created_at = sqlite3_column_int64(st, 6);
+    sq_col_text(st, 7, d->attributes, sizeof d->attributes);
+    d->last_seen = sqlite3_column_int64(st, 8);
+    sq_col_text(st, 9, d->last_protocol, sizeof d->last_protocol);
 }
 
 static int sq_device_get(store_engine_conn *ec, const char *id, store_device *out)
@@ -803,6 +810,49 @@ static int sq_device_list(store_engine_conn *ec, const char *org_id, store_devic
     return err ? err : device_rows(c, STMT_DEVICE_LIST, cb, ctx);
 }
 
+static int sq_device_list_after(store_engine_conn *ec, const char *org_id,
+                                const char *after_name, const char *after_id,
+                                store_device_cb cb, void *ctx)
+{
+    sq_conn *c = sq_conn_of(ec);
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_get(c, STMT_DEVICE_LIST_AFTER, &st);
+    if (err)
+        return err;
+    err = sq_bind_check(c, STMT_DEVICE_LIST_AFTER,
+                        sq_bind_text(st, 1, org_id) | sq_bind_text(st, 2, after_name) |
+                            sq_bind_text(st, 3, after_id));
+    return err ? err : device_rows(c, STMT_DEVICE_LIST_AFTER, cb, ctx);
+}
+
+static int device_seen_one(sq_conn *c, const store_device_seen *r)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_get(c, STMT_DEVICE_SET_SEEN, &st);
+    if (err)
+        return err;
+    err = sq_bind_check(c, STMT_DEVICE_SET_SEEN,
+                        sq_bind_text(st, 1, r->id) | sqlite3_bind_int64(st, 2, r->at) |
+                            sq_bind_text(st, 3, r->protocol));
+    return err ? err : sq_step_done(c, STMT_DEVICE_SET_SEEN);
+}
+
+/* Every row in one transaction: one commit a flush, however many devices. */
+static int sq_device_set_seen(store_engine_conn *ec, const store_device_seen *rows, size_t n)
+{
+    sq_conn *c = sq_conn_of(ec);
+    for (size_t i = 0; i < n; i++)
+        if (!sq_arr_ok(rows[i].id, sizeof rows[i].id) ||
+            !sq_arr_ok(rows[i].protocol, sizeof rows[i].protocol))
+            return SS_INVAL;
+    if (n == 0)
+        return SS_OK;
+    int err = sq_tx_begin(c);
+    for (size_t i = 0; !err && i < n; i++)
+        err = device_seen_one(c, &rows[i]);
+    return sq_tx_end(c, err);
+}
+
 static int sq_device_list_all(store_engine_conn *ec, store_device_cb cb, void *ctx)
 {
     sq_conn *c = sq_conn_of(ec);
@@ -821,7 +871,8 @@ static int sq_device_update(store_engine_conn *ec, const store_device *d)
     err = sq_bind_check(c, STMT_DEVICE_UPDATE,
                         sq_bind_text(st, 1, d->id) | sq_bind_text(st, 2, d->name) |
                             sq_bind_text(st, 3, d->description) |
-                            sqlite3_bind_int(st, 4, d->disabled != 0));
+                            sqlite3_bind_int(st, 4, d->disabled != 0) |
+                            sq_bind_text(st, 5, d->attributes[0] ? d->attributes : "{}"));
     return err ? err : sq_step_changed(c, STMT_DEVICE_UPDATE);
 }
 
@@ -1047,6 +1098,8 @@ const store_accounts_table sq_accounts_table = {
     .device_get = sq_device_get,
     .device_list = sq_device_list,
     .device_list_all = sq_device_list_all,
+    .device_list_after = sq_device_list_after,
+    .device_set_seen = sq_device_set_seen,
     .device_update = sq_device_update,
     .device_set_token = sq_device_set_token,
     .device_delete = sq_device_delete,

@@ -45,6 +45,10 @@
  * the upper levels of the readings b-tree and the series table; a handful of
  * connections stay well under 100 MiB. */
 #define STORE_CACHE_KIB 16384
+/* Page cache of a connection while it reads an export page: a scan reads
+ * each page of readings once, so a few hundred pages (the b-trees' upper
+ * levels and the page being read) are all it uses. */
+#define STORE_EXPORT_CACHE_KIB 1024
 /* The org tree walks of the SQL stop where every other does. */
 #define STORE_ORG_DEPTH_MAX SS_ORG_DEPTH_MAX
 /* Series cache slots per writing connection; a power of two so the hash is
@@ -108,7 +112,9 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
 
 #define USER_COLS "id, email, pw_hash, superadmin, disabled, created_at"
 #define ORG_COLS "id, name, parent_id, created_at"
-#define DEVICE_COLS "id, org_id, name, description, token_hash, disabled, created_at"
+#define DEVICE_COLS                                                                      \
+    "id, org_id, name, description, token_hash, disabled, created_at, attributes,"       \
+    " last_seen, last_protocol"
 #define SESSION_COLS "token_hash, id, user_id, csrf, peer, created_at, last_seen_at, expires_at"
 #define APIKEY_COLS "id, org_id, name, scopes, key_hash, created_by, created_at"
 #define AUDIT_COLS "id, ts, org_id, actor, action, target, addr, detail, actor_name"
@@ -219,7 +225,8 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(AUDIT_INSERT, "INSERT INTO audit(ts, org_id, actor, action, target, addr, detail,"  \
                     " actor_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")              \
     X(AUDIT_LIST, "SELECT " AUDIT_COLS " FROM audit WHERE org_id = ?1"                   \
-                  " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC, id DESC LIMIT ?4")        \
+                  " AND ts >= ?2 AND ts < ?3 AND (ts, id) < (?5, ?6)"                    \
+                  " ORDER BY ts DESC, id DESC LIMIT ?4")                                 \
     X(ORG_MEMBERS, "SELECT u.id, u.email, u.pw_hash, u.superadmin, u.disabled,"          \
                    " u.created_at, m.role FROM memberships m JOIN users u"               \
                    " ON u.id = m.user_id WHERE m.org_id = ?1 ORDER BY u.email")          \
@@ -250,13 +257,17 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
       " SELECT EXISTS (SELECT 1 FROM limited l WHERE (SELECT count(*) FROM devices v"    \
       "  WHERE v.org_id IN (SELECT id FROM down WHERE top = l.id)) >= l.most)")          \
     X(DEVICE_INSERT, "INSERT INTO devices(" DEVICE_COLS ")"                              \
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")                             \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, '')")                  \
     X(DEVICE_GET, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1")                   \
     X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE org_id = ?1"               \
                    " ORDER BY name, id")                                                 \
+    X(DEVICE_LIST_AFTER, "SELECT " DEVICE_COLS " FROM devices WHERE org_id = ?1"         \
+                         " AND (name, id) > (?2, ?3) ORDER BY name, id")                 \
+    X(DEVICE_SET_SEEN, "UPDATE devices SET last_seen = ?2, last_protocol = ?3"           \
+                       " WHERE id = ?1 AND last_seen <= ?2")                             \
     X(DEVICE_LIST_ALL, "SELECT " DEVICE_COLS " FROM devices ORDER BY id")                \
-    X(DEVICE_UPDATE, "UPDATE devices SET name = ?2, description = ?3, disabled = ?4"     \
-                     " WHERE id = ?1")                                                   \
+    X(DEVICE_UPDATE, "UPDATE devices SET name = ?2, description = ?3, disabled = ?4,"    \
+                     " attributes = ?5 WHERE id = ?1")                                   \
     X(DEVICE_SET_TOKEN, "UPDATE devices SET token_hash = ?2 WHERE id = ?1")              \
     X(DEVICE_PURGE_SERIES, "INSERT OR IGNORE INTO purge_series(series_id)"               \
                            " SELECT id FROM series WHERE device_id = ?1")                \
@@ -283,12 +294,24 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                     " WHERE r.series_id = s.id), last_ts, last_value"                    \
                     " FROM series s WHERE device_id = ?1 ORDER BY channel")              \
     X(CHANNEL_NAMES, "SELECT channel FROM series WHERE device_id = ?1 ORDER BY channel")  \
+    X(EXPORT_SERIES, "SELECT id, channel FROM series WHERE device_id = ?1"               \
+                     " AND channel >= ?2 ORDER BY channel")                              \
     X(CHANNEL_LATEST, "SELECT channel, 0, last_ts, last_value FROM series"               \
                       " WHERE device_id = ?1 ORDER BY channel")                          \
     X(POINTS_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                  \
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(RANGE_SERIES, "SELECT id, last_ts FROM series WHERE device_id = ?1"                \
+                    " AND (?2 IS NULL OR channel = ?2) ORDER BY channel")                \
+    X(RANGE_BOUND, "SELECT ts FROM readings WHERE series_id = ?1"                        \
+                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts LIMIT 1 OFFSET ?4")            \
+    X(RANGE_DELETE, "DELETE FROM readings WHERE series_id = ?1"                          \
+                    " AND ts >= ?2 AND ts < ?3")                                         \
+    X(SERIES_NEWEST, "SELECT ts, value FROM readings WHERE series_id = ?1"               \
+                     " ORDER BY ts DESC LIMIT 1")                                        \
+    X(SERIES_RESET_LAST, "UPDATE series SET last_ts = ?2, last_value = ?3 WHERE id = ?1") \
+    X(SERIES_DELETE, "DELETE FROM series WHERE id = ?1")                                 \
     X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?2,"                    \
                          " readings = readings + ?3 WHERE id = ?1")                      \
     X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \
@@ -334,6 +357,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                    " api_requests = excluded.api_requests")                              \
     X(ACCT_LIST, "SELECT " ACCT_COLS " FROM acct_sessions WHERE org_id = ?1"             \
                  " AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR ended_at = 0)"           \
+                 " AND (started_at, id) < (?5, ?6)"                                      \
                  " ORDER BY started_at DESC, id DESC LIMIT ?4")                          \
     X(ACCT_CLOSE_STALE, "UPDATE acct_sessions SET ended_at = ?1, end_reason = 'crash'"   \
                         " WHERE ended_at = 0 AND started_at < ?1")                       \

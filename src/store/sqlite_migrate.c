@@ -295,8 +295,14 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (org_id, topic)"
     ") WITHOUT ROWID, STRICT;"
     "CREATE INDEX broker_retained_by_msg ON broker_retained(msg_id);",
+    /* Devices describe themselves: attributes (a JSON object's text), and
+     * when and by which protocol their newest batch was stored (written
+     * from memory now and then, never once per batch). */
+    "ALTER TABLE devices ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE devices ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN last_protocol TEXT NOT NULL DEFAULT '';",
 
-    /* 8: a persistent session's will while its delay runs (store_broker.h):
+    /* 9: a persistent session's will while its delay runs (store_broker.h):
      * the message it points at is kept like a delivery's, so the check
      * that deletes a message nothing points at looks here too, through
      * an index of the sessions that have one. */

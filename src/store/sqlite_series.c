@@ -866,6 +866,323 @@ static int sq_channel_names(store_engine_conn *ec, const char *device_id,
     return sq_rows_end(c, STMT_CHANNEL_NAMES, rc);
 }
 
+/* ---- export ------------------------------------------------------------------------ */
+
+/* What one export page has taken so far. */
+typedef struct export_page {
+    sq_conn *c;
+    const store_export_scan *s;
+    store_export_cursor *cur;
+    store_export_cb cb;
+    void *ctx;
+    size_t rows;
+    size_t series;
+    int full;  /* a budget is spent: the page ends at the cursor */
+} export_page;
+
+static int export_scan_valid(const store_export_scan *s, const store_export_cursor *cur)
+{
+    return s && cur && s->device_ids && s->n_devices > 0 && s->max_rows > 0 &&
+           s->max_series > 0 && (s->n_channels == 0 || s->channels);
+}
+
+static int cmp_name(const void *key, const void *elem)
+{
+    return strcmp(key, *(const char *const *)elem);
+}
+
+/* The first device at or after the cursor's. */
+static size_t export_first_device(const store_export_scan *s, const char *device_id)
+{
+    size_t lo = 0, hi = s->n_devices;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->device_ids[mid], device_id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int export_channel_wanted(const store_export_scan *s, const char *channel)
+{
+    return s->n_channels == 0 ||
+           bsearch(channel, s->channels, s->n_channels, sizeof *s->channels, cmp_name) != NULL;
+}
+
+/* The series' readings from the cursor's ts on, up to the page's budget;
+ * the cursor moves past each one handed out. */
+static int export_series(export_page *p, size_t device, int64_t series_id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_get(p->c, STMT_POINTS_ASC, &st);
+    int64_t from = p->cur->ts > p->s->from ? p->cur->ts : p->s->from;
+    if (!err)
+        err = sq_bind_check(p->c, STMT_POINTS_ASC,
+                            sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, from) |
+                                sqlite3_bind_int64(st, 3, p->s->to) |
+                                sqlite3_bind_int64(st, 4, sq_limit_i64(p->s->max_rows - p->rows)));
+    if (err)
+        return err;
+    int rc;
+    store_export_row row = {.device = device, .channel = p->cur->channel};
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row.ts = sqlite3_column_int64(st, 0);
+        row.value = sqlite3_column_double(st, 1);
+        err = p->cb(p->ctx, &row);
+        if (err) {
+            sqlite3_reset(st);
+            return err;
+        }
+        p->cur->ts = row.ts + 1;  /* row.ts < to: no overflow */
+        if (++p->rows == p->s->max_rows)
+            p->full = 1;
+    }
+    return sq_rows_end(p->c, STMT_POINTS_ASC, rc);
+}
+
+/* One series row of a device: moves the cursor onto it (a series after the
+ * cursor's starts at `from`), then reads it unless a budget is spent. */
+static int export_series_row(export_page *p, size_t device, sqlite3_stmt *st)
+{
+    const char *channel = (const char *)sqlite3_column_text(st, 1);
+    if (!channel || !export_channel_wanted(p->s, channel))
+        return SS_OK;
+    if (strcmp(channel, p->cur->channel) != 0) {
+        snprintf(p->cur->channel, sizeof p->cur->channel, "%s", channel);
+        p->cur->ts = p->s->from;
+    }
+    if (p->series == p->s->max_series) {
+        p->full = 1;
+        return SS_OK;
+    }
+    p->series++;
+    return export_series(p, device, sqlite3_column_int64(st, 0));
+}
+
+/* The device's series from the cursor's channel on, by channel. */
+static int export_device(export_page *p, size_t device)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_get(p->c, STMT_EXPORT_SERIES, &st);
+    /* Copied: the cursor's channel moves while the statement runs. */
+    if (!err)
+        err = sq_bind_check(p->c, STMT_EXPORT_SERIES,
+                            sq_bind_text(st, 1, p->s->device_ids[device]) |
+                                sqlite3_bind_text(st, 2, p->cur->channel, -1, SQLITE_TRANSIENT));
+    if (err)
+        return err;
+    int rc;
+    while (!err && !p->full && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = export_series_row(p, device, st);
+    if (err || p->full) {
+        sqlite3_reset(st);
+        return err;
+    }
+    return sq_rows_end(p->c, STMT_EXPORT_SERIES, rc);
+}
+
+/* The devices from the cursor's on, until a budget is spent. */
+static int export_devices(export_page *p)
+{
+    const store_export_scan *s = p->s;
+    store_export_cursor *cur = p->cur;
+    for (size_t d = export_first_device(s, cur->device_id); d < s->n_devices; d++) {
+        if (strcmp(s->device_ids[d], cur->device_id) != 0) {
+            snprintf(cur->device_id, sizeof cur->device_id, "%s", s->device_ids[d]);
+            cur->channel[0] = '\0';
+            cur->ts = s->from;
+        }
+        int err = export_device(p, d);
+        if (err || p->full)
+            return err;
+    }
+    cur->done = 1;
+    return SS_OK;
+}
+
+/* An export reads each page of readings once, so a large cache is of no
+ * use to it; and since its pages land on whichever pooled connection is
+ * free, filling caches would soon leave every connection holding
+ * STORE_CACHE_KIB of one scan. A page reads with a small cache, and the
+ * connection gets its own size back after (what it held is read again,
+ * from the OS's cache, when next needed). */
+static int export_cache_size(sq_conn *c, int small)
+{
+    const char *sql = small ? "PRAGMA cache_size = -" STR(STORE_EXPORT_CACHE_KIB)
+                            : "PRAGMA cache_size = -" STR(STORE_CACHE_KIB);
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? SS_OK : sq_err(c, rc, "export cache_size");
+}
+
+static int sq_export_page(store_engine_conn *ec, const store_export_scan *s,
+                          store_export_cursor *cur, store_export_cb cb, void *ctx)
+{
+    if (!export_scan_valid(s, cur) || !cb)
+        return SS_INVAL;
+    export_page p = {.c = sq_conn_of(ec), .s = s, .cur = cur, .cb = cb, .ctx = ctx};
+    if (cur->done || s->from >= s->to) {
+        cur->done = 1;
+        return SS_OK;
+    }
+    int err = export_cache_size(p.c, 1);
+    if (!err)
+        err = export_devices(&p);
+    int restored = export_cache_size(p.c, 0);
+    return err ? err : restored;
+}
+
+/* ---- deletion of a range ------------------------------------------------------------ */
+
+typedef struct range_series {
+    int64_t id;
+    int64_t last_ts;
+} range_series;
+
+/* Appends one series to a list grown by doubling. */
+static int range_list_add(range_series **list, size_t *n, size_t *cap, int64_t id,
+                          int64_t last_ts)
+{
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 16;
+        range_series *grown = realloc(*list, grown_cap * sizeof *grown);
+        if (!grown)
+            return SS_NOMEM;
+        *list = grown;
+        *cap = grown_cap;
+    }
+    (*list)[(*n)++] = (range_series){id, last_ts};
+    return SS_OK;
+}
+
+/* The series the range covers, read whole before any is changed (a series
+ * row may be deleted on the way). OUT *list: the caller frees it. */
+static int range_series_list(sq_conn *c, const store_range *r, range_series **list, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    *list = NULL;
+    *n = 0;
+    int err = sq_stmt_get(c, STMT_RANGE_SERIES, &st);
+    if (err)
+        return err;
+    int rc = sq_bind_text(st, 1, r->device_id) |
+             (r->channel ? sq_bind_text(st, 2, r->channel) : sqlite3_bind_null(st, 2));
+    err = sq_bind_check(c, STMT_RANGE_SERIES, rc);
+    size_t cap = 0;
+    while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = range_list_add(list, n, &cap, sqlite3_column_int64(st, 0),
+                             sqlite3_column_int64(st, 1));
+    if (err) {
+        sqlite3_reset(st);
+        return err;
+    }
+    return sq_rows_end(c, STMT_RANGE_SERIES, rc);
+}
+
+/* Binds ?1 the series, ?2 and ?3 a time range. */
+static int range_bind(sq_conn *c, stmt_id id, int64_t series_id, int64_t from, int64_t to,
+                      sqlite3_stmt **st)
+{
+    int err = sq_stmt_get(c, id, st);
+    if (err)
+        return err;
+    return sq_bind_check(c, id,
+                         sqlite3_bind_int64(*st, 1, series_id) | sqlite3_bind_int64(*st, 2, from) |
+                             sqlite3_bind_int64(*st, 3, to));
+}
+
+/* Deletes up to `budget` readings of one series in [from, to), oldest
+ * first. OUT deleted. */
+static int range_series_chunk(sq_conn *c, int64_t series_id, const store_range *r,
+                              size_t budget, size_t *deleted)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t end = r->to;
+    /* The ts of the first reading past the budget: the chunk ends there. */
+    int err = range_bind(c, STMT_RANGE_BOUND, series_id, r->from, r->to, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_RANGE_BOUND, sqlite3_bind_int64(st, 4, sq_limit_i64(budget)));
+    if (!err)
+        err = sq_step_int64(c, STMT_RANGE_BOUND, &end);
+    if (err && err != SS_NOT_FOUND)
+        return err;
+    err = range_bind(c, STMT_RANGE_DELETE, series_id, r->from, end, &st);
+    if (!err)
+        err = sq_step_done(c, STMT_RANGE_DELETE);
+    if (!err)
+        *deleted = (size_t)sqlite3_changes(c->db);
+    return err;
+}
+
+/* The series' newest remaining reading becomes its latest; with none left
+ * the series goes. Inside the write lock: its id may sit in a writer's
+ * series cache, so the generation moves (see store.device_generation). */
+static int range_series_reset(sq_conn *c, int64_t series_id)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_get(c, STMT_SERIES_NEWEST, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_SERIES_NEWEST, sqlite3_bind_int64(st, 1, series_id));
+    if (!err)
+        err = sq_step_row(c, STMT_SERIES_NEWEST);
+    if (err == SS_NOT_FOUND) {
+        sqlite3_reset(st);
+        atomic_fetch_add(&c->owner->device_generation, 1);
+        err = sq_stmt_get(c, STMT_SERIES_DELETE, &st);
+        if (!err)
+            err = sq_bind_check(c, STMT_SERIES_DELETE, sqlite3_bind_int64(st, 1, series_id));
+        return err ? err : sq_step_done(c, STMT_SERIES_DELETE);
+    }
+    if (err)
+        return err;
+    int64_t ts = sqlite3_column_int64(st, 0);
+    double value = sqlite3_column_double(st, 1);
+    sqlite3_reset(st);
+    err = sq_stmt_get(c, STMT_SERIES_RESET_LAST, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_SERIES_RESET_LAST,
+                            sqlite3_bind_int64(st, 1, series_id) | sqlite3_bind_int64(st, 2, ts) |
+                                sqlite3_bind_double(st, 3, value));
+    return err ? err : sq_step_done(c, STMT_SERIES_RESET_LAST);
+}
+
+static int range_rows(sq_conn *c, const store_range *r, size_t max_rows, size_t *deleted)
+{
+    range_series *list = NULL;
+    size_t n = 0;
+    int err = range_series_list(c, r, &list, &n);
+    for (size_t i = 0; !err && i < n && *deleted < max_rows; i++) {
+        size_t k = 0;
+        err = range_series_chunk(c, list[i].id, r, max_rows - *deleted, &k);
+        *deleted += k;
+        /* Only a series whose newest reading lay in the range lost it. */
+        if (!err && k > 0 && list[i].last_ts >= r->from && list[i].last_ts < r->to)
+            err = range_series_reset(c, list[i].id);
+    }
+    free(list);
+    return err;
+}
+
+static int sq_delete_readings(store_engine_conn *ec, const store_range *r, size_t max_rows,
+                              size_t *deleted, int *more)
+{
+    sq_conn *c = sq_conn_of(ec);
+    *deleted = 0;
+    *more = 0;
+    if (!r || !r->device_id || max_rows == 0 || r->from >= r->to)
+        return SS_INVAL;
+    int err = sq_tx_begin(c);
+    if (err)
+        return err;
+    err = sq_tx_end(c, range_rows(c, r, max_rows, deleted));
+    if (err)
+        *deleted = 0;
+    /* A step that used its whole budget may have left some. */
+    *more = !err && *deleted == max_rows;
+    return err;
+}
+
 /* ---- the table ---------------------------------------------------------------- */
 
 const store_series_table sq_series_table = {
@@ -878,4 +1195,6 @@ const store_series_table sq_series_table = {
     .channel_names = sq_channel_names,
     .query_points = sq_query_points,
     .query_buckets = sq_query_buckets,
+    .export_page = sq_export_page,
+    .delete_readings = sq_delete_readings,
 };

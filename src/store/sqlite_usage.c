@@ -253,7 +253,8 @@ static void acct_from_row(sqlite3_stmt *st, store_acct_session *s)
 /* SS_INVAL for a limit of 0, as for the audit log. Records started at the
  * same time come by id, descending. */
 static int sq_acct_session_list(store_engine_conn *ec, const char *org_id, const char *kind,
-                                int active_only, size_t limit, store_acct_session_cb cb, void *ctx)
+                                int active_only, int64_t before_started, const char *before_id,
+                                size_t limit, store_acct_session_cb cb, void *ctx)
 {
     sq_conn *c = sq_conn_of(ec);
     if (limit == 0)
@@ -265,7 +266,8 @@ static int sq_acct_session_list(store_engine_conn *ec, const char *org_id, const
     int rc = sq_bind_text(st, 1, org_id) |
              (kind ? sq_bind_text(st, 2, kind) : sqlite3_bind_null(st, 2)) |
              sqlite3_bind_int(st, 3, active_only != 0) |
-             sqlite3_bind_int64(st, 4, sq_limit_i64(limit));
+             sqlite3_bind_int64(st, 4, sq_limit_i64(limit)) |
+             sqlite3_bind_int64(st, 5, before_started) | sq_bind_text(st, 6, before_id);
     err = sq_bind_check(c, STMT_ACCT_LIST, rc);
     if (err)
         return err;

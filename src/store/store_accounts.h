@@ -280,6 +280,12 @@ int store_audit_append(store_conn *c, const store_audit *a);
 /* Entries of the org with from <= ts < to, newest first, at most limit. */
 int store_audit_list(store_conn *c, const char *org_id, int64_t from, int64_t to, size_t limit,
                      store_audit_cb cb, void *ctx);
+/* The same, from the entry after (ts, id) = (before_ts, before_id) in that
+ * order on: a page of the log resumes where the last one ended, whatever
+ * was appended meanwhile (keyset). */
+int store_audit_list_before(store_conn *c, const char *org_id, int64_t from, int64_t to,
+                            int64_t before_ts, int64_t before_id, size_t limit,
+                            store_audit_cb cb, void *ctx);
 
 /* ---- devices ----------------------------------------------------------- */
 
@@ -291,7 +297,21 @@ typedef struct store_device {
     uint8_t token_hash[SS_SECRET_HASH_BYTES];
     int disabled;
     int64_t created_at;
+    /* A JSON object (its text, "{}" for none), checked by the caller. */
+    char attributes[SS_DEVICE_ATTRIBUTES_MAX + 1];
+    /* When its newest stored batch came (ms, 0: never) and by which
+     * protocol ("" never): written by store_device_set_seen, not by
+     * create or update. */
+    int64_t last_seen;
+    char last_protocol[STORE_PROTOCOL_MAX];
 } store_device;
+
+/* A device's newest stored batch, as store_device_set_seen writes it. */
+typedef struct store_device_seen {
+    char id[SS_ID_LEN + 1];
+    int64_t at;
+    char protocol[STORE_PROTOCOL_MAX];
+} store_device_seen;
 
 typedef int (*store_device_cb)(void *ctx, const store_device *d);
 
@@ -302,9 +322,17 @@ int store_device_create(store_conn *c, const store_device *d);
 int store_device_get(store_conn *c, const char *id, store_device *out);
 /* The org's devices, by name then id. */
 int store_device_list(store_conn *c, const char *org_id, store_device_cb cb, void *ctx);
+/* The same from the device after (after_name, after_id) in that order on
+ * (keyset: a page resumes there whatever was added meanwhile). */
+int store_device_list_after(store_conn *c, const char *org_id, const char *after_name,
+                            const char *after_id, store_device_cb cb, void *ctx);
+/* Sets last_seen and last_protocol of each device, in one transaction; a
+ * value older than the stored one, or a device gone, is skipped. */
+int store_device_set_seen(store_conn *c, const store_device_seen *rows, size_t n);
 /* Every device of every org, for the in-memory token cache. */
 int store_device_list_all(store_conn *c, store_device_cb cb, void *ctx);
-/* Writes name, description and disabled of `d` (matched by d->id). */
+/* Writes name, description, disabled and attributes of `d` (matched by
+ * d->id). */
 int store_device_update(store_conn *c, const store_device *d);
 int store_device_set_token(store_conn *c, const char *id,
                            const uint8_t hash[SS_SECRET_HASH_BYTES]);
@@ -393,12 +421,17 @@ typedef struct store_accounts_table {
     int (*apikey_list)(store_engine_conn *c, const char *org_id, store_apikey_cb cb, void *ctx);
     int (*apikey_delete)(store_engine_conn *c, const char *id);
     int (*audit_append)(store_engine_conn *c, const store_audit *a);
+    /* store_audit_list_before; store_audit_list is it from the start. */
     int (*audit_list)(store_engine_conn *c, const char *org_id, int64_t from, int64_t to,
-                      size_t limit, store_audit_cb cb, void *ctx);
+                      int64_t before_ts, int64_t before_id, size_t limit, store_audit_cb cb,
+                      void *ctx);
     int (*device_create)(store_engine_conn *c, const store_device *d);
     int (*device_get)(store_engine_conn *c, const char *id, store_device *out);
     int (*device_list)(store_engine_conn *c, const char *org_id, store_device_cb cb, void *ctx);
     int (*device_list_all)(store_engine_conn *c, store_device_cb cb, void *ctx);
+    int (*device_list_after)(store_engine_conn *c, const char *org_id, const char *after_name,
+                             const char *after_id, store_device_cb cb, void *ctx);
+    int (*device_set_seen)(store_engine_conn *c, const store_device_seen *rows, size_t n);
     int (*device_update)(store_engine_conn *c, const store_device *d);
     int (*device_set_token)(store_engine_conn *c, const char *id,
                             const uint8_t hash[SS_SECRET_HASH_BYTES]);

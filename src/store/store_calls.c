@@ -251,7 +251,16 @@ int store_audit_append(store_conn *c, const store_audit *a)
 int store_audit_list(store_conn *c, const char *org_id, int64_t from, int64_t to, size_t limit,
                      store_audit_cb cb, void *ctx)
 {
-    return c->accounts->audit_list(c->acc, org_id, from, to, limit, cb, ctx);
+    return c->accounts->audit_list(c->acc, org_id, from, to, INT64_MAX, INT64_MAX, limit, cb,
+                                   ctx);
+}
+
+int store_audit_list_before(store_conn *c, const char *org_id, int64_t from, int64_t to,
+                            int64_t before_ts, int64_t before_id, size_t limit,
+                            store_audit_cb cb, void *ctx)
+{
+    return c->accounts->audit_list(c->acc, org_id, from, to, before_ts, before_id, limit, cb,
+                                   ctx);
 }
 
 int store_device_create(store_conn *c, const store_device *d)
@@ -272,6 +281,17 @@ int store_device_list(store_conn *c, const char *org_id, store_device_cb cb, voi
 int store_device_list_all(store_conn *c, store_device_cb cb, void *ctx)
 {
     return c->accounts->device_list_all(c->acc, cb, ctx);
+}
+
+int store_device_list_after(store_conn *c, const char *org_id, const char *after_name,
+                            const char *after_id, store_device_cb cb, void *ctx)
+{
+    return c->accounts->device_list_after(c->acc, org_id, after_name, after_id, cb, ctx);
+}
+
+int store_device_set_seen(store_conn *c, const store_device_seen *rows, size_t n)
+{
+    return c->accounts->device_set_seen(c->acc, rows, n);
 }
 
 int store_device_update(store_conn *c, const store_device *d)
@@ -329,6 +349,18 @@ int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, s
     return c->series->query_buckets(c->ser, q, every_ms, fn, cb, ctx);
 }
 
+int store_export_page(store_conn *c, const store_export_scan *s, store_export_cursor *cur,
+                      store_export_cb cb, void *ctx)
+{
+    return c->series->export_page(c->ser, s, cur, cb, ctx);
+}
+
+int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, size_t *deleted,
+                          int *more)
+{
+    return c->series->delete_readings(c->ser, r, max_rows, deleted, more);
+}
+
 /* ---- usage and session records ----------------------------------------------- */
 
 int store_usage_add(store_conn *c, const store_usage *deltas, size_t n)
@@ -355,7 +387,17 @@ int store_acct_session_put(store_conn *c, const store_acct_session *s, size_t n)
 int store_acct_session_list(store_conn *c, const char *org_id, const char *kind, int active_only,
                             size_t limit, store_acct_session_cb cb, void *ctx)
 {
-    return c->usage->acct_session_list(c->use, org_id, kind, active_only, limit, cb, ctx);
+    return c->usage->acct_session_list(c->use, org_id, kind, active_only, INT64_MAX, "", limit,
+                                       cb, ctx);
+}
+
+int store_acct_session_list_before(store_conn *c, const char *org_id, const char *kind,
+                                   int active_only, int64_t before_started,
+                                   const char *before_id, size_t limit,
+                                   store_acct_session_cb cb, void *ctx)
+{
+    return c->usage->acct_session_list(c->use, org_id, kind, active_only, before_started,
+                                       before_id, limit, cb, ctx);
 }
 
 int store_acct_session_close_stale(store_conn *c, int64_t now_ms)

@@ -115,6 +115,78 @@ typedef enum {
 int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
                         store_point_cb cb, void *ctx);
 
+/* ---- export: every reading of many devices, a page at a time ---------- */
+
+/* Where an export stands between two pages: the next reading is the first
+ * at or after (device_id, channel, ts) in (device, channel, ts) order.
+ * Zeroed: from the start. The caller keeps it between pages; nothing of
+ * the store is held between two calls. */
+typedef struct store_export_cursor {
+    char device_id[SS_ID_LEN + 1];
+    char channel[SS_CHANNEL_MAX + 1];
+    int64_t ts;
+    int done;  /* OUT: 1 once nothing is left after the cursor */
+} store_export_cursor;
+
+typedef struct store_export_scan {
+    /* The devices, sorted by strcmp, without repeats (n_devices >= 1). A
+     * device with no series (or none any more) is no error. */
+    const char *const *device_ids;
+    size_t n_devices;
+    /* The channels, sorted by strcmp, without repeats; n_channels 0: every
+     * channel. */
+    const char *const *channels;
+    size_t n_channels;
+    int64_t from;       /* inclusive, ms */
+    int64_t to;         /* exclusive, ms */
+    size_t max_rows;    /* a page holds at most this many readings (>= 1) */
+    size_t max_series;  /* and looks into at most this many series (>= 1),
+                           so a page over many empty series stays short */
+} store_export_scan;
+
+typedef struct store_export_row {
+    size_t device;        /* its index in device_ids */
+    const char *channel;  /* valid during the callback only */
+    int64_t ts;
+    double value;
+} store_export_row;
+
+/* 0 to go on; anything else ends the page with that value returned. */
+typedef int (*store_export_cb)(void *ctx, const store_export_row *row);
+
+/* One page of an export: the readings of s's devices and channels in
+ * [from, to), in (device id, channel, ts) order, from the cursor on, to cb;
+ * at most max_rows of them, and at most max_series series looked into.
+ * IN/OUT cur: where the page starts, then where the next one does (done
+ * set once nothing is left). A page is one short read: nothing is held
+ * between pages, and a reading stored or deleted meanwhile appears or
+ * not according to where the cursor stands. 0, SS_INVAL (bad scan), a
+ * store error or cb's nonzero value (the cursor then is unspecified). */
+int store_export_page(store_conn *c, const store_export_scan *s, store_export_cursor *cur,
+                      store_export_cb cb, void *ctx);
+
+/* ---- deletion of readings ---------------------------------------------- */
+
+typedef struct store_range {
+    const char *device_id;
+    const char *channel;    /* NULL: every channel of the device */
+    int64_t from;           /* inclusive, ms */
+    int64_t to;             /* exclusive, ms */
+} store_range;
+
+/* Deletes at most max_rows readings of the range in one transaction (series
+ * by series in channel order, oldest first), so that a delete of millions
+ * runs as many short steps between which ingest commits take the writer.
+ * Each series a step deleted from keeps its newest remaining reading as its
+ * latest; a series left with no reading leaves every answer (channels,
+ * latest), and a later write starts it anew. Usage already counted stays:
+ * it is history. OUT deleted: readings this step deleted; more: 1 while
+ * readings of the range may remain (call again), 0 once none does. A
+ * device or channel with no series deletes nothing and is no error.
+ * SS_INVAL when max_rows is 0 or from >= to. */
+int store_delete_readings(store_conn *c, const store_range *r, size_t max_rows, size_t *deleted,
+                          int *more);
+
 /* ---- the engine's table ------------------------------------------------ */
 
 /* What an engine that keeps readings provides: one entry per store_*
@@ -138,10 +210,15 @@ int store_query_buckets(store_conn *c, const store_query *q, int64_t every_ms, s
  *   stored (device, channel, ts) replaces its value.
  * - Order: points and buckets come ordered by ts (desc when asked), at most
  *   limit of them, from inclusive, to exclusive; a range that is paged by
- *   moving `from` past the last ts seen returns every point once.
+ *   moving `from` past the last ts seen returns every point once. Export
+ *   pages come in (device, channel, ts) order and, followed cursor to
+ *   cursor, return every reading of the range once.
  * - Full disk: a write that meets no room fails with SS_FULL and leaves
  *   nothing behind, reads go on being served, and the engine's `full`
  *   state (store_full) stays set until a write succeeds.
+ * - Deletion of a range: each delete_readings step is one transaction of at
+ *   most max_rows readings; what a step deleted leaves every answer at
+ *   once, latest included (the newest remaining reading, or no channel).
  * - Purge resumable: deleted devices' series vanish from every answer at
  *   once; their readings go in bounded purge_step chunks, each its own
  *   transaction, so a purge cut by a crash or a restart resumes where it
@@ -175,6 +252,10 @@ typedef struct store_series_table {
     int (*query_points)(store_engine_conn *c, const store_query *q, store_point_cb cb, void *ctx);
     int (*query_buckets)(store_engine_conn *c, const store_query *q, int64_t every_ms, store_agg fn,
                          store_point_cb cb, void *ctx);
+    int (*export_page)(store_engine_conn *c, const store_export_scan *s, store_export_cursor *cur,
+                       store_export_cb cb, void *ctx);
+    int (*delete_readings)(store_engine_conn *c, const store_range *r, size_t max_rows,
+                           size_t *deleted, int *more);
 } store_series_table;
 
 #endif

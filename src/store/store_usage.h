@@ -76,6 +76,12 @@ typedef int (*store_acct_session_cb)(void *ctx, const store_acct_session *s);
  * every kind; active_only: ended_at = 0 only. */
 int store_acct_session_list(store_conn *c, const char *org_id, const char *kind, int active_only,
                             size_t limit, store_acct_session_cb cb, void *ctx);
+/* The same, from the record after (started_at, id) = (before_started,
+ * before_id) in that order on (keyset paging). */
+int store_acct_session_list_before(store_conn *c, const char *org_id, const char *kind,
+                                   int active_only, int64_t before_started,
+                                   const char *before_id, size_t limit,
+                                   store_acct_session_cb cb, void *ctx);
 /* At start-up: records left active by a crash (started before now_ms)
  * get ended_at = now and end_reason "crash". */
 int store_acct_session_close_stale(store_conn *c, int64_t now_ms);
@@ -93,8 +99,11 @@ typedef struct store_usage_table {
                        int64_t from, int64_t to, int64_t every_ms, store_usage_cb cb, void *ctx);
     int (*usage_day)(store_engine_conn *c, int64_t day_start, store_usage_cb cb, void *ctx);
     int (*acct_session_put)(store_engine_conn *c, const store_acct_session *s, size_t n);
+    /* store_acct_session_list_before; store_acct_session_list is it from
+     * the start. */
     int (*acct_session_list)(store_engine_conn *c, const char *org_id, const char *kind,
-                             int active_only, size_t limit, store_acct_session_cb cb, void *ctx);
+                             int active_only, int64_t before_started, const char *before_id,
+                             size_t limit, store_acct_session_cb cb, void *ctx);
     int (*acct_session_close_stale)(store_engine_conn *c, int64_t now_ms);
 } store_usage_table;
 

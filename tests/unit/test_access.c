@@ -193,7 +193,7 @@ static void another_orgs_things_are_not_found(void **state)
     aaa_ctx cx = ctx_of(f, &admin);
     store_device d, got;
     char token[SECRET_TEXT_MAX];
-    assert_int_equal(aaa_device_create(&cx, f->leaf.id, "probe", NULL, &d, token), SS_OK);
+    assert_int_equal(aaa_device_create(&cx, f->leaf.id, "probe", NULL, NULL, &d, token), SS_OK);
     /* an owner elsewhere: as if neither the org nor the device existed */
     assert_int_equal(aaa_require_role(f->db, &outsider, f->leaf.id, STORE_ROLE_VIEWER, NULL),
                      SS_NOT_FOUND);
@@ -382,7 +382,7 @@ static void device_lifecycle_follows_cache_and_connections(void **state)
     store_device d;
     char token[SECRET_TEXT_MAX];
     device_cache_entry e;
-    assert_int_equal(aaa_device_create(&cx, f->leaf.id, "boiler", "cellar", &d, token), SS_OK);
+    assert_int_equal(aaa_device_create(&cx, f->leaf.id, "boiler", "cellar", NULL, &d, token), SS_OK);
     assert_int_equal(cache_has(f, token, &e), SS_OK);
     assert_string_equal(e.device_id, d.id);
     assert_string_equal(e.org_id, f->leaf.id);
@@ -438,7 +438,7 @@ static void org_delete_takes_its_devices_along(void **state)
     assert_int_equal(aaa_org_create(&cx, "twig", branch.id, &twig), SS_OK);
     store_device d;
     char token[SECRET_TEXT_MAX];
-    assert_int_equal(aaa_device_create(&cx, branch.id, "meter", NULL, &d, token), SS_OK);
+    assert_int_equal(aaa_device_create(&cx, branch.id, "meter", NULL, NULL, &d, token), SS_OK);
     /* a quota set from above holds in the tree at once */
     store_quota q = {.max_readings_per_day = 10};
     memcpy(q.org_id, twig.id, sizeof q.org_id);

@@ -494,6 +494,42 @@ static void test_gateway_busy_refusal_releases_the_reservation(void **state)
     free_msg(small);
 }
 
+/* A bulk import reserves all its readings at once (all or nothing), then
+ * submits them prepaid: a submit reserves nothing more, a busy one gives
+ * nothing back, the commit settles what it stored, and what is never
+ * submitted goes back with gateway_release. */
+static void test_gateway_prepaid_messages_draw_on_one_reservation(void **state)
+{
+    fixture *fx = *state;
+    quota_limits l = {.max_readings_per_day = 5};
+    assert_int_equal(quota_set_limits(fx->quotas, ORG_A, &l), SS_OK);
+    quota_ref ref = {0};
+    assert_int_equal(gateway_reserve(fx->gw, ORG_A, "import", 6, clock_now_ms(), &ref), SS_QUOTA);
+    assert_int_equal(refused(fx, "quota_exceeded"), 6);
+    assert_int_equal(gateway_reserve(fx->gw, ORG_A, "import", 4, clock_now_ms(), &ref), SS_OK);
+    gateway_sender from = {0};
+    sender_by_token(fx, TOKEN_A, &from, NULL);
+    from.quota = &ref;
+    /* Only one reading is left for anyone else today. */
+    test_msg *other = new_msg(fx);
+    parse_lines(fx, &from, other, "a=1,b=2\n");
+    assert_int_equal(gateway_submit(fx->gw, &from, &other->msg, clock_now_ms()), SS_QUOTA);
+    test_msg *tm = new_msg(fx);
+    parse_lines(fx, &from, tm, "a=1,b=2,c=3\n");
+    tm->msg.prepaid = 1;
+    assert_int_equal(gateway_submit(fx->gw, &from, &tm->msg, clock_now_ms()), SS_OK);
+    run_until_acks(fx, 1);
+    assert_int_equal(fx->last.stored, 3);
+    /* One reading of the reservation was never submitted: given back, the
+     * day has two left (5 - 3). */
+    gateway_release(fx->gw, ORG_A, 1, clock_now_ms(), &ref);
+    assert_int_equal(gateway_submit(fx->gw, &from, &other->msg, clock_now_ms()), SS_OK);
+    run_until_acks(fx, 2);
+    assert_int_equal(fx->last.stored, 2);
+    free_msg(other);
+    free_msg(tm);
+}
+
 /* ---- the one entry point ---------------------------------------------------------- */
 
 /* gateway_ingest admits, parses, reserves and submits, counts each
@@ -985,6 +1021,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gateway_quota_refusal_counts_and_reserves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_busy_refusal_releases_the_reservation,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gateway_prepaid_messages_draw_on_one_reservation,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_settles_on_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gateway_settles_on_store_failure, setup, teardown),

@@ -1603,6 +1603,47 @@ static void test_migrate_from_version_3_keeps_usage(void **state)
 
 /* max_devices counts the devices of the org's whole subtree, and is
  * checked by the create itself, so no two creates can pass it together. */
+/* The plan of a statement, every row's detail joined. */
+static void query_plan(store_conn *c, stmt_id id, char *out, size_t cap)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", sq_stmt_sql[id]);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_sqlite_db(c), sql, -1, &st, NULL), SQLITE_OK);
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t n = strlen(out);
+        snprintf(out + n, cap - n, "%s; ", (const char *)sqlite3_column_text(st, 3));
+    }
+    sqlite3_finalize(st);
+}
+
+/* An export page walks a device's series by the (device_id, channel)
+ * index and each series' readings by their primary key: a year of a
+ * thousand devices is never scanned, nor sorted, also once ANALYZE has
+ * statistics of a store that size (here: 1000 devices, 2 channels, a
+ * reading every 3.65 days for a year). */
+static void test_export_statements_use_the_indexes(void **state)
+{
+    fx *f = *state;
+    exec_raw(f->c, "PRAGMA foreign_keys = OFF;"
+                   "WITH RECURSIVE d(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM d WHERE i < 1000)"
+                   " INSERT INTO series(id, device_id, channel, last_ts, last_value)"
+                   " SELECT 2 * i, printf('%024x', i), 'temp', 0, 0 FROM d"
+                   " UNION ALL SELECT 2 * i + 1, printf('%024x', i), 'rh', 0, 0 FROM d;"
+                   "WITH RECURSIVE t(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM t WHERE j < 99)"
+                   " INSERT INTO readings SELECT s.id, 1700000000000 + j * 315360000, j FROM series s, t;"
+                   "ANALYZE;");
+    char plan[512];
+    query_plan(f->c, STMT_EXPORT_SERIES, plan, sizeof plan);
+    assert_non_null(strstr(plan, "SEARCH series USING COVERING INDEX"));
+    assert_non_null(strstr(plan, "(device_id=? AND channel>?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+    query_plan(f->c, STMT_POINTS_ASC, plan, sizeof plan);
+    assert_non_null(strstr(plan, "SEARCH readings USING PRIMARY KEY (series_id=? AND ts>? AND ts<?)"));
+    assert_null(strstr(plan, "TEMP B-TREE"));
+}
+
 static void test_device_create_respects_max_devices_up_the_tree(void **state)
 {
     fx *f = *state;
@@ -1680,6 +1721,7 @@ int main(void)
         TB(test_migrate_from_version_2_adds_accounting),
         TB(test_migrate_from_version_3_keeps_usage),
         T(test_device_create_respects_max_devices_up_the_tree),
+        T(test_export_statements_use_the_indexes),
 #undef T
 #undef TB
     };

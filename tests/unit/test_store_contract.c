@@ -727,6 +727,99 @@ static void test_device_list_by_org_and_all(void **state)
     free(k);
 }
 
+static void test_device_attributes_and_last_seen(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "org", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "a", 1), SS_OK);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_device d;
+    assert_int_equal(store_device_get(f->c, id, &d), SS_OK);
+    assert_string_equal(d.attributes, "{}");
+    assert_int_equal(d.last_seen, 0);
+    assert_string_equal(d.last_protocol, "");
+    snprintf(d.attributes, sizeof d.attributes, "{\"type\":\"sensor\",\"tags\":[\"roof\"]}");
+    assert_int_equal(store_device_update(f->c, &d), SS_OK);
+
+    /* Many devices in one call; one gone is skipped; never backwards. */
+    store_device_seen seen[2] = {{.at = 5000}, {.at = 7000}};
+    snprintf(seen[0].id, sizeof seen[0].id, "%s", id);
+    snprintf(seen[0].protocol, sizeof seen[0].protocol, "tcp");
+    make_id(seen[1].id, TAG_DEVICE, 9);
+    snprintf(seen[1].protocol, sizeof seen[1].protocol, "udp");
+    assert_int_equal(store_device_set_seen(f->c, seen, 2), SS_OK);
+    seen[0].at = 4000;
+    snprintf(seen[0].protocol, sizeof seen[0].protocol, "http");
+    assert_int_equal(store_device_set_seen(f->c, seen, 1), SS_OK);
+    assert_int_equal(store_device_set_seen(f->c, seen, 0), SS_OK);
+
+    store_device got;
+    assert_int_equal(store_device_get(f->c, id, &got), SS_OK);
+    assert_string_equal(got.attributes, "{\"type\":\"sensor\",\"tags\":[\"roof\"]}");
+    assert_int_equal(got.last_seen, 5000);
+    assert_string_equal(got.last_protocol, "tcp");
+    /* An update of the other fields leaves last_seen as it is. */
+    got.disabled = 1;
+    assert_int_equal(store_device_update(f->c, &got), SS_OK);
+    assert_int_equal(store_device_get(f->c, id, &got), SS_OK);
+    assert_int_equal(got.last_seen, 5000);
+}
+
+static void test_device_list_after_resumes_by_name_then_id(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(f->c, 2, "two", -1), SS_OK);
+    assert_int_equal(add_device(f->c, 1, 1, "b", 1), SS_OK);
+    assert_int_equal(add_device(f->c, 2, 1, "a", 2), SS_OK);
+    assert_int_equal(add_device(f->c, 3, 1, "b", 3), SS_OK);
+    assert_int_equal(add_device(f->c, 4, 2, "c", 4), SS_OK);
+    char org[SS_ID_LEN + 1], d1[SS_ID_LEN + 1], d2[SS_ID_LEN + 1];
+    make_id(org, TAG_ORG, 1);
+    make_id(d1, TAG_DEVICE, 1);
+    make_id(d2, TAG_DEVICE, 2);
+    collect *k = collect_new();
+    assert_int_equal(store_device_list_after(f->c, org, "a", d2, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_id(k->ids[0], TAG_DEVICE, 1);
+    assert_id(k->ids[1], TAG_DEVICE, 3);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_device_list_after(f->c, org, "b", d1, device_cb, k), SS_OK);
+    assert_int_equal(k->n, 1);
+    assert_id(k->ids[0], TAG_DEVICE, 3);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_device_list_after(f->c, org, "", "", device_cb, k), SS_OK);
+    assert_int_equal(k->n, 3);
+    free(k);
+}
+
+static void test_audit_list_before_resumes_by_ts_then_id(void **state)
+{
+    fx *f = *state;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(add_audit(f->c, 1, 1000 + 10 * i, "device.create"), SS_OK);
+    assert_int_equal(add_audit(f->c, 1, 1010, "device.delete"), SS_OK);
+    char o1[SS_ID_LEN + 1];
+    make_id(o1, TAG_ORG, 1);
+    collect *all = collect_new();
+    assert_int_equal(store_audit_list(f->c, o1, 0, INT64_MAX, 100, audit_cb, all), SS_OK);
+    assert_int_equal(all->n, 5);
+    /* From after each entry: the rest of the list, in the same order. */
+    for (size_t at = 0; at < all->n; at++) {
+        collect *k = collect_new();
+        assert_int_equal(store_audit_list_before(f->c, o1, 0, INT64_MAX, all->ts[at],
+                                                 all->num[at], 100, audit_cb, k), SS_OK);
+        assert_int_equal(k->n, all->n - at - 1);
+        for (size_t i = 0; i < k->n; i++)
+            assert_int_equal(k->num[i], all->num[at + 1 + i]);
+        free(k);
+    }
+    free(all);
+}
+
 static void test_device_update_and_set_token(void **state)
 {
     fx *f = *state;
@@ -1997,6 +2090,119 @@ static void test_deleted_device_is_purged_in_steps(void **state)
     free(k);
 }
 
+/* Deletes [from, to) to its end in steps of `step`; OUT the steps taken. */
+static size_t delete_all(store_conn *c, const char *channel, int64_t from, int64_t to,
+                         size_t step, size_t *steps)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_range r = {.device_id = id, .channel = channel, .from = from, .to = to};
+    size_t total = 0;
+    int more = 1;
+    *steps = 0;
+    while (more) {
+        size_t deleted = 0;
+        assert_int_equal(store_delete_readings(c, &r, step, &deleted, &more), SS_OK);
+        assert_true(deleted <= step);
+        total += deleted;
+        assert_true(++*steps < 100);
+    }
+    return total;
+}
+
+static collect *points_of(store_conn *c, const char *channel)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_query q = {.device_id = id, .channel = channel, .from = BASE, .to = BASE + 3600000,
+                     .limit = 1000};
+    collect *k = collect_new();
+    assert_int_equal(store_query_points(c, &q, point_cb, k), SS_OK);
+    return k;
+}
+
+/* A range deleted in bounded steps leaves nothing inside it and all outside
+ * it, of the channel named or of all; latest becomes the newest remaining
+ * reading, and a series emptied leaves the channel list. */
+static void test_delete_range_in_steps_keeps_outside_and_latest(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    enum { N = 40 };
+    ss_reading rs[2 * N];
+    for (int i = 0; i < N; i++) {
+        rs[2 * i] = rd("a", BASE + i * 1000, i);
+        rs[2 * i + 1] = rd("b", BASE + i * 1000, 100 + i);
+    }
+    assert_int_equal(write_one(f->c, 1, rs, 2 * N), SS_OK);
+
+    /* Channel a only, [10 s, 40 s): its newest (39 s) goes; 9 s is latest. */
+    size_t steps = 0;
+    assert_int_equal(delete_all(f->c, "a", BASE + 10000, BASE + 40000, 7, &steps), N - 10);
+    assert_true(steps >= (N - 10) / 7);
+    collect *k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_string_equal(k->ch[0].name, "a");
+    assert_int_equal(k->ch[0].count, 10);
+    assert_int_equal(k->ch[0].last_ts, BASE + 9000);
+    assert_true(k->ch[0].last_value == 9);
+    assert_int_equal(k->ch[1].count, N);
+    assert_int_equal(k->ch[1].last_ts, BASE + (N - 1) * 1000);
+    free(k);
+
+    /* Every channel, [5 s, 20 s): both lose 5..9, b also 10..19; its
+     * latest stays (outside the range). */
+    assert_int_equal(delete_all(f->c, NULL, BASE + 5000, BASE + 20000, 4, &steps), 5 + 15);
+    k = points_of(f->c, "a");
+    assert_int_equal(k->n, 5);
+    assert_int_equal(k->ts[4], BASE + 4000);
+    free(k);
+    k = points_of(f->c, "b");
+    assert_int_equal(k->n, N - 15);
+    assert_int_equal(k->ts[4], BASE + 4000);
+    assert_int_equal(k->ts[5], BASE + 20000);
+    free(k);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->ch[0].count, 5);
+    assert_int_equal(k->ch[1].count, N - 15);
+    assert_int_equal(k->ch[1].last_ts, BASE + (N - 1) * 1000);
+    free(k);
+
+    /* A range with nothing in it, an unknown channel: nothing, no error. */
+    assert_int_equal(delete_all(f->c, NULL, BASE + 5000, BASE + 20000, 4, &steps), 0);
+    assert_int_equal(steps, 1);
+    assert_int_equal(delete_all(f->c, "zz", BASE, BASE + N * 1000, 4, &steps), 0);
+
+    /* Emptied: channel a leaves the list, b is whole again after a write. */
+    assert_int_equal(delete_all(f->c, "a", BASE, BASE + N * 1000, 3, &steps), 5);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 1);
+    assert_string_equal(k->ch[0].name, "b");
+    free(k);
+    ss_reading again = rd("a", BASE + 500, 7);
+    assert_int_equal(write_one(f->c, 1, &again, 1), SS_OK);
+    k = channels_of(f->c, 1);
+    assert_int_equal(k->n, 2);
+    assert_int_equal(k->ch[0].count, 1);
+    assert_int_equal(k->ch[0].last_ts, BASE + 500);
+    free(k);
+    k = points_of(f->c, "a");
+    assert_int_equal(k->n, 1);
+    free(k);
+
+    /* Bad arguments. */
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_range bad = {.device_id = id, .from = BASE, .to = BASE};
+    size_t deleted = 9;
+    int more = 9;
+    assert_int_equal(store_delete_readings(f->c, &bad, 10, &deleted, &more), SS_INVAL);
+    bad.to = BASE + 1;
+    assert_int_equal(store_delete_readings(f->c, &bad, 0, &deleted, &more), SS_INVAL);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(more, 0);
+}
+
 /* Paging a range by moving `from` past the last ts seen returns every
  * point once, in order. */
 static void test_points_paged_by_from_return_each_once(void **state)
@@ -2029,6 +2235,153 @@ static void test_points_paged_by_from_return_each_once(void **state)
         from = last + 1;
     }
     assert_int_equal(seen, N);
+}
+
+/* ---- export pages ------------------------------------------------------ */
+
+#define EXPORT_ROWS_MAX 64
+
+typedef struct export_rows {
+    size_t n, page_n;
+    size_t device[EXPORT_ROWS_MAX];
+    char channel[EXPORT_ROWS_MAX][SS_CHANNEL_MAX + 1];
+    int64_t ts[EXPORT_ROWS_MAX];
+    double v[EXPORT_ROWS_MAX];
+} export_rows;
+
+static int export_row_cb(void *ctx, const store_export_row *row)
+{
+    export_rows *k = ctx;
+    assert_true(k->n < EXPORT_ROWS_MAX);
+    k->device[k->n] = row->device;
+    snprintf(k->channel[k->n], sizeof k->channel[0], "%s", row->channel);
+    k->ts[k->n] = row->ts;
+    k->v[k->n] = row->value;
+    k->n++;
+    k->page_n++;
+    return 0;
+}
+
+/* Devices 1 and 3 of org 1 with channels a, b / a, c (four readings each,
+ * ts BASE + 1000 * i, value device * 100 + i), device 2 with none, and
+ * device 4 of org 2 with readings on a. */
+static void add_export_readings(store_conn *c)
+{
+    assert_int_equal(add_org(c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(c, 2, "two", -1), SS_OK);
+    for (unsigned d = 1; d <= 4; d++)
+        assert_int_equal(add_device(c, d, d == 4 ? 2 : 1, "dev", (uint8_t)(d * 7)), SS_OK);
+    static const char *const chans[5][2] = {{0}, {"a", "b"}, {0}, {"c", "a"}, {"a", "b"}};
+    for (unsigned d = 1; d <= 4; d++) {
+        if (d == 2)
+            continue;
+        ss_reading rs[8];
+        for (int i = 0; i < 8; i++)
+            rs[i] = rd(chans[d][i % 2], BASE + 1000 * (3 - i / 2), d * 100 + (3 - i / 2));
+        assert_int_equal(write_one(c, d, rs, 8), SS_OK);
+    }
+}
+
+/* Runs a scan page after page to its end; every page within its budget. */
+static export_rows *export_all(store_conn *c, store_export_scan *s)
+{
+    export_rows *k = calloc(1, sizeof *k);
+    assert_non_null(k);
+    store_export_cursor cur = {0};
+    for (int page = 0; !cur.done; page++) {
+        assert_true(page < 100);
+        k->page_n = 0;
+        assert_int_equal(store_export_page(c, s, &cur, export_row_cb, k), SS_OK);
+        assert_true(k->page_n <= s->max_rows);
+    }
+    return k;
+}
+
+/* Followed cursor to cursor, pages return each reading of the devices and
+ * range once, in (device, channel, ts) order, whatever the page budgets;
+ * a device without series and another org's device add nothing. */
+static void test_export_pages_return_each_reading_once_in_order(void **state)
+{
+    fx *f = *state;
+    add_export_readings(f->c);
+    char ids[4][SS_ID_LEN + 1];
+    const char *devs[4];
+    for (unsigned d = 0; d < 3; d++) {
+        make_id(ids[d], TAG_DEVICE, d + 1);
+        devs[d] = ids[d];
+    }
+    static const size_t budgets[][2] = {{1, 1}, {2, 1}, {3, 2}, {100, 1}, {1, 100}, {100, 100}};
+    for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+        store_export_scan s = {.device_ids = devs, .n_devices = 3, .from = BASE + 1000,
+                               .to = BASE + 3000, .max_rows = budgets[b][0],
+                               .max_series = budgets[b][1]};
+        export_rows *k = export_all(f->c, &s);
+        /* [BASE+1000, BASE+3000): ts 1 and 2 of each series. */
+        static const size_t want_dev[] = {0, 0, 0, 0, 2, 2, 2, 2};
+        static const char *const want_ch[] = {"a", "a", "b", "b", "a", "a", "c", "c"};
+        assert_int_equal(k->n, 8);
+        for (size_t i = 0; i < 8; i++) {
+            assert_int_equal(k->device[i], want_dev[i]);
+            assert_string_equal(k->channel[i], want_ch[i]);
+            assert_int_equal(k->ts[i], BASE + 1000 * (1 + (int64_t)(i % 2)));
+            assert_true(k->v[i] == (double)((want_dev[i] + 1) * 100 + 1 + i % 2));
+        }
+        free(k);
+    }
+}
+
+/* A channel filter keeps the named channels; a device list keeps its
+ * devices, also one past the others' ids; an empty range is done at once. */
+static void test_export_filters_channels_devices_and_range(void **state)
+{
+    fx *f = *state;
+    add_export_readings(f->c);
+    char d3[SS_ID_LEN + 1], d4[SS_ID_LEN + 1];
+    make_id(d3, TAG_DEVICE, 3);
+    make_id(d4, TAG_DEVICE, 4);
+    const char *devs[] = {d3};
+    const char *chans[] = {"b", "c"};
+    store_export_scan s = {.device_ids = devs, .n_devices = 1, .channels = chans,
+                           .n_channels = 2, .from = BASE, .to = BASE + 10000, .max_rows = 2,
+                           .max_series = 1};
+    export_rows *k = export_all(f->c, &s);
+    assert_int_equal(k->n, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(k->channel[i], "c");
+        assert_int_equal(k->ts[i], BASE + 1000 * (int64_t)i);
+    }
+    free(k);
+    const char *other[] = {d4};
+    s = (store_export_scan){.device_ids = other, .n_devices = 1, .from = BASE, .to = BASE + 10000,
+                            .max_rows = 10, .max_series = 10};
+    k = export_all(f->c, &s);
+    assert_int_equal(k->n, 8);
+    free(k);
+    s.to = s.from;
+    k = export_all(f->c, &s);
+    assert_int_equal(k->n, 0);
+    free(k);
+}
+
+/* A page with no device, no budget or no callback is refused. */
+static void test_export_bad_scan_inval(void **state)
+{
+    fx *f = *state;
+    const char *devs[] = {"x"};
+    store_export_cursor cur = {0};
+    export_rows k = {0};
+    store_export_scan ok = {.device_ids = devs, .n_devices = 1, .from = 0, .to = 10,
+                            .max_rows = 1, .max_series = 1};
+    store_export_scan bad[4] = {ok, ok, ok, ok};
+    bad[0].n_devices = 0;
+    bad[1].max_rows = 0;
+    bad[2].max_series = 0;
+    bad[3].n_channels = 1;  /* without channels */
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(store_export_page(f->c, &bad[i], &cur, export_row_cb, &k), SS_INVAL);
+    assert_int_equal(store_export_page(f->c, &ok, &cur, NULL, &k), SS_INVAL);
+    assert_int_equal(store_export_page(f->c, &ok, &cur, export_row_cb, &k), SS_OK);
+    assert_true(cur.done);
 }
 
 /* Latest is the reading with the highest ts, whatever order they came in;
@@ -2673,6 +3026,9 @@ int main(void)
         T(test_device_duplicates_and_unknown_org),
         T(test_device_list_by_org_and_all),
         T(test_device_update_and_set_token),
+        T(test_device_attributes_and_last_seen),
+        T(test_device_list_after_resumes_by_name_then_id),
+        T(test_audit_list_before_resumes_by_ts_then_id),
         T(test_write_batches_two_devices_and_channel_list),
         T(test_write_duplicate_ts_replaces_value),
         T(test_write_older_reading_keeps_last),
@@ -2709,7 +3065,11 @@ int main(void)
         T(test_usage_is_committed_with_the_readings),
         T(test_session_record_is_committed_with_the_readings),
         T(test_deleted_device_is_purged_in_steps),
+        T(test_delete_range_in_steps_keeps_outside_and_latest),
         T(test_points_paged_by_from_return_each_once),
+        T(test_export_pages_return_each_reading_once_in_order),
+        T(test_export_filters_channels_devices_and_range),
+        T(test_export_bad_scan_inval),
         T(test_latest_is_the_newest_by_ts),
         T(test_org_delete_conflicts_with_children_then_takes_devices),
         T(test_org_delete_leaves_no_series_behind),
