@@ -494,13 +494,27 @@ static void merge_recs(meter *m)
  * into a job; NULL when there is nothing (or no memory: it all stays). */
 static meter_job *take_job(meter *m)
 {
+    /* Every open record's bytes reach usage now; at most
+     * METER_FLUSH_RECORDS_MAX records are copied, the others stay dirty
+     * for the next flush, which starts where this one stopped. */
+    size_t copied = 0;
+    ss_list *rest = NULL;
     for (ss_list *it = m->sessions.next; it != &m->sessions; it = it->next) {
         meter_session *s = ss_list_entry(it, meter_session, link);
-        if (s->dirty) {
-            fold_bytes(m, s);
-            queue_record(m, &s->rec);
-            s->dirty = 0;
+        if (!s->dirty)
+            continue;
+        fold_bytes(m, s);
+        if (copied == METER_FLUSH_RECORDS_MAX) {
+            rest = rest ? rest : it;
+            continue;
         }
+        queue_record(m, &s->rec);
+        s->dirty = 0;
+        copied++;
+    }
+    if (rest) {
+        ss_list_remove(&m->sessions);
+        ss_list_insert_tail(rest, &m->sessions);
     }
     if (m->n_usage == 0 && m->n_recs == 0 && m->n_held_usage == 0 && m->n_held_recs == 0 &&
         m->close_stale_at == 0)
@@ -513,6 +527,12 @@ static meter_job *take_job(meter *m)
     quota_add_flushed_bytes(m);
     merge_usage(m);
     merge_recs(m);
+    if (m->cap_recs > METER_FLUSH_RECORDS_MAX) {
+        /* a burst of ended records: its room goes back */
+        free(m->recs);
+        m->recs = NULL;
+        m->cap_recs = 0;
+    }
     *job = (meter_job){.owner = m, .usage = m->held_usage, .n_usage = m->n_held_usage,
                        .recs = m->held_recs, .n_recs = m->n_held_recs,
                        .close_stale_at = m->close_stale_at};

@@ -38,6 +38,11 @@
  * org, hour and protocol, so they stay small however long the store
  * fails). */
 #define METER_HELD_RECORDS_MAX 8192u
+/* Open records one flush copies for the write, at most: the rest, still
+ * marked changed, go with the next flushes (a second each). Without it a
+ * burst of new connections (ten thousand devices signing in) would make
+ * two copies of every record, and the first array would keep its room. */
+#define METER_FLUSH_RECORDS_MAX 1024u
 /* A person's session record ends after this long without a request. */
 #define METER_USER_IDLE_MS (5LL * 60 * 1000)
 
@@ -47,10 +52,10 @@ typedef struct meter_session {
     store_acct_session rec;
     /* Private to the meter. */
     ss_list link;               /* in the meter's open records */
-    int open;
-    int dirty;
-    int pooled;                 /* a login's record, the meter's own (meter_user_session) */
     int64_t usage_in, usage_out;  /* of rec's bytes, those already in usage */
+    uint8_t open;
+    uint8_t dirty;
+    uint8_t pooled;             /* a login's record, the meter's own (meter_user_session) */
 } meter_session;
 
 /* 0 or SS_NOMEM. The flush timer starts at once. q may be NULL. */

@@ -19,7 +19,7 @@ void aaa_revoke(aaa_ctx *cx, const char *principal_id)
 
 void aaa_access_key(const char *user_id, char out[CONN_REG_KEY_MAX + 1])
 {
-    snprintf(out, CONN_REG_KEY_MAX + 1, "access:%s", user_id);
+    snprintf(out, CONN_REG_KEY_MAX + 1, "a:%s", user_id);
 }
 
 void aaa_revoke_access(aaa_ctx *cx, const char *user_id)

@@ -38,7 +38,7 @@ typedef struct aaa_ctx {
  * connection must close too, registered or not. */
 void aaa_revoke(aaa_ctx *cx, const char *principal_id);
 
-/* The registry key of a person's standing in orgs: "access:<user id>".
+/* The registry key of a person's standing in orgs: "a:<user id>".
  * What holds access by a role rather than by a credential (a live stream)
  * registers under it and checks its access again when it is revoked. */
 void aaa_access_key(const char *user_id, char out[CONN_REG_KEY_MAX + 1]);

@@ -504,7 +504,7 @@ static void on_stream_stall(uv_timer_t *t)
 
 static void stream_arm_stall(http_conn *c)
 {
-    if (c->base.stream.write_pending == 0 || uv_is_active((uv_handle_t *)&c->base.timer))
+    if (c->base.stream.write_pending == 0 || net_conn_timer_armed(&c->base))
         return;
     c->stall_mark = c->base.stream.bytes_out;
     net_conn_timer_start(&c->base, on_stream_stall, conn_server(c)->opt.send_stall_ms);

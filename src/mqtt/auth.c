@@ -124,12 +124,12 @@ uint64_t mqtt_auth_failed(mqtt_conn *c, const mqtt_connect *cn)
         /* aaa_sign_in counted the failure already. */
         char email[SS_EMAIL_MAX + 1];
         person_account(cn, email);
-        wait = throttle_login_wait(t, email, c->peer, 0, now);
+        wait = throttle_login_wait(t, email, mqtt_conn_peer(c), 0, now);
     } else {
         char account[AUTH_ACCOUNT_CAP];
         auth_account(&cn->password, account);
-        throttle_login_failed(t, account, c->peer, now);
-        wait = throttle_login_wait(t, account, c->peer, 0, now);
+        throttle_login_failed(t, account, mqtt_conn_peer(c), now);
+        wait = throttle_login_wait(t, account, mqtt_conn_peer(c), 0, now);
     }
     return wait <= 0 ? 0 : wait > SS_MQTT_REFUSED_DELAY_MAX_MS ? SS_MQTT_REFUSED_DELAY_MAX_MS
                                                                 : (uint64_t)wait;
@@ -169,11 +169,12 @@ static int auth_overtaken(const mqtt_broker *b, uint64_t since, const aaa_princi
 static int auth_device(mqtt_conn *c, const mqtt_connect *cn)
 {
     /* gateway_auth_token counts the refusal (invalid_token). */
+    gateway_sender sender;
     if (gateway_auth_token(c->broker->opt.gateway, (const char *)cn->password.p,
-                           cn->password.len, &c->sender))
+                           cn->password.len, &sender))
         return SS_AUTH;
     aaa_principal p;
-    aaa_principal_device(&p, c->sender.dev.device_id, c->sender.dev.org_id, 0);
+    aaa_principal_device(&p, sender.dev.device_id, sender.dev.org_id, 0);
     mqtt_who_set(&c->who, &p);
     return SS_OK;
 }
@@ -297,7 +298,7 @@ static int auth_person(mqtt_conn *c, const mqtt_connect *cn, mqtt_auth_cb done)
     j->logins = c->broker->opt.logins;
     memcpy(j->email, cn->username.p, cn->username.len);
     memcpy(j->password, cn->password.p, cn->password.len);
-    snprintf(j->peer, sizeof j->peer, "%s", c->peer);
+    snprintf(j->peer, sizeof j->peer, "%s", mqtt_conn_peer(c));
     j->since = c->broker->revocations;
     j->work.data = j;
     if (uv_queue_work(c->broker->loop, &j->work, on_person_work, on_person_done)) {

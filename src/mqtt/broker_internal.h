@@ -89,43 +89,55 @@ typedef enum {
 struct mqtt_conn {
     net_conn base;                /* first: the connection set's */
     mqtt_broker *broker;
-    const char *protocol;         /* "mqtt" or "mqtts": usage, session records */
-    mqtt_conn_state state;
-    uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
-    ss_buf in;                    /* the unread part of a packet that came in pieces */
-    size_t in_off;                /* conn.c's: bytes of `in` already handled */
-    mqtt_who who;                 /* device or key, once authenticated */
-    gateway_sender sender;        /* a device's (readings) */
     mqtt_session *session;
-    uint16_t keep_alive_s;        /* as granted (server keep-alive) */
-    uint32_t max_packet_out;      /* the client's Maximum Packet Size */
-    uint16_t receive_max_out;     /* the client's Receive Maximum: our window to it */
-    uint16_t topic_alias_max_in;  /* ours, as sent in CONNACK */
     char **aliases_in;            /* topic alias -> topic, topic_alias_max_in entries */
-    unsigned inflight_in;         /* its QoS 1/2 PUBLISHes not yet acknowledged */
-    unsigned held;                /* messages of ours in the ingest queue or persister */
+    ss_buf in;                    /* the unread part of a packet that came in pieces */
     conn_reg_entry reg;           /* under the principal's id: revocation */
+    /* The session record; its addr is the client's address from the
+     * start, also without a meter (mqtt_conn_peer). */
     meter_session acct;
+    quota_ref quota;              /* a device's org quota, kept between its PUBLISHes */
+    mqtt_who who;                 /* device or key, once authenticated */
+    uint8_t state;                /* mqtt_conn_state */
+    uint8_t version;              /* 0 until CONNECT, then MQTT_V311 / MQTT_V5 */
     uint8_t request_problem_info; /* 5.0: reason strings allowed beyond CONNACK/DISCONNECT */
     uint8_t disconnect_reason;    /* why the server ends it (5.0 DISCONNECT) */
+    unsigned tls : 1;             /* accepted on the TLS listener (mqtt_conn_protocol) */
     unsigned will_suppressed : 1; /* normal DISCONNECT: no will */
     /* conn.c's own from here on. */
     unsigned read_paused : 1;     /* back-pressure: the stream is paused */
     unsigned stopping : 1;        /* the broker stops: DISCONNECT 0x8B once idle */
     unsigned auth_pending : 1;    /* an API key on the worker pool (auth.c) */
     unsigned stall_check : 1;     /* the timer is deliver.c's stall check, not the keep-alive */
-    char peer[46];
+    uint16_t keep_alive_s;        /* as granted (server keep-alive) */
+    uint16_t receive_max_out;     /* the client's Receive Maximum: our window to it */
+    uint16_t topic_alias_max_in;  /* ours, as sent in CONNACK */
+    uint32_t max_packet_out;      /* the client's Maximum Packet Size */
+    uint32_t expiry_s;            /* the session expiry CONNECT asked for, capped */
+    unsigned inflight_in;         /* its QoS 1/2 PUBLISHes not yet acknowledged */
+    unsigned held;                /* messages of ours in the ingest queue or persister */
+    unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
+    uint32_t in_off;              /* conn.c's: bytes of `in` already handled (one packet at most) */
     ss_buf out;                   /* packets not yet handed to the stream */
     ss_list flush_link;           /* in broker->flush while out is not empty */
     ss_list pubs;                 /* its PUBLISHes not yet answered (struct mqtt_pub) */
-    unsigned pubs_count;          /* of every QoS; bounded (back-pressure) */
-    uint32_t expiry_s;            /* the session expiry CONNECT asked for, capped */
     struct mqtt_pub *blocked;     /* the PUBLISH waiting for room (its waiters); reading stops */
-    quota_ref quota;              /* sender.quota */
     metrics_bytes_mark bytes_reported;
     uint64_t acct_in, acct_out;   /* stream counters already in the meter */
     const char *end_reason;       /* the session record's: "closed" unless set */
 };
+
+/* "mqtt" or "mqtts": usage, session records, metrics. */
+static inline const char *mqtt_conn_protocol(const mqtt_conn *c)
+{
+    return c->tls ? "mqtts" : "mqtt";
+}
+
+/* The client's address, as its session record keeps it. */
+static inline const char *mqtt_conn_peer(const mqtt_conn *c)
+{
+    return c->acct.rec.addr;
+}
 
 /* ---- broker.c ---------------------------------------------------------------- */
 
@@ -156,8 +168,8 @@ void mqtt_conn_flush(mqtt_conn *c);
 
 /* ---- auth.c ------------------------------------------------------------------ */
 
-/* Status of mqtt_auth_start and of its callback: 0 signed in (c->who set;
- * for a device, c->sender too); SS_AUTH refused (nothing said about why);
+/* Status of mqtt_auth_start and of its callback: 0 signed in (c->who
+ * set); SS_AUTH refused (nothing said about why);
  * SS_BUSY: SS_MQTT_SIGN_IN_RUNNING_MAX persons' sign-ins are being
  * checked; SS_NOMEM / SS_STORE: the server cannot check now. */
 typedef void (*mqtt_auth_cb)(mqtt_conn *c, int status);

@@ -95,11 +95,11 @@ static void conn_report_bytes(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
     uint64_t in = c->base.stream.bytes_in, out = c->base.stream.bytes_out;
-    metrics_stream_bytes(b->opt.metrics, metrics_protocol_parse(c->protocol),
+    metrics_stream_bytes(b->opt.metrics, metrics_protocol_parse(mqtt_conn_protocol(c)),
                          &c->bytes_reported, in, out);
     if (!b->opt.meter || !c->acct.open)
         return;
-    meter_bytes(b->opt.meter, &c->acct, mqtt_conn_org(c), c->protocol, in - c->acct_in,
+    meter_bytes(b->opt.meter, &c->acct, mqtt_conn_org(c), mqtt_conn_protocol(c), in - c->acct_in,
                 out - c->acct_out);
     c->acct_in = in;
     c->acct_out = out;
@@ -137,7 +137,7 @@ void mqtt_conn_flush(mqtt_conn *c)
     buf_free(&c->out);
     conn_report_bytes(c);
     if (rc) {
-        log_debug(CONN_LOG, "writing to %s: %s", c->peer, ss_strerror(rc));
+        log_debug(CONN_LOG, "writing to %s: %s", mqtt_conn_peer(c), ss_strerror(rc));
         mqtt_conn_close_now(c, rc == SS_CLOSED ? "closed" : "error");
         return;
     }
@@ -250,7 +250,7 @@ static int conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
     if (size > c->max_packet_out)
         return SS_TOO_LARGE;
     if (mqtt_conn_unsent(c) + size > SS_MQTT_UNSENT_MAX) {
-        log_info(CONN_LOG, "%s does not read what it is sent; closing", c->peer);
+        log_info(CONN_LOG, "%s does not read what it is sent; closing", mqtt_conn_peer(c));
         mqtt_conn_close_now(c, "error");
         return SS_BUSY;
     }
@@ -270,7 +270,7 @@ static int conn_queue_at(mqtt_conn *c, const mqtt_packet *p, size_t at)
         }
     }
     if (rc != SS_OK) {
-        log_warn(CONN_LOG, "cannot send to %s: %s; closing", c->peer, ss_strerror(rc));
+        log_warn(CONN_LOG, "cannot send to %s: %s; closing", mqtt_conn_peer(c), ss_strerror(rc));
         mqtt_conn_close_now(c, "error");
         return rc;
     }
@@ -371,7 +371,7 @@ static void conn_disconnect(mqtt_conn *c, uint8_t reason, const char *text)
     c->disconnect_reason = reason;
     if (!c->end_reason)
         c->end_reason = disconnect_end_reason(reason);
-    log_debug(CONN_LOG, "disconnecting %s (reason 0x%02x)", c->peer, reason);
+    log_debug(CONN_LOG, "disconnecting %s (reason 0x%02x)", mqtt_conn_peer(c), reason);
     /* A server DISCONNECT exists in 5.0 only, and only after CONNACK. */
     if (c->version == MQTT_V5 && c->state == MQTT_CONN_ACTIVE) {
         mqtt_packet p = {.type = MQTT_DISCONNECT};
@@ -395,7 +395,7 @@ void mqtt_conn_disconnect(mqtt_conn *c, uint8_t reason)
  * reason, 3.1.1 closes. */
 void mqtt_conn_refuse(mqtt_conn *c, uint8_t reason, const char *what)
 {
-    log_info(CONN_LOG, "%s: %s (reason 0x%02x); disconnecting", c->peer, what, reason);
+    log_info(CONN_LOG, "%s: %s (reason 0x%02x); disconnecting", mqtt_conn_peer(c), what, reason);
     if (!c->end_reason)
         c->end_reason = "error";
     /* What broke the protocol says more than the code's generic text. */
@@ -489,7 +489,7 @@ static void conn_bad_packet(mqtt_conn *c, int rc, const mqtt_packet *p)
         return;
     }
     if (c->state == MQTT_CONN_NEW) {
-        log_info(CONN_LOG, "%s sent a malformed first packet (reason 0x%02x); closing", c->peer, rc);
+        log_info(CONN_LOG, "%s sent a malformed first packet (reason 0x%02x); closing", mqtt_conn_peer(c), rc);
         mqtt_conn_close_now(c, "error");
         return;
     }
@@ -629,7 +629,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (c->state == MQTT_CONN_NEW || c->state == MQTT_CONN_AUTHENTICATING) {
-        log_info(CONN_LOG, "%s sent no CONNECT within %" PRIu64 " ms; closing", c->peer,
+        log_info(CONN_LOG, "%s sent no CONNECT within %" PRIu64 " ms; closing", mqtt_conn_peer(c),
                  c->broker->opt.connect_timeout_ms);
         mqtt_conn_close_now(c, "timeout");
         return;
@@ -646,7 +646,7 @@ static void on_timer(uv_timer_t *t)
         mqtt_conn_arm_keep_alive(c);
         return;
     }
-    log_debug(CONN_LOG, "%s sent nothing for 1.5 keep-alives; closing", c->peer);
+    log_debug(CONN_LOG, "%s sent nothing for 1.5 keep-alives; closing", mqtt_conn_peer(c));
     mqtt_conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
 }
 
@@ -654,7 +654,7 @@ static void on_stream_error(net_stream *st, int err)
 {
     mqtt_conn *c = (mqtt_conn *)st;
     if (err != SS_CLOSED)
-        log_debug(CONN_LOG, "connection from %s: %s", c->peer, ss_strerror(err));
+        log_debug(CONN_LOG, "connection from %s: %s", mqtt_conn_peer(c), ss_strerror(err));
     mqtt_conn_close_now(c, err == SS_CLOSED ? "closed" : "error");
 }
 
@@ -674,7 +674,7 @@ static void on_revoked(conn_reg_entry *e)
     log_info(CONN_LOG, "%s %s: revoked; disconnecting the client at %s",
              c->who.kind == AAA_PRINCIPAL_PERSON   ? "superadmin"
              : c->who.kind == AAA_PRINCIPAL_DEVICE ? "device" : "key",
-             c->who.id, c->peer);
+             c->who.id, mqtt_conn_peer(c));
     c->end_reason = "revoked";
     mqtt_sessions_drop_principal(c->broker, c->who.id);
     mqtt_conn_disconnect(c, MQTT_RC_ADMINISTRATIVE_ACTION);
@@ -700,13 +700,13 @@ static void on_conn_open(net_conn *nc)
 {
     mqtt_conn *c = (mqtt_conn *)nc;
     c->broker = net_conn_ctx(nc);
-    c->protocol = c->base.stream.ssl ? "mqtts" : "mqtt";
+    c->tls = c->base.stream.ssl != NULL;
     c->max_packet_out = UINT32_MAX;
     ss_list_init(&c->flush_link);
     c->reg.on_revoked = on_revoked;
     c->reg.data = c;
     mqtt_publish_setup(c);
-    net_stream_peer(&c->base.stream, c->peer, sizeof c->peer);
+    net_stream_peer(&c->base.stream, c->acct.rec.addr, sizeof c->acct.rec.addr);
     net_conn_timer_start(nc, on_timer, c->broker->opt.connect_timeout_ms);
 }
 

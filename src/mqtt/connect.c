@@ -32,7 +32,7 @@ static uint8_t connack_311(uint8_t r)
 
 void mqtt_connect_refuse(mqtt_conn *c, uint8_t reason, const char *why)
 {
-    log_info(CONN_LOG, "refused a connection from %s: %s", c->peer, why);
+    log_info(CONN_LOG, "refused a connection from %s: %s", mqtt_conn_peer(c), why);
     mqtt_packet p = {.type = MQTT_CONNACK};
     p.connack.reason = c->version == MQTT_V5 ? reason : connack_311(reason);
     mqtt_conn_queue(c, &p);
@@ -148,18 +148,14 @@ static void conn_register(mqtt_conn *c)
 {
     mqtt_broker *b = c->broker;
     const char *id = c->who.id;
-    int device = c->who.kind == AAA_PRINCIPAL_DEVICE;
     conn_registry_add(b->opt.conns, &c->reg, id);
-    if (device) {
-        c->sender.protocol = c->protocol;
-        c->sender.gone = METRICS_REFUSED_INVALID_TOKEN;
-        c->sender.quota = &c->quota;
-        c->sender.session = b->opt.meter ? &c->acct : NULL;
-    }
     if (!b->opt.meter)
         return;
-    meter_session_open(b->opt.meter, &c->acct, conn_kind(c), id, mqtt_conn_org(c), c->protocol,
-                       c->peer);
+    /* The record holds the address (mqtt_conn_peer): opening clears it. */
+    char peer[sizeof c->acct.rec.addr];
+    memcpy(peer, c->acct.rec.addr, sizeof peer);
+    meter_session_open(b->opt.meter, &c->acct, conn_kind(c), id, mqtt_conn_org(c), mqtt_conn_protocol(c),
+                       peer);
     /* The record's bytes start with the CONNECT that opened it. */
     c->acct_in = 0;
     c->acct_out = c->base.stream.bytes_out;
@@ -196,7 +192,7 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
     c->state = MQTT_CONN_ACTIVE;
     mqtt_conn_arm_keep_alive(c);
     log_debug(CONN_LOG, "%s %s connected from %s over %s", conn_kind(c), c->who.id,
-              c->peer, c->protocol);
+              mqtt_conn_peer(c), mqtt_conn_protocol(c));
     /* The superadmin's $SYS subscriptions get current retained values. */
     if (c->who.kind == AAA_PRINCIPAL_PERSON)
         mqtt_sys_publish(c->broker);
@@ -208,7 +204,7 @@ static void conn_open_session(mqtt_conn *c, const mqtt_connect *cn, mqtt_msg *wi
 static void conn_refuse_later(mqtt_conn *c, uint64_t ms)
 {
     log_info(CONN_LOG, "refused a connection from %s: not a device token, API key or superadmin "
-             "of ours (answered in %" PRIu64 " ms: its address keeps failing)", c->peer, ms);
+             "of ours (answered in %" PRIu64 " ms: its address keeps failing)", mqtt_conn_peer(c), ms);
     c->state = MQTT_CONN_CLOSING;
     c->disconnect_reason = MQTT_RC_NOT_AUTHORIZED;
     mqtt_conn_timer(c, ms);
@@ -270,7 +266,7 @@ static void on_auth_done(mqtt_conn *c, int status)
 int mqtt_connect_in(mqtt_conn *c, const mqtt_packet *p)
 {
     if (p->type != MQTT_CONNECT) {
-        log_info(CONN_LOG, "%s sent a packet before CONNECT; closing", c->peer);
+        log_info(CONN_LOG, "%s sent a packet before CONNECT; closing", mqtt_conn_peer(c));
         mqtt_conn_close_now(c, "error");
         return 0;
     }

@@ -22,6 +22,27 @@
 
 /* ---- deliveries ------------------------------------------------------------------- */
 
+/* The session's deliveries' state, made with the first; NULL: no memory. */
+static mqtt_session_out *out_of(mqtt_session *s)
+{
+    if (s->out)
+        return s->out;
+    mqtt_session_out *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    ss_list_init(&o->queue);
+    ss_list_init(&o->in_flight);
+    o->next_packet_id = 1;
+    s->out = o;
+    return o;
+}
+
+static void delivery_free(mqtt_delivery *d)
+{
+    mqtt_msg_unref(d->msg);
+    free(d);
+}
+
 static mqtt_delivery *delivery_new(mqtt_msg *m, uint8_t qos, uint8_t retain, const uint32_t *ids,
                                    unsigned n)
 {
@@ -80,15 +101,15 @@ static size_t qos0_cost(const mqtt_delivery *d)
 static void delivery_end(mqtt_session *s, mqtt_delivery *d)
 {
     if (d->state == MQTT_DELIVERY_QUEUED)
-        s->n_queued--;
+        s->out->n_queued--;
     else
-        s->n_in_flight--;
+        s->out->n_in_flight--;
     if (d->qos == 0) {
-        s->n_qos0--;
-        s->bytes_qos0 -= qos0_cost(d);
+        s->out->n_qos0--;
+        s->out->bytes_qos0 -= qos0_cost(d);
         mqtt_sessions_of(s->broker)->qos0_bytes -= qos0_cost(d);
     } else {
-        s->bytes -= mqtt_msg_size(d->msg);
+        s->out->bytes -= mqtt_msg_size(d->msg);
     }
     ss_list_remove(&d->link);
     mqtt_persist *p = s->broker->persist;
@@ -109,9 +130,12 @@ static void dropped(mqtt_session *s, const char *why)
     s->dropped++;
     mqtt_sessions_of(b)->dropped++;
     metrics_mqtt_dropped(b->opt.metrics, 1);
-    if ((s->dropped & (s->dropped - 1)) == 0)
-        log_warn("mqtt", "a session of %s in org %s dropped a message (%s): %llu so far",
-                 s->principal_id, s->org_id, why, (unsigned long long)s->dropped);
+    if ((s->dropped & (s->dropped - 1)) != 0)
+        return;
+    char principal[SS_ID_LEN + 1];
+    mqtt_session_principal(s, principal);
+    log_warn("mqtt", "a session of %s in org %s dropped a message (%s): %llu so far", principal,
+             s->org_id, why, (unsigned long long)s->dropped);
 }
 
 static void delivery_drop(mqtt_session *s, mqtt_delivery *d, const char *why)
@@ -122,18 +146,18 @@ static void delivery_drop(mqtt_session *s, mqtt_delivery *d, const char *why)
 
 static void session_add(mqtt_session *s, mqtt_delivery *d)
 {
-    ss_list *list = d->state == MQTT_DELIVERY_QUEUED ? &s->queue : &s->in_flight;
+    ss_list *list = d->state == MQTT_DELIVERY_QUEUED ? &s->out->queue : &s->out->in_flight;
     ss_list_insert_tail(list, &d->link);
     if (d->state == MQTT_DELIVERY_QUEUED)
-        s->n_queued++;
+        s->out->n_queued++;
     else
-        s->n_in_flight++;
+        s->out->n_in_flight++;
     if (d->qos == 0) {
-        s->n_qos0++;
-        s->bytes_qos0 += qos0_cost(d);
+        s->out->n_qos0++;
+        s->out->bytes_qos0 += qos0_cost(d);
         mqtt_sessions_of(s->broker)->qos0_bytes += qos0_cost(d);
     } else {
-        s->bytes += mqtt_msg_size(d->msg);
+        s->out->bytes += mqtt_msg_size(d->msg);
     }
 }
 
@@ -196,8 +220,10 @@ static int conn_ready(const mqtt_conn *c)
 static mqtt_delivery *in_flight_find(const mqtt_session *s, uint16_t packet_id)
 {
     /* Acks come in order: the one acknowledged is nearly always first. */
+    if (!s->out)
+        return NULL;
     ss_list *it, *tmp;
-    ss_list_foreach_safe(it, tmp, &s->in_flight) {
+    ss_list_foreach_safe(it, tmp, &s->out->in_flight) {
         mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
         if (d->packet_id == packet_id)
             return d;
@@ -208,7 +234,7 @@ static mqtt_delivery *in_flight_find(const mqtt_session *s, uint16_t packet_id)
 static uint16_t next_packet_id(mqtt_session *s)
 {
     for (;;) {
-        uint16_t id = s->next_packet_id++;
+        uint16_t id = s->out->next_packet_id++;
         if (id == 0)
             continue;
         if (!in_flight_find(s, id))
@@ -220,8 +246,10 @@ static uint16_t next_packet_id(mqtt_session *s)
  * (MQTT-4.4.0-1), or PUBREL for a QoS 2 one already received. */
 static void resend_in_flight(mqtt_conn *c, mqtt_session *s, int64_t now)
 {
+    if (!s->out)
+        return;
     ss_list *it, *tmp;
-    ss_list_foreach_safe(it, tmp, &s->in_flight) {
+    ss_list_foreach_safe(it, tmp, &s->out->in_flight) {
         mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
         int rc;
         if (d->state == MQTT_DELIVERY_RELEASED)
@@ -255,11 +283,11 @@ static int send_next(mqtt_conn *c, mqtt_session *s, mqtt_delivery *d, int64_t no
         return rc == SS_TOO_LARGE ? 1 : rc;
     }
     ss_list_remove(&d->link);
-    s->n_queued--;
+    s->out->n_queued--;
     d->state = MQTT_DELIVERY_SENT;
     d->packet_id = next_packet_id(s);
-    ss_list_insert_tail(&s->in_flight, &d->link);
-    s->n_in_flight++;
+    ss_list_insert_tail(&s->out->in_flight, &d->link);
+    s->out->n_in_flight++;
     int rc = send_publish(c, d->msg, d->qos, d->retain, 0, d->packet_id, d->sub_ids,
                           d->n_sub_ids, now);
     if (rc == SS_TOO_LARGE) {
@@ -283,13 +311,15 @@ void mqtt_deliver_resume(mqtt_conn *c)
         if (c->session != s)
             return;
     }
+    if (!s->out)
+        return;
     unsigned window = c->receive_max_out ? c->receive_max_out : UINT16_MAX;
     if (window > SS_MQTT_INFLIGHT_OUT_MAX)
         window = SS_MQTT_INFLIGHT_OUT_MAX;
     ss_list *first;
-    while ((first = ss_list_first(&s->queue)) && !conn_stalled(c)) {
+    while ((first = ss_list_first(&s->out->queue)) && !conn_stalled(c)) {
         mqtt_delivery *d = ss_list_entry(first, mqtt_delivery, link);
-        if (d->qos > 0 && s->n_in_flight >= window)
+        if (d->qos > 0 && s->out->n_in_flight >= window)
             return;  /* in order: a QoS 0 behind it waits too */
         int rc = send_next(c, s, d, now);
         if (rc < 0 || c->session != s)
@@ -304,9 +334,9 @@ void mqtt_deliver_resume(mqtt_conn *c)
 static int over_bounds(const mqtt_session *s, int qos0)
 {
     if (qos0)
-        return s->bytes_qos0 > SS_MQTT_QOS0_QUEUE_BYTES_MAX;
-    return s->n_queued + s->n_in_flight - s->n_qos0 > SS_MQTT_SESSION_QUEUE_MAX ||
-           s->bytes > SS_MQTT_SESSION_QUEUE_BYTES_MAX;
+        return s->out->bytes_qos0 > SS_MQTT_QOS0_QUEUE_BYTES_MAX;
+    return s->out->n_queued + s->out->n_in_flight - s->out->n_qos0 > SS_MQTT_SESSION_QUEUE_MAX ||
+           s->out->bytes > SS_MQTT_SESSION_QUEUE_BYTES_MAX;
 }
 
 /* The oldest queued delivery of QoS 0 (qos0) or of QoS 1/2; NULL when
@@ -314,7 +344,7 @@ static int over_bounds(const mqtt_session *s, int qos0)
 static mqtt_delivery *first_to_drop(mqtt_session *s, int qos0)
 {
     ss_list *it, *tmp;
-    ss_list_foreach_safe(it, tmp, &s->queue) {
+    ss_list_foreach_safe(it, tmp, &s->out->queue) {
         mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
         if ((d->qos == 0) == (qos0 != 0))
             return d;
@@ -333,16 +363,16 @@ static mqtt_delivery *first_to_drop(mqtt_session *s, int qos0)
  * on the connection's timer, as a flood may end first), not per drop. */
 static void stall_judge(mqtt_session *s, mqtt_conn *c, int64_t now)
 {
-    int64_t stood = now - s->stall_mark_ms;
-    int64_t due = s->stall_dropped >= SS_MQTT_STALL_DROPPED_BYTES ? SS_MQTT_STALL_MIN_MS
+    int64_t stood = now - s->out->stall_mark_ms;
+    int64_t due = s->out->stall_dropped >= SS_MQTT_STALL_DROPPED_BYTES ? SS_MQTT_STALL_MIN_MS
                                                                   : SS_MQTT_STALL_MS;
     if (stood < due) {
         mqtt_conn_stall_check(c, (uint64_t)(due - stood));
         return;
     }
     uint64_t taken = net_stream_bytes_taken(&c->base.stream);
-    if (taken >= s->stall_mark_bytes + SS_MQTT_STALL_TAKEN_MIN) {
-        s->stall_mark_ms = 0;  /* it read since the mark: slow, not stalled */
+    if (taken >= s->out->stall_mark_bytes + SS_MQTT_STALL_TAKEN_MIN) {
+        s->out->stall_mark_ms = 0;  /* it read since the mark: slow, not stalled */
         return;
     }
     mqtt_conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
@@ -351,22 +381,22 @@ static void stall_judge(mqtt_session *s, mqtt_conn *c, int64_t now)
 static void overflowed(mqtt_session *s, size_t lost)
 {
     mqtt_conn *c = s->conn;
-    if (!c || c->state != MQTT_CONN_ACTIVE)
+    if (!c || c->state != MQTT_CONN_ACTIVE || !out_of(s))
         return;
     int64_t now = clock_now_ms();
-    if (s->stall_mark_ms == 0) {
-        s->stall_mark_ms = now;
-        s->stall_mark_bytes = net_stream_bytes_taken(&c->base.stream);
-        s->stall_dropped = 0;
+    if (s->out->stall_mark_ms == 0) {
+        s->out->stall_mark_ms = now;
+        s->out->stall_mark_bytes = net_stream_bytes_taken(&c->base.stream);
+        s->out->stall_dropped = 0;
     }
-    s->stall_dropped += lost;
+    s->out->stall_dropped += lost;
     stall_judge(s, c, now);
 }
 
 void mqtt_deliver_stall_check(mqtt_conn *c)
 {
     mqtt_session *s = c->session;
-    if (s && s->stall_mark_ms && conn_ready(c))
+    if (s && s->out && s->out->stall_mark_ms && conn_ready(c))
         stall_judge(s, c, clock_now_ms());
 }
 
@@ -391,7 +421,7 @@ void mqtt_deliver_qos0(mqtt_session *s, mqtt_msg *m, uint8_t retain, const uint3
     mqtt_conn *c = s->conn;
     if (!conn_ready(c))
         return;
-    if (conn_stalled(c) || s->n_qos0) {
+    if (conn_stalled(c) || (s->out && s->out->n_qos0)) {
         /* All sessions' waiting QoS 0 together stay within one bound: many
          * slow readers of one flood cannot add up past it. */
         size_t cost = qos0_cost_of(m, n);
@@ -412,7 +442,9 @@ void mqtt_deliver_enqueue(mqtt_session *s, mqtt_msg *m, uint8_t qos, uint8_t ret
                           const uint32_t *ids, unsigned n, uint64_t seq, int recorded)
 {
     mqtt_delivery *d = delivery_new(m, qos, retain, ids, n);
-    if (!d) {
+    if (!d || !out_of(s)) {
+        if (d)
+            delivery_free(d);
         dropped(s, "out of memory");
         return;
     }
@@ -478,8 +510,11 @@ int mqtt_deliver_restore(mqtt_session *s, const mqtt_persist_delivery *pd)
     if (pd->qos == 0 || pd->qos > 2)
         return SS_OK;
     mqtt_delivery *d = delivery_new(pd->msg, pd->qos, pd->retain, pd->sub_ids, n);
-    if (!d)
+    if (!d || !out_of(s)) {
+        if (d)
+            delivery_free(d);
         return SS_NOMEM;
+    }
     d->seq = pd->seq;
     d->packet_id = pd->packet_id;
     d->state = pd->state;
@@ -497,26 +532,29 @@ static void clear_list(ss_list *list)
 {
     ss_list *it, *tmp;
     ss_list_foreach_safe(it, tmp, list) {
-        mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
         ss_list_remove(it);
-        mqtt_msg_unref(d->msg);
-        free(d);
+        delivery_free(ss_list_entry(it, mqtt_delivery, link));
     }
 }
 
 void mqtt_deliver_clear(mqtt_session *s)
 {
-    mqtt_sessions_of(s->broker)->qos0_bytes -= s->bytes_qos0;
-    clear_list(&s->in_flight);
-    clear_list(&s->queue);
-    s->n_in_flight = s->n_queued = s->n_qos0 = 0;
-    s->bytes = s->bytes_qos0 = 0;
+    mqtt_session_out *o = s->out;
+    if (!o)
+        return;
+    mqtt_sessions_of(s->broker)->qos0_bytes -= o->bytes_qos0;
+    clear_list(&o->in_flight);
+    clear_list(&o->queue);
+    free(o);
+    s->out = NULL;
 }
 
 void mqtt_deliver_offline(mqtt_session *s)
 {
+    if (!s->out)
+        return;
     ss_list *it, *tmp;
-    ss_list_foreach_safe(it, tmp, &s->queue) {
+    ss_list_foreach_safe(it, tmp, &s->out->queue) {
         mqtt_delivery *d = ss_list_entry(it, mqtt_delivery, link);
         if (d->qos == 0)
             delivery_end(s, d);
@@ -525,9 +563,11 @@ void mqtt_deliver_offline(mqtt_session *s)
 
 void mqtt_deliver_store_all(mqtt_session *s)
 {
+    if (!s->out)
+        return;
     ss_list *it, *tmp;
-    ss_list_foreach_safe(it, tmp, &s->in_flight)
+    ss_list_foreach_safe(it, tmp, &s->out->in_flight)
         record_delivery_quietly(s, ss_list_entry(it, mqtt_delivery, link));
-    ss_list_foreach_safe(it, tmp, &s->queue)
+    ss_list_foreach_safe(it, tmp, &s->out->queue)
         record_delivery_quietly(s, ss_list_entry(it, mqtt_delivery, link));
 }

@@ -54,6 +54,7 @@ typedef struct persist_op {
     uint32_t *sub_ids;      /* in tail */
     uint64_t seq;
     int64_t disconnected_ms;
+    int64_t will_at_ms;
     uint32_t expiry_s;
     uint32_t sub_id;
     uint32_t n_sub_ids;
@@ -224,7 +225,8 @@ static store_broker_change change_of(const mqtt_persist *p, const persist_op *op
     case STORE_BROKER_PRINCIPAL_DEL:
         ch.session = (store_broker_session){
             .org_id = op->org_id, .client_id = op->client_id, .principal_id = op->str,
-            .expiry_s = op->expiry_s, .disconnected_ms = op->disconnected_ms};
+            .expiry_s = op->expiry_s, .disconnected_ms = op->disconnected_ms,
+            .will_msg_id = op->msg ? op->msg->id : 0, .will_at_ms = op->will_at_ms};
         break;
     case STORE_BROKER_SUB_PUT:
     case STORE_BROKER_SUB_DEL:
@@ -514,13 +516,16 @@ static int bad_id(const char *org_id)
 int mqtt_persist_session_put(mqtt_persist *p, const mqtt_persist_session *s,
                              mqtt_persist_done_cb done, void *ctx)
 {
-    if (bad_id(s->org_id) || !s->client_id || bad_id(s->principal_id))
+    if (bad_id(s->org_id) || !s->client_id || bad_id(s->principal_id) ||
+        (s->will && s->will_at_ms <= 0))
         return SS_INVAL;
     persist_op *op = op_new(STORE_BROKER_SESSION_PUT, s->org_id, s->client_id, s->principal_id, 0);
     if (!op)
         return SS_NOMEM;
     op->expiry_s = s->expiry_s;
     op->disconnected_ms = s->disconnected_ms;
+    op->msg = s->will ? mqtt_msg_ref(s->will) : NULL;
+    op->will_at_ms = s->will ? s->will_at_ms : 0;
     return persist_record(p, op, done, ctx);
 }
 
@@ -888,11 +893,13 @@ static int load_note_expired(load_ctx *lc, const store_broker_session *s)
 }
 
 /* A session connected when the server went down counts as ended at the
- * load: its expiry runs from now. */
+ * load: its expiry runs from now. One expired with a will still held is
+ * loaded all the same (mqtt_persist_load). */
 static int load_session(void *ctx, const store_broker_session *rec)
 {
     load_ctx *lc = ctx;
-    if (session_expired(rec, lc->now_ms)) {
+    mqtt_msg *will = rec->will_msg_id ? load_find(lc, rec->will_msg_id) : NULL;
+    if (session_expired(rec, lc->now_ms) && !will) {
         lc->rc = load_note_expired(lc, rec);
         return lc->rc != 0;
     }
@@ -902,6 +909,8 @@ static int load_session(void *ctx, const store_broker_session *rec)
         .principal_id = rec->principal_id,
         .expiry_s = rec->expiry_s,
         .disconnected_ms = rec->disconnected_ms ? rec->disconnected_ms : lc->now_ms,
+        .will = will,
+        .will_at_ms = will ? rec->will_at_ms : 0,
     };
     lc->rc = lc->l->session(lc->l->ctx, &s);
     return lc->rc != 0;

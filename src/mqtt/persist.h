@@ -1,6 +1,8 @@
 /* persist.h — the broker's durable state: persistent sessions, their
- * subscriptions and queued QoS 1/2 messages, inbound QoS 2 state, and
- * retained messages, written to the store (store_broker.h) off the loop.
+ * subscriptions and queued QoS 1/2 messages, inbound QoS 2 state, the
+ * will of a session whose connection ended while the will's delay runs,
+ * and retained messages, written to the store (store_broker.h) off the
+ * loop.
  *
  * The broker records each change as an operation; one writer thread takes
  * every operation pending and commits them in one transaction (group
@@ -69,6 +71,11 @@ typedef struct mqtt_persist_session {
     uint32_t expiry_s;           /* session expiry interval; UINT32_MAX: never */
     int64_t disconnected_ms;     /* when its last connection ended (expiry runs from it);
                                   * 0 when written: connected (loaded as ended at the load) */
+    /* Its will while the will's delay runs, and when it is due; NULL:
+     * none. A put takes its own reference; the loader's is the loader's
+     * (take one to keep it). */
+    mqtt_msg *will;
+    int64_t will_at_ms;
 } mqtt_persist_session;
 
 typedef struct mqtt_persist_sub {
@@ -116,8 +123,10 @@ typedef struct mqtt_persist_loader {
  * nonzero stops the load with that code. Sessions whose expiry passed
  * while the server was down (now_ms), and retained messages whose message
  * expiry did, are deleted instead of loaded (on a full disk only left
- * out). On the calling thread, before the listeners
- * open. 0, a callback's code, SS_STORE or SS_NOMEM. */
+ * out) — but a session that still holds a will is loaded, expired as it
+ * is: its end, and so its will, is the broker's to carry out. On the
+ * calling thread, before the listeners open. 0, a callback's code,
+ * SS_STORE or SS_NOMEM. */
 int mqtt_persist_load(mqtt_persist *p, const mqtt_persist_loader *l, int64_t now_ms);
 
 /* ---- changes ------------------------------------------------------------------- */
@@ -129,6 +138,8 @@ int mqtt_persist_load(mqtt_persist *p, const mqtt_persist_loader *l, int64_t now
  * however many deliveries and retained entries point at it, and deleted
  * by the store with the last of them. */
 
+/* The session as it is now: with s->will it keeps that will (a message
+ * like a delivery's), without one it lets go of any it had. */
 int mqtt_persist_session_put(mqtt_persist *p, const mqtt_persist_session *s,
                              mqtt_persist_done_cb done, void *ctx);
 /* The session ends: it, its subscriptions, deliveries and inbound QoS 2

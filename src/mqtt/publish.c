@@ -213,7 +213,13 @@ static int pub_sender(mqtt_pub *p, const mqtt_str *device)
 {
     mqtt_conn *c = p->c;
     if (c->who.kind == AAA_PRINCIPAL_DEVICE) {
-        p->from = c->sender;
+        /* the device that signed in (what its token gave, in c->who) */
+        p->from = (gateway_sender){.protocol = mqtt_conn_protocol(c),
+                                   .session = c->broker->opt.meter ? &c->acct : NULL,
+                                   .quota = &c->quota,
+                                   .gone = METRICS_REFUSED_INVALID_TOKEN};
+        memcpy(p->from.dev.device_id, c->who.id, sizeof p->from.dev.device_id);
+        memcpy(p->from.dev.org_id, c->who.org_id, sizeof p->from.dev.org_id);
         return SS_OK;
     }
     char id[SS_ID_LEN + 1];
@@ -226,7 +232,7 @@ static int pub_sender(mqtt_pub *p, const mqtt_str *device)
     int rc = gateway_auth_key(c->broker->opt.gateway, &key, id, &p->from);
     if (rc != SS_OK)
         return rc;
-    p->from.protocol = c->protocol;
+    p->from.protocol = mqtt_conn_protocol(c);
     p->from.session = c->broker->opt.meter ? &c->acct : NULL;
     p->from.quota = NULL;
     p->from.gone = METRICS_REFUSED_STORE_UNAVAILABLE;
@@ -267,7 +273,7 @@ static uint8_t pub_parse(mqtt_pub *p)
     if (rc == SS_NOMEM)
         return MQTT_RC_UNSPECIFIED;
     if (rc != SS_OK) {
-        log_debug(CONN_LOG, "%s: bad payload on %s: %s", p->c->peer, m->topic, err.message);
+        log_debug(CONN_LOG, "%s: bad payload on %s: %s", mqtt_conn_peer(p->c), m->topic, err.message);
         return MQTT_RC_PAYLOAD_FORMAT_INVALID;
     }
     return 0;
@@ -529,7 +535,7 @@ void mqtt_publish_in(mqtt_conn *c, const mqtt_publish *pb)
         p->msg = mqtt_msg_new(mqtt_conn_org(c), topic, len, pb->payload, pb->payload_len, pb->qos,
                               pb->retain, &pb->props, clock_now_ms());
     if (!p || !p->msg) {
-        log_warn(CONN_LOG, "out of memory reading from %s; closing", c->peer);
+        log_warn(CONN_LOG, "out of memory reading from %s; closing", mqtt_conn_peer(c));
         mqtt_conn_close_now(c, "error");
         return;
     }

@@ -5,6 +5,16 @@
  * the store kept. A session's subscriptions and inbound QoS 2 ids are
  * session_subs.c's.
  *
+ * A stored session's will is in the store while its delay runs after the
+ * connection ended (MQTT 5 §3.1.3.2: it is published when the delay
+ * passes or the session ends, whichever comes first), so a crash meanwhile
+ * does not lose it: the load gives it back with its due time, and one that
+ * fell due while the server was down, or whose session expired then, is
+ * published at start. Resuming the session, or sending the will, takes it
+ * out of the store again. While the connection lives the will is in
+ * memory only: a server that stops or crashes ends no client's connection
+ * the way the will stands for (on_conn_stop: no will either). 
+ *
  * Deadlines (a will's delay, a session's expiry) sit in one binary heap
  * under one timer for the whole broker, so an idle session costs no
  * handle and a tick does bounded work (SS_MQTT_EXPIRE_BATCH). A session
@@ -12,6 +22,7 @@
  * in the persister, in order, so the store always holds what memory held
  * a commit ago. */
 #include <sodium.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +35,9 @@
 
 _Static_assert(SS_MQTT_SESSION_SUBS_MAX <= MQTT_SUB_IDS_MAX,
                "every subscription of a session fits one PUBLISH's identifiers");
+_Static_assert(SS_MQTT_SESSION_SUBS_MAX < UINT16_MAX && SS_MQTT_SESSION_QUEUE_MAX < UINT16_MAX &&
+                   2 * SS_MQTT_RECEIVE_MAX < UINT16_MAX,
+               "a session's counts fit its uint16_t fields");
 
 #define SESSIONS_BUCKETS_MIN 64u
 
@@ -171,12 +185,29 @@ static void owners_free(mqtt_sessions *t)
     free(t->owners);
 }
 
+void mqtt_session_principal(const mqtt_session *s, char id[SS_ID_LEN + 1])
+{
+    size_t n = strcspn(s->client_id, "/");
+    n = n < SS_ID_LEN ? n : SS_ID_LEN;
+    memcpy(id, s->client_id, n);
+    id[n] = 0;
+}
+
+/* 1 when the session's key starts with "<id>/". */
+static int session_owned_by(const mqtt_session *s, const char *id)
+{
+    size_t n = strlen(id);
+    return strncmp(s->client_id, id, n) == 0 && s->client_id[n] == '/';
+}
+
 static void set_stored(mqtt_session *s, int stored)
 {
-    if (s->stored == (unsigned)stored)
+    if (s->stored == (stored ? 1 : 0))
         return;
     s->stored = stored ? 1 : 0;
-    owner_count(mqtt_sessions_of(s->broker), s->principal_id, stored ? 1 : -1);
+    char principal[SS_ID_LEN + 1];
+    mqtt_session_principal(s, principal);
+    owner_count(mqtt_sessions_of(s->broker), principal, stored ? 1 : -1);
 }
 
 /* ---- deadlines ------------------------------------------------------------------- */
@@ -192,7 +223,7 @@ static int64_t session_deadline(const mqtt_session *s)
 static void heap_set(mqtt_sessions *t, size_t i, mqtt_session *s)
 {
     t->heap[i] = s;
-    s->heap_idx = i;
+    s->heap_idx = (uint32_t)i;
 }
 
 static void heap_up(mqtt_sessions *t, size_t i)
@@ -231,9 +262,9 @@ static void heap_down(mqtt_sessions *t, size_t i)
 static void heap_remove(mqtt_sessions *t, mqtt_session *s)
 {
     size_t i = s->heap_idx;
-    if (i == SIZE_MAX)
+    if (i == UINT32_MAX)
         return;
-    s->heap_idx = SIZE_MAX;
+    s->heap_idx = UINT32_MAX;
     mqtt_session *last = t->heap[--t->heap_len];
     if (last == s)
         return;
@@ -287,16 +318,39 @@ void mqtt_session_persist_failed(const char *what, int rc)
     log_warn("mqtt", "session state not recorded (%s): %s", what, ss_strerror(rc));
 }
 
+/* When an offline session's connection ended, as its expiry keeps it (one
+ * that never expires: now, which is what the load makes of it anyway). */
+static int64_t session_disconnected_ms(const mqtt_session *s)
+{
+    if (s->conn)
+        return 0;
+    if (s->expire_at_ms)
+        return s->expire_at_ms - (int64_t)s->expiry_s * 1000;
+    return clock_now_ms();
+}
+
+/* The session's record as the store keeps it; principal: its buffer. Its
+ * will goes with it while the will's delay runs (will_at_ms set). */
+static mqtt_persist_session session_record(const mqtt_session *s, int64_t disconnected_ms,
+                                           char principal[SS_ID_LEN + 1])
+{
+    mqtt_session_principal(s, principal);
+    return (mqtt_persist_session){.org_id = s->org_id,
+                                  .client_id = s->client_id,
+                                  .principal_id = principal,
+                                  .expiry_s = s->expiry_s,
+                                  .disconnected_ms = disconnected_ms,
+                                  .will = s->will_at_ms ? s->will : NULL,
+                                  .will_at_ms = s->will ? s->will_at_ms : 0};
+}
+
 static void record_session(mqtt_session *s, int64_t disconnected_ms)
 {
     mqtt_persist *p = s->broker->persist;
     if (!p || !s->stored)
         return;
-    mqtt_persist_session ps = {.org_id = s->org_id,
-                               .client_id = s->client_id,
-                               .principal_id = s->principal_id,
-                               .expiry_s = s->expiry_s,
-                               .disconnected_ms = disconnected_ms};
+    char principal[SS_ID_LEN + 1];
+    mqtt_persist_session ps = session_record(s, disconnected_ms, principal);
     int rc = mqtt_persist_session_put(p, &ps, NULL, NULL);
     if (rc)
         mqtt_session_persist_failed("session", rc);
@@ -332,26 +386,24 @@ static void unstore(mqtt_session *s)
 
 /* ---- sessions ---------------------------------------------------------------------- */
 
-static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *principal,
-                                 const char *id, size_t len, uint64_t h)
+/* key: the session key, its principal's id first. */
+static mqtt_session *session_new(mqtt_broker *b, const char *org, const char *id, size_t len,
+                                 uint64_t h)
 {
     mqtt_sessions *t = mqtt_sessions_of(b);
-    mqtt_session *s = calloc(1, sizeof *s + len + 1);
+    /* the key ends the struct: no padding after it */
+    mqtt_session *s = calloc(1, offsetof(mqtt_session, client_id) + len + 1);
     if (!s)
         return NULL;
     s->broker = b;
     s->hash = h;
     snprintf(s->org_id, sizeof s->org_id, "%s", org);
-    snprintf(s->principal_id, sizeof s->principal_id, "%s", principal);
     memcpy(s->client_id, id, len);
     s->client_id[len] = 0;
     s->serial = ++b->next_serial;
-    s->heap_idx = SIZE_MAX;
+    s->heap_idx = UINT32_MAX;
     ss_list_init(&s->subs);
-    ss_list_init(&s->queue);
-    ss_list_init(&s->in_flight);
     s->next_seq = 1;
-    s->next_packet_id = 1;
     if (t->count >= t->n_buckets)
         table_grow(t);
     mqtt_session **bucket = &t->buckets[h & (t->n_buckets - 1)];
@@ -467,13 +519,14 @@ int mqtt_session_attach(mqtt_conn *c, const char *client_id, size_t len, int cle
         s->resend = 1;
         *present = 1;
     } else {
-        s = session_new(b, org, who, key, key_len, h);
+        s = session_new(b, org, key, key_len, h);
         if (!s)
             return SS_NOMEM;
     }
     s->conn = c;
     c->session = s;
-    s->stall_mark_ms = 0;
+    if (s->out)
+        s->out->stall_mark_ms = 0;
     s->expiry_s = expiry_s;
     s->expire_at_ms = 0;
     session_schedule(t, s);
@@ -553,11 +606,8 @@ int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx
             done(ctx, SS_OK);
         return SS_OK;
     }
-    mqtt_persist_session ps = {.org_id = s->org_id,
-                               .client_id = s->client_id,
-                               .principal_id = s->principal_id,
-                               .expiry_s = s->expiry_s,
-                               .disconnected_ms = s->conn ? 0 : clock_now_ms()};
+    char principal[SS_ID_LEN + 1];
+    mqtt_persist_session ps = session_record(s, session_disconnected_ms(s), principal);
     return mqtt_persist_session_put(p, &ps, done, ctx);
 }
 
@@ -565,9 +615,13 @@ int mqtt_session_committed(mqtt_session *s, mqtt_persist_done_cb done, void *ctx
 
 static void session_due(mqtt_sessions *t, mqtt_session *s, int64_t now)
 {
-    if (s->will_at_ms && s->will_at_ms <= now)
+    int expired = s->expire_at_ms && s->expire_at_ms <= now;
+    if (s->will_at_ms && s->will_at_ms <= now) {
         will_publish(s);
-    if (s->expire_at_ms && s->expire_at_ms <= now) {
+        if (!expired)
+            record_session(s, session_disconnected_ms(s));  /* the will out of the store */
+    }
+    if (expired) {
         session_end(s, 1);
         return;
     }
@@ -598,7 +652,7 @@ void mqtt_sessions_drop_principal(mqtt_broker *b, const char *principal_id)
         mqtt_session *s = t->buckets[i];
         while (s) {
             mqtt_session *next = s->next;
-            if (strcmp(s->principal_id, principal_id) == 0 || strcmp(s->org_id, principal_id) == 0)
+            if (session_owned_by(s, principal_id) || strcmp(s->org_id, principal_id) == 0)
                 session_end(s, 0);
             s = next;
         }
@@ -624,7 +678,7 @@ static int load_session(void *ctx, const mqtt_persist_session *ps)
     if (len > MQTT_SESSION_KEY_MAX || loaded_find(b, ps->org_id, ps->client_id))
         return SS_OK;
     uint64_t h = session_hash(t, ps->org_id, ps->client_id, len);
-    mqtt_session *s = session_new(b, ps->org_id, ps->principal_id, ps->client_id, len, h);
+    mqtt_session *s = session_new(b, ps->org_id, ps->client_id, len, h);
     if (!s)
         return SS_NOMEM;
     set_stored(s, 1);
@@ -633,6 +687,12 @@ static int load_session(void *ctx, const mqtt_persist_session *ps)
      * then: its expiry runs from now. */
     int64_t since = ps->disconnected_ms ? ps->disconnected_ms : clock_now_ms();
     s->expire_at_ms = s->expiry_s == UINT32_MAX ? 0 : since + (int64_t)s->expiry_s * 1000;
+    /* Its will waits for its time, or goes at the first tick when that (or
+     * the session's expiry) passed while the server was down. */
+    if (ps->will) {
+        s->will = mqtt_msg_ref(ps->will);
+        s->will_at_ms = ps->will_at_ms;
+    }
     session_schedule(t, s);
     return SS_OK;
 }

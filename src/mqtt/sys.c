@@ -60,7 +60,7 @@ static uint64_t sys_queued(const mqtt_broker *b)
     uint64_t n = 0;
     for (size_t i = 0; t && i < t->n_buckets; i++)
         for (const mqtt_session *s = t->buckets[i]; s; s = s->next)
-            n += (uint64_t)s->n_queued + s->n_in_flight;
+            n += s->out ? (uint64_t)s->out->n_queued + s->out->n_in_flight : 0;
     return n;
 }
 

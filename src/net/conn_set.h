@@ -3,14 +3,16 @@
  *
  * The set owns each connection: it allocates it (the protocol's struct,
  * whose first member is a net_conn), links it in its list, and frees it.
- * A connection has two handles, its stream and one timer that the protocol
- * uses for whatever deadline it has now (first message, idle, a body, a
- * send stall) and that the set uses for the linger of a graceful close.
+ * A connection has one handle, its stream, and one deadline that the
+ * protocol uses for whatever it waits for now (first message, idle, a body,
+ * a send stall) and that the set uses for the linger of a graceful close.
+ * The deadlines of a set's connections sit in one heap under one timer: a
+ * timer handle each would cost an idle connection 152 bytes.
  *
  * Closing: net_conn_close drops what is unsent and closes both handles now;
  * net_conn_close_after_write lets what is queued go out (optionally reading
  * and dropping what the peer still sends), bounded by a linger time. Either
- * way the memory is freed once both handles are closed and the protocol no
+ * way the memory is freed once the stream is closed and the protocol no
  * longer holds the connection (opt.held: a request a handler answers later,
  * an item in the ingest queue), whichever comes last: the protocol calls
  * net_conn_release when its hold ends.
@@ -41,10 +43,15 @@ typedef struct net_conn_set net_conn_set;
 
 struct net_conn {
     net_stream stream;      /* first: stream callbacks cast back to the connection */
-    uv_timer_t timer;       /* the protocol's deadline, then the linger; data: this */
     net_conn_set *set;
     ss_list link;           /* in the set's list of open connections */
-    unsigned handles_open : 2;  /* stream + timer not yet closed */
+    /* The protocol's deadline, then the linger: what runs at due_ms (the
+     * loop's clock), while heap_idx places it in the set's heap. */
+    uv_timer_cb timer_cb;
+    uint64_t due_ms;
+    uint32_t heap_idx;      /* NET_CONN_UNARMED: no deadline */
+    unsigned handles_open : 1;  /* the stream not yet closed */
+    unsigned timer_off : 1; /* closing: no deadline any more */
     unsigned opened : 1;    /* on_open ran: on_closed and on_free will */
     unsigned closing : 1;   /* closed now (net_conn_close, or the socket ended) */
     unsigned ending : 1;    /* closing after its last write */
@@ -101,9 +108,16 @@ const ss_list *net_conn_set_list(const net_conn_set *s);
 /* The options' ctx, from a connection. */
 void *net_conn_ctx(const net_conn *c);
 
-/* (Re)starts the connection's one timer; t->data is the net_conn. */
+#define NET_CONN_UNARMED UINT32_MAX
+
+/* (Re)sets the connection's one deadline, ms from now: cb runs then, its
+ * t the set's timer with t->data the net_conn (nothing else of t is the
+ * connection's). A closing connection has none. */
 void net_conn_timer_start(net_conn *c, uv_timer_cb cb, uint64_t ms);
 void net_conn_timer_stop(net_conn *c);
+/* 1 while the deadline is set: started, and neither run nor stopped (it is
+ * not set any more while its callback runs). */
+int net_conn_timer_armed(const net_conn *c);
 
 /* Closes now, dropping anything unwritten; idempotent, also after
  * net_conn_close_after_write. */

@@ -33,8 +33,14 @@
 #define NET_TRIM_HANDSHAKE_PEAK 32u
 /* A trim walks and locks every malloc arena, the workers' and the store
  * thread's too, from the I/O thread: a client that opens and drops bursts
- * of TLS connections over and over gets at most one every this long. */
+ * of TLS connections over and over gets at most one every this long, */
 #define NET_TRIM_INTERVAL_MS 10000u
+/* unless this many handshakes ended since the last one: they cost the
+ * server far more than the trim (a few ms each against well under 1 ms
+ * per MiB), and without it the end of a reconnect storm that came within
+ * the interval of the last trim would keep its 40 KiB a handshake for
+ * good. */
+#define NET_TRIM_HANDSHAKES_MIN 256u
 
 /* One queued write: the request and the bytes in one allocation. */
 typedef struct net_wreq {
@@ -62,8 +68,8 @@ static void stream_fail(net_stream *s, int err)
         net_stream_close(s);
         return;
     }
-    if (s->on_error)
-        s->on_error(s, err);
+    if (s->hooks->on_error)
+        s->hooks->on_error(s, err);
 }
 
 /* ---- closing ------------------------------------------------------------ */
@@ -98,12 +104,15 @@ static void hs_end(net_stream *s)
     if (!s->hs_in_flight)
         return;
     s->hs_in_flight = 0;
+    b->handshakes_since_trim++;
     if (--b->handshakes_in_flight > 0 || b->handshakes_peak < NET_TRIM_HANDSHAKE_PEAK)
         return;
     uint64_t now = uv_now(s->tcp.loop);
-    if (b->trims > 0 && now - b->last_trim_ms < NET_TRIM_INTERVAL_MS)
+    if (b->trims > 0 && now - b->last_trim_ms < NET_TRIM_INTERVAL_MS &&
+        b->handshakes_since_trim < NET_TRIM_HANDSHAKES_MIN)
         return;  /* the peak stays: the end of a later burst trims */
     b->handshakes_peak = 0;
+    b->handshakes_since_trim = 0;
     b->trims++;
     b->last_trim_ms = now;
     malloc_trim(0);
@@ -119,8 +128,8 @@ static void stream_handle_closed(net_stream *s)
         SSL_free(s->ssl);
         s->ssl = NULL;
     }
-    if (s->on_close)
-        s->on_close(s);
+    if (s->hooks->on_close)
+        s->hooks->on_close(s);
 }
 
 static void on_tcp_closed(uv_handle_t *h)
@@ -161,8 +170,8 @@ static void on_write_done(uv_write_t *req, int status)
         stream_fail(s, SS_IO);
         return;
     }
-    if (s->write_pending == 0 && s->on_drained && !s->closing)
-        s->on_drained(s);
+    if (s->write_pending == 0 && s->hooks->on_drained && !s->closing)
+        s->hooks->on_drained(s);
 }
 
 /* Copies bytes into one allocation with its request and queues it. */
@@ -292,7 +301,7 @@ static int tls_step(net_stream *s)
     size_t got = 0;
     if (SSL_read_ex(s->ssl, plain, sizeof s->bufs->plain_buf, &got) != 1)
         return tls_status(s, 0);
-    s->on_read(s, plain, got);
+    s->hooks->on_read(s, plain, got);
     return SS_OK;
 }
 
@@ -457,7 +466,7 @@ static void on_uv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             /* paused or not: the ciphertext is kept in the input BIO */
             tls_feed(s, buf->base, (size_t)nread);
         else
-            s->on_read(s, buf->base, (size_t)nread);
+            s->hooks->on_read(s, buf->base, (size_t)nread);
     } else if (nread < 0) {
         stream_fail(s, read_error(nread));
     }
@@ -474,18 +483,13 @@ static int stream_start(net_stream *s)
 int net_stream_accept(uv_stream_t *server, net_stream *s, SSL_CTX *tls, net_loop_buffers *bufs)
 {
     net_stream keep = *s;
-    *s = (net_stream){.on_read = keep.on_read,
-                      .on_error = keep.on_error,
-                      .on_close = keep.on_close,
-                      .on_drained = keep.on_drained,
-                      .data = keep.data,
-                      .bufs = bufs};
+    *s = (net_stream){.hooks = keep.hooks, .data = keep.data, .bufs = bufs};
     if (uv_tcp_init(server->loop, &s->tcp) != 0) {
         /* No handle to close, so nothing would call on_close later: call it
          * now to keep the promise of one free path (libuv cannot fail here
          * for an AF_UNSPEC handle, so this is defensive). */
-        if (s->on_close)
-            s->on_close(s);
+        if (s->hooks->on_close)
+            s->hooks->on_close(s);
         return SS_IO;
     }
     s->tcp.data = s;

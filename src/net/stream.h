@@ -43,13 +43,19 @@ typedef void (*net_close_cb)(net_stream *s);
  * that stopped reading because its peer was not reading may go on. */
 typedef void (*net_drained_cb)(net_stream *s);
 
-struct net_stream {
-    uv_tcp_t tcp;        /* tcp.data points back to this stream */
-    SSL *ssl;            /* NULL for plaintext */
+/* The owner's callbacks. Every stream of an owner has the same ones, so a
+ * stream points at them (an idle connection holds 8 bytes, not 32). */
+typedef struct net_stream_hooks {
     net_read_cb on_read;
     net_error_cb on_error;
     net_close_cb on_close;
     net_drained_cb on_drained;  /* optional */
+} net_stream_hooks;
+
+struct net_stream {
+    uv_tcp_t tcp;        /* tcp.data points back to this stream */
+    SSL *ssl;            /* NULL for plaintext */
+    const net_stream_hooks *hooks;  /* set before accept; they outlive the stream */
     void *data;          /* the owner's */
     struct net_loop_buffers *bufs;  /* the loop's shared read buffers (from accept) */
     uv_idle_t *drain;    /* TLS only, made on first need: delivers plaintext that
@@ -81,12 +87,13 @@ typedef struct net_loop_buffers {
     int read_buf_busy;
     unsigned handshakes_in_flight;  /* accepted TLS streams not yet through the handshake */
     unsigned handshakes_peak;       /* the most in flight at once since the last trim */
+    unsigned handshakes_since_trim; /* ended since the last trim */
     unsigned trims;                 /* times handshake memory was given back (tests) */
     uint64_t last_trim_ms;          /* loop time of the last trim */
 } net_loop_buffers;
 
 /* Accepts a pending connection from `server` into `s` and starts reading.
- * IN tls: a server context for TLS, NULL for plaintext. The callbacks and
+ * IN tls: a server context for TLS, NULL for plaintext. Its hooks and
  * data must be set in `s` before the call (the rest of `s` is initialised
  * here). On failure (SS_IO, SS_NOMEM, SS_TLS) on_close is still called once
  * the half-made handle is closed, so the owner frees in one place. */

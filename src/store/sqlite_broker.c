@@ -7,7 +7,8 @@
  * is an INSERT … SELECT … WHERE EXISTS that inserts nothing, never a
  * constraint error that would fail every other change of the group
  * commit. Every change that may leave a message unreferenced (a delivery
- * or retained entry gone or never written, a session dropped) notes its
+ * or retained entry gone or never written, a session dropped or its will
+ * replaced) notes its
  * id; before the commit each noted id is deleted unless something still
  * points at it. */
 #include "store/sqlite_internal.h"
@@ -114,17 +115,38 @@ static int changed(sq_conn *c)
 
 /* ---- the changes ------------------------------------------------------------------- */
 
+/* The will the session had, when another or none replaces it: noted. */
+static int session_note_old_will(sq_conn *c, const store_broker_session *s)
+{
+    sqlite3_stmt *st = NULL;
+    int err = sq_stmt_key2(c, STMT_BROKER_SESSION_WILL_OLD, s->org_id, s->client_id, &st);
+    if (!err)
+        err = sq_bind_check(c, STMT_BROKER_SESSION_WILL_OLD,
+                            sqlite3_bind_int64(st, 3, (int64_t)s->will_msg_id));
+    return err ? err : gc_note_rows(c, STMT_BROKER_SESSION_WILL_OLD);
+}
+
+/* A session whose principal is gone writes nothing: its will's message is
+ * noted, as it may hang on nothing. */
 static int session_put(sq_conn *c, const store_broker_session *s)
 {
     sqlite3_stmt *st = NULL;
-    int err = sq_stmt_get(c, STMT_BROKER_SESSION_PUT, &st);
+    int err = session_note_old_will(c, s);
+    if (!err)
+        err = sq_stmt_get(c, STMT_BROKER_SESSION_PUT, &st);
     if (err)
         return err;
     int rc = sq_bind_text(st, 1, s->org_id) | sq_bind_text(st, 2, s->client_id) |
              sq_bind_text(st, 3, s->principal_id) | sqlite3_bind_int64(st, 4, s->expiry_s) |
-             sqlite3_bind_int64(st, 5, s->disconnected_ms);
+             sqlite3_bind_int64(st, 5, s->disconnected_ms) |
+             sqlite3_bind_int64(st, 6, (int64_t)s->will_msg_id) |
+             sqlite3_bind_int64(st, 7, s->will_at_ms);
     err = sq_bind_check(c, STMT_BROKER_SESSION_PUT, rc);
-    return err ? err : sq_step_done(c, STMT_BROKER_SESSION_PUT);
+    if (!err)
+        err = sq_step_done(c, STMT_BROKER_SESSION_PUT);
+    if (!err && s->will_msg_id && !changed(c))
+        err = gc_note(c, s->will_msg_id);
+    return err;
 }
 
 /* The session's deliveries' messages are noted, then its rows go. */
@@ -334,8 +356,10 @@ int sq_broker_drop_org(sq_conn *c, const char *org_id)
 static int change_apply(sq_conn *c, const store_broker_change *ch, uint64_t *last_msg)
 {
     switch (ch->kind) {
-    case STORE_BROKER_SESSION_PUT:
-        return session_put(c, &ch->session);
+    case STORE_BROKER_SESSION_PUT: {
+        int err = ch->session.will_msg_id ? msg_put(c, ch->msg, last_msg) : SS_OK;
+        return err ? err : session_put(c, &ch->session);
+    }
     case STORE_BROKER_SESSION_DEL:
         return session_del(c, ch->session.org_id, ch->session.client_id);
     case STORE_BROKER_SUB_PUT:
@@ -382,7 +406,9 @@ static int change_ok(const store_broker_change *ch)
 {
     switch (ch->kind) {
     case STORE_BROKER_SESSION_PUT:
-        return two_keys(ch->session.org_id, ch->session.client_id) && ch->session.principal_id;
+        return two_keys(ch->session.org_id, ch->session.client_id) && ch->session.principal_id &&
+               (ch->session.will_msg_id == 0 ||
+                (ch->session.will_at_ms > 0 && msg_ok(ch->msg, ch->session.will_msg_id)));
     case STORE_BROKER_SESSION_DEL:
         return two_keys(ch->session.org_id, ch->session.client_id);
     case STORE_BROKER_SUB_PUT:
@@ -504,6 +530,8 @@ static int session_row(sqlite3_stmt *st, void *cb, void *ctx)
         .principal_id = col_str(st, 2),
         .expiry_s = (uint32_t)sqlite3_column_int64(st, 3),
         .disconnected_ms = sqlite3_column_int64(st, 4),
+        .will_msg_id = (uint64_t)col_u64(st, 5),
+        .will_at_ms = sqlite3_column_int64(st, 6),
     };
     return ((broker_cbs *)cb)->session(ctx, &s);
 }

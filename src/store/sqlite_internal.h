@@ -366,15 +366,21 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                  " ON CONFLICT(id) DO NOTHING")                                          \
     X(BROKER_SESSION_PUT,                                                                   \
       "INSERT INTO broker_sessions(org_id, client_id, principal_id,"                        \
-      " expiry_s, disconnected_ms) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS"                  \
+      " expiry_s, disconnected_ms, will_msg_id, will_at_ms) SELECT ?1, ?2,"                 \
+      " ?3, ?4, ?5, ?6, ?7 WHERE EXISTS"                                                    \
       " (SELECT 1 FROM devices WHERE id = ?3 AND org_id = ?1) OR EXISTS"                    \
       " (SELECT 1 FROM apikeys WHERE id = ?3 AND org_id = ?1) ON"                           \
       " CONFLICT(org_id, client_id) DO UPDATE SET principal_id ="                           \
       " excluded.principal_id, expiry_s = excluded.expiry_s,"                               \
-      " disconnected_ms = excluded.disconnected_ms")                                        \
+      " disconnected_ms = excluded.disconnected_ms, will_msg_id ="                          \
+      " excluded.will_msg_id, will_at_ms = excluded.will_at_ms")                            \
+    X(BROKER_SESSION_WILL_OLD,                                                              \
+      "SELECT will_msg_id FROM broker_sessions WHERE org_id = ?1 AND"                       \
+      " client_id = ?2 AND will_msg_id > 0 AND will_msg_id <> ?3")                          \
     X(BROKER_SESSION_MSGS,                                                                  \
       "SELECT msg_id FROM broker_deliveries WHERE org_id = ?1 AND client_id"                \
-      " = ?2")                                                                              \
+      " = ?2 UNION ALL SELECT will_msg_id FROM broker_sessions WHERE org_id"                \
+      " = ?1 AND client_id = ?2 AND will_msg_id > 0")                                       \
     X(BROKER_SESSION_DEL_DELIVERIES,                                                        \
       "DELETE FROM broker_deliveries WHERE org_id = ?1 AND client_id = ?2")                 \
     X(BROKER_SESSION_DEL_SUBS,                                                              \
@@ -430,7 +436,8 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(BROKER_PRINCIPAL_MSGS,                                                                \
       "SELECT d.msg_id FROM broker_sessions s JOIN broker_deliveries d ON"                  \
       " d.org_id = s.org_id AND d.client_id = s.client_id WHERE"                            \
-      " s.principal_id = ?1")                                                               \
+      " s.principal_id = ?1 UNION ALL SELECT will_msg_id FROM"                              \
+      " broker_sessions WHERE principal_id = ?1 AND will_msg_id > 0")                       \
     X(BROKER_PRINCIPAL_DEL_DELIVERIES,                                                      \
       "DELETE FROM broker_deliveries WHERE (org_id, client_id) IN (SELECT"                  \
       " org_id, client_id FROM broker_sessions WHERE principal_id = ?1)")                   \
@@ -445,12 +452,14 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(BROKER_MSG_GC,                                                                        \
       "DELETE FROM broker_messages WHERE id = ?1 AND NOT EXISTS (SELECT 1"                  \
       " FROM broker_deliveries WHERE msg_id = ?1) AND NOT EXISTS (SELECT 1"                 \
-      " FROM broker_retained WHERE msg_id = ?1)")                                           \
+      " FROM broker_retained WHERE msg_id = ?1) AND NOT EXISTS (SELECT 1"                   \
+      " FROM broker_sessions WHERE will_msg_id = ?1 AND will_msg_id > 0)")                  \
     X(BROKER_MSG_MAX,                                                                       \
       "SELECT coalesce(max(id), 0) FROM broker_messages")                                   \
     X(BROKER_SESSIONS,                                                                      \
-      "SELECT org_id, client_id, principal_id, expiry_s, disconnected_ms"                   \
-      " FROM broker_sessions ORDER BY org_id, client_id")                                   \
+      "SELECT org_id, client_id, principal_id, expiry_s, disconnected_ms,"                  \
+      " will_msg_id, will_at_ms FROM broker_sessions ORDER BY org_id,"                      \
+      " client_id")                                                                         \
     X(BROKER_SUBS,                                                                          \
       "SELECT org_id, client_id, topic_filter, options, sub_id FROM"                        \
       " broker_subs ORDER BY org_id, client_id, topic_filter")                              \

@@ -301,6 +301,15 @@ static const char *const migrations[] = {
     "ALTER TABLE devices ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';"
     "ALTER TABLE devices ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE devices ADD COLUMN last_protocol TEXT NOT NULL DEFAULT '';",
+
+    /* 9: a persistent session's will while its delay runs (store_broker.h):
+     * the message it points at is kept like a delivery's, so the check
+     * that deletes a message nothing points at looks here too, through
+     * an index of the sessions that have one. */
+    "ALTER TABLE broker_sessions ADD COLUMN will_msg_id INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE broker_sessions ADD COLUMN will_at_ms INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX broker_sessions_by_will ON broker_sessions(will_msg_id)"
+    " WHERE will_msg_id > 0;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1,6 +1,7 @@
 /* store_broker.h — the MQTT broker's durable state: persistent sessions,
  * their subscriptions, the messages queued or in flight to them, inbound
- * QoS 2 packet ids, and retained messages, per organisation.
+ * QoS 2 packet ids, retained messages, and the will of a session whose
+ * connection ended while the will's delay runs, per organisation.
  *
  * Written as batches of changes, each batch one transaction (the broker's
  * group commit, as store_write_batches is the readings'); read back once,
@@ -28,6 +29,10 @@ typedef struct store_broker_session {
     const char *principal_id;  /* the device or API key of org_id that owns it */
     uint32_t expiry_s;         /* session expiry interval; UINT32_MAX: never */
     int64_t disconnected_ms;   /* its last connection's end; 0: connected when written */
+    /* Its will while the will's delay runs (the connection ended): the
+     * message (a put's msg) and when it is due. 0: none. */
+    uint64_t will_msg_id;
+    int64_t will_at_ms;
 } store_broker_session;
 
 typedef struct store_broker_sub {
@@ -81,7 +86,7 @@ typedef struct store_broker_retained {
 } store_broker_retained;
 
 typedef enum {
-    STORE_BROKER_SESSION_PUT = 0, /* session: added or replaced */
+    STORE_BROKER_SESSION_PUT = 0, /* session (and its will's msg): added or replaced */
     STORE_BROKER_SESSION_DEL,     /* session (org, client): it and all that hangs on it */
     STORE_BROKER_SUB_PUT,         /* sub: added or replaced, by (org, client, filter) */
     STORE_BROKER_SUB_DEL,         /* sub (org, client, filter) */
@@ -103,8 +108,9 @@ typedef struct store_broker_change {
         store_broker_inbound inbound;
         store_broker_retained retained;
     };
-    /* DELIVERY_PUT and RETAIN_PUT: the message pointed at (id equal to
-     * the record's msg_id), written unless it is stored already. */
+    /* DELIVERY_PUT, RETAIN_PUT and a SESSION_PUT with a will: the message
+     * pointed at (id equal to the record's msg_id or will_msg_id), written
+     * unless it is stored already. */
     const store_broker_message *msg;
 } store_broker_change;
 
@@ -115,11 +121,14 @@ typedef struct store_broker_change {
  * principal not a device or key of that org), a sub, delivery or inbound
  * put whose session is gone, a retained put whose org is gone. A delete of
  * what is not there is no error either. In the same transaction, every
- * message no delivery and no retained entry points at any more is deleted.
+ * message no delivery, no retained entry and no session's will points at
+ * any more is deleted (a session put without a will lets go of the one it
+ * had).
  * Returns 0 only once the commit is as durable as the store's durability
  * setting promises; SS_FULL when the disk is full; SS_INVAL for a change
  * no engine could keep (an unknown kind, a NULL string, a missing msg,
- * more sub ids than STORE_BROKER_SUB_IDS_MAX). */
+ * more sub ids than STORE_BROKER_SUB_IDS_MAX, a will without its due
+ * time). */
 int store_broker_apply(store_conn *c, const store_broker_change *changes, size_t n);
 
 /* The highest message id stored (0: none): a writer's ids go on from it. */

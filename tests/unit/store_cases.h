@@ -19,23 +19,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "store/store.h"
-
-static inline void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
+#include "test_dir.h"
 
 /* A bucket-aligned base time, well after SS_TS_MIN_MS. */
 #define MINUTE 60000LL

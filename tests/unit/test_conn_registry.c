@@ -97,7 +97,7 @@ static void revoke_closes_every_connection_of_the_principal_only(void **state)
     conn_registry_remove(f->reg, &b1.entry);
 }
 
-/* A key derived from an id (a person's access key, "access:<id>", longer
+/* A key derived from an id (a person's access key, "a:<id>", longer
  * than an id) is a principal of its own: revoking it closes only what
  * registered under it, and revoking the id leaves it alone. */
 static void derived_key_is_apart_from_its_id(void **state)
@@ -106,7 +106,7 @@ static void derived_key_is_apart_from_its_id(void **state)
     fake_conn by_id, by_key;
     conn_init(&by_id, f->reg);
     conn_init(&by_key, f->reg);
-    const char *key = "access:" ID_A;
+    const char *key = "a:" ID_A;
     assert_true(strlen(key) > SS_ID_LEN && strlen(key) <= CONN_REG_KEY_MAX);
     conn_registry_add(f->reg, &by_id.entry, ID_A);
     conn_registry_add(f->reg, &by_key.entry, key);

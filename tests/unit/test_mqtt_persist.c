@@ -2,7 +2,8 @@
  * store in a directory of its own: what is written comes back at the next
  * load, callbacks run in the order changes were recorded, the pending
  * bounds refuse and wake, a message goes with its last delivery, an org's
- * delete takes its state, and a full disk is reported to the callbacks.
+ * delete takes its state, a session's will is kept with it while its delay
+ * runs, and a full disk is reported to the callbacks.
  *
  * Every test counts its callbacks and ends with uv_loop_close() == 0. */
 #include <dirent.h>
@@ -27,6 +28,7 @@
 #include "mqtt/protocol.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
+#include "test_dir.h"
 
 /* ---- fixture ------------------------------------------------------------------- */
 
@@ -53,23 +55,6 @@ typedef struct fx {
     intptr_t order[DONES_MAX];
     int status[DONES_MAX];
 } fx;
-
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 static void store_up(fx *f)
 {
@@ -259,6 +244,8 @@ typedef struct loaded {
     char deliveries[LOADED_MAX][160];
     mqtt_msg *delivery_msg[LOADED_MAX];  /* a reference each */
     char inbound[LOADED_MAX][80];
+    char wills[LOADED_MAX][160];         /* "<client> <topic> <payload> <due>", by session */
+    int n_wills;
     mqtt_msg *retained[LOADED_MAX];      /* a reference each */
     int stop_at_session;                 /* nonzero: the load stops with 77 there */
 } loaded;
@@ -271,6 +258,10 @@ static int on_session(void *ctx, const mqtt_persist_session *s)
     snprintf(l->sessions[l->n_sessions++], sizeof l->sessions[0], "%.2s/%s %.2s %u %lld",
              s->org_id, s->client_id, s->principal_id, s->expiry_s,
              (long long)s->disconnected_ms);
+    if (s->will)
+        snprintf(l->wills[l->n_wills++], sizeof l->wills[0], "%s %s %.*s %lld", s->client_id,
+                 s->will->topic, (int)s->will->payload_len, (const char *)s->will->payload,
+                 (long long)s->will_at_ms);
     return 0;
 }
 
@@ -634,6 +625,86 @@ static void test_load_deletes_expired_sessions(void **state)
     assert_int_equal(stored_messages(f), 0);
 }
 
+static int put_session_will(fx *f, const char *client, uint32_t expiry, int64_t disconnected,
+                            mqtt_msg *will, int64_t will_at, int i)
+{
+    mqtt_persist_session s = {.org_id = ORG_A, .client_id = client, .principal_id = DEV_A,
+                              .expiry_s = expiry, .disconnected_ms = disconnected,
+                              .will = will, .will_at_ms = will_at};
+    return mqtt_persist_session_put(f->p, &s, on_done, tag(f, i));
+}
+
+/* The will of a session whose connection ended while the will's delay runs
+ * is stored with it (a message like a delivery's) and comes back at the
+ * load with its due time, across a reopen; a session that expired while
+ * the server was down is loaded all the same while it holds a will (its
+ * end sends it), and deleted at the load without one. Putting the session
+ * again without its will (resumed, or the will sent) lets the message go;
+ * so do the session's delete and its principal's; a will for a session
+ * whose principal is gone is not kept. A will without its due time is
+ * refused. */
+static void test_will_kept_while_its_delay_runs(void **state)
+{
+    fx *f = *state;
+    mqtt_msg *w1 = msg_with_props(ORG_A, "devices/x/status", "offline");
+    mqtt_msg *w2 = msg(ORG_A, "devices/x/gone", "bye", 3);
+    mqtt_msg *w3 = msg(ORG_A, "devices/x/late", "late", 4);
+    int i = 0;
+    assert_int_equal(put_session_will(f, "waiting", 600, T0, w1, T0 + 30000, i++), SS_OK);
+    assert_int_equal(put_session_will(f, "expired", 10, T0, w2, T0 + 60000, i++), SS_OK);
+    assert_int_equal(put_session(f, ORG_A, "plain", DEV_A, 10, T0, i++), SS_OK);
+    assert_int_equal(put_session_will(f, "bad", 600, T0, w3, 0, 99), SS_INVAL);
+    run_until_done(f, i);
+    for (int k = 0; k < i; k++)
+        assert_int_equal(f->status[k], SS_OK);
+    assert_int_equal(stored_messages(f), 2);
+    reopen(f);
+
+    /* At T0 + 20 s: "expired" (10 s) and "plain" are past their expiry. */
+    loaded *l = load(f, T0 + 20000, SS_OK);
+    assert_int_equal(l->n_sessions, 2);
+    assert_string_equal(l->sessions[0], "0a/expired da 10 1764000000000");
+    assert_string_equal(l->sessions[1], "0a/waiting da 600 1764000000000");
+    assert_int_equal(l->n_wills, 2);
+    assert_string_equal(l->wills[0], "expired devices/x/gone bye 1764000060000");
+    assert_string_equal(l->wills[1], "waiting devices/x/status offline 1764000030000");
+    loaded_free(l);
+
+    /* Resumed: the session put again without its will lets it go. */
+    f->n_done = 0;
+    i = 0;
+    assert_int_equal(put_session(f, ORG_A, "waiting", DEV_A, 600, 0, i++), SS_OK);
+    run_until_done(f, i);
+    assert_int_equal(stored_messages(f), 1);
+    /* The session's delete takes its will; so does its principal's. */
+    assert_int_equal(mqtt_persist_session_del(f->p, ORG_A, "expired", on_done, tag(f, i++)),
+                     SS_OK);
+    run_until_done(f, i);
+    assert_int_equal(stored_messages(f), 0);
+    assert_int_equal(put_session_will(f, "again", 600, T0, w3, T0 + 1000, i++), SS_OK);
+    run_until_done(f, i);
+    assert_int_equal(stored_messages(f), 1);
+    assert_int_equal(mqtt_persist_principal_del(f->p, ORG_A, DEV_A, on_done, tag(f, i++)),
+                     SS_OK);
+    run_until_done(f, i);
+    assert_int_equal(stored_messages(f), 0);
+    /* No principal: nothing kept, the will's message neither. */
+    mqtt_persist_session s = {.org_id = ORG_A, .client_id = "nobody", .principal_id = DEV_B,
+                              .expiry_s = 600, .disconnected_ms = T0, .will = w2,
+                              .will_at_ms = T0 + 1000};
+    assert_int_equal(mqtt_persist_session_put(f->p, &s, on_done, tag(f, i++)), SS_OK);
+    run_until_done(f, i);
+    for (int k = 0; k < i; k++)
+        assert_int_equal(f->status[k], SS_OK);
+    assert_int_equal(stored_messages(f), 0);
+    l = load(f, T0 + 20000, SS_OK);
+    assert_int_equal(l->n_sessions + l->n_wills, 0);
+    loaded_free(l);
+    mqtt_msg_unref(w1);
+    mqtt_msg_unref(w2);
+    mqtt_msg_unref(w3);
+}
+
 /* A retained message whose expiry passed while the server was down is
  * deleted at the load, not handed over: it would count against its org's
  * retained messages until a subscription happened to walk over it. One
@@ -855,6 +926,7 @@ int main(void)
         T(test_org_delete_takes_its_rows),
         T(test_load_deletes_expired_sessions),
         T(test_load_deletes_expired_retained),
+        T(test_will_kept_while_its_delay_runs),
         T(test_full_store_is_reported),
         T(test_stop_flushes),
         T(test_stop_from_a_callback_keeps_order),

@@ -456,7 +456,7 @@ static void qos2_flow_out(void **state)
     assert_int_equal(last_sent()->type, MQTT_PUBREL);
     assert_int_equal(last_sent()->packet_id, id);
     assert_int_equal(mqtt_deliver_ack(c, MQTT_PUBCOMP, id, 0), 0);
-    assert_int_equal(c->session->n_in_flight, 0);
+    assert_int_equal(c->session->out->n_in_flight, 0);
 }
 
 /* MQTT-4.4.0-1: on a new connection the unacknowledged PUBLISHes go again
@@ -540,7 +540,7 @@ static void full_queue_drops_the_oldest(void **state)
     g_n_sent = 0;
     c->receive_max_out = 1;
     attach(f, 0, "full", 0, 600, NULL);
-    assert_int_equal(c->session->n_queued + c->session->n_in_flight, SS_MQTT_SESSION_QUEUE_MAX);
+    assert_int_equal(c->session->out->n_queued + c->session->out->n_in_flight, SS_MQTT_SESSION_QUEUE_MAX);
     assert_string_equal(g_sent[0].payload, "5");
     assert_null(g_disconnected);
     /* Connected, it overflows again: while its socket takes bytes it only
@@ -548,13 +548,13 @@ static void full_queue_drops_the_oldest(void **state)
      * stalled reader and is disconnected. */
     for (unsigned i = 0; i < 10; i++) {
         c->base.stream.bytes_out += SS_MQTT_STALL_TAKEN_MIN;
-        c->session->stall_mark_ms -= SS_MQTT_STALL_MS;
+        c->session->out->stall_mark_ms -= SS_MQTT_STALL_MS;
         assert_int_equal(publish(f, "t", "more", 1, 0, 0, NULL, NULL), 0);
     }
     assert_null(g_disconnected);
     assert_int_equal(publish(f, "t", "more", 1, 0, 0, NULL, NULL), 0);
     assert_null(g_disconnected);  /* stalled, but not for long yet */
-    c->session->stall_mark_ms -= SS_MQTT_STALL_MS;
+    c->session->out->stall_mark_ms -= SS_MQTT_STALL_MS;
     assert_int_equal(publish(f, "t", "more", 1, 0, 0, NULL, NULL), 0);
     assert_ptr_equal(g_disconnected, c);
     assert_int_equal(g_disconnect_reason, MQTT_RC_QUOTA_EXCEEDED);
@@ -579,8 +579,8 @@ static void client_behind_gets_its_queue_when_it_drains(void **state)
     assert_int_equal(g_sent[0].qos, 0);
     assert_string_equal(g_sent[1].payload, "q1");
     assert_string_equal(g_sent[2].payload, "q0-again");
-    assert_int_equal(c->session->n_queued, 0);
-    assert_int_equal(c->session->n_in_flight, 1);
+    assert_int_equal(c->session->out->n_queued, 0);
+    assert_int_equal(c->session->out->n_in_flight, 1);
 }
 
 /* All sessions' waiting QoS 0 stay under one total: the tenth slow reader
@@ -594,12 +594,12 @@ static void qos0_total_bounded(void **state)
     subscribe(c, "t", 0, 0, 0);
     g_unsent = SS_MQTT_DELIVER_UNSENT_MAX + 1;
     assert_int_equal(publish(f, "t", "a", 0, 0, 0, NULL, NULL), 0);
-    assert_int_equal(c->session->n_qos0, 1);
+    assert_int_equal(c->session->out->n_qos0, 1);
     size_t one = t->qos0_bytes;
     assert_true(one > 0);
     t->qos0_bytes = SS_MQTT_QOS0_QUEUED_TOTAL_MAX;  /* as if others held the rest */
     assert_int_equal(publish(f, "t", "b", 0, 0, 0, NULL, NULL), 0);
-    assert_int_equal(c->session->n_qos0, 1);
+    assert_int_equal(c->session->out->n_qos0, 1);
     assert_int_equal(c->session->dropped, 1);
     t->qos0_bytes = one;
     g_unsent = 0;
@@ -632,7 +632,7 @@ static mqtt_conn *flood_then_check(fixture *f, const char *client, uint64_t take
     assert_null(g_disconnected);
     assert_true(g_stall_check_ms > 0 && g_stall_check_ms <= SS_MQTT_STALL_MIN_MS);
     c->base.stream.bytes_out += taken;
-    c->session->stall_mark_ms -= SS_MQTT_STALL_MIN_MS;
+    c->session->out->stall_mark_ms -= SS_MQTT_STALL_MIN_MS;
     mqtt_deliver_stall_check(c);
     return c;
 }
@@ -656,7 +656,7 @@ static void slow_reader_keeps_its_connection_through_a_flood(void **state)
     mqtt_conn *c = flood_then_check(f, "slow", SS_MQTT_STALL_TAKEN_MIN);
     assert_null(g_disconnected);
     assert_true(c->session->dropped > 0);
-    assert_int_equal(c->session->stall_mark_ms, 0);
+    assert_int_equal(c->session->out->stall_mark_ms, 0);
 }
 
 /* QoS 0 waits within a budget of its own: past it the oldest QoS 0 go,
@@ -676,14 +676,14 @@ static void qos0_budget_apart(void **state)
         n++;
     }
     assert_true(n > SS_MQTT_SESSION_QUEUE_MAX);  /* QoS 1's count is not QoS 0's */
-    assert_true(s->bytes_qos0 <= SS_MQTT_QOS0_QUEUE_BYTES_MAX);
+    assert_true(s->out->bytes_qos0 <= SS_MQTT_QOS0_QUEUE_BYTES_MAX);
     assert_int_equal(publish(f, "t", "last-q1", 1, 0, 0, NULL, NULL), 0);
     assert_null(g_disconnected);
-    assert_int_equal(s->n_queued - s->n_qos0, 2);
+    assert_int_equal(s->out->n_queued - s->out->n_qos0, 2);
     mqtt_session_detach(c);
-    assert_int_equal(s->n_queued, 2);
-    assert_int_equal(s->n_qos0, 0);
-    assert_int_equal(s->bytes_qos0, 0);
+    assert_int_equal(s->out->n_queued, 2);
+    assert_int_equal(s->out->n_qos0, 0);
+    assert_int_equal(s->out->bytes_qos0, 0);
     g_unsent = 0;
     g_n_sent = 0;
     attach(f, 0, "behind", 0, 600, NULL);
@@ -701,7 +701,7 @@ static void too_large_for_the_client_is_dropped(void **state)
     g_send_rc = SS_TOO_LARGE;
     assert_int_equal(publish(f, "t", "big", 1, 0, 0, NULL, NULL), 0);
     g_send_rc = 0;
-    assert_int_equal(c->session->n_in_flight + c->session->n_queued, 0);
+    assert_int_equal(c->session->out->n_in_flight + c->session->out->n_queued, 0);
     assert_int_equal(publish(f, "t", "ok", 1, 0, 0, NULL, NULL), 0);
     assert_string_equal(last_sent()->payload, "ok");
 }

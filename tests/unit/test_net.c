@@ -223,9 +223,9 @@ static void on_connection(uv_stream_t *server, int status)
     if (!c)
         return;
     c->f = f;
-    c->s.on_read = on_srv_read;
-    c->s.on_error = on_srv_error;
-    c->s.on_close = on_srv_close;
+    static const net_stream_hooks hooks = {.on_read = on_srv_read, .on_error = on_srv_error,
+                                           .on_close = on_srv_close};
+    c->s.hooks = &hooks;
     c->s.data = c;
     f->accepted++;
     f->c = c;
@@ -1146,6 +1146,22 @@ static void test_tls_handshake_bursts_trim_at_most_once_an_interval(void **state
     assert_int_equal(f->bufs->handshakes_in_flight, 0);
 }
 
+/* ... unless many handshakes ended since that trim (a reconnect storm that
+ * came within the interval): then the burst's end trims again. */
+static void test_tls_handshake_storm_trims_within_the_interval(void **state)
+{
+    fixture *f = *state;
+    uv_update_time(&f->loop);
+    f->bufs->trims = 1;
+    f->bufs->last_trim_ms = uv_now(&f->loop);
+    f->bufs->handshakes_since_trim = 256;  /* as if a storm had run since */
+    run(f, MODE_RECORD, cli_tls_handshake_burst);
+    assert_true(f->cli_ok);
+    assert_int_equal(f->bufs->trims, 2);
+    assert_int_equal(f->bufs->handshakes_since_trim, 0);
+    assert_int_equal(f->bufs->handshakes_in_flight, 0);
+}
+
 /* Handshakes that end by the stream closing count as ended too. */
 static void test_tls_unfinished_handshakes_end_on_close(void **state)
 {
@@ -1955,6 +1971,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tls12_session_resumes_and_idles, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls_handshake_burst_trims_once, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls_handshake_bursts_trim_at_most_once_an_interval,
+                                        setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_handshake_storm_trims_within_the_interval,
                                         setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_tls_unfinished_handshakes_end_on_close, setup_tls,
                                         teardown),
