@@ -26,10 +26,10 @@
 #include "aaa/service.h"
 #include "core/clock.h"
 #include "core/err.h"
-#include "core/json_out.h"
 #include "core/log.h"
 #include "http/api_call.h"
 #include "http/live_ring.h"
+#include "ingest/batch_events.h"
 
 /* What one write to a stream gathers of consecutive events: a write per
  * event would cost a system call each with a hundred streams. */
@@ -204,64 +204,23 @@ static void on_drained(http_request *req)
 
 /* ---- batches in ----------------------------------------------------------------- */
 
-typedef struct reading_ref {
-    const ss_reading *r;
-    size_t pos;
-} reading_ref;
+typedef struct live_append {
+    api_live *l;
+    live_org *o;
+    const char *device_id;
+} live_append;
 
-/* By time, then channel, then arrival: one event per time, and of one
- * channel's readings at one time the last that came is the one told, as
- * MQTT's readings/<device> tells them. */
-static int reading_cmp(const void *a, const void *b)
+static int append_event(void *ctx, int64_t ts, const char *json, size_t len)
 {
-    const reading_ref *x = a, *y = b;
-    if (x->r->ts != y->r->ts)
-        return x->r->ts < y->r->ts ? -1 : 1;
-    int c = strcmp(x->r->channel, y->r->channel);
-    if (c)
-        return c;
-    return x->pos < y->pos ? -1 : (x->pos > y->pos);
-}
-
-/* {"device_id":…,"ts":…,"values":{…}} of refs[0..n), all of one ts;
- * channel names need no escaping ([A-Za-z0-9_.-]). */
-static int event_json(ss_buf *out, const char *device_id, const reading_ref *refs, size_t n)
-{
-    buf_reset(out);
-    int rc = buf_printf(out, "{\"device_id\":\"%s\",\"ts\":%lld,\"values\":{", device_id,
-                        (long long)refs[0].r->ts);
-    const char *sep = "";
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i + 1 < n && strcmp(refs[i].r->channel, refs[i + 1].r->channel) == 0)
-            continue;  /* a later reading of the channel follows */
-        char num[JSON_OUT_DOUBLE_MAX];
-        json_out_double(refs[i].r->value, num);
-        rc = buf_printf(out, "%s\"%s\":%s", sep, refs[i].r->channel, num);
-        sep = ",";
-    }
-    return rc ? rc : buf_append_str(out, "}}");
+    (void)ts;
+    live_append *a = ctx;
+    return live_ring_append(a->l->ring, a->o, a->device_id, json, len);
 }
 
 static int append_batch(api_live *l, live_org *o, const fanout_batch *b)
 {
-    reading_ref one, *refs = &one;
-    if (b->len > 1 && !(refs = malloc(b->len * sizeof *refs)))
-        return SS_NOMEM;
-    for (size_t i = 0; i < b->len; i++)
-        refs[i] = (reading_ref){.r = &b->readings[i], .pos = i};
-    if (b->len > 1)
-        qsort(refs, b->len, sizeof *refs, reading_cmp);
-    int rc = SS_OK;
-    for (size_t i = 0, j; rc == 0 && i < b->len; i = j) {
-        for (j = i + 1; j < b->len && refs[j].r->ts == refs[i].r->ts; j++)
-            ;
-        rc = event_json(&l->json, b->device_id, refs + i, j - i);
-        if (rc == 0)
-            rc = live_ring_append(l->ring, o, b->device_id, l->json.data, l->json.len);
-    }
-    if (refs != &one)
-        free(refs);
-    return rc;
+    live_append a = {.l = l, .o = o, .device_id = b->device_id};
+    return batch_events(b, 1, &l->json, append_event, &a);
 }
 
 /* Each listener takes the new events before the window is trimmed, so
