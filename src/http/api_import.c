@@ -266,6 +266,8 @@ static void on_auth_done(uv_work_t *w, int status)
         return;
     }
     if (imp->call->status != 0) {
+        /* Refused: it only waits to answer, and takes no import's slot. */
+        imports_unlink(imp);
         if (imp->body_done) {
             answer_call(imp);
             import_maybe_free(imp);

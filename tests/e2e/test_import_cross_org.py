@@ -46,3 +46,26 @@ def test_running_import_not_revealed_to_another_org(server, admin):
         assert s.recv(4096).startswith(b"HTTP/1.1 200"), "the held import did not finish"
     finally:
         s.close()
+
+
+def test_refused_imports_hold_no_slot(server, admin):
+    """A request refused at its check (no valid credential) waits for its
+    body only to answer: it takes none of the server's import slots, so a
+    few of them cannot keep everyone's imports out."""
+    org, dev = new_org_device(admin, prefix="imp-slots")
+    held = []
+    try:
+        for _ in range(6):
+            s = socket.create_connection(http_addr(server), timeout=10)
+            s.sendall(("POST /api/v1/orgs/%s/import?format=line HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer ssk_%s\r\nContent-Length: 100\r\n\r\n"
+                       % (org["id"], "0" * 40)).encode())
+            held.append(s)
+        time.sleep(0.3)  # their checks are back: each refused, waiting for a body
+        body = "%s a=1 %d\n" % (dev["id"], int(time.time() * 1000) - 3600000)
+        r = requests.post(server.http + "/api/v1/orgs/%s/import?format=line" % org["id"],
+                          data=body, headers=admin.s.headers, timeout=30)
+        assert r.status_code == 200, r.text
+    finally:
+        for s in held:
+            s.close()
