@@ -106,6 +106,25 @@ uint32_t import_name_hash(const char *s, size_t len)
 
 /* ---- answers ---------------------------------------------------------------- */
 
+/* What only the body and commit phases use: a refused request keeps none
+ * of it while it waits for a piece of its body to answer from, outside
+ * the count of running imports. Loop thread, before any body is read. */
+static void import_drop_body_state(api_import *imp)
+{
+    free(imp->devices);
+    free(imp->channels);
+    free(imp->series);
+    free(imp->device_table.slots);
+    free(imp->channel_table.slots);
+    imp->devices = NULL;
+    imp->channels = NULL;
+    imp->series = NULL;
+    imp->device_table.slots = imp->channel_table.slots = NULL;
+    if (imp->spool_fd >= 0)
+        close(imp->spool_fd);  /* empty: nothing to free off the loop */
+    imp->spool_fd = -1;
+}
+
 static void import_free(api_import *imp);
 
 /* Frees the import once nothing of it runs any more: answered, and no
@@ -268,6 +287,7 @@ static void on_auth_done(uv_work_t *w, int status)
     if (imp->call->status != 0) {
         /* Refused: it only waits to answer, and takes no import's slot. */
         imports_unlink(imp);
+        import_drop_body_state(imp);
         if (imp->body_done) {
             answer_call(imp);
             import_maybe_free(imp);
