@@ -55,15 +55,23 @@
 
 /* ---- the running imports ---------------------------------------------------- */
 
-static size_t imports_running(const api_ctx *app, const char *org_id, int *same_org)
+static size_t imports_running(const api_ctx *app)
 {
     size_t n = 0;
-    *same_org = 0;
-    for (const api_import *i = app->imports; i; i = i->next) {
+    for (const api_import *i = app->imports; i; i = i->next)
         n++;
-        *same_org |= strcmp(i->org_id, org_id) == 0;
-    }
     return n;
+}
+
+/* Another import into imp's org has passed its check. Asked only once
+ * imp's own check passed: to anyone outside the org, an import into it
+ * is a 404 whether one runs there or not. */
+static int import_org_busy(const api_import *imp)
+{
+    for (const api_import *i = imp->app->imports; i; i = i->next)
+        if (i != imp && i->phase != IMPORT_AUTH && strcmp(i->org_id, imp->org_id) == 0)
+            return 1;
+    return 0;
 }
 
 static void imports_unlink(api_import *imp)
@@ -97,6 +105,25 @@ uint32_t import_name_hash(const char *s, size_t len)
 }
 
 /* ---- answers ---------------------------------------------------------------- */
+
+/* What only the body and commit phases use: a refused request keeps none
+ * of it while it waits for a piece of its body to answer from, outside
+ * the count of running imports. Loop thread, before any body is read. */
+static void import_drop_body_state(api_import *imp)
+{
+    free(imp->devices);
+    free(imp->channels);
+    free(imp->series);
+    free(imp->device_table.slots);
+    free(imp->channel_table.slots);
+    imp->devices = NULL;
+    imp->channels = NULL;
+    imp->series = NULL;
+    imp->device_table.slots = imp->channel_table.slots = NULL;
+    if (imp->spool_fd >= 0)
+        close(imp->spool_fd);  /* empty: nothing to free off the loop */
+    imp->spool_fd = -1;
+}
 
 static void import_free(api_import *imp);
 
@@ -241,6 +268,9 @@ static void on_auth_done(uv_work_t *w, int status)
         api_reply_error(imp->call, 500, "internal", "the request could not be served");
     if (imp->call->status == 0 && imp->early_failed)
         api_reply_error(imp->call, 503, "overloaded", "the server cannot take the request now");
+    if (imp->call->status == 0 && import_org_busy(imp))
+        api_reply_busy(imp->call, "an import into this organisation is running; send the next "
+                                  "one when it has answered");
     if (imp->call->status == 0 && imp->spool_fd < 0) {
         log_warn("import", "cannot make a spool file in the data dir: %s",
                  strerror(imp->spool_err));
@@ -255,6 +285,9 @@ static void on_auth_done(uv_work_t *w, int status)
         return;
     }
     if (imp->call->status != 0) {
+        /* Refused: it only waits to answer, and takes no import's slot. */
+        imports_unlink(imp);
+        import_drop_body_state(imp);
         if (imp->body_done) {
             answer_call(imp);
             import_maybe_free(imp);
@@ -767,12 +800,8 @@ int api_import_head(api_ctx *app, http_request *req)
         return 0;
     if (import_format_of(req, &format))
         return 1;
-    int same_org = 0;
-    if (imports_running(app, org, &same_org) >= SS_IMPORT_RUNNING_MAX || same_org) {
-        api_respond_busy(req, same_org ? "an import into this organisation is running; send the "
-                                          "next one when it has answered"
-                                        : "the server runs as many imports as it may; retry "
-                                          "shortly");
+    if (imports_running(app) >= SS_IMPORT_RUNNING_MAX) {
+        api_respond_busy(req, "the server runs as many imports as it may; retry shortly");
         return 1;
     }
     api_import *imp = import_new(app, req, org, format);

@@ -56,6 +56,10 @@ static int import_device_check(const char *device, size_t len, ss_parse_error *e
     return SS_OK;
 }
 
+/* Digits of a ts past which it is out of range whatever they are: 18
+ * digits still fit an int64_t, and any ts of SPEC §3 has 13. */
+#define IMPORT_TS_DIGITS_MAX 18u
+
 /* Digits only, within the ts range of SPEC §3. */
 static int import_ts(const char *s, size_t len, int64_t now_ms, int64_t *out,
                      ss_parse_error *err)
@@ -68,11 +72,12 @@ static int import_ts(const char *s, size_t len, int64_t now_ms, int64_t *out,
             return import_fail(err, SS_PARSE, "ts \"%s\" is not an integer (ms since the epoch)",
                                ex);
         }
-        v = v * 10 + (s[i] - '0');
+        if (len <= IMPORT_TS_DIGITS_MAX)
+            v = v * 10 + (s[i] - '0');
     }
     if (len == 0)
         return import_fail(err, SS_PARSE, "no ts (an import needs one on every reading)");
-    if (reading_ts_check(v, now_ms) != SS_OK) {
+    if (len > IMPORT_TS_DIGITS_MAX || reading_ts_check(v, now_ms) != SS_OK) {
         reading_excerpt(ex, s, len);
         return import_fail(err, SS_PARSE,
                            "ts %s is before 2000-01-01 or more than 10 minutes in the future", ex);

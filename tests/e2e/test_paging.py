@@ -231,11 +231,24 @@ def test_cursor_of_another_list_is_refused(api, org):
 
 
 def test_cursor_shows_nothing_of_another_org(api, srv, org):
-    # A cursor is only a position: in another org's list it starts there,
-    # within what the caller may see.
+    # A cursor is only a position: it opens no list the caller may not
+    # see. A viewer of one org, with a cursor of its list, asks for
+    # another org's, which has devices past that position: 404 as without
+    # a cursor, naming none of them.
     add_devices(api, org, 2)
-    r = api.get("/api/v1/orgs/%s/devices" % org, params={"limit": 1})
+    email = "paging-viewer-%d@example.com" % time.monotonic_ns()
+    add_member(api, org, email)
+    viewer = login(srv.http, email, PASSWORD)
+    r = viewer.get("/api/v1/orgs/%s/devices" % org, params={"limit": 1})
+    assert r.status_code == 200, r.text
     cursor = r.headers["Next-Cursor"]
     other = new_org(api, "paging-other-%d" % time.monotonic_ns())
+    r = api.post("/api/v1/orgs/%s/devices" % other, json={"name": "zz-hidden"})
+    assert r.status_code == 201, r.text
+    for params in ({}, {"cursor": cursor}):
+        r = viewer.get("/api/v1/orgs/%s/devices" % other, params=params)
+        assert r.status_code == 404, r.text
+        assert "zz-hidden" not in r.text
+    # The superadmin, who sees both, gets the other org's devices only.
     r = api.get("/api/v1/orgs/%s/devices" % other, params={"cursor": cursor})
-    assert r.status_code == 200 and r.json() == []
+    assert r.status_code == 200 and [d["name"] for d in r.json()] == ["zz-hidden"], r.text

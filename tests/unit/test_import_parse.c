@@ -128,6 +128,7 @@ static void csv_bad_lines_named(void **state)
         {"dev1,,temp,,1", "no ts"},
         {"dev1,,temp,12x,1", "not an integer"},
         {"dev1,,temp,99999999999999,1", "future"},
+        {"dev1,,temp,9999999999999999999,1", "future"},  /* past int64_t */
         {",,temp,1732480000000,1", "no device"},
         {"dev1,\"open,temp,1732480000000,1", "not closed"},
         {"dev1,,temp,1732480000000,nan", "not a number"},
