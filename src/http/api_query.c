@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "http/api_call.h"
+#include "http/api_page.h"
 #include "http/api_params.h"
 #include "core/reading.h"
 
@@ -19,22 +20,31 @@
  * channel name. */
 #define QUERY_CURSOR_MAX (2 * 24 + SS_CHANNEL_MAX + 8)
 
+/* Channels come by name (store_channel_list): at most 1024 a device, so
+ * the walk starts at the first and skips to the cursor. */
 static int append_channel(void *ctx, const store_channel *ch)
 {
-    json_array_append_new(ctx, json_pack("{s:s,s:I,s:I,s:f}", "name", ch->name, "count",
-                                         (json_int_t)ch->count, "last_ts",
-                                         (json_int_t)ch->last_ts, "last_value", ch->last_value));
-    return 0;
+    api_page *page = ctx;
+    json_t *key = json_pack("[s]", ch->name);
+    if (!api_page_after(page, key, "+")) {
+        json_decref(key);
+        return 0;
+    }
+    json_t *item = json_pack("{s:s,s:I,s:I,s:f}", "name", ch->name, "count",
+                             (json_int_t)ch->count, "last_ts", (json_int_t)ch->last_ts,
+                             "last_value", ch->last_value);
+    return api_page_add(page, item, key);
 }
 
 void api_device_channels(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || api_params_known(call, NULL, 0))
+    api_page page;
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d) ||
+        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "s", &page))
         return;
-    json_t *list = json_array();
-    int rc = store_channel_list(call->db, d.id, append_channel, list);
-    api_reply_list(call, rc, list);
+    int rc = store_channel_list(call->db, d.id, append_channel, &page);
+    api_page_reply(call, rc, &page);
 }
 
 static int add_latest(void *ctx, const store_channel *ch)

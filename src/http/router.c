@@ -70,7 +70,7 @@ static const route routes[] = {
     {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch, API_LIGHT, ""},
     {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete, API_LIGHT, ""},
     {HTTP_POST, "/api/v1/devices/{}/token", api_device_rotate, API_LIGHT, ""},
-    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels, API_HEAVY, ""},
+    {HTTP_GET, "/api/v1/devices/{}/channels", api_device_channels, API_HEAVY, PAGED},
     /* One row per channel (the series keeps its newest reading). */
     {HTTP_GET, "/api/v1/devices/{}/latest", api_device_latest, API_LIGHT, ""},
     {HTTP_GET, "/api/v1/devices/{}/data", api_device_data, API_HEAVY,

@@ -119,6 +119,16 @@ def test_orgs_page(api):
     check_paged(api, "/api/v1/orgs", "id", 5)
 
 
+def test_channels_page(api, srv, org):
+    dev = api.post("/api/v1/orgs/%s/devices" % org, json={"name": "channels"}).json()
+    values = {"c%02d" % i: i for i in range(7)}
+    r = requests.post(srv.http + "/api/v1/data", headers={"X-Auth-Token": dev["token"]},
+                      json={"ts": now_ms(), "values": values}, timeout=10)
+    assert r.status_code == 200, r.text
+    rows = check_paged(api, "/api/v1/devices/%s/channels" % dev["id"], "name", 7)
+    assert [c["name"] for c in rows] == sorted(values)
+
+
 def test_members_page(api, org):
     for i in range(5):
         add_member(api, org, "pm%d-%d@example.com" % (i, time.monotonic_ns()))

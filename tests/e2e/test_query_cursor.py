@@ -137,7 +137,7 @@ def test_every_without_fn_is_avg(setup):
 
 
 @pytest.mark.parametrize("endpoint", ["channels", "latest"])
-def test_channels_and_latest_take_no_parameters(setup, endpoint):
+def test_channels_and_latest_take_no_data_parameters(setup, endpoint):
     admin, path = setup
     base = path.rsplit("/", 1)[0] + "/" + endpoint
     assert admin.get(base).status_code == 200

@@ -26,7 +26,7 @@ GET_ROUTES = [
     ("/api/v1/orgs/{org}/quota", []),
     ("/api/v1/orgs/{org}/devices", ["limit", "cursor", "attr.type"]),
     ("/api/v1/devices/{dev}", []),
-    ("/api/v1/devices/{dev}/channels", []),
+    ("/api/v1/devices/{dev}/channels", ["limit", "cursor"]),
     ("/api/v1/devices/{dev}/latest", []),
     ("/api/v1/devices/{dev}/data", ["channel", "from", "to", "limit", "order", "every", "fn"]),
 ]
