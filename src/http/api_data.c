@@ -164,7 +164,17 @@ int api_data_head(api_ctx *app, http_request *req)
     gateway_sender from;
     /* Else only a device token is taken here: without a valid one the body
      * is never worth reading. */
-    return authenticate_device(req, app, &from);
+    if (authenticate_device(req, app, &from))
+        return 1;
+    /* A device posts as itself: ?device_id= naming another is refused, not
+     * silently ignored. */
+    int rc = http_query_get(req, "device_id", id, sizeof id);
+    if (rc == 0 || (rc > 0 && strcmp(id, from.dev.device_id) == 0))
+        return 0;
+    http_respond_error(req, 400, "bad_parameter",
+                       "device_id names another device: a device token posts as its own "
+                       "device", NULL);
+    return 1;
 }
 
 /* The device this request comes from, with the connection's record and

@@ -174,3 +174,22 @@ def test_revoked_key_refused_and_its_connection_closed(srv, world):
     assert time.monotonic() - start < 3
     s.close()
     assert post(srv, k["key"], dev["id"], "r=2").status_code == 401
+
+
+def test_device_token_with_device_id_of_another_device_is_refused(srv, world):
+    """A device token posts as its own device: ?device_id= naming it is
+    taken, naming another device is a 400, and nothing is stored."""
+    import requests
+    admin, org, dev, keys = world
+    _, other = new_org_device(admin, parent=org["id"], prefix="keys-tok")
+    headers = {"X-Auth-Token": other["token"]}
+    url = srv.http + "/api/v1/data?device_id="
+    ts = now_ms()
+    r = requests.post(url + dev["id"], data="z=1 %d" % ts, headers=headers, timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_parameter"
+    assert "device_id" in r.json()["error"]["message"]
+    assert admin.get("/api/v1/devices/%s/latest" % dev["id"]).json().get("z") is None
+    r = requests.post(url + other["id"], data="z=2 %d" % ts, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    assert admin.get("/api/v1/devices/%s/latest" % other["id"]).json()["z"]["value"] == 2
