@@ -12,7 +12,12 @@
  * long it is, and holds no worker, store connection or statement while
  * the client reads. A client that goes away (or a store error) stops it
  * and frees what it held. The head goes out with the first page, so an
- * error found before any reading is read is an ordinary error answer. */
+ * error found before any reading is read is an ordinary error answer.
+ *
+ * While it runs, an export registers in the connection registry as a live
+ * stream does: under its credential, its login session and its org, each
+ * of which cuts it when revoked; and under its person's access key, which
+ * has the next page check the person's access again first. */
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/json_out.h"
@@ -38,6 +43,9 @@ static const char *const export_formats[] = {[EXPORT_CSV] = "csv", [EXPORT_NDJSO
 static const char device_list_message[] =
     "device is a comma-separated list of up to 256 device ids";
 
+/* The registry entries of an export. */
+enum { EXPORT_REG_PRINCIPAL, EXPORT_REG_SESSION, EXPORT_REG_ORG, EXPORT_REG_ACCESS, EXPORT_REGS };
+
 typedef struct export_job {
     uv_work_t work;
     uv_timer_t retry;  /* a page that found no share free asks again */
@@ -60,6 +68,11 @@ typedef struct export_job {
     int began;         /* the head is sent */
     int gone;          /* the client is gone: stop */
     int ended;         /* the request is let go */
+    aaa_principal who;
+    conn_reg_entry reg[EXPORT_REGS];
+    int access_watched;  /* reg[EXPORT_REG_ACCESS] is registered */
+    int access_changed;  /* the person's standing changed: check before a page (loop) */
+    int check_access;    /* this page checks it (loop to worker) */
 } export_job;
 
 /* ---- parameters (worker) -------------------------------------------------- */
@@ -212,6 +225,8 @@ static void on_retry_closed(uv_handle_t *h)
  * timer is closed. Never while a page is on a worker. */
 static void job_end(export_job *ex)
 {
+    for (size_t i = 0; i < EXPORT_REGS && ex->app->conns; i++)
+        conn_registry_remove(ex->app->conns, &ex->reg[i]);
     api_share_release(ex->app, &ex->share);
     ex->share.held = 0;
     if (!ex->ended)
@@ -234,7 +249,10 @@ static int page_read(export_job *ex)
     int err = store_conn_acquire(ex->app->store, &db);
     if (err)
         return err;
-    err = export_text_header(&ex->text, &ex->page);
+    if (ex->check_access)
+        err = aaa_check_data(db, &ex->who, ex->org_id, NULL, AAA_DATA_READ);
+    if (!err)
+        err = export_text_header(&ex->text, &ex->page);
     if (!err && !ex->cursor.done)
         err = store_export_page(db, &ex->scan, &ex->cursor, page_row, ex);
     store_conn_release(ex->app->store, db);
@@ -261,8 +279,14 @@ static void on_page_work(uv_work_t *w)
 
 static void on_page_done(uv_work_t *w, int status);
 
+static void watch_access(export_job *ex);
+
 static void fetch_page(export_job *ex)
 {
+    watch_access(ex);
+    if (ex->access_changed)  /* kept until a page is read past it */
+        ex->check_access = 1;
+    ex->access_changed = 0;
     ex->busy = 0;
     ex->err = 0;
     ex->in_work = 1;
@@ -318,6 +342,17 @@ static void write_page(export_job *ex)
  * answer. */
 static void page_failed(export_job *ex)
 {
+    int lost = ex->err == SS_NOT_FOUND || ex->err == SS_FORBIDDEN || ex->err == SS_AUTH;
+    if (ex->began && lost) {
+        http_request_close(ex->req);  /* its access is gone: cut, as a revocation is */
+        return;
+    }
+    if (lost) {
+        http_respond_error(ex->req, 404, "not_found", "no such resource", NULL);
+        ex->ended = 1;
+        job_end(ex);
+        return;
+    }
     if (ex->began) {
         log_warn("export", "org %s: export cut by a store error: %s", ex->org_id,
                  ss_strerror(ex->err));
@@ -357,6 +392,8 @@ static void on_page_done(uv_work_t *w, int status)
 {
     export_job *ex = w->data;
     ex->in_work = 0;
+    if (!ex->busy)
+        ex->check_access = 0;
     if (ex->freed_share)
         api_org_share_freed(ex->app);
     ex->freed_share = 0;
@@ -395,6 +432,54 @@ static void on_gone(http_request *req)
         job_end(ex);
 }
 
+/* ---- revocation (loop) -------------------------------------------------------- */
+
+/* The credential, its login session or the org is revoked: cut. */
+static void on_revoked(conn_reg_entry *e)
+{
+    export_job *ex = e->data;
+    if (!ex->ended)
+        http_request_close(ex->req);
+}
+
+/* The person's standing in orgs changed: the next page checks it first.
+ * The entry is registered again when that page is asked for, not from
+ * inside the registry's walk (which would find it again and again). */
+static void on_access_changed(conn_reg_entry *e)
+{
+    export_job *ex = e->data;
+    ex->access_changed = 1;
+    ex->access_watched = 0;
+}
+
+static void watch_access(export_job *ex)
+{
+    conn_registry *r = ex->app->conns;
+    if (!r || ex->who.kind != AAA_PRINCIPAL_PERSON || ex->access_watched)
+        return;
+    char key[CONN_REG_KEY_MAX + 1];
+    aaa_access_key(ex->who.user.id, key);
+    ex->reg[EXPORT_REG_ACCESS].on_revoked = on_access_changed;
+    ex->reg[EXPORT_REG_ACCESS].data = ex;
+    conn_registry_add(r, &ex->reg[EXPORT_REG_ACCESS], key);
+    ex->access_watched = 1;
+}
+
+static void watch(export_job *ex)
+{
+    conn_registry *r = ex->app->conns;
+    if (!r)
+        return;
+    for (size_t i = 0; i < EXPORT_REGS; i++) {
+        ex->reg[i].on_revoked = on_revoked;
+        ex->reg[i].data = ex;
+    }
+    conn_registry_add(r, &ex->reg[EXPORT_REG_PRINCIPAL], aaa_principal_id(&ex->who));
+    conn_registry_add(r, &ex->reg[EXPORT_REG_ORG], ex->org_id);
+    if (ex->who.kind == AAA_PRINCIPAL_PERSON)
+        conn_registry_add(r, &ex->reg[EXPORT_REG_SESSION], ex->who.session.id);
+}
+
 /* A HEAD request: the head an export would have, no body, nothing read. */
 static void head_only(export_job *ex)
 {
@@ -418,6 +503,7 @@ static void run_export(api_ctx *app, http_request *req, void *arg, const api_sha
         job_free(ex);
         return;
     }
+    watch(ex);
     if (req->method == HTTP_HEAD)
         head_only(ex);
     else
@@ -436,6 +522,7 @@ static export_job *job_new(api_call *call)
         return NULL;
     }
     snprintf(ex->org_id, sizeof ex->org_id, "%s", call->params[0]);
+    ex->who = call->who;
     ex->scan.max_rows = SS_EXPORT_PAGE_ROWS;
     ex->scan.max_series = SS_EXPORT_PAGE_SERIES;
     return ex;
