@@ -27,6 +27,10 @@ struct conn_registry {
     uv_async_t async;       /* first: the close callback casts back */
     uv_mutex_t mu;
     revoked_id *revoked;    /* under mu; newest first, order does not matter */
+    /* Under mu: revocations so far, and the last ones (revocation n is in
+     * recent[n % SS_CONN_REG_RECENT_MAX]). */
+    uint64_t revocations;
+    char recent[SS_CONN_REG_RECENT_MAX][CONN_REG_KEY_MAX + 1];
     ss_list entries;        /* loop thread only */
     conn_revoked_any_cb watch;  /* loop thread only */
     void *watch_ctx;
@@ -149,9 +153,32 @@ int conn_registry_revoke(conn_registry *r, const char *principal)
     uv_mutex_lock(&r->mu);
     p->next = r->revoked;
     r->revoked = p;
+    memcpy(r->recent[r->revocations % SS_CONN_REG_RECENT_MAX], p->principal,
+           sizeof p->principal);
+    r->revocations++;
     uv_mutex_unlock(&r->mu);
     uv_async_send(&r->async);
     return SS_OK;
+}
+
+uint64_t conn_registry_mark(conn_registry *r)
+{
+    uv_mutex_lock(&r->mu);
+    uint64_t n = r->revocations;
+    uv_mutex_unlock(&r->mu);
+    return n;
+}
+
+int conn_registry_revoked_since(conn_registry *r, const char *principal, uint64_t mark)
+{
+    int revoked = 0;
+    uv_mutex_lock(&r->mu);
+    if (r->revocations - mark > SS_CONN_REG_RECENT_MAX)
+        revoked = 1;
+    for (uint64_t n = mark; !revoked && n < r->revocations; n++)
+        revoked = strcmp(r->recent[n % SS_CONN_REG_RECENT_MAX], principal) == 0;
+    uv_mutex_unlock(&r->mu);
+    return revoked;
 }
 
 void conn_registry_watch(conn_registry *r, conn_revoked_any_cb cb, void *ctx)

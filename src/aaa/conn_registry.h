@@ -12,6 +12,7 @@
 #ifndef SS_CONN_REGISTRY_H
 #define SS_CONN_REGISTRY_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/limits.h"
@@ -53,6 +54,16 @@ void conn_registry_remove(conn_registry *r, conn_reg_entry *e);
 /* Revokes a principal: every connection registered under it now is closed
  * on the loop thread soon after this call. Any thread. 0 or SS_NOMEM. */
 int conn_registry_revoke(conn_registry *r, const char *principal);
+/* Revocations so far (any thread): take it before checking a principal's
+ * access in the store, then, once the stream is registered on the loop,
+ * ask conn_registry_revoked_since whether a key of it was revoked in
+ * between (the check may have read the store before the change, and the
+ * revocation may have reached the loop before the entry). */
+uint64_t conn_registry_mark(conn_registry *r);
+/* 1 when principal was revoked after mark, or when more than
+ * SS_CONN_REG_RECENT_MAX revocations came since (it cannot tell: the
+ * caller takes it as revoked); 0 else. Any thread. */
+int conn_registry_revoked_since(conn_registry *r, const char *principal, uint64_t mark);
 /* One listener of every revocation, connected or not (the MQTT broker: a
  * revoked principal's stored sessions end even while offline). Runs on the
  * loop for each revoked ID before its connections' on_revoked; cb NULL

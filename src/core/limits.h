@@ -406,6 +406,13 @@
  * saw more than this many meanwhile cannot tell and is refused as the
  * server busy (5.0 0x89, 3.1.1 0x03; the client retries). */
 #define SS_MQTT_REVOKED_RECENT_MAX 64u
+/* Revocations the connection registry remembers, so that a stream whose
+ * access was checked on a worker and registered on the loop a moment
+ * later learns of one that fell in between (conn_registry_revoked_since).
+ * Past it, a stream opening then is refused as if revoked: the client
+ * retries. Revocations are admin acts, far fewer than this in the
+ * milliseconds of that gap. */
+#define SS_CONN_REG_RECENT_MAX 64u
 
 /* ---- the live stream (GET /api/v1/orgs/{org}/live, Server-Sent Events) ----
  * An org's window of recent events, which a client that reconnects with

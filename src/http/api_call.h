@@ -45,6 +45,10 @@ typedef struct api_call {
      * person with their session, or an app with its API key. */
     aaa_principal who;
     int via_cookie;
+    /* The registry's revocations before `who` was read from the store
+     * (conn_registry_mark): a stream registered later asks whether one of
+     * its keys was revoked since. */
+    uint64_t reg_mark;
     aaa_ctx aaa;            /* what aaa/ services are given (api_aaa) */
     /* The answer, sent by the loop once the worker is done. */
     int status;

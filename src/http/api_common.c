@@ -216,6 +216,8 @@ int api_authenticate(api_call *call)
         return 1;
     }
     aaa_session_policy policy = {call->app->session_idle_ms};
+    if (call->app->conns)
+        call->reg_mark = conn_registry_mark(call->app->conns);
     int rc = aaa_authenticate(call->db, &policy, token, len, call->via_cookie, call->now_ms,
                               &call->who);
     if (rc) {

@@ -72,6 +72,7 @@ typedef struct export_job {
     conn_reg_entry reg[EXPORT_REGS];
     int access_watched;  /* reg[EXPORT_REG_ACCESS] is registered */
     int access_changed;  /* the person's standing changed: check before a page (loop) */
+    uint64_t reg_mark;   /* api_call.reg_mark: revocations before `who` was read */
     int check_access;    /* this page checks it (loop to worker) */
 } export_job;
 
@@ -223,10 +224,15 @@ static void on_retry_closed(uv_handle_t *h)
 /* The end of an export, whatever ended it: the share back, the request
  * let go (its last chunk when the body is whole), the job freed once its
  * timer is closed. Never while a page is on a worker. */
-static void job_end(export_job *ex)
+static void unwatch(export_job *ex)
 {
     for (size_t i = 0; i < EXPORT_REGS && ex->app->conns; i++)
         conn_registry_remove(ex->app->conns, &ex->reg[i]);
+}
+
+static void job_end(export_job *ex)
+{
+    unwatch(ex);
     api_share_release(ex->app, &ex->share);
     ex->share.held = 0;
     if (!ex->ended)
@@ -465,11 +471,14 @@ static void watch_access(export_job *ex)
     ex->access_watched = 1;
 }
 
-static void watch(export_job *ex)
+/* Registers the export under its keys. Returns 1 when one of them was
+ * revoked since its access was read on the worker (ex->reg_mark): the
+ * revocation may have reached the loop before the entry did. */
+static int watch(export_job *ex)
 {
     conn_registry *r = ex->app->conns;
     if (!r)
-        return;
+        return 0;
     for (size_t i = 0; i < EXPORT_REGS; i++) {
         ex->reg[i].on_revoked = on_revoked;
         ex->reg[i].data = ex;
@@ -478,6 +487,16 @@ static void watch(export_job *ex)
     conn_registry_add(r, &ex->reg[EXPORT_REG_ORG], ex->org_id);
     if (ex->who.kind == AAA_PRINCIPAL_PERSON)
         conn_registry_add(r, &ex->reg[EXPORT_REG_SESSION], ex->who.session.id);
+    for (size_t i = 0; i < EXPORT_REGS; i++)
+        if (ex->reg[i].registered &&
+            conn_registry_revoked_since(r, ex->reg[i].principal, ex->reg_mark))
+            return 1;
+    if (ex->who.kind == AAA_PRINCIPAL_PERSON) {
+        char key[CONN_REG_KEY_MAX + 1];
+        aaa_access_key(ex->who.user.id, key);
+        ex->access_changed |= conn_registry_revoked_since(r, key, ex->reg_mark);
+    }
+    return 0;
 }
 
 /* A HEAD request: the head an export would have, no body, nothing read. */
@@ -496,14 +515,18 @@ static void run_export(api_ctx *app, http_request *req, void *arg, const api_sha
     ex->work.data = ex;
     ex->retry.data = ex;
     req->data = ex;
-    if (uv_timer_init(app->loop, &ex->retry)) {
+    int revoked = watch(ex);
+    if (revoked || uv_timer_init(app->loop, &ex->retry)) {
+        unwatch(ex);
         api_share_release(app, share);
-        http_respond_error(req, 503, "overloaded", "the server cannot take the request now",
-                           NULL);
+        if (revoked)  /* as the store now answers for it: gone */
+            http_respond_error(req, 404, "not_found", "no such resource", NULL);
+        else
+            http_respond_error(req, 503, "overloaded", "the server cannot take the request now",
+                               NULL);
         job_free(ex);
         return;
     }
-    watch(ex);
     if (req->method == HTTP_HEAD)
         head_only(ex);
     else
@@ -523,6 +546,7 @@ static export_job *job_new(api_call *call)
     }
     snprintf(ex->org_id, sizeof ex->org_id, "%s", call->params[0]);
     ex->who = call->who;
+    ex->reg_mark = call->reg_mark;
     ex->scan.max_rows = SS_EXPORT_PAGE_ROWS;
     ex->scan.max_series = SS_EXPORT_PAGE_SERIES;
     return ex;

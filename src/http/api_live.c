@@ -344,21 +344,29 @@ static void on_revoked(conn_reg_entry *e)
     client_close(e->data);
 }
 
-static void watch(live_client *c)
+/* Registers the stream under its keys. Returns 1 when one of them was
+ * revoked since its access was read (mark): the caller ends the stream (a
+ * person's standing that changed in that moment ends it too, rather than
+ * be checked again: the client reconnects and is checked anew). */
+static int watch(live_client *c, uint64_t mark)
 {
     conn_registry *r = c->live->conns;
     if (!r)
-        return;
+        return 0;
     for (size_t i = 0; i < LIVE_REGS; i++) {
         c->reg[i].on_revoked = on_revoked;
         c->reg[i].data = c;
     }
     conn_registry_add(r, &c->reg[LIVE_REG_PRINCIPAL], aaa_principal_id(&c->who));
     conn_registry_add(r, &c->reg[LIVE_REG_ORG], c->org_id);
-    if (c->who.kind != AAA_PRINCIPAL_PERSON)
-        return;
-    conn_registry_add(r, &c->reg[LIVE_REG_SESSION], c->who.session.id);
-    watch_access(c);
+    if (c->who.kind == AAA_PRINCIPAL_PERSON) {
+        conn_registry_add(r, &c->reg[LIVE_REG_SESSION], c->who.session.id);
+        watch_access(c);
+    }
+    for (size_t i = 0; i < LIVE_REGS; i++)
+        if (c->reg[i].registered && conn_registry_revoked_since(r, c->reg[i].principal, mark))
+            return 1;
+    return 0;
 }
 
 /* ---- the request -------------------------------------------------------------------- */
@@ -366,6 +374,7 @@ static void watch(live_client *c)
 /* What the worker found, for the loop side (api_hand_over). */
 typedef struct live_open {
     aaa_principal who;
+    uint64_t reg_mark;              /* api_call.reg_mark */
     char org_id[SS_ID_LEN + 1];
     char device_id[SS_ID_LEN + 1];  /* the filter; "" for every device */
 } live_open;
@@ -417,6 +426,7 @@ void api_live_get(api_call *call)
         return;
     }
     open->who = call->who;
+    open->reg_mark = call->reg_mark;
     snprintf(open->org_id, sizeof open->org_id, "%s", call->params[0]);
     snprintf(open->device_id, sizeof open->device_id, "%s", device_id);
     api_hand_over(call, &live_handoff, open);
@@ -530,7 +540,7 @@ static live_client *client_new(api_live *l, http_request *req, const live_open *
 static const http_stream_hooks live_hooks = {.drained = on_drained, .gone = on_gone};
 
 /* The answer's head, the first frames, and what the window has for it. */
-static void live_start(live_client *c, int reset)
+static void live_start(live_client *c, int reset, uint64_t mark)
 {
     http_request *req = c->req;
     int rc = http_stream_begin(req, 200, "text/event-stream",
@@ -544,7 +554,10 @@ static void live_start(live_client *c, int reset)
         client_finish(c);
         return;
     }
-    watch(c);
+    if (watch(c, mark)) {
+        client_close(c);
+        return;
+    }
     if (write_preamble(c, reset)) {
         client_finish(c);
         return;
@@ -564,11 +577,12 @@ static void live_run(api_ctx *app, http_request *req, void *arg, const api_share
     uint64_t next;
     int reset;
     live_client *c = NULL;
+    uint64_t mark = open->reg_mark;
     if (o && resume_from(req, o, &next, &reset) == 0 && !(c = client_new(l, req, open, o, next)))
         respond_limit(req, 503, "overloaded", "the server is out of memory");
     free(open);
     if (c)
-        live_start(c, reset);
+        live_start(c, reset, mark);
 }
 
 /* ---- the heartbeat ---------------------------------------------------------------------- */

@@ -321,12 +321,36 @@ static void close_with_pending_revocations_frees_them(void **state)
     assert_int_equal(a.revoked, 0);
 }
 
+/* A stream checks its access on a worker and registers on the loop a
+ * moment later: a revocation in between is found by the mark taken before
+ * the check, for that key only, and past the remembered ones every key
+ * counts as revoked. */
+static void revoked_since_a_mark(void **state)
+{
+    fixture *f = *state;
+    uint64_t mark = conn_registry_mark(f->reg);
+    assert_false(conn_registry_revoked_since(f->reg, ID_A, mark));
+    assert_int_equal(conn_registry_revoke(f->reg, ID_A), SS_OK);
+    assert_true(conn_registry_revoked_since(f->reg, ID_A, mark));
+    assert_false(conn_registry_revoked_since(f->reg, ID_B, mark));
+    uint64_t later = conn_registry_mark(f->reg);
+    assert_false(conn_registry_revoked_since(f->reg, ID_A, later));
+    for (unsigned i = 0; i < SS_CONN_REG_RECENT_MAX; i++)
+        assert_int_equal(conn_registry_revoke(f->reg, ID_B), SS_OK);
+    assert_false(conn_registry_revoked_since(f->reg, ID_A, later));  /* still remembered */
+    assert_int_equal(conn_registry_revoke(f->reg, ID_B), SS_OK);
+    assert_true(conn_registry_revoked_since(f->reg, ID_A, later));  /* cannot tell */
+    assert_true(conn_registry_revoked_since(f->reg, ID_B, later));
+    deliver(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(revoke_closes_every_connection_of_the_principal_only,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(derived_key_is_apart_from_its_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(revoked_since_a_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(watcher_hears_every_revocation_first, setup, teardown),
         cmocka_unit_test_setup_teardown(removed_connection_is_not_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(revoke_of_unknown_principal_closes_nothing, setup,
