@@ -21,7 +21,8 @@
 #define QUERY_CURSOR_MAX (2 * 24 + SS_CHANNEL_MAX + 8)
 
 /* Channels come by name (store_channel_list): at most 1024 a device, so
- * the walk starts at the first and skips to the cursor. */
+ * the walk starts at the first and skips to the cursor; by default a page
+ * holds them all, as the answer always did. */
 static int append_channel(void *ctx, const store_channel *ch)
 {
     api_page *page = ctx;
@@ -41,7 +42,7 @@ void api_device_channels(api_call *call)
     store_device d;
     api_page page;
     if (api_load_device(call, STORE_ROLE_VIEWER, &d) ||
-        api_page_begin(call, SS_PAGE_LIMIT_DEFAULT, SS_PAGE_LIMIT_MAX, "s", &page))
+        api_page_begin(call, SS_DEVICE_CHANNELS_MAX, SS_PAGE_LIMIT_MAX, "s", &page))
         return;
     int rc = store_channel_list(call->db, d.id, append_channel, &page);
     api_page_reply(call, rc, &page);
