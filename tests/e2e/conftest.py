@@ -315,3 +315,12 @@ def burst_heads(server, request, n):
         heads.append(buf)
         s.close()
     return heads
+
+
+def rss_kb(pid):
+    """The process's resident memory (VmRSS) in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for process %d" % pid)

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import http_addr, login, module_server, new_org_device, now_ms
+from conftest import http_addr, login, module_server, new_org_device, now_ms, rss_kb
 
 srv = module_server(["--durability", "normal"])
 
@@ -124,14 +124,6 @@ def ndjson_rows(text):
         yield o["device_id"], o["device_name"], o["channel"], o["ts"], o["value"]
 
 
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 class RssWatch:
     """The highest VmRSS of a process while it runs, sampled."""
 
@@ -141,7 +133,7 @@ class RssWatch:
 
     def run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, vm_rss_kib(self.pid))
+            self.peak = max(self.peak, rss_kb(self.pid))
             time.sleep(0.02)
 
     def __enter__(self):
@@ -191,7 +183,7 @@ def test_million_readings_csv_and_ndjson_value_for_value(srv, admin, big):
     pid = srv.proc.pid
     for fmt, rows, encoding in (("csv", csv_rows, "identity"), ("ndjson", ndjson_rows, "identity"),
                                 ("csv", csv_rows, "gzip")):
-        before = vm_rss_kib(pid)
+        before = rss_kb(pid)
         t0 = time.monotonic()
         with RssWatch(pid) as w:
             r, text = get_text(admin, export_url(srv, big["org"], format=fmt), encoding)

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 import requests
 
-from conftest import http_addr as addr, login, module_server, new_org_device, now_ms, read_until_close
+from conftest import http_addr as addr, login, module_server, new_org_device, now_ms, read_until_close, rss_kb
 
 BODY_TIMEOUT_S = 1
 # What 50 connections that never read may add to the server's memory: the
@@ -84,14 +84,6 @@ def test_short_body_times_out(srv):
     assert status(out) == 408 and b'"request_timeout"' in out
     assert BODY_TIMEOUT_S - 0.2 <= took <= BODY_TIMEOUT_S + 3, took
     assert requests.get(srv.http + "/healthz", timeout=10).status_code == 200
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def first_status(s):

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import login, module_server, new_org_device, now_ms
+from conftest import login, module_server, new_org_device, now_ms, rss_kb
 from mqtt_util import device_client
 
 PW = "member-password-1"
@@ -446,14 +446,6 @@ def test_ending_a_session_and_a_password_reset_end_streams(srv, api):
 
 
 # ---- slow clients, limits, the stop -----------------------------------------------------
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def sanitized(pid):

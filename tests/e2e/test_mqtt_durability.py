@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import Server, login, module_server, new_org_device, now_ms
+from conftest import Server, login, module_server, new_org_device, now_ms, rss_kb
 from mqtt_util import (MQTT_ARGS, PUBCOMP, PUBLISH, PUBREC, PUBREL, V5, Raw, ack, app_client,
                        device_client, new_key, publish, readings, session_props)
 from mqtt_util import tls, version  # noqa: F401  (fixtures)
@@ -305,14 +305,6 @@ def test_shutdown_disconnects_without_wills(fresh_server, version):
         stop(again)
 
 
-def rss_kb(srv):
-    with open("/proc/%d/status" % srv.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def sanitized(srv):
     """Under AddressSanitizer freed memory is held back (its quarantine):
     resident memory says nothing of the server's own."""
@@ -333,7 +325,7 @@ def test_absent_session_queue_bounded(fresh_server, version):
     assert k.subscribe(("flood/#", 1)) == [1]
     k.bye()
     pub = app_client(s, key, version)
-    before = rss_kb(s)
+    before = rss_kb(s.proc.pid)
     body = b"m" * 20000
     n = 1500
     for i in range(n):
@@ -341,7 +333,7 @@ def test_absent_session_queue_bounded(fresh_server, version):
         if i % 25 == 24:  # within the broker's Receive Maximum (32)
             for _ in range(25):
                 assert pub.expect(0x04).ok
-    grown = rss_kb(s) - before
+    grown = rss_kb(s.proc.pid) - before
     pub.bye()
     k = keeper(s, key, version, "away")
     assert k.connack.session_present == 1

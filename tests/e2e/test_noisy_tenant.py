@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import login, new_org_device, now_ms
+from conftest import login, new_org_device, now_ms, rss_kb
 
 pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
 
@@ -35,14 +35,6 @@ FLOOD_ARGS = ["--listen-udp", "127.0.0.1:0", "--listen-tcp", "127.0.0.1:0", "--l
 # default) before reuse, which would show as growth: keep it small. Other
 # builds ignore the variable.
 FLOOD_ENV = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=8"}
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class RssWatch:

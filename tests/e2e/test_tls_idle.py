@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from conftest import rss_kb
+
 pytestmark = pytest.mark.serial  # asserts on time or memory: run alone (make test)
 
 CONNS = 500
@@ -24,14 +26,6 @@ SETTLE_S = 0.5
 # given back now (about 23 KB: what stays is heap pages still partly used).
 MAX_BYTES_PER_CONN = 30 * 1024
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def under_asan(pid):
@@ -85,10 +79,10 @@ def test_idle_tls_connections_after_a_burst_cost_little_and_serve_again(fresh_se
     pid = srv.proc.pid
     warm = open_burst(port, WARMUP_CONNS)
     time.sleep(SETTLE_S)
-    before = rss_bytes(pid)
+    before = rss_kb(pid) * 1024
     socks = open_burst(port, CONNS)
     time.sleep(SETTLE_S)
-    per_conn = (rss_bytes(pid) - before) / CONNS
+    per_conn = (rss_kb(pid) * 1024 - before) / CONNS
     try:
         if not under_asan(pid):
             assert per_conn < MAX_BYTES_PER_CONN, f"{per_conn:.0f} resident bytes per idle HTTPS connection"
