@@ -357,6 +357,21 @@ static int answer_over_budget(const http_conn *c, size_t len)
     return total + len > SS_HTTP_UNSENT_TOTAL_MAX ? 503 : 0;
 }
 
+/* An answer, whole or streamed, is handed to the stream: it is counted,
+ * and the connection closes after it or takes the next request. */
+static void conn_answered(http_conn *c, int status, int keep_alive)
+{
+    metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)), status);
+    conn_report_bytes(c, 0);
+    if (!keep_alive) {
+        conn_close_after_write(c);
+        return;
+    }
+    conn_reset_request(c);
+    if (!c->dispatching)
+        conn_drain(c);
+}
+
 void http_respond(http_request *req, int status, const char *content_type, const char *body,
                   size_t len, const char *extra_headers)
 {
@@ -406,15 +421,7 @@ void http_respond(http_request *req, int status, const char *content_type, const
         conn_close(c);
         return;
     }
-    metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)), status);
-    conn_report_bytes(c, 0);
-    if (!keep_alive) {
-        conn_close_after_write(c);
-        return;
-    }
-    conn_reset_request(c);
-    if (!c->dispatching)
-        conn_drain(c);
+    conn_answered(c, status, keep_alive);
 }
 
 void http_request_close(http_request *req)
@@ -632,16 +639,7 @@ void http_stream_end(http_request *req)
         conn_close(c);
         return;
     }
-    metrics_http_request(conn_server(c)->opt.metrics, server_listener(conn_server(c)),
-                         c->stream_status);
-    conn_report_bytes(c, 0);
-    if (!keep_alive) {
-        conn_close_after_write(c);
-        return;
-    }
-    conn_reset_request(c);
-    if (!c->dispatching)
-        conn_drain(c);
+    conn_answered(c, c->stream_status, keep_alive);
 }
 
 /* ---- streamed request bodies ------------------------------------------ */
