@@ -9,51 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How much of an unknown parameter's name an error quotes. */
-#define PARAM_NAME_QUOTE_MAX 32
-
-static int name_is(const char *p, size_t len, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strlen(names[i]) == len && memcmp(p, names[i], len) == 0)
-            return 1;
-    return 0;
-}
-
-/* The name as the error quotes it: what a name may hold, else '?', so the
- * answer never carries bytes the client would not expect back. */
-static void quote_name(const char *p, size_t len, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 1 < cap; i++) {
-        char ch = p[i];
-        int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
-        out[n++] = plain ? ch : '?';
-    }
-    out[n] = '\0';
-}
-
-int api_params_known(api_call *call, const char *const *names, size_t n)
-{
-    const char *p = call->req->query;
-    while (*p) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t name_len = eq ? (size_t)(eq - p) : len;
-        if (len > 0 && !name_is(p, name_len, names, n)) {
-            char quoted[PARAM_NAME_QUOTE_MAX + 1], msg[128];
-            quote_name(p, name_len, quoted, sizeof quoted);
-            snprintf(msg, sizeof msg, "unknown query parameter '%s'", quoted);
-            api_reply_error(call, 400, "unknown_parameter", msg);
-            return 1;
-        }
-        p += len + (end ? 1 : 0);
-    }
-    return 0;
-}
-
 int api_param_time(api_call *call, const char *name, int64_t *out, int *present)
 {
     char text[API_PARAM_MAX];

@@ -24,11 +24,6 @@ typedef struct api_channels {
     size_t n;                             /* 0: none named */
 } api_channels;
 
-/* Answers 400 naming the first parameter of the query that is not one of
- * names[0..n) (a typo like `chanel=` must not silently widen what a
- * request reads or deletes), and returns nonzero then. */
-int api_params_known(api_call *call, const char *const *names, size_t n);
-
 /* A time, ms since the epoch or RFC 3339. 0 with *out set, or unchanged
  * when absent (*present, may be NULL, tells which); nonzero after
  * answering 400. */

@@ -58,7 +58,7 @@ static int add_latest(void *ctx, const store_channel *ch)
 void api_device_latest(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || api_params_known(call, NULL, 0))
+    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
         return;
     json_t *obj = json_object();
     int rc = store_channel_latest(call->db, d.id, add_latest, obj);
@@ -72,9 +72,6 @@ typedef struct data_params {
     api_channels ch;    /* none named: every channel of the device */
     char cursor[QUERY_CURSOR_MAX];
 } data_params;
-
-static const char *const data_param_names[] = {"channel", "from", "to",  "limit",
-                                               "order",   "every", "fn", "cursor"};
 
 static const char *const agg_names[] = {"avg", "min", "max", "sum", "count", "first", "last"};
 
@@ -97,9 +94,8 @@ static int parse_data_params(api_call *call, data_params *p)
     p->q.from = 0;
     p->q.to = call->now_ms + SS_TS_FUTURE_MAX_MS + 1;
     p->every = 0;
-    if (api_params_known(call, data_param_names,
-                         sizeof data_param_names / sizeof data_param_names[0]) ||
-        api_param_time(call, "from", &p->q.from, NULL) ||
+    /* The router has refused any parameter the route does not declare. */
+    if (api_param_time(call, "from", &p->q.from, NULL) ||
         api_param_time(call, "to", &p->q.to, NULL) ||
         api_param_int(call, "limit", 1, SS_QUERY_LIMIT_MAX, &limit) ||
         api_param_int(call, "every", 1, INT64_C(366) * 24 * 3600 * 1000, &p->every) ||
