@@ -387,7 +387,7 @@ static int check_device(api_call *call, const char *org_id, char device_id[SS_ID
     if (rc == 0)
         return 0;
     if (rc == SS_INVAL || (rc == 1 && !dev[0])) {
-        api_reply_error(call, 400, "bad_request",
+        api_reply_error(call, 400, "bad_parameter",
                         "device must be one device id, given once (?device=ID)");
         return 1;
     }
