@@ -275,12 +275,16 @@ static void on_recheck_done(uv_work_t *w, int status)
         return;
     }
     int rc = status ? SS_NOMEM : c->recheck_rc;
-    if (rc == SS_NOT_FOUND || rc == SS_FORBIDDEN || rc == SS_AUTH) {
+    if (rc) {
+        /* Access lost, or it cannot be told (the store failed): the safe
+         * side, as when the check cannot even be queued. The client
+         * reconnects and is checked anew. */
+        if (rc != SS_NOT_FOUND && rc != SS_FORBIDDEN && rc != SS_AUTH)
+            log_warn("live", "a stream's access could not be checked again: %s; stream ended",
+                     ss_strerror(rc));
         client_close(c);
         return;
     }
-    if (rc)
-        log_warn("live", "a stream's access could not be checked again: %s", ss_strerror(rc));
     if (c->recheck_again)
         start_recheck(c);
 }
