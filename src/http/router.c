@@ -5,6 +5,7 @@
 #include "core/metrics.h"
 #include "http/api.h"
 #include "http/api_call.h"
+#include "http/web.h"
 
 #include <http_parser.h>
 #include <stdio.h>
@@ -665,6 +666,10 @@ void api_handle(void *ctx, http_request *req)
         api_healthz_local(app, req);
         return;
     }
+    /* The web app's files are the same for everyone: no principal, no
+     * worker. */
+    if (web_serve(req))
+        return;
     /* The accounting state is made only for requests that note who they
      * are from: an idle connection that asked /healthz holds none. */
     api_conn_open(req);
