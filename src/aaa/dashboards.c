@@ -499,15 +499,67 @@ int aaa_dashboard_shows_device(const store_dashboard *d, json_t *spec, const sto
     return 0;
 }
 
-/* Until dashboards are stored, none shows anything: the dashboard role
- * reads no data. */
+/* One pass of the coverage rule over an org's dashboards: which of the
+ * asked channels some dashboard shows so far. */
+typedef struct cover_walk {
+    const store_device *dev;
+    const char *const *channels;
+    size_t n;
+    unsigned char *shown;  /* n flags */
+    size_t left;           /* channels not shown yet */
+    int any;               /* n 0: some channel is shown */
+} cover_walk;
+
+static void cover_widget(cover_walk *cw, json_t *widget)
+{
+    json_t *names = json_object_get(widget, "channels");
+    for (size_t j = 0; j < json_array_size(names); j++) {
+        const char *name = json_string_value(json_array_get(names, j));
+        if (!name)
+            continue;
+        if (cw->n == 0) {
+            cw->any = 1;
+            return;
+        }
+        for (size_t i = 0; i < cw->n; i++) {
+            if (!cw->shown[i] && strcmp(cw->channels[i], name) == 0) {
+                cw->shown[i] = 1;
+                cw->left--;
+            }
+        }
+    }
+}
+
+/* Stops the walk once the answer is settled. */
+static int cover_dashboard(void *ctx, const store_dashboard *d)
+{
+    cover_walk *cw = ctx;
+    json_t *spec = aaa_dashboard_spec(d);
+    if (spec && aaa_dashboard_shows_device(d, spec, cw->dev)) {
+        json_t *widgets = json_object_get(spec, "widgets");
+        for (size_t i = 0; i < json_array_size(widgets); i++) {
+            json_t *w = json_array_get(widgets, i);
+            if (widget_on_device(d, w, cw->dev))
+                cover_widget(cw, w);
+        }
+    }
+    json_decref(spec);
+    return cw->n == 0 ? cw->any : cw->left == 0;
+}
+
+/* The org's dashboards are read whole each time (at most
+ * SS_DASHBOARDS_PER_ORG_MAX), so a change of a dashboard or of a device's
+ * attributes holds from the next request on. */
 int aaa_dashboard_covers(store_conn *db, const store_device *d, const char *const *channels,
                          size_t n, int *covered)
 {
-    (void)db;
-    (void)d;
-    (void)channels;
-    (void)n;
     *covered = 0;
-    return 0;
+    cover_walk cw = {.dev = d, .channels = channels, .n = n, .left = n};
+    if (n > 0 && (cw.shown = calloc(n, 1)) == NULL)
+        return SS_NOMEM;
+    int rc = store_dashboard_list(db, d->org_id, NULL, NULL, cover_dashboard, &cw);
+    free(cw.shown);
+    if (rc == 0)
+        *covered = n == 0 ? cw.any : cw.left == 0;
+    return rc;
 }
