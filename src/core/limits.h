@@ -504,7 +504,8 @@ _Static_assert(SS_DASHBOARD_WIDGETS_MAX * (SS_DASHBOARD_OPTIONS_MAX + 6u * SS_DA
                        64u <=
                    SS_DASHBOARD_SPEC_MAX,
                "a dashboard at every limit fits its stored layout");
-_Static_assert(SS_DASHBOARD_SPEC_MAX < SS_DASHBOARD_BODY_MAX && SS_DASHBOARD_BODY_MAX <= SS_HTTP_BODY_MAX,
+_Static_assert(SS_DASHBOARD_SPEC_MAX < SS_DASHBOARD_BODY_MAX &&
+                   SS_DASHBOARD_BODY_MAX <= SS_HTTP_BODY_MAX,
                "a dashboard's body holds its layout and fits a request");
 _Static_assert(SS_LIVE_ORG_EVENTS_MAX >= SS_INGEST_READINGS_MAX &&
                    SS_LIVE_ORG_BYTES_MAX <= SS_LIVE_RING_BYTES_MAX,
