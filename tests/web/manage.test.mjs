@@ -145,7 +145,7 @@ test('devices: create (token shown once), readings seen, rotate, disable, edit, 
   await rows.nth(50).waitFor();
   assert.equal(await rows.count(), 51);
   assert.equal(await page.getByRole('button', { name: 'More' }).isHidden(), true);
-  await page.getByLabel('Filter by attribute').fill('type=meter');
+  await page.getByLabel('Filter by attribute (NAME=VALUE)').fill('type=meter');
   await page.getByRole('button', { name: 'Filter' }).click();
   await page.getByRole('link', { name: 'boiler-1' }).waitFor();
   await rows.nth(1).waitFor({ state: 'detached' });
@@ -156,6 +156,8 @@ test('devices: create (token shown once), readings seen, rotate, disable, edit, 
   await page.getByRole('dialog').getByRole('button', { name: 'Delete boiler-1' }).click();
   await page.getByRole('status').filter({ hasText: 'boiler-1 was deleted' }).waitFor();
   assert.equal(await ingest(token2, { temp: 1 }), 401, 'a deleted device is refused');
+  await page.goto(at(`#/o/${orgId}/devices/${deviceId}`));
+  await page.getByRole('heading', { name: 'This device is not there' }).waitFor();
   assertClean(page);
   await page.context().close();
 });
@@ -272,7 +274,7 @@ test('account: password rules, sessions listed and ended', async () => {
   await page.getByLabel('New password', { exact: true }).fill('a-new-long-password');
   await page.getByLabel('New password again').fill('a-new-long-password');
   await page.getByRole('button', { name: 'Change password' }).click();
-  await page.locator('.form-error').filter({ hasText: /\S/ }).waitFor();
+  await page.getByRole('alert').filter({ hasText: 'current password is not right' }).waitFor();
   // End the other session from the page: its token is refused.
   const ends = page.getByRole('button', { name: /^End the session/ });
   assert.equal(await ends.count(), 1);
@@ -280,6 +282,12 @@ test('account: password rules, sessions listed and ended', async () => {
   await page.getByRole('dialog').getByRole('button', { name: 'End session' }).click();
   await ends.waitFor({ state: 'detached' });
   await assert.rejects(other.get('/api/v1/me'), /401/);
+  await page.getByLabel('Current password').fill(PW);
+  await page.getByLabel('New password', { exact: true }).fill('a-new-long-password');
+  await page.getByLabel('New password again').fill('a-new-long-password');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.getByRole('status').filter({ hasText: 'Your password is changed' }).waitFor();
+  await Api.login(server.url, 'sam@example.com', 'a-new-long-password');
   assertClean(page);
   await page.context().close();
 });

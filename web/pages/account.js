@@ -20,7 +20,12 @@ export async function render(view) {
   ], async (v, f) => {
     if ([...v.new_password].length < PASSWORD_MIN) throw new Error(`The new password needs at least ${PASSWORD_MIN} characters.`);
     if (v.new_password !== v.again) throw new Error('The two new passwords differ. Type the same one twice.');
-    await api.put('/me/password', { current_password: v.current_password, new_password: v.new_password });
+    try {
+      await api.put('/me/password', { current_password: v.current_password, new_password: v.new_password });
+    } catch (err) {
+      if (err.code === 'wrong_password') throw new Error('Your current password is not right. Type it again.');
+      throw err;
+    }
     f.reset();
     noticeNext('Your password is changed. Your other sessions have ended.');
     reload();

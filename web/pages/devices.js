@@ -57,9 +57,10 @@ async function list(view) {
   const head = h('div.page-head', h('h1', 'Devices'),
     canWrite ? h('button.primary', { type: 'button', onclick: () => create(view) }, 'New device') : null);
   const filterError = h('p.form-error', { role: 'alert', hidden: true });
-  const filterInput = field('Filter by attribute', 'attr', { value: filterText, placeholder: 'type=sensor', hint: 'NAME=VALUE; empty shows every device.' });
+  const filterInput = field('Filter by attribute (NAME=VALUE)', 'attr', { value: filterText, placeholder: 'type=sensor' });
   const filter = h('form.toolbar', { role: 'search', onsubmit: (e) => { e.preventDefault(); view.go(here(filterInput.querySelector('input').value.trim())); } },
-    filterInput, h('button', { type: 'submit' }, 'Filter'));
+    filterInput, h('button', { type: 'submit' }, 'Filter'),
+    filterText ? h('a.button', { href: here('') }, 'Show every device') : null);
   const box = h('div');
   const more = h('button.more', { type: 'button', hidden: true }, 'More');
   view.el.append(head, filter, filterError, box, more);
@@ -117,12 +118,20 @@ async function create(view) {
 async function detail(view, id) {
   const org = view.org;
   const canWrite = roleAtLeast(view.role, 'editor');
-  const d = await api.get(api.path`/devices/${id}`);
+  const back = h('p', h('a', { href: view.orgHref(org.id, 'devices') }, '← All devices'));
+  let d;
+  try {
+    d = await api.get(api.path`/devices/${id}`);
+  } catch (err) {
+    // A device gone is not the organisation gone (the shell's reading of a 404).
+    if (err.status !== 404) throw err;
+    view.el.append(back, h('h1', 'This device is not there'), h('p', 'It was deleted, or it belongs to another organisation.'));
+    return;
+  }
   if (!view.current()) return;
   view.title(`${d.name} · Devices`);
   const el = view.el;
   const reload = () => view.go(location.hash);
-  const back = h('p', h('a', { href: view.orgHref(org.id, 'devices') }, '← All devices'));
   const facts = h('dl.facts',
     h('dt', 'Status'), h('dd', status(d)),
     h('dt', 'Last seen'), h('dd', d.last_seen ? `${fmtAgo(d.last_seen)} (${fmtTime(d.last_seen)})` : 'never'),
