@@ -31,7 +31,7 @@ const PAGES = [
 
 // How often an open page asks whether its session and access still hold
 // (a live stream learns it at once; other pages at the latest then).
-const ACCESS_CHECK_MS = 10000;
+const ACCESS_CHECK_MS = 5000;
 
 const state = {
   me: null,        // GET /me
