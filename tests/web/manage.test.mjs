@@ -190,6 +190,16 @@ test('members: add, change a role, invitations listed, withdrawn, accepted, and 
   await page.getByRole('cell', { name: 'wes@example.com', exact: true }).waitFor({ state: 'detached' });
   assert.equal((await api.get(`/api/v1/orgs/${orgId}/invitations`)).length, 1);
 
+  // An admin is offered the roles up to their own, not owner.
+  const adaPage = await newPage(browser);
+  await signIn(adaPage, server.url, 'ada@example.com', PW);
+  await adaPage.goto(at(`#/o/${orgId}/members`));
+  const offered = adaPage.getByLabel('Role', { exact: true }).locator('option');
+  await offered.first().waitFor({ state: 'attached' });
+  assert.deepEqual(await offered.evaluateAll((os) => os.map((o) => o.value)), ['dashboard', 'viewer', 'editor', 'admin']);
+  assertClean(adaPage);
+  await adaPage.context().close();
+
   // The invitee accepts on their account page.
   const ian = await newPage(browser);
   await signIn(ian, server.url, 'ian@example.com', PW);
