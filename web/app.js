@@ -31,7 +31,7 @@ const PAGES = [
 
 // How often an open page asks whether its session and access still hold
 // (a live stream learns it at once; other pages at the latest then).
-const ACCESS_CHECK_MS = 10000;
+const ACCESS_CHECK_MS = 5000;
 
 const state = {
   me: null,        // GET /me
@@ -90,7 +90,9 @@ function signedOut(message) {
   state.me = null;
   state.orgs = [];
   const back = location.hash && !location.hash.startsWith('#/signin') ? location.hash : '';
-  sessionStorage.setItem('ss-return', back);
+  // A second request refused by the same ending must not forget where the
+  // person was (the hash is already #/signin then).
+  if (back) sessionStorage.setItem('ss-return', back);
   if (message) sessionStorage.setItem('ss-signin-message', message);
   go('#/signin');
 }
