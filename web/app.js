@@ -212,7 +212,14 @@ async function route() {
     return show(() => import('./pages/account.js'), main, makeView(main, token, { query }));
   }
   if (parts[0] !== 'o' || !parts[1]) return orgPicker(token);
-  const org = orgById(parts[1]);
+  let org = orgById(parts[1]);
+  if (!org) {
+    // Made since the list was read (another tab, a child just created):
+    // read the memberships and organisations again before refusing.
+    try { await loadMe(); } catch { /* refused below, or signed out */ }
+    if (token !== state.rendering) return;
+    org = orgById(parts[1]);
+  }
   const role = org && roleIn(org.id);
   if (!org || !role) {
     sessionStorage.setItem('ss-orgs-message', 'That organisation is not one of yours, or it no longer exists.');

@@ -176,6 +176,7 @@ test('members: add, change a role, invitations listed, withdrawn, accepted, and 
   await page.getByRole('button', { name: 'Add member' }).click();
   await page.getByRole('status').filter({ hasText: 'vera@example.com is now a member' }).waitFor();
   await page.getByLabel('Role of vera@example.com').selectOption('editor');
+  await page.getByRole('button', { name: 'Set role of vera@example.com' }).click();
   await page.getByRole('status').filter({ hasText: 'vera@example.com is now editor' }).waitFor();
   const members = await api.get(`/api/v1/orgs/${orgId}/members`);
   assert.equal(members.find((m) => m.email === 'vera@example.com').role, 'editor');

@@ -27,11 +27,16 @@ export async function render(view) {
   const roles = grantable(view.role);
   const reload = () => view.go(location.hash);
 
+  // A role changes when the person says so with the button beside the
+  // select: arrowing through a select fires a change at every step.
   const roleSelect = (m) => {
     if (!roles.includes(m.role)) return h('span', m.role);
     const sel = h('select', { 'aria-label': `Role of ${m.email}` },
       roles.map((r) => h('option', { value: r, selected: r === m.role }, r)));
-    sel.addEventListener('change', async () => {
+    const save = h('button', { type: 'button', disabled: true }, `Set role of ${m.email}`);
+    sel.addEventListener('change', () => { save.disabled = sel.value === m.role; });
+    save.addEventListener('click', async () => {
+      save.disabled = true;
       try {
         await api.patch(api.path`/orgs/${org.id}/members/${m.user_id}`, { role: sel.value });
         m.role = sel.value;
@@ -41,7 +46,7 @@ export async function render(view) {
         notice(errorText(err), 'error');
       }
     });
-    return sel;
+    return h('span.role-edit', sel, save);
   };
   const remove = (m) => async () => {
     if (!await confirm(`Remove ${m.email}?`, `${m.email} loses access to ${org.name} (and the organisations below it) at once.`, `Remove ${m.email}`)) return;
