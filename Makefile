@@ -1,7 +1,7 @@
 # SensorSpace — build, run, test, bench.
 #   make            build build/sensorspace (installs missing packages first)
 #   make run        build and start on the embedded store in ./data
-#   make test       unit + end-to-end tests, then the same under ASan+UBSan
+#   make test       unit, end-to-end and browser tests, then the same under ASan+UBSan
 #   make bench      benchmarks against nginx and influxdb (bench/README.md)
 
 CC      ?= cc
@@ -32,14 +32,18 @@ CFLAGS  += $(CFLAGS_COMMON) $(OPT)
 LDFLAGS += $(OPT)
 
 LIB_SRCS  := $(filter-out src/main.c,$(wildcard src/*/*.c))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# The web app's files, built into the binary as one generated source.
+WEB_FILES := $(shell find web -type f -not -name README.md 2>/dev/null)
+WEB_GEN   := $(BUILD)/gen/web_assets.c
+NODE_OK   := node_modules/.package-lock.json
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(WEB_GEN:.c=.o)
 MAIN_OBJ  := $(BUILD)/src/main.o
 LIB       := $(BUILD)/libsensorspace.a
 BIN       := $(BUILD)/sensorspace
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test test-once layers unit e2e bench clean deps fuzz
+.PHONY: all run test test-once layers unit e2e web bench clean deps fuzz
 
 all: $(BIN)
 
@@ -47,7 +51,8 @@ all: $(BIN)
 $(DEPS_OK): scripts/deps.sh Makefile
 	@mkdir -p $(@D)
 	@pkg-config --exists $(PKGS) && test -f /usr/include/http_parser.h && \
-	  test -f /usr/include/cmocka.h && command -v mosquitto_pub >/dev/null && /usr/bin/python3 -c 'import pytest, requests, xdist, paho.mqtt' \
+	  test -f /usr/include/cmocka.h && command -v mosquitto_pub >/dev/null && command -v npm >/dev/null && \
+	  test -x /usr/bin/chromium && /usr/bin/python3 -c 'import pytest, requests, xdist, paho.mqtt' \
 	  2>/dev/null || bash scripts/deps.sh
 	@{ pkg-config --cflags $(PKGS) && pkg-config --libs $(PKGS); } > $(PKG_FLAGS).tmp
 	@mv $(PKG_FLAGS).tmp $(PKG_FLAGS)
@@ -59,6 +64,19 @@ deps:
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The pinned npm packages (package-lock.json): uPlot for the binary,
+# playwright-core and axe-core for the browser tests.
+$(NODE_OK): package.json package-lock.json | $(DEPS_OK)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_GEN): scripts/web-embed.mjs $(WEB_FILES) $(NODE_OK)
+	@mkdir -p $(@D)
+	node scripts/web-embed.mjs $@
+
+$(WEB_GEN:.c=.o): $(WEB_GEN)
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -89,12 +107,20 @@ e2e: $(BIN)
 	$(E2E) -n $(E2E_JOBS) --dist loadfile -m 'not serial' tests/e2e
 	$(E2E) -m serial tests/e2e
 
+# The browser tests: playwright-core driving Debian's chromium against the
+# real server (each test file starts its own, port 0); screenshots of each
+# page land in $(BUILD)/web-artifacts.
+WEB_TESTS := $(wildcard tests/web/*.test.mjs)
+web: $(BIN) $(NODE_OK)
+	SENSORSPACE_BIN=$(abspath $(BIN)) WEB_ARTIFACTS=$(abspath $(BUILD))/web-artifacts \
+	  node --test $(WEB_TESTS)
+
 # The folders of src/ are layers (docs/architecture.md): an include that
 # goes upward or closes a cycle fails the run before anything is built.
 layers:
 	/usr/bin/python3 scripts/check-layers.py src
 
-test-once: layers unit e2e
+test-once: layers unit e2e web
 
 # The suite runs twice: an optimised build, then one under AddressSanitizer
 # and UndefinedBehaviorSanitizer (ASAN_OPTIONS make any leak fail the run).

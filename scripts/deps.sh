@@ -2,13 +2,15 @@
 # Installs the Debian packages SensorSpace builds, tests and benchmarks with.
 # Called by `make` when a pkg-config module or test tool is missing; safe to
 # run again (apt-get skips what is already installed). --bench and --fuzz
-# add what `make bench` and fuzz/run.sh need.
+# add what `make bench` and fuzz/run.sh need. The npm packages (the web
+# app's charts, the browser tests' driver) are the Makefile's: `npm ci`
+# from package-lock.json once Node.js is here.
 set -euo pipefail
 
 BUILD_PKGS="build-essential pkg-config libuv1-dev libssl-dev libhttp-parser-dev
   libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev zlib1g-dev"
 TEST_PKGS="python3 python3-pytest python3-pytest-xdist python3-requests python3-prometheus-client
-  python3-paho-mqtt mosquitto-clients curl openssl iproute2"
+  python3-paho-mqtt mosquitto-clients curl openssl iproute2 chromium"
 BENCH_PKGS="wrk nginx-light influxdb influxdb-client mosquitto"
 # fuzz/run.sh: clang and its sanitizer/libFuzzer runtimes (a Recommends of
 # clang, so named here: apt runs with --no-install-recommends).
@@ -23,6 +25,10 @@ for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing="$missing $p"
 done
+# Node.js and npm build the web app into the binary. A machine that has
+# them from elsewhere (a newer Node.js with its own npm) keeps them: Debian's
+# npm would conflict with it.
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing$missing" >&2

@@ -141,6 +141,10 @@ void api_me(api_call *call)
     json_t *me = api_user_json(&call->who.user);
     json_object_set_new(me, "memberships", memberships);
     json_object_set_new(me, "user", api_user_json(&call->who.user));
+    /* The web app signed in by its cookie finds its CSRF token here after
+     * a reload: only a page of our own origin can read this answer. */
+    if (call->via_cookie)
+        json_object_set_new(me, "csrf", json_string(call->who.session.csrf));
     api_reply_json(call, 200, me);
 }
 

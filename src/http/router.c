@@ -5,6 +5,7 @@
 #include "core/metrics.h"
 #include "http/api.h"
 #include "http/api_call.h"
+#include "http/web.h"
 
 #include <http_parser.h>
 #include <stdio.h>
@@ -66,6 +67,12 @@ static const route routes[] = {
     {HTTP_POST, "/api/v1/invitations/{}/decline", api_invitation_decline, API_LIGHT, ""},
     {HTTP_GET, "/api/v1/orgs/{}/devices", api_devices_list, API_LIGHT, "attr.*," PAGED},
     {HTTP_POST, "/api/v1/orgs/{}/devices", api_devices_create, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/orgs/{}/dashboards", api_dashboards_list, API_LIGHT, PAGED},
+    {HTTP_POST, "/api/v1/orgs/{}/dashboards", api_dashboards_create, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/dashboards/{}", api_dashboard_get, API_LIGHT, ""},
+    {HTTP_PUT, "/api/v1/dashboards/{}", api_dashboard_put, API_LIGHT, ""},
+    {HTTP_DELETE, "/api/v1/dashboards/{}", api_dashboard_delete, API_LIGHT, ""},
+    {HTTP_GET, "/api/v1/dashboards/{}/devices", api_dashboard_devices, API_LIGHT, PAGED},
     {HTTP_GET, "/api/v1/devices/{}", api_device_get, API_LIGHT, ""},
     {HTTP_PATCH, "/api/v1/devices/{}", api_device_patch, API_LIGHT, ""},
     {HTTP_DELETE, "/api/v1/devices/{}", api_device_delete, API_LIGHT, ""},
@@ -665,6 +672,10 @@ void api_handle(void *ctx, http_request *req)
         api_healthz_local(app, req);
         return;
     }
+    /* The web app's files are the same for everyone: no principal, no
+     * worker. */
+    if (web_serve(req))
+        return;
     /* The accounting state is made only for requests that note who they
      * are from: an idle connection that asked /healthz holds none. */
     api_conn_open(req);

@@ -221,6 +221,7 @@ const char *http_status_text(int status)
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -301,12 +302,14 @@ static size_t head_finish(const http_conn *c, char *head, size_t pos, size_t cap
 static int write_response(http_conn *c, int status, const char *content_type, const char *body,
                           size_t len, const char *extra, int keep_alive)
 {
-    /* 204 carries no Content-Length (RFC 9110 §8.6); HEAD gets the head of
-     * the answer only (§9.3.2). */
-    int no_body = status == 204 || (c->req.method == HTTP_HEAD && !c->reject_status);
+    /* 204 and 304 carry no Content-Length (RFC 9110 §8.6: a 304's would
+     * have to be the 200's length) and no body; HEAD gets the head of the
+     * answer only (§9.3.2). */
+    int bodiless = status == 204 || status == 304;
+    int no_body = bodiless || (c->req.method == HTTP_HEAD && !c->reject_status);
     char head[HTTP_HEAD_OUT_MAX];
-    int n = status == 204 ? snprintf(head, sizeof head, "HTTP/1.1 204 %s\r\n", http_status_text(204))
-                          : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
+    int n = bodiless ? snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status))
+                     : snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n",
                                      status, http_status_text(status), len);
     size_t pos = n > 0 && (size_t)n < sizeof head ? (size_t)n : 0;
     pos = head_finish(c, head, pos, sizeof head, content_type, extra, keep_alive);

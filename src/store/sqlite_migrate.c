@@ -311,24 +311,40 @@ static const char *const migrations[] = {
     "CREATE INDEX broker_sessions_by_will ON broker_sessions(will_msg_id)"
     " WHERE will_msg_id > 0;",
 
-    /* 10: the dashboard role below viewer (SPEC §2). Roles are stored as
+    /* 10: dashboards (store_dashboards.h). The layout is one JSON text,
+     * read and written whole (aaa/dashboards.h checks it); an org's are
+     * listed by name through the index, and go with the org by the
+     * foreign key's cascade, inside store_org_delete's transaction. */
+    "CREATE TABLE dashboards ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"
+    "  spec TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX dashboards_by_org ON dashboards(org_id, name, id);",
+
+    /* 11: the dashboard role below viewer (SPEC §2). Roles are stored as
      * numbers checked by a CHECK, which SQLite cannot alter: memberships
      * and invitations are rebuilt with the new range, every role kept in
      * meaning (viewer 1 -> 2 … owner 4 -> 5), with their indexes. Nothing
      * references either table, so dropping the old ones cascades
      * nowhere. */
-    "CREATE TABLE memberships_v10 ("
+    "CREATE TABLE memberships_v11 ("
     "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
     "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
     "  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 5),"
     "  PRIMARY KEY (org_id, user_id)"
     ") WITHOUT ROWID, STRICT;"
-    "INSERT INTO memberships_v10(org_id, user_id, role)"
+    "INSERT INTO memberships_v11(org_id, user_id, role)"
     " SELECT org_id, user_id, role + 1 FROM memberships;"
     "DROP TABLE memberships;"
-    "ALTER TABLE memberships_v10 RENAME TO memberships;"
+    "ALTER TABLE memberships_v11 RENAME TO memberships;"
     "CREATE INDEX memberships_by_user ON memberships(user_id);"
-    "CREATE TABLE invitations_v10 ("
+    "CREATE TABLE invitations_v11 ("
     "  id TEXT PRIMARY KEY NOT NULL,"
     "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
     "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
@@ -337,10 +353,10 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  UNIQUE (org_id, user_id)"
     ") STRICT;"
-    "INSERT INTO invitations_v10(id, org_id, user_id, role, invited_by, created_at)"
+    "INSERT INTO invitations_v11(id, org_id, user_id, role, invited_by, created_at)"
     " SELECT id, org_id, user_id, role + 1, invited_by, created_at FROM invitations;"
     "DROP TABLE invitations;"
-    "ALTER TABLE invitations_v10 RENAME TO invitations;"
+    "ALTER TABLE invitations_v11 RENAME TO invitations;"
     "CREATE INDEX invitations_by_user ON invitations(user_id, created_at);",
 };
 

@@ -46,6 +46,13 @@ def world(srv):
     post(srv.http, dev, {"temp": 21.5, "hum": 40})
     email, uid = member(admin, org["id"], "dashboard")
     _, viewer_id = member(admin, org["id"], "viewer")
+    # A dashboard of the org shows another device: `dev` is one no
+    # dashboard shows.
+    shown = admin.post("/api/v1/orgs/%s/devices" % org["id"], json={"name": "shown"}).json()
+    dash = admin.post("/api/v1/orgs/%s/dashboards" % org["id"], json={
+        "name": "board", "kind": "static",
+        "widgets": [{"type": "line", "device_id": shown["id"], "channels": ["temp"]}]})
+    assert dash.status_code == 201, dash.text
     key = admin.post("/api/v1/orgs/%s/apikeys" % org["id"], json={"name": "k", "scopes": ["data:read"]})
     assert key.status_code == 201, key.text
     # An invitation pending in the org: an admin of it invites a person
@@ -58,7 +65,7 @@ def world(srv):
     return {
         "admin": admin, "org": org, "dev": dev, "other": other, "other_dev": other_dev,
         "email": email, "uid": uid, "viewer_id": viewer_id, "key_id": key.json()["id"],
-        "inv_id": inv.json()["invitation"]["id"],
+        "inv_id": inv.json()["invitation"]["id"], "dash_id": dash.json()["id"],
     }
 
 
@@ -105,6 +112,12 @@ ROUTES = [
     ("POST", "/api/v1/invitations/{inv}/decline", "me"),   # not theirs: 404
     ("GET", "/api/v1/orgs/{org}/devices", 403),
     ("POST", "/api/v1/orgs/{org}/devices", 403),
+    ("GET", "/api/v1/orgs/{org}/dashboards", "dash"),
+    ("POST", "/api/v1/orgs/{org}/dashboards", 403),
+    ("GET", "/api/v1/dashboards/{dash}", "dash"),
+    ("PUT", "/api/v1/dashboards/{dash}", 403),
+    ("DELETE", "/api/v1/dashboards/{dash}", 403),
+    ("GET", "/api/v1/dashboards/{dash}/devices", "dash"),
     ("GET", "/api/v1/devices/{dev}", 403),
     ("PATCH", "/api/v1/devices/{dev}", 403),
     ("DELETE", "/api/v1/devices/{dev}", 403),
@@ -132,6 +145,10 @@ BODIES = {
                                             "password": PW},
     ("POST", "/api/v1/orgs/{org}/devices"): {"name": "mine"},
     ("PATCH", "/api/v1/devices/{dev}"): {"name": "renamed"},
+    ("POST", "/api/v1/orgs/{org}/dashboards"): {"name": "mine", "kind": "dynamic",
+                                               "widgets": [{"type": "value", "channels": ["temp"]}]},
+    ("PUT", "/api/v1/dashboards/{dash}"): {"name": "mine", "kind": "dynamic",
+                                          "widgets": [{"type": "value", "channels": ["temp"]}]},
 }
 
 
@@ -160,7 +177,8 @@ def test_every_route_refuses_a_dashboard_user_but_their_own(srv, world):
     sessions = me.get("/api/v1/me/sessions").json()
     mine = me.get("/api/v1/me").json()
     ids = {"org": world["org"]["id"], "dev": world["dev"]["id"], "uid": world["viewer_id"],
-           "viewer": world["viewer_id"], "key": world["key_id"], "inv": world["inv_id"]}
+           "viewer": world["viewer_id"], "key": world["key_id"], "inv": world["inv_id"],
+           "dash": world["dash_id"]}
     ids["session"] = [s["id"] for s in sessions if not s.get("current")][0]
     seen = []
     for method, path, want in ROUTES:
@@ -192,6 +210,7 @@ def test_every_route_refuses_a_dashboard_user_but_their_own(srv, world):
     # Nothing changed by any of it.
     assert admin.get("/api/v1/orgs/%s" % ids["org"]).json()["name"] == world["org"]["name"]
     assert admin.get("/api/v1/devices/%s" % ids["dev"]).status_code == 200
+    assert admin.get("/api/v1/dashboards/%s" % ids["dash"]).json()["name"] == "board"
     roles = {m["user_id"]: m["role"] for m in admin.get("/api/v1/orgs/%s/members" % ids["org"]).json()}
     assert roles[world["viewer_id"]] == "viewer" and roles[world["uid"]] == "dashboard"
     assert spare.get("/api/v1/me").status_code == 401
@@ -222,9 +241,10 @@ def test_outside_their_org_everything_is_not_found(srv, world):
         assert r.json()["error"]["code"] == "not_found"
 
 
-def test_their_data_is_only_what_a_dashboard_shows(srv, world):
-    """No dashboard shows anything yet: a dashboard user reads nothing of
-    the device, whatever they name; a viewer reads it all."""
+def test_a_device_no_dashboard_shows_is_not_theirs(srv, world):
+    """A dashboard user reads nothing of a device no dashboard shows,
+    whatever they name; a viewer reads it all. (What a dashboard shows:
+    test_dashboard_role_data.py.)"""
     me = login(srv.http, world["email"], PW)
     did, oid = world["dev"]["id"], world["org"]["id"]
     r = me.get("/api/v1/devices/%s/latest" % did)

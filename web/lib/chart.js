@@ -1,0 +1,92 @@
+// Charts over time with uPlot. A chart never asks for more points than it
+// has pixels: pointsFor() tells a page how many buckets to ask the server
+// for (its `every`/`fn`), and the chart follows its container's width.
+import uPlot from '../vendor/uplot.esm.js';
+
+export { uPlot };
+
+// Colours that keep 3:1 against white and tell apart for common colour
+// blindness (Okabe-Ito, darkened).
+export const COLOURS = ['#0b5cad', '#c25400', '#007a5a', '#a3177f', '#5d4bb7', '#8a6d00', '#b4002e', '#2f6f89'];
+
+// The bucket width in ms for a range drawn on a chart of `px` pixels:
+// whole seconds, at least 1 ms.
+export function everyFor(rangeMs, px) {
+  const n = Math.max(1, Math.floor(px || 300));
+  return Math.max(1, Math.ceil(rangeMs / n));
+}
+
+export function widthOf(el) {
+  return Math.max(200, Math.floor(el.getBoundingClientRect().width || el.clientWidth || 300));
+}
+
+// A line chart in `el`. series: [{label, colour?}]; data: [xs (ms), ys…]
+// (nulls allowed). opts: height, yLabel, title. Returns {plot, setData,
+// addPoint, destroy}; the chart resizes with its container.
+export function lineChart(el, series, data, opts = {}) {
+  const height = opts.height || 220;
+  const plot = new uPlot({
+    width: widthOf(el),
+    height,
+    title: opts.title,
+    ms: 1,
+    scales: { x: { time: true } },
+    axes: [{}, { label: opts.yLabel, size: 60 }],
+    legend: { live: true },
+    cursor: { drag: { x: true, y: false } },
+    series: [{}, ...series.map((s, i) => ({
+      label: s.label,
+      stroke: s.colour || COLOURS[i % COLOURS.length],
+      width: 1.5,
+      spanGaps: false,
+      points: { show: false },
+    }))],
+  }, data, el);
+  const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
+  ro.observe(el);
+  return {
+    plot,
+    setData: (d) => plot.setData(d),
+    destroy: () => { ro.disconnect(); plot.destroy(); },
+  };
+}
+
+// A bar-ish step chart of counts per bucket (usage, audit).
+export function barChart(el, series, data, opts = {}) {
+  const height = opts.height || 200;
+  const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
+  const plot = new uPlot({
+    width: widthOf(el),
+    height,
+    title: opts.title,
+    ms: 1,
+    scales: { x: { time: true } },
+    axes: [{}, { label: opts.yLabel, size: 60 }],
+    series: [{}, ...series.map((s, i) => ({
+      label: s.label,
+      stroke: s.colour || COLOURS[i % COLOURS.length],
+      fill: (s.colour || COLOURS[i % COLOURS.length]) + '55',
+      paths: bars,
+      points: { show: false },
+    }))],
+  }, data, el);
+  const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
+  ro.observe(el);
+  return { plot, setData: (d) => plot.setData(d), destroy: () => { ro.disconnect(); plot.destroy(); } };
+}
+
+// Series of the data API ({"series":{"ch":[[ts,v],…]}}) as uPlot's
+// columns: one x array (the union of timestamps, sorted), one y array a
+// channel, null where a channel has no point.
+export function columns(seriesByChannel, channels) {
+  const xs = new Set();
+  for (const ch of channels) for (const [ts] of seriesByChannel[ch] || []) xs.add(ts);
+  const x = [...xs].sort((a, b) => a - b);
+  const index = new Map(x.map((t, i) => [t, i]));
+  const ys = channels.map((ch) => {
+    const y = new Array(x.length).fill(null);
+    for (const [ts, v] of seriesByChannel[ch] || []) y[index.get(ts)] = v;
+    return y;
+  });
+  return [x, ...ys];
+}

@@ -1,0 +1,8 @@
+// Settings: this page is being built; it shows its heading only.
+import { h } from '../lib/ui.js';
+
+export async function render(view) {
+  view.el.append(h('h1', 'Settings'));
+}
+
+export function renderCreateTop() {}
