@@ -134,7 +134,7 @@ test('explore: pick device, channels, range and aggregate; chart, table, export,
   assert.ok((week.to - week.from) / week.every <= await chartWidth(page));
 
   // Each reading while they fit; buckets once there are more than pixels.
-  await page.getByLabel('Aggregate').selectOption({ label: 'Each reading' });
+  await page.getByLabel('Aggregate').selectOption('raw');
   await page.getByLabel('Range').selectOption({ label: 'Last hour' });
   await page.getByText('Each reading.', { exact: true }).waitFor();
   assert.equal(data.at(-1).every, 0);
@@ -203,12 +203,22 @@ test('sessions: records of devices and people, filtered by kind', async () => {
   await page.getByRole('heading', { name: 'Sessions', exact: true }).waitFor();
   await page.locator('tbody tr').first().waitFor();
   const all = await page.locator('tbody td[data-label="Kind"]').allTextContents();
-  assert.ok(all.includes('device'), 'device sessions are listed');
+  assert.ok(all.includes('Device') && all.includes('Person'), 'device and people sessions are listed');
   assert.ok((await page.locator('tbody td[data-label="Who"]').allTextContents()).includes('boiler-1'), 'named, not by id');
   await page.locator('.chart .uplot').waitFor();
   await page.getByLabel('Kind').selectOption({ label: 'Devices' });
   await page.waitForFunction(() => /kind=device/.test(location.hash));
-  await page.waitForFunction(() => [...document.querySelectorAll('tbody td[data-label="Kind"]')].every((td) => td.textContent === 'device'));
+  await page.waitForFunction(() => [...document.querySelectorAll('tbody td[data-label="Kind"]')].every((td) => td.textContent === 'Device'));
+  await page.getByLabel('Kind').selectOption({ label: 'People' });
+  await page.waitForFunction(() => [...document.querySelectorAll('tbody td[data-label="Kind"]')].every((td) => td.textContent === 'Person'));
+  assert.ok((await page.locator('tbody td[data-label="Who"]').allTextContents()).includes('admin@example.com'));
+  // Device requests over HTTP end with the request; the signed-in person's is active.
+  await page.getByLabel('Kind').selectOption({ label: 'All' });
+  await page.getByLabel('Only active').check();
+  await page.waitForFunction(() => /active=true/.test(location.hash));
+  await page.waitForFunction(() => [...document.querySelectorAll('tbody td[data-label="Ended"]')].every((td) => td.textContent === 'Active'));
+  assert.ok(!(await page.locator('tbody td[data-label="Kind"]').allTextContents()).includes('Device'));
+  await page.getByLabel('Only active').uncheck();
   await page.getByLabel('Kind').selectOption({ label: 'API keys' });
   await page.getByText('No sessions match.').waitFor();
   await axeCheck(page, 'sessions');

@@ -4,7 +4,7 @@
 import * as api from '../lib/api.js';
 import { h, clear, field, table, fmtTime, errorText } from '../lib/ui.js';
 import { barChart } from '../lib/chart.js';
-import { rangeFields, rangeOf, pager, countPer, bucketFor, HOUR } from './data-common.js';
+import { rangeFields, rangeOf, pager, countPer, bucketFor, fitBars, HOUR } from './data-common.js';
 
 export async function render(view) {
   const org = view.org.id;
@@ -12,8 +12,8 @@ export async function render(view) {
   const st = { range: q.get('range') || '7d', from: Number(q.get('from')) || 0, to: Number(q.get('to')) || 0,
     who: q.get('who') || '', what: q.get('what') || '' };
   view.el.append(h('h1', 'Audit log'));
-  const who = field('Who', 'who', { type: 'search', value: st.who, hint: 'Part of an email or key name' });
-  const what = field('What', 'what', { type: 'search', value: st.what, hint: 'Part of an action or target, e.g. device' });
+  const who = field('Who', 'who', { type: 'search', value: st.who, placeholder: 'email or key name' });
+  const what = field('What', 'what', { type: 'search', value: st.what, placeholder: 'e.g. device.update' });
   const error = h('p.form-error', { role: 'alert', hidden: true });
   const chartEl = h('div.chart', { role: 'img', 'aria-label': 'Audit entries per bucket' });
   const tableEl = h('div');
@@ -47,12 +47,12 @@ export async function render(view) {
     if (items.length) {
       const { from, to } = rangeOf(st);
       const every = bucketFor(to - from);
-      chart = barChart(chartEl, [{ label: every === HOUR ? 'Entries per hour' : 'Entries per day' }],
-        countPer(items.map((e) => e.ts), every), { height: 160, yLabel: 'entries' });
+      const cols = countPer(items.map((e) => e.ts), every, from, to);
+      chart = fitBars(barChart(chartEl, [{ label: every === HOUR ? 'Entries per hour' : 'Entries per day' }], cols, { height: 160 }), cols[0], every);
     }
     const n = list.state.items.length;
     clear(tableEl).append(table([
-      { title: 'When', cell: (e) => fmtTime(e.ts) },
+      { title: 'When', class: 'when', cell: (e) => fmtTime(e.ts) },
       { title: 'Who', cell: (e) => e.actor_name || e.actor },
       { title: 'What', cell: (e) => h('span', h('code', e.action), ' ', e.target ? h('span.target', e.target) : '') },
       { title: 'From where', cell: (e) => e.address || '—' },

@@ -68,27 +68,35 @@ export function pager(p, params, limit = 100) {
 // The bucket (hour or day) that fits a span of time on a bar chart.
 export const bucketFor = (spanMs) => (spanMs > 3 * DAY ? DAY : HOUR);
 
-// Counts per bucket of ts: uPlot columns [xs, counts].
-export function countPer(tss, every) {
-  const m = new Map();
-  for (const ts of tss) {
-    const b = Math.floor(ts / every) * every;
-    m.set(b, (m.get(b) || 0) + 1);
-  }
-  const xs = [...m.keys()].sort((a, b) => a - b);
-  return [xs, xs.map((x) => m.get(x))];
+// The bucket starts of [from, to): a bar chart shows the whole range, the
+// empty buckets too.
+export function buckets(from, to, every) {
+  const xs = [];
+  for (let b = Math.floor(from / every) * every; b < to; b += every) xs.push(b);
+  return xs;
 }
 
-// Bars stacked by key: rows [{bucket, ...}] → {series, data} for
-// barChart. Each series draws the sum of its key and the ones before it,
+// Counts per bucket of ts over [from, to): uPlot columns [xs, counts]
+// (null for none).
+export function countPer(tss, every, from, to) {
+  const xs = buckets(from, to, every);
+  const ys = xs.map(() => 0);
+  for (const ts of tss) {
+    const i = Math.floor((ts - xs[0]) / every);
+    if (i >= 0 && i < ys.length) ys[i]++;
+  }
+  return [xs, ys.map((v) => v || null)];  // no bar where there is nothing
+}
+
+// Bars stacked by key: rows [{bucket, ...}] over the bucket starts xs →
+// {series, data} for barChart. Each series draws the sum of its key and the ones before it,
 // tallest first, so every key shows as its own band; the legend shows a
 // key's own value.
-export function stacked(rows, keyOf, valueOf) {
-  const xs = [...new Set(rows.map((r) => r.bucket))].sort((a, b) => a - b);
+export function stacked(rows, keyOf, valueOf, xs) {
   const keys = [...new Set(rows.map(keyOf))].sort();
   const at = new Map(xs.map((x, i) => [x, i]));
   const own = keys.map(() => new Array(xs.length).fill(0));
-  for (const r of rows) own[keys.indexOf(keyOf(r))][at.get(r.bucket)] += valueOf(r);
+  for (const r of rows) if (at.has(r.bucket)) own[keys.indexOf(keyOf(r))][at.get(r.bucket)] += valueOf(r);
   const sums = [];
   own.forEach((ys, k) => sums.push(ys.map((v, i) => v + (k ? sums[k - 1][i] : 0))));
   const order = keys.map((_, k) => keys.length - 1 - k);
@@ -98,6 +106,21 @@ export function stacked(rows, keyOf, valueOf) {
       colour: COLOURS[k % COLOURS.length],
       value: (u, v, s, i) => (i === null || i === undefined ? '—' : fmtNumber(own[k][i])),
     })),
-    data: [xs, ...order.map((k) => sums[k])],
+    data: [xs, ...order.map((k) => sums[k].map((v) => v || null))],
   };
+}
+
+// A bar chart's x scale over whole buckets: half a bucket either side, so
+// the first and last bars show whole.
+export function fitBars(chart, xs, every) {
+  if (xs.length) chart.plot.setScale('x', { min: xs[0] - every / 2, max: xs[xs.length - 1] + every / 2 });
+  return chart;
+}
+
+// A unit for byte counts up to max, so an axis keeps short numbers.
+export function byteUnit(max) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (max >= 10240 && i < units.length - 1) { max /= 1024; i++; }
+  return { name: units[i], size: 1024 ** i };
 }

@@ -8,7 +8,7 @@ import { lineChart, everyFor, widthOf, columns } from '../lib/chart.js';
 import { rangeFields, rangeOf, RANGES } from './data-common.js';
 
 const FNS = [['avg', 'Average'], ['min', 'Minimum'], ['max', 'Maximum'], ['sum', 'Sum'],
-  ['count', 'Count'], ['first', 'First'], ['last', 'Last'], ['raw', 'Each reading']];
+  ['count', 'Count'], ['first', 'First'], ['last', 'Last'], ['raw', 'Each reading (while they fit)']];
 // Channels checked when the URL names none: a readable chart.
 const DEFAULT_CHANNELS = 4;
 // The data API takes at most 32 channels a query.
@@ -45,8 +45,7 @@ export async function render(view) {
     for (const o of select.options) o.hidden = t !== '' && !o.textContent.toLowerCase().includes(t) && o.value !== st.device;
   });
   const chanBox = h('fieldset.channels', h('legend', 'Channels'));
-  const fnSel = field('Aggregate', 'fn', { options: FNS, value: st.fn,
-    hint: 'Each reading while they fit on the chart; otherwise one value per bucket.' });
+  const fnSel = field('Aggregate', 'fn', { options: FNS, value: st.fn });
   const csv = h('a.button', { download: '', href: '#' }, 'Export CSV');
   const ndjson = h('a.button', { download: '', href: '#' }, 'Export NDJSON');
   const status = h('p.chart-note', { role: 'status' });
@@ -130,7 +129,7 @@ export async function render(view) {
       }
       if (my !== seq) return;
       if (every && !note) note = `${FNS.find(([f]) => f === st.fn)[1]} of each bucket`;
-      draw(my, data.series || {}, every ? `${note} of ${span(every)}.` : 'Each reading.');
+      draw(my, data.series || {}, every ? `${note} of ${span(every)}.` : 'Each reading.', from, to);
     } catch (err) {
       if (my !== seq) return;
       draw(my, null, '');
@@ -139,7 +138,7 @@ export async function render(view) {
     }
   }
 
-  function draw(my, series, note) {
+  function draw(my, series, note, from, to) {
     if (my !== seq || !view.current()) return;
     chart?.destroy();
     chart = null;
@@ -156,6 +155,7 @@ export async function render(view) {
     chartEl.setAttribute('role', 'img');
     chartEl.setAttribute('aria-label', `Chart of ${st.channels.join(', ')} of ${dev ? dev.name : 'the device'}`);
     chart = lineChart(chartEl, st.channels.map((c) => ({ label: c })), cols);
+    chart.plot.setScale('x', { min: from, max: to });
     pointsTable(cols, 0);
   }
 
@@ -172,7 +172,7 @@ export async function render(view) {
       pages > 1 ? h('nav.pager', { 'aria-label': 'Pages of points' },
         h('button', { type: 'button', disabled: pageNo === 0, onclick: go(pageNo - 1) }, 'Newer'),
         h('span', `Page ${pageNo + 1} of ${pages}`),
-        h('button', { type: 'button', disabled: pageNo >= pages - 1, onclick: go(pageNo + 1) }, 'Older')) : null);
+        h('button', { type: 'button', disabled: pageNo >= pages - 1, onclick: go(pageNo + 1) }, 'Older')) : '');
   }
 
   select.addEventListener('change', async () => {

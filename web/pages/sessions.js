@@ -4,16 +4,17 @@
 import * as api from '../lib/api.js';
 import { h, clear, field, table, fmtTime, fmtNumber, fmtBytes, errorText } from '../lib/ui.js';
 import { barChart } from '../lib/chart.js';
-import { pager, countPer, bucketFor } from './data-common.js';
+import { pager, countPer, bucketFor, fitBars, HOUR } from './data-common.js';
 
 const KINDS = [['', 'All'], ['device', 'Devices'], ['user', 'People'], ['apikey', 'API keys']];
+const KIND_NAMES = { device: 'Device', user: 'Person', apikey: 'API key' };
 
 export async function render(view) {
   const org = view.org.id;
   const st = { kind: KINDS.some(([k]) => k === view.query.get('kind')) ? view.query.get('kind') : '', active: view.query.get('active') === 'true' };
   view.el.append(h('h1', 'Sessions'));
   // Names for the ids a record carries; a list that cannot be read leaves ids.
-  const names = new Map();
+  const names = new Map([[view.me.id, view.me.email]]);
   const lists = [
     [api.path`/orgs/${org}/devices`, (d) => [d.id, d.name]],
     [api.path`/orgs/${org}/members`, (m) => [m.user_id, m.email]],
@@ -43,15 +44,18 @@ export async function render(view) {
     clear(chartEl);
     if (items.length) {
       const tss = items.map((s) => s.started_at);
-      const every = bucketFor(Math.max(...tss) - Math.min(...tss));
-      chart = barChart(chartEl, [{ label: every === 3600000 ? 'Per hour' : 'Per day' }], countPer(tss, every), { height: 160, yLabel: 'sessions' });
+      const from = Math.min(...tss);
+      const to = Math.max(Date.now(), ...tss) + 1;
+      const every = bucketFor(to - from);
+      const cols = countPer(tss, every, from, to);
+      chart = fitBars(barChart(chartEl, [{ label: every === HOUR ? 'Per hour' : 'Per day' }], cols, { height: 160 }), cols[0], every);
     }
     clear(tableEl).append(table([
-      { title: 'Kind', cell: (s) => s.kind },
+      { title: 'Kind', cell: (s) => KIND_NAMES[s.kind] || s.kind },
       { title: 'Who', cell: (s) => names.get(s.principal_id) || s.principal_id },
       { title: 'Protocol', cell: (s) => s.protocol },
       { title: 'From', cell: (s) => s.address },
-      { title: 'Started', cell: (s) => fmtTime(s.started_at) },
+      { title: 'Started', class: 'when', cell: (s) => fmtTime(s.started_at) },
       { title: 'Ended', cell: (s) => (s.ended_at ? `${fmtTime(s.ended_at)}${s.end_reason ? ` (${s.end_reason})` : ''}` : 'Active') },
       { title: 'Bytes in / out', class: 'num', cell: (s) => `${fmtBytes(s.bytes_in)} / ${fmtBytes(s.bytes_out)}` },
       { title: 'Readings', class: 'num', cell: (s) => fmtNumber(s.readings) },

@@ -3,7 +3,7 @@
 import * as api from '../lib/api.js';
 import { h, clear, field, table, fmtTime, fmtNumber, fmtBytes, errorText } from '../lib/ui.js';
 import { barChart } from '../lib/chart.js';
-import { rangeFields, rangeOf, stacked } from './data-common.js';
+import { rangeFields, rangeOf, stacked, buckets, fitBars, byteUnit, HOUR, DAY } from './data-common.js';
 
 const sum = (rows, f) => rows.reduce((s, r) => s + f(r), 0);
 
@@ -21,11 +21,12 @@ export async function render(view) {
   const readingsEl = h('div.chart');
   const bytesEl = h('div.chart');
   const tableEl = h('div');
+  const bytesTitle = h('h2', 'Bytes in and out');
   view.el.append(
     h('div.toolbar', rangeFields(st, () => load(), ['24h', '7d', '30d']), everySel, kids, csv),
     error, summary,
     h('h2', 'Readings stored'), readingsEl,
-    h('h2', 'Bytes in and out'), bytesEl,
+    bytesTitle, bytesEl,
     h('h2', 'Per bucket and protocol'), tableEl);
   everySel.querySelector('select').addEventListener('change', (e) => { st.every = e.target.value; load(); });
   kids.querySelector('input').addEventListener('change', (e) => { st.children = e.target.checked; load(); });
@@ -68,10 +69,14 @@ export async function render(view) {
       + `${fmtBytes(sum(rows, (r) => r.bytes_in))} in and ${fmtBytes(sum(rows, (r) => r.bytes_out))} out, `
       + `${fmtNumber(sum(rows, (r) => r.api_requests))} API requests, from ${fmtTime(res.from)} to ${fmtTime(res.to)}.`;
     if (rows.length) {
-      const r = stacked(rows, (x) => x.protocol, (x) => x.readings);
-      const b = stacked(rows, (x) => x.protocol, (x) => x.bytes_in + x.bytes_out);
-      charts.push(barChart(readingsEl, r.series, r.data, { yLabel: 'readings' }));
-      charts.push(barChart(bytesEl, b.series, b.data, { yLabel: 'bytes' }));
+      const every = res.every === 'day' ? DAY : HOUR;
+      const xs = buckets(res.from, res.to, every);
+      const unit = byteUnit(sum(rows, (x) => x.bytes_in + x.bytes_out));
+      bytesTitle.textContent = `Bytes in and out (${unit.name})`;
+      const r = stacked(rows, (x) => x.protocol, (x) => x.readings, xs);
+      const b = stacked(rows, (x) => x.protocol, (x) => (x.bytes_in + x.bytes_out) / unit.size, xs);
+      charts.push(fitBars(barChart(readingsEl, r.series, r.data), xs, every));
+      charts.push(fitBars(barChart(bytesEl, b.series, b.data), xs, every));
       readingsEl.setAttribute('aria-label', 'Readings stored per bucket, by protocol');
       bytesEl.setAttribute('aria-label', 'Bytes in and out per bucket, by protocol');
       for (const el of [readingsEl, bytesEl]) el.setAttribute('role', 'img');
