@@ -170,6 +170,36 @@ test('explore on a phone', async () => {
   await page.context().close();
 });
 
+test('explore: a device deleted meanwhile is said so, in a sentence', async () => {
+  const other = await api.post('/api/v1/orgs', { name: 'Other Org' });
+  const gone = await api.post(`/api/v1/orgs/${other.id}/devices`, { name: 'gone-3' });
+  const keep = await api.post(`/api/v1/orgs/${other.id}/devices`, { name: 'keep-4' });
+  await api.ingest(gone.token, { v: 1 });
+  const now = Date.now() - 1000;
+  await api.ingest(keep.token, Array.from({ length: 120 }, (_, i) => ({ ts: now - i * 1000, values: { v: i } })));
+  const page = await newPage(browser);
+  await signIn(page, server.url);
+  await page.goto(`${server.url}/#/o/${other.id}/explore?device=${gone.id}&channel=v&range=15m&fn=raw`);
+  await page.waitForFunction(() => document.querySelectorAll('.explore-chart .u-legend .u-series').length === 2);
+  await api.del(`/api/v1/devices/${gone.id}`);
+  await page.getByLabel('Aggregate').selectOption('max');
+  await page.getByRole('alert').filter({ hasText: /It is not there: it was deleted/ }).waitFor();
+  assert.equal(await page.locator('.explore-chart .uplot').count(), 0);
+  // The keyboard pages the points table; focus stays on the pager.
+  await page.getByLabel('Device', { exact: true }).selectOption({ label: 'keep-4' });
+  await page.getByLabel('Aggregate').selectOption('raw');
+  await page.getByRole('button', { name: 'Older' }).waitFor();
+  await page.getByRole('button', { name: 'Older' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByText(/Points 51–/).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Older');
+  await page.keyboard.press('Enter');
+  await page.getByText(/Points 101–/).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Newer', 'at the end, focus goes to the other button');
+  assertClean(page);
+  await page.context().close();
+});
+
 test('usage shows the readings sent, by protocol, with a CSV', async () => {
   const page = await newPage(browser, { downloads: true });
   await signIn(page, server.url);

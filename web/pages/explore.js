@@ -167,12 +167,17 @@ export async function render(view) {
     for (let i = n - 1 - pageNo * PAGE_ROWS; i >= 0 && rows.length < PAGE_ROWS; i--) rows.push(i);
     const tcols = [{ title: 'Time', cell: (i) => fmtTime(cols[0][i]) },
       ...st.channels.map((c, k) => ({ title: c, class: 'num', cell: (i) => fmtNumber(cols[k + 1][i]) }))];
-    const go = (p) => () => { pointsTable(cols, p); tableEl.querySelector('button')?.focus(); };
+    // Focus stays on the pager's button that was used (or its other one at an end).
+    const go = (p, name) => () => {
+      pointsTable(cols, p);
+      const btns = [...tableEl.querySelectorAll('.pager button')];
+      (btns.find((b) => b.textContent === name && !b.disabled) || btns.find((b) => !b.disabled))?.focus();
+    };
     clear(tableEl).append(table(tcols, rows, { caption: `Points ${pageNo * PAGE_ROWS + 1}–${pageNo * PAGE_ROWS + rows.length} of ${n}, newest first` }),
       pages > 1 ? h('nav.pager', { 'aria-label': 'Pages of points' },
-        h('button', { type: 'button', disabled: pageNo === 0, onclick: go(pageNo - 1) }, 'Newer'),
+        h('button', { type: 'button', disabled: pageNo === 0, onclick: go(pageNo - 1, 'Newer') }, 'Newer'),
         h('span', `Page ${pageNo + 1} of ${pages}`),
-        h('button', { type: 'button', disabled: pageNo >= pages - 1, onclick: go(pageNo + 1) }, 'Older')) : '');
+        h('button', { type: 'button', disabled: pageNo >= pages - 1, onclick: go(pageNo + 1, 'Older') }, 'Older')) : '');
   }
 
   select.addEventListener('change', async () => {
