@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { startServer, launchBrowser, newPage, signIn, shot, axeCheck, assertClean, Api } from './harness.mjs';
 
 let server;
@@ -44,6 +45,18 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
+
+// A reading posted on a connection of its own: a device session each.
+function ingestAlone(token, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(server.url + '/api/v1/data', {
+      method: 'POST', agent: false,
+      headers: { 'X-Auth-Token': token, 'Content-Type': 'application/json', Connection: 'close' },
+    }, (res) => { res.resume(); res.on('end', () => (res.statusCode < 300 ? resolve() : reject(new Error(`ingest ${res.statusCode}`)))); });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
 
 // Every data query of the page: {every, from, to, limit, fn}.
 function watchData(page) {
@@ -110,6 +123,14 @@ test('explore: pick device, channels, range and aggregate; chart, table, export,
   assert.equal(await page.getByLabel('Range').inputValue(), '1h');
   assert.ok(await page.getByRole('checkbox', { name: 'rh' }).isChecked());
 
+  // No channel, no export (it would be every channel).
+  await page.getByRole('checkbox', { name: 'rh' }).uncheck();
+  await page.getByRole('checkbox', { name: 'temp' }).uncheck();
+  await page.getByText('Pick at least one channel.').waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Export CSV' }).isVisible(), false);
+  await page.getByRole('checkbox', { name: 'rh' }).check();
+  await page.getByRole('checkbox', { name: 'temp' }).check();
+  await page.waitForFunction(() => document.querySelectorAll('.explore-chart .u-legend .u-series').length === 3);
   // CSV, as a file.
   const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export CSV' }).click()]);
   const lines = readFileSync(await csv.path(), 'utf8').trim().split('\n');
@@ -249,6 +270,19 @@ test('sessions: records of devices and people, filtered by kind', async () => {
   await page.waitForFunction(() => [...document.querySelectorAll('tbody td[data-label="Ended"]')].every((td) => td.textContent === 'Active'));
   assert.ok(!(await page.locator('tbody td[data-label="Kind"]').allTextContents()).includes('Device'));
   await page.getByLabel('Only active').uncheck();
+  // More than a page (100) of records: "More" brings the next page.
+  const before = (await api.get(`/api/v1/orgs/${org.id}/sessions?kind=device&limit=200`)).length;
+  for (let i = 0; i < 101 - before; i++) await ingestAlone(boiler.token, { ts: Date.now() - 60000, values: { extra: i } });
+  const deadline = Date.now() + 10000;
+  while ((await api.get(`/api/v1/orgs/${org.id}/sessions?kind=device&limit=200`)).length < 101) {
+    assert.ok(Date.now() < deadline, 'session records were not written');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await page.getByLabel('Kind').selectOption({ label: 'Devices' });
+  await page.getByRole('button', { name: 'More' }).click();
+  await page.getByText('101 sessions', { exact: true }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'More' }).isVisible(), false);
+  await page.getByLabel('Kind').selectOption({ label: 'All' });
   await page.getByLabel('Kind').selectOption({ label: 'API keys' });
   await page.getByText('No sessions match.').waitFor();
   await axeCheck(page, 'sessions');
@@ -288,6 +322,15 @@ test('audit log: entries, who/what filters, range', async () => {
   await page.getByText('No entries in this range.').waitFor();
   await page.getByLabel('Range').selectOption({ label: 'Last 24 hours' });
   await page.waitForFunction((n) => document.querySelectorAll('.table-wrap tbody tr').length === n, total);
+  // More than a page (100) of entries: "More" brings the next page, the filters hold.
+  for (let i = 0; i < 100; i++) await api.patch(`/api/v1/devices/${attic.id}`, { description: `moved ${i}` });
+  await page.getByLabel('Range').selectOption({ label: 'Last 7 days' });
+  await page.getByText(/^100 of 100 entries loaded \(more below\)$/).waitFor();
+  await page.getByRole('button', { name: 'More' }).click();
+  await page.getByText(`${total + 100} of ${total + 100} entries loaded`, { exact: true }).waitFor();
+  await page.getByLabel('What').fill('device.update');
+  await page.waitForFunction(() => document.querySelectorAll('.table-wrap tbody tr').length === 100);
+  await page.getByLabel('What').fill('');
   await axeCheck(page, 'audit');
   await shot(page, 'audit');
   await page.setViewportSize({ width: 360, height: 740 });

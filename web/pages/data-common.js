@@ -29,6 +29,7 @@ export function rangeOf(st, fallback = '24h') {
 export function rangeFields(st, onchange, keys = Object.keys(RANGES)) {
   const now = Date.now();
   if (!(st.from < st.to)) { st.from = now - DAY; st.to = now; }
+  if (st.range !== 'custom' && !keys.includes(st.range)) st.range = keys[0];
   const sel = field('Range', 'range', {
     options: [...keys.map((k) => [k, RANGES[k][0]]), ['custom', 'Between two times']],
     value: st.range,

@@ -48,6 +48,7 @@ export async function render(view) {
   const fnSel = field('Aggregate', 'fn', { options: FNS, value: st.fn });
   const csv = h('a.button', { download: '', href: '#' }, 'Export CSV');
   const ndjson = h('a.button', { download: '', href: '#' }, 'Export NDJSON');
+  const exportBox = h('div.actions.export', csv, ndjson);
   const status = h('p.chart-note', { role: 'status' });
   const error = h('p.form-error', { role: 'alert', hidden: true });
   const chartEl = h('div.chart.explore-chart');
@@ -55,7 +56,7 @@ export async function render(view) {
   view.el.append(
     h('div.toolbar.explore-controls', search, deviceSel, rangeFields(st, () => load()), fnSel),
     chanBox,
-    h('div.actions.export', { 'aria-label': 'Export' }, csv, ndjson),
+    exportBox,
     error, status, chartEl,
     h('h2', 'Points'), tableEl);
 
@@ -72,7 +73,7 @@ export async function render(view) {
 
   function exportHref(format) {
     const { from, to } = rangeOf(st);
-    return api.path`/api/v1/orgs/${org}/export` + api.query({ format, device: st.device, channel: st.channels, from, to });
+    return api.path`/api/v1/orgs/${org}/export` + api.query({ format, device: st.device, channel: st.channels.join(','), from, to });
   }
   // A named range ends when the person clicks, not when the page drew.
   for (const [a, format] of [[csv, 'csv'], [ndjson, 'ndjson']])
@@ -105,6 +106,7 @@ export async function render(view) {
     csv.href = exportHref('csv');
     ndjson.href = exportHref('ndjson');
     error.hidden = true;
+    exportBox.hidden = !st.channels.length;  // an export of no channel would be all of them
     if (!st.channels.length) return draw(my, null, 'Pick at least one channel.');
     if (st.channels.length > MAX_CHANNELS) return draw(my, null, `Pick at most ${MAX_CHANNELS} channels at once.`);
     if (st.range === 'custom' && !(st.from < st.to)) return draw(my, null, 'The start of the range must be before its end.');

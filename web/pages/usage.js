@@ -2,7 +2,7 @@
 // rolled them up (SPEC §5); a table and the same as a CSV file.
 import * as api from '../lib/api.js';
 import { h, clear, field, table, fmtTime, fmtNumber, fmtBytes, errorText } from '../lib/ui.js';
-import { barChart } from '../lib/chart.js';
+import { barChart, widthOf } from '../lib/chart.js';
 import { rangeFields, rangeOf, stacked, buckets, fitBars, byteUnit, HOUR, DAY } from './data-common.js';
 
 const sum = (rows, f) => rows.reduce((s, r) => s + f(r), 0);
@@ -53,6 +53,12 @@ export async function render(view) {
     let res;
     try {
       if (st.range === 'custom' && !(st.from < st.to)) throw new Error('The start of the range must be before its end.');
+      // Hours that would not fit the chart's pixels come as days.
+      const { from, to } = rangeOf(st);
+      if (st.every === 'hour' && (to - from) / HOUR > widthOf(view.el)) {
+        st.every = 'day';
+        everySel.querySelector('select').value = 'day';
+      }
       res = await api.get(api.path`/orgs/${org}/usage` + params());
     } catch (err) {
       if (my !== seq) return;
