@@ -70,6 +70,16 @@ function watchData(page) {
   return seen;
 }
 
+// Waits until the page asked for data more than n times, and the answer came.
+async function askedAfter(page, data, n) {
+  for (const end = Date.now() + 10000; data.length <= n;) {
+    assert.ok(Date.now() < end, 'the page asked for no data');
+    await page.waitForTimeout(50);
+  }
+  await page.waitForLoadState('networkidle');
+  return data.at(-1);
+}
+
 async function chartWidth(page) {
   return page.locator('.explore-chart .uplot canvas').evaluate((c) => c.getBoundingClientRect().width);
 }
@@ -93,7 +103,9 @@ test('explore: pick device, channels, range and aggregate; chart, table, export,
   await page.getByRole('checkbox', { name: 'rh' }).uncheck();
   await page.waitForFunction(() => document.querySelectorAll('.explore-chart .u-legend .u-series').length === 2);
   assert.deepEqual((await legend(page)).slice(1), ['temp']);
+  const n0 = data.length;
   await page.getByRole('checkbox', { name: 'rh' }).check();
+  const last = await askedAfter(page, data, n0);
   await page.waitForFunction(() => document.querySelectorAll('.explore-chart .u-legend .u-series').length === 3);
   assert.deepEqual((await legend(page)).slice(1), ['rh', 'temp']);
   const rows = page.locator('.points tbody tr');
@@ -103,7 +115,6 @@ test('explore: pick device, channels, range and aggregate; chart, table, export,
 
   // The data request asked for at most the chart's pixels worth of buckets.
   const width = await chartWidth(page);
-  const last = data.at(-1);
   assert.equal(last.fn, 'avg');
   assert.equal(last.channel, 'rh,temp');
   assert.ok(last.every > 0 && (last.to - last.from) / last.every <= width,
@@ -147,23 +158,27 @@ test('explore: pick device, channels, range and aggregate; chart, table, export,
   assert.ok(objs.every((o) => o.device_id === boiler.id && typeof o.value === 'number'));
 
   // A longer range: still no more buckets than pixels.
+  let n = data.length;
   await page.getByLabel('Range').selectOption({ label: 'Last 7 days' });
+  const week = await askedAfter(page, data, n);
   await page.waitForFunction(() => /range=7d/.test(location.hash));
   await page.waitForFunction(() => document.querySelectorAll('.explore-chart .u-legend .u-series').length === 3);
-  const week = data.at(-1);
   assert.ok(Math.abs(week.to - week.from - 7 * 86400000) < 5);
   assert.ok((week.to - week.from) / week.every <= await chartWidth(page));
 
   // Each reading while they fit; buckets once there are more than pixels.
   await page.getByLabel('Aggregate').selectOption('raw');
+  n = data.length;
   await page.getByLabel('Range').selectOption({ label: 'Last hour' });
+  const raw = await askedAfter(page, data, n);
   await page.getByText('Each reading.', { exact: true }).waitFor();
-  assert.equal(data.at(-1).every, 0);
-  assert.ok(data.at(-1).limit <= await chartWidth(page));
+  assert.equal(raw.every, 0);
+  assert.ok(raw.limit <= await chartWidth(page));
   assert.equal(await page.getByText(`of ${SLOW}, newest first`).count(), 1);
   const before = data.length;
   await page.getByLabel('Device', { exact: true }).selectOption({ label: 'attic-2' });
   await page.getByText(/More readings than the chart has room for/).waitFor();
+  await askedAfter(page, data, before + 1);
   const asked = data.slice(before);
   assert.equal(asked[0].every, 0, 'raw first');
   const fallback = asked.at(-1);
@@ -181,10 +196,17 @@ test('explore on a phone', async () => {
   await page.goto(`${server.url}/#/o/${org.id}/explore?device=${boiler.id}&channel=temp&range=24h&fn=max`);
   await page.waitForFunction(() => document.querySelectorAll('.explore-chart .u-legend .u-series').length === 2);
   assert.equal(await page.getByLabel('Aggregate').inputValue(), 'max');
-  const last = data.at(-1);
+  const last = await askedAfter(page, data, 0);
   assert.equal(last.fn, 'max');
   assert.ok((last.to - last.from) / last.every <= await chartWidth(page));
   assert.ok(await chartWidth(page) <= 360);
+  // Wider: asked again for the room it now has.
+  const n = data.length;
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.waitForFunction(() => document.querySelector('.explore-chart .uplot canvas')?.getBoundingClientRect().width > 700);
+  const wide = await askedAfter(page, data, n);
+  assert.ok(wide.every < last.every && (wide.to - wide.from) / wide.every <= await chartWidth(page));
+  await page.setViewportSize({ width: 360, height: 740 });
   await axeCheck(page, 'explore-phone');
   await shot(page, 'phone-explore');
   assertClean(page);
@@ -195,6 +217,7 @@ test('explore: a device deleted meanwhile is said so, in a sentence', async () =
   const other = await api.post('/api/v1/orgs', { name: 'Other Org' });
   const gone = await api.post(`/api/v1/orgs/${other.id}/devices`, { name: 'gone-3' });
   const keep = await api.post(`/api/v1/orgs/${other.id}/devices`, { name: 'keep-4' });
+  for (let i = 0; i < 8; i++) await api.post(`/api/v1/orgs/${other.id}/devices`, { name: `spare-${i}` });
   await api.ingest(gone.token, { v: 1 });
   const now = Date.now() - 1000;
   await api.ingest(keep.token, Array.from({ length: 120 }, (_, i) => ({ ts: now - i * 1000, values: { v: i } })));
@@ -207,6 +230,10 @@ test('explore: a device deleted meanwhile is said so, in a sentence', async () =
   await page.getByRole('alert').filter({ hasText: /It is not there: it was deleted/ }).waitFor();
   assert.equal(await page.locator('.explore-chart .uplot').count(), 0);
   // The keyboard pages the points table; focus stays on the pager.
+  // Many devices: a search narrows the list.
+  await page.getByLabel('Find a device').fill('keep');
+  assert.deepEqual(await page.locator('select[name=device] option:not([hidden])').allTextContents(), ['gone-3', 'keep-4']);
+  await page.getByLabel('Find a device').fill('');
   await page.getByLabel('Device', { exact: true }).selectOption({ label: 'keep-4' });
   await page.getByLabel('Aggregate').selectOption('raw');
   await page.getByRole('button', { name: 'Older' }).waitFor();

@@ -16,6 +16,8 @@ const MAX_CHANNELS = 32;
 const PAGE_ROWS = 50;
 // Devices listed before the list gets a search box.
 const SEARCH_FROM = 8;
+// How long a resize rests before the data is asked for again.
+const RESIZE_WAIT_MS = 300;
 
 export async function render(view) {
   const org = view.org.id;
@@ -62,7 +64,18 @@ export async function render(view) {
 
   let chart = null;
   let seq = 0;
-  view.cleanup(() => { seq++; chart?.destroy(); });
+  let askedPx = 0;  // the width the shown data was asked for
+  // A chart made much narrower asks again, so it never holds more points
+  // than pixels (and a wider one gets the detail it now has room for).
+  let resizeTimer = 0;
+  const onResize = () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      if (askedPx && Math.abs(widthOf(chartEl) - askedPx) > askedPx / 5) load();
+    }, RESIZE_WAIT_MS);
+  };
+  window.addEventListener('resize', onResize);
+  view.cleanup(() => { seq++; chart?.destroy(); clearTimeout(resizeTimer); window.removeEventListener('resize', onResize); });
 
   // The shown view in the URL, without a new history entry or a reload.
   function saveUrl() {
@@ -112,6 +125,7 @@ export async function render(view) {
     if (st.range === 'custom' && !(st.from < st.to)) return draw(my, null, 'The start of the range must be before its end.');
     const { from, to } = rangeOf(st);
     const px = widthOf(chartEl);
+    askedPx = px;
     const p = api.path`/devices/${st.device}/data`;
     const base = { channel: st.channels, from, to };
     status.textContent = 'Loading…';
