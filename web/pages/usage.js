@@ -6,6 +6,8 @@ import { barChart, widthOf } from '../lib/chart.js';
 import { rangeFields, rangeOf, stacked, buckets, fitBars, byteUnit, HOUR, DAY } from './data-common.js';
 
 const sum = (rows, f) => rows.reduce((s, r) => s + f(r), 0);
+// Days are UTC days, as the server rolls them up.
+const fmtDay = (ms) => new Date(ms).toLocaleDateString(undefined, { dateStyle: 'medium', timeZone: 'UTC' });
 
 export async function render(view) {
   const org = view.org.id;
@@ -88,7 +90,7 @@ export async function render(view) {
       for (const el of [readingsEl, bytesEl]) el.setAttribute('role', 'img');
     }
     clear(tableEl).append(table([
-      { title: st.every === 'day' ? 'Day' : 'Hour', cell: (r) => fmtTime(r.bucket) },
+      { title: st.every === 'day' ? 'Day' : 'Hour', class: 'when', cell: (r) => (st.every === 'day' ? fmtDay(r.bucket) : fmtTime(r.bucket)) },
       { title: 'Protocol', cell: (r) => r.protocol },
       { title: 'Readings', class: 'num', cell: (r) => fmtNumber(r.readings) },
       { title: 'Refused', class: 'num', cell: (r) => fmtNumber(r.rejected) },
