@@ -119,6 +119,7 @@ test('explore: pick device, channels, range and aggregate; chart, table, export,
   assert.equal(last.channel, 'rh,temp');
   assert.ok(last.every > 0 && (last.to - last.from) / last.every <= width,
     `every ${last.every} over ${last.to - last.from} ms on ${width} px`);
+  assert.ok((last.to - last.from) / last.every > width * 0.9, 'as many buckets as the chart has pixels, near enough');
   assert.ok(Math.abs(last.to - last.from - 3600000) < 5, 'the last hour');
   await axeCheck(page, 'explore');
   await shot(page, 'explore');
@@ -205,7 +206,9 @@ test('explore on a phone', async () => {
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.waitForFunction(() => document.querySelector('.explore-chart .uplot canvas')?.getBoundingClientRect().width > 700);
   const wide = await askedAfter(page, data, n);
-  assert.ok(wide.every < last.every && (wide.to - wide.from) / wide.every <= await chartWidth(page));
+  const wideW = await chartWidth(page);
+  assert.ok(wide.every < last.every && (wide.to - wide.from) / wide.every <= wideW,
+    `${JSON.stringify(data)} on ${wideW} px`);
   await page.setViewportSize({ width: 360, height: 740 });
   await axeCheck(page, 'explore-phone');
   await shot(page, 'phone-explore');

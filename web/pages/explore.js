@@ -92,10 +92,20 @@ export async function render(view) {
   for (const [a, format] of [[csv, 'csv'], [ndjson, 'ndjson']])
     a.addEventListener('click', () => { a.href = exportHref(format); });
 
+  // Its own sequence: another control changed meanwhile does not drop
+  // the device's channels (the load after them shows that change too).
+  let chanSeq = 0;
+  let chanPending = false;
   async function loadChannels() {
-    const my = ++seq;
-    const list = await api.all(api.path`/devices/${st.device}/channels`);
-    if (my !== seq || !view.current()) return false;
+    const my = ++chanSeq;
+    chanPending = true;
+    let list;
+    try {
+      list = await api.all(api.path`/devices/${st.device}/channels`);
+    } finally {
+      if (my === chanSeq) chanPending = false;
+    }
+    if (my !== chanSeq || !view.current()) return false;
     const names = list.map((c) => c.name);
     st.channels = st.channels.filter((c) => names.includes(c));
     if (!st.channels.length) st.channels = names.slice(0, DEFAULT_CHANNELS);
@@ -114,6 +124,7 @@ export async function render(view) {
   }
 
   async function load() {
+    if (chanPending) return;  // the load after the channels comes
     const my = ++seq;
     saveUrl();
     csv.href = exportHref('csv');
