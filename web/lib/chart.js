@@ -51,7 +51,8 @@ export function lineChart(el, series, data, opts = {}) {
   };
 }
 
-// A bar-ish step chart of counts per bucket (usage, audit).
+// A bar-ish step chart of counts per bucket (usage, audit). A series may
+// bring its own legend value(u, v, seriesIdx, idx) (stacked bars).
 export function barChart(el, series, data, opts = {}) {
   const height = opts.height || 200;
   const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
@@ -68,6 +69,7 @@ export function barChart(el, series, data, opts = {}) {
       fill: (s.colour || COLOURS[i % COLOURS.length]) + '55',
       paths: bars,
       points: { show: false },
+      value: s.value,
     }))],
   }, data, el);
   const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
