@@ -6,9 +6,35 @@
 import { get, path, query } from '../lib/api.js';
 import { fmtNumber } from '../lib/ui.js';
 
+// Data queries are heavy requests: the server takes 4 at once from one
+// session and answers 429 (retry after a second) to more (docs/api.md). A
+// view of many widgets queues its queries here instead.
+const IN_FLIGHT = 4;
+const RETRIES = 5;
+let running = 0;
+const waiting = [];
+
+async function heavy(fn) {
+  if (running >= IN_FLIGHT) await new Promise((r) => waiting.push(r));
+  running++;
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err.status !== 429 || i >= RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  } finally {
+    running--;
+    if (waiting.length) waiting.shift()();
+  }
+}
+
 // The data API's series for a device's channels ({"ch": [[ts, v], …]}).
 export async function series(device, channels, params) {
-  const r = await get(path`/devices/${device}/data` + query({ channel: channels, ...params }));
+  const r = await heavy(() => get(path`/devices/${device}/data` + query({ channel: channels, ...params })));
   return (r && r.series) || {};
 }
 
