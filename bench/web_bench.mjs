@@ -171,6 +171,8 @@ try {
     rate: r1(rate), sent: total, failed, drawn: lat.length, expected: total * CHANNELS,
     latency_ms_p50: r1(pct(lat, 50)), latency_ms_p99: r1(pct(lat, 99)), latency_ms_max: r1(Math.max(...lat)),
     app_bytes: size.raw, app_gzip_bytes: size.gz, app_gzip_kib: r1(size.gz / 1024),
+    ack_ms_p50: pct(acks, 50), ack_ms_p99: pct(acks, 99),
+    frame_gaps_over_50ms: (await page.evaluate(() => window.benchGaps)).length,
     page_problems: problems,
   };
   console.log(Object.entries(fig).map(([k, v]) => `${k}=${v}`).join(' '));

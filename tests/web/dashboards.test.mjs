@@ -234,6 +234,14 @@ test('a dashboard-role person sees dashboards and nothing else', async () => {
   await page.goto(dashUrl(d.id, '/edit'));
   await page.locator('.widget-value .big').filter({ hasText: '43 %' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Save dashboard' }).count(), 0);
+  // Removed from the organisation: the stream ends, and the open page
+  // leaves for the organisation list.
+  await page.goto(dashUrl(d.id));
+  await page.locator('.widget-value .big').filter({ hasText: '43 %' }).waitFor();
+  const member = (await api.get(`/api/v1/orgs/${org.id}/members`)).find((m) => m.email === email);
+  await api.del(`/api/v1/orgs/${org.id}/members/${member.user_id}`);
+  await page.waitForURL(/#\/orgs$/, { timeout: 8000 });
+  await page.getByRole('alert').filter({ hasText: /no longer have access/ }).waitFor();
   assertClean(page);
   await page.context().close();
 });
