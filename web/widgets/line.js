@@ -1,7 +1,9 @@
 // A line chart widget: the widget's range of its channels, one bucket a
 // pixel at most (every = everyFor(range, width), fn the widget's or avg),
 // then each live reading merged into its bucket, the window moving with
-// the clock. Drawing is batched to the next frame. Each draw tells the
+// the clock. Drawing is batched to the next frame, and waits while the
+// chart is scrolled out of sight (a dashboard of many charts draws only
+// the ones seen, then the others as they come into view). Each draw tells the
 // page (event `ss-drawn`, the timestamps drawn) and the first one leaves
 // the performance mark `ss-line-drawn`, so the time to a drawn chart can
 // be measured.
@@ -50,6 +52,8 @@ export async function mount(el, w, ctx) {
   let pending = [];             // timestamps waiting for the next draw
   let frame = 0;
   let drawn = false;
+  let seen = true;
+  let dirty = false;
   const chart = lineChart(box, w.channels.map((label) => ({ label })), [x, ...ys], { yLabel: unitOf(w) });
   const slide = () => chart.plot.setScale('x', { min: Date.now() - w.range, max: Date.now() });
   chart.plot.hooks.draw = [() => {
@@ -87,17 +91,25 @@ export async function mount(el, w, ctx) {
   };
   const draw = () => {
     frame = 0;
+    dirty = false;
     chart.setData([x, ...ys]);
     slide();
   };
+  const io = new IntersectionObserver((entries) => {
+    seen = entries[entries.length - 1].isIntersecting;
+    if (seen && dirty && !frame) frame = requestAnimationFrame(draw);
+  });
+  io.observe(box);
   return {
     update(ev) {
       if (!w.channels.some((ch) => ch in ev.values)) return;
       add(ev.ts, ev.values);
       pending.push(ev.ts);
-      if (!frame) frame = requestAnimationFrame(draw);
+      dirty = true;
+      if (seen && !frame) frame = requestAnimationFrame(draw);
     },
     destroy() {
+      io.disconnect();
       cancelAnimationFrame(frame);
       chart.destroy();
     },
