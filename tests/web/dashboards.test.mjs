@@ -201,6 +201,22 @@ test('a dynamic dashboard switches device with the picker and shows the other de
   assert.ok(wide <= 360, `the page is ${wide} px wide on a 360 px phone`);
   assertClean(phone);
   await phone.context().close();
+  // Its edit mode: the filter, an example device for the channels, no
+  // device per widget.
+  const ed = await newPage(browser);
+  await signIn(ed, server.url);
+  await ed.goto(dashUrl(d.id));
+  await ed.getByRole('link', { name: 'Edit dashboard' }).click();
+  await ed.getByRole('heading', { name: 'Edit Pumps' }).waitFor();
+  assert.equal(await ed.getByLabel('Device filter').inputValue(), 'type=pump');
+  assert.equal(await ed.locator('#we0').getByLabel('Device', { exact: true }).count(), 0);
+  await ed.locator('#we0').getByLabel('pressure').waitFor();
+  await ed.getByLabel('Device filter').fill('type=pump, site=north');
+  await ed.getByRole('button', { name: 'Save dashboard' }).click();
+  await ed.getByText('No device matches this dashboard yet.').waitFor();
+  assert.deepEqual((await api.get(`/api/v1/dashboards/${d.id}`)).device_filter, { type: 'pump', site: 'north' });
+  assertClean(ed);
+  await ed.context().close();
 });
 
 test('a dashboard-role person sees dashboards and nothing else', async () => {
