@@ -133,6 +133,13 @@ async function show(view, d) {
 
 // ---- the edit mode ----
 
+// The ranges offered, and a range saved otherwise (through the API) kept.
+function rangeOptions(ms) {
+  if (!ms || RANGES.some(([v]) => v === ms)) return RANGES;
+  const [n, unit] = ms % 86400000 === 0 ? [ms / 86400000, 'days'] : ms % 3600000 === 0 ? [ms / 3600000, 'hours'] : [Math.round(ms / 60000), 'minutes'];
+  return [...RANGES, [ms, `${n} ${unit}`]].sort((a, b) => a[0] - b[0]);
+}
+
 function filterText(f) {
   return Object.entries(f || {}).map(([k, v]) => `${k}=${v}`).join(', ');
 }
@@ -285,7 +292,9 @@ async function edit(view, d) {
         parts.push(on(field('Device', `device${i}`, { options: deviceOptions, value: w.device_id || '' }), 'change',
           (v) => { w.device_id = v; renderWidgets(`#we${i} select[name="device${i}"]`); }));
       parts.push(channelPicker(w, i));
-      parts.push(on(field('Time range', `range${i}`, { options: RANGES, value: w.range || DEFAULT_RANGE }), 'change', (v) => { w.range = Number(v); }));
+      // Only a chart draws a range; the others show the newest readings.
+      if (w.type === 'line')
+        parts.push(on(field('Time range', `range${i}`, { options: rangeOptions(w.range), value: w.range || DEFAULT_RANGE }), 'change', (v) => { w.range = Number(v); }));
       parts.push(on(field('Unit', `unit${i}`, { value: opt('unit'), placeholder: '°C' }), 'input', (v) => { w.options.unit = v; }));
     }
     if (w.type === 'line')
