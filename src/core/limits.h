@@ -123,6 +123,35 @@
  * the most bounds what one answer holds in memory. */
 #define SS_PAGE_LIMIT_DEFAULT 1000u
 #define SS_PAGE_LIMIT_MAX 10000u
+/* Dashboards (SPEC §2): an org keeps at most SS_DASHBOARDS_PER_ORG_MAX,
+ * so the access rule of the dashboard role (aaa/dashboards.h) reads all
+ * of an org's in one bounded pass; a dashboard has at most
+ * SS_DASHBOARD_WIDGETS_MAX widgets (a screenful of charts, each one
+ * query and one live subscription in the browser), each showing at most
+ * SS_DASHBOARD_CHANNELS_MAX channels (more lines than a chart can tell
+ * apart). A widget's title is a name's length; its options (min, max,
+ * unit, fn, every ...) a small object of at most SS_DASHBOARD_OPTIONS_MAX
+ * bytes serialised; a dynamic dashboard's device filter at most
+ * SS_DASHBOARD_FILTER_KEYS_MAX attribute equalities, as a device list
+ * takes. A widget looks back between a second and a leap year (ms). */
+#define SS_DASHBOARDS_PER_ORG_MAX 256u
+#define SS_DASHBOARD_WIDGETS_MAX 32u
+#define SS_DASHBOARD_CHANNELS_MAX 8u
+#define SS_DASHBOARD_TITLE_MAX SS_NAME_MAX
+#define SS_DASHBOARD_OPTIONS_MAX 2048u
+#define SS_DASHBOARD_FILTER_KEYS_MAX 8u
+#define SS_DASHBOARD_FILTER_VALUE_MAX 256u
+#define SS_DASHBOARD_RANGE_MIN_MS 1000LL
+#define SS_DASHBOARD_RANGE_MAX_MS 31622400000LL
+#define SS_DASHBOARD_RANGE_DEFAULT_MS 3600000LL
+/* A dashboard's stored layout (its device filter and widgets, compact
+ * JSON): room for every limit above at once, escapes included (asserted
+ * below); the request body may hold white space besides, up to
+ * SS_DASHBOARD_BODY_MAX, refused before it is parsed. */
+#define SS_DASHBOARD_SPEC_MAX (192u * 1024u)
+#define SS_DASHBOARD_BODY_MAX (256u * 1024u)
+/* A page of dashboards: by default and at most all of an org's. */
+#define SS_DASHBOARD_PAGE_LIMIT_MAX SS_DASHBOARDS_PER_ORG_MAX
 /* Query parameters one request may carry: each route names a handful; far
  * more is a malformed request, refused before anything is looked up. */
 #define SS_QUERY_PARAMS_MAX 64u
@@ -467,6 +496,17 @@ _Static_assert(SS_MQTT_DELIVER_UNSENT_MAX + 256u * 1024u <= SS_MQTT_UNSENT_MAX,
 _Static_assert(SS_INGEST_DEVICE_BYTES_MAX <= SS_INGEST_ORG_BYTES_MAX &&
                    SS_INGEST_ORG_BYTES_MAX <= SS_INGEST_QUEUE_BYTES_MAX,
                "a device's share within its org's, an org's within the queue");
+_Static_assert(SS_DASHBOARD_WIDGETS_MAX * (SS_DASHBOARD_OPTIONS_MAX + 6u * SS_DASHBOARD_TITLE_MAX +
+                                          SS_DASHBOARD_CHANNELS_MAX * (SS_CHANNEL_MAX + 3u) +
+                                          256u) +
+                       SS_DASHBOARD_FILTER_KEYS_MAX *
+                           (SS_CHANNEL_MAX + 6u * SS_DASHBOARD_FILTER_VALUE_MAX + 8u) +
+                       64u <=
+                   SS_DASHBOARD_SPEC_MAX,
+               "a dashboard at every limit fits its stored layout");
+_Static_assert(SS_DASHBOARD_SPEC_MAX < SS_DASHBOARD_BODY_MAX &&
+                   SS_DASHBOARD_BODY_MAX <= SS_HTTP_BODY_MAX,
+               "a dashboard's body holds its layout and fits a request");
 _Static_assert(SS_LIVE_ORG_EVENTS_MAX >= SS_INGEST_READINGS_MAX &&
                    SS_LIVE_ORG_BYTES_MAX <= SS_LIVE_RING_BYTES_MAX,
                "a largest batch fits an org's live window, an org's window the whole");

@@ -266,10 +266,41 @@ static void note_bound(server *sv, const char *name, const char *bound)
                  bound);
 }
 
+/* The address of the listener `name` as bound ("0.0.0.0:8443"), or NULL. */
+static const char *bound_addr(const server *sv, const char *name)
+{
+    char prefix[32];
+    int n = snprintf(prefix, sizeof prefix, "listening %s ", name);
+    for (int i = 0; i < sv->bound_count; i++)
+        if (strncmp(sv->bound[i], prefix, (size_t)n) == 0)
+            return sv->bound[i] + n;
+    return NULL;
+}
+
+/* Where a person on this machine opens the web app: the HTTPS listener
+ * (else the plain one), named localhost when bound to a wildcard or
+ * loopback, since the generated certificate names localhost. */
+static void print_web_app(const server *sv)
+{
+    const char *scheme = "https", *addr = bound_addr(sv, "https");
+    if (!addr) {
+        scheme = "http";
+        addr = bound_addr(sv, "http");
+    }
+    const char *port = addr ? strrchr(addr, ':') : NULL;
+    if (!port)
+        return;
+    int local = strncmp(addr, "0.0.0.0:", 8) == 0 || strncmp(addr, "[::]:", 5) == 0 ||
+                strncmp(addr, "127.", 4) == 0 || strncmp(addr, "[::1]:", 6) == 0;
+    printf("web app %s://%.*s%s/ (sign in as the superadmin)\n", scheme,
+           local ? 9 : (int)(port - addr), local ? "localhost" : addr, port);
+}
+
 static void print_bound(const server *sv)
 {
     for (int i = 0; i < sv->bound_count; i++)
         printf("%s\n", sv->bound[i]);
+    print_web_app(sv);
     fflush(stdout);
 }
 

@@ -589,4 +589,5 @@ const store_engine_kind store_sqlite_engine = {
     .series = &sq_series_table,
     .usage = &sq_usage_table,
     .broker = &sq_broker_table,
+    .dashboards = &sq_dashboards_table,
 };

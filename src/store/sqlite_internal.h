@@ -12,7 +12,8 @@
  * Its files, one job each: sqlite_db.c (connections, pragmas, checkpoints,
  * the disk; the engine's entry), sqlite_accounts.c and sqlite_sessions.c
  * (store_accounts.h), sqlite_series.c (store_series.h), sqlite_usage.c
- * (store_usage.h), sqlite_broker.c (store_broker.h), sqlite_migrate.c (the
+ * (store_usage.h), sqlite_broker.c (store_broker.h), sqlite_dashboards.c
+ * (store_dashboards.h), sqlite_migrate.c (the
  * schema). */
 #ifndef SS_STORE_SQLITE_INTERNAL_H
 #define SS_STORE_SQLITE_INTERNAL_H
@@ -122,6 +123,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
 #define INVITE_FROM " FROM invitations i JOIN users u ON u.id = i.user_id"
 #define USAGE_COUNTERS "bytes_in, bytes_out, messages, readings, rejected, api_requests"
 #define QUOTA_COLS "org_id, max_devices, max_readings_per_day, max_bytes_per_day"
+#define DASHBOARD_COLS "id, org_id, name, kind, created_at, updated_at, created_by, spec"
 #define ACCT_COLS                                                                 \
     "id, kind, principal_id, org_id, protocol, addr, started_at, ended_at,"       \
     " end_reason, bytes_in, bytes_out, messages, readings, refused, api_requests"
@@ -256,6 +258,18 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
       "  WHERE d.depth < " STR(STORE_ORG_DEPTH_MAX) ")"                                  \
       " SELECT EXISTS (SELECT 1 FROM limited l WHERE (SELECT count(*) FROM devices v"    \
       "  WHERE v.org_id IN (SELECT id FROM down WHERE top = l.id)) >= l.most)")          \
+    X(DASHBOARD_COUNT, "SELECT count(*) FROM dashboards WHERE org_id = ?1")             \
+    X(DASHBOARD_INSERT, "INSERT INTO dashboards(" DASHBOARD_COLS ")"                     \
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                      \
+    X(DASHBOARD_GET, "SELECT " DASHBOARD_COLS " FROM dashboards WHERE id = ?1")          \
+    X(DASHBOARD_UPDATE, "UPDATE dashboards SET name = ?2, kind = ?3, spec = ?4,"         \
+                        " updated_at = ?5 WHERE id = ?1")                                \
+    X(DASHBOARD_DELETE, "DELETE FROM dashboards WHERE id = ?1")                          \
+    X(DASHBOARD_LIST, "SELECT " DASHBOARD_COLS " FROM dashboards WHERE org_id = ?1"      \
+                      " ORDER BY name, id")                                              \
+    X(DASHBOARD_LIST_AFTER, "SELECT " DASHBOARD_COLS " FROM dashboards"                  \
+                            " WHERE org_id = ?1 AND (name, id) > (?2, ?3)"               \
+                            " ORDER BY name, id")                                        \
     X(DEVICE_INSERT, "INSERT INTO devices(" DEVICE_COLS ")"                              \
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, '')")                  \
     X(DEVICE_GET, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1")                   \
@@ -715,6 +729,7 @@ int sq_broker_drop_principal(sq_conn *c, const char *principal_id);
 
 /* The engine's tables (one file each). */
 extern const store_broker_table sq_broker_table;
+extern const store_dashboards_table sq_dashboards_table;
 extern const store_accounts_table sq_accounts_table;
 extern const store_series_table sq_series_table;
 extern const store_usage_table sq_usage_table;

@@ -310,6 +310,22 @@ static const char *const migrations[] = {
     "ALTER TABLE broker_sessions ADD COLUMN will_at_ms INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX broker_sessions_by_will ON broker_sessions(will_msg_id)"
     " WHERE will_msg_id > 0;",
+
+    /* 10: dashboards (store_dashboards.h). The layout is one JSON text,
+     * read and written whole (aaa/dashboards.h checks it); an org's are
+     * listed by name through the index, and go with the org by the
+     * foreign key's cascade, inside store_org_delete's transaction. */
+    "CREATE TABLE dashboards ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  kind INTEGER NOT NULL CHECK (kind IN (0, 1)),"
+    "  spec TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX dashboards_by_org ON dashboards(org_id, name, id);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

@@ -48,6 +48,7 @@ struct store {
     const store_series_table *series;
     const store_usage_table *usage;
     const store_broker_table *broker;
+    const store_dashboards_table *dashboards;
     pthread_mutex_t lock; /* guards idle and open_count */
     store_conn *idle;
     size_t open_count;
@@ -104,7 +105,8 @@ static int split_url(const store_options *opt)
 static int parts_assign(store *s, const store_engine_kind *first, const store_engine_kind *last,
                         int split, char *errbuf, size_t errlen)
 {
-    if (!first->accounts || !first->broker || !last->series || !last->usage) {
+    if (!first->accounts || !first->broker || !first->dashboards || !last->series ||
+        !last->usage) {
         store_engine_err(errbuf, errlen,
                          "the %s store keeps only part of the data: name an engine for the "
                          "%s",
@@ -114,6 +116,7 @@ static int parts_assign(store *s, const store_engine_kind *first, const store_en
     }
     s->accounts = first->accounts;
     s->broker = first->broker;
+    s->dashboards = first->dashboards;
     s->series = last->series;
     s->usage = last->usage;
     size_t series_engine = split ? 1 : 0;
@@ -238,6 +241,7 @@ static int conn_new(store *s, store_conn **out)
     c->accounts = s->accounts;
     c->acc = c->conn[s->engine_of[STORE_PART_ACCOUNTS]];
     c->broker = s->broker;
+    c->dashboards = s->dashboards;
     c->series = s->series;
     c->ser = c->conn[s->engine_of[STORE_PART_SERIES]];
     c->usage = s->usage;

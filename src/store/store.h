@@ -10,7 +10,9 @@
  *   store_usage.h     usage and session records (accounting);
  *   store_broker.h    the MQTT broker's durable state (sessions, queued
  *                     messages, retained messages), kept by the engine of
- *                     the accounts.
+ *                     the accounts;
+ *   store_dashboards.h  organisations' dashboards, kept by the engine of
+ *                     the accounts too.
  * The store_* functions callers use hand each call to the table of the
  * engine serving that concern (store.c), chosen by the store URL at open:
  * SQLite today (sqlite_*.c) serves all three; a time-series engine can take
@@ -29,6 +31,7 @@
 #include "store/store_accounts.h"
 #include "store/store_base.h"
 #include "store/store_broker.h"
+#include "store/store_dashboards.h"
 #include "store/store_series.h"
 #include "store/store_usage.h"
 

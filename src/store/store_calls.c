@@ -1,5 +1,5 @@
 /* store_calls.c — the store_* functions of store_accounts.h, store_series.h,
- * store_usage.h and store_broker.h: each hands its call to the table of the engine serving
+ * store_usage.h, store_broker.h and store_dashboards.h: each hands its call to the table of the engine serving
  * its concern, with that engine's connection. Nothing else happens here:
  * the calls that write across concerns are in store.c. */
 #include "store/store.h"
@@ -450,4 +450,32 @@ int store_broker_retained_list(store_conn *c,
                                int (*cb)(void *ctx, const store_broker_retained *r), void *ctx)
 {
     return c->broker->retained_list(c->acc, cb, ctx);
+}
+
+/* ---- dashboards (kept by the accounts engine) ------------------------------- */
+
+int store_dashboard_create(store_conn *c, const store_dashboard *d)
+{
+    return c->dashboards->create(c->acc, d);
+}
+
+int store_dashboard_get(store_conn *c, const char *id, store_dashboard *out)
+{
+    return c->dashboards->get(c->acc, id, out);
+}
+
+int store_dashboard_update(store_conn *c, const store_dashboard *d)
+{
+    return c->dashboards->update(c->acc, d);
+}
+
+int store_dashboard_delete(store_conn *c, const char *id)
+{
+    return c->dashboards->delete_(c->acc, id);
+}
+
+int store_dashboard_list(store_conn *c, const char *org_id, const char *after_name,
+                         const char *after_id, store_dashboard_cb cb, void *ctx)
+{
+    return c->dashboards->list(c->acc, org_id, after_name, after_id, cb, ctx);
 }

@@ -76,6 +76,8 @@ typedef struct store_engine_kind {
     /* Kept with the accounts, never apart (store_broker.h): an engine
      * that keeps the accounts keeps this too. */
     const store_broker_table *broker;
+    /* The same (store_dashboards.h). */
+    const store_dashboards_table *dashboards;
 } store_engine_kind;
 
 /* The engines this build has (store.c lists them). */

@@ -15,6 +15,7 @@ struct store_conn {
     const store_usage_table *usage;
     store_engine_conn *use;
     const store_broker_table *broker;  /* its connection is acc's */
+    const store_dashboards_table *dashboards;  /* the same */
     store *owner;
     store_engine_conn *conn[STORE_PARTS];  /* one per engine in use */
     store_conn *next_idle;

@@ -2997,6 +2997,131 @@ static void test_broker_principal_drop_change(void **state)
     free(d);
 }
 
+/* ---- dashboards ---------------------------------------------------------- */
+
+#define TAG_DASH 0xdd
+
+static store_dashboard *dash_new(unsigned n, unsigned org, const char *name)
+{
+    store_dashboard *d = calloc(1, sizeof *d);
+    assert_non_null(d);
+    make_id(d->id, TAG_DASH, n);
+    make_id(d->org_id, TAG_ORG, org);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->kind = STORE_DASHBOARD_STATIC;
+    d->created_at = 5000 + n;
+    d->updated_at = 5000 + n;
+    snprintf(d->created_by, sizeof d->created_by, "user:%024u", n);
+    snprintf(d->spec, sizeof d->spec, "{\"widgets\":[]}");
+    return d;
+}
+
+static int dash_cb(void *ctx, const store_dashboard *d)
+{
+    collect *k = ctx;
+    if (k->n < COLLECT_MAX)
+        snprintf(k->ids[k->n], sizeof k->ids[0], "%s", d->id);
+    return collect_next(k);
+}
+
+static void test_dashboard_create_get_update_delete(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "one", -1), SS_OK);
+    store_dashboard *d = dash_new(1, 1, "Boiler room");
+    /* the longest layout round-trips whole */
+    memset(d->spec, 'x', SS_DASHBOARD_SPEC_MAX);
+    d->spec[SS_DASHBOARD_SPEC_MAX] = '\0';
+    assert_int_equal(store_dashboard_create(f->c, d), SS_OK);
+    assert_int_equal(store_dashboard_create(f->c, d), SS_EXISTS);
+    store_dashboard *got = calloc(1, sizeof *got);
+    assert_non_null(got);
+    assert_int_equal(store_dashboard_get(f->c, d->id, got), SS_OK);
+    assert_string_equal(got->name, "Boiler room");
+    assert_string_equal(got->org_id, d->org_id);
+    assert_string_equal(got->created_by, d->created_by);
+    assert_int_equal(strlen(got->spec), SS_DASHBOARD_SPEC_MAX);
+    assert_int_equal(got->kind, STORE_DASHBOARD_STATIC);
+    assert_int_equal(got->created_at, 5001);
+
+    snprintf(d->name, sizeof d->name, "Cellar");
+    d->kind = STORE_DASHBOARD_DYNAMIC;
+    snprintf(d->spec, sizeof d->spec, "{\"device_filter\":{},\"widgets\":[]}");
+    d->updated_at = 9000;
+    d->created_at = 1;  /* not written by an update */
+    assert_int_equal(store_dashboard_update(f->c, d), SS_OK);
+    assert_int_equal(store_dashboard_get(f->c, d->id, got), SS_OK);
+    assert_string_equal(got->name, "Cellar");
+    assert_int_equal(got->kind, STORE_DASHBOARD_DYNAMIC);
+    assert_string_equal(got->spec, d->spec);
+    assert_int_equal(got->updated_at, 9000);
+    assert_int_equal(got->created_at, 5001);
+
+    assert_int_equal(store_dashboard_delete(f->c, d->id), SS_OK);
+    assert_int_equal(store_dashboard_get(f->c, d->id, got), SS_NOT_FOUND);
+    assert_int_equal(store_dashboard_delete(f->c, d->id), SS_NOT_FOUND);
+    assert_int_equal(store_dashboard_update(f->c, d), SS_NOT_FOUND);
+    make_id(d->org_id, TAG_ORG, 9);
+    assert_int_equal(store_dashboard_create(f->c, d), SS_NOT_FOUND);
+    free(got);
+    free(d);
+}
+
+static void test_dashboard_list_by_name_paged_per_org_and_bounded(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "one", -1), SS_OK);
+    assert_int_equal(add_org(f->c, 2, "two", -1), SS_OK);
+    const char *names[] = {"b", "a", "c", "a"};
+    for (unsigned i = 0; i < 4; i++) {
+        store_dashboard *d = dash_new(i + 1, 1, names[i]);
+        assert_int_equal(store_dashboard_create(f->c, d), SS_OK);
+        free(d);
+    }
+    store_dashboard *other = dash_new(50, 2, "a");
+    assert_int_equal(store_dashboard_create(f->c, other), SS_OK);
+    free(other);
+    char org[SS_ID_LEN + 1];
+    make_id(org, TAG_ORG, 1);
+    collect *k = collect_new();
+    assert_int_equal(store_dashboard_list(f->c, org, NULL, NULL, dash_cb, k), SS_OK);
+    assert_int_equal(k->n, 4);
+    assert_id(k->ids[0], TAG_DASH, 2);
+    assert_id(k->ids[1], TAG_DASH, 4);
+    assert_id(k->ids[2], TAG_DASH, 1);
+    assert_id(k->ids[3], TAG_DASH, 3);
+    char after[SS_ID_LEN + 1];
+    make_id(after, TAG_DASH, 4);
+    free(k);
+    k = collect_new();
+    assert_int_equal(store_dashboard_list(f->c, org, "a", after, dash_cb, k), SS_OK);
+    assert_int_equal(k->n, 2);
+    assert_id(k->ids[0], TAG_DASH, 1);
+    free(k);
+    /* the per-org bound, counted in the insert's transaction */
+    for (unsigned i = 4; i < SS_DASHBOARDS_PER_ORG_MAX; i++) {
+        store_dashboard *d = dash_new(100 + i, 1, "more");
+        assert_int_equal(store_dashboard_create(f->c, d), SS_OK);
+        free(d);
+    }
+    store_dashboard *over = dash_new(999, 1, "over");
+    assert_int_equal(store_dashboard_create(f->c, over), SS_CONFLICT);
+    make_id(over->org_id, TAG_ORG, 2);
+    assert_int_equal(store_dashboard_create(f->c, over), SS_OK);
+    free(over);
+}
+
+static void test_dashboard_goes_with_its_org(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(add_org(f->c, 1, "one", -1), SS_OK);
+    store_dashboard *d = dash_new(1, 1, "x");
+    assert_int_equal(store_dashboard_create(f->c, d), SS_OK);
+    assert_int_equal(store_org_delete(f->c, d->org_id), SS_OK);
+    assert_int_equal(store_dashboard_get(f->c, d->id, d), SS_NOT_FOUND);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3083,6 +3208,9 @@ int main(void)
         T(test_broker_bad_change_inval_writes_nothing),
         T(test_broker_state_goes_with_its_org_device_or_key),
         T(test_broker_principal_drop_change),
+        T(test_dashboard_create_get_update_delete),
+        T(test_dashboard_list_by_name_paged_per_org_and_bounded),
+        T(test_dashboard_goes_with_its_org),
 #undef T
     };
     int failed = 0;
