@@ -81,12 +81,16 @@ test('an editor builds a static dashboard in the page; a reading sent with curl 
   await page.waitForFunction(() => document.querySelector('.widget-line .chart')?.dataset.points === '1');
   await page.locator('.widget-table tbody tr').first().waitFor();
 
-  // Sent with curl while the page is open: it shows within a second.
+  // Sent with curl while the page is open: it shows within a second, by
+  // the stream (no data query asked meanwhile).
+  const queries = [];
+  page.on('request', (r) => { if (r.url().includes('/data?')) queries.push(r.url()); });
   const sent = Date.now();
   await curl(dev.token, { ts: sent, values: { temp: 23.5 } });
   await value.filter({ hasText: '23.5' }).waitFor({ timeout: 1000 });
   await page.waitForFunction(() => document.querySelector('.widget-line .chart')?.dataset.points === '2', null, { timeout: 1000 });
   assert.ok(Date.now() - sent < 1500);
+  assert.deepEqual(queries, []);
   assert.equal(await points.getAttribute('data-points'), '2');
   await page.locator('.widget-gauge text.gauge-text').filter({ hasText: '23.5 °C' }).waitFor();
   assert.equal(await page.locator('.widget-table tbody tr').count(), 2);
