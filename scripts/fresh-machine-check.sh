@@ -35,11 +35,24 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount -t sysfs sys "$root/sys"
 
+# The machine's own network setting comes along: a certificate authority
+# it trusts for its way out (a proxy that re-signs TLS), and the variable
+# that tells Node.js to trust the system's authorities.
+extra_ca=$(ls /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
+node_ca=""
+[ -n "${NODE_EXTRA_CA_CERTS:-}" ] && node_ca="NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"
+
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-            LANG=C.UTF-8 bash -c "$1"; }
+            LANG=C.UTF-8 $node_ca bash -c "$1"; }
 
 echo "== a newcomer's tools: make and git"
 in_root "apt-get update -qq && apt-get install -y -qq --no-install-recommends make git ca-certificates >/dev/null"
+if [ -n "$extra_ca" ]; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  # shellcheck disable=SC2086
+  cp $extra_ca "$root/usr/local/share/ca-certificates/"
+  in_root "update-ca-certificates >/dev/null"
+fi
 git clone -q --no-local "$repo" "$root/sensorspace"
 
 echo "== make run (first time, on a machine without the project's packages)"

@@ -366,12 +366,17 @@ static int device_index(api_import *imp, const char *id, size_t len, size_t line
 static int channel_index(api_import *imp, const char *name, size_t lineno, uint32_t *out,
                          ss_parse_error *err)
 {
+    if (imp->last_channel && strcmp(imp->channels[imp->last_channel - 1].name, name) == 0) {
+        *out = imp->last_channel - 1;  /* the common case: the reading before's channel */
+        return SS_OK;
+    }
     size_t len = strlen(name);
     import_table *t = &imp->channel_table;
     uint32_t i = import_name_hash(name, len) & t->mask;
     for (; t->slots[i]; i = (i + 1) & t->mask) {
         if (strcmp(imp->channels[t->slots[i] - 1].name, name) == 0) {
             *out = t->slots[i] - 1;
+            imp->last_channel = t->slots[i];
             return SS_OK;
         }
     }
@@ -386,6 +391,7 @@ static int channel_index(api_import *imp, const char *name, size_t lineno, uint3
     memcpy(c->name, name, len + 1);
     c->len = (uint8_t)len;
     t->slots[i] = (uint32_t)++imp->n_channels;
+    imp->last_channel = t->slots[i];
     *out = t->slots[i] - 1;
     return SS_OK;
 }

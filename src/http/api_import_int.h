@@ -90,6 +90,7 @@ struct api_import {
     import_channel *channels;
     size_t n_channels;
     import_table channel_table;
+    uint32_t last_channel;        /* the last reading's channel + 1 (0: none) */
     uint64_t *series;             /* (device + 1) << 32 | channel; 0 empty */
     size_t n_series;
     uint64_t last_series;

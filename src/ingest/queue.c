@@ -234,6 +234,7 @@ static store_batch batch_of(ingest_item *it)
         .group_ends = it->group_ends,
         .n_groups = it->group_ends ? it->n_groups : 0,
         .refused = it->group_ends ? it->group_refused : &it->refused_whole,
+        .bulk = it->history,
     };
 }
 

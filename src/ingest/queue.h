@@ -65,7 +65,9 @@ struct ingest_item {
      * limit (SS_DEVICE_CHANNELS_MAX); the others are stored. */
     size_t readings_refused;
     /* History brought by a bulk import: stored and counted as any item,
-     * not offered to live subscribers (the commit hook's fan-out). */
+     * not offered to live subscribers (the commit hook's fan-out), and
+     * written as a bulk write (store_batch.bulk: its readings sorted by
+     * channel, many rows a statement). */
     int history;
     /* Private to the queue. */
     int status;

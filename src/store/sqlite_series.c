@@ -359,6 +359,13 @@ static int key_of_reading(series_key *k, uint32_t device_hash, const ss_reading 
     return SS_OK;
 }
 
+/* Whether two readings of one batch name the same channel (so the same
+ * series). */
+static int same_channel(const ss_reading *a, const ss_reading *b)
+{
+    return strcmp(a->channel, b->channel) == 0;
+}
+
 /* ---- the channel limit ---------------------------------------------------------- */
 
 static int series_count(sq_conn *c, const series_key *k, int64_t *out)
@@ -431,6 +438,8 @@ static int check_group(sq_conn *c, const store_batch *b, series_key *k, uint32_t
     size_t mark = cc->n_added;
     *refuse = 0;
     for (size_t i = from; i < to; i++) {
+        if (b->bulk && i > from && same_channel(&b->readings[i], &b->readings[i - 1]))
+            continue;  /* the run's first reading was checked */
         int known = 0;
         int err = key_of_reading(k, device_hash, &b->readings[i]);
         if (!err)
@@ -483,6 +492,56 @@ static int write_group(sq_conn *c, sqlite3_stmt *ins, const store_batch *b, seri
     return SS_OK;
 }
 
+/* Binds one reading as row `row` of the multi-row upsert. */
+static int rows_bind(sqlite3_stmt *st, size_t row, int64_t series_id, const ss_reading *r)
+{
+    int p = (int)(3 * row);
+    return sqlite3_bind_int64(st, p + 1, series_id) | sqlite3_bind_int64(st, p + 2, r->ts) |
+           sqlite3_bind_double(st, p + 3, r->value);
+}
+
+/* write_group for a bulk write: SQ_UPSERT_ROWS readings a statement, the
+ * tail one at a time; a run of one channel resolves its series at its
+ * first reading. Rows of one statement are upserted in order, so a later
+ * reading of the same ts still replaces an earlier one. */
+static int write_group_rows(sq_conn *c, sqlite3_stmt *ins, const store_batch *b, series_key *k,
+                            uint32_t device_hash, size_t from, size_t to)
+{
+    sqlite3_stmt *rows = NULL;
+    int err = sq_stmt_get(c, STMT_READING_UPSERT_ROWS, &rows);
+    if (!err && sqlite3_bind_parameter_count(rows) != 3 * SQ_UPSERT_ROWS)
+        err = SS_STORE;  /* the statement's text and SQ_UPSERT_ROWS disagree: a bug */
+    size_t full = from + (to - from) / SQ_UPSERT_ROWS * SQ_UPSERT_ROWS;
+    size_t row = 0;
+    int bound = SQLITE_OK;
+    series_slot *s = NULL;
+    for (size_t i = from; i < to && !err; i++) {
+        const ss_reading *r = &b->readings[i];
+        if (!s || !same_channel(r, &b->readings[i - 1])) {
+            err = key_of_reading(k, device_hash, r);
+            if (!err)
+                err = series_resolve(c, k, r, &s);
+            if (err)
+                break;
+        }
+        if (i >= full) {
+            err = reading_insert(c, ins, s->series_id, r);
+        } else {
+            bound |= rows_bind(rows, row++, s->series_id, r);
+            if (row == SQ_UPSERT_ROWS) {
+                err = sq_bind_check(c, STMT_READING_UPSERT_ROWS, bound);
+                if (!err)
+                    err = sq_step_done(c, STMT_READING_UPSERT_ROWS);
+                row = 0;
+                bound = SQLITE_OK;
+            }
+        }
+        if (!err)
+            series_note(&c->cache, s, r);
+    }
+    return err;
+}
+
 /* Where group g of b ends; SS_INVAL when the groups do not tile the batch. */
 static int group_end(const store_batch *b, size_t g, size_t from, size_t *end)
 {
@@ -509,7 +568,8 @@ static int batch_groups(sq_conn *c, sqlite3_stmt *ins, const store_batch *b, ser
         if (!err && refuse && !b->refused)
             err = SS_TOO_LARGE;
         if (!err && !refuse)
-            err = write_group(c, ins, b, k, device_hash, from, to);
+            err = b->bulk ? write_group_rows(c, ins, b, k, device_hash, from, to)
+                          : write_group(c, ins, b, k, device_hash, from, to);
         if (err)
             return err;
         if (b->refused)

@@ -661,6 +661,59 @@ static void test_line_value_number_forms(void **state)
     readings_free(&r);
 }
 
+/* A random JSON number of 1 to 17 digits, some after a point, maybe
+ * negative (xorshift: the same numbers every run). */
+static void random_decimal(uint64_t *x, char *text)
+{
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    uint64_t r = *x;
+    int digits = 1 + (int)(r % 17);
+    int int_digits = digits - (int)((r >> 8) % (uint64_t)digits);
+    char *p = text;
+    if ((r >> 16) & 1)
+        *p++ = '-';
+    for (int k = 0; k < digits; k++) {
+        *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+        int d = (int)(*x % 10);
+        if (k == int_digits)
+            *p++ = '.';
+        if (k == 0 && int_digits > 1 && d == 0)
+            d = 1;  /* no leading zero before more digits */
+        *p++ = (char)('0' + d);
+    }
+    *p = '\0';
+}
+
+/* Every value is the double strtod gives for its text, bit for bit,
+ * whichever way it is converted: short decimals (the common shape), 15 and
+ * 16 digits, many after the point, -0, and exponents. */
+static void test_line_value_is_strtods_bit_for_bit(void **state)
+{
+    (void)state;
+    static const char *fixed[] = {"0", "-0", "-0.0", "0.1", "0.3", "2.675", "1.005", "4.35",
+                                  "999999999999999", "9999999999999999", "0.000000000000001",
+                                  "123456789.012345", "-12345.6789012345", "9007199254740993",
+                                  "0.30000000000000004", "1e22", "-2.5e-3"};
+    size_t n_fixed = sizeof fixed / sizeof fixed[0];
+    uint64_t x = 88172645463325252ull;
+    char text[32], line[48];
+    for (size_t i = 0; i < 20000; i++) {
+        const char *t = text;
+        if (i < n_fixed)
+            t = fixed[i];
+        else
+            random_decimal(&x, text);
+        snprintf(line, sizeof line, "v=%s\n", t);
+        ss_readings r = SS_READINGS_INIT;
+        ss_parse_error err = {0};
+        assert_int_equal(lines(line, &r, &err), SS_OK);
+        double want = strtod(t, NULL);
+        if (memcmp(&r.items[0].value, &want, sizeof want) != 0)
+            fail_msg("\"%s\": %.17g, strtod %.17g", t, r.items[0].value, want);
+        readings_free(&r);
+    }
+}
+
 /* ---- line format: refusals --------------------------------------------- */
 
 static void test_line_refuses_missing_equals(void **state)
@@ -1141,6 +1194,7 @@ int main(void)
         cmocka_unit_test(test_line_spec_3_2_last_line_without_newline),
         cmocka_unit_test(test_line_spec_3_2_blank_and_comment_lines_skipped),
         cmocka_unit_test(test_line_value_number_forms),
+        cmocka_unit_test(test_line_value_is_strtods_bit_for_bit),
         cmocka_unit_test(test_line_refuses_missing_equals),
         cmocka_unit_test(test_line_refuses_bad_values),
         cmocka_unit_test(test_line_refuses_overflow_to_infinity),

@@ -754,6 +754,76 @@ static void test_write_disk_full_is_full_and_leaves_nothing(void **state)
 
 /* More distinct series in one call than the cache holds: it is flushed and
  * refilled mid-transaction, and every series' last reading stays right. */
+/* The readings of device `dev`, as (channel, ts, value) rows in key order,
+ * one text: what two devices stored is then compared as one string. */
+static char *stored_rows(store_conn *c, unsigned dev)
+{
+    char id[SS_ID_LEN + 1], sql[256];
+    make_id(id, TAG_DEVICE, dev);
+    snprintf(sql, sizeof sql,
+             "SELECT group_concat(s.channel || ' ' || r.ts || ' ' || r.value || ' ' || s.last_ts"
+             " || ' ' || s.last_value, ';') FROM (SELECT * FROM readings ORDER BY series_id, ts)"
+             " r JOIN series s ON s.id = r.series_id WHERE s.device_id = '%s'",
+             id);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_sqlite_db(c), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    char *out = strdup(text ? text : "");
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* A bulk write (an import's) stores what the same readings store one row a
+ * statement: full multi-row statements and a tail, runs of one channel and
+ * a channel coming back after another, a ts repeated within one statement
+ * and across statements (the later value wins), a reading older than the
+ * series' last, and a stored reading replaced. */
+static void test_bulk_write_stores_what_the_plain_write_does(void **state)
+{
+    fx *f = *state;
+    enum { N = 3 * SQ_UPSERT_ROWS + 17 };
+    add_org_and_device(f->c, 1);
+    add_org_and_device(f->c, 2);
+    ss_reading old[2] = {rd("a", BASE + 5, -1), rd("c", BASE + 100000, -2)};
+    assert_int_equal(write_one(f->c, 1, old, 2), SS_OK);
+    assert_int_equal(write_one(f->c, 2, old, 2), SS_OK);
+    ss_reading *rs = calloc(N, sizeof *rs);
+    assert_non_null(rs);
+    for (int i = 0; i < N; i++) {
+        const char *ch = i < 100 ? "a" : i < 150 ? "b" : i < 170 ? "a" : "c";
+        rs[i] = rd(ch, BASE + i % 90, i);  /* ts come back: replaced */
+    }
+    rs[20] = rd("a", BASE + 19, 1000);      /* same ts as rs[19], same statement */
+    rs[N - 1] = rd("c", BASE + 1, 2000);    /* same ts as an earlier one, in the tail */
+    char id1[SS_ID_LEN + 1], id2[SS_ID_LEN + 1];
+    make_id(id1, TAG_DEVICE, 1);
+    make_id(id2, TAG_DEVICE, 2);
+    uint8_t refused[2] = {9, 9};
+    store_batch b[2] = {
+        {.device_id = id1, .org_id = "", .readings = rs, .len = N, .refused = &refused[0],
+         .bulk = 1},
+        {.device_id = id2, .org_id = "", .readings = rs, .len = N, .refused = &refused[1]},
+    };
+    assert_int_equal(store_write_batches(f->c, b, 2), SS_OK);
+    assert_int_equal(refused[0], 0);
+    char *bulk = stored_rows(f->c, 1), *plain = stored_rows(f->c, 2);
+    assert_true(strlen(bulk) > 0);
+    assert_string_equal(bulk, plain);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT r.value FROM readings r JOIN series s ON s.id = r.series_id"
+             " WHERE s.device_id = '%s' AND s.channel = 'a' AND r.ts = %lld",
+             id1, (long long)(BASE + 19));
+    assert_int_equal(q_int(f->c, sql), 1000);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM series"), 6);
+    assert_int_equal(q_int(f->c, "SELECT sum(readings) FROM usage"), 2 * (2 + N));
+    assert_int_equal(orphan_readings(f->c), 0);
+    free(bulk);
+    free(plain);
+    free(rs);
+}
+
 static void test_write_more_series_than_cache_holds(void **state)
 {
     fx *f = *state;
@@ -1698,6 +1768,7 @@ int main(void)
         T(test_write_all_or_nothing_with_unknown_device),
         T(test_write_disk_full_is_full_and_leaves_nothing),
         T(test_write_more_series_than_cache_holds),
+        T(test_bulk_write_stores_what_the_plain_write_does),
         T(test_write_refuses_groups_past_the_channel_limit),
         T(test_concurrent_writers_never_surface_busy),
         T(test_series_cache_survives_delete_on_other_connection),
