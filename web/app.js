@@ -31,7 +31,7 @@ const PAGES = [
 
 // How often an open page asks whether its session and access still hold
 // (a live stream learns it at once; other pages at the latest then).
-const ACCESS_CHECK_MS = 10000;
+const ACCESS_CHECK_MS = 5000;
 
 const state = {
   me: null,        // GET /me
@@ -90,7 +90,9 @@ function signedOut(message) {
   state.me = null;
   state.orgs = [];
   const back = location.hash && !location.hash.startsWith('#/signin') ? location.hash : '';
-  sessionStorage.setItem('ss-return', back);
+  // A second request refused by the same ending must not forget where the
+  // person was (the hash is already #/signin then).
+  if (back) sessionStorage.setItem('ss-return', back);
   if (message) sessionStorage.setItem('ss-signin-message', message);
   go('#/signin');
 }
@@ -210,7 +212,14 @@ async function route() {
     return show(() => import('./pages/account.js'), main, makeView(main, token, { query }));
   }
   if (parts[0] !== 'o' || !parts[1]) return orgPicker(token);
-  const org = orgById(parts[1]);
+  let org = orgById(parts[1]);
+  if (!org) {
+    // Made since the list was read (another tab, a child just created):
+    // read the memberships and organisations again before refusing.
+    try { await loadMe(); } catch { /* refused below, or signed out */ }
+    if (token !== state.rendering) return;
+    org = orgById(parts[1]);
+  }
   const role = org && roleIn(org.id);
   if (!org || !role) {
     sessionStorage.setItem('ss-orgs-message', 'That organisation is not one of yours, or it no longer exists.');

@@ -119,6 +119,18 @@ export function notice(text, kind = 'info') {
   if (kind !== 'error') setTimeout(() => n.remove(), 8000);
 }
 
+// A notice for the page shown next (a page that re-renders itself after a
+// change would otherwise drop it with the old frame).
+export function noticeNext(text, kind = 'ok') {
+  sessionStorage.setItem('ss-next-notice', JSON.stringify([text, kind]));
+}
+
+export function showNoticeNext() {
+  const saved = sessionStorage.getItem('ss-next-notice');
+  sessionStorage.removeItem('ss-next-notice');
+  if (saved) notice(...JSON.parse(saved));
+}
+
 // A table of rows: columns [{title, cell: row => node|string, class}].
 export function table(columns, rows, { empty = 'Nothing here yet.', caption } = {}) {
   if (!rows.length) return h('p.empty', empty);
