@@ -185,9 +185,12 @@ test('a dynamic dashboard switches device with the picker and shows the other de
   await picker.selectOption({ label: 'Pump B' });
   await page.waitForURL(new RegExp(`\\?device=${b.id}$`));
   await page.locator('.widget-value .big').filter({ hasText: '7.25 bar' }).waitFor();
-  // The stream follows the picked device.
+  // The stream follows the picked device (no data query asked meanwhile).
+  const queries = [];
+  page.on('request', (r) => { if (r.url().includes('/data?')) queries.push(r.url()); });
   await curl(b.token, { pressure: 8 });
   await page.locator('.widget-value .big').filter({ hasText: '8 bar' }).waitFor({ timeout: 1000 });
+  assert.deepEqual(queries, []);
   await axeCheck(page, 'dashboard-dynamic');
   await shot(page, 'dashboard-dynamic');
   assertClean(page);
