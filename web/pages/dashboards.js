@@ -4,7 +4,7 @@
 //   #/o/ORG/dashboards/ID[?device=]  the view (a dynamic one: the device picked)
 //   #/o/ORG/dashboards/ID/edit       the edit mode
 import * as api from '../lib/api.js';
-import { h, clear, field, form, table, confirm, notice } from '../lib/ui.js';
+import { h, clear, field, form, table, confirm, notice, noticeNext, showNoticeNext } from '../lib/ui.js';
 import { openLive } from '../lib/live.js';
 import * as line from '../widgets/line.js';
 import * as gauge from '../widgets/gauge.js';
@@ -26,6 +26,7 @@ const typeLabel = (t) => (TYPES.find(([v]) => v === t) || [t, t])[1];
 const input = (f) => f.querySelector('input, select, textarea');
 
 export async function render(view) {
+  showNoticeNext();
   const [id, mode] = view.args;
   if (!id) return list(view);
   const d = await api.get(path`/dashboards/${id}`);
@@ -331,6 +332,7 @@ async function edit(view, d) {
     } catch (err) {
       throw readable(err);
     }
+    noticeNext('The dashboard is saved.');
     view.go(view.orgHref(org, 'dashboards', d.id));
   }, 'Save dashboard');
   f.classList.add('dash-edit');
@@ -342,6 +344,7 @@ async function edit(view, d) {
       if (!await confirm('Delete this dashboard?', `“${d.name}” and its layout will be gone for everyone in the organisation.`, 'Delete dashboard')) return;
       try {
         await api.del(path`/dashboards/${d.id}`);
+        noticeNext(`“${d.name}” is deleted.`);
         view.go(view.orgHref(org, 'dashboards'));
       } catch (err) {
         notice(err.sentence(), 'error');
