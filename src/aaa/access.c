@@ -1,6 +1,7 @@
 /* access.c — roles through the org tree, key scopes, grant rules. */
 #include "aaa/access.h"
 
+#include "aaa/dashboards.h"
 #include "aaa/secret.h"
 #include "core/err.h"
 #include "core/limits.h"
@@ -186,6 +187,28 @@ int aaa_check_data_own(const aaa_principal *p, const char *org_id, const char *d
     return role_checks_data(p, r, op);
 }
 
+int aaa_check_dashboard_data(store_conn *db, const aaa_principal *p, const store_device *d,
+                             const char *const *channels, size_t n)
+{
+    if (p->kind != AAA_PRINCIPAL_PERSON)
+        return aaa_check_data(db, p, d->org_id, d->id, AAA_DATA_READ);
+    store_role r = STORE_ROLE_NONE;
+    int rc = aaa_role_in(db, p, d->org_id, &r);
+    if (rc)
+        return rc;
+    if (r >= STORE_ROLE_VIEWER)
+        return 0;
+    /* A dashboard user reads what a dashboard shows, channel by channel:
+     * "every channel" is more than any dashboard can be known to show. */
+    if (r != STORE_ROLE_DASHBOARD || n == 0)
+        return SS_FORBIDDEN;
+    int covered = 0;
+    rc = aaa_dashboard_covers(db, d, channels, n, &covered);
+    if (rc)
+        return rc;
+    return covered ? 0 : SS_FORBIDDEN;
+}
+
 int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device_id,
                       store_role min, store_device *out)
 {
@@ -204,7 +227,8 @@ int aaa_key_access(store_conn *db, const aaa_principal *p, const char *key_id, s
     return aaa_require_role(db, p, out->org_id, min, NULL);
 }
 
-static const char *const role_names[] = {"none", "viewer", "editor", "admin", "owner"};
+static const char *const role_names[] = {"none", "dashboard", "viewer", "editor", "admin",
+                                         "owner"};
 
 const char *aaa_role_name(store_role role)
 {
@@ -213,7 +237,7 @@ const char *aaa_role_name(store_role role)
 
 int aaa_role_parse(const char *name, store_role *out)
 {
-    for (int i = STORE_ROLE_VIEWER; i <= STORE_ROLE_OWNER; i++) {
+    for (int i = STORE_ROLE_DASHBOARD; i <= STORE_ROLE_OWNER; i++) {
         if (strcmp(name, role_names[i]) == 0) {
             *out = (store_role)i;
             return SS_OK;
@@ -281,7 +305,7 @@ int aaa_may_set_quota(store_conn *db, const aaa_principal *p, const store_org *o
     if (aaa_principal_superadmin(p))
         return 0;
     /* Standing in the org comes first: a stranger learns nothing more. */
-    int rc = aaa_require_role(db, p, org->id, STORE_ROLE_VIEWER, NULL);
+    int rc = aaa_require_role(db, p, org->id, STORE_ROLE_DASHBOARD, NULL);
     if (rc)
         return rc;
     snprintf(acting_in, SS_ID_LEN + 1, "%s", org->id);

@@ -68,7 +68,9 @@ typedef enum {
  *     its own id only (device_id must be its id, org its org);
  *   - a key: read and subscribe with data:read or manage, write with
  *     data:write, in its org's tree (aaa_key_may_write);
- *   - a person: read as a viewer; readings are written by devices and keys.
+ *   - a person: read as a viewer (a dashboard user reads only what a
+ *     dashboard shows: aaa_check_dashboard_data); readings are written
+ *     by devices and keys.
  * 0, SS_NOT_FOUND, SS_FORBIDDEN or a store error. */
 int aaa_check_data(store_conn *db, const aaa_principal *p, const char *org_id,
                    const char *device_id, aaa_data_op op);
@@ -91,6 +93,17 @@ int aaa_check_data_own(const aaa_principal *p, const char *org_id, const char *d
  * key's own org only. */
 int aaa_key_may_write(quota *orgs, const char *key_org_id, unsigned scopes, const char *org_id);
 
+/* May the principal read the data of these n channels of device d (as
+ * loaded; n 0: every channel of it)? The one rule of the data a device's
+ * readings routes answer (its series, its latest values, the live stream
+ * of it): a viewer or above, or a data:read key, reads every channel in
+ * its orgs (aaa_check_data); a dashboard user only channels a dashboard
+ * of d's org shows (aaa_dashboard_covers), each named (n 0 is refused);
+ * anyone else nothing. 0, SS_NOT_FOUND (no standing in d's org),
+ * SS_FORBIDDEN or a store error. */
+int aaa_check_dashboard_data(store_conn *db, const aaa_principal *p, const store_device *d,
+                             const char *const *channels, size_t n);
+
 /* Loads the device and checks the principal holds at least `min` in its
  * org. 0; SS_NOT_FOUND for a malformed id, no such device or a device of
  * an org the principal does not stand in; SS_FORBIDDEN; or a store error. */
@@ -102,7 +115,7 @@ int aaa_device_access(store_conn *db, const aaa_principal *p, const char *device
 int aaa_key_access(store_conn *db, const aaa_principal *p, const char *key_id, store_role min,
                    store_apikey *out);
 
-/* Role names ("viewer" …), and the name into the role (SS_INVAL when it
+/* Role names ("dashboard", "viewer" …), and the name into the role (SS_INVAL when it
  * names none; "none" is no role one can grant). */
 const char *aaa_role_name(store_role role);
 int aaa_role_parse(const char *name, store_role *out);

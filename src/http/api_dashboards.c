@@ -16,7 +16,7 @@
 /* The least role that reads an org's dashboards (SPEC §2). */
 static store_role dashboard_read_role(void)
 {
-    return STORE_ROLE_VIEWER;
+    return STORE_ROLE_DASHBOARD;
 }
 
 /* The one who writes: an editor (a manage key). */

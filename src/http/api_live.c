@@ -1,7 +1,10 @@
 /* api_live.c — GET /api/v1/orgs/{org}/live: Server-Sent Events of every
- * stored batch of the org.
+ * stored batch of the org, or of one device (device=), or of some
+ * channels (channel=a,b: each event carries only those; one left with
+ * none is not sent).
  *
- * The worker checks access (viewer, or a data:read key) and the query;
+ * The worker checks access (viewer, or a data:read key; a dashboard user
+ * names a device and channels a dashboard shows) and the query;
  * the loop then opens the stream, resumes it from Last-Event-ID within
  * the org's window (or says `event: reset`), and feeds it from the window
  * whenever a batch commits or the client has taken what it was sent. A
@@ -28,6 +31,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "http/api_call.h"
+#include "http/api_params.h"
 #include "http/live_ring.h"
 #include "ingest/batch_events.h"
 
@@ -58,6 +62,7 @@ struct api_live {
     size_t stream_count;
     ss_buf json;              /* scratch: one event's data */
     ss_buf out;               /* scratch: one write's frames */
+    ss_buf event;             /* scratch: one event's frame, its channels filtered */
 };
 
 typedef struct live_client {
@@ -69,6 +74,7 @@ typedef struct live_client {
     http_request *req;        /* NULL once the answer has ended */
     char org_id[SS_ID_LEN + 1];
     char device_id[SS_ID_LEN + 1];  /* the filter; "" for every device */
+    api_channels ch;                /* the filter; none named: every channel */
     uint64_t next;            /* seq of the next event to look at */
     int wrote;                /* wrote since the last heartbeat tick */
     int busy;                 /* inside a write: `gone` waits for it */
@@ -143,6 +149,28 @@ static void on_gone(http_request *req)
 
 /* ---- writing ------------------------------------------------------------------ */
 
+/* The names point into the text: a copy points into its own. */
+static void channels_copy(api_channels *to, const api_channels *from)
+{
+    memcpy(to->text, from->text, sizeof to->text);
+    to->n = from->n;
+    for (size_t i = 0; i < from->n; i++)
+        to->names[i] = to->text + (from->names[i] - from->text);
+}
+
+/* Appends the event to the write as the client follows it: its channels
+ * only, when it names some. 0 or SS_NOMEM. */
+static int append_for(live_client *c, const live_event *e)
+{
+    api_live *l = c->live;
+    if (c->device_id[0] && strcmp(e->device_id, c->device_id) != 0)
+        return 0;
+    if (!c->ch.n)
+        return buf_append(&l->out, e->frame, e->len);
+    int rc = live_event_filter(e, c->ch.names, c->ch.n, &l->event);
+    return rc ? rc : buf_append(&l->out, l->event.data, l->event.len);
+}
+
 /* 0, or nonzero when the client is gone (the caller stops; finish after). */
 static int client_write(live_client *c, const char *data, size_t len)
 {
@@ -179,10 +207,7 @@ static void client_pump(live_client *c)
     while (c->next < o->next_seq && http_stream_unsent(c->req) < SS_HTTP_STREAM_LOW_WATER) {
         buf_reset(&l->out);
         while (c->next < o->next_seq && l->out.len < LIVE_WRITE_CHUNK) {
-            const live_event *e = live_org_event(o, c->next++);
-            if (c->device_id[0] && strcmp(e->device_id, c->device_id) != 0)
-                continue;
-            if (buf_append(&l->out, e->frame, e->len)) {
+            if (append_for(c, live_org_event(o, c->next++))) {
                 log_error("live", "out of memory: a stream is closed");
                 client_close(c);
                 return;
@@ -252,6 +277,29 @@ static void on_batch(fanout_sub *sub, const fanout_batch *b)
 
 /* ---- access ---------------------------------------------------------------------- */
 
+/* May the principal follow the org's data, or of device d (NULL: every
+ * device) the channels named? The data routes' rule
+ * (aaa_check_dashboard_data) when a device is named. */
+static int live_access(store_conn *db, const aaa_principal *who, const char *org_id,
+                       const store_device *d, const api_channels *ch)
+{
+    if (!d)
+        return aaa_check_data(db, who, org_id, NULL, AAA_DATA_READ);
+    return aaa_check_dashboard_data(db, who, d, ch->names, ch->n);
+}
+
+/* The same question again, the device as it is now. */
+static int live_access_again(store_conn *db, const live_client *c)
+{
+    if (!c->device_id[0])
+        return live_access(db, &c->who, c->org_id, NULL, &c->ch);
+    store_device d;
+    int rc = store_device_get(db, c->device_id, &d);
+    if (rc == 0 && strcmp(d.org_id, c->org_id) != 0)
+        rc = SS_NOT_FOUND;
+    return rc ? rc : live_access(db, &c->who, c->org_id, &d, &c->ch);
+}
+
 static void on_recheck(uv_work_t *w)
 {
     live_client *c = w->data;
@@ -259,8 +307,7 @@ static void on_recheck(uv_work_t *w)
     c->recheck_rc = store_conn_acquire(c->live->store, &db);
     if (c->recheck_rc)
         return;
-    c->recheck_rc = aaa_check_data(db, &c->who, c->org_id, c->device_id[0] ? c->device_id : NULL,
-                                   AAA_DATA_READ);
+    c->recheck_rc = live_access_again(db, c);
     store_conn_release(c->live->store, db);
 }
 
@@ -381,11 +428,14 @@ typedef struct live_open {
     uint64_t reg_mark;              /* api_call.reg_mark */
     char org_id[SS_ID_LEN + 1];
     char device_id[SS_ID_LEN + 1];  /* the filter; "" for every device */
+    api_channels ch;                /* the filter; none named: every channel */
 } live_open;
 
-/* The device filter: a device of this org, else 404. 0 or answered. */
-static int check_device(api_call *call, const char *org_id, char device_id[SS_ID_LEN + 1])
+/* The device filter: a device of this org, else 404. 0 with *found (0
+ * when none is named), or answered. */
+static int check_device(api_call *call, const char *org_id, store_device *d, int *found)
 {
+    *found = 0;
     char dev[SS_ID_LEN + 2];
     int rc = http_query_get(call->req, "device", dev, sizeof dev);
     if (rc == 0)
@@ -395,17 +445,31 @@ static int check_device(api_call *call, const char *org_id, char device_id[SS_ID
                         "device must be one device id, given once (?device=ID)");
         return 1;
     }
-    store_device d;
-    rc = rc == 1 ? aaa_device_access(call->db, &call->who, dev, STORE_ROLE_VIEWER, &d)
+    rc = rc == 1 ? aaa_device_access(call->db, &call->who, dev, STORE_ROLE_DASHBOARD, d)
                  : SS_NOT_FOUND;
-    if (rc == 0 && strcmp(d.org_id, org_id) != 0)
+    if (rc == 0 && strcmp(d->org_id, org_id) != 0)
         rc = SS_NOT_FOUND;
     if (rc) {
         api_reply_err(call, rc, NULL);
         return 1;
     }
-    snprintf(device_id, SS_ID_LEN + 1, "%s", d.id);
+    *found = 1;
     return 0;
+}
+
+/* What the stream follows, checked: 0 or answered. */
+static int check_access(api_call *call, const store_device *d, const api_channels *ch)
+{
+    int rc = live_access(call->db, &call->who, call->params[0], d, ch);
+    if (rc == 0)
+        return 0;
+    /* Past the org's role check, a person refused here is a dashboard user. */
+    api_reply_err(call, rc,
+                  rc == SS_FORBIDDEN && call->who.kind == AAA_PRINCIPAL_PERSON
+                      ? "a dashboard user follows one device (device=) and channels "
+                        "(channel=) a dashboard of the organisation shows"
+                      : NULL);
+    return 1;
 }
 
 static void live_run(api_ctx *app, http_request *req, void *arg, const api_share *share);
@@ -417,12 +481,16 @@ static void live_drop(void *arg)
 
 static const api_handoff live_handoff = {.run = live_run, .drop = live_drop};
 
-/* The router has refused any query parameter but `device` already. */
+/* The router has refused any query parameter but `device` and `channel`
+ * already. */
 void api_live_get(api_call *call)
 {
-    char device_id[SS_ID_LEN + 1] = "";
-    if (api_require_org_role(call, STORE_ROLE_VIEWER, NULL) ||
-        check_device(call, call->params[0], device_id))
+    store_device d;
+    api_channels ch;
+    int one = 0;
+    if (api_require_org_role(call, STORE_ROLE_DASHBOARD, NULL) ||
+        check_device(call, call->params[0], &d, &one) || api_param_channels(call, &ch) ||
+        check_access(call, one ? &d : NULL, &ch))
         return;
     live_open *open = calloc(1, sizeof *open);
     if (!open) {
@@ -432,7 +500,8 @@ void api_live_get(api_call *call)
     open->who = call->who;
     open->reg_mark = call->reg_mark;
     snprintf(open->org_id, sizeof open->org_id, "%s", call->params[0]);
-    snprintf(open->device_id, sizeof open->device_id, "%s", device_id);
+    snprintf(open->device_id, sizeof open->device_id, "%s", one ? d.id : "");
+    channels_copy(&open->ch, &ch);
     api_hand_over(call, &live_handoff, open);
 }
 
@@ -530,6 +599,7 @@ static live_client *client_new(api_live *l, http_request *req, const live_open *
     c->who = open->who;
     snprintf(c->org_id, sizeof c->org_id, "%s", open->org_id);
     snprintf(c->device_id, sizeof c->device_id, "%s", open->device_id);
+    channels_copy(&c->ch, &open->ch);
     if (c->who.kind == AAA_PRINCIPAL_PERSON)
         c->expires_at = c->who.session.expires_at;
     ss_list_init(&c->rewatch_link);
@@ -681,6 +751,7 @@ void api_live_free(api_live *l)
     live_ring_free(l->ring);
     buf_free(&l->json);
     buf_free(&l->out);
+    buf_free(&l->event);
     free(l);
 }
 

@@ -55,13 +55,41 @@ static int add_latest(void *ctx, const store_channel *ch)
     return 0;
 }
 
+/* What a dashboard user may not read leaves the answer, channel by
+ * channel (aaa_check_dashboard_data). 0 or a store error. */
+static int keep_shown(api_call *call, const store_device *d, json_t *obj)
+{
+    const char *name;
+    json_t *value;
+    void *tmp;
+    json_object_foreach_safe(obj, tmp, name, value) {
+        (void)value;
+        int rc = aaa_check_dashboard_data(call->db, &call->who, d, &name, 1);
+        if (rc == SS_FORBIDDEN)
+            json_object_del(obj, name);
+        else if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A dashboard user is answered the channels a dashboard shows, the rest
+ * left out as if absent: the device is one a dashboard shows. */
 void api_device_latest(api_call *call)
 {
     store_device d;
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d))
+    if (api_load_device(call, STORE_ROLE_DASHBOARD, &d))
         return;
+    int rc = aaa_check_dashboard_data(call->db, &call->who, &d, NULL, 0);
+    int shown_only = rc == SS_FORBIDDEN && call->who.kind == AAA_PRINCIPAL_PERSON;
+    if (rc && !shown_only) {
+        api_reply_err(call, rc, NULL);
+        return;
+    }
     json_t *obj = json_object();
-    int rc = store_channel_latest(call->db, d.id, add_latest, obj);
+    rc = store_channel_latest(call->db, d.id, add_latest, obj);
+    if (rc == 0 && shown_only)
+        rc = keep_shown(call, &d, obj);
     api_reply_list(call, rc, obj);
 }
 
@@ -272,12 +300,29 @@ static int query_all(api_call *call, data_params *p, json_t *series, json_t *nex
     return rc;
 }
 
+/* May the caller read these channels of d (none named: every one)? 0 or
+ * answered. */
+static int check_channels(api_call *call, const store_device *d, const api_channels *ch)
+{
+    int rc = aaa_check_dashboard_data(call->db, &call->who, d, (const char *const *)ch->names,
+                                      ch->n);
+    if (rc == 0)
+        return 0;
+    /* Past api_load_device, a person refused here is a dashboard user. */
+    api_reply_err(call, rc,
+                  rc == SS_FORBIDDEN && call->who.kind == AAA_PRINCIPAL_PERSON
+                      ? "a dashboard user reads only channels a dashboard of the organisation "
+                        "shows, each named with channel="
+                      : NULL);
+    return 1;
+}
+
 void api_device_data(api_call *call)
 {
     store_device d;
     data_params p = {0};
-    if (api_load_device(call, STORE_ROLE_VIEWER, &d) || parse_data_params(call, &p) ||
-        apply_cursor(call, &p))
+    if (api_load_device(call, STORE_ROLE_DASHBOARD, &d) || parse_data_params(call, &p) ||
+        apply_cursor(call, &p) || check_channels(call, &d, &p.ch))
         return;
     p.q.device_id = d.id;
     json_t *series = json_object(), *next = json_object();

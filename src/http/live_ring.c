@@ -185,6 +185,47 @@ int live_ring_append(live_ring *r, live_org *o, const char *device_id, const cha
     return SS_OK;
 }
 
+static int channel_named(const char *name, size_t len, const char *const *channels, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(channels[i]) == len && memcmp(channels[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* The frame's data is batch_events' {…,"values":{"<channel>":<number>,…}}:
+ * channel names are [A-Za-z0-9_.-] and the values numbers, so a pair
+ * ends at the next ',' or '}' and no quote or brace hides in one. */
+int live_event_filter(const live_event *e, const char *const *channels, size_t n, ss_buf *out)
+{
+    static const char values[] = "\"values\":{";
+    buf_reset(out);
+    const char *end = e->frame + e->len;
+    const char *p = memmem(e->frame, e->len, values, sizeof values - 1);
+    if (!p)
+        return 0;
+    p += sizeof values - 1;
+    int rc = buf_append(out, e->frame, (size_t)(p - e->frame));
+    size_t kept = 0;
+    while (rc == 0 && p < end && *p == '"') {
+        const char *name = p + 1;
+        const char *quote = memchr(name, '"', (size_t)(end - name));
+        const char *stop = quote ? quote + strcspn(quote, ",}") : end;
+        if (!quote || stop >= end)
+            break;
+        if (channel_named(name, (size_t)(quote - name), channels, n)) {
+            rc = (kept ? buf_append(out, ",", 1) : 0) || buf_append(out, p, (size_t)(stop - p));
+            kept++;
+        }
+        p = *stop == ',' ? stop + 1 : stop;
+    }
+    if (rc == 0 && kept && p < end)
+        rc = buf_append(out, p, (size_t)(end - p));
+    if (rc || !kept)
+        buf_reset(out);
+    return rc ? SS_NOMEM : 0;
+}
+
 void live_ring_trim(live_ring *r, live_org *o)
 {
     while (org_count(o) && (org_count(o) > r->lim.org_events || o->bytes > r->lim.org_bytes))

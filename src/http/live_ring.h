@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/limits.h"
 #include "core/list.h"
 
@@ -85,6 +86,11 @@ int live_ring_append(live_ring *r, live_org *o, const char *device_id, const cha
 void live_ring_trim(live_ring *r, live_org *o);
 /* The org's event seq, or NULL when it is not held (evicted, or not yet). */
 const live_event *live_org_event(const live_org *o, uint64_t seq);
+
+/* The event's frame with the values of the n channels named only (a
+ * stream's channel filter), into out (reset first); out->len 0 when the
+ * event holds none of them: nothing to send. 0 or SS_NOMEM. */
+int live_event_filter(const live_event *e, const char *const *channels, size_t n, ss_buf *out);
 
 /* The id text of the org's event seq (seq 0: "before the first"). */
 void live_org_id(const live_org *o, uint64_t seq, char out[LIVE_ID_MAX]);

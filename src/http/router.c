@@ -86,7 +86,7 @@ static const route routes[] = {
      "channel,from,to,all"},
     /* Streamed from the loop once checked (api_hand_over). */
     {HTTP_GET, "/api/v1/orgs/{}/export", api_export, API_HEAVY, "from,to,format,device,channel"},
-    {HTTP_GET, "/api/v1/orgs/{}/live", api_live_get, API_LIGHT, "device"},
+    {HTTP_GET, "/api/v1/orgs/{}/live", api_live_get, API_LIGHT, "device,channel"},
 };
 #define ROUTES (sizeof routes / sizeof routes[0])
 /* Room for an Allow list: a path has at most a handful of methods. */

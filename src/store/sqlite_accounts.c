@@ -114,6 +114,9 @@ static int sq_user_unlock_login(store_engine_conn *ec, const char *id, int64_t n
     return err ? err : sq_step_changed(c, STMT_USER_UNLOCK);
 }
 
+/* USER_IN_REACH names admin by its stored number. */
+_Static_assert(STORE_ROLE_ADMIN == 4, "USER_IN_REACH's `role >= 4` must name admin");
+
 static int sq_user_in_reach(store_engine_conn *ec, const char *admin_id, const char *key_org_id,
                             const char *user_id, int *out)
 {
@@ -412,7 +415,7 @@ static int sq_membership_get(store_engine_conn *ec, const char *org_id, const ch
 static int sq_member_count(store_engine_conn *ec, const char *org_id, store_role role, int64_t *out)
 {
     sq_conn *c = sq_conn_of(ec);
-    if ((int)role < (int)STORE_ROLE_VIEWER || (int)role > (int)STORE_ROLE_OWNER)
+    if ((int)role < (int)STORE_ROLE_DASHBOARD || (int)role > (int)STORE_ROLE_OWNER)
         return SS_INVAL;
     sqlite3_stmt *st = NULL;
     int err = sq_stmt_get(c, STMT_MEMBER_COUNT, &st);
@@ -532,7 +535,7 @@ static int sq_apikey_delete(store_engine_conn *ec, const char *id)
 static int sq_invitation_put(store_engine_conn *ec, const store_invitation *inv)
 {
     sq_conn *c = sq_conn_of(ec);
-    if ((int)inv->role < (int)STORE_ROLE_VIEWER || (int)inv->role > (int)STORE_ROLE_OWNER)
+    if ((int)inv->role < (int)STORE_ROLE_DASHBOARD || (int)inv->role > (int)STORE_ROLE_OWNER)
         return SS_INVAL;
     sqlite3_stmt *st = NULL;
     int err = sq_stmt_get(c, STMT_INVITE_UPSERT, &st);

@@ -164,7 +164,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                    " WHERE id = ?1")                                                     \
     X(USER_IN_REACH,                                                                     \
       "WITH RECURSIVE down(id, depth) AS ("                                              \
-      " SELECT org_id, 0 FROM memberships WHERE user_id = ?1 AND role >= 3"              \
+      " SELECT org_id, 0 FROM memberships WHERE user_id = ?1 AND role >= 4"              \
       " UNION"                                                                           \
       " SELECT id, 0 FROM orgs WHERE id = ?2"                                            \
       " UNION"                                                                           \

@@ -326,6 +326,38 @@ static const char *const migrations[] = {
     "  created_by TEXT NOT NULL"
     ") STRICT;"
     "CREATE INDEX dashboards_by_org ON dashboards(org_id, name, id);",
+
+    /* 11: the dashboard role below viewer (SPEC §2). Roles are stored as
+     * numbers checked by a CHECK, which SQLite cannot alter: memberships
+     * and invitations are rebuilt with the new range, every role kept in
+     * meaning (viewer 1 -> 2 … owner 4 -> 5), with their indexes. Nothing
+     * references either table, so dropping the old ones cascades
+     * nowhere. */
+    "CREATE TABLE memberships_v11 ("
+    "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 5),"
+    "  PRIMARY KEY (org_id, user_id)"
+    ") WITHOUT ROWID, STRICT;"
+    "INSERT INTO memberships_v11(org_id, user_id, role)"
+    " SELECT org_id, user_id, role + 1 FROM memberships;"
+    "DROP TABLE memberships;"
+    "ALTER TABLE memberships_v11 RENAME TO memberships;"
+    "CREATE INDEX memberships_by_user ON memberships(user_id);"
+    "CREATE TABLE invitations_v11 ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 5),"
+    "  invited_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (org_id, user_id)"
+    ") STRICT;"
+    "INSERT INTO invitations_v11(id, org_id, user_id, role, invited_by, created_at)"
+    " SELECT id, org_id, user_id, role + 1, invited_by, created_at FROM invitations;"
+    "DROP TABLE invitations;"
+    "ALTER TABLE invitations_v11 RENAME TO invitations;"
+    "CREATE INDEX invitations_by_user ON invitations(user_id, created_at);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

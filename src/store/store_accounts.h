@@ -102,13 +102,15 @@ typedef struct store_org {
     int64_t created_at;
 } store_org;
 
-/* Roles, each including the ones below it (SPEC §2). */
+/* Roles, each including the ones below it (SPEC §2). The numbers are
+ * stored (memberships, invitations): a new role is a migration. */
 typedef enum {
     STORE_ROLE_NONE = 0,
-    STORE_ROLE_VIEWER = 1,
-    STORE_ROLE_EDITOR = 2,
-    STORE_ROLE_ADMIN = 3,
-    STORE_ROLE_OWNER = 4,
+    STORE_ROLE_DASHBOARD = 1,       /* the org's dashboards and what they show */
+    STORE_ROLE_VIEWER = 2,
+    STORE_ROLE_EDITOR = 3,
+    STORE_ROLE_ADMIN = 4,
+    STORE_ROLE_OWNER = 5,
 } store_role;
 
 /* Callbacks of list functions return 0 to go on, nonzero to stop early

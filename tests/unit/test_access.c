@@ -314,6 +314,34 @@ static void grant_rules(void **state)
                         "only an owner manages owners");
 }
 
+/* SPEC §2: owner > admin > editor > viewer > dashboard, each by its name. */
+static void roles_in_order_by_name(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"dashboard", "viewer", "editor", "admin", "owner"};
+    store_role prev = STORE_ROLE_NONE;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        store_role r = STORE_ROLE_NONE;
+        assert_int_equal(aaa_role_parse(names[i], &r), SS_OK);
+        assert_true(r > prev);
+        assert_string_equal(aaa_role_name(r), names[i]);
+        prev = r;
+    }
+    assert_int_equal(prev, STORE_ROLE_OWNER);
+    assert_int_equal(STORE_ROLE_DASHBOARD, STORE_ROLE_NONE + 1);
+    store_role r = STORE_ROLE_VIEWER;
+    assert_int_equal(aaa_role_parse("none", &r), SS_INVAL);
+    assert_int_equal(aaa_role_parse("Dashboard", &r), SS_INVAL);
+    assert_string_equal(aaa_role_name(STORE_ROLE_NONE), "none");
+    assert_string_equal(aaa_role_name((store_role)(STORE_ROLE_OWNER + 1)), "none");
+    /* A dashboard user grants nothing; an admin may grant the role. */
+    assert_null(aaa_grant_refusal(STORE_ROLE_ADMIN, STORE_ROLE_NONE, STORE_ROLE_DASHBOARD));
+    assert_null(aaa_grant_refusal(STORE_ROLE_ADMIN, STORE_ROLE_VIEWER, STORE_ROLE_DASHBOARD));
+    assert_non_null(aaa_grant_refusal(STORE_ROLE_DASHBOARD, STORE_ROLE_NONE, STORE_ROLE_VIEWER));
+    /* Keys keep their roles: data:read reads as a viewer. */
+    assert_int_equal(aaa_key_role(STORE_SCOPE_DATA_READ), STORE_ROLE_VIEWER);
+}
+
 static void member_changes_keep_the_rules(void **state)
 {
     fixture *f = *state;
@@ -855,6 +883,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(key_scopes_give_their_roles_in_its_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(superadmin_owns_every_org_that_exists, setup, teardown),
         cmocka_unit_test(grant_rules),
+        cmocka_unit_test(roles_in_order_by_name),
         cmocka_unit_test_setup_teardown(member_changes_keep_the_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(device_lifecycle_follows_cache_and_connections, setup,
                                         teardown),

@@ -52,6 +52,43 @@ static void frame_carries_its_id_and_data(void **state)
     live_ring_free(r);
 }
 
+/* A stream's channel filter: the values of the channels named, in the
+ * event's order; an event with none of them is nothing to send. */
+static void filter_keeps_the_channels_named(void **state)
+{
+    (void)state;
+    static const char json[] = "{\"device_id\":\"" DEV "\",\"ts\":5,"
+                               "\"values\":{\"a\":1,\"bb\":-2.5e-3,\"c.d\":3}}";
+    live_ring *r = ring_with(0, 0, 0);
+    live_org *o = NULL;
+    assert_int_equal(live_ring_open(r, ORG_A, &o), SS_OK);
+    assert_int_equal(live_ring_append(r, o, DEV, json, strlen(json)), SS_OK);
+    const live_event *e = live_org_event(o, 1);
+    ss_buf out = SS_BUF_INIT;
+    char want[256];
+    const char *const some[] = {"c.d", "a", "b"};
+    assert_int_equal(live_event_filter(e, some, 3, &out), SS_OK);
+    snprintf(want, sizeof want,
+             "id: %s-1\ndata: {\"device_id\":\"" DEV "\",\"ts\":5,\"values\":{\"a\":1,"
+             "\"c.d\":3}}\n\n",
+             o->epoch);
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    const char *const last[] = {"c.d"};
+    assert_int_equal(live_event_filter(e, last, 1, &out), SS_OK);
+    snprintf(want, sizeof want,
+             "id: %s-1\ndata: {\"device_id\":\"" DEV "\",\"ts\":5,\"values\":{\"c.d\":3}}"
+             "\n\n",
+             o->epoch);
+    assert_int_equal(out.len, strlen(want));
+    assert_memory_equal(out.data, want, out.len);
+    const char *const none[] = {"x", "bbb", "c"};
+    assert_int_equal(live_event_filter(e, none, 3, &out), SS_OK);
+    assert_int_equal(out.len, 0);
+    buf_free(&out);
+    live_ring_free(r);
+}
+
 static void ids_resume_within_the_window_only(void **state)
 {
     (void)state;
@@ -165,6 +202,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frame_carries_its_id_and_data),
+        cmocka_unit_test(filter_keeps_the_channels_named),
         cmocka_unit_test(ids_resume_within_the_window_only),
         cmocka_unit_test(windows_of_two_orgs_differ),
         cmocka_unit_test(append_does_not_evict_trim_does),

@@ -518,7 +518,7 @@ static void test_membership_none_removes_and_unknowns(void **state)
     assert_int_equal(set_role(f->c, 1, 2, STORE_ROLE_NONE), SS_NOT_FOUND);
     assert_int_equal(set_role(f->c, 1, 99, STORE_ROLE_VIEWER), SS_NOT_FOUND);
     assert_int_equal(set_role(f->c, 99, 1, STORE_ROLE_VIEWER), SS_NOT_FOUND);
-    assert_int_equal(set_role(f->c, 1, 1, (store_role)5), SS_INVAL);
+    assert_int_equal(set_role(f->c, 1, 1, (store_role)(STORE_ROLE_OWNER + 1)), SS_INVAL);
     assert_int_equal(set_role(f->c, 1, 1, (store_role)-1), SS_INVAL);
 }
 
@@ -1324,7 +1324,7 @@ static void test_member_count_exact_role(void **state)
     assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_OWNER, &n), SS_OK);
     assert_int_equal(n, 1);
     assert_int_equal(store_member_count(f->c, o1, STORE_ROLE_NONE, &n), SS_INVAL);
-    assert_int_equal(store_member_count(f->c, o1, (store_role)5, &n), SS_INVAL);
+    assert_int_equal(store_member_count(f->c, o1, (store_role)(STORE_ROLE_OWNER + 1), &n), SS_INVAL);
 }
 
 static void test_membership_change_keeps_an_owner(void **state)
