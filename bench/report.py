@@ -18,6 +18,7 @@ import sys
 import mqtt_report  # benchmark 9, bench/mqtt_report.py
 import export_report  # benchmark 10, bench/export_report.py
 import live_report  # benchmark 12, bench/live_report.py
+import web_report  # benchmark 13, bench/web_report.py
 
 SS = "sensorspace-full"
 SS_NORMAL = "sensorspace-normal"
@@ -517,6 +518,7 @@ def render(a, recs):
         import_section(recs),
         export_report.section(recs),
         live_report.section(recs),
+        web_report.section(recs),
         profiles_section(a.profiles),
         "## Analysis",
         "",
@@ -553,7 +555,7 @@ def main():
     for section in (targets_section(recs), ab_section(recs), single_section(recs), batch_section(recs), idle_section(recs),
                     tcp_section(recs), devices_section(recs), wire_section(recs), acct_section(recs, a.profiles),
                     mqtt_report.section(recs), import_section(recs),
-                    export_report.section(recs), live_report.section(recs)):
+                    export_report.section(recs), live_report.section(recs), web_report.section(recs)):
         if section:
             sys.stdout.write(section + "\n")
 

@@ -24,10 +24,11 @@
 #   BENCH_QUICK=1              a smoke run: short and small everything (1-2 min)
 #   BENCH_PROFILE=auto|1|0     profile when a target is missed (auto), always, never
 #   BENCH_IMPORT_READINGS=10000000  readings in the bulk import run (10)
-#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt import export live"   which benchmarks to run
+#   BENCH_ONLY="single batch tcp idle devices wire acct mqtt import export live web"   which benchmarks to run
 #   BENCH_MQTT_*               the MQTT benchmark's knobs (9; bench/mqtt.sh)
 #   BENCH_EXPORT_*             the export benchmark's knobs (11; bench/export.sh)
 #   BENCH_LIVE_*               the live stream benchmark's knobs (12; bench/live.sh)
+#   BENCH_WEB_*                the web app benchmark's knobs (13; bench/web.sh)
 #   BENCH_BASELINE=REV         also run one reading per request (1) and TCP ingest (5)
 #                              on the server of git revision REV (built from `git
 #                              archive`), side by side in every round: an A/B.
@@ -70,7 +71,7 @@ ACCT_REQUESTS=${BENCH_ACCT_REQUESTS:-20000}
 # are always on, and with a limit set every message takes the quota check.
 QUOTA=1000000000
 IMPORT_READINGS=${BENCH_IMPORT_READINGS:-10000000}
-ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt import export live"}
+ONLY=${BENCH_ONLY:-"single batch tcp idle devices wire acct mqtt import export live web"}
 RESULTS_MD=${BENCH_RESULTS:-$HERE/RESULTS.md}
 # The revision the A/B compares with: the first word of bench/BASELINE's
 # first line that is not a comment, unless BENCH_BASELINE is set.
@@ -276,6 +277,10 @@ import_run() {
 # ---- benchmark 12: the live stream's latency ---------------------------------
 
 . "$HERE/live.sh"
+
+# ---- benchmark 13: the web app's dashboards in the browser -------------------
+
+. "$HERE/web.sh"
 
 # ---- nginx -------------------------------------------------------------------
 
@@ -667,6 +672,7 @@ if want import; then
 fi
 want export && export_run
 want live && live_run
+want web && web_run
 
 # CPU time stolen by the hypervisor and spent idle over the run: a noisy
 # neighbour shows up here rather than as a mystery in the numbers.
