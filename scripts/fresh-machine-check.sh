@@ -61,7 +61,7 @@ echo "== make run (first time, on a machine without the project's packages)"
 in_root 'cd /sensorspace && { setsid make run > run.log 2>&1 & sid=$!; }
          for i in $(seq 1 900); do grep -q "^listening udp" run.log && break; sleep 1; done
          kill -TERM -- -$sid 2>/dev/null || true; sleep 2
-         grep -E "^(superadmin|listening|tls certificate)" run.log | sed "s/password .*/password (printed)/"
+         grep -E "^(superadmin|listening|tls certificate|web app)" run.log | sed "s/password .*/password (printed)/"
          grep -q "^listening https" run.log || { tail -30 run.log; exit 1; }'
 
 echo "== make test"
