@@ -1,9 +1,11 @@
 /* meter.h — accounting on the loop thread (SPEC §5).
  *
  * Readings and messages stored are counted by the store in the commit that
- * stores them. Everything else — bytes on the wire, refused messages, API
- * requests, and the session records — is counted here in memory, on the
- * hot path without a store write, and written in batches: once a second a
+ * stores them, in the usage and in the sender's session record (a snapshot
+ * of the record the meter writes later never lowers them). Everything
+ * else — bytes on the wire, refused messages, API requests, and the
+ * session records — is counted here in memory, on the hot path without a
+ * store write, and written in batches: once a second a
  * flush hands the deltas and the changed session records to the worker
  * pool, which writes them in one transaction. Bytes count toward the
  * org's bytes quota at that flush too (a bytes quota is reached at most one

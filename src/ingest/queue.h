@@ -45,8 +45,8 @@ struct ingest_item {
     ss_readings readings;   /* owned by the submitter; the queue never frees it */
     const char *protocol;   /* "http", "https", "tcp", "udp": a static string */
     int64_t received_at;    /* ms; usage is counted in this hour (UTC) */
-    /* The session record it came by, or NULL: committed with the readings
-     * when the store has none of that id yet (store_batch.session). Valid
+    /* The session record it came by, or NULL: the commit counts the
+     * item's message and readings into it (store_batch.session). Valid
      * until `done`. */
     const store_acct_session *session;
     ingest_done_cb done;    /* required */

@@ -381,18 +381,20 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                    " protocol = excluded.protocol, addr = excluded.addr,"                \
                    " started_at = excluded.started_at, ended_at = excluded.ended_at,"    \
                    " end_reason = excluded.end_reason, bytes_in = excluded.bytes_in,"    \
-                   " bytes_out = excluded.bytes_out, messages = excluded.messages,"      \
-                   " readings = excluded.readings, refused = excluded.refused,"          \
-                   " api_requests = excluded.api_requests")                              \
+                   " bytes_out = excluded.bytes_out,"                                    \
+                   " messages = max(messages, excluded.messages),"                       \
+                   " readings = max(readings, excluded.readings),"                       \
+                   " refused = excluded.refused, api_requests = excluded.api_requests")  \
     X(ACCT_LIST, "SELECT " ACCT_COLS " FROM acct_sessions WHERE org_id = ?1"             \
                  " AND (?2 IS NULL OR kind = ?2) AND (?3 = 0 OR ended_at = 0)"           \
                  " AND (started_at, id) < (?5, ?6)"                                      \
                  " ORDER BY started_at DESC, id DESC LIMIT ?4")                          \
     X(ACCT_CLOSE_STALE, "UPDATE acct_sessions SET ended_at = ?1, end_reason = 'crash'"   \
                         " WHERE ended_at = 0 AND started_at < ?1")                       \
-    X(ACCT_OPEN, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"      \
-                 " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                    \
-                 " ON CONFLICT(id) DO NOTHING")                                          \
+    X(ACCT_COMMIT, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"    \
+                   " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                  \
+                   " ON CONFLICT(id) DO UPDATE SET messages = messages + 1,"             \
+                   " readings = readings + ?16")                                         \
     X(BROKER_SESSION_PUT,                                                                   \
       "INSERT INTO broker_sessions(org_id, client_id, principal_id,"                        \
       " expiry_s, disconnected_ms, will_msg_id, will_at_ms) SELECT ?1, ?2,"                 \
@@ -718,9 +720,11 @@ int sq_tx_end(sq_conn *c, int err);
 
 /* Checks a session record before it is written (sqlite_usage.c). */
 int sq_acct_check(const store_acct_session *s);
-/* Writes one session record by statement id (sqlite_usage.c): a batch's
- * record is written in the batch's transaction (sqlite_series.c). */
-int sq_acct_put_one(sq_conn *c, stmt_id id, const store_acct_session *s);
+/* A batch's message and the `stored` readings it stored, counted into its
+ * session record in the batch's transaction (sqlite_series.c): s, which
+ * carries them already, is written when the store has no record of its id,
+ * else they are added to the record there (sqlite_usage.c). */
+int sq_acct_count_commit(sq_conn *c, const store_acct_session *s, int64_t stored);
 
 /* The accounts table's session entries (sqlite_sessions.c). */
 int sq_session_create(store_engine_conn *ec, const store_session *s);

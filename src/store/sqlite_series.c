@@ -735,9 +735,12 @@ static int usage_note(sq_conn *c, const store_batch *b, size_t written)
     return SS_OK;
 }
 
-/* The batch's session record, when it has none in the store yet and the
- * batch stored something: counted as the usage is, one message and the
- * readings written, so the record agrees with the usage after a crash. */
+/* The batch's session record, when the batch stored something: counted as
+ * the usage is, one message and the readings written, in the commit that
+ * stores them, so that what the record counts after a crash is what was
+ * stored and acknowledged. Written whole when the store has none of it
+ * yet; a record already there (written by the meter's last flush, maybe
+ * before these readings) gets them added. */
 static int batch_session(sq_conn *c, const store_batch *b, size_t written)
 {
     if (!b->session || written == 0)
@@ -746,7 +749,7 @@ static int batch_session(sq_conn *c, const store_batch *b, size_t written)
     rec.messages++;
     rec.readings += (int64_t)written;
     int err = sq_acct_check(&rec);
-    return err ? err : sq_acct_put_one(c, STMT_ACCT_OPEN, &rec);
+    return err ? err : sq_acct_count_commit(c, &rec, (int64_t)written);
 }
 
 /* One transaction for all batches. Per reading: a cache probe and one

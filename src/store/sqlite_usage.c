@@ -191,7 +191,9 @@ int sq_acct_check(const store_acct_session *s)
     return ok && s->id[0] && s->kind[0] ? SS_OK : SS_INVAL;
 }
 
-int sq_acct_put_one(sq_conn *c, stmt_id id, const store_acct_session *s)
+/* Binds the record's columns (?1 to ?15) and, for STMT_ACCT_COMMIT, the
+ * readings the batch stored (?16), and runs the statement. */
+static int acct_write(sq_conn *c, stmt_id id, const store_acct_session *s, int64_t stored)
 {
     sqlite3_stmt *st = NULL;
     int serr = sq_stmt_get(c, id, &st);
@@ -207,8 +209,15 @@ int sq_acct_put_one(sq_conn *c, stmt_id id, const store_acct_session *s)
     rc |= sqlite3_bind_int64(st, 10, s->bytes_in) | sqlite3_bind_int64(st, 11, s->bytes_out) |
           sqlite3_bind_int64(st, 12, s->messages) | sqlite3_bind_int64(st, 13, s->readings) |
           sqlite3_bind_int64(st, 14, s->refused) | sqlite3_bind_int64(st, 15, s->api_requests);
+    if (id == STMT_ACCT_COMMIT)
+        rc |= sqlite3_bind_int64(st, 16, stored);
     int err = sq_bind_check(c, id, rc);
     return err ? err : sq_step_done(c, id);
+}
+
+int sq_acct_count_commit(sq_conn *c, const store_acct_session *s, int64_t stored)
+{
+    return acct_write(c, STMT_ACCT_COMMIT, s, stored);
 }
 
 /* Every record is checked before the transaction starts. */
@@ -227,7 +236,7 @@ static int sq_acct_session_put(store_engine_conn *ec, const store_acct_session *
     if (err)
         return err;
     for (size_t i = 0; i < n && !err; i++)
-        err = sq_acct_put_one(c, STMT_ACCT_UPSERT, &s[i]);
+        err = acct_write(c, STMT_ACCT_UPSERT, &s[i], 0);
     return sq_tx_end(c, err);
 }
 

@@ -37,12 +37,13 @@ typedef struct store_batch {
     const char *protocol;   /* that brought the readings; NULL counts as "http" */
     int64_t received_at;    /* ms; its UTC hour is the usage bucket */
     /* The session record the batch came by, as it stands before this
-     * batch, or NULL: when the batch stores any reading and the store has
-     * no record of that id yet, it is written in the same transaction with
-     * the batch's one message and the readings it stored added (as the
-     * usage counts them), so a record that stored readings survives a
-     * crash (and is ended "crash" at the next start). A record already
-     * there is left as it is. */
+     * batch, or NULL: when the batch stores any reading, the batch's one
+     * message and the readings it stored are counted into the record in
+     * the same transaction (as the usage counts them): written with them
+     * when the store has no record of that id yet, added to the record
+     * already there otherwise. So a record that stored readings survives
+     * a crash (and is ended "crash" at the next start) counting every
+     * reading acknowledged. */
     const store_acct_session *session;
     /* Optional: the batch in groups, each stored whole or refused whole
      * (TCP: one per line). Group g is readings [end of g-1, group_ends[g]),

@@ -69,7 +69,10 @@ typedef struct store_acct_session {
 } store_acct_session;
 
 /* Writes each record whole (insert or replace by id), in one transaction:
- * the meter flushes live sessions' running counts and ended ones. */
+ * the meter flushes live sessions' running counts and ended ones. Its
+ * messages and readings never go below those in the store: the commits
+ * that store readings count them into the record too (store_batch.session),
+ * and a snapshot taken before such a commit may be written after it. */
 int store_acct_session_put(store_conn *c, const store_acct_session *s, size_t n);
 typedef int (*store_acct_session_cb)(void *ctx, const store_acct_session *s);
 /* The org's session records, newest first, at most limit; kind NULL for

@@ -1992,8 +1992,8 @@ static void test_usage_is_committed_with_the_readings(void **state)
 }
 
 /* A batch's session record is written with the readings it stored: with
- * the batch's message and readings counted, once; a failed call writes
- * no record. */
+ * the batch's message and readings counted, once per batch; a failed call
+ * writes no record. */
 static void test_session_record_is_committed_with_the_readings(void **state)
 {
     fx *f = *state;
@@ -2025,11 +2025,28 @@ static void test_session_record_is_committed_with_the_readings(void **state)
     assert_int_equal(l->s[0].ended_at, 0);
     free(l);
 
-    /* A record already there is left as it is: the meter keeps it. */
+    /* A record already there (the meter wrote it before these readings)
+     * gets the batch's message and readings added, in the batch's commit:
+     * what a crash leaves counts every reading acknowledged. */
     assert_int_equal(store_write_batches(f->c, &b, 1), SS_OK);
     l = acct_of(f->c, 1, NULL, 1, 10);
     assert_int_equal(l->n, 1);
-    assert_int_equal(l->s[0].readings, rec.readings + 2);
+    assert_int_equal(l->s[0].messages, rec.messages + 2);
+    assert_int_equal(l->s[0].readings, rec.readings + 4);
+    free(l);
+
+    /* The meter's snapshot taken before that commit and written after it
+     * sets the other counts but takes no message or reading away. */
+    store_acct_session older = rec;
+    older.messages += 1;
+    older.readings += 2;
+    older.bytes_in += 50;
+    assert_int_equal(store_acct_session_put(f->c, &older, 1), SS_OK);
+    l = acct_of(f->c, 1, NULL, 1, 10);
+    assert_int_equal(l->n, 1);
+    assert_int_equal(l->s[0].messages, rec.messages + 2);
+    assert_int_equal(l->s[0].readings, rec.readings + 4);
+    assert_int_equal(l->s[0].bytes_in, older.bytes_in);
     free(l);
 
     /* A crash leaves it active; the next start ends it "crash". */
