@@ -5,7 +5,8 @@ over a channel of 1,000,000 readings (about 1,000 buckets), timed by curl.
     bench/first_paint.py BIN [READINGS]
 
 Starts BIN on a data dir of its own, loads the readings through the bulk
-import, then times each fn 5 times with curl and prints the medians (ms)."""
+import, then times each fn 5 times with curl and prints the medians (ms).
+FIRST_PAINT_KEEP=1 keeps the data dir (for EXPLAIN QUERY PLAN, perf)."""
 import os
 import random
 import shutil
@@ -71,7 +72,10 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("FIRST_PAINT_KEEP"):
+            print("data dir kept:", data_dir)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

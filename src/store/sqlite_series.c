@@ -909,13 +909,13 @@ static int bucket_rows(sq_conn *c, stmt_id id, bucket_acc *a, size_t limit, stor
     int rc = SQLITE_DONE;
     while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t ts = sqlite3_column_int64(st, 0);
-        int64_t start = ts - ts % a->every;
-        if (a->n > 0 && start != a->start) {
+        if (a->n > 0 && (ts < a->start || ts - a->start >= a->every)) {
             stop = cb(ctx, a->start, bucket_value(a)) != 0 || ++sent >= limit;
             a->n = 0;
             a->sum = 0;
         }
-        a->start = start;
+        if (a->n == 0) /* a division per bucket rather than per reading */
+            a->start = ts - ts % a->every;
         bucket_add(a, sqlite3_column_double(st, 1));
     }
     if (stop)
