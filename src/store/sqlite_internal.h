@@ -141,15 +141,6 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     "id, kind, principal_id, org_id, protocol, addr, started_at, ended_at,"       \
     " end_reason, bytes_in, bytes_out, messages, readings, refused, api_requests"
 
-/* Buckets: ts >= SS_TS_MIN_MS > 0, so ts % every is never negative and
- * ts - ts % every is the start of the bucket. For first/last, SQLite fills
- * the bare column `value` from the row holding min(ts)/max(ts) of the group
- * (documented behaviour for a single min()/max() aggregate). */
-#define BUCKET_SQL(expr, order)                                                  \
-    "SELECT ts - ts % ?4 AS b, " expr " FROM readings"                           \
-    " WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b ORDER BY b " order \
-    " LIMIT ?5"
-
 #define STMT_MAP(X)                                                                      \
     X(BEGIN, "BEGIN IMMEDIATE")                                                          \
     X(COMMIT, "COMMIT")                                                                  \
@@ -331,6 +322,10 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                   " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC LIMIT ?4")                  \
     X(POINTS_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                 \
                    " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC LIMIT ?4")                \
+    X(SCAN_ASC, "SELECT ts, value FROM readings WHERE series_id = ?1"                    \
+                " AND ts >= ?2 AND ts < ?3 ORDER BY ts ASC")                             \
+    X(SCAN_DESC, "SELECT ts, value FROM readings WHERE series_id = ?1"                   \
+                 " AND ts >= ?2 AND ts < ?3 ORDER BY ts DESC")                           \
     X(RANGE_SERIES, "SELECT id, last_ts FROM series WHERE device_id = ?1"                \
                     " AND (?2 IS NULL OR channel = ?2) ORDER BY channel")                \
     X(RANGE_BOUND, "SELECT ts FROM readings WHERE series_id = ?1"                        \
@@ -518,21 +513,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(ORG_DEL_BROKER_RETAINED,                                                              \
       "DELETE FROM broker_retained WHERE org_id = ?1")                                      \
     X(ORG_DEL_BROKER_MESSAGES,                                                              \
-      "DELETE FROM broker_messages WHERE org_id = ?1")                                      \
-    X(BUCKET_AVG_ASC, BUCKET_SQL("avg(value)", "ASC"))                                   \
-    X(BUCKET_AVG_DESC, BUCKET_SQL("avg(value)", "DESC"))                                 \
-    X(BUCKET_MIN_ASC, BUCKET_SQL("min(value)", "ASC"))                                   \
-    X(BUCKET_MIN_DESC, BUCKET_SQL("min(value)", "DESC"))                                 \
-    X(BUCKET_MAX_ASC, BUCKET_SQL("max(value)", "ASC"))                                   \
-    X(BUCKET_MAX_DESC, BUCKET_SQL("max(value)", "DESC"))                                 \
-    X(BUCKET_SUM_ASC, BUCKET_SQL("sum(value)", "ASC"))                                   \
-    X(BUCKET_SUM_DESC, BUCKET_SQL("sum(value)", "DESC"))                                 \
-    X(BUCKET_COUNT_ASC, BUCKET_SQL("count(value)", "ASC"))                               \
-    X(BUCKET_COUNT_DESC, BUCKET_SQL("count(value)", "DESC"))                             \
-    X(BUCKET_FIRST_ASC, BUCKET_SQL("value, min(ts)", "ASC"))                             \
-    X(BUCKET_FIRST_DESC, BUCKET_SQL("value, min(ts)", "DESC"))                           \
-    X(BUCKET_LAST_ASC, BUCKET_SQL("value, max(ts)", "ASC"))                              \
-    X(BUCKET_LAST_DESC, BUCKET_SQL("value, max(ts)", "DESC"))
+      "DELETE FROM broker_messages WHERE org_id = ?1")
 
 typedef enum {
 #define STMT_ENUM(name, sql) STMT_##name,

@@ -13,17 +13,6 @@
 
 #define LOG_MOD SQ_LOG_MOD
 
-/* Indexed by store_agg, then by desc. */
-static const stmt_id bucket_stmt[][2] = {
-    [STORE_AGG_AVG] = {STMT_BUCKET_AVG_ASC, STMT_BUCKET_AVG_DESC},
-    [STORE_AGG_MIN] = {STMT_BUCKET_MIN_ASC, STMT_BUCKET_MIN_DESC},
-    [STORE_AGG_MAX] = {STMT_BUCKET_MAX_ASC, STMT_BUCKET_MAX_DESC},
-    [STORE_AGG_SUM] = {STMT_BUCKET_SUM_ASC, STMT_BUCKET_SUM_DESC},
-    [STORE_AGG_COUNT] = {STMT_BUCKET_COUNT_ASC, STMT_BUCKET_COUNT_DESC},
-    [STORE_AGG_FIRST] = {STMT_BUCKET_FIRST_ASC, STMT_BUCKET_FIRST_DESC},
-    [STORE_AGG_LAST] = {STMT_BUCKET_LAST_ASC, STMT_BUCKET_LAST_DESC},
-};
-
 /* ---- purge of deleted devices' readings -------------------------------------------- */
 
 /* The oldest series waiting for the purge: SS_NOT_FOUND when none. */
@@ -852,22 +841,106 @@ static int sq_query_points(store_engine_conn *ec, const store_query *q, store_po
     return err == SS_NOT_FOUND ? SS_OK : err;
 }
 
+/* One bucket being gathered while the readings of a range stream by in
+ * ts order (desc when asked). SQL's GROUP BY ts - ts % every cannot know
+ * the bucket grows with ts, so it sorts every row of the range in a temp
+ * B-tree; a scan of the primary key (series_id, ts) meets each bucket's
+ * readings together, in order, and needs no sort. */
+typedef struct bucket_acc {
+    store_agg fn;
+    int desc;
+    int64_t every;
+    int64_t start;      /* ts - ts % every: ts >= SS_TS_MIN_MS > 0, never negative */
+    int64_t n;          /* readings in the bucket; 0: none yet */
+    long double sum;    /* wider than the values, so that the order of the
+                         * scan does not change avg or sum */
+    double pick;        /* min, max, first or last so far */
+} bucket_acc;
+
+static void bucket_add(bucket_acc *a, double v)
+{
+    int none = a->n == 0;
+    a->n++;
+    switch (a->fn) {
+    case STORE_AGG_AVG:
+    case STORE_AGG_SUM:
+        a->sum += v;
+        break;
+    case STORE_AGG_MIN:
+        if (none || v < a->pick)
+            a->pick = v;
+        break;
+    case STORE_AGG_MAX:
+        if (none || v > a->pick)
+            a->pick = v;
+        break;
+    case STORE_AGG_FIRST: /* a desc scan meets the earliest reading last */
+        if (none || a->desc)
+            a->pick = v;
+        break;
+    case STORE_AGG_LAST:
+        if (none || !a->desc)
+            a->pick = v;
+        break;
+    case STORE_AGG_COUNT:
+        break;
+    }
+}
+
+static double bucket_value(const bucket_acc *a)
+{
+    switch (a->fn) {
+    case STORE_AGG_AVG:
+        return (double)(a->sum / (long double)a->n);
+    case STORE_AGG_SUM:
+        return (double)a->sum;
+    case STORE_AGG_COUNT:
+        return (double)a->n;
+    default:
+        return a->pick;
+    }
+}
+
+/* Steps the ordered (ts, value) rows of id into buckets; each bucket goes
+ * to cb once its last reading is seen, at most `limit` of them. */
+static int bucket_rows(sq_conn *c, stmt_id id, bucket_acc *a, size_t limit, store_point_cb cb,
+                       void *ctx)
+{
+    sqlite3_stmt *st = c->stmts[id];
+    size_t sent = 0;
+    int stop = 0;
+    int rc = SQLITE_DONE;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ts = sqlite3_column_int64(st, 0);
+        if (a->n > 0 && (ts < a->start || ts - a->start >= a->every)) {
+            stop = cb(ctx, a->start, bucket_value(a)) != 0 || ++sent >= limit;
+            a->n = 0;
+            a->sum = 0;
+        }
+        if (a->n == 0) /* a division per bucket rather than per reading */
+            a->start = ts - ts % a->every;
+        bucket_add(a, sqlite3_column_double(st, 1));
+    }
+    if (stop)
+        rc = SQLITE_DONE;
+    else if (rc == SQLITE_DONE && a->n > 0)
+        cb(ctx, a->start, bucket_value(a));
+    return sq_rows_end(c, id, rc);
+}
+
 static int sq_query_buckets(store_engine_conn *ec, const store_query *q, int64_t every_ms,
                             store_agg fn, store_point_cb cb, void *ctx)
 {
     sq_conn *c = sq_conn_of(ec);
     if (every_ms <= 0 || (int)fn < (int)STORE_AGG_AVG || (int)fn > (int)STORE_AGG_LAST)
         return SS_INVAL;
-    stmt_id id = bucket_stmt[fn][q->desc ? 1 : 0];
+    stmt_id id = q->desc ? STMT_SCAN_DESC : STMT_SCAN_ASC;
     sqlite3_stmt *st = NULL;
     int err = range_stmt(c, q, id, &st);
-    if (!err)
-        err = sq_bind_check(c, id,
-                            sqlite3_bind_int64(st, 4, every_ms) |
-                                sqlite3_bind_int64(st, 5, sq_limit_i64(q->limit)));
-    if (!err)
-        return point_rows(c, id, cb, ctx);
-    return err == SS_NOT_FOUND ? SS_OK : err;
+    if (err)
+        return err == SS_NOT_FOUND ? SS_OK : err;
+    bucket_acc a = {.fn = fn, .desc = q->desc, .every = every_ms};
+    return bucket_rows(c, id, &a, q->limit, cb, ctx);
 }
 
 /* ---- channels --------------------------------------------------------------------- */

@@ -1114,6 +1114,121 @@ static void test_buckets_limit_and_partial_first_bucket(void **state)
     free(k);
 }
 
+/* Random readings over 40 one-minute buckets, some left empty; values are
+ * multiples of 1/64 so every sum is exact and any order of adding agrees. */
+#define RB_BUCKETS 40
+#define RB_MAX 400
+
+typedef struct rand_points {
+    size_t n;
+    int64_t ts[RB_MAX];
+    double v[RB_MAX];
+} rand_points;
+
+static void add_random_points(store_conn *c, rand_points *p)
+{
+    add_org_and_device(c, 1);
+    ss_reading rs[RB_MAX];
+    p->n = 0;
+    for (int64_t b = 0; b < RB_BUCKETS; b++) {
+        if (rand() % 5 == 0)
+            continue;
+        for (int64_t t = b * MINUTE; t < (b + 1) * MINUTE && p->n < RB_MAX; t += 1 + rand() % 9000) {
+            if (rand() % 3)
+                continue;
+            p->ts[p->n] = BASE + t;
+            p->v[p->n] = (double)(rand() % 20001 - 10000) / 64.0;
+            rs[p->n] = rd("t", p->ts[p->n], p->v[p->n]);
+            p->n++;
+        }
+    }
+    for (size_t i = p->n; i > 1; i--) { /* stored out of order */
+        size_t j = (size_t)rand() % i;
+        ss_reading r = rs[i - 1];
+        rs[i - 1] = rs[j];
+        rs[j] = r;
+    }
+    for (size_t i = 0; i < p->n; i += 100)
+        assert_int_equal(write_one(c, 1, rs + i, p->n - i < 100 ? p->n - i : 100), SS_OK);
+}
+
+/* The buckets of [from, to) by the definition, one reading at a time. */
+static size_t naive_buckets(const rand_points *p, int64_t from, int64_t to, store_agg fn,
+                            int64_t *ts_out, double *v_out)
+{
+    size_t n = 0;
+    for (int64_t b = 0; b < RB_BUCKETS; b++) {
+        int64_t start = BASE + b * MINUTE, first_ts = INT64_MAX, last_ts = INT64_MIN;
+        double sum = 0, min = 0, max = 0, first = 0, last = 0;
+        int64_t count = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            if (p->ts[i] < from || p->ts[i] >= to || p->ts[i] - p->ts[i] % MINUTE != start)
+                continue;
+            double v = p->v[i];
+            sum += v;
+            min = count == 0 || v < min ? v : min;
+            max = count == 0 || v > max ? v : max;
+            if (p->ts[i] < first_ts) {
+                first_ts = p->ts[i];
+                first = v;
+            }
+            if (p->ts[i] > last_ts) {
+                last_ts = p->ts[i];
+                last = v;
+            }
+            count++;
+        }
+        if (count == 0)
+            continue;
+        double vals[] = {[STORE_AGG_AVG] = sum / (double)count, [STORE_AGG_MIN] = min,
+                         [STORE_AGG_MAX] = max, [STORE_AGG_SUM] = sum,
+                         [STORE_AGG_COUNT] = (double)count, [STORE_AGG_FIRST] = first,
+                         [STORE_AGG_LAST] = last};
+        ts_out[n] = start;
+        v_out[n] = vals[fn];
+        n++;
+    }
+    return n;
+}
+
+static void test_buckets_match_naive_on_random_data(void **state)
+{
+    fx *f = *state;
+    srand(1313);
+    static rand_points p;
+    add_random_points(f->c, &p);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    for (int round = 0; round < 30; round++) {
+        int64_t from = BASE + rand() % (RB_BUCKETS * MINUTE);
+        int64_t to = from + 1 + rand() % (RB_BUCKETS * MINUTE);
+        if (round == 0) { /* the whole range, every bucket */
+            from = BASE;
+            to = BASE + RB_BUCKETS * MINUTE;
+        }
+        size_t limit = round == 0 ? RB_BUCKETS : 1 + (size_t)(rand() % RB_BUCKETS);
+        for (int fn = STORE_AGG_AVG; fn <= STORE_AGG_LAST; fn++) {
+            int64_t want_ts[RB_BUCKETS];
+            double want_v[RB_BUCKETS];
+            size_t want = naive_buckets(&p, from, to, (store_agg)fn, want_ts, want_v);
+            for (int desc = 0; desc <= 1; desc++) {
+                store_query q = {.device_id = id, .channel = "t", .from = from, .to = to,
+                                 .limit = limit, .desc = desc};
+                collect *k = collect_new();
+                assert_int_equal(store_query_buckets(f->c, &q, MINUTE, (store_agg)fn, point_cb, k),
+                                 SS_OK);
+                assert_int_equal(k->n, want < limit ? want : limit);
+                for (size_t i = 0; i < k->n; i++) {
+                    size_t w = desc ? want - 1 - i : i;
+                    assert_int_equal(k->ts[i], want_ts[w]);
+                    assert_true(k->v[i] == want_v[w]);
+                }
+                free(k);
+            }
+        }
+    }
+}
+
 static void test_session_new_fields_round_trip(void **state)
 {
     fx *f = *state;
@@ -3182,6 +3297,7 @@ int main(void)
         T(test_query_bad_arguments_inval),
         T(test_buckets_every_function),
         T(test_buckets_limit_and_partial_first_bucket),
+        T(test_buckets_match_naive_on_random_data),
         T(test_session_new_fields_round_trip),
         T(test_session_duplicate_id_exists_unnamed_allowed),
         T(test_session_touch_moves_last_seen_forward_only),
