@@ -452,17 +452,21 @@ int aaa_dashboard_update(aaa_ctx *cx, store_dashboard *d)
 {
     d->updated_at = cx->now_ms > d->updated_at ? cx->now_ms : d->updated_at;
     int rc = store_dashboard_update(cx->db, d);
-    if (rc == 0)
-        audit_dashboard(cx, d, "dashboard.update", 1);
-    return rc;
+    if (rc)
+        return rc;
+    aaa_revoke_shown(cx, d->org_id);  /* open streams of what it no longer shows end */
+    audit_dashboard(cx, d, "dashboard.update", 1);
+    return 0;
 }
 
 int aaa_dashboard_delete(aaa_ctx *cx, const store_dashboard *d)
 {
     int rc = store_dashboard_delete(cx->db, d->id);
-    if (rc == 0)
-        audit_dashboard(cx, d, "dashboard.delete", 0);
-    return rc;
+    if (rc)
+        return rc;
+    aaa_revoke_shown(cx, d->org_id);  /* open streams of what it showed end */
+    audit_dashboard(cx, d, "dashboard.delete", 0);
+    return 0;
 }
 
 int aaa_dashboard_access(store_conn *db, const aaa_principal *p, const char *id, store_role min,
