@@ -567,3 +567,13 @@ int aaa_dashboard_covers(store_conn *db, const store_device *d, const char *cons
         *covered = n == 0 ? cw.any : cw.left == 0;
     return rc;
 }
+
+int aaa_dashboard_shown(store_conn *db, const store_device *d, const char *const *channels,
+                        size_t n, unsigned char *shown)
+{
+    memset(shown, 0, n);
+    if (n == 0)
+        return 0;
+    cover_walk cw = {.dev = d, .channels = channels, .n = n, .left = n, .shown = shown};
+    return store_dashboard_list(db, d->org_id, NULL, NULL, cover_dashboard, &cw);
+}
