@@ -534,10 +534,34 @@ static void cover_widget(cover_walk *cw, json_t *widget)
     }
 }
 
+/* Whether the layout's text may matter to the walk, told without parsing
+ * it (a layout is up to 192 KiB, an org's up to 256 of them, read for
+ * every request of a dashboard user): a static one names the device, a
+ * dynamic one names a channel not shown yet. Device ids and channel names
+ * are written in JSON as they are (no character of theirs is escaped). */
+static int cover_may_matter(const cover_walk *cw, const store_dashboard *d)
+{
+    if (d->kind == STORE_DASHBOARD_STATIC)
+        return strstr(d->spec, cw->dev->id) != NULL;
+    if (cw->n == 0)
+        return 1;
+    for (size_t i = 0; i < cw->n; i++) {
+        char quoted[SS_CHANNEL_MAX + 3];
+        if (cw->shown[i])
+            continue;
+        snprintf(quoted, sizeof quoted, "\"%s\"", cw->channels[i]);
+        if (strstr(d->spec, quoted))
+            return 1;
+    }
+    return 0;
+}
+
 /* Stops the walk once the answer is settled. */
 static int cover_dashboard(void *ctx, const store_dashboard *d)
 {
     cover_walk *cw = ctx;
+    if (!cover_may_matter(cw, d))
+        return 0;
     json_t *spec = aaa_dashboard_spec(d);
     if (spec && aaa_dashboard_shows_device(d, spec, cw->dev)) {
         json_t *widgets = json_object_get(spec, "widgets");
