@@ -19,7 +19,8 @@
 #include "core/list.h"
 
 /* A registry key: a principal's id, or a key derived from one (a person's
- * standing in orgs, aaa_access_key: "a:<id>"), which no id can equal (ids
+ * standing in orgs, aaa_access_key: "a:<id>"; what an org's dashboards
+ * show, aaa_shown_key: "v:<org id>"), which no id can equal (ids
  * are hex). Two bytes over an id keep an entry at 64 bytes, what every
  * idle MQTT and TCP connection holds. */
 #define CONN_REG_KEY_MAX (SS_ID_LEN + 2u)

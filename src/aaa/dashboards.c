@@ -452,17 +452,21 @@ int aaa_dashboard_update(aaa_ctx *cx, store_dashboard *d)
 {
     d->updated_at = cx->now_ms > d->updated_at ? cx->now_ms : d->updated_at;
     int rc = store_dashboard_update(cx->db, d);
-    if (rc == 0)
-        audit_dashboard(cx, d, "dashboard.update", 1);
-    return rc;
+    if (rc)
+        return rc;
+    aaa_revoke_shown(cx, d->org_id);  /* open streams of what it no longer shows end */
+    audit_dashboard(cx, d, "dashboard.update", 1);
+    return 0;
 }
 
 int aaa_dashboard_delete(aaa_ctx *cx, const store_dashboard *d)
 {
     int rc = store_dashboard_delete(cx->db, d->id);
-    if (rc == 0)
-        audit_dashboard(cx, d, "dashboard.delete", 0);
-    return rc;
+    if (rc)
+        return rc;
+    aaa_revoke_shown(cx, d->org_id);  /* open streams of what it showed end */
+    audit_dashboard(cx, d, "dashboard.delete", 0);
+    return 0;
 }
 
 int aaa_dashboard_access(store_conn *db, const aaa_principal *p, const char *id, store_role min,
@@ -530,10 +534,34 @@ static void cover_widget(cover_walk *cw, json_t *widget)
     }
 }
 
+/* Whether the layout's text may matter to the walk, told without parsing
+ * it (a layout is up to 192 KiB, an org's up to 256 of them, read for
+ * every request of a dashboard user): a static one names the device, a
+ * dynamic one names a channel not shown yet. Device ids and channel names
+ * are written in JSON as they are (no character of theirs is escaped). */
+static int cover_may_matter(const cover_walk *cw, const store_dashboard *d)
+{
+    if (d->kind == STORE_DASHBOARD_STATIC)
+        return strstr(d->spec, cw->dev->id) != NULL;
+    if (cw->n == 0)
+        return 1;
+    for (size_t i = 0; i < cw->n; i++) {
+        char quoted[SS_CHANNEL_MAX + 3];
+        if (cw->shown[i])
+            continue;
+        snprintf(quoted, sizeof quoted, "\"%s\"", cw->channels[i]);
+        if (strstr(d->spec, quoted))
+            return 1;
+    }
+    return 0;
+}
+
 /* Stops the walk once the answer is settled. */
 static int cover_dashboard(void *ctx, const store_dashboard *d)
 {
     cover_walk *cw = ctx;
+    if (!cover_may_matter(cw, d))
+        return 0;
     json_t *spec = aaa_dashboard_spec(d);
     if (spec && aaa_dashboard_shows_device(d, spec, cw->dev)) {
         json_t *widgets = json_object_get(spec, "widgets");
@@ -562,4 +590,14 @@ int aaa_dashboard_covers(store_conn *db, const store_device *d, const char *cons
     if (rc == 0)
         *covered = n == 0 ? cw.any : cw.left == 0;
     return rc;
+}
+
+int aaa_dashboard_shown(store_conn *db, const store_device *d, const char *const *channels,
+                        size_t n, unsigned char *shown)
+{
+    memset(shown, 0, n);
+    if (n == 0)
+        return 0;
+    cover_walk cw = {.dev = d, .channels = channels, .n = n, .left = n, .shown = shown};
+    return store_dashboard_list(db, d->org_id, NULL, NULL, cover_dashboard, &cw);
 }

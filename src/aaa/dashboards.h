@@ -73,4 +73,11 @@ int aaa_dashboard_shows_device(const store_dashboard *d, json_t *spec, const sto
 int aaa_dashboard_covers(store_conn *db, const store_device *d, const char *const *channels,
                          size_t n, int *covered);
 
+/* shown[i] = 1 when channel i of the n (n >= 1) of device d is shown by
+ * some dashboard of its org, else 0: one reading of the org's dashboards
+ * for all n, where a check per channel would read them n times. 0 or a
+ * store error. */
+int aaa_dashboard_shown(store_conn *db, const store_device *d, const char *const *channels,
+                        size_t n, unsigned char *shown);
+
 #endif

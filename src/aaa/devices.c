@@ -74,6 +74,8 @@ int aaa_device_update(aaa_ctx *cx, store_device *d, const aaa_device_patch *patc
     device_cache_set_disabled(cx->devices, d->id, d->disabled);
     if (d->disabled)
         aaa_revoke(cx, d->id);
+    if (patch->attributes)
+        aaa_revoke_shown(cx, d->org_id);  /* a dynamic dashboard may no longer show it */
     audit_device(cx, d, "device.update", patch_detail(patch));
     return 0;
 }

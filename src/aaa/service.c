@@ -30,6 +30,19 @@ void aaa_revoke_access(aaa_ctx *cx, const char *user_id)
         conn_registry_revoke(cx->conns, key);
 }
 
+void aaa_shown_key(const char *org_id, char out[CONN_REG_KEY_MAX + 1])
+{
+    snprintf(out, CONN_REG_KEY_MAX + 1, "v:%s", org_id);
+}
+
+void aaa_revoke_shown(aaa_ctx *cx, const char *org_id)
+{
+    char key[CONN_REG_KEY_MAX + 1];
+    aaa_shown_key(org_id, key);
+    if (cx->conns)
+        conn_registry_revoke(cx->conns, key);
+}
+
 void aaa_audit(aaa_ctx *cx, const char *org_id, const char *action, const char *target,
                json_t *detail)
 {

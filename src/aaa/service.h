@@ -46,6 +46,16 @@ void aaa_access_key(const char *user_id, char out[CONN_REG_KEY_MAX + 1]);
  * registered under their access key checks again, at once. */
 void aaa_revoke_access(aaa_ctx *cx, const char *user_id);
 
+/* The registry key of what an org's dashboards show: "v:<org id>". A
+ * person's stream of one device of the org registers under it and checks
+ * its access again when it is revoked (a dashboard user reads only what a
+ * dashboard shows). */
+void aaa_shown_key(const char *org_id, char out[CONN_REG_KEY_MAX + 1]);
+/* What the org's dashboards show may have narrowed (a dashboard changed or
+ * deleted, a device's attributes changed): what registered under the
+ * org's shown key checks again, at once. */
+void aaa_revoke_shown(aaa_ctx *cx, const char *org_id);
+
 /* Appends to the audit log: the actor (its id, and its email or the key's
  * name), its address, now. target is "<kind>:<id>"; detail (reference
  * stolen; NULL for none) is an object of the fields changed and their new

@@ -150,8 +150,13 @@
  * SS_DASHBOARD_BODY_MAX, refused before it is parsed. */
 #define SS_DASHBOARD_SPEC_MAX (192u * 1024u)
 #define SS_DASHBOARD_BODY_MAX (256u * 1024u)
-/* A page of dashboards: by default and at most all of an org's. */
+/* A page of dashboards: by default and at most all of an org's, as long
+ * as their layouts add up to SS_DASHBOARD_PAGE_BYTES_MAX (the rest follow
+ * with the cursor): 256 layouts of the most size would be a 48 MiB answer
+ * and ten times that in memory while built, asked by the least role. An
+ * org's ordinary dashboards (a few KiB each) fit in one page. */
 #define SS_DASHBOARD_PAGE_LIMIT_MAX SS_DASHBOARDS_PER_ORG_MAX
+#define SS_DASHBOARD_PAGE_BYTES_MAX (2u * 1024u * 1024u)
 /* Query parameters one request may carry: each route names a handful; far
  * more is a malformed request, refused before anything is looked up. */
 #define SS_QUERY_PARAMS_MAX 64u

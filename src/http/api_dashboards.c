@@ -90,22 +90,35 @@ static void reply_written(api_call *call, int rc, int status, const store_dashbo
 
 /* ---- an org's dashboards --------------------------------------------------- */
 
+typedef struct dashboard_page {
+    api_page page;
+    size_t bytes;   /* the layouts taken so far */
+} dashboard_page;
+
+/* A page ends at its limit, or before the layout that would take it past
+ * SS_DASHBOARD_PAGE_BYTES_MAX (never before its first). */
 static int append_dashboard(void *ctx, const store_dashboard *d)
 {
-    api_page *page = ctx;
-    return api_page_add(page, aaa_dashboard_json(d), json_pack("[s,s]", d->name, d->id));
+    dashboard_page *dp = ctx;
+    size_t len = strlen(d->spec);
+    if (json_array_size(dp->page.items) > 0 && dp->bytes + len > SS_DASHBOARD_PAGE_BYTES_MAX) {
+        dp->page.more = 1;
+        return 1;
+    }
+    dp->bytes += len;
+    return api_page_add(&dp->page, aaa_dashboard_json(d), json_pack("[s,s]", d->name, d->id));
 }
 
 void api_dashboards_list(api_call *call)
 {
-    api_page page;
+    dashboard_page dp = {0};
     if (api_require_org_role(call, dashboard_read_role(), NULL) ||
         api_page_begin(call, SS_DASHBOARD_PAGE_LIMIT_MAX, SS_DASHBOARD_PAGE_LIMIT_MAX, "ss",
-                       &page))
+                       &dp.page))
         return;
-    int rc = store_dashboard_list(call->db, call->params[0], api_page_after_text(&page, 0),
-                                  api_page_after_text(&page, 1), append_dashboard, &page);
-    api_page_reply(call, rc, &page);
+    int rc = store_dashboard_list(call->db, call->params[0], api_page_after_text(&dp.page, 0),
+                                  api_page_after_text(&dp.page, 1), append_dashboard, &dp);
+    api_page_reply(call, rc, &dp.page);
 }
 
 void api_dashboards_create(api_call *call)

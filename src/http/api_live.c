@@ -15,10 +15,11 @@
  * SS_HTTP_STREAM_LOW_WATER plus one write.
  *
  * Each stream registers in the connection registry under its credential
- * (a person or an API key), its login session, its org, and its person's
- * access key (aaa_access_key): the first three close it, the last has its
- * access checked again on the worker pool and closes it if it no longer
- * reads the org. */
+ * (a person or an API key), its login session, its org, its person's
+ * access key (aaa_access_key) and, when it follows one device, the org's
+ * shown key (aaa_shown_key): the first three close it, the last two have
+ * its access checked again on the worker pool and close it if it no longer
+ * reads what it follows. */
 #include "http/api_live.h"
 
 #include <stdlib.h>
@@ -40,7 +41,14 @@
 #define LIVE_WRITE_CHUNK (16u * 1024u)
 
 /* The registry entries of a stream. */
-enum { LIVE_REG_PRINCIPAL, LIVE_REG_SESSION, LIVE_REG_ORG, LIVE_REG_ACCESS, LIVE_REGS };
+enum {
+    LIVE_REG_PRINCIPAL,
+    LIVE_REG_SESSION,
+    LIVE_REG_ORG,
+    LIVE_REG_ACCESS,
+    LIVE_REG_SHOWN,
+    LIVE_REGS
+};
 
 struct api_live {
     uv_loop_t *loop;
@@ -345,6 +353,14 @@ static void watch_access(live_client *c)
     c->reg[LIVE_REG_ACCESS].on_revoked = on_access_changed;
     c->reg[LIVE_REG_ACCESS].data = c;
     conn_registry_add(c->live->conns, &c->reg[LIVE_REG_ACCESS], key);
+    /* A dashboard user's stream of one device lasts while a dashboard
+     * shows what it follows; a viewer's passes the check at once. */
+    if (!c->device_id[0])
+        return;
+    aaa_shown_key(c->org_id, key);
+    c->reg[LIVE_REG_SHOWN].on_revoked = on_access_changed;
+    c->reg[LIVE_REG_SHOWN].data = c;
+    conn_registry_add(c->live->conns, &c->reg[LIVE_REG_SHOWN], key);
 }
 
 /* The revocations of one turn of the loop were all sent after their

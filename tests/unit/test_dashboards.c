@@ -260,6 +260,31 @@ static void a_deleted_dashboard_covers_nothing(void **state)
     assert_int_equal(covers(f, &f->boiler, "temp", NULL), 0);
 }
 
+/* The channels shown, told for all at once: those of two dashboards
+ * together, none of another device's or org's. */
+static void the_channels_shown_are_told_in_one_pass(void **state)
+{
+    fixture *f = *state;
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"name\":\"s\",\"kind\":\"static\",\"widgets\":["
+             "{\"type\":\"line\",\"device_id\":\"%s\",\"channels\":[\"temp\"]},"
+             "{\"type\":\"value\",\"device_id\":\"%s\",\"channels\":[\"flow\"]}]}",
+             f->boiler.id, f->pump.id);
+    make(f, &f->org, body);
+    make(f, &f->org,
+         "{\"name\":\"d\",\"kind\":\"dynamic\",\"device_filter\":{\"floor\":2},"
+         "\"widgets\":[{\"type\":\"gauge\",\"channels\":[\"hum\"]}]}");
+    const char *names[] = {"temp", "flow", "hum", "pressure"};
+    unsigned char shown[4] = {9, 9, 9, 9};
+    assert_int_equal(aaa_dashboard_shown(f->db, &f->boiler, names, 4, shown), SS_OK);
+    assert_memory_equal(shown, ((unsigned char[]){1, 0, 1, 0}), 4);
+    assert_int_equal(aaa_dashboard_shown(f->db, &f->pump, names, 4, shown), SS_OK);
+    assert_memory_equal(shown, ((unsigned char[]){0, 1, 0, 0}), 4);
+    assert_int_equal(aaa_dashboard_shown(f->db, &f->foreign, names, 4, shown), SS_OK);
+    assert_memory_equal(shown, ((unsigned char[]){0, 0, 0, 0}), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +296,7 @@ int main(void)
         T(a_static_dashboard_covers_its_named_device_and_channels),
         T(a_dynamic_dashboard_covers_the_devices_its_filter_matches),
         T(a_deleted_dashboard_covers_nothing),
+        T(the_channels_shown_are_told_in_one_pass),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
