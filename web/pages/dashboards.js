@@ -29,7 +29,16 @@ export async function render(view) {
   showNoticeNext();
   const [id, mode] = view.args;
   if (!id) return list(view);
-  const d = await api.get(path`/dashboards/${id}`);
+  let d;
+  try {
+    d = await api.get(path`/dashboards/${id}`);
+  } catch (err) {
+    // A dashboard gone is not the organisation gone (the shell's reading of a 404).
+    if (err.status !== 404) throw err;
+    view.el.append(h('p', h('a', { href: view.orgHref(view.org.id, 'dashboards') }, '← All dashboards')),
+      h('h1', 'This dashboard is not there'), h('p', 'It was deleted, or it belongs to another organisation.'));
+    return;
+  }
   if (!view.current()) return;
   if (mode === 'edit' && canEdit(view)) return edit(view, d);
   return show(view, d);
