@@ -178,6 +178,7 @@ async function show(loader, main, view) {
     const mod = await loader();
     if (!view.current()) return;
     await mod.render(view);
+    landFocus(main, view);
   } catch (err) {
     if (!view.current()) return;
     if (err && err.status === 401) return;  // signedOut leads on
@@ -185,7 +186,16 @@ async function show(loader, main, view) {
     clear(main).append(h('div.page-error', { role: 'alert' },
       h('h1', 'This page could not be shown'),
       h('p', err && err.sentence ? err.sentence() : 'Something went wrong. Reload the page and try again.')));
+    landFocus(main, view);
   }
+}
+
+// The frame is drawn anew with each page, so the link or button that led
+// here is gone and the keyboard's focus with it: it lands on the page
+// shown (a page that put it somewhere itself keeps that).
+function landFocus(main, view) {
+  const a = document.activeElement;
+  if (view.current() && (!a || a === document.body || !a.isConnected)) main.focus({ preventScroll: true });
 }
 
 async function route() {

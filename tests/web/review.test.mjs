@@ -35,3 +35,29 @@ test('a dashboard deleted meanwhile is said so, in the organisation still', asyn
   await page.getByRole('heading', { name: 'Dashboards', exact: true }).waitFor();
   assertClean(page);
 });
+
+const focusInMain = (page) => page.waitForFunction(() => {
+  const a = document.activeElement;
+  return a && a !== document.body && a.closest('main') !== null;
+}, null, { timeout: 5000 });
+
+test('the keyboard lands in the page shown: after a link of the navigation, and after a dialog that changed the page', async () => {
+  await api.post(`/api/v1/orgs/${org.id}/apikeys`, { name: 'old key', scopes: ['data:read'] });
+  const page = await newPage(browser);
+  await signIn(page, server.url);
+  await page.goto(`${server.url}/#/o/${org.id}/devices`);
+  await page.getByRole('heading', { name: 'Devices' }).waitFor();
+  await page.getByRole('link', { name: 'API keys' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'API keys' }).waitFor();
+  await focusInMain(page);
+  // Revoke through the confirm dialog: the list is drawn again, the focus
+  // is not dropped on the body.
+  await page.getByRole('button', { name: 'Revoke old key' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('dialog').getByRole('button', { name: 'Revoke old key' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByText('There is no API key yet.').waitFor();
+  await focusInMain(page);
+  assertClean(page);
+});
