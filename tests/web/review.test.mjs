@@ -61,3 +61,40 @@ test('the keyboard lands in the page shown: after a link of the navigation, and 
   await focusInMain(page);
   assertClean(page);
 });
+
+// Nothing wider than a 360 px phone on any page, apart from what scrolls
+// in its own box (a wide table).
+test('no page is wider than a 360 px phone', async () => {
+  const dev = await api.post(`/api/v1/orgs/${org.id}/devices`, {
+    name: 'a-device-with-a-rather-long-name-that-does-not-break-anywhere',
+    attributes: { location: { lat: 52.1, lon: 4.3 }, type: 'a-long-attribute-value-without-any-space-in-it-at-all' },
+  });
+  await api.ingest(dev.token, { ts: Date.now() - 1000, values: { temperature_of_the_boiler_room: 20.5 } });
+  const dash = await api.post(`/api/v1/orgs/${org.id}/dashboards`, { name: 'Phone', kind: 'static', widgets: [
+    { type: 'value', device_id: dev.id, channels: ['temperature_of_the_boiler_room'], range: 3600000, options: {} },
+    { type: 'map', title: 'Where', options: {} }] });
+  const page = await newPage(browser, { width: 360, height: 740 });
+  await signIn(page, server.url);
+  const o = `#/o/${org.id}`;
+  const wide = [];
+  for (const [hash, last] of [['#/account', 'Your sessions'],
+    [`${o}/dashboards`, 'New dashboard'], [`${o}/dashboards/${dash.id}`, 'Where'], [`${o}/dashboards/${dash.id}/edit`, 'Delete'],
+    [`${o}/devices`, null], [`${o}/devices/${dev.id}`, 'Channels'], [`${o}/explore`, 'Points'],
+    [`${o}/members`, 'Add a member'], [`${o}/apikeys`, 'New API key'], [`${o}/children`, 'New customer'],
+    [`${o}/usage`, 'Per bucket and protocol'], [`${o}/sessions`, 'Records'], [`${o}/audit`, 'Entries'],
+    [`${o}/settings`, 'Delete the organisation']]) {
+    await page.goto(`${server.url}/${hash}`);
+    if (last) await page.getByRole('heading', { name: last, exact: true }).waitFor();
+    else await page.locator('main tbody tr').first().waitFor();
+    await page.waitForTimeout(300);
+    const w = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (w > 360) {
+      const culprits = await page.evaluate(() => [...document.querySelectorAll('main *')]
+        .filter((e) => e.getBoundingClientRect().right > 361 && !e.closest('.table-wrap'))
+        .slice(0, 3).map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}`));
+      wide.push(`${hash}: ${w} px (${culprits.join(', ')})`);
+    }
+  }
+  assert.deepEqual(wide, [], 'pages wider than the phone');
+  assertClean(page);
+});
