@@ -85,14 +85,17 @@ function runCleanups() {
   }
 }
 
-function signedOut(message) {
+// remember: come back here after signing in again (a session that ended,
+// not a sign-out: the next person on this browser starts at their own).
+function signedOut(message, remember = true) {
   runCleanups();
   state.me = null;
   state.orgs = [];
-  const back = location.hash && !location.hash.startsWith('#/signin') ? location.hash : '';
+  const back = remember && location.hash && !location.hash.startsWith('#/signin') ? location.hash : '';
   // A second request refused by the same ending must not forget where the
   // person was (the hash is already #/signin then).
   if (back) sessionStorage.setItem('ss-return', back);
+  else if (!remember) sessionStorage.removeItem('ss-return');
   if (message) sessionStorage.setItem('ss-signin-message', message);
   go('#/signin');
 }
@@ -141,7 +144,7 @@ function userMenu() {
 
 async function signOut() {
   try { await api.post('/auth/logout'); } catch { /* signed out either way */ }
-  signedOut('');
+  signedOut('', false);
 }
 
 function plainFrame() {

@@ -98,3 +98,21 @@ test('no page is wider than a 360 px phone', async () => {
   assert.deepEqual(wide, [], 'pages wider than the phone');
   assertClean(page);
 });
+
+// Signing out on purpose forgets where the person was: the next person
+// to sign in on that browser starts at their own organisations, not at
+// the last one's page (refused, with an error).
+test('after a sign-out, the next person starts at their own organisations', async () => {
+  const other = await api.post('/api/v1/orgs', { name: 'Other Org' });
+  await api.post(`/api/v1/orgs/${other.id}/members`, { email: 'next@example.com', role: 'viewer', password: 'next-person-password' });
+  const page = await newPage(browser);
+  await signIn(page, server.url);
+  await page.goto(`${server.url}/#/o/${org.id}/settings`);
+  await page.getByRole('heading', { name: 'Settings' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/#\/signin/);
+  await signIn(page, server.url, 'next@example.com', 'next-person-password');
+  await page.waitForFunction((id) => location.hash.startsWith(`#/o/${id}/`), other.id, { timeout: 5000 });
+  assert.equal(await page.getByText('not one of yours').count(), 0);
+  assertClean(page);
+});
