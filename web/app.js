@@ -176,9 +176,22 @@ function makeView(main, token, extra) {
   };
 }
 
+// A page's module that does not load: the server is down, or it was
+// updated and serves another build's assets. Either said as a sentence.
+async function loadPage(loader) {
+  try {
+    return await loader();
+  } catch {
+    const up = await fetch('/', { method: 'HEAD', cache: 'no-store' }).then(() => true, () => false);
+    if (!up) throw new api.ApiError(0, 'network', '');
+    const text = 'SensorSpace was updated since this page was opened. Reload the page.';
+    throw Object.assign(new Error(text), { sentence: () => text });
+  }
+}
+
 async function show(loader, main, view) {
   try {
-    const mod = await loader();
+    const mod = await loadPage(loader);
     if (!view.current()) return;
     await mod.render(view);
     landFocus(main, view);

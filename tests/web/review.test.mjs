@@ -116,3 +116,20 @@ test('after a sign-out, the next person starts at their own organisations', asyn
   assert.equal(await page.getByText('not one of yours').count(), 0);
   assertClean(page);
 });
+
+// The server stopped while a page is open: a page not opened before (its
+// module not loaded yet) says the server cannot be reached, not that
+// something went wrong.
+test('with the server stopped, going to another page says it cannot be reached', async () => {
+  const own = await startServer();
+  const ownApi = await Api.login(own.url);
+  const o = await ownApi.post('/api/v1/orgs', { name: 'Stopped Org' });
+  const page = await newPage(browser);
+  await signIn(page, own.url);
+  await page.goto(`${own.url}/#/o/${o.id}/devices`);
+  await page.getByRole('heading', { name: 'Devices' }).waitFor();
+  await own.stop();
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await page.getByRole('alert').filter({ hasText: 'The server cannot be reached' }).waitFor({ timeout: 5000 });
+  assertClean(page);
+});
