@@ -62,7 +62,7 @@ function orgById(id) {
 }
 
 // The person's role in an org: their own there or in an org above it.
-export function roleIn(orgId) {
+function roleIn(orgId) {
   if (state.me && state.me.superadmin) return 'owner';
   let best = -1;
   for (let o = orgById(orgId), depth = 0; o && depth < 64; o = orgById(o.parent_id), depth++) {
@@ -165,7 +165,6 @@ function makeView(main, token, extra) {
     org: extra.org || null,
     role: extra.role || null,
     orgs: state.orgs,
-    roleIn,
     go,
     orgHref,
     current: () => token === state.rendering,
