@@ -133,3 +133,28 @@ test('with the server stopped, going to another page says it cannot be reached',
   await page.getByRole('alert').filter({ hasText: 'The server cannot be reached' }).waitFor({ timeout: 5000 });
   assertClean(page);
 });
+
+// A dynamic dashboard's device picker, arrowed through with the keyboard:
+// each step shows that device, and the focus stays on the picker for the
+// next step (the view is drawn anew with each device).
+test('the device picker of a dynamic dashboard is arrowed through with the keyboard', async () => {
+  for (const n of ['Valve 1', 'Valve 2', 'Valve 3'])
+    await api.post(`/api/v1/orgs/${org.id}/devices`, { name: n, attributes: { type: 'valve' } });
+  const d = await api.post(`/api/v1/orgs/${org.id}/dashboards`, {
+    name: 'Valves', kind: 'dynamic', device_filter: { type: 'valve' },
+    widgets: [{ type: 'value', title: 'Open', channels: ['open'], options: {} }],
+  });
+  const page = await newPage(browser);
+  await signIn(page, server.url);
+  await page.goto(`${server.url}/#/o/${org.id}/dashboards/${d.id}`);
+  const picker = page.getByLabel('Device', { exact: true });
+  await picker.focus();
+  for (const name of ['Valve 2', 'Valve 3']) {
+    await page.keyboard.press('ArrowDown');
+    await page.waitForFunction((n) => {
+      const s = document.querySelector('main select[name="device"]');
+      return s && s.selectedOptions[0].textContent === n && location.hash.includes('device=') && document.activeElement === s;
+    }, name, { timeout: 5000 });
+  }
+  assertClean(page);
+});

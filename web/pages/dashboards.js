@@ -69,6 +69,10 @@ async function list(view) {
 
 // ---- the view ----
 
+// The view is drawn anew for each device picked: the picker that was used
+// gets the focus back, so the keyboard's arrows go on to the next device.
+let pickerFocused = false;
+
 async function show(view, d) {
   const org = view.org.id;
   view.title(d.name);
@@ -87,9 +91,13 @@ async function show(view, d) {
       return;
     }
     const pick = field('Device', 'device', { options: devices.map((x) => [x.id, x.name]), value: picked });
-    input(pick).addEventListener('change', (e) =>
-      view.go(view.orgHref(org, 'dashboards', d.id) + '?device=' + encodeURIComponent(e.target.value)));
+    input(pick).addEventListener('change', (e) => {
+      pickerFocused = document.activeElement === e.target;
+      view.go(view.orgHref(org, 'dashboards', d.id) + '?device=' + encodeURIComponent(e.target.value));
+    });
     head.append(h('div.toolbar', pick));
+    if (pickerFocused) input(pick).focus();
+    pickerFocused = false;
   }
   if (!d.widgets.length) {
     view.el.append(h('p.empty', canEdit(view) ? 'This dashboard has no widget yet. Edit it to add some.' : 'This dashboard has no widget yet.'));
