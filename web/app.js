@@ -291,6 +291,7 @@ function orgPicker(token) {
       : h('p.empty', state.me.superadmin
         ? 'There is no organisation yet. Create the first one below.'
         : 'You are not a member of any organisation yet. Ask an admin to add you.'));
+  landFocus(main, makeView(main, token, {}));
   if (state.me.superadmin) {
     import('./pages/orgs.js').then((m) => token === state.rendering && m.renderCreateTop && m.renderCreateTop(makeView(main, token, {})));
   }

@@ -43,6 +43,7 @@ const focusInMain = (page) => page.waitForFunction(() => {
 
 test('the keyboard lands in the page shown: after a link of the navigation, and after a dialog that changed the page', async () => {
   await api.post(`/api/v1/orgs/${org.id}/apikeys`, { name: 'old key', scopes: ['data:read'] });
+  await api.post('/api/v1/orgs', { name: 'Second Org' });
   const page = await newPage(browser);
   await signIn(page, server.url);
   await page.goto(`${server.url}/#/o/${org.id}/devices`);
@@ -58,6 +59,11 @@ test('the keyboard lands in the page shown: after a link of the navigation, and 
   await page.getByRole('dialog').getByRole('button', { name: 'Revoke old key' }).focus();
   await page.keyboard.press('Enter');
   await page.getByText('There is no API key yet.').waitFor();
+  await focusInMain(page);
+  // The organisation list too (of two organisations: it is not skipped).
+  await page.getByRole('link', { name: 'SensorSpace' }).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Organisations' }).waitFor();
   await focusInMain(page);
   assertClean(page);
 });
