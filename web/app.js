@@ -80,6 +80,9 @@ async function loadMe() {
 }
 
 function runCleanups() {
+  // A dialog belongs to the page that opened it (a modal one left open
+  // would block the next page: sign-in, when the session ended).
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   for (const fn of state.cleanups.splice(0)) {
     try { fn(); } catch { /* a page's cleanup must not stop the next page */ }
   }

@@ -164,3 +164,19 @@ test('the device picker of a dynamic dashboard is arrowed through with the keybo
   }
   assertClean(page);
 });
+
+// A dialog belongs to its page: when the session ends while one is open,
+// the sign-in page is not left under it (a modal dialog blocks the rest).
+test('a session ended while a dialog is open leads to a usable sign-in page', async () => {
+  const page = await newPage(browser);
+  await signIn(page, server.url);
+  await page.goto(`${server.url}/#/o/${org.id}/devices`);
+  await page.getByRole('button', { name: 'New device' }).click();
+  await page.getByRole('dialog').waitFor();
+  for (const s of await api.get('/api/v1/me/sessions'))
+    if (!s.current) await api.del(`/api/v1/me/sessions/${s.id}`);
+  await page.waitForFunction(() => location.hash.startsWith('#/signin'), null, { timeout: 10000 });
+  await page.getByRole('heading', { name: 'Sign in to SensorSpace' }).waitFor();
+  assert.equal(await page.locator('dialog[open]').count(), 0, 'no dialog left open over the sign-in page');
+  assertClean(page);
+});
