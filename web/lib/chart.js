@@ -20,7 +20,7 @@ export function widthOf(el) {
 
 // A line chart in `el`. series: [{label, colour?}]; data: [xs (ms), ys…]
 // (nulls allowed). opts: height, yLabel, title. Returns {plot, setData,
-// addPoint, destroy}; the chart resizes with its container.
+// destroy}; the chart resizes with its container.
 export function lineChart(el, series, data, opts = {}) {
   const height = opts.height || 220;
   const plot = new uPlot({
