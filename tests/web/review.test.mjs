@@ -180,3 +180,24 @@ test('a session ended while a dialog is open leads to a usable sign-in page', as
   assert.equal(await page.locator('dialog[open]').count(), 0, 'no dialog left open over the sign-in page');
   assertClean(page);
 });
+
+// A live dashboard whose server stops does not go on looking live: it
+// says the updates stopped and why.
+test('a live dashboard says when the server cannot be reached', async () => {
+  const own = await startServer();
+  const ownApi = await Api.login(own.url);
+  const o = await ownApi.post('/api/v1/orgs', { name: 'Live Org' });
+  const dev = await ownApi.post(`/api/v1/orgs/${o.id}/devices`, { name: 'meter' });
+  await ownApi.ingest(dev.token, { ts: Date.now() - 1000, values: { kwh: 3 } });
+  const d = await ownApi.post(`/api/v1/orgs/${o.id}/dashboards`, { name: 'Meter', kind: 'static',
+    widgets: [{ type: 'value', device_id: dev.id, channels: ['kwh'], range: 3600000, options: {} }] });
+  const page = await newPage(browser);
+  await signIn(page, own.url);
+  await page.goto(`${own.url}/#/o/${o.id}/dashboards/${d.id}`);
+  await page.locator('.widget-value .big').filter({ hasText: '3' }).waitFor();
+  await page.waitForTimeout(1500);
+  assert.equal(await page.getByText('Live updates stopped').isVisible(), false);
+  await own.stop();
+  await page.getByRole('alert').filter({ hasText: 'Live updates stopped: the server cannot be reached' }).waitFor({ timeout: 10000 });
+  assertClean(page);
+});

@@ -144,7 +144,17 @@ async function show(view, d) {
     if (!streams.has(s.device)) streams.set(s.device, new Set());
     for (const ch of s.w.channels) streams.get(s.device).add(ch);
   }
-  for (const [dev, chans] of streams) openLive(view, dev, chans, { onEvent: dispatch, onReload: () => view.current() && reload() });
+  // A stream down is said, so the view does not go on looking live.
+  const down = new Set();
+  const liveNote = h('p.form-error', { role: 'alert', hidden: true },
+    'Live updates stopped: the server cannot be reached. They start again by themselves once it can.');
+  grid.before(liveNote);
+  const onState = (dev) => (up) => {
+    if (up) down.delete(dev); else down.add(dev);
+    liveNote.hidden = !down.size;
+  };
+  for (const [dev, chans] of streams)
+    openLive(view, dev, chans, { onEvent: dispatch, onReload: () => view.current() && reload(), onState: onState(dev) });
   view.cleanup(() => slots.forEach((s) => s.inst && s.inst.destroy()));
   await reload();
 }
