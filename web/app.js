@@ -224,7 +224,8 @@ async function route() {
     const main = plainFrame();
     return show(() => import('./pages/signin.js'), main, makeView(main, token, { query }));
   }
-  if (!state.me) {
+  const fresh = !state.me;
+  if (fresh) {
     try {
       await loadMe();
     } catch (err) {
@@ -239,7 +240,18 @@ async function route() {
     const main = plainFrame();
     return show(() => import('./pages/account.js'), main, makeView(main, token, { query }));
   }
-  if (parts[0] !== 'o' || !parts[1]) return orgPicker(token);
+  if (parts[0] !== 'o' || !parts[1]) {
+    // Read again each time it is shown: an org made or joined meanwhile
+    // (another admin, another tab) is listed.
+    if (!fresh) {
+      try { await loadMe(); } catch (err) {
+        if (err.status === 401) return signedOut('Your session has ended. Sign in again.');
+        /* otherwise the list as read before */
+      }
+      if (token !== state.rendering) return undefined;
+    }
+    return orgPicker(token);
+  }
   let org = orgById(parts[1]);
   if (!org) {
     // Made since the list was read (another tab, a child just created):

@@ -220,3 +220,20 @@ test('a value widget\'s "just now" ages while no reading comes', async () => {
   await page.locator('.widget-gauge .when').filter({ hasText: '3 min ago' }).waitFor({ timeout: 5000 });
   assertClean(page);
 });
+
+// The organisation list is read again each time it is shown: one made
+// meanwhile (by another admin, in another tab) is in it.
+test('the organisation list shows an organisation made since sign-in', async () => {
+  await api.post('/api/v1/orgs', { name: 'Before Org' });
+  const page = await newPage(browser);
+  await signIn(page, server.url);
+  await page.goto(`${server.url}/#/orgs`);
+  await page.getByRole('heading', { name: 'Organisations' }).waitFor();
+  await api.post('/api/v1/orgs', { name: 'Made Meanwhile' });
+  await page.getByRole('link', { name: 'admin@example.com' }).click();
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  await page.getByRole('link', { name: 'SensorSpace' }).click();
+  await page.getByRole('heading', { name: 'Organisations' }).waitFor();
+  await page.getByRole('link', { name: 'Made Meanwhile' }).waitFor({ timeout: 5000 });
+  assertClean(page);
+});
