@@ -204,12 +204,13 @@ test('a live dashboard says when the server cannot be reached', async () => {
 
 // "just now" on a dashboard ages with the clock: a device that stopped
 // sending does not look as if it had just sent.
-test('a value widget\'s "just now" ages while no reading comes', async () => {
-  const dev = await api.post(`/api/v1/orgs/${org.id}/devices`, { name: 'quiet meter' });
+test('a dashboard\'s "just now" (value, gauge, map) ages while no reading comes', async () => {
+  const dev = await api.post(`/api/v1/orgs/${org.id}/devices`, { name: 'quiet meter', attributes: { location: { lat: 1, lon: 2 } } });
   await api.ingest(dev.token, { ts: Date.now() - 1000, values: { level: 4 } });
   const d = await api.post(`/api/v1/orgs/${org.id}/dashboards`, { name: 'Quiet', kind: 'static', widgets: [
     { type: 'value', device_id: dev.id, channels: ['level'], range: 3600000, options: {} },
-    { type: 'gauge', device_id: dev.id, channels: ['level'], range: 3600000, options: {} }] });
+    { type: 'gauge', device_id: dev.id, channels: ['level'], range: 3600000, options: {} },
+    { type: 'map', title: 'Where', options: {} }] });
   const page = await newPage(browser);
   await page.clock.install();
   await signIn(page, server.url);
@@ -218,6 +219,7 @@ test('a value widget\'s "just now" ages while no reading comes', async () => {
   await page.clock.runFor(3 * 60000);
   await page.locator('.widget-value .when').filter({ hasText: '3 min ago' }).waitFor({ timeout: 5000 });
   await page.locator('.widget-gauge .when').filter({ hasText: '3 min ago' }).waitFor({ timeout: 5000 });
+  await page.locator('.map-list li').filter({ hasText: 'quiet meter' }).filter({ hasText: 'seen 3 min ago' }).waitFor({ timeout: 5000 });
   assertClean(page);
 });
 
