@@ -62,7 +62,7 @@ function orgById(id) {
 }
 
 // The person's role in an org: their own there or in an org above it.
-export function roleIn(orgId) {
+function roleIn(orgId) {
   if (state.me && state.me.superadmin) return 'owner';
   let best = -1;
   for (let o = orgById(orgId), depth = 0; o && depth < 64; o = orgById(o.parent_id), depth++) {
@@ -80,19 +80,25 @@ async function loadMe() {
 }
 
 function runCleanups() {
+  // A dialog belongs to the page that opened it (a modal one left open
+  // would block the next page: sign-in, when the session ended).
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   for (const fn of state.cleanups.splice(0)) {
     try { fn(); } catch { /* a page's cleanup must not stop the next page */ }
   }
 }
 
-function signedOut(message) {
+// remember: come back here after signing in again (a session that ended,
+// not a sign-out: the next person on this browser starts at their own).
+function signedOut(message, remember = true) {
   runCleanups();
   state.me = null;
   state.orgs = [];
-  const back = location.hash && !location.hash.startsWith('#/signin') ? location.hash : '';
+  const back = remember && location.hash && !location.hash.startsWith('#/signin') ? location.hash : '';
   // A second request refused by the same ending must not forget where the
   // person was (the hash is already #/signin then).
   if (back) sessionStorage.setItem('ss-return', back);
+  else if (!remember) sessionStorage.removeItem('ss-return');
   if (message) sessionStorage.setItem('ss-signin-message', message);
   go('#/signin');
 }
@@ -141,7 +147,7 @@ function userMenu() {
 
 async function signOut() {
   try { await api.post('/auth/logout'); } catch { /* signed out either way */ }
-  signedOut('');
+  signedOut('', false);
 }
 
 function plainFrame() {
@@ -162,7 +168,6 @@ function makeView(main, token, extra) {
     org: extra.org || null,
     role: extra.role || null,
     orgs: state.orgs,
-    roleIn,
     go,
     orgHref,
     current: () => token === state.rendering,
@@ -173,11 +178,25 @@ function makeView(main, token, extra) {
   };
 }
 
+// A page's module that does not load: the server is down, or it was
+// updated and serves another build's assets. Either said as a sentence.
+async function loadPage(loader) {
+  try {
+    return await loader();
+  } catch {
+    const up = await fetch('/', { method: 'HEAD', cache: 'no-store' }).then(() => true, () => false);
+    if (!up) throw new api.ApiError(0, 'network', '');
+    const text = 'SensorSpace was updated since this page was opened. Reload the page.';
+    throw Object.assign(new Error(text), { sentence: () => text });
+  }
+}
+
 async function show(loader, main, view) {
   try {
-    const mod = await loader();
+    const mod = await loadPage(loader);
     if (!view.current()) return;
     await mod.render(view);
+    landFocus(main, view);
   } catch (err) {
     if (!view.current()) return;
     if (err && err.status === 401) return;  // signedOut leads on
@@ -185,7 +204,16 @@ async function show(loader, main, view) {
     clear(main).append(h('div.page-error', { role: 'alert' },
       h('h1', 'This page could not be shown'),
       h('p', err && err.sentence ? err.sentence() : 'Something went wrong. Reload the page and try again.')));
+    landFocus(main, view);
   }
+}
+
+// The frame is drawn anew with each page, so the link or button that led
+// here is gone and the keyboard's focus with it: it lands on the page
+// shown (a page that put it somewhere itself keeps that).
+function landFocus(main, view) {
+  const a = document.activeElement;
+  if (view.current() && (!a || a === document.body || !a.isConnected)) main.focus({ preventScroll: true });
 }
 
 async function route() {
@@ -196,7 +224,8 @@ async function route() {
     const main = plainFrame();
     return show(() => import('./pages/signin.js'), main, makeView(main, token, { query }));
   }
-  if (!state.me) {
+  const fresh = !state.me;
+  if (fresh) {
     try {
       await loadMe();
     } catch (err) {
@@ -211,7 +240,18 @@ async function route() {
     const main = plainFrame();
     return show(() => import('./pages/account.js'), main, makeView(main, token, { query }));
   }
-  if (parts[0] !== 'o' || !parts[1]) return orgPicker(token);
+  if (parts[0] !== 'o' || !parts[1]) {
+    // Read again each time it is shown: an org made or joined meanwhile
+    // (another admin, another tab) is listed.
+    if (!fresh) {
+      try { await loadMe(); } catch (err) {
+        if (err.status === 401) return signedOut('Your session has ended. Sign in again.');
+        /* otherwise the list as read before */
+      }
+      if (token !== state.rendering) return undefined;
+    }
+    return orgPicker(token);
+  }
   let org = orgById(parts[1]);
   if (!org) {
     // Made since the list was read (another tab, a child just created):
@@ -266,6 +306,7 @@ function orgPicker(token) {
       : h('p.empty', state.me.superadmin
         ? 'There is no organisation yet. Create the first one below.'
         : 'You are not a member of any organisation yet. Ask an admin to add you.'));
+  landFocus(main, makeView(main, token, {}));
   if (state.me.superadmin) {
     import('./pages/orgs.js').then((m) => token === state.rendering && m.renderCreateTop && m.renderCreateTop(makeView(main, token, {})));
   }

@@ -1,16 +1,14 @@
 // Charts over time with uPlot. A chart never asks for more points than it
-// has pixels: pointsFor() tells a page how many buckets to ask the server
-// for (its `every`/`fn`), and the chart follows its container's width.
+// has pixels: everyFor() tells a page how wide a bucket to ask the server
+// for (its `every`, with an `fn`), and the chart follows its container's width.
 import uPlot from '../vendor/uplot.esm.js';
-
-export { uPlot };
 
 // Colours that keep 3:1 against white and tell apart for common colour
 // blindness (Okabe-Ito, darkened).
 export const COLOURS = ['#0b5cad', '#c25400', '#007a5a', '#a3177f', '#5d4bb7', '#8a6d00', '#b4002e', '#2f6f89'];
 
 // The bucket width in ms for a range drawn on a chart of `px` pixels:
-// whole seconds, at least 1 ms.
+// whole milliseconds, at least 1.
 export function everyFor(rangeMs, px) {
   const n = Math.max(1, Math.floor(px || 300));
   return Math.max(1, Math.ceil(rangeMs / n));
@@ -22,7 +20,7 @@ export function widthOf(el) {
 
 // A line chart in `el`. series: [{label, colour?}]; data: [xs (ms), ys…]
 // (nulls allowed). opts: height, yLabel, title. Returns {plot, setData,
-// addPoint, destroy}; the chart resizes with its container.
+// destroy}; the chart resizes with its container.
 export function lineChart(el, series, data, opts = {}) {
   const height = opts.height || 220;
   const plot = new uPlot({

@@ -13,7 +13,9 @@ import { path, query } from './api.js';
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30000;
 
-export function openLive(view, device, channels, { onEvent, onReload }) {
+// onState(false) when the stream is down (the browser or this module
+// tries again), onState(true) once it is open again.
+export function openLive(view, device, channels, { onEvent, onReload, onState = () => {} }) {
   const url = '/api/v1' + path`/orgs/${view.org.id}/live` + query({ device, channel: [...channels] });
   let es = null;
   let timer = 0;
@@ -22,6 +24,7 @@ export function openLive(view, device, channels, { onEvent, onReload }) {
 
   const open = () => {
     es = new EventSource(url, { withCredentials: true });
+    es.onopen = () => onState(true);
     es.onmessage = (m) => {
       wait = RETRY_FIRST_MS;
       let ev;
@@ -31,7 +34,9 @@ export function openLive(view, device, channels, { onEvent, onReload }) {
     es.addEventListener('reset', () => onReload && onReload());
     es.addEventListener('overflow', () => onReload && onReload());
     es.onerror = () => {
-      if (closed || es.readyState !== EventSource.CLOSED) return;
+      if (closed) return;
+      onState(false);
+      if (es.readyState !== EventSource.CLOSED) return;
       es.close();
       view.recheck();
       timer = setTimeout(() => {

@@ -33,7 +33,7 @@ export async function render(view) {
       h('p', `Apps send it as "Authorization: Bearer …". Scopes: ${scopes.join(', ')}.`),
       secretBox('API key', k.key),
       h('div.actions', h('button.primary', { type: 'button', onclick: (e) => closeDialog(e.target) }, 'Done'))));
-    reload();
+    if (view.current()) reload();  // not when the dialog closed because the page was left
   }, 'Create API key');
   view.el.append(h('h1', 'API keys'),
     table([

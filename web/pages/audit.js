@@ -2,9 +2,9 @@
 // newest first. The range is asked of the server; "who" and "what" filter
 // the entries loaded so far.
 import * as api from '../lib/api.js';
-import { h, clear, field, table, fmtTime, errorText } from '../lib/ui.js';
+import { h, clear, field, table, fmtTime } from '../lib/ui.js';
 import { barChart } from '../lib/chart.js';
-import { rangeFields, rangeOf, pager, countPer, bucketFor, fitBars, HOUR } from './data-common.js';
+import { rangeFields, rangeOf, pager, stepper, countPer, bucketFor, fitBars, HOUR } from './data-common.js';
 
 export async function render(view) {
   const org = view.org.id;
@@ -64,21 +64,7 @@ export async function render(view) {
     more.hidden = list.state.done;
   }
 
-  async function run(step) {
-    const my = seq;
-    error.hidden = true;
-    more.disabled = true;
-    try {
-      await step();
-      if (my === seq && view.current()) draw();
-    } catch (err) {
-      if (my !== seq) return;
-      error.textContent = errorText(err);
-      error.hidden = false;
-    } finally {
-      more.disabled = false;
-    }
-  }
+  const run = stepper(() => seq, view, { error, more, draw });
 
   function load() {
     seq++;

@@ -29,7 +29,16 @@ export async function render(view) {
   showNoticeNext();
   const [id, mode] = view.args;
   if (!id) return list(view);
-  const d = await api.get(path`/dashboards/${id}`);
+  let d;
+  try {
+    d = await api.get(path`/dashboards/${id}`);
+  } catch (err) {
+    // A dashboard gone is not the organisation gone (the shell's reading of a 404).
+    if (err.status !== 404) throw err;
+    view.el.append(h('p', h('a', { href: view.orgHref(view.org.id, 'dashboards') }, '← All dashboards')),
+      h('h1', 'This dashboard is not there'), h('p', 'It was deleted, or it belongs to another organisation.'));
+    return;
+  }
   if (!view.current()) return;
   if (mode === 'edit' && canEdit(view)) return edit(view, d);
   return show(view, d);
@@ -60,6 +69,10 @@ async function list(view) {
 
 // ---- the view ----
 
+// The view is drawn anew for each device picked: the picker that was used
+// gets the focus back, so the keyboard's arrows go on to the next device.
+let pickerFocused = false;
+
 async function show(view, d) {
   const org = view.org.id;
   view.title(d.name);
@@ -78,9 +91,13 @@ async function show(view, d) {
       return;
     }
     const pick = field('Device', 'device', { options: devices.map((x) => [x.id, x.name]), value: picked });
-    input(pick).addEventListener('change', (e) =>
-      view.go(view.orgHref(org, 'dashboards', d.id) + '?device=' + encodeURIComponent(e.target.value)));
+    input(pick).addEventListener('change', (e) => {
+      pickerFocused = document.activeElement === e.target;
+      view.go(view.orgHref(org, 'dashboards', d.id) + '?device=' + encodeURIComponent(e.target.value));
+    });
     head.append(h('div.toolbar', pick));
+    if (pickerFocused) input(pick).focus();
+    pickerFocused = false;
   }
   if (!d.widgets.length) {
     view.el.append(h('p.empty', canEdit(view) ? 'This dashboard has no widget yet. Edit it to add some.' : 'This dashboard has no widget yet.'));
@@ -127,7 +144,17 @@ async function show(view, d) {
     if (!streams.has(s.device)) streams.set(s.device, new Set());
     for (const ch of s.w.channels) streams.get(s.device).add(ch);
   }
-  for (const [dev, chans] of streams) openLive(view, dev, chans, { onEvent: dispatch, onReload: () => view.current() && reload() });
+  // A stream down is said, so the view does not go on looking live.
+  const down = new Set();
+  const liveNote = h('p.form-error', { role: 'alert', hidden: true },
+    'Live updates stopped: the server cannot be reached. They start again by themselves once it can.');
+  grid.before(liveNote);
+  const onState = (dev) => (up) => {
+    if (up) down.delete(dev); else down.add(dev);
+    liveNote.hidden = !down.size;
+  };
+  for (const [dev, chans] of streams)
+    openLive(view, dev, chans, { onEvent: dispatch, onReload: () => view.current() && reload(), onState: onState(dev) });
   view.cleanup(() => slots.forEach((s) => s.inst && s.inst.destroy()));
   await reload();
 }

@@ -1,7 +1,7 @@
 // What the data pages (explore, usage, sessions, audit) share: the range
 // picker, a "More" pager over a list, and bars stacked by a key.
 import * as api from '../lib/api.js';
-import { h, field, fmtNumber, toLocalInput, fromLocalInput } from '../lib/ui.js';
+import { h, field, fmtNumber, toLocalInput, fromLocalInput, errorText } from '../lib/ui.js';
 import { COLOURS } from '../lib/chart.js';
 
 export const MIN = 60000;
@@ -64,6 +64,27 @@ export function pager(p, params, limit = 100) {
     return state;
   };
   return { state, load: () => fetchPage(''), more: () => fetchPage(state.next) };
+}
+
+// A step of a pager (its first page, or the next) for a page that lists:
+// the More button waits while it runs, its error goes to the error line,
+// and draw() follows unless a newer load began meanwhile (seq() moved on).
+export function stepper(seq, view, { error, more, draw }) {
+  return async (step) => {
+    const my = seq();
+    error.hidden = true;
+    more.disabled = true;
+    try {
+      await step();
+      if (my === seq() && view.current()) draw();
+    } catch (err) {
+      if (my !== seq()) return;
+      error.textContent = errorText(err);
+      error.hidden = false;
+    } finally {
+      more.disabled = false;
+    }
+  };
 }
 
 // The bucket (hour or day) that fits a span of time on a bar chart.

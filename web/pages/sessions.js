@@ -2,9 +2,9 @@
 // connections, people's sign-ins and API key use, newest first, with who,
 // where from, how long and how much.
 import * as api from '../lib/api.js';
-import { h, clear, field, table, fmtTime, fmtNumber, fmtBytes, errorText } from '../lib/ui.js';
+import { h, clear, field, table, fmtTime, fmtNumber, fmtBytes } from '../lib/ui.js';
 import { barChart } from '../lib/chart.js';
-import { pager, countPer, bucketFor, fitBars, HOUR } from './data-common.js';
+import { pager, stepper, countPer, bucketFor, fitBars, HOUR } from './data-common.js';
 
 const KINDS = [['', 'All'], ['device', 'Devices'], ['user', 'People'], ['apikey', 'API keys']];
 const KIND_NAMES = { device: 'Device', user: 'Person', apikey: 'API key' };
@@ -65,21 +65,7 @@ export async function render(view) {
     more.hidden = list.state.done;
   }
 
-  async function run(step) {
-    const my = seq;
-    error.hidden = true;
-    more.disabled = true;
-    try {
-      await step();
-      if (my === seq && view.current()) draw();
-    } catch (err) {
-      if (my !== seq) return;
-      error.textContent = errorText(err);
-      error.hidden = false;
-    } finally {
-      more.disabled = false;
-    }
-  }
+  const run = stepper(() => seq, view, { error, more, draw });
 
   function load() {
     seq++;

@@ -61,3 +61,13 @@ export async function latest(device, channels) {
   for (const ch of channels) if (s[ch] && s[ch].length) out[ch] = s[ch][0];
   return out;
 }
+
+// How often a reading's age ("2 min ago") is told again while no newer
+// one comes: a device that stopped sending must not look as if it just sent.
+const AGE_EVERY_MS = 15000;
+
+// Calls fn every AGE_EVERY_MS; returns what stops it (the widget's destroy).
+export function ageing(fn) {
+  const timer = setInterval(fn, AGE_EVERY_MS);
+  return () => clearInterval(timer);
+}

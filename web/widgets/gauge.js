@@ -2,7 +2,7 @@
 // the widget's min to its max. The arc is drawn by setting its path from
 // here (no inline style: the CSP forbids it).
 import { h, clear, fmtAgo } from '../lib/ui.js';
-import { latest, svg, unitOf, withUnit } from './base.js';
+import { latest, svg, unitOf, withUnit, ageing } from './base.js';
 
 const R = 80;   // the arc's radius in the 200 x 120 drawing
 const CX = 100;
@@ -30,7 +30,9 @@ export async function mount(el, w, ctx) {
     svg('text', { class: 'gauge-end', x: CX + R, y: CY + 14, 'text-anchor': 'middle' }, withUnit(max, '')));
   const when = h('p.when', '');
   clear(el).append(picture, when);
+  let lastTs = 0;
   const show = (ts, v) => {
+    lastTs = ts;
     value.setAttribute('d', arc((v - min) / (max - min)));
     text.textContent = withUnit(v, unit);
     picture.setAttribute('aria-label', `${ch}: ${withUnit(v, unit)} (from ${withUnit(min, '')} to ${withUnit(max, unit)})`);
@@ -38,8 +40,9 @@ export async function mount(el, w, ctx) {
   };
   const last = (await latest(ctx.device, [ch]))[ch];
   if (last) show(last[0], last[1]);
+  const stop = ageing(() => { if (lastTs) when.textContent = `${ch}, ${fmtAgo(lastTs)}`; });
   return {
     update(ev) { if (ch in ev.values) show(ev.ts, ev.values[ch]); },
-    destroy() {},
+    destroy: stop,
   };
 }

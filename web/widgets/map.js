@@ -3,7 +3,7 @@
 // SensorSpace runs without reaching other servers), and the same devices
 // as a list for screen readers and small screens.
 import { h, clear, fmtAgo } from '../lib/ui.js';
-import { svg } from './base.js';
+import { svg, ageing } from './base.js';
 
 const W = 400;
 const H = 260;
@@ -46,9 +46,11 @@ export async function mount(el, w, ctx) {
         svg('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: 5 }),
         svg('text', { x: x.toFixed(1), y: (y - 9).toFixed(1), 'text-anchor': 'middle' }, p.d.name));
     }));
-  const list = h('ul.map-list', { 'aria-label': 'Devices on the map' }, points.map((p) =>
-    h('li', h('strong', p.d.name), ` ${p.lat.toFixed(4)}, ${p.lon.toFixed(4)} · seen ${fmtAgo(p.d.last_seen)}`)));
+  const seen = points.map((p) => h('span.seen', `seen ${fmtAgo(p.d.last_seen)}`));
+  const list = h('ul.map-list', { 'aria-label': 'Devices on the map' }, points.map((p, i) =>
+    h('li', h('strong', p.d.name), ` ${p.lat.toFixed(4)}, ${p.lon.toFixed(4)} · `, seen[i])));
   clear(el).append(h('div.map-wrap', picture, list));
   if (missing) el.append(h('p.hint', `${missing} more without a location.`));
-  return { update() {}, destroy() {} };
+  const stop = ageing(() => points.forEach((p, i) => { seen[i].textContent = `seen ${fmtAgo(p.d.last_seen)}`; }));
+  return { update() {}, destroy: stop };
 }

@@ -1,7 +1,7 @@
 // A value widget: each channel's newest reading as a big number, with its
 // unit and when it was taken.
 import { h, clear, fmtAgo, fmtTime } from '../lib/ui.js';
-import { latest, unitOf, withUnit } from './base.js';
+import { latest, unitOf, withUnit, ageing } from './base.js';
 
 export async function mount(el, w, ctx) {
   const unit = unitOf(w);
@@ -18,16 +18,18 @@ export async function mount(el, w, ctx) {
     const r = rows.get(ch);
     if (!r) return;
     r.num.textContent = withUnit(v, unit);
+    r.ts = ts;
     r.when.textContent = fmtAgo(ts);
     r.when.dateTime = new Date(ts).toISOString();
     r.when.title = fmtTime(ts);
   };
   const last = await latest(ctx.device, w.channels);
   for (const [ch, [ts, v]] of Object.entries(last)) show(ch, ts, v);
+  const stop = ageing(() => { for (const r of rows.values()) if (r.ts) r.when.textContent = fmtAgo(r.ts); });
   return {
     update(ev) {
       for (const [ch, v] of Object.entries(ev.values)) show(ch, ev.ts, v);
     },
-    destroy() {},
+    destroy: stop,
   };
 }
