@@ -27,6 +27,8 @@
 /* The extra header lines of an answer: the fixed ones, the ETag and the
  * encoding's. */
 #define WEB_HEADERS_MAX 1024u
+/* An asset's tag as sent: the generated one (18 bytes) and a suffix. */
+#define WEB_ETAG_MAX 64u
 
 static const web_asset *asset_find(const char *path)
 {
@@ -70,11 +72,16 @@ int web_serve(http_request *req)
         return 1;
     }
     int gzip = a->gz && export_text_accepts_gzip(http_request_header(req, "accept-encoding"));
+    /* Each representation has a tag of its own (RFC 9110 §8.8.3): the
+     * gzip form's is the plain one's with "-gz" inside the quotes. */
+    char etag[WEB_ETAG_MAX];
+    size_t tag_len = strlen(a->etag);
+    snprintf(etag, sizeof etag, "%.*s%s\"", (int)(tag_len - 1), a->etag, gzip ? "-gz" : "");
     char headers[WEB_HEADERS_MAX];
     snprintf(headers, sizeof headers, "%s%sETag: %s\r\nVary: Accept-Encoding\r\n%s",
-             WEB_SECURITY_HEADERS, a->immutable ? WEB_CACHE_ASSET : WEB_CACHE_PAGE, a->etag,
+             WEB_SECURITY_HEADERS, a->immutable ? WEB_CACHE_ASSET : WEB_CACHE_PAGE, etag,
              gzip ? "Content-Encoding: gzip\r\n" : "");
-    if (etag_matches(http_request_header(req, "if-none-match"), a->etag)) {
+    if (etag_matches(http_request_header(req, "if-none-match"), etag)) {
         http_respond(req, 304, NULL, NULL, 0, headers);
         return 1;
     }

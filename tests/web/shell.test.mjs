@@ -33,6 +33,16 @@ test('the app is one page with its assets, cached by build, under a CSP', async 
   assert.match(js.headers.get('cache-control'), /immutable/);
   const again = await fetch(server.url + asset, { headers: { 'If-None-Match': js.headers.get('etag') } });
   assert.equal(again.status, 304);
+  // The plain and the gzip form are two representations: two tags.
+  const plain = await fetch(server.url + asset, { headers: { 'Accept-Encoding': 'identity' } });
+  const zipped = await fetch(server.url + asset, { headers: { 'Accept-Encoding': 'gzip' } });
+  assert.equal(zipped.headers.get('content-encoding'), 'gzip');
+  assert.equal(plain.headers.get('content-encoding'), null);
+  assert.notEqual(plain.headers.get('etag'), zipped.headers.get('etag'));
+  const plainAgain = await fetch(server.url + asset, {
+    headers: { 'Accept-Encoding': 'identity', 'If-None-Match': zipped.headers.get('etag') },
+  });
+  assert.equal(plainAgain.status, 200);
   assert.equal((await fetch(server.url + '/assets/000000000000/app.js')).status, 404);
   assert.equal((await fetch(server.url + '/', { method: 'POST' })).status, 405);
 });
