@@ -388,7 +388,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                         " WHERE ended_at = 0 AND started_at < ?1")                       \
     X(ACCT_COMMIT, "INSERT INTO acct_sessions(" ACCT_COLS ") VALUES (?1, ?2, ?3, ?4,"    \
                    " ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"                  \
-                   " ON CONFLICT(id) DO UPDATE SET messages = messages + 1,"             \
+                   " ON CONFLICT(id) DO UPDATE SET messages = messages + ?17,"          \
                    " readings = readings + ?16")                                         \
     X(BROKER_SESSION_PUT,                                                                   \
       "INSERT INTO broker_sessions(org_id, client_id, principal_id,"                        \
@@ -701,11 +701,12 @@ int sq_tx_end(sq_conn *c, int err);
 
 /* Checks a session record before it is written (sqlite_usage.c). */
 int sq_acct_check(const store_acct_session *s);
-/* A batch's message and the `stored` readings it stored, counted into its
- * session record in the batch's transaction (sqlite_series.c): s, which
- * carries them already, is written when the store has no record of its id,
- * else they are added to the record there (sqlite_usage.c). */
-int sq_acct_count_commit(sq_conn *c, const store_acct_session *s, int64_t stored);
+/* The `messages` batches and the `readings` they stored, counted into
+ * their session record in the batches' transaction (sqlite_series.c): s,
+ * which carries them already, is written when the store has no record of
+ * its id, else they are added to the record there (sqlite_usage.c). */
+int sq_acct_count_commit(sq_conn *c, const store_acct_session *s, int64_t messages,
+                         int64_t readings);
 
 /* The accounts table's session entries (sqlite_sessions.c). */
 int sq_session_create(store_engine_conn *ec, const store_session *s);

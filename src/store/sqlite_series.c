@@ -724,21 +724,64 @@ static int usage_note(sq_conn *c, const store_batch *b, size_t written)
     return SS_OK;
 }
 
+/* The session records a transaction counts into, each once: an MQTT
+ * client's messages come as many one-reading batches in one group commit,
+ * and a write of the record for each would cost more than the readings'
+ * own. Past this many distinct records the sums are written and begun
+ * again (a group commit rarely holds more distinct senders). */
+#define ACCT_SUMS_MAX 32u
+
+typedef struct acct_sum {
+    const store_acct_session *session;  /* as it stood before its first batch here */
+    int64_t messages, readings;
+} acct_sum;
+
+typedef struct acct_sums {
+    acct_sum s[ACCT_SUMS_MAX];
+    size_t n;
+} acct_sums;
+
+/* Writes the sums: each record as it stood plus what its batches stored,
+ * whole when the store has none of it yet, added to the one there
+ * otherwise (written by the meter's last flush, maybe before these
+ * readings). */
+static int acct_sums_flush(sq_conn *c, acct_sums *a)
+{
+    int err = SS_OK;
+    for (size_t i = 0; i < a->n && !err; i++) {
+        store_acct_session rec = *a->s[i].session;
+        rec.messages += a->s[i].messages;
+        rec.readings += a->s[i].readings;
+        err = sq_acct_check(&rec);
+        if (!err)
+            err = sq_acct_count_commit(c, &rec, a->s[i].messages, a->s[i].readings);
+    }
+    a->n = 0;
+    return err;
+}
+
 /* The batch's session record, when the batch stored something: counted as
  * the usage is, one message and the readings written, in the commit that
  * stores them, so that what the record counts after a crash is what was
- * stored and acknowledged. Written whole when the store has none of it
- * yet; a record already there (written by the meter's last flush, maybe
- * before these readings) gets them added. */
-static int batch_session(sq_conn *c, const store_batch *b, size_t written)
+ * stored and acknowledged. */
+static int batch_session(sq_conn *c, acct_sums *a, const store_batch *b, size_t written)
 {
     if (!b->session || written == 0)
         return SS_OK;
-    store_acct_session rec = *b->session;
-    rec.messages++;
-    rec.readings += (int64_t)written;
-    int err = sq_acct_check(&rec);
-    return err ? err : sq_acct_count_commit(c, &rec, (int64_t)written);
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->s[i].session->id, b->session->id) == 0) {
+            a->s[i].messages++;
+            a->s[i].readings += (int64_t)written;
+            return SS_OK;
+        }
+    }
+    if (a->n == ACCT_SUMS_MAX) {
+        int err = acct_sums_flush(c, a);
+        if (err)
+            return err;
+    }
+    a->s[a->n++] = (acct_sum){.session = b->session, .messages = 1, .readings = (int64_t)written};
+    return SS_OK;
 }
 
 /* One transaction for all batches. Per reading: a cache probe and one
@@ -761,14 +804,17 @@ static int sq_write_batches(store_engine_conn *ec, const store_batch *batches, s
     if (err)
         return err;
     cache_sync_generation(c);
+    acct_sums sums = {.n = 0};
     for (size_t i = 0; i < n && !err; i++) {
         size_t written = 0;
         err = batch_write(c, ins, &batches[i], &written);
         if (!err && (written > 0 || batches[i].len == 0))
             err = usage_note(c, &batches[i], written);
         if (!err)
-            err = batch_session(c, &batches[i], written);
+            err = batch_session(c, &sums, &batches[i], written);
     }
+    if (!err)
+        err = acct_sums_flush(c, &sums);
     if (!err)
         err = series_flush(c);
     if (!err)

@@ -192,8 +192,10 @@ int sq_acct_check(const store_acct_session *s)
 }
 
 /* Binds the record's columns (?1 to ?15) and, for STMT_ACCT_COMMIT, the
- * readings the batch stored (?16), and runs the statement. */
-static int acct_write(sq_conn *c, stmt_id id, const store_acct_session *s, int64_t stored)
+ * readings (?16) and messages (?17) the batches stored, and runs the
+ * statement. */
+static int acct_write(sq_conn *c, stmt_id id, const store_acct_session *s, int64_t messages,
+                      int64_t stored)
 {
     sqlite3_stmt *st = NULL;
     int serr = sq_stmt_get(c, id, &st);
@@ -210,14 +212,15 @@ static int acct_write(sq_conn *c, stmt_id id, const store_acct_session *s, int64
           sqlite3_bind_int64(st, 12, s->messages) | sqlite3_bind_int64(st, 13, s->readings) |
           sqlite3_bind_int64(st, 14, s->refused) | sqlite3_bind_int64(st, 15, s->api_requests);
     if (id == STMT_ACCT_COMMIT)
-        rc |= sqlite3_bind_int64(st, 16, stored);
+        rc |= sqlite3_bind_int64(st, 16, stored) | sqlite3_bind_int64(st, 17, messages);
     int err = sq_bind_check(c, id, rc);
     return err ? err : sq_step_done(c, id);
 }
 
-int sq_acct_count_commit(sq_conn *c, const store_acct_session *s, int64_t stored)
+int sq_acct_count_commit(sq_conn *c, const store_acct_session *s, int64_t messages,
+                         int64_t readings)
 {
-    return acct_write(c, STMT_ACCT_COMMIT, s, stored);
+    return acct_write(c, STMT_ACCT_COMMIT, s, messages, readings);
 }
 
 /* Every record is checked before the transaction starts. */
@@ -236,7 +239,7 @@ static int sq_acct_session_put(store_engine_conn *ec, const store_acct_session *
     if (err)
         return err;
     for (size_t i = 0; i < n && !err; i++)
-        err = acct_write(c, STMT_ACCT_UPSERT, &s[i], 0);
+        err = acct_write(c, STMT_ACCT_UPSERT, &s[i], 0, 0);
     return sq_tx_end(c, err);
 }
 

@@ -2173,6 +2173,44 @@ static void test_session_record_is_committed_with_the_readings(void **state)
     free(l);
 }
 
+/* Many batches of many records in one commit (an MQTT group commit):
+ * each record counts each of its batches once, whether the store had it
+ * before or not, past the number of records a commit sums at once. */
+static void test_session_records_of_one_commit_count_every_batch(void **state)
+{
+    fx *f = *state;
+    add_org_and_device(f->c, 1);
+    char dev[SS_ID_LEN + 1], org[SS_ID_LEN + 1];
+    make_id(dev, TAG_DEVICE, 1);
+    make_id(org, TAG_ORG, 1);
+    enum { RECORDS = 40, ROUNDS = 2, BATCHES = RECORDS * ROUNDS };
+    store_acct_session recs[RECORDS];
+    ss_reading rs[BATCHES];
+    store_batch b[BATCHES];
+    for (unsigned i = 0; i < RECORDS; i++)
+        recs[i] = mk_acct(i + 1, 1, "device", 100, 0);
+    for (unsigned k = 0; k < BATCHES; k++) {
+        rs[k] = rd("t", BASE + k, (double)k);
+        b[k] = (store_batch){.device_id = dev, .org_id = org, .readings = &rs[k], .len = 1,
+                             .protocol = "mqtt", .received_at = BASE,
+                             .session = &recs[k % RECORDS]};
+    }
+    /* The first record is in the store already, as the meter wrote it. */
+    assert_int_equal(store_acct_session_put(f->c, &recs[0], 1), SS_OK);
+    assert_int_equal(store_write_batches(f->c, b, BATCHES), SS_OK);
+    acct_list *l = acct_of(f->c, 1, NULL, 0, 100);
+    assert_int_equal(l->n, RECORDS);
+    for (size_t j = 0; j < l->n; j++) {
+        unsigned i = 0;
+        while (i < RECORDS && strcmp(recs[i].id, l->s[j].id) != 0)
+            i++;
+        assert_true(i < RECORDS);
+        assert_int_equal(l->s[j].messages, recs[i].messages + ROUNDS);
+        assert_int_equal(l->s[j].readings, recs[i].readings + ROUNDS);
+    }
+    free(l);
+}
+
 /* A deleted device's series leave every answer at once; its readings go
  * in bounded purge steps until none is pending, and no other device's
  * readings go with them. */
@@ -3322,6 +3360,7 @@ int main(void)
         T(test_lists_of_one_org_hold_its_own_rows_only),
         T(test_usage_is_committed_with_the_readings),
         T(test_session_record_is_committed_with_the_readings),
+        T(test_session_records_of_one_commit_count_every_batch),
         T(test_deleted_device_is_purged_in_steps),
         T(test_delete_range_in_steps_keeps_outside_and_latest),
         T(test_points_paged_by_from_return_each_once),
