@@ -7,18 +7,17 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import struct
 import time
 
 import pytest
 import requests
 
-import conftest
 from conftest import login, module_server, new_org_device, now_ms
 
 PW = "member-password-1"
 ROUTER_C = os.path.join(os.path.dirname(__file__), "../../src/http/router.c")
-BASE_BIN = "/work/base-bin/sensorspace"
 
 srv = module_server([])
 
@@ -353,9 +352,51 @@ def test_live_channel_filter(srv):
 # ---- roles an earlier release stored ------------------------------------------------------
 
 
-@pytest.mark.skipif(not os.path.exists(BASE_BIN), reason="no earlier release to migrate from")
-def test_roles_stored_before_keep_their_powers(fresh_server, monkeypatch):
-    monkeypatch.setattr(conftest, "BIN", BASE_BIN)
+# The stores before the dashboard role (migration 11) held viewer..owner
+# as 1..4 under CHECK (role BETWEEN 1 AND 4). A data dir of today's binary
+# is put back in that shape, tables and numbers, and marked as migrated up
+# to 10; the next start must migrate it again.
+REWIND_TO_10 = """
+ALTER TABLE memberships RENAME TO memberships_now;
+CREATE TABLE memberships (
+  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 4),
+  PRIMARY KEY (org_id, user_id)
+) WITHOUT ROWID, STRICT;
+INSERT INTO memberships SELECT org_id, user_id, role - 1 FROM memberships_now;
+DROP TABLE memberships_now;
+CREATE INDEX memberships_by_user ON memberships(user_id);
+ALTER TABLE invitations RENAME TO invitations_now;
+CREATE TABLE invitations (
+  id TEXT PRIMARY KEY NOT NULL,
+  org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  role INTEGER NOT NULL CHECK (role BETWEEN 1 AND 4),
+  invited_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (org_id, user_id)
+) STRICT;
+INSERT INTO invitations SELECT id, org_id, user_id, role - 1, invited_by, created_at
+  FROM invitations_now;
+DROP TABLE invitations_now;
+CREATE INDEX invitations_by_user ON invitations(user_id, created_at);
+PRAGMA user_version = 10;
+"""
+
+
+def rewind_to_before_dashboard_role(data_dir):
+    db = sqlite3.connect(os.path.join(data_dir, "sensorspace.db"), isolation_level=None)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 11
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.executescript(REWIND_TO_10)
+        assert db.execute("SELECT max(role) FROM memberships").fetchone()[0] == 4
+    finally:
+        db.close()
+
+
+def test_roles_stored_before_keep_their_powers(fresh_server):
     old = fresh_server()
     admin = login(old.http)
     org, dev = new_org_device(admin, prefix="mig")
@@ -367,8 +408,7 @@ def test_roles_stored_before_keep_their_powers(fresh_server, monkeypatch):
         "/api/v1/orgs/%s/members" % org["id"], json={"email": invitee, "role": "editor", "password": PW})
     assert r.status_code in (201, 202), r.text
     assert old.stop() == 0
-    monkeypatch.setattr(conftest, "BIN", os.path.abspath(
-        os.environ.get("SENSORSPACE_BIN", os.path.join(os.path.dirname(__file__), "../../build/sensorspace"))))
+    rewind_to_before_dashboard_role(old.data_dir)
     new = old.start()
     oid = org["id"]
     api = {role: login(new.http, email, PW) for role, (email, _) in people.items()}

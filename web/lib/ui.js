@@ -2,11 +2,14 @@
 // HTML strings, so nothing a user typed is ever parsed as markup), forms,
 // tables, dialogs, notices, and the formats of times and numbers.
 
+// A DOM node (an element or a text), as against data to show as text.
+export const isNode = (x) => typeof x === 'object' && x !== null && typeof x.nodeType === 'number';
+
 // h('button.primary', {onclick}, 'Save') — a tag with optional .classes
 // and #id, attributes (on* become listeners), children (strings, nodes,
 // arrays, null).
 export function h(spec, attrs, ...children) {
-  if (attrs === null || typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs)) {
+  if (attrs === null || typeof attrs !== 'object' || isNode(attrs) || Array.isArray(attrs)) {
     children.unshift(attrs);
     attrs = {};
   }
@@ -32,7 +35,7 @@ function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
     if (Array.isArray(c)) append(el, c);
-    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    else el.append(isNode(c) ? c : document.createTextNode(String(c)));
   }
 }
 

@@ -242,7 +242,7 @@ async function edit(view, d) {
     if (!channelCache.has(dev)) channelCache.set(dev, api.all(path`/devices/${dev}/channels`).then((cs) => cs.map((c) => c.name)).catch(() => []));
     return channelCache.get(dev);
   };
-  const deviceOptions = [['', 'Choose a device'], ...devices.map((x) => [x.id, x.name])];
+  const deviceChoices = [['', 'Choose a device'], ...devices.map((x) => [x.id, x.name])];
 
   const nameF = field('Name', 'name', { required: true, value: draft.name });
   input(nameF).addEventListener('input', (e) => { draft.name = e.target.value; });
@@ -264,7 +264,7 @@ async function edit(view, d) {
     });
     input(filterF).addEventListener('input', (e) => { draft.filter = e.target.value; });
     const exF = field('Example device', 'example', {
-      options: deviceOptions, value: draft.example, hint: 'Its channels are offered to the widgets below; it is not saved.',
+      options: deviceChoices, value: draft.example, hint: 'Its channels are offered to the widgets below; it is not saved.',
     });
     input(exF).addEventListener('change', (e) => { draft.example = e.target.value; renderWidgets(); });
     dynBox.append(filterF, exF);
@@ -317,7 +317,7 @@ async function edit(view, d) {
     ];
     if (w.type !== 'map') {
       if (draft.kind !== 'dynamic')
-        parts.push(on(field('Device', `device${i}`, { options: deviceOptions, value: w.device_id || '' }), 'change',
+        parts.push(on(field('Device', `device${i}`, { options: deviceChoices, value: w.device_id || '' }), 'change',
           (v) => { w.device_id = v; renderWidgets(`#we${i} select[name="device${i}"]`); }));
       parts.push(channelPicker(w, i));
       // Only a chart draws a range; the others show the newest readings.

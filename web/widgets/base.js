@@ -4,7 +4,7 @@
 // is the device it shows (a static widget's own, a dynamic view's pick)
 // and ctx.devices the devices the dashboard may show.
 import { get, path, query } from '../lib/api.js';
-import { fmtNumber } from '../lib/ui.js';
+import { fmtNumber, isNode } from '../lib/ui.js';
 
 // Data queries are heavy requests: the server takes 4 at once from one
 // session and answers 429 (retry after a second) to more (docs/api.md). A
@@ -44,7 +44,7 @@ const NS = 'http://www.w3.org/2000/svg';
 export function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) el.setAttribute(k, String(v));
-  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children.flat()) el.append(isNode(c) ? c : document.createTextNode(String(c)));
   return el;
 }
 
