@@ -235,6 +235,11 @@ static void job_end(export_job *ex)
     unwatch(ex);
     api_share_release(ex->app, &ex->share);
     ex->share.held = 0;
+    /* Gone at a stop, an export is cut (no last chunk, nothing unsent
+     * lingered over): it is not whole, and a client that does not read
+     * must not hold the stop. Gone with its client, this does nothing. */
+    if (!ex->ended && ex->gone)
+        http_request_close(ex->req);
     if (!ex->ended)
         http_stream_end(ex->req);
     ex->ended = 1;
