@@ -204,6 +204,7 @@ static void conn_free(sq_conn *c)
     free(c->cache.slots);
     free(c->cache.touched);
     free(c->check);
+    sq_rollup_free(c);
     free(c->gc_ids);
     free(c);
 }

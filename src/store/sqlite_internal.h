@@ -114,7 +114,23 @@
 /* Room for an error message from open, for the log. */
 #define STORE_ERR_MAX 512
 
+/* The width of a rollup (sqlite_rollups.c): readings are summed per
+ * minute of ts beside the raw rows, and a bucketed query whose width is a
+ * whole number of minutes reads those sums instead of every reading. A
+ * minute keeps the raw rows a rollup stands for small enough to sum again
+ * at once when one of them is replaced or deleted. A plain literal: the
+ * migration pastes it into SQL. */
+#define SQ_ROLLUP_MS 60000
+/* (series, minute) sums a writing connection gathers in one transaction
+ * before it writes them out (and starts again): a power of two, filled to
+ * 3/4 (open addressing). About 64 bytes a slot, allocated on the first
+ * write. A commit of SS_COMMIT_READINGS_MAX readings of one reading per
+ * series fills it a few times at most. */
+#define SQ_ROLLUP_SLOTS 4096u
+#define SQ_ROLLUP_FILL_MAX (SQ_ROLLUP_SLOTS / 4u * 3u)
+
 _Static_assert((SERIES_CACHE_SLOTS & (SERIES_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
+_Static_assert((SQ_ROLLUP_SLOTS & (SQ_ROLLUP_SLOTS - 1)) == 0, "rollup slots: a power of two");
 _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
 _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                "usage key lengths are kept in a byte");
@@ -298,7 +314,7 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
     X(PURGE_COUNT, "SELECT count(*) FROM purge_series")                                  \
     X(DEVICE_DEL_SERIES, "DELETE FROM series WHERE device_id = ?1")                      \
     X(DEVICE_DELETE, "DELETE FROM devices WHERE id = ?1")                                \
-    X(SERIES_FIND, "SELECT id FROM series WHERE device_id = ?1 AND channel = ?2")        \
+    X(SERIES_FIND, "SELECT id, last_ts FROM series WHERE device_id = ?1 AND channel = ?2") \
     X(SERIES_COUNT, "SELECT count(*) FROM series WHERE device_id = ?1")                  \
     X(SERIES_INSERT, "INSERT INTO series(id, device_id, channel, last_ts, last_value)"   \
                      " VALUES (1 + max(coalesce((SELECT max(id) FROM series), 0),"       \
@@ -336,6 +352,23 @@ _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                      " ORDER BY ts DESC LIMIT 1")                                        \
     X(SERIES_RESET_LAST, "UPDATE series SET last_ts = ?2, last_value = ?3 WHERE id = ?1") \
     X(SERIES_DELETE, "DELETE FROM series WHERE id = ?1")                                 \
+    X(ROLLUP_ADD, "INSERT INTO rollups(series_id, minute, n, total, lo, hi, first_value,"  \
+                  " last_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"                 \
+                  " ON CONFLICT(series_id, minute) DO UPDATE SET n = n + excluded.n,"    \
+                  " total = total + excluded.total, lo = min(lo, excluded.lo),"          \
+                  " hi = max(hi, excluded.hi), last_value = excluded.last_value")        \
+    X(ROLLUP_PUT, "INSERT OR REPLACE INTO rollups(series_id, minute, n, total, lo, hi,"  \
+                  " first_value, last_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")   \
+    X(ROLLUP_DROP, "DELETE FROM rollups WHERE series_id = ?1"                            \
+                   " AND minute >= ?2 AND minute < ?3")                                  \
+    X(ROLLUP_SCAN_ASC, "SELECT minute, n, total, lo, hi, first_value, last_value"        \
+                       " FROM rollups WHERE series_id = ?1 AND minute >= ?2"             \
+                       " AND minute < ?3 ORDER BY minute ASC")                           \
+    X(ROLLUP_SCAN_DESC, "SELECT minute, n, total, lo, hi, first_value, last_value"       \
+                        " FROM rollups WHERE series_id = ?1 AND minute >= ?2"            \
+                        " AND minute < ?3 ORDER BY minute DESC")                         \
+    X(ROLLUP_PURGE_BELOW, "DELETE FROM rollups WHERE series_id = ?1 AND minute < ?2")    \
+    X(ROLLUP_PURGE_REST, "DELETE FROM rollups WHERE series_id = ?1")                     \
     X(USAGE_BUMP_COUNTS, "UPDATE usage SET messages = messages + ?2,"                    \
                          " readings = readings + ?3 WHERE id = ?1")                      \
     X(USAGE_ADD_COUNTS, "INSERT INTO usage(org_id, hour, protocol, messages, readings)"  \
@@ -534,6 +567,12 @@ typedef struct sq_conn sq_conn;
  * write call for that series (flushed to series.last_* before commit). */
 typedef struct series_slot {
     int64_t series_id;  /* 0: empty (INTEGER PRIMARY KEY ids start at 1) */
+    /* At least the newest ts stored (committed, or written by this
+     * transaction): a reading past it adds to its minute's rollup, one at
+     * or before it may replace a reading, and has the minute summed again.
+     * Too high only costs a sum; never too low (series.last_ts only grows
+     * but by a range delete, which lowers the truth below it). */
+    int64_t known_ts;
     int64_t pend_ts;
     double pend_value;
     uint32_t hash;
@@ -610,12 +649,16 @@ typedef struct held_delete {
     int64_t at;
 } held_delete;
 
+/* The rollups a write transaction adds to (sqlite_rollups.c). */
+typedef struct rollup_acc rollup_acc;
+
 struct sq_conn {
     sqlite3 *db;
     sq_store *owner;
     sqlite3_stmt *stmts[STMT_COUNT];
     series_cache cache;
     channel_check *check;  /* NULL until the first write */
+    rollup_acc *rollups;   /* NULL until the first write */
     usage_agg usage;
     /* Rows written lately, by a hash of their key: the next commit's write
      * to one is an UPDATE by rowid. Emptied when a write is rolled back. */
@@ -698,6 +741,30 @@ int sq_tx_commit(sq_conn *c);
 void sq_tx_rollback(sq_conn *c);
 /* Commits when err is SS_OK, else rolls back; returns the outcome. */
 int sq_tx_end(sq_conn *c, int err);
+
+/* ---- per-minute rollups (sqlite_rollups.c) ------------------------------- */
+
+/* Adds a reading just written to s's series to its minute's rollup, in
+ * memory until sq_rollup_flush (or a full table) writes it; moves
+ * s->known_ts. Inside the write transaction. */
+int sq_rollup_note(sq_conn *c, series_slot *s, const ss_reading *r);
+/* Writes what sq_rollup_note gathered: before the commit. */
+int sq_rollup_flush(sq_conn *c);
+/* Writes it out early when the table nears full: called between two
+ * statements, when no noted reading waits in a half-bound one. */
+int sq_rollup_spill(sq_conn *c);
+/* Forgets it: the transaction was rolled back. */
+void sq_rollup_discard(sq_conn *c);
+void sq_rollup_free(sq_conn *c);
+/* Readings of the series in [from, to) were deleted: their minutes'
+ * rollups are dropped, and the two at the edges summed again from what is
+ * left. Inside the deleting transaction. */
+int sq_rollup_deleted(sq_conn *c, int64_t series_id, int64_t from, int64_t to);
+/* store_series_table.query_buckets over one series: rollups for the whole
+ * minutes of a range when every_ms is a whole number of them, the raw
+ * readings for the rest. */
+int sq_rollup_query(sq_conn *c, int64_t series_id, const store_query *q, int64_t every_ms,
+                    store_agg fn, store_point_cb cb, void *ctx);
 
 /* Checks a session record before it is written (sqlite_usage.c). */
 int sq_acct_check(const store_acct_session *s);

@@ -358,6 +358,29 @@ static const char *const migrations[] = {
     "DROP TABLE invitations;"
     "ALTER TABLE invitations_v11 RENAME TO invitations;"
     "CREATE INDEX invitations_by_user ON invitations(user_id, created_at);",
+
+    /* 12: per-minute rollups of the readings (sqlite_rollups.c), read by
+     * bucketed queries a whole number of minutes wide; summed here from
+     * the readings already stored. A minute's first and last values are
+     * those of its earliest and latest ts. */
+    "CREATE TABLE rollups ("
+    "  series_id INTEGER NOT NULL,"
+    "  minute INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  total REAL NOT NULL,"
+    "  lo REAL NOT NULL,"
+    "  hi REAL NOT NULL,"
+    "  first_value REAL NOT NULL,"
+    "  last_value REAL NOT NULL,"
+    "  PRIMARY KEY (series_id, minute)"
+    ") WITHOUT ROWID, STRICT;"
+    "INSERT INTO rollups(series_id, minute, n, total, lo, hi, first_value, last_value)"
+    " SELECT g.series_id, g.minute, g.n, g.total, g.lo, g.hi,"
+    "  (SELECT value FROM readings r WHERE r.series_id = g.series_id AND r.ts = g.t0),"
+    "  (SELECT value FROM readings r WHERE r.series_id = g.series_id AND r.ts = g.t1)"
+    " FROM (SELECT series_id, ts - ts % " STR(SQ_ROLLUP_MS) " AS minute, count(*) AS n,"
+    "  sum(value) AS total, min(value) AS lo, max(value) AS hi, min(ts) AS t0,"
+    "  max(ts) AS t1 FROM readings GROUP BY series_id, minute) g;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))

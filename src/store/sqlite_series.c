@@ -48,7 +48,7 @@ static int purge_exec(sq_conn *c, stmt_id id, int64_t series_id, int64_t ts, siz
     if (err)
         return err;
     int rc = sqlite3_bind_int64(st, 1, series_id);
-    if (id == STMT_PURGE_BELOW)
+    if (id == STMT_PURGE_BELOW || id == STMT_ROLLUP_PURGE_BELOW)
         rc |= sqlite3_bind_int64(st, 2, ts);
     err = sq_bind_check(c, id, rc);
     if (!err)
@@ -64,11 +64,17 @@ static int purge_series_chunk(sq_conn *c, int64_t series_id, size_t budget, size
 {
     int64_t bound = 0;
     int err = purge_bound(c, series_id, budget, &bound);
-    if (err == SS_OK)
-        return purge_exec(c, STMT_PURGE_BELOW, series_id, bound, deleted);
+    if (err == SS_OK) {
+        /* The series is gone from every query: a minute half purged may
+         * keep its stale rollup until the rest goes. */
+        err = purge_exec(c, STMT_PURGE_BELOW, series_id, bound, deleted);
+        return err ? err : purge_exec(c, STMT_ROLLUP_PURGE_BELOW, series_id, bound, NULL);
+    }
     if (err != SS_NOT_FOUND)
         return err;
     err = purge_exec(c, STMT_PURGE_REST, series_id, 0, deleted);
+    if (!err)
+        err = purge_exec(c, STMT_ROLLUP_PURGE_REST, series_id, 0, NULL);
     return err ? err : purge_exec(c, STMT_PURGE_DONE, series_id, 0, NULL);
 }
 
@@ -245,7 +251,8 @@ static int series_flush(sq_conn *c)
     return SS_OK;
 }
 
-static int series_find(sq_conn *c, const series_key *k, int64_t *out)
+/* OUT the series' id and its newest ts stored (last_ts may be NULL). */
+static int series_find(sq_conn *c, const series_key *k, int64_t *out, int64_t *last_ts)
 {
     sqlite3_stmt *st = NULL;
     int err = sq_stmt_get(c, STMT_SERIES_FIND, &st);
@@ -255,9 +262,14 @@ static int series_find(sq_conn *c, const series_key *k, int64_t *out)
         sq_bind_check(c, STMT_SERIES_FIND,
                       sqlite3_bind_text(st, 1, k->device_id, (int)k->device_len, SQLITE_STATIC) |
                           sqlite3_bind_text(st, 2, k->channel, (int)k->channel_len, SQLITE_STATIC));
-    if (err)
-        return err;
-    err = sq_step_int64(c, STMT_SERIES_FIND, out);
+    if (!err)
+        err = sq_step_row(c, STMT_SERIES_FIND);
+    if (!err) {
+        *out = sqlite3_column_int64(st, 0);
+        if (last_ts)
+            *last_ts = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
     return err;
 }
 
@@ -281,9 +293,10 @@ static int series_insert(sq_conn *c, const series_key *k, const ss_reading *r, i
     return err;
 }
 
-static void slot_fill(series_slot *s, const series_key *k, int64_t series_id)
+static void slot_fill(series_slot *s, const series_key *k, int64_t series_id, int64_t known_ts)
 {
     s->series_id = series_id;
+    s->known_ts = known_ts;
     s->hash = k->hash;
     s->pending = 0;
     s->channel_len = (uint8_t)k->channel_len;
@@ -311,13 +324,13 @@ static int series_resolve(sq_conn *c, const series_key *k, const ss_reading *r, 
         cache_clear(sc);
         s = cache_probe(sc, k);
     }
-    int64_t id = 0;
-    int err = series_find(c, k, &id);
+    int64_t id = 0, known_ts = 0; /* a new series has no reading stored yet */
+    int err = series_find(c, k, &id, &known_ts);
     if (err == SS_NOT_FOUND)
         err = series_insert(c, k, r, &id);
     if (err)
         return err;
-    slot_fill(s, k, id);
+    slot_fill(s, k, id, known_ts);
     sc->used++;
     *out = s;
     return SS_OK;
@@ -379,8 +392,8 @@ static int series_known(sq_conn *c, const series_key *k, int *known)
     *known = 1;
     if (s->series_id != 0)
         return SS_OK;
-    int64_t id = 0;
-    int err = series_find(c, k, &id);
+    int64_t id = 0, known_ts = 0;
+    int err = series_find(c, k, &id, &known_ts);
     if (err == SS_NOT_FOUND)
         *known = 0;
     if (err)
@@ -392,7 +405,7 @@ static int series_known(sq_conn *c, const series_key *k, int *known)
         cache_clear(sc);
         s = cache_probe(sc, k);
     }
-    slot_fill(s, k, id);
+    slot_fill(s, k, id, known_ts);
     sc->used++;
     return SS_OK;
 }
@@ -474,6 +487,10 @@ static int write_group(sq_conn *c, sqlite3_stmt *ins, const store_batch *b, seri
             err = series_resolve(c, k, r, &s);
         if (!err)
             err = reading_insert(c, ins, s->series_id, r);
+        if (!err)
+            err = sq_rollup_note(c, s, r);
+        if (!err)
+            err = sq_rollup_spill(c);
         if (err)
             return err;
         series_note(&c->cache, s, r);
@@ -513,14 +530,22 @@ static int write_group_rows(sq_conn *c, sqlite3_stmt *ins, const store_batch *b,
             if (err)
                 break;
         }
+        /* Noted when bound: a spill waits for the statement to run. */
+        err = sq_rollup_note(c, s, r);
+        if (err)
+            break;
         if (i >= full) {
             err = reading_insert(c, ins, s->series_id, r);
+            if (!err)
+                err = sq_rollup_spill(c);
         } else {
             bound |= rows_bind(rows, row++, s->series_id, r);
             if (row == SQ_UPSERT_ROWS) {
                 err = sq_bind_check(c, STMT_READING_UPSERT_ROWS, bound);
                 if (!err)
                     err = sq_step_done(c, STMT_READING_UPSERT_ROWS);
+                if (!err)
+                    err = sq_rollup_spill(c);
                 row = 0;
                 bound = SQLITE_OK;
             }
@@ -816,12 +841,15 @@ static int sq_write_batches(store_engine_conn *ec, const store_batch *batches, s
     if (!err)
         err = acct_sums_flush(c, &sums);
     if (!err)
+        err = sq_rollup_flush(c);
+    if (!err)
         err = series_flush(c);
     if (!err)
         err = usage_flush(c);
     c->usage.used = 0; /* a failed call leaves no sums for the next */
     err = sq_tx_end(c, err);
     if (err) {
+        sq_rollup_discard(c);
         cache_clear(&c->cache);
         memset(c->usage_ids, 0, sizeof c->usage_ids);
     }
@@ -840,7 +868,7 @@ static int query_series(sq_conn *c, const store_query *q, int64_t *out)
         return SS_NOT_FOUND;
     series_key k = {
         .device_id = q->device_id, .device_len = dlen, .channel = q->channel, .channel_len = clen};
-    return series_find(c, &k, out);
+    return series_find(c, &k, out, NULL);
 }
 
 /* Steps a query of (ts, value) rows into the callback. */
@@ -887,106 +915,17 @@ static int sq_query_points(store_engine_conn *ec, const store_query *q, store_po
     return err == SS_NOT_FOUND ? SS_OK : err;
 }
 
-/* One bucket being gathered while the readings of a range stream by in
- * ts order (desc when asked). SQL's GROUP BY ts - ts % every cannot know
- * the bucket grows with ts, so it sorts every row of the range in a temp
- * B-tree; a scan of the primary key (series_id, ts) meets each bucket's
- * readings together, in order, and needs no sort. */
-typedef struct bucket_acc {
-    store_agg fn;
-    int desc;
-    int64_t every;
-    int64_t start;      /* ts - ts % every: ts >= SS_TS_MIN_MS > 0, never negative */
-    int64_t n;          /* readings in the bucket; 0: none yet */
-    long double sum;    /* wider than the values, so that the order of the
-                         * scan does not change avg or sum */
-    double pick;        /* min, max, first or last so far */
-} bucket_acc;
-
-static void bucket_add(bucket_acc *a, double v)
-{
-    int none = a->n == 0;
-    a->n++;
-    switch (a->fn) {
-    case STORE_AGG_AVG:
-    case STORE_AGG_SUM:
-        a->sum += v;
-        break;
-    case STORE_AGG_MIN:
-        if (none || v < a->pick)
-            a->pick = v;
-        break;
-    case STORE_AGG_MAX:
-        if (none || v > a->pick)
-            a->pick = v;
-        break;
-    case STORE_AGG_FIRST: /* a desc scan meets the earliest reading last */
-        if (none || a->desc)
-            a->pick = v;
-        break;
-    case STORE_AGG_LAST:
-        if (none || !a->desc)
-            a->pick = v;
-        break;
-    case STORE_AGG_COUNT:
-        break;
-    }
-}
-
-static double bucket_value(const bucket_acc *a)
-{
-    switch (a->fn) {
-    case STORE_AGG_AVG:
-        return (double)(a->sum / (long double)a->n);
-    case STORE_AGG_SUM:
-        return (double)a->sum;
-    case STORE_AGG_COUNT:
-        return (double)a->n;
-    default:
-        return a->pick;
-    }
-}
-
-/* Steps the ordered (ts, value) rows of id into buckets; each bucket goes
- * to cb once its last reading is seen, at most `limit` of them. */
-static int bucket_rows(sq_conn *c, stmt_id id, bucket_acc *a, size_t limit, store_point_cb cb,
-                       void *ctx)
-{
-    sqlite3_stmt *st = c->stmts[id];
-    size_t sent = 0;
-    int stop = 0;
-    int rc = SQLITE_DONE;
-    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t ts = sqlite3_column_int64(st, 0);
-        if (a->n > 0 && (ts < a->start || ts - a->start >= a->every)) {
-            stop = cb(ctx, a->start, bucket_value(a)) != 0 || ++sent >= limit;
-            a->n = 0;
-            a->sum = 0;
-        }
-        if (a->n == 0) /* a division per bucket rather than per reading */
-            a->start = ts - ts % a->every;
-        bucket_add(a, sqlite3_column_double(st, 1));
-    }
-    if (stop)
-        rc = SQLITE_DONE;
-    else if (rc == SQLITE_DONE && a->n > 0)
-        cb(ctx, a->start, bucket_value(a));
-    return sq_rows_end(c, id, rc);
-}
-
 static int sq_query_buckets(store_engine_conn *ec, const store_query *q, int64_t every_ms,
                             store_agg fn, store_point_cb cb, void *ctx)
 {
     sq_conn *c = sq_conn_of(ec);
     if (every_ms <= 0 || (int)fn < (int)STORE_AGG_AVG || (int)fn > (int)STORE_AGG_LAST)
         return SS_INVAL;
-    stmt_id id = q->desc ? STMT_SCAN_DESC : STMT_SCAN_ASC;
-    sqlite3_stmt *st = NULL;
-    int err = range_stmt(c, q, id, &st);
+    int64_t series_id;
+    int err = query_series(c, q, &series_id);
     if (err)
         return err == SS_NOT_FOUND ? SS_OK : err;
-    bucket_acc a = {.fn = fn, .desc = q->desc, .every = every_ms};
-    return bucket_rows(c, id, &a, q->limit, cb, ctx);
+    return sq_rollup_query(c, series_id, q, every_ms, fn, cb, ctx);
 }
 
 /* ---- channels --------------------------------------------------------------------- */
@@ -1294,6 +1233,8 @@ static int range_series_chunk(sq_conn *c, int64_t series_id, const store_range *
         err = sq_step_done(c, STMT_RANGE_DELETE);
     if (!err)
         *deleted = (size_t)sqlite3_changes(c->db);
+    if (!err && *deleted > 0)
+        err = sq_rollup_deleted(c, series_id, r->from, end);
     return err;
 }
 

@@ -357,6 +357,7 @@ def test_live_channel_filter(srv):
 # is put back in that shape, tables and numbers, and marked as migrated up
 # to 10; the next start must migrate it again.
 REWIND_TO_10 = """
+DROP TABLE rollups;
 ALTER TABLE memberships RENAME TO memberships_now;
 CREATE TABLE memberships (
   org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
@@ -388,7 +389,8 @@ PRAGMA user_version = 10;
 def rewind_to_before_dashboard_role(data_dir):
     db = sqlite3.connect(os.path.join(data_dir, "sensorspace.db"), isolation_level=None)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 11
+        # Migration 12 (rollups) is undone first, then 11.
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
         db.execute("PRAGMA foreign_keys = OFF")
         db.executescript(REWIND_TO_10)
         assert db.execute("SELECT max(role) FROM memberships").fetchone()[0] == 4

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1671,6 +1672,247 @@ static void test_migrate_from_version_3_keeps_usage(void **state)
                                   NULL, NULL, NULL), SQLITE_CONSTRAINT_UNIQUE);
 }
 
+/* ---- per-minute rollups ------------------------------------------------------- */
+
+/* Rollup rows that differ from the sums of the readings as they stand
+ * (sum to a relative 1e-9: the rollups add per minute), plus rows of
+ * minutes without readings: 0 when the rollups follow the readings. */
+static int64_t rollups_off(store_conn *c)
+{
+    return q_int(c,
+                 "WITH g AS (SELECT series_id, ts - ts % " STR(SQ_ROLLUP_MS) " AS minute,"
+                 " count(*) AS n, sum(value) AS total, min(value) AS lo, max(value) AS hi,"
+                 " min(ts) AS t0, max(ts) AS t1 FROM readings GROUP BY 1, 2),"
+                 " want AS (SELECT g.*, r0.value AS fv, r1.value AS lv FROM g"
+                 " JOIN readings r0 ON r0.series_id = g.series_id AND r0.ts = g.t0"
+                 " JOIN readings r1 ON r1.series_id = g.series_id AND r1.ts = g.t1)"
+                 " SELECT (SELECT count(*) FROM want w LEFT JOIN rollups u"
+                 " ON u.series_id = w.series_id AND u.minute = w.minute WHERE u.n IS NULL"
+                 " OR u.n <> w.n OR abs(u.total - w.total) > 1e-9 * (1 + abs(w.total))"
+                 " OR u.lo <> w.lo OR u.hi <> w.hi OR u.first_value <> w.fv"
+                 " OR u.last_value <> w.lv)"
+                 " + (SELECT count(*) FROM rollups) - (SELECT count(*) FROM want)");
+}
+
+/* Writes n readings of channel ch to device dev, plain or bulk. */
+static void write_run(store_conn *c, unsigned dev, const ss_reading *rs, size_t n, int bulk)
+{
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, dev);
+    store_batch b = {.device_id = id, .org_id = "", .readings = rs, .len = n, .bulk = bulk};
+    assert_int_equal(store_write_batches(c, &b, 1), SS_OK);
+}
+
+/* Every way a reading is written keeps its minute's rollup equal to the
+ * readings': in order, older than the stored ones, a ts again (in one
+ * statement, one call, and a later call), more minutes in one call than
+ * the connection gathers before writing them out, plain and bulk. */
+static void test_rollups_follow_every_write(void **state)
+{
+    fx *f = *state;
+    enum { MINUTES = 3 * SQ_ROLLUP_SLOTS / 2, N = 4 * MINUTES };
+    add_org_and_device(f->c, 1);
+    add_org_and_device(f->c, 2);
+    ss_reading *rs = calloc(N, sizeof *rs);
+    assert_non_null(rs);
+    for (int bulk = 0; bulk <= 1; bulk++) {
+        unsigned dev = 1 + (unsigned)bulk;
+        /* In order: four readings a minute, two channels. */
+        for (int i = 0; i < N; i++)
+            rs[i] = rd(i % 2 ? "a" : "b", BASE + (int64_t)i * 15000, i * 0.25);
+        write_run(f->c, dev, rs, N, bulk);
+        assert_int_equal(rollups_off(f->c), 0);
+        /* Again, later, with some of the same ts mixed in (replaced). */
+        for (int i = 0; i < N; i++) {
+            int64_t ts = BASE + (int64_t)N * 15000 + (int64_t)i * 7000;
+            rs[i] = rd("a", i % 5 == 4 ? ts - 7000 : ts, -i * 0.5);
+        }
+        write_run(f->c, dev, rs, N, bulk);
+        assert_int_equal(rollups_off(f->c), 0);
+        /* Older than everything stored, between stored ones, and stored ts
+         * replaced, across many minutes in one call. */
+        for (int i = 0; i < N; i++)
+            rs[i] = rd("b", BASE - 3 * MINUTE + (int64_t)i * 11003, 1e6 - i);
+        write_run(f->c, dev, rs, N, bulk);
+        assert_int_equal(rollups_off(f->c), 0);
+        /* One reading: a replaced one only, then a new one. */
+        rs[0] = rd("a", BASE + 15000, 42);
+        write_run(f->c, dev, rs, 1, bulk);
+        rs[0] = rd("a", BASE + (int64_t)N * 60000, 43);
+        write_run(f->c, dev, rs, 1, bulk);
+        assert_int_equal(rollups_off(f->c), 0);
+    }
+    assert_true(q_int(f->c, "SELECT count(*) FROM rollups") > MINUTES);
+    free(rs);
+}
+
+/* A range delete in small steps drops the minutes it covers and sums the
+ * ones at its edges again; a purged device leaves no rollup. */
+static void test_rollups_follow_deletes_and_the_purge(void **state)
+{
+    fx *f = *state;
+    enum { N = 2000 };
+    add_org_and_device(f->c, 1);
+    ss_reading *rs = calloc(N, sizeof *rs);
+    assert_non_null(rs);
+    for (int i = 0; i < N; i++)
+        rs[i] = rd(i % 3 ? "a" : "b", BASE + (int64_t)i * 1700, (i * 37) % 101);
+    write_run(f->c, 1, rs, N, 0);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    store_range r = {.device_id = id, .channel = NULL, .from = BASE + 61234, .to = BASE + 999999};
+    size_t deleted = 0, total = 0;
+    int more = 1;
+    while (more) {
+        assert_int_equal(store_delete_readings(f->c, &r, 97, &deleted, &more), SS_OK);
+        total += deleted;
+        assert_int_equal(rollups_off(f->c), 0);
+    }
+    assert_true(total > 500);
+    /* One reading inside a minute (i = 601: channel a, 1,021,700 ms in). */
+    r = (store_range){.device_id = id, .channel = "a", .from = BASE + 1021700,
+                      .to = BASE + 1021701};
+    assert_int_equal(store_delete_readings(f->c, &r, 10, &deleted, &more), SS_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(rollups_off(f->c), 0);
+    assert_int_equal(store_device_delete(f->c, id), SS_OK);
+    purge_all(f->c, 333);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM rollups"), 0);
+    free(rs);
+}
+
+typedef struct bucket_list {
+    size_t n;
+    int64_t ts[4096];
+    double v[4096];
+} bucket_list;
+
+static int bucket_cb(void *ctx, int64_t ts, double v)
+{
+    bucket_list *l = ctx;
+    assert_true(l->n < 4096);
+    l->ts[l->n] = ts;
+    l->v[l->n++] = v;
+    return 0;
+}
+
+/* The buckets of [from, to) computed here from the raw points. */
+static void buckets_by_hand(store_conn *c, const store_query *q, int64_t every, store_agg fn,
+                            bucket_list *out)
+{
+    static bucket_list pts;
+    pts.n = 0;
+    store_query all = *q;
+    all.desc = 0;
+    all.limit = 4096;
+    assert_int_equal(store_query_points(c, &all, bucket_cb, &pts), SS_OK);
+    assert_true(pts.n < 4096);
+    out->n = 0;
+    for (size_t i = 0; i < pts.n;) {
+        int64_t start = pts.ts[i] - pts.ts[i] % every;
+        long double sum = 0;
+        double lo = pts.v[i], hi = pts.v[i], first = pts.v[i], last = pts.v[i];
+        size_t n = 0;
+        for (; i < pts.n && pts.ts[i] - start < every; i++, n++) {
+            sum += pts.v[i];
+            lo = pts.v[i] < lo ? pts.v[i] : lo;
+            hi = pts.v[i] > hi ? pts.v[i] : hi;
+            last = pts.v[i];
+        }
+        double v = fn == STORE_AGG_AVG ? (double)(sum / n) : fn == STORE_AGG_SUM ? (double)sum
+                 : fn == STORE_AGG_COUNT ? (double)n : fn == STORE_AGG_MIN ? lo
+                 : fn == STORE_AGG_MAX ? hi : fn == STORE_AGG_FIRST ? first : last;
+        out->ts[out->n] = start;
+        out->v[out->n++] = v;
+    }
+}
+
+/* A bucketed query a whole number of minutes wide answers what the raw
+ * readings do, over a range that starts and ends inside a minute, every
+ * fn, both orders, and a limit; and it reads the rollups (a rollup changed
+ * behind the store's back shows in its answer, not in a width of 90 s). */
+static void test_bucketed_query_reads_rollups_as_the_readings(void **state)
+{
+    fx *f = *state;
+    enum { N = 3000 };
+    add_org_and_device(f->c, 1);
+    ss_reading *rs = calloc(N, sizeof *rs);
+    assert_non_null(rs);
+    for (int i = 0; i < N; i++)
+        rs[i] = rd("v", BASE + (int64_t)i * 1300 + (i % 7) * 100, ((i * 7919) % 1000) / 8.0);
+    write_run(f->c, 1, rs, N, 1);
+    char id[SS_ID_LEN + 1];
+    make_id(id, TAG_DEVICE, 1);
+    static bucket_list got, want;
+    for (int fn = STORE_AGG_AVG; fn <= STORE_AGG_LAST; fn++) {
+        for (int desc = 0; desc <= 1; desc++) {
+            store_query q = {.device_id = id, .channel = "v", .from = BASE + 45678,
+                             .to = BASE + (int64_t)N * 1300 - 34567, .limit = 4096,
+                             .desc = desc};
+            got.n = 0;
+            assert_int_equal(store_query_buckets(f->c, &q, 3 * MINUTE, fn, bucket_cb, &got),
+                             SS_OK);
+            buckets_by_hand(f->c, &q, 3 * MINUTE, fn, &want);
+            assert_int_equal(got.n, want.n);
+            for (size_t i = 0; i < want.n; i++) {
+                size_t j = desc ? want.n - 1 - i : i;
+                assert_int_equal(got.ts[i], want.ts[j]);
+                assert_true(fabs(got.v[i] - want.v[j]) <= 1e-9 * (1 + fabs(want.v[j])));
+            }
+            q.limit = 5;
+            got.n = 0;
+            assert_int_equal(store_query_buckets(f->c, &q, 3 * MINUTE, fn, bucket_cb, &got),
+                             SS_OK);
+            assert_int_equal(got.n, 5);
+        }
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE rollups SET hi = 1e9 WHERE minute = %lld",
+             (long long)(BASE + 10 * MINUTE));
+    exec_raw(f->c, sql);
+    store_query q = {.device_id = id, .channel = "v", .from = BASE, .to = BASE + 20 * MINUTE,
+                     .limit = 100};
+    got.n = 0;
+    assert_int_equal(store_query_buckets(f->c, &q, 2 * MINUTE, STORE_AGG_MAX, bucket_cb, &got),
+                     SS_OK);
+    size_t changed = 0;
+    for (size_t i = 0; i < got.n; i++) {
+        int holds = got.ts[i] <= BASE + 10 * MINUTE && BASE + 10 * MINUTE < got.ts[i] + 2 * MINUTE;
+        assert_true(holds ? got.v[i] == 1e9 : got.v[i] < 1e9);
+        changed += holds;
+    }
+    assert_int_equal(changed, 1);
+    got.n = 0;
+    assert_int_equal(store_query_buckets(f->c, &q, 90000, STORE_AGG_MAX, bucket_cb, &got), SS_OK);
+    for (size_t i = 0; i < got.n; i++)
+        assert_true(got.v[i] < 1e9);
+    free(rs);
+}
+
+/* Readings stored before the rollups existed are summed by the migration. */
+static void test_migrate_from_version_11_sums_the_readings(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db_path, &db), SQLITE_OK);
+    char why[256] = "";
+    assert_int_equal(store_sqlite_migrate_to(db, 11, why, sizeof why), SS_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO readings VALUES (1, 60000000, 1),"
+                                      " (1, 60000001, 3), (1, 60059999, -2), (1, 60060000, 7),"
+                                      " (2, 60000500, 5)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(fx_open(f, STORE_DURABILITY_NORMAL), SS_OK);
+    assert_int_equal(q_int(f->c, "SELECT count(*) FROM rollups"), 3);
+    assert_int_equal(q_int(f->c, "SELECT n * 1000000 + total * 1000 + (lo + 10) * 100"
+                                 " + (hi * 10) + first_value FROM rollups"
+                                 " WHERE series_id = 1 AND minute = 60000000"),
+                     3 * 1000000 + 2 * 1000 + 8 * 100 + 30 + 1);
+    assert_int_equal(q_int(f->c, "SELECT last_value FROM rollups WHERE series_id = 1"
+                                 " AND minute = 60000000"), -2);
+    assert_int_equal(rollups_off(f->c), 0);
+}
+
 /* max_devices counts the devices of the org's whole subtree, and is
  * checked by the create itself, so no two creates can pass it together. */
 /* The plan of a statement, every row's detail joined. */
@@ -1768,6 +2010,10 @@ int main(void)
         T(test_write_all_or_nothing_with_unknown_device),
         T(test_write_disk_full_is_full_and_leaves_nothing),
         T(test_write_more_series_than_cache_holds),
+        T(test_rollups_follow_every_write),
+        T(test_rollups_follow_deletes_and_the_purge),
+        T(test_bucketed_query_reads_rollups_as_the_readings),
+        TB(test_migrate_from_version_11_sums_the_readings),
         T(test_bulk_write_stores_what_the_plain_write_does),
         T(test_write_refuses_groups_past_the_channel_limit),
         T(test_concurrent_writers_never_surface_busy),
