@@ -588,6 +588,7 @@ typedef struct series_cache {
     size_t used;
     size_t ntouched;
     uint64_t generation;   /* the store's device generation the slots belong to */
+    uint64_t writes_seen;  /* the store's reading writes, as of this cache's last */
 } series_cache;
 
 /* The channel check of one batch (SS_DEVICE_CHANNELS_MAX): the channels
@@ -688,6 +689,11 @@ struct sq_store {
      * deleted by another connection (readings have no foreign key that
      * would catch such a write). */
     atomic_uint_fast64_t device_generation;
+    /* Bumped by every committed write of readings, under the write lock. A
+     * writer that finds it moved by another connection since its own last
+     * drops its cache: the slots' known_ts (sqlite_rollups.c) must never be
+     * behind what is stored. One writer (the ingest queue's) never does. */
+    atomic_uint_fast64_t reading_writes;
     /* The disk is full: the last write met SQLITE_FULL (cleared by a
      * commit that succeeds). */
     atomic_int full;

@@ -185,10 +185,12 @@ static int write_scratch_ready(sq_conn *c)
 static void cache_sync_generation(sq_conn *c)
 {
     uint64_t gen = atomic_load(&c->owner->device_generation);
-    if (gen == c->cache.generation)
+    uint64_t writes = atomic_load(&c->owner->reading_writes);
+    if (gen == c->cache.generation && writes == c->cache.writes_seen)
         return;
     cache_clear(&c->cache);
     c->cache.generation = gen;
+    c->cache.writes_seen = writes;
 }
 
 /* FNV-1a: short keys, no adversary able to choose them beyond their own
@@ -847,6 +849,8 @@ static int sq_write_batches(store_engine_conn *ec, const store_batch *batches, s
     if (!err)
         err = usage_flush(c);
     c->usage.used = 0; /* a failed call leaves no sums for the next */
+    if (!err) /* still under the write lock; undone below if the commit fails */
+        c->cache.writes_seen = atomic_fetch_add(&c->owner->reading_writes, 1) + 1;
     err = sq_tx_end(c, err);
     if (err) {
         sq_rollup_discard(c);

@@ -1746,6 +1746,28 @@ static void test_rollups_follow_every_write(void **state)
     free(rs);
 }
 
+/* Two connections writing one series in turn: each sees the other's
+ * readings as stored, so one sent again by the other is a replacement,
+ * not a reading to add. */
+static void test_rollups_with_two_writers(void **state)
+{
+    fx *f = *state;
+    store_conn *other = NULL;
+    assert_int_equal(store_conn_acquire(f->s, &other), SS_OK);
+    add_org_and_device(f->c, 1);
+    ss_reading r = rd("v", BASE, 1);
+    write_run(f->c, 1, &r, 1, 0);
+    r = rd("v", BASE + 1000, 2);
+    write_run(other, 1, &r, 1, 0);
+    r = rd("v", BASE + 1000, 5); /* the other's ts, newer than this one's last */
+    write_run(f->c, 1, &r, 1, 0);
+    r = rd("v", BASE + 2000, 7);
+    write_run(other, 1, &r, 1, 0);
+    assert_int_equal(rollups_off(f->c), 0);
+    assert_int_equal(q_int(f->c, "SELECT n * 100 + total FROM rollups"), 3 * 100 + 13);
+    store_conn_release(f->s, other);
+}
+
 /* A range delete in small steps drops the minutes it covers and sums the
  * ones at its edges again; a purged device leaves no rollup. */
 static void test_rollups_follow_deletes_and_the_purge(void **state)
@@ -2011,6 +2033,7 @@ int main(void)
         T(test_write_disk_full_is_full_and_leaves_nothing),
         T(test_write_more_series_than_cache_holds),
         T(test_rollups_follow_every_write),
+        T(test_rollups_with_two_writers),
         T(test_rollups_follow_deletes_and_the_purge),
         T(test_bucketed_query_reads_rollups_as_the_readings),
         TB(test_migrate_from_version_11_sums_the_readings),
