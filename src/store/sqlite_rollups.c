@@ -56,6 +56,13 @@ static int64_t minute_of(int64_t ts)
     return ts - ts % SQ_ROLLUP_MS;  /* ts >= SS_TS_MIN_MS > 0 */
 }
 
+/* The end of the minute starting at m (exclusive), saturated: a range
+ * may end at the largest ts (a delete of all). */
+static int64_t minute_end(int64_t m)
+{
+    return m > INT64_MAX - SQ_ROLLUP_MS ? INT64_MAX : m + SQ_ROLLUP_MS;
+}
+
 static void sums_one(rollup_sums *s, double v)
 {
     *s = (rollup_sums){.n = 1, .total = v, .lo = v, .hi = v, .first = v, .last = v};
@@ -165,7 +172,7 @@ static int range_bind(sq_conn *c, stmt_id id, int64_t series_id, int64_t from, i
 /* The minute's row from its readings as they stand; none left, no row. */
 static int rollup_resum(sq_conn *c, int64_t series_id, int64_t minute)
 {
-    int err = range_bind(c, STMT_SCAN_ASC, series_id, minute, minute + SQ_ROLLUP_MS);
+    int err = range_bind(c, STMT_SCAN_ASC, series_id, minute, minute_end(minute));
     if (err)
         return err;
     sqlite3_stmt *st = c->stmts[STMT_SCAN_ASC];
@@ -180,7 +187,7 @@ static int rollup_resum(sq_conn *c, int64_t series_id, int64_t minute)
     if (err)
         return err;
     if (sums.n == 0) {
-        err = range_bind(c, STMT_ROLLUP_DROP, series_id, minute, minute + SQ_ROLLUP_MS);
+        err = range_bind(c, STMT_ROLLUP_DROP, series_id, minute, minute_end(minute));
         return err ? err : sq_step_done(c, STMT_ROLLUP_DROP);
     }
     err = sums_bind(c, STMT_ROLLUP_PUT, series_id, minute, &sums);
@@ -233,7 +240,7 @@ int sq_rollup_deleted(sq_conn *c, int64_t series_id, int64_t from, int64_t to)
     if (from >= to)
         return SS_OK;
     int64_t first = minute_of(from), last = minute_of(to - 1);
-    int err = range_bind(c, STMT_ROLLUP_DROP, series_id, first, last + SQ_ROLLUP_MS);
+    int err = range_bind(c, STMT_ROLLUP_DROP, series_id, first, minute_end(last));
     if (!err)
         err = sq_step_done(c, STMT_ROLLUP_DROP);
     if (!err)

@@ -1797,6 +1797,11 @@ static void test_rollups_follow_deletes_and_the_purge(void **state)
     assert_int_equal(store_delete_readings(f->c, &r, 10, &deleted, &more), SS_OK);
     assert_int_equal(deleted, 1);
     assert_int_equal(rollups_off(f->c), 0);
+    /* All of one channel: the range ends at the largest ts. */
+    r = (store_range){.device_id = id, .channel = "b", .from = 0, .to = INT64_MAX};
+    for (more = 1; more;)
+        assert_int_equal(store_delete_readings(f->c, &r, 1000, &deleted, &more), SS_OK);
+    assert_int_equal(rollups_off(f->c), 0);
     assert_int_equal(store_device_delete(f->c, id), SS_OK);
     purge_all(f->c, 333);
     assert_int_equal(q_int(f->c, "SELECT count(*) FROM rollups"), 0);
