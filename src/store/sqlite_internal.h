@@ -123,9 +123,9 @@
 #define SQ_ROLLUP_MS 60000
 /* (series, minute) sums a writing connection gathers in one transaction
  * before it writes them out (and starts again): a power of two, filled to
- * 3/4 (open addressing). About 64 bytes a slot, allocated on the first
- * write. A commit of SS_COMMIT_READINGS_MAX readings of one reading per
- * series fills it a few times at most. */
+ * 3/4 (open addressing). 96 bytes a slot (a long double sum), 384 KiB per
+ * writing connection, allocated on its first write. A commit of one
+ * reading for each of many series writes them out every 3,008 series. */
 #define SQ_ROLLUP_SLOTS 4096u
 #define SQ_ROLLUP_FILL_MAX (SQ_ROLLUP_SLOTS / 4u * 3u)
 
