@@ -337,9 +337,36 @@ static int bucket_readings(sq_conn *c, bucket_run *b, int64_t series_id, int64_t
     return sq_rows_end(c, id, b->stop ? SQLITE_DONE : rc);
 }
 
+/* The rollup scan of fn's sum, in the run's order. */
+static stmt_id rollup_scan(const bucket_run *b)
+{
+    static const stmt_id asc[] = {
+        [STORE_AGG_AVG] = STMT_ROLLUP_TOTAL_ASC, [STORE_AGG_SUM] = STMT_ROLLUP_TOTAL_ASC,
+        [STORE_AGG_COUNT] = STMT_ROLLUP_TOTAL_ASC, [STORE_AGG_MIN] = STMT_ROLLUP_LO_ASC,
+        [STORE_AGG_MAX] = STMT_ROLLUP_HI_ASC, [STORE_AGG_FIRST] = STMT_ROLLUP_FIRST_ASC,
+        [STORE_AGG_LAST] = STMT_ROLLUP_LAST_ASC,
+    };
+    static const stmt_id desc[] = {
+        [STORE_AGG_AVG] = STMT_ROLLUP_TOTAL_DESC, [STORE_AGG_SUM] = STMT_ROLLUP_TOTAL_DESC,
+        [STORE_AGG_COUNT] = STMT_ROLLUP_TOTAL_DESC, [STORE_AGG_MIN] = STMT_ROLLUP_LO_DESC,
+        [STORE_AGG_MAX] = STMT_ROLLUP_HI_DESC, [STORE_AGG_FIRST] = STMT_ROLLUP_FIRST_DESC,
+        [STORE_AGG_LAST] = STMT_ROLLUP_LAST_DESC,
+    };
+    return b->desc ? desc[b->fn] : asc[b->fn];
+}
+
+/* A row of rollup_scan as sums: its one sum stands in every field, and
+ * bucket_value reads only fn's own. */
+static void rollup_row(sqlite3_stmt *st, rollup_sums *s)
+{
+    double v = sqlite3_column_double(st, 2);
+    *s = (rollup_sums){.n = sqlite3_column_int64(st, 1), .total = v, .lo = v, .hi = v,
+                       .first = v, .last = v};
+}
+
 static int bucket_rollups(sq_conn *c, bucket_run *b, int64_t series_id, int64_t from, int64_t to)
 {
-    stmt_id id = b->desc ? STMT_ROLLUP_SCAN_DESC : STMT_ROLLUP_SCAN_ASC;
+    stmt_id id = rollup_scan(b);
     if (from >= to || b->stop)
         return SS_OK;
     int err = range_bind(c, id, series_id, from, to);
@@ -351,14 +378,8 @@ static int bucket_rollups(sq_conn *c, bucket_run *b, int64_t series_id, int64_t 
         bucket_move(b, sqlite3_column_int64(st, 0));
         if (b->stop)
             break;
-        rollup_sums s = {
-            .n = sqlite3_column_int64(st, 1),
-            .total = sqlite3_column_double(st, 2),
-            .lo = sqlite3_column_double(st, 3),
-            .hi = sqlite3_column_double(st, 4),
-            .first = sqlite3_column_double(st, 5),
-            .last = sqlite3_column_double(st, 6),
-        };
+        rollup_sums s;
+        rollup_row(st, &s);
         bucket_add(b, &s);
     }
     return sq_rows_end(c, id, b->stop ? SQLITE_DONE : rc);
