@@ -72,11 +72,13 @@ function roleIn(orgId) {
   return best >= 0 ? ROLES[best] : null;
 }
 
+// /me and /orgs together (both reads: nothing is written before the CSRF
+// token is set); quiet, so a visitor not signed in is not told a session ended.
 async function loadMe() {
-  const me = await api.get('/me', { quiet: true });
+  const [me, orgs] = await Promise.all([api.get('/me', { quiet: true }), api.all('/orgs', {}, undefined, { quiet: true })]);
   api.setCsrf(me.csrf);
   state.me = { ...me.user, memberships: me.memberships };
-  state.orgs = await api.all('/orgs');
+  state.orgs = orgs;
 }
 
 function runCleanups() {
