@@ -33,6 +33,18 @@ export function widthOf(el) {
   return Math.max(200, Math.floor(el.getBoundingClientRect().width || el.clientWidth || 300));
 }
 
+// The chart takes its container's width whenever that changes. Only then:
+// a resize redraws the whole chart, and the observer's first call (at once,
+// with the width the chart was made at) would draw each chart twice.
+function follow(el, plot, height) {
+  const ro = new ResizeObserver(() => {
+    const width = widthOf(el);
+    if (width !== plot.width) plot.setSize({ width, height });
+  });
+  ro.observe(el);
+  return ro;
+}
+
 // A line chart in `el`. series: [{label, colour?}]; data: [xs (ms), ys…]
 // (nulls allowed). opts: height, yLabel, title. Returns {plot, setData,
 // destroy}; the chart resizes with its container.
@@ -55,8 +67,7 @@ export function lineChart(el, series, data, opts = {}) {
       points: { show: false },
     }))],
   }, data, el);
-  const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
-  ro.observe(el);
+  const ro = follow(el, plot, height);
   return {
     plot,
     setData: (d) => plot.setData(d),
@@ -85,8 +96,7 @@ export function barChart(el, series, data, opts = {}) {
       value: s.value,
     }))],
   }, data, el);
-  const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
-  ro.observe(el);
+  const ro = follow(el, plot, height);
   return { plot, setData: (d) => plot.setData(d), destroy: () => { ro.disconnect(); plot.destroy(); } };
 }
 
