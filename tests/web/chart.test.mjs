@@ -4,10 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
 
+// The app's files are ES modules (the browser loads them as such).
 register('data:text/javascript,' + encodeURIComponent(`
 export async function resolve(spec, ctx, next) {
   if (spec.endsWith('/vendor/uplot.esm.js')) return { url: 'data:text/javascript,export default {}', shortCircuit: true };
-  return next(spec, ctx);
+  const r = await next(spec, ctx);
+  return r.url.includes('/web/') ? { ...r, format: 'module' } : r;
 }`));
 const { everyFor } = await import('../../web/lib/chart.js');
 
