@@ -115,8 +115,10 @@ try {
   }
   const points = await page.evaluate(() => [...document.querySelectorAll('.widget-line .chart')].map((c) => Number(c.dataset.points)));
 
-  // One chart's data query alone, as the widget asks it.
-  const every = Math.max(1, Math.ceil(range / Math.floor(width)));
+  // One chart's data query alone, as the widget asks it (its `every` is the
+  // page's own: a round width, web/lib/chart.js everyFor()).
+  const every = Number(await page.evaluate(() => new URL(performance.getEntriesByType('resource')
+    .find((e) => e.name.includes('/data?')).name).searchParams.get('every')));
   const now = Date.now();
   const q = `${server.url}/api/v1/devices/${dev.id}/data?channel=c0&from=${Math.floor((now - range) / every) * every}&to=${now + 1}&every=${every}&fn=avg&limit=${Math.ceil(range / every) + 1}`;
   const queries = [];

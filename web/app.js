@@ -72,11 +72,13 @@ function roleIn(orgId) {
   return best >= 0 ? ROLES[best] : null;
 }
 
+// /me and /orgs together (both reads: nothing is written before the CSRF
+// token is set); quiet, so a visitor not signed in is not told a session ended.
 async function loadMe() {
-  const me = await api.get('/me', { quiet: true });
+  const [me, orgs] = await Promise.all([api.get('/me', { quiet: true }), api.all('/orgs', {}, undefined, { quiet: true })]);
   api.setCsrf(me.csrf);
   state.me = { ...me.user, memberships: me.memberships };
-  state.orgs = await api.all('/orgs');
+  state.orgs = orgs;
 }
 
 function runCleanups() {
@@ -219,6 +221,10 @@ function landFocus(main, view) {
 async function route() {
   runCleanups();
   const token = ++state.rendering;
+  const hash = location.hash;
+  // Stale once a newer route began, or once the URL moved on while this one
+  // waited (its hashchange not handled yet): a go() from here would undo it.
+  const stale = () => token !== state.rendering || location.hash !== hash;
   const { parts, query } = parseHash();
   if (parts[0] === 'signin') {
     const main = plainFrame();
@@ -229,12 +235,12 @@ async function route() {
     try {
       await loadMe();
     } catch (err) {
-      if (token !== state.rendering) return;
+      if (stale()) return;
       if (err.status === 401 || err.status === 403) return signedOut('');
       clear(root).append(h('main#main.page-error', h('h1', 'SensorSpace cannot be reached'), h('p', err.sentence ? err.sentence() : String(err))));
       return;
     }
-    if (token !== state.rendering) return;
+    if (stale()) return;
   }
   if (parts[0] === 'account') {
     const main = plainFrame();
@@ -248,7 +254,7 @@ async function route() {
         if (err.status === 401) return signedOut('Your session has ended. Sign in again.');
         /* otherwise the list as read before */
       }
-      if (token !== state.rendering) return undefined;
+      if (stale()) return undefined;
     }
     return orgPicker(token);
   }
@@ -257,7 +263,7 @@ async function route() {
     // Made since the list was read (another tab, a child just created):
     // read the memberships and organisations again before refusing.
     try { await loadMe(); } catch { /* refused below, or signed out */ }
-    if (token !== state.rendering) return;
+    if (stale()) return;
     org = orgById(parts[1]);
   }
   const role = org && roleIn(org.id);

@@ -91,3 +91,14 @@ test('an ended session leads back to sign-in, then to where the person was', asy
   assertClean(page);
   await page.context().close();
 });
+
+test('every module the page preloads is served', async () => {
+  const html = await (await fetch(server.url + '/')).text();
+  const hrefs = [...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]);
+  assert.ok(hrefs.some((h) => h.endsWith('/pages/dashboards.js')) && hrefs.some((h) => h.endsWith('/vendor/uplot.esm.js')));
+  for (const h of hrefs) {
+    const res = await fetch(server.url + h);
+    assert.equal(res.status, 200, h);
+    assert.match(res.headers.get('content-type'), /javascript/, h);
+  }
+});

@@ -110,19 +110,19 @@ export const patch = async (p, body) => (await request('PATCH', p, body)).data;
 export const del = async (p) => (await request('DELETE', p)).data;
 
 // One page of a list: {items, next} (next: the cursor of the page after,
-// or '' at the end).
-export async function page(p, params = {}) {
-  const { data, headers } = await request('GET', p + query(params));
+// or '' at the end). opts as request()'s.
+export async function page(p, params = {}, opts) {
+  const { data, headers } = await request('GET', p + query(params), undefined, opts);
   const items = Array.isArray(data) ? data : (data && (data.items || data.data)) || [];
   return { items, next: headers.get('Next-Cursor') || '' };
 }
 
 // Every item of a list, up to `max` (lists page, SPEC §2).
-export async function all(p, params = {}, max = 10000) {
+export async function all(p, params = {}, max = 10000, opts) {
   const out = [];
   let cursor = '';
   do {
-    const r = await page(p, { ...params, cursor });
+    const r = await page(p, { ...params, cursor }, opts);
     out.push(...r.items);
     cursor = r.next;
   } while (cursor && out.length < max);

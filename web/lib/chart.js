@@ -7,15 +7,42 @@ import uPlot from '../vendor/uplot.esm.js';
 // blindness (Okabe-Ito, darkened).
 export const COLOURS = ['#0b5cad', '#c25400', '#007a5a', '#a3177f', '#5d4bb7', '#8a6d00', '#b4002e', '#2f6f89'];
 
-// The bucket width in ms for a range drawn on a chart of `px` pixels:
-// whole milliseconds, at least 1.
+const MIN = 60000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const WEEK = 7 * DAY;
+// The bucket widths from a minute up: whole minutes, so a query over a long
+// range is answered from the server's per-minute rollups (its buckets start
+// at multiples of `every` since the epoch), and a chart's ticks fall on
+// round times.
+const NICE = [1, 2, 5, 10, 15, 30].map((m) => m * MIN)
+  .concat([1, 2, 3, 6, 12].map((n) => n * HOUR), [DAY, 2 * DAY, WEEK]);
+
+// The bucket width in ms for a range drawn on a chart of `px` pixels: never
+// more buckets than pixels. Below a minute, the exact width (whole ms, at
+// least 1); from a minute up, the smallest of NICE at least as wide, past a
+// week a whole number of weeks.
 export function everyFor(rangeMs, px) {
   const n = Math.max(1, Math.floor(px || 300));
-  return Math.max(1, Math.ceil(rangeMs / n));
+  const raw = Math.max(1, Math.ceil(rangeMs / n));
+  if (raw < MIN) return raw;
+  return NICE.find((w) => w >= raw) || Math.ceil(raw / WEEK) * WEEK;
 }
 
 export function widthOf(el) {
   return Math.max(200, Math.floor(el.getBoundingClientRect().width || el.clientWidth || 300));
+}
+
+// The chart takes its container's width whenever that changes. Only then:
+// a resize redraws the whole chart, and the observer's first call (at once,
+// with the width the chart was made at) would draw each chart twice.
+function follow(el, plot, height) {
+  const ro = new ResizeObserver(() => {
+    const width = widthOf(el);
+    if (width !== plot.width) plot.setSize({ width, height });
+  });
+  ro.observe(el);
+  return ro;
 }
 
 // A line chart in `el`. series: [{label, colour?}]; data: [xs (ms), ys…]
@@ -40,8 +67,7 @@ export function lineChart(el, series, data, opts = {}) {
       points: { show: false },
     }))],
   }, data, el);
-  const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
-  ro.observe(el);
+  const ro = follow(el, plot, height);
   return {
     plot,
     setData: (d) => plot.setData(d),
@@ -70,8 +96,7 @@ export function barChart(el, series, data, opts = {}) {
       value: s.value,
     }))],
   }, data, el);
-  const ro = new ResizeObserver(() => plot.setSize({ width: widthOf(el), height }));
-  ro.observe(el);
+  const ro = follow(el, plot, height);
   return { plot, setData: (d) => plot.setData(d), destroy: () => { ro.disconnect(); plot.destroy(); } };
 }
 

@@ -6,14 +6,13 @@
 import * as api from '../lib/api.js';
 import { h, clear, field, form, table, confirm, notice, noticeNext, showNoticeNext } from '../lib/ui.js';
 import { openLive } from '../lib/live.js';
-import * as line from '../widgets/line.js';
-import * as gauge from '../widgets/gauge.js';
-import * as value from '../widgets/value.js';
-import * as tbl from '../widgets/table.js';
-import * as map from '../widgets/map.js';
 
 const { path } = api;
-const WIDGETS = { line, gauge, value, table: tbl, map };
+// The widgets' modules (uPlot with the line chart) load while the
+// dashboard is asked for, not before.
+const loadWidgets = () => Promise.all([import('../widgets/line.js'), import('../widgets/gauge.js'),
+  import('../widgets/value.js'), import('../widgets/table.js'), import('../widgets/map.js')])
+  .then(([line, gauge, value, table, map]) => ({ line, gauge, value, table, map }));
 const TYPES = [['line', 'Line chart'], ['gauge', 'Gauge'], ['value', 'Value'], ['table', 'Table'], ['map', 'Map of devices']];
 const KINDS = [['static', 'Static: each widget shows a device chosen here'], ['dynamic', 'Dynamic: the device is picked when viewing']];
 const RANGES = [[300000, '5 minutes'], [900000, '15 minutes'], [3600000, '1 hour'], [21600000, '6 hours'],
@@ -29,6 +28,8 @@ export async function render(view) {
   showNoticeNext();
   const [id, mode] = view.args;
   if (!id) return list(view);
+  const widgets = mode === 'edit' ? null : loadWidgets();
+  widgets?.catch(() => { /* said by show(), which waits for them */ });
   let d;
   try {
     d = await api.get(path`/dashboards/${id}`);
@@ -41,7 +42,7 @@ export async function render(view) {
   }
   if (!view.current()) return;
   if (mode === 'edit' && canEdit(view)) return edit(view, d);
-  return show(view, d);
+  return show(view, d, widgets || loadWidgets());
 }
 
 // ---- the list ----
@@ -73,7 +74,7 @@ async function list(view) {
 // gets the focus back, so the keyboard's arrows go on to the next device.
 let pickerFocused = false;
 
-async function show(view, d) {
+async function show(view, d, widgets) {
   const org = view.org.id;
   view.title(d.name);
   const dynamic = d.kind === 'dynamic';
@@ -103,6 +104,8 @@ async function show(view, d) {
     view.el.append(h('p.empty', canEdit(view) ? 'This dashboard has no widget yet. Edit it to add some.' : 'This dashboard has no widget yet.'));
     return;
   }
+  const WIDGETS = await widgets;
+  if (!view.current()) return;
   const grid = h('div.widgets');
   view.el.append(grid);
   const slots = d.widgets.map((w, i) => {
