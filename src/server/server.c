@@ -462,6 +462,17 @@ static void flush_last_seen(server *sv)
     store_conn_release(sv->store, c);
 }
 
+/* The stop is under way and ends by itself: a SIGINT or SIGTERM after the
+ * handlers close (libuv then gives the signals back their default, which
+ * kills) is ignored, as one before it is, rather than cutting the last
+ * writes short. */
+static void close_signals(server *sv)
+{
+    uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+}
 static void on_listener_stopped(void *arg)
 {
     server *sv = arg;
@@ -484,8 +495,7 @@ static void on_listener_stopped(void *arg)
     conn_registry_close(sv->conns);
     sv->conns = NULL;
     uv_close((uv_handle_t *)&sv->checkpoint_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
+    close_signals(sv);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -664,10 +674,8 @@ static void abort_start(server *sv)
         meter_stop(sv->meter, "shutdown");
     if (uv_is_active((uv_handle_t *)&sv->checkpoint_timer))
         uv_close((uv_handle_t *)&sv->checkpoint_timer, on_handle_closed);
-    if (uv_is_active((uv_handle_t *)&sv->sigint)) {
-        uv_close((uv_handle_t *)&sv->sigint, on_handle_closed);
-        uv_close((uv_handle_t *)&sv->sigterm, on_handle_closed);
-    }
+    if (uv_is_active((uv_handle_t *)&sv->sigint))
+        close_signals(sv);
     uv_run(&sv->loop, UV_RUN_DEFAULT);
 }
 
