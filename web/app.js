@@ -115,13 +115,32 @@ api.on('accessLost', () => {
 
 // Asks whether the session and the org still hold: a 401 signs out, a 404
 // (removed from the org, or the org deleted) leaves it.
-async function recheck(orgId) {
+// Whether the org and the person's role in it still hold: a role that
+// changed (made a viewer, made an admin) draws the page again with the
+// pages the new role has, so no link leads to a page the role lost.
+async function recheck(orgId, role, token) {
   try {
     await api.get(`/orgs/${encodeURIComponent(orgId)}`);
+    const me = await api.get('/me');
+    if (token !== state.rendering) return;
+    state.me = { ...me.user, memberships: me.memberships };
+    const now = roleIn(orgId);
+    if (!now) api.accessLost(orgId);  // removed between the two answers
+    else if (now !== role) route();
   } catch (err) {
     if (err.status === 404 || err.status === 403) api.accessLost(orgId);
   }
 }
+
+// Runs check now and every ACCESS_CHECK_MS while the page is open and in
+// sight; a 401 on the way leads to the sign-in page (api's signedOut).
+function whileOpen(check) {
+  check();
+  const timer = setInterval(() => { if (document.visibilityState === 'visible') check(); }, ACCESS_CHECK_MS);
+  state.cleanups.push(() => clearInterval(timer));
+}
+
+const sessionHolds = () => api.get('/me').catch(() => { /* a 401 signs out; else try later */ });
 
 function frame(org, role, pageId) {
   const nav = h('nav.org-nav', { 'aria-label': 'Organisation' },
@@ -174,7 +193,7 @@ function makeView(main, token, extra) {
     orgHref,
     current: () => token === state.rendering,
     cleanup: (fn) => state.cleanups.push(fn),
-    recheck: () => extra.org && recheck(extra.org.id),
+    recheck: () => extra.org && recheck(extra.org.id, extra.role, token),
     title: (t) => { document.title = t ? `${t} · SensorSpace` : 'SensorSpace'; },
     reloadMe: loadMe,
   };
@@ -244,6 +263,7 @@ async function route() {
   }
   if (parts[0] === 'account') {
     const main = plainFrame();
+    whileOpen(sessionHolds);
     return show(() => import('./pages/account.js'), main, makeView(main, token, { query }));
   }
   if (parts[0] !== 'o' || !parts[1]) {
@@ -277,9 +297,7 @@ async function route() {
   const main = frame(org, role, page.id);
   // Each page shown, and every ACCESS_CHECK_MS while one is open, asks
   // again whether the session and the membership hold.
-  recheck(org.id);
-  const timer = setInterval(() => { if (document.visibilityState === 'visible') recheck(org.id); }, ACCESS_CHECK_MS);
-  state.cleanups.push(() => clearInterval(timer));
+  whileOpen(() => recheck(org.id, role, token));
   document.title = `${page.label} · ${org.name} · SensorSpace`;
   return show(page.load, main, makeView(main, token, { org, role, args: parts.slice(3), query }));
 }
@@ -292,6 +310,7 @@ function orgPicker(token) {
   sessionStorage.removeItem('ss-orgs-message');
   if (msg) notice(msg, 'error');
   if (state.orgs.length === 1 && !msg) return go(orgHref(state.orgs[0].id, ''));
+  whileOpen(sessionHolds);
   const ids = new Set(state.orgs.map((o) => o.id));
   const kids = new Map();
   for (const o of state.orgs) {

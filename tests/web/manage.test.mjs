@@ -344,6 +344,40 @@ test('a member whose access is removed loses it on the open page', async () => {
   await page.context().close();
 });
 
+test('an admin made a viewer loses the admin pages on the open page', async () => {
+  const ada = await addMember('ada@example.com', 'admin');
+  const page = await newPage(browser);
+  await signIn(page, server.url, 'ada@example.com', PW);
+  await page.goto(at(`#/o/${orgId}/members`));
+  await page.getByRole('heading', { name: 'Add a member' }).waitFor();
+  const nav = page.getByRole('navigation', { name: 'Organisation' });
+  assert.equal(await nav.getByRole('link', { name: 'Members' }).count(), 1);
+  const t0 = Date.now();
+  await api.patch(`/api/v1/orgs/${orgId}/members/${ada.user_id}`, { role: 'viewer' });
+  // The page is drawn again for the new role: its nav has no admin page,
+  // and the members page it stood on is left for one a viewer has.
+  await nav.getByRole('link', { name: 'Members' }).waitFor({ state: 'detached', timeout: 12000 });
+  await page.waitForURL((u) => !/\/members/.test(u.hash), { timeout: 5000 });
+  assert.equal(await nav.getByRole('link', { name: 'API keys' }).count(), 0);
+  assert.equal(await nav.getByRole('link', { name: 'Devices' }).count(), 1);
+  console.log(`role change shown after ${Date.now() - t0} ms`);
+  assertClean(page);
+  await page.context().close();
+});
+
+test('the account page leads back to sign-in when the session ends elsewhere', async () => {
+  const bo = await addMember('bo@example.com', 'viewer');
+  const page = await newPage(browser);
+  await signIn(page, server.url, 'bo@example.com', PW);
+  await page.goto(at('#/account'));
+  await page.getByRole('heading', { name: 'Your sessions' }).waitFor();
+  // The superadmin sets a new password: every session of the person ends.
+  await api.put(`/api/v1/users/${bo.user_id}/password`, { new_password: 'another-long-password-2' });
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: 12000 });
+  assertClean(page);
+  await page.context().close();
+});
+
 test('every management page at 360 px', async () => {
   const page = await newPage(browser, { width: 360, height: 740 });
   await signIn(page, server.url);

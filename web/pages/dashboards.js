@@ -70,9 +70,15 @@ async function list(view) {
 
 // ---- the view ----
 
-// The view is drawn anew for each device picked: the picker that was used
-// gets the focus back, so the keyboard's arrows go on to the next device.
-let pickerFocused = false;
+// A part of a view that is drawn again in place: its own cleanups, run
+// when it is drawn again or the page is left, and current() false after.
+function scope(view) {
+  const fns = [];
+  let live = true;
+  const end = () => { live = false; fns.splice(0).reverse().forEach((fn) => fn()); };
+  view.cleanup(end);
+  return { view: { ...view, cleanup: (fn) => fns.push(fn), current: () => live && view.current() }, end };
+}
 
 async function show(view, d, widgets) {
   const org = view.org.id;
@@ -86,28 +92,44 @@ async function show(view, d, widgets) {
   const head = h('div.dash-head', h('h1', d.name),
     canEdit(view) ? h('a.button', { href: view.orgHref(org, 'dashboards', d.id, 'edit') }, 'Edit dashboard') : null);
   view.el.append(head);
-  if (dynamic) {
-    if (!devices.length) {
-      view.el.append(h('p.empty', 'No device matches this dashboard yet.'));
-      return;
-    }
-    const pick = field('Device', 'device', { options: devices.map((x) => [x.id, x.name]), value: picked });
-    input(pick).addEventListener('change', (e) => {
-      pickerFocused = document.activeElement === e.target;
-      view.go(view.orgHref(org, 'dashboards', d.id) + '?device=' + encodeURIComponent(e.target.value));
-    });
-    head.append(h('div.toolbar', pick));
-    if (pickerFocused) input(pick).focus();
-    pickerFocused = false;
+  if (dynamic && !devices.length) {
+    view.el.append(h('p.empty', 'No device matches this dashboard yet.'));
+    return;
   }
   if (!d.widgets.length) {
     view.el.append(h('p.empty', canEdit(view) ? 'This dashboard has no widget yet. Edit it to add some.' : 'This dashboard has no widget yet.'));
     return;
   }
+  const area = h('div');
+  view.el.append(area);
+  let part = scope(view);
+  if (dynamic) {
+    // Another device is drawn in place: the picker stays, with the focus,
+    // so the keyboard's arrows go on to the next device at once; the URL
+    // names the device for a reload or a link.
+    const pick = field('Device', 'device', { options: devices.map((x) => [x.id, x.name]), value: picked });
+    input(pick).addEventListener('change', (e) => {
+      history.replaceState(null, '', view.orgHref(org, 'dashboards', d.id) + '?device=' + encodeURIComponent(e.target.value));
+      part.end();
+      part = scope(view);
+      clear(area);
+      drawWidgets(part.view, area, d, devices, e.target.value, widgets).catch((err) => {
+        if (err && err.status === 401) return;  // signedOut leads on
+        area.append(h('p.form-error', err && err.sentence ? err.sentence() : 'This dashboard could not be shown.'));
+      });
+    });
+    head.append(h('div.toolbar', pick));
+  }
+  await drawWidgets(part.view, area, d, devices, picked, widgets);
+}
+
+// The widgets of d into el, for `picked` (a dynamic dashboard's device).
+async function drawWidgets(view, el, d, devices, picked, widgets) {
+  const dynamic = d.kind === 'dynamic';
   const WIDGETS = await widgets;
   if (!view.current()) return;
   const grid = h('div.widgets');
-  view.el.append(grid);
+  el.append(grid);
   const slots = d.widgets.map((w, i) => {
     const body = h('div.widget-body');
     const title = w.title || `${typeLabel(w.type)}${w.channels && w.channels.length ? ': ' + w.channels.join(', ') : ''}`;
@@ -127,7 +149,9 @@ async function show(view, d, widgets) {
       if (s.inst) s.inst.destroy();
       s.inst = null;
       try {
-        s.inst = await WIDGETS[s.w.type].mount(s.body, s.w, { device: s.device, devices, view });
+        const inst = await WIDGETS[s.w.type].mount(s.body, s.w, { device: s.device, devices, view });
+        if (!view.current()) inst.destroy();
+        else s.inst = inst;
       } catch (err) {
         if (err && err.status === 401) throw err;
         clear(s.body).append(h('p.form-error', err && err.sentence ? err.sentence() : 'This widget could not be shown.'));
