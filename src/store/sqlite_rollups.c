@@ -316,27 +316,6 @@ static void bucket_add(bucket_run *b, const rollup_sums *s)
         sums_add_later(&b->sums, &later);
 }
 
-static int bucket_readings(sq_conn *c, bucket_run *b, int64_t series_id, int64_t from, int64_t to)
-{
-    stmt_id id = b->desc ? STMT_SCAN_DESC : STMT_SCAN_ASC;
-    if (from >= to || b->stop)
-        return SS_OK;
-    int err = range_bind(c, id, series_id, from, to);
-    if (err)
-        return err;
-    sqlite3_stmt *st = c->stmts[id];
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        bucket_move(b, sqlite3_column_int64(st, 0));
-        if (b->stop)
-            break;
-        rollup_sums one;
-        sums_one(&one, sqlite3_column_double(st, 1));
-        bucket_add(b, &one);
-    }
-    return sq_rows_end(c, id, b->stop ? SQLITE_DONE : rc);
-}
-
 /* The rollup scan of fn's sum, in the run's order. */
 static stmt_id rollup_scan(const bucket_run *b)
 {
@@ -355,18 +334,13 @@ static stmt_id rollup_scan(const bucket_run *b)
     return b->desc ? desc[b->fn] : asc[b->fn];
 }
 
-/* A row of rollup_scan as sums: its one sum stands in every field, and
- * bucket_value reads only fn's own. */
-static void rollup_row(sqlite3_stmt *st, rollup_sums *s)
+/* Steps [from, to) of the series into the run, in its order: the readings
+ * (rows of ts, value), or the rollups (rows of minute, n and fn's sum, which
+ * stands in every field of the sums: bucket_value reads only fn's own). */
+static int bucket_scan(sq_conn *c, bucket_run *b, int rollups, int64_t series_id, int64_t from,
+                       int64_t to)
 {
-    double v = sqlite3_column_double(st, 2);
-    *s = (rollup_sums){.n = sqlite3_column_int64(st, 1), .total = v, .lo = v, .hi = v,
-                       .first = v, .last = v};
-}
-
-static int bucket_rollups(sq_conn *c, bucket_run *b, int64_t series_id, int64_t from, int64_t to)
-{
-    stmt_id id = rollup_scan(b);
+    stmt_id id = rollups ? rollup_scan(b) : b->desc ? STMT_SCAN_DESC : STMT_SCAN_ASC;
     if (from >= to || b->stop)
         return SS_OK;
     int err = range_bind(c, id, series_id, from, to);
@@ -378,8 +352,9 @@ static int bucket_rollups(sq_conn *c, bucket_run *b, int64_t series_id, int64_t 
         bucket_move(b, sqlite3_column_int64(st, 0));
         if (b->stop)
             break;
-        rollup_sums s;
-        rollup_row(st, &s);
+        double v = sqlite3_column_double(st, rollups ? 2 : 1);
+        rollup_sums s = {.n = rollups ? sqlite3_column_int64(st, 1) : 1, .total = v, .lo = v,
+                         .hi = v, .first = v, .last = v};
         bucket_add(b, &s);
     }
     return sq_rows_end(c, id, b->stop ? SQLITE_DONE : rc);
@@ -408,19 +383,19 @@ int sq_rollup_query(sq_conn *c, int64_t series_id, const store_query *q, int64_t
     whole_minutes(q, every_ms, &lo, &hi);
     int err;
     if (lo >= hi) {
-        err = bucket_readings(c, &b, series_id, q->from, q->to);
+        err = bucket_scan(c, &b, 0, series_id, q->from, q->to);
     } else if (!q->desc) {
-        err = bucket_readings(c, &b, series_id, q->from, lo);
+        err = bucket_scan(c, &b, 0, series_id, q->from, lo);
         if (!err)
-            err = bucket_rollups(c, &b, series_id, lo, hi);
+            err = bucket_scan(c, &b, 1, series_id, lo, hi);
         if (!err)
-            err = bucket_readings(c, &b, series_id, hi, q->to);
+            err = bucket_scan(c, &b, 0, series_id, hi, q->to);
     } else {
-        err = bucket_readings(c, &b, series_id, hi, q->to);
+        err = bucket_scan(c, &b, 0, series_id, hi, q->to);
         if (!err)
-            err = bucket_rollups(c, &b, series_id, lo, hi);
+            err = bucket_scan(c, &b, 1, series_id, lo, hi);
         if (!err)
-            err = bucket_readings(c, &b, series_id, q->from, lo);
+            err = bucket_scan(c, &b, 0, series_id, q->from, lo);
     }
     if (!err && !b.stop && b.sums.n > 0)
         cb(ctx, b.start, bucket_value(&b));
