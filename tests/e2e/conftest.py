@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import shutil
+import sqlite3
 
 import pytest
 import requests
@@ -324,3 +325,17 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS for process %d" % pid)
+
+
+def rewind_schema(data_dir, version_now, script):
+    """Runs script (SQL that undoes migrations, ending in PRAGMA
+    user_version) on a stopped server's store, which must be at
+    version_now: the next start migrates it forward again."""
+    db = sqlite3.connect(os.path.join(data_dir, "sensorspace.db"), isolation_level=None)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == version_now
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.executescript(script)
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()

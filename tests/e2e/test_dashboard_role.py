@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from conftest import login, module_server, new_org_device, now_ms
+from conftest import login, module_server, new_org_device, now_ms, rewind_schema
 
 PW = "member-password-1"
 ROUTER_C = os.path.join(os.path.dirname(__file__), "../../src/http/router.c")
@@ -387,12 +387,10 @@ PRAGMA user_version = 10;
 
 
 def rewind_to_before_dashboard_role(data_dir):
-    db = sqlite3.connect(os.path.join(data_dir, "sensorspace.db"), isolation_level=None)
+    # Migration 12 (rollups) is undone first, then 11.
+    assert rewind_schema(data_dir, 12, REWIND_TO_10) == 10
+    db = sqlite3.connect(os.path.join(data_dir, "sensorspace.db"))
     try:
-        # Migration 12 (rollups) is undone first, then 11.
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
-        db.execute("PRAGMA foreign_keys = OFF")
-        db.executescript(REWIND_TO_10)
         assert db.execute("SELECT max(role) FROM memberships").fetchone()[0] == 4
     finally:
         db.close()

@@ -3,11 +3,9 @@ kept beside the readings (docs/api.md): their answers are those of the raw
 readings, through every change a reading can see (sent in order, sent late,
 sent again with another value, deleted in a range, stored before the
 rollups existed)."""
-import os
 import random
-import sqlite3
 
-from conftest import login, new_org_device, now_ms
+from conftest import login, new_org_device, now_ms, rewind_schema
 
 MINUTE = 60000
 FNS = ("avg", "min", "max", "sum", "count", "first", "last")
@@ -72,15 +70,6 @@ def test_buckets_follow_every_change_of_the_readings(server, admin):
     assert_buckets(admin, dev, stored, frm, to)
 
 
-def rewind_rollups(data_dir):
-    db = sqlite3.connect(os.path.join(data_dir, "sensorspace.db"), isolation_level=None)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 12
-        db.executescript("DROP TABLE rollups; PRAGMA user_version = 11;")
-    finally:
-        db.close()
-
-
 def test_readings_stored_before_the_rollups_are_summed_at_start(fresh_server):
     srv = fresh_server()
     api = login(srv.http)
@@ -89,7 +78,7 @@ def test_readings_stored_before_the_rollups_are_summed_at_start(fresh_server):
     rows = [(t0 + i * 4000, float(i % 17)) for i in range(400)]
     post_lines(api, dev["token"], rows)
     assert srv.stop() == 0
-    rewind_rollups(srv.data_dir)
+    assert rewind_schema(srv.data_dir, 12, "DROP TABLE rollups; PRAGMA user_version = 11;") == 11
     srv.start()
     api = login(srv.http)
     assert_buckets(api, dev, dict(rows), t0 - 1, t0 + 400 * 4000 + 1)
