@@ -23,8 +23,6 @@
 
 #include "core/err.h"
 
-#define LOG_MOD SQ_LOG_MOD
-
 /* Written out once this full, at a point where no reading of the
  * transaction waits in a half-bound statement (a minute summed again must
  * see them all): a multi-row upsert holds at most SQ_UPSERT_ROWS. */
