@@ -128,9 +128,16 @@
  * reading for each of many series writes them out every 3,008 series. */
 #define SQ_ROLLUP_SLOTS 4096u
 #define SQ_ROLLUP_FILL_MAX (SQ_ROLLUP_SLOTS / 4u * 3u)
+/* The newest ts of the minutes a writing connection wrote last, kept
+ * between its commits (24 bytes each, direct-mapped: a collision forgets
+ * one): a reading older than its series' newest but newer than everything
+ * of its own minute (a device's uploads of two time ranges interleaved)
+ * then adds to the minute's rollup instead of having it summed again. */
+#define SQ_ROLLUP_MARKS 4096u
 
 _Static_assert((SERIES_CACHE_SLOTS & (SERIES_CACHE_SLOTS - 1)) == 0, "slots: a power of two");
 _Static_assert((SQ_ROLLUP_SLOTS & (SQ_ROLLUP_SLOTS - 1)) == 0, "rollup slots: a power of two");
+_Static_assert((SQ_ROLLUP_MARKS & (SQ_ROLLUP_MARKS - 1)) == 0, "rollup marks: a power of two");
 _Static_assert(SS_CHANNEL_MAX < UINT8_MAX, "channel length is kept in a byte");
 _Static_assert(SS_ID_LEN < UINT8_MAX && STORE_PROTOCOL_MAX < UINT8_MAX,
                "usage key lengths are kept in a byte");
@@ -772,6 +779,9 @@ int sq_rollup_flush(sq_conn *c);
 int sq_rollup_spill(sq_conn *c);
 /* Forgets it: the transaction was rolled back. */
 void sq_rollup_discard(sq_conn *c);
+/* Forgets what the connection knew of the minutes it wrote: with its
+ * series cache (another connection may have written since). */
+void sq_rollup_forget(sq_conn *c);
 void sq_rollup_free(sq_conn *c);
 /* Readings of the series in [from, to) were deleted: their minutes'
  * rollups are dropped, and the two at the edges summed again from what is

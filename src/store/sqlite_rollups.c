@@ -39,14 +39,25 @@ typedef struct rollup_sums {
 typedef struct rollup_slot {
     int64_t series_id;  /* 0: empty */
     int64_t minute;     /* the minute's first ms */
+    int64_t last_ts;    /* the newest ts added: a reading after it adds too */
     int resum;          /* sum the minute again from the readings */
     rollup_sums sums;
 } rollup_slot;
+
+/* A minute's newest ts as this connection last wrote it: never older than
+ * what is stored (it only grows, and is forgotten when another connection
+ * may have written). */
+typedef struct minute_mark {
+    int64_t series_id;  /* 0: none */
+    int64_t minute;
+    int64_t last_ts;    /* 0: the minute has no reading */
+} minute_mark;
 
 struct rollup_acc {
     rollup_slot slots[SQ_ROLLUP_SLOTS];
     uint32_t filled[SQ_ROLLUP_FILL_MAX];  /* slot indexes, to write and clear */
     size_t used;
+    minute_mark marks[SQ_ROLLUP_MARKS];
 };
 
 static int64_t minute_of(int64_t ts)
@@ -110,16 +121,42 @@ static rollup_slot *acc_probe(rollup_acc *a, int64_t series_id, int64_t minute)
     }
 }
 
+static minute_mark *mark_of(rollup_acc *a, int64_t series_id, int64_t minute)
+{
+    return &a->marks[slot_hash(series_id, minute) & (SQ_ROLLUP_MARKS - 1)];
+}
+
+/* The minute's newest ts as last written here; INT64_MAX: not known. */
+static int64_t mark_get(rollup_acc *a, int64_t series_id, int64_t minute)
+{
+    const minute_mark *m = mark_of(a, series_id, minute);
+    return m->series_id == series_id && m->minute == minute ? m->last_ts : INT64_MAX;
+}
+
+static void mark_set(rollup_acc *a, int64_t series_id, int64_t minute, int64_t last_ts)
+{
+    *mark_of(a, series_id, minute) =
+        (minute_mark){.series_id = series_id, .minute = minute, .last_ts = last_ts};
+}
+
+void sq_rollup_forget(sq_conn *c)
+{
+    if (c->rollups)
+        memset(c->rollups->marks, 0, sizeof c->rollups->marks);
+}
+
 int sq_rollup_note(sq_conn *c, series_slot *s, const ss_reading *r)
 {
     int err = acc_ready(c);
     if (err)
         return err;
     rollup_acc *a = c->rollups;
-    int resum = r->ts <= s->known_ts;
-    if (!resum)
-        s->known_ts = r->ts;
     int64_t minute = minute_of(r->ts);
+    /* After every stored reading of its minute: newer than its series' or
+     * than the minute's as written here last. Else it may replace one. */
+    int after = r->ts > s->known_ts || r->ts > mark_get(a, s->series_id, minute);
+    if (r->ts > s->known_ts)
+        s->known_ts = r->ts;
     rollup_slot *slot = acc_probe(a, s->series_id, minute);
     if (slot->series_id == 0) {
         if (a->used >= SQ_ROLLUP_FILL_MAX)
@@ -127,16 +164,20 @@ int sq_rollup_note(sq_conn *c, series_slot *s, const ss_reading *r)
         a->filled[a->used++] = (uint32_t)(slot - a->slots);
         slot->series_id = s->series_id;
         slot->minute = minute;
-        slot->resum = resum;
+        slot->last_ts = r->ts;
+        slot->resum = !after;
         sums_one(&slot->sums, r->value);
         return SS_OK;
     }
-    slot->resum |= resum;
-    if (!slot->resum) {
-        rollup_sums one;
-        sums_one(&one, r->value);
-        sums_add_later(&slot->sums, &one);
+    /* The slot holds what this transaction added after the stored ones. */
+    if (slot->resum || r->ts <= slot->last_ts) {
+        slot->resum = 1;
+        return SS_OK;
     }
+    slot->last_ts = r->ts;
+    rollup_sums one;
+    sums_one(&one, r->value);
+    sums_add_later(&slot->sums, &one);
     return SS_OK;
 }
 
@@ -167,7 +208,8 @@ static int range_bind(sq_conn *c, stmt_id id, int64_t series_id, int64_t from, i
                              sqlite3_bind_int64(st, 3, to));
 }
 
-/* The minute's row from its readings as they stand; none left, no row. */
+/* The minute's row from its readings as they stand; none left, no row.
+ * The connection marks the minute's newest ts. */
 static int rollup_resum(sq_conn *c, int64_t series_id, int64_t minute)
 {
     int err = range_bind(c, STMT_SCAN_ASC, series_id, minute, minute_end(minute));
@@ -175,15 +217,19 @@ static int rollup_resum(sq_conn *c, int64_t series_id, int64_t minute)
         return err;
     sqlite3_stmt *st = c->stmts[STMT_SCAN_ASC];
     rollup_sums sums = {.n = 0};
+    int64_t last_ts = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         rollup_sums one;
+        last_ts = sqlite3_column_int64(st, 0);
         sums_one(&one, sqlite3_column_double(st, 1));
         sums_add_later(&sums, &one);
     }
     err = sq_rows_end(c, STMT_SCAN_ASC, rc);
     if (err)
         return err;
+    if (c->rollups)
+        mark_set(c->rollups, series_id, minute, last_ts);
     if (sums.n == 0) {
         err = range_bind(c, STMT_ROLLUP_DROP, series_id, minute, minute_end(minute));
         return err ? err : sq_step_done(c, STMT_ROLLUP_DROP);
@@ -197,7 +243,11 @@ static int slot_write(sq_conn *c, const rollup_slot *s)
     if (s->resum)
         return rollup_resum(c, s->series_id, s->minute);
     int err = sums_bind(c, STMT_ROLLUP_ADD, s->series_id, s->minute, &s->sums);
-    return err ? err : sq_step_done(c, STMT_ROLLUP_ADD);
+    if (!err)
+        err = sq_step_done(c, STMT_ROLLUP_ADD);
+    if (!err)
+        mark_set(c->rollups, s->series_id, s->minute, s->last_ts);
+    return err;
 }
 
 void sq_rollup_discard(sq_conn *c)

@@ -189,6 +189,7 @@ static void cache_sync_generation(sq_conn *c)
     if (gen == c->cache.generation && writes == c->cache.writes_seen)
         return;
     cache_clear(&c->cache);
+    sq_rollup_forget(c);
     c->cache.generation = gen;
     c->cache.writes_seen = writes;
 }
@@ -854,6 +855,7 @@ static int sq_write_batches(store_engine_conn *ec, const store_batch *batches, s
     err = sq_tx_end(c, err);
     if (err) {
         sq_rollup_discard(c);
+        sq_rollup_forget(c);
         cache_clear(&c->cache);
         memset(c->usage_ids, 0, sizeof c->usage_ids);
     }

@@ -1765,8 +1765,39 @@ static void test_rollups_with_two_writers(void **state)
     write_run(other, 1, &r, 1, 0);
     assert_int_equal(rollups_off(f->c), 0);
     assert_int_equal(q_int(f->c, "SELECT n * 100 + total FROM rollups"), 3 * 100 + 13);
+    /* The other's reading is the minute's newest: one between it and this
+     * connection's own last one is not the minute's last. */
+    r = rd("v", BASE + 30000, 30);
+    write_run(other, 1, &r, 1, 0);
+    r = rd("v", BASE + 20000, 20);
+    write_run(f->c, 1, &r, 1, 0);
+    assert_int_equal(rollups_off(f->c), 0);
     store_conn_release(f->s, other);
 }
+
+/* One device's uploads of two time ranges, interleaved call by call (two
+ * connections of one device): each range's readings are older than the
+ * series' newest but newer than everything of their own minute, and the
+ * minutes stay right; a reading sent again inside such a minute too. */
+static void test_rollups_of_interleaved_ranges(void **state)
+{
+    fx *f = *state;
+    enum { N = 400, CALLS = 30 };
+    add_org_and_device(f->c, 1);
+    ss_reading rs[N];
+    for (int k = 0; k < CALLS; k++) {
+        for (int part = 0; part < 2; part++) {
+            int64_t t0 = BASE + (int64_t)part * 100 * MINUTE + (int64_t)k * N * 700;
+            for (int i = 0; i < N; i++)
+                rs[i] = rd("v", t0 + (int64_t)i * 700, k * 1000 + i + part * 0.5);
+            if (k % 7 == 6)
+                rs[N / 2] = rd("v", t0 - 700 * 3, -5);  /* sent again: replaces */
+            write_run(f->c, 1, rs, N, 0);
+        }
+        assert_int_equal(rollups_off(f->c), 0);
+    }
+}
+
 
 /* A range delete in small steps drops the minutes it covers and sums the
  * ones at its edges again; a purged device leaves no rollup. */
@@ -2039,6 +2070,7 @@ int main(void)
         T(test_write_more_series_than_cache_holds),
         T(test_rollups_follow_every_write),
         T(test_rollups_with_two_writers),
+        T(test_rollups_of_interleaved_ranges),
         T(test_rollups_follow_deletes_and_the_purge),
         T(test_bucketed_query_reads_rollups_as_the_readings),
         TB(test_migrate_from_version_11_sums_the_readings),
